@@ -1,0 +1,54 @@
+# sahab: `make run` brings the platform up with demo data; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export SAHAB_HOME ?= $(CURDIR)/var
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+# Debian packages: the browser and fonts for the end-to-end tests; PostgreSQL binaries
+# so the tests can start their own cluster where no server runs.
+TEST_PACKAGES := chromium fonts-noto-core fonts-dejavu-core postgresql gettext
+
+.PHONY: run test test-sqlite test-postgres lint bench install messages clean help
+
+help:
+	@echo "make run     - install, load the demo data and start sahab on 127.0.0.1"
+	@echo "make test    - install what the tests need and run them (SQLite and PostgreSQL)"
+	@echo "make bench   - run the benchmarks under bench/"
+	@echo "make lint    - ruff"
+
+$(BIN)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+		$(PYTHON) -m pip install --quiet uv
+	@if command -v uv >/dev/null 2>&1; then uv sync --frozen --extra dev --quiet; \
+		else $(PYTHON) -m uv sync --frozen --extra dev --quiet; fi
+	@touch $@
+
+install: $(BIN)/.installed
+
+messages: install
+	@if command -v msgfmt >/dev/null; then cd src/sahab && ../../$(BIN)/sahab manage compilemessages -v 0; fi
+
+run: install
+	$(BIN)/sahab demo
+	$(BIN)/sahab serve
+
+test: install
+	@scripts/system-packages.sh $(TEST_PACKAGES)
+	@$(MAKE) --no-print-directory messages lint test-sqlite test-postgres
+
+test-sqlite: install
+	SAHAB_TEST_DB=sqlite $(BIN)/pytest
+
+test-postgres: install
+	SAHAB_TEST_DB=postgres $(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var test-results .pytest_cache

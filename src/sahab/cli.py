@@ -1,0 +1,159 @@
+"""The ``sahab`` command: set up, load the demo, serve, and operate the platform."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+class CommandError(Exception):
+    """A refusal to show the operator as one line, with exit status 2."""
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sahab.settings")
+    import django
+
+    django.setup()
+
+
+def cmd_init(args) -> int:
+    from sahab.core.setup import initialise
+
+    for line in initialise(verbose=True):
+        print(line)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from sahab.core.demo import load_demo, print_summary
+    from sahab.core.setup import initialise
+
+    for line in initialise(verbose=False):
+        print(line)
+    data = load_demo()
+    print_summary(data)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from django.core.management import call_command
+
+    from sahab.core.scheduler import SchedulerThread
+
+    scheduler = SchedulerThread()
+    scheduler.start()
+    try:
+        call_command("db_worker", interval=args.interval, verbosity=1)
+    finally:
+        scheduler.stopped.set()
+    return 0
+
+
+def _children(args) -> list[tuple[str, list[str]]]:
+    from django.conf import settings
+
+    python = sys.executable
+    web = [python, "-m", "gunicorn", "sahab.wsgi:application",
+           "--bind", f"127.0.0.1:{args.port or settings.HTTP_PORT}",
+           "--workers", str(args.workers), "--threads", "4",
+           "--access-logfile", "-", "--graceful-timeout", "10"]
+    worker = [python, "-m", "sahab.cli", "worker"]
+    return [("web", web), ("worker", worker)]
+
+
+def cmd_serve(args) -> int:
+    """Run every listener and the worker as child processes; stop all if one stops."""
+    procs: list[tuple[str, subprocess.Popen]] = []
+    stopping = False
+
+    def stop(signum=None, frame=None):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for name, argv in _children(args):
+        procs.append((name, subprocess.Popen(argv)))
+        print(f"sahab serve: started {name} (pid {procs[-1][1].pid})", flush=True)
+    status = 0
+    try:
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"sahab serve: {name} stopped with status {proc.returncode}; "
+                          "stopping the others", file=sys.stderr, flush=True)
+                    status = proc.returncode or 1
+                    stopping = True
+            time.sleep(0.3)
+    finally:
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 15
+        for _, proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return status
+
+
+def cmd_manage(args) -> int:
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["sahab manage", *args.rest])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sahab", description="sahab: the government cloud platform of Tunisia's "
+                                  "administrations.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create the database, keys and TLS certificate")
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("demo", help="init, then load the demo data and write demo.json")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("serve", help="run the web server and the background worker")
+    p.add_argument("--port", type=int, help="HTTP port (default SAHAB_HTTP_PORT or 8000)")
+    p.add_argument("--workers", type=int, default=2, help="web worker processes (default 2)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("worker", help="run the background worker and timers only")
+    p.add_argument("--interval", type=float, default=0.5, help="queue polling interval (s)")
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("manage", help="Django management commands (migrate, createsuperuser…)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_manage)
+    for register in _pillar_commands():
+        register(sub)
+    return parser
+
+
+def _pillar_commands():
+    """Each pillar may add its own sub-commands (``register(subparsers)``)."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_django()
+    from sahab.core.errors import DomainError
+
+    try:
+        return args.func(args) or 0
+    except (CommandError, DomainError) as exc:
+        print(f"sahab {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""``sahab demo``: load the demo data set of every pillar and write ``demo.json``.
+
+Loading is idempotent: what exists is kept, passwords and tokens already written to
+``demo.json`` stay valid, and a second run changes nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+
+def demo_path() -> Path:
+    return settings.SAHAB_HOME / "demo.json"
+
+
+def previous_demo() -> dict:
+    try:
+        return json.loads(demo_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _loaders():
+    """Each pillar's ``load(previous, data)`` in dependency order."""
+    from sahab.directory import demo as directory_demo
+
+    return [directory_demo.load]
+
+
+def load_demo() -> dict:
+    previous = previous_demo()
+    base = settings.PUBLIC_URL.rstrip("/")
+    data: dict = {"urls": {"web": f"{base}/", "api": f"{base}/api/", "admin": f"{base}/admin/"}}
+    with transaction.atomic():
+        for load in _loaders():
+            load(previous, data)
+    path = demo_path()
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, ensure_ascii=False, indent=2)
+    os.replace(tmp, path)
+    return data
+
+
+def print_summary(data: dict) -> None:
+    print(f"\nDemo data loaded; every login is in {demo_path()}\n")
+    for name, url in data.get("urls", {}).items():
+        print(f"  {name:<11} {url}")
+    print("\n  Demo logins (username / password — role, administration or company):")
+    for user in data.get("users", []):
+        print(f"  {user['username']:<22} {user['password']:<18} {user['role']}, "
+              f"{user['administration']}")
+    for token in data.get("api_tokens", []):
+        print(f"\n  API token of {token['username']}: {token['token']}")
+    print()

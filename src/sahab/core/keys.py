@@ -1,0 +1,96 @@
+"""The platform's own keys and certificate, kept under ``SAHAB_HOME``.
+
+``sahab init`` creates them once; they are never overwritten, because the ledger's
+signing key identifies the log for every verifier that already trusts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+
+
+def keys_dir() -> Path:
+    return settings.SAHAB_HOME / "keys"
+
+
+def ledger_key_path() -> Path:
+    return keys_dir() / "ledger-ed25519.pem"
+
+
+def tls_cert_path() -> Path:
+    return keys_dir() / "tls-cert.pem"
+
+
+def tls_key_path() -> Path:
+    return keys_dir() / "tls-key.pem"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a secret file readable by its owner only, refusing to replace one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def ensure_ledger_key() -> bool:
+    """Create the Ed25519 ledger signing key if missing; True when it was created."""
+    path = ledger_key_path()
+    if path.exists():
+        return False
+    key = ed25519.Ed25519PrivateKey.generate()
+    _write_private(path, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return True
+
+
+def load_ledger_key() -> ed25519.Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(ledger_key_path().read_bytes(), password=None)
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
+    return key
+
+
+def ensure_tls_certificate(hostnames: list[str] | None = None) -> bool:
+    """Create a self-signed TLS certificate (ECDSA P-256) for the local listeners."""
+    if tls_cert_path().exists() and tls_key_path().exists():
+        return False
+    names = hostnames or ["localhost"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
+        x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+    ])
+    now = dt.datetime.now(dt.UTC)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    tls_key_path().unlink(missing_ok=True)
+    _write_private(tls_key_path(), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    tls_cert_path().write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return True

@@ -1,0 +1,24 @@
+"""``sahab init``: bring a ``SAHAB_HOME`` and its database to a working state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.core.management import call_command
+
+from sahab.core import keys
+
+
+def initialise(*, verbose: bool = True) -> Iterator[str]:
+    """Create folders, migrate, collect static files, create keys; safe to run again."""
+    settings.SAHAB_HOME.mkdir(parents=True, exist_ok=True)
+    call_command("migrate", interactive=False, verbosity=1 if verbose else 0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    if keys.ensure_ledger_key():
+        yield f"created the ledger signing key {keys.ledger_key_path()}"
+    if keys.ensure_tls_certificate():
+        yield f"created a self-signed TLS certificate {keys.tls_cert_path()}"
+    if verbose:
+        engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        yield f"sahab is initialised in {settings.SAHAB_HOME} ({engine})"

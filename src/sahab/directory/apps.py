@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DirectoryConfig(AppConfig):
+    """Administrations, agents, companies, roles, sign-in and API tokens."""
+
+    name = "sahab.directory"
+    label = "directory"
+    verbose_name = _("Directory")
+
+    def ready(self) -> None:
+        from sahab.core.navigation import NavItem, register
+
+        register(NavItem(_("Directory"), "directory:administrations", order=10))
+        register(NavItem(_("My account"), "directory:home", order=90,
+                         visible_to=lambda user: user.is_authenticated))

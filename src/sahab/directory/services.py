@@ -1,0 +1,498 @@
+"""Every write to the directory. Each function checks the actor's rights, validates,
+and changes the database in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+import pyotp
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.errors import from_validation_error as _invalid
+from sahab.directory import selectors
+from sahab.directory.models import (
+    ALLOWED_PARENT_KINDS,
+    Administration,
+    Agent,
+    AgentRole,
+    ApiToken,
+    Company,
+    CompanyMember,
+    Role,
+)
+from sahab.directory.validators import normalize_matricule_fiscal
+
+User = get_user_model()
+TOKEN_PREFIX = "sahab_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
+
+
+def _full_clean(obj, exclude: Iterable[str] | None = None) -> None:
+    try:
+        obj.full_clean(exclude=list(exclude or []))
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise PermissionDenied(message)
+
+
+# --- administrations -------------------------------------------------------------------
+
+def check_parent(kind: str, parent: Administration | None) -> None:
+    """Refuse a kind of administration under a parent the organisation chart does not allow."""
+    allowed = ALLOWED_PARENT_KINDS.get(kind)
+    if allowed is None:
+        raise InvalidInput(_("Unknown kind of administration: %s.") % kind,
+                           field_errors={"kind": [_("Unknown kind.")]})
+    if (parent.kind if parent else None) not in allowed:
+        raise InvalidInput(
+            _("This kind of administration cannot be placed there."),
+            field_errors={"parent": [_("Not allowed as parent of this kind.")]})
+
+
+def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar: str,
+                          name_en: str = "", acronym: str = "",
+                          parent: Administration | None = None,
+                          mail_domain: str | None = None) -> Administration:
+    """Add an administration to the tree.
+
+    Platform admins create anywhere; an administration admin creates only inside their
+    own subtree (never a new top-level body).
+    """
+    if parent is None:
+        _require(selectors.is_platform_admin(actor),
+                 _("Only platform administrators create top-level administrations."))
+    else:
+        _require(selectors.can_manage_administration(actor, parent),
+                 _("You can only add administrations inside the one you manage."))
+    check_parent(kind, parent)
+    admin = Administration(
+        code=(code or "").strip().upper(), kind=kind, parent=parent,
+        name_fr=(name_fr or "").strip(), name_ar=(name_ar or "").strip(),
+        name_en=(name_en or "").strip(), acronym=(acronym or "").strip(),
+        mail_domain=(mail_domain or "").strip().lower() or None)
+    admin.path = f"{parent.path if parent else '/'}{admin.code}/"
+    _full_clean(admin, exclude=["path"])
+    try:
+        with transaction.atomic():
+            admin.save()
+    except IntegrityError:
+        raise Conflict(_("An administration with this code or mail domain exists.")) from None
+    return admin
+
+
+_EDITABLE_ADMIN_FIELDS = {"name_fr", "name_ar", "name_en", "acronym", "mail_domain", "active"}
+
+
+def update_administration(*, actor, administration: Administration,
+                          parent: Administration | str | None = "unchanged",
+                          **changes) -> Administration:
+    """Change names, acronym, mail domain or active flag, or move it under a new parent."""
+    _require(selectors.can_manage_administration(actor, administration),
+             _("You cannot change this administration."))
+    unknown = set(changes) - _EDITABLE_ADMIN_FIELDS
+    if unknown:
+        raise InvalidInput(_("These fields cannot be changed: %s.") % ", ".join(sorted(unknown)))
+    root = selectors.managed_root(actor)
+    if root is not None and administration.pk == root.pk and "active" in changes:
+        raise PermissionDenied(_("You cannot deactivate the administration you manage."))
+    with transaction.atomic():
+        admin = Administration.objects.select_for_update().get(pk=administration.pk)
+        for field, value in changes.items():
+            if field == "mail_domain":
+                value = (value or "").strip().lower() or None
+            elif isinstance(value, str):
+                value = value.strip()
+            setattr(admin, field, value)
+        if parent != "unchanged":
+            _move(actor, admin, parent)
+        _full_clean(admin, exclude=["path"])
+        try:
+            with transaction.atomic():
+                admin.save()
+        except IntegrityError:
+            raise Conflict(_("Another administration uses this mail domain.")) from None
+    return admin
+
+
+def _move(actor, admin: Administration, parent: Administration | None) -> None:
+    if parent is None:
+        _require(selectors.is_platform_admin(actor),
+                 _("Only platform administrators create top-level administrations."))
+    else:
+        _require(selectors.can_manage_administration(actor, parent),
+                 _("You can only move an administration inside the one you manage."))
+        if parent.is_within(admin):
+            raise InvalidInput(_("An administration cannot be moved under itself."),
+                               field_errors={"parent": [_("Creates a cycle.")]})
+    root = selectors.managed_root(actor)
+    if root is not None and admin.pk == root.pk:
+        raise PermissionDenied(_("You cannot move the administration you manage."))
+    check_parent(admin.kind, parent)
+    old_path = admin.path
+    admin.parent = parent
+    admin.path = f"{parent.path if parent else '/'}{admin.code}/"
+    for child in Administration.objects.filter(path__startswith=old_path).exclude(pk=admin.pk):
+        child.path = admin.path + child.path[len(old_path):]
+        child.save(update_fields=["path"])
+
+
+# --- agents -----------------------------------------------------------------------------
+
+def _validate_roles(actor, roles: Iterable[str]) -> list[str]:
+    roles = sorted(set(roles))
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown:
+        raise InvalidInput(_("Unknown roles: %s.") % ", ".join(unknown),
+                           field_errors={"roles": [_("Unknown role.")]})
+    if Role.PLATFORM_ADMIN in roles:
+        _require(selectors.is_platform_admin(actor),
+                 _("Only platform administrators grant the platform administrator role."))
+    return roles
+
+
+def _validate_password(password: str, user) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages),
+                           field_errors={"password": list(exc.messages)}) from None
+
+
+def _new_user(*, username: str, email: str, first_name: str, last_name: str,
+              password: str | None) -> tuple:
+    username = (username or "").strip()
+    user = User(username=username, email=(email or "").strip().lower(),
+                first_name=(first_name or "").strip(), last_name=(last_name or "").strip())
+    _full_clean(user, exclude=["password"])
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict(_("The username %s is taken.") % username)
+    generated = None
+    if password is None:
+        generated = password = secrets.token_urlsafe(12)
+    else:
+        _validate_password(password, user)
+    user.set_password(password)
+    user.save()
+    return user, generated
+
+
+def _sync_staff_flags(agent: Agent) -> None:
+    """Platform admins use Django's admin screens; nobody else does."""
+    is_admin = agent.has_role(Role.PLATFORM_ADMIN)
+    user = agent.user
+    if user.is_staff != is_admin or user.is_superuser != is_admin:
+        user.is_staff = user.is_superuser = is_admin
+        user.save(update_fields=["is_staff", "is_superuser"])
+
+
+@transaction.atomic
+def create_agent(*, actor, administration: Administration, username: str, email: str,
+                 first_name: str = "", last_name: str = "", roles: Iterable[str] = (),
+                 title: str = "", phone: str = "",
+                 password: str | None = None) -> tuple[Agent, str | None]:
+    """Create an agent in ``administration``; returns the agent and a generated password
+    when none was given (shown once to the administrator who created the account)."""
+    _require(selectors.can_manage_administration(actor, administration),
+             _("You can only create agents in the administration you manage."))
+    if not administration.active:
+        raise InvalidInput(_("This administration is inactive."))
+    roles = _validate_roles(actor, roles)
+    user, generated = _new_user(username=username, email=email, first_name=first_name,
+                                last_name=last_name, password=password)
+    agent = Agent(user=user, administration=administration, title=title.strip(),
+                  phone=phone.strip())
+    _full_clean(agent, exclude=["user"])
+    agent.save()
+    AgentRole.objects.bulk_create([AgentRole(agent=agent, role=r) for r in roles])
+    _sync_staff_flags(agent)
+    return agent, generated
+
+
+@transaction.atomic
+def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
+    """Replace an agent's roles."""
+    _require(selectors.can_manage_administration(actor, agent.administration),
+             _("You cannot change the roles of this agent."))
+    roles = _validate_roles(actor, roles)
+    if Role.PLATFORM_ADMIN in agent.role_set and Role.PLATFORM_ADMIN not in roles:
+        _require(selectors.is_platform_admin(actor),
+                 _("Only platform administrators remove the platform administrator role."))
+    if selectors.agent_of(actor) == agent and Role.ADMINISTRATION_ADMIN not in roles \
+            and not selectors.is_platform_admin(actor):
+        raise PermissionDenied(_("You cannot remove your own administrator role."))
+    AgentRole.objects.filter(agent=agent).exclude(role__in=roles).delete()
+    existing = set(AgentRole.objects.filter(agent=agent).values_list("role", flat=True))
+    AgentRole.objects.bulk_create(
+        [AgentRole(agent=agent, role=r) for r in roles if r not in existing])
+    agent = Agent.objects.prefetch_related("roles").get(pk=agent.pk)
+    _sync_staff_flags(agent)
+    return agent
+
+
+@transaction.atomic
+def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
+    """Enable or disable an agent's sign-in; disabling also revokes their API tokens."""
+    _require(selectors.can_manage_administration(actor, agent.administration),
+             _("You cannot change this agent."))
+    if selectors.agent_of(actor) == agent and not active:
+        raise PermissionDenied(_("You cannot disable your own account."))
+    agent.user.is_active = active
+    agent.user.save(update_fields=["is_active"])
+    if not active:
+        ApiToken.objects.filter(user=agent.user, revoked_at=None).update(
+            revoked_at=timezone.now())
+    return agent
+
+
+@transaction.atomic
+def move_agent(*, actor, agent: Agent, administration: Administration) -> Agent:
+    _require(selectors.can_manage_administration(actor, agent.administration) and
+             selectors.can_manage_administration(actor, administration),
+             _("You can only move agents within the administration you manage."))
+    agent.administration = administration
+    agent.save(update_fields=["administration"])
+    return agent
+
+
+# --- companies --------------------------------------------------------------------------
+
+def _company_fields(fields: dict) -> dict:
+    cleaned = {k: (v.strip() if isinstance(v, str) else v) for k, v in fields.items()}
+    if "matricule_fiscal" in cleaned:
+        try:
+            cleaned["matricule_fiscal"] = normalize_matricule_fiscal(cleaned["matricule_fiscal"])
+        except ValidationError as exc:
+            raise InvalidInput(" ".join(exc.messages),
+                               field_errors={"matricule_fiscal": list(exc.messages)}) from None
+    return cleaned
+
+
+_COMPANY_FIELDS = {"name", "legal_form", "matricule_fiscal", "address", "city", "postal_code",
+                   "email", "phone", "website", "is_bidder", "is_cloud_provider"}
+
+
+@transaction.atomic
+def register_company(*, actor, admin_username: str, admin_email: str, admin_password: str | None,
+                     admin_first_name: str = "", admin_last_name: str = "",
+                     **company_fields) -> tuple[Company, CompanyMember, str | None]:
+    """Register a company together with its first user, who administers it.
+
+    Anybody may register a company (``actor`` is then the anonymous user); the tax
+    identifier must be valid and unique.
+    """
+    unknown = set(company_fields) - _COMPANY_FIELDS
+    if unknown:
+        raise InvalidInput(_("Unknown fields: %s.") % ", ".join(sorted(unknown)))
+    company = Company(**_company_fields(company_fields))
+    _full_clean(company)
+    user, generated = _new_user(username=admin_username, email=admin_email,
+                                first_name=admin_first_name, last_name=admin_last_name,
+                                password=admin_password)
+    try:
+        with transaction.atomic():
+            company.save()
+    except IntegrityError:
+        raise Conflict(_("A company with this matricule fiscal is registered.")) from None
+    member = CompanyMember.objects.create(user=user, company=company, is_company_admin=True)
+    return company, member, generated
+
+
+def _can_manage_company(actor, company: Company) -> bool:
+    if selectors.is_platform_admin(actor):
+        return True
+    member = getattr(actor, "company_member", None) if actor.is_authenticated else None
+    return bool(member and member.company_id == company.pk and member.is_company_admin)
+
+
+@transaction.atomic
+def update_company(*, actor, company: Company, **changes) -> Company:
+    _require(_can_manage_company(actor, company), _("You cannot change this company."))
+    unknown = set(changes) - (_COMPANY_FIELDS | {"active"})
+    if unknown:
+        raise InvalidInput(_("These fields cannot be changed: %s.") % ", ".join(sorted(unknown)))
+    if "active" in changes:
+        _require(selectors.is_platform_admin(actor),
+                 _("Only platform administrators suspend companies."))
+    company = Company.objects.select_for_update().get(pk=company.pk)
+    for field, value in _company_fields(changes).items():
+        setattr(company, field, value)
+    _full_clean(company)
+    try:
+        with transaction.atomic():
+            company.save()
+    except IntegrityError:
+        raise Conflict(_("A company with this matricule fiscal is registered.")) from None
+    return company
+
+
+@transaction.atomic
+def add_company_user(*, actor, company: Company, username: str, email: str,
+                     first_name: str = "", last_name: str = "", is_company_admin: bool = False,
+                     password: str | None = None) -> tuple[CompanyMember, str | None]:
+    _require(_can_manage_company(actor, company),
+             _("Only the company's administrators add its users."))
+    user, generated = _new_user(username=username, email=email, first_name=first_name,
+                                last_name=last_name, password=password)
+    member = CompanyMember.objects.create(user=user, company=company,
+                                          is_company_admin=is_company_admin)
+    return member, generated
+
+
+# --- passwords and second factor ----------------------------------------------------------
+
+@transaction.atomic
+def change_password(*, user, old_password: str, new_password: str) -> None:
+    if not user.check_password(old_password):
+        raise InvalidInput(_("The current password is wrong."),
+                           field_errors={"old_password": [_("Wrong password.")]})
+    _validate_password(new_password, user)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(agent: Agent, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=agent.user.username, issuer_name="sahab")
+
+
+def _accept_totp(agent: Agent, secret: str, code: str) -> bool:
+    """Check a code against ``secret``, refusing a step that was already used (replay)."""
+    code = (code or "").strip().replace(" ", "")
+    if not code.isdigit() or len(code) != 6:
+        return False
+    totp = pyotp.TOTP(secret)
+    now = int(timezone.now().timestamp())
+    for offset in (-1, 0, 1):  # one step of clock drift either way
+        step = now // totp.interval + offset
+        if step > agent.totp_last_step and secrets.compare_digest(
+                totp.at(step * totp.interval), code):
+            Agent.objects.filter(pk=agent.pk).update(totp_last_step=step)
+            agent.totp_last_step = step
+            return True
+    return False
+
+
+@transaction.atomic
+def enable_totp(*, agent: Agent, secret: str, code: str) -> None:
+    """Turn on the second factor once the agent proves their app holds ``secret``."""
+    if agent.totp_enabled:
+        raise Conflict(_("Two-factor sign-in is already on."))
+    try:
+        pyotp.TOTP(secret).now()
+    except Exception:
+        raise InvalidInput(_("The secret is not valid.")) from None
+    if not _accept_totp(agent, secret, code):
+        raise InvalidInput(_("The code is not valid."), field_errors={"code": [_("Wrong code.")]})
+    agent.totp_secret = secret
+    agent.totp_enabled = True
+    agent.save(update_fields=["totp_secret", "totp_enabled"])
+
+
+def verify_totp(*, agent: Agent, code: str) -> bool:
+    """True when ``code`` is the agent's current one-time code (each code works once)."""
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent.pk)
+        return agent.totp_enabled and _accept_totp(agent, agent.totp_secret, code)
+
+
+@transaction.atomic
+def disable_totp(*, actor, agent: Agent, code: str | None = None) -> None:
+    """The agent turns it off with a valid code; an administrator may reset it."""
+    if selectors.agent_of(actor) == agent:
+        if not verify_totp(agent=agent, code=code or ""):
+            raise InvalidInput(_("The code is not valid."),
+                               field_errors={"code": [_("Wrong code.")]})
+    else:
+        _require(selectors.can_manage_administration(actor, agent.administration),
+                 _("You cannot change this agent."))
+    Agent.objects.filter(pk=agent.pk).update(totp_enabled=False, totp_secret="")
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+MAX_TOKEN_LIFETIME = dt.timedelta(days=3 * 366)
+
+
+def _token_expiry(expires_at: dt.datetime) -> dt.datetime:
+    """The expiry in UTC, between now and three years from now (naive means UTC)."""
+    try:
+        if timezone.is_naive(expires_at):
+            expires_at = expires_at.replace(tzinfo=dt.UTC)
+        expires_at = expires_at.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        expires_at = dt.datetime.max.replace(tzinfo=dt.UTC)
+    now = timezone.now()
+    if expires_at <= now:
+        raise InvalidInput(_("The expiry date is in the past."),
+                           field_errors={"expires_at": [_("Must be in the future.")]})
+    if expires_at > now + MAX_TOKEN_LIFETIME:
+        raise InvalidInput(_("A token lives three years at most."),
+                           field_errors={"expires_at": [_("At most three years from now.")]})
+    return expires_at
+
+
+@transaction.atomic
+def issue_api_token(*, actor, user, name: str,
+                    expires_at: dt.datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a bearer token for ``user``; the clear token is returned once, never stored.
+
+    Users issue their own tokens; platform admins issue tokens for machine accounts.
+    """
+    _require(selectors.is_platform_admin(actor) or getattr(actor, "pk", None) == user.pk,
+             _("You can only create tokens for yourself."))
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidInput(_("Give the token a name of 1 to 100 characters."),
+                           field_errors={"name": [_("Required, 100 characters at most.")]})
+    if expires_at is not None:
+        expires_at = _token_expiry(expires_at)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken.objects.create(user=user, name=name, prefix=token[:12],
+                                     digest=token_digest(token), expires_at=expires_at)
+    return record, token
+
+
+@transaction.atomic
+def revoke_api_token(*, actor, token_id: int) -> ApiToken:
+    token = ApiToken.objects.filter(pk=token_id).select_related("user").first()
+    if token is None or not (selectors.is_platform_admin(actor) or token.user_id == actor.pk):
+        raise NotFound(_("No such token."))
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def authenticate_token(token: str):
+    """The active user a bearer token belongs to, or None. Records the last use."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    try:
+        record = ApiToken.objects.select_related("user").get(digest=token_digest(token))
+    except ApiToken.DoesNotExist:
+        return None
+    if not record.is_usable or not record.user.is_active:
+        return None
+    now = timezone.now()
+    # Write at most once a minute per token: reads must not turn into writes under load.
+    if record.last_used_at is None or now - record.last_used_at > dt.timedelta(minutes=1):
+        ApiToken.objects.filter(pk=record.pk).update(last_used_at=now)
+    return record.user

@@ -1,0 +1,328 @@
+"""Web pages of the directory: sign-in, account, public directory, administration screens."""
+
+from __future__ import annotations
+
+import segno
+from django.contrib import messages
+from django.contrib.auth import authenticate, get_user_model, login, logout
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from sahab.core.errors import DomainError
+from sahab.directory import forms, selectors, services
+from sahab.directory.models import Administration, AdministrationKind, Agent, Role
+
+_PENDING_2FA = "sahab_pending_2fa"
+_MAX_TOTP_TRIES = 5
+
+
+def _safe_next(request, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                       require_https=request.is_secure()):
+        return target
+    return default
+
+
+# --- sign-in ----------------------------------------------------------------------------
+
+def login_view(request):
+    form = forms.LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = authenticate(request, username=form.cleaned_data["username"],
+                            password=form.cleaned_data["password"])
+        if getattr(request, "axes_locked_out", False):
+            return render(request, "directory/locked_out.html", status=429)
+        if user is None:
+            form.add_error(None, _("Wrong username or password."))
+        else:
+            agent = selectors.agent_of(user)
+            if agent and agent.totp_enabled:
+                request.session[_PENDING_2FA] = {"user": user.pk, "tries": 0,
+                                                 "next": _safe_next(request, "")}
+                return redirect("directory:login_totp")
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(_safe_next(request, reverse("directory:home")))
+    return render(request, "directory/login.html",
+                  {"form": form, "next": _safe_next(request, "")},
+                  status=400 if form.errors else 200)
+
+
+def login_totp_view(request):
+    pending = request.session.get(_PENDING_2FA)
+    if not pending:
+        return redirect("directory:login")
+    user = get_user_model().objects.filter(pk=pending["user"], is_active=True).first()
+    agent = selectors.agent_of(user) if user else None
+    if agent is None:
+        request.session.pop(_PENDING_2FA, None)
+        return redirect("directory:login")
+    form = forms.TotpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if services.verify_totp(agent=agent, code=form.cleaned_data["code"]):
+            request.session.pop(_PENDING_2FA, None)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(pending.get("next") or reverse("directory:home"))
+        pending["tries"] += 1
+        request.session[_PENDING_2FA] = pending
+        if pending["tries"] >= _MAX_TOTP_TRIES:
+            request.session.pop(_PENDING_2FA, None)
+            messages.error(request, _("Too many wrong codes. Sign in again."))
+            return redirect("directory:login")
+        form.add_error("code", _("Wrong code."))
+    return render(request, "directory/login_totp.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
+@require_POST
+def logout_view(request):
+    logout(request)
+    return redirect("portal:home")
+
+
+# --- the signed-in user's account ---------------------------------------------------------
+
+@login_required
+def home(request):
+    """The account page: who I am, my roles, my API tokens, second factor, password."""
+    agent = selectors.agent_of(request.user)
+    token_form = forms.TokenForm()
+    new_token = request.session.pop("sahab_new_token", None)
+    return render(request, "directory/home.html", {
+        "agent": agent,
+        "company": selectors.company_of(request.user),
+        "roles": [Role(r).label for r in sorted(selectors.roles_of(request.user))],
+        "tokens": selectors.tokens_of(request.user),
+        "token_form": token_form,
+        "new_token": new_token,
+        "password_form": forms.PasswordChangeForm(),
+        "can_manage": selectors.managed_root(request.user) is not None
+        or selectors.is_platform_admin(request.user),
+    })
+
+
+@login_required
+@require_POST
+def create_token_view(request):
+    form = forms.TokenForm(request.POST)
+    if form.is_valid():
+        try:
+            token = services.issue_api_token(actor=request.user, user=request.user,
+                                             name=form.cleaned_data["name"],
+                                             expires_at=form.cleaned_data["expires_at"])[1]
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+        else:
+            request.session["sahab_new_token"] = token
+    else:
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+    return redirect("directory:home")
+
+
+@login_required
+@require_POST
+def revoke_token_view(request, token_id: int):
+    try:
+        services.revoke_api_token(actor=request.user, token_id=token_id)
+        messages.success(request, _("The token is revoked."))
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect("directory:home")
+
+
+@login_required
+def password_view(request):
+    form = forms.PasswordChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.change_password(user=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            forms.apply_domain_error(form, exc)
+        else:
+            from django.contrib.auth import update_session_auth_hash
+            update_session_auth_hash(request, request.user)
+            messages.success(request, _("Your password is changed."))
+            return redirect("directory:home")
+    return render(request, "directory/password.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+def totp_setup_view(request):
+    agent = selectors.agent_of(request.user)
+    if agent is None:
+        return HttpResponseForbidden(_("Two-factor sign-in is for agents."))
+    if agent.totp_enabled:
+        form = forms.TotpForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.disable_totp(actor=request.user, agent=agent,
+                                      code=form.cleaned_data["code"])
+            except DomainError as exc:
+                forms.apply_domain_error(form, exc)
+            else:
+                messages.success(request, _("Two-factor sign-in is off."))
+                return redirect("directory:home")
+        return render(request, "directory/totp_disable.html", {"form": form},
+                      status=400 if form.errors else 200)
+    secret = request.session.get("sahab_totp_secret") or services.new_totp_secret()
+    request.session["sahab_totp_secret"] = secret
+    form = forms.TotpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.enable_totp(agent=agent, secret=secret, code=form.cleaned_data["code"])
+        except DomainError as exc:
+            forms.apply_domain_error(form, exc)
+        else:
+            request.session.pop("sahab_totp_secret", None)
+            messages.success(request, _("Two-factor sign-in is on."))
+            return redirect("directory:home")
+    uri = services.totp_uri(agent, secret)
+    qr = segno.make(uri, error="m").svg_inline(scale=4, title=_("QR code for your app"))
+    return render(request, "directory/totp_setup.html",
+                  {"form": form, "secret": secret, "qr": qr, "uri": uri},
+                  status=400 if form.errors else 200)
+
+
+def register_company_view(request):
+    form = forms.CompanyRegistrationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            member = services.register_company(actor=request.user, **data)[1]
+        except DomainError as exc:
+            forms.apply_domain_error(form, exc)
+        else:
+            login(request, member.user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, _("Your company is registered."))
+            return redirect("directory:home")
+    return render(request, "directory/register_company.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
+# --- public directory -------------------------------------------------------------------
+
+def administrations_view(request):
+    q = request.GET.get("q", "")[:100]
+    kind = request.GET.get("kind", "")
+    if kind not in AdministrationKind.values:
+        kind = ""
+    qs = selectors.administrations(q=q, kind=kind)
+    if not q and not kind:
+        qs = qs.filter(parent=None)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "q": q, "kind": kind, "kinds": AdministrationKind.choices}
+    template = ("directory/_administration_rows.html" if request.headers.get("HX-Request")
+                else "directory/administrations.html")
+    return render(request, template, context)
+
+
+def administration_view(request, code: str):
+    admin = get_object_or_404(Administration.objects.select_related("parent"), code=code.upper())
+    ancestors = [a for a in Administration.objects.filter(
+        code__in=[c for c in admin.path.strip("/").split("/")[:-1]])]
+    ancestors.sort(key=lambda a: len(a.path))
+    agents = selectors.agents_visible_to(request.user, administration=admin.code)
+    return render(request, "directory/administration.html", {
+        "admin": admin, "ancestors": ancestors,
+        "children": admin.children.filter(active=True),
+        "agents": agents,
+        "can_manage": request.user.is_authenticated
+        and selectors.can_manage_administration(request.user, admin),
+    })
+
+
+def companies_view(request):
+    q = request.GET.get("q", "")[:100]
+    page = Paginator(selectors.companies(q=q), 50).get_page(request.GET.get("page"))
+    return render(request, "directory/companies.html", {"page": page, "q": q})
+
+
+# --- administration screens (administration admins and platform admins) -------------------
+
+def _manager_or_403(request):
+    if not (selectors.is_platform_admin(request.user) or selectors.managed_root(request.user)):
+        raise Http404
+
+
+@login_required
+def manage_view(request, code: str):
+    """Manage one administration: its sub-administrations and its agents."""
+    _manager_or_403(request)
+    admin = get_object_or_404(Administration, code=code.upper())
+    if not selectors.can_manage_administration(request.user, admin):
+        return HttpResponseForbidden(_("You do not manage this administration."))
+    manageable = selectors.subtree(admin)
+    admin_form = forms.AdministrationForm(prefix="adm")
+    agent_form = forms.AgentForm(prefix="agent", administrations=manageable,
+                                 initial={"administration": admin.code})
+    created_password = None
+    status = 200
+    if request.method == "POST" and "adm-code" in request.POST:
+        admin_form = forms.AdministrationForm(request.POST, prefix="adm")
+        if admin_form.is_valid():
+            try:
+                child = services.create_administration(actor=request.user, parent=admin,
+                                                       **admin_form.cleaned_data)
+            except DomainError as exc:
+                forms.apply_domain_error(admin_form, exc)
+            else:
+                messages.success(request, _("%s is created.") % child.name)
+                return redirect("directory:manage", code=admin.code)
+        status = 400
+    elif request.method == "POST" and "agent-username" in request.POST:
+        agent_form = forms.AgentForm(request.POST, prefix="agent", administrations=manageable)
+        if agent_form.is_valid():
+            data = dict(agent_form.cleaned_data)
+            target = Administration.objects.get(code=data.pop("administration"))
+            try:
+                agent, created_password = services.create_agent(
+                    actor=request.user, administration=target, **data)
+            except DomainError as exc:
+                forms.apply_domain_error(agent_form, exc)
+                status = 400
+            else:
+                messages.success(request, _("The account %s is created.") % agent.user.username)
+                agent_form = forms.AgentForm(prefix="agent", administrations=manageable,
+                                             initial={"administration": admin.code})
+        else:
+            status = 400
+    agents = Agent.objects.filter(administration__in=manageable).select_related(
+        "user", "administration").prefetch_related("roles")
+    return render(request, "directory/manage.html", {
+        "admin": admin, "admin_form": admin_form, "agent_form": agent_form,
+        "agents": agents, "children": admin.children.all(),
+        "created_password": created_password,
+    }, status=status)
+
+
+@login_required
+def manage_agent_view(request, username: str):
+    _manager_or_403(request)
+    agent = get_object_or_404(Agent.objects.select_related("user", "administration"),
+                              user__username=username)
+    if not selectors.can_manage_administration(request.user, agent.administration):
+        return HttpResponseForbidden(_("You do not manage this agent."))
+    form = forms.AgentRolesForm(request.POST or None,
+                                initial={"roles": sorted(agent.role_set),
+                                         "active": agent.user.is_active})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_agent_roles(actor=request.user, agent=agent,
+                                     roles=form.cleaned_data["roles"])
+            if form.cleaned_data["active"] != agent.user.is_active:
+                services.set_agent_active(actor=request.user, agent=agent,
+                                          active=form.cleaned_data["active"])
+        except DomainError as exc:
+            forms.apply_domain_error(form, exc)
+        else:
+            messages.success(request, _("The account %s is updated.") % agent.user.username)
+            return redirect("directory:manage", code=agent.administration.code)
+    return render(request, "directory/manage_agent.html", {"agent": agent, "form": form},
+                  status=400 if form.errors else 200)

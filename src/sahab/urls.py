@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.http import HttpResponseNotFound
+from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
+
+from sahab.api import api
+from sahab.core.problems import problem_response
+from sahab.core.views import healthz
+
+admin.site.site_header = "sahab"
+admin.site.site_title = "sahab"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    path("healthz", healthz, name="healthz"),
+    path("", include("sahab.directory.urls")),
+    path("", include("sahab.portal.urls")),
+]
+
+
+def handler404(request, exception=None):
+    """JSON problems under the machine interfaces, the portal's page elsewhere."""
+    if request.path.startswith(("/api/", "/ledger/", "/ocds/", "/osb/", "/exchange/")):
+        return problem_response(404, "Not found", f"Nothing at {request.path}.")
+    from django.shortcuts import render
+    try:
+        return render(request, "404.html", status=404)
+    except Exception:
+        return HttpResponseNotFound("Not found")
+
+
+def handler500(request):
+    if request.path.startswith(("/api/", "/ledger/", "/ocds/", "/osb/", "/exchange/")):
+        return problem_response(500, "Internal error", "The platform failed; it is logged.")
+    from django.views.defaults import server_error
+    return server_error(request)

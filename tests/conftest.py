@@ -1,0 +1,31 @@
+import os
+
+import pytest
+from django.conf import settings
+
+
+def pytest_report_header(config):
+    db = settings.DATABASES["default"]
+    return f"sahab database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or ''}"
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    """Assertions read English messages unless a test switches language."""
+    settings.LANGUAGE_CODE = "en"
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def sahab_home(settings, tmp_path):
+    """A fresh SAHAB_HOME for tests that write keys or demo files."""
+    settings.SAHAB_HOME = tmp_path
+    settings.STATIC_ROOT = tmp_path / "static"
+    return tmp_path
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"

@@ -1,0 +1,96 @@
+"""A real platform for end-to-end tests: ``sahab demo`` then ``sahab serve`` in a
+subprocess on a free port of 127.0.0.1, stopped when the tests end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database_url_for_subprocess(home: Path) -> tuple[str, callable]:
+    """The same kind of database as the test run, but a fresh one for the subprocess."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{home / 'sahab.sqlite3'}", lambda: None
+    import psycopg
+
+    name = f"sahab_e2e_{uuid.uuid4().hex[:10]}"
+    dsn = dict(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"],
+               password=db["PASSWORD"] or None, dbname="postgres", autocommit=True)
+    with psycopg.connect(**dsn) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(**dsn) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    auth = f"{db['USER']}:{db['PASSWORD']}@" if db["PASSWORD"] else f"{db['USER']}@"
+    return f"postgresql://{auth}{db['HOST']}:{db['PORT'] or 5432}/{name}", drop
+
+
+@pytest.fixture(scope="session")
+def platform():
+    """URL, demo data and environment of a running sahab."""
+    home = Path(tempfile.mkdtemp(prefix="sahab-e2e-"))
+    port = free_port()
+    url, drop = _database_url_for_subprocess(home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
+    env |= {"SAHAB_HOME": str(home), "DATABASE_URL": url, "SAHAB_HTTP_PORT": str(port),
+            "SAHAB_SMTP_PORT": str(free_port()), "SAHAB_SUBMISSION_PORT": str(free_port()),
+            "SAHAB_IMAP_PORT": str(free_port()), "DJANGO_SETTINGS_MODULE": "sahab.settings"}
+    sahab = [sys.executable, "-m", "sahab.cli"]
+    subprocess.run([*sahab, "demo"], env=env, check=True, capture_output=True, timeout=300)
+    log = open(home / "serve.log", "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([*sahab, "serve", "--workers", "1"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("sahab serve did not start:\n" +
+                                   (home / "serve.log").read_text(errors="replace"))
+            time.sleep(0.3)
+        yield {"url": base, "home": home, "env": env,
+               "demo": json.loads((home / "demo.json").read_text())}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        drop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """Where a test leaves files for people to look at (screenshots)."""
+    path = Path(__file__).resolve().parents[2] / "test-results" / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

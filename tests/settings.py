@@ -1,0 +1,28 @@
+"""Settings for the test suite: the product's settings on a throwaway SAHAB_HOME."""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ["SAHAB_HOME"] = tempfile.mkdtemp(prefix="sahab-test-")
+os.environ.pop("DATABASE_URL", None)
+
+from sahab.settings import *  # noqa: F403
+from sahab.settings import SAHAB_HOME, _database
+from tests.databases import test_database_url
+
+_url = test_database_url(Path(SAHAB_HOME))
+DATABASES = {"default": _database(_url)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not Django's in-memory default: WAL and several connections, as in production.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(SAHAB_HOME) / "test.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_sahab_{os.getpid()}"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# Argon2 is the product's hasher (see test_passwords_are_hashed_with_argon2); tests use a
+# fast one for the many accounts they create.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
+                    "django.contrib.auth.hashers.Argon2PasswordHasher"]
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F405  4xx are expected here

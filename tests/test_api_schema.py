@@ -1,0 +1,58 @@
+"""Property-based run of the whole OpenAPI document: no 5xx, every response fits the schema."""
+
+import os
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from sahab.directory import services
+from sahab.directory.selectors import SYSTEM
+from tests import factories
+
+schema = schemathesis.openapi.from_wsgi("/api/openapi.json", WSGIHandler())
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection_open():
+    """Like Django's test client: the test's transaction must outlive each request."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def platform_token(db):
+    factories.administration(code="MF")
+    factories.company()
+    admin = factories.platform_admin()
+    return services.issue_api_token(actor=SYSTEM, user=admin.user, name="schemathesis")[1]
+
+
+@schema.parametrize()
+@settings(max_examples=int(os.environ.get("SAHAB_SCHEMA_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much])
+def test_api_conforms_to_its_schema(case, platform_token):
+    case.call_and_validate(headers={"Authorization": f"Bearer {platform_token}"}, checks=CHECKS)
+
+
+@schema.parametrize()
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_api_without_credentials_never_fails_with_5xx(case, db):
+    case.call_and_validate(checks=CHECKS)
