@@ -24,8 +24,28 @@ def sahab_home(settings, tmp_path):
     """A fresh SAHAB_HOME for tests that write keys or demo files."""
     settings.SAHAB_HOME = tmp_path
     settings.STATIC_ROOT = tmp_path / "static"
+    settings.STATIC_ROOT.mkdir()
     return tmp_path
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture
+def wsgi_http():
+    """An httpx client that calls sahab in-process (same test database, no server)."""
+    import httpx
+    from django.core import signals
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import close_old_connections
+
+    # Like Django's test client: the test's transaction must outlive each request.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    client = httpx.Client(transport=httpx.WSGITransport(app=WSGIHandler()),
+                          base_url="http://testserver")
+    yield client
+    client.close()
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)

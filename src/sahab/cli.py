@@ -14,7 +14,7 @@ class CommandError(Exception):
     """A refusal to show the operator as one line, with exit status 2."""
 
 
-def _setup_django() -> None:
+def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sahab.settings")
     import django
 
@@ -137,13 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _pillar_commands():
     """Each pillar may add its own sub-commands (``register(subparsers)``)."""
-    return []
+    from sahab.ledger.cli import register as ledger
+
+    return [ledger]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_django()
+    if getattr(args, "needs_django", True):  # the auditor's tools run without an installation
+        setup_django()
     from sahab.core.errors import DomainError
 
     try:

@@ -53,6 +53,14 @@ IMAP_PORT = _env_int("SAHAB_IMAP_PORT", 1143)
 PUBLIC_URL = os.environ.get("SAHAB_PUBLIC_URL", f"http://127.0.0.1:{HTTP_PORT}/")
 DBAAS_URL = os.environ.get("SAHAB_DBAAS_URL", "")
 
+# The ledger's origin line and key name: the public URL's host and path, unless set.
+LEDGER_ORIGIN = os.environ.get("SAHAB_LEDGER_ORIGIN") or (
+    PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/ledger")
+LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("SAHAB_LEDGER_CHECKPOINT_INTERVAL", "1"))
+# This installation's witness name, when it witnesses other logs.
+LEDGER_WITNESS_NAME = os.environ.get("SAHAB_LEDGER_WITNESS_NAME") or (
+    PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/witness")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -65,6 +73,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "sahab.core",
+    "sahab.ledger",
     "sahab.directory",
     "sahab.portal",
 ]

@@ -16,6 +16,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("healthz", healthz, name="healthz"),
+    path("ledger/", include("sahab.ledger.urls")),
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]

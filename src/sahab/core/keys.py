@@ -26,6 +26,10 @@ def ledger_key_path() -> Path:
     return keys_dir() / "ledger-ed25519.pem"
 
 
+def witness_key_path() -> Path:
+    return keys_dir() / "witness-ed25519.pem"
+
+
 def tls_cert_path() -> Path:
     return keys_dir() / "tls-cert.pem"
 
@@ -46,7 +50,15 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def ensure_ledger_key() -> bool:
     """Create the Ed25519 ledger signing key if missing; True when it was created."""
-    path = ledger_key_path()
+    return _ensure_ed25519(ledger_key_path())
+
+
+def ensure_witness_key() -> bool:
+    """Create the key this installation cosigns other logs' checkpoints with."""
+    return _ensure_ed25519(witness_key_path())
+
+
+def _ensure_ed25519(path: Path) -> bool:
     if path.exists():
         return False
     key = ed25519.Ed25519PrivateKey.generate()

@@ -17,15 +17,25 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 _PERIODIC: dict[str, tuple[object, dt.timedelta]] = {}
+_INLINE: dict[str, tuple[object, dt.timedelta]] = {}
 
 
-def register_periodic(task, every: dt.timedelta) -> None:
-    """Run ``task`` (a ``django_tasks`` task without arguments) every ``every``."""
-    _PERIODIC[task.module_path] = (task, every)
+def register_periodic(task, every: dt.timedelta, *, inline: bool = False) -> None:
+    """Run ``task`` every ``every``.
+
+    ``task`` is a ``django_tasks`` task without arguments, enqueued on the queue; with
+    ``inline=True`` it is a plain function that the scheduler thread calls itself —
+    for cheap, frequent timers (every second) that should not fill the queue.
+    Inline functions must be safe to run in several workers at once.
+    """
+    if inline:
+        _INLINE[f"{task.__module__}.{task.__qualname__}"] = (task, every)
+    else:
+        _PERIODIC[task.module_path] = (task, every)
 
 
 def registered() -> dict[str, tuple[object, dt.timedelta]]:
-    return dict(_PERIODIC)
+    return {**_PERIODIC, **_INLINE}
 
 
 def enqueue_due_jobs(now: dt.datetime | None = None) -> list[str]:
@@ -47,20 +57,39 @@ def enqueue_due_jobs(now: dt.datetime | None = None) -> list[str]:
     return enqueued
 
 
-class SchedulerThread(threading.Thread):
-    """Calls ``enqueue_due_jobs`` once a second until stopped."""
+def run_inline_jobs(last_run: dict[str, float], now: float) -> None:
+    """Call the inline timers whose interval has passed since they last ran here."""
+    for name, (fn, every) in _INLINE.items():
+        if now - last_run.get(name, 0.0) >= every.total_seconds():
+            last_run[name] = now
+            try:
+                fn()
+            except Exception:  # one failing timer must not stop the others
+                log.exception("periodic %s failed", name)
 
-    def __init__(self, interval: float = 1.0):
+
+class SchedulerThread(threading.Thread):
+    """Enqueues due jobs and runs inline timers, several times a second, until stopped."""
+
+    def __init__(self, interval: float = 0.25):
         super().__init__(name="sahab-scheduler", daemon=True)
         self.interval = interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        import time
+
         from django.db import close_old_connections
 
+        last_run: dict[str, float] = {}
+        last_enqueue = 0.0
         while not self.stopped.wait(self.interval):
+            now = time.monotonic()
             try:
-                enqueue_due_jobs()
+                run_inline_jobs(last_run, now)
+                if now - last_enqueue >= 1.0:
+                    last_enqueue = now
+                    enqueue_due_jobs()
             except Exception:  # keep the timer alive through a transient database error
                 log.exception("scheduler tick failed")
             finally:

@@ -17,6 +17,8 @@ def initialise(*, verbose: bool = True) -> Iterator[str]:
     call_command("collectstatic", interactive=False, verbosity=0)
     if keys.ensure_ledger_key():
         yield f"created the ledger signing key {keys.ledger_key_path()}"
+    if keys.ensure_witness_key():
+        yield f"created the witness key {keys.witness_key_path()}"
     if keys.ensure_tls_certificate():
         yield f"created a self-signed TLS certificate {keys.tls_cert_path()}"
     if verbose:

@@ -58,10 +58,12 @@ def company_of(user) -> Company | None:
 
 
 def actor_id(user) -> str:
-    """How an actor is named in logs and ledger entries."""
+    """How an actor is named in ledger entries: a pseudonymous id, never a name."""
     if isinstance(user, SystemActor) or user is None:
         return "system"
-    return f"user:{user.username}"
+    if not user.is_authenticated:
+        return "anonymous"
+    return f"user:{user.pk}"
 
 
 def managed_root(user) -> Administration | None:

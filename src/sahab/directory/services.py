@@ -29,6 +29,7 @@ from sahab.directory.models import (
     Role,
 )
 from sahab.directory.validators import normalize_matricule_fiscal
+from sahab.ledger import services as ledger
 
 User = get_user_model()
 TOKEN_PREFIX = "sahab_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
@@ -46,6 +47,29 @@ def _require(condition: bool, message: str) -> None:
         raise PermissionDenied(message)
 
 
+def _record(actor, event: str, subject: str, **data) -> None:
+    """The ledger entry of a directory change, in the change's transaction.
+
+    People appear as ``user:<id>``: names and addresses stay out of the public ledger.
+    """
+    ledger.append(type=f"directory.{event}", subject=subject, data=data,
+                  actor=selectors.actor_id(actor))
+
+
+def _admin_data(admin: Administration) -> dict:
+    return {"code": admin.code, "kind": admin.kind,
+            "parent": admin.parent.code if admin.parent_id else None,
+            "name_fr": admin.name_fr, "name_ar": admin.name_ar, "name_en": admin.name_en,
+            "acronym": admin.acronym, "mail_domain": admin.mail_domain, "active": admin.active}
+
+
+def _company_data(company: Company) -> dict:
+    return {"name": company.name, "legal_form": company.legal_form,
+            "matricule_fiscal": company.matricule_fiscal, "city": company.city,
+            "is_bidder": company.is_bidder, "is_cloud_provider": company.is_cloud_provider,
+            "active": company.active}
+
+
 # --- administrations -------------------------------------------------------------------
 
 def check_parent(kind: str, parent: Administration | None) -> None:
@@ -60,6 +84,7 @@ def check_parent(kind: str, parent: Administration | None) -> None:
             field_errors={"parent": [_("Not allowed as parent of this kind.")]})
 
 
+@transaction.atomic
 def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar: str,
                           name_en: str = "", acronym: str = "",
                           parent: Administration | None = None,
@@ -88,6 +113,8 @@ def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar:
             admin.save()
     except IntegrityError:
         raise Conflict(_("An administration with this code or mail domain exists.")) from None
+    _record(actor, "administration.created", f"administration:{admin.code}",
+            **_admin_data(admin))
     return admin
 
 
@@ -122,6 +149,8 @@ def update_administration(*, actor, administration: Administration,
                 admin.save()
         except IntegrityError:
             raise Conflict(_("Another administration uses this mail domain.")) from None
+        _record(actor, "administration.updated", f"administration:{admin.code}",
+                **_admin_data(admin))
     return admin
 
 
@@ -216,6 +245,8 @@ def create_agent(*, actor, administration: Administration, username: str, email:
     agent.save()
     AgentRole.objects.bulk_create([AgentRole(agent=agent, role=r) for r in roles])
     _sync_staff_flags(agent)
+    _record(actor, "agent.created", f"user:{user.pk}",
+            administration=administration.code, roles=roles)
     return agent, generated
 
 
@@ -237,6 +268,7 @@ def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
         [AgentRole(agent=agent, role=r) for r in roles if r not in existing])
     agent = Agent.objects.prefetch_related("roles").get(pk=agent.pk)
     _sync_staff_flags(agent)
+    _record(actor, "agent.roles_changed", f"user:{agent.user_id}", roles=roles)
     return agent
 
 
@@ -252,6 +284,7 @@ def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
     if not active:
         ApiToken.objects.filter(user=agent.user, revoked_at=None).update(
             revoked_at=timezone.now())
+    _record(actor, "agent.enabled" if active else "agent.disabled", f"user:{agent.user_id}")
     return agent
 
 
@@ -262,6 +295,7 @@ def move_agent(*, actor, agent: Agent, administration: Administration) -> Agent:
              _("You can only move agents within the administration you manage."))
     agent.administration = administration
     agent.save(update_fields=["administration"])
+    _record(actor, "agent.moved", f"user:{agent.user_id}", administration=administration.code)
     return agent
 
 
@@ -305,6 +339,8 @@ def register_company(*, actor, admin_username: str, admin_email: str, admin_pass
     except IntegrityError:
         raise Conflict(_("A company with this matricule fiscal is registered.")) from None
     member = CompanyMember.objects.create(user=user, company=company, is_company_admin=True)
+    _record(actor, "company.registered", f"company:{company.pk}", **_company_data(company),
+            admin=f"user:{user.pk}")
     return company, member, generated
 
 
@@ -333,6 +369,7 @@ def update_company(*, actor, company: Company, **changes) -> Company:
             company.save()
     except IntegrityError:
         raise Conflict(_("A company with this matricule fiscal is registered.")) from None
+    _record(actor, "company.updated", f"company:{company.pk}", **_company_data(company))
     return company
 
 
@@ -346,6 +383,8 @@ def add_company_user(*, actor, company: Company, username: str, email: str,
                                 last_name=last_name, password=password)
     member = CompanyMember.objects.create(user=user, company=company,
                                           is_company_admin=is_company_admin)
+    _record(actor, "company.user_added", f"company:{company.pk}", user=f"user:{user.pk}",
+            is_company_admin=is_company_admin)
     return member, generated
 
 
@@ -359,6 +398,7 @@ def change_password(*, user, old_password: str, new_password: str) -> None:
     _validate_password(new_password, user)
     user.set_password(new_password)
     user.save(update_fields=["password"])
+    _record(user, "user.password_changed", f"user:{user.pk}")
 
 
 def new_totp_secret() -> str:
@@ -400,6 +440,7 @@ def enable_totp(*, agent: Agent, secret: str, code: str) -> None:
     agent.totp_secret = secret
     agent.totp_enabled = True
     agent.save(update_fields=["totp_secret", "totp_enabled"])
+    _record(agent.user, "agent.second_factor_enabled", f"user:{agent.user_id}")
 
 
 def verify_totp(*, agent: Agent, code: str) -> bool:
@@ -420,6 +461,7 @@ def disable_totp(*, actor, agent: Agent, code: str | None = None) -> None:
         _require(selectors.can_manage_administration(actor, agent.administration),
                  _("You cannot change this agent."))
     Agent.objects.filter(pk=agent.pk).update(totp_enabled=False, totp_secret="")
+    _record(actor, "agent.second_factor_disabled", f"user:{agent.user_id}")
 
 
 # --- API tokens -------------------------------------------------------------------------
@@ -467,6 +509,8 @@ def issue_api_token(*, actor, user, name: str,
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(user=user, name=name, prefix=token[:12],
                                      digest=token_digest(token), expires_at=expires_at)
+    _record(actor, "token.issued", f"user:{user.pk}", token=record.pk,
+            expires_at=expires_at.isoformat() if expires_at else None)
     return record, token
 
 
@@ -478,6 +522,7 @@ def revoke_api_token(*, actor, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        _record(actor, "token.revoked", f"user:{token.user_id}", token=token.pk)
     return token
 
 

@@ -1,0 +1,24 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class LedgerConfig(AppConfig):
+    """The public transparency log: every change of the platform is an entry."""
+
+    name = "sahab.ledger"
+    label = "ledger"
+    verbose_name = _("Ledger")
+
+    def ready(self) -> None:
+        import datetime as dt
+
+        from django.conf import settings
+
+        from sahab.core import scheduler
+        from sahab.core.navigation import NavItem, register
+        from sahab.ledger import services
+
+        register(NavItem(_("Ledger"), "ledger:home", order=80))
+        scheduler.register_periodic(
+            services.checkpoint_if_grown,
+            dt.timedelta(seconds=settings.LEDGER_CHECKPOINT_INTERVAL), inline=True)
