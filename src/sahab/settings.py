@@ -56,7 +56,7 @@ DBAAS_URL = os.environ.get("SAHAB_DBAAS_URL", "")
 # The ledger's origin line and key name: the public URL's host and path, unless set.
 LEDGER_ORIGIN = os.environ.get("SAHAB_LEDGER_ORIGIN") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/ledger")
-LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("SAHAB_LEDGER_CHECKPOINT_INTERVAL", "1"))
+LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("SAHAB_LEDGER_CHECKPOINT_INTERVAL", "0.5"))
 # This installation's witness name, when it witnesses other logs.
 LEDGER_WITNESS_NAME = os.environ.get("SAHAB_LEDGER_WITNESS_NAME") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/witness")
@@ -118,10 +118,12 @@ def _database(url: str) -> dict:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["CONN_MAX_AGE"] = 0
         config["OPTIONS"] = {
-            # WAL lets readers run beside the one writer; IMMEDIATE takes the write
-            # lock at BEGIN so that two writers never deadlock on a lock upgrade.
+            # WAL lets readers run beside the one writer; synchronous=FULL makes every
+            # commit durable (a signed checkpoint must never outlive its entries after a
+            # power cut); IMMEDIATE takes the write lock at BEGIN so that two writers
+            # never deadlock on a lock upgrade.
             "init_command": (
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
                 "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;"
             ),
             "transaction_mode": "IMMEDIATE",

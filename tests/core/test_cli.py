@@ -26,6 +26,7 @@ def test_init_creates_keys_once(sahab_home, db):
 
 
 def test_demo_is_idempotent_and_its_logins_work(sahab_home, db):
+    keys.ensure_ledger_key()
     first = load_demo()
     counts = (Administration.objects.count(), Company.objects.count(),
               get_user_model().objects.count())
@@ -42,6 +43,10 @@ def test_demo_is_idempotent_and_its_logins_work(sahab_home, db):
             user["password"])
     for token in on_disk["api_tokens"]:
         assert services.authenticate_token(token["token"]).username == token["username"]
+    from sahab.ledger import services as ledger
+
+    assert on_disk["ledger"]["key"] == ledger.verifier_key()
+    assert ledger.latest_checkpoint().size == ledger.tree_size() > 70
     roles = {r for u in on_disk["users"] for r in u["role"].split(", ")}
     assert {"Platform administrator", "Administration administrator", "Procurement officer",
             "Evaluator", "Finance", "IT officer", "Auditor"} <= roles

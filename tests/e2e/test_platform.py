@@ -58,3 +58,33 @@ def test_browser_signs_in_switches_to_arabic_and_reads_right_to_left(platform, o
         finally:
             browser.close()
     assert (output_dir / "portal-ar.png").stat().st_size > 10_000
+
+
+def test_the_auditor_verifies_the_served_ledger_and_a_new_action_gets_checkpointed(
+        platform, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    base, ledger = platform["url"], platform["demo"]["ledger"]
+    token = platform["demo"]["api_tokens"][0]["token"]
+    created = httpx.post(f"{base}/api/tokens", json={"name": "e2e"},
+                         headers={"Authorization": f"Bearer {token}"})
+    assert created.status_code == 201
+    size_after_action = int(httpx.get(f"{base}/ledger/entries").json()["count"])
+    deadline = time.monotonic() + 30  # the worker signs within about a second
+    while int(httpx.get(f"{base}/ledger/checkpoint").text.split("\n")[1]) < size_after_action:
+        assert time.monotonic() < deadline, "no checkpoint covers the new entry"
+        time.sleep(0.2)
+    verify = [sys.executable, "-m", "sahab.cli", "ledger", "verify", f"{base}/ledger",
+              "--key", ledger["key"], "--state", str(tmp_path / "audit.json"), "--quiet"]
+    result = subprocess.run(verify, capture_output=True, text=True, timeout=120,
+                            env={**platform["env"], "SAHAB_HOME": str(tmp_path / "auditor")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: ")
+    wrong_key = ledger["key"][:-6] + ("AAAAA=" if not ledger["key"].endswith("AAAAA=")
+                                      else "BBBBB=")
+    result = subprocess.run([*verify[:6], "--key", wrong_key, "--state",
+                             str(tmp_path / "other.json"), "--quiet"],
+                            capture_output=True, text=True, timeout=120, env=platform["env"])
+    assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -213,3 +213,27 @@ def test_the_witness_endpoint_answers_as_the_protocol_says(wsgi_http):
         9, services.consistency_proof(9, 12), newer))
     assert good.status_code == 200
     assert Witness.objects.count() == 0  # witnessing others registers no witness of ours
+
+
+def test_a_witness_can_post_its_cosignature_itself(wsgi_http):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    fill(4)
+    key = Ed25519PrivateKey.generate()
+    public = note.Signer("x", key).verifier.public_key
+    vkey = note.Verifier("cdc.example/witness", note.SIG_COSIGNATURE_V1, public).vkey()
+    services.register_witness(name="cdc.example/witness", vkey=vkey)
+    checkpoint = services.latest_checkpoint()
+    line = note.cosign("cdc.example/witness", key, checkpoint.text.encode(), 1_800_000_000)
+    url = f"/ledger/checkpoint/{checkpoint.size}/cosignatures"
+    forged = note.cosign("cdc.example/witness", Ed25519PrivateKey.generate(),
+                         checkpoint.text.encode(), 1_800_000_000)
+    assert wsgi_http.post(url, content=forged).status_code == 422
+    assert wsgi_http.post(url, content="garbage").status_code == 422
+    assert wsgi_http.post("/ledger/checkpoint/999/cosignatures", content=line).status_code == 404
+    response = wsgi_http.post(url, content=line)
+    assert response.status_code == 200 and response.json()["stored"] == ["cdc.example/witness"]
+    served = wsgi_http.get("/ledger/checkpoint").content
+    _, cosigs = note.open_checkpoint(served, note.parse_vkey(services.verifier_key()),
+                                     [note.parse_vkey(vkey)])
+    assert [c.name for c in cosigs] == ["cdc.example/witness"]

@@ -28,8 +28,9 @@ def previous_demo() -> dict:
 def _loaders():
     """Each pillar's ``load(previous, data)`` in dependency order."""
     from sahab.directory import demo as directory_demo
+    from sahab.ledger import demo as ledger_demo
 
-    return [directory_demo.load]
+    return [directory_demo.load, ledger_demo.load]
 
 
 def load_demo() -> dict:
@@ -58,4 +59,6 @@ def print_summary(data: dict) -> None:
               f"{user['administration']}")
     for token in data.get("api_tokens", []):
         print(f"\n  API token of {token['username']}: {token['token']}")
+    if ledger := data.get("ledger"):
+        print(f"\n  Ledger key: {ledger['key']}\n  Verify the ledger: {ledger['verify']}")
     print()

@@ -90,7 +90,7 @@ def append_many(records: Sequence[Record]) -> list[Appended]:
     if not records:
         return []
     with transaction.atomic():
-        state = LogState.objects.select_for_update().get(pk=1)
+        state = _locked_state()
         frontier = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier))
         at = timezone.now()
         entries, nodes, appended = [], [], []
@@ -109,11 +109,25 @@ def append_many(records: Sequence[Record]) -> list[Appended]:
     return appended
 
 
+def _locked_state() -> LogState:
+    """The append lock. Its row comes with the migrations; it is re-created if a database
+    was emptied by hand (a flushed database is an empty log)."""
+    try:
+        return LogState.objects.select_for_update().get(pk=1)
+    except LogState.DoesNotExist:
+        LogState.objects.get_or_create(pk=1)
+        return LogState.objects.select_for_update().get(pk=1)
+
+
 # --- reading the tree ------------------------------------------------------------------
+
+def _state() -> LogState:
+    return LogState.objects.filter(pk=1).first() or LogState(size=0, frontier=b"")
+
 
 def tree_size() -> int:
     """The size of the committed log (which may be ahead of the latest checkpoint)."""
-    return LogState.objects.values_list("size", flat=True).get(pk=1)
+    return _state().size
 
 
 def _fetch_nodes(keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -247,7 +261,7 @@ def checkpoint_if_grown() -> Checkpoint | None:
 
     Safe to run in many workers at once: a size is signed once (unique constraint).
     """
-    state = LogState.objects.get(pk=1)
+    state = _state()
     latest = Checkpoint.objects.order_by("-size").values_list("size", flat=True).first()
     if latest is not None and latest >= state.size:
         return None
@@ -332,6 +346,23 @@ def register_witness(*, name: str, vkey: str, url: str = "") -> Witness:
     return witness
 
 
+def checkpoint_of_size(size: int) -> Checkpoint:
+    checkpoint = Checkpoint.objects.filter(size=size).first()
+    if checkpoint is None:
+        raise NotFound(f"No checkpoint of size {size}.")
+    return checkpoint
+
+
+def accept_cosignatures(checkpoint: Checkpoint, lines: str) -> list[str]:
+    """Store the valid cosignatures among ``lines`` from registered witnesses; their names."""
+    stored = []
+    for witness in Witness.objects.filter(active=True):
+        with transaction.atomic():
+            if add_cosignature(checkpoint, witness, lines):
+                stored.append(witness.name)
+    return stored
+
+
 def add_cosignature(checkpoint: Checkpoint, witness: Witness, lines: str) -> bool:
     """Verify a witness's cosignature line(s) on ``checkpoint`` and keep the valid one."""
     verifier = note.parse_vkey(witness.vkey)
@@ -343,7 +374,10 @@ def add_cosignature(checkpoint: Checkpoint, witness: Witness, lines: str) -> boo
             continue
         if (parsed.name, parsed.key_id) != (verifier.name, verifier.key_id):
             continue
-        timestamp = note.verify_cosignature(verifier, body, parsed.blob)
+        try:
+            timestamp = note.verify_cosignature(verifier, body, parsed.blob)
+        except note.NoteError:
+            continue
         Cosignature.objects.get_or_create(
             checkpoint=checkpoint, witness=witness,
             defaults={"line": parsed.line, "timestamp": timestamp})

@@ -204,6 +204,22 @@ def search(request):
 
 @csrf_exempt
 @require_POST
+@_problems
+def add_cosignature(request, size: int):
+    """A registered witness posts its cosignature line on the checkpoint of ``size``."""
+    if len(request.body) > 16 * 1024:
+        return problem_response(413, "Too large", "Send cosignature lines only.")
+    checkpoint = services.checkpoint_of_size(size)
+    stored = services.accept_cosignatures(checkpoint, request.body.decode("utf-8", "replace"))
+    if not stored:
+        return problem_response(422, "Invalid cosignature",
+                                "No line is a valid cosignature of this checkpoint by a "
+                                "registered witness.")
+    return _json({"size": size, "stored": stored}, "no-store")
+
+
+@csrf_exempt
+@require_POST
 def witness_add_checkpoint(request):
     if len(request.body) > 64 * 1024:
         return _text("request too large\n", "no-store")
