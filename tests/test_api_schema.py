@@ -4,9 +4,6 @@ import os
 
 import pytest
 import schemathesis
-from django.core import signals
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -18,21 +15,12 @@ from schemathesis.checks import (
 from sahab.directory import services
 from sahab.directory.selectors import SYSTEM
 from tests import factories
+from tests.conftest import _InProcessWSGI
 
-schema = schemathesis.openapi.from_wsgi("/api/openapi.json", WSGIHandler())
+schema = schemathesis.openapi.from_wsgi("/api/openapi.json", _InProcessWSGI())
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection_open():
-    """Like Django's test client: the test's transaction must outlive each request."""
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    yield
-    signals.request_started.connect(close_old_connections)
-    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

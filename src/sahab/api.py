@@ -137,8 +137,10 @@ def _http_error(request, exc: HttpError):
 
 def _register_routers() -> None:
     from sahab.directory.api import router as directory_router
+    from sahab.procurement.api import router as procurement_router
 
     api.add_router("/", directory_router)
+    api.add_router("/", procurement_router)
 
 
 _register_routers()

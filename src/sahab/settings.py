@@ -75,13 +75,14 @@ INSTALLED_APPS = [
     "sahab.core",
     "sahab.ledger",
     "sahab.directory",
+    "sahab.procurement",
     "sahab.portal",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "sahab.core.middleware.RejectNulCharactersMiddleware",
+    "sahab.core.middleware.RequestGateMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -197,6 +198,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+
+# Bids carry their documents (base64) in one JSON body: room for 20 MB of files.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 40 * 1024 * 1024
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_LIMIT = 500

@@ -17,6 +17,7 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("healthz", healthz, name="healthz"),
     path("ledger/", include("sahab.ledger.urls")),
+    path("tenders/", include("sahab.procurement.urls")),
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]

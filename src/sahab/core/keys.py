@@ -30,6 +30,26 @@ def witness_key_path() -> Path:
     return keys_dir() / "witness-ed25519.pem"
 
 
+def opening_key_path() -> Path:
+    return keys_dir() / "bid-opening.key"
+
+
+def ensure_opening_key() -> bool:
+    """Create the AES-256 key that seals every tender's bid-opening key."""
+    path = opening_key_path()
+    if path.exists():
+        return False
+    _write_private(path, os.urandom(32))
+    return True
+
+
+def load_opening_key() -> bytes:
+    key = opening_key_path().read_bytes()
+    if len(key) != 32:
+        raise ValueError(f"{opening_key_path()} is not a 32-byte key")
+    return key
+
+
 def tls_cert_path() -> Path:
     return keys_dir() / "tls-cert.pem"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote_to_bytes
 
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 
 from sahab.core.problems import problem_response
 
@@ -34,8 +34,8 @@ def _body_has_nul(request) -> bool:
     return False
 
 
-class RejectNulCharactersMiddleware:
-    """Refuse text containing NUL characters with a 400.
+class RequestGateMiddleware:
+    """Refuse oversized bodies with a 413, and text containing NUL characters with a 400.
 
     No text field of the platform may hold one, and PostgreSQL cannot store or even
     compare them: without this gate such input would become a 500 on PostgreSQL.
@@ -45,6 +45,18 @@ class RejectNulCharactersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        from django.conf import settings
+
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            detail = (f"The request is larger than "
+                      f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)} MB.")
+            if request.path.startswith(_MACHINE_PREFIXES):
+                return problem_response(413, "Request too large", detail)
+            return HttpResponse(detail, status=413)
         if (b"\x00" in unquote_to_bytes(request.META.get("QUERY_STRING", ""))
                 or "\x00" in request.path or _body_has_nul(request)):
             detail = "Text may not contain NUL characters."

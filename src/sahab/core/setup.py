@@ -19,6 +19,8 @@ def initialise(*, verbose: bool = True) -> Iterator[str]:
         yield f"created the ledger signing key {keys.ledger_key_path()}"
     if keys.ensure_witness_key():
         yield f"created the witness key {keys.witness_key_path()}"
+    if keys.ensure_opening_key():
+        yield f"created the bid-opening key {keys.opening_key_path()}"
     if keys.ensure_tls_certificate():
         yield f"created a self-signed TLS certificate {keys.tls_cert_path()}"
     if verbose:

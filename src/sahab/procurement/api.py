@@ -1,0 +1,571 @@
+"""JSON API of procurement: public reads, and the writes of buyers, evaluators,
+companies and the complaints body (rights are checked in the services)."""
+
+import base64
+import datetime as dt
+from decimal import Decimal
+
+from django.shortcuts import get_object_or_404
+from ninja import Field, Path, Query, Router, Schema, Status
+from ninja.pagination import paginate
+
+from sahab.core.errors import InvalidInput, NotFound
+from sahab.core.pagination import Paging
+from sahab.directory.models import Administration, Company
+from sahab.ledger import services as ledger
+from sahab.procurement import selectors, services
+from sahab.procurement.models import (
+    Award,
+    AwardCriteria,
+    Bid,
+    BidLot,
+    Complaint,
+    Contract,
+    Procedure,
+    Question,
+    State,
+    Tender,
+)
+
+router = Router(tags=["procurement"])
+Id = Path(..., ge=1, le=2**63 - 1)
+
+
+class LotIn(Schema):
+    title: str = Field(..., min_length=1, max_length=300)
+    cpv: str = Field(..., pattern=r"^\d{8}-\d$")
+    estimated_value: Decimal = Field(..., gt=0, lt=10**12, decimal_places=3)
+
+
+class TenderIn(Schema):
+    buyer: str = Field(..., max_length=32)
+    title: str = Field(..., min_length=1, max_length=300)
+    description: str = Field("", max_length=20000)
+    procedure: Procedure
+    award_criteria: AwardCriteria = AwardCriteria.LOWEST_PRICE
+    price_weight: int = Field(100, ge=1, le=100)
+    enquiry_deadline: dt.datetime
+    submission_deadline: dt.datetime
+    standstill_days: int = Field(10, ge=0, le=60)
+    lots: list[LotIn] = Field(..., min_length=1, max_length=100)
+    invited: list[int] = Field([], max_length=200, description="Company ids (negotiated).")
+    framework: str | None = Field(None, max_length=40)
+
+
+class LotOut(Schema):
+    number: int
+    title: str
+    cpv: str
+    estimated_value: Decimal
+
+
+class StepOut(Schema):
+    type: str
+    ledger_index: int
+    at: dt.datetime
+
+
+class TenderSummary(Schema):
+    reference: str
+    title: str
+    buyer: str
+    procedure: Procedure
+    state: State
+    suspended: bool
+    estimated_value: Decimal
+    currency: str
+    enquiry_deadline: dt.datetime
+    submission_deadline: dt.datetime
+    published_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_buyer(obj: Tender) -> str:
+        return obj.buyer.code
+
+
+class DocumentOut(Schema):
+    id: int
+    name: str
+    version: int
+    media_type: str
+    size: int
+    sha256: str
+
+
+class QuestionOut(Schema):
+    id: int
+    text: str
+    answer: str
+    asked_at: dt.datetime
+    answered_at: dt.datetime | None
+
+
+class OpenedBidOut(Schema):
+    bid: int
+    company: str
+    matricule_fiscal: str
+    status: str
+    commitment: str
+    ledger_index: int
+    prices: dict[str, Decimal]
+
+
+class AwardOut(Schema):
+    id: int
+    lot: int
+    supplier: str
+    value: Decimal
+    status: str
+
+
+class ContractOut(Schema):
+    id: int
+    lot: int
+    supplier: str
+    value: Decimal
+    start_date: dt.date
+    end_date: dt.date
+    status: str
+
+
+class TenderDetail(Schema):
+    reference: str
+    title: str
+    buyer: str
+    procedure: Procedure
+    state: State
+    suspended: bool
+    estimated_value: Decimal
+    currency: str
+    enquiry_deadline: dt.datetime
+    submission_deadline: dt.datetime
+    published_at: dt.datetime | None
+    description: str
+    award_criteria: AwardCriteria
+    price_weight: int
+    standstill_until: dt.datetime | None
+    sealing_public_key: str
+    lots: list[LotOut]
+    documents: list[DocumentOut]
+    questions: list[QuestionOut]
+    bids: list[OpenedBidOut]
+    awards: list[AwardOut]
+    contracts: list[ContractOut]
+    steps: list[StepOut]
+
+
+def _detail(tender: Tender) -> dict:
+    opened = tender.opened_at is not None
+    bids = []
+    if opened:  # before the opening nothing about bids is shown, not even their number
+        for bid in tender.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED]) \
+                .select_related("company").prefetch_related("lot_prices__lot"):
+            bids.append({"bid": bid.pk, "company": bid.company.name,
+                         "matricule_fiscal": bid.company.matricule_fiscal,
+                         "status": bid.status, "commitment": bid.commitment,
+                         "ledger_index": bid.ledger_index,
+                         "prices": {str(p.lot.number): p.price for p in bid.lot_prices.all()}})
+    return {
+        "reference": tender.reference, "title": tender.title, "buyer": tender.buyer.code,
+        "procedure": tender.procedure, "state": tender.state, "suspended": tender.suspended,
+        "estimated_value": tender.estimated_value, "currency": tender.currency,
+        "enquiry_deadline": tender.enquiry_deadline,
+        "submission_deadline": tender.submission_deadline, "published_at": tender.published_at,
+        "description": tender.description, "award_criteria": tender.award_criteria,
+        "price_weight": tender.price_weight, "standstill_until": tender.standstill_until,
+        "sealing_public_key": base64.b64encode(bytes(tender.public_key)).decode(),
+        "lots": list(tender.lots.all()),
+        "documents": list(tender.documents.all()),
+        "questions": list(tender.questions.exclude(answered_at=None)),
+        "bids": bids,
+        "awards": [{"id": a.pk, "lot": a.lot.number, "supplier": a.supplier.name,
+                    "value": a.value, "status": a.status}
+                   for a in tender.awards.select_related("lot", "supplier")],
+        "contracts": [{"id": c.pk, "lot": c.award.lot.number, "supplier": c.supplier.name,
+                       "value": c.value, "start_date": c.start_date, "end_date": c.end_date,
+                       "status": c.status}
+                      for c in tender.contracts.select_related("award__lot", "supplier")],
+        "steps": list(tender.steps.all()),
+    }
+
+
+def _tender(request, reference: str) -> Tender:
+    tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
+    if tender is None:
+        raise NotFound(f"No tender {reference}.")
+    return tender
+
+
+class TenderFilter(Schema):
+    q: str = Field("", max_length=100)
+    state: State | None = None
+    buyer: str = Field("", max_length=32)
+    procedure: Procedure | None = None
+
+
+@router.get("/procurement/tenders", response=list[TenderSummary], auth=None,
+            summary="Published tenders (public)")
+@paginate(Paging)
+def list_tenders(request, filters: Query[TenderFilter]):
+    return selectors.public_tenders(q=filters.q, state=filters.state or "",
+                                    buyer=filters.buyer.upper(),
+                                    procedure=filters.procedure or "")
+
+
+@router.get("/procurement/tenders/{reference}", response=TenderDetail, auth=None,
+            summary="A tender with its lots, documents, answers, opening report, awards, "
+                    "contracts and the ledger index of every step (public once published)")
+def get_tender(request, reference: str = Path(..., max_length=40)):
+    return _detail(_tender(request, reference))
+
+
+@router.post("/procurement/tenders", response={201: TenderDetail},
+             summary="Draft a tender (procurement officers)")
+def create_tender(request, payload: TenderIn):
+    buyer = Administration.objects.filter(code=payload.buyer.upper()).first()
+    if buyer is None:
+        raise NotFound(f"No administration {payload.buyer}.")
+    framework = None
+    if payload.framework:
+        framework = Tender.objects.filter(reference=payload.framework).first()
+        if framework is None:
+            raise NotFound(f"No framework agreement {payload.framework}.")
+    invited = list(Company.objects.filter(pk__in=payload.invited, active=True))
+    if len(invited) != len(set(payload.invited)):
+        raise InvalidInput("An invited company does not exist.")
+    tender = services.create_tender(
+        actor=request.user, buyer=buyer, title=payload.title, description=payload.description,
+        procedure=payload.procedure, award_criteria=payload.award_criteria,
+        price_weight=payload.price_weight, enquiry_deadline=payload.enquiry_deadline,
+        submission_deadline=payload.submission_deadline,
+        standstill_days=payload.standstill_days,
+        lots=[lot.dict() for lot in payload.lots], framework=framework, invited=invited)
+    return Status(201, _detail(tender))
+
+
+class ReasonIn(Schema):
+    reason: str = Field(..., min_length=1, max_length=5000)
+
+
+@router.post("/procurement/tenders/{reference}/publish", response=TenderDetail,
+             summary="Publish a draft tender")
+def publish(request, reference: str = Path(..., max_length=40)):
+    return _detail(services.publish_tender(actor=request.user,
+                                           tender=_tender(request, reference)))
+
+
+@router.post("/procurement/tenders/{reference}/cancel", response=TenderDetail,
+             summary="Cancel a tender")
+def cancel(request, payload: ReasonIn, reference: str = Path(..., max_length=40)):
+    return _detail(services.cancel_tender(actor=request.user, tender=_tender(request, reference),
+                                          reason=payload.reason))
+
+
+class DocumentIn(Schema):
+    name: str = Field(..., min_length=1, max_length=200)
+    content_base64: str = Field(..., max_length=15 * 1024 * 1024)
+
+
+def _decode(content: str) -> bytes:
+    try:
+        return base64.b64decode(content, validate=True)
+    except ValueError:
+        raise InvalidInput("content_base64 is not base64.") from None
+
+
+@router.post("/procurement/tenders/{reference}/documents", response={201: DocumentOut},
+             summary="Add a tender document (a same-named one becomes a new version)")
+def add_document(request, payload: DocumentIn, reference: str = Path(..., max_length=40)):
+    return Status(201, services.add_document(actor=request.user,
+                                             tender=_tender(request, reference),
+                                             name=payload.name,
+                                             content=_decode(payload.content_base64)))
+
+
+class QuestionIn(Schema):
+    text: str = Field(..., min_length=1, max_length=5000)
+
+
+class AnswerIn(Schema):
+    answer: str = Field(..., min_length=1, max_length=10000)
+
+
+@router.post("/procurement/tenders/{reference}/questions", response={201: QuestionOut},
+             summary="Ask a question (companies, before the enquiry deadline)")
+def ask(request, payload: QuestionIn, reference: str = Path(..., max_length=40)):
+    return Status(201, services.ask_question(actor=request.user,
+                                             tender=_tender(request, reference),
+                                             text=payload.text))
+
+
+@router.post("/procurement/questions/{question_id}/answer", response=QuestionOut,
+             summary="Publish the answer to a question")
+def answer(request, payload: AnswerIn, question_id: int = Id):
+    question = get_object_or_404(Question, pk=question_id)
+    return services.answer_question(actor=request.user, question=question,
+                                    answer=payload.answer)
+
+
+class BidIn(Schema):
+    prices: dict[str, Decimal] = Field(..., description="Price per lot number.")
+    technical_offer: str = Field("", max_length=50000)
+    documents: list[DocumentIn] = Field([], max_length=20)
+
+
+class BidReceipt(Schema):
+    bid: int
+    tender: str
+    commitment: str
+    ledger_index: int
+    submitted_at: dt.datetime
+    receipt: str = Field(..., description="c2sp.org/tlog-proof@v1 receipt of the submission.")
+
+
+def _receipt(bid: Bid) -> dict:
+    return {"bid": bid.pk, "tender": bid.tender.reference, "commitment": bid.commitment,
+            "ledger_index": bid.ledger_index, "submitted_at": bid.submitted_at,
+            "receipt": ledger.receipt(bid.ledger_index)}
+
+
+@router.post("/procurement/tenders/{reference}/bids", response={201: BidReceipt},
+             summary="Submit or replace your company's sealed bid")
+def submit_bid(request, payload: BidIn, reference: str = Path(..., max_length=40)):
+    bid = services.submit_bid(
+        actor=request.user, tender=_tender(request, reference), prices=payload.prices,
+        technical_offer=payload.technical_offer,
+        files=[(d.name, _decode(d.content_base64)) for d in payload.documents])
+    return Status(201, _receipt(bid))
+
+
+class MyBid(Schema):
+    bid: int
+    tender: str
+    status: str
+    commitment: str
+    ledger_index: int
+    submitted_at: dt.datetime
+
+
+@router.get("/procurement/bids", response=list[MyBid], summary="Your company's bids")
+def my_bids(request):
+    return [{"bid": b.pk, "tender": b.tender.reference, "status": b.status,
+             "commitment": b.commitment, "ledger_index": b.ledger_index,
+             "submitted_at": b.submitted_at} for b in selectors.bids_of_company(request.user)]
+
+
+@router.delete("/procurement/bids/{bid_id}", response=MyBid,
+               summary="Withdraw your company's bid before the deadline")
+def withdraw(request, bid_id: int = Id):
+    bid = selectors.bids_of_company(request.user).filter(pk=bid_id).first()
+    if bid is None:
+        raise NotFound("No such bid.")
+    bid = services.withdraw_bid(actor=request.user, bid=bid)
+    return {"bid": bid.pk, "tender": bid.tender.reference, "status": bid.status,
+            "commitment": bid.commitment, "ledger_index": bid.ledger_index,
+            "submitted_at": bid.submitted_at}
+
+
+class DeclarationIn(Schema):
+    no_conflict: bool
+    statement: str = Field("", max_length=5000)
+
+
+@router.post("/procurement/tenders/{reference}/declarations", response={201: dict},
+             summary="Declare (no) conflict of interest before evaluating")
+def declare(request, payload: DeclarationIn, reference: str = Path(..., max_length=40)):
+    d = services.declare_conflict_of_interest(actor=request.user,
+                                              tender=_tender(request, reference),
+                                              no_conflict=payload.no_conflict,
+                                              statement=payload.statement)
+    return Status(201, {"no_conflict": d.no_conflict, "declared_at": d.declared_at.isoformat()})
+
+
+class EligibilityIn(Schema):
+    bid: int = Field(..., ge=1, le=2**63 - 1)
+    lot: int = Field(..., ge=1, le=1000)
+    eligible: bool
+    reason: str = Field("", max_length=2000)
+
+
+class ScoreIn(Schema):
+    bid: int = Field(..., ge=1, le=2**63 - 1)
+    lot: int = Field(..., ge=1, le=1000)
+    score: Decimal = Field(..., ge=0, le=100)
+    comment: str = Field("", max_length=5000)
+
+
+def _bid_lot(tender: Tender, bid: int, lot: int) -> BidLot:
+    row = BidLot.objects.filter(bid__tender=tender, bid_id=bid, lot__number=lot).first()
+    if row is None:
+        raise NotFound(f"No opened bid {bid} for lot {lot}.")
+    return row
+
+
+@router.post("/procurement/tenders/{reference}/eligibility", response=dict,
+             summary="An evaluator's eligibility decision on a bid for a lot")
+def eligibility(request, payload: EligibilityIn, reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    row = services.decide_eligibility(actor=request.user,
+                                      bid_lot=_bid_lot(tender, payload.bid, payload.lot),
+                                      eligible=payload.eligible, reason=payload.reason)
+    return {"bid": payload.bid, "lot": payload.lot, "eligible": row.eligible}
+
+
+@router.post("/procurement/tenders/{reference}/scores", response=dict,
+             summary="An evaluator's quality score (price and quality tenders)")
+def score(request, payload: ScoreIn, reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    services.score_quality(actor=request.user,
+                           bid_lot=_bid_lot(tender, payload.bid, payload.lot),
+                           score=payload.score, comment=payload.comment)
+    return {"bid": payload.bid, "lot": payload.lot, "score": str(payload.score)}
+
+
+@router.post("/procurement/tenders/{reference}/evaluation", response=dict,
+             summary="Rank the bids and publish the evaluation report")
+def evaluate(request, reference: str = Path(..., max_length=40)):
+    return services.complete_evaluation(actor=request.user, tender=_tender(request, reference))
+
+
+class AwardIn(Schema):
+    choices: dict[str, int | list[int]] = Field({}, description="Lot number → bid id(s); "
+                                                "default: the first ranked.")
+    justification: str = Field("", max_length=5000)
+
+
+@router.post("/procurement/tenders/{reference}/award", response=TenderDetail,
+             summary="Award, notify the bidders and start the standstill period")
+def award(request, payload: AwardIn, reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    services.award_tender(actor=request.user, tender=tender, choices=payload.choices,
+                          justification=payload.justification)
+    tender.refresh_from_db()
+    return _detail(tender)
+
+
+@router.post("/procurement/tenders/{reference}/unsuccessful", response=TenderDetail,
+             summary="Declare the tender unsuccessful")
+def unsuccessful(request, payload: ReasonIn, reference: str = Path(..., max_length=40)):
+    return _detail(services.declare_unsuccessful(actor=request.user,
+                                                 tender=_tender(request, reference),
+                                                 reason=payload.reason))
+
+
+class ComplaintIn(Schema):
+    text: str = Field(..., min_length=1, max_length=20000)
+
+
+class ComplaintOut(Schema):
+    id: int
+    status: str
+    filed_at: dt.datetime
+    decision: str
+    decided_at: dt.datetime | None
+
+
+class DecisionIn(Schema):
+    upheld: bool
+    decision: str = Field(..., min_length=1, max_length=20000)
+
+
+@router.post("/procurement/tenders/{reference}/complaints", response={201: ComplaintOut},
+             summary="File a complaint (it suspends the procedure)")
+def complain(request, payload: ComplaintIn, reference: str = Path(..., max_length=40)):
+    return Status(201, services.file_complaint(actor=request.user,
+                                               tender=_tender(request, reference),
+                                               text=payload.text))
+
+
+@router.post("/procurement/complaints/{complaint_id}/decision", response=ComplaintOut,
+             summary="Decide a complaint (independent auditors)")
+def decide(request, payload: DecisionIn, complaint_id: int = Id):
+    complaint = get_object_or_404(Complaint, pk=complaint_id)
+    return services.decide_complaint(actor=request.user, complaint=complaint,
+                                     upheld=payload.upheld, decision=payload.decision)
+
+
+class ContractIn(Schema):
+    start_date: dt.date
+    end_date: dt.date
+
+
+class AmendmentIn(Schema):
+    justification: str = Field(..., min_length=1, max_length=5000)
+    new_value: Decimal | None = Field(None, gt=0, lt=10**12)
+    new_end_date: dt.date | None = None
+
+
+class PaymentIn(Schema):
+    milestone: str = Field(..., min_length=1, max_length=300)
+    amount: Decimal = Field(..., gt=0, lt=10**12)
+
+
+def _contract_out(c: Contract) -> dict:
+    return {"id": c.pk, "lot": c.award.lot.number, "supplier": c.supplier.name,
+            "value": c.value, "start_date": c.start_date, "end_date": c.end_date,
+            "status": c.status}
+
+
+@router.post("/procurement/awards/{award_id}/contract", response={201: ContractOut},
+             summary="Sign the contract of an award after the standstill")
+def sign(request, payload: ContractIn, award_id: int = Id):
+    award_ = get_object_or_404(Award, pk=award_id)
+    contract = services.sign_contract(actor=request.user, award=award_,
+                                      start_date=payload.start_date, end_date=payload.end_date)
+    return Status(201, _contract_out(contract))
+
+
+@router.post("/procurement/contracts/{contract_id}/amendments", response={201: ContractOut},
+             summary="Amend a contract's value or end date, with a justification")
+def amend(request, payload: AmendmentIn, contract_id: int = Id):
+    contract = get_object_or_404(Contract, pk=contract_id)
+    services.amend_contract(actor=request.user, contract=contract,
+                            justification=payload.justification, new_value=payload.new_value,
+                            new_end_date=payload.new_end_date)
+    contract.refresh_from_db()
+    return Status(201, _contract_out(contract))
+
+
+@router.post("/procurement/contracts/{contract_id}/payments", response={201: dict},
+             summary="Record a payment on a contract (finance)")
+def pay(request, payload: PaymentIn, contract_id: int = Id):
+    contract = get_object_or_404(Contract, pk=contract_id)
+    payment = services.record_payment(actor=request.user, contract=contract,
+                                      milestone=payload.milestone, amount=payload.amount)
+    return Status(201, {"id": payment.pk, "amount": str(payment.amount),
+                        "milestone": payment.milestone})
+
+
+@router.post("/procurement/contracts/{contract_id}/terminate", response=ContractOut,
+             summary="Terminate a contract")
+def terminate(request, payload: ReasonIn, contract_id: int = Id):
+    contract = get_object_or_404(Contract, pk=contract_id)
+    return _contract_out(services.terminate_contract(actor=request.user, contract=contract,
+                                                     reason=payload.reason))
+
+
+class ChangeOut(Schema):
+    tender: str
+    type: str
+    ledger_index: int
+    at: dt.datetime
+
+
+class ChangesOut(Schema):
+    items: list[ChangeOut]
+    next_cursor: str
+
+
+@router.get("/procurement/changes", response=ChangesOut, auth=None,
+            summary="Every procurement step after a cursor, oldest first (for mirrors)")
+def changes(request, cursor: str = Query("", max_length=40),
+            limit: int = Query(100, ge=1, le=1000)):
+    try:
+        after = selectors.decode_cursor(cursor)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("This cursor was not given by this server.") from None
+    steps = selectors.changes_after(after, limit)
+    last = steps[-1].ledger_index if steps else after
+    return {"items": [{"tender": s.tender.reference, "type": s.type,
+                       "ledger_index": s.ledger_index, "at": s.at} for s in steps],
+            "next_cursor": selectors.encode_cursor(last) if last >= 0 else cursor}

@@ -1,0 +1,21 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ProcurementConfig(AppConfig):
+    """Public procurement: plans, tenders, sealed bids, evaluation, awards, contracts."""
+
+    name = "sahab.procurement"
+    label = "procurement"
+    verbose_name = _("Procurement")
+
+    def ready(self) -> None:
+        import datetime as dt
+
+        from sahab.core import scheduler
+        from sahab.core.navigation import NavItem, register
+        from sahab.procurement import services
+
+        register(NavItem(_("Tenders"), "procurement:tenders", order=20))
+        scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
+                                    inline=True)

@@ -1,0 +1,46 @@
+"""Checks on uploaded documents: size, and a content that matches its name."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import PurePath
+
+import filetype
+
+from sahab.core.errors import InvalidInput
+
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+# Extension → the media types its content may have (sniffed from the bytes, not trusted
+# from the client). Office files are ZIP containers.
+ALLOWED = {
+    ".pdf": {"application/pdf"},
+    ".png": {"image/png"},
+    ".jpg": {"image/jpeg"},
+    ".jpeg": {"image/jpeg"},
+    ".docx": {"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+              "application/zip"},
+    ".xlsx": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+              "application/zip"},
+    ".odt": {"application/vnd.oasis.opendocument.text", "application/zip"},
+    ".ods": {"application/vnd.oasis.opendocument.spreadsheet", "application/zip"},
+    ".zip": {"application/zip"},
+}
+
+
+def check_document(name: str, content: bytes) -> tuple[str, str]:
+    """Refuse oversized, empty or disguised files; returns (media type, SHA-256)."""
+    clean = PurePath(name or "").name
+    if not clean or clean != name or len(name) > 200 or any(c in name for c in "\\\x00"):
+        raise InvalidInput(f"A document needs a plain file name, not {name!r}.")
+    if not content:
+        raise InvalidInput(f"{name} is empty.")
+    if len(content) > MAX_DOCUMENT_BYTES:
+        raise InvalidInput(f"{name} is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB.")
+    suffix = PurePath(name).suffix.lower()
+    if suffix not in ALLOWED:
+        raise InvalidInput(f"{name}: only {', '.join(sorted(ALLOWED))} files are accepted.")
+    kind = filetype.guess(content)
+    media_type = kind.mime if kind else "application/octet-stream"
+    if media_type not in ALLOWED[suffix]:
+        raise InvalidInput(f"{name} is not a real {suffix} file (its content is {media_type}).")
+    return media_type, hashlib.sha256(content).hexdigest()

@@ -1,0 +1,378 @@
+"""Public procurement: plans, tenders with lots, sealed bids, evaluation, awards,
+complaints and contracts. States change only through ``services``; every change is a
+ledger entry, and ``Step`` keeps the ledger index of each one for pages and the API."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from sahab.directory.models import Administration, Company
+
+MONEY = {"max_digits": 18, "decimal_places": 3}  # the dinar has 1000 millimes
+
+
+class Procedure(models.TextChoices):
+    OPEN = "open", _("Open call for tenders")
+    RESTRICTED = "restricted", _("Restricted (with pre-qualification)")
+    NEGOTIATED = "negotiated", _("Negotiated")
+    SIMPLIFIED = "simplified", _("Simplified consultation")
+    FRAMEWORK = "framework", _("Framework agreement")
+    MINI_COMPETITION = "mini_competition", _("Call-off by mini-competition")
+
+
+class State(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    ENQUIRIES = "enquiries", _("Published (enquiries)")
+    TENDERING = "tendering", _("Tendering")
+    OPENING = "opening", _("Opening")
+    EVALUATION = "evaluation", _("Evaluation")
+    AWARDED = "awarded", _("Awarded")
+    STANDSTILL = "standstill", _("Standstill")
+    COMPLETE = "complete", _("Complete")
+    CANCELLED = "cancelled", _("Cancelled")
+    UNSUCCESSFUL = "unsuccessful", _("Unsuccessful")
+
+
+class AwardCriteria(models.TextChoices):
+    LOWEST_PRICE = "lowest_price", _("Lowest price")
+    WEIGHTED = "weighted", _("Price and quality")
+
+
+class Plan(models.Model):
+    """An administration's procurement plan for one year."""
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT,
+                                       related_name="procurement_plans")
+    year = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["administration", "year"],
+                                               name="one_plan_per_year")]
+        ordering = ["-year"]
+
+    def __str__(self) -> str:
+        return f"{self.administration.code} {self.year}"
+
+
+class PlanItem(models.Model):
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="items")
+    description = models.CharField(max_length=500)
+    cpv = models.CharField(max_length=10)
+    budget_line = models.CharField(max_length=50)
+    estimated_value = models.DecimalField(**MONEY)
+    quarter = models.PositiveSmallIntegerField()
+    procedure = models.CharField(max_length=20, choices=Procedure.choices)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Tender(models.Model):
+    reference = models.CharField(max_length=40, unique=True)
+    buyer = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="tenders")
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    procedure = models.CharField(max_length=20, choices=Procedure.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT,
+                             db_index=True)
+    suspended = models.BooleanField(default=False)
+    award_criteria = models.CharField(max_length=20, choices=AwardCriteria.choices,
+                                      default=AwardCriteria.LOWEST_PRICE)
+    price_weight = models.PositiveSmallIntegerField(default=100)
+    currency = models.CharField(max_length=3, default="TND")
+    estimated_value = models.DecimalField(**MONEY)
+    enquiry_deadline = models.DateTimeField()
+    submission_deadline = models.DateTimeField(db_index=True)
+    standstill_days = models.PositiveSmallIntegerField(default=10)
+    standstill_until = models.DateTimeField(null=True, blank=True)
+    framework = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="call_offs")
+    plan_item = models.ForeignKey(PlanItem, null=True, blank=True, on_delete=models.SET_NULL)
+    # Sealing: bids are encrypted to public_key; its private key is itself sealed with
+    # the opening key and released only by the opening job (docs/procurement.md).
+    public_key = models.BinaryField(default=b"")
+    sealed_private_key = models.BinaryField(default=b"")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "-published_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+
+class Lot(models.Model):
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="lots")
+    number = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=300)
+    cpv = models.CharField(max_length=10)
+    estimated_value = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["tender", "number"], name="lot_number")]
+
+    def __str__(self) -> str:
+        return f"{self.tender.reference} lot {self.number}"
+
+
+class Item(models.Model):
+    lot = models.ForeignKey(Lot, on_delete=models.CASCADE, related_name="items")
+    description = models.CharField(max_length=300)
+    cpv = models.CharField(max_length=10)
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    unit = models.CharField(max_length=30)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class TenderDocument(models.Model):
+    """A tender document; a new upload with the same name is a new version."""
+
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="documents")
+    name = models.CharField(max_length=200)
+    version = models.PositiveSmallIntegerField()
+    media_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content = models.BinaryField()
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["tender", "name", "version"],
+                                               name="document_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class Participation(models.Model):
+    """Who may bid where the procedure is not open: invited, candidate, qualified."""
+
+    class Kind(models.TextChoices):
+        INVITED = "invited", _("Invited")
+        CANDIDATE = "candidate", _("Candidate")
+        QUALIFIED = "qualified", _("Qualified")
+        NOT_QUALIFIED = "not_qualified", _("Not qualified")
+
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="participants")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tender", "company"],
+                                               name="one_participation")]
+
+    def __str__(self) -> str:
+        return f"{self.company} {self.kind}"
+
+
+class Question(models.Model):
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="questions")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT)
+    text = models.TextField()
+    asked_at = models.DateTimeField(default=timezone.now)
+    answer = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["asked_at"]
+
+    def __str__(self) -> str:
+        return self.text[:50]
+
+
+class Bid(models.Model):
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", _("Submitted")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        REPLACED = "replaced", _("Replaced")
+        OPENED = "opened", _("Opened")
+        TAMPERED = "tampered", _("Altered after submission")
+
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="bids")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="bids")
+    status = models.CharField(max_length=20, choices=Status.choices)
+    envelope = models.BinaryField()  # ephemeral X25519 key || nonce || AES-GCM ciphertext
+    commitment = models.CharField(max_length=64)  # SHA-256 of the envelope, in the ledger
+    submitted_at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+    technical_offer = models.TextField(blank=True)  # readable after opening only
+    documents = models.JSONField(default=list)  # names and SHA-256 after opening
+
+    class Meta:
+        ordering = ["submitted_at"]
+
+    def __str__(self) -> str:
+        return f"bid {self.pk} of {self.company} on {self.tender.reference}"
+
+
+class BidLot(models.Model):
+    """A bid's price for one lot, known only after opening."""
+
+    bid = models.ForeignKey(Bid, on_delete=models.CASCADE, related_name="lot_prices")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="bid_prices")
+    price = models.DecimalField(**MONEY)
+    eligible = models.BooleanField(null=True)
+    eligibility_reason = models.TextField(blank=True)
+    abnormally_low = models.BooleanField(default=False)
+    score = models.DecimalField(max_digits=7, decimal_places=3, null=True)
+    rank = models.PositiveSmallIntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bid", "lot"], name="one_price_per_lot")]
+
+    def __str__(self) -> str:
+        return f"{self.bid} lot {self.lot.number}: {self.price}"
+
+
+class ConflictDeclaration(models.Model):
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="declarations")
+    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    no_conflict = models.BooleanField()
+    statement = models.TextField(blank=True)
+    declared_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tender", "evaluator"],
+                                               name="one_declaration")]
+
+    def __str__(self) -> str:
+        return f"{self.evaluator} on {self.tender}"
+
+
+class QualityScore(models.Model):
+    bid_lot = models.ForeignKey(BidLot, on_delete=models.CASCADE, related_name="quality_scores")
+    evaluator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    score = models.DecimalField(max_digits=6, decimal_places=2)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bid_lot", "evaluator"],
+                                               name="one_score_per_evaluator")]
+
+    def __str__(self) -> str:
+        return f"{self.score}"
+
+
+class Award(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="awards")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="awards")
+    bid_lot = models.ForeignKey(BidLot, on_delete=models.PROTECT)
+    supplier = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="awards")
+    value = models.DecimalField(**MONEY)
+    justification = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.lot} → {self.supplier}"
+
+
+class Complaint(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        UPHELD = "upheld", _("Upheld")
+        REJECTED = "rejected", _("Rejected")
+
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="complaints")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT)
+    text = models.TextField()
+    filed_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    decision = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"complaint {self.pk} on {self.tender.reference}"
+
+
+class Contract(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        TERMINATED = "terminated", _("Terminated")
+        COMPLETED = "completed", _("Completed")
+
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="contracts")
+    award = models.OneToOneField(Award, on_delete=models.PROTECT, related_name="contract")
+    supplier = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="contracts")
+    value = models.DecimalField(**MONEY)
+    start_date = models.DateField()
+    end_date = models.DateField()
+    signed_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    termination_reason = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"contract {self.pk} {self.supplier}"
+
+
+class Amendment(models.Model):
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="amendments")
+    old_value = models.DecimalField(**MONEY)
+    new_value = models.DecimalField(**MONEY)
+    old_end_date = models.DateField()
+    new_end_date = models.DateField()
+    justification = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"amendment {self.pk}"
+
+
+class Payment(models.Model):
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="payments")
+    milestone = models.CharField(max_length=300)
+    amount = models.DecimalField(**MONEY)
+    paid_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.amount} for {self.milestone}"
+
+
+class Step(models.Model):
+    """One recorded step of a procedure and its ledger index (shown on every page)."""
+
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="steps")
+    type = models.CharField(max_length=100)
+    ledger_index = models.BigIntegerField(unique=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["ledger_index"]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.ledger_index}"
+
+
+class Notice(models.Model):
+    """A message to a company about a tender (award notification, complaint decision)."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="notices")
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE)
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.text[:50]

@@ -1,0 +1,72 @@
+"""Reads of procurement, with what each user may see.
+
+Bids stay sealed: nothing here returns a bid's content before the tender is opened,
+whoever asks (the content is not even decrypted before then).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from django.db.models import Q, QuerySet
+
+from sahab.directory import selectors as directory
+from sahab.procurement.models import Bid, State, Step, Tender
+
+PUBLIC_STATES = [s for s in State.values if s != State.DRAFT]
+
+
+def tenders_visible_to(user) -> QuerySet[Tender]:
+    """Published tenders for everybody; drafts for the buyer's own agents too."""
+    qs = Tender.objects.select_related("buyer")
+    agent = directory.agent_of(user)
+    if agent is not None:
+        return qs.filter(Q(state__in=PUBLIC_STATES) |
+                         Q(buyer__path__startswith=agent.administration.path))
+    return qs.filter(state__in=PUBLIC_STATES)
+
+
+def public_tenders(*, q: str = "", state: str = "", buyer: str = "",
+                   procedure: str = "") -> QuerySet[Tender]:
+    qs = Tender.objects.filter(state__in=PUBLIC_STATES).select_related("buyer")
+    if q:
+        qs = qs.filter(Q(title__icontains=q) | Q(reference__icontains=q))
+    if state:
+        qs = qs.filter(state=state)
+    if buyer:
+        qs = qs.filter(buyer__code=buyer)
+    if procedure:
+        qs = qs.filter(procedure=procedure)
+    return qs.order_by("-published_at", "-pk")
+
+
+def bids_of_company(user) -> QuerySet[Bid]:
+    company = directory.company_of(user)
+    if company is None:
+        return Bid.objects.none()
+    return Bid.objects.filter(company=company).select_related("tender")
+
+
+def encode_cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"s{index}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """-1 for the start; raises ValueError on a cursor this server did not give."""
+    if not cursor:
+        return -1
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 21:
+        raise ValueError("bad cursor")
+    return int(raw[1:])
+
+
+def changes_after(index: int, limit: int) -> list[Step]:
+    """Steps after a ledger index, oldest first (all public: they are ledger entries).
+
+    Steps are written with their ledger entry, whose indexes are given under the
+    ledger's append lock in commit order: a step with a higher index never becomes
+    visible before one with a lower index, so a cursor loses and repeats nothing.
+    """
+    return list(Step.objects.filter(ledger_index__gt=index)
+                .select_related("tender").order_by("ledger_index")[:limit])

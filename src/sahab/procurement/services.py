@@ -1,0 +1,942 @@
+"""Every write of procurement. One state machine moves tenders; every step is appended
+to the ledger in the same transaction and kept as a ``Step`` with its ledger index."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import statistics
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration, Company, Role
+from sahab.ledger import services as ledger
+from sahab.procurement import documents, sealing
+from sahab.procurement.models import (
+    Amendment,
+    Award,
+    AwardCriteria,
+    Bid,
+    BidLot,
+    Complaint,
+    ConflictDeclaration,
+    Contract,
+    Item,
+    Lot,
+    Notice,
+    Participation,
+    Payment,
+    Plan,
+    PlanItem,
+    Procedure,
+    QualityScore,
+    Question,
+    State,
+    Step,
+    Tender,
+    TenderDocument,
+)
+
+S = State
+log = logging.getLogger(__name__)
+MAX_AMOUNT = Decimal("1000000000000")  # a trillion dinars: anything above is a typo
+# Minimum days between publication and the submission deadline, per procedure.
+MIN_TENDERING_DAYS = {Procedure.OPEN: 21, Procedure.RESTRICTED: 15, Procedure.NEGOTIATED: 7,
+                      Procedure.SIMPLIFIED: 10, Procedure.FRAMEWORK: 21,
+                      Procedure.MINI_COMPETITION: 5}
+SIMPLIFIED_THRESHOLD = Decimal("200000")
+ABNORMALLY_LOW_FACTOR = Decimal("0.70")  # of the mean of the other eligible prices
+
+# The one table of legal moves: action → (states it may start from, state it leads to).
+TRANSITIONS: dict[str, tuple[set[str], str]] = {
+    "publish": ({S.DRAFT}, S.ENQUIRIES),
+    "close_enquiries": ({S.ENQUIRIES}, S.TENDERING),
+    "close_tendering": ({S.ENQUIRIES, S.TENDERING}, S.OPENING),
+    "open": ({S.OPENING}, S.EVALUATION),
+    "fail": ({S.OPENING, S.EVALUATION}, S.UNSUCCESSFUL),
+    "award": ({S.EVALUATION}, S.AWARDED),
+    "notify": ({S.AWARDED}, S.STANDSTILL),
+    "end_standstill": ({S.STANDSTILL}, S.COMPLETE),
+    "reevaluate": ({S.AWARDED, S.STANDSTILL}, S.EVALUATION),
+    "cancel": ({S.DRAFT, S.ENQUIRIES, S.TENDERING, S.EVALUATION, S.AWARDED, S.STANDSTILL},
+               S.CANCELLED),
+}
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or timezone.now()
+
+
+def _move(tender: Tender, action: str) -> None:
+    sources, target = TRANSITIONS[action]
+    if tender.state not in sources:
+        raise Conflict(f"Cannot {action.replace('_', ' ')} a tender in state "
+                       f"'{tender.get_state_display()}'.")
+    if tender.suspended and action not in ("cancel", "reevaluate"):
+        raise Conflict("The procedure is suspended by a pending complaint.")
+    tender.state = target
+
+
+def _step(tender: Tender, event: str, actor, data: dict, *, at: dt.datetime | None = None) -> int:
+    """The ledger entry and the step of one change, in the change's transaction."""
+    appended = ledger.append(type=f"procurement.{event}", subject=f"tender:{tender.reference}",
+                             data=data, actor=directory.actor_id(actor))
+    Step.objects.create(tender=tender, type=event, ledger_index=appended.index,
+                        at=at or timezone.now())
+    return appended.index
+
+
+def _money(value, what: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(f"{what} is not an amount.") from None
+    if not amount.is_finite() or amount <= 0 or amount >= MAX_AMOUNT:
+        raise InvalidInput(f"{what} must be more than 0 and less than {MAX_AMOUNT:,} dinars.")
+    if amount != amount.quantize(Decimal("0.001")):
+        raise InvalidInput(f"{what} has more than three decimals (millimes).")
+    return amount
+
+
+def _text(value, what: str, max_length: int, *, required: bool = True) -> str:
+    text = (value or "").strip() if isinstance(value, str) or value is None else None
+    if text is None or (required and not text) or len(text) > max_length:
+        raise InvalidInput(f"{what} is required, {max_length} characters at most."
+                           if required else f"{what} is {max_length} characters at most.")
+    return text
+
+
+def _cpv(value) -> str:
+    code = str(value or "").strip()
+    if not (len(code) == 10 and code[:8].isdigit() and code[8] == "-" and code[9].isdigit()):
+        raise InvalidInput(f"'{code}' is not a CPV code such as 72000000-5.")
+    return code
+
+
+# --- rights -----------------------------------------------------------------------------
+
+def _buyer_agent(actor, tender_or_admin, role: str):
+    """The actor is an agent of the buying administration (or above it) with ``role``."""
+    admin = tender_or_admin.buyer if isinstance(tender_or_admin, Tender) else tender_or_admin
+    if isinstance(actor, directory.SystemActor):
+        return None  # the platform itself (demo loader, CLI)
+    agent = directory.agent_of(actor)
+    if agent is None or role not in agent.role_set or not admin.is_within(agent.administration):
+        raise PermissionDenied("Only a "
+                               f"{Role(role).label.lower()} of {admin.name_fr} may do this.")
+    return agent
+
+
+def _company_user(actor) -> Company:
+    company = directory.company_of(actor)
+    if company is None or not company.active:
+        raise PermissionDenied("Only a registered company may do this.")
+    return company
+
+
+# --- plans -------------------------------------------------------------------------------
+
+@transaction.atomic
+def create_plan(*, actor, administration: Administration, year: int, title: str) -> Plan:
+    _buyer_agent(actor, administration, Role.PROCUREMENT_OFFICER)
+    if not 2000 <= int(year) <= 2100:
+        raise InvalidInput("The year is between 2000 and 2100.")
+    try:
+        with transaction.atomic():
+            plan = Plan.objects.create(administration=administration, year=year,
+                                       title=_text(title, "The title", 300))
+    except IntegrityError:
+        raise Conflict(f"{administration.code} has a plan for {year} already.") from None
+    ledger.append(type="procurement.plan.created", subject=f"plan:{administration.code}:{year}",
+                  data={"administration": administration.code, "year": year,
+                        "title": plan.title}, actor=directory.actor_id(actor))
+    return plan
+
+
+@transaction.atomic
+def add_plan_item(*, actor, plan: Plan, description: str, cpv: str, budget_line: str,
+                  estimated_value, quarter: int, procedure: str) -> PlanItem:
+    _buyer_agent(actor, plan.administration, Role.PROCUREMENT_OFFICER)
+    if procedure not in Procedure.values:
+        raise InvalidInput(f"Unknown procedure {procedure}.")
+    if quarter not in (1, 2, 3, 4):
+        raise InvalidInput("The quarter is 1, 2, 3 or 4.")
+    item = PlanItem.objects.create(
+        plan=plan, description=_text(description, "The description", 500), cpv=_cpv(cpv),
+        budget_line=_text(budget_line, "The budget line", 50),
+        estimated_value=_money(estimated_value, "The estimated value"), quarter=quarter,
+        procedure=procedure)
+    ledger.append(type="procurement.plan.item_added",
+                  subject=f"plan:{plan.administration.code}:{plan.year}",
+                  data={"item": item.pk, "description": item.description, "cpv": item.cpv,
+                        "budget_line": item.budget_line,
+                        "estimated_value": str(item.estimated_value), "quarter": quarter,
+                        "procedure": procedure}, actor=directory.actor_id(actor))
+    return item
+
+
+# --- tenders -----------------------------------------------------------------------------
+
+def _next_reference(buyer: Administration, year: int) -> str:
+    prefix = f"{buyer.code}-{year}-"
+    last = (Tender.objects.filter(reference__startswith=prefix)
+            .order_by("-reference").values_list("reference", flat=True).first())
+    return f"{prefix}{int(last.rsplit('-', 1)[1]) + 1 if last else 1:04d}"
+
+
+def _lot_rows(lots: Iterable[dict]) -> list[dict]:
+    rows = []
+    for n, lot in enumerate(lots, start=1):
+        if not isinstance(lot, dict):
+            raise InvalidInput("Each lot is an object with a title, a CPV code and a value.")
+        items = lot.get("items") or []
+        rows.append({
+            "number": n, "title": _text(lot.get("title"), f"Lot {n}'s title", 300),
+            "cpv": _cpv(lot.get("cpv")),
+            "estimated_value": _money(lot.get("estimated_value"), f"Lot {n}'s estimated value"),
+            "items": [{"description": _text(i.get("description"), "An item's description", 300),
+                       "cpv": _cpv(i.get("cpv") or lot.get("cpv")),
+                       "quantity": _money(i.get("quantity"), "An item's quantity"),
+                       "unit": _text(i.get("unit"), "An item's unit", 30)} for i in items],
+        })
+    if not rows:
+        raise InvalidInput("A tender has at least one lot.")
+    if len(rows) > 100:
+        raise InvalidInput("A tender has at most 100 lots.")
+    return rows
+
+
+@transaction.atomic
+def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
+                  enquiry_deadline: dt.datetime, submission_deadline: dt.datetime,
+                  lots: list[dict], description: str = "",
+                  award_criteria: str = AwardCriteria.LOWEST_PRICE, price_weight: int = 100,
+                  standstill_days: int = 10, framework: Tender | None = None,
+                  invited: Iterable[Company] = (), now: dt.datetime | None = None) -> Tender:
+    """A draft tender with its lots (and, for negotiated procedures, invited companies)."""
+    _buyer_agent(actor, buyer, Role.PROCUREMENT_OFFICER)
+    now = _now(now)
+    if procedure not in Procedure.values:
+        raise InvalidInput(f"Unknown procedure '{procedure}'.")
+    if award_criteria not in AwardCriteria.values:
+        raise InvalidInput(f"Unknown award criteria '{award_criteria}'.")
+    if award_criteria == AwardCriteria.WEIGHTED and not 1 <= int(price_weight) <= 99:
+        raise InvalidInput("With price and quality, the price weighs between 1 and 99 %.")
+    if not 0 <= int(standstill_days) <= 60:
+        raise InvalidInput("The standstill period is 0 to 60 days.")
+    if (procedure == Procedure.MINI_COMPETITION) != (framework is not None):
+        raise InvalidInput("A mini-competition, and only it, is called off a framework.")
+    if framework is not None and (framework.procedure != Procedure.FRAMEWORK or
+                                  framework.state != S.COMPLETE or framework.buyer != buyer):
+        raise InvalidInput("Call off only a completed framework agreement of the same buyer.")
+    rows = _lot_rows(lots)
+    total = sum(r["estimated_value"] for r in rows)
+    if procedure == Procedure.SIMPLIFIED and total > SIMPLIFIED_THRESHOLD:
+        raise InvalidInput(f"A simplified consultation is for purchases up to "
+                           f"{SIMPLIFIED_THRESHOLD:,} dinars; this one is {total:,}.")
+    _check_deadlines(procedure, enquiry_deadline, submission_deadline, now)
+    tender = None
+    for _ in range(3):  # two officers may take the same number: retry with the next
+        try:
+            with transaction.atomic():
+                tender = Tender.objects.create(
+                    reference=_next_reference(buyer, now.year), buyer=buyer,
+                    title=_text(title, "The title", 300),
+                    description=_text(description, "The description", 20000, required=False),
+                    procedure=procedure, award_criteria=award_criteria,
+                    price_weight=100 if award_criteria == AwardCriteria.LOWEST_PRICE
+                    else int(price_weight),
+                    estimated_value=total, enquiry_deadline=enquiry_deadline,
+                    submission_deadline=submission_deadline,
+                    standstill_days=int(standstill_days), framework=framework,
+                    created_by=actor if getattr(actor, "pk", None) else None, created_at=now)
+            break
+        except IntegrityError:
+            continue
+    if tender is None:
+        raise Conflict("Could not number the tender; try again.")
+    for row in rows:
+        items = row.pop("items")
+        lot = Lot.objects.create(tender=tender, **row)
+        Item.objects.bulk_create([Item(lot=lot, **i) for i in items])
+    for company in invited:
+        Participation.objects.create(tender=tender, company=company,
+                                     kind=Participation.Kind.INVITED)
+    if framework is not None:
+        for award in framework.awards.filter(status=Award.Status.ACTIVE):
+            Participation.objects.get_or_create(tender=tender, company=award.supplier,
+                                                defaults={"kind": Participation.Kind.INVITED})
+    _step(tender, "tender.drafted", actor, {
+        "reference": tender.reference, "buyer": buyer.code, "title": tender.title,
+        "procedure": procedure, "estimated_value": str(total),
+        "framework": framework.reference if framework else None}, at=now)
+    return tender
+
+
+def _check_deadlines(procedure: str, enquiry: dt.datetime, submission: dt.datetime,
+                     now: dt.datetime) -> None:
+    if timezone.is_naive(enquiry) or timezone.is_naive(submission):
+        raise InvalidInput("Deadlines carry a time zone.")
+    if enquiry <= now:
+        raise InvalidInput("The enquiry deadline is in the past.")
+    if submission <= enquiry:
+        raise InvalidInput("The submission deadline comes after the enquiry deadline.")
+    if submission - now > dt.timedelta(days=366):
+        raise InvalidInput("The submission deadline is within a year.")
+
+
+@transaction.atomic
+def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> Tender:
+    """Publish: the tender gets its sealing key and the enquiry period starts."""
+    from sahab.core import keys
+
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    now = _now(now)
+    _move(tender, "publish")
+    _check_deadlines(tender.procedure, tender.enquiry_deadline, tender.submission_deadline, now)
+    minimum = dt.timedelta(days=MIN_TENDERING_DAYS[tender.procedure])
+    if tender.submission_deadline - now < minimum and \
+            not isinstance(actor, directory.SystemActor):
+        raise InvalidInput(f"A {tender.get_procedure_display().lower()} leaves bidders at "
+                           f"least {minimum.days} days after publication.")
+    if tender.procedure == Procedure.NEGOTIATED and not tender.participants.exists():
+        raise InvalidInput("A negotiated procedure invites at least one company.")
+    tender.public_key, tender.sealed_private_key = sealing.new_tender_keys(
+        keys.load_opening_key(), _key_aad(tender))
+    tender.published_at = now
+    tender.save()
+    _step(tender, "tender.published", actor, {
+        "reference": tender.reference, "enquiry_deadline": tender.enquiry_deadline.isoformat(),
+        "submission_deadline": tender.submission_deadline.isoformat(),
+        "lots": [{"number": lot.number, "title": lot.title, "cpv": lot.cpv,
+                  "estimated_value": str(lot.estimated_value)} for lot in tender.lots.all()],
+        "sealing_key_sha256": sealing.fingerprint(bytes(tender.public_key))}, at=now)
+    return tender
+
+
+def _key_aad(tender: Tender) -> bytes:
+    return f"{tender.reference}|{tender.submission_deadline.isoformat()}".encode()
+
+
+@transaction.atomic
+def cancel_tender(*, actor, tender: Tender, reason: str) -> Tender:
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    reason = _text(reason, "The reason", 2000)
+    _move(tender, "cancel")
+    tender.suspended = False
+    tender.save()
+    _step(tender, "tender.cancelled", actor, {"reason": reason})
+    _notify_bidders(tender, f"{tender.reference} is cancelled: {reason}")
+    return tender
+
+
+@transaction.atomic
+def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderDocument:
+    """Attach a document; a document of the same name becomes its next version."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    if tender.state not in (S.DRAFT, S.ENQUIRIES, S.TENDERING) or \
+            timezone.now() >= tender.submission_deadline:
+        raise Conflict("Documents change only before the submission deadline.")
+    media_type, digest = documents.check_document(name, content)
+    version = (tender.documents.filter(name=name).order_by("-version")
+               .values_list("version", flat=True).first() or 0) + 1
+    document = TenderDocument.objects.create(tender=tender, name=name, version=version,
+                                             media_type=media_type, size=len(content),
+                                             sha256=digest, content=content)
+    _step(tender, "document.added", actor, {"name": name, "version": version,
+                                            "sha256": digest, "size": len(content)})
+    return document
+
+
+# --- participation --------------------------------------------------------------------
+
+@transaction.atomic
+def apply_for_prequalification(*, actor, tender: Tender) -> Participation:
+    company = _company_user(actor)
+    if tender.procedure != Procedure.RESTRICTED or tender.state != S.ENQUIRIES:
+        raise Conflict("Candidates apply to a restricted procedure during its enquiry period.")
+    participation, created = Participation.objects.get_or_create(
+        tender=tender, company=company, defaults={"kind": Participation.Kind.CANDIDATE})
+    if not created:
+        raise Conflict("Your company has applied already.")
+    _step(tender, "candidate.applied", actor, {"company": company.matricule_fiscal})
+    return participation
+
+
+@transaction.atomic
+def decide_prequalification(*, actor, participation: Participation, qualified: bool
+                            ) -> Participation:
+    tender = participation.tender
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    if tender.state not in (S.ENQUIRIES, S.TENDERING):
+        raise Conflict("Candidates are qualified before the submission deadline.")
+    participation.kind = (Participation.Kind.QUALIFIED if qualified
+                          else Participation.Kind.NOT_QUALIFIED)
+    participation.updated_at = timezone.now()
+    participation.save()
+    _step(tender, "candidate.qualified" if qualified else "candidate.not_qualified", actor,
+          {"company": participation.company.matricule_fiscal})
+    return participation
+
+
+def may_bid(tender: Tender, company: Company) -> bool:
+    """Open and simplified procedures admit any company; others only those let in."""
+    if tender.procedure in (Procedure.OPEN, Procedure.SIMPLIFIED, Procedure.FRAMEWORK):
+        return True
+    allowed = {Procedure.RESTRICTED: Participation.Kind.QUALIFIED}.get(
+        tender.procedure, Participation.Kind.INVITED)
+    return tender.participants.filter(company=company, kind=allowed).exists()
+
+
+# --- clarifications -------------------------------------------------------------------
+
+@transaction.atomic
+def ask_question(*, actor, tender: Tender, text: str) -> Question:
+    company = _company_user(actor)
+    if tender.state != S.ENQUIRIES or timezone.now() >= tender.enquiry_deadline:
+        raise Conflict("Questions are asked before the enquiry deadline.")
+    question = Question.objects.create(tender=tender, company=company,
+                                       text=_text(text, "The question", 5000))
+    _step(tender, "question.asked", actor, {"question": question.pk,
+                                            "text_sha256": _sha(question.text)})
+    return question
+
+
+@transaction.atomic
+def answer_question(*, actor, question: Question, answer: str) -> Question:
+    tender = question.tender
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    if tender.state not in (S.ENQUIRIES, S.TENDERING) or \
+            timezone.now() >= tender.submission_deadline:
+        raise Conflict("Questions are answered before the submission deadline.")
+    if question.answered_at:
+        raise Conflict("This question is answered already.")
+    question.answer = _text(answer, "The answer", 10000)
+    question.answered_at = timezone.now()
+    question.save()
+    _step(tender, "question.answered", actor, {"question": question.pk,
+                                               "question_text": question.text,
+                                               "answer": question.answer})
+    return question
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- sealed bids ------------------------------------------------------------------------
+
+def _bid_aad(tender: Tender, company: Company) -> bytes:
+    return f"{tender.reference}|{company.matricule_fiscal}".encode()
+
+
+@transaction.atomic
+def submit_bid(*, actor, tender: Tender, prices: dict, technical_offer: str = "",
+               files: Iterable[tuple[str, bytes]] = (),
+               now: dt.datetime | None = None) -> Bid:
+    """Seal and store a company's bid; a previous bid of the company is replaced.
+
+    Returns the bid; ``ledger.receipt(bid.ledger_index)`` is the company's receipt.
+    """
+    company = _company_user(actor)
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    now = _now(now)
+    if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
+        raise Conflict(f"Bids for {tender.reference} were due by "
+                       f"{tender.submission_deadline:%Y-%m-%d %H:%M} UTC; this one is late."
+                       if now >= tender.submission_deadline else
+                       "This tender does not take bids now.")
+    if tender.suspended:
+        raise Conflict("The procedure is suspended by a pending complaint.")
+    if not may_bid(tender, company):
+        raise PermissionDenied("Your company is not admitted to bid in this procedure.")
+    lots = {lot.number: lot for lot in tender.lots.all()}
+    if not isinstance(prices, dict) or not prices:
+        raise InvalidInput("A bid gives a price for at least one lot.")
+    clean_prices = {}
+    for number, price in prices.items():
+        try:
+            lot_number = int(number)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"'{number}' is not a lot number.") from None
+        if lot_number not in lots:
+            raise InvalidInput(f"{tender.reference} has no lot {lot_number}.")
+        clean_prices[str(lot_number)] = str(_money(price, f"The price of lot {lot_number}"))
+    checked_files = []
+    for name, content in files:
+        media_type, digest = documents.check_document(name, content)
+        checked_files.append({"name": name, "media_type": media_type, "sha256": digest,
+                              "content": base64.b64encode(content).decode()})
+    if sum(len(f["content"]) for f in checked_files) > 30 * 1024 * 1024:
+        raise InvalidInput("A bid's documents are 20 MB at most in all.")
+    plaintext = json.dumps({"tender": tender.reference, "company": company.matricule_fiscal,
+                            "prices": clean_prices,
+                            "technical_offer": _text(technical_offer, "The technical offer",
+                                                     50000, required=False),
+                            "documents": checked_files}, sort_keys=True).encode()
+    envelope = sealing.seal(bytes(tender.public_key), plaintext, _bid_aad(tender, company))
+    commitment = sealing.commitment(envelope)
+    replaced = list(Bid.objects.filter(tender=tender, company=company,
+                                       status=Bid.Status.SUBMITTED))
+    Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
+    # Before the deadline the ledger shows that *a* bid came in, not from whom.
+    index = _step(tender, "bid.submitted", None, {
+        "commitment": commitment, "replaces": [b.commitment for b in replaced]}, at=now)
+    return Bid.objects.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
+                              envelope=envelope, commitment=commitment, submitted_at=now,
+                              ledger_index=index)
+
+
+@transaction.atomic
+def withdraw_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
+    company = _company_user(actor)
+    bid = Bid.objects.select_for_update().select_related("tender").get(pk=bid.pk)
+    if bid.company_id != company.pk:
+        raise NotFound("No such bid.")
+    if bid.status != Bid.Status.SUBMITTED or _now(now) >= bid.tender.submission_deadline:
+        raise Conflict("Only a submitted bid can be withdrawn, before the deadline.")
+    bid.status = Bid.Status.WITHDRAWN
+    bid.save(update_fields=["status"])
+    _step(bid.tender, "bid.withdrawn", None, {"commitment": bid.commitment})
+    return bid
+
+
+# --- timers and opening ---------------------------------------------------------------
+
+def advance_tenders(now: dt.datetime | None = None) -> list[str]:
+    """Move every tender whose deadline has passed; returns what was done.
+
+    Runs every few seconds in the worker; safe to run in several workers at once.
+    """
+    now = _now(now)
+    done = []
+    due = Tender.objects.filter(suspended=False).filter(
+        state__in=[S.ENQUIRIES, S.TENDERING, S.OPENING, S.STANDSTILL])
+    for tender_id, state in due.values_list("pk", "state"):
+        with transaction.atomic():
+            tender = Tender.objects.select_for_update(skip_locked=True).filter(pk=tender_id).first()
+            if tender is None or tender.state != state or tender.suspended:
+                continue
+            if state in (S.ENQUIRIES, S.TENDERING) and now >= tender.submission_deadline:
+                _move(tender, "close_tendering")
+                tender.save(update_fields=["state"])
+                _step(tender, "tender.tendering_closed", None, {}, at=now)
+                done.append(f"{tender.reference}: closed")
+            elif state == S.ENQUIRIES and now >= tender.enquiry_deadline:
+                _move(tender, "close_enquiries")
+                tender.save(update_fields=["state"])
+                _step(tender, "tender.enquiries_closed", None, {}, at=now)
+                done.append(f"{tender.reference}: enquiries closed")
+            elif state == S.STANDSTILL and tender.standstill_until and \
+                    now >= tender.standstill_until:
+                _move(tender, "end_standstill")
+                tender.save(update_fields=["state"])
+                _step(tender, "tender.standstill_ended", None, {}, at=now)
+                done.append(f"{tender.reference}: standstill ended")
+        if tender is not None and tender.state == S.OPENING:
+            try:
+                open_tender(tender=tender, now=now)
+                done.append(f"{tender.reference}: opened")
+            except Exception:  # one failing opening must not stop the others
+                log.exception("opening %s failed", tender.reference)
+    return done
+
+
+@transaction.atomic
+def open_tender(*, tender: Tender, now: dt.datetime | None = None) -> Tender:
+    """Open every sealed bid at the deadline and publish the opening report."""
+    from sahab.core import keys
+
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    now = _now(now)
+    if tender.state != S.OPENING:
+        raise Conflict("Only a tender whose submission deadline passed is opened.")
+    if now < tender.submission_deadline:
+        raise Conflict("Bids are never opened before the deadline.")
+    private_key = sealing.unseal_tender_key(keys.load_opening_key(),
+                                            bytes(tender.sealed_private_key), _key_aad(tender))
+    lots = {str(lot.number): lot for lot in tender.lots.all()}
+    report, tampered = [], []
+    for bid in tender.bids.filter(status=Bid.Status.SUBMITTED).select_related("company"):
+        envelope = bytes(bid.envelope)
+        try:
+            if sealing.commitment(envelope) != bid.commitment:
+                raise sealing.SealError("the envelope does not match its ledger commitment")
+            content = json.loads(sealing.open_envelope(private_key, envelope,
+                                                       _bid_aad(tender, bid.company)))
+            if content["tender"] != tender.reference or \
+                    content["company"] != bid.company.matricule_fiscal:
+                raise sealing.SealError("the bid names another tender or company")
+        except (sealing.SealError, ValueError, KeyError) as exc:
+            bid.status = Bid.Status.TAMPERED
+            bid.save(update_fields=["status"])
+            tampered.append({"commitment": bid.commitment, "company": bid.company.name,
+                             "problem": str(exc)})
+            continue
+        bid.status, bid.opened_at = Bid.Status.OPENED, now
+        bid.technical_offer = content.get("technical_offer", "")
+        bid.documents = [{k: d[k] for k in ("name", "media_type", "sha256")}
+                         for d in content.get("documents", [])]
+        bid.save()
+        BidLot.objects.bulk_create([BidLot(bid=bid, lot=lots[n], price=Decimal(p))
+                                    for n, p in content["prices"].items() if n in lots])
+        report.append({"commitment": bid.commitment, "company": bid.company.name,
+                       "matricule_fiscal": bid.company.matricule_fiscal,
+                       "submitted_at": bid.submitted_at.isoformat(),
+                       "prices": content["prices"],
+                       "documents": [d["sha256"] for d in bid.documents]})
+    tender.opened_at = now
+    _move(tender, "open" if report else "fail")
+    tender.save()
+    _step(tender, "tender.opened", None, {"bids": report, "rejected_as_altered": tampered},
+          at=now)
+    if not report:
+        _step(tender, "tender.unsuccessful", None, {"reason": "no valid bid"}, at=now)
+    return tender
+
+
+# --- evaluation --------------------------------------------------------------------------
+
+@transaction.atomic
+def declare_conflict_of_interest(*, actor, tender: Tender, no_conflict: bool,
+                                 statement: str = "") -> ConflictDeclaration:
+    _buyer_agent(actor, tender, Role.EVALUATOR)
+    if tender.state != S.EVALUATION:
+        raise Conflict("Evaluators declare their interests when the evaluation starts.")
+    try:
+        with transaction.atomic():
+            declaration = ConflictDeclaration.objects.create(
+                tender=tender, evaluator=actor, no_conflict=bool(no_conflict),
+                statement=_text(statement, "The statement", 5000, required=not no_conflict))
+    except IntegrityError:
+        raise Conflict("You have declared already.") from None
+    _step(tender, "evaluation.declaration", actor, {"evaluator": directory.actor_id(actor),
+                                                     "no_conflict": bool(no_conflict)})
+    return declaration
+
+
+def _evaluator(actor, tender: Tender) -> None:
+    _buyer_agent(actor, tender, Role.EVALUATOR)
+    if tender.state != S.EVALUATION:
+        raise Conflict("The tender is not under evaluation.")
+    if not ConflictDeclaration.objects.filter(tender=tender, evaluator=actor,
+                                              no_conflict=True).exists():
+        raise PermissionDenied("Declare that you have no conflict of interest first.")
+
+
+@transaction.atomic
+def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = "") -> BidLot:
+    tender = bid_lot.bid.tender
+    _evaluator(actor, tender)
+    bid_lot.eligible = bool(eligible)
+    bid_lot.eligibility_reason = _text(reason, "The reason", 2000, required=not eligible)
+    bid_lot.save()
+    _step(tender, "evaluation.eligibility", actor, {
+        "bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "eligible": bid_lot.eligible,
+        "reason": bid_lot.eligibility_reason})
+    return bid_lot
+
+
+@transaction.atomic
+def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "") -> QualityScore:
+    tender = bid_lot.bid.tender
+    _evaluator(actor, tender)
+    if tender.award_criteria != AwardCriteria.WEIGHTED:
+        raise Conflict("This tender is awarded on price alone.")
+    try:
+        value = Decimal(str(score))
+    except InvalidOperation:
+        raise InvalidInput("The score is a number from 0 to 100.") from None
+    if not value.is_finite() or not 0 <= value <= 100:
+        raise InvalidInput("The score is a number from 0 to 100.")
+    quality, _ = QualityScore.objects.update_or_create(
+        bid_lot=bid_lot, evaluator=actor,
+        defaults={"score": value, "comment": _text(comment, "The comment", 5000,
+                                                  required=False)})
+    _step(tender, "evaluation.quality_score", actor, {
+        "bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "score": str(value)})
+    return quality
+
+
+def _rank_lot(tender: Tender, lot: Lot) -> list[BidLot]:
+    rows = list(BidLot.objects.filter(lot=lot, bid__status=Bid.Status.OPENED)
+                .select_related("bid__company"))
+    if any(r.eligible is None for r in rows):
+        raise Conflict(f"Decide the eligibility of every bid for lot {lot.number} first.")
+    eligible = [r for r in rows if r.eligible]
+    for r in rows:
+        r.score = r.rank = None
+        r.abnormally_low = False
+    if eligible:
+        best = min(r.price for r in eligible)
+        for r in eligible:
+            others = [o.price for o in eligible if o is not r]
+            r.abnormally_low = bool(others) and len(eligible) >= 3 and \
+                r.price < ABNORMALLY_LOW_FACTOR * Decimal(str(statistics.mean(others)))
+            price_score = Decimal(100) * best / r.price
+            if tender.award_criteria == AwardCriteria.WEIGHTED:
+                scores = [q.score for q in r.quality_scores.all()]
+                if not scores:
+                    raise Conflict(f"Every eligible bid of lot {lot.number} needs quality "
+                                   "scores first.")
+                quality = sum(scores) / len(scores)
+                weight = Decimal(tender.price_weight) / 100
+                r.score = weight * price_score + (1 - weight) * quality
+            else:
+                r.score = price_score
+            r.score = r.score.quantize(Decimal("0.001"), ROUND_HALF_UP)
+        for rank, r in enumerate(sorted(eligible, key=lambda r: (-r.score, r.bid.submitted_at)),
+                                 start=1):
+            r.rank = rank
+    BidLot.objects.bulk_update(rows, ["score", "rank", "abnormally_low"])
+    return sorted(rows, key=lambda r: (r.rank or 10**6, r.price))
+
+
+@transaction.atomic
+def complete_evaluation(*, actor, tender: Tender) -> dict:
+    """Rank every lot and publish the evaluation report."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    if tender.state != S.EVALUATION:
+        raise Conflict("The tender is not under evaluation.")
+    report = {"lots": []}
+    for lot in tender.lots.all():
+        report["lots"].append({"lot": lot.number, "ranking": [
+            {"bid": r.bid.commitment, "company": r.bid.company.name, "price": str(r.price),
+             "eligible": r.eligible, "reason": r.eligibility_reason,
+             "abnormally_low": r.abnormally_low,
+             "score": str(r.score) if r.score is not None else None, "rank": r.rank}
+            for r in _rank_lot(tender, lot)]})
+    _step(tender, "tender.evaluated", actor, report)
+    return report
+
+
+@transaction.atomic
+def award_tender(*, actor, tender: Tender, choices: dict | None = None,
+                 justification: str = "", now: dt.datetime | None = None) -> list[Award]:
+    """Award each lot (to the first ranked bid unless ``choices`` says otherwise, with a
+    justification), notify every bidder and start the standstill period."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    now = _now(now)
+    if not Step.objects.filter(tender=tender, type="tender.evaluated").exists():
+        raise Conflict("Complete the evaluation before the award.")
+    choices = {str(k): v for k, v in (choices or {}).items()}
+    justification = _text(justification, "The justification", 5000, required=False)
+    awards = []
+    for lot in tender.lots.all():
+        ranked = [r for r in BidLot.objects.filter(lot=lot, rank__isnull=False)
+                  .select_related("bid__company").order_by("rank")]
+        if not ranked:
+            continue
+        wanted = choices.get(str(lot.number))
+        if wanted is None:
+            picks = ranked[:1] if tender.procedure != Procedure.FRAMEWORK else ranked[:3]
+        else:
+            ids = wanted if isinstance(wanted, list) else [wanted]
+            picks = [r for r in ranked if r.pk in ids or r.bid_id in ids]
+            if len(picks) != len(ids):
+                raise InvalidInput(f"Lot {lot.number}: choose among its ranked bids.")
+            if tender.procedure != Procedure.FRAMEWORK and len(picks) != 1:
+                raise InvalidInput(f"Lot {lot.number} goes to one supplier.")
+        if (any(p.rank != 1 for p in picks[:1]) or any(p.abnormally_low for p in picks)) \
+                and not justification:
+            raise InvalidInput("Awarding other than the first ranked bid, or an abnormally "
+                               "low one, needs a justification.")
+        for pick in picks:
+            awards.append(Award.objects.create(
+                tender=tender, lot=lot, bid_lot=pick, supplier=pick.bid.company,
+                value=pick.price, justification=justification, decided_at=now))
+    if not awards:
+        raise Conflict("No lot has an eligible bid: declare the tender unsuccessful.")
+    _move(tender, "award")
+    tender.save()
+    _step(tender, "tender.awarded", actor, {
+        "awards": [{"award": a.pk, "lot": a.lot.number, "supplier": a.supplier.name,
+                    "matricule_fiscal": a.supplier.matricule_fiscal, "value": str(a.value)}
+                   for a in awards], "justification": justification}, at=now)
+    _move(tender, "notify")
+    tender.standstill_until = now + dt.timedelta(days=tender.standstill_days)
+    tender.save()
+    _notify_bidders(tender, f"{tender.reference}: the award decision is published. "
+                    f"Complaints may be filed until {tender.standstill_until:%Y-%m-%d %H:%M}.")
+    _step(tender, "tender.standstill_started", actor,
+          {"until": tender.standstill_until.isoformat()}, at=now)
+    return awards
+
+
+@transaction.atomic
+def declare_unsuccessful(*, actor, tender: Tender, reason: str) -> Tender:
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    reason = _text(reason, "The reason", 2000)
+    _move(tender, "fail")
+    tender.save()
+    _step(tender, "tender.unsuccessful", actor, {"reason": reason})
+    _notify_bidders(tender, f"{tender.reference} is unsuccessful: {reason}")
+    return tender
+
+
+def _notify_bidders(tender: Tender, text: str) -> None:
+    companies = set(tender.bids.values_list("company_id", flat=True))
+    Notice.objects.bulk_create([Notice(company_id=c, tender=tender, text=text)
+                                for c in companies])
+
+
+# --- complaints -------------------------------------------------------------------------
+
+@transaction.atomic
+def file_complaint(*, actor, tender: Tender, text: str) -> Complaint:
+    """A company complains against the documents (before the deadline) or against the
+    award (during the standstill); the procedure is suspended until the decision."""
+    company = _company_user(actor)
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    if tender.state == S.STANDSTILL:
+        if not tender.bids.filter(company=company).exists():
+            raise PermissionDenied("Only bidders complain against an award.")
+    elif tender.state not in (S.ENQUIRIES, S.TENDERING):
+        raise Conflict("Complaints are filed before the deadline or during the standstill.")
+    complaint = Complaint.objects.create(tender=tender, company=company,
+                                         text=_text(text, "The complaint", 20000))
+    tender.suspended = True
+    tender.save(update_fields=["suspended"])
+    _step(tender, "complaint.filed", actor, {"complaint": complaint.pk,
+                                             "company": company.name,
+                                             "text_sha256": _sha(complaint.text)})
+    return complaint
+
+
+@transaction.atomic
+def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str) -> Complaint:
+    """An auditor of another administration (the complaints body) decides."""
+    agent = directory.agent_of(actor)
+    tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
+    if not isinstance(actor, directory.SystemActor) and (
+            agent is None or Role.AUDITOR not in agent.role_set or
+            agent.administration.is_within(tender.buyer) or
+            tender.buyer.is_within(agent.administration)):
+        raise PermissionDenied("Complaints are decided by an independent auditor.")
+    complaint = Complaint.objects.select_for_update().get(pk=complaint.pk)
+    if complaint.status != Complaint.Status.PENDING:
+        raise Conflict("This complaint is decided already.")
+    complaint.status = Complaint.Status.UPHELD if upheld else Complaint.Status.REJECTED
+    complaint.decision = _text(decision, "The decision", 20000)
+    complaint.decided_at = timezone.now()
+    complaint.save()
+    if not tender.complaints.filter(status=Complaint.Status.PENDING).exists():
+        tender.suspended = False
+    suspended_for = complaint.decided_at - complaint.filed_at
+    if upheld and tender.state == S.STANDSTILL:
+        Award.objects.filter(tender=tender, status=Award.Status.ACTIVE).update(
+            status=Award.Status.CANCELLED)
+        _move(tender, "reevaluate")
+        tender.standstill_until = None
+    elif tender.state == S.STANDSTILL and tender.standstill_until:
+        tender.standstill_until += suspended_for  # bidders keep their full standstill
+    tender.save()
+    _step(tender, "complaint.decided", actor, {"complaint": complaint.pk,
+                                               "upheld": bool(upheld),
+                                               "decision": complaint.decision})
+    Notice.objects.create(company=complaint.company, tender=tender,
+                          text=f"Your complaint is {complaint.get_status_display().lower()}.")
+    return complaint
+
+
+# --- contracts --------------------------------------------------------------------------
+
+@transaction.atomic
+def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date) -> Contract:
+    tender = award.tender
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    if tender.state != S.COMPLETE or award.status != Award.Status.ACTIVE:
+        raise Conflict("A contract is signed once the standstill period is over.")
+    if end_date <= start_date:
+        raise InvalidInput("The contract ends after it starts.")
+    try:
+        with transaction.atomic():
+            contract = Contract.objects.create(tender=tender, award=award,
+                                               supplier=award.supplier, value=award.value,
+                                               start_date=start_date, end_date=end_date)
+    except IntegrityError:
+        raise Conflict("This award has its contract already.") from None
+    _step(tender, "contract.signed", actor, {
+        "contract": contract.pk, "lot": award.lot.number, "supplier": award.supplier.name,
+        "value": str(contract.value), "start_date": start_date.isoformat(),
+        "end_date": end_date.isoformat()})
+    return contract
+
+
+@transaction.atomic
+def amend_contract(*, actor, contract: Contract, justification: str, new_value=None,
+                   new_end_date: dt.date | None = None) -> Amendment:
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
+    if contract.status != Contract.Status.ACTIVE:
+        raise Conflict("Only an active contract is amended.")
+    value = _money(new_value, "The new value") if new_value is not None else contract.value
+    end = new_end_date or contract.end_date
+    if value == contract.value and end == contract.end_date:
+        raise InvalidInput("An amendment changes the value or the end date.")
+    if end <= contract.start_date:
+        raise InvalidInput("The contract ends after it starts.")
+    paid = contract.payments.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    if value < paid:
+        raise InvalidInput(f"{paid} is paid already: the value cannot go below it.")
+    amendment = Amendment.objects.create(
+        contract=contract, old_value=contract.value, new_value=value,
+        old_end_date=contract.end_date, new_end_date=end,
+        justification=_text(justification, "The justification", 5000))
+    contract.value, contract.end_date = value, end
+    contract.save()
+    _step(contract.tender, "contract.amended", actor, {
+        "contract": contract.pk, "old_value": str(amendment.old_value),
+        "new_value": str(value), "old_end_date": amendment.old_end_date.isoformat(),
+        "new_end_date": end.isoformat(), "justification": amendment.justification})
+    return amendment
+
+
+@transaction.atomic
+def record_payment(*, actor, contract: Contract, milestone: str, amount) -> Payment:
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    _buyer_agent(actor, contract.tender, Role.FINANCE)
+    if contract.status != Contract.Status.ACTIVE:
+        raise Conflict("Payments are made on active contracts.")
+    amount = _money(amount, "The amount")
+    paid = contract.payments.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    if paid + amount > contract.value:
+        raise InvalidInput(f"Paying {amount} would exceed the contract value "
+                           f"({paid} paid of {contract.value}).")
+    payment = Payment.objects.create(contract=contract, amount=amount,
+                                     milestone=_text(milestone, "The milestone", 300))
+    _step(contract.tender, "contract.payment", actor, {
+        "contract": contract.pk, "milestone": payment.milestone, "amount": str(amount)})
+    return payment
+
+
+@transaction.atomic
+def terminate_contract(*, actor, contract: Contract, reason: str) -> Contract:
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
+    if contract.status != Contract.Status.ACTIVE:
+        raise Conflict("Only an active contract is terminated.")
+    contract.status = Contract.Status.TERMINATED
+    contract.termination_reason = _text(reason, "The reason", 5000)
+    contract.save()
+    _step(contract.tender, "contract.terminated", actor, {"contract": contract.pk,
+                                                          "reason": contract.termination_reason})
+    return contract
+
+

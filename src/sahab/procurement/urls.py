@@ -1,0 +1,11 @@
+from django.urls import path
+
+from sahab.procurement import views
+
+app_name = "procurement"
+
+urlpatterns = [
+    path("", views.tenders, name="tenders"),
+    path("<str:reference>/", views.tender, name="tender"),
+    path("<str:reference>/documents/<int:document_id>", views.document, name="document"),
+]

@@ -1,0 +1,171 @@
+"""Sealed bids stay sealed, rights hold, and bad input changes nothing."""
+
+import base64
+import datetime as dt
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from sahab.core import keys
+from sahab.core.errors import Conflict
+from sahab.ledger.models import Entry
+from sahab.procurement import sealing, services
+from sahab.procurement.models import Bid, BidLot, Tender
+from tests.procurement.conftest import PDF, tender_payload
+
+
+@pytest.fixture
+def published(world):
+    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
+    return Tender.objects.get(reference=ref)
+
+
+def bid(world, i, tender, prices):
+    return world["companies"][i][1].call("post", f"/tenders/{tender.reference}/bids",
+                                         {"prices": prices, "technical_offer": "secret plan"})
+
+
+def test_before_the_deadline_nothing_reveals_a_bid(world, published, client, admin_client):
+    assert bid(world, 0, published, {"1": "123456.789"}).status_code == 201
+    stored = Bid.objects.get()
+    assert b"123456.789" not in bytes(stored.envelope) and b"secret" not in bytes(stored.envelope)
+    assert not BidLot.objects.exists()  # prices exist only after the opening
+    everything = b"".join(bytes(e.body) for e in Entry.objects.all())
+    assert b"123456" not in everything and b"secret" not in everything
+    for actor in (world["officer"], world["evaluators"][0], world["auditor"],
+                  world["companies"][1][1]):
+        detail = actor.call("get", f"/tenders/{published.reference}").json()
+        assert detail["bids"] == []
+    own = world["companies"][0][1].call("get", "/bids").json()
+    assert set(own[0]) == {"bid", "tender", "status", "commitment", "ledger_index",
+                           "submitted_at"}
+    page = client.get(f"/tenders/{published.reference}/")
+    assert b"123456" not in page.content
+    assert admin_client.get("/admin/procurement/bid/").status_code == 404  # not in the admin
+    # even the platform cannot open the tender's key with the wrong deadline binding
+    with pytest.raises(sealing.SealError):
+        sealing.unseal_tender_key(keys.load_opening_key(), bytes(published.sealed_private_key),
+                                  b"other|binding")
+    with pytest.raises(Conflict, match=r"whose submission deadline passed"):
+        services.open_tender(tender=published)
+
+
+def test_an_altered_envelope_is_detected_at_opening(world, published):
+    bid(world, 0, published, {"1": "100000"})
+    bid(world, 1, published, {"1": "110000"})
+    victim = Bid.objects.get(company=world["companies"][0][0])
+    envelope = bytearray(bytes(victim.envelope))
+    envelope[-20] ^= 0xFF
+    Bid.objects.filter(pk=victim.pk).update(envelope=bytes(envelope))
+    with time_machine.travel(published.submission_deadline + dt.timedelta(seconds=1)):
+        services.advance_tenders()
+    victim.refresh_from_db()
+    assert victim.status == "tampered"
+    report = Entry.objects.filter(type="procurement.tender.opened").get()
+    assert b"rejected_as_altered" in bytes(report.body) and victim.commitment.encode() in \
+        bytes(report.body)
+    assert Tender.objects.get(pk=published.pk).state == "evaluation"
+
+
+def test_an_officer_of_another_administration_cannot_act(world, published):
+    other = world["other_officer"]
+    ref = published.reference
+    assert other.call("post", f"/tenders/{ref}/cancel", {"reason": "x"}).status_code == 403
+    assert other.call("post", f"/tenders/{ref}/documents", {
+        "name": "x.pdf", "content_base64": base64.b64encode(PDF).decode()}).status_code == 403
+    assert other.call("post", "/tenders", tender_payload()).status_code == 403
+    assert world["companies"][0][1].call("post", "/tenders", tender_payload()).status_code == 403
+    assert Tender.objects.count() == 1
+
+
+def test_late_bids_are_refused_with_a_clear_error(world, published):
+    with time_machine.travel(published.submission_deadline + dt.timedelta(seconds=1)):
+        r = bid(world, 0, published, {"1": "100"})
+    assert r.status_code == 409 and "late" in r.json()["detail"]
+    assert not Bid.objects.exists()
+
+
+@pytest.mark.parametrize(("prices", "why"), [
+    ({"1": "-5"}, "more than 0"), ({"1": "0"}, "more than 0"),
+    ({"1": "1e15"}, "less than"), ({"9": "100"}, "no lot 9"), ({}, "at least one lot"),
+    ({"1": "10.0001"}, "three decimals"), ({"x": "10"}, "not a lot number"),
+])
+def test_bad_bids_are_refused_and_change_nothing(world, published, prices, why):
+    r = bid(world, 0, published, prices)
+    assert r.status_code == 422 and why in r.json()["detail"], r.content
+    assert not Bid.objects.exists()
+
+
+@pytest.mark.parametrize(("name", "content", "why"), [
+    ("virus.pdf", b"MZ\x90\x00" + b"\x00" * 100, "not a real .pdf"),
+    ("notes.exe", PDF, "only"), ("../../etc/passwd.pdf", PDF, "plain file name"),
+    ("empty.pdf", b"", "empty"), ("big.pdf", PDF + b"\x00" * (11 * 1024 * 1024), "larger"),
+])
+def test_bad_documents_are_refused(world, published, name, content, why):
+    r = world["officer"].call("post", f"/tenders/{published.reference}/documents",
+                              {"name": name, "content_base64": base64.b64encode(content).decode()})
+    assert r.status_code == 422 and why in r.json()["detail"], r.content
+    assert not published.documents.exists()
+
+
+@pytest.mark.parametrize(("overrides", "why"), [
+    ({"enquiry_deadline": "2020-01-01T00:00:00+00:00"}, "past"),
+    ({"submission_deadline": (timezone.now() + dt.timedelta(days=5)).isoformat()}, "after"),
+    ({"lots": []}, ""), ({"procedure": "auction"}, ""),
+    ({"lots": [{"title": "x", "cpv": "123", "estimated_value": "10"}]}, ""),
+    ({"lots": [{"title": "x", "cpv": "48820000-2", "estimated_value": "-10"}]}, ""),
+    ({"procedure": "simplified",
+      "lots": [{"title": "x", "cpv": "48820000-2", "estimated_value": "900000"}]}, "simplified"),
+    ({"buyer": "NOPE"}, ""),
+])
+def test_bad_tenders_are_refused(world, overrides, why):
+    r = world["officer"].call("post", "/tenders", tender_payload(**overrides))
+    assert r.status_code in (404, 422), r.content
+    assert why in r.json().get("detail", "")
+    assert not Tender.objects.exists()
+
+
+def test_wrong_state_moves_are_refused(world, published):
+    officer = world["officer"]
+    ref = published.reference
+    assert officer.call("post", f"/tenders/{ref}/publish").status_code == 409
+    assert officer.call("post", f"/tenders/{ref}/evaluation").status_code == 409
+    assert officer.call("post", f"/tenders/{ref}/award", {}).status_code == 409
+    r = officer.call("post", f"/tenders/{ref}/unsuccessful", {"reason": "x"})
+    assert r.status_code == 409 and "Cannot fail" in r.json()["detail"]
+
+
+def test_short_tendering_periods_are_refused_at_publication(world):
+    payload = tender_payload(
+        enquiry_deadline=(timezone.now() + dt.timedelta(days=2)).isoformat(),
+        submission_deadline=(timezone.now() + dt.timedelta(days=5)).isoformat())
+    ref = world["officer"].call("post", "/tenders", payload).json()["reference"]
+    r = world["officer"].call("post", f"/tenders/{ref}/publish")
+    assert r.status_code == 422 and "21 days" in r.json()["detail"]
+    assert Tender.objects.get(reference=ref).state == "draft"
+
+
+def test_restricted_and_negotiated_procedures_admit_only_their_companies(world):
+    officer = world["officer"]
+    (atlas, a), (_, c), _ = world["companies"]
+    ref = officer.call("post", "/tenders", tender_payload(
+        procedure="negotiated", invited=[atlas.pk])).json()["reference"]
+    officer.call("post", f"/tenders/{ref}/publish")
+    assert a.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "10"}}).status_code == 201
+    assert c.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "10"}}).status_code == 403
+
+
+def test_the_changes_feed_pages_without_losing_or_repeating(world, published, client):
+    for i in range(3):
+        bid(world, i, published, {"1": str(1000 + i)})
+    seen, cursor = [], ""
+    while True:
+        page = client.get("/api/procurement/changes", {"cursor": cursor, "limit": 2}).json()
+        if not page["items"]:
+            break
+        seen += [i["ledger_index"] for i in page["items"]]
+        cursor = page["next_cursor"]
+    assert seen == sorted(set(seen)) and len(seen) == published.steps.count()
+    assert client.get("/api/procurement/changes", {"cursor": "garbage!"}).status_code == 422
