@@ -57,6 +57,10 @@ DBAAS_URL = os.environ.get("SAHAB_DBAAS_URL", "")
 LEDGER_ORIGIN = os.environ.get("SAHAB_LEDGER_ORIGIN") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/ledger")
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("SAHAB_LEDGER_CHECKPOINT_INTERVAL", "0.5"))
+# Minimum days between publication and submission deadline for every procedure; unset
+# means the legal minimums (docs/procurement.md). Training and test platforms lower it.
+PROCUREMENT_MIN_DAYS = (int(os.environ["SAHAB_PROCUREMENT_MIN_DAYS"])
+                        if os.environ.get("SAHAB_PROCUREMENT_MIN_DAYS") else None)
 # This installation's witness name, when it witnesses other logs.
 LEDGER_WITNESS_NAME = os.environ.get("SAHAB_LEDGER_WITNESS_NAME") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/witness")

@@ -27,6 +27,7 @@ def test_init_creates_keys_once(sahab_home, db):
 
 def test_demo_is_idempotent_and_its_logins_work(sahab_home, db):
     keys.ensure_ledger_key()
+    keys.ensure_opening_key()
     first = load_demo()
     counts = (Administration.objects.count(), Company.objects.count(),
               get_user_model().objects.count())
@@ -44,6 +45,12 @@ def test_demo_is_idempotent_and_its_logins_work(sahab_home, db):
     for token in on_disk["api_tokens"]:
         assert services.authenticate_token(token["token"]).username == token["username"]
     from sahab.ledger import services as ledger
+    from sahab.procurement.models import Procedure, State, Tender
+
+    assert {t.procedure for t in Tender.objects.all()} == set(Procedure.values)
+    assert {State.COMPLETE, State.CANCELLED, State.UNSUCCESSFUL, State.EVALUATION,
+            State.STANDSTILL, State.ENQUIRIES, State.DRAFT} <= \
+        {t.state for t in Tender.objects.all()}
 
     assert on_disk["ledger"]["key"] == ledger.verifier_key()
     assert ledger.latest_checkpoint().size == ledger.tree_size() > 70

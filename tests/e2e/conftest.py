@@ -56,7 +56,9 @@ def platform():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
     env |= {"SAHAB_HOME": str(home), "DATABASE_URL": url, "SAHAB_HTTP_PORT": str(port),
             "SAHAB_SMTP_PORT": str(free_port()), "SAHAB_SUBMISSION_PORT": str(free_port()),
-            "SAHAB_IMAP_PORT": str(free_port()), "DJANGO_SETTINGS_MODULE": "sahab.settings"}
+            "SAHAB_IMAP_PORT": str(free_port()), "DJANGO_SETTINGS_MODULE": "sahab.settings",
+            # a training platform: tenders may close within seconds
+            "SAHAB_PROCUREMENT_MIN_DAYS": "0"}
     sahab = [sys.executable, "-m", "sahab.cli"]
     subprocess.run([*sahab, "demo"], env=env, check=True, capture_output=True, timeout=300)
     log = open(home / "serve.log", "wb")  # noqa: SIM115 (closed below)
@@ -94,3 +96,38 @@ def output_dir(request) -> Path:
     path = Path(__file__).resolve().parents[2] / "test-results" / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: make test installs it")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+def sign_in(browser, platform, username):
+    """A new browser context signed in as a demo user (French interface)."""
+    password = next(u["password"] for u in platform["demo"]["users"]
+                    if u["username"] == username)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    page = context.new_page()
+    page.goto(platform["url"] + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/accounts/")
+    return page

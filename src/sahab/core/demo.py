@@ -29,8 +29,9 @@ def _loaders():
     """Each pillar's ``load(previous, data)`` in dependency order."""
     from sahab.directory import demo as directory_demo
     from sahab.ledger import demo as ledger_demo
+    from sahab.procurement import demo as procurement_demo
 
-    return [directory_demo.load, ledger_demo.load]
+    return [directory_demo.load, procurement_demo.load, ledger_demo.load]
 
 
 def load_demo() -> dict:

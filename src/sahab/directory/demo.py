@@ -153,6 +153,8 @@ AGENTS: list[tuple] = [
     ("auditeur.cdc", "Fatma", "Ayari", "CDC", [R.AUDITOR], "Conseillère à la Cour des comptes"),
     ("auditeur.haicop", "Yassine", "Dridi", "PG-HAICOP", [R.AUDITOR], "Contrôleur de la commande publique"),
     ("achats.tunis", "Olfa", "Sassi", "COM-TUNIS", [R.PROCUREMENT_OFFICER, R.FINANCE], "Secrétaire générale adjointe"),
+    ("eval.tunis", "Anis", "Zouari", "COM-TUNIS", [R.EVALUATOR], "Ingénieur principal"),
+    ("achats.cni", "Ines", "Belhadj", "CNI", [R.PROCUREMENT_OFFICER, R.EVALUATOR, R.FINANCE], "Responsable des marchés"),
 ]
 
 # (name, legal form, matricule fiscal, city, cloud provider?, admin username)

@@ -17,5 +17,7 @@ class ProcurementConfig(AppConfig):
         from sahab.procurement import services
 
         register(NavItem(_("Tenders"), "procurement:tenders", order=20))
+        register(NavItem(_("Buying"), "procurement:manage", order=25,
+                         visible_to=lambda user: hasattr(user, "agent")))
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)

@@ -11,6 +11,7 @@ import statistics
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -232,6 +233,8 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
         raise InvalidInput("With price and quality, the price weighs between 1 and 99 %.")
     if not 0 <= int(standstill_days) <= 60:
         raise InvalidInput("The standstill period is 0 to 60 days.")
+    if framework is not None:
+        framework = Tender.objects.get(pk=framework.pk)  # its current state, not a copy's
     if (procedure == Procedure.MINI_COMPETITION) != (framework is not None):
         raise InvalidInput("A mini-competition, and only it, is called off a framework.")
     if framework is not None and (framework.procedure != Procedure.FRAMEWORK or
@@ -303,7 +306,9 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
     now = _now(now)
     _move(tender, "publish")
     _check_deadlines(tender.procedure, tender.enquiry_deadline, tender.submission_deadline, now)
-    minimum = dt.timedelta(days=MIN_TENDERING_DAYS[tender.procedure])
+    minimum = dt.timedelta(days=MIN_TENDERING_DAYS[tender.procedure]
+                           if settings.PROCUREMENT_MIN_DAYS is None
+                           else settings.PROCUREMENT_MIN_DAYS)
     if tender.submission_deadline - now < minimum and \
             not isinstance(actor, directory.SystemActor):
         raise InvalidInput(f"A {tender.get_procedure_display().lower()} leaves bidders at "
@@ -402,11 +407,13 @@ def may_bid(tender: Tender, company: Company) -> bool:
 # --- clarifications -------------------------------------------------------------------
 
 @transaction.atomic
-def ask_question(*, actor, tender: Tender, text: str) -> Question:
+def ask_question(*, actor, tender: Tender, text: str,
+                 now: dt.datetime | None = None) -> Question:
     company = _company_user(actor)
-    if tender.state != S.ENQUIRIES or timezone.now() >= tender.enquiry_deadline:
+    now = _now(now)
+    if tender.state != S.ENQUIRIES or now >= tender.enquiry_deadline:
         raise Conflict("Questions are asked before the enquiry deadline.")
-    question = Question.objects.create(tender=tender, company=company,
+    question = Question.objects.create(tender=tender, company=company, asked_at=now,
                                        text=_text(text, "The question", 5000))
     _step(tender, "question.asked", actor, {"question": question.pk,
                                             "text_sha256": _sha(question.text)})
@@ -414,16 +421,17 @@ def ask_question(*, actor, tender: Tender, text: str) -> Question:
 
 
 @transaction.atomic
-def answer_question(*, actor, question: Question, answer: str) -> Question:
+def answer_question(*, actor, question: Question, answer: str,
+                    now: dt.datetime | None = None) -> Question:
     tender = question.tender
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
-    if tender.state not in (S.ENQUIRIES, S.TENDERING) or \
-            timezone.now() >= tender.submission_deadline:
+    now = _now(now)
+    if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
         raise Conflict("Questions are answered before the submission deadline.")
     if question.answered_at:
         raise Conflict("This question is answered already.")
     question.answer = _text(answer, "The answer", 10000)
-    question.answered_at = timezone.now()
+    question.answered_at = now
     question.save()
     _step(tender, "question.answered", actor, {"question": question.pk,
                                                "question_text": question.text,
@@ -859,7 +867,8 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
 
 @transaction.atomic
 def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date) -> Contract:
-    tender = award.tender
+    award = Award.objects.select_related("lot", "supplier").get(pk=award.pk)
+    tender = Tender.objects.select_for_update().get(pk=award.tender_id)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state != S.COMPLETE or award.status != Award.Status.ACTIVE:
         raise Conflict("A contract is signed once the standstill period is over.")

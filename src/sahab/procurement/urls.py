@@ -6,6 +6,8 @@ app_name = "procurement"
 
 urlpatterns = [
     path("", views.tenders, name="tenders"),
+    path("manage/", views.manage, name="manage"),
     path("<str:reference>/", views.tender, name="tender"),
     path("<str:reference>/documents/<int:document_id>", views.document, name="document"),
+    path("<str:reference>/<slug:action>/", views.tender_action, name="action"),
 ]

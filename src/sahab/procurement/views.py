@@ -28,19 +28,7 @@ def tender(request, reference: str):
     item = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
     if item is None:
         raise Http404
-    bids = []
-    if item.opened_at:
-        bids = (item.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED])
-                .select_related("company").prefetch_related("lot_prices__lot"))
-    return render(request, "procurement/tender.html", {
-        "tender": item, "lots": item.lots.prefetch_related("items"),
-        "documents": item.documents.all(),
-        "questions": item.questions.exclude(answered_at=None),
-        "bids": bids, "awards": item.awards.select_related("lot", "supplier"),
-        "contracts": item.contracts.select_related("award__lot", "supplier")
-        .prefetch_related("amendments", "payments"),
-        "steps": item.steps.all(),
-    })
+    return _tender_page(request, item)
 
 
 def document(request, reference: str, document_id: int):
@@ -53,3 +41,229 @@ def document(request, reference: str, document_id: int):
     response["X-Content-Type-Options"] = "nosniff"
     response["Digest"] = f"sha-256={doc.sha256}"
     return response
+
+
+# --- buyers, evaluators, companies and the complaints body ------------------------------
+
+def _panels(request, tender) -> dict:
+    """What the signed-in user may do on this tender (the services check it again)."""
+    from sahab.directory import selectors as directory
+    from sahab.directory.models import Role
+    from sahab.procurement import forms
+
+    user = request.user
+    agent = directory.agent_of(user)
+    company = directory.company_of(user)
+    buyer_side = agent is not None and tender.buyer.is_within(agent.administration)
+    roles = agent.role_set if agent else set()
+    state = tender.state
+    context = {
+        "is_finance": buyer_side and Role.FINANCE in roles,
+        "is_officer": buyer_side and Role.PROCUREMENT_OFFICER in roles,
+        "is_evaluator": buyer_side and Role.EVALUATOR in roles,
+        "is_auditor": agent is not None and Role.AUDITOR in roles and not buyer_side,
+        "company": company,
+    }
+    if company is not None:
+        from sahab.procurement import services
+
+        context["my_bids"] = tender.bids.filter(company=company).order_by("-submitted_at")
+        context["may_bid"] = state in (State.ENQUIRIES, State.TENDERING) and \
+            not tender.suspended and services.may_bid(tender, company)
+        context["bid_form"] = forms.BidForm(lots=tender.lots.all())
+    if context["is_evaluator"] and state == State.EVALUATION:
+        from sahab.procurement.models import BidLot, ConflictDeclaration
+
+        context["declared"] = ConflictDeclaration.objects.filter(
+            tender=tender, evaluator=user).first()
+        context["bid_lots"] = BidLot.objects.filter(
+            bid__tender=tender, bid__status=Bid.Status.OPENED).select_related(
+            "bid__company", "lot").order_by("lot__number", "price")
+    if context["is_auditor"] or context["is_officer"]:
+        context["pending_complaints"] = tender.complaints.filter(status="pending")
+    for name in ("cancel", "question", "complaint"):
+        context[f"{name}_form"] = forms.TextForm(prefix=name)
+    context["answer_forms"] = [(q, forms.TextForm(prefix=f"answer{q.pk}"))
+                               for q in tender.questions.filter(answered_at=None)]
+    context["decide_forms"] = [(c, forms.TextForm(prefix=f"decide{c.pk}"))
+                               for c in context.get("pending_complaints", [])]
+    context["document_form"] = forms.DocumentForm()
+    context["contract_form"] = forms.ContractForm()
+    return context
+
+
+def _tender_page(request, item):
+    bids = []
+    if item.opened_at:
+        bids = (item.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED])
+                .select_related("company").prefetch_related("lot_prices__lot"))
+    return render(request, "procurement/tender.html", {
+        "tender": item, "lots": item.lots.prefetch_related("items"),
+        "documents": item.documents.all(),
+        "questions": item.questions.exclude(answered_at=None),
+        "open_questions": item.questions.filter(answered_at=None),
+        "bids": bids, "awards": item.awards.select_related("lot", "supplier", "contract")
+        if item.awards.exists() else [],
+        "contracts": item.contracts.select_related("award__lot", "supplier")
+        .prefetch_related("amendments", "payments"),
+        "steps": item.steps.all(), **_panels(request, item),
+    })
+
+
+def _date(value: str | None):
+    import datetime as dt
+
+    from sahab.core.errors import InvalidInput
+
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"'{value}' is not a date (YYYY-MM-DD).") from None
+
+
+def tender_action(request, reference: str, action: str):
+    """Every form of the tender page posts here; the service decides and records."""
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    from sahab.core.errors import DomainError
+    from sahab.procurement import forms, services
+    from sahab.procurement.models import Award, BidLot, Complaint, Question
+
+    if request.method != "POST" or not request.user.is_authenticated:
+        return redirect("procurement:tender", reference=reference)
+    item = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
+    if item is None:
+        raise Http404
+    post, user = request.POST, request.user
+    # each text form has its own prefix, so that several sit on one page without clashing
+    prefix = {"answer": f"answer{post.get('question')}",
+              "decide": f"decide{post.get('complaint')}"}.get(action, action)
+    text = forms.TextForm(post, prefix=prefix)
+    try:
+        if action == "publish":
+            services.publish_tender(actor=user, tender=item)
+        elif action == "cancel" and text.is_valid():
+            services.cancel_tender(actor=user, tender=item, reason=text.cleaned_data["text"])
+        elif action == "document":
+            form = forms.DocumentForm(post, request.FILES)
+            if not form.is_valid():
+                raise services.InvalidInput("Choose a document to upload.")
+            upload = form.cleaned_data["document"]
+            services.add_document(actor=user, tender=item, name=upload.name,
+                                  content=upload.read())
+        elif action == "question" and text.is_valid():
+            services.ask_question(actor=user, tender=item, text=text.cleaned_data["text"])
+        elif action == "answer" and text.is_valid():
+            question = get_object_or_404(Question, pk=post.get("question"), tender=item)
+            services.answer_question(actor=user, question=question,
+                                     answer=text.cleaned_data["text"])
+        elif action == "bid":
+            form = forms.BidForm(post, request.FILES, lots=item.lots.all())
+            if not form.is_valid():
+                raise services.InvalidInput(" ".join(e for errs in form.errors.values()
+                                                     for e in errs))
+            files = [(f.name, f.read()) for f in request.FILES.getlist("documents")]
+            bid = services.submit_bid(actor=user, tender=item, prices=form.prices(),
+                                      technical_offer=form.cleaned_data["technical_offer"],
+                                      files=files)
+            messages.success(request, f"Bid sealed. Commitment {bid.commitment}, ledger "
+                                      f"entry #{bid.ledger_index}.")
+        elif action == "withdraw":
+            bid = get_object_or_404(Bid, pk=post.get("bid"), tender=item)
+            services.withdraw_bid(actor=user, bid=bid)
+        elif action == "declare":
+            services.declare_conflict_of_interest(
+                actor=user, tender=item, no_conflict=post.get("no_conflict") == "yes",
+                statement=post.get("statement", ""))
+        elif action == "eligibility":
+            row = get_object_or_404(BidLot, pk=post.get("bid_lot"), bid__tender=item)
+            services.decide_eligibility(actor=user, bid_lot=row,
+                                        eligible=post.get("eligible") == "yes",
+                                        reason=post.get("reason", ""))
+        elif action == "score":
+            row = get_object_or_404(BidLot, pk=post.get("bid_lot"), bid__tender=item)
+            services.score_quality(actor=user, bid_lot=row, score=post.get("score", ""),
+                                   comment=post.get("comment", ""))
+        elif action == "evaluate":
+            services.complete_evaluation(actor=user, tender=item)
+        elif action == "award":
+            services.award_tender(actor=user, tender=item,
+                                  justification=post.get("justification", ""))
+        elif action == "complaint" and text.is_valid():
+            services.file_complaint(actor=user, tender=item, text=text.cleaned_data["text"])
+        elif action == "decide" and text.is_valid():
+            complaint = get_object_or_404(Complaint, pk=post.get("complaint"), tender=item)
+            services.decide_complaint(actor=user, complaint=complaint,
+                                      upheld=post.get("upheld") == "yes",
+                                      decision=text.cleaned_data["text"])
+        elif action == "amend":
+            from sahab.procurement.models import Contract
+
+            contract = get_object_or_404(Contract, pk=post.get("contract"), tender=item)
+            services.amend_contract(actor=user, contract=contract,
+                                    justification=post.get("justification", ""),
+                                    new_value=post.get("new_value") or None,
+                                    new_end_date=_date(post.get("new_end_date")))
+        elif action == "pay":
+            from sahab.procurement.models import Contract
+
+            contract = get_object_or_404(Contract, pk=post.get("contract"), tender=item)
+            services.record_payment(actor=user, contract=contract,
+                                    milestone=post.get("milestone", ""),
+                                    amount=post.get("amount", ""))
+        elif action == "contract":
+            form = forms.ContractForm(post)
+            award = get_object_or_404(Award, pk=post.get("award"), tender=item)
+            if not form.is_valid():
+                raise services.InvalidInput("Give the contract's start and end dates.")
+            services.sign_contract(actor=user, award=award, **form.cleaned_data)
+        else:
+            raise services.InvalidInput("Fill in the form.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        if action != "bid":
+            messages.success(request, "Done: the step is recorded in the public ledger.")
+    return redirect("procurement:tender", reference=reference)
+
+
+def manage(request):
+    """A buyer's tenders (drafts included) and the form to draft a new one."""
+    from django.contrib import messages
+    from django.contrib.auth.views import redirect_to_login
+    from django.shortcuts import redirect
+
+    from sahab.core.errors import DomainError
+    from sahab.directory import selectors as directory
+    from sahab.directory.models import Role
+    from sahab.procurement import forms, services
+    from sahab.procurement.models import Tender
+
+    agent = directory.agent_of(request.user)
+    if agent is None:
+        return redirect_to_login(request.get_full_path())
+    officer = Role.PROCUREMENT_OFFICER in agent.role_set
+    form = forms.TenderForm(request.POST or None)
+    if request.method == "POST" and officer and form.is_valid():
+        data = form.cleaned_data
+        try:
+            tender = services.create_tender(
+                actor=request.user, buyer=agent.administration, title=data["title"],
+                description=data["description"], procedure=data["procedure"],
+                award_criteria=data["award_criteria"], price_weight=data["price_weight"],
+                enquiry_deadline=data["enquiry_deadline"],
+                submission_deadline=data["submission_deadline"],
+                standstill_days=data["standstill_days"], lots=form.lots())
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, f"{tender.reference} is drafted.")
+            return redirect("procurement:tender", reference=tender.reference)
+    tenders = Tender.objects.filter(buyer__path__startswith=agent.administration.path) \
+        .select_related("buyer").order_by("-created_at")[:200]
+    return render(request, "procurement/manage.html",
+                  {"form": form, "tenders": tenders, "officer": officer},
+                  status=400 if form.errors else 200)

@@ -1,0 +1,295 @@
+"""A year of procurement for the demo: every procedure and outcome, and a few cases that
+integrity indicators (red flags) should catch: a single bid, a short tendering period,
+identical prices, the lowest bid disqualified, a winner far below the runner-up,
+purchases split under the simplified threshold, a large amendment, a frequent loser.
+
+Deadlines are in the past (or the near future for procedures still running); the
+ledger records the steps when the demo is loaded, with their historical dates in the
+data. Loading runs once: with tenders present, it does nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from sahab.directory.models import Administration, Company
+from sahab.directory.selectors import SYSTEM
+from sahab.procurement import services
+from sahab.procurement.models import Award, BidLot, Plan, Procedure, Tender
+
+OFFICERS = {"MF-DAF": "achats.finances", "MS-DAF": "achats.sante",
+            "COM-TUNIS": "achats.tunis", "CNI": "achats.cni"}
+EVALUATORS = {"MF-DAF": "eval.finances", "MS-DAF": "achats.sante",
+              "COM-TUNIS": "eval.tunis", "CNI": "achats.cni"}
+
+
+@dataclass
+class Case:
+    buyer: str
+    title: str
+    lots: list[tuple[str, str, str]]  # title, CPV, estimated value
+    bids: dict[str, dict[int, str]] = field(default_factory=dict)  # company → lot → price
+    procedure: str = Procedure.OPEN
+    days_ago: int = 300  # publication, counted back from today
+    tendering_days: int = 30
+    outcome: str = "contract"  # contract | cancelled | ongoing | evaluation | standstill | draft
+    ineligible: tuple[str, ...] = ()
+    quality: dict[str, int] = field(default_factory=dict)
+    complaint: str = ""  # "" | "rejected" | "upheld"
+    amendment: str = ""  # new value
+    payments: tuple[str, ...] = ("0.4",)
+    justification: str = ""
+    invited: tuple[str, ...] = ()
+    framework_of: str = ""
+    question: str = ""
+
+
+CASES = [
+    Case("MF-DAF", "Acquisition de serveurs pour le centre informatique",
+         [("Serveurs lame", "48820000-2", "420000"), ("Baies de stockage", "30233000-1", "250000")],
+         {"Sahel Informatique": {1: "398500", 2: "241000"}, "Atlas Réseaux": {1: "405000"},
+          "Bizerte Logiciels": {1: "431200", 2: "236400"}, "Gafsa Bâtiment": {2: "262000"}},
+         days_ago=330, question="Les serveurs doivent-ils être livrés montés en baie ?",
+         payments=("0.5", "0.5")),
+    Case("MF-DAF", "Licences bureautiques pour les recettes des finances",
+         [("Licences", "48310000-4", "185000")],
+         {"Djerba Digital": {1: "171000"}, "Bizerte Logiciels": {1: "176500"},
+          "Kairouan Systèmes": {1: "182000"}},
+         days_ago=300, complaint="rejected", amendment="188100"),
+    Case("MS-DAF", "Équipements informatiques des laboratoires hospitaliers",
+         [("Postes et analyseurs connectés", "30213000-5", "310000")],
+         {"Sahel Informatique": {1: "289000"}, "Tozeur Énergie IT": {1: "262000"},
+          "Atlas Réseaux": {1: "301500"}},
+         days_ago=280, quality={"Sahel Informatique": 88, "Tozeur Énergie IT": 61,
+                                "Atlas Réseaux": 79}),
+    Case("MS-DAF", "Maintenance du réseau des hôpitaux régionaux",
+         [("Maintenance", "50312000-5", "140000")], {"Atlas Réseaux": {1: "139200"}},
+         days_ago=260),
+    Case("COM-TUNIS", "Éclairage public LED de l'avenue Habib-Bourguiba",
+         [("Luminaires et pose", "34993000-4", "520000")],
+         {"Tozeur Énergie IT": {1: "498000"}, "Gafsa Bâtiment": {1: "515000"}},
+         days_ago=250, tendering_days=10, amendment="722000"),
+    *[Case("COM-TUNIS", f"Fournitures de bureau, trimestre {q}",
+           [("Papeterie et consommables", "30192000-1", "195000")],
+           {"Monastir Fournitures de Bureau": {1: f"19{q}500"}, "Nabeul Conseil": {1: "194900"}},
+           procedure=Procedure.SIMPLIFIED, days_ago=240 - 60 * q, tendering_days=12)
+      for q in (1, 2, 3)],
+    Case("MF-DAF", "Imprimantes réseau des directions régionales",
+         [("Imprimantes", "30232110-8", "96000")],
+         {"Kairouan Systèmes": {1: "88400"}, "Djerba Digital": {1: "88400"},
+          "Gafsa Bâtiment": {1: "93000"}}, days_ago=220),
+    Case("MS-DAF", "Logiciel de gestion des stocks de médicaments",
+         [("Progiciel et paramétrage", "48000000-8", "230000")],
+         {"Nabeul Conseil": {1: "176000"}, "Bizerte Logiciels": {1: "214500"},
+          "Kairouan Systèmes": {1: "226000"}},
+         days_ago=210, ineligible=("Nabeul Conseil",)),
+    Case("MF-DAF", "Audit de sécurité des systèmes de paiement",
+         [("Audit et tests d'intrusion", "72800000-8", "160000")],
+         {"Djerba Digital": {1: "84000"}, "Atlas Réseaux": {1: "151000"},
+          "Sahel Informatique": {1: "158500"}},
+         days_ago=200, justification="Offre vérifiée : ressources propres, prix justifiés."),
+    Case("CNI", "Accord-cadre d'hébergement en nuage des administrations",
+         [("Bases de données gérées", "72317000-0", "900000"),
+          ("Machines virtuelles", "72415000-2", "1200000"),
+          ("Stockage objet et sauvegarde", "72318000-7", "600000")],
+         {"Carthage Cloud": {1: "820000", 2: "1100000", 3: "560000"},
+          "Medina Data Services": {1: "845000", 2: "1080000", 3: "575000"},
+          "Jasmin Hosting": {1: "870000", 2: "1150000", 3: "540000"}},
+         procedure=Procedure.FRAMEWORK, days_ago=190, payments=()),
+    Case("CNI", "Hébergement du portail des e-services (marché subséquent)",
+         [("Hébergement", "72415000-2", "150000")],
+         {"Carthage Cloud": {1: "139000"}, "Medina Data Services": {1: "133500"}},
+         procedure=Procedure.MINI_COMPETITION, days_ago=120, tendering_days=10,
+         framework_of="Accord-cadre d'hébergement en nuage des administrations"),
+    Case("MF-DAF", "Système d'information de la fiscalité locale",
+         [("Conception et déploiement", "72212000-4", "780000")],
+         {"Bizerte Logiciels": {1: "745000"}, "Sahel Informatique": {1: "762000"}},
+         procedure=Procedure.RESTRICTED, days_ago=180),
+    Case("MS-DAF", "Extension de garantie des scanners",
+         [("Garantie", "50421000-2", "60000")], {"Tozeur Énergie IT": {1: "58500"}},
+         procedure=Procedure.NEGOTIATED, days_ago=170, tendering_days=10,
+         invited=("Tozeur Énergie IT",)),
+    Case("COM-TUNIS", "Travaux de voirie du quartier Lafayette",
+         [("Voirie", "45233140-2", "1500000")], {"Gafsa Bâtiment": {1: "1420000"}},
+         days_ago=160, outcome="cancelled"),
+    Case("MS-DAF", "Consommables de laboratoire", [("Consommables", "33696500-0", "45000")],
+         {}, days_ago=150),
+    Case("MF-DAF", "Câblage des bureaux régionaux",
+         [("Câblage structuré", "45314300-4", "210000")],
+         {"Atlas Réseaux": {1: "188000"}, "Kairouan Systèmes": {1: "196500"},
+          "Gafsa Bâtiment": {1: "205000"}}, days_ago=140, complaint="upheld"),
+    Case("COM-TUNIS", "Véhicules utilitaires pour la propreté",
+         [("Véhicules", "34136000-9", "640000")],
+         {"Tozeur Énergie IT": {1: "612000"}, "Gafsa Bâtiment": {1: "655000"}},
+         days_ago=110),
+    Case("MS-DAF", "Dossier patient informatisé",
+         [("Progiciel hospitalier", "48814000-7", "950000")],
+         {"Bizerte Logiciels": {1: "905000"}, "Sahel Informatique": {1: "918000"},
+          "Djerba Digital": {1: "899000"}}, days_ago=31, tendering_days=29,
+         outcome="evaluation"),
+    Case("COM-TUNIS", "Mobilier urbain des jardins publics",
+         [("Bancs et corbeilles", "34928400-2", "120000")],
+         {"Gafsa Bâtiment": {1: "118000"}, "Nabeul Conseil": {1: "109000"}},
+         days_ago=26, tendering_days=21, outcome="standstill"),
+    Case("MF-DAF", "Renouvellement du parc informatique 2027",
+         [("Ordinateurs portables", "30213100-6", "540000"),
+          ("Écrans", "30231000-7", "120000")],
+         {"Sahel Informatique": {1: "498000", 2: "111000"}, "Djerba Digital": {1: "512000"}},
+         days_ago=5, tendering_days=30, outcome="ongoing",
+         question="Le clavier arabe-français est-il exigé ?"),
+    Case("MF-DAF", "Étude de faisabilité du guichet unique", [("Étude", "73220000-0", "80000")],
+         days_ago=0, outcome="draft"),
+]
+
+
+def _user(username):
+    return get_user_model().objects.get(username=username)
+
+
+def _company_user(name: str):
+    return Company.objects.get(name=name).members.filter(is_company_admin=True).first().user
+
+
+def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
+    buyer = Administration.objects.get(code=case.buyer)
+    published = now - dt.timedelta(days=case.days_ago)
+    enquiry = published + dt.timedelta(days=max(2, case.tendering_days // 2))
+    deadline = published + dt.timedelta(days=case.tendering_days)
+    if case.outcome == "draft":
+        enquiry, deadline = now + dt.timedelta(days=20), now + dt.timedelta(days=40)
+    tender = services.create_tender(
+        actor=SYSTEM, buyer=buyer, title=case.title, procedure=case.procedure,
+        enquiry_deadline=enquiry, submission_deadline=deadline,
+        lots=[{"title": t, "cpv": c, "estimated_value": v} for t, c, v in case.lots],
+        award_criteria="weighted" if case.quality else "lowest_price",
+        price_weight=60 if case.quality else 100,
+        framework=tenders.get(case.framework_of),
+        invited=[Company.objects.get(name=n) for n in case.invited],
+        now=published - dt.timedelta(days=1))
+    if case.outcome == "draft":
+        return tender
+    tender = services.publish_tender(actor=SYSTEM, tender=tender, now=published)
+    if case.procedure == Procedure.RESTRICTED:
+        for name in case.bids:
+            participation = services.apply_for_prequalification(
+                actor=_company_user(name), tender=tender)
+            services.decide_prequalification(actor=SYSTEM, participation=participation,
+                                             qualified=True)
+        participation = services.apply_for_prequalification(
+            actor=_company_user("Gafsa Bâtiment"), tender=tender)
+        services.decide_prequalification(actor=SYSTEM, participation=participation,
+                                         qualified=False)
+    if case.question:
+        asker = _company_user(next(iter(case.bids)))
+        question = services.ask_question(actor=asker, tender=tender, text=case.question,
+                                         now=published + dt.timedelta(days=1))
+        services.answer_question(actor=SYSTEM, question=question,
+                                 answer="Oui, comme précisé au cahier des charges.",
+                                 now=published + dt.timedelta(days=2))
+    for hours, (name, prices) in enumerate(case.bids.items(), start=1):
+        services.submit_bid(actor=_company_user(name), tender=tender,
+                            prices={str(k): v for k, v in prices.items()},
+                            technical_offer=f"Offre technique de {name}.",
+                            now=deadline - dt.timedelta(hours=30 - 3 * hours))
+    if case.outcome == "cancelled":
+        return services.cancel_tender(actor=SYSTEM, tender=tender,
+                                      reason="Le besoin a été revu par la commune.")
+    if case.outcome == "ongoing":
+        return tender
+    services.advance_tenders(now=deadline + dt.timedelta(minutes=1))
+    tender.refresh_from_db()
+    if tender.state != "evaluation":
+        return tender  # no valid bid: unsuccessful
+    _evaluate(case, tender)
+    if case.outcome == "evaluation":
+        return tender
+    awarded_at = deadline + dt.timedelta(days=6)
+    services.award_tender(actor=SYSTEM, tender=tender, justification=case.justification,
+                          now=awarded_at)
+    if case.complaint:
+        _complain(case, tender)
+    if case.outcome == "standstill":
+        Tender.objects.filter(pk=tender.pk).update(
+            standstill_until=now + dt.timedelta(days=5))
+        return tender
+    tender.refresh_from_db()
+    services.advance_tenders(now=tender.standstill_until + dt.timedelta(minutes=1))
+    start = (tender.standstill_until + dt.timedelta(days=3)).date()
+    for award in tender.awards.filter(status=Award.Status.ACTIVE):
+        contract = services.sign_contract(actor=SYSTEM, award=award, start_date=start,
+                                          end_date=start + dt.timedelta(days=365))
+        if case.amendment and award.lot.number == 1:
+            services.amend_contract(actor=SYSTEM, contract=contract,
+                                    new_value=case.amendment,
+                                    justification="Quantités complémentaires demandées.")
+            contract.refresh_from_db()
+        for n, share in enumerate(case.payments, start=1):
+            services.record_payment(actor=SYSTEM, contract=contract, milestone=f"Tranche {n}",
+                                    amount=(contract.value * Decimal(share)).quantize(
+                                        Decimal("0.001")))
+    tender.refresh_from_db()
+    return tender
+
+
+def _evaluate(case: Case, tender: Tender, *, again: bool = False) -> None:
+    evaluator = _user(EVALUATORS[case.buyer])
+    if not again:
+        services.declare_conflict_of_interest(actor=evaluator, tender=tender, no_conflict=True)
+    for row in BidLot.objects.filter(bid__tender=tender).select_related("bid__company"):
+        name = row.bid.company.name
+        eligible = name not in case.ineligible
+        services.decide_eligibility(actor=evaluator, bid_lot=row, eligible=eligible,
+                                    reason="" if eligible else
+                                    "Attestation de la CNSS manquante.")
+        if case.quality:
+            services.score_quality(actor=evaluator, bid_lot=row, score=case.quality[name])
+    services.complete_evaluation(actor=SYSTEM, tender=tender)
+
+
+def _complain(case: Case, tender: Tender) -> None:
+    loser = next(n for n in case.bids if n != tender.awards.first().supplier.name)
+    complaint = services.file_complaint(actor=_company_user(loser), tender=tender,
+                                        text="Nous contestons l'analyse de notre offre.")
+    upheld = case.complaint == "upheld"
+    services.decide_complaint(
+        actor=_user("auditeur.haicop"), complaint=complaint, upheld=upheld,
+        decision="L'offre retenue ne respectait pas le délai d'exécution exigé."
+        if upheld else "L'analyse des offres est conforme au règlement de la consultation.")
+    if upheld:
+        tender.refresh_from_db()
+        winner = tender.awards.filter(status=Award.Status.CANCELLED).first().supplier.name
+        case.ineligible = (*case.ineligible, winner)
+        _evaluate(case, tender, again=True)
+        services.award_tender(actor=SYSTEM, tender=tender, now=timezone.now())
+
+
+def _plans(now: dt.datetime) -> None:
+    for code, items in {"MF-DAF": [("Serveurs et stockage", "48820000-2", "670000", 1),
+                                   ("Licences", "48310000-4", "185000", 2)],
+                        "COM-TUNIS": [("Fournitures de bureau", "30192000-1", "585000", 1)]
+                        }.items():
+        plan = services.create_plan(actor=SYSTEM, administration=Administration.objects.get(
+            code=code), year=now.year, title=f"Plan des achats {now.year}")
+        for description, cpv, value, quarter in items:
+            services.add_plan_item(actor=SYSTEM, plan=plan, description=description, cpv=cpv,
+                                   budget_line="Titre II", estimated_value=value,
+                                   quarter=quarter, procedure="open")
+
+
+def load(previous: dict, data: dict) -> None:
+    if not (Tender.objects.exists() or Plan.objects.exists()):
+        now = timezone.now()
+        _plans(now)
+        tenders: dict[str, Tender] = {}
+        for case in CASES:
+            tenders[case.title] = _run(case, now, tenders)
+    data["procurement"] = {
+        "tenders": Tender.objects.count(),
+        "open_for_bids": list(Tender.objects.filter(state__in=["enquiries", "tendering"])
+                              .values_list("reference", flat=True)),
+    }
