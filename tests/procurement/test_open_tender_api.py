@@ -49,9 +49,12 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
         r = a.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "238000", "2": "105000"}})
         receipts["Atlas"] = r.json()
 
-        # the receipt proves the submission offline
+        # the receipt proves the submission offline (fetched once a checkpoint covers it)
         entry = bytes(ledger.get_entry(receipts["Atlas"]["ledger_index"]).body)
-        verify_proof_file(receipts["Atlas"]["receipt"].encode(), entry, ledger.verifier_key())
+        assert receipts["Atlas"]["receipt_url"].endswith(
+            f"/ledger/entries/{receipts['Atlas']['ledger_index']}/receipt")
+        receipt = officer.client.get(receipts["Atlas"]["receipt_url"]).content
+        verify_proof_file(receipt, entry, ledger.verifier_key())
         assert receipts["Atlas"]["commitment"].encode() in entry
         assert b"Atlas" not in entry  # the ledger does not say who bid before the opening
 

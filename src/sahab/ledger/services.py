@@ -317,8 +317,16 @@ def checkpoint_covering(index: int) -> Checkpoint:
 
 # --- receipts (c2sp.org/tlog-proof) ----------------------------------------------------
 
-def receipt(index: int) -> str:
-    """A self-contained, offline-verifiable proof that entry ``index`` is in the log."""
+def receipt(index: int, *, wait: bool = True) -> str | None:
+    """A self-contained, offline-verifiable proof that entry ``index`` is in the log.
+
+    With ``wait=False`` it is None until a checkpoint covers the entry (within about a
+    second), instead of signing one now: busy writers should not sign a checkpoint each.
+    """
+    if not wait:
+        latest = latest_checkpoint()
+        if latest.size <= index:
+            return None
     checkpoint = checkpoint_covering(index)
     proof = inclusion_proof(index, checkpoint.size)
     lines = ["c2sp.org/tlog-proof@v1", f"index {index}",

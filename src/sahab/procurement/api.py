@@ -318,13 +318,17 @@ class BidReceipt(Schema):
     commitment: str
     ledger_index: int
     submitted_at: dt.datetime
-    receipt: str = Field(..., description="c2sp.org/tlog-proof@v1 receipt of the submission.")
+    receipt: str | None = Field(None, description="c2sp.org/tlog-proof@v1 receipt of the "
+                                "submission, when a checkpoint covers it already.")
+    receipt_url: str = Field(..., description="Where the receipt is, within about a second.")
 
 
-def _receipt(bid: Bid) -> dict:
+def _receipt(request, bid: Bid) -> dict:
     return {"bid": bid.pk, "tender": bid.tender.reference, "commitment": bid.commitment,
             "ledger_index": bid.ledger_index, "submitted_at": bid.submitted_at,
-            "receipt": ledger.receipt(bid.ledger_index)}
+            "receipt": ledger.receipt(bid.ledger_index, wait=False),
+            "receipt_url": request.build_absolute_uri(
+                f"/ledger/entries/{bid.ledger_index}/receipt")}
 
 
 @router.post("/procurement/tenders/{reference}/bids", response={201: BidReceipt},
@@ -334,7 +338,7 @@ def submit_bid(request, payload: BidIn, reference: str = Path(..., max_length=40
         actor=request.user, tender=_tender(request, reference), prices=payload.prices,
         technical_offer=payload.technical_offer,
         files=[(d.name, _decode(d.content_base64)) for d in payload.documents])
-    return Status(201, _receipt(bid))
+    return Status(201, _receipt(request, bid))
 
 
 class MyBid(Schema):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -447,6 +447,21 @@ def _sha(text: str) -> str:
 
 # --- sealed bids ------------------------------------------------------------------------
 
+def _share_lock(tender: Tender) -> Tender:
+    """The tender, locked so that it cannot be opened (or suspended, or cancelled) while
+    this transaction runs, yet other bids can go in at the same time.
+
+    On PostgreSQL that is ``FOR SHARE`` (the opening's ``FOR UPDATE`` waits for every bid
+    in flight, so no bid committed before the deadline is missed by the opening); SQLite
+    runs one writing transaction at a time anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM procurement_tender WHERE id = %s FOR SHARE",
+                           [tender.pk])
+    return Tender.objects.get(pk=tender.pk)
+
+
 def _bid_aad(tender: Tender, company: Company) -> bytes:
     return f"{tender.reference}|{company.matricule_fiscal}".encode()
 
@@ -460,7 +475,7 @@ def submit_bid(*, actor, tender: Tender, prices: dict, technical_offer: str = ""
     Returns the bid; ``ledger.receipt(bid.ledger_index)`` is the company's receipt.
     """
     company = _company_user(actor)
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = _share_lock(tender)
     now = _now(now)
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
         raise Conflict(f"Bids for {tender.reference} were due by "

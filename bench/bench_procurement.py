@@ -1,0 +1,183 @@
+"""Procurement on PostgreSQL: 500 bidders in the last minute before a deadline, and the
+public tender list with 100,000 tenders.
+
+Both go through the real stack: `sahab serve` (gunicorn + worker) on a free port of
+127.0.0.1, HTTP clients in this process. The anchor is GET /healthz through the same
+server in the same run (the cost of the stack itself). Goals: no bid lost, p95 under
+300 ms.
+
+    python -m bench procurement      # needs PostgreSQL on 127.0.0.1:5432
+    SAHAB_BENCH_BIDDERS=500 SAHAB_BENCH_TENDERS=100000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(samples: list[float], p: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[p - 1] * 1000
+
+
+def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
+    """In a child process: migrate, create companies with tokens, one open tender, and
+    ``tenders`` published tenders for the list."""
+    os.environ.update({"DATABASE_URL": url, "SAHAB_HOME": home,
+                       "DJANGO_SETTINGS_MODULE": "sahab.settings",
+                       "SAHAB_PROCUREMENT_MIN_DAYS": "0"})
+    import datetime as dt
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    # hashing passwords is not what is measured here
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from sahab.core import keys
+    from sahab.directory import services as directory
+    from sahab.directory.models import AdministrationKind
+    from sahab.directory.selectors import SYSTEM
+    from sahab.procurement import services
+    from sahab.procurement.models import Lot, Tender
+
+    call_command("migrate", verbosity=0)
+    keys.ensure_ledger_key()
+    keys.ensure_opening_key()
+    buyer = directory.create_administration(actor=SYSTEM, code="BENCH",
+                                            kind=AdministrationKind.MINISTRY,
+                                            name_fr="Ministère du banc d'essai", name_ar="وزارة")
+    tokens = []
+    for i in range(bidders):
+        _, member, _ = directory.register_company(
+            actor=SYSTEM, name=f"Soumissionnaire {i}", matricule_fiscal=f"{2000000 + i:07d}B",
+            admin_username=f"bidder{i}", admin_email=f"b{i}@example.tn", admin_password=None)
+        tokens.append(directory.issue_api_token(actor=SYSTEM, user=member.user, name="b")[1])
+    now = timezone.now()
+    tender = services.create_tender(
+        actor=SYSTEM, buyer=buyer, title="Serveurs", procedure="open",
+        enquiry_deadline=now + dt.timedelta(seconds=30),
+        submission_deadline=now + dt.timedelta(minutes=30),
+        lots=[{"title": "Serveurs", "cpv": "48820000-2", "estimated_value": "1000000"}])
+    services.publish_tender(actor=SYSTEM, tender=tender)
+    rows = [Tender(reference=f"LIST-{i:06d}", buyer=buyer, title=f"Achat numéro {i}",
+                   procedure="open", state=["tendering", "complete", "evaluation"][i % 3],
+                   estimated_value=1000 + i, enquiry_deadline=now, submission_deadline=now,
+                   published_at=now - dt.timedelta(minutes=i))
+            for i in range(tenders)]
+    Tender.objects.bulk_create(rows, batch_size=5000)
+    Lot.objects.bulk_create([Lot(tender=t, number=1, title="Lot", cpv="48820000-2",
+                                 estimated_value=1000) for t in
+                             Tender.objects.filter(reference__startswith="LIST-")],
+                            batch_size=5000)
+    return {"reference": tender.reference, "tokens": tokens}
+
+
+async def _bid_storm(base: str, reference: str, tokens: list[str]) -> tuple[list[float], int]:
+    limits = httpx.Limits(max_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        async def one(i: int, token: str):
+            start = time.perf_counter()
+            r = await client.post(f"/api/procurement/tenders/{reference}/bids",
+                                  json={"prices": {"1": str(900000 + i)}},
+                                  headers={"Authorization": f"Bearer {token}"})
+            return time.perf_counter() - start, r.status_code
+        results = await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
+    return [d for d, _ in results], sum(1 for _, s in results if s == 201)
+
+
+def _timed_gets(base: str, paths: list[str], n: int) -> list[float]:
+    samples = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for i in range(n):
+            start = time.perf_counter()
+            r = client.get(paths[i % len(paths)])
+            r.raise_for_status()
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> None:
+    from bench.bench_ledger import _postgres_url
+    from bench.common import report
+
+    pg = _postgres_url()
+    if pg is None:
+        print("  skipped: no PostgreSQL on 127.0.0.1:5432")
+        return
+    url, drop = pg
+    home = tempfile.mkdtemp(prefix="sahab-bench-")
+    bidders = int(os.environ.get("SAHAB_BENCH_BIDDERS", "500"))
+    tenders = int(os.environ.get("SAHAB_BENCH_TENDERS", "100000"))
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": url, "SAHAB_HOME": home,
+           "SAHAB_HTTP_PORT": str(port), "DJANGO_SETTINGS_MODULE": "sahab.settings"}
+    server = None
+    try:
+        code = ("import json; from bench.bench_procurement import prepare; "
+                f"print(json.dumps(prepare({url!r}, {home!r}, {bidders}, {tenders})))")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-3000:])
+        setup = json.loads(out.stdout.strip().splitlines()[-1])
+        server = subprocess.Popen([sys.executable, "-m", "sahab.cli", "serve", "--workers", "4"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        health = _timed_gets(base, ["/healthz"], 200)
+        start = time.perf_counter()
+        latencies, accepted = asyncio.run(_bid_storm(base, setup["reference"], setup["tokens"]))
+        elapsed = time.perf_counter() - start
+        detail = httpx.get(f"{base}/ledger/entries",
+                           params={"subject": f"tender:{setup['reference']}",
+                                   "type": "procurement.bid.submitted"}).json()
+        print(f"  {bidders} concurrent bidders: {accepted} accepted, {detail['count']} in the "
+              f"ledger, {'none lost' if accepted == detail['count'] == bidders else 'LOST'}")
+        report("bids accepted per second", accepted / elapsed, "/s", "healthz req/s",
+               1 / statistics.mean(health))
+        report("bid submission p95", _percentile(latencies, 95), "ms", "healthz p95",
+               _percentile(health, 95))
+        lists = _timed_gets(base, ["/api/procurement/tenders?limit=50",
+                                   "/api/procurement/tenders?limit=50&state=complete",
+                                   "/api/procurement/tenders?limit=50&offset=50000",
+                                   "/api/procurement/tenders?limit=50&q=num%C3%A9ro%2077"], 200)
+        report(f"tender list p95 ({tenders:,} tenders, API)", _percentile(lists, 95), "ms",
+               "healthz p95", _percentile(health, 95))
+        pages = _timed_gets(base, ["/tenders/", "/tenders/?state=complete&page=100"], 100)
+        report(f"tender list p95 ({tenders:,} tenders, web page)", _percentile(pages, 95), "ms",
+               "goal", 300.0)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        drop()
+
+
+if __name__ == "__main__":
+    main()
