@@ -105,7 +105,7 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     officer.fill("#id_start_date", "2027-01-01")
     officer.fill("#id_end_date", "2027-06-30")
     submit(officer, "contract")
-    officer.click("details summary >> text=/Modifier le contrat|Amend the contract/")
+    officer.click("details summary >> text=/Modifier le marché|Amend the contract/")
     officer.fill("input[name=new_value]", "165000")
     officer.fill("textarea[name=justification]", "Dix postes de plus.")
     submit(officer, "amend")
