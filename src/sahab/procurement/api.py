@@ -573,3 +573,162 @@ def changes(request, cursor: str = Query("", max_length=40),
     return {"items": [{"tender": s.tender.reference, "type": s.type,
                        "ledger_index": s.ledger_index, "at": s.at} for s in steps],
             "next_cursor": selectors.encode_cursor(last) if last >= 0 else cursor}
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+class PlanItemIn(Schema):
+    description: str = Field(..., min_length=1, max_length=500)
+    cpv: str = Field(..., pattern=r"^\d{8}-\d$")
+    budget_line: str = Field(..., min_length=1, max_length=50)
+    estimated_value: Decimal = Field(..., gt=0, lt=10**12)
+    quarter: int = Field(..., ge=1, le=4)
+    procedure: Procedure
+
+
+class PlanItemOut(Schema):
+    id: int
+    description: str
+    cpv: str
+    budget_line: str
+    estimated_value: Decimal
+    quarter: int
+    procedure: str
+
+
+class PlanIn(Schema):
+    administration: str = Field(..., max_length=32)
+    year: int = Field(..., ge=2000, le=2100)
+    title: str = Field(..., min_length=1, max_length=300)
+
+
+class PlanOut(Schema):
+    id: int
+    administration: str
+    year: int
+    title: str
+    items: list[PlanItemOut]
+
+    @staticmethod
+    def resolve_administration(obj) -> str:
+        return obj.administration.code
+
+    @staticmethod
+    def resolve_items(obj) -> list:
+        return list(obj.items.all())
+
+
+@router.get("/procurement/plans", response=list[PlanOut], auth=None,
+            summary="Procurement plans (public)")
+@paginate(Paging)
+def list_plans(request, administration: str = Query("", max_length=32),
+               year: int | None = Query(None, ge=2000, le=2100)):
+    from sahab.procurement.models import Plan
+
+    qs = Plan.objects.select_related("administration").prefetch_related("items")
+    if administration:
+        qs = qs.filter(administration__code=administration.upper())
+    if year:
+        qs = qs.filter(year=year)
+    return qs
+
+
+@router.post("/procurement/plans", response={201: PlanOut},
+             summary="Create an administration's plan for a year")
+def create_plan(request, payload: PlanIn):
+    administration = Administration.objects.filter(code=payload.administration.upper()).first()
+    if administration is None:
+        raise NotFound(f"No administration {payload.administration}.")
+    return Status(201, services.create_plan(actor=request.user, administration=administration,
+                                            year=payload.year, title=payload.title))
+
+
+@router.post("/procurement/plans/{plan_id}/items", response={201: PlanItemOut},
+             summary="Add a planned purchase")
+def add_plan_item(request, payload: PlanItemIn, plan_id: int = Id):
+    from sahab.procurement.models import Plan
+
+    plan = get_object_or_404(Plan, pk=plan_id)
+    return Status(201, services.add_plan_item(actor=request.user, plan=plan, **payload.dict()))
+
+
+# --- restricted procedures: candidates ---------------------------------------------------
+
+class CandidateOut(Schema):
+    company: int
+    name: str
+    status: str
+
+
+@router.post("/procurement/tenders/{reference}/candidacy", response={201: CandidateOut},
+             summary="Apply for pre-qualification (restricted procedures)")
+def apply(request, reference: str = Path(..., max_length=40)):
+    p = services.apply_for_prequalification(actor=request.user,
+                                            tender=_tender(request, reference))
+    return Status(201, {"company": p.company_id, "name": p.company.name, "status": p.kind})
+
+
+class QualificationIn(Schema):
+    qualified: bool
+
+
+@router.get("/procurement/tenders/{reference}/candidates", response=list[CandidateOut],
+            summary="The candidates of a restricted procedure (its buyer only)")
+def candidates(request, reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    services.require_buyer_officer(request.user, tender)
+    return [{"company": p.company_id, "name": p.company.name, "status": p.kind}
+            for p in tender.participants.select_related("company")]
+
+
+@router.post("/procurement/tenders/{reference}/candidates/{company_id}",
+             response=CandidateOut, summary="Qualify a candidate, or not")
+def qualify(request, payload: QualificationIn, reference: str = Path(..., max_length=40),
+            company_id: int = Id):
+    tender = _tender(request, reference)
+    participation = tender.participants.filter(company_id=company_id).first()
+    if participation is None:
+        raise NotFound("This company is not a candidate.")
+    p = services.decide_prequalification(actor=request.user, participation=participation,
+                                         qualified=payload.qualified)
+    return {"company": p.company_id, "name": p.company.name, "status": p.kind}
+
+
+# --- framework agreements: direct call-offs ---------------------------------------------
+
+class CallOffIn(Schema):
+    buyer: str = Field(..., max_length=32)
+    description: str = Field(..., min_length=1, max_length=500)
+    quantity: Decimal = Field(..., gt=0, lt=10**9)
+    unit_price: Decimal | None = Field(None, gt=0, lt=10**12)
+
+
+class CallOffOut(Schema):
+    id: int
+    contract: int
+    buyer: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    value: Decimal
+    ledger_index: int
+
+    @staticmethod
+    def resolve_contract(obj) -> int:
+        return obj.contract_id
+
+    @staticmethod
+    def resolve_buyer(obj) -> str:
+        return obj.buyer.code
+
+
+@router.post("/procurement/contracts/{contract_id}/call-offs", response={201: CallOffOut},
+             summary="Order directly under a framework agreement at its price")
+def call_off(request, payload: CallOffIn, contract_id: int = Id):
+    contract = get_object_or_404(Contract, pk=contract_id)
+    buyer = Administration.objects.filter(code=payload.buyer.upper()).first()
+    if buyer is None:
+        raise NotFound(f"No administration {payload.buyer}.")
+    return Status(201, services.direct_call_off(
+        actor=request.user, contract=contract, buyer=buyer, description=payload.description,
+        quantity=payload.quantity, unit_price=payload.unit_price))

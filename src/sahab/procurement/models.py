@@ -348,6 +348,26 @@ class Payment(models.Model):
         return f"{self.amount} for {self.milestone}"
 
 
+class CallOff(models.Model):
+    """An order placed directly under a framework agreement, at its prices."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="call_offs")
+    buyer = models.ForeignKey(Administration, on_delete=models.PROTECT,
+                              related_name="call_offs")
+    description = models.CharField(max_length=500)
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    unit_price = models.DecimalField(**MONEY)
+    value = models.DecimalField(**MONEY)
+    ordered_at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-ordered_at"]
+
+    def __str__(self) -> str:
+        return f"call-off {self.pk} on {self.contract}"
+
+
 class Step(models.Model):
     """One recorded step of a procedure and its ledger index (shown on every page)."""
 

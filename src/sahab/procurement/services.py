@@ -27,6 +27,7 @@ from sahab.procurement.models import (
     AwardCriteria,
     Bid,
     BidLot,
+    CallOff,
     Complaint,
     ConflictDeclaration,
     Contract,
@@ -134,6 +135,11 @@ def _buyer_agent(actor, tender_or_admin, role: str):
         raise PermissionDenied("Only a "
                                f"{Role(role).label.lower()} of {admin.name_fr} may do this.")
     return agent
+
+
+def require_buyer_officer(actor, tender: Tender) -> None:
+    """Raise unless ``actor`` is a procurement officer of the tender's buyer."""
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
 
 
 def _company_user(actor) -> Company:
@@ -964,3 +970,37 @@ def terminate_contract(*, actor, contract: Contract, reason: str) -> Contract:
     return contract
 
 
+
+
+@transaction.atomic
+def direct_call_off(*, actor, contract: Contract, buyer: Administration, description: str,
+                    quantity, unit_price=None) -> CallOff:
+    """Order under a framework agreement at its price, without a new competition.
+
+    Any administration's procurement officer may call off a framework agreement (the
+    central purchasing body bought it for all); the call-offs never exceed its value.
+    """
+    contract = Contract.objects.select_for_update().select_related("tender", "award__lot") \
+        .get(pk=contract.pk)
+    _buyer_agent(actor, buyer, Role.PROCUREMENT_OFFICER)
+    if contract.tender.procedure != Procedure.FRAMEWORK or \
+            contract.status != Contract.Status.ACTIVE:
+        raise Conflict("Direct call-offs are placed under an active framework agreement.")
+    quantity = _money(quantity, "The quantity")
+    price = contract.award.value if unit_price is None else _money(unit_price, "The price")
+    if price > contract.award.value:
+        raise InvalidInput(f"The framework's price is {contract.award.value}; a call-off "
+                           "cannot pay more.")
+    value = (quantity * price).quantize(Decimal("0.001"), ROUND_HALF_UP)
+    used = contract.call_offs.aggregate(total=Sum("value"))["total"] or Decimal(0)
+    if used + value > contract.value:
+        raise InvalidInput(f"The framework agreement has {contract.value - used} left; this "
+                           f"call-off is {value}.")
+    index = _step(contract.tender, "call_off.ordered", actor, {
+        "contract": contract.pk, "buyer": buyer.code, "lot": contract.award.lot.number,
+        "supplier": contract.supplier.name, "quantity": str(quantity),
+        "unit_price": str(price), "value": str(value)})
+    return CallOff.objects.create(contract=contract, buyer=buyer,
+                                  description=_text(description, "The description", 500),
+                                  quantity=quantity, unit_price=price, value=value,
+                                  ledger_index=index)
