@@ -7,7 +7,7 @@ from django.db import connection, transaction
 
 from sahab.core.errors import InvalidInput, NotFound
 from sahab.ledger import merkle, note, services, views
-from sahab.ledger.auditor import AuditFailure, verify_proof_file
+from sahab.ledger.auditor import AuditFailure, tile_path, verify_proof_file
 from sahab.ledger.models import Checkpoint, Entry, LogState
 from sahab.ledger.services import Record
 
@@ -108,8 +108,8 @@ def test_tiles_of_the_worked_example_of_the_specification():
     assert [t for t in tiles if t[0] == 1] == [(1, 0, 256), (1, 1, 17)]
     assert [t for t in tiles if t[0] == 2] == [(2, 0, 1)]
     assert services.tiles_for_size(256) == [(0, 0, 256), (1, 0, 1)]
-    assert views.tile_path(0, 1234067) == "tile/0/x001/x234/067"
-    assert views.tile_path("entries", 5, 17) == "tile/entries/005.p/17"
+    assert tile_path(0, 1234067) == "tile/0/x001/x234/067"
+    assert tile_path("entries", 5, 17) == "tile/entries/005.p/17"
     assert views.parse_tile_index("x001/x234/067.p/112") == (1234067, 112)
     for bad in ("1234067", "x1/234", "067.p/0", "067.p/256", "067.p/012", "x001/067/x234"):
         with pytest.raises(ValueError):

@@ -46,7 +46,7 @@ def test_restricted_procedure_candidates(world):
 @pytest.fixture
 def framework_contract(world):
     """A completed framework agreement with one supplier per lot and its contract."""
-    (atlas, a), _, _ = world["companies"]
+    a = world["companies"][0][1]
     officer = world["officer"]
     ref = officer.call("post", "/tenders", tender_payload(procedure="framework")).json()[
         "reference"]

@@ -169,3 +169,27 @@ def test_the_changes_feed_pages_without_losing_or_repeating(world, published, cl
         cursor = page["next_cursor"]
     assert seen == sorted(set(seen)) and len(seen) == published.steps.count()
     assert client.get("/api/procurement/changes", {"cursor": "garbage!"}).status_code == 422
+
+
+def test_eligibility_is_decided_criterion_by_criterion(world, published):
+    bid(world, 0, published, {"1": "100000"})
+    with time_machine.travel(published.submission_deadline + dt.timedelta(seconds=1)):
+        services.advance_tenders()
+    ev = world["evaluators"][0]
+    ref = published.reference
+    ev.call("post", f"/tenders/{ref}/declarations", {"no_conflict": True})
+    row = BidLot.objects.get()
+    criteria = Tender.objects.get(pk=published.pk).compliance_criteria
+    assert len(criteria) == 3
+    base = {"bid": row.bid_id, "lot": 1}
+    partial = {criteria[0]: True}
+    r = ev.call("post", f"/tenders/{ref}/eligibility", base | {"eligible": True,
+                                                              "checks": partial})
+    assert r.status_code == 422 and "every compliance criterion" in r.json()["detail"]
+    failed = dict.fromkeys(criteria, True) | {criteria[1]: False}
+    r = ev.call("post", f"/tenders/{ref}/eligibility", base | {"eligible": True,
+                                                              "checks": failed})
+    assert r.status_code == 422
+    r = ev.call("post", f"/tenders/{ref}/eligibility", base | {
+        "eligible": False, "checks": failed, "reason": "Pas de caution"})
+    assert r.status_code == 200 and r.json()["compliance"][criteria[1]] is False

@@ -89,16 +89,6 @@ def parse_tile_index(path: str) -> tuple[int, int]:
     return int("".join(groups)), width
 
 
-def tile_path(level: int | str, index: int, width: int = services.TILE_WIDTH) -> str:
-    """The tlog-tiles path of a tile (``level`` may be ``entries``)."""
-    digits = f"{index:03d}"
-    digits = "0" * (-len(digits) % 3) + digits
-    groups = [digits[i:i + 3] for i in range(0, len(digits), 3)]
-    encoded = "/".join([*(f"x{g}" for g in groups[:-1]), groups[-1]])
-    suffix = f".p/{width}" if width < services.TILE_WIDTH else ""
-    return f"tile/{level}/{encoded}{suffix}"
-
-
 @require_GET
 @_problems
 def tile(request, level: str, path: str):

@@ -31,10 +31,18 @@ router = Router(tags=["procurement"])
 Id = Path(..., ge=1, le=2**63 - 1)
 
 
+class ItemIn(Schema):
+    description: str = Field(..., min_length=1, max_length=300)
+    cpv: str | None = Field(None, pattern=r"^\d{8}-\d$")
+    quantity: Decimal = Field(..., gt=0, lt=10**9)
+    unit: str = Field(..., min_length=1, max_length=30)
+
+
 class LotIn(Schema):
     title: str = Field(..., min_length=1, max_length=300)
     cpv: str = Field(..., pattern=r"^\d{8}-\d$")
     estimated_value: Decimal = Field(..., gt=0, lt=10**12, decimal_places=3)
+    items: list[ItemIn] = Field([], max_length=200)
 
 
 class TenderIn(Schema):
@@ -50,6 +58,16 @@ class TenderIn(Schema):
     lots: list[LotIn] = Field(..., min_length=1, max_length=100)
     invited: list[int] = Field([], max_length=200, description="Company ids (negotiated).")
     framework: str | None = Field(None, max_length=40)
+    compliance_criteria: list[str] | None = Field(
+        None, max_length=30, description="What every bid must comply with; default: "
+        "administrative documents, bid bond, technical conformity.")
+
+
+class ItemOut(Schema):
+    description: str
+    cpv: str
+    quantity: Decimal
+    unit: str
 
 
 class LotOut(Schema):
@@ -57,6 +75,11 @@ class LotOut(Schema):
     title: str
     cpv: str
     estimated_value: Decimal
+    items: list[ItemOut]
+
+    @staticmethod
+    def resolve_items(obj) -> list:
+        return list(obj.items.all())
 
 
 class StepOut(Schema):
@@ -143,6 +166,7 @@ class TenderDetail(Schema):
     description: str
     award_criteria: AwardCriteria
     price_weight: int
+    compliance_criteria: list[str]
     standstill_until: dt.datetime | None
     sealing_public_key: str
     lots: list[LotOut]
@@ -173,6 +197,7 @@ def _detail(tender: Tender) -> dict:
         "submission_deadline": tender.submission_deadline, "published_at": tender.published_at,
         "description": tender.description, "award_criteria": tender.award_criteria,
         "price_weight": tender.price_weight, "standstill_until": tender.standstill_until,
+        "compliance_criteria": tender.compliance_criteria,
         "sealing_public_key": base64.b64encode(bytes(tender.public_key)).decode(),
         "lots": list(tender.lots.all()),
         "documents": list(tender.documents.all()),
@@ -239,7 +264,8 @@ def create_tender(request, payload: TenderIn):
         price_weight=payload.price_weight, enquiry_deadline=payload.enquiry_deadline,
         submission_deadline=payload.submission_deadline,
         standstill_days=payload.standstill_days,
-        lots=[lot.dict() for lot in payload.lots], framework=framework, invited=invited)
+        lots=[lot.dict() for lot in payload.lots], framework=framework, invited=invited,
+        compliance_criteria=payload.compliance_criteria)
     return Status(201, _detail(tender))
 
 
@@ -350,11 +376,15 @@ class MyBid(Schema):
     submitted_at: dt.datetime
 
 
+def _my_bid(b: Bid) -> dict:
+    return {"bid": b.pk, "tender": b.tender.reference, "status": b.status,
+            "commitment": b.commitment, "ledger_index": b.ledger_index,
+            "submitted_at": b.submitted_at}
+
+
 @router.get("/procurement/bids", response=list[MyBid], summary="Your company's bids")
 def my_bids(request):
-    return [{"bid": b.pk, "tender": b.tender.reference, "status": b.status,
-             "commitment": b.commitment, "ledger_index": b.ledger_index,
-             "submitted_at": b.submitted_at} for b in selectors.bids_of_company(request.user)]
+    return [_my_bid(b) for b in selectors.bids_of_company(request.user)]
 
 
 @router.delete("/procurement/bids/{bid_id}", response=MyBid,
@@ -363,10 +393,7 @@ def withdraw(request, bid_id: int = Id):
     bid = selectors.bids_of_company(request.user).filter(pk=bid_id).first()
     if bid is None:
         raise NotFound("No such bid.")
-    bid = services.withdraw_bid(actor=request.user, bid=bid)
-    return {"bid": bid.pk, "tender": bid.tender.reference, "status": bid.status,
-            "commitment": bid.commitment, "ledger_index": bid.ledger_index,
-            "submitted_at": bid.submitted_at}
+    return _my_bid(services.withdraw_bid(actor=request.user, bid=bid))
 
 
 class DeclarationIn(Schema):
@@ -388,6 +415,8 @@ class EligibilityIn(Schema):
     bid: int = Field(..., ge=1, le=2**63 - 1)
     lot: int = Field(..., ge=1, le=1000)
     eligible: bool
+    checks: dict[str, bool] | None = Field(None, description="Criterion → met; default: "
+                                           "all met when eligible, all failed when not.")
     reason: str = Field("", max_length=2000)
 
 
@@ -411,8 +440,10 @@ def eligibility(request, payload: EligibilityIn, reference: str = Path(..., max_
     tender = _tender(request, reference)
     row = services.decide_eligibility(actor=request.user,
                                       bid_lot=_bid_lot(tender, payload.bid, payload.lot),
-                                      eligible=payload.eligible, reason=payload.reason)
-    return {"bid": payload.bid, "lot": payload.lot, "eligible": row.eligible}
+                                      eligible=payload.eligible, reason=payload.reason,
+                                      checks=payload.checks)
+    return {"bid": payload.bid, "lot": payload.lot, "eligible": row.eligible,
+            "compliance": row.compliance}
 
 
 @router.post("/procurement/tenders/{reference}/scores", response=dict,

@@ -84,6 +84,8 @@ class Tender(models.Model):
     award_criteria = models.CharField(max_length=20, choices=AwardCriteria.choices,
                                       default=AwardCriteria.LOWEST_PRICE)
     price_weight = models.PositiveSmallIntegerField(default=100)
+    # What every bid must comply with (administrative and technical conformity checks).
+    compliance_criteria = models.JSONField(default=list, blank=True)
     currency = models.CharField(max_length=3, default="TND")
     estimated_value = models.DecimalField(**MONEY)
     enquiry_deadline = models.DateTimeField()
@@ -229,6 +231,7 @@ class BidLot(models.Model):
     price = models.DecimalField(**MONEY)
     eligible = models.BooleanField(null=True)
     eligibility_reason = models.TextField(blank=True)
+    compliance = models.JSONField(default=dict, blank=True)  # criterion → met
     abnormally_low = models.BooleanField(default=False)
     score = models.DecimalField(max_digits=7, decimal_places=3, null=True)
     rank = models.PositiveSmallIntegerField(null=True)

@@ -56,6 +56,10 @@ MIN_TENDERING_DAYS = {Procedure.OPEN: 21, Procedure.RESTRICTED: 15, Procedure.NE
                       Procedure.MINI_COMPETITION: 5}
 SIMPLIFIED_THRESHOLD = Decimal("200000")
 ABNORMALLY_LOW_FACTOR = Decimal("0.70")  # of the mean of the other eligible prices
+# Tender contents are written in the buyer's language: French by default, like the rules.
+DEFAULT_COMPLIANCE = ["Dossier administratif complet (CNSS, quitus fiscal, extrait du RNE)",
+                      "Caution provisoire fournie",
+                      "Offre technique conforme au cahier des charges"]
 
 # The one table of legal moves: action → (states it may start from, state it leads to).
 TRANSITIONS: dict[str, tuple[set[str], str]] = {
@@ -227,7 +231,8 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
                   lots: list[dict], description: str = "",
                   award_criteria: str = AwardCriteria.LOWEST_PRICE, price_weight: int = 100,
                   standstill_days: int = 10, framework: Tender | None = None,
-                  invited: Iterable[Company] = (), now: dt.datetime | None = None) -> Tender:
+                  invited: Iterable[Company] = (), compliance_criteria: Iterable[str] | None = None,
+                  now: dt.datetime | None = None) -> Tender:
     """A draft tender with its lots (and, for negotiated procedures, invited companies)."""
     _buyer_agent(actor, buyer, Role.PROCUREMENT_OFFICER)
     now = _now(now)
@@ -247,6 +252,10 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
                                   framework.state != S.COMPLETE or framework.buyer != buyer):
         raise InvalidInput("Call off only a completed framework agreement of the same buyer.")
     rows = _lot_rows(lots)
+    criteria = [_text(c, "A compliance criterion", 300) for c in
+                (DEFAULT_COMPLIANCE if compliance_criteria is None else compliance_criteria)]
+    if len(criteria) > 30 or len(set(criteria)) != len(criteria):
+        raise InvalidInput("Give at most 30 distinct compliance criteria.")
     total = sum(r["estimated_value"] for r in rows)
     if procedure == Procedure.SIMPLIFIED and total > SIMPLIFIED_THRESHOLD:
         raise InvalidInput(f"A simplified consultation is for purchases up to "
@@ -266,6 +275,7 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
                     estimated_value=total, enquiry_deadline=enquiry_deadline,
                     submission_deadline=submission_deadline,
                     standstill_days=int(standstill_days), framework=framework,
+                    compliance_criteria=criteria,
                     created_by=actor if getattr(actor, "pk", None) else None, created_at=now)
             break
         except IntegrityError:
@@ -326,7 +336,8 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
     tender.published_at = now
     tender.save()
     _step(tender, "tender.published", actor, {
-        "reference": tender.reference, "enquiry_deadline": tender.enquiry_deadline.isoformat(),
+        "reference": tender.reference, "compliance_criteria": tender.compliance_criteria,
+        "enquiry_deadline": tender.enquiry_deadline.isoformat(),
         "submission_deadline": tender.submission_deadline.isoformat(),
         "lots": [{"number": lot.number, "title": lot.title, "cpv": lot.cpv,
                   "estimated_value": str(lot.estimated_value)} for lot in tender.lots.all()],
@@ -667,15 +678,30 @@ def _evaluator(actor, tender: Tender) -> None:
 
 
 @transaction.atomic
-def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = "") -> BidLot:
-    tender = bid_lot.bid.tender
+def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = "",
+                       checks: dict[str, bool] | None = None) -> BidLot:
+    """Record the compliance check of each criterion and the eligibility it leads to.
+
+    Without ``checks`` every criterion is taken as met when ``eligible``; a bid failing
+    a criterion is not eligible, and a rejection always says why.
+    """
+    tender = Tender.objects.get(pk=bid_lot.bid.tender_id)
     _evaluator(actor, tender)
+    criteria = tender.compliance_criteria
+    if checks is None:
+        checks = dict.fromkeys(criteria, bool(eligible))
+    if set(checks) != set(criteria):
+        raise InvalidInput("Check every compliance criterion of the tender: "
+                           + "; ".join(criteria))
+    if bool(eligible) and not all(checks.values()):
+        raise InvalidInput("A bid that fails a compliance criterion is not eligible.")
     bid_lot.eligible = bool(eligible)
+    bid_lot.compliance = {k: bool(v) for k, v in checks.items()}
     bid_lot.eligibility_reason = _text(reason, "The reason", 2000, required=not eligible)
     bid_lot.save()
     _step(tender, "evaluation.eligibility", actor, {
         "bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "eligible": bid_lot.eligible,
-        "reason": bid_lot.eligibility_reason})
+        "compliance": bid_lot.compliance, "reason": bid_lot.eligibility_reason})
     return bid_lot
 
 
@@ -745,7 +771,8 @@ def complete_evaluation(*, actor, tender: Tender) -> dict:
     for lot in tender.lots.all():
         report["lots"].append({"lot": lot.number, "ranking": [
             {"bid": r.bid.commitment, "company": r.bid.company.name, "price": str(r.price),
-             "eligible": r.eligible, "reason": r.eligibility_reason,
+             "eligible": r.eligible, "compliance": r.compliance,
+             "reason": r.eligibility_reason,
              "abnormally_low": r.abnormally_low,
              "score": str(r.score) if r.score is not None else None, "rank": r.rank}
             for r in _rank_lot(tender, lot)]})

@@ -180,8 +180,10 @@ def tender_action(request, reference: str, action: str):
                 statement=post.get("statement", ""))
         elif action == "eligibility":
             row = get_object_or_404(BidLot, pk=post.get("bid_lot"), bid__tender=item)
+            met = set(post.getlist("check"))
+            checks = {c: str(i) in met for i, c in enumerate(item.compliance_criteria)}
             services.decide_eligibility(actor=user, bid_lot=row,
-                                        eligible=post.get("eligible") == "yes",
+                                        eligible=all(checks.values()), checks=checks,
                                         reason=post.get("reason", ""))
         elif action == "score":
             row = get_object_or_404(BidLot, pk=post.get("bid_lot"), bid__tender=item)
