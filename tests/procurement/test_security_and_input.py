@@ -193,3 +193,13 @@ def test_eligibility_is_decided_criterion_by_criterion(world, published):
     r = ev.call("post", f"/tenders/{ref}/eligibility", base | {
         "eligible": False, "checks": failed, "reason": "Pas de caution"})
     assert r.status_code == 200 and r.json()["compliance"][criteria[1]] is False
+
+
+def test_admin_screens_show_tenders_but_never_bids_or_keys(world, published, admin_client):
+    bid(world, 0, published, {"1": "123456.789"})
+    assert admin_client.get("/admin/procurement/tender/").status_code == 200
+    page = admin_client.get(f"/admin/procurement/tender/{published.pk}/change/")
+    assert page.status_code == 200
+    assert b"sealed_private_key" not in page.content and b"123456" not in page.content
+    assert admin_client.get("/admin/procurement/bid/").status_code == 404
+    assert admin_client.get("/admin/procurement/bidlot/").status_code == 404

@@ -530,7 +530,7 @@ def submit_bid(*, actor, tender: Tender, prices: dict, technical_offer: str = ""
     envelope = sealing.seal(bytes(tender.public_key), plaintext, _bid_aad(tender, company))
     commitment = sealing.commitment(envelope)
     replaced = list(Bid.objects.filter(tender=tender, company=company,
-                                       status=Bid.Status.SUBMITTED))
+                                       status=Bid.Status.SUBMITTED).only("pk", "commitment"))
     Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
     # Before the deadline the ledger shows that *a* bid came in, not from whom.
     index = _step(tender, "bid.submitted", None, {

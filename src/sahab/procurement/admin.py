@@ -1,0 +1,78 @@
+"""Read-only admin screens for procurement. Bids are deliberately absent: nobody reads a
+bid through the admin, before or after the opening (the public pages show opened bids)."""
+
+from django.contrib import admin
+
+from sahab.ledger.admin import ReadOnlyAdmin
+from sahab.procurement.models import (
+    Award,
+    CallOff,
+    Complaint,
+    Contract,
+    Lot,
+    Plan,
+    Question,
+    Step,
+    Tender,
+)
+
+
+class LotInline(admin.TabularInline):
+    model = Lot
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Tender)
+class TenderAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "title", "buyer", "procedure", "state", "suspended",
+                    "submission_deadline"]
+    list_filter = ["state", "procedure", "suspended"]
+    search_fields = ["reference", "title"]
+    exclude = ["public_key", "sealed_private_key"]
+    inlines = [LotInline]
+
+
+@admin.register(Contract)
+class ContractAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "tender", "supplier", "value", "status", "start_date", "end_date"]
+    list_filter = ["status"]
+
+
+@admin.register(Award)
+class AwardAdmin(ReadOnlyAdmin):
+    list_display = ["tender", "lot", "supplier", "value", "status"]
+    exclude = ["bid_lot"]
+
+
+@admin.register(Complaint)
+class ComplaintAdmin(ReadOnlyAdmin):
+    list_display = ["tender", "company", "status", "filed_at", "decided_at"]
+    list_filter = ["status"]
+
+
+@admin.register(Question)
+class QuestionAdmin(ReadOnlyAdmin):
+    list_display = ["tender", "asked_at", "answered_at"]
+
+
+@admin.register(Plan)
+class PlanAdmin(ReadOnlyAdmin):
+    list_display = ["administration", "year", "title"]
+
+
+@admin.register(CallOff)
+class CallOffAdmin(ReadOnlyAdmin):
+    list_display = ["contract", "buyer", "value", "ordered_at", "ledger_index"]
+
+
+@admin.register(Step)
+class StepAdmin(ReadOnlyAdmin):
+    list_display = ["tender", "type", "ledger_index", "at"]
+    list_filter = ["type"]
