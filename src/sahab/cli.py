@@ -138,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _pillar_commands():
     """Each pillar may add its own sub-commands (``register(subparsers)``)."""
     from sahab.ledger.cli import register as ledger
+    from sahab.procurement.cli import register as ocds
 
-    return [ledger]
+    return [ledger, ocds]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,12 @@ database in WAL mode, so that ``make run`` needs nothing installed.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -61,6 +63,17 @@ LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("SAHAB_LEDGER_CHECKPOINT_INTER
 # means the legal minimums (docs/procurement.md). Training and test platforms lower it.
 PROCUREMENT_MIN_DAYS = (int(os.environ["SAHAB_PROCUREMENT_MIN_DAYS"])
                         if os.environ.get("SAHAB_PROCUREMENT_MIN_DAYS") else None)
+# OCDS publication: the platform's ocid prefix (registered form ocds- + 6 characters),
+# publisher and licence, and the local copy of the standard (schema, codelists).
+OCDS_PREFIX = os.environ.get("SAHAB_OCDS_PREFIX", "ocds-sahab0")
+OCDS_PUBLISHER = os.environ.get("SAHAB_OCDS_PUBLISHER",
+                                "sahab — plateforme cloud gouvernementale de Tunisie")
+OCDS_LICENSE = os.environ.get("SAHAB_OCDS_LICENSE",
+                              "https://creativecommons.org/publicdomain/zero/1.0/")
+if not re.fullmatch(r"ocds-[a-z0-9]{6}", OCDS_PREFIX):
+    raise ImproperlyConfigured("SAHAB_OCDS_PREFIX is 'ocds-' and six lowercase letters or digits")
+# The standard's release schema (1.1.5), shipped with sahab: the merge rules come from it.
+OCDS_RELEASE_SCHEMA = PACKAGE_DIR / "procurement" / "schema" / "release-schema.json"
 # This installation's witness name, when it witnesses other logs.
 LEDGER_WITNESS_NAME = os.environ.get("SAHAB_LEDGER_WITNESS_NAME") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/witness")

@@ -18,6 +18,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("ledger/", include("sahab.ledger.urls")),
     path("tenders/", include("sahab.procurement.urls")),
+    path("ocds/", include("sahab.procurement.ocds_urls")),
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]

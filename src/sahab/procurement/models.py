@@ -399,3 +399,21 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return self.text[:50]
+
+
+class Release(models.Model):
+    """An OCDS release: published once, never changed; a change is a new release."""
+
+    ocid = models.CharField(max_length=100, db_index=True)
+    release_id = models.CharField(max_length=120, unique=True)
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="releases")
+    date = models.DateTimeField(db_index=True)
+    tags = models.JSONField()
+    data = models.JSONField()
+    ledger_index = models.BigIntegerField(unique=True)
+
+    class Meta:
+        ordering = ["ledger_index"]
+
+    def __str__(self) -> str:
+        return self.release_id

@@ -20,7 +20,7 @@ from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
-from sahab.procurement import documents, sealing
+from sahab.procurement import documents, ocds, sealing
 from sahab.procurement.models import (
     Amendment,
     Award,
@@ -95,8 +95,9 @@ def _step(tender: Tender, event: str, actor, data: dict, *, at: dt.datetime | No
     """The ledger entry and the step of one change, in the change's transaction."""
     appended = ledger.append(type=f"procurement.{event}", subject=f"tender:{tender.reference}",
                              data=data, actor=directory.actor_id(actor))
-    Step.objects.create(tender=tender, type=event, ledger_index=appended.index,
-                        at=at or timezone.now())
+    step = Step.objects.create(tender=tender, type=event, ledger_index=appended.index,
+                               at=at or timezone.now())
+    ocds.publish_step(tender, step)
     return appended.index
 
 

@@ -1,0 +1,98 @@
+"""/ocds/: releases and records as OCDS packages, paged, and streamed bulk downloads."""
+
+from __future__ import annotations
+
+import zlib
+
+from django.conf import settings
+from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+
+from sahab.core.problems import problem_response
+from sahab.procurement import ocds
+from sahab.procurement.models import Release
+
+PAGE = 100
+
+
+def _page(request) -> int | None:
+    raw = request.GET.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 10 and int(raw) > 0 else None
+
+
+def _json(data: dict) -> JsonResponse:
+    response = JsonResponse(data, json_dumps_params={"ensure_ascii": False})
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cache-Control"] = "public, max-age=30"
+    return response
+
+
+@require_GET
+def index(request):
+    base = request.build_absolute_uri("/ocds/")
+    return _json({
+        "publisher": ocds.publisher(), "license": ocds.package_metadata("")["license"],
+        "ocid_prefix": settings.OCDS_PREFIX,
+        "extensions": ocds.EXTENSIONS,
+        "releases": f"{base}releases", "records": f"{base}records",
+        "bulk": {"releases": f"{base}releases.json.gz", "records": f"{base}records.json.gz"},
+    })
+
+
+@require_GET
+def releases(request):
+    page = _page(request)
+    if page is None:
+        return problem_response(422, "Invalid input", "page is a positive integer.")
+    qs = Release.objects.order_by("ledger_index")
+    rows = list(qs.values_list("data", flat=True)[(page - 1) * PAGE:page * PAGE + 1])
+    package = ocds.package_metadata(request.build_absolute_uri())
+    package["releases"] = rows[:PAGE]
+    if len(rows) > PAGE:
+        package["links"] = {"next": request.build_absolute_uri(f"?page={page + 1}")}
+    return _json(package)
+
+
+@require_GET
+def records(request):
+    page = _page(request)
+    if page is None:
+        return problem_response(422, "Invalid input", "page is a positive integer.")
+    ocids = list(Release.objects.order_by("ocid").values_list("ocid", flat=True).distinct()
+                 [(page - 1) * PAGE:page * PAGE + 1])
+    package = ocds.package_metadata(request.build_absolute_uri())
+    package["records"] = [ocds.compile_record(ocds.releases_of(o)) for o in ocids[:PAGE]]
+    if len(ocids) > PAGE:
+        package["links"] = {"next": request.build_absolute_uri(f"?page={page + 1}")}
+    return _json(package)
+
+
+@require_GET
+def record(request, ocid: str):
+    releases_ = ocds.releases_of(ocid)
+    if not releases_:
+        return problem_response(404, "Not found", f"No contracting process {ocid}.")
+    package = ocds.package_metadata(request.build_absolute_uri())
+    package["records"] = [ocds.compile_record(releases_)]
+    return _json(package)
+
+
+def _gzip_stream(chunks):
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    for chunk in chunks:
+        data = z.compress(chunk)
+        if data:
+            yield data
+    yield z.flush()
+
+
+@require_GET
+def bulk(request, kind: str):
+    """The whole data set, gzip-compressed while it is written: constant memory."""
+    items = ocds.iter_releases() if kind == "releases" else ocds.iter_records()
+    stream = _gzip_stream(ocds.stream_package(kind, items, request.build_absolute_uri()))
+    response = StreamingHttpResponse(stream, content_type="application/json")
+    response["Content-Encoding"] = "gzip"
+    response["Content-Disposition"] = f'attachment; filename="sahab-{kind}.json.gz"'
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
