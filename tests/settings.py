@@ -26,3 +26,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
                     "django.contrib.auth.hashers.Argon2PasswordHasher"]
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F405  4xx are expected here
+# Every test sees the data it made: nothing computed is kept between requests.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}

@@ -157,21 +157,23 @@ AGENTS: list[tuple] = [
     ("achats.cni", "Ines", "Belhadj", "CNI", [R.PROCUREMENT_OFFICER, R.EVALUATOR, R.FINANCE], "Responsable des marchés"),
 ]
 
-# (name, legal form, matricule fiscal, city, cloud provider?, admin username)
+# (name, legal form, matricule fiscal, city, cloud provider?, admin username, address,
+#  years since registration). Kairouan Systèmes and Djerba Digital share an address
+#  and Nabeul Conseil is weeks old: cases that the integrity indicators should catch.
 COMPANIES: list[tuple] = [
-    ("Carthage Cloud", "SA", "1402317K/A/M/000", "Tunis", True, "carthage.cloud"),
-    ("Medina Data Services", "SARL", "1523694B/A/M/000", "Ariana", True, "medina.data"),
-    ("Jasmin Hosting", "SA", "1187420R/A/M/000", "Sousse", True, "jasmin.hosting"),
-    ("Sahel Informatique", "SARL", "0987512P/A/M/000", "Monastir", False, "sahel.info"),
-    ("Atlas Réseaux", "SA", "1342218W/A/M/000", "Sfax", False, "atlas.reseaux"),
-    ("Kairouan Systèmes", "SUARL", "1612078F/A/P/000", "Kairouan", False, "kairouan.sys"),
-    ("Djerba Digital", "SARL", "1498763H/A/M/000", "Djerba", False, "djerba.digital"),
-    ("Bizerte Logiciels", "SARL", "1276530C/A/M/000", "Bizerte", False, "bizerte.log"),
-    ("Tozeur Énergie IT", "SA", "1556102M/A/M/000", "Tozeur", False, "tozeur.it"),
-    ("Nabeul Conseil", "SUARL", "1701945T/B/P/000", "Nabeul", False, "nabeul.conseil"),
-    ("Gafsa Bâtiment", "SA", "0876234L/A/M/000", "Gafsa", False, "gafsa.batiment"),
+    ("Carthage Cloud", "SA", "1402317K/A/M/000", "Tunis", True, "carthage.cloud", "Rue du Lac Léman, Les Berges du Lac", 9),
+    ("Medina Data Services", "SARL", "1523694B/A/M/000", "Ariana", True, "medina.data", "Technopôle El Ghazala", 7),
+    ("Jasmin Hosting", "SA", "1187420R/A/M/000", "Sousse", True, "jasmin.hosting", "Avenue Léopold Senghor", 12),
+    ("Sahel Informatique", "SARL", "0987512P/A/M/000", "Monastir", False, "sahel.info", "Route de Khniss", 15),
+    ("Atlas Réseaux", "SA", "1342218W/A/M/000", "Sfax", False, "atlas.reseaux", "Route de Tunis km 4", 10),
+    ("Kairouan Systèmes", "SUARL", "1612078F/A/P/000", "Tunis", False, "kairouan.sys", "12 rue de Marseille", 4),
+    ("Djerba Digital", "SARL", "1498763H/A/M/000", "Tunis", False, "djerba.digital", "12 rue de Marseille", 6),
+    ("Bizerte Logiciels", "SARL", "1276530C/A/M/000", "Bizerte", False, "bizerte.log", "Avenue Habib Bougatfa", 11),
+    ("Tozeur Énergie IT", "SA", "1556102M/A/M/000", "Tozeur", False, "tozeur.it", "Route de Nefta", 5),
+    ("Nabeul Conseil", "SUARL", "1701945T/B/P/000", "Nabeul", False, "nabeul.conseil", "Avenue Farhat Hached", 0),
+    ("Gafsa Bâtiment", "SA", "0876234L/A/M/000", "Gafsa", False, "gafsa.batiment", "Cité des Jeunes", 20),
     ("Monastir Fournitures de Bureau", "SARL", "1433871X/A/M/000", "Monastir", False,
-     "monastir.fournitures"),
+     "monastir.fournitures", "Avenue de l'Environnement", 8),
 ]
 
 User = get_user_model()
@@ -228,17 +230,24 @@ def _domain_of(admin: Administration, by_code: dict) -> str:
 
 
 def _load_companies(previous: dict) -> list[dict]:
+    import datetime as dt
+
+    from django.utils import timezone
+
     users = []
-    for name, form, mf, city, provider, username in COMPANIES:
+    for name, form, mf, city, provider, username, address, years in COMPANIES:
         password = _password(previous, username)
         company = Company.objects.filter(name=name).first()
         if company is None:
-            services.register_company(
+            company = services.register_company(
                 actor=SYSTEM, name=name, legal_form=form, matricule_fiscal=mf, city=city,
-                email=f"contact@{username.replace('.', '-')}.com.tn",
+                address=address, email=f"contact@{username.replace('.', '-')}.com.tn",
                 is_bidder=True, is_cloud_provider=provider, admin_username=username,
                 admin_email=f"{username}@example.tn", admin_first_name="Demo",
-                admin_last_name=name, admin_password=password)
+                admin_last_name=name, admin_password=password)[0]
+            # the companies existed long before the platform (one did not)
+            age = dt.timedelta(days=365 * years) if years else dt.timedelta(days=40)
+            Company.objects.filter(pk=company.pk).update(created_at=timezone.now() - age)
         _ensure_password(User.objects.get(username=username), password)
         users.append({"username": username, "password": password,
                       "role": "cloud provider" if provider else "bidder",

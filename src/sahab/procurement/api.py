@@ -763,3 +763,28 @@ def call_off(request, payload: CallOffIn, contract_id: int = Id):
     return Status(201, services.direct_call_off(
         actor=request.user, contract=contract, buyer=buyer, description=payload.description,
         quantity=payload.quantity, unit_price=payload.unit_price))
+
+
+# --- integrity indicators ---------------------------------------------------------------
+
+class FlagOut(Schema):
+    code: str
+    title: str
+    explanation: str
+    level: str
+    subject: str
+    value: float
+    detail: str
+    tenders: list[str]
+
+
+@router.get("/procurement/red-flags", response=list[FlagOut], auth=None,
+            summary="Integrity indicators (red flags) over all procurement (public)")
+def red_flags(request, code: str = Query("", max_length=10),
+              level: str = Query("", max_length=10),
+              subject: str = Query("", max_length=60)):
+    from sahab.procurement import redflags
+
+    return [redflags.as_dict(f) for f in redflags.current()
+            if (not code or f.code == code) and (not level or f.level == level)
+            and (not subject or f.subject == subject)]

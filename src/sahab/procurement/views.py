@@ -92,6 +92,50 @@ def _panels(request, tender) -> dict:
     return context
 
 
+def _tender_flags(item):
+    from sahab.procurement import redflags
+
+    return redflags.for_tender(item.reference) if item.opened_at or item.published_at else []
+
+
+def red_flags(request):
+    """Every flag, counted per indicator (chart and table), per buyer and per company."""
+    from collections import Counter
+
+    from sahab.directory.models import Administration, Company
+    from sahab.procurement import redflags
+
+    flags = redflags.current()
+    if request.GET.get("format") == "csv":
+        return _csv(flags)
+    counts = Counter(f.code for f in flags)
+    top = max(counts.values(), default=1)
+    rows = [{"code": code, "title": redflags.TITLES[code], "count": counts.get(code, 0),
+             "percent": round(100 * counts.get(code, 0) / top),
+             "explanation": redflags.EXPLANATIONS[code]} for code in redflags.TITLES]
+    buyers = {a.code: a.name for a in Administration.objects.all()}
+    companies = {c.matricule_fiscal: c.name for c in Company.objects.all()}
+    for f in flags:
+        f.label = (buyers.get(f.subject) if f.level == "buyer" else
+                   companies.get(f.subject) if f.level == "company" else f.subject)
+    return render(request, "procurement/red_flags.html", {"rows": rows, "flags": flags})
+
+
+def _csv(flags) -> HttpResponse:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["code", "title", "level", "subject", "value", "detail", "tenders"])
+    for f in flags:
+        writer.writerow([f.code, f.title, f.level, f.subject, f.value, f.detail,
+                         " ".join(f.tenders)])
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="sahab-red-flags.csv"'
+    return response
+
+
 def _tender_page(request, item):
     bids = []
     if item.opened_at:
@@ -107,6 +151,7 @@ def _tender_page(request, item):
         "contracts": item.contracts.select_related("award__lot", "supplier")
         .prefetch_related("amendments", "payments"),
         "steps": item.steps.all(), **_panels(request, item),
+        "red_flags": _tender_flags(item),
     })
 
 
