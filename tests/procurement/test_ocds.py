@@ -18,9 +18,8 @@ from sahab.core.demo import load_demo
 from sahab.procurement import ocds
 from sahab.procurement.models import Release, Tender
 
-STANDARD_ZIP = next(p for p in (Path(__file__).resolve().parents[3] / "shared" / "ocds" /
-                                "standard-1__1__5.zip",
-                                Path(__file__).parent / "standard-1__1__5.zip") if p.exists())
+# The OCDS 1.1.5 standard repository (as libcoveocds takes it), copied from shared/ocds.
+STANDARD_ZIP = Path(__file__).parent / "standard-1__1__5.zip"
 
 
 @pytest.fixture(autouse=True)
