@@ -1,0 +1,97 @@
+"""OCDS export: releases per second and peak memory while exporting many processes.
+
+The processes are made by copying a real release of the demo (each with its own ocid
+and id), because building 100,000 tenders through the services would take long; the
+export then runs exactly as `sahab ocds export` does. Anchor in the same run: json.dumps
+of the same releases held in memory (what a naive exporter does). Goal: constant memory
+(the peak must not grow with the number of processes), over 2,000 releases/s.
+
+    SAHAB_BENCH_OCDS_PROCESSES=100000 python -m bench ocds
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import io
+import json
+import os
+import time
+import tracemalloc
+
+
+def main() -> None:
+    from bench.common import report, setup_django
+
+    setup_django()
+    from sahab.core import keys
+    from sahab.core.demo import load_demo
+
+    keys.ensure_ledger_key()
+    keys.ensure_opening_key()
+    load_demo()
+    from sahab.procurement import ocds
+    from sahab.procurement.models import Release, Tender
+
+    template = next((r for r in Release.objects.all() if "contract" in r.tags),
+                    Release.objects.first())
+    tender = Tender.objects.get(pk=template.tender_id)
+    base_index = 10**9
+    for size in (int(os.environ.get("SAHAB_BENCH_OCDS_PROCESSES", "100000")) // 10,
+                 int(os.environ.get("SAHAB_BENCH_OCDS_PROCESSES", "100000"))):
+        existing = Release.objects.filter(ledger_index__gte=base_index).count()
+        rows = []
+        for n in range(existing, size):
+            data = copy.deepcopy(template.data)
+            data["ocid"] = f"{template.ocid}-B{n}"
+            data["id"] = f"{data['ocid']}-1"
+            rows.append(Release(ocid=data["ocid"], release_id=data["id"], tender=tender,
+                                date=template.date, tags=template.tags, data=data,
+                                ledger_index=base_index + n))
+            if len(rows) == 5000:
+                Release.objects.bulk_create(rows)
+                rows = []
+        Release.objects.bulk_create(rows)
+        total = Release.objects.count()
+
+        def streamed():
+            sink = gzip.GzipFile(fileobj=io.BytesIO(), mode="wb")
+            for chunk in ocds.stream_package("releases", ocds.iter_releases(), "http://x/"):
+                sink.write(chunk)
+
+        def naive():
+            everything = list(Release.objects.values_list("data", flat=True))
+            gzip.compress(json.dumps({"releases": everything}).encode())
+
+        # speed without tracemalloc (it slows Python down), memory with it
+        elapsed = _timed(streamed)
+        naive_elapsed = _timed(naive)
+        peak = _peak(streamed)
+        naive_peak = _peak(naive)
+
+        print(f"  {total:,} releases")
+        report("streamed export", total / elapsed, "rel/s", "in-memory json.dumps",
+               total / naive_elapsed)
+        report("streamed export peak memory", peak / 2**20, "MiB", "in-memory peak",
+               naive_peak / 2**20)
+
+        count = Release.objects.values("ocid").distinct().count()
+        records_elapsed = _timed(lambda: sum(1 for _ in ocds.iter_records()))
+        report("records compiled (ocdsmerge)", count / records_elapsed, "rec/s",
+               "goal releases/s", 2000.0)
+        report("records peak memory", _peak(lambda: sum(1 for _ in ocds.iter_records()))
+               / 2**20, "MiB", "in-memory releases peak", naive_peak / 2**20)
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _peak(fn) -> int:
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
