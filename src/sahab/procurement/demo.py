@@ -219,10 +219,12 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
         return tender
     tender.refresh_from_db()
     services.advance_tenders(now=tender.standstill_until + dt.timedelta(minutes=1))
-    start = (tender.standstill_until + dt.timedelta(days=3)).date()
+    signed = tender.standstill_until + dt.timedelta(days=2)
+    start = (signed + dt.timedelta(days=1)).date()
     for award in tender.awards.filter(status=Award.Status.ACTIVE):
         contract = services.sign_contract(actor=SYSTEM, award=award, start_date=start,
-                                          end_date=start + dt.timedelta(days=365))
+                                          end_date=start + dt.timedelta(days=365),
+                                          now=min(signed, now))
         if case.amendment and award.lot.number == 1:
             services.amend_contract(actor=SYSTEM, contract=contract,
                                     new_value=case.amendment,
@@ -231,7 +233,8 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
         for n, share in enumerate(case.payments, start=1):
             services.record_payment(actor=SYSTEM, contract=contract, milestone=f"Tranche {n}",
                                     amount=(contract.value * Decimal(share)).quantize(
-                                        Decimal("0.001")))
+                                        Decimal("0.001")),
+                                    now=min(signed + dt.timedelta(days=45 * n), now))
     tender.refresh_from_db()
     return tender
 

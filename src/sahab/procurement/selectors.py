@@ -26,17 +26,32 @@ def tenders_visible_to(user) -> QuerySet[Tender]:
     return qs.filter(state__in=PUBLIC_STATES)
 
 
-def public_tenders(*, q: str = "", state: str = "", buyer: str = "",
-                   procedure: str = "") -> QuerySet[Tender]:
+def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: str = "",
+                   cpv: str = "", min_value=None, max_value=None, published_from=None,
+                   published_to=None, references=None) -> QuerySet[Tender]:
+    """Published tenders, filtered; ``buyer`` includes the buyer's sub-administrations."""
     qs = Tender.objects.filter(state__in=PUBLIC_STATES).select_related("buyer")
     if q:
-        qs = qs.filter(Q(title__icontains=q) | Q(reference__icontains=q))
+        qs = qs.filter(Q(title__icontains=q) | Q(reference__icontains=q) |
+                       Q(description__icontains=q))
     if state:
         qs = qs.filter(state=state)
     if buyer:
-        qs = qs.filter(buyer__code=buyer)
+        qs = qs.filter(Q(buyer__code=buyer) | Q(buyer__path__contains=f"/{buyer}/"))
     if procedure:
         qs = qs.filter(procedure=procedure)
+    if cpv:
+        qs = qs.filter(lots__cpv__startswith=cpv).distinct()
+    if min_value is not None:
+        qs = qs.filter(estimated_value__gte=min_value)
+    if max_value is not None:
+        qs = qs.filter(estimated_value__lte=max_value)
+    if published_from:
+        qs = qs.filter(published_at__date__gte=published_from)
+    if published_to:
+        qs = qs.filter(published_at__date__lte=published_to)
+    if references is not None:
+        qs = qs.filter(reference__in=references)
     return qs.order_by("-published_at", "-pk")
 
 

@@ -915,7 +915,8 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
 # --- contracts --------------------------------------------------------------------------
 
 @transaction.atomic
-def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date) -> Contract:
+def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date,
+                  now: dt.datetime | None = None) -> Contract:
     award = Award.objects.select_related("lot", "supplier").get(pk=award.pk)
     tender = Tender.objects.select_for_update().get(pk=award.tender_id)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
@@ -927,13 +928,14 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
         with transaction.atomic():
             contract = Contract.objects.create(tender=tender, award=award,
                                                supplier=award.supplier, value=award.value,
-                                               start_date=start_date, end_date=end_date)
+                                               start_date=start_date, end_date=end_date,
+                                               signed_at=_now(now))
     except IntegrityError:
         raise Conflict("This award has its contract already.") from None
     _step(tender, "contract.signed", actor, {
         "contract": contract.pk, "lot": award.lot.number, "supplier": award.supplier.name,
         "value": str(contract.value), "start_date": start_date.isoformat(),
-        "end_date": end_date.isoformat()})
+        "end_date": end_date.isoformat()}, at=contract.signed_at)
     return contract
 
 
@@ -967,7 +969,8 @@ def amend_contract(*, actor, contract: Contract, justification: str, new_value=N
 
 
 @transaction.atomic
-def record_payment(*, actor, contract: Contract, milestone: str, amount) -> Payment:
+def record_payment(*, actor, contract: Contract, milestone: str, amount,
+                   now: dt.datetime | None = None) -> Payment:
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.FINANCE)
     if contract.status != Contract.Status.ACTIVE:
@@ -977,10 +980,11 @@ def record_payment(*, actor, contract: Contract, milestone: str, amount) -> Paym
     if paid + amount > contract.value:
         raise InvalidInput(f"Paying {amount} would exceed the contract value "
                            f"({paid} paid of {contract.value}).")
-    payment = Payment.objects.create(contract=contract, amount=amount,
+    payment = Payment.objects.create(contract=contract, amount=amount, paid_at=_now(now),
                                      milestone=_text(milestone, "The milestone", 300))
     _step(contract.tender, "contract.payment", actor, {
-        "contract": contract.pk, "milestone": payment.milestone, "amount": str(amount)})
+        "contract": contract.pk, "milestone": payment.milestone, "amount": str(amount)},
+        at=payment.paid_at)
     return payment
 
 

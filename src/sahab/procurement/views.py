@@ -1,5 +1,6 @@
 """Public procurement pages: tenders, their documents, opening reports, awards, contracts."""
 
+from django import forms as forms_module
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -8,20 +9,84 @@ from sahab.procurement import selectors
 from sahab.procurement.models import Bid, Procedure, State, TenderDocument
 
 
+class TenderFilters(forms_module.Form):
+    """The portal's tender search: every field optional, bad values simply ignored."""
+
+    q = forms_module.CharField(required=False, max_length=100)
+    buyer = forms_module.CharField(required=False, max_length=32)
+    state = forms_module.ChoiceField(required=False,
+                                     choices=[("", "")] + [c for c in State.choices
+                                                           if c[0] != State.DRAFT])
+    procedure = forms_module.ChoiceField(required=False, choices=[("", ""), *Procedure.choices])
+    cpv = forms_module.RegexField(required=False, regex=r"^\d{1,8}$")
+    min_value = forms_module.DecimalField(required=False, min_value=0, max_digits=18,
+                                          decimal_places=3)
+    max_value = forms_module.DecimalField(required=False, min_value=0, max_digits=18,
+                                          decimal_places=3)
+    published_from = forms_module.DateField(required=False)
+    published_to = forms_module.DateField(required=False)
+    flag = forms_module.CharField(required=False, max_length=10)
+
+
+def _filtered(request):
+    from sahab.procurement import redflags
+
+    form = TenderFilters(request.GET)
+    form.is_valid()
+    data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+    flag = data.pop("flag", "")
+    if flag:
+        data["references"] = {ref for f in redflags.current() if f.code == flag
+                              for ref in ([f.subject] if f.level == "tender" else f.tenders)}
+    if "buyer" in data:
+        data["buyer"] = data["buyer"].upper()
+    return form, selectors.public_tenders(**data)
+
+
 def tenders(request):
-    q = request.GET.get("q", "")[:100]
-    state = request.GET.get("state", "")
-    state = state if state in State.values else ""
-    procedure = request.GET.get("procedure", "")
-    procedure = procedure if procedure in Procedure.values else ""
-    qs = selectors.public_tenders(q=q, state=state, procedure=procedure)
+    from sahab.directory.models import Administration
+    from sahab.procurement import redflags
+
+    form, qs = _filtered(request)
+    if request.GET.get("format") in ("csv", "json"):
+        return _table_download(request.GET["format"], "tenders", [
+            {"reference": t.reference, "title": t.title, "buyer": t.buyer.code,
+             "procedure": t.procedure, "state": t.state,
+             "estimated_value": str(t.estimated_value),
+             "published_at": t.published_at.isoformat() if t.published_at else "",
+             "submission_deadline": t.submission_deadline.isoformat()} for t in qs])
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     template = ("procurement/_tender_rows.html" if request.headers.get("HX-Request")
                 else "procurement/tenders.html")
     return render(request, template, {
-        "page": page, "q": q, "state": state, "procedure": procedure,
+        "page": page, "form": form, "values": form.cleaned_data, "query": query.urlencode(),
         "states": [(v, label) for v, label in State.choices if v != State.DRAFT],
-        "procedures": Procedure.choices})
+        "procedures": Procedure.choices,
+        "buyers": Administration.objects.filter(tenders__published_at__isnull=False)
+        .distinct().order_by("name_fr"),
+        "flag_codes": list(redflags.TITLES.items())})
+
+
+def _table_download(fmt: str, name: str, rows: list[dict]) -> HttpResponse:
+    """Any table of the portal as CSV or JSON."""
+    import csv
+    import io
+    import json
+
+    if fmt == "json":
+        response = HttpResponse(json.dumps(rows, ensure_ascii=False, indent=1),
+                                content_type="application/json")
+    else:
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="sahab-{name}.{fmt}"'
+    return response
 
 
 def tender(request, reference: str):
@@ -90,6 +155,42 @@ def _panels(request, tender) -> dict:
     context["document_form"] = forms.DocumentForm()
     context["contract_form"] = forms.ContractForm()
     return context
+
+
+def dashboard(request):
+    """Spending, competition, non-competitive share and flags over time, as charts and
+    tables; ``?table=<name>&format=csv|json`` downloads one table."""
+    from collections import defaultdict
+    from decimal import Decimal
+
+    from sahab.procurement import dashboard as boards
+
+    name = request.GET.get("table", "")
+    if name in boards.TABLES and request.GET.get("format") in ("csv", "json"):
+        return _table_download(request.GET["format"], name, boards.TABLES[name]())
+    from django.utils import translation
+
+    spending = boards.spending()
+    arabic = (translation.get_language() or "").startswith("ar")
+    per_ministry: dict[str, Decimal] = defaultdict(Decimal)
+    for row in spending:
+        row["name"] = row["ministry_ar"] if arabic else row["ministry"]
+        per_ministry[row["name"]] += Decimal(row["contracted_value"])
+    ministry_rows = [{"ministry": m, "value": str(v)} for m, v in
+                     sorted(per_ministry.items(), key=lambda kv: -kv[1])]
+    competition = boards.competition()
+    non_competitive = boards.non_competitive()
+    flags = boards.flags_over_time()
+    return render(request, "procurement/dashboard.html", {
+        "spending": spending, "ministry_bars": boards.bars(ministry_rows, "ministry", "value"),
+        "competition": competition,
+        "competition_bars": boards.bars(competition, "year", "average_bids"),
+        "non_competitive": non_competitive,
+        "non_competitive_bars": boards.bars(
+            [{"year": r["year"], "pct": round(100 * r["share_of_tenders"])}
+             for r in non_competitive], "year", "pct"),
+        "flags": flags, "flag_bars": boards.bars(flags, "month", "flags"),
+    })
 
 
 def _tender_flags(item):
