@@ -61,6 +61,8 @@ class TenderIn(Schema):
     compliance_criteria: list[str] | None = Field(
         None, max_length=30, description="What every bid must comply with; default: "
         "administrative documents, bid bond, technical conformity.")
+    plan_item: int | None = Field(None, ge=1, le=2**63 - 1,
+                                  description="The planned purchase this tender carries out.")
 
 
 class ItemOut(Schema):
@@ -255,6 +257,14 @@ def create_tender(request, payload: TenderIn):
         framework = Tender.objects.filter(reference=payload.framework).first()
         if framework is None:
             raise NotFound(f"No framework agreement {payload.framework}.")
+    plan_item = None
+    if payload.plan_item:
+        from sahab.procurement.models import PlanItem
+
+        plan_item = PlanItem.objects.filter(pk=payload.plan_item).select_related(
+            "plan__administration").first()
+        if plan_item is None:
+            raise NotFound(f"No planned purchase {payload.plan_item}.")
     invited = list(Company.objects.filter(pk__in=payload.invited, active=True))
     if len(invited) != len(set(payload.invited)):
         raise InvalidInput("An invited company does not exist.")
@@ -265,7 +275,7 @@ def create_tender(request, payload: TenderIn):
         submission_deadline=payload.submission_deadline,
         standstill_days=payload.standstill_days,
         lots=[lot.dict() for lot in payload.lots], framework=framework, invited=invited,
-        compliance_criteria=payload.compliance_criteria)
+        compliance_criteria=payload.compliance_criteria, plan_item=plan_item)
     return Status(201, _detail(tender))
 
 

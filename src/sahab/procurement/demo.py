@@ -20,7 +20,7 @@ from django.utils import timezone
 from sahab.directory.models import Administration, Company
 from sahab.directory.selectors import SYSTEM
 from sahab.procurement import services
-from sahab.procurement.models import Award, BidLot, Plan, Procedure, Tender
+from sahab.procurement.models import Award, BidLot, Plan, PlanItem, Procedure, Tender
 
 OFFICERS = {"MF-DAF": "achats.finances", "MS-DAF": "achats.sante",
             "COM-TUNIS": "achats.tunis", "CNI": "achats.cni"}
@@ -47,6 +47,7 @@ class Case:
     invited: tuple[str, ...] = ()
     framework_of: str = ""
     question: str = ""
+    plan: str = ""  # the planned purchase (its description) the tender carries out
 
 
 CASES = [
@@ -60,7 +61,7 @@ CASES = [
          [("Licences", "48310000-4", "185000")],
          {"Djerba Digital": {1: "171000"}, "Bizerte Logiciels": {1: "176500"},
           "Kairouan Systèmes": {1: "182000"}},
-         days_ago=300, complaint="rejected", amendment="188100"),
+         days_ago=300, complaint="rejected", amendment="188100", plan="Licences"),
     Case("MS-DAF", "Équipements informatiques des laboratoires hospitaliers",
          [("Postes et analyseurs connectés", "30213000-5", "310000")],
          {"Sahel Informatique": {1: "289000"}, "Tozeur Énergie IT": {1: "262000"},
@@ -77,7 +78,8 @@ CASES = [
     *[Case("COM-TUNIS", f"Fournitures de bureau, trimestre {q}",
            [("Papeterie et consommables", "30192000-1", "195000")],
            {"Monastir Fournitures de Bureau": {1: f"19{q}500"}, "Nabeul Conseil": {1: "194900"}},
-           procedure=Procedure.SIMPLIFIED, days_ago=240 - 60 * q, tendering_days=12)
+           procedure=Procedure.SIMPLIFIED, days_ago=240 - 60 * q, tendering_days=12,
+           plan="Fournitures de bureau" if q == 1 else "")
       for q in (1, 2, 3)],
     Case("MF-DAF", "Imprimantes réseau des directions régionales",
          [("Imprimantes", "30232110-8", "96000")],
@@ -170,6 +172,8 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
         price_weight=60 if case.quality else 100,
         framework=tenders.get(case.framework_of),
         invited=[Company.objects.get(name=n) for n in case.invited],
+        plan_item=PlanItem.objects.filter(plan__administration=buyer,
+                                          description=case.plan).first() if case.plan else None,
         now=published - dt.timedelta(days=1))
     if case.outcome == "draft":
         return tender

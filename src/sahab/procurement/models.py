@@ -67,6 +67,7 @@ class PlanItem(models.Model):
     estimated_value = models.DecimalField(**MONEY)
     quarter = models.PositiveSmallIntegerField()
     procedure = models.CharField(max_length=20, choices=Procedure.choices)
+    ocid = models.CharField(max_length=100, blank=True)  # the process it starts (OCDS)
 
     def __str__(self) -> str:
         return self.description
@@ -74,6 +75,7 @@ class PlanItem(models.Model):
 
 class Tender(models.Model):
     reference = models.CharField(max_length=40, unique=True)
+    ocid = models.CharField(max_length=100, blank=True)  # its plan item's, or its own
     buyer = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="tenders")
     title = models.CharField(max_length=300)
     description = models.TextField(blank=True)
@@ -406,7 +408,10 @@ class Release(models.Model):
 
     ocid = models.CharField(max_length=100, db_index=True)
     release_id = models.CharField(max_length=120, unique=True)
-    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="releases")
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="releases",
+                               null=True, blank=True)
+    plan_item = models.ForeignKey(PlanItem, on_delete=models.PROTECT, related_name="releases",
+                                  null=True, blank=True)
     date = models.DateTimeField(db_index=True)
     tags = models.JSONField()
     data = models.JSONField()

@@ -38,7 +38,8 @@ EXTENSIONS = [
     "v1.1.5/extension.json",
 ]
 
-# Which steps change what the public sees, and the release tags they publish.
+# Which steps change what the public sees, and the release tags they publish (a planned
+# purchase publishes a "planning" release when it is added to its plan).
 STEP_TAGS: dict[str, list[str]] = {
     "tender.published": ["tender"],
     "document.added": ["tenderUpdate"],
@@ -68,7 +69,12 @@ METHOD = {Procedure.OPEN: "open", Procedure.SIMPLIFIED: "open", Procedure.FRAMEW
 
 
 def ocid(tender: Tender) -> str:
-    return f"{settings.OCDS_PREFIX}-{tender.reference}"
+    """A tender continues its plan item's process, or starts its own."""
+    return tender.ocid or f"{settings.OCDS_PREFIX}-{tender.reference}"
+
+
+def plan_item_ocid(item) -> str:
+    return f"{settings.OCDS_PREFIX}-{item.plan.administration.code}-{item.plan.year}-P{item.pk}"
 
 
 def _amount(value: Decimal) -> dict:
@@ -180,11 +186,19 @@ def _build_release(tender: Tender, step: Step, tags: list[str]) -> dict:
         release_tender["description"] = tender.description
     if tender.framework_id:
         release_tender["techniques"] = {"hasFrameworkAgreement": True}
+    planning = None
+    if tender.plan_item_id:
+        item = tender.plan_item
+        planning = {"rationale": item.description,
+                    "budget": {"description": item.budget_line,
+                               "amount": _amount(item.estimated_value)}}
     release = {
         "ocid": ocid(tender), "id": f"{ocid(tender)}-{step.ledger_index}",
         "date": _date(step.at), "tag": tags, "initiationType": "tender", "language": "fr",
         "buyer": _ref(buyer), "tender": release_tender,
     }
+    if planning:
+        release["planning"] = planning
     if tender.opened_at:
         opened = list(tender.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED])
                       .select_related("company").prefetch_related("lot_prices__lot"))
@@ -245,6 +259,34 @@ def _contract(c: Contract) -> dict:
     if transactions:
         contract["implementation"] = {"transactions": transactions}
     return contract
+
+
+def publish_plan_item(item, ledger_index: int, date: dt.datetime) -> Release:
+    """The planning release that opens a planned purchase's contracting process."""
+    from django.utils import translation
+
+    admin = item.plan.administration
+    buyer = _party_admin(admin)
+    buyer["roles"] = ["buyer"]
+    with translation.override("fr"):
+        data = prune({
+            "ocid": item.ocid, "id": f"{item.ocid}-{ledger_index}", "date": _date(date),
+            "tag": ["planning"], "initiationType": "tender", "language": "fr",
+            "buyer": _ref(buyer), "parties": [buyer],
+            "planning": {"rationale": item.description,
+                         "budget": {"description": item.budget_line,
+                                    "amount": _amount(item.estimated_value)}},
+            "tender": {"id": f"P{item.pk}", "title": item.description, "status": "planned",
+                       "value": _amount(item.estimated_value),
+                       "procurementMethod": METHOD[item.procedure],
+                       "procurementMethodDetails": str(Procedure(item.procedure).label),
+                       "mainProcurementCategory": category(item.cpv),
+                       "items": [{"id": "1", "description": item.description,
+                                  "classification": {"scheme": "CPV", "id": item.cpv}}]},
+        })
+    return Release.objects.create(ocid=item.ocid, release_id=data["id"], plan_item=item,
+                                  date=date, tags=["planning"], data=data,
+                                  ledger_index=ledger_index)
 
 
 def publish_step(tender: Tender, step: Step) -> Release | None:

@@ -186,12 +186,15 @@ def add_plan_item(*, actor, plan: Plan, description: str, cpv: str, budget_line:
         budget_line=_text(budget_line, "The budget line", 50),
         estimated_value=_money(estimated_value, "The estimated value"), quarter=quarter,
         procedure=procedure)
-    ledger.append(type="procurement.plan.item_added",
-                  subject=f"plan:{plan.administration.code}:{plan.year}",
-                  data={"item": item.pk, "description": item.description, "cpv": item.cpv,
-                        "budget_line": item.budget_line,
-                        "estimated_value": str(item.estimated_value), "quarter": quarter,
-                        "procedure": procedure}, actor=directory.actor_id(actor))
+    item.ocid = ocds.plan_item_ocid(item)
+    item.save(update_fields=["ocid"])
+    appended = ledger.append(
+        type="procurement.plan.item_added", subject=f"plan:{plan.administration.code}:{plan.year}",
+        data={"item": item.pk, "ocid": item.ocid, "description": item.description,
+              "cpv": item.cpv, "budget_line": item.budget_line,
+              "estimated_value": str(item.estimated_value), "quarter": quarter,
+              "procedure": procedure}, actor=directory.actor_id(actor))
+    ocds.publish_plan_item(item, appended.index, timezone.now())
     return item
 
 
@@ -233,7 +236,7 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
                   award_criteria: str = AwardCriteria.LOWEST_PRICE, price_weight: int = 100,
                   standstill_days: int = 10, framework: Tender | None = None,
                   invited: Iterable[Company] = (), compliance_criteria: Iterable[str] | None = None,
-                  now: dt.datetime | None = None) -> Tender:
+                  plan_item: PlanItem | None = None, now: dt.datetime | None = None) -> Tender:
     """A draft tender with its lots (and, for negotiated procedures, invited companies)."""
     _buyer_agent(actor, buyer, Role.PROCUREMENT_OFFICER)
     now = _now(now)
@@ -245,6 +248,9 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
         raise InvalidInput("With price and quality, the price weighs between 1 and 99 %.")
     if not 0 <= int(standstill_days) <= 60:
         raise InvalidInput("The standstill period is 0 to 60 days.")
+    if plan_item is not None and (plan_item.plan.administration != buyer or
+                                  Tender.objects.filter(plan_item=plan_item).exists()):
+        raise InvalidInput("A planned purchase of the buyer, not yet tendered, is needed.")
     if framework is not None:
         framework = Tender.objects.get(pk=framework.pk)  # its current state, not a copy's
     if (procedure == Procedure.MINI_COMPETITION) != (framework is not None):
@@ -276,7 +282,8 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
                     estimated_value=total, enquiry_deadline=enquiry_deadline,
                     submission_deadline=submission_deadline,
                     standstill_days=int(standstill_days), framework=framework,
-                    compliance_criteria=criteria,
+                    compliance_criteria=criteria, plan_item=plan_item,
+                    ocid=plan_item.ocid if plan_item else "",
                     created_by=actor if getattr(actor, "pk", None) else None, created_at=now)
             break
         except IntegrityError:
@@ -297,7 +304,8 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
     _step(tender, "tender.drafted", actor, {
         "reference": tender.reference, "buyer": buyer.code, "title": tender.title,
         "procedure": procedure, "estimated_value": str(total),
-        "framework": framework.reference if framework else None}, at=now)
+        "framework": framework.reference if framework else None,
+        "ocid": ocds.ocid(tender)}, at=now)
     return tender
 
 
