@@ -163,3 +163,12 @@ def test_unknown_pages_are_404_html_and_unknown_api_paths_are_404_problems(clien
 
 def test_healthz(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_directory_tables_download_as_csv_and_json(client):
+    factories.administration(code="MF", name_fr="Ministère des Finances")
+    factories.company(name="Oasis")
+    rows = client.get(reverse("directory:administrations"), {"format": "json"}).json()
+    assert rows[0]["code"] == "MF"
+    csv = client.get(reverse("directory:companies"), {"format": "csv"})
+    assert csv["Content-Type"].startswith("text/csv") and b"Oasis" in csv.content

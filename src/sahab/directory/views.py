@@ -14,6 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from sahab.core.downloads import table_response, wants_download
 from sahab.core.errors import DomainError
 from sahab.directory import forms, selectors, services
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
@@ -214,6 +215,11 @@ def administrations_view(request):
     if kind not in AdministrationKind.values:
         kind = ""
     qs = selectors.administrations(q=q, kind=kind)
+    if fmt := wants_download(request):
+        return table_response(fmt, "administrations", [
+            {"code": a.code, "kind": a.kind, "parent": a.parent.code if a.parent else "",
+             "name_fr": a.name_fr, "name_ar": a.name_ar, "name_en": a.name_en,
+             "acronym": a.acronym, "mail_domain": a.mail_domain or ""} for a in qs])
     if not q and not kind:
         qs = qs.filter(parent=None)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
@@ -240,6 +246,11 @@ def administration_view(request, code: str):
 
 def companies_view(request):
     q = request.GET.get("q", "")[:100]
+    if fmt := wants_download(request):
+        return table_response(fmt, "companies", [
+            {"name": c.name, "legal_form": c.legal_form, "matricule_fiscal": c.matricule_fiscal,
+             "city": c.city, "bidder": c.is_bidder, "cloud_provider": c.is_cloud_provider}
+            for c in selectors.companies(q=q)])
     page = Paginator(selectors.companies(q=q), 50).get_page(request.GET.get("page"))
     return render(request, "directory/companies.html", {"page": page, "q": q})
 

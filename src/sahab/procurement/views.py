@@ -70,23 +70,9 @@ def tenders(request):
 
 
 def _table_download(fmt: str, name: str, rows: list[dict]) -> HttpResponse:
-    """Any table of the portal as CSV or JSON."""
-    import csv
-    import io
-    import json
+    from sahab.core.downloads import table_response
 
-    if fmt == "json":
-        response = HttpResponse(json.dumps(rows, ensure_ascii=False, indent=1),
-                                content_type="application/json")
-    else:
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="sahab-{name}.{fmt}"'
-    return response
+    return table_response(fmt, name, rows)
 
 
 def tender(request, reference: str):
@@ -223,18 +209,11 @@ def red_flags(request):
 
 
 def _csv(flags) -> HttpResponse:
-    import csv
-    import io
+    from sahab.procurement import redflags
 
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["code", "title", "level", "subject", "value", "detail", "tenders"])
-    for f in flags:
-        writer.writerow([f.code, f.title, f.level, f.subject, f.value, f.detail,
-                         " ".join(f.tenders)])
-    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="sahab-red-flags.csv"'
-    return response
+    return _table_download("csv", "red-flags", [
+        {k: (" ".join(v) if isinstance(v, list) else v)
+         for k, v in redflags.as_dict(f).items()} for f in flags])
 
 
 def _tender_page(request, item):
