@@ -172,3 +172,11 @@ def test_directory_tables_download_as_csv_and_json(client):
     assert rows[0]["code"] == "MF"
     csv = client.get(reverse("directory:companies"), {"format": "csv"})
     assert csv["Content-Type"].startswith("text/csv") and b"Oasis" in csv.content
+
+
+def test_admin_screens_show_agents_and_administrations(admin_client):
+    agent = factories.agent(roles=[Role.EVALUATOR])
+    page = admin_client.get(f"/admin/directory/agent/{agent.pk}/change/")
+    assert page.status_code == 200 and b"Evaluator" in page.content
+    assert admin_client.get("/admin/directory/administration/").status_code == 200
+    assert admin_client.get("/admin/ledger/entry/").status_code == 200

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from sahab.core.admin import ReadOnlyInline
 from sahab.directory.models import (
     Administration,
     Agent,
@@ -72,18 +73,10 @@ class AdministrationAdmin(admin.ModelAdmin):
         obj.pk, obj.path = saved.pk, saved.path
 
 
-class AgentRoleInline(admin.TabularInline):
+class AgentRoleInline(ReadOnlyInline):
     """Shown, not edited here: roles change through the directory screens (rights checked)."""
 
     model = AgentRole
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Agent)

@@ -5,18 +5,8 @@ Witnesses are registered with ``sahab ledger witness add`` (which records it in 
 
 from django.contrib import admin
 
+from sahab.core.admin import ReadOnlyAdmin
 from sahab.ledger.models import Checkpoint, Cosignature, Entry, Witness, WitnessedLog
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Entry)

@@ -3,7 +3,7 @@ bid through the admin, before or after the opening (the public pages show opened
 
 from django.contrib import admin
 
-from sahab.ledger.admin import ReadOnlyAdmin
+from sahab.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from sahab.procurement.models import (
     Award,
     CallOff,
@@ -17,16 +17,8 @@ from sahab.procurement.models import (
 )
 
 
-class LotInline(admin.TabularInline):
+class LotInline(ReadOnlyInline):
     model = Lot
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Tender)
