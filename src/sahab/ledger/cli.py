@@ -8,10 +8,6 @@ import sys
 from pathlib import Path
 
 
-def _b64(h: bytes) -> str:
-    return base64.b64encode(h).decode()
-
-
 def cmd_key(args) -> int:
     from sahab.ledger import services
 
@@ -38,22 +34,14 @@ def cmd_prove(args) -> int:
     from sahab.ledger import services
 
     size = args.size if args.size is not None else services.latest_checkpoint().size
-    proof = services.inclusion_proof(args.index, size)
-    print(json.dumps({"index": args.index, "size": size,
-                      "leaf_hash": _b64(services.leaf_hash_of(args.index)),
-                      "root": _b64(services.root_at(size)),
-                      "proof": [_b64(h) for h in proof]}, indent=2))
+    print(json.dumps(services.inclusion_proof_json(args.index, size), indent=2))
     return 0
 
 
 def cmd_consistency(args) -> int:
     from sahab.ledger import services
 
-    proof = services.consistency_proof(args.old, args.new)
-    print(json.dumps({"old": args.old, "new": args.new,
-                      "old_root": _b64(services.root_at(args.old)),
-                      "new_root": _b64(services.root_at(args.new)),
-                      "proof": [_b64(h) for h in proof]}, indent=2))
+    print(json.dumps(services.consistency_proof_json(args.old, args.new), indent=2))
     return 0
 
 
@@ -84,7 +72,8 @@ def cmd_verify(args) -> int:
               f"{args.min_witnesses} required", file=sys.stderr)
         return 1
     witnesses = f", cosigned by {', '.join(result.cosigned_by)}" if result.cosigned_by else ""
-    print(f"OK: {result.size} entries, root {_b64(result.root)}{witnesses}; "
+    root = base64.b64encode(result.root).decode()
+    print(f"OK: {result.size} entries, root {root}{witnesses}; "
           f"consistent with the {result.previous_size} entries verified before.")
     return 0
 

@@ -164,6 +164,24 @@ def inclusion_proof(index: int, size: int) -> list[bytes]:
     return merkle.resolve(merkle.inclusion_ranges(index, size), _fetch_nodes)
 
 
+def _b64(h: bytes) -> str:
+    return base64.b64encode(h).decode()
+
+
+def inclusion_proof_json(index: int, size: int) -> dict:
+    """An inclusion proof as served and printed: base64 leaf hash, root and path."""
+    proof = inclusion_proof(index, size)
+    return {"index": index, "size": size, "leaf_hash": _b64(leaf_hash_of(index)),
+            "root": _b64(root_at(size)), "proof": [_b64(h) for h in proof]}
+
+
+def consistency_proof_json(old: int, new: int) -> dict:
+    """A consistency proof as served and printed: both roots and the path, in base64."""
+    proof = consistency_proof(old, new)
+    return {"old": old, "new": new, "old_root": _b64(root_at(old)),
+            "new_root": _b64(root_at(new)), "proof": [_b64(h) for h in proof]}
+
+
 def consistency_proof(old: int, new: int) -> list[bytes]:
     _require_size(new)
     if not 0 <= old <= new:
@@ -284,16 +302,9 @@ def checkpoint_if_grown() -> Checkpoint | None:
 def latest_checkpoint() -> Checkpoint:
     checkpoint = Checkpoint.objects.order_by("-size").first()
     if checkpoint is None:
+        # Before any checkpoint, sign the current tree (an empty log gets one of size 0);
+        # if another worker signed it first, read theirs.
         checkpoint = checkpoint_if_grown() or Checkpoint.objects.order_by("-size").first()
-    if checkpoint is None:  # an empty log still has a signed checkpoint of size 0
-        text = note.Checkpoint(settings.LEDGER_ORIGIN, 0, merkle.EMPTY_ROOT).text()
-        try:
-            with transaction.atomic():
-                checkpoint = Checkpoint.objects.create(
-                    size=0, root=merkle.EMPTY_ROOT, text=text.decode(),
-                    signature=signer().signature_line(text))
-        except IntegrityError:
-            checkpoint = Checkpoint.objects.get(size=0)
     return checkpoint
 
 
@@ -329,8 +340,7 @@ def receipt(index: int, *, wait: bool = True) -> str | None:
             return None
     checkpoint = checkpoint_covering(index)
     proof = inclusion_proof(index, checkpoint.size)
-    lines = ["c2sp.org/tlog-proof@v1", f"index {index}",
-             *(base64.b64encode(h).decode() for h in proof)]
+    lines = ["c2sp.org/tlog-proof@v1", f"index {index}", *(_b64(h) for h in proof)]
     return "\n".join(lines) + "\n\n" + signed_checkpoint(checkpoint)
 
 

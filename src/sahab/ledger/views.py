@@ -123,21 +123,14 @@ def entry_bundle(request, path: str):
 @_problems
 def inclusion_proof(request):
     size = _int_param(request, "size", services.latest_checkpoint().size)
-    index = _int_param(request, "index")
-    proof = services.inclusion_proof(index, size)
-    return _json({"index": index, "size": size, "leaf_hash": _b64(services.leaf_hash_of(index)),
-                  "root": _b64(services.root_at(size)), "proof": [_b64(h) for h in proof]},
-                 IMMUTABLE)
+    return _json(services.inclusion_proof_json(_int_param(request, "index"), size), IMMUTABLE)
 
 
 @require_GET
 @_problems
 def consistency_proof(request):
     old, new = _int_param(request, "old"), _int_param(request, "new")
-    proof = services.consistency_proof(old, new)
-    return _json({"old": old, "new": new, "old_root": _b64(services.root_at(old)),
-                  "new_root": _b64(services.root_at(new)), "proof": [_b64(h) for h in proof]},
-                 IMMUTABLE)
+    return _json(services.consistency_proof_json(old, new), IMMUTABLE)
 
 
 def _entry_json(entry: Entry) -> dict:
