@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from sahab.api import api
-from sahab.core.problems import problem_response
+from sahab.core.problems import is_machine_path, problem_response
 from sahab.core.views import healthz
 
 admin.site.site_header = "sahab"
@@ -26,7 +26,7 @@ urlpatterns = [
 
 def handler404(request, exception=None):
     """JSON problems under the machine interfaces, the portal's page elsewhere."""
-    if request.path.startswith(("/api/", "/ledger/", "/ocds/", "/osb/", "/exchange/")):
+    if is_machine_path(request.path):
         return problem_response(404, "Not found", f"Nothing at {request.path}.")
     from django.shortcuts import render
     try:
@@ -36,7 +36,7 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
-    if request.path.startswith(("/api/", "/ledger/", "/ocds/", "/osb/", "/exchange/")):
+    if is_machine_path(request.path):
         return problem_response(500, "Internal error", "The platform failed; it is logged.")
     from django.views.defaults import server_error
     return server_error(request)

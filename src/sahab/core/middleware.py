@@ -7,9 +7,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.http import HttpResponse, HttpResponseBadRequest
 
-from sahab.core.problems import problem_response
-
-_MACHINE_PREFIXES = ("/api/", "/ledger/", "/ocds/", "/osb/", "/exchange/")
+from sahab.core.problems import is_machine_path, problem_response
 
 
 def _has_nul(value) -> bool:
@@ -54,13 +52,13 @@ class RequestGateMiddleware:
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             detail = (f"The request is larger than "
                       f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)} MB.")
-            if request.path.startswith(_MACHINE_PREFIXES):
+            if is_machine_path(request.path):
                 return problem_response(413, "Request too large", detail)
             return HttpResponse(detail, status=413)
         if (b"\x00" in unquote_to_bytes(request.META.get("QUERY_STRING", ""))
                 or "\x00" in request.path or _body_has_nul(request)):
             detail = "Text may not contain NUL characters."
-            if request.path.startswith(_MACHINE_PREFIXES):
+            if is_machine_path(request.path):
                 return problem_response(400, "Bad request", detail)
             return HttpResponseBadRequest(detail)
         return self.get_response(request)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from django.http import JsonResponse
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Paths of the machine interfaces: their errors are problem documents, not HTML pages.
+MACHINE_PREFIXES = ("/api/", "/ledger/", "/ocds/", "/osb/", "/exchange/")
+
+
+def is_machine_path(path: str) -> bool:
+    return path.startswith(MACHINE_PREFIXES)
 
 
 def problem_response(status: int, title: str, detail: str = "", *,

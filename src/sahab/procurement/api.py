@@ -184,8 +184,7 @@ def _detail(tender: Tender) -> dict:
     opened = tender.opened_at is not None
     bids = []
     if opened:  # before the opening nothing about bids is shown, not even their number
-        for bid in tender.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED]) \
-                .select_related("company").prefetch_related("lot_prices__lot"):
+        for bid in selectors.opened_bids(tender):
             bids.append({"bid": bid.pk, "company": bid.company.name,
                          "matricule_fiscal": bid.company.matricule_fiscal,
                          "status": bid.status, "commitment": bid.commitment,

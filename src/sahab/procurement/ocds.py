@@ -28,6 +28,7 @@ from sahab.procurement.models import (
     Step,
     Tender,
 )
+from sahab.procurement.selectors import opened_bids
 
 OCDS_VERSION = "1.1"
 LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
@@ -200,8 +201,7 @@ def _build_release(tender: Tender, step: Step, tags: list[str]) -> dict:
     if planning:
         release["planning"] = planning
     if tender.opened_at:
-        opened = list(tender.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED])
-                      .select_related("company").prefetch_related("lot_prices__lot"))
+        opened = list(opened_bids(tender))
         release_tender["tenderers"] = [company_party(b.company, "tenderer") for b in opened]
         release_tender["numberOfTenderers"] = len(opened)
         release["bids"] = {

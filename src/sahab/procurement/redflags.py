@@ -32,6 +32,7 @@ from sahab.procurement.models import (
     State,
     Tender,
 )
+from sahab.procurement.selectors import OPENED
 
 OPEN = {Procedure.OPEN, Procedure.SIMPLIFIED, Procedure.FRAMEWORK}
 SELECTIVE = {Procedure.RESTRICTED, Procedure.MINI_COMPETITION}
@@ -141,7 +142,7 @@ class LotResult:
 
 
 def _lot_results() -> list[LotResult]:
-    rows = (BidLot.objects.filter(bid__status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED])
+    rows = (BidLot.objects.filter(bid__status__in=OPENED)
             .select_related("bid__company", "bid__tender__buyer", "lot"))
     by_lot: dict[tuple[int, int], list[BidLot]] = defaultdict(list)
     for row in rows:
@@ -171,7 +172,7 @@ def r003() -> list[Flag]:
 def r018() -> list[Flag]:
     flags = []
     for t in Tender.objects.filter(procedure__in=OPEN | SELECTIVE).exclude(opened_at=None):
-        bids = t.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED]).count()
+        bids = t.bids.filter(status__in=OPENED).count()
         if bids == 1:
             flags.append(Flag("R018", "tender", t.reference, detail="1 bid"))
     return flags

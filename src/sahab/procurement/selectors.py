@@ -55,6 +55,15 @@ def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: 
     return qs.order_by("-published_at", "-pk")
 
 
+OPENED = [Bid.Status.OPENED, Bid.Status.TAMPERED]
+
+
+def opened_bids(tender: Tender) -> QuerySet[Bid]:
+    """The bids an opening report lists (valid or rejected as altered), with their prices."""
+    return (tender.bids.filter(status__in=OPENED).select_related("company")
+            .prefetch_related("lot_prices__lot"))
+
+
 def bids_of_company(user) -> QuerySet[Bid]:
     company = directory.company_of(user)
     if company is None:

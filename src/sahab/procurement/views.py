@@ -219,8 +219,7 @@ def _csv(flags) -> HttpResponse:
 def _tender_page(request, item):
     bids = []
     if item.opened_at:
-        bids = (item.bids.filter(status__in=[Bid.Status.OPENED, Bid.Status.TAMPERED])
-                .select_related("company").prefetch_related("lot_prices__lot"))
+        bids = selectors.opened_bids(item)
     return render(request, "procurement/tender.html", {
         "tender": item, "lots": item.lots.prefetch_related("items"),
         "documents": item.documents.all(),
