@@ -48,3 +48,44 @@ def company(*, name: str | None = None, matricule: str | None = None,
         admin_username=username or f"company{n}", admin_email=f"c{n}@example.tn",
         admin_password=PASSWORD, is_cloud_provider=provider)
     return created, member
+
+
+def framework_contract(*, buyer: Administration, supplier, value="1000000", years: int = 3):
+    """A signed framework agreement with ``supplier``, as if its tender had run its course.
+
+    Built from the models (the tender's whole procedure is tested in tests/procurement);
+    the cloud tests need only the signed contract and its price schedule.
+    """
+    import datetime as dt
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from sahab.procurement.models import (
+        Award,
+        Bid,
+        BidLot,
+        Contract,
+        Lot,
+        Procedure,
+        State,
+        Tender,
+    )
+
+    n = next(_seq)
+    now = timezone.now()
+    tender = Tender.objects.create(
+        reference=f"FW-{n}", ocid=f"ocds-sahab0-fw-{n}", buyer=buyer,
+        title=f"Accord-cadre {n}", procedure=Procedure.FRAMEWORK, state=State.COMPLETE,
+        estimated_value=Decimal(value), enquiry_deadline=now - dt.timedelta(days=40),
+        submission_deadline=now - dt.timedelta(days=30), published_at=now - dt.timedelta(days=50))
+    lot = Lot.objects.create(tender=tender, number=1, title="Services en nuage", cpv="72317000-0",
+                             estimated_value=Decimal(value))
+    bid = Bid.objects.create(tender=tender, company=supplier, status="opened", envelope=b"",
+                             commitment="0" * 64, ledger_index=0)
+    bid_lot = BidLot.objects.create(bid=bid, lot=lot, price=Decimal(value), eligible=True)
+    award = Award.objects.create(tender=tender, lot=lot, bid_lot=bid_lot, supplier=supplier,
+                                 value=Decimal(value))
+    return Contract.objects.create(tender=tender, award=award, supplier=supplier,
+                                   value=Decimal(value), start_date=now.date(),
+                                   end_date=now.date() + dt.timedelta(days=365 * years))

@@ -137,10 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _pillar_commands():
     """Each pillar may add its own sub-commands (``register(subparsers)``)."""
+    from sahab.cloud.cli import register as cloud
     from sahab.ledger.cli import register as ledger
     from sahab.procurement.cli import register as ocds
 
-    return [ledger, ocds]
+    return [ledger, ocds, cloud]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ database in WAL mode, so that ``make run`` needs nothing installed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -54,6 +55,40 @@ SUBMISSION_PORT = _env_int("SAHAB_SUBMISSION_PORT", 2587)
 IMAP_PORT = _env_int("SAHAB_IMAP_PORT", 1143)
 PUBLIC_URL = os.environ.get("SAHAB_PUBLIC_URL", f"http://127.0.0.1:{HTTP_PORT}/")
 DBAAS_URL = os.environ.get("SAHAB_DBAAS_URL", "")
+# The host name that applications use to reach the DBaaS cluster (default: the URL's host).
+DBAAS_PUBLIC_HOST = os.environ.get("SAHAB_DBAAS_PUBLIC_HOST", "")
+
+
+def _decimal_env(name: str, default: str):
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return Decimal(os.environ.get(name, default))
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be an amount in dinars") from None
+
+
+# Cloud marketplace (docs/cloud.md). Orders whose monthly estimate exceeds the threshold
+# wait for the administration's finance role.
+CLOUD_APPROVAL_THRESHOLD = _decimal_env("SAHAB_CLOUD_APPROVAL_THRESHOLD", "300")
+CLOUD_BROKER_TIMEOUT = float(os.environ.get("SAHAB_CLOUD_BROKER_TIMEOUT", "30"))
+CLOUD_POLL_SECONDS = float(os.environ.get("SAHAB_CLOUD_POLL_SECONDS", "2"))
+CLOUD_MAX_POLLING_SECONDS = int(os.environ.get("SAHAB_CLOUD_MAX_POLLING_SECONDS", "3600"))
+CLOUD_RETRY_BASE_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_BASE_SECONDS", "5"))
+CLOUD_RETRY_MAX_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_MAX_SECONDS", "900"))
+CLOUD_MAX_ATTEMPTS = int(os.environ.get("SAHAB_CLOUD_MAX_ATTEMPTS", "5"))
+CLOUD_ATTESTATION_MAX_BYTES = 10 * 1024 * 1024
+# Brokers must use https in production; the demo's reference broker is on plain http.
+CLOUD_ALLOW_HTTP_BROKERS = os.environ.get("SAHAB_CLOUD_ALLOW_HTTP_BROKERS", "true") == "true"
+# The ministry in charge of ICT: its agents see every administration's cloud figures.
+CLOUD_ICT_MINISTRY = os.environ.get("SAHAB_CLOUD_ICT_MINISTRY", "MTC")
+# Reference costs of on-premise hosting, in TND per month (savings report, docs/cloud.md):
+# a server's share of the hosting centre (room, power, network, staff, licences), then
+# per vCPU, GB of memory and GB of storage, divided by the average utilisation of
+# servers sized for their peak.
+CLOUD_ONPREM = json.loads(os.environ.get("SAHAB_CLOUD_ONPREM", "null") or "null") or {
+    "server_month": 180, "vcpu_month": 35, "memory_gb_month": 9, "storage_gb_month": 0.6,
+    "utilisation": 0.35}
 
 # The ledger's origin line and key name: the public URL's host and path, unless set.
 LEDGER_ORIGIN = os.environ.get("SAHAB_LEDGER_ORIGIN") or (
@@ -93,6 +128,7 @@ INSTALLED_APPS = [
     "sahab.ledger",
     "sahab.directory",
     "sahab.procurement",
+    "sahab.cloud",
     "sahab.portal",
 ]
 
@@ -228,5 +264,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SAHAB_LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {"axes": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

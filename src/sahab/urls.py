@@ -19,6 +19,8 @@ urlpatterns = [
     path("ledger/", include("sahab.ledger.urls")),
     path("tenders/", include("sahab.procurement.urls")),
     path("ocds/", include("sahab.procurement.ocds_urls")),
+    path("osb/", include("sahab.cloud.broker_urls")),
+    path("cloud/", include("sahab.cloud.urls")),
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]

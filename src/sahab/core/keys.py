@@ -50,6 +50,45 @@ def load_opening_key() -> bytes:
     return key
 
 
+def secrets_key_path() -> Path:
+    return keys_dir() / "secrets.key"
+
+
+def ensure_secrets_key() -> bool:
+    """Create the AES-256 key that seals stored credentials (brokers, bindings)."""
+    path = secrets_key_path()
+    if path.exists():
+        return False
+    _write_private(path, os.urandom(32))
+    return True
+
+
+def load_secrets_key() -> bytes:
+    key = secrets_key_path().read_bytes()
+    if len(key) != 32:
+        raise ValueError(f"{secrets_key_path()} is not a 32-byte key")
+    return key
+
+
+def osb_password_path() -> Path:
+    return keys_dir() / "osb-password"
+
+
+def ensure_osb_password() -> bool:
+    """Create the HTTP basic password of the reference service broker."""
+    import secrets
+
+    path = osb_password_path()
+    if path.exists():
+        return False
+    _write_private(path, secrets.token_urlsafe(24).encode())
+    return True
+
+
+def load_osb_password() -> str:
+    return osb_password_path().read_text().strip()
+
+
 def tls_cert_path() -> Path:
     return keys_dir() / "tls-cert.pem"
 

@@ -21,6 +21,10 @@ def initialise(*, verbose: bool = True) -> Iterator[str]:
         yield f"created the witness key {keys.witness_key_path()}"
     if keys.ensure_opening_key():
         yield f"created the bid-opening key {keys.opening_key_path()}"
+    if keys.ensure_secrets_key():
+        yield f"created the credentials-sealing key {keys.secrets_key_path()}"
+    if keys.ensure_osb_password():
+        yield f"created the reference broker's password {keys.osb_password_path()}"
     if keys.ensure_tls_certificate():
         yield f"created a self-signed TLS certificate {keys.tls_cert_path()}"
     if verbose:

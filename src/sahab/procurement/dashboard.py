@@ -86,10 +86,3 @@ def flags_over_time() -> list[dict]:
 
 TABLES = {"spending": spending, "competition": competition,
           "non_competitive": non_competitive, "flags": flags_over_time}
-
-
-def bars(rows: list[dict], label: str, value: str) -> list[dict]:
-    """Rows for the bar charts: label, value and the width of the bar in percent."""
-    top = max((float(r[value]) for r in rows), default=0) or 1
-    return [{"label": r[label], "value": r[value], "percent": round(100 * float(r[value]) / top)}
-            for r in rows]

@@ -330,6 +330,29 @@ class Contract(models.Model):
         return f"contract {self.pk} {self.supplier}"
 
 
+class ContractPrice(models.Model):
+    """One line of a contract's schedule of unit prices (bordereau des prix unitaires).
+
+    Framework agreements for services bought per use carry a price per unit for each
+    catalogue item; ``code`` names the item in the supplier's catalogue (for cloud
+    services: the Open Service Broker plan id), so that orders use the contractual price.
+    """
+
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="prices")
+    code = models.CharField(max_length=100)
+    description = models.CharField(max_length=300)
+    unit = models.CharField(max_length=30, default="hour")
+    unit_price = models.DecimalField(**MONEY)
+    ledger_index = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contract", "code"],
+                                               name="one_price_per_item_and_contract")]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.unit_price} TND/{self.unit}"
+
+
 class Amendment(models.Model):
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="amendments")
     old_value = models.DecimalField(**MONEY)

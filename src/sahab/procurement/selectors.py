@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from sahab.directory import selectors as directory
+from sahab.directory.models import Company
 from sahab.procurement.models import Bid, State, Step, Tender
 
 PUBLIC_STATES = [s for s in State.values if s != State.DRAFT]
@@ -94,3 +96,21 @@ def changes_after(index: int, limit: int) -> list[Step]:
     """
     return list(Step.objects.filter(ledger_index__gt=index)
                 .select_related("tender").order_by("ledger_index")[:limit])
+
+
+def framework_prices(supplier: Company, codes: list[str] | None = None):
+    """The unit prices of the supplier's active framework agreements, newest contract first.
+
+    The cloud catalogue prices each broker plan from here: a plan with no line is not
+    orderable.
+    """
+    from sahab.procurement.models import ContractPrice, Procedure
+
+    prices = ContractPrice.objects.filter(
+        contract__supplier=supplier, contract__status="active",
+        contract__tender__procedure=Procedure.FRAMEWORK,
+        contract__end_date__gte=timezone.localdate(),
+    ).select_related("contract__tender").order_by("-contract__signed_at", "pk")
+    if codes is not None:
+        prices = prices.filter(code__in=codes)
+    return prices

@@ -31,6 +31,7 @@ from sahab.procurement.models import (
     Complaint,
     ConflictDeclaration,
     Contract,
+    ContractPrice,
     Item,
     Lot,
     Notice,
@@ -1044,3 +1045,27 @@ def direct_call_off(*, actor, contract: Contract, buyer: Administration, descrip
                                   description=_text(description, "The description", 500),
                                   quantity=quantity, unit_price=price, value=value,
                                   ledger_index=index)
+
+
+@transaction.atomic
+def set_contract_price(*, actor, contract: Contract, code: str, description: str,
+                       unit_price, unit: str = "hour") -> ContractPrice:
+    """Record one line of an active contract's schedule of unit prices.
+
+    The buyer's procurement officer enters the prices of the signed contract; a line,
+    once recorded, is not changed (a new price needs an amendment and a new line code).
+    """
+    contract = Contract.objects.select_for_update().select_related("tender").get(pk=contract.pk)
+    _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
+    if contract.status != Contract.Status.ACTIVE:
+        raise Conflict("Prices are recorded on active contracts.")
+    code = _text(code, "The item code", 100)
+    if contract.prices.filter(code=code).exists():
+        raise Conflict(f"The contract already has a price for {code}.")
+    price = _money(unit_price, "The unit price")
+    unit = _text(unit, "The unit", 30)
+    index = _step(contract.tender, "contract.price", actor, {
+        "contract": contract.pk, "code": code, "unit": unit, "unit_price": str(price)})
+    return ContractPrice.objects.create(
+        contract=contract, code=code, description=_text(description, "The description", 300),
+        unit=unit, unit_price=price, ledger_index=index)

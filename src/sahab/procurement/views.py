@@ -149,6 +149,7 @@ def dashboard(request):
     from collections import defaultdict
     from decimal import Decimal
 
+    from sahab.core.charts import bars
     from sahab.procurement import dashboard as boards
 
     name = request.GET.get("table", "")
@@ -168,14 +169,14 @@ def dashboard(request):
     non_competitive = boards.non_competitive()
     flags = boards.flags_over_time()
     return render(request, "procurement/dashboard.html", {
-        "spending": spending, "ministry_bars": boards.bars(ministry_rows, "ministry", "value"),
+        "spending": spending, "ministry_bars": bars(ministry_rows, "ministry", "value"),
         "competition": competition,
-        "competition_bars": boards.bars(competition, "year", "average_bids"),
+        "competition_bars": bars(competition, "year", "average_bids"),
         "non_competitive": non_competitive,
-        "non_competitive_bars": boards.bars(
+        "non_competitive_bars": bars(
             [{"year": r["year"], "pct": round(100 * r["share_of_tenders"])}
              for r in non_competitive], "year", "pct"),
-        "flags": flags, "flag_bars": boards.bars(flags, "month", "flags"),
+        "flags": flags, "flag_bars": bars(flags, "month", "flags"),
     })
 
 

@@ -1,0 +1,26 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CloudConfig(AppConfig):
+    """The cloud marketplace: providers, catalogue, orders, provisioning, usage, budgets."""
+
+    name = "sahab.cloud"
+    label = "cloud"
+    verbose_name = _("Cloud")
+
+    def ready(self) -> None:
+        import datetime as dt
+
+        from sahab.cloud import tasks
+        from sahab.core import scheduler
+        from sahab.core.navigation import NavItem, register
+
+        register(NavItem(_("Cloud"), "cloud:catalogue", order=30))
+        every = dt.timedelta
+        scheduler.register_periodic(tasks.advance_operations, every(seconds=2))
+        scheduler.register_periodic(tasks.run_broker_operations, every(seconds=1))
+        scheduler.register_periodic(tasks.meter_usage, every(minutes=5))
+        scheduler.register_periodic(tasks.report_broker_usage, every(hours=1))
+        scheduler.register_periodic(tasks.expire_attestations, every(minutes=15))
+        scheduler.register_periodic(tasks.refresh_catalogs, every(hours=1))

@@ -1,0 +1,209 @@
+"""Hourly usage: one record per instance and hour it existed, priced at the contract's
+hourly rate; providers add what they measured (size, connections) through usage reports.
+Budgets are checked after each metering run and alert at their thresholds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from sahab.cloud import selectors
+from sahab.cloud.models import Alert, Budget, Instance, UsageRecord
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration
+from sahab.ledger import services as ledger
+
+HOUR = dt.timedelta(hours=1)
+
+
+
+def _floor_hour(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _fraction(instance: Instance, hour: dt.datetime) -> Decimal:
+    """The part of ``hour`` during which the instance existed (first and last are partial)."""
+    start = max(hour, instance.activated_at)
+    end = min(hour + HOUR, instance.ended_at or hour + HOUR)
+    seconds = max((end - start).total_seconds(), 0)
+    return (Decimal(seconds) / Decimal(3600)).quantize(Decimal("0.0001"))
+
+
+def _record_for(instance: Instance, hour: dt.datetime) -> UsageRecord:
+    hours = _fraction(instance, hour)
+    return UsageRecord(
+        instance=instance, administration_id=instance.order.administration_id,
+        provider_id=instance.plan.offering.broker.provider_id, period_start=hour, hours=hours,
+        unit_price=instance.unit_price, cost=hours * instance.unit_price)
+
+
+def _hours_to_meter(instance: Instance, until: dt.datetime) -> list[dt.datetime]:
+    """Complete hours from the last metered one up to ``until`` (or the end of the instance)."""
+    hour = _floor_hour(instance.metered_until or instance.activated_at)
+    stop = min(until, instance.ended_at) if instance.ended_at else until
+    hours = []
+    while hour < stop and hour + HOUR <= until:
+        hours.append(hour)
+        hour += HOUR
+    return hours
+
+
+def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=None) -> int:
+    """Create the usage records of every complete hour not yet metered; returns how many.
+
+    Runs hourly (and catches up after downtime); records are unique per instance and
+    hour, so a run repeated by two workers cannot bill an hour twice.
+    """
+    now = now or timezone.now()
+    until = _floor_hour(now)
+    pending = Instance.objects.filter(activated_at__isnull=False).filter(
+        Q(metered_until__isnull=True) | Q(metered_until__lt=until)).filter(
+        Q(ended_at__isnull=True) | Q(metered_until__isnull=True) |
+        Q(metered_until__lt=F("ended_at"))).select_related("order", "plan__offering__broker")
+    created = 0
+    touched: set[int] = set()
+    records: list[UsageRecord] = []
+    metered: list[tuple[int, dt.datetime]] = []
+
+    def flush() -> None:
+        nonlocal created
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=batch)
+            for pk, until_ in metered:
+                Instance.objects.filter(pk=pk).update(metered_until=until_)
+            cost = sum((r.cost for r in records), Decimal(0))
+            ledger.append(type="cloud.usage.metered", subject="cloud:usage", actor="system",
+                          data={"records": len(records), "instances": len(metered),
+                                "until": until.isoformat(), "cost": str(cost)})
+        created += len(records)
+        if progress:
+            progress(len(metered))
+        records.clear()
+        metered.clear()
+
+    for instance in pending.iterator(chunk_size=1000):
+        hours = _hours_to_meter(instance, until)
+        if not hours:
+            continue
+        records.extend(_record_for(instance, hour) for hour in hours)
+        end = hours[-1] + HOUR
+        metered.append((instance.pk, min(end, instance.ended_at) if instance.ended_at else end))
+        touched.add(instance.order.administration_id)
+        if len(records) >= batch:
+            flush()
+    if records or metered:
+        flush()
+    check_budgets(now, Administration.objects.filter(pk__in=touched))
+    return created
+
+
+def check_budgets(now: dt.datetime, administrations) -> list[Alert]:
+    """Alert once per threshold crossed by the administration's (or a parent's) budget."""
+    alerts = []
+    paths = [a.path for a in administrations]
+    budgets = Budget.objects.filter(year=now.year).select_related("administration")
+    for budget in budgets:
+        if not any(path.startswith(budget.administration.path) for path in paths):
+            continue
+        with transaction.atomic():
+            budget = Budget.objects.select_for_update().get(pk=budget.pk)
+            spent = selectors.spent(budget.administration, now.year)
+            for threshold in budget.thresholds:
+                if threshold in budget.alerted or spent * 100 < budget.amount * threshold:
+                    continue
+                budget.alerted = sorted([*budget.alerted, threshold])
+                alerts.append(Alert.objects.create(
+                    administration=budget.administration, kind=Alert.Kind.BUDGET,
+                    message=f"{threshold} % of the {now.year} cloud budget is used: "
+                            f"{spent} of {budget.amount} TND."))
+                ledger.append(type="cloud.budget.threshold", actor="system",
+                              subject=f"cloud:budget:{budget.administration.code}:{now.year}",
+                              data={"threshold": threshold, "spent": str(spent)})
+            budget.save(update_fields=["alerted"])
+    return alerts
+
+
+@transaction.atomic
+def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
+                 size_bytes: int | None = None, connections: int | None = None,
+                 now: dt.datetime | None = None) -> UsageRecord:
+    """A provider reports what it measured for one instance and hour.
+
+    The record of that hour is created if metering has not reached it yet; the cost is
+    always the contract's, whatever the provider reports.
+    """
+    now = now or timezone.now()
+    instance = Instance.objects.select_related(
+        "order__administration", "plan__offering__broker__provider__company").filter(
+        instance_id=instance_id).first()
+    if instance is None:
+        raise NotFound("No such instance.")
+    provider = instance.plan.offering.broker.provider
+    if not isinstance(actor, directory.SystemActor) and \
+            directory.company_of(actor) != provider.company:
+        raise PermissionDenied("Only the instance's provider reports its usage.")
+    if period_start.tzinfo is None or period_start != _floor_hour(period_start):
+        raise InvalidInput("period_start must be the start of an hour, with its time zone.")
+    if instance.activated_at is None or period_start + HOUR <= instance.activated_at or \
+            period_start > now or (instance.ended_at and period_start >= instance.ended_at):
+        raise InvalidInput("The instance did not exist during that hour.")
+    for value, what in ((size_bytes, "size_bytes"), (connections, "connections")):
+        if value is not None and (not isinstance(value, int) or not 0 <= value < 2**62):
+            raise InvalidInput(f"{what} must be a whole number, 0 or more.")
+    record = UsageRecord.objects.select_for_update().filter(instance=instance,
+                                                            period_start=period_start).first()
+    if record is None:
+        record = _record_for(instance, period_start)
+    if record.reported_at is not None and (record.size_bytes, record.connections) != \
+            (size_bytes, connections):
+        raise Conflict("This hour was already reported with other figures.")
+    record.size_bytes, record.connections, record.reported_at = size_bytes, connections, now
+    record.save()
+    ledger.append(type="cloud.usage.reported", subject=f"cloud:order:{instance.order.number}",
+                  actor=directory.actor_id(actor), data={
+                      "instance": instance_id, "period_start": period_start.isoformat(),
+                      "size_bytes": size_bytes, "connections": connections})
+    _alert_if_over_limit(instance, record)
+    return record
+
+
+def _alert_if_over_limit(instance: Instance, record: UsageRecord) -> None:
+    limits = instance.plan.metadata.get("limits") or {}
+    limit = limits.get("size_bytes")
+    if not isinstance(limit, int) or record.size_bytes is None or record.size_bytes <= limit:
+        return
+    today = timezone.localdate()
+    message = (f"{instance.order.number}: the database holds {record.size_bytes} bytes, over "
+               f"the {instance.plan.display_name} plan's {limit}; change to a larger plan.")
+    if not Alert.objects.filter(administration=instance.order.administration,
+                                kind=Alert.Kind.LIMIT, created_at__date=today,
+                                message__startswith=f"{instance.order.number}:").exists():
+        Alert.objects.create(administration=instance.order.administration,
+                             kind=Alert.Kind.LIMIT, message=message)
+
+
+def report_reference_broker_usage(now: dt.datetime | None = None) -> int:
+    """Timer: the reference broker reports the size and connections of its databases."""
+    from sahab.cloud import broker
+
+    now = now or timezone.now()
+    hour = _floor_hour(now) - HOUR  # the hour that just ended, measured now
+    reported = 0
+    known = set(Instance.objects.filter(activated_at__isnull=False, ended_at__isnull=True)
+                .values_list("instance_id", flat=True))
+    for instance_id, measured in broker.measurements():
+        if instance_id not in known:
+            continue
+        try:
+            report_usage(actor=directory.SYSTEM, instance_id=instance_id, period_start=hour,
+                         size_bytes=measured.size_bytes, connections=measured.connections,
+                         now=now)
+            reported += 1
+        except (Conflict, InvalidInput):
+            continue  # already reported this hour, or activated within it
+    return reported

@@ -1,0 +1,656 @@
+"""Every write of the cloud marketplace, each in one transaction with its ledger entry:
+providers and their attestations, brokers and catalogues, budgets, orders and what
+agents ask of their instances. Calls to brokers happen in ``operations`` (background),
+usage in ``metering``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from sahab.cloud import osb, selectors
+from sahab.cloud import secrets as sealing
+from sahab.cloud.models import (
+    Alert,
+    Attestation,
+    Binding,
+    BindingState,
+    Broker,
+    Budget,
+    Category,
+    Instance,
+    InstanceState,
+    Label,
+    Offering,
+    Operation,
+    Order,
+    Provider,
+    ServicePlan,
+)
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration, Role
+from sahab.ledger import services as ledger
+
+HOURS_PER_MONTH = Decimal(730)
+MAX_AMOUNT = Decimal(10) ** 12
+
+
+def _record(event: str, subject: str, actor, data: dict) -> int:
+    return ledger.append(type=f"cloud.{event}", subject=subject, data=data,
+                         actor=directory.actor_id(actor)).index
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or timezone.now()
+
+
+def _text(value, what: str, max_length: int, *, required: bool = True) -> str:
+    text = value.strip() if isinstance(value, str) else ("" if value is None else None)
+    if text is None or (required and not text) or len(text) > max_length:
+        raise InvalidInput(f"{what} is required, {max_length} characters at most."
+                           if required else f"{what} is {max_length} characters at most.")
+    return text
+
+
+def _amount(value, what: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidInput(f"{what} is not an amount.") from None
+    if not amount.is_finite() or amount <= 0 or amount >= MAX_AMOUNT:
+        raise InvalidInput(f"{what} must be more than 0 and less than {MAX_AMOUNT:,} dinars.")
+    return amount.quantize(Decimal("0.001"), ROUND_HALF_UP)
+
+
+# --- providers and attestations -----------------------------------------------------------
+
+def _provider_of(actor) -> Provider:
+    company = directory.company_of(actor)
+    if company is None or not company.active:
+        raise PermissionDenied("Only a member of a registered company may do this.")
+    provider = Provider.objects.filter(company=company).first()
+    if provider is None:
+        raise NotFound("The company has not applied as a cloud provider.")
+    return provider
+
+
+def _require_reviewer(actor) -> None:
+    if not directory.is_platform_admin(actor):
+        raise PermissionDenied("Only a platform administrator reviews cloud providers.")
+
+
+@transaction.atomic
+def apply_as_provider(*, actor, description: str, locations: str) -> Provider:
+    """A company applies to sell cloud services; reviewers then qualify it."""
+    company = directory.company_of(actor)
+    if company is None or not company.active:
+        raise PermissionDenied("Only a member of a registered company may apply.")
+    if Provider.objects.filter(company=company).exists():
+        raise Conflict("The company has already applied.")
+    locations = _text(locations, "The data-centre locations", 300)
+    provider = Provider.objects.create(company=company, locations=locations,
+                                       description=_text(description, "The description", 5000,
+                                                         required=False))
+    if not company.is_cloud_provider:
+        company.is_cloud_provider = True
+        company.save(update_fields=["is_cloud_provider"])
+    _record("provider.applied", f"cloud:provider:{provider.pk}", actor,
+            {"company": company.matricule_fiscal, "locations": provider.location_list})
+    return provider
+
+
+@transaction.atomic
+def submit_attestation(*, actor, label: str, issuer: str, scope: str, reference: str,
+                       valid_from: dt.date, expires_on: dt.date,
+                       document: bytes | None = None, document_name: str = "",
+                       provider: Provider | None = None) -> Attestation:
+    """A provider submits a label or certificate; it counts once a reviewer accepts it."""
+    if provider is None or not isinstance(actor, directory.SystemActor):
+        provider = _provider_of(actor)
+    if label not in Label.values:
+        raise InvalidInput(f"Unknown label {label!r}.")
+    if not isinstance(valid_from, dt.date) or not isinstance(expires_on, dt.date) or \
+            expires_on <= valid_from:
+        raise InvalidInput("The attestation must expire after it starts.")
+    if document is not None and len(document) > settings.CLOUD_ATTESTATION_MAX_BYTES:
+        raise InvalidInput("The document is too large.")
+    attestation = Attestation.objects.create(
+        provider=provider, label=label, issuer=_text(issuer, "The issuer", 200),
+        scope=_text(scope, "The scope", 500), reference=_text(reference, "The reference", 100),
+        valid_from=valid_from, expires_on=expires_on,
+        document_name=_text(document_name, "The file name", 200, required=False),
+        document_sha256=hashlib.sha256(document).hexdigest() if document else "")
+    _record("attestation.submitted", f"cloud:provider:{provider.pk}", actor, {
+        "attestation": attestation.pk, "label": label, "issuer": attestation.issuer,
+        "reference": attestation.reference, "expires_on": expires_on.isoformat(),
+        "document_sha256": attestation.document_sha256})
+    return attestation
+
+
+@transaction.atomic
+def review_attestation(*, actor, attestation: Attestation, accept: bool,
+                       note: str = "") -> Attestation:
+    _require_reviewer(actor)
+    attestation = Attestation.objects.select_for_update().get(pk=attestation.pk)
+    if attestation.status != Attestation.Status.PENDING:
+        raise Conflict("Only a pending attestation is reviewed.")
+    if accept and attestation.expires_on < timezone.localdate():
+        raise Conflict("The attestation has already expired.")
+    attestation.status = Attestation.Status.ACCEPTED if accept else Attestation.Status.REFUSED
+    attestation.reviewed_at = timezone.now()
+    attestation.review_note = _text(note, "The note", 2000, required=not accept)
+    attestation.save()
+    _record("attestation." + ("accepted" if accept else "refused"),
+            f"cloud:provider:{attestation.provider_id}", actor,
+            {"attestation": attestation.pk, "label": attestation.label})
+    return attestation
+
+
+@transaction.atomic
+def revoke_attestation(*, actor, attestation: Attestation, reason: str) -> Attestation:
+    """The issuer withdrew a label: new orders stop, buyers are told."""
+    _require_reviewer(actor)
+    attestation = Attestation.objects.select_for_update().get(pk=attestation.pk)
+    if attestation.status != Attestation.Status.ACCEPTED:
+        raise Conflict("Only an accepted attestation is revoked.")
+    attestation.status = Attestation.Status.REVOKED
+    attestation.review_note = _text(reason, "The reason", 2000)
+    attestation.save()
+    _record("attestation.revoked", f"cloud:provider:{attestation.provider_id}", actor,
+            {"attestation": attestation.pk, "label": attestation.label})
+    _alert_buyers_if_suspended(attestation.provider, f"{attestation.get_label_display()} "
+                                                     f"{attestation.reference} was revoked")
+    return attestation
+
+
+def expire_attestations(today: dt.date | None = None) -> int:
+    """Timer: accepted attestations past their expiry become expired (and alert buyers)."""
+    today = today or timezone.localdate()
+    expired = 0
+    for pk in Attestation.objects.filter(status=Attestation.Status.ACCEPTED,
+                                         expires_on__lt=today).values_list("pk", flat=True):
+        with transaction.atomic():
+            attestation = Attestation.objects.select_for_update().get(pk=pk)
+            if attestation.status != Attestation.Status.ACCEPTED:
+                continue
+            attestation.status = Attestation.Status.EXPIRED
+            attestation.save(update_fields=["status"])
+            _record("attestation.expired", f"cloud:provider:{attestation.provider_id}",
+                    directory.SYSTEM, {"attestation": attestation.pk, "label": attestation.label,
+                                       "expired_on": attestation.expires_on.isoformat()})
+            _alert_buyers_if_suspended(attestation.provider, f"{attestation.get_label_display()} "
+                                                             f"{attestation.reference} expired")
+            expired += 1
+    return expired
+
+
+def _alert_buyers_if_suspended(provider: Provider, why: str) -> None:
+    """When a provider can no longer take orders, tell every administration using it."""
+    if selectors.provider_can_take_orders(provider):
+        return
+    concerned = Administration.objects.filter(
+        cloud_orders__plan__offering__broker__provider=provider).distinct()
+    for administration in concerned:
+        Alert.objects.create(administration=administration, kind=Alert.Kind.PROVIDER,
+                             message=f"{provider.company.name}: {why}. New orders from this "
+                                     "provider are suspended until a valid G-cloud label is "
+                                     "accepted again.")
+
+
+@transaction.atomic
+def decide_provider(*, actor, provider: Provider, qualify: bool, note: str = "") -> Provider:
+    _require_reviewer(actor)
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if qualify and not selectors.valid_labels(provider) & {Label.G_CLOUD, Label.N_CLOUD}:
+        raise Conflict("Qualify a provider once it holds an accepted N-cloud or G-cloud label.")
+    provider.status = Provider.Status.QUALIFIED if qualify else Provider.Status.REFUSED
+    provider.decided_at = timezone.now()
+    provider.decision_note = _text(note, "The note", 2000, required=not qualify)
+    provider.save()
+    _record("provider." + ("qualified" if qualify else "refused"), f"cloud:provider:{provider.pk}",
+            actor, {"company": provider.company.matricule_fiscal})
+    return provider
+
+
+# --- brokers and catalogues ---------------------------------------------------------------
+
+def _check_broker_url(url: str) -> str:
+    url = _text(url, "The broker URL", 500)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or \
+            parts.fragment or parts.username:
+        raise InvalidInput("The broker URL must be an http(s) URL without credentials, query "
+                           "or fragment.")
+    if parts.scheme == "http" and not settings.CLOUD_ALLOW_HTTP_BROKERS:
+        raise InvalidInput("Brokers must be reached over https.")
+    return url
+
+
+@transaction.atomic
+def register_broker(*, actor, url: str, username: str, password: str,
+                    provider: Provider | None = None) -> Broker:
+    """The provider tells sahab where its service broker is and how to log in to it."""
+    if provider is None or not isinstance(actor, directory.SystemActor):
+        provider = _provider_of(actor)
+    url = _check_broker_url(url)
+    username = _text(username, "The user name", 200)
+    password = _text(password, "The password", 500)
+    broker, _ = Broker.objects.update_or_create(provider=provider, defaults={
+        "url": url, "username": username, "catalog_error": "",
+        "password_sealed": sealing.seal(password.encode(), f"broker:{provider.pk}")})
+    _record("broker.registered", f"cloud:provider:{provider.pk}", actor, {"url": url})
+    return broker
+
+
+def broker_client(broker: Broker, **options) -> osb.Client:
+    password = sealing.unseal(broker.password_sealed, f"broker:{broker.provider_id}").decode()
+    return osb.Client(broker.url, broker.username, password, **options)
+
+
+def refresh_catalog(broker: Broker, *, transport=None) -> Broker:
+    """Read the broker's catalogue (GET /v2/catalog) and store its offerings and plans."""
+    with broker_client(broker, transport=transport) as client:
+        reply = client.catalog()
+    if reply.outcome != osb.Outcome.DONE:
+        Broker.objects.filter(pk=broker.pk).update(catalog_error=reply.description[:2000])
+        broker.refresh_from_db()
+        return broker
+    try:
+        store_catalog(broker, reply.body)
+    except InvalidInput as exc:
+        Broker.objects.filter(pk=broker.pk).update(catalog_error=exc.detail[:2000])
+    broker.refresh_from_db()
+    return broker
+
+
+def _category(service: dict) -> str:
+    hint = str((service.get("metadata") or {}).get("category", "")).lower()
+    tags = {str(t).lower() for t in service.get("tags") or []}
+    for category in Category.values:
+        if hint == category or category in tags:
+            return category
+    return Category.OTHER
+
+
+def _valid_catalog(catalog: dict) -> list[dict]:
+    services = catalog.get("services")
+    if not isinstance(services, list):
+        raise InvalidInput("The catalogue has no services list.")
+    for service in services:
+        if not isinstance(service, dict) or not all(
+                isinstance(service.get(k), str) and service.get(k) for k in ("id", "name")) or \
+                not isinstance(service.get("plans"), list) or not service["plans"]:
+            raise InvalidInput("Each service needs an id, a name and at least one plan.")
+        for plan in service["plans"]:
+            if not isinstance(plan, dict) or not all(
+                    isinstance(plan.get(k), str) and plan.get(k) for k in ("id", "name")):
+                raise InvalidInput("Each plan needs an id and a name.")
+    return services
+
+
+@transaction.atomic
+def store_catalog(broker: Broker, catalog: dict) -> None:
+    """Offerings and plans as the catalogue says; those it no longer lists stay, inactive."""
+    services = _valid_catalog(catalog)
+    seen_offerings, seen_plans = [], []
+    for service in services:
+        offering, _ = Offering.objects.update_or_create(
+            broker=broker, service_id=service["id"][:200], defaults={
+                "name": service["name"][:200],
+                "description": str(service.get("description", ""))[:5000],
+                "category": _category(service), "tags": list(service.get("tags") or [])[:50],
+                "bindable": bool(service.get("bindable")),
+                "plan_updateable": bool(service.get("plan_updateable")),
+                "instances_retrievable": bool(service.get("instances_retrievable")),
+                "bindings_retrievable": bool(service.get("bindings_retrievable")),
+                "metadata": service.get("metadata") or {}, "active": True})
+        seen_offerings.append(offering.pk)
+        for plan in service["plans"]:
+            metadata = plan.get("metadata") or {}
+            polling = plan.get("maximum_polling_duration")
+            record, _ = ServicePlan.objects.update_or_create(
+                offering=offering, plan_id=plan["id"][:200], defaults={
+                    "name": plan["name"][:200],
+                    "description": str(plan.get("description", ""))[:5000],
+                    "bindable": bool(plan.get("bindable", service.get("bindable"))),
+                    "free": bool(plan.get("free", True)),
+                    "plan_updateable": bool(plan.get("plan_updateable",
+                                                     service.get("plan_updateable"))),
+                    "metadata": metadata, "schemas": plan.get("schemas") or {},
+                    "maximum_polling_duration": polling if isinstance(polling, int) and
+                    polling > 0 else None,
+                    "available": metadata.get("available", True) is not False, "active": True})
+            seen_plans.append(record.pk)
+    Offering.objects.filter(broker=broker).exclude(pk__in=seen_offerings).update(active=False)
+    ServicePlan.objects.filter(offering__broker=broker).exclude(pk__in=seen_plans) \
+        .update(active=False)
+    Broker.objects.filter(pk=broker.pk).update(catalog_read_at=timezone.now(), catalog_error="")
+    _record("catalog.read", f"cloud:provider:{broker.provider_id}", directory.SYSTEM, {
+        "services": len(services), "plans": len(seen_plans)})
+
+
+def refresh_all_catalogs() -> int:
+    """Timer: read every registered broker's catalogue."""
+    count = 0
+    for broker in Broker.objects.select_related("provider"):
+        refresh_catalog(broker)
+        count += 1
+    return count
+
+
+# --- budgets ------------------------------------------------------------------------------
+
+def _require_budget_holder(actor, administration: Administration) -> None:
+    if directory.is_platform_admin(actor):
+        return
+    agent = directory.agent_of(actor)
+    if agent is None or not administration.is_within(agent.administration) or \
+            not agent.role_set & {Role.FINANCE, Role.ADMINISTRATION_ADMIN}:
+        raise PermissionDenied(f"Only finance agents or administrators of {administration.name_fr} "
+                               "set its cloud budget.")
+
+
+@transaction.atomic
+def set_budget(*, actor, administration: Administration, year: int, amount,
+               thresholds: list[int] | None = None) -> Budget:
+    _require_budget_holder(actor, administration)
+    if not isinstance(year, int) or not 2000 <= year <= 2100:
+        raise InvalidInput("The year must be between 2000 and 2100.")
+    amount = _amount(amount, "The budget")
+    thresholds = sorted(set(thresholds if thresholds is not None else [50, 80, 100]))
+    if not thresholds or any(not isinstance(t, int) or not 1 <= t <= 200 for t in thresholds):
+        raise InvalidInput("Thresholds are whole percentages between 1 and 200.")
+    budget, _ = Budget.objects.update_or_create(
+        administration=administration, year=year,
+        defaults={"amount": amount, "thresholds": thresholds})
+    spent = selectors.spent(administration, year)
+    budget.alerted = [t for t in budget.alerted if spent * 100 >= amount * t]
+    budget.save(update_fields=["alerted"])
+    _record("budget.set", f"cloud:budget:{administration.code}:{year}", actor,
+            {"administration": administration.code, "year": year, "amount": str(amount),
+             "thresholds": thresholds})
+    return budget
+
+
+# --- orders -------------------------------------------------------------------------------
+
+def _it_officer(actor, administration: Administration):
+    if isinstance(actor, directory.SystemActor):
+        return None
+    agent = directory.agent_of(actor)
+    if agent is None or Role.IT_OFFICER not in agent.role_set or \
+            not administration.is_within(agent.administration):
+        raise PermissionDenied(f"Only an IT officer of {administration.name_fr} may do this.")
+    return agent
+
+
+def _next_number(now: dt.datetime) -> str:
+    prefix = f"CL-{now.year}-"
+    last = Order.objects.filter(number__startswith=prefix).order_by("-number") \
+        .values_list("number", flat=True).first()
+    return f"{prefix}{int(last.rsplit('-', 1)[1]) + 1 if last else 1:05d}"
+
+
+def _check_parameters(plan: ServicePlan, parameters) -> dict:
+    if not isinstance(parameters, dict):
+        raise InvalidInput("The parameters must be a JSON object.")
+    schema = ((plan.schemas.get("service_instance") or {}).get("create") or {}).get("parameters")
+    if schema:
+        import jsonschema
+
+        try:
+            jsonschema.validate(parameters, schema)
+        except jsonschema.ValidationError as exc:
+            raise InvalidInput(f"Invalid parameters: {exc.message}") from None
+        except jsonschema.SchemaError:
+            raise InvalidInput("The plan's parameter schema is invalid; ask the provider.") \
+                from None
+    return parameters
+
+
+def _check_budget(administration: Administration, monthly: Decimal, now: dt.datetime) -> None:
+    budget = Budget.objects.filter(administration=administration, year=now.year).first()
+    if budget is None:
+        raise Conflict(f"{administration.name_fr} has no cloud budget for {now.year}; ask its "
+                       "finance service to set one.")
+    committed = selectors.committed_until_year_end(administration, now)
+    needed = monthly * selectors.months_left(now)
+    if committed + needed > budget.amount:
+        raise Conflict(f"The budget for {now.year} is {budget.amount} TND; {committed:.3f} is "
+                       f"spent or committed, and this order needs {needed:.3f} more until the "
+                       "end of the year.")
+
+
+@transaction.atomic
+def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | None = None,
+                administration: Administration | None = None,
+                now: dt.datetime | None = None) -> Order:
+    """An IT officer orders a plan for their administration, at the contract's price.
+
+    Orders above the approval threshold wait for the administration's finance role;
+    the others are approved at once and provisioning starts.
+    """
+    now = _now(now)
+    if administration is None:
+        agent = directory.agent_of(actor)
+        if agent is None:
+            raise PermissionDenied("Only an agent of an administration orders cloud services.")
+        administration = agent.administration
+    _it_officer(actor, administration)
+    plan = ServicePlan.objects.select_related("offering__broker__provider__company").get(pk=plan.pk)
+    reason = selectors.not_orderable_reason(plan)
+    if reason:
+        raise Conflict(reason)
+    price = selectors.contract_price(plan)
+    parameters = _check_parameters(plan, parameters or {})
+    monthly = (price.unit_price * HOURS_PER_MONTH).quantize(Decimal("0.001"))
+    _check_budget(administration, monthly, now)
+    needs_approval = monthly > settings.CLOUD_APPROVAL_THRESHOLD
+    number = _next_number(now)
+    index = _record("order.placed", f"cloud:order:{number}", actor, {
+        "administration": administration.code, "provider": plan.offering.broker.provider
+        .company.matricule_fiscal, "service": plan.offering.service_id, "plan": plan.plan_id,
+        "contract": price.contract.tender.ocid, "unit_price": str(price.unit_price),
+        "monthly_estimate": str(monthly), "needs_approval": needs_approval})
+    order = Order.objects.create(
+        number=number, administration=administration, ordered_by=actor, plan=plan,
+        contract=price.contract, unit_price=price.unit_price, monthly_estimate=monthly,
+        purpose=_text(purpose, "The purpose", 500), parameters=parameters,
+        status=Order.Status.PENDING_APPROVAL if needs_approval else Order.Status.APPROVED,
+        created_at=now, ledger_index=index)
+    if not needs_approval:
+        order.decided_at = now
+        order.save(update_fields=["decided_at"])
+        _start_instance(order, now)
+    return order
+
+
+def _start_instance(order: Order, now: dt.datetime) -> Instance:
+    instance = Instance.objects.create(
+        order=order, instance_id=str(uuid.uuid4()), plan=order.plan, unit_price=order.unit_price,
+        state=InstanceState.REQUESTED, operation=Operation.PROVISION, next_attempt_at=now,
+        created_at=now, requested_by=order.ordered_by)
+    _record("instance.requested", f"cloud:order:{order.number}", directory.SYSTEM,
+            {"instance": instance.instance_id, "plan": order.plan.plan_id})
+    return instance
+
+
+def _finance_agent(actor, administration: Administration):
+    if isinstance(actor, directory.SystemActor):
+        return None
+    agent = directory.agent_of(actor)
+    if agent is None or Role.FINANCE not in agent.role_set or \
+            not administration.is_within(agent.administration):
+        raise PermissionDenied(f"Only a finance agent of {administration.name_fr} approves "
+                               "cloud orders.")
+    return agent
+
+
+@transaction.atomic
+def decide_order(*, actor, order: Order, approve: bool, note: str = "",
+                 now: dt.datetime | None = None) -> Order:
+    now = _now(now)
+    order = Order.objects.select_for_update().select_related("plan", "administration") \
+        .get(pk=order.pk)
+    _finance_agent(actor, order.administration)
+    if order.status != Order.Status.PENDING_APPROVAL:
+        raise Conflict("The order has already been decided.")
+    if actor == order.ordered_by:
+        raise PermissionDenied("The agent who placed an order does not approve it.")
+    if approve:
+        reason = selectors.not_orderable_reason(order.plan)
+        if reason:
+            raise Conflict(reason)
+        _check_budget(order.administration, Decimal(0), now)
+    order.status = Order.Status.APPROVED if approve else Order.Status.REFUSED
+    order.decided_at = now
+    order.decision_note = _text(note, "The note", 2000, required=not approve)
+    order.save()
+    _record("order." + ("approved" if approve else "refused"), f"cloud:order:{order.number}",
+            actor, {"note_sha256": hashlib.sha256(order.decision_note.encode()).hexdigest()})
+    if approve:
+        _start_instance(order, now)
+    return order
+
+
+def _instance_for_update(instance: Instance) -> Instance:
+    return Instance.objects.select_for_update().select_related(
+        "order__administration", "plan__offering").get(pk=instance.pk)
+
+
+@transaction.atomic
+def request_binding(*, actor, instance: Instance, name: str,
+                    now: dt.datetime | None = None) -> Binding:
+    """Ask the broker for credentials for one application; they are shown once."""
+    now = _now(now)
+    instance = _instance_for_update(instance)
+    _it_officer(actor, instance.order.administration)
+    if instance.state != InstanceState.ACTIVE:
+        raise Conflict("Credentials are made for an active instance.")
+    if not instance.plan.bindable:
+        raise Conflict("This plan gives no credentials.")
+    binding = Binding.objects.create(
+        instance=instance, binding_id=str(uuid.uuid4()), name=_text(name, "The name", 100),
+        state=BindingState.REQUESTED, operation=Operation.BIND, next_attempt_at=now,
+        created_by=actor, requested_by=actor, created_at=now)
+    _record("binding.requested", f"cloud:order:{instance.order.number}", actor,
+            {"binding": binding.binding_id})
+    return binding
+
+
+@transaction.atomic
+def reveal_credentials(*, actor, binding: Binding) -> dict:
+    """The credentials, once, to the agent who asked for them."""
+    binding = Binding.objects.select_for_update().select_related("instance__order") \
+        .get(pk=binding.pk)
+    if binding.created_by_id != getattr(actor, "pk", None):
+        raise PermissionDenied("Only the agent who asked for these credentials sees them.")
+    if binding.state != BindingState.READY or binding.credentials_sealed is None:
+        raise Conflict("The credentials are not ready.")
+    if binding.credentials_revealed_at is not None:
+        raise Conflict("The credentials were already shown; make new ones if they were lost.")
+    binding.credentials_revealed_at = timezone.now()
+    binding.save(update_fields=["credentials_revealed_at"])
+    _record("binding.credentials_shown", f"cloud:order:{binding.instance.order.number}", actor,
+            {"binding": binding.binding_id})
+    return sealing.unseal_json(binding.credentials_sealed, f"binding:{binding.binding_id}")
+
+
+@transaction.atomic
+def request_unbind(*, actor, binding: Binding, now: dt.datetime | None = None) -> Binding:
+    now = _now(now)
+    binding = Binding.objects.select_for_update().select_related(
+        "instance__order__administration").get(pk=binding.pk)
+    _it_officer(actor, binding.instance.order.administration)
+    if binding.state != BindingState.READY:
+        raise Conflict("Only ready credentials are revoked.")
+    _schedule_unbind(binding, actor, now)
+    return binding
+
+
+def _schedule_unbind(binding: Binding, actor, now: dt.datetime) -> None:
+    binding.state = BindingState.UNBINDING
+    binding.operation, binding.polling, binding.attempts = Operation.UNBIND, False, 0
+    binding.next_attempt_at, binding.requested_by = now, actor if actor.pk else None
+    binding.save()
+    _record("binding.unbind_requested", f"cloud:order:{binding.instance.order.number}", actor,
+            {"binding": binding.binding_id})
+
+
+@transaction.atomic
+def request_plan_change(*, actor, instance: Instance, plan: ServicePlan,
+                        now: dt.datetime | None = None) -> Instance:
+    now = _now(now)
+    instance = _instance_for_update(instance)
+    _it_officer(actor, instance.order.administration)
+    if instance.state != InstanceState.ACTIVE:
+        raise Conflict("The plan of an active instance is changed.")
+    if plan.offering_id != instance.plan.offering_id or plan.pk == instance.plan_id:
+        raise InvalidInput("Choose another plan of the same service.")
+    if not instance.plan.plan_updateable:
+        raise Conflict("The provider does not allow changing this plan.")
+    reason = selectors.not_orderable_reason(plan)
+    if reason:
+        raise Conflict(reason)
+    price = selectors.contract_price(plan)
+    extra = (price.unit_price - instance.unit_price) * HOURS_PER_MONTH
+    if extra > 0:
+        _check_budget(instance.order.administration, extra, now)
+    instance.state = InstanceState.UPDATING
+    instance.target_plan, instance.target_unit_price = plan, price.unit_price
+    instance.operation, instance.polling, instance.attempts = Operation.UPDATE, False, 0
+    instance.next_attempt_at, instance.requested_by, instance.last_error = now, actor, ""
+    instance.save()
+    _record("instance.update_requested", f"cloud:order:{instance.order.number}", actor,
+            {"plan": plan.plan_id, "unit_price": str(price.unit_price)})
+    return instance
+
+
+@transaction.atomic
+def request_deprovision(*, actor, instance: Instance,
+                        now: dt.datetime | None = None) -> Instance:
+    """Delete the instance: its credentials are revoked first, then the broker deletes it."""
+    now = _now(now)
+    instance = _instance_for_update(instance)
+    _it_officer(actor, instance.order.administration)
+    if instance.state != InstanceState.ACTIVE:
+        raise Conflict("Only an active instance is deleted.")
+    for binding in instance.bindings.select_for_update().filter(state=BindingState.READY):
+        _schedule_unbind(binding, actor, now)
+    instance.state = InstanceState.DEPROVISIONING
+    instance.operation, instance.polling, instance.attempts = Operation.DEPROVISION, False, 0
+    instance.next_attempt_at, instance.requested_by, instance.last_error = now, actor, ""
+    instance.save()
+    _record("instance.deprovision_requested", f"cloud:order:{instance.order.number}", actor,
+            {"instance": instance.instance_id})
+    return instance
+
+
+@transaction.atomic
+def retry_provisioning(*, actor, instance: Instance, now: dt.datetime | None = None) -> Instance:
+    """Try a failed provisioning again (after its cause was fixed), with the same id."""
+    now = _now(now)
+    instance = _instance_for_update(instance)
+    _it_officer(actor, instance.order.administration)
+    if instance.state != InstanceState.FAILED:
+        raise Conflict("Only a failed instance is retried.")
+    reason = selectors.not_orderable_reason(instance.plan)
+    if reason:
+        raise Conflict(reason)
+    instance.state = InstanceState.REQUESTED
+    instance.operation, instance.polling, instance.attempts = Operation.PROVISION, False, 0
+    instance.next_attempt_at, instance.requested_by = now, actor
+    instance.failure = instance.last_error = ""
+    instance.save()
+    _record("instance.retry_requested", f"cloud:order:{instance.order.number}", actor,
+            {"instance": instance.instance_id})
+    return instance

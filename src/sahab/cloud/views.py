@@ -1,0 +1,397 @@
+"""Web pages of the cloud marketplace: catalogue, orders and their instances, providers
+and their review, the provider's own page, and the cost dashboards. Views parse the
+request, call a service or a selector and render; every right is checked in services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Sum
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from sahab.cloud import focus, forms, selectors, services
+from sahab.cloud.models import Attestation, Binding, Instance, InstanceState, Provider, ServicePlan
+from sahab.core.charts import bars
+from sahab.core.downloads import table_response
+from sahab.core.errors import DomainError, InvalidInput
+from sahab.directory import selectors as directory
+from sahab.directory.models import Role
+from sahab.ledger import services as ledger
+
+
+def _money(value) -> str:
+    return f"{(value or Decimal(0)).quantize(Decimal('0.001'))}"
+
+
+# --- catalogue ----------------------------------------------------------------------------
+
+def _catalogue_table(rows) -> list[dict]:
+    return [{"provider": r.provider.company.name, "service": r.plan.offering.display_name,
+             "category": r.plan.offering.category, "plan": r.plan.display_name,
+             "plan_id": r.plan.plan_id, "labels": " ".join(sorted(r.labels)),
+             "locations": ", ".join(r.locations),
+             "hourly_price_tnd": _money(r.price) if r.price is not None else "",
+             "monthly_estimate_tnd": _money(r.monthly) if r.monthly is not None else "",
+             "orderable": r.orderable, "reason": r.reason} for r in rows]
+
+
+def catalogue(request):
+    """Plans of every provider side by side, priced by the framework contracts."""
+    form = forms.CatalogueFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    rows = selectors.catalogue(q=filters.get("q", ""), category=filters.get("category", ""),
+                               location=filters.get("location", ""),
+                               label=filters.get("label", ""),
+                               max_price=filters.get("max_price"),
+                               orderable_only=filters.get("orderable", False))
+    if request.GET.get("format") in ("csv", "json"):
+        return table_response(request.GET["format"], "cloud-catalogue", _catalogue_table(rows))
+    priced = [{"label": f"{r.provider.company.name} — {r.plan.display_name}",
+               "value": _money(r.monthly)} for r in rows if r.monthly is not None]
+    return render(request, "cloud/catalogue.html", {
+        "form": form, "rows": rows, "price_bars": bars(priced, "label", "value"),
+        "can_order": Role.IT_OFFICER in directory.roles_of(request.user),
+        "query": request.GET.urlencode()})
+
+
+@login_required
+def order_plan(request, plan_id: int):
+    plan = get_object_or_404(ServicePlan.objects.select_related(
+        "offering__broker__provider__company"), pk=plan_id)
+    form = forms.OrderForm(request.POST or None)
+    price = selectors.contract_price(plan)
+    if request.method == "POST" and form.is_valid():
+        try:
+            order = services.place_order(actor=request.user, plan=plan,
+                                         purpose=form.cleaned_data["purpose"],
+                                         parameters=form.cleaned_data["parameters"])
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, _("Order %(number)s placed.") % {"number": order.number})
+            return redirect("cloud:order", number=order.number)
+    return render(request, "cloud/order_plan.html", {
+        "plan": plan, "form": form, "price": price,
+        "reason": selectors.not_orderable_reason(plan),
+        "schema": ((plan.schemas.get("service_instance") or {}).get("create") or {})
+        .get("parameters")})
+
+
+# --- orders -------------------------------------------------------------------------------
+
+@login_required
+def orders(request):
+    items = selectors.orders_visible_to(request.user)
+    status = request.GET.get("status", "")
+    if status:
+        items = items.filter(status=status)
+    if request.GET.get("format") in ("csv", "json"):
+        rows = [{"number": o.number, "administration": o.administration.code,
+                 "provider": o.plan.offering.broker.provider.company.name,
+                 "plan": o.plan.name, "hourly_price_tnd": str(o.unit_price),
+                 "status": o.status, "instance_state": getattr(
+                     Instance.objects.filter(order=o).first(), "state", ""),
+                 "created_at": o.created_at.isoformat()} for o in items[:10000]]
+        return table_response(request.GET["format"], "cloud-orders", rows)
+    return render(request, "cloud/orders.html", {"orders": items[:200], "status": status})
+
+
+def _visible_order(request, number: str):
+    order = selectors.orders_visible_to(request.user).filter(number=number).first()
+    if order is None:
+        raise Http404
+    return order
+
+
+def _order_context(request, order) -> dict:
+    instance = Instance.objects.filter(order=order).select_related("plan", "target_plan").first()
+    user = request.user
+    agent = directory.agent_of(user)
+    roles = agent.role_set if agent else set()
+    mine = bool(agent and order.administration.is_within(agent.administration))
+    other_plans = []
+    if instance is not None and instance.state == InstanceState.ACTIVE and \
+            instance.plan.plan_updateable:
+        other_plans = [p for p in instance.plan.offering.plans.filter(active=True)
+                       .exclude(pk=instance.plan_id)]
+    return {
+        "order": order, "instance": instance,
+        "bindings": selectors.bindings_of(instance) if instance else [],
+        "usage": instance.usage.order_by("-period_start")[:24] if instance else [],
+        "spent": instance.usage.aggregate(total=Sum("cost"))["total"] if instance else None,
+        "can_decide": mine and Role.FINANCE in roles and order.status == "pending_approval",
+        "can_manage": mine and Role.IT_OFFICER in roles, "other_plans": other_plans,
+        "pending": bool(instance and instance.operation) or any(
+            b.operation for b in (selectors.bindings_of(instance) if instance else [])),
+        "entries": ledger.entries_about(f"cloud:order:{order.number}")[:50],
+    }
+
+
+@login_required
+def order(request, number: str):
+    item = _visible_order(request, number)
+    template = "cloud/_instance.html" if request.headers.get("HX-Request") else "cloud/order.html"
+    return render(request, template, _order_context(request, item))
+
+
+@login_required
+@require_POST
+def order_action(request, number: str, action: str):
+    """Every form of the order page posts here; the service decides and records."""
+    item = _visible_order(request, number)
+    instance = Instance.objects.filter(order=item).first()
+    post, user = request.POST, request.user
+    try:
+        if action in ("approve", "refuse"):
+            services.decide_order(actor=user, order=item, approve=action == "approve",
+                                  note=post.get("note", ""))
+        elif instance is None:
+            raise InvalidInput(_("The order has no instance yet."))
+        elif action == "bind":
+            form = forms.NameForm(post)
+            if not form.is_valid():
+                raise InvalidInput(_("Name the application that will use the credentials."))
+            services.request_binding(actor=user, instance=instance,
+                                     name=form.cleaned_data["name"])
+        elif action == "reveal":
+            binding = get_object_or_404(Binding, instance=instance, pk=post.get("binding"))
+            credentials = services.reveal_credentials(actor=user, binding=binding)
+            response = render(request, "cloud/credentials.html", {
+                "order": item, "binding": binding, "credentials": credentials})
+            response["Cache-Control"] = "no-store"
+            return response
+        elif action == "unbind":
+            binding = get_object_or_404(Binding, instance=instance, pk=post.get("binding"))
+            services.request_unbind(actor=user, binding=binding)
+        elif action == "plan":
+            plan = get_object_or_404(ServicePlan, pk=post.get("plan"))
+            services.request_plan_change(actor=user, instance=instance, plan=plan)
+        elif action == "deprovision":
+            services.request_deprovision(actor=user, instance=instance)
+        elif action == "retry":
+            services.retry_provisioning(actor=user, instance=instance)
+        else:
+            raise Http404
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, _("Done; the page shows the progress."))
+    return redirect("cloud:order", number=number)
+
+
+# --- providers ----------------------------------------------------------------------------
+
+def providers(request):
+    items = list(selectors.providers())
+    for item in items:
+        item.labels = sorted(selectors.valid_labels(item))
+        item.can_take_orders = selectors.provider_can_take_orders(item)
+    return render(request, "cloud/providers.html", {"providers": items})
+
+
+def provider(request, provider_id: int):
+    item = get_object_or_404(selectors.providers(), pk=provider_id)
+    broker = getattr(item, "broker", None) if hasattr(item, "broker") else None
+    return render(request, "cloud/provider.html", {
+        "provider": item, "labels": sorted(selectors.valid_labels(item)),
+        "can_take_orders": selectors.provider_can_take_orders(item), "broker": broker,
+        "attestations": item.attestations.all(),
+        "reviewer": directory.is_platform_admin(request.user),
+        "offerings": broker.offerings.filter(active=True).prefetch_related("plans")
+        if broker else []})
+
+
+@login_required
+@require_POST
+def provider_action(request, provider_id: int, action: str):
+    item = get_object_or_404(Provider, pk=provider_id)
+    note = request.POST.get("note", "")
+    try:
+        if action in ("accept", "refuse", "revoke"):
+            attestation = get_object_or_404(Attestation, provider=item,
+                                            pk=request.POST.get("attestation"))
+            if action == "revoke":
+                services.revoke_attestation(actor=request.user, attestation=attestation,
+                                            reason=note)
+            else:
+                services.review_attestation(actor=request.user, attestation=attestation,
+                                            accept=action == "accept", note=note)
+        elif action in ("qualify", "disqualify"):
+            services.decide_provider(actor=request.user, provider=item,
+                                     qualify=action == "qualify", note=note)
+        else:
+            raise Http404
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, _("Recorded in the ledger."))
+    return redirect("cloud:provider", provider_id=provider_id)
+
+
+@login_required
+def my_provider(request):
+    """A provider company's own page: application, attestations, broker, its orders."""
+    company = directory.company_of(request.user)
+    if company is None:
+        raise Http404
+    item = Provider.objects.filter(company=company).first()
+    context = {"company": company, "provider": item,
+               "application_form": forms.ApplicationForm(),
+               "attestation_form": forms.AttestationForm(), "broker_form": forms.BrokerForm()}
+    if item is not None:
+        context.update({
+            "attestations": item.attestations.all(),
+            "broker": getattr(item, "broker", None) if hasattr(item, "broker") else None,
+            "labels": sorted(selectors.valid_labels(item)),
+            "orders": selectors.orders_visible_to(request.user)[:100]})
+    return render(request, "cloud/my_provider.html", context)
+
+
+@login_required
+@require_POST
+def my_provider_action(request, action: str):
+    try:
+        if action == "apply":
+            form = forms.ApplicationForm(request.POST)
+            if not form.is_valid():
+                raise InvalidInput(_("Give the data-centre cities."))
+            services.apply_as_provider(actor=request.user, **form.cleaned_data)
+        elif action == "attestation":
+            form = forms.AttestationForm(request.POST, request.FILES)
+            if not form.is_valid():
+                raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors))
+            data = dict(form.cleaned_data)
+            upload = data.pop("document")
+            services.submit_attestation(actor=request.user, **data,
+                                        document=upload.read() if upload else None,
+                                        document_name=upload.name if upload else "")
+        elif action == "broker":
+            form = forms.BrokerForm(request.POST)
+            if not form.is_valid():
+                raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors))
+            broker = services.register_broker(actor=request.user, **form.cleaned_data)
+            broker = services.refresh_catalog(broker)
+            if broker.catalog_error:
+                raise InvalidInput(_("The broker is registered but its catalogue could not be "
+                                     "read: %(error)s") % {"error": broker.catalog_error})
+        else:
+            raise Http404
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, _("Recorded in the ledger."))
+    return redirect("cloud:my_provider")
+
+
+# --- dashboards ---------------------------------------------------------------------------
+
+def _year(request) -> int:
+    try:
+        year = int(request.GET.get("year") or timezone.localdate().year)
+    except ValueError:
+        year = timezone.localdate().year
+    return year if 2000 <= year <= 2100 else timezone.localdate().year
+
+
+def _cost_rows(rows: list[dict], key: str, label: str) -> list[dict]:
+    return [{label: str(r[key]), "cost_tnd": _money(r["cost"])} for r in rows]
+
+
+@login_required
+def dashboard(request):
+    """Spending over time, by provider, administration and service; budgets; savings."""
+    year = _year(request)
+    usage = selectors.usage_visible_to(request.user, year=year)
+    months = [{"month": f"{r['month']:%Y-%m}", "cost_tnd": _money(r["cost"])}
+              for r in selectors.monthly_costs(usage)]
+    by_provider = _cost_rows(selectors.cost_by(usage, "provider__company__name"),
+                             "provider__company__name", "provider")
+    by_administration = _cost_rows(selectors.cost_by(usage, "administration__code"),
+                                   "administration__code", "administration")
+    by_service = _cost_rows(selectors.cost_by(usage, "instance__plan__name"),
+                            "instance__plan__name", "plan")
+    administrations = selectors.administrations_visible_to(request.user)
+    budgets = [{"administration": r["administration"].code, "budget_tnd": _money(r["budget"]),
+                "spent_tnd": _money(r["spent"]), "percent": r["percent"]}
+               for r in selectors.budget_use(year, administrations)]
+    in_use = list(selectors.instances_visible_to(request.user)
+                  .filter(state__in=selectors.LIVE_STATES)
+                  .values("plan__offering__name", "plan__name")
+                  .annotate(instances=Count("pk")).order_by("-instances"))
+    in_use = [{"service": r["plan__offering__name"], "plan": r["plan__name"],
+               "instances": r["instances"]} for r in in_use]
+    savings = selectors.savings(usage)
+    saving_rows = [{"plan": r["plan"].display_name, "hours": str(r["hours"]),
+                    "cloud_tnd": _money(r["cloud"]), "onprem_tnd": _money(r["onprem"])}
+                   for r in savings["rows"]]
+    tables = {"months": months, "providers": by_provider, "administrations": by_administration,
+              "plans": by_service, "budgets": budgets, "in_use": in_use, "savings": saving_rows}
+    name = request.GET.get("table", "")
+    if name in tables and request.GET.get("format") in ("csv", "json"):
+        return table_response(request.GET["format"], f"cloud-{name}-{year}", tables[name])
+    agent = directory.agent_of(request.user)
+    return render(request, "cloud/dashboard.html", {
+        "year": year, "everything": selectors.sees_everything(request.user),
+        "total": _money(usage.aggregate(total=Sum("cost"))["total"]), **tables,
+        "month_bars": bars(months, "month", "cost_tnd"),
+        "provider_bars": bars(by_provider, "provider", "cost_tnd"),
+        "administration_bars": bars(by_administration, "administration", "cost_tnd"),
+        "plan_bars": bars(by_service, "plan", "cost_tnd"),
+        "budget_bars": bars(budgets, "administration", "percent"),
+        "in_use_bars": bars(in_use, "plan", "instances"),
+        "savings": savings, "saving_bars": bars(
+            [{"label": _("Cloud"), "value": _money(savings["cloud"])},
+             {"label": _("On-premise equivalent"), "value": _money(savings["onprem"])}],
+            "label", "value"),
+        "alerts": selectors.alerts_for(request.user),
+        "budget_form": forms.BudgetForm(initial={"year": year}),
+        "can_set_budget": bool(agent and agent.role_set & {Role.FINANCE,
+                                                           Role.ADMINISTRATION_ADMIN}),
+    })
+
+
+@login_required
+@require_POST
+def set_budget(request):
+    form = forms.BudgetForm(request.POST)
+    agent = directory.agent_of(request.user)
+    if agent is None:
+        raise Http404
+    try:
+        if not form.is_valid():
+            raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors))
+        services.set_budget(actor=request.user, administration=agent.administration,
+                            year=form.cleaned_data["year"], amount=form.cleaned_data["amount"],
+                            thresholds=form.cleaned_data["thresholds"])
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, _("Budget recorded."))
+    year = form.cleaned_data.get("year") if form.is_bound and hasattr(form, "cleaned_data") \
+        else None
+    return redirect(reverse("cloud:dashboard") + (f"?year={year}" if year else ""))
+
+
+@login_required
+def focus_export(request) -> HttpResponse:
+    year = _year(request)
+    response = StreamingHttpResponse(
+        focus.csv_lines(selectors.usage_visible_to(request.user, year=year)),
+        content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="sahab-focus-{year}.csv"'
+    return response
+
+
+def osb_dashboard(request, instance_id: str):
+    """Where the reference broker's dashboard_url points: back to the order's page."""
+    instance = Instance.objects.filter(instance_id=instance_id).select_related("order").first()
+    if instance is None:
+        raise Http404
+    return redirect("cloud:order", number=instance.order.number)

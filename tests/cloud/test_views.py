@@ -1,0 +1,134 @@
+"""The cloud pages as their users see them: the catalogue, an order from the form to
+credentials shown once, the reviewers' and providers' pages, the cost dashboards."""
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from sahab.cloud import metering
+from sahab.cloud.models import Attestation, Binding, Instance, Order, Provider
+from tests import factories
+
+
+def client_for(user=None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_the_catalogue_shows_plans_side_by_side_with_a_chart(market):
+    page = client_for().get("/cloud/")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "PostgreSQL M" in text and "0.600" in text and 'class="chart"' in text
+    assert "Carthage Cloud" in text
+    it_page = client_for(market.it).get("/cloud/").content.decode()
+    assert f"/cloud/plans/{market.plan('pg-small').pk}/order" in it_page
+    filtered = client_for().get("/cloud/", {"max_price": "0.2"}).content.decode()
+    assert "PostgreSQL S" in filtered and "PostgreSQL L" not in filtered
+    csv = client_for().get("/cloud/", {"format": "csv"})
+    assert csv["Content-Type"].startswith("text/csv") and b"pg-large" not in csv.content
+
+
+def test_an_order_placed_approved_and_credentials_shown_once_through_the_pages(market):
+    it, finance = client_for(market.it), client_for(market.finance)
+    plan = market.plan("pg-medium")
+    bad = it.post(f"/cloud/plans/{plan.pk}/order", {"purpose": "GRH", "parameters": "[1"})
+    assert bad.status_code == 200 and "not valid JSON" in bad.content.decode()
+    placed = it.post(f"/cloud/plans/{plan.pk}/order", {"purpose": "GRH", "parameters": "{}"})
+    order = Order.objects.get()
+    assert placed.status_code == 302 and placed["Location"].endswith(f"/{order.number}/")
+    page = finance.get(f"/cloud/orders/{order.number}/").content.decode()
+    assert "Approve" in page
+    finance.post(f"/cloud/orders/{order.number}/approve", {"note": ""})
+    market.work(rounds=3)
+    partial = it.get(f"/cloud/orders/{order.number}/", HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200 and "Active" in partial.content.decode()
+    it.post(f"/cloud/orders/{order.number}/bind", {"name": "grh"})
+    market.work()
+    binding = Binding.objects.get()
+    shown = it.post(f"/cloud/orders/{order.number}/reveal", {"binding": binding.pk})
+    assert shown.status_code == 200 and shown["Cache-Control"] == "no-store"
+    assert "postgresql://" in shown.content.decode()
+    again = it.post(f"/cloud/orders/{order.number}/reveal", {"binding": binding.pk}, follow=True)
+    assert "already shown" in again.content.decode()
+    assert client_for(market.other_it).get(f"/cloud/orders/{order.number}/").status_code == 404
+    listing = it.get("/cloud/orders/", {"format": "json"}).json()
+    assert listing[0]["number"] == order.number and listing[0]["instance_state"] == "active"
+
+
+def test_a_refused_action_shows_its_reason(market):
+    it = client_for(market.it)
+    it.post(f"/cloud/plans/{market.plan('pg-small').pk}/order", {"purpose": "Web"})
+    order = Order.objects.get()
+    page = it.post(f"/cloud/orders/{order.number}/deprovision", follow=True).content.decode()
+    assert "Only an active instance is deleted." in page
+
+
+def test_reviewers_accept_and_revoke_attestations_from_the_provider_page(market):
+    reviewer, provider = client_for(market.reviewer), market.provider
+    company, member = factories.company(name="Jasmin Hosting")
+    applicant = client_for(member.user)
+    applicant.post("/cloud/provider/apply", {"locations": "Sousse", "description": ""})
+    new = Provider.objects.get(company=company)
+    today = timezone.localdate()
+    upload = applicant.post("/cloud/provider/attestation", {
+        "label": "g-cloud", "issuer": "ANCS", "scope": "IaaS", "reference": "GC-9",
+        "valid_from": today.isoformat(), "expires_on": (today + dt.timedelta(days=90))
+        .isoformat()}, follow=True)
+    assert "Recorded in the ledger." in upload.content.decode()
+    attestation = Attestation.objects.get(provider=new)
+    page = reviewer.get(f"/cloud/providers/{new.pk}/").content.decode()
+    assert "Accept" in page and "GC-9" in page
+    reviewer.post(f"/cloud/providers/{new.pk}/accept", {"attestation": attestation.pk})
+    reviewer.post(f"/cloud/providers/{new.pk}/qualify", {"note": ""})
+    new.refresh_from_db()
+    assert new.status == Provider.Status.QUALIFIED
+    refused = applicant.post(f"/cloud/providers/{new.pk}/qualify", follow=True)
+    assert "Only a platform administrator" in refused.content.decode()
+    g_cloud = provider.attestations.get(label="g-cloud")
+    reviewer.post(f"/cloud/providers/{provider.pk}/revoke",
+                  {"attestation": g_cloud.pk, "note": "Audit"})
+    assert "no valid ANCS G-cloud" in client_for().get("/cloud/").content.decode()
+
+
+def test_a_provider_registers_a_broker_that_cannot_be_read(market):
+    provider_page = client_for(market.provider_user)
+    response = provider_page.post("/cloud/provider/broker", {
+        "url": "http://127.0.0.1:9/osb/", "username": "x", "password": "y"}, follow=True)
+    assert "could not be read" in response.content.decode()
+    assert provider_page.get("/cloud/provider/").status_code == 200
+
+
+@pytest.mark.parametrize("user", ["it", "reviewer"])
+def test_the_dashboard_shows_spending_budgets_and_savings(market, user):
+    client_for(market.it).post(f"/cloud/plans/{market.plan('pg-small').pk}/order",
+                               {"purpose": "Web"})
+    market.work(rounds=3)
+    Instance.objects.update(activated_at=timezone.now() - dt.timedelta(hours=48))
+    metering.meter_usage()
+    page = client_for(getattr(market, user)).get("/cloud/dashboard/")
+    text = page.content.decode()
+    assert page.status_code == 200 and "Carthage Cloud" in text and 'class="chart"' in text
+    assert "On-premise" in text
+    assert ("Spending by administration" in text) == (user == "reviewer")
+    months = client_for(market.it).get("/cloud/dashboard/", {"table": "months",
+                                                             "format": "json"}).json()
+    assert float(months[-1]["cost_tnd"]) > 0
+    export = client_for(market.it).get("/cloud/focus.csv")
+    assert b"".join(export.streaming_content).startswith(b"BilledCost,")
+
+
+def test_finance_sets_the_budget_from_the_dashboard(market):
+    finance = client_for(market.finance)
+    year = timezone.now().year
+    finance.post("/cloud/dashboard/budget", {"year": year, "amount": "1234.5",
+                                             "thresholds": "50, 90"})
+    budget = market.mf.cloud_budgets.get(year=year)
+    assert budget.amount == 1234.5 and budget.thresholds == [50, 90]
+    refused = client_for(market.it).post("/cloud/dashboard/budget", {
+        "year": year, "amount": "1", "thresholds": "50"}, follow=True)
+    assert "set its cloud budget" in refused.content.decode()
