@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SAHAB_HOME ?= $(CURDIR)/var
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# The reference broker's databases go to a local PostgreSQL server when one answers on
+# 127.0.0.1:5432 (set SAHAB_DBAAS_URL yourself otherwise); without one the cloud's
+# PostgreSQL plans show as unavailable and `make run` says so.
+LOCAL_POSTGRES := $(shell $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null && echo postgresql://postgres@127.0.0.1:5432/postgres)
+export SAHAB_DBAAS_URL ?= $(LOCAL_POSTGRES)
 
 # Debian packages: the browser and fonts for the end-to-end tests; PostgreSQL binaries
 # so the tests can start their own cluster where no server runs.

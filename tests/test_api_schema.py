@@ -12,12 +12,12 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from sahab.core.inprocess import InProcessWSGI
 from sahab.directory import services
 from sahab.directory.selectors import SYSTEM
 from tests import factories
-from tests.conftest import _InProcessWSGI
 
-schema = schemathesis.openapi.from_wsgi("/api/openapi.json", _InProcessWSGI())
+schema = schemathesis.openapi.from_wsgi("/api/openapi.json", InProcessWSGI())
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

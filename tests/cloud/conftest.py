@@ -15,11 +15,11 @@ from django.utils import timezone
 from sahab.cloud import broker, operations, services
 from sahab.cloud.models import Label, Provider, ServicePlan
 from sahab.core import keys
+from sahab.core.inprocess import InProcessWSGI
 from sahab.directory.models import AdministrationKind, Role
 from sahab.ledger import services as ledger
 from sahab.procurement import services as procurement
 from tests import factories
-from tests.conftest import _InProcessWSGI
 from tests.databases import postgres_url
 
 PRICES = {"pg-small": "0.150", "pg-medium": "0.600", "pg-large": "2.100"}
@@ -34,7 +34,7 @@ def dbaas(settings):
 
 @pytest.fixture
 def transport():
-    return httpx.WSGITransport(app=_InProcessWSGI())
+    return httpx.WSGITransport(app=InProcessWSGI())
 
 
 @dataclass

@@ -12,8 +12,8 @@ import pytest
 from sahab.cloud import broker, dbaas
 from sahab.cloud.models import BrokerRequest
 from sahab.core import keys
+from sahab.core.inprocess import InProcessWSGI
 from tests.cloud.conftest import drop_leftover_databases
-from tests.conftest import _InProcessWSGI
 
 SMALL, MEDIUM = broker.PLANS[0]["id"], broker.PLANS[1]["id"]
 IDS = {"service_id": broker.SERVICE_ID, "plan_id": SMALL}
@@ -21,7 +21,7 @@ IDS = {"service_id": broker.SERVICE_ID, "plan_id": SMALL}
 
 class Broker:
     def __init__(self):
-        self.http = httpx.Client(transport=httpx.WSGITransport(app=_InProcessWSGI()),
+        self.http = httpx.Client(transport=httpx.WSGITransport(app=InProcessWSGI()),
                                  base_url="http://testserver/osb/v2",
                                  auth=(broker.USERNAME, keys.load_osb_password()),
                                  headers={"X-Broker-API-Version": "2.17"})

@@ -18,8 +18,7 @@ class CloudConfig(AppConfig):
 
         register(NavItem(_("Cloud"), "cloud:catalogue", order=30))
         every = dt.timedelta
-        scheduler.register_periodic(tasks.advance_operations, every(seconds=2))
-        scheduler.register_periodic(tasks.run_broker_operations, every(seconds=1))
+        scheduler.register_periodic(tasks.dispatch_due_work, every(seconds=1), inline=True)
         scheduler.register_periodic(tasks.meter_usage, every(minutes=5))
         scheduler.register_periodic(tasks.report_broker_usage, every(hours=1))
         scheduler.register_periodic(tasks.expire_attestations, every(minutes=15))

@@ -194,7 +194,7 @@ def endpoint(view):
             api_version=request.headers.get("X-Broker-API-Version", "")[:20],
             originating_platform=platform, originating_identity=identity,
             request_identity=request.headers.get("X-Broker-API-Request-Identity", "")[:100],
-            instance_id=instance_id, binding_id=binding_id)
+            instance_id=instance_id[:200], binding_id=binding_id[:200])
         if rid := request.headers.get("X-Broker-API-Request-Identity"):
             response["X-Broker-API-Request-Identity"] = rid[:100]
         return response

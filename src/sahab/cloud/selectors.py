@@ -189,6 +189,16 @@ def instances_visible_to(user) -> QuerySet[Instance]:
         "order__administration", "plan__offering__broker__provider__company")
 
 
+def services_in_use(user) -> list[dict]:
+    """Live instances per service and plan, most used first."""
+    counts: dict[tuple[str, str], int] = {}
+    for instance in instances_visible_to(user).filter(state__in=LIVE_STATES):
+        key = (instance.plan.offering.display_name, instance.plan.display_name)
+        counts[key] = counts.get(key, 0) + 1
+    return [{"service": service, "plan": plan, "instances": n}
+            for (service, plan), n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
 def bindings_of(instance: Instance) -> QuerySet[Binding]:
     return instance.bindings.order_by("-created_at")
 
@@ -213,6 +223,20 @@ def _year_bounds(year: int) -> tuple[dt.datetime, dt.datetime]:
     return (dt.datetime(year, 1, 1, tzinfo=tz), dt.datetime(year + 1, 1, 1, tzinfo=tz))
 
 
+def ministry_path(administration: Administration) -> str:
+    """The path of the ministry (or independent body) at the top of the administration's
+    tree: its finance directorate approves and budgets for the whole ministry."""
+    return "/" + administration.path.strip("/").split("/")[0] + "/"
+
+
+def budget_for(administration: Administration, year: int) -> Budget | None:
+    """The budget that pays for an administration: its own, else its nearest parent's."""
+    budgets = Budget.objects.filter(year=year,
+                                    administration__path__in=_ancestor_paths(administration)) \
+        .select_related("administration")
+    return max(budgets, key=lambda b: len(b.administration.path), default=None)
+
+
 def spent(administration: Administration, year: int) -> Decimal:
     start, end = _year_bounds(year)
     total = _usage_in(administration, start, end).aggregate(total=Sum("cost"))["total"]
@@ -232,10 +256,24 @@ def committed_until_year_end(administration: Administration, now: dt.datetime) -
     return spent(administration, now.year) + hourly * HOURS_PER_MONTH * months_left(now)
 
 
-def budget_use(year: int, administrations: QuerySet[Administration]) -> list[dict]:
+def _ancestor_paths(administration: Administration) -> list[str]:
+    parts = administration.path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts) + 1)]
+
+
+def budget_use(year: int, user) -> list[dict]:
+    """The budgets the user may see: every one for those who see everything; else those
+    of their administration's subtree and the parents' budgets that pay for it."""
+    budgets = Budget.objects.filter(year=year).select_related("administration")
+    if not sees_everything(user):
+        agent = directory.agent_of(user)
+        if agent is None:
+            return []
+        own = agent.administration
+        budgets = budgets.filter(Q(administration__path__startswith=own.path) |
+                                 Q(administration__path__in=_ancestor_paths(own)))
     rows = []
-    for budget in Budget.objects.filter(year=year, administration__in=administrations) \
-            .select_related("administration").order_by("administration__code"):
+    for budget in budgets.order_by("administration__code"):
         used = spent(budget.administration, year)
         rows.append({"administration": budget.administration, "year": year,
                      "budget": budget.amount,

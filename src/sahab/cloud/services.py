@@ -350,11 +350,16 @@ def refresh_all_catalogs() -> int:
 # --- budgets ------------------------------------------------------------------------------
 
 def _require_budget_holder(actor, administration: Administration) -> None:
+    """Finance agents budget for their whole ministry; administrators for their subtree."""
     if directory.is_platform_admin(actor):
         return
     agent = directory.agent_of(actor)
-    if agent is None or not administration.is_within(agent.administration) or \
-            not agent.role_set & {Role.FINANCE, Role.ADMINISTRATION_ADMIN}:
+    allowed = agent is not None and (
+        (Role.FINANCE in agent.role_set and
+         administration.path.startswith(selectors.ministry_path(agent.administration))) or
+        (Role.ADMINISTRATION_ADMIN in agent.role_set and
+         administration.is_within(agent.administration)))
+    if not allowed:
         raise PermissionDenied(f"Only finance agents or administrators of {administration.name_fr} "
                                "set its cloud budget.")
 
@@ -418,11 +423,12 @@ def _check_parameters(plan: ServicePlan, parameters) -> dict:
 
 
 def _check_budget(administration: Administration, monthly: Decimal, now: dt.datetime) -> None:
-    budget = Budget.objects.filter(administration=administration, year=now.year).first()
+    """The order must fit in what is left of the budget that pays for it this year."""
+    budget = selectors.budget_for(administration, now.year)
     if budget is None:
         raise Conflict(f"{administration.name_fr} has no cloud budget for {now.year}; ask its "
                        "finance service to set one.")
-    committed = selectors.committed_until_year_end(administration, now)
+    committed = selectors.committed_until_year_end(budget.administration, now)
     needed = monthly * selectors.months_left(now)
     if committed + needed > budget.amount:
         raise Conflict(f"The budget for {now.year} is {budget.amount} TND; {committed:.3f} is "
@@ -489,9 +495,9 @@ def _finance_agent(actor, administration: Administration):
         return None
     agent = directory.agent_of(actor)
     if agent is None or Role.FINANCE not in agent.role_set or \
-            not administration.is_within(agent.administration):
-        raise PermissionDenied(f"Only a finance agent of {administration.name_fr} approves "
-                               "cloud orders.")
+            not administration.path.startswith(selectors.ministry_path(agent.administration)):
+        raise PermissionDenied(f"Only a finance agent of the ministry of {administration.name_fr} "
+                               "approves cloud orders.")
     return agent
 
 
@@ -510,7 +516,7 @@ def decide_order(*, actor, order: Order, approve: bool, note: str = "",
         reason = selectors.not_orderable_reason(order.plan)
         if reason:
             raise Conflict(reason)
-        _check_budget(order.administration, Decimal(0), now)
+        _check_budget(order.administration, order.monthly_estimate, now)
     order.status = Order.Status.APPROVED if approve else Order.Status.REFUSED
     order.decided_at = now
     order.decision_note = _text(note, "The note", 2000, required=not approve)

@@ -1,6 +1,34 @@
-"""Background jobs of the cloud marketplace (the worker runs them on their timers)."""
+"""Background jobs of the cloud marketplace.
 
+Broker calls are queued jobs (a slow broker must not hold the scheduler's timers), but
+they are enqueued only when there is work: ``dispatch_due_work``, an inline timer, looks
+every second for due operations and enqueues one job unless one is already waiting or
+running — so an idle platform adds no rows to the queue.
+"""
+
+from django.utils import timezone
 from django_tasks import task
+
+
+def _pending(task_path: str) -> bool:
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(task_path=task_path,
+                                       status__in=["READY", "RUNNING"]).exists()
+
+
+def dispatch_due_work() -> None:
+    """Inline timer: enqueue the broker jobs when something is due."""
+    from sahab.cloud.models import Binding, DbaasInstance, Instance
+
+    now = timezone.now()
+    due = Instance.objects.exclude(operation="").filter(next_attempt_at__lte=now).exists() or \
+        Binding.objects.exclude(operation="").filter(next_attempt_at__lte=now).exists()
+    if due and not _pending(advance_operations.module_path):
+        advance_operations.enqueue()
+    if DbaasInstance.objects.filter(state=DbaasInstance.State.IN_PROGRESS).exists() and \
+            not _pending(run_broker_operations.module_path):
+        run_broker_operations.enqueue()
 
 
 @task()

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -317,18 +317,12 @@ def dashboard(request):
                                    "administration__code", "administration")
     by_service = _cost_rows(selectors.cost_by(usage, "instance__plan__name"),
                             "instance__plan__name", "plan")
-    administrations = selectors.administrations_visible_to(request.user)
     budgets = [{"administration": r["administration"].code, "budget_tnd": _money(r["budget"]),
                 "spent_tnd": _money(r["spent"]), "percent": r["percent"]}
-               for r in selectors.budget_use(year, administrations)]
-    in_use = list(selectors.instances_visible_to(request.user)
-                  .filter(state__in=selectors.LIVE_STATES)
-                  .values("plan__offering__name", "plan__name")
-                  .annotate(instances=Count("pk")).order_by("-instances"))
-    in_use = [{"service": r["plan__offering__name"], "plan": r["plan__name"],
-               "instances": r["instances"]} for r in in_use]
+               for r in selectors.budget_use(year, request.user)]
+    in_use = selectors.services_in_use(request.user)
     savings = selectors.savings(usage)
-    saving_rows = [{"plan": r["plan"].display_name, "hours": str(r["hours"]),
+    saving_rows = [{"plan": r["plan"].display_name, "hours": f"{r['hours']:.1f}",
                     "cloud_tnd": _money(r["cloud"]), "onprem_tnd": _money(r["onprem"])}
                    for r in savings["rows"]]
     tables = {"months": months, "providers": by_provider, "administrations": by_administration,

@@ -27,11 +27,12 @@ def previous_demo() -> dict:
 
 def _loaders():
     """Each pillar's ``load(previous, data)`` in dependency order."""
+    from sahab.cloud import demo as cloud_demo
     from sahab.directory import demo as directory_demo
     from sahab.ledger import demo as ledger_demo
     from sahab.procurement import demo as procurement_demo
 
-    return [directory_demo.load, procurement_demo.load, ledger_demo.load]
+    return [directory_demo.load, procurement_demo.load, cloud_demo.load, ledger_demo.load]
 
 
 def load_demo() -> dict:
@@ -60,6 +61,13 @@ def print_summary(data: dict) -> None:
               f"{user['administration']}")
     for token in data.get("api_tokens", []):
         print(f"\n  API token of {token['username']}: {token['token']}")
+    if osb := data.get("osb"):
+        print(f"\n  Reference service broker: {osb['url']} (user {osb['username']}, "
+              f"password {osb['password']})")
+    if cloud := data.get("cloud"):
+        print(f"  Cloud: {cloud['orders']} orders, {cloud['active_instances']} databases running"
+              + (f" on {cloud['dbaas']}" if cloud["dbaas"] else
+                 f" — {cloud['unavailable_reason']}"))
     if ledger := data.get("ledger"):
         print(f"\n  Ledger key: {ledger['key']}\n  Verify the ledger: {ledger['verify']}")
     print()
