@@ -2,6 +2,7 @@
 approvals, credentials, provider usage reports, budgets, costs and the FOCUS export."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.test import Client
@@ -109,7 +110,7 @@ def test_providers_report_usage_of_their_own_instances_only(market, api):
               "size_bytes": 10 * 1024**3, "connections": 3}
     assert api["it"]("post", "/provider/usage", json=report).status_code == 403
     created = api["provider_user"]("post", "/provider/usage", json=report)
-    assert created.status_code == 201 and created.json()["cost"] == "0.1500000"
+    assert created.status_code == 201 and Decimal(created.json()["cost"]) == Decimal("0.15")
     assert api["provider_user"]("post", "/provider/usage", json=report).status_code == 201
     changed = api["provider_user"]("post", "/provider/usage", json={**report, "connections": 9})
     assert changed.status_code == 409

@@ -172,3 +172,15 @@ def test_an_approved_order_whose_provider_lost_its_label_fails_clearly(market):
     market.work()
     instance.refresh_from_db()
     assert instance.state == InstanceState.FAILED and "G-cloud" in instance.failure
+
+
+def test_without_a_dbaas_cluster_the_plans_show_as_unavailable(market, settings):
+    from sahab.cloud import selectors
+
+    settings.DBAAS_URL = ""
+    services.refresh_catalog(market.provider.broker, transport=market.transport)
+    rows = selectors.catalogue()
+    assert rows and not any(row.orderable for row in rows)
+    assert all("SAHAB_DBAAS_URL" in row.reason for row in rows)
+    with pytest.raises(Conflict, match="unavailable"):
+        services.place_order(actor=market.it, plan=market.plan("pg-small"), purpose="Non")

@@ -132,3 +132,16 @@ def test_finance_sets_the_budget_from_the_dashboard(market):
     refused = client_for(market.it).post("/cloud/dashboard/budget", {
         "year": year, "amount": "1", "thresholds": "50"}, follow=True)
     assert "set its cloud budget" in refused.content.decode()
+
+
+def test_the_admin_lists_cloud_records_without_secrets(market, admin_user):
+    client_for(market.it).post(f"/cloud/plans/{market.plan('pg-small').pk}/order",
+                               {"purpose": "Web"})
+    market.work(rounds=3)
+    admin = client_for(admin_user)
+    for model in ("provider", "broker", "serviceplan", "order", "instance", "usagerecord",
+                  "budget", "alert", "dbaasinstance", "brokerrequest"):
+        page = admin.get(f"/admin/cloud/{model}/")
+        assert page.status_code == 200, model
+    broker = admin.get(f"/admin/cloud/broker/{market.provider.broker.pk}/change/")
+    assert broker.status_code == 200 and b"password_sealed" not in broker.content

@@ -19,6 +19,8 @@ import httpx
 import pytest
 from django.conf import settings
 
+from tests.databases import postgres_url
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -47,6 +49,16 @@ def _database_url_for_subprocess(home: Path) -> tuple[str, callable]:
     return f"postgresql://{auth}{db['HOST']}:{db['PORT'] or 5432}/{name}", drop
 
 
+# The platform's demo databases live on the shared PostgreSQL cluster: drop them at the end.
+DROP_DBAAS_DATABASES = """
+from sahab.cloud import dbaas
+from sahab.cloud.models import DbaasInstance
+for instance in DbaasInstance.objects.all():
+    dbaas.drop_database(dbaas.names_for(instance.instance_id),
+                        list(instance.bindings.values_list("role", flat=True)))
+"""
+
+
 @pytest.fixture(scope="session")
 def platform():
     """URL, demo data and environment of a running sahab."""
@@ -58,7 +70,9 @@ def platform():
             "SAHAB_SMTP_PORT": str(free_port()), "SAHAB_SUBMISSION_PORT": str(free_port()),
             "SAHAB_IMAP_PORT": str(free_port()), "DJANGO_SETTINGS_MODULE": "sahab.settings",
             # a training platform: tenders may close within seconds
-            "SAHAB_PROCUREMENT_MIN_DAYS": "0"}
+            "SAHAB_PROCUREMENT_MIN_DAYS": "0",
+            # the reference broker makes real databases on the tests' PostgreSQL
+            "SAHAB_DBAAS_URL": postgres_url(), "SAHAB_CLOUD_POLL_SECONDS": "1"}
     sahab = [sys.executable, "-m", "sahab.cli"]
     subprocess.run([*sahab, "demo"], env=env, check=True, capture_output=True, timeout=300)
     log = open(home / "serve.log", "wb")  # noqa: SIM115 (closed below)
@@ -86,6 +100,8 @@ def platform():
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+        subprocess.run([*sahab, "manage", "shell", "-c", DROP_DBAAS_DATABASES], env=env,
+                       capture_output=True, timeout=120)
         drop()
         shutil.rmtree(home, ignore_errors=True)
 

@@ -93,24 +93,34 @@ def _region(instance: Instance) -> tuple[str, str]:
     return "tn-" + "".join(c for c in name.lower() if c.isalnum()), name
 
 
-def daily_charges(usage) -> Iterator[dict]:
-    """Usage records summed per instance, UTC day and unit price."""
+def daily_charges(usage, *, chunk: int = 2000) -> Iterator[dict]:
+    """Usage records summed per instance, UTC day and unit price, with their instance."""
     groups = (usage.annotate(day=TruncDate("period_start", tzinfo=dt.UTC))
               .values("instance_id", "day", "unit_price")
               .annotate(hours=Sum("hours"), cost=Sum("cost"), size=Max("size_bytes"),
                         connections=Max("connections"))
               .order_by("day", "instance_id", "unit_price"))
+    instances = Instance.objects.select_related(
+        "order__administration", "order__contract__tender",
+        "plan__offering__broker__provider__company")
     cache: dict[int, Instance] = {}
-    for group in groups.iterator(chunk_size=2000):
-        instance = cache.get(group["instance_id"])
-        if instance is None:
-            if len(cache) > 5000:
-                cache.clear()
-            instance = Instance.objects.select_related(
-                "order__administration", "order__contract__tender",
-                "plan__offering__broker__provider__company").get(pk=group["instance_id"])
-            cache[instance.pk] = instance
-        yield {**group, "instance": instance}
+    batch: list[dict] = []
+
+    def emit() -> Iterator[dict]:
+        missing = {g["instance_id"] for g in batch} - cache.keys()
+        if len(cache) + len(missing) > 20000:
+            cache.clear()
+            missing = {g["instance_id"] for g in batch}
+        cache.update(instances.in_bulk(missing))
+        for group in batch:
+            yield {**group, "instance": cache[group["instance_id"]]}
+        batch.clear()
+
+    for group in groups.iterator(chunk_size=chunk):
+        batch.append(group)
+        if len(batch) >= chunk:
+            yield from emit()
+    yield from emit()
 
 
 def row_for(charge: dict) -> dict:

@@ -236,27 +236,26 @@ def _after_poll(instance: Instance, reply: Reply, now: dt.datetime) -> None:
             return _updated(instance, now)
         return _deleted(instance, now)
     if state == "failed":
-        why = f"The broker reports the {operation} failed: {reply.description}"
-        if operation == Operation.PROVISION:
-            return _mitigate(instance, why, now, then_retry=False)
-        if operation == Operation.UPDATE:
-            return _back_to_active(instance, why, "instance.update_failed")
-        if operation == Operation.DEPROVISION:
-            return _back_to_active(instance, why, "instance.deprovision_failed")
-        return _retry_mitigation(instance, why, now)
+        return _polled_failure(instance, f"The broker reports the {operation} failed: "
+                                         f"{reply.description}", now)
     # in progress, or the poll itself failed: poll again until the deadline.
     if instance.poll_deadline and now >= instance.poll_deadline:
-        why = f"The {operation} did not finish within the polling duration."
-        if operation == Operation.PROVISION:
-            return _mitigate(instance, why, now, then_retry=False)
-        if operation == Operation.UPDATE:
-            return _back_to_active(instance, why, "instance.update_failed")
-        if operation == Operation.DEPROVISION:
-            return _back_to_active(instance, why, "instance.deprovision_failed")
-        return _retry_mitigation(instance, why, now)
+        return _polled_failure(instance, f"The {operation} did not finish within the polling "
+                                         "duration.", now)
     delay = _poll_interval() if state == "in progress" else _backoff(2)
     Instance.objects.filter(pk=instance.pk).update(
         next_attempt_at=now + delay, last_error="" if state else reply.description[:2000])
+
+
+def _polled_failure(instance: Instance, why: str, now: dt.datetime) -> None:
+    """An asynchronous operation failed or ran out of time: what the spec says to do."""
+    if instance.operation == Operation.PROVISION:
+        return _mitigate(instance, why, now, then_retry=False)
+    if instance.operation == Operation.UPDATE:
+        return _back_to_active(instance, why, "instance.update_failed")
+    if instance.operation == Operation.DEPROVISION:
+        return _back_to_active(instance, why, "instance.deprovision_failed")
+    return _retry_mitigation(instance, why, now)  # orphan mitigation never gives up
 
 
 @transaction.atomic

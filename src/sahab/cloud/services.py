@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -36,12 +36,13 @@ from sahab.cloud.models import (
     ServicePlan,
 )
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.inputs import money as _money
+from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
 from sahab.ledger import services as ledger
 
 HOURS_PER_MONTH = Decimal(730)
-MAX_AMOUNT = Decimal(10) ** 12
 
 
 def _record(event: str, subject: str, actor, data: dict) -> int:
@@ -51,24 +52,6 @@ def _record(event: str, subject: str, actor, data: dict) -> int:
 
 def _now(now: dt.datetime | None) -> dt.datetime:
     return now or timezone.now()
-
-
-def _text(value, what: str, max_length: int, *, required: bool = True) -> str:
-    text = value.strip() if isinstance(value, str) else ("" if value is None else None)
-    if text is None or (required and not text) or len(text) > max_length:
-        raise InvalidInput(f"{what} is required, {max_length} characters at most."
-                           if required else f"{what} is {max_length} characters at most.")
-    return text
-
-
-def _amount(value, what: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError, TypeError):
-        raise InvalidInput(f"{what} is not an amount.") from None
-    if not amount.is_finite() or amount <= 0 or amount >= MAX_AMOUNT:
-        raise InvalidInput(f"{what} must be more than 0 and less than {MAX_AMOUNT:,} dinars.")
-    return amount.quantize(Decimal("0.001"), ROUND_HALF_UP)
 
 
 # --- providers and attestations -----------------------------------------------------------
@@ -370,7 +353,7 @@ def set_budget(*, actor, administration: Administration, year: int, amount,
     _require_budget_holder(actor, administration)
     if not isinstance(year, int) or not 2000 <= year <= 2100:
         raise InvalidInput("The year must be between 2000 and 2100.")
-    amount = _amount(amount, "The budget")
+    amount = _money(amount, "The budget")
     thresholds = sorted(set(thresholds if thresholds is not None else [50, 80, 100]))
     if not thresholds or any(not isinstance(t, int) or not 1 <= t <= 200 for t in thresholds):
         raise InvalidInput("Thresholds are whole percentages between 1 and 200.")
@@ -388,14 +371,24 @@ def set_budget(*, actor, administration: Administration, year: int, amount,
 
 # --- orders -------------------------------------------------------------------------------
 
-def _it_officer(actor, administration: Administration):
+def _agent_with_role(actor, administration: Administration, role: str, *,
+                     ministry_wide: bool = False):
+    """The actor is an agent with ``role`` over ``administration``: in its own subtree, or
+    anywhere in its ministry for ``ministry_wide`` roles (finance)."""
     if isinstance(actor, directory.SystemActor):
         return None
     agent = directory.agent_of(actor)
-    if agent is None or Role.IT_OFFICER not in agent.role_set or \
-            not administration.is_within(agent.administration):
-        raise PermissionDenied(f"Only an IT officer of {administration.name_fr} may do this.")
+    scope = selectors.ministry_path(agent.administration) if agent and ministry_wide \
+        else (agent.administration.path if agent else None)
+    if agent is None or role not in agent.role_set or not administration.path.startswith(scope):
+        where = "the ministry of " if ministry_wide else ""
+        raise PermissionDenied(f"Only a {Role(role).label.lower()} agent of {where}"
+                               f"{administration.name_fr} may do this.")
     return agent
+
+
+def _it_officer(actor, administration: Administration):
+    return _agent_with_role(actor, administration, Role.IT_OFFICER)
 
 
 def _next_number(now: dt.datetime) -> str:
@@ -491,14 +484,7 @@ def _start_instance(order: Order, now: dt.datetime) -> Instance:
 
 
 def _finance_agent(actor, administration: Administration):
-    if isinstance(actor, directory.SystemActor):
-        return None
-    agent = directory.agent_of(actor)
-    if agent is None or Role.FINANCE not in agent.role_set or \
-            not administration.path.startswith(selectors.ministry_path(agent.administration)):
-        raise PermissionDenied(f"Only a finance agent of the ministry of {administration.name_fr} "
-                               "approves cloud orders.")
-    return agent
+    return _agent_with_role(actor, administration, Role.FINANCE, ministry_wide=True)
 
 
 @transaction.atomic

@@ -26,6 +26,10 @@ from sahab.directory.models import Role
 from sahab.ledger import services as ledger
 
 
+def _form_errors(form) -> str:
+    return " ".join(e for errors in form.errors.values() for e in errors)
+
+
 def _money(value) -> str:
     return f"{(value or Decimal(0)).quantize(Decimal('0.001'))}"
 
@@ -266,7 +270,7 @@ def my_provider_action(request, action: str):
         elif action == "attestation":
             form = forms.AttestationForm(request.POST, request.FILES)
             if not form.is_valid():
-                raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors))
+                raise InvalidInput(_form_errors(form))
             data = dict(form.cleaned_data)
             upload = data.pop("document")
             services.submit_attestation(actor=request.user, **data,
@@ -275,7 +279,7 @@ def my_provider_action(request, action: str):
         elif action == "broker":
             form = forms.BrokerForm(request.POST)
             if not form.is_valid():
-                raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors))
+                raise InvalidInput(_form_errors(form))
             broker = services.register_broker(actor=request.user, **form.cleaned_data)
             broker = services.refresh_catalog(broker)
             if broker.catalog_error:
@@ -360,7 +364,7 @@ def set_budget(request):
         raise Http404
     try:
         if not form.is_valid():
-            raise InvalidInput(" ".join(e for errors in form.errors.values() for e in errors))
+            raise InvalidInput(_form_errors(form))
         services.set_budget(actor=request.user, administration=agent.administration,
                             year=form.cleaned_data["year"], amount=form.cleaned_data["amount"],
                             thresholds=form.cleaned_data["thresholds"])

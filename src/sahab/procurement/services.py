@@ -17,6 +17,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.inputs import money as _money
+from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
@@ -50,7 +52,6 @@ from sahab.procurement.models import (
 
 S = State
 log = logging.getLogger(__name__)
-MAX_AMOUNT = Decimal("1000000000000")  # a trillion dinars: anything above is a typo
 # Minimum days between publication and the submission deadline, per procedure.
 MIN_TENDERING_DAYS = {Procedure.OPEN: 21, Procedure.RESTRICTED: 15, Procedure.NEGOTIATED: 7,
                       Procedure.SIMPLIFIED: 10, Procedure.FRAMEWORK: 21,
@@ -100,26 +101,6 @@ def _step(tender: Tender, event: str, actor, data: dict, *, at: dt.datetime | No
                                at=at or timezone.now())
     ocds.publish_step(tender, step)
     return appended.index
-
-
-def _money(value, what: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError, TypeError):
-        raise InvalidInput(f"{what} is not an amount.") from None
-    if not amount.is_finite() or amount <= 0 or amount >= MAX_AMOUNT:
-        raise InvalidInput(f"{what} must be more than 0 and less than {MAX_AMOUNT:,} dinars.")
-    if amount != amount.quantize(Decimal("0.001")):
-        raise InvalidInput(f"{what} has more than three decimals (millimes).")
-    return amount
-
-
-def _text(value, what: str, max_length: int, *, required: bool = True) -> str:
-    text = (value or "").strip() if isinstance(value, str) or value is None else None
-    if text is None or (required and not text) or len(text) > max_length:
-        raise InvalidInput(f"{what} is required, {max_length} characters at most."
-                           if required else f"{what} is {max_length} characters at most.")
-    return text
 
 
 def _cpv(value) -> str:
