@@ -147,7 +147,6 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "sahab.urls"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour: URLs typed without a scheme are https
 WSGI_APPLICATION = "sahab.wsgi.application"
 
 TEMPLATES = [

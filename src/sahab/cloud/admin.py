@@ -2,6 +2,7 @@
 binding credentials, reference-broker passwords) are never shown."""
 
 from django.contrib import admin
+from django.db import models
 
 from sahab.cloud.models import (
     Alert,
@@ -20,6 +21,8 @@ from sahab.cloud.models import (
 )
 from sahab.core.admin import ReadOnlyAdmin, ReadOnlyInline
 
+HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+
 
 class AttestationInline(ReadOnlyInline):
     model = Attestation
@@ -36,6 +39,7 @@ class ProviderAdmin(ReadOnlyAdmin):
 class BrokerAdmin(ReadOnlyAdmin):
     list_display = ["provider", "url", "catalog_read_at", "catalog_error"]
     exclude = ["password_sealed"]
+    formfield_overrides = HTTPS_URLS
 
 
 @admin.register(ServicePlan)
@@ -63,6 +67,7 @@ class InstanceAdmin(ReadOnlyAdmin):
     list_filter = ["state", "operation"]
     search_fields = ["instance_id", "order__number"]
     inlines = [BindingInline]
+    formfield_overrides = HTTPS_URLS
 
 
 @admin.register(UsageRecord)
