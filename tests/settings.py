@@ -6,6 +6,7 @@ from pathlib import Path
 
 os.environ["SAHAB_HOME"] = tempfile.mkdtemp(prefix="sahab-test-")
 os.environ.pop("DATABASE_URL", None)
+os.environ.pop("SAHAB_DBAAS_URL", None)  # tests that make databases ask for a cluster
 
 from sahab.settings import *  # noqa: F403
 from sahab.settings import SAHAB_HOME, _database

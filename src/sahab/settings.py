@@ -77,7 +77,6 @@ CLOUD_MAX_POLLING_SECONDS = int(os.environ.get("SAHAB_CLOUD_MAX_POLLING_SECONDS"
 CLOUD_RETRY_BASE_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_BASE_SECONDS", "5"))
 CLOUD_RETRY_MAX_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_MAX_SECONDS", "900"))
 CLOUD_MAX_ATTEMPTS = int(os.environ.get("SAHAB_CLOUD_MAX_ATTEMPTS", "5"))
-CLOUD_ATTESTATION_MAX_BYTES = 10 * 1024 * 1024
 # Brokers must use https in production; the demo's reference broker is on plain http.
 CLOUD_ALLOW_HTTP_BROKERS = os.environ.get("SAHAB_CLOUD_ALLOW_HTTP_BROKERS", "true") == "true"
 # The ministry in charge of ICT: its agents see every administration's cloud figures.

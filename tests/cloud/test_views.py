@@ -145,3 +145,21 @@ def test_the_admin_lists_cloud_records_without_secrets(market, admin_user):
         assert page.status_code == 200, model
     broker = admin.get(f"/admin/cloud/broker/{market.provider.broker.pk}/change/")
     assert broker.status_code == 200 and b"password_sealed" not in broker.content
+
+
+def test_attestation_documents_are_checked_and_shown_to_reviewers_only(market):
+    from sahab.cloud import services
+    from sahab.core.errors import InvalidInput
+
+    today = timezone.localdate()
+    with pytest.raises(InvalidInput, match=r"not a real \.pdf"):
+        services.submit_attestation(actor=market.provider_user, label="sla", issuer="CNI",
+                                    scope="SLA", reference="SLA-1", valid_from=today,
+                                    expires_on=today + dt.timedelta(days=30),
+                                    document=b"MZ\x90\x00 not a pdf", document_name="sla.pdf")
+    attestation = market.provider.attestations.first()
+    url = f"/cloud/attestations/{attestation.pk}/document"
+    document = client_for(market.reviewer).get(url)
+    assert document.status_code == 200 and document.content.startswith(b"%PDF")
+    assert client_for(market.provider_user).get(url).status_code == 200
+    assert client_for(market.it).get(url).status_code == 404

@@ -57,6 +57,28 @@ ORDERS = [
 ]
 
 
+def _certificate_pdf(company: str, label: str) -> bytes:
+    """A one-page PDF standing for the scanned certificate."""
+    text = f"{label.upper()} - {company}".encode("latin-1", "replace")
+    stream = b"BT /F1 18 Tf 72 720 Td (" + text + b") Tj ET"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return out
+
+
 def _provider(company: Company, now: dt.datetime) -> Provider:
     provider = Provider.objects.filter(company=company).first()
     if provider is not None:
@@ -73,9 +95,9 @@ def _provider(company: Company, now: dt.datetime) -> Provider:
             actor=member.user, label=label, issuer=ISSUERS.get(label, "Bureau Veritas"),
             scope="Hébergement IaaS/PaaS, centres de données en Tunisie",
             reference=f"{label.upper()}-{company.matricule_fiscal[:7]}",
-            valid_from=today - dt.timedelta(days=365), expires_on=today + dt.timedelta(
-                days=max(days_left, 30)), document=f"{company.name} {label}".encode(),
-            document_name=f"{label}.pdf")
+            valid_from=today - dt.timedelta(days=365),
+            expires_on=today + dt.timedelta(days=max(days_left, 30)),
+            document=_certificate_pdf(company.name, label), document_name=f"{label}.pdf")
         services.review_attestation(actor=reviewer, attestation=attestation, accept=True)
     services.decide_provider(actor=reviewer, provider=provider, qualify=True)
     return provider

@@ -79,7 +79,9 @@ class Attestation(models.Model):
     valid_from = models.DateField()
     expires_on = models.DateField()
     document_name = models.CharField(max_length=200, blank=True)
+    document_type = models.CharField(max_length=100, blank=True)
     document_sha256 = models.CharField(max_length=64, blank=True)
+    document = models.BinaryField(null=True, blank=True)  # the scan or PDF, for reviewers
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     submitted_at = models.DateTimeField(default=timezone.now)
     reviewed_at = models.DateTimeField(null=True, blank=True)

@@ -35,6 +35,7 @@ from sahab.cloud.models import (
     Provider,
     ServicePlan,
 )
+from sahab.core import documents
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
@@ -104,14 +105,15 @@ def submit_attestation(*, actor, label: str, issuer: str, scope: str, reference:
     if not isinstance(valid_from, dt.date) or not isinstance(expires_on, dt.date) or \
             expires_on <= valid_from:
         raise InvalidInput("The attestation must expire after it starts.")
-    if document is not None and len(document) > settings.CLOUD_ATTESTATION_MAX_BYTES:
-        raise InvalidInput("The document is too large.")
+    media_type = digest = ""
+    if document is not None:
+        media_type, digest = documents.check_document(document_name, document)
     attestation = Attestation.objects.create(
         provider=provider, label=label, issuer=_text(issuer, "The issuer", 200),
         scope=_text(scope, "The scope", 500), reference=_text(reference, "The reference", 100),
         valid_from=valid_from, expires_on=expires_on,
-        document_name=_text(document_name, "The file name", 200, required=False),
-        document_sha256=hashlib.sha256(document).hexdigest() if document else "")
+        document_name=document_name if document is not None else "", document_type=media_type,
+        document_sha256=digest, document=document)
     _record("attestation.submitted", f"cloud:provider:{provider.pk}", actor, {
         "attestation": attestation.pk, "label": label, "issuer": attestation.issuer,
         "reference": attestation.reference, "expires_on": expires_on.isoformat(),

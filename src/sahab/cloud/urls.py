@@ -16,6 +16,8 @@ urlpatterns = [
          name="provider_action"),
     path("provider/", views.my_provider, name="my_provider"),
     path("provider/<slug:action>", views.my_provider_action, name="my_provider_action"),
+    path("attestations/<int:attestation_id>/document", views.attestation_document,
+         name="attestation_document"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/budget", views.set_budget, name="set_budget"),
     path("focus.csv", views.focus_export, name="focus_export"),

@@ -393,3 +393,18 @@ def osb_dashboard(request, instance_id: str):
     if instance is None:
         raise Http404
     return redirect("cloud:order", number=instance.order.number)
+
+
+@login_required
+def attestation_document(request, attestation_id: int) -> HttpResponse:
+    """The certificate's file, for reviewers and for the provider that submitted it."""
+    attestation = get_object_or_404(Attestation.objects.select_related("provider__company"),
+                                    pk=attestation_id)
+    allowed = directory.is_platform_admin(request.user) or \
+        directory.company_of(request.user) == attestation.provider.company
+    if not allowed or attestation.document is None:
+        raise Http404
+    response = HttpResponse(bytes(attestation.document), content_type=attestation.document_type)
+    response["Content-Disposition"] = f'attachment; filename="{attestation.document_name}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

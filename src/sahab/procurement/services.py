@@ -16,13 +16,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from sahab.core import documents
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
-from sahab.procurement import documents, ocds, sealing
+from sahab.procurement import ocds, sealing
 from sahab.procurement.models import (
     Amendment,
     Award,
