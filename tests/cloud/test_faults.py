@@ -184,3 +184,38 @@ def test_without_a_dbaas_cluster_the_plans_show_as_unavailable(market, settings)
     assert all("SAHAB_DBAAS_URL" in row.reason for row in rows)
     with pytest.raises(Conflict, match="unavailable"):
         services.place_order(actor=market.it, plan=market.plan("pg-small"), purpose="Non")
+
+
+def test_broker_jobs_are_enqueued_only_when_work_is_due(market, monkeypatch):
+    from django_tasks_db.models import DBTaskResult
+
+    from sahab.cloud import tasks
+
+    enqueued = []
+
+    class Recorded:
+        def __init__(self, task, name):
+            self.module_path, self.name = task.module_path, name
+
+        def enqueue(self):
+            enqueued.append(self.name)
+
+    monkeypatch.setattr(tasks, "advance_operations",
+                        Recorded(tasks.advance_operations, "advance"))
+    monkeypatch.setattr(tasks, "run_broker_operations",
+                        Recorded(tasks.run_broker_operations, "broker"))
+    tasks.dispatch_due_work()
+    assert enqueued == []  # an idle platform adds nothing to the queue
+    _order(market)
+    tasks.dispatch_due_work()
+    assert enqueued == ["advance"]
+    DBTaskResult.objects.create(task_path=tasks.advance_operations.module_path,
+                                status="READY", args_kwargs={"args": [], "kwargs": {}},
+                                backend_name="default", queue_name="default",
+                                run_after=timezone.now(), priority=0)
+    tasks.dispatch_due_work()
+    assert enqueued == ["advance"]  # one is already waiting
+    DBTaskResult.objects.update(status="RUNNING",
+                                started_at=timezone.now() - dt.timedelta(hours=1))
+    tasks.dispatch_due_work()
+    assert enqueued == ["advance", "advance"]  # that worker died: enqueue again

@@ -11,10 +11,15 @@ from django_tasks import task
 
 
 def _pending(task_path: str) -> bool:
+    """A job of this task waits or runs (a run older than 15 minutes is a dead worker's)."""
+    import datetime as dt
+
+    from django.db.models import Q
     from django_tasks_db.models import DBTaskResult
 
-    return DBTaskResult.objects.filter(task_path=task_path,
-                                       status__in=["READY", "RUNNING"]).exists()
+    recent = timezone.now() - dt.timedelta(minutes=15)
+    return DBTaskResult.objects.filter(task_path=task_path).filter(
+        Q(status="READY") | Q(status="RUNNING", started_at__gte=recent)).exists()
 
 
 def dispatch_due_work() -> None:
