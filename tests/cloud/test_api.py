@@ -145,3 +145,23 @@ def test_costs_budgets_savings_and_focus_export(market, api):
     text = b"".join(export.streaming_content).decode()
     assert text.startswith("BilledCost,") and "Carthage Cloud" in text
     assert api["other_it"]("get", "/focus.csv").streaming_content  # header only
+
+
+def test_the_contract_price_schedule_is_recorded_by_the_buyer_and_public(market):
+    from sahab.directory.models import Role
+    from tests import factories
+
+    buyer = Caller(factories.agent(administration=market.cni,
+                                   roles=[Role.PROCUREMENT_OFFICER]).user)
+    path = f"/api/procurement/contracts/{market.contract.pk}/prices"
+    line = {"code": "extra-plan", "description": "Sauvegarde", "unit_price": "0.020"}
+    assert Caller(market.it).client.post(path, line, content_type="application/json",
+                                         **Caller(market.it).headers).status_code == 403
+    created = buyer.client.post(path, line, content_type="application/json", **buyer.headers)
+    assert created.status_code == 201 and created.json()["unit_price"] == "0.020"
+    again = buyer.client.post(path, line, content_type="application/json", **buyer.headers)
+    assert again.status_code == 409
+    public = Client().get(path).json()
+    assert {p["code"] for p in public} >= {"extra-plan"} and len(public) == 4
+    page = Client().get(f"/tenders/{market.contract.tender.reference}/").content.decode()
+    assert "Sauvegarde" in page

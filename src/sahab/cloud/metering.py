@@ -60,19 +60,39 @@ _COLUMNS = ("instance_id", "administration_id", "provider_id", "period_start", "
             "unit_price", "cost")
 
 
-def _insert(records: list[UsageRecord]) -> None:
-    """Insert usage records, skipping hours already billed (unique instance and hour).
+def _rows(instance: Instance, hours: list[dt.datetime]) -> tuple[list[tuple], Decimal]:
+    """The instance's usage rows for these hours, ready for the driver, and their cost."""
+    ops = connection.ops
+    head = (instance.pk, instance.order.administration_id,
+            instance.plan.offering.broker.provider_id)
+    price = instance.unit_price
+    whole = (ops.adapt_decimalfield_value(ONE), ops.adapt_decimalfield_value(price),
+             ops.adapt_decimalfield_value(price))
+    rows, total = [], Decimal(0)
+    for hour in hours:
+        record = _record_for(instance, hour) if hour < instance.activated_at or (
+            instance.ended_at and instance.ended_at < hour + HOUR) else None
+        if record is None:  # a whole hour: the common case, no Decimal arithmetic
+            rows.append((*head, ops.adapt_datetimefield_value(hour), *whole))
+            total += price
+        else:
+            rows.append((*head, ops.adapt_datetimefield_value(hour),
+                         ops.adapt_decimalfield_value(record.hours),
+                         ops.adapt_decimalfield_value(price),
+                         ops.adapt_decimalfield_value(record.cost)))
+            total += record.cost
+    return rows, total
 
-    One multi-row statement per batch through the driver: the ORM's bulk_create spends
-    most of its time preparing each field of millions of rows (bench/bench_cloud.py).
+
+def _insert(rows: list[tuple]) -> None:
+    """Insert usage rows, skipping hours already billed (unique instance and hour).
+
+    Through the driver's executemany: the ORM's bulk_create spends most of its time
+    preparing each field of millions of rows (bench/bench_cloud.py).
     """
     ops = connection.ops
     table = ops.quote_name(UsageRecord._meta.db_table)
     columns = ", ".join(ops.quote_name(c) for c in _COLUMNS)
-    rows = [(r.instance_id, r.administration_id, r.provider_id,
-             ops.adapt_datetimefield_value(r.period_start), ops.adapt_decimalfield_value(r.hours),
-             ops.adapt_decimalfield_value(r.unit_price), ops.adapt_decimalfield_value(r.cost))
-            for r in records]
     statement = (f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 (names from the model)
                  f"({', '.join(['%s'] * len(_COLUMNS))}) "
                  "ON CONFLICT (instance_id, period_start) DO NOTHING")
@@ -93,17 +113,17 @@ def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=N
         Q(ended_at__isnull=True) | Q(metered_until__isnull=True) |
         Q(metered_until__lt=F("ended_at"))).select_related("order", "plan__offering__broker")
     created = 0
+    cost = Decimal(0)
     touched: set[int] = set()
-    records: list[UsageRecord] = []
+    records: list[tuple] = []
     metered: list[tuple[int, dt.datetime]] = []
 
     def flush() -> None:
-        nonlocal created
+        nonlocal created, cost
         with transaction.atomic():
             _insert(records)
             for pk, until_ in metered:
                 Instance.objects.filter(pk=pk).update(metered_until=until_)
-            cost = sum((r.cost for r in records), Decimal(0))
             ledger.append(type="cloud.usage.metered", subject="cloud:usage", actor="system",
                           data={"records": len(records), "instances": len(metered),
                                 "until": until.isoformat(), "cost": str(cost)})
@@ -112,12 +132,15 @@ def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=N
             progress(len(metered))
         records.clear()
         metered.clear()
+        cost = Decimal(0)
 
     for instance in pending.iterator(chunk_size=1000):
         hours = _hours_to_meter(instance, until)
         if not hours:
             continue
-        records.extend(_record_for(instance, hour) for hour in hours)
+        rows, total = _rows(instance, hours)
+        records.extend(rows)
+        cost += total
         end = hours[-1] + HOUR
         metered.append((instance.pk, min(end, instance.ended_at) if instance.ended_at else end))
         touched.add(instance.order.administration_id)

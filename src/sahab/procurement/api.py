@@ -580,6 +580,40 @@ def pay(request, payload: PaymentIn, contract_id: int = Id):
                         "milestone": payment.milestone})
 
 
+class PriceIn(Schema):
+    code: str = Field(..., min_length=1, max_length=100,
+                      description="The item's code in the supplier's catalogue (cloud: the "
+                                  "Open Service Broker plan id)")
+    description: str = Field(..., min_length=1, max_length=300)
+    unit: str = Field("hour", min_length=1, max_length=30)
+    unit_price: Decimal = Field(..., gt=0, lt=10**12)
+
+
+class PriceOut(Schema):
+    code: str
+    description: str
+    unit: str
+    unit_price: Decimal
+    ledger_index: int
+
+
+@router.get("/procurement/contracts/{contract_id}/prices", response=list[PriceOut], auth=None,
+            summary="A contract's schedule of unit prices (public)")
+def prices(request, contract_id: int = Id):
+    contract = get_object_or_404(Contract, pk=contract_id,
+                                 tender__state__in=selectors.PUBLIC_STATES)
+    return list(contract.prices.order_by("code"))
+
+
+@router.post("/procurement/contracts/{contract_id}/prices", response={201: PriceOut},
+             summary="Record a unit price of a contract's schedule (procurement officers)")
+def add_price(request, payload: PriceIn, contract_id: int = Id):
+    contract = get_object_or_404(Contract, pk=contract_id)
+    return Status(201, services.set_contract_price(
+        actor=request.user, contract=contract, code=payload.code,
+        description=payload.description, unit=payload.unit, unit_price=payload.unit_price))
+
+
 @router.post("/procurement/contracts/{contract_id}/terminate", response=ContractOut,
              summary="Terminate a contract")
 def terminate(request, payload: ReasonIn, contract_id: int = Id):

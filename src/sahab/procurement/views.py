@@ -341,6 +341,15 @@ def tender_action(request, reference: str, action: str):
             services.record_payment(actor=user, contract=contract,
                                     milestone=post.get("milestone", ""),
                                     amount=post.get("amount", ""))
+        elif action == "price":
+            from sahab.procurement.models import Contract
+
+            contract = get_object_or_404(Contract, pk=post.get("contract"), tender=item)
+            services.set_contract_price(actor=user, contract=contract,
+                                        code=post.get("code", ""),
+                                        description=post.get("description", ""),
+                                        unit=post.get("unit", "") or "hour",
+                                        unit_price=post.get("unit_price", ""))
         elif action == "contract":
             form = forms.ContractForm(post)
             award = get_object_or_404(Award, pk=post.get("award"), tender=item)
