@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "focus"
+# The FinOps Foundation's rule model and currency list, copied from the FOCUS 1.2 release.
+DATA = Path(__file__).resolve().parent / "focus"
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 NUMERIC = re.compile(r"^-?\d+(\.\d+)?(E-?\d+)?$")
 UNIT = re.compile(r"^(\d+ )?[A-Z][A-Za-z]*(-[A-Z][A-Za-z]*)?(/(\d+ )?[A-Z][A-Za-z]*)?$")
@@ -23,10 +24,7 @@ ENFORCED = {"MUST", "MUST NOT"}
 
 
 def shared_file(name: str) -> Path:
-    for folder in (SHARED, Path(__file__).resolve().parent / "focus"):
-        if (folder / name).exists():
-            return folder / name
-    raise FileNotFoundError(name)
+    return DATA / name
 
 
 @dataclass

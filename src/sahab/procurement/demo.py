@@ -11,7 +11,7 @@ data. Loading runs once: with tenders present, it does nothing.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -28,7 +28,7 @@ EVALUATORS = {"MF-DAF": "eval.finances", "MS-DAF": "achats.sante",
               "COM-TUNIS": "eval.tunis", "CNI": "achats.cni"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Case:
     buyer: str
     title: str
@@ -270,8 +270,8 @@ def _complain(case: Case, tender: Tender) -> None:
     if upheld:
         tender.refresh_from_db()
         winner = tender.awards.filter(status=Award.Status.CANCELLED).first().supplier.name
-        case.ineligible = (*case.ineligible, winner)
-        _evaluate(case, tender, again=True)
+        # a copy: CASES stay as written, however many times the demo loads in a process
+        _evaluate(replace(case, ineligible=(*case.ineligible, winner)), tender, again=True)
         services.award_tender(actor=SYSTEM, tender=tender, now=timezone.now())
 
 
