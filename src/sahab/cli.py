@@ -62,8 +62,21 @@ def _children(args) -> list[tuple[str, list[str]]]:
            "--bind", f"127.0.0.1:{args.port or settings.HTTP_PORT}",
            "--workers", str(args.workers), "--threads", "4",
            "--access-logfile", "-", "--graceful-timeout", "10"]
+    from sahab.core import keys
+    from sahab.exchange import ca
+
+    ca.ensure_ca()
+    keys.ensure_tls_certificate()
+    # The exchange gateway's mutual-TLS listener: client certificates of the platform CA
+    # are checked in the handshake (optional, so that token clients may use it too).
+    gateway = [python, "-m", "gunicorn", "sahab.wsgi:application",
+               "--bind", f"127.0.0.1:{settings.EXCHANGE_TLS_PORT}",
+               "--workers", str(args.workers), "--threads", "8",
+               "--certfile", str(keys.tls_cert_path()), "--keyfile", str(keys.tls_key_path()),
+               "--ca-certs", str(ca.ca_cert_path()), "--cert-reqs", "1",
+               "--access-logfile", "-", "--graceful-timeout", "10"]
     worker = [python, "-m", "sahab.cli", "worker"]
-    return [("web", web), ("worker", worker)]
+    return [("web", web), ("exchange-tls", gateway), ("worker", worker)]
 
 
 def cmd_serve(args) -> int:

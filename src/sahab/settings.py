@@ -68,6 +68,11 @@ def _decimal_env(name: str, default: str):
         raise ImproperlyConfigured(f"{name} must be an amount in dinars") from None
 
 
+# Exchange gateway (docs/exchange.md): its mutual-TLS listener, and the largest request
+# body relayed to a provider.
+EXCHANGE_TLS_PORT = int(os.environ.get("SAHAB_EXCHANGE_TLS_PORT", "8443"))
+EXCHANGE_MAX_BODY_BYTES = int(os.environ.get("SAHAB_EXCHANGE_MAX_BODY_BYTES", str(10 * 1024**2)))
+
 # Cloud marketplace (docs/cloud.md). Orders whose monthly estimate exceeds the threshold
 # wait for the administration's finance role.
 CLOUD_APPROVAL_THRESHOLD = _decimal_env("SAHAB_CLOUD_APPROVAL_THRESHOLD", "300")
@@ -128,6 +133,7 @@ INSTALLED_APPS = [
     "sahab.directory",
     "sahab.procurement",
     "sahab.cloud",
+    "sahab.exchange",
     "sahab.portal",
 ]
 

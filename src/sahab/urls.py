@@ -21,6 +21,7 @@ urlpatterns = [
     path("ocds/", include("sahab.procurement.ocds_urls")),
     path("osb/", include("sahab.cloud.broker_urls")),
     path("cloud/", include("sahab.cloud.urls")),
+    path("exchange/", include("sahab.exchange.urls")),
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]

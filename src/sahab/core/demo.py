@@ -29,10 +29,12 @@ def _loaders():
     """Each pillar's ``load(previous, data)`` in dependency order."""
     from sahab.cloud import demo as cloud_demo
     from sahab.directory import demo as directory_demo
+    from sahab.exchange import demo as exchange_demo
     from sahab.ledger import demo as ledger_demo
     from sahab.procurement import demo as procurement_demo
 
-    return [directory_demo.load, procurement_demo.load, cloud_demo.load, ledger_demo.load]
+    return [directory_demo.load, procurement_demo.load, cloud_demo.load, exchange_demo.load,
+            ledger_demo.load]
 
 
 def load_demo() -> dict:
@@ -68,6 +70,14 @@ def print_summary(data: dict) -> None:
         print(f"  Cloud: {cloud['orders']} orders, {cloud['active_instances']} databases running"
               + (f" on {cloud['dbaas']}" if cloud["dbaas"] else
                  f" — {cloud['unavailable_reason']}"))
+    if exchange := data.get("exchange"):
+        print("\n  Exchange gateway (X-Road REST): send Authorization: Bearer <token> and "
+              "X-Road-Client")
+        for client in exchange["clients"]:
+            print(f"  {client['subsystem']:<28} {client['token']}")
+        for call in exchange["calls"][:2]:
+            print(f"  e.g. {call['url']} (as {call['client']}, "
+                  f"{'granted' if call['granted'] else 'refused'})")
     if ledger := data.get("ledger"):
         print(f"\n  Ledger key: {ledger['key']}\n  Verify the ledger: {ledger['verify']}")
     print()

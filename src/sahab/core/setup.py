@@ -25,6 +25,10 @@ def initialise(*, verbose: bool = True) -> Iterator[str]:
         yield f"created the credentials-sealing key {keys.secrets_key_path()}"
     if keys.ensure_osb_password():
         yield f"created the reference broker's password {keys.osb_password_path()}"
+    from sahab.exchange import ca
+
+    if ca.ensure_ca():
+        yield f"created the exchange certificate authority {ca.ca_cert_path()}"
     if keys.ensure_tls_certificate():
         yield f"created a self-signed TLS certificate {keys.tls_cert_path()}"
     if verbose:

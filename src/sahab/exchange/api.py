@@ -1,0 +1,246 @@
+"""JSON API of the exchange pillar: the registry of subsystems and services, access
+grants, gateway tokens and the exchange statistics. Rights are checked in services."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.shortcuts import get_object_or_404
+from ninja import Field, Path, Query, Router, Schema, Status
+from ninja.pagination import paginate
+
+from sahab.core.errors import NotFound, PermissionDenied
+from sahab.core.pagination import Paging
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration
+from sahab.exchange import selectors, services
+from sahab.exchange.models import (
+    Classification,
+    ClientCertificate,
+    Grant,
+    Service,
+    Subsystem,
+)
+
+router = Router(tags=["exchange"])
+Id = Path(..., ge=1, le=2**63 - 1)
+
+
+class SubsystemIn(Schema):
+    administration: str = Field(..., max_length=32)
+    code: str = Field(..., min_length=1, max_length=64)
+    name: str = Field(..., min_length=1, max_length=200)
+
+
+class SubsystemOut(Schema):
+    id: int
+    identifier: str
+    name: str
+
+
+class ServiceIn(Schema):
+    subsystem: int = Field(..., ge=1, le=2**63 - 1)
+    code: str = Field(..., min_length=1, max_length=64)
+    name: str = Field(..., min_length=1, max_length=200)
+    base_url: str = Field(..., min_length=1, max_length=500,
+                          description="Where the gateway forwards, inside the intranet")
+    owner: str = Field(..., min_length=1, max_length=200)
+    classification: Classification = Classification.INTERNAL
+    openapi_url: str = Field("", max_length=500)
+    timeout_seconds: int = Field(10, ge=1, le=120)
+
+
+class ServiceOut(Schema):
+    id: int
+    identifier: str
+    name: str
+    classification: Classification
+    owner: str
+    openapi_url: str
+    gateway_url: str
+
+    @staticmethod
+    def resolve_gateway_url(obj: Service) -> str:
+        return f"/exchange/r1/{obj.identifier}/"
+
+
+class GrantIn(Schema):
+    client: int = Field(..., ge=1, le=2**63 - 1, description="The client subsystem's id")
+    service: int = Field(..., ge=1, le=2**63 - 1)
+    legal_basis: str = Field(..., min_length=1, max_length=500)
+    purpose: str = Field(..., min_length=1, max_length=500)
+    expires_at: dt.datetime | None = None
+
+
+class DecisionIn(Schema):
+    approve: bool
+    note: str = Field("", max_length=2000)
+    rate_per_minute: int | None = Field(None, ge=1, le=100_000)
+    expires_at: dt.datetime | None = None
+
+
+class ReasonIn(Schema):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class GrantOut(Schema):
+    id: int
+    client: str
+    service: str
+    legal_basis: str
+    purpose: str
+    status: Grant.Status
+    expires_at: dt.datetime | None
+    rate_per_minute: int
+    requested_at: dt.datetime
+    decided_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_client(obj: Grant) -> str:
+        return obj.client.identifier
+
+    @staticmethod
+    def resolve_service(obj: Grant) -> str:
+        return obj.service.identifier
+
+
+class TokenIn(Schema):
+    name: str = Field(..., min_length=1, max_length=100)
+
+
+class TokenOut(Schema):
+    token: str = Field(..., description="Shown once; send it as Authorization: Bearer")
+    prefix: str
+    subsystem: str
+
+
+class StatsOut(Schema):
+    service: str
+    client: str
+    calls: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class StatsFilter(Schema):
+    days: int = Field(7, ge=1, le=366)
+
+
+def _agent_required(request) -> None:
+    if not (directory.is_agent(request.user) or directory.is_platform_admin(request.user)):
+        raise PermissionDenied("The intranet's registry is for the administrations' agents.")
+
+
+@router.get("/exchange/services", response=list[ServiceOut],
+            summary="The services of the intranet (agents)")
+@paginate(Paging)
+def list_services(request):
+    _agent_required(request)
+    return Service.objects.filter(active=True).select_related("subsystem__administration")
+
+
+@router.post("/exchange/subsystems", response={201: SubsystemOut},
+             summary="Register an information system of an administration")
+def add_subsystem(request, payload: SubsystemIn):
+    administration = Administration.objects.filter(code=payload.administration.upper()).first()
+    if administration is None:
+        raise NotFound(f"No administration {payload.administration}.")
+    return Status(201, services.register_subsystem(
+        actor=request.user, administration=administration, code=payload.code, name=payload.name))
+
+
+@router.post("/exchange/services", response={201: ServiceOut},
+             summary="Register a REST service a subsystem provides")
+def add_service(request, payload: ServiceIn):
+    subsystem = get_object_or_404(Subsystem.objects.select_related("administration"),
+                                  pk=payload.subsystem)
+    return Status(201, services.register_service(
+        actor=request.user, subsystem=subsystem, code=payload.code, name=payload.name,
+        base_url=payload.base_url, owner=payload.owner, classification=payload.classification,
+        openapi_url=payload.openapi_url, timeout_seconds=payload.timeout_seconds))
+
+
+@router.get("/exchange/grants", response=list[GrantOut],
+            summary="Grants given or received by your administration")
+@paginate(Paging)
+def list_grants(request):
+    return selectors.grants_visible_to(request.user)
+
+
+@router.post("/exchange/grants", response={201: GrantOut},
+             summary="Ask for access to a service, with a legal basis and a purpose")
+def ask_grant(request, payload: GrantIn):
+    client = get_object_or_404(Subsystem.objects.select_related("administration"),
+                               pk=payload.client)
+    service = get_object_or_404(Service, pk=payload.service)
+    return Status(201, services.request_grant(
+        actor=request.user, client=client, service=service, legal_basis=payload.legal_basis,
+        purpose=payload.purpose, expires_at=payload.expires_at))
+
+
+@router.post("/exchange/grants/{grant_id}/decision", response=GrantOut,
+             summary="Approve or refuse a request (the provider's administration)")
+def decide(request, payload: DecisionIn, grant_id: int = Id):
+    return services.decide_grant(actor=request.user, grant=get_object_or_404(Grant, pk=grant_id),
+                                 approve=payload.approve, note=payload.note,
+                                 rate_per_minute=payload.rate_per_minute,
+                                 expires_at=payload.expires_at)
+
+
+@router.post("/exchange/grants/{grant_id}/revoke", response=GrantOut,
+             summary="Revoke an approved grant")
+def revoke(request, payload: ReasonIn, grant_id: int = Id):
+    return services.revoke_grant(actor=request.user, grant=get_object_or_404(Grant, pk=grant_id),
+                                 reason=payload.reason)
+
+
+@router.post("/exchange/subsystems/{subsystem_id}/tokens", response={201: TokenOut},
+             summary="A gateway token for a client subsystem (shown once)")
+def issue_token(request, payload: TokenIn, subsystem_id: int = Id):
+    subsystem = get_object_or_404(Subsystem.objects.select_related("administration"),
+                                  pk=subsystem_id)
+    record, token = services.issue_client_token(actor=request.user, subsystem=subsystem,
+                                                name=payload.name)
+    return Status(201, {"token": token, "prefix": record.prefix,
+                        "subsystem": subsystem.identifier})
+
+
+class CertificateIn(Schema):
+    csr_pem: str = Field(..., min_length=1, max_length=20000,
+                         description="PEM certificate signing request of the client's key")
+    days: int = Field(365, ge=1, le=825)
+
+
+class CertificateOut(Schema):
+    id: int
+    serial: str
+    fingerprint: str
+    pem: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+@router.post("/exchange/subsystems/{subsystem_id}/certificates", response={201: CertificateOut},
+             summary="Issue a client certificate for mutual TLS from a CSR")
+def issue_certificate(request, payload: CertificateIn, subsystem_id: int = Id):
+    subsystem = get_object_or_404(Subsystem.objects.select_related("administration"),
+                                  pk=subsystem_id)
+    return Status(201, services.issue_certificate(actor=request.user, subsystem=subsystem,
+                                                  csr_pem=payload.csr_pem, days=payload.days))
+
+
+@router.post("/exchange/certificates/{certificate_id}/revoke", response=CertificateOut,
+             summary="Revoke a client certificate (it joins the CRL at /exchange/ca.crl)")
+def revoke_certificate(request, payload: ReasonIn, certificate_id: int = Id):
+    return services.revoke_certificate(
+        actor=request.user, reason=payload.reason,
+        certificate=get_object_or_404(ClientCertificate, pk=certificate_id))
+
+
+@router.get("/exchange/stats", response=list[StatsOut],
+            summary="Calls, errors and latency per service and client (your administration's)")
+def stats(request, filters: Query[StatsFilter]):
+    _agent_required(request)
+    return selectors.statistics(request.user, days=filters.days)

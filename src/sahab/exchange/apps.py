@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ExchangeConfig(AppConfig):
+    """The government intranet: service registry, access grants, gateway, message log."""
+
+    name = "sahab.exchange"
+    label = "exchange"
+    verbose_name = _("Exchange")
+
+    def ready(self) -> None:
+        import datetime as dt
+
+        from sahab.core import scheduler
+        from sahab.exchange import services
+
+        # The message log reaches the ledger in batches, every second.
+        scheduler.register_periodic(services.flush_message_log, dt.timedelta(seconds=1),
+                                    inline=True)

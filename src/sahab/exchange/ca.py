@@ -1,0 +1,127 @@
+"""The platform's certificate authority for client subsystems (mutual TLS at the gateway).
+
+An ECDSA P-256 CA under ``SAHAB_HOME/keys``; client certificates are issued from a
+certificate signing request, with a subject the platform sets (the subsystem identifier
+as common name, the administration code as organisation), never the requester. The
+revocation list is re-signed on every revocation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sahab.core import keys
+from sahab.core.errors import InvalidInput
+
+CA_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
+                     x509.NameAttribute(NameOID.COMMON_NAME, "sahab exchange CA")])
+
+
+def ca_key_path():
+    return keys.keys_dir() / "exchange-ca-key.pem"
+
+
+def ca_cert_path():
+    return keys.keys_dir() / "exchange-ca.pem"
+
+
+def ensure_ca() -> bool:
+    """Create the CA key and its self-signed certificate (ten years) once."""
+    if ca_cert_path().exists():
+        return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(CA_NAME).issuer_name(CA_NAME)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                         encipher_only=False, decipher_only=False),
+                           critical=True)
+            .sign(key, hashes.SHA256()))
+    keys._write_private(ca_key_path(), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    ca_cert_path().write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = serialization.load_pem_private_key(ca_key_path().read_bytes(), password=None)
+    return key, x509.load_pem_x509_certificate(ca_cert_path().read_bytes())
+
+
+def load_csr(pem: str | bytes) -> x509.CertificateSigningRequest:
+    """A well-formed, self-signed CSR with an acceptable key, or ``InvalidInput``."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    if len(data) > 20_000:
+        raise InvalidInput("The certificate signing request is too large.")
+    try:
+        csr = x509.load_pem_x509_csr(data)
+    except ValueError:
+        raise InvalidInput("This is not a PEM certificate signing request.") from None
+    if not csr.is_signature_valid:
+        raise InvalidInput("The request's signature is not valid.")
+    public = csr.public_key()
+    acceptable = (isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size >= 256
+                  ) or (isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048) or \
+        isinstance(public, ed25519.Ed25519PublicKey)
+    if not acceptable:
+        raise InvalidInput("Keys must be ECDSA P-256 or larger, RSA 2048 or larger, or Ed25519.")
+    return csr
+
+
+def issue(csr: x509.CertificateSigningRequest, *, common_name: str, organisation: str,
+          days: int = 365, not_before: dt.datetime | None = None) -> x509.Certificate:
+    """A client-authentication certificate for the CSR's key, with the platform's subject."""
+    key, ca = _ca()
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject)
+            .public_key(csr.public_key())
+            .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
+            .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+
+
+def revocation_list(revoked: list[tuple[int, dt.datetime]]) -> bytes:
+    """The CRL (DER) of the revoked serial numbers, valid for a day."""
+    key, ca = _ca()
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+               .last_update(now).next_update(now + dt.timedelta(days=1)))
+    for serial, when in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def fingerprint(der: bytes) -> str:
+    return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA256()).hex()
+
+
+def verify_issued_by_ca(der: bytes) -> x509.Certificate:
+    """The certificate, if this CA signed it (the TLS layer checks it too)."""
+    _, ca = _ca()
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise InvalidInput("The certificate was not issued by the platform's CA.") from None
+    return cert

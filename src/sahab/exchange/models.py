@@ -1,0 +1,194 @@
+"""The government intranet: information systems (subsystems) of administrations, the
+REST services they provide, access grants between them, client credentials, and the
+message log of every exchange through the gateway (hashes, never bodies).
+
+Identifiers follow X-Road: ``TN/GOV/<administration code>/<subsystem>`` for a client,
+``TN/GOV/<administration code>/<subsystem>/<service>`` for a service.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from sahab.directory.models import Administration
+
+INSTANCE = "TN"
+MEMBER_CLASS = "GOV"
+CODE = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                      _("Letters, digits, '_', '.' and '-', 64 at most."))
+
+
+class Classification(models.TextChoices):
+    PUBLIC = "public", _("Public")
+    INTERNAL = "internal", _("Internal")
+    CONFIDENTIAL = "confidential", _("Confidential (personal data)")
+    SECRET = "secret", _("Secret")
+
+
+class Subsystem(models.Model):
+    """An information system of an administration (an X-Road member's subsystem)."""
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT,
+                                       related_name="subsystems")
+    code = models.CharField(max_length=64, validators=[CODE])
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["administration", "code"],
+                                               name="one_subsystem_code_per_member")]
+        ordering = ["administration__code", "code"]
+
+    def __str__(self) -> str:
+        return self.identifier
+
+    @property
+    def identifier(self) -> str:
+        return f"{INSTANCE}/{MEMBER_CLASS}/{self.administration.code}/{self.code}"
+
+
+class Service(models.Model):
+    """A REST service a subsystem provides inside the intranet."""
+
+    subsystem = models.ForeignKey(Subsystem, on_delete=models.PROTECT, related_name="services")
+    code = models.CharField(max_length=64, validators=[CODE])
+    name = models.CharField(max_length=200)
+    base_url = models.URLField(max_length=500)
+    openapi_url = models.URLField(max_length=500, blank=True)
+    classification = models.CharField(max_length=20, choices=Classification.choices,
+                                      default=Classification.INTERNAL)
+    owner = models.CharField(max_length=200, help_text=_("Who answers for the service"))
+    timeout_seconds = models.PositiveSmallIntegerField(default=10)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subsystem", "code"],
+                                               name="one_service_code_per_subsystem")]
+        ordering = ["subsystem__administration__code", "subsystem__code", "code"]
+
+    def __str__(self) -> str:
+        return self.identifier
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.subsystem.identifier}/{self.code}"
+
+
+class Grant(models.Model):
+    """A client subsystem's right to call a service, with its legal basis and limits."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Requested")
+        APPROVED = "approved", _("Approved")
+        REFUSED = "refused", _("Refused")
+        REVOKED = "revoked", _("Revoked")
+
+    client = models.ForeignKey(Subsystem, on_delete=models.PROTECT, related_name="grants")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="grants")
+    legal_basis = models.CharField(max_length=500)
+    purpose = models.CharField(max_length=500)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rate_per_minute = models.PositiveIntegerField(default=600)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     null=True, blank=True, related_name="+")  # None: platform
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"{self.client} → {self.service}"
+
+    def usable(self, now) -> bool:
+        return self.status == self.Status.APPROVED and (
+            self.expires_at is None or self.expires_at > now)
+
+
+class ClientToken(models.Model):
+    """A bearer token of a client subsystem for the gateway; only its digest is stored."""
+
+    subsystem = models.ForeignKey(Subsystem, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.subsystem})"
+
+
+class ClientCertificate(models.Model):
+    """An X.509 client certificate the platform CA issued to a subsystem (mutual TLS)."""
+
+    subsystem = models.ForeignKey(Subsystem, on_delete=models.CASCADE,
+                                  related_name="certificates")
+    serial = models.CharField(max_length=40, unique=True)  # hexadecimal
+    fingerprint = models.CharField(max_length=64, unique=True)  # SHA-256 of the DER
+    pem = models.TextField()
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    issued_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.subsystem} {self.serial}"
+
+    def valid(self, now) -> bool:
+        return self.revoked_at is None and self.not_before <= now < self.not_after
+
+
+class RateWindow(models.Model):
+    """Calls made under a grant during one minute (the per-grant rate limit)."""
+
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["grant", "minute"],
+                                               name="one_window_per_grant_and_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.grant_id} {self.minute:%H:%M} {self.calls}"
+
+
+class Message(models.Model):
+    """One exchange through the gateway: who called what, hashes, sizes, status, timing.
+
+    Bodies are never stored; the hashes let both sides prove what was sent. The entry
+    goes into the ledger in batches (``ledger_index``).
+    """
+
+    x_road_id = models.CharField(max_length=100, db_index=True)
+    client = models.CharField(max_length=300)
+    service = models.CharField(max_length=300)
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="messages")
+    method = models.CharField(max_length=10)
+    path_sha256 = models.CharField(max_length=64)
+    user_id = models.CharField(max_length=200, blank=True)
+    issue = models.CharField(max_length=200, blank=True)
+    request_sha256 = models.CharField(max_length=64)
+    request_bytes = models.PositiveBigIntegerField(default=0)
+    response_sha256 = models.CharField(max_length=64, blank=True)
+    response_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.PositiveSmallIntegerField()
+    error = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    duration_ms = models.FloatField()
+    ledger_index = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.x_road_id} {self.client} → {self.service} {self.status}"
