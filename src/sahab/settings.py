@@ -71,6 +71,8 @@ def _decimal_env(name: str, default: str):
 # Exchange gateway (docs/exchange.md): its mutual-TLS listener, and the largest request
 # body relayed to a provider.
 EXCHANGE_TLS_PORT = int(os.environ.get("SAHAB_EXCHANGE_TLS_PORT", "8443"))
+# The message log is written in batches every this many seconds (0: with each call).
+EXCHANGE_LOG_BATCH_SECONDS = float(os.environ.get("SAHAB_EXCHANGE_LOG_BATCH_SECONDS", "0.2"))
 EXCHANGE_MAX_BODY_BYTES = int(os.environ.get("SAHAB_EXCHANGE_MAX_BODY_BYTES", str(10 * 1024**2)))
 
 # Cloud marketplace (docs/cloud.md). Orders whose monthly estimate exceeds the threshold

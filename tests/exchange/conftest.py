@@ -81,6 +81,17 @@ class Intranet:
             f"/exchange/r1/{self.service.identifier}/{path}", **headers)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_gateway_state():
+    """Each test starts with empty per-process caches and rate counters (ids and registry
+    versions repeat from test to test, as each test's data is rolled back)."""
+    from sahab.exchange import gateway
+
+    gateway._registry.entries.clear()
+    gateway._registry.version = None
+    gateway._rates.windows.clear()
+
+
 @pytest.fixture
 def intranet(db, sahab_home, provider_url):
     keys.ensure_ledger_key()

@@ -145,6 +145,7 @@ def test_provider_errors_pass_through_and_unreachable_providers_give_502(intrane
     assert broken.status_code == 500 and "X-Road-Error" not in broken
     type(intranet.service).objects.filter(pk=intranet.service.pk).update(
         base_url="http://127.0.0.1:9/none")
+    services.bump_registry_version()
     unreachable = intranet.call()
     assert unreachable.status_code == 502 and unreachable["X-Road-Error"] == \
         "Server.ServiceFailed"
@@ -157,6 +158,7 @@ def test_a_hanging_provider_does_not_block_other_calls(transactional_db, intrane
     import httpx
 
     type(intranet.service).objects.filter(pk=intranet.service.pk).update(timeout_seconds=2)
+    services.bump_registry_version()
     headers = {"Authorization": f"Bearer {intranet.token}",
                "X-Road-Client": intranet.client.identifier}
     base = f"{live_server.url}/exchange/r1/{intranet.service.identifier}"

@@ -14,21 +14,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from sahab.core.problems import problem_response
 from sahab.exchange import services
-from sahab.exchange.models import INSTANCE, MEMBER_CLASS, Grant, RateWindow, Service
+from sahab.exchange.models import INSTANCE, MEMBER_CLASS, Grant, Service
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 FORWARDED_HEADERS = ("Accept", "Accept-Language", "Content-Type", "If-None-Match",
@@ -70,11 +69,45 @@ def _parse_target(target: str) -> tuple[str, str, str]:
     return "/".join(parts[:5]), "/".join(parts[:4]), path
 
 
+class _Registry:
+    """This process's cache of registry lookups (services, credentials, grants).
+
+    Each request reads the registry's version (one indexed read); any change of a
+    subsystem, service, grant, token or certificate bumps it, so revocations apply to
+    the very next call while steady traffic costs no other query.
+    """
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.entries: dict = {}
+        self.lock = threading.Lock()
+
+    def get(self, key, load):
+        version = services.registry_version()
+        with self.lock:
+            if version != self.version:
+                self.entries.clear()
+                self.version = version
+            if key in self.entries:
+                return self.entries[key]
+        value = load()
+        with self.lock:
+            if self.version == version:
+                self.entries[key] = value
+        return value
+
+
+_registry = _Registry()
+
+
 def _service(identifier: str) -> Service:
-    _, _, member, subsystem, code = identifier.split("/")
-    service = Service.objects.select_related("subsystem__administration").filter(
-        subsystem__administration__code=member, subsystem__code=subsystem, code=code,
-        active=True).first()
+    def load():
+        _, _, member, subsystem, code = identifier.split("/")
+        return Service.objects.select_related("subsystem__administration").filter(
+            subsystem__administration__code=member, subsystem__code=subsystem, code=code,
+            active=True).first()
+
+    service = _registry.get(("service", identifier), load)
     if service is None:
         raise GatewayError(404, "Client.UnknownService", f"No service {identifier}.")
     return service
@@ -92,11 +125,15 @@ def _client(request: HttpRequest) -> str:
                            "<subsystem>.")
     der = _peer_certificate(request)
     if der is not None:
-        subsystem = services.subsystem_for_certificate(der)
+        subsystem = _registry.get(("cert", hashlib.sha256(der).digest()),
+                                  lambda: services.subsystem_for_certificate(der))
+        if subsystem is not None and not services.certificate_in_date(der):
+            subsystem = None
     else:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.startswith("Bearer ") else ""
-        subsystem = services.subsystem_for_token(token)
+        subsystem = _registry.get(("token", hashlib.sha256(token.encode()).digest()),
+                                  lambda: services.subsystem_for_token(token))
     if subsystem is None:
         raise GatewayError(401, "Client.Unauthorized",
                            "Authenticate as the client subsystem: its certificate (mutual "
@@ -116,26 +153,45 @@ def _peer_certificate(request: HttpRequest) -> bytes | None:
 
 
 def _grant(client: str, service: Service, now) -> Grant:
-    grant = Grant.objects.filter(
+    grant = _registry.get(("grant", client, service.pk), lambda: Grant.objects.filter(
         client__administration__code=client.split("/")[2], client__code=client.split("/")[3],
-        service=service, status=Grant.Status.APPROVED).order_by("-decided_at").first()
+        service=service, status=Grant.Status.APPROVED).order_by("-decided_at").first())
     if grant is None or not grant.usable(now):
         raise GatewayError(403, "Client.AccessDenied",
                            f"{client} has no valid grant for {service.identifier}.")
     return grant
 
 
+class _RateLimiter:
+    """Calls per grant and minute, counted in this process.
+
+    With several gateway processes, each allows the grant's rate: operators divide the
+    rates they grant by the number of processes when the limit must be strict.
+    """
+
+    def __init__(self) -> None:
+        self.windows: dict[tuple[int, int], int] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, grant: Grant, now) -> bool:
+        minute = int(now.timestamp()) // 60
+        with self.lock:
+            if len(self.windows) > 10_000:
+                self.windows = {k: v for k, v in self.windows.items() if k[1] >= minute}
+            calls = self.windows.get((grant.pk, minute), 0)
+            if calls >= grant.rate_per_minute:
+                return False
+            self.windows[(grant.pk, minute)] = calls + 1
+            return True
+
+
+_rates = _RateLimiter()
+
+
 def _within_rate(grant: Grant, now) -> None:
-    minute = now.replace(second=0, microsecond=0)
-    if RateWindow.objects.filter(grant=grant, minute=minute,
-                                 calls__lt=grant.rate_per_minute).update(calls=F("calls") + 1):
-        return
-    try:
-        with transaction.atomic():  # a savepoint: losing the race must not break the request
-            RateWindow.objects.create(grant=grant, minute=minute, calls=1)
-    except IntegrityError:
+    if not _rates.allow(grant, now):
         raise GatewayError(429, "Client.RateLimitExceeded",
-                           f"The grant allows {grant.rate_per_minute} calls a minute.") from None
+                           f"The grant allows {grant.rate_per_minute} calls a minute.")
 
 
 def _body(request: HttpRequest) -> bytes:

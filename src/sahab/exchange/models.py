@@ -146,19 +146,14 @@ class ClientCertificate(models.Model):
         return self.revoked_at is None and self.not_before <= now < self.not_after
 
 
-class RateWindow(models.Model):
-    """Calls made under a grant during one minute (the per-grant rate limit)."""
+class RegistryVersion(models.Model):
+    """One row, bumped by every change of subsystems, services, grants and credentials:
+    gateways cache their lookups and drop the cache when the version moves."""
 
-    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="+")
-    minute = models.DateTimeField()
-    calls = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["grant", "minute"],
-                                               name="one_window_per_grant_and_minute")]
+    version = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"{self.grant_id} {self.minute:%H:%M} {self.calls}"
+        return str(self.version)
 
 
 class Message(models.Model):

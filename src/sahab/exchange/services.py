@@ -3,13 +3,19 @@ services, access grants, client tokens, and the message log's batches."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hashlib
+import logging
 import secrets
+import threading
+import time
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from sahab.core.errors import Conflict, InvalidInput, PermissionDenied, from_validation_error
@@ -22,18 +28,31 @@ from sahab.exchange.models import (
     ClientToken,
     Grant,
     Message,
+    RegistryVersion,
     Service,
     Subsystem,
 )
 from sahab.ledger import services as ledger
 
+log = logging.getLogger(__name__)
 TOKEN_PREFIX = "xrd_"  # noqa: S105 (a marker, not a secret)
 MANAGERS = {Role.IT_OFFICER, Role.ADMINISTRATION_ADMIN}
 
 
 def _record(event: str, subject: str, actor, data: dict) -> int:
+    """The ledger entry of a registry change; gateways see the change at once."""
+    bump_registry_version()
     return ledger.append(type=f"exchange.{event}", subject=subject, data=data,
                          actor=directory.actor_id(actor)).index
+
+
+def bump_registry_version() -> None:
+    if not RegistryVersion.objects.filter(pk=1).update(version=F("version") + 1):
+        RegistryVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+
+
+def registry_version() -> int:
+    return RegistryVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
 
 
 def _manager(actor, administration: Administration) -> None:
@@ -235,6 +254,14 @@ def revocation_list() -> bytes:
                                ClientCertificate.objects.filter(revoked_at__isnull=False)])
 
 
+def certificate_in_date(der: bytes) -> bool:
+    """Whether the certificate is within its validity now (the cache keeps the rest)."""
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    return cert.not_valid_before_utc <= timezone.now() < cert.not_valid_after_utc
+
+
 def subsystem_for_certificate(der: bytes) -> Subsystem | None:
     """The subsystem of a valid (issued here, unrevoked, in date) client certificate."""
     from sahab.exchange import ca
@@ -259,14 +286,64 @@ def subsystem_for_token(token: str) -> Subsystem | None:
     return record.subsystem if record else None
 
 
-def log_message(**fields) -> Message:
+class _MessageBuffer:
+    """Exchanges waiting to be written, flushed in one transaction by a thread.
+
+    A durable commit per call would cost the gateway more than the call itself; the
+    buffer is written every ``EXCHANGE_LOG_BATCH_SECONDS`` (and when the process stops).
+    With 0 every exchange is written before its answer ends (tests, strict setups).
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[Message] = []
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, message: Message) -> None:
+        with self.lock:
+            self.pending.append(message)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="sahab-message-log",
+                                               daemon=True)
+                self.thread.start()
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        while True:
+            time.sleep(settings.EXCHANGE_LOG_BATCH_SECONDS)
+            try:
+                self.flush()
+            except Exception:  # keep the buffer and try again on the next tick
+                log.exception("writing the message log failed; retrying")
+            finally:
+                connection.close()
+
+    def flush(self) -> int:
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            try:
+                Message.objects.bulk_create(batch)
+            except IntegrityError:  # a grant was deleted meanwhile: keep the exchanges
+                for message in batch:
+                    message.grant = None
+                Message.objects.bulk_create(batch)
+        return len(batch)
+
+
+_buffer = _MessageBuffer()
+atexit.register(lambda: _buffer.flush())
+
+
+def log_message(**fields) -> None:
     """Keep one exchange in the message log; it reaches the ledger with the next batch."""
-    try:
-        with transaction.atomic():
-            return Message.objects.create(**fields)
-    except IntegrityError:  # the grant was deleted meanwhile: keep the exchange anyway
-        fields.pop("grant", None)
-        return Message.objects.create(**fields)
+    message = Message(**fields)
+    if settings.EXCHANGE_LOG_BATCH_SECONDS <= 0:
+        _buffer.pending.append(message)
+        _buffer.flush()
+    else:
+        _buffer.add(message)
 
 
 def flush_message_log(limit: int = 2000) -> int:
