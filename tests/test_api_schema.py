@@ -44,3 +44,17 @@ def test_api_conforms_to_its_schema(case, platform_token):
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_api_without_credentials_never_fails_with_5xx(case, db):
     case.call_and_validate(checks=CHECKS)
+
+
+def test_every_schema_name_is_unique_across_pillars():
+    """The OpenAPI document keys schemas by class name: two pillars' ``DecisionIn`` would
+    silently document one of them with the other's fields."""
+    import ast
+    from collections import Counter
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "src" / "sahab"
+    names = Counter(node.name for path in source.glob("**/api.py")
+                    for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ClassDef))
+    assert [name for name, count in names.items() if count > 1] == []

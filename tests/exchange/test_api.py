@@ -62,3 +62,29 @@ def test_register_ask_approve_issue_a_token_and_call(intranet, provider_url):
     assert outsider("get", "/stats").json() == []
     company = caller(factories.company()[1].user)
     assert company("get", "/services").status_code == 403
+
+
+def test_monitoring_page_shows_statistics_charts_and_health(intranet):
+    from sahab.exchange import services
+    from sahab.exchange.models import Service
+
+    for _ in range(3):
+        b"".join(intranet.call().streaming_content)
+    intranet.call("hang")  # a timeout counts as an error
+    assert services.check_services(timeout=2) == 1
+    service = Service.objects.get()
+    assert service.healthy is True and service.check_status == 200
+    client = Client()
+    client.force_login(intranet.it_finances)
+    page = client.get("/exchange/monitoring/")
+    text = page.content.decode()
+    assert page.status_code == 200 and 'class="chart"' in text
+    assert "TN/GOV/MF/IMPOTS" in text and "TN/GOV/MI/ETAT-CIVIL/personnes" in text
+    rows = client.get("/exchange/monitoring/", {"format": "json"}).json()
+    assert rows[0]["calls"] == 4 and rows[0]["errors"] == 1
+    company = Client()
+    company.force_login(factories.company()[1].user)
+    assert company.get("/exchange/monitoring/").status_code == 404
+    type(service).objects.update(base_url="http://127.0.0.1:9/none", openapi_url="")
+    services.check_services(timeout=1)
+    assert Service.objects.get().healthy is False

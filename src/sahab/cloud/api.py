@@ -135,7 +135,7 @@ class ReviewIn(Schema):
     note: str = Field("", max_length=2000)
 
 
-class ReasonIn(Schema):
+class CloudReasonIn(Schema):
     reason: str = Field(..., min_length=1, max_length=2000)
 
 
@@ -159,7 +159,7 @@ class OrderIn(Schema):
     administration: str | None = Field(None, max_length=32, description="Default: yours")
 
 
-class DecisionIn(Schema):
+class OrderDecisionIn(Schema):
     approve: bool
     note: str = Field("", max_length=2000)
 
@@ -416,7 +416,7 @@ def review(request, payload: ReviewIn, attestation_id: int = Id):
 
 @router.post("/cloud/attestations/{attestation_id}/revoke", response=AttestationOut,
              summary="Revoke an accepted attestation (platform administrators)")
-def revoke(request, payload: ReasonIn, attestation_id: int = Id):
+def revoke(request, payload: CloudReasonIn, attestation_id: int = Id):
     return services.revoke_attestation(actor=request.user, reason=payload.reason,
                                        attestation=get_object_or_404(Attestation,
                                                                      pk=attestation_id))
@@ -476,7 +476,7 @@ def order(request, number: str = Path(..., max_length=30)):
 
 @router.post("/cloud/orders/{number}/decision", response=OrderOut,
              summary="Approve or refuse an order (the administration's finance role)")
-def decide(request, payload: DecisionIn, number: str = Path(..., max_length=30)):
+def decide(request, payload: OrderDecisionIn, number: str = Path(..., max_length=30)):
     return services.decide_order(actor=request.user, order=_order(request, number),
                                  approve=payload.approve, note=payload.note)
 

@@ -72,14 +72,14 @@ class GrantIn(Schema):
     expires_at: dt.datetime | None = None
 
 
-class DecisionIn(Schema):
+class GrantDecisionIn(Schema):
     approve: bool
     note: str = Field("", max_length=2000)
     rate_per_minute: int | None = Field(None, ge=1, le=100_000)
     expires_at: dt.datetime | None = None
 
 
-class ReasonIn(Schema):
+class ExchangeReasonIn(Schema):
     reason: str = Field(..., min_length=1, max_length=2000)
 
 
@@ -104,11 +104,11 @@ class GrantOut(Schema):
         return obj.service.identifier
 
 
-class TokenIn(Schema):
+class GatewayTokenIn(Schema):
     name: str = Field(..., min_length=1, max_length=100)
 
 
-class TokenOut(Schema):
+class GatewayTokenOut(Schema):
     token: str = Field(..., description="Shown once; send it as Authorization: Bearer")
     prefix: str
     subsystem: str
@@ -181,7 +181,7 @@ def ask_grant(request, payload: GrantIn):
 
 @router.post("/exchange/grants/{grant_id}/decision", response=GrantOut,
              summary="Approve or refuse a request (the provider's administration)")
-def decide(request, payload: DecisionIn, grant_id: int = Id):
+def decide(request, payload: GrantDecisionIn, grant_id: int = Id):
     return services.decide_grant(actor=request.user, grant=get_object_or_404(Grant, pk=grant_id),
                                  approve=payload.approve, note=payload.note,
                                  rate_per_minute=payload.rate_per_minute,
@@ -190,14 +190,14 @@ def decide(request, payload: DecisionIn, grant_id: int = Id):
 
 @router.post("/exchange/grants/{grant_id}/revoke", response=GrantOut,
              summary="Revoke an approved grant")
-def revoke(request, payload: ReasonIn, grant_id: int = Id):
+def revoke(request, payload: ExchangeReasonIn, grant_id: int = Id):
     return services.revoke_grant(actor=request.user, grant=get_object_or_404(Grant, pk=grant_id),
                                  reason=payload.reason)
 
 
-@router.post("/exchange/subsystems/{subsystem_id}/tokens", response={201: TokenOut},
+@router.post("/exchange/subsystems/{subsystem_id}/tokens", response={201: GatewayTokenOut},
              summary="A gateway token for a client subsystem (shown once)")
-def issue_token(request, payload: TokenIn, subsystem_id: int = Id):
+def issue_token(request, payload: GatewayTokenIn, subsystem_id: int = Id):
     subsystem = get_object_or_404(Subsystem.objects.select_related("administration"),
                                   pk=subsystem_id)
     record, token = services.issue_client_token(actor=request.user, subsystem=subsystem,
@@ -233,7 +233,7 @@ def issue_certificate(request, payload: CertificateIn, subsystem_id: int = Id):
 
 @router.post("/exchange/certificates/{certificate_id}/revoke", response=CertificateOut,
              summary="Revoke a client certificate (it joins the CRL at /exchange/ca.crl)")
-def revoke_certificate(request, payload: ReasonIn, certificate_id: int = Id):
+def revoke_certificate(request, payload: ExchangeReasonIn, certificate_id: int = Id):
     return services.revoke_certificate(
         actor=request.user, reason=payload.reason,
         certificate=get_object_or_404(ClientCertificate, pk=certificate_id))

@@ -13,8 +13,12 @@ class ExchangeConfig(AppConfig):
         import datetime as dt
 
         from sahab.core import scheduler
-        from sahab.exchange import services
+        from sahab.core.navigation import NavItem, register
+        from sahab.exchange import services, tasks
 
+        register(NavItem(_("Intranet"), "exchange:monitoring", order=35,
+                         visible_to=lambda user: hasattr(user, "agent")))
+        scheduler.register_periodic(tasks.check_services, dt.timedelta(minutes=5))
         # The message log reaches the ledger in batches, every second.
         scheduler.register_periodic(services.flush_message_log, dt.timedelta(seconds=1),
                                     inline=True)

@@ -65,6 +65,11 @@ class Service(models.Model):
     timeout_seconds = models.PositiveSmallIntegerField(default=10)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The last health check (monitoring data, not a registry change).
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    check_ms = models.FloatField(null=True, blank=True)
+    healthy = models.BooleanField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subsystem", "code"],

@@ -367,3 +367,26 @@ def _ledger_data(message: Message) -> dict:
             "response_bytes": message.response_bytes, "status": message.status,
             "error": message.error, "started_at": message.started_at.isoformat(),
             "duration_ms": round(message.duration_ms, 3)}
+
+
+def check_services(*, timeout: float = 5.0) -> int:
+    """Timer: call each active service's OpenAPI description (or base URL) and record
+    whether it answers. Monitoring data: kept on the service, not in the ledger."""
+    import httpx
+
+    checked = 0
+    with httpx.Client(timeout=timeout, follow_redirects=False) as http:
+        for service in Service.objects.filter(active=True):
+            url = service.openapi_url or service.base_url
+            start = time.perf_counter()
+            try:
+                status = http.get(url, headers={"X-Road-Client": "TN/GOV/sahab/monitor",
+                                                "X-Road-Id": f"health-{service.pk}"}).status_code
+            except httpx.HTTPError:
+                status = None
+            Service.objects.filter(pk=service.pk).update(
+                checked_at=timezone.now(), check_status=status,
+                check_ms=(time.perf_counter() - start) * 1000,
+                healthy=status is not None and status < 500)
+            checked += 1
+    return checked

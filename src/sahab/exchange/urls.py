@@ -9,6 +9,7 @@ app_name = "exchange"
 
 urlpatterns = [
     path("r1/<path:target>", gateway.gateway, name="gateway"),
+    path("monitoring/", views.monitoring, name="monitoring"),
     path("ca.pem", views.ca_certificate, name="ca_certificate"),
     path("ca.crl", views.ca_revocation_list, name="ca_revocation_list"),
     path("demo/etat-civil/personnes/<str:cin>", demo_providers.person, name="demo_person"),
