@@ -16,7 +16,7 @@ class ExchangeConfig(AppConfig):
         from sahab.core.navigation import NavItem, register
         from sahab.exchange import services, tasks
 
-        register(NavItem(_("Intranet"), "exchange:monitoring", order=35,
+        register(NavItem(_("Intranet"), "exchange:registry", order=35,
                          visible_to=lambda user: hasattr(user, "agent")))
         scheduler.register_periodic(tasks.check_services, dt.timedelta(minutes=5))
         # The message log reaches the ledger in batches, every second.

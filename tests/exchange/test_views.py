@@ -1,0 +1,46 @@
+"""The registry page: register systems and services, ask, decide, revoke, get a token."""
+
+from django.test import Client
+
+from sahab.exchange.models import Grant, Service, Subsystem
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_registry_page_runs_the_whole_grant_cycle(intranet, provider_url):
+    finances, interior = signed_in(intranet.it_finances), signed_in(intranet.it_interior)
+    page = finances.get("/exchange/registry/").content.decode()
+    assert "TN/GOV/MF/IMPOTS" in page and "TN/GOV/MI/ETAT-CIVIL/personnes" in page
+    interior.post("/exchange/registry/service", {
+        "subsystem": intranet.service.subsystem.pk, "code": "adresses", "name": "Adresses",
+        "base_url": provider_url, "owner": "DSI", "classification": "internal"})
+    service = Service.objects.get(code="adresses")
+    bad = interior.post("/exchange/registry/service", {
+        "subsystem": intranet.service.subsystem.pk, "code": "x y", "name": "x",
+        "base_url": provider_url, "owner": "DSI", "classification": "internal"}, follow=True)
+    assert "Letters, digits" in bad.content.decode()
+    finances.post("/exchange/registry/ask", {"client": intranet.client.pk,
+                                             "service": service.pk,
+                                             "legal_basis": "Loi", "purpose": "Adresses"})
+    grant = Grant.objects.get(service=service)
+    refused = finances.post("/exchange/registry/approve", {"grant": grant.pk}, follow=True)
+    assert "Only an IT officer or administrator of" in refused.content.decode()
+    interior.post("/exchange/registry/approve", {"grant": grant.pk})
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.APPROVED
+    interior.post("/exchange/registry/revoke", {"grant": grant.pk, "note": "Fin du projet"})
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.REVOKED
+    token = finances.post("/exchange/registry/token", {"subsystem": intranet.client.pk,
+                                                       "name": "batch"})
+    assert token["Cache-Control"] == "no-store" and "xrd_" in token.content.decode()
+    finances.post("/exchange/registry/subsystem", {"administration": "MF", "code": "PAIE",
+                                                   "name": "Paie"})
+    assert Subsystem.objects.filter(code="PAIE").exists()
+    outside = finances.post("/exchange/registry/subsystem", {"administration": "MI",
+                                                             "code": "X", "name": "x"})
+    assert outside.status_code == 404
