@@ -32,8 +32,9 @@ from sahab.exchange.models import INSTANCE, MEMBER_CLASS, Grant, Service
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 FORWARDED_HEADERS = ("Accept", "Accept-Language", "Content-Type", "If-None-Match",
                      "If-Modified-Since")
-RETURNED_HEADERS = ("Content-Type", "Content-Language", "Cache-Control", "ETag",
-                    "Last-Modified", "Retry-After")
+# Bodies are relayed byte for byte (iter_raw), so their length and encoding stay true.
+RETURNED_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "Content-Language",
+                    "Cache-Control", "ETag", "Last-Modified", "Retry-After")
 PASSED_X_ROAD = ("X-Road-UserId", "X-Road-Issue")
 
 _http = httpx.Client(follow_redirects=False, limits=httpx.Limits(max_connections=200,
@@ -82,12 +83,17 @@ class _Registry:
         self.entries: dict = {}
         self.lock = threading.Lock()
 
-    def get(self, key, load):
+    def refresh(self) -> None:
+        """Read the registry's version (once per call) and drop stale lookups."""
         version = services.registry_version()
         with self.lock:
             if version != self.version:
                 self.entries.clear()
                 self.version = version
+
+    def get(self, key, load):
+        with self.lock:
+            version = self.version
             if key in self.entries:
                 return self.entries[key]
         value = load()
@@ -236,6 +242,7 @@ def gateway(request: HttpRequest, target: str) -> HttpResponse:
         if request.method not in METHODS:
             raise GatewayError(405, "Client.InvalidRequest", f"{request.method} is not relayed.")
         identifier, _, path = _parse_target(target)
+        _registry.refresh()
         log["service"], headers["X-Road-Service"] = identifier, identifier
         service = _service(identifier)
         client = _client(request)
@@ -262,6 +269,7 @@ def _forward(request, service: Service, path: str, query: str, body: bytes, head
                 if name in request.headers}
     outgoing.update({name: request.headers[name] for name in PASSED_X_ROAD
                      if name in request.headers})
+    outgoing["Accept-Encoding"] = request.headers.get("Accept-Encoding", "identity")
     outgoing.update({"X-Road-Client": headers["X-Road-Client"],
                      "X-Road-Service": headers["X-Road-Service"],
                      "X-Road-Id": headers["X-Road-Id"]})
@@ -290,7 +298,7 @@ def _relay(upstream: httpx.Response, log: dict, clock: float) -> Iterator[bytes]
     """Stream the provider's answer, hashing it; log the exchange once it is complete."""
     digest, size, error = hashlib.sha256(), 0, ""
     try:
-        for chunk in upstream.iter_bytes():
+        for chunk in upstream.iter_raw():
             digest.update(chunk)
             size += len(chunk)
             yield chunk

@@ -52,7 +52,14 @@ def bump_registry_version() -> None:
 
 
 def registry_version() -> int:
-    return RegistryVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
+    """The registry's version: one indexed read, without the ORM (the gateway's hot path)."""
+    from django.db import connection
+
+    table = connection.ops.quote_name(RegistryVersion._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT version FROM {table} WHERE id = 1")  # noqa: S608 (model name)
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def _manager(actor, administration: Administration) -> None:
