@@ -5,8 +5,6 @@ Rights are checked in the services and selectors."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from decimal import Decimal
 
@@ -28,7 +26,8 @@ from sahab.cloud.models import (
     Provider,
     ServicePlan,
 )
-from sahab.core.errors import InvalidInput, NotFound
+from sahab.core.errors import NotFound
+from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory.models import Administration
 
@@ -371,12 +370,7 @@ def apply(request, payload: ApplicationIn):
 
 
 def _decode(text: str | None) -> bytes | None:
-    if text is None:
-        return None
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("document_base64 is not base64.") from None
+    return None if text is None else base64_content(text, "document_base64")
 
 
 @router.post("/cloud/provider/attestations", response={201: AttestationOut},

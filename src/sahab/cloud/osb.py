@@ -175,6 +175,5 @@ def _interpret(response: httpx.Response, expect: tuple[str, ...]) -> Reply:
         return Reply(Outcome.GONE, status, body or {})
     if 400 <= status < 500:
         return Reply(Outcome.REJECTED, status, body or {})
-    if 200 <= status < 300:  # any other 2xx is a failure the broker may have acted on
-        return Reply(Outcome.FAILED, status, body or {})
+    # 5xx, and any other 2xx: a failure the broker may have acted on
     return Reply(Outcome.FAILED, status, body or {})

@@ -64,10 +64,14 @@ def contract_price(plan: ServicePlan):
 
 def not_orderable_reason(plan: ServicePlan) -> str:
     """Why the plan cannot be ordered now, or '' when it can."""
+    return _reason(plan, valid_labels(plan.offering.broker.provider), contract_price(plan))
+
+
+def _reason(plan: ServicePlan, labels: set[str], price) -> str:
     provider = plan.offering.broker.provider
     if provider.status != Provider.Status.QUALIFIED:
         return f"{provider.company.name} is not a qualified cloud provider."
-    if Label.G_CLOUD not in valid_labels(provider):
+    if Label.G_CLOUD not in labels:
         return (f"{provider.company.name} holds no valid ANCS G-cloud label: new orders are "
                 "suspended.")
     if not plan.active or not plan.offering.active:
@@ -75,7 +79,7 @@ def not_orderable_reason(plan: ServicePlan) -> str:
     if not plan.available:
         reason = plan.metadata.get("unavailableReason") or "the broker marks it unavailable"
         return f"The plan is unavailable: {reason}"
-    if contract_price(plan) is None:
+    if price is None:
         return "No framework-agreement contract prices this plan."
     return ""
 
@@ -133,7 +137,7 @@ def catalogue(*, q: str = "", category: str = "", location: str = "", label: str
         if max_price is not None and (price is None or price.unit_price > Decimal(max_price)):
             continue
         row = CatalogueRow(plan, price.unit_price if price else None,
-                           price.contract if price else None, labels, not_orderable_reason(plan))
+                           price.contract if price else None, labels, _reason(plan, labels, price))
         if orderable_only and not row.orderable:
             continue
         rows.append(row)

@@ -120,6 +120,7 @@ def _order_context(request, order) -> dict:
     agent = directory.agent_of(user)
     roles = agent.role_set if agent else set()
     mine = bool(agent and order.administration.is_within(agent.administration))
+    bindings = list(selectors.bindings_of(instance)) if instance else []
     other_plans = []
     if instance is not None and instance.state == InstanceState.ACTIVE and \
             instance.plan.plan_updateable:
@@ -127,13 +128,12 @@ def _order_context(request, order) -> dict:
                        .exclude(pk=instance.plan_id)]
     return {
         "order": order, "instance": instance,
-        "bindings": selectors.bindings_of(instance) if instance else [],
+        "bindings": bindings,
         "usage": instance.usage.order_by("-period_start")[:24] if instance else [],
         "spent": instance.usage.aggregate(total=Sum("cost"))["total"] if instance else None,
         "can_decide": mine and Role.FINANCE in roles and order.status == "pending_approval",
         "can_manage": mine and Role.IT_OFFICER in roles, "other_plans": other_plans,
-        "pending": bool(instance and instance.operation) or any(
-            b.operation for b in (selectors.bindings_of(instance) if instance else [])),
+        "pending": bool(instance and instance.operation) or any(b.operation for b in bindings),
         "entries": ledger.entries_about(f"cloud:order:{order.number}")[:50],
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal, InvalidOperation
 
 from sahab.core.errors import InvalidInput
@@ -29,3 +30,11 @@ def text(value, what: str, max_length: int, *, required: bool = True) -> str:
         raise InvalidInput(f"{what} is required, {max_length} characters at most."
                            if required else f"{what} is {max_length} characters at most.")
     return cleaned
+
+
+def base64_content(value: str, what: str) -> bytes:
+    """The bytes of a base64 field of a JSON payload."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:  # binascii.Error is a ValueError
+        raise InvalidInput(f"{what} is not base64.") from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
-import hashlib
 import logging
 import secrets
 import threading
@@ -22,6 +21,7 @@ from sahab.core.errors import Conflict, InvalidInput, PermissionDenied, from_val
 from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
+from sahab.directory.services import token_digest
 from sahab.exchange.models import (
     Classification,
     ClientCertificate,
@@ -185,10 +185,6 @@ def revoke_grant(*, actor, grant: Grant, reason: str) -> Grant:
     _record("grant.revoked", grant.service.identifier, actor, {
         "grant": grant.pk, "client": grant.client.identifier})
     return grant
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from sahab.core.errors import InvalidInput, NotFound
+from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory.models import Administration, Company
 from sahab.ledger import services as ledger
@@ -302,10 +303,7 @@ class DocumentIn(Schema):
 
 
 def _decode(content: str) -> bytes:
-    try:
-        return base64.b64decode(content, validate=True)
-    except ValueError:
-        raise InvalidInput("content_base64 is not base64.") from None
+    return base64_content(content, "content_base64")
 
 
 @router.post("/procurement/tenders/{reference}/documents", response={201: DocumentOut},
