@@ -11,9 +11,12 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 LOCAL_POSTGRES := $(shell $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null && echo postgresql://postgres@127.0.0.1:5432/postgres)
 export SAHAB_DBAAS_URL ?= $(LOCAL_POSTGRES)
 
-# Debian packages: the browser and fonts for the end-to-end tests; PostgreSQL binaries
-# so the tests can start their own cluster where no server runs.
-TEST_PACKAGES := chromium fonts-noto-core fonts-dejavu-core postgresql gettext
+# Debian packages: Dovecot serves the Maildirs over IMAP; the browser and fonts for the
+# end-to-end tests; PostgreSQL binaries so the tests can start their own cluster where
+# no server runs; Postfix is the benchmarks' reference mail server.
+RUN_PACKAGES := dovecot-imapd
+TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core postgresql gettext
+BENCH_PACKAGES := postfix
 
 .PHONY: run test test-sqlite test-postgres lint bench install messages clean help
 
@@ -36,6 +39,7 @@ messages: install
 	@if command -v msgfmt >/dev/null; then cd src/sahab && ../../$(BIN)/sahab manage compilemessages -v 0; fi
 
 run: install
+	@scripts/system-packages.sh $(RUN_PACKAGES) || true
 	$(BIN)/sahab demo
 	$(BIN)/sahab serve
 
@@ -53,6 +57,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 
 bench: install
+	@scripts/system-packages.sh $(BENCH_PACKAGES)
 	$(BIN)/python -m bench
 
 clean:

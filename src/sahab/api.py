@@ -139,12 +139,14 @@ def _register_routers() -> None:
     from sahab.cloud.api import router as cloud_router
     from sahab.directory.api import router as directory_router
     from sahab.exchange.api import router as exchange_router
+    from sahab.mail.api import router as mail_router
     from sahab.procurement.api import router as procurement_router
 
     api.add_router("/", directory_router)
     api.add_router("/", procurement_router)
     api.add_router("/", cloud_router)
     api.add_router("/", exchange_router)
+    api.add_router("/", mail_router)
 
 
 _register_routers()

@@ -76,7 +76,17 @@ def _children(args) -> list[tuple[str, list[str]]]:
                "--ca-certs", str(ca.ca_cert_path()), "--cert-reqs", "1",
                "--access-logfile", "-", "--graceful-timeout", "10"]
     worker = [python, "-m", "sahab.cli", "worker"]
-    return [("web", web), ("exchange-tls", gateway), ("worker", worker)]
+    smtp = [python, "-m", "sahab.cli", "mail", "smtp"]
+    children = [("web", web), ("exchange-tls", gateway), ("worker", worker), ("smtp", smtp)]
+    from sahab.mail import dovecot
+
+    imap = dovecot.command()
+    if imap is not None:
+        children.append(("imap", imap))
+    else:
+        print("sahab serve: Dovecot is not installed (apt-get install dovecot-imapd): "
+              "no IMAP; the webmail works without it", file=sys.stderr, flush=True)
+    return children
 
 
 def cmd_serve(args) -> int:
@@ -133,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("demo", help="init, then load the demo data and write demo.json")
     p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("serve", help="run the web server and the background worker")
+    p = sub.add_parser("serve", help="run the web, SMTP and IMAP servers and the worker")
     p.add_argument("--port", type=int, help="HTTP port (default SAHAB_HTTP_PORT or 8000)")
     p.add_argument("--workers", type=int, default=2, help="web worker processes (default 2)")
     p.set_defaults(func=cmd_serve)
@@ -152,9 +162,10 @@ def _pillar_commands():
     """Each pillar may add its own sub-commands (``register(subparsers)``)."""
     from sahab.cloud.cli import register as cloud
     from sahab.ledger.cli import register as ledger
+    from sahab.mail.cli import register as mail
     from sahab.procurement.cli import register as ocds
 
-    return [ledger, ocds, cloud]
+    return [ledger, ocds, cloud, mail]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,4 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the module's own copy, so that ``except CommandError`` catches what pillars raise.
+    from sahab.cli import main as sahab_main
+
+    sys.exit(sahab_main())

@@ -68,6 +68,31 @@ def _decimal_env(name: str, default: str):
         raise ImproperlyConfigured(f"{name} must be an amount in dinars") from None
 
 
+# Mail (docs/mail.md). The name this server gives itself in SMTP and in receipts.
+MAIL_HOSTNAME = os.environ.get("SAHAB_MAIL_HOSTNAME", "mail.gov.tn")
+# The host mail clients connect to (IMAP and submission), given in autoconfiguration.
+MAIL_PUBLIC_HOST = os.environ.get("SAHAB_MAIL_PUBLIC_HOST", "127.0.0.1")
+MAIL_MAX_MESSAGE_BYTES = _env_int("SAHAB_MAIL_MAX_MESSAGE_BYTES", 25 * 1024**2)
+MAIL_MAX_HEADER_BYTES = _env_int("SAHAB_MAIL_MAX_HEADER_BYTES", 256 * 1024)
+MAIL_MAX_RECIPIENTS = _env_int("SAHAB_MAIL_MAX_RECIPIENTS", 100)
+MAIL_RATE_PER_MINUTE = _env_int("SAHAB_MAIL_RATE_PER_MINUTE", 120)
+MAIL_DELIVERY_THREADS = _env_int("SAHAB_MAIL_DELIVERY_THREADS", 8)
+# SMTP server processes sharing the ports (default: one per CPU, at most 4).
+MAIL_PROCESSES = _env_int("SAHAB_MAIL_PROCESSES", min(os.cpu_count() or 1, 4))
+MAIL_DEFAULT_QUOTA_BYTES = _env_int("SAHAB_MAIL_DEFAULT_QUOTA_BYTES", 2 * 1024**3)
+MAIL_MAX_QUOTA_BYTES = _env_int("SAHAB_MAIL_MAX_QUOTA_BYTES", 100 * 1024**3)
+# Look up DKIM keys of domains hosted elsewhere in DNS (off on closed networks).
+MAIL_DNS = os.environ.get("SAHAB_MAIL_DNS", "false").lower() == "true"
+# Mail for other domains goes to this smart host ("host:port"); unset: it waits in the
+# queue and returns to its sender after SAHAB_MAIL_BOUNCE_HOURS.
+MAIL_SMART_HOST = os.environ.get("SAHAB_MAIL_SMART_HOST", "")
+MAIL_BOUNCE_HOURS = _env_int("SAHAB_MAIL_BOUNCE_HOURS", 120)
+# A registered letter not delivered within this delay gets a non-delivery receipt.
+MAIL_LETTER_DELIVERY_HOURS = _env_int("SAHAB_MAIL_LETTER_DELIVERY_HOURS", 24)
+MAIL_RECEIPTS_NAME = os.environ.get("SAHAB_MAIL_RECEIPTS_NAME", f"{MAIL_HOSTNAME}/receipts")
+# When sahab runs as root, mail files belong to this account, which Dovecot runs as.
+MAIL_SYSTEM_USER = os.environ.get("SAHAB_MAIL_SYSTEM_USER", "nobody")
+
 # Exchange gateway (docs/exchange.md): its mutual-TLS listener, and the largest request
 # body relayed to a provider.
 EXCHANGE_TLS_PORT = int(os.environ.get("SAHAB_EXCHANGE_TLS_PORT", "8443"))
@@ -136,6 +161,7 @@ INSTALLED_APPS = [
     "sahab.procurement",
     "sahab.cloud",
     "sahab.exchange",
+    "sahab.mail",
     "sahab.portal",
 ]
 
@@ -271,5 +297,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SAHAB_LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {"axes": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
+                # aiosmtpd logs every SMTP command at INFO
+                "mail.log": {"level": "ERROR"}},
 }

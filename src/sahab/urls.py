@@ -6,6 +6,7 @@ from django.views.i18n import JavaScriptCatalog
 from sahab.api import api
 from sahab.core.problems import is_machine_path, problem_response
 from sahab.core.views import healthz
+from sahab.mail import views as mail_views
 
 admin.site.site_header = "sahab"
 admin.site.site_title = "sahab"
@@ -22,6 +23,8 @@ urlpatterns = [
     path("osb/", include("sahab.cloud.broker_urls")),
     path("cloud/", include("sahab.cloud.urls")),
     path("exchange/", include("sahab.exchange.urls")),
+    path("mail/", include("sahab.mail.urls")),
+    path(".well-known/autoconfig/mail/config-v1.1.xml", mail_views.autoconfig),
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]

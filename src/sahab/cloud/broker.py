@@ -35,9 +35,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from sahab.cloud import dbaas
-from sahab.cloud import secrets as sealing
 from sahab.cloud.models import BrokerRequest, DbaasBinding, DbaasInstance
 from sahab.core import keys
+from sahab.core import secrets as sealing
 
 log = logging.getLogger(__name__)
 

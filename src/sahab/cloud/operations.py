@@ -18,7 +18,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from sahab.cloud import osb
-from sahab.cloud import secrets as sealing
 from sahab.cloud.models import (
     Alert,
     Binding,
@@ -29,6 +28,7 @@ from sahab.cloud.models import (
     Operation,
 )
 from sahab.cloud.osb import Outcome, Reply
+from sahab.core import secrets as sealing
 from sahab.directory import selectors as directory
 from sahab.ledger import services as ledger
 

@@ -17,7 +17,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from sahab.cloud import osb, selectors
-from sahab.cloud import secrets as sealing
 from sahab.cloud.models import (
     Alert,
     Attestation,
@@ -36,6 +35,7 @@ from sahab.cloud.models import (
     ServicePlan,
 )
 from sahab.core import documents
+from sahab.core import secrets as sealing
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text

@@ -31,10 +31,11 @@ def _loaders():
     from sahab.directory import demo as directory_demo
     from sahab.exchange import demo as exchange_demo
     from sahab.ledger import demo as ledger_demo
+    from sahab.mail import demo as mail_demo
     from sahab.procurement import demo as procurement_demo
 
     return [directory_demo.load, procurement_demo.load, cloud_demo.load, exchange_demo.load,
-            ledger_demo.load]
+            mail_demo.load, ledger_demo.load]
 
 
 def load_demo() -> dict:
@@ -78,6 +79,14 @@ def print_summary(data: dict) -> None:
         for call in exchange["calls"][:2]:
             print(f"  e.g. {call['url']} (as {call['client']}, "
                   f"{'granted' if call['granted'] else 'refused'})")
+    if mailboxes := data.get("mailboxes"):
+        print(f"\n  Mail: webmail {data['urls'].get('webmail')}, IMAP {data['urls'].get('imap')}"
+              f" and submission {data['urls'].get('submission')} (STARTTLS); "
+              "mail-client passwords:")
+        for box in mailboxes[:6]:
+            print(f"  {box['address']:<34} {box['password']}")
+        if len(mailboxes) > 6:
+            print(f"  … and {len(mailboxes) - 6} more in demo.json")
     if ledger := data.get("ledger"):
         print(f"\n  Ledger key: {ledger['key']}\n  Verify the ledger: {ledger['verify']}")
     print()

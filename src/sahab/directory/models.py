@@ -98,6 +98,7 @@ class Role(models.TextChoices):
     FINANCE = "finance", _("Finance")
     IT_OFFICER = "it_officer", _("IT officer")
     AUDITOR = "auditor", _("Auditor")
+    MAIL_ADMIN = "mail_admin", _("Mail administrator")
 
 
 class Agent(models.Model):

@@ -1,0 +1,191 @@
+"""What happens to a message once accepted: the same path for SMTP and the webmail.
+
+``accept`` adds the trace and identity headers, signs mail of hosted domains with DKIM,
+writes every local copy durably (with its Authentication-Results) and spools the rest
+for the smart host. It returns only when all of that is on disk: the SMTP server says
+250 after it, never before.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from email_validator import EmailNotValidError, validate_email
+
+from sahab.mail import dkim, maildir
+from sahab.mail.routing import Route, Routing
+
+
+class Refused(Exception):
+    """A refusal to report to the client as an SMTP reply (``code text``)."""
+
+    def __init__(self, reply: str):
+        super().__init__(reply)
+        self.reply = reply
+
+
+@dataclass
+class Submission:
+    mail_from: str
+    recipients: list[str]
+    data: bytes
+    auth_user: str = ""
+    peer: str = "127.0.0.1"
+    helo: str = "localhost"
+    protocol: str = "ESMTP"
+
+
+@dataclass
+class Accepted:
+    queue_id: str
+    delivered: dict[str, str] = field(default_factory=dict)  # address → Maildir file
+    queued: list[str] = field(default_factory=list)
+    message: bytes = b""
+
+
+@functools.lru_cache(maxsize=20_000)
+def normalise(address: str) -> str | None:
+    """A syntactically valid address, lower-cased; None if it is not one (cached: the
+    same few thousand addresses come back all day, and validation costs ~1 ms)."""
+    try:
+        # closed networks use names like .test or .internal: no global-deliverability rule
+        return validate_email(address.strip(), check_deliverability=False,
+                              globally_deliverable=False,
+                              test_environment=True,
+                              allow_smtputf8=True).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def header_block(data: bytes) -> bytes:
+    """The header section of a raw message (all of it when there is no body)."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = data.find(separator)
+        if end != -1:
+            return data[:end + len(separator) // 2]
+    return data
+
+
+def headers_of(data: bytes):
+    """Parsed header fields (compat32 is lenient: it never raises on hostile input)."""
+    return BytesHeaderParser(policy=compat32).parsebytes(header_block(data))
+
+
+def addresses_in(headers, name: str) -> list[str]:
+    values = [str(v) for v in headers.get_all(name, [])]
+    return [addr.lower() for _, addr in email.utils.getaddresses(values) if addr]
+
+
+def check_headers(data: bytes) -> None:
+    """Refuse messages whose headers no reader should have to cope with."""
+    block = header_block(data)
+    if len(block) > settings.MAIL_MAX_HEADER_BYTES:
+        raise Refused("552 5.3.4 Message header section too large")
+    if b"\x00" in block:
+        raise Refused("554 5.6.0 NUL character in the message header")
+
+
+def _queue_id() -> str:
+    return uuid.uuid4().hex[:16].upper()
+
+
+def _received(sub: Submission, queue_id: str, recipients: list[str]) -> bytes:
+    host = settings.MAIL_HOSTNAME
+    helo = "".join(ch for ch in sub.helo if ch.isprintable() and ch not in "()\\")[:100]
+    target = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
+    return (f"Received: from {helo or 'unknown'} ([{sub.peer}])\r\n\tby {host} (sahab) with "
+            f"{sub.protocol} id {queue_id}{target};\r\n\t"
+            f"{email.utils.format_datetime(timezone.now())}\r\n").encode()
+
+
+_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:")
+_DATE = re.compile(rb"(?im)^date[ \t]*:")
+
+
+def _missing_identity(data: bytes, sender_domain: str) -> bytes:
+    """Message-ID and Date that a submission client left out (RFC 6409 §8)."""
+    block = header_block(data)
+    added = b""
+    if not _MESSAGE_ID.search(block):
+        added += f"Message-ID: {email.utils.make_msgid(domain=sender_domain)}\r\n".encode()
+    if not _DATE.search(block):
+        added += f"Date: {email.utils.format_datetime(timezone.now())}\r\n".encode()
+    return added
+
+
+def delivery_key(mail_from: str, recipient: str, data: bytes) -> str:
+    """The same submission retried by a client gets the same key (no duplicate copy)."""
+    h = hashlib.sha256()
+    for part in (mail_from.encode(), recipient.encode(), data):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def accept(sub: Submission, routing: Routing, *, sign: bool) -> Accepted:
+    """Deliver locally and spool for elsewhere; raises ``Refused`` or OSError, else done."""
+    check_headers(sub.data)
+    queue_id = _queue_id()
+    sender_domain = sub.mail_from.rpartition("@")[2]
+    data = sub.data
+    signed_here: list[dkim.Result] = []
+    if sign and sender_domain in routing.domains:
+        keys = routing.domains[sender_domain]
+        data = _missing_identity(data, sender_domain) + data
+        data = dkim.sign(data, keys) + data
+        signed_here = [dkim.Result("pass", keys.domain, keys.ed25519_selector, "ed25519-sha256"),
+                       dkim.Result("pass", keys.domain, keys.rsa_selector, "rsa-sha256")]
+    outgoing = _received(sub, queue_id, sub.recipients) + data
+    accepted = Accepted(queue_id, message=outgoing)
+    local: dict[str, tuple[str, Route]] = {}
+    remote: list[str] = []
+    for rcpt in sub.recipients:
+        if routing.is_hosted(rcpt):
+            for route in routing.expand(rcpt):
+                local.setdefault(route.address, (rcpt, route))
+        else:
+            remote.append(rcpt)
+    if local:
+        # What this server signed a moment ago passes by construction; anything else
+        # (the relay port, mail signed elsewhere) is verified.
+        results = signed_here if signed_here else dkim.verify(data, routing.records)
+        stamped = dkim.authentication_results(settings.MAIL_HOSTNAME, results,
+                                              sub.auth_user) + outgoing
+        owner = maildir.mail_owner()
+        for address, (_rcpt, route) in local.items():
+            key = delivery_key(sub.mail_from, address, sub.data)
+            name = maildir.deliver(route.home, stamped, key=key, owner=owner)
+            route.used += len(stamped) if name else 0
+            accepted.delivered[address] = name or ""
+    if remote:
+        spool_outbound(sub.mail_from, remote, outgoing)
+        accepted.queued = remote
+    return accepted
+
+
+def spool_dir():
+    return settings.SAHAB_HOME / "mail" / "queue"
+
+
+def spool_outbound(mail_from: str, recipients: list[str], data: bytes) -> None:
+    """Write the message durably, then queue one row per recipient."""
+    from sahab.mail.models import OutboundMessage
+
+    directory = spool_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = f"{uuid.uuid4().hex}.eml"
+    maildir.write_durably(directory / name, data)
+    with transaction.atomic():
+        OutboundMessage.objects.bulk_create([
+            OutboundMessage(sender=mail_from, recipient=r, spool_name=name, size=len(data))
+            for r in recipients])

@@ -1,0 +1,271 @@
+"""Registered official correspondence (courrier officiel) with signed receipts.
+
+In the manner of registered e-mail services (eIDAS ERDS, Italy's PEC): the platform
+issues a receipt when it accepts a letter, when the letter is in the recipient
+registry's mailbox, when it could not be delivered within the set delay, and when the
+registry opens it. Each receipt is a signed note (C2SP signed-note, Ed25519, the
+platform's receipts key) that anybody can verify offline, and a ledger entry that holds
+only hashes. The sender's mailbox gets each receipt as a message too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration
+from sahab.ledger import note
+from sahab.ledger import services as ledger
+from sahab.mail import dkim, maildir, routing
+from sahab.mail.models import Classification, Letter, Mailbox, Receipt
+from sahab.mail.receipts import receipt_text
+
+# --- the receipts key --------------------------------------------------------------------
+
+def receipts_key_path() -> Path:
+    return settings.SAHAB_HOME / "keys" / "mail-receipts-ed25519.pem"
+
+
+def ensure_receipts_key() -> bool:
+    from sahab.core import keys
+
+    return keys._ensure_ed25519(receipts_key_path())
+
+
+def signer() -> note.Signer:
+    from cryptography.hazmat.primitives import serialization
+
+    ensure_receipts_key()
+    key = serialization.load_pem_private_key(receipts_key_path().read_bytes(), password=None)
+    return note.Signer(settings.MAIL_RECEIPTS_NAME, key)
+
+
+def verifier_key() -> str:
+    """The public key receipts are checked with (a C2SP verifier key)."""
+    return signer().verifier.vkey()
+
+
+# --- sending -----------------------------------------------------------------------------
+
+def registry_of(administration: Administration) -> Mailbox | None:
+    """The registry office mailbox of an administration (or of its nearest ancestor)."""
+    codes = administration.path.strip("/").split("/")
+    boxes = {m.domain.administration.code: m for m in Mailbox.objects.filter(
+        kind=Mailbox.Kind.REGISTRY, active=True,
+        domain__administration__code__in=codes).select_related("domain__administration")}
+    for code in reversed(codes):
+        if code in boxes:
+            return boxes[code]
+    return None
+
+
+def letter_store() -> Path:
+    path = settings.SAHAB_HOME / "mail" / "letters"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _build(sender: Mailbox, recipient: Mailbox, reference: str, classification: str,
+           subject: str, body: str, attachments: list[tuple[str, str, bytes]],
+           message_id: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = email.utils.formataddr((sender.display_name, sender.address))
+    message["To"] = email.utils.formataddr((recipient.display_name, recipient.address))
+    message["Subject"] = f"[{reference}] {subject}"
+    message["Date"] = email.utils.format_datetime(timezone.now())
+    message["Message-ID"] = message_id
+    message["X-Sahab-Letter"] = f"reference={reference}; classification={classification}"
+    message.set_content(body)
+    for filename, content_type, content in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        message.add_attachment(content, maintype=maintype or "application",
+                               subtype=subtype or "octet-stream", filename=filename)
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+def send_letter(*, actor, sender: Mailbox, to: Administration, reference: str,
+                classification: str, subject: str, body: str,
+                attachments: list[tuple[str, str, bytes]] | None = None) -> Letter:
+    """Accept a registered letter (acceptance receipt) and try to deliver it at once."""
+    from sahab.mail import services
+
+    agent = directory.agent_of(actor)
+    if agent is None or not services.can_use_mailbox(actor, sender, send=True):
+        raise PermissionDenied(_("You may not send letters from this mailbox."))
+    reference, subject = reference.strip(), subject.strip()
+    errors = {}
+    if not reference or len(reference) > 60 or any(c in reference for c in "\r\n"):
+        errors["reference"] = [_("A reference of 1 to 60 characters on one line.")]
+    if not subject or len(subject) > 300 or any(c in subject for c in "\r\n"):
+        errors["subject"] = [_("A subject of 1 to 300 characters on one line.")]
+    if classification not in Classification.values:
+        errors["classification"] = [_("Choose a classification.")]
+    if errors:
+        raise InvalidInput(_("The letter is incomplete."), field_errors=errors)
+    recipient = registry_of(to)
+    if recipient is None:
+        raise InvalidInput(_("%(name)s has no registry mailbox.") % {"name": to.name},
+                           field_errors={"to": [_("No registry mailbox.")]})
+    if Letter.objects.filter(sender=sender, reference=reference).exists():
+        raise Conflict(_("A letter with the reference %s was already sent.") % reference)
+    message_id = email.utils.make_msgid(idstring="letter", domain=sender.domain.name)
+    raw = _build(sender, recipient, reference, classification, subject, body,
+                 attachments or [], message_id)
+    raw = dkim.sign(raw, routing.domain_keys(sender.domain)) + raw
+    spool_name = f"{uuid.uuid4().hex}.eml"
+    maildir.write_durably(letter_store() / spool_name, raw)
+    with transaction.atomic():
+        letter = Letter.objects.create(
+            reference=reference, classification=classification, subject=subject,
+            sender=sender, sent_by=agent, recipient=recipient, message_id=message_id,
+            message_sha256=hashlib.sha256(raw).hexdigest(), spool_name=spool_name,
+            deliver_by=timezone.now() + dt.timedelta(hours=settings.MAIL_LETTER_DELIVERY_HOURS))
+        _issue(letter, Receipt.Kind.ACCEPTANCE, actor)
+    maildir.deliver(sender.home, raw, folder=maildir.SENT, flags="S", owner=maildir.mail_owner())
+    attempt_delivery(letter)
+    letter.refresh_from_db()
+    return letter
+
+
+# --- receipts ----------------------------------------------------------------------------
+
+def _issue(letter: Letter, kind: str, actor, detail: str = "") -> Receipt:
+    """Sign a receipt, append its ledger entry and keep it — in the caller's transaction."""
+    now = timezone.now()
+    fields = {
+        "kind": kind, "letter": str(letter.pk), "reference": letter.reference,
+        "classification": letter.classification, "from": letter.sender.address,
+        "to": letter.recipient.address, "message-id": letter.message_id,
+        "message-sha256": letter.message_sha256,
+        "at": now.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+    }
+    if detail:
+        fields["detail"] = " ".join(detail.split())[:200]
+    text = receipt_text(fields).encode()
+    document = text + b"\n" + signer().signature_line(text).encode()
+    appended = ledger.append(
+        type=f"mail.letter.{kind}", subject=letter.subject_uri, actor=directory.actor_id(actor),
+        data={"receipt_sha256": hashlib.sha256(document).hexdigest(),
+              "message_sha256": letter.message_sha256,
+              "from_administration": letter.sender.domain.administration.code,
+              "to_administration": letter.recipient.domain.administration.code})
+    receipt = Receipt.objects.create(letter=letter, kind=kind, at=now,
+                                     document=document.decode(), ledger_index=appended.index)
+    transaction.on_commit(lambda: _mail_receipt(letter, receipt))
+    return receipt
+
+
+def _mail_receipt(letter: Letter, receipt: Receipt) -> None:
+    """Put the receipt in the sender's Receipts folder, as PEC does, with the document."""
+    message = EmailMessage()
+    message["From"] = f"sahab <postmaster@{settings.MAIL_HOSTNAME}>"
+    message["To"] = letter.sender.address
+    message["Subject"] = f"{receipt.get_kind_display()}: [{letter.reference}] {letter.subject}"
+    message["Date"] = email.utils.format_datetime(receipt.at)
+    message["Message-ID"] = email.utils.make_msgid(idstring=f"receipt{receipt.pk}",
+                                                   domain=settings.MAIL_HOSTNAME)
+    message.set_content(_("Receipt of the letter %(reference)s (%(kind)s). The attached "
+                          "document is signed; verify it with `sahab mail verify-receipt`.")
+                        % {"reference": letter.reference, "kind": receipt.get_kind_display()})
+    message.add_attachment(receipt.document.encode(), maintype="text", subtype="plain",
+                           filename=f"receipt-{letter.pk}-{receipt.kind}.txt")
+    maildir.deliver(letter.sender.home, message.as_bytes(), folder=maildir.RECEIPTS,
+                    key=f"receipt-{receipt.pk}", owner=maildir.mail_owner())
+
+
+def attempt_delivery(letter: Letter) -> bool:
+    """Put the letter into the registry mailbox; after the deadline, give up with a
+    non-delivery receipt. True once delivered."""
+    if letter.state != Letter.State.ACCEPTED:
+        return letter.state in (Letter.State.DELIVERED, Letter.State.OPENED)
+    recipient = letter.recipient
+    raw = (letter_store() / letter.spool_name).read_bytes()
+    error = ""
+    if not recipient.active:
+        error = "the recipient mailbox is disabled"
+    elif recipient.used_bytes + len(raw) > recipient.quota_bytes:
+        error = "the recipient mailbox is full"
+    if not error:
+        try:
+            name = maildir.deliver(recipient.home, raw, key=f"letter-{letter.message_sha256}",
+                                   owner=maildir.mail_owner())
+        except OSError as exc:
+            error = f"storage error: {exc.strerror}"
+        else:
+            with transaction.atomic():
+                locked = Letter.objects.select_for_update().get(pk=letter.pk)
+                if locked.state == Letter.State.ACCEPTED:
+                    locked.state = Letter.State.DELIVERED
+                    locked.delivered_file = (name or "").split(":")[0]
+                    locked.save(update_fields=["state", "delivered_file"])
+                    _issue(locked, Receipt.Kind.DELIVERY, directory.SYSTEM)
+            return True
+    with transaction.atomic():
+        locked = Letter.objects.select_for_update().get(pk=letter.pk)
+        locked.attempts += 1
+        locked.last_error = error
+        if timezone.now() >= locked.deliver_by:
+            locked.state = Letter.State.NOT_DELIVERED
+            _issue(locked, Receipt.Kind.NON_DELIVERY, directory.SYSTEM, detail=error)
+        locked.save(update_fields=["attempts", "last_error", "state"])
+    return False
+
+
+def record_opening(letter: Letter, actor) -> Receipt | None:
+    """The registry opened the letter (in the webmail, or flagged seen over IMAP)."""
+    with transaction.atomic():
+        locked = Letter.objects.select_for_update().get(pk=letter.pk)
+        if locked.state != Letter.State.DELIVERED:
+            return None
+        locked.state = Letter.State.OPENED
+        locked.save(update_fields=["state"])
+        return _issue(locked, Receipt.Kind.OPENING, actor)
+
+
+def advance_letters() -> int:
+    """Timer: retry deliveries, give up after the deadline, notice openings over IMAP."""
+    done = 0
+    for letter in Letter.objects.filter(state=Letter.State.ACCEPTED).select_related(
+            "recipient__domain", "sender__domain"):
+        done += attempt_delivery(letter)
+    for letter in Letter.objects.filter(state=Letter.State.DELIVERED).select_related(
+            "recipient__domain", "sender__domain"):
+        stored = maildir.find(letter.recipient.maildir, "INBOX", letter.delivered_file)
+        if stored is not None and stored.seen and record_opening(letter, directory.SYSTEM):
+            done += 1
+    return done
+
+
+def letter_for_message_id(message_id: str) -> Letter | None:
+    return Letter.objects.filter(message_id=message_id.strip()).select_related(
+        "recipient", "sender").first()
+
+
+def letters_visible_to(user):
+    """Letters sent from, or received in, mailboxes the user may use."""
+    from django.db.models import Q
+
+    agent = directory.agent_of(user)
+    if agent is None:
+        return Letter.objects.none()
+    boxes = Mailbox.objects.filter(Q(agent=agent) | Q(delegations__agent=agent))
+    return Letter.objects.filter(Q(sender__in=boxes) | Q(recipient__in=boxes)).select_related(
+        "sender__domain__administration", "recipient__domain__administration").distinct()
+
+
+def get_letter(user, pk: int) -> Letter:
+    letter = letters_visible_to(user).filter(pk=pk).first()
+    if letter is None:
+        raise NotFound(_("No such letter."))
+    return letter

@@ -1,0 +1,159 @@
+"""The routing table: hosted domains, mailboxes, aliases, credentials and sender rights,
+loaded from the database into memory.
+
+The SMTP server answers RCPT and AUTH from this table without touching the database,
+and reloads it when ``RoutingVersion`` moves (checked at most once a second).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sahab.core import secrets as sealing
+from sahab.mail import dkim
+
+
+@dataclass
+class Route:
+    """Where mail for one mailbox goes, and what is left of its quota."""
+
+    address: str
+    home: Path
+    quota: int
+    used: int
+    active: bool
+
+    def has_room_for(self, size: int) -> bool:
+        return self.used + size <= self.quota
+
+
+@dataclass
+class Routing:
+    version: int = -1
+    domains: dict[str, dkim.DomainKeys] = field(default_factory=dict)
+    mailboxes: dict[str, Route] = field(default_factory=dict)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    credentials: dict[str, str] = field(default_factory=dict)  # login → argon2 digest
+    senders: dict[str, set[str]] = field(default_factory=dict)  # login → allowed From
+    records: dict[str, str] = field(default_factory=dict)  # DKIM TXT of hosted domains
+
+    def is_hosted(self, address: str) -> bool:
+        return address.rpartition("@")[2] in self.domains
+
+    def knows(self, address: str) -> bool:
+        route = self.mailboxes.get(address)
+        return (route is not None and route.active) or address in self.aliases
+
+    def expand(self, address: str) -> list[Route]:
+        """The active mailboxes that mail for ``address`` reaches."""
+        if address in self.mailboxes:
+            route = self.mailboxes[address]
+            return [route] if route.active else []
+        return [self.mailboxes[a] for a in self.aliases.get(address, [])
+                if a in self.mailboxes and self.mailboxes[a].active]
+
+
+def current_version() -> int:
+    from sahab.mail.models import RoutingVersion
+
+    row = RoutingVersion.objects.first()
+    return row.version if row else 0
+
+
+def load() -> Routing:
+    """Read the whole table (a few queries, whatever the number of mailboxes)."""
+    from sahab.mail.models import Alias, AliasMember, Delegation, Mailbox, MailDomain
+
+    routing = Routing(version=current_version())
+    for domain in MailDomain.objects.filter(active=True):
+        keys = domain_keys(domain)
+        routing.domains[domain.name] = keys
+        routing.records[f"{keys.rsa_selector}._domainkey.{domain.name}"] = \
+            dkim.rsa_record(keys.rsa_public_b64)
+        routing.records[f"{keys.ed25519_selector}._domainkey.{domain.name}"] = \
+            dkim.ed25519_record(keys.ed25519_public_b64)
+    boxes = Mailbox.objects.filter(domain__active=True).select_related("domain")
+    by_id: dict[int, str] = {}
+    for box in boxes:
+        by_id[box.pk] = box.address
+        routing.mailboxes[box.address] = Route(box.address, box.home, box.quota_bytes,
+                                               box.used_bytes, box.active)
+        if box.active and box.password_digest:
+            routing.credentials[box.address] = box.password_digest
+            routing.senders.setdefault(box.address, set()).add(box.address)
+    for alias in Alias.objects.filter(domain__active=True):
+        routing.aliases[alias.address] = []
+    for member in AliasMember.objects.select_related("alias"):
+        if member.alias.address in routing.aliases and member.mailbox_id in by_id:
+            routing.aliases[member.alias.address].append(by_id[member.mailbox_id])
+    _sender_rights(routing, by_id, Alias, Delegation, Mailbox)
+    return routing
+
+
+def domain_keys(domain) -> dkim.DomainKeys:
+    """The signing keys of a ``MailDomain``, unsealed."""
+    import base64
+
+    return dkim.DomainKeys(
+        domain=domain.name, selector=domain.dkim_selector,
+        rsa_pem=sealing.unseal(domain.dkim_rsa_private, f"dkim-rsa:{domain.name}"),
+        ed25519_seed_b64=base64.b64encode(sealing.unseal(domain.dkim_ed25519_private,
+                                                         f"dkim-ed25519:{domain.name}")),
+        rsa_public_b64=domain.dkim_rsa_public, ed25519_public_b64=domain.dkim_ed25519_public)
+
+
+def _sender_rights(routing: Routing, by_id: dict[int, str], Alias, Delegation, Mailbox) -> None:
+    """Who may send as what: one's own address, aliases (not lists) that reach only one's
+    mailbox, and the shared mailboxes one was given the right to send as."""
+    for address, targets in routing.aliases.items():
+        if len(targets) == 1 and targets[0] in routing.senders and \
+                not Alias.objects.filter(address=address, is_list=True).exists():
+            routing.senders[targets[0]].add(address)
+    agent_box = dict(Mailbox.objects.filter(agent__isnull=False, active=True)
+                     .values_list("agent_id", "address"))
+    for delegation in Delegation.objects.filter(can_send=True):
+        login = agent_box.get(delegation.agent_id)
+        if login in routing.senders and delegation.mailbox_id in by_id:
+            routing.senders[login].add(by_id[delegation.mailbox_id])
+
+
+class LiveRouting:
+    """A routing table kept fresh by a background thread (for long-running servers)."""
+
+    def __init__(self, interval: float = 1.0):
+        self.table = load()
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mail-routing", daemon=True)
+
+    def start(self) -> LiveRouting:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def refresh(self) -> None:
+        from django.db import close_old_connections
+
+        try:
+            if current_version() != self.table.version:
+                fresh = load()
+                # keep what this process delivered since the last measurement
+                for address, route in fresh.mailboxes.items():
+                    old = self.table.mailboxes.get(address)
+                    if old is not None and old.used > route.used:
+                        route.used = old.used
+                self.table = fresh
+        finally:
+            close_old_connections()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:  # a database hiccup: keep serving the table we have
+                time.sleep(self.interval)

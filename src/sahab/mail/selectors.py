@@ -1,0 +1,105 @@
+"""Reads of the mail pillar: whose mailboxes an agent may use, the global address book."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from django.db.models import Q, QuerySet
+
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration
+from sahab.mail.models import Alias, Mailbox
+
+
+def mailboxes_of(user) -> list[Mailbox]:
+    """The agent's own mailbox first, then those delegated to the agent."""
+    agent = directory.agent_of(user)
+    if agent is None:
+        return []
+    boxes = Mailbox.objects.filter(Q(agent=agent) | Q(delegations__agent=agent), active=True) \
+        .select_related("domain").distinct()
+    return sorted(boxes, key=lambda m: (m.agent_id != agent.pk, m.address))
+
+
+def sending_mailboxes_of(user) -> QuerySet[Mailbox]:
+    agent = directory.agent_of(user)
+    if agent is None:
+        return Mailbox.objects.none()
+    return Mailbox.objects.filter(
+        Q(agent=agent) | Q(delegations__agent=agent, delegations__can_send=True),
+        active=True).select_related("domain").distinct().order_by("kind", "address")
+
+
+def administrations_with_registry() -> QuerySet[Administration]:
+    return Administration.objects.filter(
+        mail_domains__mailboxes__kind=Mailbox.Kind.REGISTRY,
+        mail_domains__mailboxes__active=True).distinct().order_by("name_fr")
+
+
+@dataclass
+class Entry:
+    """One line of the government's address book."""
+
+    address: str
+    name: str
+    kind: str
+    title: str
+    administration: str
+    administration_code: str
+    phone: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def address_book(query: str = "") -> list[Entry]:
+    """Every active mailbox and list of every administration, filtered by ``query``."""
+    boxes = Mailbox.objects.filter(active=True, domain__active=True).select_related(
+        "domain__administration", "agent__user", "agent__administration")
+    aliases = Alias.objects.filter(domain__active=True).select_related("domain__administration")
+    if query:
+        words = query.split()
+        for word in words:
+            boxes = boxes.filter(Q(address__icontains=word) | Q(display_name__icontains=word)
+                                 | Q(agent__title__icontains=word)
+                                 | Q(domain__administration__name_fr__icontains=word)
+                                 | Q(domain__administration__name_ar__icontains=word)
+                                 | Q(domain__administration__code__iexact=word))
+            aliases = aliases.filter(Q(address__icontains=word)
+                                     | Q(description__icontains=word)
+                                     | Q(domain__administration__name_fr__icontains=word))
+    entries = []
+    for box in boxes[:5000]:
+        owner = box.agent.administration if box.agent_id else box.domain.administration
+        entries.append(Entry(box.address, box.display_name, box.get_kind_display(),
+                             box.agent.title if box.agent_id else "", owner.name, owner.code,
+                             box.agent.phone if box.agent_id else ""))
+    for alias in aliases[:2000]:
+        owner = alias.domain.administration
+        entries.append(Entry(alias.address, alias.description or alias.address,
+                             str(Alias._meta.get_field("is_list").verbose_name)
+                             if alias.is_list else str(Alias._meta.verbose_name),
+                             "", owner.name, owner.code, ""))
+    entries.sort(key=lambda e: (e.administration, e.name.lower()))
+    return entries
+
+
+def vcards(entries: list[Entry]) -> str:
+    """The address book as vCard 3.0 (RFC 2426), one card per entry."""
+    import vobject
+
+    cards = []
+    for entry in entries:
+        card = vobject.vCard()
+        card.add("fn").value = entry.name or entry.address
+        card.add("n").value = vobject.vcard.Name(family=entry.name or entry.address)
+        mail = card.add("email")
+        mail.value = entry.address
+        mail.type_param = "INTERNET"
+        card.add("org").value = [entry.administration]
+        if entry.title:
+            card.add("title").value = entry.title
+        if entry.phone:
+            card.add("tel").value = entry.phone
+        cards.append(card.serialize())
+    return "".join(cards)

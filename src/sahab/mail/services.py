@@ -1,0 +1,374 @@
+"""Every write to the mail directory: domains, mailboxes, passwords, aliases and lists,
+delegations. Each checks the actor's rights and records a ledger entry in its
+transaction; the SMTP servers and Dovecot pick the change up after the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import unicodedata
+
+from argon2 import PasswordHasher
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from sahab.core import secrets as sealing
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration, Agent, Role
+from sahab.ledger import services as ledger
+from sahab.mail import dkim
+from sahab.mail.delivery import normalise
+from sahab.mail.models import (
+    Alias,
+    AliasMember,
+    Delegation,
+    Mailbox,
+    MailDomain,
+    RoutingVersion,
+)
+
+# OWASP's argon2id parameters: Dovecot verifies the same digest on every IMAP login.
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+REGISTRY_LOCAL_PART = "bureau-ordre"
+
+
+# --- rights -----------------------------------------------------------------------------
+
+def can_manage_mail(user, administration: Administration) -> bool:
+    """Platform admins everywhere; administration and mail admins in their subtree."""
+    if directory.is_platform_admin(user):
+        return True
+    agent = directory.agent_of(user)
+    if agent is None:
+        return False
+    roles = agent.role_set
+    if Role.ADMINISTRATION_ADMIN in roles or Role.MAIL_ADMIN in roles:
+        return administration.is_within(agent.administration)
+    return False
+
+
+def _require_manager(actor, administration: Administration) -> None:
+    if not can_manage_mail(actor, administration):
+        raise PermissionDenied(_("Only the mail administrators of %(name)s may do this.")
+                               % {"name": administration.name})
+
+
+def _record(actor, event: str, subject: str, **data) -> None:
+    ledger.append(type=f"mail.{event}", subject=subject, data=data,
+                  actor=directory.actor_id(actor))
+
+
+def _routing_changed() -> None:
+    """Bump the routing version and rewrite Dovecot's users after the commit."""
+    if not RoutingVersion.objects.update(version=F("version") + 1):
+        RoutingVersion.objects.create(version=1)
+
+    def sync() -> None:
+        from sahab.mail import dovecot
+
+        dovecot.write_passwd_file()
+
+    transaction.on_commit(sync)
+
+
+# --- domains ----------------------------------------------------------------------------
+
+@transaction.atomic
+def ensure_domain(*, actor, administration: Administration, name: str) -> MailDomain:
+    """The mail domain ``name`` of ``administration``, created with new DKIM keys."""
+    name = name.strip().lower().rstrip(".")
+    existing = MailDomain.objects.filter(name=name).first()
+    if existing is not None:
+        if existing.administration_id != administration.pk:
+            raise Conflict(_("The domain %s belongs to another administration.") % name)
+        return existing
+    _require_manager(actor, administration)
+    rsa_pem, rsa_public, seed, ed_public = dkim.generate_keys()
+    domain = MailDomain.objects.create(
+        administration=administration, name=name,
+        dkim_selector=f"sahab{timezone.now():%Y%m}",
+        dkim_rsa_private=sealing.seal(rsa_pem, f"dkim-rsa:{name}"), dkim_rsa_public=rsa_public,
+        dkim_ed25519_private=sealing.seal(seed, f"dkim-ed25519:{name}"),
+        dkim_ed25519_public=ed_public)
+    _record(actor, "domain.created", f"mail:domain:{name}", administration=administration.code,
+            dkim_selector=domain.dkim_selector, ed25519_key=ed_public, rsa_key=rsa_public)
+    _routing_changed()
+    return domain
+
+
+def domain_for(administration: Administration) -> MailDomain | None:
+    """The domain of an administration, or of its nearest ancestor that has one."""
+    codes = administration.path.strip("/").split("/")
+    by_code = {a.code: a for a in Administration.objects.filter(code__in=codes)}
+    for code in reversed(codes):
+        owner = by_code.get(code)
+        if owner is not None and owner.mail_domain:
+            return ensure_domain(actor=directory.SYSTEM, administration=owner,
+                                 name=owner.mail_domain)
+    return None
+
+
+def dns_records(domain: MailDomain) -> list[tuple[str, str, str]]:
+    """What the operators publish in DNS for ``domain``: (name, type, value)."""
+    host = settings.MAIL_HOSTNAME
+    return [
+        (domain.name, "MX", f"10 {host}."),
+        (domain.name, "TXT", f"v=spf1 mx a:{host} -all"),
+        (f"_dmarc.{domain.name}", "TXT",
+         f"v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:dmarc@{domain.name}"),
+        (f"{domain.ed25519_selector}._domainkey.{domain.name}", "TXT",
+         dkim.ed25519_record(domain.dkim_ed25519_public)),
+        (f"{domain.rsa_selector}._domainkey.{domain.name}", "TXT",
+         dkim.rsa_record(domain.dkim_rsa_public)),
+    ]
+
+
+# --- mailboxes --------------------------------------------------------------------------
+
+def _local_part(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", ascii_text.lower()).strip("._-")
+    return re.sub(r"([._-])[._-]+", r"\1", cleaned)[:64]
+
+
+def _check_local_part(local_part: str) -> str:
+    local_part = local_part.strip().lower()
+    if not LOCAL_PART.match(local_part):
+        raise InvalidInput(_("An address may use lower-case letters, digits, '.', '-' and '_'."),
+                           field_errors={"local_part": [_("Invalid address.")]})
+    return local_part
+
+
+def _address_taken(address: str) -> bool:
+    return Mailbox.objects.filter(address=address).exists() or \
+        Alias.objects.filter(address=address).exists()
+
+
+def _create_mailbox(actor, domain: MailDomain, local_part: str, kind: str,
+                    display_name: str, agent: Agent | None = None) -> Mailbox:
+    address = f"{local_part}@{domain.name}"
+    if _address_taken(address):
+        raise Conflict(_("The address %s is already in use.") % address)
+    mailbox = Mailbox.objects.create(domain=domain, local_part=local_part, address=address,
+                                     kind=kind, agent=agent, display_name=display_name[:200],
+                                     quota_bytes=settings.MAIL_DEFAULT_QUOTA_BYTES)
+    _record(actor, "mailbox.created", f"mail:mailbox:{mailbox.pk}", domain=domain.name,
+            kind=kind)
+    _routing_changed()
+    return mailbox
+
+
+@transaction.atomic
+def provision_agent_mailbox(agent: Agent) -> Mailbox | None:
+    """The agent's own mailbox, made when the agent is created (None: no mail domain)."""
+    existing = Mailbox.objects.filter(agent=agent).first()
+    if existing is not None:
+        return existing
+    domain = domain_for(agent.administration)
+    if domain is None:
+        return None
+    user = agent.user
+    candidates = []
+    if user.email.lower().endswith("@" + domain.name):
+        candidates.append(user.email.lower().split("@")[0])
+    candidates.append(_local_part(f"{user.first_name}.{user.last_name}"))
+    candidates.append(_local_part(user.username))
+    for local_part in candidates:
+        if LOCAL_PART.match(local_part or "-") and \
+                not _address_taken(f"{local_part}@{domain.name}"):
+            break
+    else:
+        local_part = f"{_local_part(user.username) or 'agent'}-{agent.pk}"
+    return _create_mailbox(directory.SYSTEM, domain, local_part, Mailbox.Kind.PERSONAL,
+                           user.get_full_name() or user.username, agent=agent)
+
+
+@transaction.atomic
+def create_shared_mailbox(*, actor, administration: Administration, local_part: str,
+                          display_name: str, registry: bool = False) -> Mailbox:
+    """A mailbox of a service (shared) or the administration's registry office."""
+    _require_manager(actor, administration)
+    domain = domain_for(administration)
+    if domain is None:
+        raise InvalidInput(_("This administration has no mail domain."))
+    if registry and Mailbox.objects.filter(domain=domain, kind=Mailbox.Kind.REGISTRY,
+                                           display_name=display_name).exists():
+        raise Conflict(_("This administration already has a registry mailbox."))
+    kind = Mailbox.Kind.REGISTRY if registry else Mailbox.Kind.SHARED
+    return _create_mailbox(actor, domain, _check_local_part(local_part), kind, display_name)
+
+
+@transaction.atomic
+def set_mailbox_active(*, actor, mailbox: Mailbox, active: bool) -> Mailbox:
+    _require_manager(actor, mailbox.domain.administration)
+    if mailbox.active != active:
+        mailbox.active = active
+        mailbox.save(update_fields=["active"])
+        _record(actor, "mailbox.enabled" if active else "mailbox.disabled",
+                f"mail:mailbox:{mailbox.pk}")
+        _routing_changed()
+    return mailbox
+
+
+@transaction.atomic
+def set_quota(*, actor, mailbox: Mailbox, quota_bytes: int) -> Mailbox:
+    _require_manager(actor, mailbox.domain.administration)
+    if quota_bytes < 1024 * 1024 or quota_bytes > settings.MAIL_MAX_QUOTA_BYTES:
+        raise InvalidInput(_("The quota must be between 1 MB and %(max)s bytes.")
+                           % {"max": settings.MAIL_MAX_QUOTA_BYTES},
+                           field_errors={"quota_bytes": [_("Out of range.")]})
+    mailbox.quota_bytes = quota_bytes
+    mailbox.save(update_fields=["quota_bytes"])
+    _record(actor, "mailbox.quota_set", f"mail:mailbox:{mailbox.pk}", quota_bytes=quota_bytes)
+    _routing_changed()
+    return mailbox
+
+
+def can_use_mailbox(user, mailbox: Mailbox, *, send: bool = False) -> bool:
+    """The owner, or an agent the mailbox was delegated to (with the send right to send)."""
+    agent = directory.agent_of(user)
+    if agent is None or not mailbox.active:
+        return False
+    if mailbox.agent_id == agent.pk:
+        return True
+    delegation = Delegation.objects.filter(mailbox=mailbox, agent=agent).first()
+    return delegation is not None and (delegation.can_send or not send)
+
+
+@transaction.atomic
+def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str:
+    """Set the password mail clients use (IMAP and submission); generated when not given.
+
+    Returns the password: a generated one is shown once and never stored in clear.
+    """
+    own = mailbox.agent_id is not None and directory.agent_of(actor) == mailbox.agent
+    if not own:
+        _require_manager(actor, mailbox.domain.administration)
+    if password is None:
+        password = "-".join(secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
+                            for _ in range(3))
+    elif len(password) < 12 or len(password) > 200:
+        raise InvalidInput(_("A mail password has 12 to 200 characters."),
+                           field_errors={"password": [_("12 to 200 characters.")]})
+    mailbox.password_digest = "{ARGON2ID}" + _HASHER.hash(password)
+    mailbox.password_set_at = timezone.now()
+    mailbox.save(update_fields=["password_digest", "password_set_at"])
+    _record(actor, "mailbox.password_set", f"mail:mailbox:{mailbox.pk}")
+    _routing_changed()
+    return password
+
+
+def check_password(mailbox: Mailbox, password: str) -> bool:
+    if not mailbox.password_digest:
+        return False
+    try:
+        return _HASHER.verify(mailbox.password_digest.removeprefix("{ARGON2ID}"), password)
+    except Exception:
+        return False
+
+
+# --- aliases, lists and delegations ------------------------------------------------------
+
+@transaction.atomic
+def create_alias(*, actor, administration: Administration, local_part: str,
+                 members: list[Mailbox], is_list: bool = False, description: str = "") -> Alias:
+    """An alias (one mailbox) or a distribution list (several) in the administration's
+    domain; members may be mailboxes of any administration."""
+    _require_manager(actor, administration)
+    domain = domain_for(administration)
+    if domain is None:
+        raise InvalidInput(_("This administration has no mail domain."))
+    if not members or (not is_list and len(members) != 1):
+        raise InvalidInput(_("An alias has one target; a list has at least one member."),
+                           field_errors={"members": [_("Choose the members.")]})
+    address = f"{_check_local_part(local_part)}@{domain.name}"
+    if _address_taken(address):
+        raise Conflict(_("The address %s is already in use.") % address)
+    alias = Alias.objects.create(domain=domain, address=address, is_list=is_list,
+                                 description=description.strip()[:200])
+    AliasMember.objects.bulk_create([AliasMember(alias=alias, mailbox=m) for m in members])
+    _record(actor, "list.created" if is_list else "alias.created", f"mail:alias:{alias.pk}",
+            domain=domain.name, members=sorted(m.pk for m in members))
+    _routing_changed()
+    return alias
+
+
+@transaction.atomic
+def delete_alias(*, actor, alias: Alias) -> None:
+    _require_manager(actor, alias.domain.administration)
+    _record(actor, "alias.deleted", f"mail:alias:{alias.pk}")
+    alias.delete()
+    _routing_changed()
+
+
+@transaction.atomic
+def delegate(*, actor, mailbox: Mailbox, agent: Agent, can_send: bool) -> Delegation:
+    """Give an agent access to a shared or registry mailbox of the administration."""
+    _require_manager(actor, mailbox.domain.administration)
+    if mailbox.kind == Mailbox.Kind.PERSONAL:
+        raise InvalidInput(_("Personal mailboxes are not delegated."))
+    if not agent.administration.is_within(mailbox.domain.administration):
+        raise InvalidInput(_("Only agents of the administration may use its mailboxes."))
+    delegation, _created = Delegation.objects.update_or_create(
+        mailbox=mailbox, agent=agent, defaults={"can_send": can_send})
+    _record(actor, "delegation.granted", f"mail:mailbox:{mailbox.pk}",
+            agent=f"user:{agent.user_id}", can_send=can_send)
+    _routing_changed()
+    return delegation
+
+
+@transaction.atomic
+def revoke_delegation(*, actor, delegation: Delegation) -> None:
+    _require_manager(actor, delegation.mailbox.domain.administration)
+    _record(actor, "delegation.revoked", f"mail:mailbox:{delegation.mailbox_id}",
+            agent=f"user:{delegation.agent.user_id}")
+    delegation.delete()
+    _routing_changed()
+
+
+def mailbox_by_address(address: str) -> Mailbox:
+    normal = normalise(address)
+    mailbox = Mailbox.objects.filter(address=normal).select_related("domain").first() \
+        if normal else None
+    if mailbox is None:
+        raise NotFound(_("No mailbox has the address %s.") % address)
+    return mailbox
+
+
+def measure_usage() -> int:
+    """Record each mailbox's size on disk (Dovecot's deletions included)."""
+    from sahab.mail import maildir
+
+    changed = 0
+    for mailbox in Mailbox.objects.select_related("domain"):
+        used = maildir.size_of(mailbox.maildir) if mailbox.maildir.exists() else 0
+        if used != mailbox.used_bytes:
+            Mailbox.objects.filter(pk=mailbox.pk).update(used_bytes=used)
+            changed += 1
+    if changed:
+        RoutingVersion.objects.update(version=F("version") + 1)
+    return changed
+
+
+def sync_agent_mailboxes() -> int:
+    """Make the mailboxes that agents created meanwhile are still missing (safety net)."""
+    made = 0
+    for agent in Agent.objects.filter(mailbox__isnull=True, user__is_active=True) \
+            .select_related("user", "administration"):
+        if provision_agent_mailbox(agent) is not None:
+            made += 1
+    return made
+
+
+def prune_delivery_markers() -> int:
+    from sahab.mail import maildir
+    from sahab.mail.models import mail_root
+
+    return maildir.prune_markers(mail_root(), dt.timedelta(days=7).total_seconds())

@@ -1,0 +1,488 @@
+"""Webmail, registered letters, the address book, mail administration and the public
+pieces (receipt key and check, mail client autoconfiguration)."""
+
+from __future__ import annotations
+
+import math
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from sahab.core.errors import DomainError
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration, Agent
+from sahab.mail import letters, maildir, selectors, services, webmail
+from sahab.mail.models import Alias, Classification, Delegation, Mailbox, MailDomain
+from sahab.mail.receipts import verify_receipt
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def _agent(request) -> Agent:
+    agent = directory.agent_of(request.user)
+    if agent is None:
+        raise Http404
+    return agent
+
+
+def _mailbox(request, pk: int, *, send: bool = False) -> Mailbox:
+    mailbox = get_object_or_404(Mailbox.objects.select_related("domain"), pk=pk)
+    if not services.can_use_mailbox(request.user, mailbox, send=send):
+        raise Http404
+    return mailbox
+
+
+def _nav(request, mailbox: Mailbox | None = None, folder: str = "") -> dict:
+    """What the webmail's side navigation shows."""
+    return {"mailbox": mailbox, "folder": folder,
+            "folders": maildir.folders(mailbox.maildir) if mailbox else [],
+            "mailboxes": selectors.mailboxes_of(request.user),
+            "can_admin_mail": bool(_managed_domains(request.user))}
+
+
+def _folder(name: str) -> str:
+    if not maildir.valid_folder(name):
+        raise Http404
+    return name
+
+
+# --- webmail ---------------------------------------------------------------------------------
+
+@login_required
+def inbox(request):
+    """The agent's own mailbox (or the first one delegated)."""
+    _agent(request)
+    boxes = selectors.mailboxes_of(request.user)
+    if not boxes:
+        return render(request, "mail/no_mailbox.html", status=200)
+    return redirect("mail:folder", pk=boxes[0].pk, folder="INBOX")
+
+
+@login_required
+def folder(request, pk: int, folder: str):
+    mailbox = _mailbox(request, pk)
+    _folder(folder)
+    stored = maildir.messages(mailbox.maildir, folder)
+    query = request.GET.get("q", "").strip()[:200]
+    if query:
+        stored = webmail.search(stored, query)
+    pages = max(1, math.ceil(len(stored) / webmail.PAGE_SIZE))
+    try:
+        page = min(max(1, int(request.GET.get("page", "1"))), pages)
+    except ValueError:
+        page = 1
+    shown = stored[(page - 1) * webmail.PAGE_SIZE:page * webmail.PAGE_SIZE]
+    return render(request, "mail/folder.html", {
+        **_nav(request, mailbox, folder),
+        "rows": [webmail.summary(m) for m in shown], "query": query, "page": page,
+        "pages": pages, "total": len(stored)})
+
+
+def _stored(mailbox: Mailbox, folder: str, key: str) -> maildir.StoredMessage:
+    _folder(folder)
+    stored = maildir.find(mailbox.maildir, folder, key)
+    if stored is None:
+        raise Http404
+    return stored
+
+
+@login_required
+def message(request, pk: int, folder: str, key: str):
+    mailbox = _mailbox(request, pk)
+    stored = _stored(mailbox, folder, key)
+    stored = maildir.set_flag(stored, "S")
+    reading = webmail.read(stored.path.read_bytes())
+    letter = letters.letter_for_message_id(reading.message_id) if reading.letter_reference \
+        else None
+    if letter is not None and letter.recipient_id == mailbox.pk:
+        letters.record_opening(letter, request.user)
+    return render(request, "mail/message.html", {
+        **_nav(request, mailbox, folder), "key": stored.key, "m": reading, "letter": letter})
+
+
+@login_required
+def part(request, pk: int, folder: str, key: str, index: int):
+    mailbox = _mailbox(request, pk)
+    stored = _stored(mailbox, folder, key)
+    try:
+        filename, _type, content = webmail.attachment(stored.path.read_bytes(), index)
+    except KeyError:
+        raise Http404 from None
+    response = HttpResponse(content, content_type="application/octet-stream")
+    # always a download: a browser never renders mail content as a page of this site
+    safe = "".join(c for c in filename if c.isalnum() or c in "._- ")[:100] or "attachment"
+    response["Content-Disposition"] = f'attachment; filename="{safe}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+@require_POST
+def delete(request, pk: int, folder: str, key: str):
+    mailbox = _mailbox(request, pk)
+    stored = _stored(mailbox, folder, key)
+    if folder == maildir.TRASH:
+        stored.path.unlink(missing_ok=True)
+    else:
+        maildir.move(stored, mailbox.maildir, maildir.TRASH, maildir.mail_owner())
+    messages.success(request, _("The message was moved to the bin.")
+                     if folder != maildir.TRASH else _("The message was deleted."))
+    return redirect("mail:folder", pk=mailbox.pk, folder=folder)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class ComposeForm(forms.Form):
+    to = forms.CharField(label=gettext_lazy("To"), max_length=2000)
+    cc = forms.CharField(label=gettext_lazy("Cc"), max_length=2000, required=False)
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=900, required=False,
+                              strip=False)
+    body = forms.CharField(label=gettext_lazy("Message"), widget=forms.Textarea(
+        attrs={"rows": 14}), required=False, max_length=2_000_000)
+    attachments = MultipleFileField(label=gettext_lazy("Attachments"), required=False)
+    in_reply_to = forms.CharField(widget=forms.HiddenInput, required=False, max_length=900)
+    references = forms.CharField(widget=forms.HiddenInput, required=False, max_length=4000)
+
+
+def _uploads(files) -> list[tuple[str, str, bytes]]:
+    total = sum(f.size for f in files)
+    if total > MAX_UPLOAD_BYTES:
+        raise DomainError(_("Attachments may total %(mb)s MB at most.")
+                          % {"mb": MAX_UPLOAD_BYTES // 1024 // 1024})
+    return [(f.name, f.content_type or "application/octet-stream", f.read()) for f in files]
+
+
+def _prefill(mailbox: Mailbox, request) -> tuple[dict, list[tuple[str, str, bytes]]]:
+    """Fields of a reply (?reply=folder/key, ?all=1) or a forward (?forward=folder/key)."""
+    source = request.GET.get("reply") or request.GET.get("forward")
+    if not source or "/" not in source:
+        return {"to": request.GET.get("to", "")}, []
+    folder_name, key = source.rsplit("/", 1)
+    stored = _stored(mailbox, folder_name, key)
+    raw = stored.path.read_bytes()
+    reading = webmail.read(raw)
+    quoted = "\n".join("> " + line for line in reading.text.splitlines())
+    if request.GET.get("reply"):
+        to = reading.sender
+        if request.GET.get("all"):
+            others = [a for a in (reading.to, reading.cc) if a]
+            to = ", ".join([to, *others])
+        subject = reading.subject if reading.subject.lower().startswith("re:") \
+            else f"Re: {reading.subject}"
+        return {"to": to, "subject": subject,
+                "body": f"\n\n{reading.sender} — {reading.date}:\n{quoted}",
+                "in_reply_to": reading.message_id}, []
+    subject = reading.subject if reading.subject.lower().startswith("fwd:") \
+        else f"Fwd: {reading.subject}"
+    body = (f"\n\n---------- {_('Forwarded message')} ----------\n{_('From')}: "
+            f"{reading.sender}\n{_('Date')}: {reading.date}\n{_('Subject')}: "
+            f"{reading.subject}\n{_('To')}: {reading.to}\n\n{reading.text}")
+    carried = [webmail.attachment(raw, a.index) for a in reading.attachments]
+    return {"subject": subject, "body": body}, carried
+
+
+@login_required
+def compose(request, pk: int):
+    mailbox = _mailbox(request, pk, send=True)
+    initial, carried = _prefill(mailbox, request)
+    form = ComposeForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            carried = []
+            forward = request.POST.get("forward", "")
+            if forward and "/" in forward:
+                folder_name, key = forward.rsplit("/", 1)
+                raw = _stored(mailbox, folder_name, key).path.read_bytes()
+                carried = [webmail.attachment(raw, a.index)
+                           for a in webmail.read(raw).attachments]
+            message, recipients = webmail.compose(
+                mailbox=mailbox, to=data["to"], cc=data["cc"], subject=data["subject"],
+                body=data["body"], attachments=carried + _uploads(data["attachments"]),
+                in_reply_to=data["in_reply_to"], references=data["references"])
+            accepted = webmail.send(actor=request.user, mailbox=mailbox, message=message,
+                                    recipients=recipients)
+        except DomainError as exc:
+            for name, errors in getattr(exc, "field_errors", {}).items():
+                if name in form.fields:
+                    for error in errors:
+                        form.add_error(name, error)
+            form.add_error(None, exc.detail)
+        else:
+            note = _("Message sent.")
+            if accepted.queued:
+                note += " " + _("Mail for other domains waits in the outbound queue.")
+            messages.success(request, note)
+            return redirect("mail:folder", pk=mailbox.pk, folder="INBOX")
+    return render(request, "mail/compose.html", {
+        **_nav(request, mailbox), "form": form, "carried": carried,
+        "forward": request.GET.get("forward", "") or request.POST.get("forward", "")})
+
+
+# --- registered letters ---------------------------------------------------------------------
+
+class LetterForm(forms.Form):
+    sender = forms.ModelChoiceField(label=gettext_lazy("From"), queryset=Mailbox.objects.none())
+    to = forms.ModelChoiceField(label=gettext_lazy("To the registry of"),
+                                queryset=Administration.objects.none())
+    reference = forms.CharField(label=gettext_lazy("Reference"), max_length=60)
+    classification = forms.ChoiceField(label=gettext_lazy("Classification"),
+                                       choices=Classification.choices)
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=300)
+    body = forms.CharField(label=gettext_lazy("Letter"), widget=forms.Textarea(
+        attrs={"rows": 10}), max_length=1_000_000)
+    attachments = MultipleFileField(label=gettext_lazy("Attachments"), required=False)
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sender"].queryset = selectors.sending_mailboxes_of(user)
+        self.fields["sender"].empty_label = None  # one's own mailbox comes first
+        self.fields["to"].queryset = selectors.administrations_with_registry()
+
+
+@login_required
+def letters_page(request):
+    _agent(request)
+    form = LetterForm(request.user, request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            letter = letters.send_letter(
+                actor=request.user, sender=data["sender"], to=data["to"],
+                reference=data["reference"], classification=data["classification"],
+                subject=data["subject"], body=data["body"],
+                attachments=_uploads(data["attachments"]))
+        except DomainError as exc:
+            for name, errors in exc.field_errors.items():
+                for error in errors:
+                    form.add_error(name if name in form.fields else None, error)
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, _("The letter %(reference)s was sent.")
+                             % {"reference": letter.reference})
+            return redirect("mail:letter", pk=letter.pk)
+    visible = letters.letters_visible_to(request.user)
+    return render(request, "mail/letters.html", {"form": form, "letters": visible[:200],
+                                                 **_nav(request)})
+
+
+@login_required
+def letter_page(request, pk: int):
+    try:
+        letter = letters.get_letter(request.user, pk)
+    except DomainError:
+        raise Http404 from None
+    return render(request, "mail/letter.html", {
+        "letter": letter, "receipts": letter.receipts.all(), "vkey": letters.verifier_key()})
+
+
+@login_required
+def receipt_download(request, pk: int, kind: str):
+    try:
+        letter = letters.get_letter(request.user, pk)
+    except DomainError:
+        raise Http404 from None
+    receipt = get_object_or_404(letter.receipts, kind=kind)
+    response = HttpResponse(receipt.document, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="receipt-{letter.pk}-{kind}.txt"'
+    return response
+
+
+def receipts_key(request):
+    """Public: the key every receipt is signed with."""
+    return HttpResponse(letters.verifier_key() + "\n", content_type="text/plain; charset=utf-8")
+
+
+def receipts_verify(request):
+    """Public: paste a receipt, see whether it is genuine and what it says."""
+    result, error = None, ""
+    document = request.POST.get("document", "")[:100_000] if request.method == "POST" else ""
+    if document:
+        from sahab.ledger.note import NoteError
+
+        try:
+            result = verify_receipt(document.replace("\r\n", "\n"), letters.verifier_key())
+        except (NoteError, ValueError) as exc:
+            error = str(exc)
+    return render(request, "mail/verify.html", {"document": document, "result": result,
+                                                 "error": error, "vkey": letters.verifier_key()})
+
+
+# --- address book and settings ---------------------------------------------------------------
+
+@login_required
+def address_book(request):
+    _agent(request)
+    query = request.GET.get("q", "").strip()[:100]
+    entries = selectors.address_book(query)
+    output = request.GET.get("format", "")
+    if output == "vcf":
+        response = HttpResponse(selectors.vcards(entries), content_type="text/vcard; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="sahab-annuaire.vcf"'
+        return response
+    if output == "json":
+        return JsonResponse({"entries": [e.as_dict() for e in entries]},
+                            json_dumps_params={"ensure_ascii": False})
+    return render(request, "mail/address_book.html", {"entries": entries[:500],
+                                                      "total": len(entries), "query": query})
+
+
+@login_required
+def mail_settings(request):
+    agent = _agent(request)
+    mailbox = Mailbox.objects.filter(agent=agent).select_related("domain").first()
+    password = None
+    if request.method == "POST" and mailbox is not None:
+        try:
+            password = services.set_password(actor=request.user, mailbox=mailbox)
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+    response = render(request, "mail/settings.html", {
+        "mailbox": mailbox, "password": password, "host": "127.0.0.1",
+        "imap_port": settings.IMAP_PORT, "submission_port": settings.SUBMISSION_PORT})
+    response["Cache-Control"] = "no-store"  # the password is shown once
+    return response
+
+
+# --- administration ----------------------------------------------------------------------------
+
+def _managed_domains(user):
+    return [d for d in MailDomain.objects.select_related("administration")
+            if services.can_manage_mail(user, d.administration)]
+
+
+@login_required
+def admin_page(request):
+    _agent(request)
+    domains = _managed_domains(request.user)
+    if not domains:
+        raise Http404
+    boxes = Mailbox.objects.filter(domain__in=domains).select_related("domain", "agent__user")
+    return render(request, "mail/admin.html", {
+        "domains": [(d, services.dns_records(d)) for d in domains],
+        "mailboxes": boxes,
+        "aliases": Alias.objects.filter(domain__in=domains).prefetch_related("members__mailbox"),
+        "delegations": Delegation.objects.filter(mailbox__domain__in=domains)
+        .select_related("mailbox", "agent__user"),
+        "agents": Agent.objects.filter(
+            Q(administration__in=[d.administration for d in domains])
+            | Q(administration__path__startswith=domains[0].administration.path))
+        .select_related("user").distinct()[:500],
+        "administrations": [d.administration for d in domains],
+    })
+
+
+@login_required
+@require_POST
+def admin_action(request, action: str):
+    """Every form of the administration page posts here; the services decide."""
+    _agent(request)
+    post, user = request.POST, request.user
+    try:
+        if action in ("disable", "enable", "quota", "password"):
+            mailbox = get_object_or_404(Mailbox, pk=post.get("mailbox"))
+            if action == "quota":
+                try:
+                    quota = int(float(post.get("quota_mb", "")) * 1024 * 1024)
+                except ValueError:
+                    quota = 0
+                services.set_quota(actor=user, mailbox=mailbox, quota_bytes=quota)
+            elif action == "password":
+                password = services.set_password(actor=user, mailbox=mailbox)
+                messages.info(request, _("New password of %(address)s (shown once): %(pw)s")
+                              % {"address": mailbox.address, "pw": password})
+            else:
+                services.set_mailbox_active(actor=user, mailbox=mailbox,
+                                            active=action == "enable")
+        elif action in ("shared", "registry"):
+            administration = get_object_or_404(Administration, code=post.get("administration"))
+            services.create_shared_mailbox(
+                actor=user, administration=administration, local_part=post.get("local_part", ""),
+                display_name=post.get("display_name", ""), registry=action == "registry")
+        elif action in ("alias", "list"):
+            administration = get_object_or_404(Administration, code=post.get("administration"))
+            members = [services.mailbox_by_address(a) for a in
+                       post.get("members", "").replace(";", ",").split(",") if a.strip()]
+            services.create_alias(actor=user, administration=administration,
+                                  local_part=post.get("local_part", ""), members=members,
+                                  is_list=action == "list",
+                                  description=post.get("description", ""))
+        elif action == "delete-alias":
+            services.delete_alias(actor=user, alias=get_object_or_404(Alias, pk=post.get("alias")))
+        elif action == "delegate":
+            mailbox = get_object_or_404(Mailbox, pk=post.get("mailbox"))
+            services.delegate(actor=user, mailbox=mailbox,
+                              agent=get_object_or_404(Agent, pk=post.get("agent")),
+                              can_send=bool(post.get("can_send")))
+        elif action == "revoke":
+            services.revoke_delegation(actor=user, delegation=get_object_or_404(
+                Delegation, pk=post.get("delegation")))
+        else:
+            raise Http404
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        if action != "password":
+            messages.success(request, _("Saved."))
+    return redirect("mail:admin")
+
+
+# --- mail client autoconfiguration ------------------------------------------------------------
+
+def autoconfig(request):
+    """Thunderbird's autoconfiguration (config-v1.1.xml) for the hosted domains."""
+    from xml.sax.saxutils import escape
+
+    address = request.GET.get("emailaddress", "")
+    domain = address.rpartition("@")[2].lower() or request.get_host().split(":")[0] \
+        .removeprefix("autoconfig.")
+    if not MailDomain.objects.filter(name=domain, active=True).exists():
+        domain = ""
+    host = escape(settings.MAIL_PUBLIC_HOST)
+    body = f"""<?xml version="1.0" encoding="UTF-8"?>
+<clientConfig version="1.1">
+  <emailProvider id="{escape(domain or settings.MAIL_HOSTNAME)}">
+{"".join(f"    <domain>{escape(d)}</domain>{chr(10)}" for d in
+         ([domain] if domain else MailDomain.objects.filter(active=True)
+          .values_list("name", flat=True)))}    <displayName>sahab</displayName>
+    <displayShortName>sahab</displayShortName>
+    <incomingServer type="imap">
+      <hostname>{host}</hostname>
+      <port>{settings.IMAP_PORT}</port>
+      <socketType>STARTTLS</socketType>
+      <authentication>password-cleartext</authentication>
+      <username>%EMAILADDRESS%</username>
+    </incomingServer>
+    <outgoingServer type="smtp">
+      <hostname>{host}</hostname>
+      <port>{settings.SUBMISSION_PORT}</port>
+      <socketType>STARTTLS</socketType>
+      <authentication>password-cleartext</authentication>
+      <username>%EMAILADDRESS%</username>
+    </outgoingServer>
+  </emailProvider>
+</clientConfig>
+"""
+    return HttpResponse(body, content_type="application/xml; charset=utf-8")

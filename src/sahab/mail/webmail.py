@@ -1,0 +1,263 @@
+"""The webmail's work: reading messages safely, and sending from the web through the same
+delivery path as SMTP submission (signed, durable, with a copy in Sent).
+
+Messages come from anywhere: every header read and every part decoded here must survive
+malformed MIME, invalid UTF-8 and hostile HTML.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage, Message
+
+import nh3
+from django.utils.translation import gettext as _
+
+from sahab.core.errors import InvalidInput, PermissionDenied
+from sahab.mail import delivery, maildir, routing
+from sahab.mail.models import Mailbox
+
+PAGE_SIZE = 25
+# What HTML mail may keep: text formatting, tables, links, and only inline images
+# (remote images would tell the sender when and where the mail was read).
+HTML_TAGS = {"a", "b", "blockquote", "br", "caption", "code", "div", "em", "font", "h1",
+             "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "s",
+             "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
+             "thead", "tr", "u", "ul"}
+HTML_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"},
+                   "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+
+
+# --- the routing table of this process ------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_cached: routing.Routing | None = None
+
+
+def current_routing() -> routing.Routing:
+    """The routing table, reloaded when it changed (one small query per call)."""
+    global _cached
+    version = routing.current_version()
+    with _cache_lock:
+        if _cached is None or _cached.version != version:
+            _cached = routing.load()
+        return _cached
+
+
+# --- reading -------------------------------------------------------------------------------
+
+@dataclass
+class Attachment:
+    index: int
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass
+class Summary:
+    key: str
+    subject: str
+    sender: str
+    date: str
+    seen: bool
+    size: int
+
+
+@dataclass
+class Reading:
+    subject: str
+    sender: str
+    to: str
+    cc: str
+    date: str
+    message_id: str
+    text: str
+    html: str
+    attachments: list[Attachment] = field(default_factory=list)
+    letter_reference: str = ""
+
+
+def parse(raw: bytes) -> Message:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def header(message: Message, name: str) -> str:
+    """A header as text; a malformed one is shown as received, never raised."""
+    try:
+        value = message.get(name)
+        return "" if value is None else " ".join(str(value).split())
+    except Exception:
+        raw = message.get_all(name, failobj=[""])
+        return " ".join(str(raw[0]).split()) if raw else ""
+
+
+def summary(stored: maildir.StoredMessage) -> Summary:
+    with open(stored.path, "rb") as f:
+        head = f.read(64 * 1024)
+    message = parse(delivery.header_block(head) + b"\n")
+    return Summary(stored.key, header(message, "Subject") or _("(no subject)"),
+                   header(message, "From"), header(message, "Date"), stored.seen,
+                   stored.path.stat().st_size)
+
+
+def _parts(message: Message):
+    """Leaf parts in order, each with its index (attachments are downloaded by index)."""
+    for index, part in enumerate(message.walk()):
+        if not part.is_multipart():
+            yield index, part
+
+
+def _decoded(part: Message) -> str:
+    try:
+        return part.get_content()
+    except Exception:  # unknown charset or broken encoding: show what can be shown
+        payload = part.get_payload(decode=True) or b""
+        return payload.decode("utf-8", errors="replace")
+
+
+def sanitise_html(html: str) -> str:
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src" and not value.startswith(("cid:", "data:")):
+            return None
+        return value
+
+    return nh3.clean(html, tags=HTML_TAGS, attributes=HTML_ATTRIBUTES,
+                     url_schemes={"http", "https", "mailto", "cid", "data"},
+                     attribute_filter=keep, link_rel="noopener noreferrer nofollow")
+
+
+def read(raw: bytes) -> Reading:
+    message = parse(raw)
+    text, html, attachments = "", "", []
+    for index, part in _parts(message):
+        try:
+            disposition = part.get_content_disposition()
+            filename = part.get_filename()
+        except Exception:
+            disposition, filename = "attachment", None
+        content_type = part.get_content_type()
+        if disposition != "attachment" and not filename and content_type == "text/plain" \
+                and not text:
+            text = _decoded(part)
+        elif disposition != "attachment" and not filename and content_type == "text/html" \
+                and not html:
+            html = sanitise_html(_decoded(part))
+        else:
+            payload = part.get_payload(decode=True) or b""
+            attachments.append(Attachment(index, filename or f"part-{index}", content_type,
+                                          len(payload)))
+    letter = header(message, "X-Sahab-Letter")
+    reference = letter.split("reference=", 1)[1].split(";", 1)[0] if "reference=" in letter \
+        else ""
+    return Reading(header(message, "Subject"), header(message, "From"), header(message, "To"),
+                   header(message, "Cc"), header(message, "Date"), header(message, "Message-ID"),
+                   text, html, attachments, reference)
+
+
+def attachment(raw: bytes, index: int) -> tuple[str, str, bytes]:
+    """(filename, content type, bytes) of the part ``index``; KeyError when none."""
+    for i, part in _parts(parse(raw)):
+        if i == index:
+            try:
+                filename = part.get_filename() or f"part-{index}"
+            except Exception:
+                filename = f"part-{index}"
+            return filename, part.get_content_type(), part.get_payload(decode=True) or b""
+    raise KeyError(index)
+
+
+def search(messages: list[maildir.StoredMessage], query: str,
+           limit: int = 2000) -> list[maildir.StoredMessage]:
+    """Messages whose headers or text contain every word of ``query`` (case-insensitive)."""
+    words = [w.lower() for w in query.split() if w]
+    found = []
+    for stored in messages[:limit]:
+        try:
+            reading = read(stored.path.read_bytes())
+        except OSError:
+            continue
+        haystack = " ".join([reading.subject, reading.sender, reading.to, reading.cc,
+                             reading.text, *(a.filename for a in reading.attachments)]).lower()
+        if all(w in haystack for w in words):
+            found.append(stored)
+    return found
+
+
+# --- sending -------------------------------------------------------------------------------
+
+def _addresses(text: str, field_name: str) -> list[str]:
+    found = []
+    for name, address in email.utils.getaddresses([text]):
+        normal = delivery.normalise(address) if address else None
+        if normal is None:
+            raise InvalidInput(_("%(value)s is not a valid address.") % {"value": address or name},
+                               field_errors={field_name: [_("Invalid address.")]})
+        found.append(normal)
+    return found
+
+
+def one_line(value: str, field_name: str, max_length: int = 900) -> str:
+    """Refuse header injection: a header value from a form is one line."""
+    if any(c in value for c in "\r\n\x00") or len(value) > max_length:
+        raise InvalidInput(_("This field must be one line."),
+                           field_errors={field_name: [_("One line only.")]})
+    return value.strip()
+
+
+def compose(*, mailbox: Mailbox, to: str, cc: str, subject: str, body: str,
+            attachments: list[tuple[str, str, bytes]], in_reply_to: str = "",
+            references: str = "") -> tuple[EmailMessage, list[str]]:
+    """The message and its recipients, every field checked."""
+    recipients = _addresses(one_line(to, "to"), "to") + \
+        (_addresses(one_line(cc, "cc"), "cc") if cc.strip() else [])
+    if not recipients:
+        raise InvalidInput(_("Give at least one recipient."),
+                           field_errors={"to": [_("Required.")]})
+    message = EmailMessage()
+    message["From"] = email.utils.formataddr((mailbox.display_name, mailbox.address))
+    message["To"] = one_line(to, "to")
+    if cc.strip():
+        message["Cc"] = one_line(cc, "cc")
+    message["Subject"] = one_line(subject, "subject")
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Message-ID"] = email.utils.make_msgid(domain=mailbox.domain.name)
+    if in_reply_to:
+        message["In-Reply-To"] = one_line(in_reply_to, "in_reply_to")
+        message["References"] = one_line(f"{references} {in_reply_to}".strip(), "references",
+                                         4000)
+    message.set_content(body)
+    for filename, content_type, content in attachments:
+        maintype, _slash, subtype = content_type.partition("/")
+        message.add_attachment(content, maintype=maintype or "application",
+                               subtype=subtype or "octet-stream",
+                               filename=one_line(filename, "attachments", 200) or "attachment")
+    return message, list(dict.fromkeys(recipients))
+
+
+def send(*, actor, mailbox: Mailbox, message: EmailMessage,
+         recipients: list[str]) -> delivery.Accepted:
+    """Send from the web as submission would; keeps a copy in the Sent folder."""
+    from sahab.mail import services
+
+    if not services.can_use_mailbox(actor, mailbox, send=True):
+        raise PermissionDenied(_("You may not send from this mailbox."))
+    table = current_routing()
+    unknown = [r for r in recipients if table.is_hosted(r) and not table.knows(r)]
+    if unknown:
+        raise InvalidInput(_("No mailbox has the address %s.") % ", ".join(unknown),
+                           field_errors={"to": [_("Unknown address.")]})
+    data = message.as_bytes(policy=email.policy.SMTP)
+    if len(data) > services.settings.MAIL_MAX_MESSAGE_BYTES:
+        raise InvalidInput(_("The message is too large."))
+    user = getattr(actor, "username", "")
+    accepted = delivery.accept(delivery.Submission(
+        mail_from=mailbox.address, recipients=recipients, data=data, auth_user=mailbox.address,
+        peer="127.0.0.1", helo=f"webmail ({user})", protocol="HTTP"), table, sign=True)
+    maildir.deliver(mailbox.home, accepted.message, folder=maildir.SENT, flags="S",
+                    owner=maildir.mail_owner())
+    return accepted

@@ -1,0 +1,244 @@
+"""Two ministries with mail: finances.test and sante.test, an agent with a mailbox and a
+password in each, their registry offices; a real SMTP server on 127.0.0.1 and, where
+Dovecot is installed, a real IMAP server over the same Maildirs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sahab.core import keys
+from sahab.directory.models import Role
+from sahab.directory.selectors import SYSTEM
+from sahab.mail import letters, services
+from sahab.mail.models import Mailbox
+from tests import factories
+from tests.conftest import in_ci
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def client_tls() -> ssl.SSLContext:
+    """The servers use the platform's self-signed certificate."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@dataclass
+class MailWorld:
+    finances: object
+    sante: object
+    alice: object  # agent of finances
+    bob: object  # agent of sante
+    alice_box: Mailbox
+    bob_box: Mailbox
+    passwords: dict[str, str] = field(default_factory=dict)
+    registry_finances: Mailbox | None = None
+    registry_sante: Mailbox | None = None
+    clerk: object = None  # agent of sante who works in its registry office
+
+
+def make_world() -> MailWorld:
+    keys.ensure_secrets_key()
+    finances = factories.administration(code="MF", mail_domain="finances.test",
+                                        name_fr="Ministère des Finances")
+    sante = factories.administration(code="MS", mail_domain="sante.test",
+                                     name_fr="Ministère de la Santé")
+    alice = factories.agent(administration=finances, username="alice")
+    bob = factories.agent(administration=sante, username="bob")
+    clerk = factories.agent(administration=sante, username="clerk")
+    admin_ms = factories.agent(administration=sante, username="admin.ms",
+                               roles=[Role.ADMINISTRATION_ADMIN])
+    alice_box = services.provision_agent_mailbox(alice)
+    bob_box = services.provision_agent_mailbox(bob)
+    services.provision_agent_mailbox(clerk)
+    world = MailWorld(finances, sante, alice, bob, alice_box, bob_box, clerk=clerk)
+    for box in (alice_box, bob_box):
+        world.passwords[box.address] = services.set_password(actor=SYSTEM, mailbox=box)
+    world.registry_finances = services.create_shared_mailbox(
+        actor=SYSTEM, administration=finances, local_part="bureau-ordre",
+        display_name="Bureau d'ordre central — Finances", registry=True)
+    world.registry_sante = services.create_shared_mailbox(
+        actor=SYSTEM, administration=sante, local_part="bureau-ordre",
+        display_name="Bureau d'ordre central — Santé", registry=True)
+    services.delegate(actor=admin_ms.user, mailbox=world.registry_sante, agent=clerk,
+                      can_send=False)
+    letters.ensure_receipts_key()
+    return world
+
+
+@pytest.fixture(autouse=True)
+def _fresh_routing_cache():
+    """Each test's database starts again from routing version 0: drop the cached table."""
+    from sahab.mail import webmail
+
+    webmail._cached = None
+    yield
+    webmail._cached = None
+
+
+@pytest.fixture
+def sahab_home(settings):
+    """A fresh SAHAB_HOME outside pytest's private temporary folder, so that Dovecot's
+    unprivileged account can reach the Maildirs in it."""
+    home = Path(tempfile.mkdtemp(prefix="sahab-mail-test-"))
+    settings.SAHAB_HOME = home
+    settings.STATIC_ROOT = home / "static"
+    settings.STATIC_ROOT.mkdir()
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def world(db, sahab_home) -> MailWorld:
+    return make_world()
+
+
+@pytest.fixture
+def committed_world(transactional_db, sahab_home) -> MailWorld:
+    """The same, committed: servers in other threads and processes see it."""
+    return make_world()
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    smtp_port: int
+    submission_port: int
+    live: object
+
+
+@pytest.fixture
+def smtp_server(committed_world, settings):
+    """Both listeners in a thread of this process, on free ports."""
+    from sahab.mail import smtp
+    from sahab.mail.routing import LiveRouting
+
+    settings.MAIL_RATE_PER_MINUTE = 10_000
+    live = LiveRouting(interval=0.2).start()
+    pool = ThreadPoolExecutor(max_workers=4)
+    relay_factory, submission_factory = smtp.smtp_factories(live, pool)
+    loop = asyncio.new_event_loop()
+    ports = free_port(), free_port()
+    servers = []
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        servers.append(loop.run_until_complete(
+            loop.create_server(relay_factory, "127.0.0.1", ports[0])))
+        servers.append(loop.run_until_complete(
+            loop.create_server(submission_factory, "127.0.0.1", ports[1])))
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield SmtpServer("127.0.0.1", ports[0], ports[1], live)
+    for server in servers:
+        loop.call_soon_threadsafe(server.close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    pool.shutdown()
+    live.stop()
+
+
+@pytest.fixture
+def dovecot(committed_world, settings):
+    """Dovecot on a free port, configured by sahab, stopped at the end."""
+    from sahab.mail import dovecot as glue
+
+    if glue.binary() is None:
+        if in_ci():
+            pytest.fail("Dovecot is missing: make test installs dovecot-imapd")
+        pytest.skip("Dovecot (dovecot-imapd) is not installed")
+    port = free_port()
+    argv = glue.command(port)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                log = glue.directory() / "dovecot.log"
+                raise RuntimeError("Dovecot did not start: " + output +
+                                   (log.read_text() if log.exists() else "")) from None
+            time.sleep(0.1)
+    yield port
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(glue.directory() / "run", ignore_errors=True)
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+os.environ.setdefault("SAHAB_MAIL_RATE_PER_MINUTE", "10000")
+
+
+def database_url_of_tests() -> str:
+    """The URL of the (committed) test database, for servers run as subprocesses."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = f"{db['USER']}:{db['PASSWORD']}@" if db["PASSWORD"] else f"{db['USER']}@"
+    return f"postgresql://{auth}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def smtp_subprocess(home: Path, smtp_port: int, submission_port: int) -> subprocess.Popen:
+    """``sahab mail smtp`` in its own process group, on the test database."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
+    env |= {"SAHAB_HOME": str(home), "DATABASE_URL": database_url_of_tests(),
+            "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_MAIL_RATE_PER_MINUTE": "100000",
+            "SAHAB_SMTP_PORT": str(smtp_port), "SAHAB_SUBMISSION_PORT": str(submission_port)}
+    log = home / f"smtp-{submission_port}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sahab.cli", "mail", "smtp"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", submission_port), 0.5).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("sahab mail smtp did not start: " +
+                                   log.read_text(errors="replace")) from None
+            time.sleep(0.1)

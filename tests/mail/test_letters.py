@@ -1,0 +1,134 @@
+"""Registered letters: acceptance, delivery, opening and non-delivery receipts, signed,
+in the ledger as hashes, verifiable offline — and a changed receipt does not verify."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+from django.utils import timezone
+
+from sahab.core.errors import Conflict, InvalidInput, PermissionDenied
+from sahab.directory.selectors import SYSTEM
+from sahab.ledger import services as ledger
+from sahab.ledger.note import NoteError
+from sahab.mail import letters, maildir, services
+from sahab.mail.models import Letter, Receipt
+from sahab.mail.receipts import verify_receipt
+
+
+def send(world, **overrides):
+    fields = dict(actor=world.alice.user, sender=world.alice_box, to=world.sante,
+                  reference="MF/DGI/2026/0412", classification="budget",
+                  subject="Arbitrages budgétaires 2027", body="Veuillez trouver ci-joint…",
+                  attachments=[("note.pdf", "application/pdf", b"%PDF-1.4 demo")])
+    fields.update(overrides)
+    return letters.send_letter(**fields)
+
+
+def test_a_letter_is_accepted_delivered_then_opened_with_signed_receipts(
+        world, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        letter = send(world)
+    assert letter.state == Letter.State.DELIVERED
+    assert letter.recipient == world.registry_sante
+    [stored] = maildir.messages(world.registry_sante.maildir, "INBOX")
+    raw = stored.path.read_bytes()
+    assert b"X-Sahab-Letter: reference=MF/DGI/2026/0412" in raw
+    assert b"DKIM-Signature" in raw
+    with django_capture_on_commit_callbacks(execute=True):
+        opened = letters.record_opening(letter, world.clerk.user)
+    assert opened.kind == Receipt.Kind.OPENING
+    kinds = [r.kind for r in letter.receipts.all()]
+    assert kinds == ["acceptance", "delivery", "opening"]
+    vkey = letters.verifier_key()
+    for receipt in letter.receipts.all():
+        fields = verify_receipt(receipt.document, vkey)
+        assert fields["kind"] == receipt.kind
+        assert fields["message-sha256"] == letter.message_sha256
+        entry = json.loads(bytes(ledger.get_entry(receipt.ledger_index).body))
+        assert entry["type"] == f"mail.letter.{receipt.kind}"
+        assert entry["data"]["receipt_sha256"] == \
+            hashlib.sha256(receipt.document.encode()).hexdigest()
+        # hashes only: neither the subject nor the body is in the ledger
+        assert "Arbitrages" not in json.dumps(entry) and "ci-joint" not in json.dumps(entry)
+    # the sender has each receipt in the Receipts folder
+    assert len(maildir.messages(world.alice_box.maildir, maildir.RECEIPTS)) == 3
+    assert len(maildir.messages(world.alice_box.maildir, maildir.SENT)) == 1
+
+
+def test_a_changed_receipt_fails_verification(world):
+    letter = send(world)
+    receipt = letter.receipts.get(kind="delivery")
+    forged = receipt.document.replace("kind delivery", "kind opening")
+    with pytest.raises(NoteError):
+        verify_receipt(forged, letters.verifier_key())
+    moved = receipt.document.replace(letter.recipient.address, "autre@sante.test")
+    with pytest.raises(NoteError):
+        verify_receipt(moved, letters.verifier_key())
+
+
+def test_receipts_verify_offline_with_the_command(world, tmp_path):
+    letter = send(world)
+    receipt = letter.receipts.get(kind="acceptance")
+    path = tmp_path / "receipt.txt"
+    path.write_text(receipt.document)
+    command = [sys.executable, "-m", "sahab.cli", "mail", "verify-receipt", str(path),
+               "--key", letters.verifier_key()]
+    env = {"PATH": "/usr/bin:/bin"}  # no settings, no database: offline
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "verifies" in done.stdout and letter.reference in done.stdout
+    path.write_text(receipt.document.replace("acceptance", "delivery"))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and "does NOT verify" in done.stderr
+
+
+def test_undelivered_letters_get_a_non_delivery_receipt_after_the_delay(world):
+    services.set_mailbox_active(actor=SYSTEM, mailbox=world.registry_sante, active=False)
+    letters_before = Letter.objects.count()
+    with pytest.raises(InvalidInput):  # no active registry: refused at once
+        send(world)
+    assert Letter.objects.count() == letters_before
+    services.set_mailbox_active(actor=SYSTEM, mailbox=world.registry_sante, active=True)
+    letter = send(world, reference="MF/2026/2")
+    assert letter.state == "delivered"
+    # a full registry: the letter waits, then is declared undelivered
+    world.registry_sante.refresh_from_db()
+    world.registry_sante.quota_bytes = 1
+    world.registry_sante.save()
+    waiting = send(world, reference="MF/2026/3")
+    assert waiting.state == Letter.State.ACCEPTED and "full" in waiting.last_error
+    Letter.objects.filter(pk=waiting.pk).update(deliver_by=timezone.now() - dt.timedelta(1))
+    letters.advance_letters()
+    waiting.refresh_from_db()
+    assert waiting.state == Letter.State.NOT_DELIVERED
+    notice = waiting.receipts.get(kind="non_delivery")
+    assert "full" in verify_receipt(notice.document, letters.verifier_key())["detail"]
+
+
+def test_opening_over_imap_is_noticed(world):
+    letter = send(world)
+    [stored] = maildir.messages(world.registry_sante.maildir, "INBOX")
+    maildir.set_flag(stored, "S")  # what Dovecot does when a client reads it
+    letters.advance_letters()
+    letter.refresh_from_db()
+    assert letter.state == Letter.State.OPENED
+
+
+def test_rights_and_input(world):
+    with pytest.raises(PermissionDenied):  # bob may not send from alice's mailbox
+        send(world, actor=world.bob.user)
+    with pytest.raises(InvalidInput):
+        send(world, reference="A\r\nBcc: x@y")
+    with pytest.raises(InvalidInput):
+        send(world, classification="secret-defense")
+    send(world)
+    with pytest.raises(Conflict):
+        send(world)
+    assert letters.letters_visible_to(world.clerk.user).count() == 1
+    assert letters.letters_visible_to(world.bob.user).count() == 0

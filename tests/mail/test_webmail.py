@@ -1,0 +1,233 @@
+"""The webmail and the mail pages through Django's test client: reading (sanitised),
+attachments, compose/reply/forward, search, letters, the address book, settings and
+administration — and hostile input that must neither crash a page nor write a file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from sahab.mail import letters, maildir, webmail
+from sahab.mail.models import Alias, Mailbox
+
+
+def client_for(agent) -> Client:
+    client = Client()
+    client.force_login(agent.user)
+    return client
+
+
+def send_web(world, subject="Bonjour", body="Texte", attachments=()):
+    message, recipients = webmail.compose(
+        mailbox=world.alice_box, to=world.bob_box.address, cc="", subject=subject, body=body,
+        attachments=list(attachments))
+    return webmail.send(actor=world.alice.user, mailbox=world.alice_box, message=message,
+                        recipients=recipients)
+
+
+def test_read_a_message_with_its_attachment(world):
+    send_web(world, subject="Rapport annuel", attachments=[("rapport.pdf", "application/pdf",
+                                                            b"%PDF-1.4 rapport")])
+    bob = client_for(world.bob)
+    page = bob.get("/mail/", follow=True)
+    assert page.status_code == 200 and "Rapport annuel" in page.content.decode()
+    [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
+    assert not stored.seen
+    page = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/")
+    assert page.status_code == 200 and "rapport.pdf" in page.content.decode()
+    [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
+    assert stored.seen  # read in the webmail, seen over IMAP too
+    reading = webmail.read(stored.path.read_bytes())
+    part = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/part/"
+                   f"{reading.attachments[0].index}")
+    assert part.status_code == 200 and part.content == b"%PDF-1.4 rapport"
+    assert part["Content-Disposition"].startswith("attachment")
+    # alice has her copy in Sent
+    assert len(maildir.messages(world.alice_box.maildir, maildir.SENT)) == 1
+
+
+def test_nobody_reads_another_agents_mailbox(world):
+    send_web(world)
+    [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
+    alice = client_for(world.alice)
+    assert alice.get(f"/mail/box/{world.bob_box.pk}/INBOX/").status_code == 404
+    assert alice.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/").status_code == 404
+    assert alice.get(f"/mail/box/{world.bob_box.pk}/compose/").status_code == 404
+
+
+def test_compose_reply_and_forward_with_attachments(world):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    send_web(world, subject="Question", body="Une question ?")
+    bob = client_for(world.bob)
+    [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
+    form = bob.get(f"/mail/box/{world.bob_box.pk}/compose/?reply=INBOX/{stored.key}")
+    assert "Re: Question" in form.content.decode()
+    reply = bob.post(f"/mail/box/{world.bob_box.pk}/compose/", {
+        "to": world.alice_box.address, "subject": "Re: Question", "body": "Voici.",
+        "in_reply_to": "<q@finances.test>",
+        "attachments": [SimpleUploadedFile("reponse.txt", b"la reponse", "text/plain")]})
+    assert reply.status_code == 302
+    [answer] = maildir.messages(world.alice_box.maildir, "INBOX")
+    reading = webmail.read(answer.path.read_bytes())
+    assert reading.subject == "Re: Question" and reading.attachments[0].filename == "reponse.txt"
+    forward = bob.post(f"/mail/box/{world.bob_box.pk}/compose/", {
+        "to": world.registry_sante.address, "subject": "Fwd: Question", "body": "Pour suite",
+        "forward": f"INBOX/{stored.key}"})
+    assert forward.status_code == 302
+    assert len(maildir.messages(world.registry_sante.maildir, "INBOX")) == 1
+
+
+def test_header_injection_and_bad_addresses_are_form_errors(world):
+    alice = client_for(world.alice)
+    url = f"/mail/box/{world.alice_box.pk}/compose/"
+    for fields in ({"to": world.bob_box.address, "subject": "Hi\r\nBcc: evil@example.org"},
+                   {"to": f"{world.bob_box.address}\r\nBcc: evil@example.org", "subject": "x"},
+                   {"to": "not an address", "subject": "x"},
+                   {"to": "nobody@sante.test", "subject": "x"}):
+        page = alice.post(url, {**fields, "body": "x"})
+        assert page.status_code == 200, fields
+        assert "error" in page.content.decode()
+    assert maildir.messages(world.bob_box.maildir, "INBOX") == []
+    assert not (world.bob_box.maildir / "tmp").exists() or \
+        list((world.bob_box.maildir / "tmp").iterdir()) == []
+
+
+HOSTILE = [
+    # malformed MIME: a multipart without its boundary, a part with a broken encoding
+    b"From: x@example.org\r\nSubject: broken\r\nContent-Type: multipart/mixed\r\n\r\n"
+    b"--nope\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n",
+    # invalid UTF-8 in headers and body, unknown charset
+    b"From: \xff\xfe <x@example.org>\r\nSubject: caf\xe9 \xc3\x28\r\n"
+    b"Content-Type: text/plain; charset=x-unknown\r\n\r\nbody \xff\xfe\r\n",
+    # an encoded word that decodes to nonsense, a header without a colon
+    b"Subject: =?utf-8?b?////?=\r\nNot a header line\r\n\r\nbody\r\n",
+    # hostile HTML
+    b"From: x@example.org\r\nSubject: html\r\nContent-Type: text/html\r\n\r\n"
+    b"<p onclick=\"steal()\">Hi</p><script>alert(1)</script><img src=\"http://tracker/x.gif\">"
+    b"<a href=\"javascript:alert(1)\">link</a>\r\n",
+    # no header/body separator at all
+    b"Subject: only headers",
+]
+
+
+def test_hostile_messages_are_shown_without_crashing(world):
+    for raw in HOSTILE:
+        maildir.deliver(world.bob_box.home, raw)
+    bob = client_for(world.bob)
+    listing = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/")
+    assert listing.status_code == 200
+    for stored in maildir.messages(world.bob_box.maildir, "INBOX"):
+        page = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/")
+        assert page.status_code == 200
+        body = page.content.decode()
+        assert "<script>alert" not in body and "steal()" not in body
+        assert "http://tracker" not in body and "javascript:alert" not in body
+    assert bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/?q=caf").status_code == 200
+
+
+def test_html_is_sanitised():
+    clean = webmail.sanitise_html('<p style="x" onclick="a()">ok</p><script>x</script>'
+                                  '<img src="https://t/x.gif"><img src="cid:logo">'
+                                  '<a href="javascript:x()">l</a><a href="https://gov.tn">g</a>')
+    assert "script" not in clean and "onclick" not in clean and "https://t/x.gif" not in clean
+    assert 'src="cid:logo"' in clean and "javascript" not in clean
+    assert 'href="https://gov.tn"' in clean and "noopener" in clean
+
+
+def test_search_paging_and_bin(world):
+    for n in range(30):
+        send_web(world, subject=f"Note {n}", body="budget" if n % 10 == 0 else "divers")
+    bob = client_for(world.bob)
+    url = f"/mail/box/{world.bob_box.pk}/INBOX/"
+    assert "Page 1 of 2" in bob.get(url).content.decode()
+    found = bob.get(url + "?q=budget").content.decode()
+    assert "(3 messages)" in found
+    stored = maildir.messages(world.bob_box.maildir, "INBOX")[0]
+    assert bob.post(f"{url}{stored.key}/delete").status_code == 302
+    assert len(maildir.messages(world.bob_box.maildir, maildir.TRASH)) == 1
+    assert bob.get(f"/mail/box/{world.bob_box.pk}/..%2F/").status_code == 404
+
+
+def test_letters_page_sends_and_tracks(world, django_capture_on_commit_callbacks):
+    alice = client_for(world.alice)
+    page = alice.get("/mail/letters/")
+    assert page.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = alice.post("/mail/letters/", {
+            "sender": world.alice_box.pk, "to": world.sante.pk, "reference": "MF/2026/9",
+            "classification": "general", "subject": "Convocation", "body": "Réunion."})
+    assert sent.status_code == 302
+    tracking = alice.get(sent["Location"]).content.decode()
+    assert "Delivered" in tracking and "Acceptance" in tracking
+    # the registry's clerk opens it in the webmail: an opening receipt
+    clerk = client_for(world.clerk)
+    [stored] = maildir.messages(world.registry_sante.maildir, "INBOX")
+    with django_capture_on_commit_callbacks(execute=True):
+        page = clerk.get(f"/mail/box/{world.registry_sante.pk}/INBOX/{stored.key}/")
+    assert "Registered letter MF/2026/9" in page.content.decode()
+    assert "Opened" in alice.get(sent["Location"]).content.decode()
+    letter = letters.letters_visible_to(world.alice.user).get()
+    receipt = alice.get(f"/mail/letters/{letter.pk}/receipt/opening.txt")
+    assert receipt.status_code == 200
+    check = Client().post("/mail/receipts/verify", {"document": receipt.content.decode()})
+    assert "This receipt is genuine" in check.content.decode()
+    forged = receipt.content.decode().replace("opening", "delivery")
+    assert "does not verify" in Client().post("/mail/receipts/verify",
+                                              {"document": forged}).content.decode()
+    assert Client().get("/mail/receipts/key").content.decode().startswith("mail.gov.tn")
+
+
+def test_address_book_search_and_exports(world):
+    alice = client_for(world.alice)
+    page = alice.get("/mail/address-book/?q=Santé")
+    assert world.bob_box.address in page.content.decode()
+    assert world.alice_box.address not in page.content.decode()
+    vcf = alice.get("/mail/address-book/?format=vcf").content.decode()
+    assert vcf.count("BEGIN:VCARD") == Mailbox.objects.filter(active=True).count()
+    data = json.loads(alice.get("/mail/address-book/?format=json").content)
+    assert {e["address"] for e in data["entries"]} >= {world.bob_box.address}
+    assert Client().get("/mail/address-book/").status_code == 302  # agents only
+
+
+def test_settings_generates_a_mail_password_once(world):
+    from sahab.mail import services
+
+    alice = client_for(world.alice)
+    page = alice.post("/mail/settings/")
+    assert page["Cache-Control"] == "no-store"
+    password = page.content.decode().split('id="mail-password" dir="ltr">')[1].split("<")[0]
+    world.alice_box.refresh_from_db()
+    assert services.check_password(world.alice_box, password)
+
+
+def test_mail_administration_for_mail_admins_only(world):
+    from sahab.directory.models import Agent
+
+    admin = Agent.objects.get(user__username="admin.ms")
+    page = client_for(admin).get("/mail/admin/")
+    assert page.status_code == 200 and "_domainkey.sante.test" in page.content.decode()
+    assert "v=DKIM1; k=ed25519" in page.content.decode()
+    made = client_for(admin).post("/mail/admin/list", {
+        "administration": "MS", "local_part": "dsi", "description": "DSI",
+        "members": f"{world.bob_box.address}, {world.registry_sante.address}"})
+    assert made.status_code == 302 and Alias.objects.filter(address="dsi@sante.test").exists()
+    assert client_for(world.bob).get("/mail/admin/").status_code == 404
+    refused = client_for(world.bob).post("/mail/admin/disable", {"mailbox": world.bob_box.pk})
+    assert refused.status_code == 302
+    world.bob_box.refresh_from_db()
+    assert world.bob_box.active
+
+
+def test_autoconfig_for_mail_clients(world):
+    xml = Client().get("/.well-known/autoconfig/mail/config-v1.1.xml",
+                       {"emailaddress": world.bob_box.address}).content.decode()
+    assert "<domain>sante.test</domain>" in xml and "STARTTLS" in xml
+
+
+@pytest.mark.parametrize("path", ["/mail/box/999/INBOX/", "/mail/letters/999/",
+                                  "/mail/box/999/compose/"])
+def test_unknown_objects_are_404(world, path):
+    assert client_for(world.alice).get(path).status_code == 404
