@@ -133,6 +133,7 @@ def smtp_server(committed_world, settings):
     from sahab.mail.routing import LiveRouting
 
     settings.MAIL_RATE_PER_MINUTE = 10_000
+    keys.ensure_tls_certificate()
     live = LiveRouting(interval=0.2).start()
     pool = ThreadPoolExecutor(max_workers=4)
     relay_factory, submission_factory = smtp.smtp_factories(live, pool)

@@ -170,7 +170,6 @@ def _accept(sub: delivery.Submission, live: LiveRouting, sign: bool) -> delivery
 
 
 def tls_context() -> ssl.SSLContext:
-    keys.ensure_tls_certificate()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(keys.tls_cert_path(), keys.tls_key_path())
     return context
@@ -221,6 +220,7 @@ def serve(host: str = "127.0.0.1", smtp_port: int | None = None,
     from django.db import connections
 
     ports = (smtp_port or settings.SMTP_PORT, submission_port or settings.SUBMISSION_PORT)
+    keys.ensure_tls_certificate()  # once, before the processes that read it start
     connections.close_all()  # no database connection may cross the fork
     children = []
     for _ in range(max(1, processes or settings.MAIL_PROCESSES) - 1):
