@@ -85,6 +85,18 @@ def make_world() -> MailWorld:
     return world
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_set_of_dkim_keys():
+    """RSA key generation is slow and proves nothing here: every test domain shares one
+    set of keys (each domain still seals its own copy)."""
+    from sahab.mail import dkim
+
+    keys = dkim.generate_keys()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dkim, "generate_keys", lambda: keys)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_routing_cache():
     """Each test's database starts again from routing version 0: drop the cached table."""

@@ -110,6 +110,9 @@ HOSTILE = [
     b"<a href=\"javascript:alert(1)\">link</a>\r\n",
     # no header/body separator at all
     b"Subject: only headers",
+    # a huge header section (200 KB of folded lines) before a tiny body
+    b"Subject: huge\r\nX-Filler: " + b"a" * 70 + b"".join(b"\r\n " + b"b" * 70
+                                                        for _ in range(3000)) + b"\r\n\r\nok\r\n",
 ]
 
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from sahab.core.charts import bars
 from sahab.core.errors import DomainError
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Agent
@@ -380,7 +381,12 @@ def admin_page(request):
     if not domains:
         raise Http404
     boxes = Mailbox.objects.filter(domain__in=domains).select_related("domain", "agent__user")
+    fullest = sorted(boxes, key=lambda b: b.used_bytes / max(b.quota_bytes, 1), reverse=True)
+    usage = bars([{"address": b.address,
+                   "percent": round(100 * b.used_bytes / max(b.quota_bytes, 1), 1)}
+                  for b in fullest[:15]], "address", "percent")
     return render(request, "mail/admin.html", {
+        "usage_bars": usage,
         "domains": [(d, services.dns_records(d)) for d in domains],
         "mailboxes": boxes,
         "aliases": Alias.objects.filter(domain__in=domains).prefetch_related("members__mailbox"),
