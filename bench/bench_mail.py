@@ -5,8 +5,9 @@ connections sending N messages of about 2 KB between two hosted domains. sahab t
 them on its submission port (STARTTLS, AUTH, DKIM signing with Ed25519 and RSA, DKIM
 verification, fsync before 250); Postfix (Debian package, its own throwaway instance
 on a free port) takes them over plain SMTP and delivers them with its virtual(8) agent
-into a Maildir. A run ends when every message is in its Maildir; both counts are
-checked, so a lost message fails the benchmark. Goal: at least half of Postfix's rate.
+into a Maildir. A round ends when every message is in its Maildir; counts are checked,
+so a lost message fails the benchmark; each side reports its best of ROUNDS rounds (the
+machine is shared and noisy). Goal: at least half of Postfix's rate.
 
     SAHAB_BENCH_MAIL_MESSAGES=4000 SAHAB_BENCH_MAIL_CLIENTS=8 python -m bench mail
 """
@@ -31,6 +32,7 @@ from bench.common import report, setup_django
 
 MESSAGES = int(os.environ.get("SAHAB_BENCH_MAIL_MESSAGES", "2000"))
 CLIENTS = int(os.environ.get("SAHAB_BENCH_MAIL_CLIENTS", "8"))
+ROUNDS = int(os.environ.get("SAHAB_BENCH_MAIL_ROUNDS", "3"))
 POSTFIX_MASTER = """\
 127.0.0.1:{port} inet n - n - - smtpd
 pickup    unix  n - n 60 1 pickup
@@ -138,6 +140,24 @@ def _wait_delivered(maildir: Path, expected: int, timeout: float = 600) -> None:
     raise RuntimeError(f"only some of {expected} messages reached {maildir}")
 
 
+def _measure(port: int, sender: str, to: str, login: tuple[str, str] | None,
+             maildir: Path, count: int) -> tuple[float, float]:
+    """Best of ROUNDS runs: (accepted per second, accepted and delivered per second)."""
+    _load(port, sender, to, login, _messages(sender, to, 50))
+    delivered = 50
+    _wait_delivered(maildir, delivered)  # warmed up
+    best = (0.0, 0.0)
+    for _ in range(ROUNDS):
+        messages = _messages(sender, to, count)
+        start = time.perf_counter()
+        accepted = _load(port, sender, to, login, messages)
+        delivered += count
+        _wait_delivered(maildir, delivered)
+        best = max(best, (count / accepted, count / (time.perf_counter() - start)),
+                   key=lambda r: r[1])
+    return best
+
+
 def _sahab_world() -> tuple[str, str, str]:
     from sahab.core import keys
     from sahab.directory import services as directory
@@ -176,13 +196,7 @@ def _run_sahab(count: int) -> tuple[float, float]:
     try:
         _wait_port(submission_port, server)
         maildir = Mailbox.objects.get(address=to).maildir
-        _load(submission_port, sender, to, (sender, password), _messages(sender, to, 50))
-        _wait_delivered(maildir, 50)  # warmed up
-        messages = _messages(sender, to, count)
-        start = time.perf_counter()
-        accepted = _load(submission_port, sender, to, (sender, password), messages)
-        _wait_delivered(maildir, count + 50)
-        return count / accepted, count / (time.perf_counter() - start)
+        return _measure(submission_port, sender, to, (sender, password), maildir, count)
     finally:
         server.terminate()
         server.wait(30)
@@ -230,14 +244,8 @@ smtputf8_enable = no
     try:
         _wait_port(port)
         maildir = home / "mail" / "sante.bench" / "bob"
-        sender, to = "sender@finances.bench", "bob@sante.bench"
-        _load(port, sender, to, None, _messages(sender, to, 50))
-        _wait_delivered(maildir, 50)  # warmed up
-        messages = _messages(sender, to, count)
-        start = time.perf_counter()
-        accepted = _load(port, sender, to, None, messages)
-        _wait_delivered(maildir, count + 50)
-        return count / accepted, count / (time.perf_counter() - start)
+        return _measure(port, "sender@finances.bench", "bob@sante.bench", None, maildir,
+                        count)
     finally:
         subprocess.run([*postfix, "stop"], capture_output=True, check=False)
         shutil.rmtree(home, ignore_errors=True)
@@ -254,5 +262,6 @@ def main() -> None:
     report("accepted (250 received), msg/s", sahab_accepted, "msg/s", "Postfix", postfix[0])
     report("accepted and in the Maildir, msg/s", sahab_delivered, "msg/s", "Postfix",
            postfix[1])
-    print(f"  no message lost: {MESSAGES + 50} of {MESSAGES + 50} in each Maildir "
+    total = MESSAGES * ROUNDS + 50
+    print(f"  best of {ROUNDS} rounds; no message lost: {total} of {total} in each Maildir "
           f"(goal: ratio ≥ 0.5 with DKIM signing)")
