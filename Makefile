@@ -45,7 +45,9 @@ run: install
 
 test: install
 	@scripts/system-packages.sh $(TEST_PACKAGES)
-	@$(MAKE) --no-print-directory messages lint test-sqlite test-postgres
+	@$(MAKE) --no-print-directory messages lint
+	@# The two databases' suites run side by side (each prints when it ends).
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: install
 	SAHAB_TEST_DB=sqlite $(BIN)/pytest
