@@ -15,12 +15,13 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.common import free_port
 
 PROVIDER_APP = '''
 import json
@@ -32,12 +33,6 @@ def app(environ, start_response):
                               ("Content-Length", str(len(BODY)))])
     return [BODY]
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, headers: dict | None = None) -> None:
@@ -117,7 +112,7 @@ def main() -> None:
     calls = int(os.environ.get("SAHAB_BENCH_EXCHANGE_CALLS", "3000"))
     workdir = Path(tempfile.mkdtemp(prefix="sahab-bench-exchange-"))
     (workdir / "provider.py").write_text(PROVIDER_APP)
-    provider_port, gateway_port = _free_port(), _free_port()
+    provider_port, gateway_port = free_port(), free_port()
     provider_url = f"http://127.0.0.1:{provider_port}/registry"
     env = {**os.environ, "SAHAB_HOME": str(workdir / "home"),
            "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_LOG_LEVEL": "WARNING"}

@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from bench.common import report, setup_django
+from bench.common import free_port, report, setup_django
 
 MESSAGES = int(os.environ.get("SAHAB_BENCH_MAIL_MESSAGES", "2000"))
 CLIENTS = int(os.environ.get("SAHAB_BENCH_MAIL_CLIENTS", "8"))
@@ -59,12 +59,6 @@ anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
@@ -186,7 +180,7 @@ def _run_sahab(count: int) -> tuple[float, float]:
     from sahab.mail.models import Mailbox
 
     sender, to, password = _sahab_world()
-    smtp_port, submission_port = _free_port(), _free_port()
+    smtp_port, submission_port = free_port(), free_port()
     env = {**os.environ, "SAHAB_SMTP_PORT": str(smtp_port),
            "SAHAB_SUBMISSION_PORT": str(submission_port),
            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
@@ -210,7 +204,7 @@ def _run_postfix(count: int) -> tuple[float, float] | None:
 
     home = Path(tempfile.mkdtemp(prefix="sahab-bench-postfix-"))
     nobody = pwd.getpwnam("nobody")
-    port = _free_port()
+    port = free_port()
     for sub in ("mail", "data", "queue"):
         (home / sub).mkdir()
     os.chown(home / "mail", nobody.pw_uid, nobody.pw_gid)

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,11 +24,7 @@ import time
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.common import free_port
 
 
 def _percentile(samples: list[float], p: int) -> float:
@@ -128,7 +123,7 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="sahab-bench-")
     bidders = int(os.environ.get("SAHAB_BENCH_BIDDERS", "500"))
     tenders = int(os.environ.get("SAHAB_BENCH_TENDERS", "100000"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SAHAB_HOME": home,
            "SAHAB_HTTP_PORT": str(port), "DJANGO_SETTINGS_MODULE": "sahab.settings"}
     server = None

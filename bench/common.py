@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import tempfile
 import time
@@ -22,6 +23,13 @@ def setup_django(database_url: str | None = None) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def rate(fn: Callable[[], object], *, n: int, repeat: int = 3) -> float:

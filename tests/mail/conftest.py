@@ -26,12 +26,7 @@ from sahab.mail import letters, services
 from sahab.mail.models import Mailbox
 from tests import factories
 from tests.conftest import in_ci
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.e2e.conftest import free_port
 
 
 def client_tls() -> ssl.SSLContext:

@@ -7,7 +7,7 @@ import secrets
 
 from django.contrib.auth import get_user_model
 
-from sahab.directory import services
+from sahab.directory import selectors, services
 from sahab.directory.models import Administration, AdministrationKind, Agent, Company, Role
 from sahab.directory.selectors import SYSTEM
 
@@ -223,7 +223,7 @@ def _load_agents(previous: dict, by_code: dict) -> list[dict]:
 
 def _domain_of(admin: Administration, by_code: dict) -> str:
     """A unit without its own domain uses the nearest ancestor's."""
-    for code in reversed(admin.path.strip("/").split("/")):
+    for code in selectors.lineage_codes(admin):
         if by_code[code].mail_domain:
             return by_code[code].mail_domain
     return "gov.tn"

@@ -108,6 +108,11 @@ def administrations(*, q: str = "", kind: str = "", parent: str = "",
     return qs
 
 
+def lineage_codes(administration: Administration) -> list[str]:
+    """The codes of an administration and its ancestors, nearest first."""
+    return list(reversed(administration.path.strip("/").split("/")))
+
+
 def subtree(administration: Administration) -> QuerySet[Administration]:
     return Administration.objects.filter(path__startswith=administration.path)
 

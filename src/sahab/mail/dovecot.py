@@ -49,12 +49,9 @@ def write_passwd_file() -> Path:
     """One line per active mailbox with a password: ``address:{ARGON2ID}…::::home::``."""
     from sahab.mail.models import Mailbox
 
-    lines = []
-    for address, digest, domain, local in Mailbox.objects.filter(
-            active=True, domain__active=True).exclude(password_digest="").values_list(
-            "address", "password_digest", "domain__name", "local_part"):
-        home = settings.SAHAB_HOME / "mail" / domain / local
-        lines.append(f"{address}:{digest}::::{home}::\n")
+    lines = [f"{box.address}:{box.password_digest}::::{box.home}::\n"
+             for box in Mailbox.objects.filter(active=True, domain__active=True)
+             .exclude(password_digest="").select_related("domain")]
     path = passwd_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
     tmp = path.with_name(f".users.{os.getpid()}.tmp")

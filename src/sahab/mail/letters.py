@@ -27,7 +27,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
 from sahab.ledger import note
 from sahab.ledger import services as ledger
-from sahab.mail import dkim, maildir, routing
+from sahab.mail import dkim, maildir, routing, selectors
 from sahab.mail.models import Classification, Letter, Mailbox, Receipt
 from sahab.mail.receipts import receipt_text
 
@@ -60,11 +60,11 @@ def verifier_key() -> str:
 
 def registry_of(administration: Administration) -> Mailbox | None:
     """The registry office mailbox of an administration (or of its nearest ancestor)."""
-    codes = administration.path.strip("/").split("/")
+    codes = directory.lineage_codes(administration)
     boxes = {m.domain.administration.code: m for m in Mailbox.objects.filter(
         kind=Mailbox.Kind.REGISTRY, active=True,
         domain__administration__code__in=codes).select_related("domain__administration")}
-    for code in reversed(codes):
+    for code in codes:
         if code in boxes:
             return boxes[code]
     return None
@@ -259,7 +259,7 @@ def letters_visible_to(user):
     agent = directory.agent_of(user)
     if agent is None:
         return Letter.objects.none()
-    boxes = Mailbox.objects.filter(Q(agent=agent) | Q(delegations__agent=agent))
+    boxes = Mailbox.objects.filter(selectors.usable_by(agent))
     return Letter.objects.filter(Q(sender__in=boxes) | Q(recipient__in=boxes)).select_related(
         "sender__domain__administration", "recipient__domain__administration").distinct()
 

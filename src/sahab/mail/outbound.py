@@ -79,23 +79,17 @@ def process_queue(now: dt.datetime | None = None) -> int:
             OutboundMessage.objects.filter(pk=row.pk).update(
                 attempts=row.attempts + 1, last_error=error[:500],
                 next_attempt_at=now + dt.timedelta(minutes=delay))
-    _drop_finished_spool_files()
     return finished
 
 
 def _finish(row: OutboundMessage, state: str, error: str) -> None:
+    """Close a recipient's row; the spooled file goes with its last waiting recipient."""
     OutboundMessage.objects.filter(pk=row.pk).update(
         state=state, last_error=error[:500], finished_at=timezone.now(),
         attempts=row.attempts + 1)
-
-
-def _drop_finished_spool_files() -> None:
-    waiting = set(OutboundMessage.objects.filter(state=OutboundMessage.State.QUEUED)
-                  .values_list("spool_name", flat=True))
-    finished = set(OutboundMessage.objects.exclude(state=OutboundMessage.State.QUEUED)
-                   .values_list("spool_name", flat=True))
-    for name in finished - waiting:
-        (delivery.spool_dir() / name).unlink(missing_ok=True)
+    if not OutboundMessage.objects.filter(spool_name=row.spool_name,
+                                          state=OutboundMessage.State.QUEUED).exists():
+        (delivery.spool_dir() / row.spool_name).unlink(missing_ok=True)
 
 
 def _bounce(row: OutboundMessage, data: bytes, error: str) -> None:

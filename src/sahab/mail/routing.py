@@ -84,12 +84,16 @@ def load() -> Routing:
         if box.active and box.password_digest:
             routing.credentials[box.address] = box.password_digest
             routing.senders.setdefault(box.address, set()).add(box.address)
-    for alias in Alias.objects.filter(domain__active=True):
-        routing.aliases[alias.address] = []
+    lists = set()
+    for address, is_list in Alias.objects.filter(domain__active=True).values_list(
+            "address", "is_list"):
+        routing.aliases[address] = []
+        if is_list:
+            lists.add(address)
     for member in AliasMember.objects.select_related("alias"):
         if member.alias.address in routing.aliases and member.mailbox_id in by_id:
             routing.aliases[member.alias.address].append(by_id[member.mailbox_id])
-    _sender_rights(routing, by_id, Alias, Delegation, Mailbox)
+    _sender_rights(routing, by_id, lists, Delegation, Mailbox)
     return routing
 
 
@@ -105,12 +109,12 @@ def domain_keys(domain) -> dkim.DomainKeys:
         rsa_public_b64=domain.dkim_rsa_public, ed25519_public_b64=domain.dkim_ed25519_public)
 
 
-def _sender_rights(routing: Routing, by_id: dict[int, str], Alias, Delegation, Mailbox) -> None:
+def _sender_rights(routing: Routing, by_id: dict[int, str], lists: set[str], Delegation,
+                   Mailbox) -> None:
     """Who may send as what: one's own address, aliases (not lists) that reach only one's
     mailbox, and the shared mailboxes one was given the right to send as."""
     for address, targets in routing.aliases.items():
-        if len(targets) == 1 and targets[0] in routing.senders and \
-                not Alias.objects.filter(address=address, is_list=True).exists():
+        if len(targets) == 1 and targets[0] in routing.senders and address not in lists:
             routing.senders[targets[0]].add(address)
     agent_box = dict(Mailbox.objects.filter(agent__isnull=False, active=True)
                      .values_list("agent_id", "address"))

@@ -11,12 +11,17 @@ from sahab.directory.models import Administration
 from sahab.mail.models import Alias, Mailbox
 
 
+def usable_by(agent) -> Q:
+    """Mailboxes an agent may use: their own, and those delegated to them."""
+    return Q(agent=agent) | Q(delegations__agent=agent)
+
+
 def mailboxes_of(user) -> list[Mailbox]:
     """The agent's own mailbox first, then those delegated to the agent."""
     agent = directory.agent_of(user)
     if agent is None:
         return []
-    boxes = Mailbox.objects.filter(Q(agent=agent) | Q(delegations__agent=agent), active=True) \
+    boxes = Mailbox.objects.filter(usable_by(agent), active=True) \
         .select_related("domain").distinct()
     return sorted(boxes, key=lambda m: (m.agent_id != agent.pk, m.address))
 

@@ -11,6 +11,7 @@ import secrets
 import unicodedata
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -105,9 +106,9 @@ def ensure_domain(*, actor, administration: Administration, name: str) -> MailDo
 
 def domain_for(administration: Administration) -> MailDomain | None:
     """The domain of an administration, or of its nearest ancestor that has one."""
-    codes = administration.path.strip("/").split("/")
+    codes = directory.lineage_codes(administration)
     by_code = {a.code: a for a in Administration.objects.filter(code__in=codes)}
-    for code in reversed(codes):
+    for code in codes:
         owner = by_code.get(code)
         if owner is not None and owner.mail_domain:
             return ensure_domain(actor=directory.SYSTEM, administration=owner,
@@ -265,13 +266,18 @@ def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str
     return password
 
 
-def check_password(mailbox: Mailbox, password: str) -> bool:
-    if not mailbox.password_digest:
+def password_matches(digest: str, password: str | bytes) -> bool:
+    """Check a password against a mailbox digest as Dovecot stores it ({ARGON2ID}…)."""
+    if not digest:
         return False
     try:
-        return _HASHER.verify(mailbox.password_digest.removeprefix("{ARGON2ID}"), password)
-    except Exception:
+        return _HASHER.verify(digest.removeprefix("{ARGON2ID}"), password)
+    except (VerificationError, InvalidHashError):
         return False
+
+
+def check_password(mailbox: Mailbox, password: str) -> bool:
+    return password_matches(mailbox.password_digest, password)
 
 
 # --- aliases, lists and delegations ------------------------------------------------------

@@ -26,17 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from django.conf import settings
 
 from sahab.core import keys
-from sahab.mail import delivery
+from sahab.mail import delivery, services
 from sahab.mail.delivery import normalise
 from sahab.mail.routing import LiveRouting
 
 log = logging.getLogger("sahab.mail.smtp")
-_HASHER = PasswordHasher()
 
 
 class RateLimiter:
@@ -78,9 +75,7 @@ class Authenticator:
                          hashlib.sha256).hexdigest()
         if self._ok.get(token, 0) > time.monotonic():
             return AuthResult(success=True, auth_data=login)
-        try:
-            _HASHER.verify(digest.removeprefix("{ARGON2ID}"), password)
-        except (VerificationError, InvalidHashError):
+        if not services.password_matches(digest, password):
             return AuthResult(success=False, handled=False)
         self._ok[token] = time.monotonic() + 300
         return AuthResult(success=True, auth_data=login)

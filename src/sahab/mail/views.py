@@ -3,7 +3,9 @@ pieces (receipt key and check, mail client autoconfiguration)."""
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 from django import forms
 from django.conf import settings
@@ -392,9 +394,8 @@ def admin_page(request):
         "aliases": Alias.objects.filter(domain__in=domains).prefetch_related("members__mailbox"),
         "delegations": Delegation.objects.filter(mailbox__domain__in=domains)
         .select_related("mailbox", "agent__user"),
-        "agents": Agent.objects.filter(
-            Q(administration__in=[d.administration for d in domains])
-            | Q(administration__path__startswith=domains[0].administration.path))
+        "agents": Agent.objects.filter(functools.reduce(operator.or_, (
+            Q(administration__path__startswith=d.administration.path) for d in domains)))
         .select_related("user").distinct()[:500],
         "administrations": [d.administration for d in domains],
     })
