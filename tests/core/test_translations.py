@@ -1,4 +1,8 @@
-"""Every interface string is translated into French and Arabic."""
+"""Every interface string is translated into French and Arabic.
+
+Besides the project's catalog (``src/sahab/locale``), each pillar may keep its own
+(``src/sahab/<app>/locale``): Django merges them all.
+"""
 
 import gettext
 import re
@@ -27,9 +31,14 @@ def po_msgids(path: Path) -> set[str]:
     return ids
 
 
-@pytest.mark.parametrize("lang", ["fr", "ar"])
-def test_every_string_has_a_compiled_translation(lang):
-    po = LOCALE / lang / "LC_MESSAGES" / "django.po"
+def catalogs(lang: str) -> list[Path]:
+    package = LOCALE.parent
+    return sorted(package.glob(f"**/locale/{lang}/LC_MESSAGES/django.po"))
+
+
+@pytest.mark.parametrize("po", [p for lang in ("fr", "ar") for p in catalogs(lang)],
+                         ids=lambda p: str(p.relative_to(LOCALE.parent)))
+def test_every_string_has_a_compiled_translation(po):
     with open(po.with_suffix(".mo"), "rb") as f:
         catalog = gettext.GNUTranslations(f)
     untranslated = [m for m in po_msgids(po) if m not in catalog._catalog
