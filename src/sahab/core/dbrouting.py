@@ -13,8 +13,10 @@ these hold, and from the primary otherwise:
   had committed ``REPLICA_MAX_LAG_SECONDS`` ago, or the primary does not answer at all:
   public pages slightly stale are better than no pages.
 
-Every write goes to the primary, and so does everything outside a request (the worker,
-the SMTP server, the command line): only the middleware lets reads go to the replica.
+The choice is made at the request's first read and kept for the whole request, so that a
+page never mixes rows of both databases. Every write goes to the primary, and so does
+everything outside a request (the worker, the SMTP server, the command line): only the
+middleware lets reads go to the replica.
 
 How stale the replica may be is measured, not guessed: every ``REPLICA_CHECK_SECONDS``
 each process reads the primary's WAL position (``pg_current_wal_lsn()``), keeps it with
@@ -64,7 +66,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RECENT_WRITE_COOKIE = "sahab_recent_write"
 RETRY_AFTER_SECONDS = 30
 
-_replica_reads: ContextVar[bool] = ContextVar("sahab_replica_reads", default=False)
+# Where this request reads: PRIMARY, REPLICA, or UNDECIDED until its first read (then
+# the whole request reads from the same database, unless it writes).
+UNDECIDED = None
+_route: ContextVar[str | None] = ContextVar("sahab_database_route", default=PRIMARY)
 _wrote: ContextVar[bool] = ContextVar("sahab_wrote", default=False)
 
 
@@ -80,7 +85,7 @@ def stick_to_primary() -> None:
     on demand): the write goes to the primary anyway, and must not be based on a
     stale read.
     """
-    _replica_reads.set(False)
+    _route.set(PRIMARY)
 
 
 def recent_write_window() -> int:
@@ -95,13 +100,16 @@ class ReplicaRouter:
     """Django database router (``DATABASE_ROUTERS``) for a primary and one replica."""
 
     def db_for_read(self, model, **hints):
-        if (_replica_reads.get() and not connections[PRIMARY].in_atomic_block
-                and monitor.replica_readable()):
-            return REPLICA
-        return PRIMARY
+        route = _route.get()
+        if route == PRIMARY or connections[PRIMARY].in_atomic_block:
+            return PRIMARY
+        if route is UNDECIDED:
+            route = REPLICA if monitor.replica_readable() else PRIMARY
+            _route.set(route)
+        return route
 
     def db_for_write(self, model, **hints):
-        _replica_reads.set(False)
+        _route.set(PRIMARY)
         _wrote.set(True)
         return PRIMARY
 
@@ -305,12 +313,12 @@ class DatabaseRoutingMiddleware:
     def __call__(self, request):
         routed = replica_configured()
         eligible = routed and _may_read_replica(request)
-        _replica_reads.set(eligible)
+        _route.set(UNDECIDED if eligible else PRIMARY)
         _wrote.set(False)
         response = self.get_response(request)
         if getattr(response, "unreachable_database", None) and eligible and not _wrote.get():
             # Nothing was written: read again, from the database that still answers.
-            _replica_reads.set(True)
+            _route.set(UNDECIDED)
             response = self.get_response(request)
         if routed and _wrote.get():
             response.set_cookie(RECENT_WRITE_COOKIE, "1", max_age=recent_write_window(),
@@ -334,7 +342,7 @@ class DatabaseRoutingMiddleware:
 
 def _request_finished(sender, **kwargs) -> None:
     # After the response (streamed ones included), the thread reads from the primary.
-    _replica_reads.set(False)
+    _route.set(PRIMARY)
 
 
 request_finished.connect(_request_finished)
