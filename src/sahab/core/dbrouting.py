@@ -251,9 +251,10 @@ class ReplicaMonitor:
         for name in ("cursor_factory", "context", "prepare_threshold"):
             params.pop(name, None)
         timeout = max(1, math.ceil(settings.REPLICA_CHECK_SECONDS * 2))
+        options = f"{params.get('options', '')} -c statement_timeout={timeout * 1000}"
         params |= {"autocommit": True, "application_name": "sahab replica check",
                    "connect_timeout": timeout, "tcp_user_timeout": timeout * 1000,
-                   "options": f"-c statement_timeout={timeout * 1000}"}
+                   "options": options.strip()}
         return psycopg.connect(**params)
 
 
