@@ -134,6 +134,7 @@ def sahab_home(replication):
     env = _environment(home, replication)
     subprocess.run([sys.executable, "-m", "sahab.cli", "init"], env=env, check=True,
                    capture_output=True, timeout=300)
+    replication.wait_in_sync()
     yield home
     shutil.rmtree(home, ignore_errors=True)
 
@@ -344,6 +345,8 @@ def test_public_pages_are_served_while_the_primary_is_stopped(replication, toler
             assert listed(anybody, name)
             assert anybody.get(f"/ledger/entries/{index}").json() == proof
             assert int(anybody.get("/ledger/checkpoint").text.splitlines()[1]) > index
+            bulk = anybody.get("/ocds/releases.json.gz")  # streamed after the view returns
+            assert bulk.status_code == 200 and "releases" in bulk.json()
             for path in ("/", "/tenders/", "/ocds/releases", "/ocds/records", "/directory/",
                          "/ledger/", "/api/procurement/tenders", "/cloud/"):
                 assert anybody.get(path).status_code == 200, path
