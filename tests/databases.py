@@ -4,6 +4,9 @@
 ``SAHAB_TEST_DB=postgres``: ``SAHAB_TEST_DATABASE_URL`` if set, else the server on
 127.0.0.1:5432, else a throwaway cluster started from the PostgreSQL binaries. With
 ``CI=true`` a missing PostgreSQL is an error, never a silent skip.
+
+``Cluster`` starts such a cluster, and standbys of it, for tests of their own (the
+replica tests start a primary and a streaming standby).
 """
 
 from __future__ import annotations
@@ -27,39 +30,87 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def postgres_bindir() -> Path | None:
+    """The newest installed PostgreSQL server binaries (Debian's layout), if any."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(binaries[-1]).parent if binaries else None
+
+
+class Cluster:
+    """A PostgreSQL cluster of the tests' own: a data folder under ``root``, a free port
+    on 127.0.0.1, trust authentication (replication connections included)."""
+
+    def __init__(self, bindir: Path, root: Path, name: str = "data") -> None:
+        self.bindir, self.root = bindir, root
+        self.datadir, self.log = root / name, root / f"{name}.log"
+        self.port = free_port()
+        self.settings: dict[str, str] = {}  # server settings given at every start
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            owner = pwd.getpwnam("postgres")
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def run(self, program: str, *args: str) -> None:
+        subprocess.run([*self.run_as, str(self.bindir / program), *args], check=True,
+                       capture_output=True, timeout=120)
+
+    def initdb(self) -> Cluster:
+        self.run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres",
+                 "--no-sync")
+        return self
+
+    def start(self) -> Cluster:
+        options = "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        self.run("pg_ctl", "-D", str(self.datadir), "-w", "-l", str(self.log), "-o",
+                 f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+                 + options, "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir),
+                        "-m", mode, "-w", "stop"], capture_output=True, timeout=120)
+
+    def standby(self, name: str = "standby") -> Cluster:
+        """A streaming-replication standby of this cluster, cloned with pg_basebackup
+        (``-R`` writes ``standby.signal`` and ``primary_conninfo``), not started yet."""
+        standby = Cluster(self.bindir, self.root, name)
+        self.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                 "-D", str(standby.datadir), "-R", "-X", "stream", "--checkpoint=fast",
+                 "--no-sync")
+        return standby
+
+    def query(self, sql: str, params: tuple = (), *, dbname: str = "postgres") -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=10) as conn:
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+
 def _start_throwaway_cluster() -> str | None:
     """initdb + pg_ctl in a temporary folder; stopped and removed when the run ends."""
-    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not binaries:
+    bindir = postgres_bindir()
+    if bindir is None:
         return None
-    bindir = Path(binaries[-1]).parent
-    datadir = Path(tempfile.mkdtemp(prefix="sahab-pg-"))
-    port = _free_port()
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        owner = pwd.getpwnam("postgres")
-        os.chown(datadir, owner.pw_uid, owner.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(datadir / "data"), "-A", "trust",
-                    "-U", "postgres", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-w", "-l",
-                    str(datadir / "log"), "-o",
-                    f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    "start"], check=True, capture_output=True)
+    root = Path(tempfile.mkdtemp(prefix="sahab-pg-"))
+    cluster = Cluster(bindir, root).initdb().start()
 
     def stop() -> None:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(datadir / "data"), "-m",
-                        "immediate", "stop"], capture_output=True)
-        shutil.rmtree(datadir, ignore_errors=True)
+        cluster.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
 
     atexit.register(stop)
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    return cluster.url()
 
 
 def postgres_url() -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 os.environ["SAHAB_HOME"] = tempfile.mkdtemp(prefix="sahab-test-")
 os.environ.pop("DATABASE_URL", None)
+os.environ.pop("DATABASE_REPLICA_URL", None)  # the replica tests start their own
 os.environ.pop("SAHAB_DBAAS_URL", None)  # tests that make databases ask for a cluster
 
 from sahab.settings import *  # noqa: F403

@@ -169,6 +169,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sahab.core.middleware.RequestGateMiddleware",
+    "sahab.core.dbrouting.DatabaseRoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -221,6 +222,17 @@ def _database(url: str) -> dict:
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{SAHAB_HOME / 'sahab.sqlite3'}"
 DATABASES = {"default": _database(DATABASE_URL)}
+# A PostgreSQL streaming replica serving public reads (docs/scale.md): it may lag the
+# primary by REPLICA_MAX_LAG_SECONDS at most, measured every REPLICA_CHECK_SECONDS.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+REPLICA_MAX_LAG_SECONDS = float(os.environ.get("SAHAB_REPLICA_MAX_LAG_SECONDS", "5"))
+REPLICA_CHECK_SECONDS = float(os.environ.get("SAHAB_REPLICA_CHECK_SECONDS", "1"))
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _database(DATABASE_REPLICA_URL)
+    if not {DATABASES["default"]["ENGINE"], DATABASES["replica"]["ENGINE"]} <= {
+            "django.db.backends.postgresql"}:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs PostgreSQL for both databases")
+    DATABASE_ROUTERS = ["sahab.core.dbrouting.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TASKS = {

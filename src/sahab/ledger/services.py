@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from sahab.core import dbrouting
 from sahab.core.errors import Conflict, InvalidInput, NotFound
 from sahab.ledger import merkle, note
 from sahab.ledger.models import (
@@ -279,6 +280,7 @@ def checkpoint_if_grown() -> Checkpoint | None:
 
     Safe to run in many workers at once: a size is signed once (unique constraint).
     """
+    dbrouting.stick_to_primary()  # sign what the primary holds, not a replica's past
     state = _state()
     latest = Checkpoint.objects.order_by("-size").values_list("size", flat=True).first()
     if latest is not None and latest >= state.size:
@@ -319,7 +321,7 @@ def checkpoint_covering(index: int) -> Checkpoint:
     """The latest checkpoint, signing a new one first if it does not cover ``index`` yet."""
     checkpoint = latest_checkpoint()
     if checkpoint.size <= index:
-        checkpoint_if_grown()
+        checkpoint_if_grown()  # reads from the primary from here on
         checkpoint = latest_checkpoint()
     if checkpoint.size <= index:
         raise NotFound(f"The log has no entry {index}.")
