@@ -145,6 +145,7 @@ LEDGER_WITNESS_NAME = os.environ.get("SAHAB_LEDGER_WITNESS_NAME") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/witness")
 
 INSTALLED_APPS = [
+    "sahab.operator",  # first: its commands replace Django's that would bypass the ledger
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
