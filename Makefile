@@ -41,7 +41,8 @@ messages: install
 run: install
 	@scripts/system-packages.sh $(RUN_PACKAGES) || true
 	$(BIN)/sahab demo
-	$(BIN)/sahab serve
+	@# the demo's witness runs beside the platform: publish only what it cosigned
+	SAHAB_LEDGER_COSIGNATURES_REQUIRED=$${SAHAB_LEDGER_COSIGNATURES_REQUIRED:-1} $(BIN)/sahab serve
 
 test: install
 	@scripts/system-packages.sh $(TEST_PACKAGES)

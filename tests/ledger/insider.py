@@ -28,3 +28,14 @@ def recompute_tree() -> None:
                          for level, i, h in frontier.append(merkle.leaf_hash(bytes(body))))
         Node.objects.bulk_create(nodes)
         LogState.objects.update(size=frontier.size, frontier=frontier.to_bytes())
+
+
+def forget_signer_record() -> None:
+    """Root on the signer's machine: delete the record the signer keeps of what it signed
+    (after which the signer signs whatever the database holds: only witnesses and
+    auditors who kept state can still tell)."""
+    import shutil
+
+    from sahab.ledger import signing
+
+    shutil.rmtree(signing.signer_dir(), ignore_errors=True)

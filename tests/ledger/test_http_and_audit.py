@@ -6,7 +6,7 @@ from sahab.ledger import merkle, note, services, witnessing
 from sahab.ledger.auditor import AuditFailure, Auditor
 from sahab.ledger.models import Checkpoint, Cosignature, Entry, Node, Witness
 from sahab.ledger.services import Record
-from tests.ledger.insider import as_database_owner, recompute_tree
+from tests.ledger.insider import as_database_owner, forget_signer_record, recompute_tree
 
 pytestmark = pytest.mark.django_db
 BASE = "http://testserver/ledger"
@@ -150,7 +150,9 @@ def test_a_rollback_is_detected_against_what_the_auditor_saw(wsgi_http, tmp_path
     auditor(wsgi_http, tmp_path).run()
     fill(20)
     auditor(wsgi_http, tmp_path).run()
-    # roll the database back to 30 entries, as a restored old backup would
+    # roll the database back to 30 entries, as a restored old backup would, with root on
+    # the signer's machine too (else the signer refuses the roll-back: test_signer.py)
+    forget_signer_record()
     with as_database_owner():
         Cosignature.objects.all().delete()
         Checkpoint.objects.filter(size__gt=30).delete()
@@ -163,6 +165,7 @@ def test_a_fork_signed_with_the_real_key_is_detected(wsgi_http, tmp_path):
     fill(10)
     auditor(wsgi_http, tmp_path).run()
     # an insider with the key rewrites history from entry 4 on and re-signs a larger tree
+    forget_signer_record()
     with as_database_owner():
         Checkpoint.objects.all().delete()
     truncate_log(4)
@@ -177,7 +180,7 @@ def test_this_log_gets_cosigned_by_a_witness_over_the_witness_protocol(wsgi_http
     witnessing.register_witnessed_log(vkey=services.verifier_key())
     witness = services.register_witness(name=settings.LEDGER_WITNESS_NAME,
                                         vkey=witnessing.witness_vkey(),
-                                        url="http://testserver/ledger/witness/add-checkpoint")
+                                        url="https://testserver/ledger/witness/add-checkpoint")
     services.checkpoint_if_grown()
     assert witnessing.submit(witness, client=wsgi_http)
     fill(7)

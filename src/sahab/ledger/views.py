@@ -73,6 +73,15 @@ def checkpoint(request):
 
 
 @require_GET
+def status(request):
+    """The signer's record and alarm, the database guard, the witnesses: public, so that
+    anyone sees when the platform refuses to sign its own database."""
+    data = services.status()
+    data["signer"].pop("record", None)  # a path on the server, of no use outside
+    return _json(data, "no-store")
+
+
+@require_GET
 def key(request):
     return _text(services.verifier_key() + "\n", "public, max-age=3600")
 
