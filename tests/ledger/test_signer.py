@@ -187,3 +187,26 @@ def test_a_checkpoint_is_published_once_enough_witnesses_cosigned_it(settings):
     assert "— w.example " in services.receipt(1)
     assert "— w.example " in signing.load_record().cosignatures
     assert Cosignature.objects.count() == 1
+
+
+def test_the_portal_shows_each_witness_and_the_alarm(client):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    vkey = note.Verifier("witness.inai.example", note.SIG_COSIGNATURE_V1,
+                         note.Signer("w", key).verifier.public_key).vkey()
+    witness = services.register_witness(name="witness.inai.example", vkey=vkey)
+    fill(11)
+    checkpoint = services.checkpoint_if_grown()
+    services.add_cosignature(checkpoint, witness,
+                             note.cosign(witness.name, key, checkpoint.text.encode(), 1))
+    page = client.get("/ledger/").content.decode()
+    assert "witness.inai.example" in page and ">12<" in page
+    assert "refuses to sign" not in page
+    with as_database_owner():
+        Entry.objects.filter(index=4).update(body=b"{}")
+    recompute_tree()
+    services.checkpoint_if_grown()
+    page = client.get("/ledger/").content.decode()
+    assert "refuses to sign" in page and "number 4" in page
+    assert client.get("/ledger/status").json()["signer"]["alarm"]["first_bad_index"] == 4
