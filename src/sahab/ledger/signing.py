@@ -118,15 +118,36 @@ def _locked() -> Iterator[Path]:
         os.close(fd)
 
 
-def load_record() -> SignedRecord | None:
-    """The last checkpoint signed here, checked with the log's key; None before the first."""
-    from sahab.ledger import services
+_cache: dict[tuple, SignedRecord] = {}
 
+
+def load_record() -> SignedRecord | None:
+    """The last checkpoint signed here, checked with the log's key; None before the first.
+
+    Served on every checkpoint request: a record already checked is not checked again
+    while its file is unchanged.
+    """
     path = signer_dir() / RECORD
     try:
-        data = json.loads(path.read_text())
+        info = path.stat()
     except FileNotFoundError:
         return None
+    from sahab.ledger import services
+
+    key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size, services.verifier_key())
+    if key not in _cache:
+        record = _read_record(path)
+        _cache.clear()
+        _cache[key] = record
+    cached = _cache[key]
+    return SignedRecord(**{f: getattr(cached, f) for f in cached.__dataclass_fields__})
+
+
+def _read_record(path: Path) -> SignedRecord:
+    from sahab.ledger import services
+
+    try:
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise RecordDamaged(f"{path} cannot be read: {exc}") from None
     try:
