@@ -13,9 +13,11 @@ export SAHAB_DBAAS_URL ?= $(LOCAL_POSTGRES)
 
 # Debian packages: Dovecot serves the Maildirs over IMAP; the browser and fonts for the
 # end-to-end tests; PostgreSQL binaries so the tests can start their own cluster where
-# no server runs; Postfix is the benchmarks' reference mail server.
+# no server runs; Go's signed-note package checks that cosigned checkpoints verify with
+# the reference implementation; Postfix is the benchmarks' reference mail server.
 RUN_PACKAGES := dovecot-imapd
-TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core postgresql gettext
+TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core postgresql gettext \
+	golang-go golang-golang-x-mod-dev
 BENCH_PACKAGES := postfix
 
 .PHONY: run test test-sqlite test-postgres lint bench install messages clean help
@@ -41,7 +43,8 @@ messages: install
 run: install
 	@scripts/system-packages.sh $(RUN_PACKAGES) || true
 	$(BIN)/sahab demo
-	$(BIN)/sahab serve
+	@# the demo's witness runs beside the platform: publish only what it cosigned
+	SAHAB_LEDGER_COSIGNATURES_REQUIRED=$${SAHAB_LEDGER_COSIGNATURES_REQUIRED:-1} $(BIN)/sahab serve
 
 test: install
 	@scripts/system-packages.sh $(TEST_PACKAGES)

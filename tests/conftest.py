@@ -19,6 +19,13 @@ def _english(settings):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _ledger_signer_record(settings, tmp_path):
+    """Each test's ledger signer keeps its record of what it signed apart, as each test's
+    database starts empty."""
+    settings.LEDGER_SIGNER_DIR = str(tmp_path / "ledger-signer")
+
+
 @pytest.fixture
 def sahab_home(settings, tmp_path):
     """A fresh SAHAB_HOME for tests that write keys or demo files."""

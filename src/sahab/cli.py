@@ -78,6 +78,10 @@ def _children(args) -> list[tuple[str, list[str]]]:
     worker = [python, "-m", "sahab.cli", "worker"]
     smtp = [python, "-m", "sahab.cli", "mail", "smtp"]
     children = [("web", web), ("exchange-tls", gateway), ("worker", worker), ("smtp", smtp)]
+    from sahab.ledger.demo import witness_command
+
+    if (witness := witness_command()) is not None:  # the witness the demo set up beside us
+        children.append(("witness", witness))
     from sahab.mail import dovecot
 
     imap = dovecot.command()

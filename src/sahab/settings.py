@@ -125,6 +125,13 @@ CLOUD_ONPREM = json.loads(os.environ.get("SAHAB_CLOUD_ONPREM", "null") or "null"
 LEDGER_ORIGIN = os.environ.get("SAHAB_LEDGER_ORIGIN") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/ledger")
 LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("SAHAB_LEDGER_CHECKPOINT_INTERVAL", "0.5"))
+# The signer's own record of what it signed, outside the database (default SAHAB_HOME/ledger).
+LEDGER_SIGNER_DIR = os.environ.get("SAHAB_LEDGER_SIGNER_DIR", "")
+# A checkpoint is published (served, put in receipts) once this many witnesses cosigned it.
+LEDGER_COSIGNATURES_REQUIRED = _env_int("SAHAB_LEDGER_COSIGNATURES_REQUIRED", 0)
+# The local witness that `sahab serve` runs beside the platform once `sahab demo` (or
+# `sahab witness init`) set it up in SAHAB_HOME/witness.
+WITNESS_PORT = _env_int("SAHAB_WITNESS_PORT", 8081)
 # Minimum days between publication and submission deadline for every procedure; unset
 # means the legal minimums (docs/procurement.md). Training and test platforms lower it.
 PROCUREMENT_MIN_DAYS = (int(os.environ["SAHAB_PROCUREMENT_MIN_DAYS"])
@@ -145,6 +152,7 @@ LEDGER_WITNESS_NAME = os.environ.get("SAHAB_LEDGER_WITNESS_NAME") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/witness")
 
 INSTALLED_APPS = [
+    "sahab.operator",  # first: its commands replace Django's that would bypass the ledger
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -16,9 +16,12 @@ class LedgerConfig(AppConfig):
 
         from sahab.core import scheduler
         from sahab.core.navigation import NavItem, register
-        from sahab.ledger import services
+        from sahab.ledger import services, witnessing
 
         register(NavItem(_("Ledger"), "ledger:home", order=80))
         scheduler.register_periodic(
             services.checkpoint_if_grown,
             dt.timedelta(seconds=settings.LEDGER_CHECKPOINT_INTERVAL), inline=True)
+        # a witness that was down (or started after us) gets the latest checkpoint again
+        scheduler.register_periodic(witnessing.submit_to_all, dt.timedelta(seconds=2),
+                                    inline=True)

@@ -92,7 +92,11 @@ def default_state_path(origin: str) -> Path:
 
 
 class Auditor:
+    """Checks a log from its URL and key; every given witness must have cosigned the
+    checkpoint (``min_witnesses`` of them, when fewer are required)."""
+
     def __init__(self, url: str, log_key: str, *, witness_keys: list[str] = (),
+                 min_witnesses: int | None = None,
                  state_path: Path | None = None, client: httpx.Client | None = None,
                  progress: Callable[[int], object] | None = None):
         self.base = url.rstrip("/")
@@ -101,6 +105,9 @@ class Auditor:
             self.witnesses = [note.parse_vkey(k) for k in witness_keys]
         except note.NoteError as exc:
             raise AuditFailure(f"bad key: {exc}") from None
+        if any(w.sig_type != note.SIG_COSIGNATURE_V1 for w in self.witnesses):
+            raise AuditFailure("bad key: a witness key is a cosignature/v1 (type 0x04) key")
+        self.min_witnesses = len(self.witnesses) if min_witnesses is None else min_witnesses
         self.state = StateFile(state_path or default_state_path(self.log.name))
         self.client = client or httpx.Client(timeout=30)
         self.progress = progress
@@ -121,9 +128,16 @@ class Auditor:
         try:
             checkpoint, cosigs = note.open_checkpoint(data, self.log, self.witnesses)
         except note.NoteError as exc:
-            raise AuditFailure(f"the checkpoint does not verify with the given key: {exc}") \
+            raise AuditFailure(f"the checkpoint does not verify with the given keys: {exc}") \
                 from None
-        return checkpoint, [c.name for c in cosigs]
+        names = [c.name for c in cosigs]
+        if len(set(names)) < self.min_witnesses:
+            missing = [w.name for w in self.witnesses if w.name not in names]
+            raise AuditFailure(
+                f"the checkpoint of size {checkpoint.size} is not cosigned by "
+                f"{', '.join(missing)} ({len(set(names))} of the {self.min_witnesses} witness "
+                "cosignatures required): no independent witness vouches for this tree")
+        return checkpoint, names
 
     def _leaf_hashes(self, size: int) -> list[bytes]:
         """Hash every entry, checking each bundle against the level-0 tile."""
@@ -183,6 +197,17 @@ class Auditor:
                                        f"{first} to {first + TILE ** level - 1}")
             level_hashes = next_hashes
 
+    def _locate_divergence(self, checkpoint: note.Checkpoint,
+                           leaves: list[bytes]) -> int | None:
+        """Name the first altered entry on first contact, from the proof the log's signer
+        publishes when it refuses a rewritten database (nothing is taken on trust)."""
+        try:
+            status = json.loads(self._get("status"))
+        except (FileNotFoundError, AuditFailure, ValueError, httpx.HTTPError):
+            return None
+        divergence = _divergence_of(status) if isinstance(status, dict) else None
+        return _check_divergence(divergence, checkpoint, leaves) if divergence else None
+
     def run(self) -> AuditResult:
         checkpoint, cosigned_by = self.fetch_checkpoint()
         previous, old_leaves = self.state.load()
@@ -200,11 +225,49 @@ class Auditor:
         self._check_upper_tiles(leaves, checkpoint.size)
         root = merkle.root_of(leaves)
         if root != checkpoint.root:
-            raise AuditFailure("the signed checkpoint's root does not match the entries")
+            located = self._locate_divergence(checkpoint, leaves)
+            if located is not None:
+                raise AuditFailure(
+                    f"entry {located} is not the entry the log signed: the signed checkpoint "
+                    f"of size {checkpoint.size} commits to another leaf hash at {located} "
+                    f"(shown by the signer's proof, checked against that checkpoint; entries "
+                    f"0 to {located - 1} match it). The database was rewritten.")
+            raise AuditFailure("the signed checkpoint's root does not match the entries and "
+                               "tiles served: the tree was rewritten")
         self.state.save({"origin": self.log.name, "size": checkpoint.size,
                          "root": base64.b64encode(root).decode(),
                          "checkpoint": checkpoint.text().decode()}, b"".join(leaves))
         return AuditResult(checkpoint.size, root, old_size, cosigned_by)
+
+
+def _divergence_of(status: dict) -> dict | None:
+    alarm = (status.get("signer") or {}).get("alarm") or {}
+    return alarm.get("divergence") if alarm.get("active") else None
+
+
+def _check_divergence(d: dict, checkpoint: note.Checkpoint, leaves: list[bytes]) -> int | None:
+    """The index a signer's divergence proof shows altered, if the proof holds.
+
+    It holds when the signed leaf hash at ``index`` is included under the checkpoint's
+    root, every hash on its left is recomputed from the entries served before ``index``,
+    and the entry served at ``index`` hashes to something else.
+    """
+    try:
+        index, size = int(d["index"]), int(d["size"])
+        leaf = base64.b64decode(d["leaf_hash"], validate=True)
+        proof = [base64.b64decode(p, validate=True) for p in d["proof"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if size != checkpoint.size or not 0 <= index < min(size, len(leaves)):
+        return None
+    try:
+        merkle.verify_inclusion(index, size, leaf, proof, checkpoint.root)
+    except merkle.ProofError:
+        return None
+    for (lo, hi), h in zip(merkle.inclusion_ranges(index, size), proof, strict=True):
+        if hi <= index and merkle.root_of(leaves[lo:hi]) != h:
+            return None
+    return index if leaves[index] != leaf else None
 
 
 def verify_proof_file(proof_file: bytes, entry: bytes, log_key: str,
@@ -230,3 +293,39 @@ def verify_proof_file(proof_file: bytes, entry: bytes, log_key: str,
     except (UnicodeDecodeError, ValueError, IndexError) as exc:  # NoteError, ProofError too
         raise AuditFailure(f"the receipt does not verify: {exc}") from None
     return index, checkpoint
+
+
+class Monitor:
+    """Follow a log: audit it again every ``interval`` seconds, keeping state, and stop at
+    the first fork, rewrite or roll-back (``AuditFailure`` names the first bad index)."""
+
+    def __init__(self, auditor: Auditor, *, interval: float = 60.0,
+                 report: Callable[[str], object] = print):
+        self.auditor = auditor
+        self.interval = interval
+        self.report = report
+
+    def run(self, *, count: int | None = None, until: float | None = None) -> int:
+        """Rounds done; returns when ``count`` rounds are done or the clock passes ``until``
+        (a ``time.time()`` value). Raises ``AuditFailure`` on the first bad checkpoint."""
+        import time
+
+        rounds, seen = 0, None
+        while True:
+            try:
+                result = self.auditor.run()
+                if result.size != seen:
+                    witnesses = (f", cosigned by {', '.join(result.cosigned_by)}"
+                                 if result.cosigned_by else "")
+                    self.report(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                                f"size {result.size} root "
+                                f"{base64.b64encode(result.root).decode()}{witnesses}: "
+                                f"verified, consistent with {result.previous_size} seen before")
+                    seen = result.size
+            except (OSError, httpx.HTTPError) as exc:
+                self.report(f"cannot reach the log, retrying: {exc}")
+            rounds += 1
+            if (count is not None and rounds >= count) or \
+                    (until is not None and time.time() >= until):
+                return rounds
+            time.sleep(self.interval)

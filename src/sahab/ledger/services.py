@@ -18,11 +18,12 @@ from typing import Any
 
 import rfc8785
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from sahab.core import dbrouting
-from sahab.core.errors import Conflict, InvalidInput, NotFound
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.ledger import merkle, note
 from sahab.ledger.models import (
     Checkpoint,
@@ -275,56 +276,135 @@ def verifier_key() -> str:
     return signer().verifier.vkey()
 
 
-def checkpoint_if_grown() -> Checkpoint | None:
-    """Sign a checkpoint for the current size if the log grew since the last one.
+def _in_callers_transaction() -> bool:
+    """True inside a transaction opened by the caller (not the test harness's wrapper):
+    its appends are not committed yet, and a checkpoint must never cover them."""
+    return any(not getattr(block, "_from_testcase", False)
+               for block in connection.atomic_blocks)
 
-    Safe to run in many workers at once: a size is signed once (unique constraint).
+
+def checkpoint_if_grown() -> Checkpoint | None:
+    """Sign a checkpoint for the committed tree if the log grew since the last one.
+
+    The signer signs only a tree consistent with the last one it signed (see
+    ``signing``); when it refuses, this returns None and the alarm is raised. Inside a
+    caller's transaction the signing waits for its commit. Safe to run in many workers
+    at once: a size is signed once.
     """
+    from sahab.ledger import signing
+
+    if _in_callers_transaction():
+        transaction.on_commit(checkpoint_if_grown)
+        return None
     dbrouting.stick_to_primary()  # sign what the primary holds, not a replica's past
-    state = _state()
-    latest = Checkpoint.objects.order_by("-size").values_list("size", flat=True).first()
-    if latest is not None and latest >= state.size:
-        return None
-    root = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier)).root()
-    text = note.Checkpoint(settings.LEDGER_ORIGIN, state.size, root).text()
     try:
-        with transaction.atomic():
-            checkpoint = Checkpoint.objects.create(
-                size=state.size, root=root, text=text.decode(),
-                signature=signer().signature_line(text))
-    except IntegrityError:
+        checkpoint = signing.sign_latest()
+    except signing.SigningRefused:
         return None
-    if Witness.objects.filter(active=True).exclude(url="").exists():
+    if checkpoint is not None and \
+            Witness.objects.filter(active=True).exclude(url="").exists():
         from sahab.ledger.tasks import submit_to_witnesses
 
         transaction.on_commit(submit_to_witnesses.enqueue)
     return checkpoint
 
 
+def cosignatures_required() -> int:
+    return max(0, int(getattr(settings, "LEDGER_COSIGNATURES_REQUIRED", 0)))
+
+
+def _published_in_database(required: int) -> Checkpoint | None:
+    """The largest checkpoint with ``required`` cosignatures of active witnesses."""
+    if required == 0:
+        return Checkpoint.objects.order_by("-size").first()
+    recent = list(Checkpoint.objects.order_by("-size")[:64])
+    counts = dict(Cosignature.objects.filter(checkpoint__in=recent, witness__active=True)
+                  .values("checkpoint").annotate(n=Count("id")).values_list("checkpoint", "n"))
+    for checkpoint in recent:
+        if counts.get(checkpoint.pk, 0) >= required or checkpoint.size == 0:
+            return checkpoint
+    counted = Count("cosignatures", filter=Q(cosignatures__witness__active=True))
+    return (Checkpoint.objects.annotate(n=counted).filter(Q(n__gte=required) | Q(size=0))
+            .order_by("-size").first())
+
+
+def _from_record(record) -> Checkpoint:
+    """The signer's record as an (unsaved) checkpoint, to serve when the database lost it."""
+    checkpoint = Checkpoint(size=record.size, root=record.root, text=record.text,
+                            signature=record.signature,
+                            created_at=dt.datetime.fromisoformat(record.signed_at)
+                            if record.signed_at else timezone.now())
+    checkpoint.recorded_cosignatures = record.cosignatures
+    return checkpoint
+
+
+def _signer_record():
+    from sahab.ledger import signing
+
+    try:
+        return signing.load_record()
+    except signing.RecordDamaged:
+        return None
+
+
 def latest_checkpoint() -> Checkpoint:
-    checkpoint = Checkpoint.objects.order_by("-size").first()
-    if checkpoint is None:
+    """The latest published checkpoint: signed, and cosigned by as many witnesses as
+    ``SAHAB_LEDGER_COSIGNATURES_REQUIRED`` asks.
+
+    When the database lost checkpoints (or holds a rewritten tree the signer refuses),
+    the last good one is served from the signer's own record.
+    """
+    required = cosignatures_required()
+    published = _published_in_database(required)
+    record = _signer_record()
+    if record is not None and (record.cosignature_count() >= required or record.size == 0) \
+            and (published is None or record.size > published.size):
+        return _from_record(record)
+    if published is None:
         # Before any checkpoint, sign the current tree (an empty log gets one of size 0);
         # if another worker signed it first, read theirs.
-        checkpoint = checkpoint_if_grown() or Checkpoint.objects.order_by("-size").first()
+        checkpoint_if_grown()
+        published = _published_in_database(required)
+    if published is None:
+        raise NotFound(f"No checkpoint is cosigned by {required} witnesses yet: retry shortly.")
+    return published
+
+
+def latest_signed_checkpoint() -> Checkpoint | None:
+    """The latest checkpoint the log signed, cosigned or not (what witnesses are sent)."""
+    checkpoint = Checkpoint.objects.order_by("-size").first()
+    record = _signer_record()
+    if record is not None and (checkpoint is None or record.size > checkpoint.size):
+        return _from_record(record)
     return checkpoint
 
 
 def signed_checkpoint(checkpoint: Checkpoint) -> str:
     """The checkpoint as served: body, blank line, the log's signature, cosignatures."""
-    cosignatures = "".join(checkpoint.cosignatures.order_by("witness__name")
-                           .values_list("line", flat=True))
+    if checkpoint.pk is None:
+        cosignatures = getattr(checkpoint, "recorded_cosignatures", "")
+    else:
+        cosignatures = "".join(checkpoint.cosignatures.order_by("witness__name")
+                               .values_list("line", flat=True))
     return f"{checkpoint.text}\n{checkpoint.signature}{cosignatures}"
 
 
 def checkpoint_covering(index: int) -> Checkpoint:
-    """The latest checkpoint, signing a new one first if it does not cover ``index`` yet."""
-    checkpoint = latest_checkpoint()
-    if checkpoint.size <= index:
+    """The latest published checkpoint, signing (and having it cosigned) first if it does
+    not cover ``index`` yet."""
+    try:
+        checkpoint = latest_checkpoint()
+    except NotFound:
+        checkpoint = None
+    if checkpoint is None or checkpoint.size <= index:
         checkpoint_if_grown()  # reads from the primary from here on
+        if cosignatures_required():
+            from sahab.ledger import witnessing
+
+            witnessing.submit_to_all()
         checkpoint = latest_checkpoint()
     if checkpoint.size <= index:
-        raise NotFound(f"The log has no entry {index}.")
+        raise NotFound(f"The log has no entry {index} under a published checkpoint yet.")
     return checkpoint
 
 
@@ -337,7 +417,10 @@ def receipt(index: int, *, wait: bool = True) -> str | None:
     second), instead of signing one now: busy writers should not sign a checkpoint each.
     """
     if not wait:
-        latest = latest_checkpoint()
+        try:
+            latest = latest_checkpoint()
+        except NotFound:
+            return None
         if latest.size <= index:
             return None
     checkpoint = checkpoint_covering(index)
@@ -348,9 +431,49 @@ def receipt(index: int, *, wait: bool = True) -> str | None:
 
 # --- witnesses of this log ----------------------------------------------------------
 
+def _is_platform_admin(actor) -> bool:
+    """Platform administrators (superusers) and the operator's console ("system")."""
+    return actor == "system" or bool(getattr(actor, "is_superuser", False)
+                                      and getattr(actor, "is_active", False))
+
+
+def _actor_id(actor) -> str:
+    return actor if isinstance(actor, str) else f"user:{actor.pk}"
+
+
+def check_witness_url(url: str) -> str:
+    """An add-checkpoint URL the platform will post to: https (plain http on the loopback
+    only, for a witness beside the platform), no credentials, no fragment.
+
+    A minimal check until the platform's single outbound-URL policy takes it over.
+    """
+    from urllib.parse import urlsplit
+
+    url = (url or "").strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        raise InvalidInput("The witness URL is not a valid URL.") from None
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise InvalidInput("A witness URL is https (plain http only on the loopback).")
+    if not host or parts.username or parts.password or parts.fragment or len(url) > 500:
+        raise InvalidInput("A witness URL names a host, with no credentials and no fragment.")
+    return url
+
+
 @transaction.atomic
-def register_witness(*, name: str, vkey: str, url: str = "") -> Witness:
-    """Register an independent witness whose cosignatures the log stores and serves."""
+def register_witness(*, name: str, vkey: str, url: str = "", actor="system") -> Witness:
+    """Register an independent witness whose cosignatures the log stores and serves.
+
+    Only platform administrators register witnesses: the URL is one the platform posts to.
+    """
+    if not _is_platform_admin(actor):
+        raise PermissionDenied("Only platform administrators register witnesses.")
     try:
         verifier = note.parse_vkey(vkey)
     except note.NoteError as exc:
@@ -358,11 +481,31 @@ def register_witness(*, name: str, vkey: str, url: str = "") -> Witness:
     if verifier.sig_type != note.SIG_COSIGNATURE_V1 or verifier.name != name:
         raise InvalidInput("A witness key is a cosignature/v1 (type 0x04) key named "
                            "like the witness.")
+    url = check_witness_url(url)
     if Witness.objects.filter(name=name).exists():
         raise Conflict(f"A witness named {name} is registered.")
     witness = Witness.objects.create(name=name, vkey=vkey.strip(), url=url)
     append(type="ledger.witness.registered", subject=f"witness:{name}",
-           data={"name": name, "vkey": vkey.strip(), "url": url}, actor="system")
+           data={"name": name, "vkey": vkey.strip(), "url": url}, actor=_actor_id(actor))
+    return witness
+
+
+@transaction.atomic
+def set_witness(*, witness: Witness, actor, active: bool | None = None,
+                url: str | None = None) -> Witness:
+    """Turn a witness on or off, or change where checkpoints are submitted to it."""
+    if not _is_platform_admin(actor):
+        raise PermissionDenied("Only platform administrators change witnesses.")
+    witness = Witness.objects.select_for_update().get(pk=witness.pk)
+    changes = {}
+    if active is not None and active != witness.active:
+        changes["active"] = witness.active = bool(active)
+    if url is not None and check_witness_url(url) != witness.url:
+        changes["url"] = witness.url = check_witness_url(url)
+    if changes:
+        witness.save(update_fields=list(changes))
+        append(type="ledger.witness.changed", subject=f"witness:{witness.name}",
+               data=changes, actor=_actor_id(actor))
     return witness
 
 
@@ -384,7 +527,10 @@ def accept_cosignatures(checkpoint: Checkpoint, lines: str) -> list[str]:
 
 
 def add_cosignature(checkpoint: Checkpoint, witness: Witness, lines: str) -> bool:
-    """Verify a witness's cosignature line(s) on ``checkpoint`` and keep the valid one."""
+    """Verify a witness's cosignature line(s) on ``checkpoint`` and keep the valid one
+    (in the database and with the signer's record of that checkpoint)."""
+    from sahab.ledger import signing
+
     verifier = note.parse_vkey(witness.vkey)
     body = checkpoint.text.encode()
     for line in lines.splitlines():
@@ -401,5 +547,50 @@ def add_cosignature(checkpoint: Checkpoint, witness: Witness, lines: str) -> boo
         Cosignature.objects.get_or_create(
             checkpoint=checkpoint, witness=witness,
             defaults={"line": parsed.line, "timestamp": timestamp})
+        Witness.objects.filter(pk=witness.pk, last_size__lt=checkpoint.size).update(
+            last_size=checkpoint.size)
+        signing.add_cosignature_line(checkpoint.size, bytes(checkpoint.root), parsed.line)
         return True
     return False
+
+
+def witness_states() -> list[dict]:
+    """Each witness of this log and the largest checkpoint it cosigned (for the portal)."""
+    states = []
+    for witness in Witness.objects.order_by("name"):
+        last = (witness.cosignatures.select_related("checkpoint")
+                .order_by("-checkpoint__size").first())
+        states.append({
+            "name": witness.name, "vkey": witness.vkey, "active": witness.active,
+            "url": witness.url, "cosigned_size": last.checkpoint.size if last else None,
+            "cosigned_at": dt.datetime.fromtimestamp(last.timestamp, dt.UTC)
+            if last else None,
+        })
+    return states
+
+
+def status() -> dict:
+    """The log's health for the status API and the admin page: the signer's record and
+    alarm, the database guard, the published checkpoint and each witness."""
+    from django.db import connection as db
+
+    from sahab.ledger import guard, signing
+
+    try:
+        published = latest_checkpoint()
+        published_json = {"size": published.size, "root": _b64(bytes(published.root)),
+                          "cosignatures": signed_checkpoint(published).count("\n— ") - 1}
+    except NotFound:
+        published_json = None
+    witnesses = [{**w, "cosigned_at": w["cosigned_at"].isoformat() if w["cosigned_at"]
+                  else None} for w in witness_states()]
+    missing = guard.missing(db)
+    signer = signing.status()
+    alarm = signer.get("alarm") or {}
+    return {
+        "origin": settings.LEDGER_ORIGIN, "tree_size": tree_size(),
+        "published": published_json, "cosignatures_required": cosignatures_required(),
+        "signer": signer, "database_guard": {"whole": not missing, "missing": missing},
+        "witnesses": witnesses,
+        "ok": not missing and not alarm.get("active") and not signer.get("damaged"),
+    }

@@ -9,6 +9,7 @@ urlpatterns = [
     path("view/<int:index>/", views.entry_page, name="entry_page"),
     path("checkpoint", views.checkpoint, name="checkpoint"),
     path("key", views.key, name="key"),
+    path("status", views.status, name="status"),
     path("checkpoint/<int:size>/cosignatures", views.add_cosignature, name="add_cosignature"),
     re_path(r"^tile/entries/(?P<path>.+)$", views.entry_bundle, name="entry_bundle"),
     re_path(r"^tile/(?P<level>\d+)/(?P<path>.+)$", views.tile, name="tile"),

@@ -73,6 +73,15 @@ def checkpoint(request):
 
 
 @require_GET
+def status(request):
+    """The signer's record and alarm, the database guard, the witnesses: public, so that
+    anyone sees when the platform refuses to sign its own database."""
+    data = services.status()
+    data["signer"].pop("record", None)  # a path on the server, of no use outside
+    return _json(data, "no-store")
+
+
+@require_GET
 def key(request):
     return _text(services.verifier_key() + "\n", "public, max-age=3600")
 
@@ -215,11 +224,20 @@ def witness_add_checkpoint(request):
 # --- portal pages -----------------------------------------------------------------------
 
 def home(request):
-    latest = services.latest_checkpoint()
+    from sahab.ledger import signing
+
+    try:
+        latest = services.latest_checkpoint()
+    except DomainError:
+        latest = None  # no checkpoint has its witnesses' cosignatures yet
     page = Paginator(Entry.objects.order_by("-index").only(
         "index", "type", "subject", "actor", "at"), 25).get_page(request.GET.get("page"))
+    alarm = signing.alarm()
     return render(request, "ledger/home.html", {
-        "checkpoint": services.signed_checkpoint(latest), "latest": latest,
+        "checkpoint": services.signed_checkpoint(latest) if latest else "", "latest": latest,
+        "witnesses": services.witness_states(),
+        "required": services.cosignatures_required(),
+        "alarm": alarm if alarm and alarm.get("active") else None,
         "vkey": services.verifier_key(), "page": page,
         "base": request.build_absolute_uri("/ledger").rstrip("/"),
     })

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import logging
 import time
 from dataclasses import dataclass
 
@@ -22,11 +23,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from sahab.core.errors import Conflict, InvalidInput
-from sahab.ledger import merkle, note, services
+from sahab.ledger import note, services
 from sahab.ledger.models import Witness, WitnessedLog
+from sahab.ledger.witness import SIZE_CONTENT_TYPE, decide, parse_request
 
-MAX_PROOF_LINES = 63
-SIZE_CONTENT_TYPE = "text/x.tlog.size"
+log = logging.getLogger(__name__)
 
 
 # --- this log, submitting to witnesses ---------------------------------------------------
@@ -37,11 +38,14 @@ def request_body(old: int, proof: list[bytes], signed_checkpoint: str) -> bytes:
 
 
 def submit(witness: Witness, *, client: httpx.Client | None = None) -> bool:
-    """Obtain ``witness``'s cosignature on the latest checkpoint; True when stored."""
-    checkpoint = services.latest_checkpoint()
-    if checkpoint.size == 0 or checkpoint.cosignatures.filter(witness=witness).exists():
+    """Obtain ``witness``'s cosignature on the latest signed checkpoint; True when stored."""
+    checkpoint = services.latest_signed_checkpoint()
+    if checkpoint is None or checkpoint.pk is None or checkpoint.size == 0 or \
+            checkpoint.cosignatures.filter(witness=witness).exists():
         return False
-    client = client or httpx.Client(timeout=10)
+    # Short timeouts and no redirects: the URL was set by a platform administrator, and
+    # a witness that answers elsewhere than where it was registered is not followed.
+    client = client or httpx.Client(timeout=5, follow_redirects=False)
     old = witness.last_size
     for _ in range(2):  # a 409 tells the size the witness has: retry once from there
         if old > checkpoint.size:
@@ -63,6 +67,19 @@ def submit(witness: Witness, *, client: httpx.Client | None = None) -> bool:
                 witness.last_size = checkpoint.size
         return stored
     return False
+
+
+def submit_to_all() -> list[str]:
+    """Submit the latest signed checkpoint to every active witness with a URL; the names
+    of those that cosigned. An unreachable witness is logged, never fatal."""
+    cosigned = []
+    for witness in Witness.objects.filter(active=True).exclude(url=""):
+        try:
+            if submit(witness):
+                cosigned.append(witness.name)
+        except (httpx.HTTPError, Conflict, OSError) as exc:
+            log.warning("witness %s did not cosign: %s", witness.name, exc)
+    return cosigned
 
 
 # --- this installation as a witness ------------------------------------------------------
@@ -113,24 +130,10 @@ def register_witnessed_log(*, vkey: str) -> WitnessedLog:
     return witnessed
 
 
-def _parse_request(body: bytes) -> tuple[int, list[bytes], bytes]:
-    head, sep, checkpoint = body.partition(b"\n\n")
-    if not sep:
-        raise ValueError("no blank line before the checkpoint")
-    lines = head.decode("ascii").split("\n")
-    if not lines[0].startswith("old ") or not lines[0][4:].isdigit() or \
-            (lines[0][4:] != "0" and lines[0][4:].startswith("0")):
-        raise ValueError("the first line is 'old <size>'")
-    proof = [base64.b64decode(line, validate=True) for line in lines[1:]]
-    if len(proof) > MAX_PROOF_LINES or any(len(h) != 32 for h in proof):
-        raise ValueError("bad consistency proof lines")
-    return int(lines[0][4:]), proof, checkpoint
-
-
 def add_checkpoint(body: bytes) -> WitnessReply:
     """Answer a tlog-witness ``add-checkpoint`` request (status codes as the spec sets)."""
     try:
-        old, proof, signed = _parse_request(body)
+        old, proof, signed = parse_request(body)
         origin = signed.split(b"\n", 1)[0].decode()
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         return WitnessReply(400, f"malformed request: {exc}\n")
@@ -141,24 +144,11 @@ def add_checkpoint(body: bytes) -> WitnessReply:
         checkpoint, _ = note.open_checkpoint(signed, note.parse_vkey(witnessed.vkey))
     except note.NoteError as exc:
         return WitnessReply(403, f"the checkpoint does not verify: {exc}\n")
-    if old > checkpoint.size:
-        return WitnessReply(400, "old size is larger than the checkpoint size\n")
     with transaction.atomic():
         witnessed = WitnessedLog.objects.select_for_update().get(pk=witnessed.pk)
-        if old != witnessed.size:
-            return WitnessReply(409, f"{witnessed.size}\n", SIZE_CONTENT_TYPE)
-        if old == checkpoint.size:
-            if old and bytes(witnessed.root) != checkpoint.root:
-                return WitnessReply(409, f"{witnessed.size}\n", SIZE_CONTENT_TYPE)
-        elif old == 0:
-            if proof:
-                return WitnessReply(422, "a proof from size 0 must be empty\n")
-        else:
-            try:
-                merkle.verify_consistency(old, checkpoint.size, proof, bytes(witnessed.root),
-                                          checkpoint.root)
-            except merkle.ProofError as exc:
-                return WitnessReply(422, f"the consistency proof does not verify: {exc}\n")
+        refusal = decide(old, proof, checkpoint, witnessed.size, bytes(witnessed.root))
+        if refusal is not None:
+            return WitnessReply(refusal.status, refusal.body, refusal.content_type)
         witnessed.size, witnessed.root = checkpoint.size, checkpoint.root
         witnessed.checkpoint = signed.decode()
         witnessed.updated_at = timezone.now()
