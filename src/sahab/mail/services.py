@@ -6,6 +6,7 @@ transaction; the SMTP servers and Dovecot pick the change up after the commit.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 import secrets
 import unicodedata
@@ -18,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from sahab.core import keys
 from sahab.core import secrets as sealing
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.directory import selectors as directory
@@ -81,16 +83,37 @@ def _routing_changed() -> None:
 
 # --- domains ----------------------------------------------------------------------------
 
+def domain_allowed(name: str) -> bool:
+    """Whether ``name`` is one of the domains the state holds (SAHAB_MAIL_DOMAINS)."""
+    name = (name or "").strip().lower().rstrip(".")
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in settings.MAIL_DOMAINS_ALLOWED)
+
+
+def check_domain_assignment(*, actor, name: str | None) -> None:
+    """Refuse giving (or taking) an administration's mail domain to anyone but a platform
+    administrator, and any domain outside the state's list. Called by the directory
+    before it saves the change."""
+    if not directory.is_platform_admin(actor):
+        raise PermissionDenied(_("Only platform administrators assign mail domains."))
+    if name and not domain_allowed(name):
+        raise InvalidInput(
+            _("%(name)s is not one of the state's mail domains (%(allowed)s).")
+            % {"name": name, "allowed": ", ".join(settings.MAIL_DOMAINS_ALLOWED)},
+            field_errors={"mail_domain": [_("Not a domain of the state.")]})
+
+
 @transaction.atomic
 def ensure_domain(*, actor, administration: Administration, name: str) -> MailDomain:
-    """The mail domain ``name`` of ``administration``, created with new DKIM keys."""
+    """The mail domain ``name`` of ``administration``; a new one (with its DKIM keys) is
+    made only by a platform administrator, for a domain of the state's list."""
     name = name.strip().lower().rstrip(".")
     existing = MailDomain.objects.filter(name=name).first()
     if existing is not None:
         if existing.administration_id != administration.pk:
             raise Conflict(_("The domain %s belongs to another administration.") % name)
         return existing
-    _require_manager(actor, administration)
+    check_domain_assignment(actor=actor, name=name)
+    keys.ensure_secrets_key()  # as `sahab init` does; an existing key is kept
     rsa_pem, rsa_public, seed, ed_public = dkim.generate_keys()
     domain = MailDomain.objects.create(
         administration=administration, name=name,
@@ -104,15 +127,27 @@ def ensure_domain(*, actor, administration: Administration, name: str) -> MailDo
     return domain
 
 
+def domain_assigned(*, actor, administration: Administration) -> MailDomain | None:
+    """The directory gave ``administration`` its mail domain: make it (keys included)."""
+    if not administration.mail_domain:
+        return None
+    return ensure_domain(actor=actor, administration=administration,
+                         name=administration.mail_domain)
+
+
 def domain_for(administration: Administration) -> MailDomain | None:
-    """The domain of an administration, or of its nearest ancestor that has one."""
+    """The domain of an administration, or of its nearest ancestor that has one.
+
+    Only domains made by ``ensure_domain`` count: a name written into the directory by
+    any other way gets neither keys nor mailboxes.
+    """
     codes = directory.lineage_codes(administration)
     by_code = {a.code: a for a in Administration.objects.filter(code__in=codes)}
     for code in codes:
         owner = by_code.get(code)
         if owner is not None and owner.mail_domain:
-            return ensure_domain(actor=directory.SYSTEM, administration=owner,
-                                 name=owner.mail_domain)
+            return MailDomain.objects.filter(name=owner.mail_domain, administration=owner,
+                                             active=True).first()
     return None
 
 
