@@ -182,7 +182,7 @@ def _run_sahab(count: int) -> tuple[float, float]:
     sender, to, password = _sahab_world()
     smtp_port, submission_port = free_port(), free_port()
     env = {**os.environ, "SAHAB_SMTP_PORT": str(smtp_port),
-           "SAHAB_SUBMISSION_PORT": str(submission_port),
+           "SAHAB_SUBMISSION_PORT": str(submission_port), "SAHAB_SMTPS_PORT": str(free_port()),
            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
            "SAHAB_MAIL_RATE_PER_MINUTE": str(10 * count), "SAHAB_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen([sys.executable, "-m", "sahab.cli", "mail", "smtp"], env=env,

@@ -131,6 +131,7 @@ class SmtpServer:
     smtp_port: int
     submission_port: int
     live: object
+    smtps_port: int = 0
 
 
 @pytest.fixture
@@ -143,9 +144,9 @@ def smtp_server(committed_world, settings):
     keys.ensure_tls_certificate()
     live = LiveRouting(interval=0.2).start()
     pool = ThreadPoolExecutor(max_workers=4)
-    relay_factory, submission_factory = smtp.smtp_factories(live, pool)
+    relay_factory, submission_factory, smtps_factory = smtp.smtp_factories(live, pool)
     loop = asyncio.new_event_loop()
-    ports = free_port(), free_port()
+    ports = free_port(), free_port(), free_port()
     servers = []
     ready = threading.Event()
 
@@ -155,13 +156,15 @@ def smtp_server(committed_world, settings):
             loop.create_server(relay_factory, "127.0.0.1", ports[0])))
         servers.append(loop.run_until_complete(
             loop.create_server(submission_factory, "127.0.0.1", ports[1])))
+        servers.append(loop.run_until_complete(
+            loop.create_server(smtps_factory, "127.0.0.1", ports[2], ssl=smtp.tls_context())))
         ready.set()
         loop.run_forever()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield SmtpServer("127.0.0.1", ports[0], ports[1], live)
+    yield SmtpServer("127.0.0.1", ports[0], ports[1], live, ports[2])
     for server in servers:
         loop.call_soon_threadsafe(server.close)
     loop.call_soon_threadsafe(loop.stop)
@@ -234,7 +237,8 @@ def smtp_subprocess(home: Path, smtp_port: int, submission_port: int) -> subproc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
     env |= {"SAHAB_HOME": str(home), "DATABASE_URL": database_url_of_tests(),
             "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_MAIL_RATE_PER_MINUTE": "100000",
-            "SAHAB_SMTP_PORT": str(smtp_port), "SAHAB_SUBMISSION_PORT": str(submission_port)}
+            "SAHAB_SMTP_PORT": str(smtp_port), "SAHAB_SUBMISSION_PORT": str(submission_port),
+            "SAHAB_SMTPS_PORT": str(free_port())}
     log = home / f"smtp-{submission_port}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sahab.cli", "mail", "smtp"], env=env,
