@@ -154,14 +154,91 @@ def test_limits_give_clear_replies(committed_world, smtp_server, settings):
     assert stored(w.bob_box) == []
 
 
-def test_a_retried_submission_is_not_stored_twice(committed_world, smtp_server):
+def test_the_same_message_sent_twice_is_delivered_twice(committed_world, smtp_server):
+    """The finding: the same bytes submitted twice got 250 twice and were delivered once
+    (a seven-day duplicate suppression meant for retries)."""
     w = committed_world
-    data = letter(w.alice_box.address, w.bob_box.address)
-    data = b"Message-ID: <retry-1@finances.test>\r\n" + data
+    data = b"Message-ID: <twice-1@finances.test>\r\n" + \
+        letter(w.alice_box.address, w.bob_box.address)
     for _ in range(2):
-        submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
-               w.alice_box.address, [w.bob_box.address], data)
+        assert submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
+                      w.alice_box.address, [w.bob_box.address], data) == {}
+    assert len(stored(w.bob_box)) == 2
+
+
+def test_the_quota_counts_the_incoming_message(committed_world, smtp_server):
+    """The finding: the quota check ignored the size of the message being delivered."""
+    from sahab.directory.selectors import SYSTEM
+    from sahab.mail import services
+
+    w = committed_world
+    services.set_quota(actor=SYSTEM, mailbox=w.bob_box, quota_bytes=1024 * 1024)
+    wait_for(lambda: smtp_server.live.table.mailboxes[w.bob_box.address].quota == 1024 * 1024)
+    big = letter(w.alice_box.address, w.bob_box.address, body="x" * 1_100_000)
+    with smtplib.SMTP(smtp_server.host, smtp_server.submission_port, timeout=10) as client:
+        client.starttls(context=client_tls())
+        client.login(w.alice_box.address, w.passwords[w.alice_box.address])
+        client.ehlo()
+        # announced with SIZE=: refused at RCPT
+        client.mail(w.alice_box.address, [f"SIZE={len(big)}"])
+        code, reply = client.rcpt(w.bob_box.address)
+        assert code == 452 and b"4.2.2" in reply
+        client.rset()
+        # not announced: refused at DATA, when the size is known
+        client.mail(w.alice_box.address)
+        assert client.rcpt(w.bob_box.address)[0] == 250
+        code, reply = client.data(big)
+        assert code == 452 and b"4.2.2" in reply
+        client.rset()
+        small = letter(w.alice_box.address, w.bob_box.address, body="court")
+        client.sendmail(w.alice_box.address, [w.bob_box.address], small)
     assert len(stored(w.bob_box)) == 1
+
+
+def test_ehlo_advertises_what_the_server_does(committed_world, smtp_server):
+    """The finding: EHLO advertised neither PIPELINING nor ENHANCEDSTATUSCODES."""
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        code, _ = client.ehlo("mx.example.org")
+        assert code == 250
+        for keyword in ("pipelining", "enhancedstatuscodes", "8bitmime", "smtputf8", "size",
+                        "starttls"):
+            assert client.has_extn(keyword), keyword
+        # and every reply carries an enhanced status code (RFC 2034)
+        assert client.noop() == (250, b"2.0.0 OK")
+        code, reply = client.docmd("FROBNICATE")
+        assert code == 500 and reply.startswith(b"5.5.2 ")
+        code, reply = client.rcpt("someone@sante.test")
+        assert code == 503 and reply.startswith(b"5.5.1 ")
+
+
+def test_bcc_reaches_its_recipient_and_nobody_sees_it(committed_world, smtp_server):
+    """The finding: a submitted Bcc: header reached the visible recipients unchanged."""
+    w = committed_world
+    blind = w.registry_finances.address
+    data = b"Bcc: " + blind.encode() + b"\r\n" + letter(w.alice_box.address, w.bob_box.address)
+    submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
+           w.alice_box.address, [w.bob_box.address, blind], data)
+    [to_bob] = stored(w.bob_box)
+    [to_blind] = stored(w.registry_finances)
+    for raw in (to_bob, to_blind):
+        assert b"Bcc" not in raw and blind.encode() not in raw.split(b"\r\n\r\n", 1)[0]
+        assert b"dkim=pass" in raw
+
+
+def test_sender_is_checked_like_from_and_from_is_required(committed_world, smtp_server):
+    """The findings: Sender: ministre@… was accepted; a message without From: was accepted
+    and signed."""
+    w = committed_world
+    login, password = w.alice_box.address, w.passwords[w.alice_box.address]
+    forged = b"Sender: ministre@sante.test\r\n" + letter(login, w.bob_box.address)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(smtp_server, login, password, login, [w.bob_box.address], forged)
+    assert refused.value.smtp_code == 550 and b"Sender" in refused.value.smtp_error
+    headless = b"To: " + w.bob_box.address.encode() + b"\r\nSubject: anonyme\r\n\r\nqui ?\r\n"
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(smtp_server, login, password, login, [w.bob_box.address], headless)
+    assert refused.value.smtp_code == 550 and b"5.6.0" in refused.value.smtp_error
+    assert stored(w.bob_box) == []
 
 
 def test_mail_for_other_domains_waits_in_the_outbound_queue(committed_world, smtp_server):

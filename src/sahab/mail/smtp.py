@@ -30,7 +30,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.conf import settings
 
 from sahab.core import keys
-from sahab.mail import authguard, delivery, services
+from sahab.mail import authguard, delivery, inbound, services
 from sahab.mail.delivery import normalise
 from sahab.mail.routing import LiveRouting
 
@@ -238,10 +238,11 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         data = envelope.original_content or b""
         if self.submission:
-            headers = delivery.headers_of(data)
-            allowed = self.live.table.senders.get(session.auth_data, set())
-            if not set(delivery.addresses_in(headers, "From")) <= allowed:
-                return "550 5.7.1 The From header names an address you may not send as"
+            try:
+                delivery.check_submitted_senders(
+                    data, self.live.table.senders.get(session.auth_data, set()))
+            except delivery.Refused as refused:
+                return refused.reply
         tls = server.encrypted
         sub = delivery.Submission(
             mail_from=envelope.mail_from or "", recipients=list(envelope.rcpt_tos), data=data,
@@ -265,7 +266,12 @@ def _accept(sub: delivery.Submission, live: LiveRouting, sign: bool) -> delivery
     from django.db import close_old_connections
 
     try:
-        return delivery.accept(sub, live.table, sign=sign)
+        verdict = None
+        if not sign:  # from the MX port: who really sent it decides whether and where
+            delivery.check_headers(sub.data)
+            verdict = inbound.authenticate(sub.data, peer=sub.peer, helo=sub.helo,
+                                           mail_from=sub.mail_from, routing=live.table)
+        return delivery.accept(sub, live.table, sign=sign, verdict=verdict)
     finally:
         if not all(live.table.is_hosted(r) for r in sub.recipients):
             close_old_connections()  # spooling used this thread's database connection
