@@ -254,3 +254,46 @@ def smtp_subprocess(home: Path, smtp_port: int, submission_port: int) -> subproc
                 raise RuntimeError("sahab mail smtp did not start: " +
                                    log.read_text(errors="replace")) from None
             time.sleep(0.1)
+
+
+class Zone:
+    """DNS answers of the outside world for the tests: name → TXT records."""
+
+    def __init__(self):
+        self.txt: dict[str, list[str]] = {}
+
+    def add_txt(self, name: str, value: str) -> None:
+        self.txt.setdefault(name.rstrip(".").lower(), []).append(value)
+
+
+@pytest.fixture
+def dns_zone(settings):
+    """A real DNS server on 127.0.0.1 (dnslib) answering from a ``Zone``; sahab's resolver
+    setting points at it, as an operator's would point at the ministry's resolver."""
+    from dnslib import QTYPE, RCODE, RR, TXT
+    from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+    zone = Zone()
+
+    class ZoneResolver(BaseResolver):
+        def resolve(self, request, handler):
+            reply = request.reply()
+            name = str(request.q.qname).rstrip(".").lower()
+            if request.q.qtype == QTYPE.TXT and name in zone.txt:
+                for value in zone.txt[name]:
+                    chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
+                    reply.add_answer(RR(request.q.qname, QTYPE.TXT, ttl=60, rdata=TXT(chunks)))
+            elif not any(n == name or n.endswith("." + name) for n in zone.txt):
+                reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+
+    port = free_port()
+    quiet = DNSLogger("-recv,-send,-request,-reply,-truncated,-error,-data", prefix=False)
+    server = DNSServer(ZoneResolver(), address="127.0.0.1", port=port, logger=quiet)
+    tcp = DNSServer(ZoneResolver(), address="127.0.0.1", port=port, tcp=True, logger=quiet)
+    server.start_thread()
+    tcp.start_thread()
+    settings.MAIL_DNS = f"127.0.0.1:{port}"
+    yield zone
+    server.stop()
+    tcp.stop()

@@ -12,8 +12,10 @@ from email.message import EmailMessage
 import dkim
 import pytest
 
+from sahab.directory.selectors import SYSTEM
 from sahab.mail import maildir
 from sahab.mail.routing import load
+from tests import factories
 from tests.mail.conftest import client_tls, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -168,7 +170,6 @@ def test_the_same_message_sent_twice_is_delivered_twice(committed_world, smtp_se
 
 def test_the_quota_counts_the_incoming_message(committed_world, smtp_server):
     """The finding: the quota check ignored the size of the message being delivered."""
-    from sahab.directory.selectors import SYSTEM
     from sahab.mail import services
 
     w = committed_world
@@ -251,3 +252,38 @@ def test_mail_for_other_domains_waits_in_the_outbound_queue(committed_world, smt
     row = wait_for(lambda: OutboundMessage.objects.first())
     assert row.recipient == "partner@example.org" and row.state == "queued"
     assert len(stored(w.bob_box)) == 1
+
+
+def test_postmaster_abuse_and_the_dmarc_address_reach_the_administrators(committed_world,
+                                                                         smtp_server):
+    """The findings: postmaster was refused (RFC 5321 §4.5.1) and the DMARC record's
+    report address answered 550."""
+    from sahab.directory.models import Agent
+    from sahab.mail import services
+    from sahab.mail.models import Mailbox
+
+    w = committed_world
+    admin = Agent.objects.get(user__username="admin.ms")
+    admin_box = services.provision_agent_mailbox(admin)
+    platform = factories.platform_admin(administration=w.finances)
+    platform_box = services.provision_agent_mailbox(platform)
+    Mailbox.objects.filter(pk=admin_box.pk).update(display_name="x")  # any change …
+    services.set_quota(actor=SYSTEM, mailbox=admin_box, quota_bytes=2**30)  # … reloads
+    table = wait_for(lambda: smtp_server.live.table if "abuse@sante.test" in
+                     smtp_server.live.table.aliases and "postmaster" in
+                     smtp_server.live.table.aliases else None)
+    assert table.aliases["dmarc@sante.test"] == [admin_box.address]
+    [record] = [v for n, t, v in services.dns_records(w.registry_sante.domain)
+                if n.startswith("_dmarc.")]
+    assert "rua=mailto:dmarc@sante.test" in record and "p=reject" in record
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        client.ehlo("mx.example.org")
+        client.mail("reporter@example.org")
+        for rcpt in ("<postmaster>", "postmaster@sante.test", "abuse@sante.test",
+                     "dmarc@sante.test"):
+            assert client.docmd("RCPT TO:", rcpt if rcpt.startswith("<") else f"<{rcpt}>")[0] \
+                == 250, rcpt
+        assert client.data(letter("reporter@example.org", "postmaster@sante.test",
+                                  subject="Rapport DMARC"))[0] == 250
+    assert len(stored(admin_box)) == 1  # postmaster@, abuse@ and dmarc@: one copy
+    assert len(stored(platform_box)) == 1  # the bare postmaster

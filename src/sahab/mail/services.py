@@ -158,7 +158,7 @@ def dns_records(domain: MailDomain) -> list[tuple[str, str, str]]:
         (domain.name, "MX", f"10 {host}."),
         (domain.name, "TXT", f"v=spf1 mx a:{host} -all"),
         (f"_dmarc.{domain.name}", "TXT",
-         f"v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:dmarc@{domain.name}"),
+         f"v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:dmarc@{domain.name}"),
         (f"{domain.ed25519_selector}._domainkey.{domain.name}", "TXT",
          dkim.ed25519_record(domain.dkim_ed25519_public)),
         (f"{domain.rsa_selector}._domainkey.{domain.name}", "TXT",

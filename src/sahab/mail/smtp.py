@@ -30,7 +30,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.conf import settings
 
 from sahab.core import keys
-from sahab.mail import authguard, delivery, inbound, services
+from sahab.mail import authguard, delivery, inbound, routing, services
 from sahab.mail.delivery import normalise
 from sahab.mail.routing import LiveRouting
 
@@ -219,7 +219,8 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= settings.MAIL_MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
-        rcpt = normalise(address)
+        rcpt = routing.POSTMASTER if address.strip().lower() == routing.POSTMASTER \
+            else normalise(address)
         if rcpt is None:
             return "553 5.1.3 Malformed recipient address"
         table = self.live.table

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 
 import nh3
+from django.conf import settings
 from django.utils.translation import gettext as _
 
 from sahab.core.errors import InvalidInput, PermissionDenied
-from sahab.mail import delivery, maildir, routing
+from sahab.mail import delivery, inbound, maildir, routing
 from sahab.mail.models import Mailbox
 
 PAGE_SIZE = 25
@@ -80,6 +81,7 @@ class Reading:
     html: str
     attachments: list[Attachment] = field(default_factory=list)
     letter_reference: str = ""
+    auth: str = "unverified"  # verified, unverified or failed (inbound.mark)
 
 
 def parse(raw: bytes) -> Message:
@@ -156,7 +158,8 @@ def read(raw: bytes) -> Reading:
         else ""
     return Reading(header(message, "Subject"), header(message, "From"), header(message, "To"),
                    header(message, "Cc"), header(message, "Date"), header(message, "Message-ID"),
-                   text, html, attachments, reference)
+                   text, html, attachments, reference,
+                   inbound.mark(message, settings.MAIL_HOSTNAME))
 
 
 def attachment(raw: bytes, index: int) -> tuple[str, str, bytes]:
