@@ -173,16 +173,31 @@ def smtp_server(committed_world, settings):
     live.stop()
 
 
+@dataclass
+class Dovecot:
+    port: int
+    imaps_port: int
+    managesieve_port: int
+
+    def __int__(self) -> int:
+        return self.port
+
+
 @pytest.fixture
-def dovecot(committed_world, settings):
-    """Dovecot on a free port, configured by sahab, stopped at the end."""
+def dovecot(committed_world, settings, live_server):
+    """Dovecot on free ports, configured by sahab, calling back the web application it
+    asks about logins and tells about letters being read; stopped at the end."""
     from sahab.mail import dovecot as glue
 
-    if glue.binary() is None:
+    if glue.binary() is None or not Path("/usr/lib/dovecot/modules/lib90_sieve_plugin.so") \
+            .exists():
         if in_ci():
-            pytest.fail("Dovecot is missing: make test installs dovecot-imapd")
-        pytest.skip("Dovecot (dovecot-imapd) is not installed")
+            pytest.fail("Dovecot is missing: make test installs dovecot-imapd, dovecot-sieve "
+                        "and dovecot-managesieved")
+        pytest.skip("Dovecot (dovecot-imapd, dovecot-sieve) is not installed")
     port = free_port()
+    settings.IMAPS_PORT, settings.MANAGESIEVE_PORT = free_port(), free_port()
+    settings.MAIL_DOVECOT_CALLBACK_URL = f"{live_server.url}/mail/dovecot/"
     argv = glue.command(port)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
@@ -197,7 +212,7 @@ def dovecot(committed_world, settings):
                 raise RuntimeError("Dovecot did not start: " + output +
                                    (log.read_text() if log.exists() else "")) from None
             time.sleep(0.1)
-    yield port
+    yield Dovecot(port, settings.IMAPS_PORT, settings.MANAGESIEVE_PORT)
     proc.terminate()
     try:
         proc.wait(10)

@@ -71,7 +71,7 @@ def test_imap_through_dovecot_lists_and_fetches_the_message(committed_world, smt
     submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
            w.alice_box.address, [w.bob_box.address],
            letter(w.alice_box.address, w.bob_box.address, subject="Par IMAP"))
-    imap = imaplib.IMAP4("127.0.0.1", dovecot)
+    imap = imaplib.IMAP4("127.0.0.1", dovecot.port)
     imap.starttls(ssl_context=client_tls())
     imap.login(w.bob_box.address, w.passwords[w.bob_box.address])
     status, folders = imap.list()
@@ -84,7 +84,7 @@ def test_imap_through_dovecot_lists_and_fetches_the_message(committed_world, smt
     assert message["Subject"] == "Par IMAP"
     imap.logout()
     with pytest.raises(imaplib.IMAP4.error):
-        bad = imaplib.IMAP4("127.0.0.1", dovecot)
+        bad = imaplib.IMAP4("127.0.0.1", dovecot.port)
         bad.starttls(ssl_context=client_tls())
         bad.login(w.bob_box.address, "wrong password!")
 

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from sahab.mail import dkim, maildir
+from sahab.mail import dkim, dovecot, maildir
 from sahab.mail.routing import Route, Routing
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class Submission:
     peer: str = "127.0.0.1"
     helo: str = "localhost"
     protocol: str = "ESMTP"
+    sign_as: str = ""  # the domain to sign for when the envelope sender is null (<>)
 
 
 @dataclass
@@ -187,7 +188,7 @@ def accept(sub: Submission, routing: Routing, *, sign: bool,
     """
     check_headers(sub.data)
     queue_id = _queue_id()
-    sender_domain = sub.mail_from.rpartition("@")[2]
+    sender_domain = sub.mail_from.rpartition("@")[2] or sub.sign_as
     data = clean_headers(sub.data, submission=sign)
     signed_here: list[dkim.Result] = []
     if sign and sender_domain in routing.domains:
@@ -214,6 +215,9 @@ def accept(sub: Submission, routing: Routing, *, sign: bool,
             # (mail signed elsewhere) is verified.
             results = signed_here if signed_here else dkim.verify(data, routing.records)
             methods = [r.method() for r in results]
+            authors = addresses_in(headers_of(data), "From") if signed_here else []
+            if len(authors) == 1 and authors[0].rpartition("@")[2] == sender_domain:
+                methods.append(f"dmarc=pass header.from={sender_domain}")  # signed: aligned
         stamped = dkim.authentication_results(settings.MAIL_HOSTNAME, methods,
                                               sub.auth_user) + outgoing
         full = [address for address, (_rcpt, route) in local.items()
@@ -222,10 +226,21 @@ def accept(sub: Submission, routing: Routing, *, sign: bool,
             raise Refused(f"452 4.2.2 <{full[0]}>: mailbox full")
         owner = maildir.mail_owner()
         folder = verdict.folder if verdict is not None else ""
+        filtering = dovecot.lda_binary() is not None
         for address, (_rcpt, route) in local.items():
             # Each accepted message is a new delivery: a client that sends the same bytes
             # twice gets two copies, as it would anywhere else.
-            name = maildir.deliver(route.home, stamped, folder=folder, owner=owner)
+            if filtering and not folder and dovecot.has_filters(route.home):
+                try:
+                    dovecot.deliver_with_filters(route.home, address, sub.mail_from, stamped)
+                except dovecot.DeliveryFailed as failed:
+                    if failed.permanent:
+                        raise Refused(f"550 5.7.1 <{address}>: refused by the mailbox's "
+                                      f"filters") from None
+                    raise OSError(f"delivery to {address}: {failed}") from None
+                name = "filtered"
+            else:
+                name = maildir.deliver(route.home, stamped, folder=folder, owner=owner)
             route.used += len(stamped)
             accepted.delivered[address] = name or ""
     if remote:

@@ -413,3 +413,50 @@ def prune_delivery_markers() -> int:
     from sahab.mail.models import mail_root
 
     return maildir.prune_markers(mail_root(), dt.timedelta(days=7).total_seconds())
+
+
+# --- vacation replies ---------------------------------------------------------------------
+
+def _sieve_string(value: str) -> str:
+    """A Sieve quoted string (RFC 5228 §2.4.2): backslash and double quote escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@transaction.atomic
+def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
+                 text: str = "") -> None:
+    """Turn the mailbox's vacation reply (a Sieve script Dovecot runs at delivery) on
+    with this subject and text, or off. Each sender is answered once a day at most."""
+    from sahab.mail import dovecot
+
+    if not can_use_mailbox(actor, mailbox, send=True):
+        raise PermissionDenied(_("You may not change this mailbox."))
+    script = dovecot.vacation_script(mailbox.home)
+    if not enabled:
+        script.unlink(missing_ok=True)
+        _record(actor, "vacation.disabled", f"mail:mailbox:{mailbox.pk}")
+        return
+    subject, text = subject.strip(), text.strip()
+    errors = {}
+    if not subject or len(subject) > 200 or any(c in subject for c in "\r\n\0"):
+        errors["subject"] = [_("A subject of 1 to 200 characters on one line.")]
+    if not text or len(text) > 10_000 or "\0" in text:
+        errors["text"] = [_("A text of 1 to 10,000 characters.")]
+    if errors:
+        raise InvalidInput(_("The vacation reply is incomplete."), field_errors=errors)
+    body = (f'require ["vacation"];\nvacation :days 1 :subject {_sieve_string(subject)} '
+            f':addresses [{_sieve_string(mailbox.address)}] {_sieve_string(text)};\n')
+    from sahab.mail import maildir
+
+    maildir.ensure_maildir(mailbox.home, owner=maildir.mail_owner())
+    staged = script.with_name(script.name + ".new")
+    staged.unlink(missing_ok=True)
+    maildir.write_durably(staged, body.encode(), maildir.mail_owner())
+    staged.replace(script)
+    _record(actor, "vacation.enabled", f"mail:mailbox:{mailbox.pk}")
+
+
+def vacation_of(mailbox: Mailbox) -> bool:
+    from sahab.mail import dovecot
+
+    return dovecot.vacation_script(mailbox.home).exists()

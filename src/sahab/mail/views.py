@@ -4,6 +4,8 @@ pieces (receipt key and check, mail client autoconfiguration)."""
 from __future__ import annotations
 
 import functools
+import hmac
+import json
 import math
 import operator
 
@@ -16,6 +18,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from sahab.core.charts import bars
@@ -103,10 +106,10 @@ def message(request, pk: int, folder: str, key: str):
     stored = _stored(mailbox, folder, key)
     stored = maildir.set_flag(stored, "S")
     reading = webmail.read(stored.path.read_bytes())
-    letter = letters.letter_for_message_id(reading.message_id) if reading.letter_reference \
-        else None
-    if letter is not None and letter.recipient_id == mailbox.pk:
-        letters.record_opening(letter, request.user)
+    # a letter is the very file the platform delivered, whatever the message's headers say
+    letter = letters.letter_in(mailbox, stored.key) if folder == "INBOX" else None
+    if letter is not None:
+        letters.record_opening(letter, request.user, stored_key=stored.key)
     return render(request, "mail/message.html", {
         **_nav(request, mailbox, folder), "key": stored.key, "m": reading, "letter": letter})
 
@@ -352,19 +355,44 @@ def address_book(request):
                                                       "total": len(entries), "query": query})
 
 
+class VacationForm(forms.Form):
+    enabled = forms.BooleanField(label=gettext_lazy("Answer every sender once a day"),
+                                 required=False)
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200, required=False)
+    text = forms.CharField(label=gettext_lazy("Reply"), max_length=10_000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 5, "dir": "auto"}))
+
+
 @login_required
 def mail_settings(request):
     agent = _agent(request)
     mailbox = Mailbox.objects.filter(agent=agent).select_related("domain").first()
     password = None
+    vacation = VacationForm(request.POST if request.POST.get("form") == "vacation" else None,
+                            initial={"enabled": mailbox is not None and
+                                     services.vacation_of(mailbox)})
     if request.method == "POST" and mailbox is not None:
         try:
-            password = services.set_password(actor=request.user, mailbox=mailbox)
+            if request.POST.get("form") == "vacation":
+                if vacation.is_valid():
+                    data = vacation.cleaned_data
+                    services.set_vacation(actor=request.user, mailbox=mailbox,
+                                          enabled=data["enabled"], subject=data["subject"],
+                                          text=data["text"])
+                    messages.success(request, _("Saved."))
+                    return redirect("mail:settings")
+            else:
+                password = services.set_password(actor=request.user, mailbox=mailbox)
         except DomainError as exc:
+            for name, errors in exc.field_errors.items():
+                for error in errors:
+                    vacation.add_error(name if name in vacation.fields else None, error)
             messages.error(request, exc.detail)
     response = render(request, "mail/settings.html", {
-        "mailbox": mailbox, "password": password, "host": "127.0.0.1",
-        "imap_port": settings.IMAP_PORT, "submission_port": settings.SUBMISSION_PORT})
+        "mailbox": mailbox, "password": password, "host": settings.MAIL_PUBLIC_HOST,
+        "imap_port": settings.IMAP_PORT, "submission_port": settings.SUBMISSION_PORT,
+        "imaps_port": settings.IMAPS_PORT, "smtps_port": settings.SMTPS_PORT,
+        "managesieve_port": settings.MANAGESIEVE_PORT, "vacation": vacation})
     response["Cache-Control"] = "no-store"  # the password is shown once
     return response
 
@@ -493,3 +521,56 @@ def autoconfig(request):
 </clientConfig>
 """
     return HttpResponse(body, content_type="application/xml; charset=utf-8")
+
+
+# --- Dovecot's calls (auth policy, letter openings): 127.0.0.1, with the callback key -------
+
+def _from_dovecot(presented: str) -> bool:
+    from sahab.mail import dovecot
+
+    return hmac.compare_digest(presented.encode(), dovecot.callback_key().encode())
+
+
+@csrf_exempt
+@require_POST
+def dovecot_auth_policy(request):
+    """Dovecot's auth policy (``?command=allow`` before a login, ``report`` after): the
+    same failure counts as SMTP AUTH, shared by every process."""
+    from sahab.mail import authguard
+
+    if not _from_dovecot(request.headers.get("X-Sahab-Key", "").strip()):
+        return HttpResponse(status=403)
+    try:
+        body = json.loads(request.body or b"{}")
+        login, remote = str(body.get("login", ""))[:320], str(body.get("remote", ""))[:64]
+    except (ValueError, AttributeError):
+        return HttpResponse(status=400)
+    command = request.GET.get("command")
+    if command == "allow":
+        if authguard.standing(remote, login).locked:
+            return JsonResponse({"status": -1, "msg": "Too many failed logins; try later"})
+        return JsonResponse({"status": 0, "msg": ""})
+    if command == "report":
+        if body.get("success") is True:
+            authguard.succeeded(login)
+        elif body.get("policy_reject") is not True:
+            authguard.failed(remote, login)
+        return JsonResponse({"status": 0, "msg": ""})
+    return HttpResponse(status=400)
+
+
+@csrf_exempt
+@require_POST
+def dovecot_events(request):
+    """Dovecot's ``mail_opened`` events for body fetches: opening receipts of letters."""
+    if not _from_dovecot(request.GET.get("key", "")):
+        return HttpResponse(status=403)
+    try:
+        event = json.loads(request.body)
+        fields = event["fields"]
+        user, mailbox, uid = str(fields["user"]), str(fields["mailbox"]), int(fields["uid"])
+    except (ValueError, KeyError, TypeError):
+        return HttpResponse(status=400)
+    if event.get("event") == "mail_opened":
+        letters.opened_over_imap(user=user, mailbox=mailbox, uid=uid)
+    return HttpResponse(status=204)
