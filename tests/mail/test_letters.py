@@ -41,7 +41,8 @@ def test_a_letter_is_accepted_delivered_then_opened_with_signed_receipts(
     assert b"X-Sahab-Letter: reference=MF/DGI/2026/0412" in raw
     assert b"DKIM-Signature" in raw
     with django_capture_on_commit_callbacks(execute=True):
-        opened = letters.record_opening(letter, world.clerk.user)
+        opened = letters.record_opening(letter, world.clerk.user,
+                                        stored_key=letter.delivered_file)
     assert opened.kind == Receipt.Kind.OPENING
     kinds = [r.kind for r in letter.receipts.all()]
     assert kinds == ["acceptance", "delivery", "opening"]
@@ -111,11 +112,26 @@ def test_undelivered_letters_get_a_non_delivery_receipt_after_the_delay(world):
     assert "full" in verify_receipt(notice.document, letters.verifier_key())["detail"]
 
 
-def test_opening_over_imap_is_noticed(world):
+def test_only_a_delegated_agent_opening_the_delivered_file_earns_the_receipt(world):
     letter = send(world)
-    [stored] = maildir.messages(world.registry_sante.maildir, "INBOX")
-    maildir.set_flag(stored, "S")  # what Dovecot does when a client reads it
-    letters.advance_letters()
+    registry = world.registry_sante
+    # nobody outside the registry, not the sender, not another message's file
+    assert letters.record_opening(letter, world.bob.user, stored_key=letter.delivered_file) \
+        is None
+    assert letters.record_opening(letter, world.alice.user,
+                                  stored_key=letter.delivered_file) is None
+    assert letters.record_opening(letter, world.clerk.user, stored_key="1.M1P1.other") is None
+    # the IMAP path: the registry's own login names nobody; a delegated agent does
+    [stored] = maildir.messages(registry.maildir, "INBOX")
+    (registry.maildir / "dovecot-uidlist").write_text(
+        f"3 V1 N2 G0\n1 :{stored.key}\n")
+    assert letters.opened_over_imap(user=registry.address, mailbox="INBOX", uid=1) is None
+    assert letters.opened_over_imap(user=world.clerk.mailbox.address, mailbox="INBOX",
+                                    uid=1) is None
+    receipt = letters.opened_over_imap(user=world.clerk.mailbox.address,
+                                       mailbox=f"shared/{registry.address}/INBOX", uid=1)
+    assert f"opened-by {world.clerk.user.get_full_name()} <{world.clerk.mailbox.address}>" \
+        in receipt.document
     letter.refresh_from_db()
     assert letter.state == Letter.State.OPENED
 
