@@ -80,7 +80,7 @@ def _children(args) -> list[tuple[str, list[str]]]:
     children = [("web", web), ("exchange-tls", gateway), ("worker", worker), ("smtp", smtp)]
     from sahab.mail import dovecot
 
-    imap = dovecot.command()
+    imap = dovecot.command(web_port=args.port)  # Dovecot calls the web back (auth policy)
     if imap is not None:
         children.append(("imap", imap))
     else:

@@ -234,3 +234,42 @@ def test_autoconfig_for_mail_clients(world):
                                   "/mail/box/999/compose/"])
 def test_unknown_objects_are_404(world, path):
     assert client_for(world.alice).get(path).status_code == 404
+
+
+def test_arabic_and_nested_folders_and_dates_read_well_in_arabic(world):
+    """The findings: "أرشيف" showed as &BiMGMQY0BkoGQQ-, "Projets/2026" as "Projets.2026",
+    dates were raw RFC 2822 text garbled right to left, bodies had no dir="auto"."""
+    from sahab.mail.maildir import ensure_maildir
+
+    for folder in ("&BiMGMQY0BkoGQQ-", "Projets.2026"):  # as Dovecot names them on disk
+        ensure_maildir(world.bob_box.home, folder)
+    send_web(world, subject="تقرير الميزانية", body="نص الرسالة")
+    bob = client_for(world.bob)
+    page = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/", HTTP_ACCEPT_LANGUAGE="ar")
+    html = page.content.decode()
+    assert "أرشيف" in html and "&amp;BiMGMQY0BkoGQQ-<" not in html
+    assert "Projets" in html and ">2026<" in html and "Projets.2026<" not in html
+    assert 'class="depth-1"' in html  # 2026 under Projets
+    [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
+    assert '<td dir="auto"><a' in html and "<time datetime=" in html
+    assert "+0000" not in html  # not the raw header
+    reading = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/").content.decode()
+    assert '<h1 dir="auto">تقرير الميزانية</h1>' in reading
+    assert '<pre class="mail-text" dir="auto">' in reading
+    folder = bob.get(f"/mail/box/{world.bob_box.pk}/&BiMGMQY0BkoGQQ-/").content.decode()
+    assert "<bdi>أرشيف</bdi>" in folder
+
+
+def test_the_webmail_offers_bcc_and_never_shows_it(world):
+    alice = client_for(world.alice)
+    assert 'name="bcc"' in alice.get(f"/mail/box/{world.alice_box.pk}/compose/").content.decode()
+    sent = alice.post(f"/mail/box/{world.alice_box.pk}/compose/", {
+        "to": world.bob_box.address, "bcc": world.registry_sante.address,
+        "subject": "Copie cachée", "body": "Texte"})
+    assert sent.status_code == 302
+    [to_bob] = maildir.messages(world.bob_box.maildir, "INBOX")
+    [blind] = maildir.messages(world.registry_sante.maildir, "INBOX")
+    for stored in (to_bob, blind):
+        assert world.registry_sante.address.encode() not in stored.path.read_bytes()
+    [copy] = maildir.messages(world.alice_box.maildir, maildir.SENT)
+    assert webmail.read(copy.path.read_bytes()).subject == "Copie cachée"

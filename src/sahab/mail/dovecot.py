@@ -187,11 +187,14 @@ def _sendmail_script(owner) -> Path:
     return path
 
 
-def command(port: int | None = None) -> list[str] | None:
-    """The command that runs Dovecot in the foreground, or None when not installed."""
+def command(port: int | None = None, web_port: int | None = None) -> list[str] | None:
+    """The command that runs Dovecot in the foreground, or None when not installed;
+    ``web_port``: where this instance's web application listens, when not the default."""
     exe = binary()
     if exe is None:
         return None
+    if web_port and "SAHAB_MAIL_DOVECOT_CALLBACK_URL" not in os.environ:
+        settings.MAIL_DOVECOT_CALLBACK_URL = f"http://127.0.0.1:{web_port}/mail/dovecot/"
     conf = write_config(port)
     return _as_mail_owner([exe, "-F", "-c", str(conf)])
 

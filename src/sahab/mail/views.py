@@ -48,8 +48,8 @@ def _mailbox(request, pk: int, *, send: bool = False) -> Mailbox:
 
 def _nav(request, mailbox: Mailbox | None = None, folder: str = "") -> dict:
     """What the webmail's side navigation shows."""
-    return {"mailbox": mailbox, "folder": folder,
-            "folders": maildir.folders(mailbox.maildir) if mailbox else [],
+    return {"mailbox": mailbox, "folder": folder, "folder_label": webmail.folder_label(folder),
+            "folders": webmail.folder_tree(maildir.folders(mailbox.maildir)) if mailbox else [],
             "mailboxes": selectors.mailboxes_of(request.user),
             "can_admin_mail": bool(_managed_domains(request.user))}
 
@@ -111,7 +111,8 @@ def message(request, pk: int, folder: str, key: str):
     if letter is not None:
         letters.record_opening(letter, request.user, stored_key=stored.key)
     return render(request, "mail/message.html", {
-        **_nav(request, mailbox, folder), "key": stored.key, "m": reading, "letter": letter})
+        **_nav(request, mailbox, folder), "key": stored.key, "m": reading, "letter": letter,
+        "date": webmail.parse_date(reading.date)})
 
 
 @login_required
@@ -163,6 +164,9 @@ class MultipleFileField(forms.FileField):
 class ComposeForm(forms.Form):
     to = forms.CharField(label=gettext_lazy("To"), max_length=2000)
     cc = forms.CharField(label=gettext_lazy("Cc"), max_length=2000, required=False)
+    bcc = forms.CharField(label=gettext_lazy("Bcc"), max_length=2000, required=False,
+                          help_text=gettext_lazy("Blind copies: the other recipients do not "
+                                                 "see these addresses."))
     subject = forms.CharField(label=gettext_lazy("Subject"), max_length=900, required=False,
                               strip=False)
     body = forms.CharField(label=gettext_lazy("Message"), widget=forms.Textarea(
@@ -225,7 +229,8 @@ def compose(request, pk: int):
                 carried = [webmail.attachment(raw, a.index)
                            for a in webmail.read(raw).attachments]
             message, recipients = webmail.compose(
-                mailbox=mailbox, to=data["to"], cc=data["cc"], subject=data["subject"],
+                mailbox=mailbox, to=data["to"], cc=data["cc"], bcc=data["bcc"],
+                subject=data["subject"],
                 body=data["body"], attachments=carried + _uploads(data["attachments"]),
                 in_reply_to=data["in_reply_to"], references=data["references"])
             accepted = webmail.send(actor=request.user, mailbox=mailbox, message=message,
