@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 
 import nh3
-from imapclient import imap_utf7
 from django.conf import settings
 from django.utils.translation import gettext as _
+from imapclient import imap_utf7
 
 from sahab.core.errors import InvalidInput, PermissionDenied
 from sahab.mail import delivery, inbound, maildir, routing
