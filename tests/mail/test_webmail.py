@@ -273,3 +273,39 @@ def test_the_webmail_offers_bcc_and_never_shows_it(world):
         assert world.registry_sante.address.encode() not in stored.path.read_bytes()
     [copy] = maildir.messages(world.alice_box.maildir, maildir.SENT)
     assert webmail.read(copy.path.read_bytes()).subject == "Copie cachée"
+
+
+def test_outlook_and_thunderbird_find_the_servers_and_dns_has_mta_sts(world, settings):
+    """The findings: no Outlook autodiscover, no implicit-TLS ports, no MTA-STS nor TLS-RPT
+    among the proposed DNS records."""
+    from sahab.mail import services
+
+    client = Client()
+    request = (b'<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.'
+               b'microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request>'
+               b"<EMailAddress>" + world.bob_box.address.encode() + b"</EMailAddress>"
+               b"<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/"
+               b"outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>")
+    answer = client.post("/Autodiscover/Autodiscover.xml", request, content_type="text/xml")
+    assert answer.status_code == 200
+    xml = answer.content.decode()
+    assert f"<Port>{settings.IMAPS_PORT}</Port>" in xml and "<SSL>on</SSL>" in xml
+    assert f"<Port>{settings.SMTPS_PORT}</Port>" in xml
+    assert f"<LoginName>{world.bob_box.address}</LoginName>" in xml
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
+    assert client.post("/autodiscover/autodiscover.xml", bomb,
+                       content_type="text/xml").status_code == 400
+    assert client.post("/autodiscover/autodiscover.xml", request.replace(
+        b"sante.test", b"elsewhere.example"), content_type="text/xml").status_code == 404
+    thunderbird = client.get("/.well-known/autoconfig/mail/config-v1.1.xml",
+                             {"emailaddress": world.bob_box.address}).content.decode()
+    assert "<socketType>SSL</socketType>" in thunderbird
+    policy = client.get("/.well-known/mta-sts.txt").content.decode()
+    assert "mode: enforce" in policy and f"mx: {settings.MAIL_HOSTNAME}" in policy
+    records = {(name, kind): value for name, kind, value in
+               services.dns_records(world.bob_box.domain)}
+    assert records[("_mta-sts.sante.test", "TXT")].startswith("v=STSv1; id=")
+    assert records[("_smtp._tls.sante.test", "TXT")] == \
+        "v=TLSRPTv1; rua=mailto:postmaster@sante.test"
+    assert ("autodiscover.sante.test", "CNAME") in records
+    assert records[("_imaps._tcp.sante.test", "SRV")].startswith(f"0 1 {settings.IMAPS_PORT} ")

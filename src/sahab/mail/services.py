@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import hashlib
 import re
 import secrets
 import unicodedata
@@ -151,12 +152,39 @@ def domain_for(administration: Administration) -> MailDomain | None:
     return None
 
 
+def mta_sts_policy() -> str:
+    """The MTA-STS policy of every hosted domain (RFC 8461 §3.2): our MX, TLS enforced."""
+    return (f"version: STSv1\r\nmode: enforce\r\nmx: {settings.MAIL_HOSTNAME}\r\n"
+            f"max_age: 604800\r\n")
+
+
+def normalise_address(address: str) -> str | None:
+    return normalise(address) if address else None
+
+
 def dns_records(domain: MailDomain) -> list[tuple[str, str, str]]:
-    """What the operators publish in DNS for ``domain``: (name, type, value)."""
+    """What the operators publish in DNS for ``domain``: (name, type, value).
+
+    Besides MX, SPF, DMARC and the two DKIM keys: MTA-STS (RFC 8461; the policy itself is
+    served by sahab at https://mta-sts.<domain>/.well-known/mta-sts.txt, whose id changes
+    with it), TLS reporting (RFC 8460) to the domain's administrators, and the names mail
+    clients look up (RFC 6186 SRV records, Outlook's autodiscover, Thunderbird's
+    autoconfig).
+    """
     host = settings.MAIL_HOSTNAME
+    web = settings.PUBLIC_URL.split("//", 1)[-1].split("/", 1)[0].split(":")[0]
+    policy_id = hashlib.sha256(mta_sts_policy().encode()).hexdigest()[:20]
+    public = settings.MAIL_PUBLIC_HOST
     return [
         (domain.name, "MX", f"10 {host}."),
         (domain.name, "TXT", f"v=spf1 mx a:{host} -all"),
+        (f"_mta-sts.{domain.name}", "TXT", f"v=STSv1; id={policy_id}"),
+        (f"mta-sts.{domain.name}", "CNAME", f"{web}."),
+        (f"_smtp._tls.{domain.name}", "TXT", f"v=TLSRPTv1; rua=mailto:postmaster@{domain.name}"),
+        (f"_imaps._tcp.{domain.name}", "SRV", f"0 1 {settings.IMAPS_PORT} {public}."),
+        (f"_submissions._tcp.{domain.name}", "SRV", f"0 1 {settings.SMTPS_PORT} {public}."),
+        (f"autodiscover.{domain.name}", "CNAME", f"{web}."),
+        (f"autoconfig.{domain.name}", "CNAME", f"{web}."),
         (f"_dmarc.{domain.name}", "TXT",
          f"v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:dmarc@{domain.name}"),
         (f"{domain.ed25519_selector}._domainkey.{domain.name}", "TXT",

@@ -510,11 +510,25 @@ def autoconfig(request):
     <displayShortName>sahab</displayShortName>
     <incomingServer type="imap">
       <hostname>{host}</hostname>
+      <port>{settings.IMAPS_PORT}</port>
+      <socketType>SSL</socketType>
+      <authentication>password-cleartext</authentication>
+      <username>%EMAILADDRESS%</username>
+    </incomingServer>
+    <incomingServer type="imap">
+      <hostname>{host}</hostname>
       <port>{settings.IMAP_PORT}</port>
       <socketType>STARTTLS</socketType>
       <authentication>password-cleartext</authentication>
       <username>%EMAILADDRESS%</username>
     </incomingServer>
+    <outgoingServer type="smtp">
+      <hostname>{host}</hostname>
+      <port>{settings.SMTPS_PORT}</port>
+      <socketType>SSL</socketType>
+      <authentication>password-cleartext</authentication>
+      <username>%EMAILADDRESS%</username>
+    </outgoingServer>
     <outgoingServer type="smtp">
       <hostname>{host}</hostname>
       <port>{settings.SUBMISSION_PORT}</port>
@@ -579,3 +593,55 @@ def dovecot_events(request):
     if event.get("event") == "mail_opened":
         letters.opened_over_imap(user=user, mailbox=mailbox, uid=uid)
     return HttpResponse(status=204)
+
+
+@csrf_exempt
+def autodiscover(request):
+    """Outlook's autodiscover (POX, ``/autodiscover/autodiscover.xml``): IMAP and SMTP
+    over implicit TLS for the address Outlook asks about."""
+    from xml.sax.saxutils import escape
+
+    from defusedxml.ElementTree import ParseError
+    from defusedxml.ElementTree import fromstring as parse_xml
+
+    address = request.GET.get("emailaddress", "")
+    if request.method == "POST":
+        try:
+            root = parse_xml(request.body[:20_000])
+        except (ParseError, ValueError):
+            return HttpResponse(status=400)
+        found = next((e.text for e in root.iter() if e.tag.endswith("EMailAddress")), "")
+        address = (found or "").strip()
+    normal = services.normalise_address(address)
+    if normal is None or not MailDomain.objects.filter(
+            name=normal.rpartition("@")[2], active=True).exists():
+        return HttpResponse(status=404)
+    host = escape(settings.MAIL_PUBLIC_HOST)
+    protocols = "".join(f"""
+      <Protocol>
+        <Type>{kind}</Type>
+        <Server>{host}</Server>
+        <Port>{port}</Port>
+        <LoginName>{escape(normal)}</LoginName>
+        <SPA>off</SPA>
+        <SSL>on</SSL>
+        <AuthRequired>on</AuthRequired>
+      </Protocol>""" for kind, port in (("IMAP", settings.IMAPS_PORT),
+                                        ("SMTP", settings.SMTPS_PORT)))
+    body = f"""<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">
+  <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">
+    <Account>
+      <AccountType>email</AccountType>
+      <Action>settings</Action>{protocols}
+    </Account>
+  </Response>
+</Autodiscover>
+"""
+    return HttpResponse(body, content_type="application/xml; charset=utf-8")
+
+
+def mta_sts_policy(request):
+    """The MTA-STS policy (RFC 8461) served at https://mta-sts.<domain>/.well-known/mta-sts.txt:
+    other servers deliver to our MX over verified TLS only."""
+    return HttpResponse(services.mta_sts_policy(), content_type="text/plain; charset=utf-8")
