@@ -162,7 +162,7 @@ def _sahab_world() -> tuple[str, str, str]:
     keys.ensure_secrets_key()
     keys.ensure_tls_certificate()
     boxes = []
-    for code, domain, user in (("MF", "finances.bench", "sender"), ("MS", "sante.bench", "bob")):
+    for code, domain, user in (("MF", "finances.gov.tn", "sender"), ("MS", "sante.gov.tn", "bob")):
         admin = directory.create_administration(
             actor=SYSTEM, code=code, kind=AdministrationKind.MINISTRY, parent=None,
             name_fr=code, name_ar=code, mail_domain=domain)
