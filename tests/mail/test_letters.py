@@ -148,3 +148,40 @@ def test_rights_and_input(world):
         send(world)
     assert letters.letters_visible_to(world.clerk.user).count() == 1
     assert letters.letters_visible_to(world.bob.user).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_letter_sent_from_a_mail_client_gets_the_same_evidence(committed_world, smtp_server):
+    import email.policy
+    import smtplib
+    from email.message import EmailMessage
+
+    from tests.mail.conftest import client_tls
+
+    w = committed_world
+    login = w.alice_box.address
+    message = EmailMessage()
+    message["From"], message["To"] = login, "bureau-ordre+lettre@sante.test"
+    message["Subject"] = "[MF/2026/88] Demande de crédits"
+    message.set_content("Monsieur le Ministre,\n\nJ'ai l'honneur…")
+    message.add_attachment(b"%PDF-1.4 annexe", maintype="application", subtype="pdf",
+                           filename="annexe.pdf")
+    with smtplib.SMTP(smtp_server.host, smtp_server.submission_port, timeout=30) as client:
+        client.starttls(context=client_tls())
+        client.login(login, w.passwords[login])
+        client.ehlo()
+        client.mail(login)
+        assert client.rcpt("bureau-ordre+lettre@sante.test")[0] == 250
+        assert client.rcpt(w.bob_box.address)[0] == 452  # a letter travels alone
+        code, reply = client.data(message.as_bytes(policy=email.policy.SMTP))
+    assert code == 250 and b"MF/2026/88" in reply
+    letter = Letter.objects.get(reference="MF/2026/88")
+    assert letter.state == Letter.State.DELIVERED and letter.sent_by == w.alice
+    assert [r.kind for r in letter.receipts.all()] == ["acceptance", "delivery"]
+    for receipt in letter.receipts.all():
+        assert verify_receipt(receipt.document, letters.verifier_key())["reference"] == \
+            "MF/2026/88"
+    [stored] = maildir.messages(w.registry_sante.maildir, "INBOX")
+    raw = stored.path.read_bytes()
+    assert b"X-Sahab-Letter: reference=MF/2026/88" in raw and b"annexe.pdf" in raw
+    assert stored.key == letter.delivered_file

@@ -138,6 +138,43 @@ def send_letter(*, actor, sender: Mailbox, to: Administration, reference: str,
     return letter
 
 
+def send_from_mail_client(*, login: str, mail_from: str, registry: str, data: bytes) -> Letter:
+    """A letter written in a mail client and sent to ``<registry>+lettre@<domain>``:
+    the subject is ``[REFERENCE] subject``; the text and attachments are the message's.
+    The letter is then rebuilt, signed and receipted exactly as one from the webmail
+    (its classification is general correspondence). Raises ``delivery.Refused``."""
+    import email
+    import email.policy
+
+    from django.contrib.auth import get_user_model
+
+    from sahab.core.errors import DomainError
+    from sahab.mail import webmail
+    from sahab.mail.delivery import Refused
+
+    owner = Mailbox.objects.filter(address=login, agent__isnull=False).select_related(
+        "agent").first()
+    sender = Mailbox.objects.filter(address=mail_from).select_related("domain").first()
+    target = Mailbox.objects.filter(address=registry, kind=Mailbox.Kind.REGISTRY) \
+        .select_related("domain__administration").first()
+    if owner is None or sender is None or target is None:
+        raise Refused("550 5.7.1 Registered letters are sent by agents, to a registry office")
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    subject = webmail.header(message, "Subject")
+    reference, _, title = subject.partition("]")
+    if not subject.startswith("[") or not title.strip():
+        raise Refused("550 5.6.0 The subject of a registered letter is [REFERENCE] subject")
+    reading = webmail.read(data)
+    attachments = [webmail.attachment(data, a.index) for a in reading.attachments]
+    actor = get_user_model().objects.get(pk=owner.agent.user_id)
+    try:
+        return send_letter(actor=actor, sender=sender, to=target.domain.administration,
+                           reference=reference[1:].strip(), classification="general",
+                           subject=title.strip(), body=reading.text, attachments=attachments)
+    except DomainError as refused:
+        raise Refused(f"550 5.7.1 {' '.join(str(refused.detail).split())}") from None
+
+
 # --- receipts ----------------------------------------------------------------------------
 
 def _issue(letter: Letter, kind: str, actor, detail: str = "",

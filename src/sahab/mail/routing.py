@@ -21,6 +21,16 @@ from sahab.mail import dkim
 # platform's administrators.
 STANDARD_LOCAL_PARTS = ("postmaster", "abuse", "dmarc")
 POSTMASTER = "postmaster"
+# A registered letter sent from a mail client: to <registry>+lettre@<its domain>.
+LETTER_TAG = "+lettre"
+
+
+def letter_registry(address: str) -> str:
+    """The registry office a registered-letter address stands for, or ""."""
+    local, _, domain = address.rpartition("@")
+    if not local.endswith(LETTER_TAG):
+        return ""
+    return f"{local.removesuffix(LETTER_TAG)}@{domain}"
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Routing:
     aliases: dict[str, list[str]] = field(default_factory=dict)
     credentials: dict[str, str] = field(default_factory=dict)  # login → argon2 digest
     senders: dict[str, set[str]] = field(default_factory=dict)  # login → allowed From
+    registries: set[str] = field(default_factory=set)  # registry offices (letters go there)
     records: dict[str, str] = field(default_factory=dict)  # DKIM TXT of hosted domains
 
     def is_hosted(self, address: str) -> bool:
@@ -88,6 +99,8 @@ def load() -> Routing:
         by_id[box.pk] = box.address
         routing.mailboxes[box.address] = Route(box.address, box.home, box.quota_bytes,
                                                box.used_bytes, box.active)
+        if box.active and box.kind == Mailbox.Kind.REGISTRY:
+            routing.registries.add(box.address)
         if box.active and box.password_digest:
             routing.credentials[box.address] = box.password_digest
             routing.senders.setdefault(box.address, set()).add(box.address)

@@ -224,6 +224,14 @@ class Handler:
         if rcpt is None:
             return "553 5.1.3 Malformed recipient address"
         table = self.live.table
+        registry = routing.letter_registry(rcpt) if self.submission else ""
+        if registry and registry in table.registries:
+            if envelope.rcpt_tos:  # a letter is a message of its own
+                return "452 4.5.3 A registered letter goes to its registry office alone"
+            envelope.rcpt_tos.append(rcpt)
+            return "250 2.1.5 OK (registered letter)"
+        if any(routing.letter_registry(r) for r in envelope.rcpt_tos):
+            return "452 4.5.3 A registered letter goes to its registry office alone"
         if table.is_hosted(rcpt):
             if not table.knows(rcpt):
                 return f"550 5.1.1 <{rcpt}>: no such mailbox here"
@@ -252,6 +260,12 @@ class Handler:
             # RFC 3848 protocol names: S for TLS, A for authenticated
             protocol="ESMTP" + ("S" if tls else "") + ("A" if self.submission else ""))
         loop = asyncio.get_running_loop()
+        if self.submission and routing.letter_registry(sub.recipients[0]):
+            try:
+                reference = await loop.run_in_executor(self.pool, _letter, sub)
+            except delivery.Refused as refused:
+                return refused.reply
+            return f"250 2.0.0 OK registered letter {reference} accepted"
         try:
             accepted = await loop.run_in_executor(self.pool, _accept, sub, self.live,
                                                   self.submission)
@@ -276,6 +290,19 @@ def _accept(sub: delivery.Submission, live: LiveRouting, sign: bool) -> delivery
     finally:
         if not all(live.table.is_hosted(r) for r in sub.recipients):
             close_old_connections()  # spooling used this thread's database connection
+
+
+def _letter(sub: delivery.Submission) -> str:
+    from django.db import close_old_connections
+
+    from sahab.mail import letters
+
+    try:
+        return letters.send_from_mail_client(login=sub.auth_user, mail_from=sub.mail_from,
+                                             registry=routing.letter_registry(
+                                                 sub.recipients[0]), data=sub.data).reference
+    finally:
+        close_old_connections()
 
 
 def tls_context() -> ssl.SSLContext:
