@@ -8,6 +8,7 @@ mailboxes or passwords (Dovecot notices the new file by itself).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pwd
@@ -209,7 +210,9 @@ def _as_mail_owner(argv: list[str]) -> list[str]:
 
 # --- Sieve: mail for a mailbox with filters goes through Dovecot's delivery agent -----------
 
+@functools.lru_cache(maxsize=1)
 def lda_binary() -> str | None:
+    """Dovecot's delivery agent, when installed (looked up once per process)."""
     path = Path("/usr/lib/dovecot/dovecot-lda")
     return str(path) if path.exists() and binary() is not None else None
 
