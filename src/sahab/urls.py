@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.http import HttpResponseNotFound
-from django.urls import include, path, re_path
+from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from sahab.api import api
@@ -26,7 +26,8 @@ urlpatterns = [
     path("mail/", include("sahab.mail.urls")),
     path(".well-known/autoconfig/mail/config-v1.1.xml", mail_views.autoconfig),
     path(".well-known/mta-sts.txt", mail_views.mta_sts_policy),
-    re_path(r"(?i)^autodiscover/autodiscover\.xml$", mail_views.autodiscover),
+    path("autodiscover/autodiscover.xml", mail_views.autodiscover),
+    path("Autodiscover/Autodiscover.xml", mail_views.autodiscover),  # Outlook's spelling
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]
