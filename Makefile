@@ -11,11 +11,11 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 LOCAL_POSTGRES := $(shell $(PYTHON) -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null && echo postgresql://postgres@127.0.0.1:5432/postgres)
 export SAHAB_DBAAS_URL ?= $(LOCAL_POSTGRES)
 
-# Debian packages: Dovecot serves the Maildirs over IMAP; the browser and fonts for the
-# end-to-end tests; PostgreSQL binaries so the tests can start their own cluster where
-# no server runs; Go's signed-note package checks that cosigned checkpoints verify with
+# Debian packages: Dovecot serves the Maildirs over IMAP, with Sieve filters and
+# ManageSieve; the browser and fonts for the end-to-end tests; PostgreSQL binaries so the
+# tests can start their own cluster where no server runs; Go's signed-note package checks that cosigned checkpoints verify with
 # the reference implementation; Postfix is the benchmarks' reference mail server.
-RUN_PACKAGES := dovecot-imapd
+RUN_PACKAGES := dovecot-imapd dovecot-sieve dovecot-managesieved
 TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core postgresql gettext \
 	golang-go golang-golang-x-mod-dev
 BENCH_PACKAGES := postfix

@@ -162,7 +162,7 @@ def _sahab_world() -> tuple[str, str, str]:
     keys.ensure_secrets_key()
     keys.ensure_tls_certificate()
     boxes = []
-    for code, domain, user in (("MF", "finances.bench", "sender"), ("MS", "sante.bench", "bob")):
+    for code, domain, user in (("MF", "finances.gov.tn", "sender"), ("MS", "sante.gov.tn", "bob")):
         admin = directory.create_administration(
             actor=SYSTEM, code=code, kind=AdministrationKind.MINISTRY, parent=None,
             name_fr=code, name_ar=code, mail_domain=domain)
@@ -182,7 +182,7 @@ def _run_sahab(count: int) -> tuple[float, float]:
     sender, to, password = _sahab_world()
     smtp_port, submission_port = free_port(), free_port()
     env = {**os.environ, "SAHAB_SMTP_PORT": str(smtp_port),
-           "SAHAB_SUBMISSION_PORT": str(submission_port),
+           "SAHAB_SUBMISSION_PORT": str(submission_port), "SAHAB_SMTPS_PORT": str(free_port()),
            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
            "SAHAB_MAIL_RATE_PER_MINUTE": str(10 * count), "SAHAB_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen([sys.executable, "-m", "sahab.cli", "mail", "smtp"], env=env,

@@ -31,3 +31,4 @@ LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F405  4xx are
 # Every test sees the data it made: nothing computed is kept between requests.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 EXCHANGE_LOG_BATCH_SECONDS = 0  # every exchange is in the log when its answer ends
+MAIL_DOMAINS_ALLOWED = [*MAIL_DOMAINS_ALLOWED, "*.test"]  # noqa: F405

@@ -84,7 +84,7 @@ def _children(args) -> list[tuple[str, list[str]]]:
         children.append(("witness", witness))
     from sahab.mail import dovecot
 
-    imap = dovecot.command()
+    imap = dovecot.command(web_port=args.port)  # Dovecot calls the web back (auth policy)
     if imap is not None:
         children.append(("imap", imap))
     else:

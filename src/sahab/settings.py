@@ -81,8 +81,28 @@ MAIL_DELIVERY_THREADS = _env_int("SAHAB_MAIL_DELIVERY_THREADS", 8)
 MAIL_PROCESSES = _env_int("SAHAB_MAIL_PROCESSES", min(os.cpu_count() or 1, 4))
 MAIL_DEFAULT_QUOTA_BYTES = _env_int("SAHAB_MAIL_DEFAULT_QUOTA_BYTES", 2 * 1024**3)
 MAIL_MAX_QUOTA_BYTES = _env_int("SAHAB_MAIL_MAX_QUOTA_BYTES", 100 * 1024**3)
-# Look up DKIM keys of domains hosted elsewhere in DNS (off on closed networks).
-MAIL_DNS = os.environ.get("SAHAB_MAIL_DNS", "false").lower() == "true"
+# DNS for SPF, DKIM and DMARC of domains hosted elsewhere: "false" (closed networks: no
+# lookups), "true" (the system's resolver) or "IP[:PORT]" of the resolver to ask.
+MAIL_DNS = os.environ.get("SAHAB_MAIL_DNS", "false").strip().lower()
+# The domains the state holds: only these are assigned to administrations (comma-separated;
+# "*.gov.tn" is every name under gov.tn; the public enterprises' own domains are named).
+MAIL_DOMAINS_ALLOWED = [d.strip().lower() for d in os.environ.get(
+    "SAHAB_MAIL_DOMAINS", "*.gov.tn,*.nat.tn,steg.com.tn,sonede.com.tn").split(",") if d.strip()]
+# Implicit TLS (RFC 8314): submission and IMAP over TLS from the first byte.
+SMTPS_PORT = _env_int("SAHAB_SMTPS_PORT", 2465)
+IMAPS_PORT = _env_int("SAHAB_IMAPS_PORT", 1993)
+MANAGESIEVE_PORT = _env_int("SAHAB_MANAGESIEVE_PORT", 4190)
+# Wrong mail passwords (SMTP AUTH and IMAP): each failure waits longer; a connection is
+# closed after a few; an address or a login with too many failures in the window waits
+# out the window.
+MAIL_AUTH_DELAY_SECONDS = float(os.environ.get("SAHAB_MAIL_AUTH_DELAY_SECONDS", "1"))
+MAIL_AUTH_FAILURES_PER_CONNECTION = _env_int("SAHAB_MAIL_AUTH_FAILURES_PER_CONNECTION", 3)
+MAIL_AUTH_FAILURES_PER_CLIENT = _env_int("SAHAB_MAIL_AUTH_FAILURES_PER_CLIENT", 10)
+MAIL_AUTH_FAILURES_PER_LOGIN = _env_int("SAHAB_MAIL_AUTH_FAILURES_PER_LOGIN", 10)
+MAIL_AUTH_WINDOW_SECONDS = _env_int("SAHAB_MAIL_AUTH_WINDOW_SECONDS", 900)
+# Where Dovecot reaches sahab (its auth policy and the letters' opening events).
+MAIL_DOVECOT_CALLBACK_URL = os.environ.get(
+    "SAHAB_MAIL_DOVECOT_CALLBACK_URL", f"http://127.0.0.1:{HTTP_PORT}/mail/dovecot/")
 # Mail for other domains goes to this smart host ("host:port"); unset: it waits in the
 # queue and returns to its sender after SAHAB_MAIL_BOUNCE_HOURS.
 MAIL_SMART_HOST = os.environ.get("SAHAB_MAIL_SMART_HOST", "")

@@ -25,6 +25,9 @@ urlpatterns = [
     path("exchange/", include("sahab.exchange.urls")),
     path("mail/", include("sahab.mail.urls")),
     path(".well-known/autoconfig/mail/config-v1.1.xml", mail_views.autoconfig),
+    path(".well-known/mta-sts.txt", mail_views.mta_sts_policy),
+    path("autodiscover/autodiscover.xml", mail_views.autodiscover),
+    path("Autodiscover/Autodiscover.xml", mail_views.autodiscover),  # Outlook's spelling
     path("", include("sahab.directory.urls")),
     path("", include("sahab.portal.urls")),
 ]

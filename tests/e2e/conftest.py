@@ -69,6 +69,8 @@ def platform():
     env |= {"SAHAB_HOME": str(home), "DATABASE_URL": url, "SAHAB_HTTP_PORT": str(port),
             "SAHAB_SMTP_PORT": str(free_port()), "SAHAB_SUBMISSION_PORT": str(free_port()),
             "SAHAB_IMAP_PORT": str(free_port()), "DJANGO_SETTINGS_MODULE": "sahab.settings",
+            "SAHAB_SMTPS_PORT": str(free_port()), "SAHAB_IMAPS_PORT": str(free_port()),
+            "SAHAB_MANAGESIEVE_PORT": str(free_port()),
             "SAHAB_EXCHANGE_TLS_PORT": str(free_port()), "SAHAB_WITNESS_PORT": str(free_port()),
             # a training platform: tenders may close within seconds
             "SAHAB_PROCUREMENT_MIN_DAYS": "0",

@@ -131,6 +131,7 @@ class SmtpServer:
     smtp_port: int
     submission_port: int
     live: object
+    smtps_port: int = 0
 
 
 @pytest.fixture
@@ -143,9 +144,9 @@ def smtp_server(committed_world, settings):
     keys.ensure_tls_certificate()
     live = LiveRouting(interval=0.2).start()
     pool = ThreadPoolExecutor(max_workers=4)
-    relay_factory, submission_factory = smtp.smtp_factories(live, pool)
+    relay_factory, submission_factory, smtps_factory = smtp.smtp_factories(live, pool)
     loop = asyncio.new_event_loop()
-    ports = free_port(), free_port()
+    ports = free_port(), free_port(), free_port()
     servers = []
     ready = threading.Event()
 
@@ -155,13 +156,15 @@ def smtp_server(committed_world, settings):
             loop.create_server(relay_factory, "127.0.0.1", ports[0])))
         servers.append(loop.run_until_complete(
             loop.create_server(submission_factory, "127.0.0.1", ports[1])))
+        servers.append(loop.run_until_complete(
+            loop.create_server(smtps_factory, "127.0.0.1", ports[2], ssl=smtp.tls_context())))
         ready.set()
         loop.run_forever()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield SmtpServer("127.0.0.1", ports[0], ports[1], live)
+    yield SmtpServer("127.0.0.1", ports[0], ports[1], live, ports[2])
     for server in servers:
         loop.call_soon_threadsafe(server.close)
     loop.call_soon_threadsafe(loop.stop)
@@ -170,16 +173,31 @@ def smtp_server(committed_world, settings):
     live.stop()
 
 
+@dataclass
+class Dovecot:
+    port: int
+    imaps_port: int
+    managesieve_port: int
+
+    def __int__(self) -> int:
+        return self.port
+
+
 @pytest.fixture
-def dovecot(committed_world, settings):
-    """Dovecot on a free port, configured by sahab, stopped at the end."""
+def dovecot(committed_world, settings, live_server):
+    """Dovecot on free ports, configured by sahab, calling back the web application it
+    asks about logins and tells about letters being read; stopped at the end."""
     from sahab.mail import dovecot as glue
 
-    if glue.binary() is None:
+    if glue.binary() is None or not Path("/usr/lib/dovecot/modules/lib90_sieve_plugin.so") \
+            .exists():
         if in_ci():
-            pytest.fail("Dovecot is missing: make test installs dovecot-imapd")
-        pytest.skip("Dovecot (dovecot-imapd) is not installed")
+            pytest.fail("Dovecot is missing: make test installs dovecot-imapd, dovecot-sieve "
+                        "and dovecot-managesieved")
+        pytest.skip("Dovecot (dovecot-imapd, dovecot-sieve) is not installed")
     port = free_port()
+    settings.IMAPS_PORT, settings.MANAGESIEVE_PORT = free_port(), free_port()
+    settings.MAIL_DOVECOT_CALLBACK_URL = f"{live_server.url}/mail/dovecot/"
     argv = glue.command(port)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
@@ -194,7 +212,7 @@ def dovecot(committed_world, settings):
                 raise RuntimeError("Dovecot did not start: " + output +
                                    (log.read_text() if log.exists() else "")) from None
             time.sleep(0.1)
-    yield port
+    yield Dovecot(port, settings.IMAPS_PORT, settings.MANAGESIEVE_PORT)
     proc.terminate()
     try:
         proc.wait(10)
@@ -234,7 +252,8 @@ def smtp_subprocess(home: Path, smtp_port: int, submission_port: int) -> subproc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
     env |= {"SAHAB_HOME": str(home), "DATABASE_URL": database_url_of_tests(),
             "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_MAIL_RATE_PER_MINUTE": "100000",
-            "SAHAB_SMTP_PORT": str(smtp_port), "SAHAB_SUBMISSION_PORT": str(submission_port)}
+            "SAHAB_SMTP_PORT": str(smtp_port), "SAHAB_SUBMISSION_PORT": str(submission_port),
+            "SAHAB_SMTPS_PORT": str(free_port())}
     log = home / f"smtp-{submission_port}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sahab.cli", "mail", "smtp"], env=env,
@@ -250,3 +269,46 @@ def smtp_subprocess(home: Path, smtp_port: int, submission_port: int) -> subproc
                 raise RuntimeError("sahab mail smtp did not start: " +
                                    log.read_text(errors="replace")) from None
             time.sleep(0.1)
+
+
+class Zone:
+    """DNS answers of the outside world for the tests: name → TXT records."""
+
+    def __init__(self):
+        self.txt: dict[str, list[str]] = {}
+
+    def add_txt(self, name: str, value: str) -> None:
+        self.txt.setdefault(name.rstrip(".").lower(), []).append(value)
+
+
+@pytest.fixture
+def dns_zone(settings):
+    """A real DNS server on 127.0.0.1 (dnslib) answering from a ``Zone``; sahab's resolver
+    setting points at it, as an operator's would point at the ministry's resolver."""
+    from dnslib import QTYPE, RCODE, RR, TXT
+    from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+    zone = Zone()
+
+    class ZoneResolver(BaseResolver):
+        def resolve(self, request, handler):
+            reply = request.reply()
+            name = str(request.q.qname).rstrip(".").lower()
+            if request.q.qtype == QTYPE.TXT and name in zone.txt:
+                for value in zone.txt[name]:
+                    chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
+                    reply.add_answer(RR(request.q.qname, QTYPE.TXT, ttl=60, rdata=TXT(chunks)))
+            elif not any(n == name or n.endswith("." + name) for n in zone.txt):
+                reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+
+    port = free_port()
+    quiet = DNSLogger("-recv,-send,-request,-reply,-truncated,-error,-data", prefix=False)
+    server = DNSServer(ZoneResolver(), address="127.0.0.1", port=port, logger=quiet)
+    tcp = DNSServer(ZoneResolver(), address="127.0.0.1", port=port, tcp=True, logger=quiet)
+    server.start_thread()
+    tcp.start_thread()
+    settings.MAIL_DNS = f"127.0.0.1:{port}"
+    yield zone
+    server.stop()
+    tcp.stop()

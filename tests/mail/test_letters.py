@@ -41,7 +41,8 @@ def test_a_letter_is_accepted_delivered_then_opened_with_signed_receipts(
     assert b"X-Sahab-Letter: reference=MF/DGI/2026/0412" in raw
     assert b"DKIM-Signature" in raw
     with django_capture_on_commit_callbacks(execute=True):
-        opened = letters.record_opening(letter, world.clerk.user)
+        opened = letters.record_opening(letter, world.clerk.user,
+                                        stored_key=letter.delivered_file)
     assert opened.kind == Receipt.Kind.OPENING
     kinds = [r.kind for r in letter.receipts.all()]
     assert kinds == ["acceptance", "delivery", "opening"]
@@ -111,11 +112,26 @@ def test_undelivered_letters_get_a_non_delivery_receipt_after_the_delay(world):
     assert "full" in verify_receipt(notice.document, letters.verifier_key())["detail"]
 
 
-def test_opening_over_imap_is_noticed(world):
+def test_only_a_delegated_agent_opening_the_delivered_file_earns_the_receipt(world):
     letter = send(world)
-    [stored] = maildir.messages(world.registry_sante.maildir, "INBOX")
-    maildir.set_flag(stored, "S")  # what Dovecot does when a client reads it
-    letters.advance_letters()
+    registry = world.registry_sante
+    # nobody outside the registry, not the sender, not another message's file
+    assert letters.record_opening(letter, world.bob.user, stored_key=letter.delivered_file) \
+        is None
+    assert letters.record_opening(letter, world.alice.user,
+                                  stored_key=letter.delivered_file) is None
+    assert letters.record_opening(letter, world.clerk.user, stored_key="1.M1P1.other") is None
+    # the IMAP path: the registry's own login names nobody; a delegated agent does
+    [stored] = maildir.messages(registry.maildir, "INBOX")
+    (registry.maildir / "dovecot-uidlist").write_text(
+        f"3 V1 N2 G0\n1 :{stored.key}\n")
+    assert letters.opened_over_imap(user=registry.address, mailbox="INBOX", uid=1) is None
+    assert letters.opened_over_imap(user=world.clerk.mailbox.address, mailbox="INBOX",
+                                    uid=1) is None
+    receipt = letters.opened_over_imap(user=world.clerk.mailbox.address,
+                                       mailbox=f"shared/{registry.address}/INBOX", uid=1)
+    assert f"opened-by {world.clerk.user.get_full_name()} <{world.clerk.mailbox.address}>" \
+        in receipt.document
     letter.refresh_from_db()
     assert letter.state == Letter.State.OPENED
 
@@ -132,3 +148,40 @@ def test_rights_and_input(world):
         send(world)
     assert letters.letters_visible_to(world.clerk.user).count() == 1
     assert letters.letters_visible_to(world.bob.user).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_letter_sent_from_a_mail_client_gets_the_same_evidence(committed_world, smtp_server):
+    import email.policy
+    import smtplib
+    from email.message import EmailMessage
+
+    from tests.mail.conftest import client_tls
+
+    w = committed_world
+    login = w.alice_box.address
+    message = EmailMessage()
+    message["From"], message["To"] = login, "bureau-ordre+lettre@sante.test"
+    message["Subject"] = "[MF/2026/88] Demande de crédits"
+    message.set_content("Monsieur le Ministre,\n\nJ'ai l'honneur…")
+    message.add_attachment(b"%PDF-1.4 annexe", maintype="application", subtype="pdf",
+                           filename="annexe.pdf")
+    with smtplib.SMTP(smtp_server.host, smtp_server.submission_port, timeout=30) as client:
+        client.starttls(context=client_tls())
+        client.login(login, w.passwords[login])
+        client.ehlo()
+        client.mail(login)
+        assert client.rcpt("bureau-ordre+lettre@sante.test")[0] == 250
+        assert client.rcpt(w.bob_box.address)[0] == 452  # a letter travels alone
+        code, reply = client.data(message.as_bytes(policy=email.policy.SMTP))
+    assert code == 250 and b"MF/2026/88" in reply
+    letter = Letter.objects.get(reference="MF/2026/88")
+    assert letter.state == Letter.State.DELIVERED and letter.sent_by == w.alice
+    assert [r.kind for r in letter.receipts.all()] == ["acceptance", "delivery"]
+    for receipt in letter.receipts.all():
+        assert verify_receipt(receipt.document, letters.verifier_key())["reference"] == \
+            "MF/2026/88"
+    [stored] = maildir.messages(w.registry_sante.maildir, "INBOX")
+    raw = stored.path.read_bytes()
+    assert b"X-Sahab-Letter: reference=MF/2026/88" in raw and b"annexe.pdf" in raw
+    assert stored.key == letter.delivered_file

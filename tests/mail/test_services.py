@@ -73,7 +73,17 @@ def test_dovecot_users_file_follows_the_database(world, django_capture_on_commit
         services.set_password(actor=SYSTEM, mailbox=world.bob_box)
     lines = dovecot.passwd_path().read_text().splitlines()
     bob = next(line for line in lines if line.startswith(world.bob_box.address + ":"))
-    assert ":{ARGON2ID}$argon2id$" in bob and str(world.bob_box.home) in bob
+    assert ":{ARGON2ID}$argon2id$" in bob
+    homes = dovecot.userdb_path().read_text()
+    assert f"{world.bob_box.address}:::::{world.bob_box.home}::" in homes
+    assert f"quota_rule=*:bytes={world.bob_box.quota_bytes}" in homes
+    # the registry (no password) is in the userdb, and its ACL names the delegated clerk
+    assert world.registry_sante.address in homes
+    assert world.registry_sante.address not in dovecot.passwd_path().read_text()
+    clerk = world.clerk.mailbox.address
+    assert (world.registry_sante.maildir / "dovecot-acl").read_text() == f"user={clerk} lrs\n"
+    assert f"shared/shared-boxes/user/{clerk}/{world.registry_sante.address}\n1\n" in \
+        dovecot.shared_dict_path().read_text()
     with django_capture_on_commit_callbacks(execute=True):
         services.set_mailbox_active(actor=SYSTEM, mailbox=world.bob_box, active=False)
     assert world.bob_box.address not in dovecot.passwd_path().read_text()

@@ -12,8 +12,10 @@ from email.message import EmailMessage
 import dkim
 import pytest
 
+from sahab.directory.selectors import SYSTEM
 from sahab.mail import maildir
 from sahab.mail.routing import load
+from tests import factories
 from tests.mail.conftest import client_tls, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +71,7 @@ def test_imap_through_dovecot_lists_and_fetches_the_message(committed_world, smt
     submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
            w.alice_box.address, [w.bob_box.address],
            letter(w.alice_box.address, w.bob_box.address, subject="Par IMAP"))
-    imap = imaplib.IMAP4("127.0.0.1", dovecot)
+    imap = imaplib.IMAP4("127.0.0.1", dovecot.port)
     imap.starttls(ssl_context=client_tls())
     imap.login(w.bob_box.address, w.passwords[w.bob_box.address])
     status, folders = imap.list()
@@ -82,7 +84,7 @@ def test_imap_through_dovecot_lists_and_fetches_the_message(committed_world, smt
     assert message["Subject"] == "Par IMAP"
     imap.logout()
     with pytest.raises(imaplib.IMAP4.error):
-        bad = imaplib.IMAP4("127.0.0.1", dovecot)
+        bad = imaplib.IMAP4("127.0.0.1", dovecot.port)
         bad.starttls(ssl_context=client_tls())
         bad.login(w.bob_box.address, "wrong password!")
 
@@ -154,14 +156,90 @@ def test_limits_give_clear_replies(committed_world, smtp_server, settings):
     assert stored(w.bob_box) == []
 
 
-def test_a_retried_submission_is_not_stored_twice(committed_world, smtp_server):
+def test_the_same_message_sent_twice_is_delivered_twice(committed_world, smtp_server):
+    """The finding: the same bytes submitted twice got 250 twice and were delivered once
+    (a seven-day duplicate suppression meant for retries)."""
     w = committed_world
-    data = letter(w.alice_box.address, w.bob_box.address)
-    data = b"Message-ID: <retry-1@finances.test>\r\n" + data
+    data = b"Message-ID: <twice-1@finances.test>\r\n" + \
+        letter(w.alice_box.address, w.bob_box.address)
     for _ in range(2):
-        submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
-               w.alice_box.address, [w.bob_box.address], data)
+        assert submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
+                      w.alice_box.address, [w.bob_box.address], data) == {}
+    assert len(stored(w.bob_box)) == 2
+
+
+def test_the_quota_counts_the_incoming_message(committed_world, smtp_server):
+    """The finding: the quota check ignored the size of the message being delivered."""
+    from sahab.mail import services
+
+    w = committed_world
+    services.set_quota(actor=SYSTEM, mailbox=w.bob_box, quota_bytes=1024 * 1024)
+    wait_for(lambda: smtp_server.live.table.mailboxes[w.bob_box.address].quota == 1024 * 1024)
+    big = letter(w.alice_box.address, w.bob_box.address, body="x" * 1_100_000)
+    with smtplib.SMTP(smtp_server.host, smtp_server.submission_port, timeout=10) as client:
+        client.starttls(context=client_tls())
+        client.login(w.alice_box.address, w.passwords[w.alice_box.address])
+        client.ehlo()
+        # announced with SIZE=: refused at RCPT
+        client.mail(w.alice_box.address, [f"SIZE={len(big)}"])
+        code, reply = client.rcpt(w.bob_box.address)
+        assert code == 452 and b"4.2.2" in reply
+        client.rset()
+        # not announced: refused at DATA, when the size is known
+        client.mail(w.alice_box.address)
+        assert client.rcpt(w.bob_box.address)[0] == 250
+        code, reply = client.data(big)
+        assert code == 452 and b"4.2.2" in reply
+        client.rset()
+        small = letter(w.alice_box.address, w.bob_box.address, body="court")
+        client.sendmail(w.alice_box.address, [w.bob_box.address], small)
     assert len(stored(w.bob_box)) == 1
+
+
+def test_ehlo_advertises_what_the_server_does(committed_world, smtp_server):
+    """The finding: EHLO advertised neither PIPELINING nor ENHANCEDSTATUSCODES."""
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        code, _ = client.ehlo("mx.example.org")
+        assert code == 250
+        for keyword in ("pipelining", "enhancedstatuscodes", "8bitmime", "smtputf8", "size",
+                        "starttls"):
+            assert client.has_extn(keyword), keyword
+        # and every reply carries an enhanced status code (RFC 2034)
+        assert client.noop() == (250, b"2.0.0 OK")
+        code, reply = client.docmd("FROBNICATE")
+        assert code == 500 and reply.startswith(b"5.5.2 ")
+        code, reply = client.rcpt("someone@sante.test")
+        assert code == 503 and reply.startswith(b"5.5.1 ")
+
+
+def test_bcc_reaches_its_recipient_and_nobody_sees_it(committed_world, smtp_server):
+    """The finding: a submitted Bcc: header reached the visible recipients unchanged."""
+    w = committed_world
+    blind = w.registry_finances.address
+    data = b"Bcc: " + blind.encode() + b"\r\n" + letter(w.alice_box.address, w.bob_box.address)
+    submit(smtp_server, w.alice_box.address, w.passwords[w.alice_box.address],
+           w.alice_box.address, [w.bob_box.address, blind], data)
+    [to_bob] = stored(w.bob_box)
+    [to_blind] = stored(w.registry_finances)
+    for raw in (to_bob, to_blind):
+        assert b"Bcc" not in raw and blind.encode() not in raw.split(b"\r\n\r\n", 1)[0]
+        assert b"dkim=pass" in raw
+
+
+def test_sender_is_checked_like_from_and_from_is_required(committed_world, smtp_server):
+    """The findings: Sender: ministre@… was accepted; a message without From: was accepted
+    and signed."""
+    w = committed_world
+    login, password = w.alice_box.address, w.passwords[w.alice_box.address]
+    forged = b"Sender: ministre@sante.test\r\n" + letter(login, w.bob_box.address)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(smtp_server, login, password, login, [w.bob_box.address], forged)
+    assert refused.value.smtp_code == 550 and b"Sender" in refused.value.smtp_error
+    headless = b"To: " + w.bob_box.address.encode() + b"\r\nSubject: anonyme\r\n\r\nqui ?\r\n"
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(smtp_server, login, password, login, [w.bob_box.address], headless)
+    assert refused.value.smtp_code == 550 and b"5.6.0" in refused.value.smtp_error
+    assert stored(w.bob_box) == []
 
 
 def test_mail_for_other_domains_waits_in_the_outbound_queue(committed_world, smtp_server):
@@ -174,3 +252,38 @@ def test_mail_for_other_domains_waits_in_the_outbound_queue(committed_world, smt
     row = wait_for(lambda: OutboundMessage.objects.first())
     assert row.recipient == "partner@example.org" and row.state == "queued"
     assert len(stored(w.bob_box)) == 1
+
+
+def test_postmaster_abuse_and_the_dmarc_address_reach_the_administrators(committed_world,
+                                                                         smtp_server):
+    """The findings: postmaster was refused (RFC 5321 §4.5.1) and the DMARC record's
+    report address answered 550."""
+    from sahab.directory.models import Agent
+    from sahab.mail import services
+    from sahab.mail.models import Mailbox
+
+    w = committed_world
+    admin = Agent.objects.get(user__username="admin.ms")
+    admin_box = services.provision_agent_mailbox(admin)
+    platform = factories.platform_admin(administration=w.finances)
+    platform_box = services.provision_agent_mailbox(platform)
+    Mailbox.objects.filter(pk=admin_box.pk).update(display_name="x")  # any change …
+    services.set_quota(actor=SYSTEM, mailbox=admin_box, quota_bytes=2**30)  # … reloads
+    table = wait_for(lambda: smtp_server.live.table if "abuse@sante.test" in
+                     smtp_server.live.table.aliases and "postmaster" in
+                     smtp_server.live.table.aliases else None)
+    assert table.aliases["dmarc@sante.test"] == [admin_box.address]
+    [record] = [v for n, t, v in services.dns_records(w.registry_sante.domain)
+                if n.startswith("_dmarc.")]
+    assert "rua=mailto:dmarc@sante.test" in record and "p=reject" in record
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        client.ehlo("mx.example.org")
+        client.mail("reporter@example.org")
+        for rcpt in ("<postmaster>", "postmaster@sante.test", "abuse@sante.test",
+                     "dmarc@sante.test"):
+            assert client.docmd("RCPT TO:", rcpt if rcpt.startswith("<") else f"<{rcpt}>")[0] \
+                == 250, rcpt
+        assert client.data(letter("reporter@example.org", "postmaster@sante.test",
+                                  subject="Rapport DMARC"))[0] == 250
+    assert len(stored(admin_box)) == 1  # postmaster@, abuse@ and dmarc@: one copy
+    assert len(stored(platform_box)) == 1  # the bare postmaster

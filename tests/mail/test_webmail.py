@@ -234,3 +234,78 @@ def test_autoconfig_for_mail_clients(world):
                                   "/mail/box/999/compose/"])
 def test_unknown_objects_are_404(world, path):
     assert client_for(world.alice).get(path).status_code == 404
+
+
+def test_arabic_and_nested_folders_and_dates_read_well_in_arabic(world):
+    """The findings: "أرشيف" showed as &BiMGMQY0BkoGQQ-, "Projets/2026" as "Projets.2026",
+    dates were raw RFC 2822 text garbled right to left, bodies had no dir="auto"."""
+    from sahab.mail.maildir import ensure_maildir
+
+    for folder in ("&BiMGMQY0BkoGQQ-", "Projets.2026"):  # as Dovecot names them on disk
+        ensure_maildir(world.bob_box.home, folder)
+    send_web(world, subject="تقرير الميزانية", body="نص الرسالة")
+    bob = client_for(world.bob)
+    page = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/", HTTP_ACCEPT_LANGUAGE="ar")
+    html = page.content.decode()
+    assert "أرشيف" in html and "&amp;BiMGMQY0BkoGQQ-<" not in html
+    assert "Projets" in html and ">2026<" in html and "Projets.2026<" not in html
+    assert 'class="depth-1"' in html  # 2026 under Projets
+    [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
+    assert '<td dir="auto"><a' in html and "<time datetime=" in html
+    assert "+0000" not in html  # not the raw header
+    reading = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/").content.decode()
+    assert '<h1 dir="auto">تقرير الميزانية</h1>' in reading
+    assert '<pre class="mail-text" dir="auto">' in reading
+    folder = bob.get(f"/mail/box/{world.bob_box.pk}/&BiMGMQY0BkoGQQ-/").content.decode()
+    assert "<bdi>أرشيف</bdi>" in folder
+
+
+def test_the_webmail_offers_bcc_and_never_shows_it(world):
+    alice = client_for(world.alice)
+    assert 'name="bcc"' in alice.get(f"/mail/box/{world.alice_box.pk}/compose/").content.decode()
+    sent = alice.post(f"/mail/box/{world.alice_box.pk}/compose/", {
+        "to": world.bob_box.address, "bcc": world.registry_sante.address,
+        "subject": "Copie cachée", "body": "Texte"})
+    assert sent.status_code == 302
+    [to_bob] = maildir.messages(world.bob_box.maildir, "INBOX")
+    [blind] = maildir.messages(world.registry_sante.maildir, "INBOX")
+    for stored in (to_bob, blind):
+        assert world.registry_sante.address.encode() not in stored.path.read_bytes()
+    [copy] = maildir.messages(world.alice_box.maildir, maildir.SENT)
+    assert webmail.read(copy.path.read_bytes()).subject == "Copie cachée"
+
+
+def test_outlook_and_thunderbird_find_the_servers_and_dns_has_mta_sts(world, settings):
+    """The findings: no Outlook autodiscover, no implicit-TLS ports, no MTA-STS nor TLS-RPT
+    among the proposed DNS records."""
+    from sahab.mail import services
+
+    client = Client()
+    request = (b'<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.'
+               b'microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request>'
+               b"<EMailAddress>" + world.bob_box.address.encode() + b"</EMailAddress>"
+               b"<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/"
+               b"outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>")
+    answer = client.post("/Autodiscover/Autodiscover.xml", request, content_type="text/xml")
+    assert answer.status_code == 200
+    xml = answer.content.decode()
+    assert f"<Port>{settings.IMAPS_PORT}</Port>" in xml and "<SSL>on</SSL>" in xml
+    assert f"<Port>{settings.SMTPS_PORT}</Port>" in xml
+    assert f"<LoginName>{world.bob_box.address}</LoginName>" in xml
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
+    assert client.post("/autodiscover/autodiscover.xml", bomb,
+                       content_type="text/xml").status_code == 400
+    assert client.post("/autodiscover/autodiscover.xml", request.replace(
+        b"sante.test", b"elsewhere.example"), content_type="text/xml").status_code == 404
+    thunderbird = client.get("/.well-known/autoconfig/mail/config-v1.1.xml",
+                             {"emailaddress": world.bob_box.address}).content.decode()
+    assert "<socketType>SSL</socketType>" in thunderbird
+    policy = client.get("/.well-known/mta-sts.txt").content.decode()
+    assert "mode: enforce" in policy and f"mx: {settings.MAIL_HOSTNAME}" in policy
+    records = {(name, kind): value for name, kind, value in
+               services.dns_records(world.bob_box.domain)}
+    assert records[("_mta-sts.sante.test", "TXT")].startswith("v=STSv1; id=")
+    assert records[("_smtp._tls.sante.test", "TXT")] == \
+        "v=TLSRPTv1; rua=mailto:postmaster@sante.test"
+    assert ("autodiscover.sante.test", "CNAME") in records
+    assert records[("_imaps._tcp.sante.test", "SRV")].startswith(f"0 1 {settings.IMAPS_PORT} ")

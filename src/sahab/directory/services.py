@@ -108,6 +108,8 @@ def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar:
         mail_domain=(mail_domain or "").strip().lower() or None)
     admin.path = f"{parent.path if parent else '/'}{admin.code}/"
     _full_clean(admin, exclude=["path"])
+    if admin.mail_domain:
+        _check_mail_domain(actor, admin.mail_domain)
     try:
         with transaction.atomic():
             admin.save()
@@ -115,6 +117,8 @@ def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar:
         raise Conflict(_("An administration with this code or mail domain exists.")) from None
     _record(actor, "administration.created", f"administration:{admin.code}",
             **_admin_data(admin))
+    if admin.mail_domain:
+        _mail_domain_assigned(actor, admin)
     return admin
 
 
@@ -135,6 +139,7 @@ def update_administration(*, actor, administration: Administration,
         raise PermissionDenied(_("You cannot deactivate the administration you manage."))
     with transaction.atomic():
         admin = Administration.objects.select_for_update().get(pk=administration.pk)
+        old_mail_domain = admin.mail_domain
         for field, value in changes.items():
             if field == "mail_domain":
                 value = (value or "").strip().lower() or None
@@ -144,6 +149,8 @@ def update_administration(*, actor, administration: Administration,
         if parent != "unchanged":
             _move(actor, admin, parent)
         _full_clean(admin, exclude=["path"])
+        if admin.mail_domain != old_mail_domain:
+            _check_mail_domain(actor, admin.mail_domain)
         try:
             with transaction.atomic():
                 admin.save()
@@ -151,7 +158,24 @@ def update_administration(*, actor, administration: Administration,
             raise Conflict(_("Another administration uses this mail domain.")) from None
         _record(actor, "administration.updated", f"administration:{admin.code}",
                 **_admin_data(admin))
+        if admin.mail_domain != old_mail_domain:
+            _mail_domain_assigned(actor, admin)
     return admin
+
+
+# Mail domains are vetted by the mail pillar: only platform admins assign them, from the
+# state's list, and the DKIM keys are made then (docs/mail.md).
+
+def _check_mail_domain(actor, name: str | None) -> None:
+    from sahab.mail import services as mail
+
+    mail.check_domain_assignment(actor=actor, name=name)
+
+
+def _mail_domain_assigned(actor, admin: Administration) -> None:
+    from sahab.mail import services as mail
+
+    mail.domain_assigned(actor=actor, administration=admin)
 
 
 def _move(actor, admin: Administration, parent: Administration | None) -> None:

@@ -12,6 +12,8 @@ def register(sub) -> None:
     p.add_argument("--smtp-port", type=int, help="relay/MX port (default SAHAB_SMTP_PORT)")
     p.add_argument("--submission-port", type=int,
                    help="submission port (default SAHAB_SUBMISSION_PORT)")
+    p.add_argument("--smtps-port", type=int,
+                   help="submission over implicit TLS (default SAHAB_SMTPS_PORT)")
     p.set_defaults(func=cmd_smtp)
     p = commands.add_parser("dovecot-config", help="write Dovecot's configuration and users")
     p.set_defaults(func=cmd_dovecot_config)
@@ -28,7 +30,8 @@ def register(sub) -> None:
 def cmd_smtp(args) -> int:
     from sahab.mail import smtp
 
-    smtp.serve(smtp_port=args.smtp_port, submission_port=args.submission_port)
+    smtp.serve(smtp_port=args.smtp_port, submission_port=args.submission_port,
+               smtps_port=args.smtps_port)
     return 0
 
 

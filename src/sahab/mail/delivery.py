@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from sahab.mail import dkim, maildir
+from sahab.mail import dkim, dovecot, maildir
 from sahab.mail.routing import Route, Routing
+
+if TYPE_CHECKING:
+    from sahab.mail.inbound import Verdict
 
 
 class Refused(Exception):
@@ -43,6 +46,7 @@ class Submission:
     peer: str = "127.0.0.1"
     helo: str = "localhost"
     protocol: str = "ESMTP"
+    sign_as: str = ""  # the domain to sign for when the envelope sender is null (<>)
 
 
 @dataclass
@@ -95,6 +99,57 @@ def check_headers(data: bytes) -> None:
         raise Refused("554 5.6.0 NUL character in the message header")
 
 
+# --- header fields that must not pass -------------------------------------------------------
+
+_SUSPECT = re.compile(rb"(?im)^(bcc|x-sahab-[a-z0-9-]*|authentication-results)[ \t]*:")
+
+
+def _claims_this_server(value: bytes) -> bool:
+    """An Authentication-Results field naming this server as its author (RFC 8601 §5)."""
+    authserv_id = value.split(b";", 1)[0].split()
+    return bool(authserv_id) and authserv_id[0].decode("ascii", "replace").lower() == \
+        settings.MAIL_HOSTNAME.lower()
+
+
+def clean_headers(data: bytes, *, submission: bool) -> bytes:
+    """The message without the header fields nobody outside may set: ``X-Sahab-*`` (the
+    platform's own marks, e.g. of registered letters), ``Authentication-Results``
+    claiming this server, and — on submission — ``Bcc`` (RFC 5322 §3.6.3: the blind
+    recipients get the message without it, the others never see it)."""
+    if not _SUSPECT.search(header_block(data)):
+        return data  # the usual case: nothing to take out, nothing re-written
+    fields, body = dkim_parse(data)
+    kept = []
+    for name, value in fields:
+        lower = name.lower()
+        if lower.startswith(b"x-sahab-") or (submission and lower == b"bcc") or (
+                lower == b"authentication-results" and _claims_this_server(value)):
+            continue
+        kept.append(name + b":" + value)
+    return b"".join(kept) + b"\r\n" + body
+
+
+def dkim_parse(data: bytes) -> tuple[list[list[bytes]], bytes]:
+    """(header fields as [name, raw value], body), as dkimpy splits a message."""
+    import dkim
+
+    return dkim.rfc822_parse(data)
+
+
+def check_submitted_senders(data: bytes, allowed: set[str]) -> None:
+    """A submitted message names its author, and only addresses its user may send as, in
+    ``From:`` and ``Sender:``. A message without ``From:`` is refused rather than given
+    one: the client then shows the user what went wrong (docs/mail.md)."""
+    headers = headers_of(data)
+    authors = addresses_in(headers, "From")
+    if not authors:
+        raise Refused("550 5.6.0 The message has no From: header")
+    if not set(authors) <= allowed:
+        raise Refused("550 5.7.1 The From header names an address you may not send as")
+    if not set(addresses_in(headers, "Sender")) <= allowed:
+        raise Refused("550 5.7.1 The Sender header names an address you may not send as")
+
+
 def _queue_id() -> str:
     return uuid.uuid4().hex[:16].upper()
 
@@ -123,21 +178,18 @@ def _missing_identity(data: bytes, sender_domain: str) -> bytes:
     return added
 
 
-def delivery_key(mail_from: str, recipient: str, data: bytes) -> str:
-    """The same submission retried by a client gets the same key (no duplicate copy)."""
-    h = hashlib.sha256()
-    for part in (mail_from.encode(), recipient.encode(), data):
-        h.update(len(part).to_bytes(8, "big"))
-        h.update(part)
-    return h.hexdigest()
+def accept(sub: Submission, routing: Routing, *, sign: bool,
+           verdict: Verdict | None = None) -> Accepted:
+    """Deliver locally and spool for elsewhere; raises ``Refused`` or OSError, else done.
 
-
-def accept(sub: Submission, routing: Routing, *, sign: bool) -> Accepted:
-    """Deliver locally and spool for elsewhere; raises ``Refused`` or OSError, else done."""
+    ``sign`` is for submitted mail (SMTP submission, the webmail): it is cleaned of
+    ``Bcc`` and signed for its hosted domain. Mail from the MX port comes with the
+    ``verdict`` of ``inbound.authenticate`` (where it goes, and its results).
+    """
     check_headers(sub.data)
     queue_id = _queue_id()
-    sender_domain = sub.mail_from.rpartition("@")[2]
-    data = sub.data
+    sender_domain = sub.mail_from.rpartition("@")[2] or sub.sign_as
+    data = clean_headers(sub.data, submission=sign)
     signed_here: list[dkim.Result] = []
     if sign and sender_domain in routing.domains:
         keys = routing.domains[sender_domain]
@@ -156,16 +208,40 @@ def accept(sub: Submission, routing: Routing, *, sign: bool) -> Accepted:
         else:
             remote.append(rcpt)
     if local:
-        # What this server signed a moment ago passes by construction; anything else
-        # (the relay port, mail signed elsewhere) is verified.
-        results = signed_here if signed_here else dkim.verify(data, routing.records)
-        stamped = dkim.authentication_results(settings.MAIL_HOSTNAME, results,
+        if verdict is not None:
+            methods = verdict.methods()
+        else:
+            # What this server signed a moment ago passes by construction; anything else
+            # (mail signed elsewhere) is verified.
+            results = signed_here if signed_here else dkim.verify(data, routing.records)
+            methods = [r.method() for r in results]
+            authors = addresses_in(headers_of(data), "From") if signed_here else []
+            if len(authors) == 1 and authors[0].rpartition("@")[2] == sender_domain:
+                methods.append(f"dmarc=pass header.from={sender_domain}")  # signed: aligned
+        stamped = dkim.authentication_results(settings.MAIL_HOSTNAME, methods,
                                               sub.auth_user) + outgoing
+        full = [address for address, (_rcpt, route) in local.items()
+                if not route.has_room_for(len(stamped))]
+        if full:  # checked with the message's real size, before any copy is written
+            raise Refused(f"452 4.2.2 <{full[0]}>: mailbox full")
         owner = maildir.mail_owner()
+        folder = verdict.folder if verdict is not None else ""
+        filtering = dovecot.lda_binary() is not None
         for address, (_rcpt, route) in local.items():
-            key = delivery_key(sub.mail_from, address, sub.data)
-            name = maildir.deliver(route.home, stamped, key=key, owner=owner)
-            route.used += len(stamped) if name else 0
+            # Each accepted message is a new delivery: a client that sends the same bytes
+            # twice gets two copies, as it would anywhere else.
+            if filtering and not folder and dovecot.has_filters(route.home):
+                try:
+                    dovecot.deliver_with_filters(route.home, address, sub.mail_from, stamped)
+                except dovecot.DeliveryFailed as failed:
+                    if failed.permanent:
+                        raise Refused(f"550 5.7.1 <{address}>: refused by the mailbox's "
+                                      f"filters") from None
+                    raise OSError(f"delivery to {address}: {failed}") from None
+                name = "filtered"
+            else:
+                name = maildir.deliver(route.home, stamped, folder=folder, owner=owner)
+            route.used += len(stamped)
             accepted.delivered[address] = name or ""
     if remote:
         spool_outbound(sub.mail_from, remote, outgoing)

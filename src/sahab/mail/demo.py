@@ -142,5 +142,12 @@ def _letters(agents: dict[str, Agent]) -> None:
             body="Monsieur le Ministre,\n\nJ'ai l'honneur de vous faire parvenir le présent "
                  "courrier …\n\nVeuillez agréer l'expression de ma haute considération.",
             attachments=[("courrier.txt", "text/plain", f"{reference}\n{subject}\n".encode())])
-        if opened and letter.state == Letter.State.DELIVERED:
-            letters.record_opening(letter, SYSTEM)
+        clerk = _clerk_of(letter.recipient)
+        if opened and letter.state == Letter.State.DELIVERED and clerk is not None:
+            letters.record_opening(letter, clerk.user, stored_key=letter.delivered_file)
+
+
+def _clerk_of(registry: Mailbox) -> Agent | None:
+    """The agent the registry was delegated to, who opens its letters in the demo."""
+    delegation = registry.delegations.select_related("agent__user").first()
+    return delegation.agent if delegation is not None else None

@@ -16,12 +16,13 @@ import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from django.conf import settings
+
+from sahab.mail import resolver
 
 # What the signature covers: the headers a reader relies on (RFC 6376 §5.4.1).
 SIGNED_HEADERS = [b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to",
                   b"in-reply-to", b"references", b"mime-version", b"content-type",
-                  b"content-transfer-encoding", b"x-sahab-letter"]
+                  b"content-transfer-encoding", b"sender", b"x-sahab-letter"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,8 @@ def verify(message: bytes, records: dict[str, str]) -> list[Result]:
         key = (name.decode() if isinstance(name, bytes) else name).rstrip(".").lower()
         if key in records:
             return records[key].encode()
-        if settings.MAIL_DNS:
+        if resolver.enabled():
+            resolver.configure()
             return dkim.dnsplug.get_txt(name, timeout=timeout)
         missing.add(key)
         return None
@@ -164,9 +166,9 @@ def _field(signature: dict, name: bytes) -> str:
     return (signature.get(name) or b"").decode(errors="replace")
 
 
-def authentication_results(host: str, results: list[Result], auth_user: str = "") -> bytes:
+def authentication_results(host: str, methods: list[str], auth_user: str = "") -> bytes:
     """An Authentication-Results header field (RFC 8601) for the results."""
-    methods = [r.method() for r in results]
+    methods = list(methods)
     if auth_user:
         methods.insert(0, f"auth=pass smtp.auth={auth_user}")
     separator = ";\r\n\t"

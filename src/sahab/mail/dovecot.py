@@ -8,9 +8,13 @@ mailboxes or passwords (Dovecot notices the new file by itself).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import pwd
+import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 from django.conf import settings
@@ -45,24 +49,88 @@ def _account() -> tuple[str, str]:
     return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
 
 
-def write_passwd_file() -> Path:
-    """One line per active mailbox with a password: ``address:{ARGON2ID}…::::home::``."""
-    from sahab.mail.models import Mailbox
+def userdb_path() -> Path:
+    return directory() / "userdb"
 
-    lines = [f"{box.address}:{box.password_digest}::::{box.home}::\n"
-             for box in Mailbox.objects.filter(active=True, domain__active=True)
-             .exclude(password_digest="").select_related("domain")]
-    path = passwd_path()
+
+def shared_dict_path() -> Path:
+    return directory() / "state" / "shared-mailboxes.db"
+
+
+def callback_key() -> str:
+    """The secret Dovecot presents when it calls sahab (auth policy, letter openings)."""
+    path = settings.SAHAB_HOME / "keys" / "dovecot-callback.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _write(path: Path, text: str, owner) -> None:
+    """Replace ``path`` atomically, readable by Dovecot's account only."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    tmp = path.with_name(f".users.{os.getpid()}.tmp")
-    tmp.write_text("".join(lines))
-    owner = maildir.mail_owner()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
     if owner is not None:
         os.chown(tmp, owner.uid, owner.gid)
-        os.chown(path.parent, owner.uid, owner.gid)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    return path
+
+
+# IMAP rights (RFC 4314) of a delegation: read it, or also file, flag and delete in it.
+READ_RIGHTS = "lrs"
+SEND_RIGHTS = "lrwstipe"
+
+
+def write_passwd_file() -> Path:
+    """Dovecot's view of the mail directory, rewritten after every change:
+
+    - ``users``: who signs in (``address:{ARGON2ID}…``), mailboxes with a password only;
+    - ``userdb``: every active mailbox, its home and its quota (Dovecot's quota plugin
+      answers GETQUOTAROOT with the same quota sahab enforces);
+    - the ACL of each shared and registry mailbox (``Maildir/dovecot-acl``), one line
+      per delegated agent, and the list of who shares with whom (``acl_shared_dict``):
+      delegated agents find those mailboxes under ``shared/`` in their mail client,
+      signed in as themselves.
+    """
+    from sahab.mail.models import Delegation, Mailbox
+
+    boxes = list(Mailbox.objects.filter(active=True, domain__active=True)
+                 .select_related("domain"))
+    owner = maildir.mail_owner()
+    _write(passwd_path(), "".join(f"{box.address}:{box.password_digest}\n" for box in boxes
+                                  if box.password_digest), owner)
+    _write(userdb_path(), "".join(
+        f"{box.address}:::::{box.home}::userdb_quota_rule=*:bytes={box.quota_bytes}\n"
+        for box in boxes), owner)
+    rights: dict[int, list[str]] = {}
+    shared_with: list[str] = []
+    personal = {b.agent_id: b.address for b in boxes if b.agent_id}
+    by_id = {b.pk: b for b in boxes}
+    for delegation in Delegation.objects.filter(mailbox__active=True).order_by("pk"):
+        user, box = personal.get(delegation.agent_id), by_id.get(delegation.mailbox_id)
+        if user is None or box is None:
+            continue
+        granted = SEND_RIGHTS if delegation.can_send else READ_RIGHTS
+        rights.setdefault(box.pk, []).append(f"user={user} {granted}\n")
+        shared_with.append(f"shared/shared-boxes/user/{user}/{box.address}\n1\n")
+    for box in boxes:
+        if box.kind == Mailbox.Kind.PERSONAL:
+            continue
+        acl = box.maildir / "dovecot-acl"
+        if box.pk in rights or acl.exists():
+            maildir.ensure_maildir(box.home, owner=owner)
+            _write(acl, "".join(rights.get(box.pk, [])), owner)
+            (box.maildir / "dovecot-acl-list").unlink(missing_ok=True)  # Dovecot's cache
+    _write(shared_dict_path(), "".join(shared_with), owner)
+    return passwd_path()
+
+
+def vacation_spool() -> Path:
+    """Where the replies Sieve makes (vacation) wait for the worker to send them."""
+    return settings.SAHAB_HOME / "mail" / "sieve-outbox"
 
 
 def write_config(port: int | None = None) -> Path:
@@ -83,30 +151,121 @@ def write_config(port: int | None = None) -> Path:
         os.chmod(settings.SAHAB_HOME, mode | 0o011)  # noqa: S103 (search only, no listing)
     mail = settings.SAHAB_HOME / "mail"
     mail.mkdir(parents=True, exist_ok=True, mode=0o700)
+    outbox = vacation_spool()
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
     if owner is not None:
-        for path in (home, home / "run", home / "state", cert, key, mail):
+        for path in (home, home / "run", home / "state", cert, key, mail, outbox):
             os.chown(path, owner.uid, owner.gid)
     uid = pwd.getpwnam(user).pw_uid
+    callback = settings.MAIL_DOVECOT_CALLBACK_URL.rstrip("/")
+    secret = callback_key()
     config = CONFIG.format(
         home=home, user=user, group=group, first_uid=min(uid, 500) or 1,
-        port=port or settings.IMAP_PORT, passwd=passwd_path(), cert=cert, key=key)
+        port=port or settings.IMAP_PORT, imaps_port=settings.IMAPS_PORT,
+        managesieve_port=settings.MANAGESIEVE_PORT, passwd=passwd_path(),
+        userdb=userdb_path(), shared_dict=shared_dict_path(), cert=cert, key=key,
+        policy_url=f"{callback}/auth-policy", secret=secret,
+        nonce=hashlib.sha256(f"nonce:{secret}".encode()).hexdigest(),
+        events_url=f"{callback}/events?key={secret}",
+        sendmail=f"{_sendmail_script(owner)} {outbox}",
+        postmaster=f"postmaster@{settings.MAIL_HOSTNAME}", hostname=settings.MAIL_HOSTNAME)
     config_path().write_text(config)
+    os.chmod(config_path(), 0o600)
+    if owner is not None:
+        os.chown(config_path(), owner.uid, owner.gid)
     write_passwd_file()
     return config_path()
 
 
-def command(port: int | None = None) -> list[str] | None:
-    """The command that runs Dovecot in the foreground, or None when not installed."""
+def _sendmail_script(owner) -> Path:
+    from sahab.mail.sendmail import SCRIPT
+
+    path = directory() / "sendmail"
+    path.write_text(SCRIPT)
+    os.chmod(path, 0o700)
+    if owner is not None:
+        os.chown(path, owner.uid, owner.gid)
+    return path
+
+
+def command(port: int | None = None, web_port: int | None = None) -> list[str] | None:
+    """The command that runs Dovecot in the foreground, or None when not installed;
+    ``web_port``: where this instance's web application listens, when not the default."""
     exe = binary()
     if exe is None:
         return None
+    if web_port and "SAHAB_MAIL_DOVECOT_CALLBACK_URL" not in os.environ:
+        settings.MAIL_DOVECOT_CALLBACK_URL = f"http://127.0.0.1:{web_port}/mail/dovecot/"
     conf = write_config(port)
-    argv = [exe, "-F", "-c", str(conf)]
+    return _as_mail_owner([exe, "-F", "-c", str(conf)])
+
+
+def _as_mail_owner(argv: list[str]) -> list[str]:
     owner = maildir.mail_owner()
     if owner is not None:  # drop root before Dovecot starts: it never holds privileges
         argv = ["setpriv", f"--reuid={owner.uid}", f"--regid={owner.gid}", "--clear-groups",
                 *argv]
     return argv
+
+
+# --- Sieve: mail for a mailbox with filters goes through Dovecot's delivery agent -----------
+
+@functools.lru_cache(maxsize=1)
+def lda_binary() -> str | None:
+    """Dovecot's delivery agent, when installed (looked up once per process)."""
+    path = Path("/usr/lib/dovecot/dovecot-lda")
+    return str(path) if path.exists() and binary() is not None else None
+
+
+def has_filters(home: Path) -> bool:
+    """A Sieve script is active for this mailbox (ManageSieve's, or the webmail's
+    vacation reply)."""
+    return (home / ".dovecot.sieve").exists() or (home / VACATION_SCRIPT).exists()
+
+
+class DeliveryFailed(Exception):
+    def __init__(self, permanent: bool, detail: str):
+        super().__init__(detail)
+        self.permanent = permanent
+
+
+def deliver_with_filters(home: Path, address: str, mail_from: str, data: bytes) -> None:
+    """Deliver through ``dovecot-lda``: the user's Sieve filters file it, answer it
+    (vacation) or refuse it; Dovecot fsyncs before it exits with 0."""
+    if not config_path().exists():
+        write_config()
+    argv = _as_mail_owner([lda_binary(), "-c", str(config_path()), "-a", address,
+                           "-f", mail_from or "MAILER-DAEMON"])
+    env = {"HOME": str(home), "USER": address, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(argv, input=data, env=env, capture_output=True, timeout=120,
+                          check=False)
+    if done.returncode == 0:
+        return
+    detail = done.stderr.decode(errors="replace").strip()[-300:]
+    # sysexits: 75 is a temporary failure; 77 (no permission: e.g. over quota) and
+    # the rest are permanent
+    raise DeliveryFailed(done.returncode != 75, detail or f"exit {done.returncode}")
+
+
+def file_of_uid(maildir_path: Path, uid: int) -> str:
+    """The Maildir file (without its flags) Dovecot numbered ``uid``, from its
+    ``dovecot-uidlist`` ("<uid> [extensions] :<file>" after a header line); "" if none."""
+    try:
+        lines = (maildir_path / "dovecot-uidlist").read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines[1:]:
+        number, _, rest = line.partition(" ")
+        if number == str(uid) and ":" in rest:
+            return rest.split(":", 1)[1].split(":", 1)[0].strip()
+    return ""
+
+
+VACATION_SCRIPT = ".sahab-vacation.sieve"
+
+
+def vacation_script(home: Path) -> Path:
+    return home / VACATION_SCRIPT
 
 
 CONFIG = """\
@@ -115,27 +274,40 @@ base_dir = {home}/run
 state_dir = {home}/state
 log_path = {home}/dovecot.log
 instance_name = sahab
-protocols = imap
+protocols = imap sieve
 listen = 127.0.0.1
+hostname = {hostname}
+postmaster_address = {postmaster}
 default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {user}
 first_valid_uid = {first_uid}
 mail_location = maildir:~/Maildir
 mail_fsync = always
+mail_plugins = $mail_plugins acl quota
 ssl = required
 ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 auth_mechanisms = plain login
 disable_plaintext_auth = yes
+# Wrong passwords: Dovecot waits before answering, and asks sahab (which counts the
+# failures of SMTP AUTH and IMAP together, per address and per login) whether to let a
+# login through at all.
+auth_failure_delay = 2 secs
+auth_policy_server_url = {policy_url}
+auth_policy_server_api_header = X-Sahab-Key: {secret}
+auth_policy_hash_nonce = {nonce}
+auth_policy_request_attributes = login=%{{requested_username}} remote=%{{rip}} protocol=%s
+auth_policy_reject_on_fail = yes
+auth_policy_server_timeout_msecs = 5000
 passdb {{
   driver = passwd-file
   args = scheme=ARGON2ID username_format=%Lu {passwd}
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%Lu {passwd}
+  args = username_format=%Lu {userdb}
   default_fields = uid={user} gid={group}
 }}
 namespace inbox {{
@@ -153,10 +325,41 @@ namespace inbox {{
     special_use = \\Trash
     auto = subscribe
   }}
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
   mailbox Receipts {{
     auto = subscribe
   }}
 }}
+# Shared and registry mailboxes delegated to an agent: shared/<address>/… in their
+# client; \\Seen stays each reader's own (private index).
+namespace shared {{
+  type = shared
+  separator = /
+  prefix = shared/%%u/
+  location = maildir:%%h/Maildir:INDEXPVT=~/Maildir/shared/%%u
+  subscriptions = no
+  list = children
+}}
+protocol imap {{
+  mail_plugins = $mail_plugins imap_acl imap_quota
+}}
+protocol lda {{
+  mail_plugins = $mail_plugins sieve
+}}
+plugin {{
+  acl = vfile
+  acl_defaults_from_inbox = yes
+  acl_shared_dict = file:{shared_dict}
+  quota = count:User quota
+  quota_vsizes = yes
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+  sieve_before = ~/.sahab-vacation.sieve
+  sieve_vacation_send_from_recipient = yes
+}}
+sendmail_path = {sendmail}
 service imap-login {{
   chroot =
   inet_listener imap {{
@@ -164,7 +367,16 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service managesieve-login {{
+  chroot =
+  inet_listener sieve {{
+    address = 127.0.0.1
+    port = {managesieve_port}
   }}
 }}
 service anvil {{
@@ -172,5 +384,18 @@ service anvil {{
 }}
 service stats {{
   chroot =
+}}
+# A registered letter is opened when someone fetches its body (never for a header-only
+# fetch): Dovecot tells sahab who, in which mailbox, which message.
+event_exporter sahab {{
+  format = json
+  format_args = time-rfc3339
+  transport = http-post
+  transport_args = {events_url}
+}}
+metric letter_openings {{
+  filter = event=mail_opened AND reason_code=imap:fetch_body
+  exporter = sahab
+  exporter_include = name fields
 }}
 """

@@ -138,9 +138,47 @@ def send_letter(*, actor, sender: Mailbox, to: Administration, reference: str,
     return letter
 
 
+def send_from_mail_client(*, login: str, mail_from: str, registry: str, data: bytes) -> Letter:
+    """A letter written in a mail client and sent to ``<registry>+lettre@<domain>``:
+    the subject is ``[REFERENCE] subject``; the text and attachments are the message's.
+    The letter is then rebuilt, signed and receipted exactly as one from the webmail
+    (its classification is general correspondence). Raises ``delivery.Refused``."""
+    import email
+    import email.policy
+
+    from django.contrib.auth import get_user_model
+
+    from sahab.core.errors import DomainError
+    from sahab.mail import webmail
+    from sahab.mail.delivery import Refused
+
+    owner = Mailbox.objects.filter(address=login, agent__isnull=False).select_related(
+        "agent").first()
+    sender = Mailbox.objects.filter(address=mail_from).select_related("domain").first()
+    target = Mailbox.objects.filter(address=registry, kind=Mailbox.Kind.REGISTRY) \
+        .select_related("domain__administration").first()
+    if owner is None or sender is None or target is None:
+        raise Refused("550 5.7.1 Registered letters are sent by agents, to a registry office")
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    subject = webmail.header(message, "Subject")
+    reference, _, title = subject.partition("]")
+    if not subject.startswith("[") or not title.strip():
+        raise Refused("550 5.6.0 The subject of a registered letter is [REFERENCE] subject")
+    reading = webmail.read(data)
+    attachments = [webmail.attachment(data, a.index) for a in reading.attachments]
+    actor = get_user_model().objects.get(pk=owner.agent.user_id)
+    try:
+        return send_letter(actor=actor, sender=sender, to=target.domain.administration,
+                           reference=reference[1:].strip(), classification="general",
+                           subject=title.strip(), body=reading.text, attachments=attachments)
+    except DomainError as refused:
+        raise Refused(f"550 5.7.1 {' '.join(str(refused.detail).split())}") from None
+
+
 # --- receipts ----------------------------------------------------------------------------
 
-def _issue(letter: Letter, kind: str, actor, detail: str = "") -> Receipt:
+def _issue(letter: Letter, kind: str, actor, detail: str = "",
+           person: dict[str, str] | None = None) -> Receipt:
     """Sign a receipt, append its ledger entry and keep it — in the caller's transaction."""
     now = timezone.now()
     fields = {
@@ -152,6 +190,8 @@ def _issue(letter: Letter, kind: str, actor, detail: str = "") -> Receipt:
     }
     if detail:
         fields["detail"] = " ".join(detail.split())[:200]
+    for key, value in (person or {}).items():
+        fields[key] = " ".join(value.split())[:300]
     text = receipt_text(fields).encode()
     document = text + b"\n" + signer().signature_line(text).encode()
     appended = ledger.append(
@@ -222,34 +262,76 @@ def attempt_delivery(letter: Letter) -> bool:
     return False
 
 
-def record_opening(letter: Letter, actor) -> Receipt | None:
-    """The registry opened the letter (in the webmail, or flagged seen over IMAP)."""
+def _person(agent) -> dict[str, str]:
+    """Who opened a letter, as the receipt names them."""
+    user = agent.user
+    name = user.get_full_name() or user.username
+    mailbox = Mailbox.objects.filter(agent=agent).values_list("address", flat=True).first()
+    return {"opened-by": f"{name} <{mailbox}>" if mailbox else name,
+            "opened-by-administration": f"{agent.administration.code} "
+                                        f"{agent.administration.name_fr}"}
+
+
+def record_opening(letter: Letter, actor, *, stored_key: str) -> Receipt | None:
+    """A named person opened the delivered letter itself: the file ``stored_key`` of the
+    registry mailbox (in the webmail, or by fetching its body over IMAP). Nothing else —
+    a message that merely carries the letter's Message-ID, a header-only fetch, a login
+    with the registry's own password — earns an opening receipt."""
+    agent = directory.agent_of(actor)
+    if agent is None or not stored_key or stored_key != letter.delivered_file:
+        return None
+    from sahab.mail import services
+
+    if not services.can_use_mailbox(actor, letter.recipient) or \
+            letter.recipient.agent_id == agent.pk:
+        return None
     with transaction.atomic():
         locked = Letter.objects.select_for_update().get(pk=letter.pk)
         if locked.state != Letter.State.DELIVERED:
             return None
         locked.state = Letter.State.OPENED
         locked.save(update_fields=["state"])
-        return _issue(locked, Receipt.Kind.OPENING, actor)
+        return _issue(locked, Receipt.Kind.OPENING, actor, person=_person(agent))
+
+
+def opened_over_imap(*, user: str, mailbox: str, uid: int) -> Receipt | None:
+    """Dovecot saw ``user`` fetch the body of message ``uid`` in ``mailbox`` (their
+    ``shared/<registry address>/INBOX``): the opening receipt, if that message is a
+    delivered letter."""
+    from django.contrib.auth import get_user_model
+
+    from sahab.mail import dovecot
+
+    parts = mailbox.split("/")
+    if len(parts) != 3 or parts[0] != "shared" or parts[2] != "INBOX":
+        return None  # a mailbox read with its own password names nobody
+    registry = Mailbox.objects.filter(address=parts[1].lower(), kind=Mailbox.Kind.REGISTRY) \
+        .select_related("domain").first()
+    reader = Mailbox.objects.filter(address=user.lower(), agent__isnull=False) \
+        .select_related("agent").first()
+    if registry is None or reader is None:
+        return None
+    stored_key = dovecot.file_of_uid(registry.maildir, uid)
+    letter = letter_in(registry, stored_key) if stored_key else None
+    if letter is None:
+        return None
+    actor = get_user_model().objects.get(pk=reader.agent.user_id)
+    return record_opening(letter, actor, stored_key=stored_key)
+
+
+def letter_in(mailbox: Mailbox, stored_key: str) -> Letter | None:
+    """The registered letter that the delivered file ``stored_key`` of ``mailbox`` is."""
+    return Letter.objects.filter(recipient=mailbox, delivered_file=stored_key) \
+        .select_related("recipient__domain").first()
 
 
 def advance_letters() -> int:
-    """Timer: retry deliveries, give up after the deadline, notice openings over IMAP."""
+    """Timer: retry deliveries, give up after the deadline."""
     done = 0
     for letter in Letter.objects.filter(state=Letter.State.ACCEPTED).select_related(
             "recipient__domain", "sender__domain"):
         done += attempt_delivery(letter)
-    for letter in Letter.objects.filter(state=Letter.State.DELIVERED).select_related(
-            "recipient__domain", "sender__domain"):
-        stored = maildir.find(letter.recipient.maildir, "INBOX", letter.delivered_file)
-        if stored is not None and stored.seen and record_opening(letter, directory.SYSTEM):
-            done += 1
     return done
-
-
-def letter_for_message_id(message_id: str) -> Letter | None:
-    return Letter.objects.filter(message_id=message_id.strip()).select_related(
-        "recipient", "sender").first()
 
 
 def letters_visible_to(user):

@@ -24,7 +24,7 @@ _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 SUBDIRS = ("tmp", "new", "cur")
 # Maildir++ folders are ".Name" directories; these are the special-use ones.
-SENT, DRAFTS, TRASH, RECEIPTS = "Sent", "Drafts", "Trash", "Receipts"
+SENT, DRAFTS, TRASH, RECEIPTS, JUNK = "Sent", "Drafts", "Trash", "Receipts", "Junk"
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def folders(maildir: Path) -> list[str]:
     if maildir.is_dir():
         names = sorted(p.name[1:] for p in maildir.iterdir()
                        if p.name.startswith(".") and (p / "cur").is_dir())
-    special = [f for f in (SENT, DRAFTS, RECEIPTS, TRASH) if f in names]
+    special = [f for f in (SENT, DRAFTS, RECEIPTS, JUNK, TRASH) if f in names]
     return ["INBOX", *special, *(n for n in names if n not in special)]
 
 

@@ -249,3 +249,19 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.letter}: {self.kind}"
+
+
+class AuthFailure(models.Model):
+    """Wrong mail passwords in the current window, per client address and per login.
+
+    Shared by every SMTP process, front end and Dovecot (through its auth policy), so an
+    attacker gains nothing by opening more connections or spreading over the ports.
+    """
+
+    key = models.CharField(max_length=400, unique=True)  # "client:<ip>" or "login:<address>"
+    count = models.IntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

@@ -119,3 +119,38 @@ def _bounce(row: OutboundMessage, data: bytes, error: str) -> None:
                           subtype="rfc822-headers", filename="headers.txt")
     maildir.deliver(sender.home, report.as_bytes(), key=f"bounce-{row.pk}",
                     owner=maildir.mail_owner())
+
+
+def send_sieve_outbox() -> int:
+    """Send what Sieve filters wrote (vacation replies, redirects): signed for the
+    mailbox they answer for, delivered or queued like any other mail."""
+    from sahab.mail import dovecot, webmail
+    from sahab.mail.sendmail import parse_arguments
+
+    outbox = dovecot.vacation_spool()
+    if not outbox.is_dir():
+        return 0
+    sent = 0
+    for arguments in sorted(outbox.glob("*.args")):
+        message = arguments.with_suffix(".eml")
+        try:
+            sender, recipients = parse_arguments(arguments.read_text().splitlines())
+            data = message.read_bytes()
+        except OSError:
+            continue
+        table = webmail.current_routing()
+        authors = delivery.addresses_in(delivery.headers_of(data), "From")
+        author = authors[0] if len(authors) == 1 else ""
+        recipients = [r for r in (delivery.normalise(a) for a in recipients) if r]
+        if author in table.mailboxes and recipients:  # only replies for our own mailboxes
+            try:
+                delivery.accept(delivery.Submission(
+                    mail_from=sender, recipients=recipients, data=data, auth_user="",
+                    helo="sieve", protocol="LOCAL", sign_as=author.rpartition("@")[2]),
+                    table, sign=True)
+                sent += 1
+            except delivery.Refused as refused:
+                log.warning("a Sieve reply from %s was refused: %s", author, refused.reply)
+        arguments.unlink(missing_ok=True)
+        message.unlink(missing_ok=True)
+    return sent

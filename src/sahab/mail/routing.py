@@ -15,6 +15,23 @@ from pathlib import Path
 from sahab.core import secrets as sealing
 from sahab.mail import dkim
 
+# Addresses every hosted domain has (RFC 5321 §4.5.1, RFC 2142, and the DMARC report
+# address the published record names): unless a mailbox or alias of that name exists,
+# they reach the domain's mail administrators. The bare "postmaster" reaches the
+# platform's administrators.
+STANDARD_LOCAL_PARTS = ("postmaster", "abuse", "dmarc")
+POSTMASTER = "postmaster"
+# A registered letter sent from a mail client: to <registry>+lettre@<its domain>.
+LETTER_TAG = "+lettre"
+
+
+def letter_registry(address: str) -> str:
+    """The registry office a registered-letter address stands for, or ""."""
+    local, _, domain = address.rpartition("@")
+    if not local.endswith(LETTER_TAG):
+        return ""
+    return f"{local.removesuffix(LETTER_TAG)}@{domain}"
+
 
 @dataclass
 class Route:
@@ -38,10 +55,11 @@ class Routing:
     aliases: dict[str, list[str]] = field(default_factory=dict)
     credentials: dict[str, str] = field(default_factory=dict)  # login → argon2 digest
     senders: dict[str, set[str]] = field(default_factory=dict)  # login → allowed From
+    registries: set[str] = field(default_factory=set)  # registry offices (letters go there)
     records: dict[str, str] = field(default_factory=dict)  # DKIM TXT of hosted domains
 
     def is_hosted(self, address: str) -> bool:
-        return address.rpartition("@")[2] in self.domains
+        return address.rpartition("@")[2] in self.domains or address == POSTMASTER
 
     def knows(self, address: str) -> bool:
         route = self.mailboxes.get(address)
@@ -81,6 +99,8 @@ def load() -> Routing:
         by_id[box.pk] = box.address
         routing.mailboxes[box.address] = Route(box.address, box.home, box.quota_bytes,
                                                box.used_bytes, box.active)
+        if box.active and box.kind == Mailbox.Kind.REGISTRY:
+            routing.registries.add(box.address)
         if box.active and box.password_digest:
             routing.credentials[box.address] = box.password_digest
             routing.senders.setdefault(box.address, set()).add(box.address)
@@ -94,7 +114,34 @@ def load() -> Routing:
         if member.alias.address in routing.aliases and member.mailbox_id in by_id:
             routing.aliases[member.alias.address].append(by_id[member.mailbox_id])
     _sender_rights(routing, by_id, lists, Delegation, Mailbox)
+    _standard_addresses(routing)
     return routing
+
+
+def _standard_addresses(routing: Routing) -> None:
+    """postmaster@, abuse@ and dmarc@ of every domain, and the bare postmaster."""
+    from sahab.directory.models import AgentRole, Role
+    from sahab.mail.models import Mailbox, MailDomain
+
+    admins = (AgentRole.objects.filter(
+        role__in=[Role.PLATFORM_ADMIN, Role.ADMINISTRATION_ADMIN, Role.MAIL_ADMIN],
+        agent__mailbox__active=True, agent__user__is_active=True)
+        .values_list("role", "agent__administration__path", "agent__mailbox__address"))
+    platform = sorted({address for role, _path, address in admins if role == Role.PLATFORM_ADMIN})
+    registries = dict(Mailbox.objects.filter(kind=Mailbox.Kind.REGISTRY, active=True)
+                      .values_list("domain__name", "address"))
+    for name, path in MailDomain.objects.filter(active=True).values_list(
+            "name", "administration__path"):
+        # the administrators of the domain's administration or of one above it
+        targets = sorted({address for role, admin_path, address in admins
+                          if role != Role.PLATFORM_ADMIN and path.startswith(admin_path)})
+        targets = targets or ([registries[name]] if name in registries else platform)
+        for local_part in STANDARD_LOCAL_PARTS:
+            address = f"{local_part}@{name}"
+            if targets and address not in routing.mailboxes and address not in routing.aliases:
+                routing.aliases[address] = targets
+    if platform:
+        routing.aliases[POSTMASTER] = platform
 
 
 def domain_keys(domain) -> dkim.DomainKeys:

@@ -6,6 +6,8 @@ transaction; the SMTP servers and Dovecot pick the change up after the commit.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
+import hashlib
 import re
 import secrets
 import unicodedata
@@ -18,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from sahab.core import keys
 from sahab.core import secrets as sealing
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.directory import selectors as directory
@@ -81,16 +84,37 @@ def _routing_changed() -> None:
 
 # --- domains ----------------------------------------------------------------------------
 
+def domain_allowed(name: str) -> bool:
+    """Whether ``name`` is one of the domains the state holds (SAHAB_MAIL_DOMAINS)."""
+    name = (name or "").strip().lower().rstrip(".")
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in settings.MAIL_DOMAINS_ALLOWED)
+
+
+def check_domain_assignment(*, actor, name: str | None) -> None:
+    """Refuse giving (or taking) an administration's mail domain to anyone but a platform
+    administrator, and any domain outside the state's list. Called by the directory
+    before it saves the change."""
+    if not directory.is_platform_admin(actor):
+        raise PermissionDenied(_("Only platform administrators assign mail domains."))
+    if name and not domain_allowed(name):
+        raise InvalidInput(
+            _("%(name)s is not one of the state's mail domains (%(allowed)s).")
+            % {"name": name, "allowed": ", ".join(settings.MAIL_DOMAINS_ALLOWED)},
+            field_errors={"mail_domain": [_("Not a domain of the state.")]})
+
+
 @transaction.atomic
 def ensure_domain(*, actor, administration: Administration, name: str) -> MailDomain:
-    """The mail domain ``name`` of ``administration``, created with new DKIM keys."""
+    """The mail domain ``name`` of ``administration``; a new one (with its DKIM keys) is
+    made only by a platform administrator, for a domain of the state's list."""
     name = name.strip().lower().rstrip(".")
     existing = MailDomain.objects.filter(name=name).first()
     if existing is not None:
         if existing.administration_id != administration.pk:
             raise Conflict(_("The domain %s belongs to another administration.") % name)
         return existing
-    _require_manager(actor, administration)
+    check_domain_assignment(actor=actor, name=name)
+    keys.ensure_secrets_key()  # as `sahab init` does; an existing key is kept
     rsa_pem, rsa_public, seed, ed_public = dkim.generate_keys()
     domain = MailDomain.objects.create(
         administration=administration, name=name,
@@ -104,26 +128,65 @@ def ensure_domain(*, actor, administration: Administration, name: str) -> MailDo
     return domain
 
 
+def domain_assigned(*, actor, administration: Administration) -> MailDomain | None:
+    """The directory gave ``administration`` its mail domain: make it (keys included)."""
+    if not administration.mail_domain:
+        return None
+    return ensure_domain(actor=actor, administration=administration,
+                         name=administration.mail_domain)
+
+
 def domain_for(administration: Administration) -> MailDomain | None:
-    """The domain of an administration, or of its nearest ancestor that has one."""
+    """The domain of an administration, or of its nearest ancestor that has one.
+
+    Only domains made by ``ensure_domain`` count: a name written into the directory by
+    any other way gets neither keys nor mailboxes.
+    """
     codes = directory.lineage_codes(administration)
     by_code = {a.code: a for a in Administration.objects.filter(code__in=codes)}
     for code in codes:
         owner = by_code.get(code)
         if owner is not None and owner.mail_domain:
-            return ensure_domain(actor=directory.SYSTEM, administration=owner,
-                                 name=owner.mail_domain)
+            return MailDomain.objects.filter(name=owner.mail_domain, administration=owner,
+                                             active=True).first()
     return None
 
 
+def mta_sts_policy() -> str:
+    """The MTA-STS policy of every hosted domain (RFC 8461 §3.2): our MX, TLS enforced."""
+    return (f"version: STSv1\r\nmode: enforce\r\nmx: {settings.MAIL_HOSTNAME}\r\n"
+            f"max_age: 604800\r\n")
+
+
+def normalise_address(address: str) -> str | None:
+    return normalise(address) if address else None
+
+
 def dns_records(domain: MailDomain) -> list[tuple[str, str, str]]:
-    """What the operators publish in DNS for ``domain``: (name, type, value)."""
+    """What the operators publish in DNS for ``domain``: (name, type, value).
+
+    Besides MX, SPF, DMARC and the two DKIM keys: MTA-STS (RFC 8461; the policy itself is
+    served by sahab at https://mta-sts.<domain>/.well-known/mta-sts.txt, whose id changes
+    with it), TLS reporting (RFC 8460) to the domain's administrators, and the names mail
+    clients look up (RFC 6186 SRV records, Outlook's autodiscover, Thunderbird's
+    autoconfig).
+    """
     host = settings.MAIL_HOSTNAME
+    web = settings.PUBLIC_URL.split("//", 1)[-1].split("/", 1)[0].split(":")[0]
+    policy_id = hashlib.sha256(mta_sts_policy().encode()).hexdigest()[:20]
+    public = settings.MAIL_PUBLIC_HOST
     return [
         (domain.name, "MX", f"10 {host}."),
         (domain.name, "TXT", f"v=spf1 mx a:{host} -all"),
+        (f"_mta-sts.{domain.name}", "TXT", f"v=STSv1; id={policy_id}"),
+        (f"mta-sts.{domain.name}", "CNAME", f"{web}."),
+        (f"_smtp._tls.{domain.name}", "TXT", f"v=TLSRPTv1; rua=mailto:postmaster@{domain.name}"),
+        (f"_imaps._tcp.{domain.name}", "SRV", f"0 1 {settings.IMAPS_PORT} {public}."),
+        (f"_submissions._tcp.{domain.name}", "SRV", f"0 1 {settings.SMTPS_PORT} {public}."),
+        (f"autodiscover.{domain.name}", "CNAME", f"{web}."),
+        (f"autoconfig.{domain.name}", "CNAME", f"{web}."),
         (f"_dmarc.{domain.name}", "TXT",
-         f"v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:dmarc@{domain.name}"),
+         f"v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:dmarc@{domain.name}"),
         (f"{domain.ed25519_selector}._domainkey.{domain.name}", "TXT",
          dkim.ed25519_record(domain.dkim_ed25519_public)),
         (f"{domain.rsa_selector}._domainkey.{domain.name}", "TXT",
@@ -378,3 +441,50 @@ def prune_delivery_markers() -> int:
     from sahab.mail.models import mail_root
 
     return maildir.prune_markers(mail_root(), dt.timedelta(days=7).total_seconds())
+
+
+# --- vacation replies ---------------------------------------------------------------------
+
+def _sieve_string(value: str) -> str:
+    """A Sieve quoted string (RFC 5228 §2.4.2): backslash and double quote escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@transaction.atomic
+def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
+                 text: str = "") -> None:
+    """Turn the mailbox's vacation reply (a Sieve script Dovecot runs at delivery) on
+    with this subject and text, or off. Each sender is answered once a day at most."""
+    from sahab.mail import dovecot
+
+    if not can_use_mailbox(actor, mailbox, send=True):
+        raise PermissionDenied(_("You may not change this mailbox."))
+    script = dovecot.vacation_script(mailbox.home)
+    if not enabled:
+        script.unlink(missing_ok=True)
+        _record(actor, "vacation.disabled", f"mail:mailbox:{mailbox.pk}")
+        return
+    subject, text = subject.strip(), text.strip()
+    errors = {}
+    if not subject or len(subject) > 200 or any(c in subject for c in "\r\n\0"):
+        errors["subject"] = [_("A subject of 1 to 200 characters on one line.")]
+    if not text or len(text) > 10_000 or "\0" in text:
+        errors["text"] = [_("A text of 1 to 10,000 characters.")]
+    if errors:
+        raise InvalidInput(_("The vacation reply is incomplete."), field_errors=errors)
+    body = (f'require ["vacation"];\nvacation :days 1 :subject {_sieve_string(subject)} '
+            f':addresses [{_sieve_string(mailbox.address)}] {_sieve_string(text)};\n')
+    from sahab.mail import maildir
+
+    maildir.ensure_maildir(mailbox.home, owner=maildir.mail_owner())
+    staged = script.with_name(script.name + ".new")
+    staged.unlink(missing_ok=True)
+    maildir.write_durably(staged, body.encode(), maildir.mail_owner())
+    staged.replace(script)
+    _record(actor, "vacation.enabled", f"mail:mailbox:{mailbox.pk}")
+
+
+def vacation_of(mailbox: Mailbox) -> bool:
+    from sahab.mail import dovecot
+
+    return dovecot.vacation_script(mailbox.home).exists()

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import signal
 import ssl
 import time
@@ -29,7 +30,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.conf import settings
 
 from sahab.core import keys
-from sahab.mail import delivery, services
+from sahab.mail import authguard, delivery, inbound, routing, services
 from sahab.mail.delivery import normalise
 from sahab.mail.routing import LiveRouting
 
@@ -55,30 +56,118 @@ class RateLimiter:
 
 
 class Authenticator:
-    """AUTH PLAIN/LOGIN against the mailbox passwords, with a short cache of successes
-    (argon2 is deliberately slow; clients log in for every message)."""
+    """AUTH PLAIN/LOGIN against the mailbox passwords, run in the thread pool: argon2 is
+    deliberately slow and the failure counts are in the database, so neither may block
+    the event loop. Successes are remembered a few minutes (clients log in for every
+    message)."""
 
     def __init__(self, live: LiveRouting):
         self.live = live
         self._pepper = os.urandom(32)
         self._ok: dict[str, float] = {}
 
-    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        if not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        login = auth_data.login.decode("utf-8", "replace").strip().lower()
-        password = auth_data.password
-        digest = self.live.table.credentials.get(login)
-        if digest is None:
-            return AuthResult(success=False, handled=False)
+    def check(self, client: str, login_bytes: bytes, password: bytes
+              ) -> tuple[str | None, authguard.Standing | None]:
+        """(login, None) for the right password; (None, the counts) otherwise."""
+        from django.db import close_old_connections
+
+        login = login_bytes.decode("utf-8", "replace").strip().lower()
+        try:
+            before = authguard.standing(client, login)
+            if before.locked:  # refused, whatever the password, until the window passes
+                return None, before
+            digest = self.live.table.credentials.get(login)
+            if digest is not None and self._matches(digest, password):
+                if before.login_failures:
+                    authguard.succeeded(login)
+                return login, None
+            return None, authguard.failed(client, login)
+        finally:
+            close_old_connections()
+
+    def _matches(self, digest: str, password: bytes) -> bool:
         token = hmac.new(self._pepper, digest.encode() + b"\0" + password,
                          hashlib.sha256).hexdigest()
         if self._ok.get(token, 0) > time.monotonic():
-            return AuthResult(success=True, auth_data=login)
+            return True
         if not services.password_matches(digest, password):
-            return AuthResult(success=False, handled=False)
+            return False
         self._ok[token] = time.monotonic() + 300
-        return AuthResult(success=True, auth_data=login)
+        return True
+
+
+# RFC 3463 codes for the replies aiosmtpd words itself without one (RFC 2034 asks for
+# one on every reply once ENHANCEDSTATUSCODES is advertised).
+_ENHANCED = {"221": "2.0.0", "250": "2.0.0", "235": "2.7.0", "421": "4.3.0", "450": "4.2.0",
+             "451": "4.3.0", "452": "4.3.1", "454": "4.7.0", "500": "5.5.2", "501": "5.5.4",
+             "502": "5.5.1", "503": "5.5.1", "504": "5.5.4", "530": "5.7.0", "535": "5.7.8",
+             "538": "5.7.11", "550": "5.0.0", "552": "5.3.4", "553": "5.1.7", "554": "5.0.0",
+             "555": "5.5.4"}
+_HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+class SahabSMTP(SMTP):
+    """aiosmtpd's server with what sahab adds to the protocol: credentials checked off
+    the event loop with growing delays and a closed door after repeated failures, and an
+    enhanced status code on every reply."""
+
+    def __init__(self, handler, *, guard: Authenticator | None = None,
+                 pool: ThreadPoolExecutor | None = None, **kwargs):
+        super().__init__(handler, authenticator=self._never_called if guard else None,
+                         **kwargs)
+        self.guard = guard
+        self.pool = pool
+        self.auth_failures = 0
+        self._credentials: LoginPassword | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        """STARTTLS done, or a connection to the implicit-TLS port."""
+        return self._tls_protocol is not None or (
+            self.transport is not None and self.transport.get_extra_info("ssl_object") is not None)
+
+    @staticmethod
+    def _never_called(*args):  # pragma: no cover (_authenticate is overridden)
+        return AuthResult(success=False)
+
+    async def push(self, status):
+        if isinstance(status, str) and not _HAS_ENHANCED.match(status):
+            code = status[:3]
+            if code in _ENHANCED and status[3:4] == " ":
+                status = f"{code} {_ENHANCED[code]} {status[4:]}"
+        await super().push(status)
+
+    def _authenticate(self, mechanism: str, auth_data) -> AuthResult:
+        # aiosmtpd calls this synchronously inside smtp_AUTH: keep the credentials and let
+        # smtp_AUTH check them in the thread pool once aiosmtpd is done parsing.
+        self._credentials = auth_data if isinstance(auth_data, LoginPassword) else None
+        return AuthResult(success=False, handled=True)
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        self._credentials = None
+        await super().smtp_AUTH(arg)
+        credentials, self._credentials = self._credentials, None
+        if credentials is None or self.guard is None:
+            return
+        client = (self.session.peer or ("?",))[0]
+        loop = asyncio.get_running_loop()
+        login, standing = await loop.run_in_executor(
+            self.pool, self.guard.check, client, credentials.login, credentials.password)
+        if login is not None:
+            self.session.authenticated = True
+            self.session.auth_data = login
+            self.session.login_data = login
+            await self.push("235 2.7.0 Authentication successful")
+            return
+        self.auth_failures += 1
+        await asyncio.sleep(authguard.delay(self.auth_failures))
+        if standing.locked or self.auth_failures >= settings.MAIL_AUTH_FAILURES_PER_CONNECTION:
+            log.warning("closing %s after failed logins (%s)", client, standing)
+            await self.push("421 4.7.0 Too many failed logins; closing the connection")
+            self._handler_coroutine.cancel()
+            self.transport.close()
+            return
+        await self.push("535 5.7.8 Authentication credentials invalid")
 
 
 class Handler:
@@ -90,6 +179,13 @@ class Handler:
         self.pool = pool
         self.submission = submission
         self.rate = rate
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """What this server does besides aiosmtpd's defaults (SIZE, 8BITMIME, SMTPUTF8,
+        STARTTLS, AUTH): commands may be pipelined (RFC 2920) and every reply carries
+        an enhanced status code (RFC 2034)."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.submission:
@@ -111,17 +207,36 @@ class Handler:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
+    @staticmethod
+    def declared_size(envelope) -> int:
+        """The SIZE the client announced with MAIL FROM (RFC 1870), else 0."""
+        for option in envelope.mail_options:
+            name, _, value = option.partition("=")
+            if name.upper() == "SIZE" and value.isdigit():
+                return int(value)
+        return 0
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= settings.MAIL_MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
-        rcpt = normalise(address)
+        rcpt = routing.POSTMASTER if address.strip().lower() == routing.POSTMASTER \
+            else normalise(address)
         if rcpt is None:
             return "553 5.1.3 Malformed recipient address"
         table = self.live.table
+        registry = routing.letter_registry(rcpt) if self.submission else ""
+        if registry and registry in table.registries:
+            if envelope.rcpt_tos:  # a letter is a message of its own
+                return "452 4.5.3 A registered letter goes to its registry office alone"
+            envelope.rcpt_tos.append(rcpt)
+            return "250 2.1.5 OK (registered letter)"
+        if any(routing.letter_registry(r) for r in envelope.rcpt_tos):
+            return "452 4.5.3 A registered letter goes to its registry office alone"
         if table.is_hosted(rcpt):
             if not table.knows(rcpt):
                 return f"550 5.1.1 <{rcpt}>: no such mailbox here"
-            if not all(route.has_room_for(0) for route in table.expand(rcpt)):
+            size = self.declared_size(envelope)
+            if not all(route.has_room_for(size) for route in table.expand(rcpt)):
                 return f"452 4.2.2 <{rcpt}>: mailbox full"
         elif not self.submission:
             return "554 5.7.1 Relay access denied"
@@ -132,11 +247,12 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         data = envelope.original_content or b""
         if self.submission:
-            headers = delivery.headers_of(data)
-            allowed = self.live.table.senders.get(session.auth_data, set())
-            if not set(delivery.addresses_in(headers, "From")) <= allowed:
-                return "550 5.7.1 The From header names an address you may not send as"
-        tls = server._tls_protocol is not None
+            try:
+                delivery.check_submitted_senders(
+                    data, self.live.table.senders.get(session.auth_data, set()))
+            except delivery.Refused as refused:
+                return refused.reply
+        tls = server.encrypted
         sub = delivery.Submission(
             mail_from=envelope.mail_from or "", recipients=list(envelope.rcpt_tos), data=data,
             auth_user=session.auth_data if self.submission else "",
@@ -144,6 +260,12 @@ class Handler:
             # RFC 3848 protocol names: S for TLS, A for authenticated
             protocol="ESMTP" + ("S" if tls else "") + ("A" if self.submission else ""))
         loop = asyncio.get_running_loop()
+        if self.submission and routing.letter_registry(sub.recipients[0]):
+            try:
+                reference = await loop.run_in_executor(self.pool, _letter, sub)
+            except delivery.Refused as refused:
+                return refused.reply
+            return f"250 2.0.0 OK registered letter {reference} accepted"
         try:
             accepted = await loop.run_in_executor(self.pool, _accept, sub, self.live,
                                                   self.submission)
@@ -159,10 +281,28 @@ def _accept(sub: delivery.Submission, live: LiveRouting, sign: bool) -> delivery
     from django.db import close_old_connections
 
     try:
-        return delivery.accept(sub, live.table, sign=sign)
+        verdict = None
+        if not sign:  # from the MX port: who really sent it decides whether and where
+            delivery.check_headers(sub.data)
+            verdict = inbound.authenticate(sub.data, peer=sub.peer, helo=sub.helo,
+                                           mail_from=sub.mail_from, routing=live.table)
+        return delivery.accept(sub, live.table, sign=sign, verdict=verdict)
     finally:
         if not all(live.table.is_hosted(r) for r in sub.recipients):
             close_old_connections()  # spooling used this thread's database connection
+
+
+def _letter(sub: delivery.Submission) -> str:
+    from django.db import close_old_connections
+
+    from sahab.mail import letters
+
+    try:
+        return letters.send_from_mail_client(login=sub.auth_user, mail_from=sub.mail_from,
+                                             registry=routing.letter_registry(
+                                                 sub.recipients[0]), data=sub.data).reference
+    finally:
+        close_old_connections()
 
 
 def tls_context() -> ssl.SSLContext:
@@ -180,42 +320,51 @@ def smtp_factories(live: LiveRouting, pool: ThreadPoolExecutor):
                   tls_context=context, timeout=120)
     relay = Handler(live, pool, submission=False, rate=rate)
     submission = Handler(live, pool, submission=True, rate=rate)
-    authenticator = Authenticator(live)
-    return (lambda: SMTP(relay, **common),
-            lambda: SMTP(submission, require_starttls=True, auth_required=True,
-                         auth_require_tls=True, authenticator=authenticator, **common))
+    guard = Authenticator(live)
+    return (lambda: SahabSMTP(relay, **common),
+            lambda: SahabSMTP(submission, require_starttls=True, auth_required=True,
+                              auth_require_tls=True, guard=guard, pool=pool, **common),
+            # implicit TLS (RFC 8314): the connection is encrypted before the greeting
+            lambda: SahabSMTP(submission, auth_required=True, guard=guard, pool=pool,
+                              **(common | {"tls_context": None})))
 
 
-async def _serve(live: LiveRouting, host: str, smtp_port: int, submission_port: int) -> None:
+
+async def _serve(live: LiveRouting, host: str, smtp_port: int, submission_port: int,
+                 smtps_port: int) -> None:
     pool = ThreadPoolExecutor(max_workers=settings.MAIL_DELIVERY_THREADS,
                               thread_name_prefix="mail-delivery")
-    relay_factory, submission_factory = smtp_factories(live, pool)
+    relay_factory, submission_factory, smtps_factory = smtp_factories(live, pool)
     loop = asyncio.get_running_loop()
     # Several processes listen on the same ports (SO_REUSEPORT); the kernel spreads the
     # connections: signing and parsing are CPU work that one Python process cannot share.
-    relay = await loop.create_server(relay_factory, host, smtp_port, reuse_port=True)
-    submission = await loop.create_server(submission_factory, host, submission_port,
-                                          reuse_port=True)
+    servers = [
+        await loop.create_server(relay_factory, host, smtp_port, reuse_port=True),
+        await loop.create_server(submission_factory, host, submission_port, reuse_port=True),
+        await loop.create_server(smtps_factory, host, smtps_port, reuse_port=True,
+                                 ssl=tls_context())]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"sahab mail: SMTP on {host}:{smtp_port}, submission on {host}:{submission_port} "
-          f"(process {os.getpid()})", flush=True)
+          f"and {host}:{smtps_port} (TLS) (process {os.getpid()})", flush=True)
     await stop.wait()
-    relay.close()
-    submission.close()
-    await relay.wait_closed()
-    await submission.wait_closed()
+    for server in servers:
+        server.close()
+    for server in servers:
+        await server.wait_closed()
     pool.shutdown(wait=True)  # messages being written are finished before we exit
     live.stop()
 
 
 def serve(host: str = "127.0.0.1", smtp_port: int | None = None,
-          submission_port: int | None = None, processes: int | None = None) -> None:
-    """Run both listeners in ``processes`` processes until SIGTERM/SIGINT."""
+          submission_port: int | None = None, processes: int | None = None,
+          smtps_port: int | None = None) -> None:
+    """Run the listeners in ``processes`` processes until SIGTERM/SIGINT."""
     from django.db import connections
 
-    ports = (smtp_port or settings.SMTP_PORT, submission_port or settings.SUBMISSION_PORT)
+    ports = (smtp_port or settings.SMTP_PORT, submission_port or settings.SUBMISSION_PORT,
+             smtps_port or settings.SMTPS_PORT)
     keys.ensure_tls_certificate()  # once, before the processes that read it start
     connections.close_all()  # no database connection may cross the fork
     children = []
@@ -238,7 +387,7 @@ def serve(host: str = "127.0.0.1", smtp_port: int | None = None,
                 os.waitpid(pid, 0)
 
 
-def _run_one(host: str, smtp_port: int, submission_port: int) -> None:
+def _run_one(host: str, smtp_port: int, submission_port: int, smtps_port: int) -> None:
     live = LiveRouting().start()  # read before the loop runs: the loop never queries
     # uvloop's TLS and transports are compiled: a quarter more messages per second here.
-    uvloop.run(_serve(live, host, smtp_port, submission_port))
+    uvloop.run(_serve(live, host, smtp_port, submission_port, smtps_port))

@@ -16,13 +16,13 @@ def send_outbound() -> int:
     """Hand queued mail for other domains to the smart host; return what expired."""
     from sahab.mail import outbound
 
-    return outbound.process_queue()
+    return outbound.send_sieve_outbox() + outbound.process_queue()
 
 
 @task()
 def housekeeping() -> int:
     """Measure mailbox sizes, make missing agent mailboxes, forget old delivery keys."""
-    from sahab.mail import services
+    from sahab.mail import authguard, services
 
     return (services.measure_usage() + services.sync_agent_mailboxes()
-            + services.prune_delivery_markers())
+            + services.prune_delivery_markers() + authguard.forget_expired())

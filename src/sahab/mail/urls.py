@@ -23,4 +23,6 @@ urlpatterns = [
     path("admin/", views.admin_page, name="admin"),
     path("admin/<slug:action>", views.admin_action, name="admin_action"),
     path("config-v1.1.xml", views.autoconfig, name="autoconfig"),
+    path("dovecot/auth-policy", views.dovecot_auth_policy, name="dovecot_auth_policy"),
+    path("dovecot/events", views.dovecot_events, name="dovecot_events"),
 ]

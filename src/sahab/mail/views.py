@@ -4,6 +4,8 @@ pieces (receipt key and check, mail client autoconfiguration)."""
 from __future__ import annotations
 
 import functools
+import hmac
+import json
 import math
 import operator
 
@@ -16,6 +18,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from sahab.core.charts import bars
@@ -45,8 +48,8 @@ def _mailbox(request, pk: int, *, send: bool = False) -> Mailbox:
 
 def _nav(request, mailbox: Mailbox | None = None, folder: str = "") -> dict:
     """What the webmail's side navigation shows."""
-    return {"mailbox": mailbox, "folder": folder,
-            "folders": maildir.folders(mailbox.maildir) if mailbox else [],
+    return {"mailbox": mailbox, "folder": folder, "folder_label": webmail.folder_label(folder),
+            "folders": webmail.folder_tree(maildir.folders(mailbox.maildir)) if mailbox else [],
             "mailboxes": selectors.mailboxes_of(request.user),
             "can_admin_mail": bool(_managed_domains(request.user))}
 
@@ -103,12 +106,13 @@ def message(request, pk: int, folder: str, key: str):
     stored = _stored(mailbox, folder, key)
     stored = maildir.set_flag(stored, "S")
     reading = webmail.read(stored.path.read_bytes())
-    letter = letters.letter_for_message_id(reading.message_id) if reading.letter_reference \
-        else None
-    if letter is not None and letter.recipient_id == mailbox.pk:
-        letters.record_opening(letter, request.user)
+    # a letter is the very file the platform delivered, whatever the message's headers say
+    letter = letters.letter_in(mailbox, stored.key) if folder == "INBOX" else None
+    if letter is not None:
+        letters.record_opening(letter, request.user, stored_key=stored.key)
     return render(request, "mail/message.html", {
-        **_nav(request, mailbox, folder), "key": stored.key, "m": reading, "letter": letter})
+        **_nav(request, mailbox, folder), "key": stored.key, "m": reading, "letter": letter,
+        "date": webmail.parse_date(reading.date)})
 
 
 @login_required
@@ -160,6 +164,9 @@ class MultipleFileField(forms.FileField):
 class ComposeForm(forms.Form):
     to = forms.CharField(label=gettext_lazy("To"), max_length=2000)
     cc = forms.CharField(label=gettext_lazy("Cc"), max_length=2000, required=False)
+    bcc = forms.CharField(label=gettext_lazy("Bcc"), max_length=2000, required=False,
+                          help_text=gettext_lazy("Blind copies: the other recipients do not "
+                                                 "see these addresses."))
     subject = forms.CharField(label=gettext_lazy("Subject"), max_length=900, required=False,
                               strip=False)
     body = forms.CharField(label=gettext_lazy("Message"), widget=forms.Textarea(
@@ -222,7 +229,8 @@ def compose(request, pk: int):
                 carried = [webmail.attachment(raw, a.index)
                            for a in webmail.read(raw).attachments]
             message, recipients = webmail.compose(
-                mailbox=mailbox, to=data["to"], cc=data["cc"], subject=data["subject"],
+                mailbox=mailbox, to=data["to"], cc=data["cc"], bcc=data["bcc"],
+                subject=data["subject"],
                 body=data["body"], attachments=carried + _uploads(data["attachments"]),
                 in_reply_to=data["in_reply_to"], references=data["references"])
             accepted = webmail.send(actor=request.user, mailbox=mailbox, message=message,
@@ -352,19 +360,44 @@ def address_book(request):
                                                       "total": len(entries), "query": query})
 
 
+class VacationForm(forms.Form):
+    enabled = forms.BooleanField(label=gettext_lazy("Answer every sender once a day"),
+                                 required=False)
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200, required=False)
+    text = forms.CharField(label=gettext_lazy("Reply"), max_length=10_000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 5, "dir": "auto"}))
+
+
 @login_required
 def mail_settings(request):
     agent = _agent(request)
     mailbox = Mailbox.objects.filter(agent=agent).select_related("domain").first()
     password = None
+    vacation = VacationForm(request.POST if request.POST.get("form") == "vacation" else None,
+                            initial={"enabled": mailbox is not None and
+                                     services.vacation_of(mailbox)})
     if request.method == "POST" and mailbox is not None:
         try:
-            password = services.set_password(actor=request.user, mailbox=mailbox)
+            if request.POST.get("form") == "vacation":
+                if vacation.is_valid():
+                    data = vacation.cleaned_data
+                    services.set_vacation(actor=request.user, mailbox=mailbox,
+                                          enabled=data["enabled"], subject=data["subject"],
+                                          text=data["text"])
+                    messages.success(request, _("Saved."))
+                    return redirect("mail:settings")
+            else:
+                password = services.set_password(actor=request.user, mailbox=mailbox)
         except DomainError as exc:
+            for name, errors in exc.field_errors.items():
+                for error in errors:
+                    vacation.add_error(name if name in vacation.fields else None, error)
             messages.error(request, exc.detail)
     response = render(request, "mail/settings.html", {
-        "mailbox": mailbox, "password": password, "host": "127.0.0.1",
-        "imap_port": settings.IMAP_PORT, "submission_port": settings.SUBMISSION_PORT})
+        "mailbox": mailbox, "password": password, "host": settings.MAIL_PUBLIC_HOST,
+        "imap_port": settings.IMAP_PORT, "submission_port": settings.SUBMISSION_PORT,
+        "imaps_port": settings.IMAPS_PORT, "smtps_port": settings.SMTPS_PORT,
+        "managesieve_port": settings.MANAGESIEVE_PORT, "vacation": vacation})
     response["Cache-Control"] = "no-store"  # the password is shown once
     return response
 
@@ -477,11 +510,25 @@ def autoconfig(request):
     <displayShortName>sahab</displayShortName>
     <incomingServer type="imap">
       <hostname>{host}</hostname>
+      <port>{settings.IMAPS_PORT}</port>
+      <socketType>SSL</socketType>
+      <authentication>password-cleartext</authentication>
+      <username>%EMAILADDRESS%</username>
+    </incomingServer>
+    <incomingServer type="imap">
+      <hostname>{host}</hostname>
       <port>{settings.IMAP_PORT}</port>
       <socketType>STARTTLS</socketType>
       <authentication>password-cleartext</authentication>
       <username>%EMAILADDRESS%</username>
     </incomingServer>
+    <outgoingServer type="smtp">
+      <hostname>{host}</hostname>
+      <port>{settings.SMTPS_PORT}</port>
+      <socketType>SSL</socketType>
+      <authentication>password-cleartext</authentication>
+      <username>%EMAILADDRESS%</username>
+    </outgoingServer>
     <outgoingServer type="smtp">
       <hostname>{host}</hostname>
       <port>{settings.SUBMISSION_PORT}</port>
@@ -493,3 +540,108 @@ def autoconfig(request):
 </clientConfig>
 """
     return HttpResponse(body, content_type="application/xml; charset=utf-8")
+
+
+# --- Dovecot's calls (auth policy, letter openings): 127.0.0.1, with the callback key -------
+
+def _from_dovecot(presented: str) -> bool:
+    from sahab.mail import dovecot
+
+    return hmac.compare_digest(presented.encode(), dovecot.callback_key().encode())
+
+
+@csrf_exempt
+@require_POST
+def dovecot_auth_policy(request):
+    """Dovecot's auth policy (``?command=allow`` before a login, ``report`` after): the
+    same failure counts as SMTP AUTH, shared by every process."""
+    from sahab.mail import authguard
+
+    if not _from_dovecot(request.headers.get("X-Sahab-Key", "").strip()):
+        return HttpResponse(status=403)
+    try:
+        body = json.loads(request.body or b"{}")
+        login, remote = str(body.get("login", ""))[:320], str(body.get("remote", ""))[:64]
+    except (ValueError, AttributeError):
+        return HttpResponse(status=400)
+    command = request.GET.get("command")
+    if command == "allow":
+        if authguard.standing(remote, login).locked:
+            return JsonResponse({"status": -1, "msg": "Too many failed logins; try later"})
+        return JsonResponse({"status": 0, "msg": ""})
+    if command == "report":
+        if body.get("success") is True:
+            authguard.succeeded(login)
+        elif body.get("policy_reject") is not True:
+            authguard.failed(remote, login)
+        return JsonResponse({"status": 0, "msg": ""})
+    return HttpResponse(status=400)
+
+
+@csrf_exempt
+@require_POST
+def dovecot_events(request):
+    """Dovecot's ``mail_opened`` events for body fetches: opening receipts of letters."""
+    if not _from_dovecot(request.GET.get("key", "")):
+        return HttpResponse(status=403)
+    try:
+        event = json.loads(request.body)
+        fields = event["fields"]
+        user, mailbox, uid = str(fields["user"]), str(fields["mailbox"]), int(fields["uid"])
+    except (ValueError, KeyError, TypeError):
+        return HttpResponse(status=400)
+    if event.get("event") == "mail_opened":
+        letters.opened_over_imap(user=user, mailbox=mailbox, uid=uid)
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+def autodiscover(request):
+    """Outlook's autodiscover (POX, ``/autodiscover/autodiscover.xml``): IMAP and SMTP
+    over implicit TLS for the address Outlook asks about."""
+    from xml.sax.saxutils import escape
+
+    from defusedxml.ElementTree import ParseError
+    from defusedxml.ElementTree import fromstring as parse_xml
+
+    address = request.GET.get("emailaddress", "")
+    if request.method == "POST":
+        try:
+            root = parse_xml(request.body[:20_000])
+        except (ParseError, ValueError):
+            return HttpResponse(status=400)
+        found = next((e.text for e in root.iter() if e.tag.endswith("EMailAddress")), "")
+        address = (found or "").strip()
+    normal = services.normalise_address(address)
+    if normal is None or not MailDomain.objects.filter(
+            name=normal.rpartition("@")[2], active=True).exists():
+        return HttpResponse(status=404)
+    host = escape(settings.MAIL_PUBLIC_HOST)
+    protocols = "".join(f"""
+      <Protocol>
+        <Type>{kind}</Type>
+        <Server>{host}</Server>
+        <Port>{port}</Port>
+        <LoginName>{escape(normal)}</LoginName>
+        <SPA>off</SPA>
+        <SSL>on</SSL>
+        <AuthRequired>on</AuthRequired>
+      </Protocol>""" for kind, port in (("IMAP", settings.IMAPS_PORT),
+                                        ("SMTP", settings.SMTPS_PORT)))
+    body = f"""<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">
+  <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">
+    <Account>
+      <AccountType>email</AccountType>
+      <Action>settings</Action>{protocols}
+    </Account>
+  </Response>
+</Autodiscover>
+"""
+    return HttpResponse(body, content_type="application/xml; charset=utf-8")
+
+
+def mta_sts_policy(request):
+    """The MTA-STS policy (RFC 8461) served at https://mta-sts.<domain>/.well-known/mta-sts.txt:
+    other servers deliver to our MX over verified TLS only."""
+    return HttpResponse(services.mta_sts_policy(), content_type="text/plain; charset=utf-8")

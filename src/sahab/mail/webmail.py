@@ -7,6 +7,7 @@ malformed MIME, invalid UTF-8 and hostile HTML.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import email.utils
@@ -15,10 +16,12 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 
 import nh3
+from django.conf import settings
 from django.utils.translation import gettext as _
+from imapclient import imap_utf7
 
 from sahab.core.errors import InvalidInput, PermissionDenied
-from sahab.mail import delivery, maildir, routing
+from sahab.mail import delivery, inbound, maildir, routing
 from sahab.mail.models import Mailbox
 
 PAGE_SIZE = 25
@@ -63,9 +66,52 @@ class Summary:
     key: str
     subject: str
     sender: str
-    date: str
+    date: dt.datetime | None
     seen: bool
     size: int
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder as the webmail shows it: its Maildir++ name (in URLs), its name for
+    people (IMAP's modified UTF-7 decoded, RFC 3501 §5.1.3) and its depth in the tree."""
+
+    name: str
+    label: str
+    depth: int
+
+
+def folder_label(name: str) -> str:
+    """The last level of a folder's name, decoded ("&BiMGMQY0BkoGQQ-" is "أرشيف")."""
+    last = name.rsplit(".", 1)[-1]
+    try:
+        return imap_utf7.decode(last.encode("ascii"))
+    except (UnicodeError, ValueError):
+        return last
+
+
+def folder_tree(names: list[str]) -> list[Folder]:
+    """The folders in order, each under its parent ("Projets.2026" under "Projets",
+    which is listed even when only the child exists on disk)."""
+    special = [n for n in names if "." not in n and n in (
+        "INBOX", maildir.SENT, maildir.DRAFTS, maildir.RECEIPTS, maildir.JUNK, maildir.TRASH)]
+    others = set(names) - set(special)
+    for name in list(others):  # parents that only exist through their children
+        parts = name.split(".")
+        others.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    tree = [Folder(n, folder_label(n), 0) for n in special]
+    for name in sorted(others, key=lambda n: [folder_label(p).lower() for p in n.split(".")]):
+        tree.append(Folder(name, folder_label(name), name.count(".")))
+    return tree
+
+
+def parse_date(value: str) -> dt.datetime | None:
+    """A Date header as a datetime (shown in the reader's language), None if unreadable."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -80,6 +126,7 @@ class Reading:
     html: str
     attachments: list[Attachment] = field(default_factory=list)
     letter_reference: str = ""
+    auth: str = "unverified"  # verified, unverified or failed (inbound.mark)
 
 
 def parse(raw: bytes) -> Message:
@@ -101,7 +148,7 @@ def summary(stored: maildir.StoredMessage) -> Summary:
         head = f.read(64 * 1024)
     message = parse(delivery.header_block(head) + b"\n")
     return Summary(stored.key, header(message, "Subject") or _("(no subject)"),
-                   header(message, "From"), header(message, "Date"), stored.seen,
+                   header(message, "From"), parse_date(header(message, "Date")), stored.seen,
                    stored.path.stat().st_size)
 
 
@@ -156,7 +203,8 @@ def read(raw: bytes) -> Reading:
         else ""
     return Reading(header(message, "Subject"), header(message, "From"), header(message, "To"),
                    header(message, "Cc"), header(message, "Date"), header(message, "Message-ID"),
-                   text, html, attachments, reference)
+                   text, html, attachments, reference,
+                   inbound.mark(message, settings.MAIL_HOSTNAME))
 
 
 def attachment(raw: bytes, index: int) -> tuple[str, str, bytes]:
@@ -211,10 +259,12 @@ def one_line(value: str, field_name: str, max_length: int = 900) -> str:
 
 def compose(*, mailbox: Mailbox, to: str, cc: str, subject: str, body: str,
             attachments: list[tuple[str, str, bytes]], in_reply_to: str = "",
-            references: str = "") -> tuple[EmailMessage, list[str]]:
-    """The message and its recipients, every field checked."""
+            references: str = "", bcc: str = "") -> tuple[EmailMessage, list[str]]:
+    """The message and its recipients, every field checked. Blind copies are recipients
+    only: the message never names them."""
     recipients = _addresses(one_line(to, "to"), "to") + \
-        (_addresses(one_line(cc, "cc"), "cc") if cc.strip() else [])
+        (_addresses(one_line(cc, "cc"), "cc") if cc.strip() else []) + \
+        (_addresses(one_line(bcc, "bcc"), "bcc") if bcc.strip() else [])
     if not recipients:
         raise InvalidInput(_("Give at least one recipient."),
                            field_errors={"to": [_("Required.")]})
