@@ -144,6 +144,9 @@ if not re.fullmatch(r"ocds-[a-z0-9]{6}", OCDS_PREFIX):
 # {"R003": {"threshold": 21}}; R003's per-procedure minimums are the legal minimum days
 # between publication and the deadline below.
 RED_FLAGS: dict = {}
+# The sender of the portal's alerts (new tenders for those who follow a CPV code, a
+# buyer, a company or a search), sent through sahab's own mail.
+PORTAL_ALERTS_FROM = os.environ.get("SAHAB_PORTAL_ALERTS_FROM", f"alertes@{MAIL_HOSTNAME}")
 PROCUREMENT_MIN_TENDERING_DAYS = {"open": 21, "restricted": 15, "negotiated": 7,
                                   "simplified": 10, "framework": 21, "mini_competition": 5}
 # The standard's release schema (1.1.5), shipped with sahab: the merge rules come from it.

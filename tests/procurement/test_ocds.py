@@ -117,7 +117,7 @@ def _package(kind: str, items: list) -> dict:
     return {**ocds.package_metadata(f"http://testserver/ocds/{kind}"), kind: items}
 
 
-def test_ocds_publication_of_the_demo_year(demo, client, tmp_path, extension_server):
+def test_ocds_publication_of_the_demo_year(demo, client, tmp_path, extension_server, capsys):
     """One demo load, every check: validation, records, metadata, ids, endpoints, CLI."""
     global _EXTENSION_BASE
     _EXTENSION_BASE = extension_server
@@ -130,6 +130,39 @@ def test_ocds_publication_of_the_demo_year(demo, client, tmp_path, extension_ser
     check_time_never_runs_backwards_and_records_show_the_latest_state()
     check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published()
     check_parties_carry_documented_identifiers_addresses_and_contacts()
+    check_red_flags_from_the_public_file_equal_the_dashboard(client, tmp_path, capsys)
+
+
+def check_red_flags_from_the_public_file_equal_the_dashboard(client, tmp_path, capsys):
+    """An outside monitor with only the public bulk file gets sahab's flags, flag by flag."""
+    from django.core.cache import cache
+
+    from sahab.procurement import redflags
+    from sahab.procurement.cli import read_compiled_releases
+
+    public = tmp_path / "downloaded.json.gz"
+    public.write_bytes(b"".join(client.get("/ocds/releases.json.gz").streaming_content))
+    capsys.readouterr()
+    assert cli.main(["redflags", "--from-ocds", str(public)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    cache.clear()
+    dashboard = redflags.current()
+    assert printed == json.loads(json.dumps(redflags.as_cardinal(dashboard)))
+    from_file = redflags.compute(read_compiled_releases(public))
+
+    def seen(flags):
+        return [(f.code, f.group, f.key, f.value, f.references, f.explanation) for f in flags]
+
+    assert seen(from_file) == seen(dashboard)
+    assert {f.code for f in dashboard} >= {"R003", "R018", "R028", "R036", "R044", "R058",
+                                           "S01", "S03"}
+    # the record package gives the same flags too
+    records = tmp_path / "records.json"
+    assert cli.main(["ocds", "export", "--records", "--out", str(records), "--quiet"]) == 0
+    assert seen(redflags.compute(read_compiled_releases(records))) == seen(dashboard)
+    page = client.get("/tenders/red-flags/").content.decode()
+    assert all(f.code in page for f in dashboard)
+    assert cli.main(["redflags", "--from-ocds", str(tmp_path / "missing.json")]) == 2
 
 
 def check_time_never_runs_backwards_and_records_show_the_latest_state():

@@ -183,14 +183,14 @@ def dashboard(request):
 def _tender_flags(item):
     from sahab.procurement import redflags
 
-    return redflags.for_tender(item.reference) if item.opened_at or item.published_at else []
+    return [_linked(f) for f in redflags.for_tender(item.reference)] \
+        if item.opened_at or item.published_at else []
 
 
 def red_flags(request):
     """Every flag, counted per indicator (chart and table), per buyer and per company."""
     from collections import Counter
 
-    from sahab.directory.models import Administration, Company
     from sahab.procurement import redflags
 
     flags = redflags.current()
@@ -200,13 +200,17 @@ def red_flags(request):
     top = max(counts.values(), default=1)
     rows = [{"code": code, "title": redflags.TITLES[code], "count": counts.get(code, 0),
              "percent": round(100 * counts.get(code, 0) / top),
-             "explanation": redflags.EXPLANATIONS[code]} for code in redflags.TITLES]
-    buyers = {a.code: a.name for a in Administration.objects.all()}
-    companies = {c.matricule_fiscal: c.name for c in Company.objects.all()}
-    for f in flags:
-        f.label = (buyers.get(f.subject) if f.level == "buyer" else
-                   companies.get(f.subject) if f.level == "company" else f.subject)
-    return render(request, "procurement/red_flags.html", {"rows": rows, "flags": flags})
+             "explanation": redflags.WHY[code]} for code in redflags.TITLES]
+    return render(request, "procurement/red_flags.html",
+                  {"rows": rows, "flags": [_linked(f) for f in flags]})
+
+
+def _linked(flag):
+    """A flag with the page of what it concerns (a tender, a buyer or a company)."""
+    from sahab.portal.links import flag_url
+
+    flag.url = flag_url(flag)
+    return flag
 
 
 def _csv(flags) -> HttpResponse:
