@@ -10,6 +10,7 @@ unsubscribes. Addresses are personal data: they stay out of the public ledger.
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import logging
 import secrets
 from email.message import EmailMessage
@@ -197,8 +198,10 @@ def _send(to: str, subject: str, body: str, subscription: Subscription) -> None:
     message.set_content(f"{body}\n\n-- \n{_('Unsubscribe')}: {unsubscribe_link}\n")
     sender = settings.PORTAL_ALERTS_FROM
     try:
+        # long lines are never folded into encoded words: List-Unsubscribe stays a URL
+        data = message.as_bytes(policy=email.policy.SMTP.clone(max_line_length=998))
         delivery.accept(delivery.Submission(mail_from=sender, recipients=[to],
-                                            data=message.as_bytes(), helo="sahab-alerts",
+                                            data=data, helo="sahab-alerts",
                                             protocol="LOCAL"),
                         webmail.current_routing(), sign=True)
     except (OSError, delivery.Refused) as exc:

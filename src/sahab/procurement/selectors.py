@@ -197,7 +197,7 @@ def company_profile(company: Company) -> dict:
                     "buyer": a.tender.buyer.code, "buyer_name": a.tender.buyer.name_fr,
                     "lot": a.lot.number, "value": str(a.value), "status": a.status,
                     "date": a.decided_at.date().isoformat()} for a in awards],
-        "contracts": [{"tender": c.tender.reference, "title": c.tender.title,
+        "contracts": [{"contract": c.pk, "tender": c.tender.reference, "title": c.tender.title,
                        "buyer": c.tender.buyer.code, "buyer_name": c.tender.buyer.name_fr,
                        "lot": c.award.lot.number, "value": str(c.value),
                        "paid": str(sum((p.amount for p in c.payments.all()), Decimal(0))),
