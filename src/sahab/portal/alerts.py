@@ -230,7 +230,7 @@ def dispatch(now: dt.datetime | None = None) -> int:
     for pk in Subscription.objects.filter(unsubscribed_at=None).exclude(confirmed_at=None) \
             .filter(last_index__lt=size).values_list("pk", flat=True):
         with transaction.atomic():
-            s = (Subscription.objects.select_for_update(skip_locked=True)
+            s = (Subscription.objects.select_for_update(skip_locked=True, of=("self",))
                  .select_related("company").filter(pk=pk).first())
             if s is None or s.last_index >= size:
                 continue

@@ -227,7 +227,7 @@ class _Parties:
 
 
 def _items(lot) -> list[dict]:
-    lot_items = list(lot.items.all()) or [None]
+    lot_items = sorted(lot.items.all(), key=lambda i: i.pk) or [None]
     return [{"id": f"{lot.number}-{n}",
              "description": item.description if item else lot.title,
              "classification": {"scheme": "CPV", "id": (item.cpv if item else lot.cpv)},
@@ -252,7 +252,7 @@ def _bid_status(row) -> str:
 def _bids(tender: Tender, lots: list, parties: _Parties) -> dict:
     """One bid detail per bid and lot, with the price offered for that lot; a bid rejected
     at the opening (altered after submission) is disqualified, with no price known."""
-    opened = list(opened_bids(tender))
+    opened = sorted(opened_bids(tender), key=lambda b: b.pk)
     details = []
     for b in opened:
         if b.status == Bid.Status.TAMPERED:
@@ -286,7 +286,7 @@ def _documents(tender: Tender) -> list[dict]:
     documents = [{"id": f"{d.name}-v{d.version}", "title": d.name, "format": d.media_type,
                   "url": _public(f"/tenders/{tender.reference}/documents/{d.pk}"),
                   "datePublished": _date(d.uploaded_at), "documentType": "biddingDocuments"}
-                 for d in tender.documents.all()]
+                 for d in tender.documents.order_by("pk")]
     opening = _step_index(tender, "tender.opened")
     if opening is not None and tender.opened_at:
         # What the opening step records (bids, prices, documents' hashes, envelopes
@@ -344,7 +344,7 @@ def _build_release(tender: Tender, step: Step, tags: list[str], date: str) -> di
     parties.admin(tender.buyer, "procuringEntity")
     lots = list(tender.lots.prefetch_related("items"))
     awards = list(tender.awards.select_related("lot", "supplier", "bid_lot")
-                  .prefetch_related("lot__items"))
+                  .prefetch_related("lot__items").order_by("pk"))
     release_tender = {
         "id": tender.reference, "title": tender.title, "description": tender.description,
         "status": TENDER_STATUS.get(tender.state, "active"),
@@ -400,7 +400,7 @@ def _build_release(tender: Tender, step: Step, tags: list[str], date: str) -> di
             "relatedBid": f"{a.bid_lot.bid_id}-{a.lot.number}",
         } for a in awards]
     contracts = list(tender.contracts.select_related("award", "supplier").prefetch_related(
-        "amendments", "payments", "call_offs__buyer"))
+        "amendments", "payments", "call_offs__buyer").order_by("pk"))
     if contracts:
         release["contracts"] = [_contract(c, tender, parties) for c in contracts]
     release["parties"] = parties.all()
@@ -415,7 +415,7 @@ def _contract(c: Contract, tender: Tender, parties: _Parties) -> dict:
         "period": {"startDate": f"{c.start_date.isoformat()}T00:00:00Z",
                    "endDate": f"{c.end_date.isoformat()}T00:00:00Z"},
     }
-    amendments = list(c.amendments.all())
+    amendments = sorted(c.amendments.all(), key=lambda a: a.pk)
     if amendments:
         contract["amendments"] = [{"id": str(a.pk), "date": _date(a.created_at),
                                    "rationale": a.justification,
@@ -426,11 +426,11 @@ def _contract(c: Contract, tender: Tender, parties: _Parties) -> dict:
     transactions = [{"id": f"payment-{p.pk}", "date": _date(p.paid_at), "value":
                      _amount(p.amount), "payer": parties.admin(tender.buyer, "payer"),
                      "payee": payee}
-                    for p in c.payments.all()]
+                    for p in sorted(c.payments.all(), key=lambda p: p.pk)]
     transactions += [{"id": f"call-off-{o.pk}", "date": _date(o.ordered_at),
                       "value": _amount(o.value), "payer": parties.admin(o.buyer, "payer"),
                       "payee": payee}
-                     for o in c.call_offs.all()]
+                     for o in sorted(c.call_offs.all(), key=lambda o: o.pk)]
     if transactions:
         contract["implementation"] = {"transactions": transactions}
     return contract
