@@ -87,7 +87,7 @@ def main() -> None:
         from sahab.procurement import redflags
 
         compiled = [r["compiledRelease"] for r in ocds.iter_records()]
-        flags_elapsed = _timed(lambda: redflags.compute(compiled))
+        flags_elapsed = _timed(lambda compiled=compiled: redflags.compute(compiled))
         report("red flags over compiled releases", count / flags_elapsed, "proc/s",
                "records compiled (ocdsmerge)", count / records_elapsed)
 
