@@ -116,8 +116,9 @@ def test_anyone_follows_a_cpv_code_by_email_after_confirming_and_can_stop(demo, 
     assert confirmation["From"].startswith("alertes@")
     link = re.search(r"/alerts/confirm/[\w-]+/", confirmation.get_payload(decode=True)
                      .decode()).group(0)
+    assert client.get(link).status_code == 200  # a link checker opening it confirms nothing
     assert alerts.dispatch() == 0  # nothing before the confirmation
-    assert client.get(link).status_code == 200
+    assert client.post(link).status_code == 200
     before = len(_messages(address))
     _new_tender("Progiciel de gestion du courrier", "48000000-8")
     _new_tender("Travaux de peinture", "45442100-8")

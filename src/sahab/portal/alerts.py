@@ -244,9 +244,12 @@ def dispatch(now: dt.datetime | None = None) -> int:
             if tenders:
                 lines = [f"- {t.reference} — {t.title} ({t.buyer.name_fr}): "
                          f"{_url('procurement:tender', t.reference)}" for t in tenders]
-                _send(s.email, _("sahab: %(n)s new for %(what)s")
-                      % {"n": len(tenders), "what": describe(s)},
-                      "\n".join(lines), s)
+                try:
+                    _send(s.email, _("sahab: %(n)s new for %(what)s")
+                          % {"n": len(tenders), "what": describe(s)},
+                          "\n".join(lines), s)
+                except InvalidInput:
+                    continue  # not sent: tried again at the next run, from the same point
                 sent += 1
             s.last_index = size
             s.save(update_fields=["last_index"])

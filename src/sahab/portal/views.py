@@ -128,9 +128,19 @@ def follow(request):
 
 
 def confirm(request, token: str):
+    """The link in the message shows a button; the button confirms. Link checkers that
+    open every link of a message subscribe nobody."""
     from sahab.core.errors import NotFound
     from sahab.portal import alerts
+    from sahab.portal.models import Subscription
 
+    if request.method != "POST":
+        pending = Subscription.objects.filter(token=token, unsubscribed_at=None).first()
+        if pending is None:
+            return render(request, "portal/alert_done.html",
+                          {"error": "This link is not valid (any more)."}, status=404)
+        return render(request, "portal/alert_done.html",
+                      {"confirm": alerts.describe(pending), "token": token})
     try:
         subscription = alerts.confirm(token=token)
     except NotFound as exc:

@@ -992,15 +992,25 @@ def current(max_age: int = 300) -> list[Flag]:
 
 
 def for_tender(reference: str, flags: Iterable[Flag] | None = None) -> list[Flag]:
-    return [f for f in (current() if flags is None else flags)
-            if (f.group == OCID and f.reference == reference) or
-            (f.group != OCID and reference in f.references)]
+    """A tender's flags, and those of its buyer or companies that concern it (unless the
+    tender carries the same flag itself: the companies of an R028 are named in it)."""
+    flags = list(current() if flags is None else flags)
+    own = [f for f in flags if f.group == OCID and f.reference == reference]
+    codes = {f.code for f in own}
+    return own + [f for f in flags if f.group != OCID and reference in f.references
+                  and f.code not in codes]
 
 
 def for_organization(identifiers: set[str], flags: Iterable[Flag] | None = None) -> list[Flag]:
-    """The flags of a buyer or company, by its party id, code or matricule fiscal."""
-    return [f for f in (current() if flags is None else flags)
-            if f.group != OCID and (f.key in identifiers or f.reference in identifiers)]
+    """The flags of a buyer or company, by its party id, code or matricule fiscal (a
+    buyer that is also the procuring entity is shown once)."""
+    seen, out = set(), []
+    for f in current() if flags is None else flags:
+        if f.group != OCID and (f.key in identifiers or f.reference in identifiers) \
+                and (f.code, f.key) not in seen:
+            seen.add((f.code, f.key))
+            out.append(f)
+    return out
 
 
 def as_dict(flag: Flag) -> dict:
