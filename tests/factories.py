@@ -75,7 +75,7 @@ def framework_contract(*, buyer: Administration, supplier, value="1000000", year
     n = next(_seq)
     now = timezone.now()
     tender = Tender.objects.create(
-        reference=f"FW-{n}", ocid=f"ocds-sahab0-fw-{n}", buyer=buyer,
+        reference=f"FW-{n}", ocid=f"ocds-test00-fw-{n}", buyer=buyer,
         title=f"Accord-cadre {n}", procedure=Procedure.FRAMEWORK, state=State.COMPLETE,
         estimated_value=Decimal(value), enquiry_deadline=now - dt.timedelta(days=40),
         submission_deadline=now - dt.timedelta(days=30), published_at=now - dt.timedelta(days=50))

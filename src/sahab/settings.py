@@ -158,13 +158,24 @@ PROCUREMENT_MIN_DAYS = (int(os.environ["SAHAB_PROCUREMENT_MIN_DAYS"])
                         if os.environ.get("SAHAB_PROCUREMENT_MIN_DAYS") else None)
 # OCDS publication: the platform's ocid prefix (registered form ocds- + 6 characters),
 # publisher and licence, and the local copy of the standard (schema, codelists).
-OCDS_PREFIX = os.environ.get("SAHAB_OCDS_PREFIX", "ocds-sahab0")
+# The default prefix is for tests and training: register a prefix with the Open
+# Contracting Partnership and set it once in production (ocids never change after).
+OCDS_PREFIX = os.environ.get("SAHAB_OCDS_PREFIX", "ocds-test00")
 OCDS_PUBLISHER = os.environ.get("SAHAB_OCDS_PUBLISHER",
                                 "sahab — plateforme cloud gouvernementale de Tunisie")
 OCDS_LICENSE = os.environ.get("SAHAB_OCDS_LICENSE",
                               "https://creativecommons.org/publicdomain/zero/1.0/")
 if not re.fullmatch(r"ocds-[a-z0-9]{6}", OCDS_PREFIX):
     raise ImproperlyConfigured("SAHAB_OCDS_PREFIX is 'ocds-' and six lowercase letters or digits")
+# Red-flag thresholds: overrides of the defaults of docs/red-flags.md, e.g.
+# {"R003": {"threshold": 21}}; R003's per-procedure minimums are the legal minimum days
+# between publication and the deadline below.
+RED_FLAGS: dict = {}
+# The sender of the portal's alerts (new tenders for those who follow a CPV code, a
+# buyer, a company or a search), sent through sahab's own mail.
+PORTAL_ALERTS_FROM = os.environ.get("SAHAB_PORTAL_ALERTS_FROM", f"alertes@{MAIL_HOSTNAME}")
+PROCUREMENT_MIN_TENDERING_DAYS = {"open": 21, "restricted": 15, "negotiated": 7,
+                                  "simplified": 10, "framework": 21, "mini_competition": 5}
 # The standard's release schema (1.1.5), shipped with sahab: the merge rules come from it.
 OCDS_RELEASE_SCHEMA = PACKAGE_DIR / "procurement" / "schema" / "release-schema.json"
 # This installation's witness name, when it witnesses other logs.

@@ -43,3 +43,29 @@ def test_a_citizen_searches_follows_a_tender_and_checks_a_proof(platform, browse
     phone.screenshot(path=str(output_dir / "tenders-phone.png"), full_page=True)
     context.close()
     small.close()
+
+
+def test_a_journalist_follows_a_company_from_search_to_profile_to_a_contract(platform, browser,
+                                                                           output_dir):
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(platform["url"] + "/companies/")
+    page.fill("#q", "Sahel")
+    page.click("#company-search button[type=submit]")
+    page.wait_for_url("**/companies/?q=Sahel*")
+    page.click("table a:has-text('Sahel Informatique')")
+    page.wait_for_url("**/companies/*/")
+    expect(page.locator("h1")).to_have_text("Sahel Informatique")
+    expect(page.locator("#contracts")).to_be_visible()
+    page.screenshot(path=str(output_dir / "company-profile.png"), full_page=True)
+    contract = page.locator("a.contract").first
+    anchor = contract.get_attribute("href").split("#")[1]
+    contract.click()
+    page.wait_for_url(f"**#{anchor}")
+    item = page.locator(f"#{anchor}")
+    expect(item).to_contain_text("Sahel Informatique")
+    expect(item).to_contain_text("TND")
+    # and back to the company from the contract
+    item.locator("a").first.click()
+    page.wait_for_url("**/companies/*/")
+    expect(page.locator("h1")).to_have_text("Sahel Informatique")
+    page.context.close()

@@ -11,6 +11,7 @@ import jsonschema
 import ocdsmerge
 import pytest
 from django.conf import settings
+from django.test import Client
 
 from sahab import cli
 from sahab.core import keys
@@ -65,12 +66,49 @@ def _local_registry():
     return Registry(retrieve=retrieve)
 
 
+EXTENSIONS_DIR = Path(__file__).parent / "extensions"
+
+
+@pytest.fixture(scope="module")
+def extension_server():
+    """The declared extensions' schemas (shipped in tests/), served on 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(EXTENSIONS_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+_EXTENSION_BASE = None
+
+
+def _local_extensions(urls: list[str]) -> list[str]:
+    """Each declared extension URL, answered by the local copy of the same commit."""
+    local = []
+    for url in urls:
+        name, commit = url.split("/")[4:6]
+        assert ocds.EXTENSION_COMMITS[name] == commit, url
+        assert (EXTENSIONS_DIR / name / "release-schema.json").exists(), name
+        local.append(f"{_EXTENSION_BASE}/{name}/extension.json")
+    return local
+
+
 def _cove(package: dict) -> dict:
     from libcoveocds.api import ocds_json_output
     from libcoveocds.config import LibCoveOCDSConfig
 
     config = LibCoveOCDSConfig({"standard_zip": STANDARD_ZIP.as_uri(), "context": "api"})
-    offline = {k: v for k, v in package.items() if k != "extensions"}  # cannot be fetched
+    offline = {**package, "extensions": _local_extensions(package["extensions"])}
     return ocds_json_output("", json_data=offline, lib_cove_ocds_config=config,
                             schema_version="1.1")
 
@@ -79,14 +117,139 @@ def _package(kind: str, items: list) -> dict:
     return {**ocds.package_metadata(f"http://testserver/ocds/{kind}"), kind: items}
 
 
-def test_ocds_publication_of_the_demo_year(demo, client, tmp_path):
+def test_ocds_publication_of_the_demo_year(demo, client, tmp_path, extension_server, capsys):
     """One demo load, every check: validation, records, metadata, ids, endpoints, CLI."""
+    global _EXTENSION_BASE
+    _EXTENSION_BASE = extension_server
     check_the_release_package_validates_with_the_standards_validator()
     check_compiled_records_validate_and_equal_the_merge_tooling()
     check_packages_declare_publisher_license_and_extensions()
     check_release_ids_are_unique_and_every_change_is_a_new_release()
     check_ocds_endpoints_page_and_stream(client)
     check_cli_export_writes_a_valid_package(tmp_path)
+    check_time_never_runs_backwards_and_records_show_the_latest_state()
+    check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published()
+    check_parties_carry_documented_identifiers_addresses_and_contacts()
+    check_red_flags_from_the_public_file_equal_the_dashboard(client, tmp_path, capsys)
+
+
+def check_red_flags_from_the_public_file_equal_the_dashboard(client, tmp_path, capsys):
+    """An outside monitor with only the public bulk file gets sahab's flags, flag by flag."""
+    from django.core.cache import cache
+
+    from sahab.procurement import redflags
+    from sahab.procurement.cli import read_compiled_releases
+
+    public = tmp_path / "downloaded.json.gz"
+    public.write_bytes(b"".join(client.get("/ocds/releases.json.gz").streaming_content))
+    capsys.readouterr()
+    assert cli.main(["redflags", "--from-ocds", str(public)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    cache.clear()
+    dashboard = redflags.current()
+    assert printed == json.loads(json.dumps(redflags.as_cardinal(dashboard)))
+    from_file = redflags.compute(read_compiled_releases(public))
+
+    def seen(flags):
+        return [(f.code, f.group, f.key, f.value, f.references, f.explanation) for f in flags]
+
+    assert seen(from_file) == seen(dashboard)
+    assert {f.code for f in dashboard} >= {"R003", "R018", "R028", "R036", "R044", "R058",
+                                           "S01", "S03"}
+    # the record package gives the same flags too
+    records = tmp_path / "records.json"
+    assert cli.main(["ocds", "export", "--records", "--out", str(records), "--quiet"]) == 0
+    assert seen(redflags.compute(read_compiled_releases(records))) == seen(dashboard)
+    page = client.get("/tenders/red-flags/").content.decode()
+    assert all(f.code in page for f in dashboard)
+    assert cli.main(["redflags", "--from-ocds", str(tmp_path / "missing.json")]) == 2
+
+
+def check_time_never_runs_backwards_and_records_show_the_latest_state():
+    """Within every ocid, ordering releases by date gives ledger order, strictly; and the
+    record compiled by the standard's merge tooling shows the newest release's state."""
+    from sahab.ledger.models import Entry
+
+    by_ocid: dict[str, list[Release]] = {}
+    for release in Release.objects.order_by("ledger_index"):
+        by_ocid.setdefault(release.ocid, []).append(release)
+    assert len(by_ocid) > 20
+    at = dict(Entry.objects.values_list("index", "at"))
+    for ocid_, releases in by_ocid.items():
+        dates = [r.data["date"] for r in releases]
+        assert dates == sorted(dates) and len(set(dates)) == len(dates), ocid_
+        for r in releases:  # dated by its ledger entry (to the millisecond, or just after)
+            assert ocds.release_date(at[r.ledger_index]) <= r.data["date"]
+        record = ocds.compile_record([r.data for r in sorted(releases,
+                                                             key=lambda r: r.data["date"])])
+        latest = releases[-1].data
+        compiled = record["compiledRelease"]
+        assert compiled["tender"]["status"] == latest["tender"]["status"], ocid_
+        for part in ("awards", "contracts"):
+            assert {x["id"]: x["status"] for x in compiled.get(part, [])} == \
+                {x["id"]: x["status"] for x in latest.get(part, [])}, ocid_
+    complete = Tender.objects.filter(state="complete")
+    assert complete.exists()
+    for tender in complete:
+        record = ocds.compile_record(ocds.releases_of(ocds.ocid(tender)))
+        assert record["compiledRelease"]["tender"]["status"] == "complete"
+
+
+def _compiled(title_start: str) -> dict:
+    tender = Tender.objects.get(title__startswith=title_start)
+    return ocds.compile_record(ocds.releases_of(ocds.ocid(tender)))["compiledRelease"]
+
+
+def check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published():
+    # an evaluation rejection is a disqualified bid; the others are valid
+    stocks = _compiled("Logiciel de gestion des stocks")
+    statuses = {d["tenderers"][0]["name"]: d["status"] for d in stocks["bids"]["details"]}
+    assert statuses == {"Nabeul Conseil": "disqualified", "Bizerte Logiciels": "valid",
+                        "Kairouan Systèmes": "valid"}
+    # a bid's value is its price for the lot it relates to, never a sum over lots
+    framework = _compiled("Accord-cadre d'hébergement")
+    carthage = {d["relatedLots"][0]: d["value"]["amount"] for d in framework["bids"]["details"]
+                if d["tenderers"][0]["name"] == "Carthage Cloud"}
+    assert carthage == {"1": 820000.0, "2": 1100000.0, "3": 560000.0}
+    assert {lot["status"] for lot in framework["tender"]["lots"]} == {"complete"}
+    cancelled = _compiled("Travaux de voirie")
+    assert [lot["status"] for lot in cancelled["tender"]["lots"]] == ["cancelled"]
+    # questions and their answers
+    servers = _compiled("Acquisition de serveurs")
+    assert servers["tender"]["enquiries"][0]["answer"].startswith("Oui")
+    assert servers["tender"]["hasEnquiries"] is True
+    # the opening report, complaints and decisions, the standstill
+    documents = {d["id"]: d for d in servers["tender"]["documents"]}
+    assert documents["opening-report"]["url"].split("/ledger/view/")[1]
+    licences = _compiled("Licences bureautiques")
+    complaint = next(d for d in licences["tender"]["documents"]
+                     if d["documentType"] == "complaints")
+    assert "rejeté" in complaint["description"]
+    assert licences["tender"]["milestones"][0]["code"] == "standstill"
+    assert licences["tender"]["milestones"][0]["status"] == "met"
+    # a call-off points to its framework agreement
+    call_off = _compiled("Hébergement du portail")
+    assert call_off["relatedProcesses"][0]["relationship"] == ["framework"]
+    assert call_off["relatedProcesses"][0]["identifier"] == framework["ocid"]
+    assert "techniques" not in call_off["tender"]
+    # every payment names who paid and who was paid
+    transactions = [t for c in servers["contracts"] for t in c["implementation"]["transactions"]]
+    assert transactions and all(t["payer"]["id"].startswith("TN-SAHAB-") and
+                                t["payee"]["id"].startswith("TN-RNE-") for t in transactions)
+
+
+def check_parties_carry_documented_identifiers_addresses_and_contacts():
+    servers = _compiled("Acquisition de serveurs")
+    schemes = {p["identifier"]["scheme"] for p in servers["parties"]}
+    assert schemes == {"TN-RNE", "TN-SAHAB"}
+    for party in servers["parties"]:
+        assert party["id"] == f"{party['identifier']['scheme']}-{party['identifier']['id']}"
+        if party["identifier"]["scheme"] == "TN-RNE":
+            mf = party["additionalIdentifiers"][0]
+            assert mf["scheme"] == "TN-MF" and mf["id"].startswith(party["identifier"]["id"])
+            assert party["address"]["countryName"] == "Tunisie"
+    index = Client().get("/ocds/").json()
+    assert set(index["organization_identifiers"]) == {"TN-RNE", "TN-MF", "TN-SAHAB"}
 
 
 def check_the_release_package_validates_with_the_standards_validator():
@@ -94,6 +257,9 @@ def check_the_release_package_validates_with_the_standards_validator():
     assert len(package["releases"]) > 100
     result = _cove(package)
     assert result["validation_errors"] == []
+    assert result["extensions"]["invalid_extension"] == {}
+    assert len(result["extensions"]["extensions"]) == len(ocds.EXTENSIONS)
+    assert not result.get("additional_fields"), result.get("additional_fields")
     assert result.get("additional_closed_codelist_values", {}) == {}
     assert result.get("additional_checks", {}) == {}, result.get("additional_checks")
 
@@ -125,7 +291,7 @@ def check_packages_declare_publisher_license_and_extensions():
     assert all(e.startswith("https://raw.githubusercontent.com/open-contracting-extensions/")
                and e.endswith("/extension.json") for e in package["extensions"])
     assert {e.split("/")[4] for e in package["extensions"]} == {
-        "ocds_lots_extension", "ocds_bid_extension"}
+        "ocds_lots_extension", "ocds_bid_extension", "ocds_enquiry_extension"}
 
 
 def check_release_ids_are_unique_and_every_change_is_a_new_release():
@@ -155,6 +321,8 @@ def check_ocds_endpoints_page_and_stream(client):
     assert client.get("/ocds/records/ocds-nothing-here").status_code == 404
     assert client.get("/ocds/releases?page=0").status_code == 422
     bulk = client.get("/ocds/releases.json.gz")
+    # a gzip file that clients save as it is, not JSON sent compressed
+    assert bulk["Content-Type"] == "application/gzip" and not bulk.has_header("Content-Encoding")
     data = json.loads(gzip.decompress(b"".join(bulk.streaming_content)))
     assert len(data["releases"]) == Release.objects.count()
 

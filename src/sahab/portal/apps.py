@@ -10,6 +10,12 @@ class PortalConfig(AppConfig):
     verbose_name = _("Portal")
 
     def ready(self) -> None:
+        import datetime as dt
+
+        from sahab.core import scheduler
         from sahab.core.navigation import NavItem, register
+        from sahab.portal import tasks
 
         register(NavItem(_("Home"), "portal:home", order=0))
+        register(NavItem(_("Companies"), "portal:companies", order=22))
+        scheduler.register_periodic(tasks.dispatch_alerts, dt.timedelta(minutes=5))

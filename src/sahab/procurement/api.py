@@ -812,11 +812,16 @@ class FlagOut(Schema):
     code: str
     title: str
     explanation: str
+    why: str
     level: str
+    group: str
+    key: str
     subject: str
+    name: str
     value: float
     detail: str
     tenders: list[str]
+    ocids: list[str]
 
 
 @router.get("/procurement/red-flags", response=list[FlagOut], auth=None,

@@ -4,6 +4,12 @@ records compiled with the standard's merge tooling (ocdsmerge), and packages.
 A release is built when its step is recorded (in the same transaction) and stored as
 published: its id is the ocid plus the ledger index of the step, so it is unique and
 never reused, and the release itself is never rewritten.
+
+A release is dated by its ledger entry, never by the clock of whoever caused the step:
+within a process, dates follow ledger order strictly (a step recorded in the same
+millisecond as the one before it, or after a clock stepped back, is dated one
+millisecond after it), so that every tool that merges releases by date (ocdsmerge,
+ocdskit, Cardinal) compiles the latest state.
 """
 
 from __future__ import annotations
@@ -32,12 +38,31 @@ from sahab.procurement.selectors import opened_bids
 
 OCDS_VERSION = "1.1"
 LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
-EXTENSIONS = [
-    "https://raw.githubusercontent.com/open-contracting-extensions/ocds_lots_extension/"
-    "v1.1.5/extension.json",
-    "https://raw.githubusercontent.com/open-contracting-extensions/ocds_bid_extension/"
-    "v1.1.5/extension.json",
-]
+# Every extension the releases use, pinned to the commit whose schema sahab validates
+# against (a copy ships with the test suite, tests/procurement/extensions/).
+EXTENSION_COMMITS = {
+    "ocds_lots_extension": "574eec032d7396a55cfcfd89080c2754f1c1b378",
+    "ocds_bid_extension": "a2ac4799333ba68e5ca8d7255fb45673f4204e40",
+    "ocds_enquiry_extension": "0f32fcb807c149c5400b85f7d4f7da0f8d760984",
+}
+EXTENSIONS = [f"https://raw.githubusercontent.com/open-contracting-extensions/{name}/{commit}/"
+              "extension.json" for name, commit in EXTENSION_COMMITS.items()]
+COUNTRY = "Tunisie"
+# Organization identifiers (docs/ocds.md): companies by the national business register's
+# unique identifier (Registre national des entreprises, 7 digits and a key letter), with
+# the full matricule fiscal as an additional identifier; public bodies by their code in
+# sahab's public directory of administrations (a local list, published at /directory/).
+COMPANY_SCHEME = "TN-RNE"
+TAX_SCHEME = "TN-MF"
+ADMINISTRATION_SCHEME = "TN-SAHAB"
+IDENTIFIER_SCHEMES = {
+    COMPANY_SCHEME: "Registre national des entreprises (RNE): identifiant unique of the "
+                    "company, 7 digits and a key letter, e.g. 1234567A",
+    TAX_SCHEME: "Matricule fiscal (tax register), e.g. 1234567A/A/M/000; the first 8 "
+                "characters are the RNE identifier",
+    ADMINISTRATION_SCHEME: "sahab's public directory of administrations: the "
+                           "administration's code, listed at /directory/?format=json",
+}
 
 # Which steps change what the public sees, and the release tags they publish (a planned
 # purchase publishes a "planning" release when it is added to its plan).
@@ -54,6 +79,7 @@ STEP_TAGS: dict[str, list[str]] = {
     "tender.unsuccessful": ["tenderUpdate"],
     "tender.cancelled": ["tenderCancellation"],
     "tender.awarded": ["award"],
+    "tender.standstill_started": ["awardUpdate"],
     "tender.standstill_ended": ["awardUpdate"],
     "contract.signed": ["contract"],
     "contract.amended": ["contractAmendment"],
@@ -83,7 +109,18 @@ def _amount(value: Decimal) -> dict:
 
 
 def _date(moment: dt.datetime | None) -> str | None:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if moment else None
+    """Every date of a release in one form (UTC, whole seconds), so that dates compare
+    as strings too, as some tools compare them."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def release_date(moment: dt.datetime) -> str:
+    """A release's date: its ledger entry's time, to the millisecond, as in the entry."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _public(path: str) -> str:
+    return f"{settings.PUBLIC_URL.rstrip('/')}{path}"
 
 
 def category(cpv: str) -> str:
@@ -94,33 +131,67 @@ def category(cpv: str) -> str:
     return "goods" if division <= 44 or division == 48 else "services"
 
 
-def _party_admin(admin) -> dict:
-    return {"id": f"TN-ADM-{admin.code}", "name": admin.name_fr,
-            "identifier": {"scheme": "TN-ADM", "id": admin.code, "legalName": admin.name_fr},
-            "roles": ["buyer", "procuringEntity"]}
+# --- organizations ----------------------------------------------------------------------
+
+def rne_identifier(matricule_fiscal: str) -> str:
+    """The register's unique identifier: the first eight characters of the matricule."""
+    return matricule_fiscal.replace("/", "")[:8]
+
+
+def company_party_id(company) -> str:
+    return f"{COMPANY_SCHEME}-{rne_identifier(company.matricule_fiscal)}"
+
+
+def administration_party_id(admin) -> str:
+    return f"{ADMINISTRATION_SCHEME}-{admin.code}"
+
+
+def company_slug(company) -> str:
+    """The matricule fiscal without slashes: the company's address on the portal."""
+    return company.matricule_fiscal.replace("/", "")
+
+
+def _party_admin(admin, roles: Iterable[str], contact=None) -> dict:
+    contact_point = {"name": admin.name_fr, "url": _public(f"/buyers/{admin.code}/")}
+    if contact is not None and getattr(contact, "email", ""):
+        contact_point["email"] = contact.email
+    return {"id": administration_party_id(admin), "name": admin.name_fr,
+            "identifier": {"scheme": ADMINISTRATION_SCHEME, "id": admin.code,
+                           "legalName": admin.name_fr,
+                           "uri": _public(f"/directory/{admin.code}/")},
+            "address": {"countryName": COUNTRY},
+            "contactPoint": contact_point, "roles": sorted(set(roles))}
 
 
 def _party_company(company, roles: set[str]) -> dict:
-    party = {"id": f"TN-MF-{company.matricule_fiscal}", "name": company.name,
-             "identifier": {"scheme": "TN-MF", "id": company.matricule_fiscal,
-                            "legalName": company.name},
-             "roles": sorted(roles)}
-    if company.city:
-        party["address"] = {"locality": company.city, "countryName": "Tunisie"}
-    return party
+    # No contact point name: tools compare contact points field by field, and a generic
+    # name shared by every company would match them all.
+    return {"id": company_party_id(company), "name": company.name,
+            "identifier": {"scheme": COMPANY_SCHEME,
+                           "id": rne_identifier(company.matricule_fiscal),
+                           "legalName": company.name,
+                           "uri": _public(f"/companies/{company_slug(company)}/")},
+            "additionalIdentifiers": [{"scheme": TAX_SCHEME, "id": company.matricule_fiscal,
+                                       "legalName": company.name}],
+            "address": {"streetAddress": company.address, "locality": company.city,
+                        "postalCode": company.postal_code, "countryName": COUNTRY}
+            if company.address or company.city else {"countryName": COUNTRY},
+            "contactPoint": {"email": company.email, "telephone": company.phone,
+                             "url": company.website},
+            "roles": sorted(roles)}
 
 
 def _ref(party: dict) -> dict:
     return {"id": party["id"], "name": party["name"]}
 
 
-def build_release(tender: Tender, step: Step, tags: list[str]) -> dict:
+def build_release(tender: Tender, step: Step, tags: list[str], date: str) -> dict:
     """The release that publishes the tender's state after ``step`` (texts in French, the
     language of the procedures, whatever language the request that caused it used)."""
     from django.utils import translation
 
     with translation.override("fr"):
-        return prune(_build_release(tender, step, tags))
+        return prune(_build_release(tender, step, tags, date))
 
 
 def prune(value):
@@ -133,34 +204,152 @@ def prune(value):
     return value
 
 
-def _build_release(tender: Tender, step: Step, tags: list[str]) -> dict:
-    buyer = _party_admin(tender.buyer)
-    companies: dict[int, tuple[object, set[str]]] = {}
+class _Parties:
+    """The parties of one release, each with every role it plays in it."""
 
-    def company_party(company, role: str) -> dict:
-        entry = companies.setdefault(company.pk, (company, set()))
+    def __init__(self):
+        self.admins: dict[int, tuple[object, set[str], object]] = {}
+        self.companies: dict[int, tuple[object, set[str]]] = {}
+
+    def admin(self, admin, role: str, contact=None) -> dict:
+        entry = self.admins.setdefault(admin.pk, (admin, set(), contact))
         entry[1].add(role)
-        return {"id": f"TN-MF-{company.matricule_fiscal}", "name": company.name}
+        return {"id": administration_party_id(admin), "name": admin.name_fr}
 
-    lots = list(tender.lots.prefetch_related("items"))
-    items = []
+    def company(self, company, role: str) -> dict:
+        entry = self.companies.setdefault(company.pk, (company, set()))
+        entry[1].add(role)
+        return {"id": company_party_id(company), "name": company.name}
+
+    def all(self) -> list[dict]:
+        return ([_party_admin(a, roles, contact) for a, roles, contact in self.admins.values()]
+                + [_party_company(c, roles) for c, roles in self.companies.values()])
+
+
+def _items(lot) -> list[dict]:
+    lot_items = sorted(lot.items.all(), key=lambda i: i.pk) or [None]
+    return [{"id": f"{lot.number}-{n}",
+             "description": item.description if item else lot.title,
+             "classification": {"scheme": "CPV", "id": (item.cpv if item else lot.cpv)},
+             "relatedLot": str(lot.number),
+             **({"quantity": float(item.quantity), "unit": {"name": item.unit}} if item else {})}
+            for n, item in enumerate(lot_items, start=1)]
+
+
+def _lot_status(tender: Tender, lot, awards: list) -> str:
+    status = TENDER_STATUS.get(tender.state, "active")
+    if status == "complete":
+        return "complete" if any(a.lot_id == lot.pk and a.status == Award.Status.ACTIVE
+                                 for a in awards) else "unsuccessful"
+    return status
+
+
+def _bid_status(row) -> str:
+    """From the evaluation: pending until the lot's eligibility is decided."""
+    return {None: "pending", True: "valid", False: "disqualified"}[row.eligible]
+
+
+def _bids(tender: Tender, lots: list, parties: _Parties) -> dict:
+    """One bid detail per bid and lot, with the price offered for that lot; a bid rejected
+    at the opening (altered after submission) is disqualified, with no price known."""
+    opened = sorted(opened_bids(tender), key=lambda b: b.pk)
+    details = []
+    for b in opened:
+        if b.status == Bid.Status.TAMPERED:
+            details.append({"id": str(b.pk), "date": _date(b.submitted_at),
+                            "status": "disqualified",
+                            "tenderers": [parties.company(b.company, "tenderer")]})
+            continue
+        for p in sorted(b.lot_prices.all(), key=lambda p: p.lot.number):
+            details.append({"id": f"{b.pk}-{p.lot.number}", "date": _date(b.submitted_at),
+                            "status": _bid_status(p),
+                            "tenderers": [parties.company(b.company, "tenderer")],
+                            "value": _amount(p.price), "relatedLots": [str(p.lot.number)]})
+    statistics = [{"id": "bids", "measure": "bids", "value": len(opened)}]
     for lot in lots:
-        lot_items = list(lot.items.all()) or [None]
-        for n, item in enumerate(lot_items, start=1):
-            items.append({
-                "id": f"{lot.number}-{n}",
-                "description": item.description if item else lot.title,
-                "classification": {"scheme": "CPV", "id": (item.cpv if item else lot.cpv)},
-                "relatedLot": str(lot.number),
-                **({"quantity": float(item.quantity), "unit": {"name": item.unit}}
-                   if item else {}),
-            })
-    state = tender.state
+        statistics.append({"id": f"bids-lot-{lot.number}", "measure": "bids",
+                           "relatedLot": str(lot.number),
+                           "value": sum(1 for b in opened for p in b.lot_prices.all()
+                                        if p.lot_id == lot.pk)})
+    if details and all(d["status"] != "pending" for d in details):
+        statistics.append({"id": "valid", "measure": "validBids",
+                           "value": sum(1 for d in details if d["status"] == "valid")})
+    return {"statistics": statistics, "details": details}
+
+
+def _step_index(tender: Tender, event: str) -> int | None:
+    return (Step.objects.filter(tender=tender, type=event).order_by("-ledger_index")
+            .values_list("ledger_index", flat=True).first())
+
+
+def _documents(tender: Tender) -> list[dict]:
+    documents = [{"id": f"{d.name}-v{d.version}", "title": d.name, "format": d.media_type,
+                  "url": _public(f"/tenders/{tender.reference}/documents/{d.pk}"),
+                  "datePublished": _date(d.uploaded_at), "documentType": "biddingDocuments"}
+                 for d in tender.documents.order_by("pk")]
+    opening = _step_index(tender, "tender.opened")
+    if opening is not None and tender.opened_at:
+        # What the opening step records (bids, prices, documents' hashes, envelopes
+        # rejected as altered) is the ledger entry itself, which anyone can verify.
+        documents.append({"id": "opening-report", "documentType": "bidders",
+                          "title": "Procès-verbal d'ouverture des offres",
+                          "description": "Entrée du registre public qui consigne les offres "
+                                         "ouvertes, leurs prix et les offres rejetées.",
+                          "url": _public(f"/ledger/view/{opening}/"),
+                          "datePublished": _date(tender.opened_at), "format": "text/html"})
+    for c in tender.complaints.select_related("company").order_by("pk"):
+        decided = {"upheld": "accueilli", "rejected": "rejeté"}.get(c.status)
+        description = f"Recours déposé par {c.company.name}."
+        if decided:
+            description += f" Décision : recours {decided}. {c.decision}"
+        else:
+            description += " En attente de décision ; la procédure est suspendue."
+        documents.append({"id": f"complaint-{c.pk}", "documentType": "complaints",
+                          "title": f"Recours n° {c.pk}", "description": description,
+                          "datePublished": _date(c.filed_at),
+                          "dateModified": _date(c.decided_at)})
+    return documents
+
+
+def _standstill(tender: Tender) -> list[dict]:
+    started = _step_index(tender, "tender.standstill_started")
+    if started is None:
+        return []
+    ended = (Step.objects.filter(tender=tender, type="tender.standstill_ended",
+                                 ledger_index__gt=started).first())
+    if ended is not None:
+        status, met = "met", _date(ended.at)
+    elif tender.standstill_until is None:
+        status, met = "notMet", None  # a complaint upheld: the award was cancelled
+    else:
+        status, met = "scheduled", None
+    return [{"id": "standstill", "code": "standstill", "type": "approval",
+             "title": "Délai d'attente avant la signature (standstill)",
+             "description": "Les soumissionnaires peuvent contester l'attribution jusqu'à "
+                            "l'échéance ; aucun contrat n'est signé avant.",
+             "dueDate": _date(tender.standstill_until), "dateMet": met, "status": status}]
+
+
+def _enquiries(tender: Tender, lots: list) -> list[dict]:
+    # Only answered questions: an unanswered question is in the ledger as a hash only,
+    # and askers stay anonymous.
+    return [{"id": str(q.pk), "date": _date(q.asked_at), "description": q.text,
+             "answer": q.answer, "dateAnswered": _date(q.answered_at)}
+            for q in tender.questions.exclude(answered_at=None).order_by("pk")]
+
+
+def _build_release(tender: Tender, step: Step, tags: list[str], date: str) -> dict:
+    parties = _Parties()
+    buyer = parties.admin(tender.buyer, "buyer", tender.created_by)
+    parties.admin(tender.buyer, "procuringEntity")
+    lots = list(tender.lots.prefetch_related("items"))
+    awards = list(tender.awards.select_related("lot", "supplier", "bid_lot")
+                  .prefetch_related("lot__items").order_by("pk"))
     release_tender = {
-        "id": tender.reference, "title": tender.title,
-        "status": TENDER_STATUS.get(state, "active"),
-        "procuringEntity": _ref(buyer),
-        "items": items,
+        "id": tender.reference, "title": tender.title, "description": tender.description,
+        "status": TENDER_STATUS.get(tender.state, "active"),
+        "procuringEntity": buyer,
+        "items": [i for lot in lots for i in _items(lot)],
         "value": _amount(tender.estimated_value),
         "procurementMethod": METHOD[tender.procedure],
         "procurementMethodDetails": tender.get_procedure_display(),
@@ -173,67 +362,52 @@ def _build_release(tender: Tender, step: Step, tags: list[str]) -> dict:
         "enquiryPeriod": {"startDate": _date(tender.published_at),
                           "endDate": _date(tender.enquiry_deadline)},
         "hasEnquiries": tender.questions.exists(),
-        "lots": [{"id": str(lot.number), "title": lot.title, "status":
-                  TENDER_STATUS.get(state, "active"), "value": _amount(lot.estimated_value)}
-                 for lot in lots],
-        "documents": [{"id": f"{d.name}-v{d.version}", "title": d.name, "format": d.media_type,
-                       "url": f"{settings.PUBLIC_URL.rstrip('/')}/tenders/{tender.reference}"
-                              f"/documents/{d.pk}",
-                       "datePublished": _date(d.uploaded_at),
-                       "documentType": "biddingDocuments"}
-                      for d in tender.documents.all()],
+        "enquiries": _enquiries(tender, lots),
+        "lots": [{"id": str(lot.number), "title": lot.title,
+                  "status": _lot_status(tender, lot, awards),
+                  "value": _amount(lot.estimated_value)} for lot in lots],
+        "documents": _documents(tender),
+        "milestones": _standstill(tender),
     }
-    if tender.description:
-        release_tender["description"] = tender.description
-    if tender.framework_id:
-        release_tender["techniques"] = {"hasFrameworkAgreement": True}
-    planning = None
-    if tender.plan_item_id:
-        item = tender.plan_item
-        planning = {"rationale": item.description,
-                    "budget": {"description": item.budget_line,
-                               "amount": _amount(item.estimated_value)}}
     release = {
         "ocid": ocid(tender), "id": f"{ocid(tender)}-{step.ledger_index}",
-        "date": _date(step.at), "tag": tags, "initiationType": "tender", "language": "fr",
-        "buyer": _ref(buyer), "tender": release_tender,
+        "date": date, "tag": tags, "initiationType": "tender", "language": "fr",
+        "buyer": buyer, "tender": release_tender,
     }
-    if planning:
-        release["planning"] = planning
+    if tender.plan_item_id:
+        item = tender.plan_item
+        release["planning"] = {"rationale": item.description,
+                               "budget": {"description": item.budget_line,
+                                          "amount": _amount(item.estimated_value)}}
+    if tender.framework_id:
+        framework = tender.framework
+        release["relatedProcesses"] = [{
+            "id": "framework", "relationship": ["framework"], "title": framework.title,
+            "scheme": "ocid", "identifier": ocid(framework),
+            "uri": _public(f"/ocds/records/{ocid(framework)}")}]
     if tender.opened_at:
-        opened = list(opened_bids(tender))
-        release_tender["tenderers"] = [company_party(b.company, "tenderer") for b in opened]
-        release_tender["numberOfTenderers"] = len(opened)
-        release["bids"] = {
-            "statistics": [{"id": "1", "measure": "bids", "value": len(opened)}] +
-            [{"id": f"lot-{lot.number}", "measure": "bids", "relatedLot": str(lot.number),
-              "value": sum(1 for b in opened for p in b.lot_prices.all()
-                           if p.lot_id == lot.pk)} for lot in lots],
-            "details": [{"id": str(b.pk), "date": _date(b.submitted_at),
-                         "status": "valid" if b.status == Bid.Status.OPENED else "disqualified",
-                         "tenderers": [company_party(b.company, "tenderer")],
-                         "value": _amount(sum(p.price for p in b.lot_prices.all()) or 0),
-                         "relatedLots": [str(p.lot.number) for p in b.lot_prices.all()]}
-                        for b in opened],
-        }
-    awards = list(tender.awards.select_related("lot", "supplier"))
+        release["bids"] = _bids(tender, lots, parties)
+        tenderers = {d["tenderers"][0]["id"]: d["tenderers"][0]
+                     for d in release["bids"]["details"]}
+        release_tender["tenderers"] = list(tenderers.values())
+        release_tender["numberOfTenderers"] = len(tenderers)
     if awards:
         release["awards"] = [{
             "id": str(a.pk), "status": "active" if a.status == Award.Status.ACTIVE
             else "cancelled", "date": _date(a.decided_at), "value": _amount(a.value),
-            "suppliers": [company_party(a.supplier, "supplier")],
-            "relatedLots": [str(a.lot.number)],
+            "suppliers": [parties.company(a.supplier, "supplier")],
+            "items": _items(a.lot), "relatedLots": [str(a.lot.number)],
+            "relatedBid": f"{a.bid_lot.bid_id}-{a.lot.number}",
         } for a in awards]
-    contracts = list(tender.contracts.select_related("award").prefetch_related(
-        "amendments", "payments", "call_offs"))
+    contracts = list(tender.contracts.select_related("award", "supplier").prefetch_related(
+        "amendments", "payments", "call_offs__buyer").order_by("pk"))
     if contracts:
-        release["contracts"] = [_contract(c) for c in contracts]
-    parties = [buyer] + [_party_company(c, roles) for c, roles in companies.values()]
-    release["parties"] = parties
+        release["contracts"] = [_contract(c, tender, parties) for c in contracts]
+    release["parties"] = parties.all()
     return release
 
 
-def _contract(c: Contract) -> dict:
+def _contract(c: Contract, tender: Tender, parties: _Parties) -> dict:
     contract = {
         "id": str(c.pk), "awardID": str(c.award_id),
         "status": "active" if c.status == Contract.Status.ACTIVE else "terminated",
@@ -241,36 +415,50 @@ def _contract(c: Contract) -> dict:
         "period": {"startDate": f"{c.start_date.isoformat()}T00:00:00Z",
                    "endDate": f"{c.end_date.isoformat()}T00:00:00Z"},
     }
-    amendments = list(c.amendments.all())
+    amendments = sorted(c.amendments.all(), key=lambda a: a.pk)
     if amendments:
         contract["amendments"] = [{"id": str(a.pk), "date": _date(a.created_at),
                                    "rationale": a.justification,
                                    "description": f"{a.old_value} → {a.new_value} TND; "
                                                   f"{a.old_end_date} → {a.new_end_date}"}
                                   for a in amendments]
+    payee = parties.company(c.supplier, "payee")
     transactions = [{"id": f"payment-{p.pk}", "date": _date(p.paid_at), "value":
-                     _amount(p.amount), "payee": {"id": f"TN-MF-{c.supplier.matricule_fiscal}",
-                                                   "name": c.supplier.name}}
-                    for p in c.payments.all()]
+                     _amount(p.amount), "payer": parties.admin(tender.buyer, "payer"),
+                     "payee": payee}
+                    for p in sorted(c.payments.all(), key=lambda p: p.pk)]
     transactions += [{"id": f"call-off-{o.pk}", "date": _date(o.ordered_at),
-                      "value": _amount(o.value),
-                      "payer": {"id": f"TN-ADM-{o.buyer.code}", "name": o.buyer.name_fr}}
-                     for o in c.call_offs.select_related("buyer")]
+                      "value": _amount(o.value), "payer": parties.admin(o.buyer, "payer"),
+                      "payee": payee}
+                     for o in sorted(c.call_offs.all(), key=lambda o: o.pk)]
     if transactions:
         contract["implementation"] = {"transactions": transactions}
     return contract
 
 
-def publish_plan_item(item, ledger_index: int, date: dt.datetime) -> Release:
+def _dated(ocid_: str, ledger_index: int) -> tuple[dt.datetime, str]:
+    """The release's time: its ledger entry's, strictly after the process's last release."""
+    from sahab.ledger import services as ledger
+
+    at = ledger.get_entry(ledger_index).at
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+    last = (Release.objects.filter(ocid=ocid_).order_by("-ledger_index")
+            .values_list("date", flat=True).first())
+    if last is not None and at <= last:
+        at = last + dt.timedelta(milliseconds=1)
+    return at, release_date(at)
+
+
+def publish_plan_item(item, ledger_index: int, date: dt.datetime | None = None) -> Release:
     """The planning release that opens a planned purchase's contracting process."""
     from django.utils import translation
 
     admin = item.plan.administration
-    buyer = _party_admin(admin)
-    buyer["roles"] = ["buyer"]
+    at, date_text = _dated(item.ocid, ledger_index)
+    buyer = _party_admin(admin, ["buyer"])
     with translation.override("fr"):
         data = prune({
-            "ocid": item.ocid, "id": f"{item.ocid}-{ledger_index}", "date": _date(date),
+            "ocid": item.ocid, "id": f"{item.ocid}-{ledger_index}", "date": date_text,
             "tag": ["planning"], "initiationType": "tender", "language": "fr",
             "buyer": _ref(buyer), "parties": [buyer],
             "planning": {"rationale": item.description,
@@ -285,7 +473,7 @@ def publish_plan_item(item, ledger_index: int, date: dt.datetime) -> Release:
                                   "classification": {"scheme": "CPV", "id": item.cpv}}]},
         })
     return Release.objects.create(ocid=item.ocid, release_id=data["id"], plan_item=item,
-                                  date=date, tags=["planning"], data=data,
+                                  date=at, tags=["planning"], data=data,
                                   ledger_index=ledger_index)
 
 
@@ -294,10 +482,12 @@ def publish_step(tender: Tender, step: Step) -> Release | None:
     tags = STEP_TAGS.get(step.type)
     if tags is None or tender.published_at is None:
         return None
-    tender = Tender.objects.select_related("buyer").get(pk=tender.pk)
-    data = build_release(tender, step, tags)
+    tender = Tender.objects.select_related("buyer", "created_by", "framework",
+                                           "plan_item").get(pk=tender.pk)
+    at, date_text = _dated(ocid(tender), step.ledger_index)
+    data = build_release(tender, step, tags, date_text)
     return Release.objects.create(ocid=data["ocid"], release_id=data["id"], tender=tender,
-                                  date=step.at, tags=tags, data=data,
+                                  date=at, tags=tags, data=data,
                                   ledger_index=step.ledger_index)
 
 

@@ -34,6 +34,7 @@ def index(request):
         "publisher": ocds.publisher(), "license": ocds.package_metadata("")["license"],
         "ocid_prefix": settings.OCDS_PREFIX,
         "extensions": ocds.EXTENSIONS,
+        "organization_identifiers": ocds.IDENTIFIER_SCHEMES,
         "releases": f"{base}releases", "records": f"{base}records",
         "bulk": {"releases": f"{base}releases.json.gz", "records": f"{base}records.json.gz"},
     })
@@ -91,8 +92,8 @@ def bulk(request, kind: str):
     """The whole data set, gzip-compressed while it is written: constant memory."""
     items = ocds.iter_releases() if kind == "releases" else ocds.iter_records()
     stream = _gzip_stream(ocds.stream_package(kind, items, request.build_absolute_uri()))
-    response = StreamingHttpResponse(stream, content_type="application/json")
-    response["Content-Encoding"] = "gzip"
+    # A gzip file, not a compressed transfer of JSON: clients save what they receive.
+    response = StreamingHttpResponse(stream, content_type="application/gzip")
     response["Content-Disposition"] = f'attachment; filename="sahab-{kind}.json.gz"'
     response["Access-Control-Allow-Origin"] = "*"
     return response

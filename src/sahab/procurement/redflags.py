@@ -1,11 +1,14 @@
-"""Integrity indicators ("red flags") over sahab's own data.
+"""Integrity indicators ("red flags"), computed from OCDS compiled releases alone.
 
-The Open Contracting Partnership's 2024 red-flags guide and its reference implementation
-(Cardinal) define the R-codes, their methods and their defaults; sahab computes them
-itself, in Python over its database, so its figures compare with other countries'.
-The S-codes are sahab's own, for what Tunisian data shows. Outlier fences use the
-quartiles of Python's ``statistics.quantiles`` (inclusive method); every threshold can be
-set in ``settings.RED_FLAGS`` (docs/red-flags.md).
+The R-codes are those of the Open Contracting Partnership's 2024 red-flags guide, with
+the methods of its reference implementation, Cardinal (open-contracting/cardinal-rs):
+the same exclusions, guards, denominators, minimums and scopes, quartiles computed as
+statrs computes them (Hyndman and Fan's method 8), the same defaults, every one
+overridable in ``settings.RED_FLAGS``. The S-codes are sahab's own.
+
+sahab's pages compute them from its own published OCDS records, and
+``sahab redflags --from-ocds FILE`` from a downloaded file: an outside monitor gets the
+same flags, flag by flag (docs/red-flags.md).
 
 A flag is a reason to look closer, never a verdict.
 """
@@ -13,48 +16,80 @@ A flag is a reason to look closer, never a verdict.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from sahab.procurement.models import (
-    Award,
-    AwardCriteria,
-    Bid,
-    BidLot,
-    Contract,
-    Procedure,
-    State,
-    Tender,
-)
-from sahab.procurement.selectors import OPENED
+OCID, BUYER, PROCURING_ENTITY, TENDERER = "OCID", "Buyer", "ProcuringEntity", "Tenderer"
+LEVEL = {OCID: "tender", BUYER: "buyer", PROCURING_ENTITY: "buyer", TENDERER: "company"}
 
-OPEN = {Procedure.OPEN, Procedure.SIMPLIFIED, Procedure.FRAMEWORK}
-SELECTIVE = {Procedure.RESTRICTED, Procedure.MINI_COMPETITION}
 
-DEFAULTS = {
-    "R003": {"threshold_days": 15},
-    "R024": {"threshold": None},  # None: the lower fence Q1 - 1.5 IQR
-    "R025": {"percentile": 75, "threshold": None},
-    "R038": {"threshold": None, "minimum_submitted_bids": 2,
-             "minimum_contracting_processes": 2},
-    "R048": {"threshold": None, "digits": 2},
-    "R058": {"threshold": None},  # None: the upper fence Q3 + 1.5 IQR
-    "S01": {"share_of_threshold": 0.9, "window_days": 365},
-    "S02": {"minimum_awards": 3, "window_days": 365},
-    "S03": {"share": 0.2},
-    "S04": {"days": 90},
-}
+def _legal_minimums() -> dict[str, int]:
+    """R003 per procedure: the legal minimum days, keyed as OCDS publishes the procedure
+    (``tender.procurementMethodDetails``, in French)."""
+    from django.utils import translation
+
+    from sahab.procurement.models import Procedure
+
+    with translation.override("fr"):
+        return {str(Procedure(code).label): days
+                for code, days in settings.PROCUREMENT_MIN_TENDERING_DAYS.items()}
+
+
+def defaults() -> dict:
+    from sahab.procurement.services import SIMPLIFIED_THRESHOLD
+
+    return {
+        # Cardinal's global settings: the main currency (None: the first one observed),
+        # procedures excluded from every R-code, and where prices compare.
+        "currency": None,
+        "exclusions": {"procurement_method_details": []},
+        "price_comparison_procurement_methods": [],
+        "no_price_comparison_procurement_methods": [],
+        "R003": {"threshold": 15, "procurement_methods": [],
+                 "procurement_method_details": _legal_minimums()},
+        "R018": {"procurement_methods": ["open", "selective"]},
+        "R024": {"threshold": None},  # None: the lower fence Q1 - 1.5 IQR
+        "R025": {"percentile": 75, "threshold": None},
+        "R028": {},
+        "R030": {},
+        "R035": {"threshold": 1},
+        "R036": {},
+        "R038": {"threshold": None, "minimum_submitted_bids": 2,
+                 "minimum_contracting_processes": 2},
+        "R044": {},
+        "R048": {"digits": 2, "threshold": None, "minimum_contracting_processes": 20},
+        "R058": {"threshold": None},  # None: the upper fence Q3 + 1.5 IQR
+        "S01": {"threshold": float(SIMPLIFIED_THRESHOLD), "share_of_threshold": 0.9,
+                "window_days": 365},
+        "S02": {"minimum_awards": 3, "window_days": 365},
+        "S03": {"share": 0.2},
+        "S05": {"share": 0.5, "minimum_awards": 5},
+        "S06": {"gap": 0.01},
+        "S07": {"minimum_processes": 4},
+        "S08": {"minimum_processes": 3},
+        "S09": {},
+        "S10": {"days": 60},
+        "S11": {"days": 120},
+    }
+
+
+def config() -> dict:
+    """The defaults, overridden by ``settings.RED_FLAGS`` (a section at a time)."""
+    merged = defaults()
+    for key, value in getattr(settings, "RED_FLAGS", {}).items():
+        merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) else value
+    return merged
+
 
 TITLES = {
     "R003": _("Short submission period"),
     "R018": _("Single bid"),
-    "R024": _("Second-lowest bid very close to the winner"),
+    "R024": _("Price close to the winning bid"),
     "R025": _("Frequent bidder that almost never wins"),
     "R028": _("Identical bid prices"),
     "R030": _("Late bid won"),
@@ -63,393 +98,923 @@ TITLES = {
     "R038": _("Unusually many disqualified bids"),
     "R044": _("Tenderers share an address or a contact"),
     "R048": _("Supplier across unusually many sectors"),
-    "R058": _("Winning bid heavily discounted"),
+    "R058": _("Heavily discounted winning bid"),
     "S01": _("Purchases split under the simplified threshold"),
     "S02": _("Repeated non-competitive awards to the same company"),
     "S03": _("Contract value raised by amendments"),
-    "S04": _("Supplier created shortly before the tender"),
+    "S05": _("Buyer's spending concentrated on one supplier"),
+    "S06": _("Winning bid very close to the estimate"),
+    "S07": _("Companies that keep bidding together"),
+    "S08": _("Companies that take turns winning"),
+    "S09": _("Cancelled after the bids were opened"),
+    "S10": _("Long delay between award and contract"),
+    "S11": _("Long delay between contract and payment"),
 }
 
-EXPLANATIONS = {
-    "R003": _("Bidders had less time than usual to prepare: connected firms, who know in "
-              "advance, are favoured."),
-    "R018": _("Only one company bid in an open or selective procedure: there was no real "
-              "competition."),
-    "R024": _("The runner-up priced almost exactly like the winner, much closer than usual: "
-              "colluding firms sometimes fake competition this way."),
-    "R025": _("This company bids very often but almost never wins: it may be submitting "
-              "cover bids for partners."),
-    "R028": _("Different companies offered exactly the same price: a sign that they may "
-              "have agreed prices."),
-    "R030": _("The winning bid arrived after the deadline."),
-    "R035": _("Every bid but the winner's was disqualified: disqualifying others is a way "
-              "to choose the winner in advance."),
-    "R036": _("The cheapest bid was disqualified in a price-only tender."),
-    "R038": _("This buyer or company has far more disqualified bids than the others."),
-    "R044": _("Companies bidding against each other share an address, an e-mail or a phone "
-              "number: they may not be independent."),
-    "R048": _("This supplier wins contracts in unusually many unrelated sectors."),
-    "R058": _("The winner priced far below the runner-up, much more than usual: the "
-              "delivered quality deserves a check."),
-    "S01": _("Several purchases of the same kind, each just under the threshold of the "
-             "simplified procedure, add up to more than it: the purchase may have been split "
-             "to avoid an open tender."),
-    "S02": _("The same buyer gave the same company several contracts without competition."),
-    "S03": _("Amendments raised the contract's value far above what was awarded."),
-    "S04": _("The winning company was registered only a short time before the tender."),
+WHY = {
+    "R003": _("Connected firms, told in advance, are favoured when bidders have little "
+              "time."),
+    "R018": _("A single bid in a competitive procedure can mean that competition was "
+              "suppressed."),
+    "R024": _("Colluding firms sometimes fake competition with a bid priced just above "
+              "their partner's."),
+    "R025": _("A company that bids often but almost never wins may be submitting cover "
+              "bids for partners."),
+    "R028": _("Identical prices from different companies suggest agreed or leaked prices."),
+    "R030": _("A buyer can favour a company by accepting its bid after the deadline."),
+    "R035": _("Disqualifying every other bid is a way to choose the winner in advance."),
+    "R036": _("Disqualifying cheaper bids is a way to choose the winner in advance."),
+    "R038": _("A buyer can favour a company by disqualifying others; a company can fake "
+              "competition with bids meant to fail."),
+    "R044": _("Companies that share an address or a contact may not be independent."),
+    "R048": _("A supplier in many unrelated sectors may be a front or a rent-seeker."),
+    "R058": _("A winner far below everyone else may deliver less than was asked."),
+    "S01": _("A purchase may have been split to avoid an open tender."),
+    "S02": _("The same buyer keeps giving the same company contracts without "
+             "competition."),
+    "S03": _("A contract grown far beyond its award escapes the competition that set its "
+             "price."),
+    "S05": _("A buyer that gives most of its spending to one supplier may depend on it or "
+             "favour it."),
+    "S06": _("A winning price that matches the secret estimate may mean the estimate "
+             "leaked."),
+    "S07": _("Firms that always meet in the same tenders may be sharing the market."),
+    "S08": _("Firms that take turns winning may be rotating the market between them."),
+    "S09": _("Cancelling once the prices are known lets a buyer restart with a favoured "
+             "firm."),
+    "S10": _("Long delays after the award can hide negotiations that the award did not "
+             "allow."),
+    "S11": _("Long payment delays raise prices and can be used to pressure suppliers."),
 }
+
+EXPLAIN = {
+    "R003": _("The submission period lasted %(days)s days; the minimum for this procedure "
+              "is %(minimum)s days."),
+    "R018": _("Only %(tenderers)s company bid in this competitive procedure."),
+    "R024": _("The second-lowest valid bid (%(second)s) is only %(difference)s above the "
+              "winning bid (%(winner)s); at or below %(fence)s is unusually close."),
+    "R025": _("%(name)s won %(wins)s of its %(bids)s valid bids (%(ratio)s); a company with "
+              "at least %(top)s bids winning at most %(fence)s is unusual."),
+    "R028": _("Different companies offered the same price: %(price)s."),
+    "R030": _("The winning bid was received on %(received)s, after the deadline of "
+              "%(deadline)s."),
+    "R035": _("%(disqualified)s other bidders were disqualified; only the winner's bid was "
+              "valid."),
+    "R036": _("The lowest bid (%(price)s) was disqualified while the contract was awarded."),
+    "R038": _("%(disqualified)s of %(submitted)s bids disqualified (%(ratio)s); %(fence)s or "
+              "more is unusually many."),
+    "R044": _("Companies bidding against each other share an address or a contact point."),
+    "R048": _("%(name)s won items in %(divisions)s CPV divisions; %(fence)s or more is "
+              "unusually many."),
+    "R058": _("The winning bid (%(winner)s) is %(difference)s below the second-lowest valid "
+              "bid (%(second)s); %(fence)s or more is unusually far."),
+    "S01": _("%(count)s purchases of the same kind (CPV %(cpv)s), each just under the "
+             "simplified threshold of %(threshold)s, add up to %(total)s within %(days)s "
+             "days."),
+    "S02": _("%(count)s awards without competition from the same buyer to %(name)s within "
+             "%(days)s days."),
+    "S03": _("Amendments raised the contract from %(awarded)s to %(current)s "
+             "(%(increase)s more)."),
+    "S05": _("%(share)s of this buyer's awarded value (%(value)s of %(total)s) went to "
+             "%(name)s."),
+    "S06": _("The winning bid (%(price)s) is within %(gap)s of the estimate (%(estimate)s)."),
+    "S07": _("%(names)s bid in the same %(count)s processes."),
+    "S08": _("%(names)s bid together in %(count)s processes and each won some of them: "
+             "%(wins)s."),
+    "S09": _("The process was cancelled after %(bids)s bids had been opened."),
+    "S10": _("The contract was signed %(days)s days after the award (more than %(limit)s)."),
+    "S11": _("The first payment came %(days)s days after the signature (more than "
+             "%(limit)s)."),
+}
+
+# Unicode isolates: a number, a price or a Latin name keeps its own direction inside an
+# Arabic sentence instead of being scrambled by the surrounding right-to-left text.
+FSI, PDI = "\u2068", "\u2069"
 
 
 @dataclass
 class Flag:
     code: str
-    level: str  # "tender", "buyer" or "company"
-    subject: str  # tender reference, buyer code or company matricule fiscal
-    value: float = 1.0
-    detail: str = ""
-    tenders: list[str] = field(default_factory=list)
+    group: str  # OCID, Buyer, ProcuringEntity or Tenderer (Cardinal's groups)
+    key: str  # the ocid, or the organization's OCDS party id
+    value: float = 1.0  # Cardinal's output for this indicator
+    params: dict = field(default_factory=dict)  # the numbers the explanation quotes
+    ocids: list[str] = field(default_factory=list)  # the processes concerned
+    name: str = ""  # the organization's name, or the process's title
+    reference: str = ""  # the tender reference, or the organization's identifier
+    references: list[str] = field(default_factory=list)  # tender references concerned
+
+    @property
+    def level(self) -> str:
+        return LEVEL[self.group]
+
+    @property
+    def subject(self) -> str:
+        return self.reference or self.key
+
+    @property
+    def tenders(self) -> list[str]:
+        return self.references
 
     @property
     def title(self) -> str:
         return str(TITLES[self.code])
 
     @property
+    def why(self) -> str:
+        return str(WHY[self.code])
+
+    @property
     def explanation(self) -> str:
-        return str(EXPLANATIONS[self.code])
+        """The flag in the reader's language, with its numbers."""
+        text = str(EXPLAIN[self.code])
+        values = _Isolated({k: f"{FSI}{_format(v)}{PDI}" for k, v in self.params.items()})
+        return text % values if "%(" in text else text
+
+    @property
+    def detail(self) -> str:
+        return self.explanation
 
 
-def config(code: str) -> dict:
-    return {**DEFAULTS.get(code, {}), **getattr(settings, "RED_FLAGS", {}).get(code, {})}
+class _Isolated(dict):
+    def __missing__(self, key):
+        return "…"
 
 
-def fences(values: list[float]) -> tuple[float, float] | None:
-    """(Q1 - 1.5 IQR, Q3 + 1.5 IQR), or None with fewer than two values."""
-    if len(values) < 2:
+class Money(float):
+    """An amount in dinars, shown as such."""
+
+
+class Percent(float):
+    """A ratio, shown as a percentage."""
+
+
+class Day(str):
+    """A date, shown as such."""
+
+
+def _format(value) -> str:
+    from django.utils import formats
+
+    if isinstance(value, Money):
+        return f"{formats.number_format(value, 3, use_l10n=True, force_grouping=True)} TND"
+    if isinstance(value, Percent):
+        return f"{formats.number_format(100 * value, 1, use_l10n=True)} %"
+    if isinstance(value, float):
+        return formats.number_format(value, 2, use_l10n=True)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+# --- statistics, as statrs computes them ----------------------------------------------
+
+def quantile(values: Iterable[float], tau: float) -> float:
+    """statrs' ``Data::quantile`` (Hyndman and Fan's method 8); NaN without data."""
+    data = sorted(values)
+    n = len(data)
+    if not 0.0 <= tau <= 1.0 or n == 0:
+        return math.nan
+    h = (n + 1 / 3) * tau + 1 / 3
+    hf = int(h)
+    if hf <= 0 or tau == 0.0:
+        return data[0]
+    if hf >= n or math.isclose(tau, 1.0):
+        return data[-1]
+    a, b = data[hf - 1], data[hf]
+    return a + (h - hf) * (b - a)
+
+
+def quartiles(values: Iterable[float]) -> tuple[float, float]:
+    values = list(values)
+    return quantile(values, 0.25), quantile(values, 0.75)
+
+
+def lower_fence(q1: float, q3: float) -> float:
+    return q1 - 1.5 * (q3 - q1)
+
+
+def upper_fence(q1: float, q3: float) -> float:
+    return q3 + 1.5 * (q3 - q1)
+
+
+# --- reading compiled releases -----------------------------------------------------------
+
+def _get(obj, *path, default=None):
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return default
+        obj = obj[key]
+    return obj
+
+
+def _str(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
+def _complete_awards_and_bids(release: dict):
+    """Cardinal's rule: bids and active awards, only if every award is final."""
+    awards, details = release.get("awards"), _get(release, "bids", "details")
+    if not isinstance(awards, list) or not isinstance(details, list):
         return None
-    q1, _q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    iqr = q3 - q1
-    return q1 - 1.5 * iqr, q3 + 1.5 * iqr
-
-
-# --- the data, gathered once ------------------------------------------------------------
-
-@dataclass
-class LotResult:
-    tender: Tender
-    lot_number: int
-    rows: list[BidLot]  # opened bids for the lot
-    winners: list[BidLot]  # active awards
-
-
-def _lot_results() -> list[LotResult]:
-    rows = (BidLot.objects.filter(bid__status__in=OPENED)
-            .select_related("bid__company", "bid__tender__buyer", "lot"))
-    by_lot: dict[tuple[int, int], list[BidLot]] = defaultdict(list)
-    for row in rows:
-        by_lot[(row.bid.tender_id, row.lot.number)].append(row)
-    winners: dict[tuple[int, int], list[BidLot]] = defaultdict(list)
-    for award in Award.objects.filter(status=Award.Status.ACTIVE).select_related(
-            "bid_lot__bid__company", "lot"):
-        winners[(award.tender_id, award.lot.number)].append(award.bid_lot)
-    return [LotResult(rows_[0].bid.tender, lot, rows_, winners.get((tid, lot), []))
-            for (tid, lot), rows_ in by_lot.items()]
-
-
-def _valid(row: BidLot) -> bool:
-    return row.bid.status == Bid.Status.OPENED and row.eligible is not False
-
-
-# --- the indicators ---------------------------------------------------------------------
-
-def r003() -> list[Flag]:
-    minimum = dt.timedelta(days=config("R003")["threshold_days"])
-    return [Flag("R003", "tender", t.reference,
-                 detail=f"{(t.submission_deadline - t.published_at).days} days")
-            for t in Tender.objects.filter(procedure__in=OPEN).exclude(published_at=None)
-            if t.submission_deadline - t.published_at < minimum]
-
-
-def r018() -> list[Flag]:
-    flags = []
-    for t in Tender.objects.filter(procedure__in=OPEN | SELECTIVE).exclude(opened_at=None):
-        bids = t.bids.filter(status__in=OPENED).count()
-        if bids == 1:
-            flags.append(Flag("R018", "tender", t.reference, detail="1 bid"))
-    return flags
-
-
-def _price_only_differences(results: list[LotResult]) -> list[tuple[LotResult, float]]:
-    out = []
-    for r in results:
-        if r.tender.award_criteria != AwardCriteria.LOWEST_PRICE or len(r.winners) != 1:
+    complete = []
+    for award in awards:
+        status = _str(_get(award, "status"))
+        if status is None:
             continue
-        valid = sorted((row for row in r.rows if _valid(row)), key=lambda row: row.price)
-        if len(valid) < 2 or valid[0].pk != r.winners[0].pk:
-            continue  # the winning bid must be the lowest valid bid
-        winner, second = valid[0].price, valid[1].price
-        out.append((r, float((second - winner) / winner)))
+        if status == "active":
+            complete.append(award)
+        elif status not in ("cancelled", "unsuccessful"):
+            return None  # pending
+    return complete, details
+
+
+def _submitted_bids(release: dict) -> list[dict]:
+    """Pending, valid and disqualified bids (not invited or withdrawn)."""
+    details = _get(release, "bids", "details")
+    if not isinstance(details, list):
+        return []
+    return [b for b in details if isinstance(b, dict) and _str(b.get("status")) is not None
+            and b["status"] not in ("invited", "withdrawn")]
+
+
+def _ids(objects) -> list[str]:
+    return [o["id"] for o in objects if isinstance(o, dict) and _str(o.get("id"))] \
+        if isinstance(objects, list) else []
+
+
+def _pmd(release: dict) -> str | None:
+    return _str(_get(release, "tender", "procurementMethodDetails"))
+
+
+def _matches_details(release: dict, include: list[str], exclude: list[str]) -> bool:
+    details = _pmd(release)
+    if details is None:
+        return not include
+    return details not in exclude if not include else details in include
+
+
+def _parse(text) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class _Run:
+    """One computation: the flags, and what the organization flags need to name things."""
+
+    def __init__(self, releases: list[dict], cfg: dict):
+        self.cfg = cfg
+        self.all = releases
+        exclude = cfg["exclusions"].get("procurement_method_details", [])
+        # Cardinal's global rule: cancelled processes and excluded procedures are skipped.
+        self.releases = [r for r in releases if _str(r.get("ocid"))
+                         and _get(r, "tender", "status") != "cancelled"
+                         and _matches_details(r, [], exclude)]
+        self.flags: dict[tuple[str, str, str], Flag] = {}
+        self.currency = cfg.get("currency")
+        self.names: dict[str, str] = {}
+        self.tax_ids: dict[str, str] = {}
+        self.references: dict[str, str] = {}
+        self.titles: dict[str, str] = {}
+        for r in releases:
+            if _str(r.get("ocid")):
+                self.references[r["ocid"]] = _str(_get(r, "tender", "id")) or ""
+                self.titles[r["ocid"]] = _str(_get(r, "tender", "title")) or ""
+            for party in r.get("parties") or []:
+                if isinstance(party, dict) and _str(party.get("id")):
+                    self.names[party["id"]] = _str(party.get("name")) or party["id"]
+                    for other in party.get("additionalIdentifiers") or []:
+                        if _get(other, "scheme") == "TN-MF" and _str(_get(other, "id")):
+                            self.tax_ids[party["id"]] = other["id"]
+
+    def flag(self, code: str, group: str, key: str, value: float, ocid: str | None = None,
+             /, **params) -> Flag:
+        flag = self.flags.get((code, group, key))
+        if flag is None:
+            flag = Flag(code, group, key, value, params)
+            if group == OCID:
+                flag.name, flag.reference = self.titles.get(key, ""), self.references.get(key, "")
+                flag.ocids = [key]
+            else:
+                flag.name = self.names.get(key, key)
+                flag.reference = (self.tax_ids.get(key) or key.removeprefix("TN-SAHAB-")
+                                  if group != TENDERER else self.tax_ids.get(key, key))
+            self.flags[(code, group, key)] = flag
+        else:
+            flag.value = value
+        if ocid and ocid not in flag.ocids:
+            flag.ocids.append(ocid)
+        return flag
+
+    def currency_ok(self, currency: str) -> bool:
+        if self.currency is None:
+            self.currency = currency
+        return currency == self.currency
+
+    def result(self) -> list[Flag]:
+        for flag in self.flags.values():
+            flag.references = sorted({self.references[o] for o in flag.ocids
+                                      if self.references.get(o)})
+        return sorted(self.flags.values(), key=lambda f: (f.code, f.group, f.key))
+
+
+# --- the R-codes (Cardinal) -----------------------------------------------------------
+
+def _r003(run: _Run) -> None:
+    cfg = run.cfg["R003"]
+    methods, per_details = cfg["procurement_methods"], cfg["procurement_method_details"]
+    for r in run.releases:
+        tender = r.get("tender")
+        if not isinstance(tender, dict):
+            continue
+        if methods and tender.get("procurementMethod") not in methods:
+            continue
+        start = _parse(_get(tender, "tenderPeriod", "startDate"))
+        end = _parse(_get(tender, "tenderPeriod", "endDate"))
+        if start is None or end is None:
+            continue
+        seconds = (end - start).total_seconds()
+        days = int(seconds / 86400)  # whole days, truncated toward zero
+        details = _str(tender.get("procurementMethodDetails"))
+        threshold = per_details.get(details, cfg["threshold"]) if details else cfg["threshold"]
+        if days < threshold:
+            run.flag("R003", OCID, r["ocid"], 1.0, days=days, minimum=threshold)
+
+
+def _r018(run: _Run) -> None:
+    methods = run.cfg["R018"]["procurement_methods"]
+    for r in run.releases:
+        tender = r.get("tender")
+        if not isinstance(tender, dict) or (methods and
+                                            tender.get("procurementMethod") not in methods):
+            continue
+        number = tender.get("numberOfTenderers")
+        if isinstance(number, int) and not isinstance(number, bool) and number == 1:
+            run.flag("R018", OCID, r["ocid"], 1.0, tenderers=1)
+
+
+def _valid_bids_with_value(details: list) -> list[tuple[str, float, str]]:
+    out = []
+    for bid in details:
+        if not isinstance(bid, dict) or bid.get("status") != "valid":
+            continue
+        amount = _number(_get(bid, "value", "amount"))
+        currency = _str(_get(bid, "value", "currency"))
+        tenderers = bid.get("tenderers")
+        if amount is None or currency is None or not isinstance(tenderers, list) \
+                or len(tenderers) != 1 or not _str(_get(tenderers[0], "id")):
+            continue
+        out.append((tenderers[0]["id"], amount, currency))
     return out
 
 
-def r024_r058(results: list[LotResult]) -> list[Flag]:
-    diffs = _price_only_differences(results)
-    bounds = fences([d for _, d in diffs])
-    lower = config("R024")["threshold"]
-    upper = config("R058")["threshold"]
-    if bounds:
-        lower = bounds[0] if lower is None else lower
-        upper = bounds[1] if upper is None else upper
-    flags = []
-    for r, d in diffs:
-        detail = f"lot {r.lot_number}: {d:.1%}"
-        if lower is not None and d <= lower:
-            flags.append(Flag("R024", "tender", r.tender.reference, d, detail))
-        if upper is not None and d >= upper:
-            flags.append(Flag("R058", "tender", r.tender.reference, d, detail))
-    return flags
-
-
-def r025(results: list[LotResult]) -> list[Flag]:
-    valid_bids: dict[str, int] = defaultdict(int)
-    wins: dict[str, int] = defaultdict(int)
-    names = {}
-    for r in results:
-        if len(r.winners) > 1:
+def _second_lowest_ratios(run: _Run) -> dict[str, tuple[float, str, str, float, float]]:
+    """Per process: (second-lowest valid - winning) / winning, with one active award."""
+    price, no_price = (run.cfg["price_comparison_procurement_methods"],
+                       run.cfg["no_price_comparison_procurement_methods"])
+    ratios = {}
+    for r in run.releases:
+        details = _pmd(r)
+        if (details in no_price) or (price and details not in price):
             continue
-        winner_ids = {w.pk for w in r.winners}
-        for row in r.rows:
-            if _valid(row):
-                key = row.bid.company.matricule_fiscal
-                names[key] = row.bid.company.name
-                valid_bids[key] += 1
-                wins[key] += row.pk in winner_ids
-    if len(valid_bids) < 2:
-        return []
-    cfg = config("R025")
-    counts = sorted(valid_bids.values())
-    top = statistics.quantiles(counts, n=100, method="inclusive")[cfg["percentile"] - 1]
-    ratios = {k: wins[k] / valid_bids[k] for k in valid_bids}
-    bounds = fences(list(ratios.values()))
-    lower = cfg["threshold"] if cfg["threshold"] is not None else (bounds[0] if bounds else None)
-    return [Flag("R025", "company", k, ratios[k],
-                 f"{names[k]}: {wins[k]} won of {valid_bids[k]} valid bids")
-            for k in valid_bids if valid_bids[k] >= top and lower is not None
-            and ratios[k] <= lower]
+        found = _complete_awards_and_bids(r)
+        if found is None or len(found[0]) != 1:
+            continue
+        suppliers = found[0][0].get("suppliers")
+        if not isinstance(suppliers, list) or len(suppliers) != 1 or \
+                not _str(_get(suppliers[0], "id")):
+            continue
+        supplier = suppliers[0]["id"]
+        winner = loser = None
+        for tenderer, amount, currency in _valid_bids_with_value(found[1]):
+            if not run.currency_ok(currency):
+                continue
+            if tenderer == supplier:
+                if winner is None or amount < winner[1]:
+                    winner = (tenderer, amount)
+            elif loser is None or amount < loser[1]:
+                loser = (tenderer, amount)
+        if winner and loser and loser[1] >= winner[1]:
+            ratio = (loser[1] - winner[1]) / winner[1] if winner[1] else math.inf
+            ratios[r["ocid"]] = (ratio, winner[0], loser[0], winner[1], loser[1])
+    return ratios
 
 
-def r028(results: list[LotResult]) -> list[Flag]:
-    flags = []
-    for r in results:
-        prices: dict[Decimal, set[str]] = defaultdict(set)
-        for row in r.rows:
-            prices[row.price].add(row.bid.company.name)
-        for price, companies in prices.items():
-            if len(companies) > 1:
-                flags.append(Flag("R028", "tender", r.tender.reference, 1.0,
-                                  f"lot {r.lot_number}: {', '.join(sorted(companies))} "
-                                  f"at {price}"))
-    return flags
+def _r024_r058(run: _Run) -> None:
+    ratios = _second_lowest_ratios(run)
+    values = [v[0] for v in ratios.values()]
+    q1, q3 = quartiles(values)
+    threshold = run.cfg["R024"]["threshold"]
+    low, guard = (lower_fence(q1, q3), q1) if threshold is None else (threshold, 1.0)
+    if guard > 0.0 and low > 0.0:  # else 75 % of processes would be flagged
+        for ocid, (ratio, winner, loser, w, second) in ratios.items():
+            if ratio <= low:
+                params = {"winner": Money(w), "second": Money(second),
+                          "difference": Percent(ratio), "fence": Percent(low)}
+                run.flag("R024", OCID, ocid, ratio, **params)
+                for tenderer in (winner, loser):
+                    run.flag("R024", TENDERER, tenderer, 0.0, ocid, **params)
+    threshold = run.cfg["R058"]["threshold"]
+    high = upper_fence(q1, q3) if threshold is None else threshold
+    if high > 0.0:
+        for ocid, (ratio, winner, _loser, w, second) in ratios.items():
+            if ratio >= high:
+                params = {"winner": Money(w), "second": Money(second),
+                          "difference": Percent(ratio), "fence": Percent(high)}
+                run.flag("R058", OCID, ocid, ratio, **params)
+                run.flag("R058", TENDERER, winner, 0.0, ocid, **params)
 
 
-def r030(results: list[LotResult]) -> list[Flag]:
-    return [Flag("R030", "tender", r.tender.reference, 1.0, f"lot {r.lot_number}")
-            for r in results for w in r.winners
-            if w.bid.submitted_at > r.tender.submission_deadline]
+def _r025(run: _Run) -> None:
+    cfg = run.cfg["R025"]
+    wins: dict[str, int] = defaultdict(int)
+    bids: dict[str, int] = defaultdict(int)
+    for r in run.releases:
+        found = _complete_awards_and_bids(r)
+        if found is None or len(found[0]) != 1:
+            continue
+        suppliers = found[0][0].get("suppliers")
+        if not isinstance(suppliers, list) or len(suppliers) != 1 or \
+                not _str(_get(suppliers[0], "id")):
+            continue
+        valid = set()
+        for bid in found[1]:
+            tenderers = _get(bid, "tenderers")
+            if _get(bid, "status") == "valid" and isinstance(tenderers, list) \
+                    and len(tenderers) == 1 and _str(_get(tenderers[0], "id")):
+                valid.add(tenderers[0]["id"])
+        for tenderer in valid:  # once per process, whatever the number of bids
+            bids[tenderer] += 1
+            wins[tenderer] += tenderer == suppliers[0]["id"]
+    top = quantile([float(n) for n in bids.values()], cfg["percentile"] / 100)
+    ratios = {k: wins[k] / bids[k] for k in bids}
+    if cfg["threshold"] is None:
+        q1, q3 = quartiles(ratios.values())
+        low = lower_fence(q1, q3)
+    else:
+        q1, low = 1.0, cfg["threshold"]
+    if q1 > 0.0 and low > 0.0:
+        for tenderer, ratio in ratios.items():
+            if bids[tenderer] >= top and ratio <= low:
+                run.flag("R025", TENDERER, tenderer, ratio, name=run.names.get(tenderer, ""),
+                         wins=wins[tenderer], bids=bids[tenderer], ratio=Percent(ratio),
+                         top=round(top, 2), fence=Percent(low))
 
 
-def r035_r036(results: list[LotResult]) -> list[Flag]:
-    flags = []
-    for r in results:
-        if len(r.rows) >= 2 and len(r.winners) == 1:
-            others = [row for row in r.rows if row.pk != r.winners[0].pk]
-            if others and all(not _valid(row) for row in others):
-                flags.append(Flag("R035", "tender", r.tender.reference, 1.0,
-                                  f"lot {r.lot_number}"))
-        if r.tender.award_criteria == AwardCriteria.LOWEST_PRICE and r.rows:
-            lowest = min(r.rows, key=lambda row: row.price)
-            if not _valid(lowest):
-                flags.append(Flag("R036", "tender", r.tender.reference, 1.0,
-                                  f"lot {r.lot_number}: {lowest.bid.company.name}"))
-    return flags
+def _r028(run: _Run) -> None:
+    include, exclude = (run.cfg["price_comparison_procurement_methods"],
+                        run.cfg["no_price_comparison_procurement_methods"])
+    for r in run.releases:
+        if not _matches_details(r, include, exclude):
+            continue
+        prices: dict[tuple[float, str], frozenset] = {}
+        for bid in _submitted_bids(r):
+            amount = _number(_get(bid, "value", "amount"))
+            currency = _str(_get(bid, "value", "currency"))
+            if not isinstance(bid.get("tenderers"), list) or amount is None or currency is None:
+                continue
+            ids = frozenset(_ids(bid["tenderers"]))
+            if not ids:
+                continue
+            other = prices.get((amount, currency))
+            if other is not None and ids != other:
+                params = {"price": Money(amount)}
+                run.flag("R028", OCID, r["ocid"], 1.0, **params)
+                for tenderer in ids | other:
+                    run.flag("R028", TENDERER, tenderer, 1.0, r["ocid"], **params)
+            prices[(amount, currency)] = ids
 
 
-def r038(results: list[LotResult]) -> list[Flag]:
-    cfg = config("R038")
-    flags = []
-    for level, key_of in (("buyer", lambda row: row.bid.tender.buyer.code),
-                          ("company", lambda row: row.bid.company.matricule_fiscal)):
-        submitted: dict[str, int] = defaultdict(int)
-        disqualified: dict[str, int] = defaultdict(int)
-        processes: dict[str, set[int]] = defaultdict(set)
-        for r in results:
-            for row in r.rows:
-                key = key_of(row)
-                submitted[key] += 1
-                disqualified[key] += not _valid(row)
-                processes[key].add(r.tender.pk)
-        if level == "buyer":
-            keys = [k for k in submitted
-                    if len(processes[k]) >= cfg["minimum_contracting_processes"]]
-        else:
-            keys = [k for k in submitted if submitted[k] >= cfg["minimum_submitted_bids"]]
-        ratios = {k: disqualified[k] / submitted[k] for k in keys}
-        bounds = fences(list(ratios.values()))
-        upper = cfg["threshold"] if cfg["threshold"] is not None else (
-            bounds[1] if bounds else None)
-        flags += [Flag("R038", level, k, ratios[k],
-                       f"{disqualified[k]} of {submitted[k]} bids disqualified")
-                  for k in keys if upper is not None and ratios[k] > 0 and ratios[k] >= upper]
-    return flags
+def _r030(run: _Run) -> None:
+    for r in run.releases:
+        end = _get(r, "tender", "tenderPeriod", "endDate")
+        awards, details = r.get("awards"), _get(r, "bids", "details")
+        if not _str(end) or not isinstance(awards, list) or not isinstance(details, list):
+            continue
+        suppliers = {s for a in awards if _get(a, "status") == "active"
+                     for s in _ids(_get(a, "suppliers"))}
+        for bid in details:
+            date = _get(bid, "date")
+            if _get(bid, "status") == "valid" and _str(date) and \
+                    isinstance(_get(bid, "tenderers"), list) and date > end:
+                for tenderer in _ids(bid["tenderers"]):
+                    if tenderer in suppliers:
+                        params = {"received": Day(date[:16].replace("T", " ")),
+                                  "deadline": Day(end[:16].replace("T", " "))}
+                        run.flag("R030", OCID, r["ocid"], 1.0, **params)
+                        run.flag("R030", TENDERER, tenderer, 1.0, r["ocid"], **params)
 
 
-def _contacts(company) -> set[str]:
-    keys = set()
-    if company.address:
-        keys.add(f"address:{company.address.strip().lower()}|{company.city.strip().lower()}")
-    if company.email:
-        keys.add(f"email:{company.email.strip().lower()}")
-    if company.phone:
-        keys.add(f"phone:{''.join(ch for ch in company.phone if ch.isdigit())}")
-    return keys
+def _r035(run: _Run) -> None:
+    threshold = max(run.cfg["R035"]["threshold"], 1)
+    for r in run.releases:
+        found = _complete_awards_and_bids(r)
+        if found is None:
+            continue
+        suppliers = {s for a in found[0] for s in _ids(_get(a, "suppliers"))}
+        valid, disqualified = set(), set()
+        for bid in found[1]:
+            status = _get(bid, "status")
+            if status in ("valid", "disqualified") and isinstance(_get(bid, "tenderers"), list):
+                (valid if status == "valid" else disqualified).update(_ids(bid["tenderers"]))
+        difference = len(disqualified - valid)
+        if len(valid) == 1 and valid == suppliers and difference >= threshold:
+            run.flag("R035", OCID, r["ocid"], float(difference), disqualified=difference)
+            run.flag("R035", TENDERER, next(iter(valid)), 0.0, r["ocid"],
+                     disqualified=difference)
 
 
-def r044(results: list[LotResult]) -> list[Flag]:
-    flags, seen = [], set()
-    by_tender: dict[int, dict] = defaultdict(dict)
-    for r in results:
-        for row in r.rows:
-            by_tender[r.tender.pk][row.bid.company.pk] = (r.tender, row.bid.company)
-    for companies in by_tender.values():
-        tender = next(iter(companies.values()))[0]
-        owners: dict[str, set] = defaultdict(set)
-        for _tender, company in companies.values():
-            for key in _contacts(company):
-                owners[key].add(company)
-        for key, group in owners.items():
-            if len(group) > 1:
-                names = ", ".join(sorted(c.name for c in group))
-                if (tender.reference, names) not in seen:
-                    seen.add((tender.reference, names))
-                    flags.append(Flag("R044", "tender", tender.reference, 1.0,
-                                      f"{names} share their {key.split(':')[0]}"))
-                for c in group:
-                    if ("company", c.matricule_fiscal) not in seen:
-                        seen.add(("company", c.matricule_fiscal))
-                        flags.append(Flag("R044", "company", c.matricule_fiscal, 1.0, names))
-    return flags
+def _r036(run: _Run) -> None:
+    include, exclude = (run.cfg["price_comparison_procurement_methods"],
+                        run.cfg["no_price_comparison_procurement_methods"])
+    for r in run.releases:
+        if not _matches_details(r, include, exclude):
+            continue
+        awards = r.get("awards")
+        if not isinstance(awards, list) or not any(_get(a, "status") == "active"
+                                                   for a in awards):
+            continue
+        lowest, lowest_disqualified, has_valid = None, False, False
+        for bid in _submitted_bids(r):
+            amount = _number(_get(bid, "value", "amount"))
+            currency = _str(_get(bid, "value", "currency"))
+            if amount is None or currency is None or not run.currency_ok(currency):
+                continue
+            if lowest is None or amount < lowest:
+                lowest, lowest_disqualified = amount, bid["status"] == "disqualified"
+            has_valid |= bid["status"] == "valid"
+        if has_valid and lowest_disqualified:
+            run.flag("R036", OCID, r["ocid"], 1.0, price=Money(lowest))
 
 
-def r048() -> list[Flag]:
-    digits = config("R048")["digits"]
-    variety: dict[str, set[str]] = defaultdict(set)
-    names = {}
-    for award in Award.objects.filter(status=Award.Status.ACTIVE).select_related(
-            "supplier", "lot").prefetch_related("lot__items"):
-        codes = [i.cpv for i in award.lot.items.all()] or [award.lot.cpv]
-        variety[award.supplier.matricule_fiscal].update(c[:digits] for c in codes)
-        names[award.supplier.matricule_fiscal] = award.supplier.name
-    counts = {k: len(v) for k, v in variety.items()}
-    bounds = fences([float(v) for v in counts.values()])
-    upper = config("R048")["threshold"]
-    upper = upper if upper is not None else (bounds[1] if bounds else None)
-    return [Flag("R048", "company", k, float(v), f"{names[k]}: {v} CPV divisions")
-            for k, v in counts.items() if upper is not None and v > 1 and v >= upper]
+def _r038(run: _Run) -> None:
+    cfg = run.cfg["R038"]
+    counts = {BUYER: defaultdict(lambda: [0, 0]), PROCURING_ENTITY: defaultdict(lambda: [0, 0]),
+              TENDERER: defaultdict(lambda: [0, 0])}
+    ocids = {BUYER: defaultdict(list), PROCURING_ENTITY: defaultdict(list),
+             TENDERER: defaultdict(list)}
+    for r in run.releases:
+        submitted = _submitted_bids(r)
+        if not submitted:
+            continue
+        disqualified = 0
+        for bid in submitted:
+            out = int(bid["status"] == "disqualified")
+            disqualified += out
+            for tenderer in _ids(bid.get("tenderers")):
+                counts[TENDERER][tenderer][0] += out
+                counts[TENDERER][tenderer][1] += 1
+                ocids[TENDERER][tenderer].append(r["ocid"])
+        for group, org in ((BUYER, _get(r, "buyer", "id")),
+                           (PROCURING_ENTITY, _get(r, "tender", "procuringEntity", "id"))):
+            if _str(org):
+                counts[group][org][0] += disqualified
+                counts[group][org][1] += len(submitted)
+                if disqualified:
+                    ocids[group][org].append(r["ocid"])
+    for group, minimum in ((BUYER, cfg["minimum_contracting_processes"]),
+                           (PROCURING_ENTITY, cfg["minimum_contracting_processes"]),
+                           (TENDERER, cfg["minimum_submitted_bids"])):
+        # As in Cardinal, the minimum is compared with the number of submitted bids.
+        ratios = {k: d / n for k, (d, n) in counts[group].items() if n >= minimum}
+        if not ratios:
+            continue
+        high = cfg["threshold"] if cfg["threshold"] is not None else upper_fence(
+            *quartiles(ratios.values()))
+        if high > 0.0:
+            for org, ratio in ratios.items():
+                if ratio >= high:
+                    d, n = counts[group][org]
+                    flag = run.flag("R038", group, org, ratio, disqualified=d, submitted=n,
+                                    ratio=Percent(ratio), fence=Percent(high))
+                    flag.ocids = sorted(set(ocids[group][org]))
 
 
-def s01() -> list[Flag]:
-    from sahab.procurement.services import SIMPLIFIED_THRESHOLD
+def _address(party: dict) -> str | None:
+    address = party.get("address")
+    if not isinstance(address, dict) or "streetAddress" not in address:
+        return None
+    return "".join(address[f].strip().lower() + " " for f in
+                   ("streetAddress", "locality", "region", "postalCode", "countryName")
+                   if isinstance(address.get(f), str))
 
-    cfg = config("S01")
-    floor = SIMPLIFIED_THRESHOLD * Decimal(str(cfg["share_of_threshold"]))
+
+def _same_contact(one, other) -> bool:
+    """Cardinal compares the first contact field that both give."""
+    if not isinstance(one, dict) or not isinstance(other, dict):
+        return False
+    for name in ("name", "email", "telephone", "faxNumber", "url"):
+        if isinstance(one.get(name), str) and isinstance(other.get(name), str):
+            return one[name] == other[name]
+    return False
+
+
+def _r044(run: _Run) -> None:
+    for r in run.releases:
+        tenderers = {p["id"]: (_address(p), p.get("contactPoint"))
+                     for p in r.get("parties") or []
+                     if isinstance(p, dict) and isinstance(p.get("roles"), list)
+                     and "tenderer" in p["roles"] and _str(p.get("id"))}
+        for one, (address, contact) in tenderers.items():
+            for other, (other_address, other_contact) in tenderers.items():
+                if one != other and ((address is not None and address == other_address)
+                                     or _same_contact(other_contact, contact)):
+                    run.flag("R044", OCID, r["ocid"], 1.0)
+                    run.flag("R044", TENDERER, one, 1.0, r["ocid"])
+
+
+def _r048(run: _Run) -> None:
+    cfg = run.cfg["R048"]
+    seen: dict[str, list] = defaultdict(lambda: [0, set(), []])
+    for r in run.releases:
+        observed = set()
+        for award in r.get("awards") or []:
+            suppliers = _get(award, "suppliers")
+            items = _get(award, "items")
+            if _get(award, "status") != "active" or not isinstance(items, list) or \
+                    not isinstance(suppliers, list) or len(suppliers) != 1 or \
+                    not _str(_get(suppliers[0], "id")):
+                continue
+            supplier = suppliers[0]["id"]
+            for item in items:
+                code = _str(_get(item, "classification", "id"))
+                if code is None or not isinstance(_get(item, "classification"), dict):
+                    continue
+                entry = seen[supplier]
+                if supplier not in observed:  # once per process
+                    observed.add(supplier)
+                    entry[0] += 1
+                    entry[2].append(r["ocid"])
+                entry[1].add(code[:cfg["digits"]])
+    lengths = {k: float(len(codes)) for k, (count, codes, _o) in seen.items()
+               if count >= cfg["minimum_contracting_processes"]}
+    high = float(cfg["threshold"]) if cfg["threshold"] is not None else upper_fence(
+        *quartiles(lengths.values()))
+    for supplier, length in lengths.items():
+        if length >= high:
+            flag = run.flag("R048", TENDERER, supplier, length,
+                            name=run.names.get(supplier, ""), divisions=int(length),
+                            fence=round(high, 2))
+            flag.ocids = list(dict.fromkeys(seen[supplier][2]))
+
+
+# --- sahab's own (S-codes) ----------------------------------------------------------
+
+def _processes(run: _Run) -> Iterable[dict]:
+    """Every process with a tender, cancelled ones included (for S09)."""
+    return (r for r in run.all if _str(r.get("ocid")) and isinstance(r.get("tender"), dict))
+
+
+def _active_awards(r: dict) -> list[dict]:
+    return [a for a in r.get("awards") or [] if _get(a, "status") == "active"]
+
+
+def _s01(run: _Run) -> None:
+    cfg = run.cfg["S01"]
+    threshold = cfg["threshold"]
+    floor = threshold * cfg["share_of_threshold"]
     window = dt.timedelta(days=cfg["window_days"])
-    near = [t for t in Tender.objects.exclude(published_at=None).exclude(state=State.CANCELLED)
-            .select_related("buyer").prefetch_related("lots")
-            if floor <= t.estimated_value <= SIMPLIFIED_THRESHOLD]
-    groups: dict[tuple[str, str], list[Tender]] = defaultdict(list)
-    for t in near:
-        groups[(t.buyer.code, t.lots.all()[0].cpv[:3])].append(t)
-    flags = []
-    for (buyer, division), tenders in groups.items():
-        tenders.sort(key=lambda t: t.published_at)
-        for i, first in enumerate(tenders):
-            close = [t for t in tenders[i:] if t.published_at - first.published_at <= window]
-            total = sum(t.estimated_value for t in close)
-            if len(close) >= 2 and total > SIMPLIFIED_THRESHOLD:
-                flags.append(Flag("S01", "buyer", buyer, float(total),
-                                  f"{len(close)} purchases (CPV {division}…) totalling "
-                                  f"{total:,} TND", [t.reference for t in close]))
+    groups: dict[tuple[str, str], list[tuple[dt.datetime, float, str]]] = defaultdict(list)
+    for r in run.releases:
+        value = _number(_get(r, "tender", "value", "amount"))
+        start = _parse(_get(r, "tender", "tenderPeriod", "startDate"))
+        items = _get(r, "tender", "items") or []
+        cpv = _str(_get(items[0], "classification", "id")) if items else None
+        buyer = _str(_get(r, "buyer", "id"))
+        if value is None or start is None or cpv is None or buyer is None:
+            continue
+        if floor <= value <= threshold:
+            groups[(buyer, cpv[:3])].append((start, value, r["ocid"]))
+    for (buyer, group), purchases in groups.items():
+        purchases.sort()
+        for i, (first, _v, _o) in enumerate(purchases):
+            close = [p for p in purchases[i:] if p[0] - first <= window]
+            total = sum(p[1] for p in close)
+            if len(close) >= 2 and total > threshold:
+                flag = run.flag("S01", BUYER, buyer, total, count=len(close),
+                                cpv=f"{group}…", threshold=Money(threshold),
+                                total=Money(total), days=cfg["window_days"])
+                flag.ocids = [p[2] for p in close]
                 break
-    return flags
 
 
-def s02() -> list[Flag]:
-    cfg = config("S02")
+def _s02(run: _Run) -> None:
+    cfg = run.cfg["S02"]
     window = dt.timedelta(days=cfg["window_days"])
-    non_competitive: dict[tuple[str, str], list[Award]] = defaultdict(list)
-    for award in Award.objects.filter(status=Award.Status.ACTIVE).select_related(
-            "tender__buyer", "supplier"):
-        tender = award.tender
-        single = tender.bids.filter(status=Bid.Status.OPENED).count() == 1
-        if tender.procedure == Procedure.NEGOTIATED or single:
-            non_competitive[(tender.buyer.code, award.supplier.matricule_fiscal)].append(award)
-    flags = []
-    for (buyer, supplier), awards in non_competitive.items():
-        awards.sort(key=lambda a: a.decided_at)
-        recent = [a for a in awards if awards[-1].decided_at - a.decided_at <= window]
+    pairs: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = defaultdict(list)
+    for r in run.releases:
+        tender = r["tender"] if isinstance(r.get("tender"), dict) else {}
+        limited = tender.get("procurementMethod") == "limited"
+        single = tender.get("numberOfTenderers") == 1
+        buyer = _str(_get(r, "buyer", "id"))
+        if not (limited or single) or buyer is None:
+            continue
+        for award in _active_awards(r):
+            date = _parse(award.get("date"))
+            for supplier in _ids(award.get("suppliers")):
+                if date is not None:
+                    pairs[(buyer, supplier)].append((date, r["ocid"]))
+    for (_buyer, supplier), awards in pairs.items():
+        awards.sort()
+        recent = [a for a in awards if awards[-1][0] - a[0] <= window]
         if len(recent) >= cfg["minimum_awards"]:
-            flags.append(Flag("S02", "company", supplier, float(len(recent)),
-                              f"{len(recent)} non-competitive awards from {buyer}",
-                              sorted({a.tender.reference for a in recent})))
-    return flags
+            flag = run.flag("S02", TENDERER, supplier, float(len(recent)),
+                            count=len(recent), name=run.names.get(supplier, ""),
+                            days=cfg["window_days"])
+            flag.ocids = sorted({o for _d, o in recent} | set(flag.ocids))
 
 
-def s03() -> list[Flag]:
-    share = Decimal(str(config("S03")["share"]))
-    return [Flag("S03", "tender", c.tender.reference,
-                 float(c.value / c.award.value - 1),
-                 f"contract {c.pk}: {c.award.value:,} → {c.value:,} TND")
-            for c in Contract.objects.select_related("award", "tender")
-            if c.value > c.award.value * (1 + share)]
+def _s03(run: _Run) -> None:
+    share = run.cfg["S03"]["share"]
+    for r in run.releases:
+        awards = {a.get("id"): a for a in r.get("awards") or [] if isinstance(a, dict)}
+        for contract in r.get("contracts") or []:
+            award = awards.get(_get(contract, "awardID"))
+            current = _number(_get(contract, "value", "amount"))
+            awarded = _number(_get(award, "value", "amount")) if award else None
+            if current is None or not awarded:
+                continue
+            if current > awarded * (1 + share):
+                run.flag("S03", OCID, r["ocid"], current / awarded - 1,
+                         awarded=Money(awarded), current=Money(current),
+                         increase=Percent(current / awarded - 1))
 
 
-def s04() -> list[Flag]:
-    days = dt.timedelta(days=config("S04")["days"])
-    pairs = {(a.tender, a.supplier) for a in Award.objects.filter(
-        status=Award.Status.ACTIVE).select_related("tender", "supplier")}
-    return [Flag("S04", "tender", t.reference, float((t.published_at - c.created_at).days),
-                 f"{c.name} registered {c.created_at:%Y-%m-%d}")
-            for t, c in sorted(pairs, key=lambda p: (p[0].reference, p[1].name))
-            if t.published_at and t.published_at - c.created_at < days]
+def _s05(run: _Run) -> None:
+    cfg = run.cfg["S05"]
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counts: dict[str, int] = defaultdict(int)
+    ocids: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in run.releases:
+        buyer = _str(_get(r, "buyer", "id"))
+        for award in _active_awards(r):
+            amount = _number(_get(award, "value", "amount"))
+            suppliers = _ids(award.get("suppliers"))
+            if buyer is None or amount is None or len(suppliers) != 1:
+                continue
+            totals[buyer][suppliers[0]] += amount
+            counts[buyer] += 1
+            ocids[(buyer, suppliers[0])].append(r["ocid"])
+    for buyer, by_supplier in totals.items():
+        total = sum(by_supplier.values())
+        supplier, value = max(by_supplier.items(), key=lambda kv: kv[1])
+        if counts[buyer] >= cfg["minimum_awards"] and total and value / total >= cfg["share"]:
+            flag = run.flag("S05", BUYER, buyer, value / total, share=Percent(value / total),
+                            value=Money(value), total=Money(total),
+                            name=run.names.get(supplier, supplier))
+            flag.ocids = list(dict.fromkeys(ocids[(buyer, supplier)]))
 
 
-def compute() -> list[Flag]:
-    """Every flag over the current data."""
-    results = _lot_results()
-    flags: list[Flag] = []
-    flags += r003() + r018() + r024_r058(results) + r025(results) + r028(results)
-    flags += r030(results) + r035_r036(results) + r038(results) + r044(results) + r048()
-    flags += s01() + s02() + s03() + s04()
-    return flags
+def _s06(run: _Run) -> None:
+    gap = run.cfg["S06"]["gap"]
+    for r in run.releases:
+        lots = {lot.get("id"): _number(_get(lot, "value", "amount"))
+                for lot in _get(r, "tender", "lots") or [] if isinstance(lot, dict)}
+        for award in _active_awards(r):
+            price = _number(_get(award, "value", "amount"))
+            related = award.get("relatedLots") or []
+            estimate = lots.get(related[0]) if len(related) == 1 else _number(
+                _get(r, "tender", "value", "amount"))
+            if price is None or not estimate:
+                continue
+            if 0 <= (estimate - price) / estimate <= gap:
+                run.flag("S06", OCID, r["ocid"], price / estimate, price=Money(price),
+                         estimate=Money(estimate), gap=Percent(gap))
+
+
+def _bidders(r: dict) -> set[str]:
+    return {t for b in _submitted_bids(r) for t in _ids(b.get("tenderers"))}
+
+
+def _s07_s08(run: _Run) -> None:
+    together: dict[tuple[str, str], list[str]] = defaultdict(list)
+    winners: dict[str, set[str]] = {}
+    for r in run.releases:
+        bidders = sorted(_bidders(r))
+        winners[r["ocid"]] = {s for a in _active_awards(r) for s in _ids(a.get("suppliers"))}
+        for i, one in enumerate(bidders):
+            for other in bidders[i + 1:]:
+                together[(one, other)].append(r["ocid"])
+    minimum_together = run.cfg["S07"]["minimum_processes"]
+    minimum_turns = run.cfg["S08"]["minimum_processes"]
+    for (one, other), ocids in together.items():
+        names = [run.names.get(one, one), run.names.get(other, other)]
+        if len(ocids) >= minimum_together:
+            for company in (one, other):
+                flag = run.flag("S07", TENDERER, company, float(len(ocids)), names=names,
+                                count=len(ocids))
+                flag.ocids = list(dict.fromkeys([*flag.ocids, *ocids]))
+        won = {c: sum(1 for o in ocids if c in winners[o]) for c in (one, other)}
+        if len(ocids) >= minimum_turns and all(won.values()) and \
+                all(winners[o] & {one, other} for o in ocids):
+            wins = [f"{run.names.get(c, c)} {n}" for c, n in won.items()]
+            for company in (one, other):
+                flag = run.flag("S08", TENDERER, company, float(len(ocids)), names=names,
+                                count=len(ocids), wins=wins)
+                flag.ocids = list(dict.fromkeys([*flag.ocids, *ocids]))
+
+
+def _s09(run: _Run) -> None:
+    for r in _processes(run):
+        opened = [b for b in _submitted_bids(r) if b["status"] != "pending" or b.get("value")]
+        if r["tender"].get("status") == "cancelled" and opened:
+            run.flag("S09", OCID, r["ocid"], float(len(opened)),
+                     bids=len({t for b in opened for t in _ids(b.get("tenderers"))}))
+
+
+def _s10_s11(run: _Run) -> None:
+    award_days, payment_days = run.cfg["S10"]["days"], run.cfg["S11"]["days"]
+    for r in run.releases:
+        awards = {a.get("id"): a for a in r.get("awards") or [] if isinstance(a, dict)}
+        for contract in r.get("contracts") or []:
+            signed = _parse(_get(contract, "dateSigned"))
+            awarded = _parse(_get(awards.get(_get(contract, "awardID")), "date"))
+            if signed and awarded and (signed - awarded).days > award_days:
+                run.flag("S10", OCID, r["ocid"], float((signed - awarded).days),
+                         days=(signed - awarded).days, limit=award_days)
+            paid = [_parse(t.get("date")) for t in
+                    _get(contract, "implementation", "transactions") or []
+                    if isinstance(t, dict) and str(t.get("id", "")).startswith("payment-")]
+            paid = [p for p in paid if p]
+            if signed and paid and (min(paid) - signed).days > payment_days:
+                run.flag("S11", OCID, r["ocid"], float((min(paid) - signed).days),
+                         days=(min(paid) - signed).days, limit=payment_days)
+
+
+INDICATORS = [_r003, _r018, _r024_r058, _r025, _r028, _r030, _r035, _r036, _r038, _r044,
+              _r048, _s01, _s02, _s03, _s05, _s06, _s07_s08, _s09, _s10_s11]
+
+
+def compute(releases: Iterable[dict], cfg: dict | None = None) -> list[Flag]:
+    """Every flag over compiled releases (one per contracting process)."""
+    run = _Run(list(releases), cfg or config())
+    for indicator in INDICATORS:
+        indicator(run)
+    return run.result()
+
+
+def as_cardinal(flags: Iterable[Flag]) -> dict:
+    """The flags as Cardinal's ``indicators`` command prints them (without Meta)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for f in flags:
+        out.setdefault(f.group, {}).setdefault(f.key, {})[f.code] = f.value
+    return out
+
+
+# --- sahab's own data -----------------------------------------------------------------
+
+def compiled_releases() -> Iterable[dict]:
+    """sahab's published records, compiled (the same as anyone compiles them)."""
+    from sahab.procurement import ocds
+
+    return (record["compiledRelease"] for record in ocds.iter_records())
 
 
 def current(max_age: int = 300) -> list[Flag]:
-    """The flags, recomputed at most every ``max_age`` seconds per process (pages and API
-    read this; the computation reads every bid and award)."""
+    """The flags of sahab's published data, recomputed at most every ``max_age`` seconds
+    per process (pages and API read this)."""
     from django.core.cache import cache
 
     flags = cache.get("sahab:redflags")
     if flags is None:
-        flags = compute()
+        flags = compute(compiled_releases())
         cache.set("sahab:redflags", flags, max_age)
     return flags
 
 
 def for_tender(reference: str, flags: Iterable[Flag] | None = None) -> list[Flag]:
-    return [f for f in (current() if flags is None else flags)
-            if (f.level == "tender" and f.subject == reference) or reference in f.tenders]
+    """A tender's flags, and those of its buyer or companies that concern it (unless the
+    tender carries the same flag itself: the companies of an R028 are named in it)."""
+    flags = list(current() if flags is None else flags)
+    own = [f for f in flags if f.group == OCID and f.reference == reference]
+    codes = {f.code for f in own}
+    return own + [f for f in flags if f.group != OCID and reference in f.references
+                  and f.code not in codes]
+
+
+def for_organization(identifiers: set[str], flags: Iterable[Flag] | None = None) -> list[Flag]:
+    """The flags of a buyer or company, by its party id, code or matricule fiscal (a
+    buyer that is also the procuring entity is shown once)."""
+    seen, out = set(), []
+    for f in current() if flags is None else flags:
+        if f.group != OCID and (f.key in identifiers or f.reference in identifiers) \
+                and (f.code, f.key) not in seen:
+            seen.add((f.code, f.key))
+            out.append(f)
+    return out
 
 
 def as_dict(flag: Flag) -> dict:
     return {"code": flag.code, "title": flag.title, "explanation": flag.explanation,
-            "level": flag.level, "subject": flag.subject, "value": flag.value,
-            "detail": flag.detail, "tenders": flag.tenders}
+            "why": flag.why, "level": flag.level, "group": flag.group, "key": flag.key,
+            "subject": flag.subject, "name": flag.name, "value": flag.value,
+            "detail": flag.explanation, "tenders": flag.references, "ocids": flag.ocids}

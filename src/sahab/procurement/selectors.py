@@ -16,6 +16,7 @@ from sahab.directory.models import Company
 from sahab.procurement.models import Bid, State, Step, Tender
 
 PUBLIC_STATES = [s for s in State.values if s != State.DRAFT]
+OPENED = [Bid.Status.OPENED, Bid.Status.TAMPERED]
 
 
 def tenders_visible_to(user) -> QuerySet[Tender]:
@@ -34,8 +35,17 @@ def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: 
     """Published tenders, filtered; ``buyer`` includes the buyer's sub-administrations."""
     qs = Tender.objects.filter(state__in=PUBLIC_STATES).select_related("buyer")
     if q:
+        # A company's name or matricule finds the tenders it bid on (once its bid was
+        # opened: sealed bids name nobody) and those it won.
+        compact = q.replace("/", "").replace(" ", "").upper()
         qs = qs.filter(Q(title__icontains=q) | Q(reference__icontains=q) |
-                       Q(description__icontains=q))
+                       Q(description__icontains=q) |
+                       Q(bids__status__in=OPENED, bids__company__name__icontains=q) |
+                       Q(bids__status__in=OPENED, bids__company__matricule_fiscal__icontains=q) |
+                       Q(awards__supplier__name__icontains=q) |
+                       (Q(bids__status__in=OPENED,
+                          bids__company__matricule_fiscal__startswith=compact[:8])
+                        if len(compact) >= 8 else Q(pk__in=[]))).distinct()
     if state:
         qs = qs.filter(state=state)
     if buyer:
@@ -55,9 +65,6 @@ def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: 
     if references is not None:
         qs = qs.filter(reference__in=references)
     return qs.order_by("-published_at", "-pk")
-
-
-OPENED = [Bid.Status.OPENED, Bid.Status.TAMPERED]
 
 
 def opened_bids(tender: Tender) -> QuerySet[Bid]:
@@ -114,3 +121,135 @@ def framework_prices(supplier: Company, codes: list[str] | None = None):
     if codes is not None:
         prices = prices.filter(code__in=codes)
     return prices
+
+
+# --- profiles of companies and buyers (public data only) -------------------------------
+
+def company_by_slug(slug: str) -> Company | None:
+    """A company by its matricule fiscal, written with or without slashes."""
+    from django.core.exceptions import ValidationError
+
+    from sahab.directory.validators import normalize_matricule_fiscal
+
+    try:
+        matricule = normalize_matricule_fiscal(slug)
+    except ValidationError:
+        return None
+    return Company.objects.filter(matricule_fiscal=matricule).first()
+
+
+def search_companies(q: str, limit: int = 50) -> QuerySet[Company]:
+    """Companies by name or matricule fiscal (slashes optional)."""
+    q = q.strip()
+    compact = q.replace("/", "").replace(" ", "").upper()
+    qs = Company.objects.filter(Q(name__icontains=q) | Q(matricule_fiscal__icontains=q))
+    if len(compact) >= 4:
+        qs = qs | Company.objects.filter(matricule_fiscal__startswith=compact[:8])
+    return qs.distinct().order_by("name")[:limit]
+
+
+def company_profile(company: Company) -> dict:
+    """Everything public about a company in procurement: bids opened, awards, contracts,
+    by year. A sealed bid is never counted before its opening."""
+    from collections import defaultdict
+    from decimal import Decimal
+
+    from sahab.procurement.models import Award, BidLot, Contract
+
+    prices = (BidLot.objects.filter(bid__company=company, bid__status__in=OPENED)
+              .select_related("bid__tender__buyer", "lot").order_by("-bid__tender__published_at"))
+    awards = (Award.objects.filter(supplier=company).select_related("tender__buyer", "lot")
+              .order_by("-decided_at"))
+    contracts = (Contract.objects.filter(supplier=company)
+                 .select_related("tender__buyer", "award__lot")
+                 .prefetch_related("payments").order_by("-signed_at"))
+    years: dict[int, dict] = defaultdict(lambda: {"tenders": set(), "lots_bid": 0, "won": 0,
+                                                  "awarded": Decimal(0),
+                                                  "contracted": Decimal(0)})
+    for p in prices:
+        y = years[p.bid.tender.published_at.year]
+        y["tenders"].add(p.bid.tender_id)
+        y["lots_bid"] += 1
+    for a in awards:
+        if a.status == Award.Status.ACTIVE:
+            years[a.decided_at.year]["won"] += 1
+            years[a.decided_at.year]["awarded"] += a.value
+    for c in contracts:
+        years[c.signed_at.year]["contracted"] += c.value
+    by_year = [{"year": year, "tenders_bid": len(v["tenders"]), "lots_bid": v["lots_bid"],
+                "lots_won": v["won"], "awarded_value": str(v["awarded"]),
+                "contracted_value": str(v["contracted"])} for year, v in sorted(years.items())]
+    buyers: dict[str, dict] = {}
+    for c in contracts:
+        row = buyers.setdefault(c.tender.buyer.code, {"buyer": c.tender.buyer.name_fr,
+                                                      "code": c.tender.buyer.code,
+                                                      "contracts": 0, "value": Decimal(0)})
+        row["contracts"] += 1
+        row["value"] += c.value
+    return {
+        "bids": [{"tender": p.bid.tender.reference, "title": p.bid.tender.title,
+                  "buyer": p.bid.tender.buyer.code, "buyer_name": p.bid.tender.buyer.name_fr,
+                  "lot": p.lot.number, "price": str(p.price),
+                  "status": {None: "pending", True: "valid", False: "disqualified"}[p.eligible],
+                  "rank": p.rank, "opened_at": p.bid.opened_at.isoformat()
+                  if p.bid.opened_at else ""} for p in prices],
+        "awards": [{"tender": a.tender.reference, "title": a.tender.title,
+                    "buyer": a.tender.buyer.code, "buyer_name": a.tender.buyer.name_fr,
+                    "lot": a.lot.number, "value": str(a.value), "status": a.status,
+                    "date": a.decided_at.date().isoformat()} for a in awards],
+        "contracts": [{"contract": c.pk, "tender": c.tender.reference, "title": c.tender.title,
+                       "buyer": c.tender.buyer.code, "buyer_name": c.tender.buyer.name_fr,
+                       "lot": c.award.lot.number, "value": str(c.value),
+                       "paid": str(sum((p.amount for p in c.payments.all()), Decimal(0))),
+                       "status": c.status, "signed": c.signed_at.date().isoformat(),
+                       "end": c.end_date.isoformat()} for c in contracts],
+        "years": by_year,
+        "buyers": sorted(({**b, "value": str(b["value"])} for b in buyers.values()),
+                         key=lambda b: -Decimal(b["value"])),
+    }
+
+
+def buyer_profile(buyer) -> dict:
+    """A buyer's published tenders, contracts and suppliers, by year."""
+    from collections import defaultdict
+    from decimal import Decimal
+
+    from sahab.procurement.models import Contract
+
+    tenders = (Tender.objects.filter(buyer=buyer, state__in=PUBLIC_STATES)
+               .order_by("-published_at"))
+    contracts = (Contract.objects.filter(tender__buyer=buyer).select_related("supplier", "tender")
+                 .order_by("-signed_at"))
+    years: dict[int, dict] = defaultdict(lambda: {"tenders": 0, "estimated": Decimal(0),
+                                                  "contracts": 0, "contracted": Decimal(0)})
+    for t in tenders:
+        if t.published_at:
+            years[t.published_at.year]["tenders"] += 1
+            years[t.published_at.year]["estimated"] += t.estimated_value
+    suppliers: dict[int, dict] = {}
+    for c in contracts:
+        years[c.signed_at.year]["contracts"] += 1
+        years[c.signed_at.year]["contracted"] += c.value
+        row = suppliers.setdefault(c.supplier_id, {
+            "supplier": c.supplier.name, "matricule_fiscal": c.supplier.matricule_fiscal,
+            "contracts": 0, "value": Decimal(0)})
+        row["contracts"] += 1
+        row["value"] += c.value
+    total = sum((s["value"] for s in suppliers.values()), Decimal(0))
+    return {
+        "tenders": [{"tender": t.reference, "title": t.title, "procedure": t.procedure,
+                     "state": t.state, "estimated_value": str(t.estimated_value),
+                     "published_at": t.published_at.date().isoformat() if t.published_at
+                     else ""} for t in tenders],
+        "contracts": [{"tender": c.tender.reference, "title": c.tender.title,
+                       "supplier": c.supplier.name,
+                       "matricule_fiscal": c.supplier.matricule_fiscal,
+                       "value": str(c.value), "status": c.status,
+                       "signed": c.signed_at.date().isoformat()} for c in contracts],
+        "suppliers": [{**s, "value": str(s["value"]),
+                       "share": round(float(s["value"] / total), 3) if total else 0.0}
+                      for s in sorted(suppliers.values(), key=lambda s: -s["value"])],
+        "years": [{"year": y, "tenders": v["tenders"], "estimated_value": str(v["estimated"]),
+                   "contracts": v["contracts"], "contracted_value": str(v["contracted"])}
+                  for y, v in sorted(years.items())],
+    }

@@ -54,9 +54,7 @@ from sahab.procurement.models import (
 S = State
 log = logging.getLogger(__name__)
 # Minimum days between publication and the submission deadline, per procedure.
-MIN_TENDERING_DAYS = {Procedure.OPEN: 21, Procedure.RESTRICTED: 15, Procedure.NEGOTIATED: 7,
-                      Procedure.SIMPLIFIED: 10, Procedure.FRAMEWORK: 21,
-                      Procedure.MINI_COMPETITION: 5}
+MIN_TENDERING_DAYS = {Procedure(k): v for k, v in settings.PROCUREMENT_MIN_TENDERING_DAYS.items()}
 SIMPLIFIED_THRESHOLD = Decimal("200000")
 ABNORMALLY_LOW_FACTOR = Decimal("0.70")  # of the mean of the other eligible prices
 # Tender contents are written in the buyer's language: French by default, like the rules.
@@ -94,14 +92,23 @@ def _move(tender: Tender, action: str) -> None:
     tender.state = target
 
 
-def _step(tender: Tender, event: str, actor, data: dict, *, at: dt.datetime | None = None) -> int:
-    """The ledger entry and the step of one change, in the change's transaction."""
+def _step(tender: Tender, event: str, actor, data: dict, *, at: dt.datetime | None = None,
+          publish: bool = True) -> int:
+    """The ledger entry and the step of one change, in the change's transaction.
+
+    With ``publish=False`` the caller publishes the OCDS release itself (``_publish``),
+    once the rows the step records exist."""
     appended = ledger.append(type=f"procurement.{event}", subject=f"tender:{tender.reference}",
                              data=data, actor=directory.actor_id(actor))
     step = Step.objects.create(tender=tender, type=event, ledger_index=appended.index,
                                at=at or timezone.now())
-    ocds.publish_step(tender, step)
+    if publish:
+        ocds.publish_step(tender, step)
     return appended.index
+
+
+def _publish(tender: Tender, index: int) -> None:
+    ocds.publish_step(tender, Step.objects.get(ledger_index=index))
 
 
 def _cpv(value) -> str:
@@ -1022,11 +1029,13 @@ def direct_call_off(*, actor, contract: Contract, buyer: Administration, descrip
     index = _step(contract.tender, "call_off.ordered", actor, {
         "contract": contract.pk, "buyer": buyer.code, "lot": contract.award.lot.number,
         "supplier": contract.supplier.name, "quantity": str(quantity),
-        "unit_price": str(price), "value": str(value)})
-    return CallOff.objects.create(contract=contract, buyer=buyer,
-                                  description=_text(description, "The description", 500),
-                                  quantity=quantity, unit_price=price, value=value,
-                                  ledger_index=index)
+        "unit_price": str(price), "value": str(value)}, publish=False)
+    call_off = CallOff.objects.create(contract=contract, buyer=buyer,
+                                      description=_text(description, "The description", 500),
+                                      quantity=quantity, unit_price=price, value=value,
+                                      ledger_index=index)
+    _publish(contract.tender, index)
+    return call_off
 
 
 @transaction.atomic

@@ -49,12 +49,7 @@ def tenders(request):
 
     form, qs = _filtered(request)
     if request.GET.get("format") in ("csv", "json"):
-        return _table_download(request.GET["format"], "tenders", [
-            {"reference": t.reference, "title": t.title, "buyer": t.buyer.code,
-             "procedure": t.procedure, "state": t.state,
-             "estimated_value": str(t.estimated_value),
-             "published_at": t.published_at.isoformat() if t.published_at else "",
-             "submission_deadline": t.submission_deadline.isoformat()} for t in qs])
+        return _table_download(request.GET["format"], "tenders", _tender_table(qs))
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -67,6 +62,35 @@ def tenders(request):
         "buyers": Administration.objects.filter(tenders__published_at__isnull=False)
         .distinct().order_by("name_fr"),
         "flag_codes": list(redflags.TITLES.items())})
+
+
+def _tender_table(qs) -> list[dict]:
+    """The tender list as a table, with its winners and what they were awarded."""
+    from decimal import Decimal
+
+    from django.db.models import Prefetch
+
+    from sahab.procurement.models import Award
+
+    active = Award.objects.filter(status=Award.Status.ACTIVE).select_related("supplier")
+    rows = []
+    for t in qs.prefetch_related(Prefetch("awards", queryset=active, to_attr="active_awards"),
+                                 "contracts"):
+        winners = list(dict.fromkeys((a.supplier.name, a.supplier.matricule_fiscal)
+                                     for a in t.active_awards))
+        rows.append({
+            "reference": t.reference, "title": t.title, "buyer": t.buyer.code,
+            "buyer_name": t.buyer.name_fr, "procedure": t.procedure, "state": t.state,
+            "estimated_value": str(t.estimated_value),
+            "published_at": t.published_at.isoformat() if t.published_at else "",
+            "submission_deadline": t.submission_deadline.isoformat(),
+            "winners": "; ".join(name for name, _mf in winners),
+            "winners_matricules": "; ".join(mf for _name, mf in winners),
+            "awarded_value": str(sum((a.value for a in t.active_awards), Decimal(0)))
+            if t.active_awards else "",
+            "contracted_value": str(sum((c.value for c in t.contracts.all()), Decimal(0)))
+            if t.contracts.all() else ""})
+    return rows
 
 
 def _table_download(fmt: str, name: str, rows: list[dict]) -> HttpResponse:
@@ -183,14 +207,14 @@ def dashboard(request):
 def _tender_flags(item):
     from sahab.procurement import redflags
 
-    return redflags.for_tender(item.reference) if item.opened_at or item.published_at else []
+    return [_linked(f) for f in redflags.for_tender(item.reference)] \
+        if item.opened_at or item.published_at else []
 
 
 def red_flags(request):
     """Every flag, counted per indicator (chart and table), per buyer and per company."""
     from collections import Counter
 
-    from sahab.directory.models import Administration, Company
     from sahab.procurement import redflags
 
     flags = redflags.current()
@@ -200,13 +224,17 @@ def red_flags(request):
     top = max(counts.values(), default=1)
     rows = [{"code": code, "title": redflags.TITLES[code], "count": counts.get(code, 0),
              "percent": round(100 * counts.get(code, 0) / top),
-             "explanation": redflags.EXPLANATIONS[code]} for code in redflags.TITLES]
-    buyers = {a.code: a.name for a in Administration.objects.all()}
-    companies = {c.matricule_fiscal: c.name for c in Company.objects.all()}
-    for f in flags:
-        f.label = (buyers.get(f.subject) if f.level == "buyer" else
-                   companies.get(f.subject) if f.level == "company" else f.subject)
-    return render(request, "procurement/red_flags.html", {"rows": rows, "flags": flags})
+             "explanation": redflags.WHY[code]} for code in redflags.TITLES]
+    return render(request, "procurement/red_flags.html",
+                  {"rows": rows, "flags": [_linked(f) for f in flags]})
+
+
+def _linked(flag):
+    """A flag with the page of what it concerns (a tender, a buyer or a company)."""
+    from sahab.portal.links import flag_url
+
+    flag.url = flag_url(flag)
+    return flag
 
 
 def _csv(flags) -> HttpResponse:
@@ -230,9 +258,21 @@ def _tender_page(request, item):
         if item.awards.exists() else [],
         "contracts": item.contracts.select_related("award__lot", "supplier")
         .prefetch_related("amendments", "payments"),
-        "steps": item.steps.all(), **_panels(request, item),
+        "steps": _steps(item), **_panels(request, item),
         "red_flags": _tender_flags(item),
     })
+
+
+def _steps(item):
+    """Every step, in ledger order, at its ledger entry's time (the time that proves it)."""
+    from sahab.ledger.models import Entry
+
+    steps = list(item.steps.all())
+    times = dict(Entry.objects.filter(index__in=[s.ledger_index for s in steps])
+                 .values_list("index", "at"))
+    for step in steps:
+        step.recorded_at = times.get(step.ledger_index, step.at)
+    return steps
 
 
 def _date(value: str | None):
