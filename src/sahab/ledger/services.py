@@ -355,8 +355,10 @@ def latest_checkpoint() -> Checkpoint:
     the last good one is served from the signer's own record.
     """
     required = cosignatures_required()
-    published = _published_in_database(required)
     record = _signer_record()
+    if record is not None and record.size > tree_size():
+        dbrouting.stick_to_primary()  # a replica behind what was signed: read the primary
+    published = _published_in_database(required)
     if record is not None and (record.cosignature_count() >= required or record.size == 0) \
             and (published is None or record.size > published.size):
         return _from_record(record)
