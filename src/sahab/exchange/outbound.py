@@ -46,7 +46,10 @@ def parse_url(url: str) -> ProviderURL:
             ord(c) < 33 or ord(c) > 126 for c in url):
         raise InvalidInput("A provider URL is printable ASCII without spaces, 500 characters "
                            "at most.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise InvalidInput("This is not a valid URL.") from None
     allowed = ("https", "http") if settings.EXCHANGE_ALLOW_HTTP_PROVIDERS else ("https",)
     if parts.scheme not in allowed:
         raise InvalidInput("A provider URL must use " + " or ".join(allowed) + ".")
@@ -132,9 +135,11 @@ class PinnedResolver(AbstractResolver):
 
     def __init__(self, *, allow_internal: bool) -> None:
         self.allow_internal = allow_internal
-        self._resolver = ThreadedResolver()
+        self._resolver: ThreadedResolver | None = None
 
     async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET):
+        if self._resolver is None:
+            self._resolver = ThreadedResolver()
         infos = await self._resolver.resolve(host, port, family)
         allowed = [i for i in infos if address_allowed(i["host"],
                                                        allow_internal=self.allow_internal)]
@@ -143,7 +148,8 @@ class PinnedResolver(AbstractResolver):
         return allowed
 
     async def close(self) -> None:
-        await self._resolver.close()
+        if self._resolver is not None:
+            await self._resolver.close()
 
 
 def client_ssl_context() -> ssl.SSLContext:
