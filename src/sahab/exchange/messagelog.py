@@ -46,6 +46,8 @@ _B64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 def _text(value, limit: int) -> str:
     """Printable text, control characters dropped, cut to ``limit`` characters."""
     text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if text.isprintable():
+        return text[:limit]
     return "".join(c for c in text if c.isprintable())[:limit]
 
 
@@ -57,13 +59,13 @@ def _count(value) -> int:
     return value if isinstance(value, int) and 0 <= value < 2**62 else 0
 
 
-def capture(**fields) -> Message:
-    """A message-log record that is valid whatever the fields were."""
+def capture(**fields) -> dict:
+    """The columns of a message-log record, valid whatever the fields were."""
     x_road_id = fields.get("x_road_id")
     if not isinstance(x_road_id, str) or not protocol.valid_x_road_id(x_road_id):
         x_road_id = str(uuid.uuid4())
     method = fields.get("method")
-    method = method if method in protocol.METHODS else "OTHER"
+    method = method if isinstance(method, str) and method in protocol.METHODS else "OTHER"
     status = fields.get("status")
     status = status if isinstance(status, int) and 100 <= status <= 599 else 500
     duration = fields.get("duration_ms")
@@ -74,51 +76,70 @@ def capture(**fields) -> Message:
     request_hash = fields.get("request_hash")
     request_hash = request_hash if isinstance(request_hash, str) and len(request_hash) <= 100 \
         and set(request_hash) <= _B64 else ""
-    return Message(
-        x_road_id=x_road_id, client=_text(fields.get("client"), 300) or "-",
-        service=_text(fields.get("service"), 300), grant_id=fields.get("grant_id") if
-        isinstance(fields.get("grant_id"), int) else None, method=method,
-        path_sha256=_hex64(fields.get("path_sha256")),
-        request_id=_text(fields.get("request_id"), 40), request_hash=request_hash,
-        user_id=_text(fields.get("user_id"), 200), issue=_text(fields.get("issue"), 200),
-        request_sha256=_hex64(fields.get("request_sha256")),
-        request_bytes=_count(fields.get("request_bytes")),
-        response_sha256=_hex64(fields.get("response_sha256")),
-        response_bytes=_count(fields.get("response_bytes")), status=status,
-        error=_text(fields.get("error"), 100), started_at=started, duration_ms=duration)
+    grant_id = fields.get("grant_id")
+    return {
+        "x_road_id": x_road_id, "client": _text(fields.get("client"), 300) or "-",
+        "service": _text(fields.get("service"), 300),
+        "grant_id": grant_id if isinstance(grant_id, int) and not isinstance(grant_id, bool)
+        and 0 < grant_id < 2**62 else None,
+        "method": method, "path_sha256": _hex64(fields.get("path_sha256")),
+        "request_id": _text(fields.get("request_id"), 40), "request_hash": request_hash,
+        "user_id": _text(fields.get("user_id"), 200), "issue": _text(fields.get("issue"), 200),
+        "request_sha256": _hex64(fields.get("request_sha256")),
+        "request_bytes": _count(fields.get("request_bytes")),
+        "response_sha256": _hex64(fields.get("response_sha256")),
+        "response_bytes": _count(fields.get("response_bytes")), "status": status,
+        "error": _text(fields.get("error"), 100), "started_at": started,
+        "duration_ms": duration, "ledger_error": ""}
 
 
 # --- writing records ----------------------------------------------------------------------
 
-def write(batch: list[Message]) -> None:
-    """Store records in one transaction. A deleted grant or a row the database refuses
-    does not cost the others: they are written one by one and a refused one is kept in a
-    file for inspection. Raises only when the database itself is unavailable (retry)."""
+COLUMNS = ("x_road_id", "client", "service", "grant_id", "method", "path_sha256",
+           "request_id", "request_hash", "user_id", "issue", "request_sha256",
+           "request_bytes", "response_sha256", "response_bytes", "status", "error",
+           "started_at", "duration_ms", "ledger_error")
+
+
+def write(batch: list[dict]) -> None:
+    """Store records in one transaction (one prepared INSERT for all). A deleted grant or
+    a row the database refuses does not cost the others: they are written one by one and
+    a refused one is kept in a file for inspection. Raises only when the database itself
+    is unavailable (the caller keeps the records and retries)."""
+    from django.db import connection
+
     if not batch:
         return
+    table = connection.ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in COLUMNS)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
+    adapt = connection.ops.adapt_datetimefield_value
+
+    def values(row: dict) -> list:
+        return [adapt(row[c]) if c == "started_at" else row[c] for c in COLUMNS]
+
     try:
-        with transaction.atomic():
-            Message.objects.bulk_create(batch)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, [values(row) for row in batch])
         return
     except IntegrityError:
         pass
-    for message in batch:
-        try:
-            with transaction.atomic():
-                message.save(force_insert=True)
-        except IntegrityError:
-            message.grant_id = None  # the grant was deleted meanwhile: keep the exchange
+    for row in batch:
+        for attempt in (row, {**row, "grant_id": None}):  # the grant was deleted meanwhile
             try:
-                with transaction.atomic():
-                    message.save(force_insert=True)
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(sql, values(attempt))
+                break
             except IntegrityError as exc:
-                _set_aside(message, exc)
+                refused = exc
+        else:
+            _set_aside(row, refused)
 
 
-def _set_aside(message: Message, exc: Exception) -> None:
+def _set_aside(row: dict, exc: Exception) -> None:
     folder = settings.SAHAB_HOME / "exchange"
     folder.mkdir(parents=True, exist_ok=True)
-    record = {f.attname: getattr(message, f.attname) for f in Message._meta.concrete_fields}
+    record = dict(row)
     record["refused"] = f"{type(exc).__name__}: {exc}"[:500]
     with open(folder / "message-log-refused.jsonl", "a", encoding="utf-8") as out:
         out.write(json.dumps(record, default=str) + "\n")
@@ -130,7 +151,7 @@ class MessageLog:
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
-        self.pending: list[Message] = []
+        self.pending: list[dict] = []
         self.oldest: float | None = None  # monotonic time of the oldest pending record
         self.failures = 0
         self.wake = asyncio.Event()
@@ -146,7 +167,7 @@ class MessageLog:
     def age(self) -> float:
         return time.monotonic() - self.oldest if self.oldest is not None else 0.0
 
-    async def record(self, message: Message) -> None:
+    async def record(self, message: dict) -> None:
         """Keep a record; in strict mode, return once it is committed."""
         if self.strict:
             while True:
@@ -194,7 +215,7 @@ class MessageLog:
         log.error("%d message-log records could not be written at shutdown", len(self.pending))
 
 
-def _write_and_close(batch: list[Message]) -> None:
+def _write_and_close(batch: list[dict]) -> None:
     from django.db import connection
 
     try:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from sahab.core.errors import InvalidInput
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
-from sahab.exchange import protocol
+from sahab.exchange import outbound, protocol
 from sahab.exchange.models import ClientCertificate, Grant, Message, Service, Subsystem
 
 
@@ -151,10 +151,16 @@ def service_for(target: protocol.Target) -> ServiceInfo | None:
     if service is None:
         return None
     host = services.host_for(service.subsystem.administration, service.base_url)
+    allow_internal = host.allow_internal if host else None
+    if allow_internal is not None:  # an address written in the URL is checked once, here
+        address = outbound.parse_url(service.base_url).host
+        if outbound.is_ip(address) and not outbound.address_allowed(
+                address, allow_internal=allow_internal):
+            allow_internal = None
     return ServiceInfo(service.pk, service.identifier, service.subsystem_id,
                        service.subsystem.administration.path, service.base_url,
                        service.timeout_seconds, service.max_concurrency, bool(service.openapi),
-                       host.allow_internal if host else None)
+                       allow_internal)
 
 
 def _grant_info(grant: Grant) -> GrantInfo:
