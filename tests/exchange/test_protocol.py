@@ -66,7 +66,9 @@ def test_openapi_descriptions_give_the_endpoints_and_hide_the_provider():
     yaml_body, yaml_type = protocol.public_openapi(
         "openapi: 3.1.0\npaths: {}\nservers: [{url: 'http://10.0.0.5'}]\n", "https://gw/x")
     assert b"10.0.0.5" not in yaml_body and yaml_type.startswith("text/yaml")
-    for bad in ("", "{", "swagger: '2.0'", "[1, 2]", "openapi: 3.0.0\npaths: 3"):
+    bomb = "openapi: 3.0.0\npaths: {}\na: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    for bad in ("", "{", "swagger: '2.0'", "[1, 2]", "openapi: 3.0.0\npaths: 3", bomb,
+                '{"openapi": "3.0.0", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"):
         with pytest.raises(ValueError):
             protocol.load_openapi(bad)
 

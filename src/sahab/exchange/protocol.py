@@ -317,9 +317,17 @@ def load_openapi(text: str) -> dict:
     if not isinstance(text, str) or not text.strip() or len(text) > 2_000_000:
         raise ValueError("An OpenAPI description is JSON or YAML text of 2 MB at most.")
     try:
-        document = json.loads(text) if text.lstrip().startswith("{") else \
-            yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
+        if text.lstrip().startswith("{"):
+            document = json.loads(text)
+        else:
+            # Aliases would let a few bytes expand into gigabytes when served again.
+            if any(isinstance(event, yaml.AliasEvent)
+                   for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+                raise ValueError("YAML aliases are not accepted in OpenAPI descriptions.")
+            document = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        if "aliases" in str(exc):
+            raise
         raise ValueError("The OpenAPI description is neither valid JSON nor YAML.") from None
     if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3.") \
             or not isinstance(document.get("paths", {}), dict):

@@ -75,7 +75,7 @@ def statistics(user, *, days: int = 7) -> list[dict]:
 def _codes_regex(codes: list[str]) -> str:
     import re
 
-    return r"^TN/GOV/(" + "|".join(re.escape(c) for c in codes) + r")/"
+    return r"^TN/GOV/(" + "|".join(re.escape(c) for c in codes) + r")(/|$)"
 
 
 # --- what the gateway reads (run in its thread pool; plain values, no ORM objects) ----------
