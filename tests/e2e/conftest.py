@@ -70,6 +70,9 @@ def platform():
             "SAHAB_SMTP_PORT": str(free_port()), "SAHAB_SUBMISSION_PORT": str(free_port()),
             "SAHAB_IMAP_PORT": str(free_port()), "DJANGO_SETTINGS_MODULE": "sahab.settings",
             "SAHAB_EXCHANGE_TLS_PORT": str(free_port()),
+            "SAHAB_EXCHANGE_PORT": (exchange_port := str(free_port())),
+            "SAHAB_EXCHANGE_URL": f"http://127.0.0.1:{exchange_port}/",
+            "SAHAB_EXCHANGE_DEMO_PORT": str(free_port()),
             # a training platform: tenders may close within seconds
             "SAHAB_PROCUREMENT_MIN_DAYS": "0",
             # the reference broker makes real databases on the tests' PostgreSQL
