@@ -467,8 +467,17 @@ def check_services(*, timeout: float = 5.0) -> int:
             for s in Service.objects.filter(active=True).select_related(
                 "subsystem__administration")]
     targets = [(pk, url, host_for(administration, url)) for pk, url, administration in rows]
-    results = asyncio.run(gateway.probe([(pk, url, host.allow_internal if host else None)
-                                         for pk, url, host in targets], timeout=timeout))
+    probe = gateway.probe([(pk, url, host.allow_internal if host else None)
+                           for pk, url, host in targets], timeout=timeout)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        results = asyncio.run(probe)
+    else:  # called from a thread that runs an event loop: probe on a thread of its own
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            results = pool.submit(asyncio.run, probe).result()
     for pk, (status, ms) in results.items():
         Service.objects.filter(pk=pk).update(
             checked_at=timezone.now(), check_status=status, check_ms=ms,
