@@ -39,7 +39,9 @@ class Provider(BaseHTTPRequestHandler):
         Provider.seen.append({"method": self.command, "path": self.path,
                               "headers": dict(self.headers), "body": body,
                               "raw_headers": list(self.headers.items())})
-        if "/hang" in self.path:
+        if "/hang-long" in self.path:
+            time.sleep(12)
+        elif "/hang" in self.path:
             time.sleep(4)
         if "/redirect" in self.path:
             self._send(302, b"", {"Location": "http://127.0.0.1:9/elsewhere"})

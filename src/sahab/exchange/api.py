@@ -110,7 +110,7 @@ class LogStatusOut(Schema):
     alert_after_seconds: int
 
 
-class ReceiptOut(Schema):
+class ExchangeReceiptOut(Schema):
     x_road_id: str
     client: str
     service: str
@@ -120,8 +120,8 @@ class ReceiptOut(Schema):
     receipt: str = Field(..., description="c2sp.org/tlog-proof@v1 receipt")
 
 
-class ReceiptsOut(Schema):
-    receipts: list[ReceiptOut]
+class ExchangeReceiptsOut(Schema):
+    receipts: list[ExchangeReceiptOut]
     waiting: int = Field(..., description="Exchanges with this id not on the ledger yet")
 
 
@@ -379,7 +379,7 @@ def message_log(request):
     return messagelog.status()
 
 
-@router.get("/exchange/receipts/{x_road_id}", response=ReceiptsOut,
+@router.get("/exchange/receipts/{x_road_id}", response=ExchangeReceiptsOut,
             summary="Ledger receipts of an exchange of your administration, by X-Road-Id")
 def receipts(request, x_road_id: str = Path(..., min_length=1, max_length=100,
                                              pattern=r"^[A-Za-z0-9._:-]+$")):
