@@ -1,20 +1,28 @@
 """Exchange gateway: latency and throughput through the gateway against calling the
-provider directly, in the same run.
+provider directly, in the same run, over plain HTTP and over mutual TLS.
 
-The provider is a small WSGI service under gunicorn (a civil-registry lookup answering
-a JSON record); the gateway is sahab under gunicorn on SQLite, as `sahab serve` runs
-it, with a granted client and its token. The load generator calls both the same way
-(sequential calls for latency, 16 parallel callers for throughput). Goal: overhead under
-2 ms at p50 and at least 70 % of direct throughput.
+The provider is a small WSGI service under gunicorn (a civil-registry lookup answering a
+JSON record); the gateway is `sahab exchange gateway` on SQLite as `sahab serve` runs it,
+with a granted client, its token and its certificate. The load generator (asyncio, one
+keep-alive connection per caller) calls both the same way: one call at a time for the
+added latency (p50), CALLERS callers at once for throughput; direct and gateway rounds
+alternate and each side keeps its best of ROUNDS. Plain: client → gateway → provider over
+HTTP, against client → provider over HTTP. Mutual TLS: every hop over TLS with client
+certificates (the client's to the gateway, the gateway's to the provider), against client
+→ provider over TLS with the client's certificate. Last, the gateway's strict log mode
+(each record committed before its answer ends) against the default batch mode.
+Goal: ≥ 0.7 of direct throughput, < 2 ms added at p50.
 
-    SAHAB_BENCH_EXCHANGE_CALLS=3000 python -m bench exchange
+    SAHAB_BENCH_EXCHANGE_CALLS=4000 python -m bench exchange
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import json
 import os
+import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +31,8 @@ from pathlib import Path
 
 from bench.common import free_port
 
+ROUNDS = 3
+CALLERS = int(os.environ.get("SAHAB_BENCH_EXCHANGE_CALLERS", "16"))
 PROVIDER_APP = '''
 import json
 BODY = json.dumps({"cin": "08123456", "prenom": "Sonia", "nom": "Gharbi",
@@ -34,120 +44,201 @@ def app(environ, start_response):
     return [BODY]
 '''
 
-
-def _wait(url: str, headers: dict | None = None) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, headers=headers, timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start")
-
-
-def _setup(home: Path, provider_url: str) -> dict:
-    """Registry, grant and token in a fresh SAHAB_HOME (runs in a child process)."""
-    code = f'''
+SETUP = '''
 import json
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sahab.core import keys
 from sahab.core.setup import initialise
 list(initialise(verbose=False))
 from sahab.directory.models import Administration
 from sahab.directory.selectors import SYSTEM
-from sahab.exchange import services
+from sahab.exchange import gateway, services
+gateway.prepare_keys()
 mi = Administration.objects.create(code="MI", kind="ministry", name_fr="Intérieur",
                                    name_ar="الداخلية", path="/MI/")
 mf = Administration.objects.create(code="MF", kind="ministry", name_fr="Finances",
                                    name_ar="المالية", path="/MF/")
+for port in ({plain}, {tls}):
+    services.register_provider_host(actor=SYSTEM, administration=mi, host="127.0.0.1",
+                                    port=port, allow_internal=True)
 registry = services.register_subsystem(actor=SYSTEM, administration=mi, code="ETAT-CIVIL",
                                        name="État civil")
-service = services.register_service(actor=SYSTEM, subsystem=registry, code="personnes",
-                                    name="Personnes", base_url="{provider_url}", owner="DSI")
 tax = services.register_subsystem(actor=SYSTEM, administration=mf, code="IMPOTS", name="Impôts")
-grant = services.request_grant(actor=SYSTEM, client=tax, service=service, legal_basis="Loi",
-                               purpose="Bench")
-services.decide_grant(actor=SYSTEM, grant=grant, approve=True, rate_per_minute=100000)
-token = services.issue_client_token(actor=SYSTEM, subsystem=tax, name="bench")[1]
-print(json.dumps({{"token": token, "client": tax.identifier, "service": service.identifier}}))
+out = {{"client": tax.identifier}}
+for name, url in (("plain", "http://127.0.0.1:{plain}/registry"),
+                  ("tls", "https://127.0.0.1:{tls}/registry")):
+    service = services.register_service(actor=SYSTEM, subsystem=registry, code=name,
+                                        name=name, base_url=url, owner="DSI",
+                                        max_concurrency=1000)
+    grant = services.request_grant(actor=SYSTEM, client=tax, service=service,
+                                   legal_basis="Loi", purpose="Bench")
+    services.decide_grant(actor=SYSTEM, grant=grant, approve=True, rate_per_minute=100000)
+    out[name] = service.identifier
+out["token"] = services.issue_client_token(actor=SYSTEM, subsystem=tax, name="bench")[1]
+key = ec.generate_private_key(ec.SECP256R1())
+csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(
+    [x509.NameAttribute(NameOID.COMMON_NAME, "bench")])).sign(key, hashes.SHA256())
+record = services.issue_certificate(actor=SYSTEM, subsystem=tax,
+    csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode())
+open("{home}/client.pem", "w").write(record.pem)
+open("{home}/client.key", "wb").write(key.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+out["tls_cert"] = str(keys.tls_cert_path())
+out["tls_key"] = str(keys.tls_key_path())
+from sahab.exchange import ca
+out["ca"] = str(ca.ca_cert_path())
+print(json.dumps(out))
 '''
-    env = {**os.environ, "SAHAB_HOME": str(home), "DJANGO_SETTINGS_MODULE": "sahab.settings"}
+
+
+def _env(home: Path, **extra) -> dict:
+    env = {**os.environ, "SAHAB_HOME": str(home), "DJANGO_SETTINGS_MODULE": "sahab.settings",
+           "SAHAB_LOG_LEVEL": "WARNING", "SAHAB_EXCHANGE_ALLOW_HTTP_PROVIDERS": "true", **extra}
     env.pop("DATABASE_URL", None)
+    return env
+
+
+def _setup(home: Path, plain: int, tls: int) -> dict:
+    code = SETUP.format(plain=plain, tls=tls, home=home)
     out = subprocess.run([sys.executable, "-m", "sahab.cli", "manage", "shell", "-c", code],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=_env(home), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _latencies(url: str, headers: dict, n: int) -> list[float]:
-    import httpx
+async def _wait(url: str, context) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url, ssl=context) as response:
+                    await response.read()
+                    return
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not start")
+
+
+async def _latencies(url: str, headers: dict, context, n: int) -> list[float]:
+    import aiohttp
 
     samples = []
-    with httpx.Client(headers=headers, timeout=10) as http:
+    connector = aiohttp.TCPConnector(limit=1, ssl=context)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
         for _ in range(n):
             start = time.perf_counter()
-            response = http.get(url)
+            async with http.get(url) as response:
+                await response.read()
+                assert response.status == 200, await response.text()
             samples.append((time.perf_counter() - start) * 1000)
-            assert response.status_code == 200, response.text
     return samples
 
 
-def _throughput(url: str, headers: dict, n: int, callers: int = 16) -> float:
-    import httpx
+async def _throughput(url: str, headers: dict, context, n: int) -> float:
+    import aiohttp
 
-    def worker(count: int) -> None:
-        with httpx.Client(headers=headers, timeout=10) as http:
-            for _ in range(count):
-                assert http.get(url).status_code == 200
+    async def caller(http, count: int) -> None:
+        for _ in range(count):
+            async with http.get(url) as response:
+                await response.read()
+                assert response.status == 200
 
-    start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(callers) as pool:
-        list(pool.map(worker, [n // callers] * callers))
-    return (n // callers * callers) / (time.perf_counter() - start)
+    connector = aiohttp.TCPConnector(limit=CALLERS, ssl=context)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        await asyncio.gather(*(caller(http, 20) for _ in range(CALLERS)))  # warm-up
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(http, n // CALLERS) for _ in range(CALLERS)))
+        return (n // CALLERS * CALLERS) / (time.perf_counter() - start)
+
+
+def _compare(direct: tuple, gateway: tuple, n: int) -> tuple[float, float, float, float]:
+    """Alternate rounds; (direct p50, gateway p50, direct rate, gateway rate), best of."""
+    d50 = g50 = float("inf")
+    d_rate = g_rate = 0.0
+    for _ in range(ROUNDS):
+        d50 = min(d50, statistics.median(asyncio.run(_latencies(*direct, n // 4))))
+        g50 = min(g50, statistics.median(asyncio.run(_latencies(*gateway, n // 4))))
+        d_rate = max(d_rate, asyncio.run(_throughput(*direct, n)))
+        g_rate = max(g_rate, asyncio.run(_throughput(*gateway, n)))
+    return d50, g50, d_rate, g_rate
+
+
+def _print(label: str, d50: float, g50: float, d_rate: float, g_rate: float) -> None:
+    print(f"  {label:<28} p50 direct {d50:6.2f} ms, gateway {g50:6.2f} ms -> added "
+          f"{g50 - d50:5.2f} ms (goal < 2); throughput direct {d_rate:7,.0f}/s, gateway "
+          f"{g_rate:7,.0f}/s -> ratio {g_rate / d_rate:5.3f} (goal >= 0.70)")
+
+
+def _gateway(home: Path, plain: int, tls: int, **extra) -> subprocess.Popen:
+    env = _env(home, SAHAB_EXCHANGE_PORT=str(plain), SAHAB_EXCHANGE_TLS_PORT=str(tls), **extra)
+    return subprocess.Popen([sys.executable, "-m", "sahab.cli", "exchange", "gateway"],
+                            env=env, stdout=subprocess.DEVNULL)
+
+
+def _stop(*processes) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main() -> None:
-    from bench.common import percentile, report
-
-    calls = int(os.environ.get("SAHAB_BENCH_EXCHANGE_CALLS", "3000"))
+    calls = int(os.environ.get("SAHAB_BENCH_EXCHANGE_CALLS", "4000"))
     workdir = Path(tempfile.mkdtemp(prefix="sahab-bench-exchange-"))
     (workdir / "provider.py").write_text(PROVIDER_APP)
-    provider_port, gateway_port = free_port(), free_port()
-    provider_url = f"http://127.0.0.1:{provider_port}/registry"
-    env = {**os.environ, "SAHAB_HOME": str(workdir / "home"),
-           "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_LOG_LEVEL": "WARNING"}
-    env.pop("DATABASE_URL", None)
-    setup = _setup(workdir / "home", provider_url)
-    gunicorn = [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "8"]
-    provider = subprocess.Popen([*gunicorn, "--bind", f"127.0.0.1:{provider_port}",
-                                 "--chdir", str(workdir), "provider:app"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gateway = subprocess.Popen([*gunicorn, "--bind", f"127.0.0.1:{gateway_port}",
-                                "sahab.wsgi:application"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    direct_url = f"{provider_url}/persons/08123456"
-    gateway_url = (f"http://127.0.0.1:{gateway_port}/exchange/r1/{setup['service']}"
-                   "/persons/08123456")
-    headers = {"X-Road-Client": setup["client"], "Authorization": f"Bearer {setup['token']}"}
+    home = workdir / "home"
+    home.mkdir()
+    provider_plain, provider_tls, gw_plain, gw_tls = (free_port() for _ in range(4))
+    setup = _setup(home, provider_plain, provider_tls)
+    gunicorn = [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4",
+                "--chdir", str(workdir), "provider:app"]
+    providers = [
+        subprocess.Popen([*gunicorn, "--bind", f"127.0.0.1:{provider_plain}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([*gunicorn, "--bind", f"127.0.0.1:{provider_tls}",
+                          "--certfile", setup["tls_cert"], "--keyfile", setup["tls_key"],
+                          "--ca-certs", setup["ca"], "--cert-reqs", "2"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    client_tls = ssl.create_default_context(cafile=setup["tls_cert"])
+    client_tls.load_cert_chain(str(home / "client.pem"), str(home / "client.key"))
+    headers = {"X-Road-Client": setup["client"]}
+    token = {**headers, "Authorization": f"Bearer {setup['token']}"}
+    path = "persons/08123456"
+    plain = ((f"http://127.0.0.1:{provider_plain}/registry/{path}", {}, None),
+             (f"http://127.0.0.1:{gw_plain}/r1/{setup['plain']}/{path}", token, None))
+    tls = ((f"https://127.0.0.1:{provider_tls}/registry/{path}", {}, client_tls),
+           (f"https://127.0.0.1:{gw_tls}/r1/{setup['tls']}/{path}", headers, client_tls))
     try:
-        _wait(direct_url)
-        _wait(gateway_url, headers)
-        _latencies(direct_url, {}, 100)  # warm both up
-        _latencies(gateway_url, headers, 100)
-        direct = _latencies(direct_url, {}, calls // 3)
-        through = _latencies(gateway_url, headers, calls // 3)
-        d50, g50 = percentile(direct, 50), percentile(through, 50)
-        d95, g95 = percentile(direct, 95), percentile(through, 95)
-        direct_rate = _throughput(direct_url, {}, calls)
-        gateway_rate = _throughput(gateway_url, headers, calls)
+        gateway = _gateway(home, gw_plain, gw_tls)
+        try:
+            for url, _, context in (*plain, *tls):
+                asyncio.run(_wait(url.replace(f"/r1/{setup['plain']}/{path}", "/healthz")
+                                  .replace(f"/r1/{setup['tls']}/{path}", "/healthz"), context))
+            _print("plain HTTP, batch log", *_compare(*plain, calls))
+            _print("mutual TLS, batch log", *_compare(*tls, calls))
+        finally:
+            _stop(gateway)
+        gateway = _gateway(home, gw_plain, gw_tls, SAHAB_EXCHANGE_LOG_STRICT="true")
+        try:
+            asyncio.run(_wait(f"http://127.0.0.1:{gw_plain}/healthz", None))
+            _print("plain HTTP, strict log", *_compare(*plain, calls))
+        finally:
+            _stop(gateway)
     finally:
-        for proc in (provider, gateway):
-            proc.terminate()
-            proc.wait(timeout=20)
-    print(f"  latency p50: direct {d50:.2f} ms, gateway {g50:.2f} ms -> overhead "
-          f"{g50 - d50:.2f} ms (goal < 2 ms); p95 {d95:.2f} / {g95:.2f} ms")
-    report("gateway throughput (16 callers)", gateway_rate, "req/s", "direct", direct_rate)
-    print("  goal: ratio >= 0.70")
+        _stop(*providers)
+    count = subprocess.run(
+        [sys.executable, "-m", "sahab.cli", "manage", "shell", "-c",
+         "from sahab.exchange.models import Message; print(Message.objects.count())"],
+        env=_env(home), capture_output=True, text=True, check=True).stdout.strip()
+    print(f"  {CALLERS} callers, best of {ROUNDS} alternating rounds; {count} exchanges in the "
+          "message log")
 
 
 if __name__ == "__main__":

@@ -62,22 +62,11 @@ def _children(args) -> list[tuple[str, list[str]]]:
            "--bind", f"127.0.0.1:{args.port or settings.HTTP_PORT}",
            "--workers", str(args.workers), "--threads", "4",
            "--access-logfile", "-", "--graceful-timeout", "10"]
-    from sahab.core import keys
-    from sahab.exchange import ca
-
-    ca.ensure_ca()
-    keys.ensure_tls_certificate()
-    # The exchange gateway's mutual-TLS listener: client certificates of the platform CA
-    # are checked in the handshake (optional, so that token clients may use it too).
-    gateway = [python, "-m", "gunicorn", "sahab.wsgi:application",
-               "--bind", f"127.0.0.1:{settings.EXCHANGE_TLS_PORT}",
-               "--workers", str(args.workers), "--threads", "8",
-               "--certfile", str(keys.tls_cert_path()), "--keyfile", str(keys.tls_key_path()),
-               "--ca-certs", str(ca.ca_cert_path()), "--cert-reqs", "1",
-               "--access-logfile", "-", "--graceful-timeout", "10"]
     worker = [python, "-m", "sahab.cli", "worker"]
     smtp = [python, "-m", "sahab.cli", "mail", "smtp"]
-    children = [("web", web), ("exchange-tls", gateway), ("worker", worker), ("smtp", smtp)]
+    from sahab.exchange.cli import children as exchange
+
+    children = [("web", web), *exchange(), ("worker", worker), ("smtp", smtp)]
     from sahab.ledger.demo import witness_command
 
     if (witness := witness_command()) is not None:  # the witness the demo set up beside us
@@ -165,11 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _pillar_commands():
     """Each pillar may add its own sub-commands (``register(subparsers)``)."""
     from sahab.cloud.cli import register as cloud
+    from sahab.exchange.cli import register as exchange
     from sahab.ledger.cli import register as ledger
     from sahab.mail.cli import register as mail
     from sahab.procurement.cli import register as ocds
 
-    return [ledger, ocds, cloud, mail]
+    return [ledger, ocds, cloud, mail, exchange]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,12 +113,32 @@ MAIL_RECEIPTS_NAME = os.environ.get("SAHAB_MAIL_RECEIPTS_NAME", f"{MAIL_HOSTNAME
 # When sahab runs as root, mail files belong to this account, which Dovecot runs as.
 MAIL_SYSTEM_USER = os.environ.get("SAHAB_MAIL_SYSTEM_USER", "nobody")
 
-# Exchange gateway (docs/exchange.md): its mutual-TLS listener, and the largest request
-# body relayed to a provider.
+# Exchange gateway (docs/exchange.md): its own processes listen on a plain port and on a
+# mutual-TLS port; the largest request body relayed to a provider.
+EXCHANGE_PORT = _env_int("SAHAB_EXCHANGE_PORT", 8080)
 EXCHANGE_TLS_PORT = int(os.environ.get("SAHAB_EXCHANGE_TLS_PORT", "8443"))
-# The message log is written in batches every this many seconds (0: with each call).
+EXCHANGE_URL = os.environ.get("SAHAB_EXCHANGE_URL", f"http://127.0.0.1:{EXCHANGE_PORT}/")
+EXCHANGE_GATEWAY_PROCESSES = _env_int("SAHAB_EXCHANGE_GATEWAY_PROCESSES",
+                                      min(os.cpu_count() or 1, 4))
+EXCHANGE_DB_THREADS = _env_int("SAHAB_EXCHANGE_DB_THREADS", 8)
+# The message log is written in batches every this many seconds (0: with each call);
+# strict mode commits each record before the client has its whole answer.
 EXCHANGE_LOG_BATCH_SECONDS = float(os.environ.get("SAHAB_EXCHANGE_LOG_BATCH_SECONDS", "0.2"))
+EXCHANGE_LOG_STRICT = _env_bool("SAHAB_EXCHANGE_LOG_STRICT")
+EXCHANGE_LOG_MAX_BUFFER = _env_int("SAHAB_EXCHANGE_LOG_MAX_BUFFER", 100_000)
+EXCHANGE_LOG_ALERT_SECONDS = _env_int("SAHAB_EXCHANGE_LOG_ALERT_SECONDS", 60)
 EXCHANGE_MAX_BODY_BYTES = int(os.environ.get("SAHAB_EXCHANGE_MAX_BODY_BYTES", str(10 * 1024**2)))
+# A registry change applies to calls that start this long after it (0: the next call).
+EXCHANGE_REGISTRY_MAX_AGE_SECONDS = float(
+    os.environ.get("SAHAB_EXCHANGE_REGISTRY_MAX_AGE_SECONDS", "0"))
+EXCHANGE_CONNECT_TIMEOUT_SECONDS = float(
+    os.environ.get("SAHAB_EXCHANGE_CONNECT_TIMEOUT_SECONDS", "3"))
+# Providers are reached over https; plain http only on closed test networks.
+EXCHANGE_ALLOW_HTTP_PROVIDERS = _env_bool("SAHAB_EXCHANGE_ALLOW_HTTP_PROVIDERS")
+EXCHANGE_PROVIDER_CA_FILE = os.environ.get("SAHAB_EXCHANGE_PROVIDER_CA_FILE", "")
+# The demo's provider systems: "auto" runs them where `sahab demo` was loaded.
+EXCHANGE_DEMO_PORT = _env_int("SAHAB_EXCHANGE_DEMO_PORT", 8444)
+EXCHANGE_DEMO_PROVIDERS = os.environ.get("SAHAB_EXCHANGE_DEMO_PROVIDERS", "auto")
 
 # Cloud marketplace (docs/cloud.md). Orders whose monthly estimate exceeds the threshold
 # wait for the administration's finance role.

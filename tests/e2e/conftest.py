@@ -72,6 +72,9 @@ def platform():
             "SAHAB_SMTPS_PORT": str(free_port()), "SAHAB_IMAPS_PORT": str(free_port()),
             "SAHAB_MANAGESIEVE_PORT": str(free_port()),
             "SAHAB_EXCHANGE_TLS_PORT": str(free_port()), "SAHAB_WITNESS_PORT": str(free_port()),
+            "SAHAB_EXCHANGE_PORT": (exchange_port := str(free_port())),
+            "SAHAB_EXCHANGE_URL": f"http://127.0.0.1:{exchange_port}/",
+            "SAHAB_EXCHANGE_DEMO_PORT": str(free_port()),
             # a training platform: tenders may close within seconds
             "SAHAB_PROCUREMENT_MIN_DAYS": "0",
             # the reference broker makes real databases on the tests' PostgreSQL

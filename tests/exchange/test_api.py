@@ -1,5 +1,6 @@
 """The registry, grants, tokens and statistics through the JSON API."""
 
+import httpx
 from django.test import Client
 
 from sahab.directory import services as directory
@@ -49,11 +50,11 @@ def test_register_ask_approve_issue_a_token_and_call(intranet, provider_url):
     assert approved.json()["status"] == "approved"
     token = finances("post", f"/subsystems/{intranet.client.pk}/tokens", {"name": "ci"})
     assert token.status_code == 201 and token.json()["token"].startswith("xrd_")
-    response = Client().get(f"/exchange/r1/{service.json()['identifier']}/lookup",
-                            HTTP_AUTHORIZATION=f"Bearer {token.json()['token']}",
-                            HTTP_X_ROAD_CLIENT=intranet.client.identifier)
+    response = httpx.get(
+        f"{intranet.gateway.url}/r1/{service.json()['identifier']}/lookup",
+        headers={"Authorization": f"Bearer {token.json()['token']}",
+                 "X-Road-Client": intranet.client.identifier})
     assert response.status_code == 200
-    b"".join(response.streaming_content)
     grants = finances("get", "/grants").json()
     assert {g["service"] for g in grants["items"]} >= {"TN/GOV/MI/CNSS-LINK/adresses"}
     stats = finances("get", "/stats").json()
@@ -69,7 +70,7 @@ def test_monitoring_page_shows_statistics_charts_and_health(intranet):
     from sahab.exchange.models import Service
 
     for _ in range(3):
-        b"".join(intranet.call().streaming_content)
+        assert intranet.call().status_code == 200
     intranet.call("hang")  # a timeout counts as an error
     assert services.check_services(timeout=2) == 1
     service = Service.objects.get()
@@ -88,3 +89,42 @@ def test_monitoring_page_shows_statistics_charts_and_health(intranet):
     type(service).objects.update(base_url="http://127.0.0.1:9/none", openapi_url="")
     services.check_services(timeout=1)
     assert Service.objects.get().healthy is False
+
+
+def test_hosts_are_registered_by_platform_administrators_only(intranet):
+    admin = caller(factories.platform_admin().user)
+    interior = caller(intranet.it_interior)
+    refused = interior("post", "/hosts", {"administration": "MI", "host": "api.mi.gov.tn"})
+    assert refused.status_code == 403
+    made = admin("post", "/hosts", {"administration": "MI", "host": "API.mi.gov.tn.",
+                                    "port": 8443, "path_prefix": "/v1"})
+    assert made.status_code == 201 and made.json()["host"] == "api.mi.gov.tn"
+    overlapping = admin("post", "/hosts", {"administration": "MF", "host": "api.mi.gov.tn",
+                                           "port": 8443, "path_prefix": "/v1/impots"})
+    assert overlapping.status_code == 409
+    seen = interior("get", "/hosts").json()["items"]
+    assert {h["host"] for h in seen} == {"127.0.0.1", "api.mi.gov.tn"}
+    assert admin("post", f"/hosts/{made.json()['id']}/revoke").json()["revoked_at"]
+
+
+def test_services_are_changed_and_the_log_status_and_receipts_are_served(intranet):
+    from sahab.exchange import messagelog
+
+    interior = caller(intranet.it_interior)
+    changed = interior("patch", f"/services/{intranet.service.pk}",
+                       {"max_concurrency": 5, "timeout_seconds": 3})
+    assert changed.status_code == 200
+    outside = interior("patch", f"/services/{intranet.service.pk}",
+                       {"base_url": "https://intranet.other.gov.tn/x"})
+    assert outside.status_code == 422
+    assert intranet.call(headers={"X-Road-Id": "dossier-77"}).status_code == 200
+    status = interior("get", "/message-log").json()
+    assert status["backlog"] == 1 and status["alert"] is False
+    waiting = interior("get", "/receipts/dossier-77").json()
+    assert waiting == {"receipts": [], "waiting": 1}
+    messagelog.flush_to_ledger()
+    assert interior("get", "/message-log").json()["backlog"] == 0
+    found = interior("get", "/receipts/dossier-77").json()["receipts"]
+    assert found[0]["receipt"].startswith("c2sp.org/tlog-proof@v1")
+    stranger = caller(factories.agent(roles=[]).user)
+    assert stranger("get", "/receipts/dossier-77").status_code == 404

@@ -44,3 +44,30 @@ def test_the_registry_page_runs_the_whole_grant_cycle(intranet, provider_url):
     outside = finances.post("/exchange/registry/subsystem", {"administration": "MI",
                                                              "code": "X", "name": "x"})
     assert outside.status_code == 404
+
+
+def test_the_registry_page_shows_hosts_and_endpoints_and_platform_admins_add_hosts(intranet):
+    from tests import factories
+
+    finances = signed_in(intranet.it_finances)
+    finances.post("/exchange/registry/ask", {
+        "client": intranet.other.pk, "service": intranet.service.pk, "legal_basis": "Loi",
+        "purpose": "Contrôle", "endpoints": "GET /persons/*\nPOST /search"})
+    grant = Grant.objects.get(client=intranet.other)
+    assert grant.endpoints == [{"method": "GET", "path": "/persons/*"},
+                               {"method": "POST", "path": "/search"}]
+    interior = signed_in(intranet.it_interior)
+    interior.post("/exchange/registry/approve", {"grant": grant.pk,
+                                                 "endpoints": "GET /persons/*"})
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.APPROVED
+    assert grant.endpoints == [{"method": "GET", "path": "/persons/*"}]
+    page = interior.get("/exchange/registry/").content.decode()
+    assert "GET /persons/*" in page and "/registry" in page
+    refused = interior.post("/exchange/registry/host", {"administration": "MI",
+                                                        "host": "api.mi.gov.tn"}, follow=True)
+    assert "Only platform administrators" in refused.content.decode()
+    admin = signed_in(factories.platform_admin().user)
+    admin.post("/exchange/registry/host", {"administration": "MF", "host": "impots.mf.gov.tn",
+                                           "port": "443", "path_prefix": "/"})
+    assert "impots.mf.gov.tn" in admin.get("/exchange/registry/").content.decode()

@@ -13,11 +13,12 @@ from sahab.core.errors import NotFound, PermissionDenied
 from sahab.core.pagination import Paging
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
-from sahab.exchange import selectors, services
+from sahab.exchange import messagelog, selectors, services
 from sahab.exchange.models import (
     Classification,
     ClientCertificate,
     Grant,
+    ProviderHost,
     Service,
     Subsystem,
 )
@@ -28,8 +29,9 @@ Id = Path(..., ge=1, le=2**63 - 1)
 
 class SubsystemIn(Schema):
     administration: str = Field(..., max_length=32)
-    code: str = Field(..., min_length=1, max_length=64)
-    name: str = Field(..., min_length=1, max_length=200)
+    code: str = Field(..., max_length=64, description="Empty: the administration itself, "
+                                                      "as a member-level client")
+    name: str = Field("", max_length=200)
 
 
 class SubsystemOut(Schema):
@@ -48,6 +50,79 @@ class ServiceIn(Schema):
     classification: Classification = Classification.INTERNAL
     openapi_url: str = Field("", max_length=500)
     timeout_seconds: int = Field(10, ge=1, le=120)
+    max_concurrency: int = Field(100, ge=1, le=10_000,
+                                 description="Calls relayed at once; more wait")
+    openapi: str = Field("", max_length=2_000_000,
+                         description="The OpenAPI 3 description (JSON or YAML)")
+
+
+class ServiceChange(Schema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    base_url: str | None = Field(None, min_length=1, max_length=500)
+    openapi_url: str | None = Field(None, max_length=500)
+    openapi: str | None = Field(None, max_length=2_000_000)
+    owner: str | None = Field(None, min_length=1, max_length=200)
+    classification: Classification | None = None
+    timeout_seconds: int | None = Field(None, ge=1, le=120)
+    max_concurrency: int | None = Field(None, ge=1, le=10_000)
+    active: bool | None = None
+
+
+class EndpointIO(Schema):
+    method: str = Field(..., max_length=10, description="GET, POST… or * for any")
+    path: str = Field(..., max_length=300, description="/persons/* (one segment), "
+                                                       "/persons/** (any depth)")
+
+
+class HostIn(Schema):
+    administration: str = Field(..., max_length=32)
+    host: str = Field(..., min_length=1, max_length=253)
+    port: int = Field(443, ge=1, le=65535)
+    path_prefix: str = Field("/", min_length=1, max_length=300)
+    allow_internal: bool = Field(False, description="Allow loopback, link-local and "
+                                                    "private addresses")
+    note: str = Field("", max_length=500)
+
+
+class HostOut(Schema):
+    id: int
+    administration: str
+    host: str
+    port: int
+    path_prefix: str
+    allow_internal: bool
+    note: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_administration(obj: ProviderHost) -> str:
+        return obj.administration.code
+
+
+class LogStatusOut(Schema):
+    backlog: int
+    oldest_pending_at: dt.datetime | None
+    backlog_age_seconds: float
+    refused: int
+    alert: bool
+    alert_reasons: list[str]
+    alert_after_seconds: int
+
+
+class ExchangeReceiptOut(Schema):
+    x_road_id: str
+    client: str
+    service: str
+    status: int
+    ledger_index: int
+    entry: str = Field(..., description="The ledger entry's exact bytes (JSON)")
+    receipt: str = Field(..., description="c2sp.org/tlog-proof@v1 receipt")
+
+
+class ExchangeReceiptsOut(Schema):
+    receipts: list[ExchangeReceiptOut]
+    waiting: int = Field(..., description="Exchanges with this id not on the ledger yet")
 
 
 class ServiceOut(Schema):
@@ -70,6 +145,8 @@ class GrantIn(Schema):
     legal_basis: str = Field(..., min_length=1, max_length=500)
     purpose: str = Field(..., min_length=1, max_length=500)
     expires_at: dt.datetime | None = None
+    endpoints: list[EndpointIO] = Field([], max_length=100,
+                                        description="Empty: the whole service")
 
 
 class GrantDecisionIn(Schema):
@@ -77,6 +154,8 @@ class GrantDecisionIn(Schema):
     note: str = Field("", max_length=2000)
     rate_per_minute: int | None = Field(None, ge=1, le=100_000)
     expires_at: dt.datetime | None = None
+    endpoints: list[EndpointIO] | None = Field(
+        None, max_length=100, description="Approve fewer endpoints than asked")
 
 
 class ExchangeReasonIn(Schema):
@@ -94,6 +173,7 @@ class GrantOut(Schema):
     rate_per_minute: int
     requested_at: dt.datetime
     decided_at: dt.datetime | None
+    endpoints: list[EndpointIO]
 
     @staticmethod
     def resolve_client(obj: Grant) -> str:
@@ -158,7 +238,17 @@ def add_service(request, payload: ServiceIn):
     return Status(201, services.register_service(
         actor=request.user, subsystem=subsystem, code=payload.code, name=payload.name,
         base_url=payload.base_url, owner=payload.owner, classification=payload.classification,
-        openapi_url=payload.openapi_url, timeout_seconds=payload.timeout_seconds))
+        openapi_url=payload.openapi_url, timeout_seconds=payload.timeout_seconds,
+        max_concurrency=payload.max_concurrency, openapi=payload.openapi))
+
+
+@router.patch("/exchange/services/{service_id}", response=ServiceOut,
+              summary="Change a service's address, description or limits")
+def change_service(request, payload: ServiceChange, service_id: int = Id):
+    service = get_object_or_404(Service.objects.select_related("subsystem__administration"),
+                                pk=service_id)
+    changes = payload.dict(exclude_unset=True, exclude_none=True)
+    return services.update_service(actor=request.user, service=service, **changes)
 
 
 @router.get("/exchange/grants", response=list[GrantOut],
@@ -176,7 +266,8 @@ def ask_grant(request, payload: GrantIn):
     service = get_object_or_404(Service, pk=payload.service)
     return Status(201, services.request_grant(
         actor=request.user, client=client, service=service, legal_basis=payload.legal_basis,
-        purpose=payload.purpose, expires_at=payload.expires_at))
+        purpose=payload.purpose, expires_at=payload.expires_at,
+        endpoints=[e.dict() for e in payload.endpoints]))
 
 
 @router.post("/exchange/grants/{grant_id}/decision", response=GrantOut,
@@ -185,7 +276,9 @@ def decide(request, payload: GrantDecisionIn, grant_id: int = Id):
     return services.decide_grant(actor=request.user, grant=get_object_or_404(Grant, pk=grant_id),
                                  approve=payload.approve, note=payload.note,
                                  rate_per_minute=payload.rate_per_minute,
-                                 expires_at=payload.expires_at)
+                                 expires_at=payload.expires_at,
+                                 endpoints=None if payload.endpoints is None else
+                                 [e.dict() for e in payload.endpoints])
 
 
 @router.post("/exchange/grants/{grant_id}/revoke", response=GrantOut,
@@ -244,3 +337,57 @@ def revoke_certificate(request, payload: ExchangeReasonIn, certificate_id: int =
 def stats(request, filters: Query[StatsFilter]):
     _agent_required(request)
     return selectors.statistics(request.user, days=filters.days)
+
+
+@router.get("/exchange/hosts", response=list[HostOut],
+            summary="Hosts registered for administrations' services (yours; all for "
+                    "platform administrators)")
+@paginate(Paging)
+def list_hosts(request):
+    _agent_required(request)
+    hosts = ProviderHost.objects.select_related("administration")
+    if directory.is_platform_admin(request.user):
+        return hosts
+    agent = directory.agent_of(request.user)
+    return hosts.filter(administration__code__in=directory.lineage_codes(agent.administration))
+
+
+@router.post("/exchange/hosts", response={201: HostOut},
+             summary="Register a host for an administration's services (platform "
+                     "administrators)")
+def add_host(request, payload: HostIn):
+    administration = Administration.objects.filter(code=payload.administration.upper()).first()
+    if administration is None:
+        raise NotFound(f"No administration {payload.administration}.")
+    return Status(201, services.register_provider_host(
+        actor=request.user, administration=administration, host=payload.host,
+        port=payload.port, path_prefix=payload.path_prefix,
+        allow_internal=payload.allow_internal, note=payload.note))
+
+
+@router.post("/exchange/hosts/{host_id}/revoke", response=HostOut,
+             summary="Revoke a host: its services stop being relayed")
+def revoke_host(request, host_id: int = Id):
+    return services.revoke_provider_host(actor=request.user,
+                                         host=get_object_or_404(ProviderHost, pk=host_id))
+
+
+@router.get("/exchange/message-log", response=LogStatusOut,
+            summary="The message log: records waiting for the ledger, their age, alert")
+def message_log(request):
+    _agent_required(request)
+    return messagelog.status()
+
+
+@router.get("/exchange/receipts/{x_road_id}", response=ExchangeReceiptsOut,
+            summary="Ledger receipts of an exchange of your administration, by X-Road-Id")
+def receipts(request, x_road_id: str = Path(..., min_length=1, max_length=100,
+                                             pattern=r"^[A-Za-z0-9._:-]+$")):
+    _agent_required(request)
+    path = None
+    if not selectors.sees_everything(request.user):
+        path = directory.agent_of(request.user).administration.path
+    found, waiting = selectors.receipts(x_road_id=x_road_id, administration_path=path)
+    if not found and not waiting:
+        raise NotFound(f"No exchange of your administration has the X-Road-Id {x_road_id}.")
+    return {"receipts": found, "waiting": waiting}

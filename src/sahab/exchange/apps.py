@@ -14,11 +14,11 @@ class ExchangeConfig(AppConfig):
 
         from sahab.core import scheduler
         from sahab.core.navigation import NavItem, register
-        from sahab.exchange import services, tasks
+        from sahab.exchange import messagelog, tasks
 
         register(NavItem(_("Intranet"), "exchange:registry", order=35,
                          visible_to=lambda user: hasattr(user, "agent")))
         scheduler.register_periodic(tasks.check_services, dt.timedelta(minutes=5))
         # The message log reaches the ledger in batches, every second.
-        scheduler.register_periodic(services.flush_message_log, dt.timedelta(seconds=1),
+        scheduler.register_periodic(messagelog.flush_to_ledger, dt.timedelta(seconds=1),
                                     inline=True)

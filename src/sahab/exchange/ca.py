@@ -125,3 +125,56 @@ def verify_issued_by_ca(der: bytes) -> x509.Certificate:
     except (ValueError, TypeError, InvalidSignature):
         raise InvalidInput("The certificate was not issued by the platform's CA.") from None
     return cert
+
+
+# --- the gateway's own client certificate ---------------------------------------------
+# Providers trust the platform CA and accept only this subject: calls that did not come
+# through the gateway (a client subsystem's certificate included) are refused.
+GATEWAY_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
+                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "exchange"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, "sahab exchange gateway")])
+
+
+def gateway_key_path():
+    return keys.keys_dir() / "exchange-gateway-key.pem"
+
+
+def gateway_cert_path():
+    return keys.keys_dir() / "exchange-gateway.pem"
+
+
+def ensure_gateway_certificate(days: int = 825) -> bool:
+    """The gateway's client-authentication certificate, issued once by the platform CA."""
+    if gateway_cert_path().exists() and gateway_key_path().exists():
+        return False
+    ensure_ca()
+    key, ca = _ca()
+    gateway_key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(GATEWAY_NAME).issuer_name(ca.subject)
+            .public_key(gateway_key.public_key())
+            .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    gateway_key_path().unlink(missing_ok=True)
+    keys._write_private(gateway_key_path(), gateway_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    gateway_cert_path().write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+def is_gateway_certificate(der: bytes | None) -> bool:
+    """Whether a peer's certificate is the gateway's (issued by this CA, its subject)."""
+    if not der:
+        return False
+    try:
+        cert = verify_issued_by_ca(der)
+    except (InvalidInput, ValueError):
+        return False
+    return cert.subject == GATEWAY_NAME

@@ -1,7 +1,8 @@
 """Demo data of the exchange pillar: the ministry of the interior's civil registry and the
-ministry of finance's tax-status service (both run inside sahab, see demo_providers),
-client systems of other administrations with and without grants, and their gateway
-tokens in demo.json."""
+ministry of finance's tax-status service (the demo's provider systems, see
+demo_providers, on hosts a platform administrator registered for each ministry), client
+systems of other administrations with and without grants, and their gateway tokens and
+certificates in demo.json."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sahab.core import keys
 from sahab.directory.models import Administration
 from sahab.directory.selectors import SYSTEM
 from sahab.exchange import services
-from sahab.exchange.models import ClientToken, Grant, Service, Subsystem
+from sahab.exchange.models import ClientToken, Grant, ProviderHost, Service, Subsystem
 
 PROVIDERS = [  # (administration, subsystem, name, service, service name, path, example)
     ("MI", "ETAT-CIVIL", "Registre national de l'état civil", "personnes",
@@ -29,16 +30,35 @@ CLIENTS = [("MS", "DOSSIER-PATIENT", "Dossier patient informatisé"),
            ("CNI", "PORTAIL-CITOYEN", "Portail des e-services"),
            ("MF", "DOUANE", "Système douanier")]
 # (client, service, legal basis, purpose, approved?)
-GRANTS = [
+GRANTS = [  # (client, service, legal basis, purpose, approved?, endpoints)
     ("TN/GOV/MS/DOSSIER-PATIENT", "TN/GOV/MI/ETAT-CIVIL/personnes",
      "Loi n° 2004-63 portant sur la protection des données, art. 13",
-     "Vérifier l'identité des patients", True),
+     "Vérifier l'identité des patients", True, [{"method": "GET", "path": "/*"}]),
     ("TN/GOV/CNI/PORTAIL-CITOYEN", "TN/GOV/MF/FISCALITE/attestations",
      "Décret gouvernemental n° 2020-31 relatif à l'administration électronique",
-     "Délivrer l'attestation fiscale en ligne", True),
+     "Délivrer l'attestation fiscale en ligne", True, []),
     ("TN/GOV/MF/DOUANE", "TN/GOV/MI/ETAT-CIVIL/personnes",
-     "Code des douanes, art. 50", "Contrôle des voyageurs", False),
+     "Code des douanes, art. 50", "Contrôle des voyageurs", False, []),
 ]
+
+
+def _openapi(title: str, parameter: str, description: str) -> str:
+    import json
+
+    return json.dumps({
+        "openapi": "3.0.3", "info": {"title": title, "version": "1.0"},
+        "paths": {f"/{{{parameter}}}": {"get": {
+            "summary": description, "parameters": [
+                {"name": parameter, "in": "path", "required": True,
+                 "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The record"},
+                          "404": {"description": "Unknown"}}}}}}, ensure_ascii=False)
+
+
+OPENAPI = {"personnes": _openapi("Recherche de personnes", "cin",
+                                 "Une personne par numéro de carte d'identité"),
+           "attestations": _openapi("Attestation de situation fiscale", "matricule",
+                                    "La situation fiscale d'un contribuable")}
 
 
 def _subsystem(code: str, name: str, member: str) -> Subsystem:
@@ -85,21 +105,35 @@ def load(previous: dict, data: dict) -> None:
     if Administration.objects.filter(code__in=["MI", "MF", "MS", "CNI"]).count() != 4:
         return
     base = settings.PUBLIC_URL.rstrip("/")
+    providers = f"https://127.0.0.1:{settings.EXCHANGE_DEMO_PORT}"
     for member, code, name, service, service_name, folder, _ in PROVIDERS:
+        administration = Administration.objects.get(code=member)
+        prefix = "/" + folder.split("/")[0]
+        if not ProviderHost.objects.filter(administration=administration, host="127.0.0.1",
+                                           port=settings.EXCHANGE_DEMO_PORT,
+                                           path_prefix=prefix, revoked_at__isnull=True):
+            services.register_provider_host(
+                actor=SYSTEM, administration=administration, host="127.0.0.1",
+                port=settings.EXCHANGE_DEMO_PORT, path_prefix=prefix, allow_internal=True,
+                note="The demo's provider systems (sahab exchange demo-providers)")
         subsystem = _subsystem(code, name, member)
-        if not subsystem.services.filter(code=service).exists():
+        existing = subsystem.services.filter(code=service).first()
+        if existing is None:
             services.register_service(
                 actor=SYSTEM, subsystem=subsystem, code=service, name=service_name,
-                base_url=f"{base}/exchange/demo/{folder}", owner=f"DSI {member}",
-                classification="confidential", timeout_seconds=10)
+                base_url=f"{providers}/{folder}", owner=f"DSI {member}",
+                classification="confidential", timeout_seconds=10, openapi=OPENAPI[service])
+        elif existing.base_url != f"{providers}/{folder}" or not existing.openapi:
+            services.update_service(actor=SYSTEM, service=existing,
+                                    base_url=f"{providers}/{folder}", openapi=OPENAPI[service])
     clients = {s.identifier: s for s in (_subsystem(code, name, member)
                                          for member, code, name in CLIENTS)}
-    for client, service, legal_basis, purpose, approved in GRANTS:
+    for client, service, legal_basis, purpose, approved, endpoints in GRANTS:
         if Grant.objects.filter(client=clients[client], service=_by_identifier(service)).exists():
             continue
         grant = services.request_grant(actor=SYSTEM, client=clients[client],
                                        service=_by_identifier(service), legal_basis=legal_basis,
-                                       purpose=purpose)
+                                       purpose=purpose, endpoints=endpoints)
         if approved:
             services.decide_grant(actor=SYSTEM, grant=grant, approve=True, rate_per_minute=600)
     known = {c["subsystem"]: c["token"] for c in previous.get("exchange", {}).get("clients", [])}
@@ -114,13 +148,15 @@ def load(previous: dict, data: dict) -> None:
         entries.append({"subsystem": identifier, "token": token, "cert": str(cert),
                         "key": str(key)})
     calls = []
+    gateway = settings.EXCHANGE_URL.rstrip("/")
     for client in clients.values():
         for member, code, _, service, _, _, example in PROVIDERS:
             identifier = f"TN/GOV/{member}/{code}/{service}"
             granted = Grant.objects.filter(client=client, service=_by_identifier(identifier),
                                            status=Grant.Status.APPROVED).exists()
             calls.append({"client": client.identifier, "granted": granted,
-                          "url": f"{base}/exchange/r1/{identifier}/{example}"})
+                          "url": f"{gateway}/r1/{identifier}/{example}"})
     data["exchange"] = {"clients": entries, "calls": calls}
-    data.setdefault("urls", {})["exchange"] = f"{base}/exchange/r1/"
-    data["urls"]["exchange_tls"] = f"https://127.0.0.1:{settings.EXCHANGE_TLS_PORT}/exchange/r1/"
+    data.setdefault("urls", {})["exchange"] = f"{gateway}/r1/"
+    data["urls"]["exchange_tls"] = f"https://127.0.0.1:{settings.EXCHANGE_TLS_PORT}/r1/"
+    data["urls"]["exchange_registry"] = f"{base}/exchange/registry/"

@@ -15,9 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from sahab.directory.models import Administration
+from sahab.exchange.protocol import INSTANCE, MEMBER_CLASS
 
-INSTANCE = "TN"
-MEMBER_CLASS = "GOV"
 CODE = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                       _("Letters, digits, '_', '.' and '-', 64 at most."))
 
@@ -30,11 +29,15 @@ class Classification(models.TextChoices):
 
 
 class Subsystem(models.Model):
-    """An information system of an administration (an X-Road member's subsystem)."""
+    """An information system of an administration (an X-Road member's subsystem).
+
+    The row with an empty code stands for the member itself: X-Road clients may call as
+    a member (``TN/GOV/MI``) as well as a subsystem (``TN/GOV/MI/ETAT-CIVIL``).
+    """
 
     administration = models.ForeignKey(Administration, on_delete=models.PROTECT,
                                        related_name="subsystems")
-    code = models.CharField(max_length=64, validators=[CODE])
+    code = models.CharField(max_length=64, validators=[CODE], blank=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -48,7 +51,12 @@ class Subsystem(models.Model):
 
     @property
     def identifier(self) -> str:
-        return f"{INSTANCE}/{MEMBER_CLASS}/{self.administration.code}/{self.code}"
+        member = f"{INSTANCE}/{MEMBER_CLASS}/{self.administration.code}"
+        return f"{member}/{self.code}" if self.code else member
+
+    @property
+    def is_member(self) -> bool:
+        return not self.code
 
 
 class Service(models.Model):
@@ -63,6 +71,11 @@ class Service(models.Model):
                                       default=Classification.INTERNAL)
     owner = models.CharField(max_length=200, help_text=_("Who answers for the service"))
     timeout_seconds = models.PositiveSmallIntegerField(default=10)
+    # Calls relayed at once; more wait (within the timeout) so that a slow provider only
+    # holds its own callers.
+    max_concurrency = models.PositiveIntegerField(default=100)
+    # The OpenAPI 3 description served by the getOpenAPI metaservice (JSON or YAML).
+    openapi = models.TextField(blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     # The last health check (monitoring data, not a registry change).
@@ -100,6 +113,8 @@ class Grant(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED)
     expires_at = models.DateTimeField(null=True, blank=True)
     rate_per_minute = models.PositiveIntegerField(default=600)
+    # [{"method": "GET" or "*", "path": "/persons/*"}]; empty: the whole service.
+    endpoints = models.JSONField(default=list, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                      null=True, blank=True, related_name="+")  # None: platform
     requested_at = models.DateTimeField(default=timezone.now)
@@ -151,6 +166,33 @@ class ClientCertificate(models.Model):
         return self.revoked_at is None and self.not_before <= now < self.not_after
 
 
+class ProviderHost(models.Model):
+    """Where an administration's services may live: a host, port and path prefix that a
+    platform administrator registered for it. A service's base URL must fall under one of
+    its administration's hosts, so that no one can point the gateway at another
+    ministry's backend or at the platform's own internal addresses."""
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT,
+                                       related_name="provider_hosts")
+    host = models.CharField(max_length=253)  # lower-case name or IP address
+    port = models.PositiveIntegerField()
+    path_prefix = models.CharField(max_length=300, default="/")
+    # Loopback, link-local and private addresses are refused unless allowed here.
+    allow_internal = models.BooleanField(default=False)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["host", "port", "path_prefix"], condition=models.Q(revoked_at__isnull=True),
+            name="one_active_provider_host")]
+        ordering = ["administration__code", "host", "port", "path_prefix"]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}{self.path_prefix}"
+
+
 class RegistryVersion(models.Model):
     """One row, bumped by every change of subsystems, services, grants and credentials:
     gateways cache their lookups and drop the cache when the version moves."""
@@ -165,7 +207,8 @@ class Message(models.Model):
     """One exchange through the gateway: who called what, hashes, sizes, status, timing.
 
     Bodies are never stored; the hashes let both sides prove what was sent. The entry
-    goes into the ledger in batches (``ledger_index``).
+    goes into the ledger in batches (``ledger_index``). ``request_sha256`` is the SHA-256
+    of the request body, ``request_hash`` the X-Road-Request-Hash returned to the client.
     """
 
     x_road_id = models.CharField(max_length=100, db_index=True)
@@ -175,6 +218,8 @@ class Message(models.Model):
                               related_name="messages")
     method = models.CharField(max_length=10)
     path_sha256 = models.CharField(max_length=64)
+    request_id = models.CharField(max_length=40, blank=True)  # X-Road-Request-Id
+    request_hash = models.CharField(max_length=100, blank=True)  # X-Road-Request-Hash
     user_id = models.CharField(max_length=200, blank=True)
     issue = models.CharField(max_length=200, blank=True)
     request_sha256 = models.CharField(max_length=64)
@@ -186,9 +231,15 @@ class Message(models.Model):
     started_at = models.DateTimeField(db_index=True)
     duration_ms = models.FloatField()
     ledger_index = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # A record the ledger refused: kept for inspection, out of the backlog's way.
+    ledger_failed_at = models.DateTimeField(null=True, blank=True)
+    ledger_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [models.Index(fields=["started_at", "id"], name="message_log_backlog",
+                                condition=models.Q(ledger_index__isnull=True,
+                                                   ledger_failed_at__isnull=True))]
 
     def __str__(self) -> str:
         return f"{self.x_road_id} {self.client} → {self.service} {self.status}"

@@ -1,19 +1,15 @@
-"""Every write of the exchange pillar, each with its ledger entry: subsystems and
-services, access grants, client tokens, and the message log's batches."""
+"""Every write of the exchange pillar, each with its ledger entry: provider hosts,
+subsystems and services, access grants (per endpoint), client tokens and certificates.
+The message log has its own module (``messagelog``)."""
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import logging
 import secrets
-import threading
-import time
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,12 +18,15 @@ from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
 from sahab.directory.services import token_digest
+from sahab.exchange import outbound, protocol
 from sahab.exchange.models import (
+    INSTANCE,
+    MEMBER_CLASS,
     Classification,
     ClientCertificate,
     ClientToken,
     Grant,
-    Message,
+    ProviderHost,
     RegistryVersion,
     Service,
     Subsystem,
@@ -82,9 +81,18 @@ def _clean(obj) -> None:
 
 @transaction.atomic
 def register_subsystem(*, actor, administration: Administration, code: str,
-                       name: str) -> Subsystem:
+                       name: str = "") -> Subsystem:
+    """An information system of the administration; an empty code registers the
+    administration itself as a client (X-Road member-level client ``TN/GOV/<code>``)."""
     _manager(actor, administration)
-    subsystem = Subsystem(administration=administration, code=(code or "").strip(),
+    code = (code or "").strip()
+    if not code and not (name or "").strip():
+        name = administration.name_fr
+    if code in protocol.RESERVED_CODES:
+        raise InvalidInput(f"{code} is reserved for the X-Road metaservices.")
+    if not code and Subsystem.objects.filter(administration=administration, code="").exists():
+        raise Conflict(f"{administration.code} is already registered as a client.")
+    subsystem = Subsystem(administration=administration, code=code,
                           name=_text(name, "The name", 200))
     _clean(subsystem)
     subsystem.save()
@@ -92,41 +100,194 @@ def register_subsystem(*, actor, administration: Administration, code: str,
     return subsystem
 
 
-def _check_base_url(url: str) -> str:
-    url = _text(url, "The base URL", 500)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or \
-            parts.fragment or parts.username or parts.password:
-        raise InvalidInput("The base URL must be http(s), without credentials, query or fragment.")
+# --- provider hosts: where services may live ----------------------------------------------
+
+def _platform_admin(actor) -> None:
+    if not directory.is_platform_admin(actor):
+        raise PermissionDenied("Only platform administrators register provider hosts.")
+
+
+@transaction.atomic
+def register_provider_host(*, actor, administration: Administration, host: str,
+                           port: int = 443, path_prefix: str = "/",
+                           allow_internal: bool = False, note: str = "") -> ProviderHost:
+    """A platform administrator states that ``host:port`` under ``path_prefix`` is the
+    administration's: its IT officers may register services there, and only there."""
+    _platform_admin(actor)
+    host = outbound.normalise_host(host if isinstance(host, str) else "")
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise InvalidInput("The port is between 1 and 65535.")
+    prefix = outbound.clean_prefix(path_prefix)
+    for other in ProviderHost.objects.select_for_update().filter(
+            host=host, port=port, revoked_at__isnull=True):
+        if outbound.prefixes_overlap(prefix, other.path_prefix):
+            raise Conflict(f"{host}:{port}{other.path_prefix} is already registered for "
+                           f"{other.administration.code}.")
+    record = ProviderHost.objects.create(
+        administration=administration, host=host, port=port, path_prefix=prefix,
+        allow_internal=bool(allow_internal), note=_text(note, "The note", 500, required=False))
+    _record("host.registered", f"{INSTANCE}/{MEMBER_CLASS}/{administration.code}", actor, {
+        "host": host, "port": port, "path_prefix": prefix,
+        "allow_internal": record.allow_internal})
+    return record
+
+
+@transaction.atomic
+def revoke_provider_host(*, actor, host: ProviderHost) -> ProviderHost:
+    """The services under this host stop being relayed at once."""
+    _platform_admin(actor)
+    host = ProviderHost.objects.select_for_update().select_related("administration").get(
+        pk=host.pk)
+    if host.revoked_at is not None:
+        raise Conflict("The host is already revoked.")
+    host.revoked_at = timezone.now()
+    host.save(update_fields=["revoked_at"])
+    _record("host.revoked", f"{INSTANCE}/{MEMBER_CLASS}/{host.administration.code}", actor, {
+        "host": host.host, "port": host.port, "path_prefix": host.path_prefix})
+    return host
+
+
+def host_for(administration: Administration, url: str) -> ProviderHost | None:
+    """The active host registered for the administration (or an administration above
+    it) under which ``url`` falls, or None."""
+    try:
+        parsed = outbound.parse_url(url)
+    except InvalidInput:
+        return None
+    candidates = ProviderHost.objects.filter(
+        revoked_at__isnull=True, host=parsed.host, port=parsed.port,
+        administration__code__in=directory.lineage_codes(administration))
+    return next((h for h in candidates if outbound.under_prefix(parsed.path, h.path_prefix)),
+                None)
+
+
+def _check_provider_url(url: str, administration: Administration, what: str) -> str:
+    url = _text(url, what, 500)
+    parsed = outbound.parse_url(url)
+    host = host_for(administration, url)
+    if host is None:
+        raise InvalidInput(f"{what} must be on a host registered for {administration.code} "
+                           f"({parsed.host}:{parsed.port}{parsed.path or '/'} is not): a "
+                           "platform administrator registers the administration's hosts.")
+    if outbound.is_ip(parsed.host) and not outbound.address_allowed(
+            parsed.host, allow_internal=host.allow_internal):
+        raise InvalidInput(f"{parsed.host} is an internal address that the host's "
+                           "registration does not allow.")
     return url.rstrip("/")
+
+
+def _check_openapi(text: str) -> str:
+    text = text if isinstance(text, str) else ""
+    if not text.strip():
+        return ""
+    try:
+        protocol.load_openapi(text)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    return text
+
+
+def _limits(timeout_seconds, max_concurrency) -> None:
+    if not isinstance(timeout_seconds, int) or not 1 <= timeout_seconds <= 120:
+        raise InvalidInput("The timeout is between 1 and 120 seconds.")
+    if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 10_000:
+        raise InvalidInput("The concurrency limit is between 1 and 10,000 calls.")
 
 
 @transaction.atomic
 def register_service(*, actor, subsystem: Subsystem, code: str, name: str, base_url: str,
                      owner: str, classification: str = Classification.INTERNAL,
-                     openapi_url: str = "", timeout_seconds: int = 10) -> Service:
-    """A subsystem offers a REST service at ``base_url`` inside the intranet."""
+                     openapi_url: str = "", timeout_seconds: int = 10,
+                     max_concurrency: int = 100, openapi: str = "") -> Service:
+    """A subsystem offers a REST service at ``base_url``, on one of its administration's
+    registered hosts."""
     _manager(actor, subsystem.administration)
+    if subsystem.is_member:
+        raise InvalidInput("Services belong to a subsystem, not to the member itself.")
     if classification not in Classification.values:
         raise InvalidInput(f"Unknown classification {classification!r}.")
-    if not isinstance(timeout_seconds, int) or not 1 <= timeout_seconds <= 120:
-        raise InvalidInput("The timeout is between 1 and 120 seconds.")
-    service = Service(subsystem=subsystem, code=(code or "").strip(),
-                      name=_text(name, "The name", 200), base_url=_check_base_url(base_url),
-                      openapi_url=_text(openapi_url, "The OpenAPI URL", 500, required=False),
-                      classification=classification, owner=_text(owner, "The owner", 200),
-                      timeout_seconds=timeout_seconds)
+    _limits(timeout_seconds, max_concurrency)
+    code = (code or "").strip()
+    if code in protocol.RESERVED_CODES:
+        raise InvalidInput(f"{code} is reserved for the X-Road metaservices.")
+    administration = subsystem.administration
+    service = Service(
+        subsystem=subsystem, code=code, name=_text(name, "The name", 200),
+        base_url=_check_provider_url(base_url, administration, "The base URL"),
+        openapi_url=_check_provider_url(openapi_url, administration, "The OpenAPI URL")
+        if (openapi_url or "").strip() else "",
+        classification=classification, owner=_text(owner, "The owner", 200),
+        timeout_seconds=timeout_seconds, max_concurrency=max_concurrency,
+        openapi=_check_openapi(openapi))
     _clean(service)
     service.save()
     _record("service.registered", service.identifier, actor, {
-        "name": service.name, "classification": classification})
+        "name": service.name, "classification": classification,
+        "base_url_sha256": _sha256(service.base_url)})
     return service
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@transaction.atomic
+def update_service(*, actor, service: Service, **changes) -> Service:
+    """Change a service's address, description or limits; ``active=False`` withdraws it."""
+    service = Service.objects.select_for_update().select_related(
+        "subsystem__administration").get(pk=service.pk)
+    _manager(actor, service.subsystem.administration)
+    administration = service.subsystem.administration
+    allowed = {"name", "base_url", "openapi_url", "openapi", "owner", "timeout_seconds",
+               "max_concurrency", "active", "classification"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    if "base_url" in changes:
+        service.base_url = _check_provider_url(changes["base_url"], administration,
+                                               "The base URL")
+    if "openapi_url" in changes:
+        service.openapi_url = _check_provider_url(
+            changes["openapi_url"], administration, "The OpenAPI URL") \
+            if (changes["openapi_url"] or "").strip() else ""
+    if "openapi" in changes:
+        service.openapi = _check_openapi(changes["openapi"])
+    for field, label, limit in (("name", "The name", 200), ("owner", "The owner", 200)):
+        if field in changes:
+            setattr(service, field, _text(changes[field], label, limit))
+    if "classification" in changes:
+        if changes["classification"] not in Classification.values:
+            raise InvalidInput(f"Unknown classification {changes['classification']!r}.")
+        service.classification = changes["classification"]
+    service.timeout_seconds = changes.get("timeout_seconds", service.timeout_seconds)
+    service.max_concurrency = changes.get("max_concurrency", service.max_concurrency)
+    _limits(service.timeout_seconds, service.max_concurrency)
+    if "active" in changes:
+        service.active = bool(changes["active"])
+    _clean(service)
+    service.save()
+    _record("service.changed", service.identifier, actor, {
+        "fields": sorted(changes), "base_url_sha256": _sha256(service.base_url),
+        "openapi_sha256": _sha256(service.openapi) if service.openapi else "",
+        "active": service.active})
+    return service
+
+
+def _endpoints(endpoints) -> list[dict]:
+    try:
+        return [e.as_dict() for e in protocol.parse_endpoints(endpoints or [])]
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 @transaction.atomic
 def request_grant(*, actor, client: Subsystem, service: Service, legal_basis: str,
-                  purpose: str, expires_at: dt.datetime | None = None) -> Grant:
-    """A client subsystem asks for access, citing the law that allows it and why."""
+                  purpose: str, expires_at: dt.datetime | None = None,
+                  endpoints=None) -> Grant:
+    """A client subsystem asks for access, citing the law that allows it and why, to the
+    whole service or to some endpoints (methods and path patterns)."""
     _manager(actor, client.administration)
     if client.pk == service.subsystem_id:
         raise InvalidInput("A subsystem does not need a grant for its own services.")
@@ -138,18 +299,20 @@ def request_grant(*, actor, client: Subsystem, service: Service, legal_basis: st
     grant = Grant.objects.create(
         client=client, service=service, requested_by=actor if getattr(actor, "pk", None) else None,
         legal_basis=_text(legal_basis, "The legal basis", 500),
-        purpose=_text(purpose, "The purpose", 500), expires_at=expires_at)
+        purpose=_text(purpose, "The purpose", 500), expires_at=expires_at,
+        endpoints=_endpoints(endpoints))
     _record("grant.requested", service.identifier, actor, {
         "grant": grant.pk, "client": client.identifier, "legal_basis": grant.legal_basis,
-        "purpose": grant.purpose})
+        "purpose": grant.purpose, "endpoints": grant.endpoints})
     return grant
 
 
 @transaction.atomic
 def decide_grant(*, actor, grant: Grant, approve: bool, note: str = "",
                  rate_per_minute: int | None = None,
-                 expires_at: dt.datetime | None = None) -> Grant:
-    """The provider's administration approves (deny is the default) or refuses."""
+                 expires_at: dt.datetime | None = None, endpoints=None) -> Grant:
+    """The provider's administration approves (deny is the default) or refuses; it may
+    approve fewer endpoints than asked (``endpoints``; None keeps the request's)."""
     grant = Grant.objects.select_for_update().select_related(
         "service__subsystem__administration", "client__administration").get(pk=grant.pk)
     _manager(actor, grant.service.subsystem.administration)
@@ -161,13 +324,15 @@ def decide_grant(*, actor, grant: Grant, approve: bool, note: str = "",
         grant.rate_per_minute = rate_per_minute
     if expires_at is not None:
         grant.expires_at = expires_at
+    if endpoints is not None and approve:
+        grant.endpoints = _endpoints(endpoints)
     grant.status = Grant.Status.APPROVED if approve else Grant.Status.REFUSED
     grant.decided_at = timezone.now()
     grant.decision_note = _text(note, "The note", 2000, required=not approve)
     grant.save()
     _record("grant." + ("approved" if approve else "refused"), grant.service.identifier, actor, {
         "grant": grant.pk, "client": grant.client.identifier,
-        "rate_per_minute": grant.rate_per_minute,
+        "rate_per_minute": grant.rate_per_minute, "endpoints": grant.endpoints,
         "expires_at": grant.expires_at.isoformat() if grant.expires_at else None})
     return grant
 
@@ -289,107 +454,32 @@ def subsystem_for_token(token: str) -> Subsystem | None:
     return record.subsystem if record else None
 
 
-class _MessageBuffer:
-    """Exchanges waiting to be written, flushed in one transaction by a thread.
-
-    A durable commit per call would cost the gateway more than the call itself; the
-    buffer is written every ``EXCHANGE_LOG_BATCH_SECONDS`` (and when the process stops).
-    With 0 every exchange is written before its answer ends (tests, strict setups).
-    """
-
-    def __init__(self) -> None:
-        self.pending: list[Message] = []
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-
-    def add(self, message: Message) -> None:
-        with self.lock:
-            self.pending.append(message)
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._run, name="sahab-message-log",
-                                               daemon=True)
-                self.thread.start()
-
-    def _run(self) -> None:
-        from django.db import connection
-
-        while True:
-            time.sleep(settings.EXCHANGE_LOG_BATCH_SECONDS)
-            try:
-                self.flush()
-            except Exception:  # keep the buffer and try again on the next tick
-                log.exception("writing the message log failed; retrying")
-            finally:
-                connection.close()
-
-    def flush(self) -> int:
-        with self.lock:
-            batch, self.pending = self.pending, []
-        if batch:
-            try:
-                Message.objects.bulk_create(batch)
-            except IntegrityError:  # a grant was deleted meanwhile: keep the exchanges
-                for message in batch:
-                    message.grant = None
-                Message.objects.bulk_create(batch)
-        return len(batch)
-
-
-_buffer = _MessageBuffer()
-atexit.register(lambda: _buffer.flush())
-
-
-def log_message(**fields) -> None:
-    """Keep one exchange in the message log; it reaches the ledger with the next batch."""
-    message = Message(**fields)
-    if settings.EXCHANGE_LOG_BATCH_SECONDS <= 0:
-        _buffer.pending.append(message)
-        _buffer.flush()
-    else:
-        _buffer.add(message)
-
-
-def flush_message_log(limit: int = 2000) -> int:
-    """Timer: append the exchanges not yet in the ledger, one entry each, in one batch."""
-    with transaction.atomic():
-        pending = list(Message.objects.select_for_update().filter(ledger_index__isnull=True)
-                       .order_by("started_at", "pk")[:limit])
-        if not pending:
-            return 0
-        records = [ledger.Record(type="exchange.message", subject=m.service, actor="system",
-                                 data=_ledger_data(m)) for m in pending]
-        for message, appended in zip(pending, ledger.append_many(records), strict=True):
-            Message.objects.filter(pk=message.pk).update(ledger_index=appended.index)
-    return len(pending)
-
-
-def _ledger_data(message: Message) -> dict:
-    return {"x_road_id": message.x_road_id, "client": message.client, "method": message.method,
-            "path_sha256": message.path_sha256, "request_sha256": message.request_sha256,
-            "request_bytes": message.request_bytes, "response_sha256": message.response_sha256,
-            "response_bytes": message.response_bytes, "status": message.status,
-            "error": message.error, "started_at": message.started_at.isoformat(),
-            "duration_ms": round(message.duration_ms, 3)}
 
 
 def check_services(*, timeout: float = 5.0) -> int:
-    """Timer: call each active service's OpenAPI description (or base URL) and record
-    whether it answers. Monitoring data: kept on the service, not in the ledger."""
-    import httpx
+    """Timer: call each active service's OpenAPI URL (or base URL) through the gateway's
+    outbound policy and record whether it answers. Monitoring data, not ledger entries."""
+    import asyncio
 
-    checked = 0
-    with httpx.Client(timeout=timeout, follow_redirects=False) as http:
-        for service in Service.objects.filter(active=True):
-            url = service.openapi_url or service.base_url
-            start = time.perf_counter()
-            try:
-                status = http.get(url, headers={"X-Road-Client": "TN/GOV/sahab/monitor",
-                                                "X-Road-Id": f"health-{service.pk}"}).status_code
-            except httpx.HTTPError:
-                status = None
-            Service.objects.filter(pk=service.pk).update(
-                checked_at=timezone.now(), check_status=status,
-                check_ms=(time.perf_counter() - start) * 1000,
-                healthy=status is not None and status < 500)
-            checked += 1
-    return checked
+    from sahab.exchange import gateway
+
+    rows = [(s.pk, s.openapi_url or s.base_url, s.subsystem.administration)
+            for s in Service.objects.filter(active=True).select_related(
+                "subsystem__administration")]
+    targets = [(pk, url, host_for(administration, url)) for pk, url, administration in rows]
+    probe = gateway.probe([(pk, url, host.allow_internal if host else None)
+                           for pk, url, host in targets], timeout=timeout)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        results = asyncio.run(probe)
+    else:  # called from a thread that runs an event loop: probe on a thread of its own
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            results = pool.submit(asyncio.run, probe).result()
+    for pk, (status, ms) in results.items():
+        Service.objects.filter(pk=pk).update(
+            checked_at=timezone.now(), check_status=status, check_ms=ms,
+            healthy=status is not None and status < 500)
+    return len(results)

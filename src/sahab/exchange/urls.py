@@ -1,20 +1,19 @@
-"""The gateway's route, /exchange/r1/<service identifier>/<path> (X-Road REST protocol),
-and the demo's two provider systems, reached only through the gateway."""
+"""Pages of the intranet and the CA's public files. The gateway itself runs in its own
+processes (``gateway``); calls sent here are redirected to it."""
 
 from django.urls import path
 
-from sahab.exchange import demo_providers, gateway, views
+from sahab.exchange import views
 
 app_name = "exchange"
 
 urlpatterns = [
-    path("r1/<path:target>", gateway.gateway, name="gateway"),
+    path("r1/<path:target>", views.to_gateway, name="gateway"),
+    path("listClients", views.to_gateway, name="list_clients"),
     path("monitoring/", views.monitoring, name="monitoring"),
     path("registry/", views.registry, name="registry"),
     path("registry/<slug:action>", views.registry_action, name="registry_action"),
     path("ca.pem", views.ca_certificate, name="ca_certificate"),
     path("ca.crl", views.ca_revocation_list, name="ca_revocation_list"),
-    path("demo/etat-civil/personnes/<str:cin>", demo_providers.person, name="demo_person"),
-    path("demo/fiscalite/attestations/<str:matricule>", demo_providers.tax_status,
-         name="demo_tax_status"),
+    path("gateway.pem", views.gateway_certificate, name="gateway_certificate"),
 ]

@@ -1,0 +1,54 @@
+"""``sahab exchange …``: the gateway's processes and the demo's provider systems."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("exchange", help="the exchange gateway and the demo's providers")
+    commands = p.add_subparsers(dest="exchange_command", required=True, metavar="COMMAND")
+    g = commands.add_parser("gateway", help="run the X-Road REST gateway (plain and TLS ports)")
+    g.add_argument("--processes", type=int, help="processes sharing the ports "
+                                                 "(default SAHAB_EXCHANGE_GATEWAY_PROCESSES)")
+    g.set_defaults(func=cmd_gateway)
+    d = commands.add_parser("demo-providers", help="run the demo's two provider systems")
+    d.set_defaults(func=cmd_demo_providers)
+    r = commands.add_parser("retry-refused", help="put the log records the ledger refused "
+                                                  "back in its backlog")
+    r.set_defaults(func=cmd_retry_refused)
+
+
+def cmd_gateway(args) -> int:
+    from sahab.exchange import gateway
+
+    gateway.serve(processes=args.processes)
+    return 0
+
+
+def cmd_demo_providers(args) -> int:
+    from sahab.exchange import demo_providers
+
+    demo_providers.serve()
+    return 0
+
+
+def cmd_retry_refused(args) -> int:
+    from sahab.directory.selectors import SYSTEM
+    from sahab.exchange import messagelog
+
+    print(f"{messagelog.retry_refused(actor=SYSTEM)} records back in the backlog")
+    return 0
+
+
+def children() -> list[tuple[str, list[str]]]:
+    """What ``sahab serve`` runs for the exchange: the gateway, and the demo's providers
+    where the demo was loaded."""
+    from sahab.exchange import demo_providers, gateway
+
+    gateway.prepare_keys()
+    python = [sys.executable, "-m", "sahab.cli", "exchange"]
+    found = [("exchange-gateway", [*python, "gateway"])]
+    if demo_providers.enabled():
+        found.append(("exchange-demo", [*python, "demo-providers"]))
+    return found

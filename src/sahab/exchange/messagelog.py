@@ -1,0 +1,321 @@
+"""The message log: one record for every exchange, from the gateway to the ledger.
+
+Three guarantees, each in one place here:
+
+1. **Every record is valid at capture** (``capture``): whatever a request looked like,
+   its record has a known client, a bounded method, status, sizes and hashes, so the
+   ledger can always take it. Requests refused before the client was authenticated
+   (malformed, anonymous, false credentials) exchanged nothing and name nobody: they are
+   not recorded (the gateway's access log counts them), so that strangers can neither
+   write into the public ledger nor fill the log.
+2. **No record is lost** (``MessageLog``): in the default batch mode the gateway keeps
+   records in memory for at most ``EXCHANGE_LOG_BATCH_SECONDS`` and writes them in one
+   transaction (a crash loses at most that); in strict mode each record is committed
+   before the client receives the last byte of its answer. A write that fails is kept and
+   retried; a full buffer refuses new calls rather than drop records.
+3. **One bad record never blocks the others** (``flush_to_ledger``): records reach the
+   ledger in batches; if a batch fails, each record is tried alone and the ones the
+   ledger refuses are set aside (``ledger_failed_at``) for inspection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import math
+import time
+import uuid
+from concurrent.futures import Executor
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from sahab.core.errors import DomainError
+from sahab.exchange import protocol
+from sahab.exchange.models import Message
+from sahab.ledger import services as ledger
+
+log = logging.getLogger(__name__)
+_HEX64 = set("0123456789abcdef")
+_B64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _text(value, limit: int) -> str:
+    """Printable text, control characters dropped, cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if text.isprintable():
+        return text[:limit]
+    return "".join(c for c in text if c.isprintable())[:limit]
+
+
+def _hex64(value) -> str:
+    return value if isinstance(value, str) and len(value) == 64 and set(value) <= _HEX64 else ""
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and 0 <= value < 2**62 else 0
+
+
+def capture(**fields) -> dict:
+    """The columns of a message-log record, valid whatever the fields were."""
+    x_road_id = fields.get("x_road_id")
+    if not isinstance(x_road_id, str) or not protocol.valid_x_road_id(x_road_id):
+        x_road_id = str(uuid.uuid4())
+    method = fields.get("method")
+    method = method if isinstance(method, str) and method in protocol.METHODS else "OTHER"
+    status = fields.get("status")
+    status = status if isinstance(status, int) and 100 <= status <= 599 else 500
+    duration = fields.get("duration_ms")
+    duration = float(duration) if isinstance(duration, int | float) and \
+        math.isfinite(duration) and duration >= 0 else 0.0
+    started = fields.get("started_at")
+    started = started if isinstance(started, dt.datetime) and started.tzinfo else timezone.now()
+    request_hash = fields.get("request_hash")
+    request_hash = request_hash if isinstance(request_hash, str) and len(request_hash) <= 100 \
+        and set(request_hash) <= _B64 else ""
+    grant_id = fields.get("grant_id")
+    return {
+        "x_road_id": x_road_id, "client": _text(fields.get("client"), 300) or "-",
+        "service": _text(fields.get("service"), 300),
+        "grant_id": grant_id if isinstance(grant_id, int) and not isinstance(grant_id, bool)
+        and 0 < grant_id < 2**62 else None,
+        "method": method, "path_sha256": _hex64(fields.get("path_sha256")),
+        "request_id": _text(fields.get("request_id"), 40), "request_hash": request_hash,
+        "user_id": _text(fields.get("user_id"), 200), "issue": _text(fields.get("issue"), 200),
+        "request_sha256": _hex64(fields.get("request_sha256")),
+        "request_bytes": _count(fields.get("request_bytes")),
+        "response_sha256": _hex64(fields.get("response_sha256")),
+        "response_bytes": _count(fields.get("response_bytes")), "status": status,
+        "error": _text(fields.get("error"), 100), "started_at": started,
+        "duration_ms": duration, "ledger_error": ""}
+
+
+# --- writing records ----------------------------------------------------------------------
+
+COLUMNS = ("x_road_id", "client", "service", "grant_id", "method", "path_sha256",
+           "request_id", "request_hash", "user_id", "issue", "request_sha256",
+           "request_bytes", "response_sha256", "response_bytes", "status", "error",
+           "started_at", "duration_ms", "ledger_error")
+
+
+def write(batch: list[dict]) -> None:
+    """Store records in one transaction (one prepared INSERT for all). A deleted grant or
+    a row the database refuses does not cost the others: they are written one by one and
+    a refused one is kept in a file for inspection. Raises only when the database itself
+    is unavailable (the caller keeps the records and retries)."""
+    from django.db import connection
+
+    if not batch:
+        return
+    table = connection.ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in COLUMNS)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
+    adapt = connection.ops.adapt_datetimefield_value
+
+    def values(row: dict) -> list:
+        return [adapt(row[c]) if c == "started_at" else row[c] for c in COLUMNS]
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, [values(row) for row in batch])
+        return
+    except IntegrityError:
+        pass
+    for row in batch:
+        for attempt in (row, {**row, "grant_id": None}):  # the grant was deleted meanwhile
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(sql, values(attempt))
+                break
+            except IntegrityError as exc:
+                refused = exc
+        else:
+            _set_aside(row, refused)
+
+
+def _set_aside(row: dict, exc: Exception) -> None:
+    folder = settings.SAHAB_HOME / "exchange"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = dict(row)
+    record["refused"] = f"{type(exc).__name__}: {exc}"[:500]
+    with open(folder / "message-log-refused.jsonl", "a", encoding="utf-8") as out:
+        out.write(json.dumps(record, default=str) + "\n")
+    log.error("a message-log record was refused by the database and set aside: %s", exc)
+
+
+class MessageLog:
+    """The gateway's side of the log (one per process, on its event loop)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.pending: list[dict] = []
+        self.oldest: float | None = None  # monotonic time of the oldest pending record
+        self.failures = 0
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    @property
+    def strict(self) -> bool:
+        return settings.EXCHANGE_LOG_STRICT or settings.EXCHANGE_LOG_BATCH_SECONDS <= 0
+
+    def full(self) -> bool:
+        return len(self.pending) >= settings.EXCHANGE_LOG_MAX_BUFFER
+
+    def age(self) -> float:
+        return time.monotonic() - self.oldest if self.oldest is not None else 0.0
+
+    async def record(self, message: dict) -> None:
+        """Keep a record; in strict mode, return once it is committed."""
+        if self.strict:
+            while True:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        self.executor, _write_and_close, [message])
+                    return
+                except DatabaseError:
+                    log.exception("the message log could not be written; retrying")
+                    await asyncio.sleep(0.2)
+        if not self.pending:
+            self.oldest = time.monotonic()
+        self.pending.append(message)
+        if self.task is None:
+            self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(settings.EXCHANGE_LOG_BATCH_SECONDS)
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, oldest = self.pending, self.oldest
+        self.pending, self.oldest = [], None
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, _write_and_close,
+                                                             batch)
+            self.failures = 0
+        except Exception:  # the database is away: keep the records, oldest first
+            self.failures += 1
+            log.exception("writing %d message-log records failed; kept for retry", len(batch))
+            self.pending, self.oldest = batch + self.pending, oldest
+            await asyncio.sleep(min(5.0, 0.2 * self.failures))
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        for _ in range(50):
+            if not self.pending:
+                return
+            await self.flush()
+        log.error("%d message-log records could not be written at shutdown", len(self.pending))
+
+
+def _write_and_close(batch: list[dict]) -> None:
+    from django.db import connection
+
+    try:
+        write(batch)
+    except DatabaseError:
+        connection.close_if_unusable_or_obsolete()
+        raise
+
+
+# --- to the ledger -------------------------------------------------------------------------
+
+def ledger_record(message: Message) -> ledger.Record:
+    return ledger.Record(type="exchange.message", subject=message.service or message.client,
+                         actor="system", data={
+                             "x_road_id": message.x_road_id, "request_id": message.request_id,
+                             "client": message.client, "service": message.service,
+                             "method": message.method, "path_sha256": message.path_sha256,
+                             "request_hash": message.request_hash,
+                             "request_sha256": message.request_sha256,
+                             "request_bytes": message.request_bytes,
+                             "response_sha256": message.response_sha256,
+                             "response_bytes": message.response_bytes,
+                             "status": message.status, "error": message.error,
+                             "started_at": message.started_at.isoformat(),
+                             "duration_ms": round(message.duration_ms, 3)})
+
+
+_REFUSED = (DomainError, ValueError, TypeError, OverflowError)
+
+
+def flush_to_ledger(limit: int = 2000, budget_seconds: float = 0.8) -> int:
+    """Timer: append the records not yet in the ledger, one entry each, in batches, until
+    the backlog is empty or the time budget is spent. Returns how many were appended."""
+    done, deadline = 0, time.monotonic() + budget_seconds
+    while True:
+        appended, complete = _flush_batch(limit)
+        done += appended
+        if not complete or time.monotonic() > deadline:
+            return done
+
+
+def _flush_batch(limit: int) -> tuple[int, bool]:
+    with transaction.atomic():
+        batch = list(Message.objects.select_for_update().filter(
+            ledger_index__isnull=True, ledger_failed_at__isnull=True)
+            .order_by("started_at", "pk")[:limit])
+        if not batch:
+            return 0, False
+        try:
+            with transaction.atomic():
+                appended = ledger.append_many([ledger_record(m) for m in batch])
+            for message, entry in zip(batch, appended, strict=True):
+                message.ledger_index = entry.index
+            Message.objects.bulk_update(batch, ["ledger_index"])
+            return len(batch), len(batch) == limit
+        except _REFUSED:
+            pass  # some record is refused: isolate it below
+        count = 0
+        for message in batch:
+            try:
+                with transaction.atomic():
+                    message.ledger_index = ledger.append_many([ledger_record(message)])[0].index
+                    message.save(update_fields=["ledger_index"])
+                count += 1
+            except _REFUSED as exc:
+                message.ledger_index = None
+                message.ledger_failed_at = timezone.now()
+                message.ledger_error = f"{type(exc).__name__}: {exc}"[:1000]
+                message.save(update_fields=["ledger_failed_at", "ledger_error"])
+                log.error("message %s was refused by the ledger and set aside: %s",
+                          message.pk, exc)
+        return count, len(batch) == limit
+
+
+@transaction.atomic
+def retry_refused(*, actor) -> int:
+    """Put the records the ledger refused back in the backlog (after a fix)."""
+    from sahab.core.errors import PermissionDenied
+    from sahab.directory import selectors as directory
+
+    if not directory.is_platform_admin(actor):
+        raise PermissionDenied("Only platform administrators retry refused log records.")
+    return Message.objects.filter(ledger_failed_at__isnull=False).update(
+        ledger_failed_at=None, ledger_error="")
+
+
+def status(now: dt.datetime | None = None) -> dict:
+    """The log's health: records waiting for the ledger, the age of the oldest, records
+    set aside, and whether an operator should act."""
+    now = now or timezone.now()
+    backlog = Message.objects.filter(ledger_index__isnull=True, ledger_failed_at__isnull=True)
+    oldest = backlog.order_by("started_at").values_list("started_at", flat=True).first()
+    age = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+    refused = Message.objects.filter(ledger_failed_at__isnull=False).count()
+    reasons = []
+    if age > settings.EXCHANGE_LOG_ALERT_SECONDS:
+        reasons.append("backlog")
+    if refused:
+        reasons.append("refused")
+    return {"backlog": backlog.count(), "oldest_pending_at": oldest,
+            "backlog_age_seconds": round(age, 3), "refused": refused,
+            "alert": bool(reasons), "alert_reasons": reasons,
+            "alert_after_seconds": settings.EXCHANGE_LOG_ALERT_SECONDS}
