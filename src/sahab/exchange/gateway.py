@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 from sahab.core.problems import problem_response
 from sahab.exchange import services
 from sahab.exchange.models import INSTANCE, MEMBER_CLASS, Grant, Service
+from sahab.ops import metrics
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 FORWARDED_HEADERS = ("Accept", "Accept-Language", "Content-Type", "If-None-Match",
@@ -259,6 +260,7 @@ def gateway(request: HttpRequest, target: str) -> HttpResponse:
     except GatewayError as exc:
         services.log_message(**log, status=exc.status, error=exc.code,
                              duration_ms=(time.perf_counter() - clock) * 1000)
+        metrics.observe_gateway("", exc.status, time.perf_counter() - clock)
         return _error(exc, headers)
 
 
@@ -309,3 +311,5 @@ def _relay(upstream: httpx.Response, log: dict, clock: float) -> Iterator[bytes]
         services.log_message(**log, status=upstream.status_code, error=error,
                              response_sha256=digest.hexdigest(), response_bytes=size,
                              duration_ms=(time.perf_counter() - clock) * 1000)
+        metrics.observe_gateway(log["service"], upstream.status_code,
+                                time.perf_counter() - clock)
