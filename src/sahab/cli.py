@@ -132,9 +132,10 @@ def _pillar_commands():
     from sahab.cloud.cli import register as cloud
     from sahab.ledger.cli import register as ledger
     from sahab.mail.cli import register as mail
+    from sahab.ops.cli import register as ops
     from sahab.procurement.cli import register as ocds
 
-    return [ledger, ocds, cloud, mail]
+    return [ledger, ocds, cloud, mail, ops]
 
 
 def main(argv: list[str] | None = None) -> int:

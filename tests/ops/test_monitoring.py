@@ -91,7 +91,7 @@ def listeners(settings):
 
 
 def test_readiness_needs_a_live_worker_and_every_listener(client, listeners, settings):
-    smtp, imap = listeners
+    _smtp, imap = listeners
     response = client.get("/readyz")
     assert response.status_code == 503
     assert not response.json()["checks"]["queue"]["ok"]
