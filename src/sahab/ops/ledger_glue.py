@@ -9,7 +9,6 @@ and then records the rollback through the ledger's own operation, so that it is 
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +22,26 @@ class Sighting:
     size: int
 
 
+SIGNER_STATE = "ledger"  # SAHAB_HOME/ledger: the signer's record, kept outside the database
+RESTORED = "ledger.log.restored"
+
+
+def signer_dir(home: Path) -> Path:
+    configured = getattr(settings, "LEDGER_SIGNER_DIR", "")
+    return Path(configured) if configured else Path(home) / SIGNER_STATE
+
+
 def signer_state_sightings(home: Path) -> list[Sighting]:
-    """The size in the signer's state file(s) kept outside the database, if any."""
+    """The size of the last checkpoint the signer signed, from its record (if any)."""
     found = []
-    for path in sorted(Path(home).glob("ledger/*.json")) + sorted(Path(home).glob("keys/*.json")):
+    for path in sorted(signer_dir(home).glob("*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         size = data.get("size") if isinstance(data, dict) else None
         if isinstance(size, int):
-            found.append(Sighting(f"the signer state {path}", size))
+            found.append(Sighting(f"the signer's record {path}", size))
     return found
 
 
@@ -54,18 +62,23 @@ def witness_sightings() -> list[Sighting]:
 def accept_restored_log(*, size: int, root: str, seen: list[Sighting], backup: str) -> None:
     """Make the restored log the one the signer continues, and say so in the log itself.
 
-    The ledger's explicit operation, when it has one, does this (it resets the signer's
-    state to the restored tree); otherwise an entry records the rollback publicly.
+    The ledger's explicit operation (``signing.accept_restore``), where there is one,
+    sets the signer's record aside and records a fork from it; a rollback that only a
+    witness, an auditor or the replaced database saw is recorded here.
     """
     from sahab.ledger import services
 
     largest = max((s.size for s in seen), default=size)
-    accept = getattr(services, "accept_restored_log", None)
-    if accept is not None:
-        accept(size=size, root=base64.b64decode(root), previous_size=largest,
-               reason=f"restored from backup {backup}")
+    reason = (f"restored from the backup {backup} (log of {size} entries; "
+              f"{largest} seen before)")[:1000]
+    try:
+        from sahab.ledger import signing
+    except ImportError:
+        signing = None
+    if signing is not None and hasattr(signing, "accept_restore") and \
+            signing.accept_restore(reason=reason).forked:
         return
-    services.append(type="ledger.log.restored", subject="log:" + settings.LEDGER_ORIGIN,
+    services.append(type=RESTORED, subject="log:" + settings.LEDGER_ORIGIN,
                     data={"size": size, "root": root, "seen_size": largest,
                           "seen_by": [s.who for s in seen if s.size > size],
                           "backup": backup}, actor="system")

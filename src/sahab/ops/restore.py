@@ -84,6 +84,13 @@ def plan(folder: Path, *, auditor_states: list[Path] = (), seen_sizes: list[int]
     return result
 
 
+def _keeps_signer_record(relative: Path) -> bool:
+    """The signer's record of a home being restored over is evidence, never replaced:
+    it says what was signed, and the ledger decides what a restore does about it."""
+    return relative.parts[:1] == (ledger_glue.SIGNER_STATE,) and \
+        ledger_glue.signer_dir(settings.SAHAB_HOME).exists()
+
+
 def _check_home(folder: Path) -> None:
     """A fresh SAHAB_HOME: no file of the backup may replace a different one (keys)."""
     files = folder / "files"
@@ -92,6 +99,8 @@ def _check_home(folder: Path) -> None:
         if not path.is_file():
             continue
         relative = path.relative_to(files)
+        if _keeps_signer_record(relative):
+            continue
         target = home / relative
         if target.exists() and relative.as_posix() not in REPLACEABLE and \
                 not filecmp.cmp(path, target, shallow=False):
@@ -160,7 +169,10 @@ def _set_owner_and_mode(path: Path, owner: str | None, mode: int | None) -> None
 def _put_files(result: Plan) -> None:
     files = result.folder / "files"
     home = settings.SAHAB_HOME
+    keep_signer = ledger_glue.signer_dir(home).exists()
     for folder in result.manifest.get("folders", []):
+        if keep_signer and Path(folder["path"]).parts[:1] == (ledger_glue.SIGNER_STATE,):
+            continue
         target = home / folder["path"]
         target.mkdir(parents=True, exist_ok=True)
         _set_owner_and_mode(target, folder.get("owner"), folder.get("mode"))
@@ -168,6 +180,8 @@ def _put_files(result: Plan) -> None:
         if not row["path"].startswith("files/"):
             continue
         relative = row["path"][len("files/"):]
+        if _keeps_signer_record(Path(relative)):
+            continue
         target = home / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.restoring")
