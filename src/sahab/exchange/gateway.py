@@ -297,13 +297,21 @@ def _forward(request, service: Service, path: str, query: str, body: bytes, head
 
 
 def _relay(upstream: httpx.Response, log: dict, clock: float) -> Iterator[bytes]:
-    """Stream the provider's answer, hashing it; log the exchange once it is complete."""
+    """Stream the provider's answer, hashing it; log the exchange once it is complete.
+
+    The last chunk leaves after the exchange is logged: a client that received the whole
+    answer knows it is in the message log (with ``SAHAB_EXCHANGE_LOG_BATCH_SECONDS=0``),
+    even if the process dies right after.
+    """
     digest, size, error = hashlib.sha256(), 0, ""
+    held = None
     try:
         for chunk in upstream.iter_raw():
             digest.update(chunk)
             size += len(chunk)
-            yield chunk
+            if held is not None:
+                yield held
+            held = chunk
     except httpx.HTTPError:
         error = "Server.ServiceFailed"  # the provider broke off in the middle
     finally:
@@ -313,3 +321,5 @@ def _relay(upstream: httpx.Response, log: dict, clock: float) -> Iterator[bytes]
                              duration_ms=(time.perf_counter() - clock) * 1000)
         metrics.observe_gateway(log["service"], upstream.status_code,
                                 time.perf_counter() - clock)
+    if held is not None:
+        yield held

@@ -133,6 +133,7 @@ class DatabaseCollector:
                      _by("cloud.Instance", "state"))
         yield from self._cloud_retries(now)
         yield from self._mail_queue()
+        yield from self._exchange(now)
         yield from self._ledger(now)
         yield from self._tasks(now)
         from sahab.ops import heartbeats
@@ -172,6 +173,25 @@ class DatabaseCollector:
         for state in ("sent", "bounced"):
             family.add_metric([state], outbound.objects.filter(state=state).count())
         yield family
+
+    def _exchange(self, now):
+        message = _model("exchange.Message")
+        if message is None:
+            return
+        from django.db.models import Count
+
+        recent = GaugeMetricFamily("sahab_exchange_messages_recent", "Exchanges through the "
+                                   "gateway in the last 5 minutes, by HTTP status (message log)",
+                                   labels=["status"])
+        rows = (message.objects.filter(started_at__gte=now - dt.timedelta(minutes=5))
+                .order_by().values_list("status").annotate(n=Count("pk")))
+        for status, n in sorted(rows):
+            recent.add_metric([str(status)], n)
+        yield recent
+        backlog = GaugeMetricFamily("sahab_exchange_messages_unledgered",
+                                    "Logged exchanges not yet in the ledger")
+        backlog.add_metric([], message.objects.filter(ledger_index__isnull=True).count())
+        yield backlog
 
     def _ledger(self, now):
         state = _model("ledger.LogState")
