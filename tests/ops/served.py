@@ -114,6 +114,12 @@ class Served:
     def ready(self) -> httpx.Response:
         return httpx.get(f"{self.url}/readyz", timeout=10)
 
+    def is_ready(self) -> bool:
+        try:
+            return self.ready().status_code == 200
+        except httpx.HTTPError:  # the web process is coming back
+            return False
+
     def stop(self) -> None:
         if self.proc is None:
             return

@@ -16,7 +16,7 @@ import pytest
 from tests.ops import workload
 from tests.ops.served import Served, alive, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 KILLS = 12
 VICTIMS = ("web", "worker", "smtp", "imap", "exchange-tls")
@@ -29,7 +29,9 @@ for order in Order.objects.filter(number__in={numbers!r}).select_related("instan
     i = getattr(order, "instance", None)
     rows.append({{"number": order.number, "status": order.status,
                   "state": i.state if i else None, "operation": i.operation if i else None,
-                  "retry": bool(i and (i.next_attempt_at or i.polling))}})
+                  "retry": bool(i and (i.next_attempt_at or i.polling)),
+                  "attempts": i.attempts if i else None,
+                  "error": i.last_error[:200] if i else None}})
 print(json.dumps(rows))
 """
 
@@ -41,16 +43,17 @@ def stuck(rows: list[dict]) -> list[dict]:
                                and not (r["operation"] and r["retry"])))]
 
 
-def inject_faults(served: Served, kills: list, stop: threading.Event, seed: int) -> None:
+def inject_faults(served: Served, kills: list, seed: int) -> None:
+    """SIGKILL ``KILLS`` children one after the other, every kind of child at least once,
+    each when it is up again, 1 to 3 seconds apart."""
     rng = random.Random(seed)
-    for _ in range(KILLS):
-        if stop.wait(rng.uniform(1.0, 3.0)):
-            return
-        children = served.children()
-        name = rng.choice([v for v in VICTIMS if v in children])
-        pid = children[name]
-        if not alive(pid):  # still coming back from the previous kill
-            continue
+    present = [v for v in VICTIMS if v in served.children()]
+    plan = rng.sample(present, len(present))
+    plan += [rng.choice(present) for _ in range(KILLS - len(plan))]
+    for name in plan:
+        time.sleep(rng.uniform(1.0, 3.0))
+        pid = wait_for(lambda n=name: alive(p := served.children()[n]) and p, 30,
+                       f"{name} to be back before the next kill")
         os.kill(pid, signal.SIGKILL)
         kills.append((name, pid, time.time()))
 
@@ -63,36 +66,44 @@ def test_killing_processes_under_mixed_load_loses_nothing_acknowledged(tmp_path)
         load = workload.prepare(served)
         stop, kills = threading.Event(), []
         seed = int(os.environ.get("SAHAB_FAULT_SEED", random.randrange(1 << 30)))
-        injector = threading.Thread(target=inject_faults, args=(served, kills, stop, seed))
-        injector.start()
-        workload.run(load, threads=3, actions_per_thread=50, stop=threading.Event(),
-                     pause=0.1)
-        stop.set()
-        injector.join()
-        assert len(kills) >= KILLS // 2, f"only {len(kills)} kills (seed {seed})"
-        assert {name for name, _, _ in kills} >= {"web", "worker"} or len(kills) >= KILLS - 2
+        runner = threading.Thread(target=workload.run, kwargs=dict(
+            w=load, threads=3, actions_per_thread=400, stop=stop, pause=0.1))
+        runner.start()
+        try:
+            inject_faults(served, kills, seed)
+            time.sleep(3)  # the workload goes on a moment after the last kill
+        finally:
+            stop.set()
+            runner.join()
+        assert len(kills) == KILLS
 
         # every process is back and the platform is ready
         wait_for(lambda: all(alive(pid) for pid in served.children().values()), 60,
                  "every child to be back")
-        wait_for(lambda: served.ready().status_code == 200, 90, "readiness after the faults")
+        wait_for(served.is_ready, 90, "readiness after the faults")
 
         # every acknowledged bid, order, message and exchange is there exactly once
         found = workload.check(served, load.acks, tmp_path)
         assert workload.missing_or_doubled(found) == {}, f"seed {seed}, kills {kills}"
-        assert len(load.acks) >= 40, (len(load.acks), load.errors[:10])
+        assert {"bid", "mail", "exchange"} <= {a.kind for a in load.acks}, load.errors[:10]
+        assert len(load.acks) >= 20, (len(load.acks), load.errors[:10])
 
         # no order is left without a retry; the worker brings them to an end
         numbers = [a.key for a in load.acks if a.kind == "order"]
 
+        seen = {}
+
         def orders_settled():
             out = served.sahab("manage", "shell", "-c", ORDERS.format(numbers=numbers)).stdout
-            rows = json.loads(out.strip().splitlines()[-1])
+            rows = seen["rows"] = json.loads(out.strip().splitlines()[-1])
             assert stuck(rows) == [], f"stuck orders {stuck(rows)} (seed {seed})"
             return all(r["state"] in ("active", "failed") for r in rows
                        if r["status"] == "approved")
 
-        wait_for(orders_settled, 120, "the acknowledged orders to be provisioned", interval=2)
+        try:
+            wait_for(orders_settled, 120, "the acknowledged orders to be provisioned", interval=2)
+        except AssertionError:
+            raise AssertionError(f"orders not provisioned: {seen.get('rows')}") from None
 
         # the ledger verifies from scratch
         verify = subprocess.run(

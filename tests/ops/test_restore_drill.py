@@ -12,7 +12,7 @@ import pytest
 from tests.ops import workload
 from tests.ops.served import Served, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ORIGIN = {"SAHAB_LEDGER_ORIGIN": "sahab.test/ledger"}  # the log keeps its name when moved
 
@@ -60,7 +60,7 @@ def test_backup_under_load_restores_every_acknowledged_action_and_the_log_goes_o
         restored = target.sahab("restore", str(tmp_path / "backup"))
         assert "ROLLBACK" not in restored.stdout
         target.start()
-        wait_for(lambda: target.ready().status_code == 200, 60, "the restored platform ready")
+        wait_for(target.is_ready, 60, "the restored platform ready")
 
         found = workload.check(target, acknowledged, tmp_path)
         assert workload.missing_or_doubled(found) == {}

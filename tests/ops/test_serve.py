@@ -8,7 +8,7 @@ import pytest
 
 from tests.ops.served import Served, alive, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_a_child_that_keeps_dying_is_restarted_with_growing_delays(served):
 
 
 def test_readiness_fails_while_dovecot_or_the_worker_is_stopped_and_recovers(served):
-    wait_for(lambda: served.ready().status_code == 200, 60, "readiness")
+    wait_for(served.is_ready, 60, "readiness")
     frozen = []
     if "imap" in served.children():
         frozen.append(("imap", "imap"))
@@ -69,7 +69,7 @@ def test_readiness_fails_while_dovecot_or_the_worker_is_stopped_and_recovers(ser
             assert not answer.json()["checks"][check]["ok"]
         finally:
             os.killpg(group, signal.SIGCONT)
-        wait_for(lambda: served.ready().status_code == 200, 40, "readiness to come back")
+        wait_for(served.is_ready, 40, "readiness to come back")
 
 
 def test_metrics_of_the_served_platform_count_requests_of_every_process(served):
