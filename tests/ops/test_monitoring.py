@@ -171,3 +171,20 @@ def test_a_task_enqueued_by_a_request_keeps_its_id_for_the_worker(settings):
     stored = DBTaskResult.objects.get(id=result.id)
     assert stored.args_kwargs["request_id"] == "req-task-7"
     assert stored.task_result.args == [] and stored.task_result.kwargs == {}
+
+
+def test_the_dashboard_and_alert_rules_use_only_metrics_the_platform_serves(client):
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
+    used = set()
+    for name in ("sahab-dashboard.json", "sahab-alerts.yml"):
+        used |= set(re.findall(r"\bsahab_[a-z_]+", (docs / name).read_text()))
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    served = set(re.findall(r"^# TYPE (sahab_[a-z_]+) ", text, re.MULTILINE))
+    suffixes = ("_bucket", "_total", "_count", "_sum")
+    unknown = {m for m in used if m not in served and not any(
+        m.endswith(s) and m.removesuffix(s) in served for s in suffixes)}
+    assert unknown == set()
+    assert len(used) >= 20

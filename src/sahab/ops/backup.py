@@ -234,6 +234,9 @@ def create(out: Path) -> dict:
         raise InvalidInput("Write the backup outside SAHAB_HOME.")
     if out.exists() and any(out.iterdir()):
         raise Conflict(f"{out} is not empty: a backup goes into a new folder.")
+    if "ledger_logstate" not in connection.introspection.table_names():
+        raise InvalidInput("The database holds no sahab installation (run sahab init or "
+                           "check DATABASE_URL): nothing to back up.")
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = dt.datetime.now(dt.UTC)
     files = out / "files"
