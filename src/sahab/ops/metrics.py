@@ -253,7 +253,25 @@ def exposition() -> tuple[bytes, str]:
         from prometheus_client import multiprocess
 
         events = CollectorRegistry()
-        multiprocess.MultiProcessCollector(events)
+        collector = multiprocess.MultiProcessCollector(events)
+        # families no process has counted yet are still announced (HELP and TYPE)
+        states.register(_Announced({family.name.removesuffix("_total")
+                                    for family in collector.collect()}))
     else:
         events = REGISTRY
     return generate_latest(events) + generate_latest(states), CONTENT_TYPE_LATEST
+
+
+EVENTS = (HTTP_REQUESTS, HTTP_LATENCY, OSB_CALLS, OSB_LATENCY, MAIL_SMTP, GATEWAY_CALLS,
+          GATEWAY_LATENCY)
+
+
+class _Announced:
+    def __init__(self, present: set[str]):
+        self.present = present
+
+    def collect(self):
+        for metric in EVENTS:
+            for family in metric.describe():
+                if family.name not in self.present:
+                    yield family
