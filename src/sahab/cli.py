@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 
 
 class CommandError(Exception):
@@ -61,7 +58,7 @@ def _children(args) -> list[tuple[str, list[str]]]:
     web = [python, "-m", "gunicorn", "sahab.wsgi:application",
            "--bind", f"127.0.0.1:{args.port or settings.HTTP_PORT}",
            "--workers", str(args.workers), "--threads", "4",
-           "--access-logfile", "-", "--graceful-timeout", "10"]
+           "--graceful-timeout", "10"]
     worker = [python, "-m", "sahab.cli", "worker"]
     smtp = [python, "-m", "sahab.cli", "mail", "smtp"]
     from sahab.exchange.cli import children as exchange
@@ -83,40 +80,12 @@ def _children(args) -> list[tuple[str, list[str]]]:
 
 
 def cmd_serve(args) -> int:
-    """Run every listener and the worker as child processes; stop all if one stops."""
-    procs: list[tuple[str, subprocess.Popen]] = []
-    stopping = False
+    """Run every listener and the worker as child processes; restart any that dies."""
+    from sahab.ops import metrics
+    from sahab.ops.supervisor import Supervisor
 
-    def stop(signum=None, frame=None):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for name, argv in _children(args):
-        procs.append((name, subprocess.Popen(argv)))
-        print(f"sahab serve: started {name} (pid {procs[-1][1].pid})", flush=True)
-    status = 0
-    try:
-        while not stopping:
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    print(f"sahab serve: {name} stopped with status {proc.returncode}; "
-                          "stopping the others", file=sys.stderr, flush=True)
-                    status = proc.returncode or 1
-                    stopping = True
-            time.sleep(0.3)
-    finally:
-        for _, proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + 15
-        for _, proc in procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    return status
+    env = metrics.prepare_multiprocess_dir(dict(os.environ))
+    return Supervisor(_children(args), env=env).run()
 
 
 def cmd_manage(args) -> int:
@@ -157,9 +126,10 @@ def _pillar_commands():
     from sahab.exchange.cli import register as exchange
     from sahab.ledger.cli import register as ledger
     from sahab.mail.cli import register as mail
+    from sahab.ops.cli import register as ops
     from sahab.procurement.cli import register as ocds
 
-    return [ledger, ocds, cloud, mail, exchange]
+    return [ledger, ocds, cloud, mail, exchange, ops]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -202,6 +202,17 @@ OCDS_RELEASE_SCHEMA = PACKAGE_DIR / "procurement" / "schema" / "release-schema.j
 LEDGER_WITNESS_NAME = os.environ.get("SAHAB_LEDGER_WITNESS_NAME") or (
     PUBLIC_URL.split("://", 1)[-1].rstrip("/") + "/witness")
 
+# Operations (docs/operations.md): who may read /metrics and /readyz (addresses or networks,
+# or a bearer token), what /readyz checks (host:port; unset: this machine's listeners;
+# empty: no check), and the log format (json or plain).
+PROXY_COUNT = _env_int("SAHAB_PROXY_COUNT", 0)
+METRICS_ALLOWED = os.environ.get("SAHAB_METRICS_ALLOWED", "127.0.0.1,::1")
+METRICS_TOKEN = os.environ.get("SAHAB_METRICS_TOKEN", "")
+READY_SMTP = os.environ.get("SAHAB_READY_SMTP")
+READY_IMAP = os.environ.get("SAHAB_READY_IMAP")
+READY_QUEUE_MAX_AGE = _env_int("SAHAB_READY_QUEUE_MAX_AGE", 300)
+LOG_FORMAT = os.environ.get("SAHAB_LOG_FORMAT", "json")
+
 INSTALLED_APPS = [
     "sahab.operator",  # first: its commands replace Django's that would bypass the ledger
     "django.contrib.admin",
@@ -222,9 +233,11 @@ INSTALLED_APPS = [
     "sahab.exchange",
     "sahab.mail",
     "sahab.portal",
+    "sahab.ops",
 ]
 
 MIDDLEWARE = [
+    "sahab.ops.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sahab.core.middleware.RequestGateMiddleware",
@@ -365,8 +378,11 @@ NINJA_PAGINATION_MAX_LIMIT = 500
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+                   "json": {"()": "sahab.ops.logs.JsonFormatter"}},
+    "filters": {"request_id": {"()": "sahab.ops.logs.RequestIdFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SAHAB_LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
                 # aiosmtpd logs every SMTP command at INFO

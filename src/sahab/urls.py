@@ -7,6 +7,7 @@ from sahab.api import api
 from sahab.core.problems import is_machine_path, problem_response
 from sahab.core.views import healthz
 from sahab.mail import views as mail_views
+from sahab.ops import views as ops_views
 
 admin.site.site_header = "sahab"
 admin.site.site_title = "sahab"
@@ -17,6 +18,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("healthz", healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics_view, name="metrics"),
     path("ledger/", include("sahab.ledger.urls")),
     path("tenders/", include("sahab.procurement.urls")),
     path("ocds/", include("sahab.procurement.ocds_urls")),

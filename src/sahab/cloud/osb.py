@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
 from django.conf import settings
+
+from sahab.ops import metrics
 
 API_VERSION = "2.17"
 PLATFORM = "sahab"
@@ -141,14 +145,23 @@ class Client:
                    "X-Broker-API-Request-Identity": str(uuid.uuid4())}
         if identity:
             headers["X-Broker-API-Originating-Identity"] = identity
+        operation = method + " " + _IDS.sub(r"\1/*", path)
+        started = time.perf_counter()
         try:
             response = self.http.request(method, self.base + path, json=json_body,
                                          params=params, headers=headers)
         except httpx.TimeoutException:
+            metrics.observe_osb(operation, "timeout", time.perf_counter() - started)
             return Reply(Outcome.FAILED, None, error="the broker did not answer in time")
         except httpx.HTTPError as exc:
+            metrics.observe_osb(operation, "unreachable", time.perf_counter() - started)
             return Reply(Outcome.FAILED, None, error=f"the broker is unreachable ({exc})")
-        return _interpret(response, expect)
+        reply = _interpret(response, expect)
+        metrics.observe_osb(operation, reply.outcome, time.perf_counter() - started)
+        return reply
+
+
+_IDS = re.compile(r"(service_instances|service_bindings)/[^/]+")
 
 
 def _id(value: str) -> str:

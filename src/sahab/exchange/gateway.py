@@ -40,6 +40,7 @@ from yarl import URL
 
 from sahab.exchange import messagelog, outbound, protocol, selectors
 from sahab.exchange.protocol import ProtocolError
+from sahab.ops import metrics
 
 log = logging.getLogger(__name__)
 SERVER = "sahab"
@@ -227,6 +228,8 @@ class Call:
 
     def record(self, **fields):
         request = self.request
+        metrics.observe_gateway(self.service, fields.get("status", 0),
+                                time.perf_counter() - self.clock)
         return messagelog.capture(
             x_road_id=self.x_road_id, request_id=self.request_id,
             client=self.caller.identifier if self.caller else "", service=self.service,

@@ -108,6 +108,10 @@ def append_many(records: Sequence[Record]) -> list[Appended]:
         Entry.objects.bulk_create(entries)
         Node.objects.bulk_create(nodes)
         LogState.objects.filter(pk=1).update(size=frontier.size, frontier=frontier.to_bytes())
+    # logged once committed; the line's request id ties the entries to what caused them
+    first, last = appended[0].index, appended[-1].index
+    transaction.on_commit(lambda: log.info("ledger entries %d-%d appended", first, last, extra={
+        "ledger_first": first, "ledger_last": last}))
     return appended
 
 

@@ -33,6 +33,7 @@ from sahab.core import keys
 from sahab.mail import authguard, delivery, inbound, routing, services
 from sahab.mail.delivery import normalise
 from sahab.mail.routing import LiveRouting
+from sahab.ops import metrics
 
 log = logging.getLogger("sahab.mail.smtp")
 
@@ -245,6 +246,11 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        reply = await self._data(server, session, envelope)
+        metrics.count_smtp("submission" if self.submission else "relay", reply)
+        return reply
+
+    async def _data(self, server, session, envelope):
         data = envelope.original_content or b""
         if self.submission:
             try:

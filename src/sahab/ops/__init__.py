@@ -1,0 +1,1 @@
+"""Operating sahab: supervision, backups and restores, upgrades, metrics, health, logs."""
