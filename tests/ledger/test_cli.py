@@ -90,3 +90,24 @@ def test_witness_commands(capsysbinary):
     assert name.encode() in out
     code, _, err = run(capsysbinary, "ledger", "witness", "add", name, "not-a-key")
     assert code == 2 and b"Bad verifier key" in err
+
+
+def test_witness_set_points_a_witness_elsewhere_with_a_ledger_entry(capsysbinary):
+    from sahab.core import keys
+    from sahab.ledger import witnessing
+    from sahab.ledger.models import Entry
+
+    keys.ensure_witness_key()
+    witnessing._witness_key.cache_clear()
+    vkey = witnessing.witness_vkey()
+    name = vkey.split("+")[0]
+    assert run(capsysbinary, "ledger", "witness", "add", name, vkey,
+               "--url", "http://127.0.0.1:8081/add-checkpoint")[0] == 0
+    code, out, _ = run(capsysbinary, "ledger", "witness", "set", name,
+                       "--url", "http://127.0.0.1:9081/add-checkpoint", "--no-active")
+    assert code == 0 and b"inactive\thttp://127.0.0.1:9081/add-checkpoint" in out
+    changed = Entry.objects.filter(type="ledger.witness.changed").latest("index")
+    assert changed.subject == f"witness:{name}"
+    code, _, err = run(capsysbinary, "ledger", "witness", "set", "nobody", "--url",
+                       "http://127.0.0.1:1/add-checkpoint")
+    assert code != 0 and b"No witness named nobody" in err

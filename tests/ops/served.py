@@ -120,9 +120,13 @@ class Served:
 
     def is_ready(self) -> bool:
         try:
-            return self.ready().status_code == 200
+            answer = self.ready()
         except httpx.HTTPError:  # the web process is coming back
             return False
+        self.last_readiness = answer.text
+        return answer.status_code == 200
+
+    last_readiness = ""
 
     def stop(self) -> None:
         if self.proc is None:

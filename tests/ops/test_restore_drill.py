@@ -56,11 +56,18 @@ def test_backup_under_load_restores_every_acknowledged_action_and_the_log_goes_o
         assert kinds <= {a.kind for a in acknowledged}, load.errors
         source.stop()
 
-        target = Served("sahab-drill-b-", **ORIGIN)
+        # the new machine keeps the old one's configuration: its demo witness answers where
+        # the restored registry says it does
+        target = Served("sahab-drill-b-", **ORIGIN,
+                        SAHAB_WITNESS_PORT=source.env["SAHAB_WITNESS_PORT"])
         restored = target.sahab("restore", str(tmp_path / "backup"))
         assert "ROLLBACK" not in restored.stdout
         target.start()
-        wait_for(target.is_ready, 60, "the restored platform ready")
+        try:
+            wait_for(target.is_ready, 90, "the restored platform ready")
+        except AssertionError:
+            raise AssertionError("the restored platform is not ready: "
+                                 f"{target.last_readiness}\n{target.log()[-3000:]}") from None
 
         found = workload.check(target, acknowledged, tmp_path)
         assert workload.missing_or_doubled(found) == {}

@@ -90,9 +90,13 @@ def test_search_by_company_finds_opened_and_won_tenders_but_never_a_sealed_bid(d
 
 
 def _messages(address: str) -> list[email.message.Message]:
+    """The mailbox's new messages in delivery order (Maildir names do not sort by time:
+    their microseconds are not zero-padded)."""
     home = Mailbox.objects.get(address=address).home
+    paths = sorted((home / "Maildir" / "new").glob("*"),
+                   key=lambda p: (p.stat().st_mtime_ns, p.name))
     return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-            for p in sorted((home / "Maildir" / "new").glob("*"))]
+            for p in paths]
 
 
 def _new_tender(title: str, cpv: str) -> Tender:

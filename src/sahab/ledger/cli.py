@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import json
@@ -166,6 +167,21 @@ def cmd_witness_add(args) -> int:
 
     witness = services.register_witness(name=args.name, vkey=args.vkey, url=args.url or "")
     print(f"registered witness {witness.name}")
+    return 0
+
+
+def cmd_witness_set(args) -> int:
+    """Change a registered witness's address or turn it on or off (a ledger entry)."""
+    from sahab.core.errors import NotFound
+    from sahab.ledger import services
+    from sahab.ledger.models import Witness
+
+    witness = Witness.objects.filter(name=args.name).first()
+    if witness is None:
+        raise NotFound(f"No witness named {args.name}.")
+    witness = services.set_witness(witness=witness, actor="system", url=args.url,
+                                   active=args.active)
+    print(f"{witness.name}\t{'active' if witness.active else 'inactive'}\t{witness.url or '-'}")
     return 0
 
 
@@ -369,6 +385,12 @@ def register(sub) -> None:
     p.add_argument("vkey", help="the witness's cosignature/v1 verifier key")
     p.add_argument("--url", help="its add-checkpoint URL, to submit checkpoints to")
     p.set_defaults(func=cmd_witness_add)
+    p = wcmds.add_parser("set", help="change a witness's add-checkpoint URL, or turn it "
+                         "on or off (e.g. after a restore on a machine with other ports)")
+    p.add_argument("name")
+    p.add_argument("--url")
+    p.add_argument("--active", action=argparse.BooleanOptionalAction, default=None)
+    p.set_defaults(func=cmd_witness_set)
     wcmds.add_parser("list", help="the witnesses of this log").set_defaults(
         func=cmd_witness_list)
     wcmds.add_parser("key", help="this installation's own witness key").set_defaults(
