@@ -342,6 +342,10 @@ AXES_LOCKOUT_TEMPLATE = "directory/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = _env_int("SAHAB_PROXY_COUNT", 0) or None
 AXES_VERBOSE = False
 
+# Wrong second-factor codes per account before it is locked, and for how long (docs/security.md).
+TOTP_MAX_FAILURES = _env_int("SAHAB_TOTP_MAX_FAILURES", 5)
+TOTP_LOCKOUT_MINUTES = _env_int("SAHAB_TOTP_LOCKOUT_MINUTES", 15)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = PUBLIC_URL.startswith("https://")

@@ -6,6 +6,7 @@ from django.views.i18n import JavaScriptCatalog
 from sahab.api import api
 from sahab.core.problems import is_machine_path, problem_response
 from sahab.core.views import healthz
+from sahab.directory import views as directory_views
 from sahab.mail import views as mail_views
 from sahab.ops import views as ops_views
 
@@ -13,6 +14,8 @@ admin.site.site_header = "sahab"
 admin.site.site_title = "sahab"
 
 urlpatterns = [
+    # the admin screens are entered through sahab's sign-in (second factor), never Django's
+    path("admin/login/", directory_views.admin_login_view, name="admin_login"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -171,6 +171,8 @@ class MeOut(Schema):
 class TokenIn(Schema):
     name: str = Field(..., min_length=1, max_length=100)
     expires_at: dt.datetime | None = None
+    code: str | None = Field(None, max_length=7, description=(
+        "The current six-digit code, required when the account uses two-factor sign-in."))
 
 
 class TokenOut(Schema):
@@ -324,7 +326,8 @@ def list_tokens(request):
 @router.post("/tokens", response={201: TokenCreated}, summary="Create an API token for yourself")
 def create_token(request, payload: TokenIn):
     record, token = services.issue_api_token(actor=request.user, user=request.user,
-                                             name=payload.name, expires_at=payload.expires_at)
+                                             name=payload.name, expires_at=payload.expires_at,
+                                             code=payload.code)
     record.token = token
     return Status(201, record)
 

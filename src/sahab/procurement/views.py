@@ -122,6 +122,7 @@ def document(request, reference: str, document_id: int):
 
 def _panels(request, tender) -> dict:
     """What the signed-in user may do on this tender (the services check it again)."""
+    from sahab.directory import rules
     from sahab.directory import selectors as directory
     from sahab.directory.models import Role
     from sahab.procurement import forms
@@ -136,7 +137,7 @@ def _panels(request, tender) -> dict:
         "is_finance": buyer_side and Role.FINANCE in roles,
         "is_officer": buyer_side and Role.PROCUREMENT_OFFICER in roles,
         "is_evaluator": buyer_side and Role.EVALUATOR in roles,
-        "is_auditor": agent is not None and Role.AUDITOR in roles and not buyer_side,
+        "is_auditor": agent is not None and rules.can_decide_complaint(user, tender.buyer),
         "company": company,
     }
     if company is not None:
