@@ -1,4 +1,4 @@
-"""Who may grant what: the rule table walked role × action × scope, and the findings
+"""Who may grant what: the rule table walked role, action and scope, and the findings
 ("Role escalation") replayed against the services."""
 
 import pyotp

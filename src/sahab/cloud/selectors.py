@@ -27,7 +27,7 @@ from sahab.cloud.models import (
 )
 from sahab.directory import rules
 from sahab.directory import selectors as directory
-from sahab.directory.models import Administration, Role
+from sahab.directory.models import Administration
 from sahab.procurement import selectors as procurement
 
 HOURS_PER_MONTH = Decimal(730)
