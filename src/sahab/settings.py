@@ -49,6 +49,12 @@ DEBUG = _env_bool("SAHAB_DEBUG")
 ALLOWED_HOSTS = os.environ.get("SAHAB_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("SAHAB_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
+# URLs users set (brokers, witnesses): https only unless this is on (docs/security.md);
+# internal hosts ("host" or "host:port") a platform administrator allows to be called.
+OUTBOUND_ALLOW_HTTP = _env_bool("SAHAB_OUTBOUND_ALLOW_HTTP", DEBUG)
+OUTBOUND_INTERNAL_HOSTS = [h.strip() for h in os.environ.get(
+    "SAHAB_OUTBOUND_INTERNAL_HOSTS", "").split(",") if h.strip()]
+
 HTTP_PORT = _env_int("SAHAB_HTTP_PORT", 8000)
 SMTP_PORT = _env_int("SAHAB_SMTP_PORT", 2525)
 SUBMISSION_PORT = _env_int("SAHAB_SUBMISSION_PORT", 2587)
@@ -149,8 +155,8 @@ CLOUD_MAX_POLLING_SECONDS = int(os.environ.get("SAHAB_CLOUD_MAX_POLLING_SECONDS"
 CLOUD_RETRY_BASE_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_BASE_SECONDS", "5"))
 CLOUD_RETRY_MAX_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_MAX_SECONDS", "900"))
 CLOUD_MAX_ATTEMPTS = int(os.environ.get("SAHAB_CLOUD_MAX_ATTEMPTS", "5"))
-# Brokers must use https in production; the demo's reference broker is on plain http.
-CLOUD_ALLOW_HTTP_BROKERS = os.environ.get("SAHAB_CLOUD_ALLOW_HTTP_BROKERS", "true") == "true"
+# Brokers must use https in production (the platform's own reference broker excepted).
+CLOUD_ALLOW_HTTP_BROKERS = _env_bool("SAHAB_CLOUD_ALLOW_HTTP_BROKERS", OUTBOUND_ALLOW_HTTP)
 # The ministry in charge of ICT: its agents see every administration's cloud figures.
 CLOUD_ICT_MINISTRY = os.environ.get("SAHAB_CLOUD_ICT_MINISTRY", "MTC")
 # Reference costs of on-premise hosting, in TND per month (savings report, docs/cloud.md):
