@@ -120,7 +120,7 @@ def test_an_open_port_and_a_closed_one_read_the_same(keyed, listener, settings):
     settings.OUTBOUND_INTERNAL_HOSTS = ["127.0.0.1"]
     settings.OUTBOUND_ALLOW_HTTP = settings.CLOUD_ALLOW_HTTP_BROKERS = True
     reviewer = factories.platform_admin().user
-    provider, user = make_provider(name="Kairouan", reviewer=reviewer)
+    _, user = make_provider(name="Kairouan", reviewer=reviewer)
     errors = []
     for port in (listener.port, closed_port()):
         broker = services.register_broker(actor=user, url=f"http://127.0.0.1:{port}/",
