@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from sahab.core.downloads import attach
 from sahab.procurement import selectors
 from sahab.procurement.models import Bid, Procedure, State, TenderDocument
 
@@ -112,7 +113,7 @@ def document(request, reference: str, document_id: int):
         raise Http404
     doc = get_object_or_404(TenderDocument, pk=document_id, tender=tender)
     response = HttpResponse(bytes(doc.content), content_type=doc.media_type)
-    response["Content-Disposition"] = f'attachment; filename="{doc.name}"'
+    attach(response, doc.name)
     response["X-Content-Type-Options"] = "nosniff"
     response["Digest"] = f"sha-256={doc.sha256}"
     return response
