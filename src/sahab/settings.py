@@ -230,6 +230,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "django_tasks",
+    "ninja",  # its API docs page from local static files, no CDN, no inline script (CSP)
     "django_tasks_db",
     "sahab.core",
     "sahab.ledger",
@@ -245,6 +246,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "sahab.ops.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "sahab.core.headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sahab.core.middleware.RequestGateMiddleware",
     "sahab.core.dbrouting.DatabaseRoutingMiddleware",
@@ -358,6 +360,12 @@ SESSION_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Headers (docs/security.md): HSTS on https for a year; the CSP is sahab.core.headers'.
+SECURE_HSTS_SECONDS = _env_int("SAHAB_HSTS_SECONDS", 31536000 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # the state's other hosts are not ours to pin
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSP_REPORT_ONLY = _env_bool("SAHAB_CSP_REPORT_ONLY")
 if _env_int("SAHAB_PROXY_COUNT", 0):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from sahab.api import api
+from sahab.core.headers import csp_report
 from sahab.core.problems import is_machine_path, problem_response
 from sahab.core.views import healthz
 from sahab.directory import views as directory_views
@@ -21,6 +22,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("healthz", healthz, name="healthz"),
+    path("csp-report", csp_report, name="csp_report"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics_view, name="metrics"),
     path("ledger/", include("sahab.ledger.urls")),
