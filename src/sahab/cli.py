@@ -142,8 +142,16 @@ def _pillar_commands():
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Whatever sahab creates (database, keys, Maildirs, sockets) is its owner's only.
-    os.umask(0o077)
+    # Whatever sahab creates (database, keys, Maildirs, sockets) is its owner's only; the
+    # caller's umask comes back afterwards (main also runs inside other programs' tests).
+    previous_umask = os.umask(0o077)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "needs_django", True):  # the auditor's tools run without an installation

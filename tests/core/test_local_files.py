@@ -44,10 +44,16 @@ def test_sahab_init_leaves_nothing_readable_by_others(sahab_home, db, loose_umas
         database = Path(settings.DATABASES["default"]["NAME"])
         assert database in localfiles.sqlite_files()
         assert mode(database) == 0o600
-    # and whatever the command creates afterwards is the owner's only
-    created = sahab_home / "made-after-init"
-    created.write_text("x")
-    assert mode(created) == 0o600
+
+
+
+def test_the_sahab_command_creates_files_for_its_owner_only(loose_umask, monkeypatch):
+    """Whatever a command writes (keys, Maildirs, sockets) is made under umask 077."""
+    seen = []
+    monkeypatch.setattr(cli, "_run", lambda argv: seen.append(os.umask(0o077)) or 0)
+    assert cli.main(["init"]) == 0
+    assert seen == [0o077]
+    assert os.umask(0o022) == 0o022  # the caller's umask is back
 
 
 def test_tighten_fixes_an_older_installation(sahab_home):
