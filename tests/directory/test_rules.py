@@ -116,6 +116,18 @@ def test_an_administration_admin_cannot_touch_a_platform_admin_in_their_subtree(
     assert ApiToken.objects.get(user=platform.user).revoked_at is None
     assert services.authenticate_token(token) == platform.user
     assert Entry.objects.count() == entries
+    # the API refuses the same, before any part of the change
+    token = services.issue_api_token(actor=SYSTEM, user=admin, name="admin")[1]
+    for change in ({"active": False}, {"administration": "MIN"}, {"reset_second_factor": True},
+                   {"roles": []}):
+        response = client.patch(f"/api/agents/{platform.user.username}", change,
+                                content_type="application/json",
+                                HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 403, (change, response.content)
+        assert "only platform administrators" in response.json()["detail"]
+    platform.refresh_from_db()
+    assert platform.totp_enabled and platform.administration == tree["subtree"]
+    assert services.authenticate_token(token) == admin
     # the web screen refuses with a clear message too
     client.force_login(admin)
     response = client.post(f"/directory/agents/{platform.user.username}/manage/",

@@ -10,7 +10,7 @@ from pydantic import EmailStr
 
 from sahab.core.errors import NotFound, PermissionDenied
 from sahab.core.pagination import Paging
-from sahab.directory import selectors, services
+from sahab.directory import rules, selectors, services
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
 
 router = Router(tags=["directory"])
@@ -122,6 +122,8 @@ class AgentPatch(Schema):
     roles: list[Role] | None = None
     active: bool | None = None
     administration: str | None = Field(None, max_length=32)
+    reset_second_factor: bool = Field(False, description=(
+        "Turn the agent's two-factor sign-in off (a lost phone); they set it up again."))
 
 
 class CompanyOut(Schema):
@@ -279,8 +281,13 @@ def create_agent(request, payload: AgentIn):
               summary="Change an agent's roles, status or administration")
 def update_agent(request, username: str, payload: AgentPatch):
     agent = _agent(username, request.user)
-    if not selectors.can_manage_administration(request.user, agent.administration):
-        raise PermissionDenied("You cannot change this agent.")
+    # the rule table first: a refused change leaves the agent as it was (no partial update)
+    if not rules.can_manage_agent(request.user, agent):
+        raise PermissionDenied("You cannot change this agent: only platform administrators "
+                               "manage holders of the platform administrator, auditor and "
+                               "complaints body roles.")
+    if payload.reset_second_factor:
+        services.disable_totp(actor=request.user, agent=agent)
     if payload.administration is not None:
         agent = services.move_agent(actor=request.user, agent=agent,
                                     administration=_administration(payload.administration))
