@@ -51,6 +51,15 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def _control_socket_options() -> list[str]:
+    """gunicorn's control socket in this instance's own SAHAB_HOME, owner only: never the
+    one default socket in the home directory that every instance on a host would share."""
+    from sahab.core import localfiles
+
+    path = localfiles.private_dir("run") / "gunicorn.ctl"
+    return ["--control-socket", str(path), "--control-socket-mode", "384"]  # 0o600
+
+
 def _children(args) -> list[tuple[str, list[str]]]:
     from django.conf import settings
 
@@ -58,7 +67,7 @@ def _children(args) -> list[tuple[str, list[str]]]:
     web = [python, "-m", "gunicorn", "sahab.wsgi:application",
            "--bind", f"127.0.0.1:{args.port or settings.HTTP_PORT}",
            "--workers", str(args.workers), "--threads", "4",
-           "--graceful-timeout", "10"]
+           "--graceful-timeout", "10", *_control_socket_options()]
     worker = [python, "-m", "sahab.cli", "worker"]
     smtp = [python, "-m", "sahab.cli", "mail", "smtp"]
     from sahab.exchange.cli import children as exchange
@@ -133,6 +142,16 @@ def _pillar_commands():
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever sahab creates (database, keys, Maildirs, sockets) is its owner's only; the
+    # caller's umask comes back afterwards (main also runs inside other programs' tests).
+    previous_umask = os.umask(0o077)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous_umask)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "needs_django", True):  # the auditor's tools run without an installation

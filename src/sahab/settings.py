@@ -49,6 +49,12 @@ DEBUG = _env_bool("SAHAB_DEBUG")
 ALLOWED_HOSTS = os.environ.get("SAHAB_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("SAHAB_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
+# URLs users set (brokers, witnesses): https only unless this is on (docs/security.md);
+# internal hosts ("host" or "host:port") a platform administrator allows to be called.
+OUTBOUND_ALLOW_HTTP = _env_bool("SAHAB_OUTBOUND_ALLOW_HTTP", DEBUG)
+OUTBOUND_INTERNAL_HOSTS = [h.strip() for h in os.environ.get(
+    "SAHAB_OUTBOUND_INTERNAL_HOSTS", "").split(",") if h.strip()]
+
 HTTP_PORT = _env_int("SAHAB_HTTP_PORT", 8000)
 SMTP_PORT = _env_int("SAHAB_SMTP_PORT", 2525)
 SUBMISSION_PORT = _env_int("SAHAB_SUBMISSION_PORT", 2587)
@@ -149,8 +155,8 @@ CLOUD_MAX_POLLING_SECONDS = int(os.environ.get("SAHAB_CLOUD_MAX_POLLING_SECONDS"
 CLOUD_RETRY_BASE_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_BASE_SECONDS", "5"))
 CLOUD_RETRY_MAX_SECONDS = float(os.environ.get("SAHAB_CLOUD_RETRY_MAX_SECONDS", "900"))
 CLOUD_MAX_ATTEMPTS = int(os.environ.get("SAHAB_CLOUD_MAX_ATTEMPTS", "5"))
-# Brokers must use https in production; the demo's reference broker is on plain http.
-CLOUD_ALLOW_HTTP_BROKERS = os.environ.get("SAHAB_CLOUD_ALLOW_HTTP_BROKERS", "true") == "true"
+# Brokers must use https in production (the platform's own reference broker excepted).
+CLOUD_ALLOW_HTTP_BROKERS = _env_bool("SAHAB_CLOUD_ALLOW_HTTP_BROKERS", OUTBOUND_ALLOW_HTTP)
 # The ministry in charge of ICT: its agents see every administration's cloud figures.
 CLOUD_ICT_MINISTRY = os.environ.get("SAHAB_CLOUD_ICT_MINISTRY", "MTC")
 # Reference costs of on-premise hosting, in TND per month (savings report, docs/cloud.md):
@@ -224,6 +230,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "django_tasks",
+    "ninja",  # its API docs page from local static files, no CDN, no inline script (CSP)
     "django_tasks_db",
     "sahab.core",
     "sahab.ledger",
@@ -239,6 +246,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "sahab.ops.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "sahab.core.headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sahab.core.middleware.RequestGateMiddleware",
     "sahab.core.dbrouting.DatabaseRoutingMiddleware",
@@ -342,12 +350,22 @@ AXES_LOCKOUT_TEMPLATE = "directory/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = _env_int("SAHAB_PROXY_COUNT", 0) or None
 AXES_VERBOSE = False
 
+# Wrong second-factor codes per account before it is locked, and for how long (docs/security.md).
+TOTP_MAX_FAILURES = _env_int("SAHAB_TOTP_MAX_FAILURES", 5)
+TOTP_LOCKOUT_MINUTES = _env_int("SAHAB_TOTP_LOCKOUT_MINUTES", 15)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Headers (docs/security.md): HSTS on https for a year; the CSP is sahab.core.headers'.
+SECURE_HSTS_SECONDS = _env_int("SAHAB_HSTS_SECONDS", 31536000 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False  # the state's other hosts are not ours to pin
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSP_REPORT_ONLY = _env_bool("SAHAB_CSP_REPORT_ONLY")
 if _env_int("SAHAB_PROXY_COUNT", 0):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

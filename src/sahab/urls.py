@@ -4,8 +4,10 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from sahab.api import api
+from sahab.core.headers import csp_report
 from sahab.core.problems import is_machine_path, problem_response
 from sahab.core.views import healthz
+from sahab.directory import views as directory_views
 from sahab.mail import views as mail_views
 from sahab.ops import views as ops_views
 
@@ -13,11 +15,14 @@ admin.site.site_header = "sahab"
 admin.site.site_title = "sahab"
 
 urlpatterns = [
+    # the admin screens are entered through sahab's sign-in (second factor), never Django's
+    path("admin/login/", directory_views.admin_login_view, name="admin_login"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("healthz", healthz, name="healthz"),
+    path("csp-report", csp_report, name="csp_report"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics_view, name="metrics"),
     path("ledger/", include("sahab.ledger.urls")),

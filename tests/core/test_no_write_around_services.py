@@ -220,6 +220,7 @@ COMMANDS = {
     "sqlmigrate": "none", "sqlsequencereset": "none", "squashmigrations": "none",
     "startapp": "none", "startproject": "none", "test": "none", "testserver": "none",
     "collectstatic": "none", "findstatic": "none", "runserver": "none",
+    "export_openapi_schema": "none",  # django-ninja's: prints the API schema
     # sessions, login-throttling counters, task results, content types: no pillar state
     "clearsessions": "none", "remove_stale_contenttypes": "none",
     "prune_db_task_results": "none", "db_worker": "none", "axes_list_attempts": "none",

@@ -46,7 +46,8 @@ def world(db, sahab_home):
     w["evaluators"] = [Actor(factories.agent(administration=mf, roles=[Role.EVALUATOR]).user)
                        for _ in range(2)]
     w["finance"] = Actor(factories.agent(administration=mf, roles=[Role.FINANCE]).user)
-    w["auditor"] = Actor(factories.agent(administration=oversight, roles=[Role.AUDITOR]).user)
+    w["auditor"] = Actor(factories.agent(administration=oversight,
+                                         roles=[Role.AUDITOR, Role.COMPLAINTS_BODY]).user)
     w["companies"] = []
     for name in ("Atlas", "Carthage", "Medina"):
         company, member = factories.company(name=name)

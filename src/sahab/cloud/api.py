@@ -26,6 +26,7 @@ from sahab.cloud.models import (
     Provider,
     ServicePlan,
 )
+from sahab.core.downloads import attach
 from sahab.core.errors import NotFound
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
@@ -590,5 +591,5 @@ def focus_export(request, filters: Query[CostFilter]):
     response = StreamingHttpResponse(
         focus.csv_lines(selectors.usage_visible_to(request.user, year=filters.the_year)),
         content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="sahab-focus-{filters.the_year}.csv"'
+    attach(response, f"sahab-focus-{filters.the_year}.csv")
     return response

@@ -13,6 +13,7 @@ literals are quoted by the driver, never by string formatting).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,6 +92,32 @@ def create_database(names: Names, *, connection_limit: int) -> None:
                 sql.Literal(connection_limit)))
         connection.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
             sql.Identifier(names.database)))
+        isolate_cluster(connection)
+
+
+_TENANT_DATABASE = re.compile(r"sahab_[0-9a-f]{20}")
+
+
+def isolate_cluster(connection) -> list[str]:
+    """Close every other database of the cluster to PUBLIC (``postgres``, ``template1``,
+    anything an operator made), so that a tenant's login can CONNECT to its own database
+    only. Tenant databases are closed when they are made. Returns the databases closed.
+
+    Superusers and the databases' owners keep their access. Where the DBaaS role may not
+    change a database (not its owner), PostgreSQL only warns: docs/security.md says how
+    to close the cluster once by hand in production.
+    """
+    closed = []
+    rows = connection.execute(
+        "SELECT datname FROM pg_database WHERE datallowconn AND (datacl IS NULL OR "
+        "EXISTS (SELECT 1 FROM aclexplode(datacl) a WHERE a.grantee = 0))").fetchall()
+    for (name,) in rows:
+        if _TENANT_DATABASE.fullmatch(name):
+            continue
+        connection.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC")
+                           .format(sql.Identifier(name)))
+        closed.append(name)
+    return closed
 
 
 def set_connection_limit(names: Names, limit: int) -> None:
@@ -129,6 +156,7 @@ def create_login(names: Names, role: str, *, connection_limit: int) -> str:
             sql.Identifier(role), sql.Literal(password), sql.Literal(connection_limit)))
         connection.execute(sql.SQL("GRANT {} TO {}").format(
             sql.Identifier(names.owner), sql.Identifier(role)))
+        isolate_cluster(connection)  # databases made since the tenant's own was
     return password
 
 

@@ -25,6 +25,7 @@ from django.db.models import Max, Sum
 from django.db.models.functions import TruncDate
 
 from sahab.cloud.models import Category, Instance, UsageRecord
+from sahab.core.downloads import csv_safe_row
 
 SUPPORTED = {"NEGOTIATED_PRICING_SUPPORTED", "PUBLIC_PRICE_LIST_SUPPORTED",
              "UNIT_PRICING_SUPPORTED", "USAGE_MEASUREMENT_SUPPORTED", "SUB_ACCOUNT_SUPPORTED",
@@ -182,7 +183,7 @@ def csv_lines(usage=None) -> Iterator[str]:
     writer.writeheader()
     yield take()
     for row in rows(usage):
-        writer.writerow(row)
+        writer.writerow(csv_safe_row(row))  # names come from providers: never a formula
         yield take()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import time
 import uuid
@@ -19,8 +20,11 @@ from urllib.parse import quote
 import httpx
 from django.conf import settings
 
+from sahab.core import outbound
+from sahab.core.outbound import UNREACHABLE
 from sahab.ops import metrics
 
+log = logging.getLogger(__name__)
 API_VERSION = "2.17"
 PLATFORM = "sahab"
 
@@ -60,8 +64,13 @@ class Client:
     def __init__(self, url: str, username: str, password: str, *,
                  timeout: float | None = None, transport: httpx.BaseTransport | None = None):
         self.base = url.rstrip("/") + "/v2"
+        # Over the network the URL goes through the outbound policy and the connection to
+        # the address checked then (sahab.core.outbound); a test transport is not network.
+        self.pinned = transport is None
+        self._target: outbound.Target | None = None
         self.http = httpx.Client(auth=(username, password), transport=transport,
-                                 timeout=timeout or settings.CLOUD_BROKER_TIMEOUT,
+                                 timeout=httpx.Timeout(timeout or settings.CLOUD_BROKER_TIMEOUT,
+                                                       connect=outbound.CONNECT_TIMEOUT_SECONDS),
                                  follow_redirects=False)
 
     def close(self) -> None:
@@ -147,15 +156,24 @@ class Client:
             headers["X-Broker-API-Originating-Identity"] = identity
         operation = method + " " + _IDS.sub(r"\1/*", path)
         started = time.perf_counter()
+        url, extensions = self.base + path, {}
         try:
-            response = self.http.request(method, self.base + path, json=json_body,
-                                         params=params, headers=headers)
+            if self.pinned:
+                if self._target is None:  # resolved once, then every call goes there
+                    self._target = outbound.check_url(self.base)
+                url = self._target.pinned_url() + path
+                headers.update(outbound.http_client_options(self._target)["headers"])
+                extensions = outbound.sni_extensions(self._target)
+            response = self.http.request(method, url, json=json_body, params=params,
+                                         headers=headers, extensions=extensions)
         except httpx.TimeoutException:
             metrics.observe_osb(operation, "timeout", time.perf_counter() - started)
-            return Reply(Outcome.FAILED, None, error="the broker did not answer in time")
-        except httpx.HTTPError as exc:
+            return Reply(Outcome.FAILED, None, error=UNREACHABLE)
+        except (httpx.HTTPError, outbound.OutboundRefused) as exc:
+            # the same words whatever happened: no port-scan oracle (docs/security.md)
+            log.info("broker %s: %s", self.base, getattr(exc, "reason", "") or type(exc).__name__)
             metrics.observe_osb(operation, "unreachable", time.perf_counter() - started)
-            return Reply(Outcome.FAILED, None, error=f"the broker is unreachable ({exc})")
+            return Reply(Outcome.FAILED, None, error=UNREACHABLE)
         reply = _interpret(response, expect)
         metrics.observe_osb(operation, reply.outcome, time.perf_counter() - started)
         return reply

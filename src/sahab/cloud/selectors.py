@@ -25,8 +25,9 @@ from sahab.cloud.models import (
     ServicePlan,
     UsageRecord,
 )
+from sahab.directory import rules
 from sahab.directory import selectors as directory
-from sahab.directory.models import Administration, Role
+from sahab.directory.models import Administration
 from sahab.procurement import selectors as procurement
 
 HOURS_PER_MONTH = Decimal(730)
@@ -149,14 +150,12 @@ def catalogue(*, q: str = "", category: str = "", location: str = "", label: str
 # --- who sees what ------------------------------------------------------------------------
 
 def sees_everything(user) -> bool:
-    """Platform admins, auditors and the ministry in charge of ICT see every administration."""
-    if directory.is_platform_admin(user):
+    """Platform admins, auditors (appointed by platform admins only, directory.rules) and
+    the ministry in charge of ICT see every administration."""
+    if rules.sees_every_administration(user):
         return True
     agent = directory.agent_of(user)
-    if agent is None:
-        return False
-    return Role.AUDITOR in agent.role_set or \
-        agent.administration.path.startswith(_ict_ministry_path())
+    return agent is not None and agent.administration.path.startswith(_ict_ministry_path())
 
 
 def _ict_ministry_path() -> str:

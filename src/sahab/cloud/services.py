@@ -34,7 +34,7 @@ from sahab.cloud.models import (
     Provider,
     ServicePlan,
 )
-from sahab.core import documents
+from sahab.core import documents, outbound
 from sahab.core import secrets as sealing
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.core.inputs import money as _money
@@ -209,23 +209,26 @@ def decide_provider(*, actor, provider: Provider, qualify: bool, note: str = "")
 # --- brokers and catalogues ---------------------------------------------------------------
 
 def _check_broker_url(url: str) -> str:
+    """The platform's outbound-URL policy (sahab.core.outbound): https, a public address
+    or one a platform administrator listed, checked before anything is fetched."""
     url = _text(url, "The broker URL", 500)
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or \
-            parts.fragment or parts.username:
-        raise InvalidInput("The broker URL must be an http(s) URL without credentials, query "
-                           "or fragment.")
-    if parts.scheme == "http" and not settings.CLOUD_ALLOW_HTTP_BROKERS:
-        raise InvalidInput("Brokers must be reached over https.")
+    if parts.query:
+        raise InvalidInput("The broker URL has no query.")
+    outbound.check_url(url, allow_http=settings.CLOUD_ALLOW_HTTP_BROKERS)
     return url
 
 
 @transaction.atomic
 def register_broker(*, actor, url: str, username: str, password: str,
                     provider: Provider | None = None) -> Broker:
-    """The provider tells sahab where its service broker is and how to log in to it."""
+    """A qualified provider tells sahab where its service broker is and how to log in."""
     if provider is None or not isinstance(actor, directory.SystemActor):
         provider = _provider_of(actor)
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if provider.status != Provider.Status.QUALIFIED:
+        raise PermissionDenied("Only a qualified provider registers a service broker: the "
+                               "platform calls no broker before the provider is qualified.")
     url = _check_broker_url(url)
     username = _text(username, "The user name", 200)
     password = _text(password, "The password", 500)
@@ -326,7 +329,8 @@ def store_catalog(broker: Broker, catalog: dict) -> None:
 def refresh_all_catalogs() -> int:
     """Timer: read every registered broker's catalogue."""
     count = 0
-    for broker in Broker.objects.select_related("provider"):
+    for broker in Broker.objects.select_related("provider").filter(
+            provider__status=Provider.Status.QUALIFIED):
         refresh_catalog(broker)
         count += 1
     return count

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from sahab.cloud import focus, forms, selectors, services
 from sahab.cloud.models import Attestation, Binding, Instance, InstanceState, Provider, ServicePlan
 from sahab.core.charts import bars
-from sahab.core.downloads import table_response
+from sahab.core.downloads import attach, table_response
 from sahab.core.errors import DomainError, InvalidInput
 from sahab.directory import selectors as directory
 from sahab.directory.models import Role
@@ -383,7 +383,7 @@ def focus_export(request) -> HttpResponse:
     response = StreamingHttpResponse(
         focus.csv_lines(selectors.usage_visible_to(request.user, year=year)),
         content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="sahab-focus-{year}.csv"'
+    attach(response, f"sahab-focus-{year}.csv")
     return response
 
 
@@ -405,6 +405,6 @@ def attestation_document(request, attestation_id: int) -> HttpResponse:
     if not allowed or attestation.document is None:
         raise Http404
     response = HttpResponse(bytes(attestation.document), content_type=attestation.document_type)
-    response["Content-Disposition"] = f'attachment; filename="{attestation.document_name}"'
+    attach(response, attestation.document_name)
     response["X-Content-Type-Options"] = "nosniff"
     return response

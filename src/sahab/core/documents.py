@@ -10,6 +10,8 @@ import filetype
 from sahab.core.errors import InvalidInput
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+# Characters that have no place in a file name and could break a header or a path.
+_NAME_FORBIDDEN = '"<>:*?|;'
 # Extension → the media types its content may have (sniffed from the bytes, not trusted
 # from the client). Office files are ZIP containers.
 ALLOWED = {
@@ -32,6 +34,10 @@ def check_document(name: str, content: bytes) -> tuple[str, str]:
     clean = PurePath(name or "").name
     if not clean or clean != name or len(name) > 200 or any(c in name for c in "\\\x00"):
         raise InvalidInput(f"A document needs a plain file name, not {name!r}.")
+    if name.startswith(".") or any(ord(c) < 32 or ord(c) == 127 or c in _NAME_FORBIDDEN
+                                   for c in name):
+        raise InvalidInput(f"A document name has no quotes, line breaks or other control "
+                           f"characters, and none of {_NAME_FORBIDDEN}: {name!r} is refused.")
     if not content:
         raise InvalidInput(f"{name} is empty.")
     if len(content) > MAX_DOCUMENT_BYTES:

@@ -1,12 +1,46 @@
-"""Any table of the portal as CSV or JSON (``?format=csv`` / ``?format=json``)."""
+"""Any table of the portal as CSV or JSON (``?format=csv`` / ``?format=json``), and the
+two rules every download follows (OWASP ASVS 5.3, 12.5):
+
+- a CSV cell that a spreadsheet would run as a formula (``= + - @``, tab, CR) is
+  neutralised with a leading apostrophe, unless it is a plain number;
+- the file name goes into ``Content-Disposition`` through Django's own encoder, so that
+  no quote, CR or LF in a stored name can rewrite the header.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 
 from django.http import HttpResponse
+from django.utils.http import content_disposition_header
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_safe(value):
+    """``value``, or, for text a spreadsheet would evaluate, the text behind an apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and \
+            not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_safe_row(row: dict) -> dict:
+    return {key: csv_safe(value) for key, value in row.items()}
+
+
+def attach(response: HttpResponse, filename: str, *, as_attachment: bool = True) -> HttpResponse:
+    """Set ``Content-Disposition`` for ``filename``, encoded by Django (RFC 6266/5987)."""
+    # control characters (CR, LF, tab) would make the header invalid: a name stored before
+    # uploads were checked still downloads, under a name without them
+    filename = "".join("_" if ord(c) < 32 or ord(c) == 127 else c for c in filename or "")
+    response["Content-Disposition"] = content_disposition_header(as_attachment,
+                                                                 filename or "download")
+    return response
 
 FORMATS = ("csv", "json")
 
@@ -25,8 +59,8 @@ def table_response(fmt: str, name: str, rows: list[dict]) -> HttpResponse:
         if rows:
             writer = csv.DictWriter(out, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(csv_safe_row(row) for row in rows)
         response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="sahab-{name}.{fmt}"'
+    attach(response, f"sahab-{name}.{fmt}")
     response["Access-Control-Allow-Origin"] = "*"
     return response

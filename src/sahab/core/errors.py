@@ -35,6 +35,11 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class TooManyAttempts(DomainError):
+    status = 429
+    title = "Too many attempts"
+
+
 def from_validation_error(exc) -> InvalidInput:
     """Wrap a Django ``ValidationError`` (model or field level) as ``InvalidInput``."""
     if hasattr(exc, "message_dict"):

@@ -10,7 +10,7 @@ from pydantic import EmailStr
 
 from sahab.core.errors import NotFound, PermissionDenied
 from sahab.core.pagination import Paging
-from sahab.directory import selectors, services
+from sahab.directory import rules, selectors, services
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
 
 router = Router(tags=["directory"])
@@ -122,6 +122,8 @@ class AgentPatch(Schema):
     roles: list[Role] | None = None
     active: bool | None = None
     administration: str | None = Field(None, max_length=32)
+    reset_second_factor: bool = Field(False, description=(
+        "Turn the agent's two-factor sign-in off (a lost phone); they set it up again."))
 
 
 class CompanyOut(Schema):
@@ -171,6 +173,8 @@ class MeOut(Schema):
 class TokenIn(Schema):
     name: str = Field(..., min_length=1, max_length=100)
     expires_at: dt.datetime | None = None
+    code: str | None = Field(None, max_length=7, description=(
+        "The current six-digit code, required when the account uses two-factor sign-in."))
 
 
 class TokenOut(Schema):
@@ -277,8 +281,13 @@ def create_agent(request, payload: AgentIn):
               summary="Change an agent's roles, status or administration")
 def update_agent(request, username: str, payload: AgentPatch):
     agent = _agent(username, request.user)
-    if not selectors.can_manage_administration(request.user, agent.administration):
-        raise PermissionDenied("You cannot change this agent.")
+    # the rule table first: a refused change leaves the agent as it was (no partial update)
+    if not rules.can_manage_agent(request.user, agent):
+        raise PermissionDenied("You cannot change this agent: only platform administrators "
+                               "manage holders of the platform administrator, auditor and "
+                               "complaints body roles.")
+    if payload.reset_second_factor:
+        services.disable_totp(actor=request.user, agent=agent)
     if payload.administration is not None:
         agent = services.move_agent(actor=request.user, agent=agent,
                                     administration=_administration(payload.administration))
@@ -324,7 +333,8 @@ def list_tokens(request):
 @router.post("/tokens", response={201: TokenCreated}, summary="Create an API token for yourself")
 def create_token(request, payload: TokenIn):
     record, token = services.issue_api_token(actor=request.user, user=request.user,
-                                             name=payload.name, expires_at=payload.expires_at)
+                                             name=payload.name, expires_at=payload.expires_at,
+                                             code=payload.code)
     record.token = token
     return Status(201, record)
 

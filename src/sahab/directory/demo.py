@@ -151,7 +151,7 @@ AGENTS: list[tuple] = [
     ("it.sante", "Rim", "Chaabane", "MS", [R.IT_OFFICER, R.FINANCE], "Responsable informatique"),
     ("it.cni", "Sami", "Karoui", "CNI", [R.IT_OFFICER], "Architecte cloud"),
     ("auditeur.cdc", "Fatma", "Ayari", "CDC", [R.AUDITOR], "Conseillère à la Cour des comptes"),
-    ("auditeur.haicop", "Yassine", "Dridi", "PG-HAICOP", [R.AUDITOR], "Contrôleur de la commande publique"),
+    ("auditeur.haicop", "Yassine", "Dridi", "PG-HAICOP", [R.COMPLAINTS_BODY], "Contrôleur de la commande publique"),
     ("achats.tunis", "Olfa", "Sassi", "COM-TUNIS", [R.PROCUREMENT_OFFICER, R.FINANCE], "Secrétaire générale adjointe"),
     ("eval.tunis", "Anis", "Zouari", "COM-TUNIS", [R.EVALUATOR], "Ingénieur principal"),
     ("achats.cni", "Ines", "Belhadj", "CNI", [R.PROCUREMENT_OFFICER, R.EVALUATOR, R.FINANCE], "Responsable des marchés"),

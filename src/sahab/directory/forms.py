@@ -39,6 +39,10 @@ class TokenForm(forms.Form):
     name = forms.CharField(label=_("Token name"), max_length=100)
     expires_at = forms.DateTimeField(label=_("Expires at (optional)"), required=False,
                                      widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    code = forms.CharField(label=_("Six-digit code (when two-factor sign-in is on)"),
+                           required=False, max_length=7,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code",
+                                                         "inputmode": "numeric"}))
 
 
 class AgentForm(forms.Form):
@@ -51,16 +55,28 @@ class AgentForm(forms.Form):
     roles = forms.MultipleChoiceField(label=_("Roles"), choices=Role.choices, required=False,
                                       widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args, administrations=(), **kwargs):
+    def __init__(self, *args, administrations=(), grantable=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["administration"].choices = [(a.code, f"{a.code} — {a.name}")
                                                  for a in administrations]
+        _offer_roles(self, grantable)
+
+
+def _offer_roles(form: forms.Form, grantable) -> None:
+    """Offer only the roles the user may grant (directory.rules); the service checks again."""
+    if grantable is not None:
+        form.fields["roles"].choices = [(v, label) for v, label in Role.choices
+                                        if v in set(grantable)]
 
 
 class AgentRolesForm(forms.Form):
     roles = forms.MultipleChoiceField(label=_("Roles"), choices=Role.choices, required=False,
                                       widget=forms.CheckboxSelectMultiple)
     active = forms.BooleanField(label=_("Account enabled"), required=False)
+
+    def __init__(self, *args, grantable=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        _offer_roles(self, grantable)
 
 
 class AdministrationForm(forms.Form):

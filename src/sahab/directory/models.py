@@ -99,6 +99,7 @@ class Role(models.TextChoices):
     IT_OFFICER = "it_officer", _("IT officer")
     AUDITOR = "auditor", _("Auditor")
     MAIL_ADMIN = "mail_admin", _("Mail administrator")
+    COMPLAINTS_BODY = "complaints_body", _("Complaints body")
 
 
 class Agent(models.Model):
@@ -110,9 +111,14 @@ class Agent(models.Model):
                                        related_name="agents", verbose_name=_("administration"))
     title = models.CharField(_("job title"), max_length=200, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
-    totp_secret = models.CharField(max_length=64, blank=True, editable=False)
+    # Sealed with the platform's secrets key (``sahab.core.secrets``), base64: a copy of
+    # the database alone does not give anyone the second factor.
+    totp_secret = models.CharField(max_length=255, blank=True, editable=False)
     totp_enabled = models.BooleanField(_("two-factor sign-in"), default=False)
     totp_last_step = models.BigIntegerField(default=0, editable=False)
+    # Wrong codes count per account, not per sign-in: signing in again does not reset them.
+    totp_failures = models.PositiveIntegerField(default=0, editable=False)
+    totp_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["user__username"]

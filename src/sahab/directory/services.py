@@ -3,21 +3,25 @@ and changes the database in one transaction."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Iterable
 
 import pyotp
+from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core import keys
+from sahab.core import secrets as sealing
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyAttempts
 from sahab.core.errors import from_validation_error as _invalid
-from sahab.directory import selectors
+from sahab.directory import rules, selectors
 from sahab.directory.models import (
     ALLOWED_PARENT_KINDS,
     Administration,
@@ -202,15 +206,21 @@ def _move(actor, admin: Administration, parent: Administration | None) -> None:
 
 # --- agents -----------------------------------------------------------------------------
 
-def _validate_roles(actor, roles: Iterable[str]) -> list[str]:
+def _validate_roles(actor, roles: Iterable[str], administration: Administration,
+                    current: set[str] = frozenset()) -> list[str]:
+    """The new role list, once every role given or taken away is the actor's to grant."""
     roles = sorted(set(roles))
     unknown = [r for r in roles if r not in Role.values]
     if unknown:
         raise InvalidInput(_("Unknown roles: %s.") % ", ".join(unknown),
                            field_errors={"roles": [_("Unknown role.")]})
-    if Role.PLATFORM_ADMIN in roles:
-        _require(selectors.is_platform_admin(actor),
-                 _("Only platform administrators grant the platform administrator role."))
+    refused = sorted(r for r in set(roles) ^ set(current)
+                     if not rules.can_grant_role(actor, r, administration))
+    if refused:
+        raise PermissionDenied(
+            _("Only platform administrators grant or remove these roles: %s.")
+            % ", ".join(str(Role(r).label) for r in refused),
+            field_errors={"roles": [_("Not yours to grant.")]})
     return roles
 
 
@@ -260,7 +270,7 @@ def create_agent(*, actor, administration: Administration, username: str, email:
              _("You can only create agents in the administration you manage."))
     if not administration.active:
         raise InvalidInput(_("This administration is inactive."))
-    roles = _validate_roles(actor, roles)
+    roles = _validate_roles(actor, roles, administration)
     user, generated = _new_user(username=username, email=email, first_name=first_name,
                                 last_name=last_name, password=password)
     agent = Agent(user=user, administration=administration, title=title.strip(),
@@ -277,12 +287,9 @@ def create_agent(*, actor, administration: Administration, username: str, email:
 @transaction.atomic
 def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
     """Replace an agent's roles."""
-    _require(selectors.can_manage_administration(actor, agent.administration),
+    _require(rules.can_manage_agent(actor, agent),
              _("You cannot change the roles of this agent."))
-    roles = _validate_roles(actor, roles)
-    if Role.PLATFORM_ADMIN in agent.role_set and Role.PLATFORM_ADMIN not in roles:
-        _require(selectors.is_platform_admin(actor),
-                 _("Only platform administrators remove the platform administrator role."))
+    roles = _validate_roles(actor, roles, agent.administration, agent.role_set)
     if selectors.agent_of(actor) == agent and Role.ADMINISTRATION_ADMIN not in roles \
             and not selectors.is_platform_admin(actor):
         raise PermissionDenied(_("You cannot remove your own administrator role."))
@@ -299,10 +306,9 @@ def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
 @transaction.atomic
 def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
     """Enable or disable an agent's sign-in; disabling also revokes their API tokens."""
-    _require(selectors.can_manage_administration(actor, agent.administration),
-             _("You cannot change this agent."))
     if selectors.agent_of(actor) == agent and not active:
         raise PermissionDenied(_("You cannot disable your own account."))
+    _require(rules.can_set_agent_active(actor, agent), _("You cannot change this agent."))
     agent.user.is_active = active
     agent.user.save(update_fields=["is_active"])
     if not active:
@@ -314,8 +320,7 @@ def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
 
 @transaction.atomic
 def move_agent(*, actor, agent: Agent, administration: Administration) -> Agent:
-    _require(selectors.can_manage_administration(actor, agent.administration) and
-             selectors.can_manage_administration(actor, administration),
+    _require(rules.can_move_agent(actor, agent, administration),
              _("You can only move agents within the administration you manage."))
     agent.administration = administration
     agent.save(update_fields=["administration"])
@@ -433,6 +438,17 @@ def totp_uri(agent: Agent, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=agent.user.username, issuer_name="sahab")
 
 
+def _seal_totp(agent: Agent, secret: str) -> str:
+    """The secret sealed under the platform's secrets key, bound to its account."""
+    keys.ensure_secrets_key()  # as `sahab init` does; an existing key is kept
+    sealed = sealing.seal(secret.encode(), f"totp:{agent.user_id}")
+    return base64.b64encode(sealed).decode()
+
+
+def _unseal_totp(agent: Agent) -> str:
+    return sealing.unseal(base64.b64decode(agent.totp_secret), f"totp:{agent.user_id}").decode()
+
+
 def _accept_totp(agent: Agent, secret: str, code: str) -> bool:
     """Check a code against ``secret``, refusing a step that was already used (replay)."""
     code = (code or "").strip().replace(" ", "")
@@ -461,30 +477,80 @@ def enable_totp(*, agent: Agent, secret: str, code: str) -> None:
         raise InvalidInput(_("The secret is not valid.")) from None
     if not _accept_totp(agent, secret, code):
         raise InvalidInput(_("The code is not valid."), field_errors={"code": [_("Wrong code.")]})
-    agent.totp_secret = secret
+    agent.totp_secret = _seal_totp(agent, secret)
     agent.totp_enabled = True
-    agent.save(update_fields=["totp_secret", "totp_enabled"])
+    agent.totp_failures, agent.totp_locked_until = 0, None
+    agent.save(update_fields=["totp_secret", "totp_enabled", "totp_failures",
+                              "totp_locked_until"])
     _record(agent.user, "agent.second_factor_enabled", f"user:{agent.user_id}")
 
 
+def totp_locked(agent: Agent) -> bool:
+    """Whether the account waits out a lockout after too many wrong codes."""
+    return agent.totp_locked_until is not None and agent.totp_locked_until > timezone.now()
+
+
 def verify_totp(*, agent: Agent, code: str) -> bool:
-    """True when ``code`` is the agent's current one-time code (each code works once)."""
+    """True when ``code`` is the agent's current one-time code (each code works once).
+
+    Wrong codes count per account (ASVS 2.2.1): after ``SAHAB_TOTP_MAX_FAILURES`` of them
+    the account refuses every code, the right one included, for
+    ``SAHAB_TOTP_LOCKOUT_MINUTES``; only a right code accepted resets the count.
+    Raises ``TooManyAttempts`` while locked.
+    """
     with transaction.atomic():
         agent = Agent.objects.select_for_update().get(pk=agent.pk)
-        return agent.totp_enabled and _accept_totp(agent, agent.totp_secret, code)
+        if not agent.totp_enabled:
+            return False
+        if totp_locked(agent):
+            raise TooManyAttempts(_("Too many wrong codes: this account's second factor is "
+                                    "locked for a while. Try again later."))
+        if _accept_totp(agent, _unseal_totp(agent), code):
+            Agent.objects.filter(pk=agent.pk).update(totp_failures=0, totp_locked_until=None)
+            return True
+        failures = agent.totp_failures + 1
+        locked_until = None
+        if failures >= settings.TOTP_MAX_FAILURES:
+            locked_until = timezone.now() + dt.timedelta(minutes=settings.TOTP_LOCKOUT_MINUTES)
+            failures = 0  # a fresh allowance once the lockout is over
+        Agent.objects.filter(pk=agent.pk).update(totp_failures=failures,
+                                                 totp_locked_until=locked_until)
+    if locked_until is not None:
+        with transaction.atomic():
+            _record(agent.user, "agent.second_factor_locked", f"user:{agent.user_id}")
+    return False
 
 
-@transaction.atomic
+def require_second_factor(*, user, code: str | None) -> None:
+    """Refuse a sensitive act (a new API token) without the current code of an account
+    whose second factor is on."""
+    agent = selectors.agent_of(user)
+    if agent is None or not agent.totp_enabled:
+        return
+    if not code:
+        raise PermissionDenied(_("This account uses two-factor sign-in: give the current "
+                                 "six-digit code."), field_errors={"code": [_("Required.")]})
+    if not verify_totp(agent=agent, code=code):
+        raise PermissionDenied(_("The code is not valid."),
+                               field_errors={"code": [_("Wrong code.")]})
+
+
 def disable_totp(*, actor, agent: Agent, code: str | None = None) -> None:
     """The agent turns it off with a valid code; an administrator may reset it."""
     if selectors.agent_of(actor) == agent:
-        if not verify_totp(agent=agent, code=code or ""):
+        if not verify_totp(agent=agent, code=code or ""):  # counts outside the write
             raise InvalidInput(_("The code is not valid."),
                                field_errors={"code": [_("Wrong code.")]})
     else:
-        _require(selectors.can_manage_administration(actor, agent.administration),
-                 _("You cannot change this agent."))
-    Agent.objects.filter(pk=agent.pk).update(totp_enabled=False, totp_secret="")
+        _require(rules.can_reset_second_factor(actor, agent),
+                 _("You cannot reset this agent's second factor."))
+    with transaction.atomic():
+        _turn_off_totp(actor, agent)
+
+
+def _turn_off_totp(actor, agent: Agent) -> None:
+    Agent.objects.filter(pk=agent.pk).update(totp_enabled=False, totp_secret="",
+                                             totp_failures=0, totp_locked_until=None)
     _record(actor, "agent.second_factor_disabled", f"user:{agent.user_id}")
 
 
@@ -515,12 +581,13 @@ def _token_expiry(expires_at: dt.datetime) -> dt.datetime:
     return expires_at
 
 
-@transaction.atomic
-def issue_api_token(*, actor, user, name: str,
-                    expires_at: dt.datetime | None = None) -> tuple[ApiToken, str]:
+def issue_api_token(*, actor, user, name: str, expires_at: dt.datetime | None = None,
+                    code: str | None = None) -> tuple[ApiToken, str]:
     """Create a bearer token for ``user``; the clear token is returned once, never stored.
 
-    Users issue their own tokens; platform admins issue tokens for machine accounts.
+    Users issue their own tokens; platform admins issue tokens for machine accounts. A
+    token is a sign-in of its own: an actor whose second factor is on gives its current
+    ``code``, whether they come with a session or with another token.
     """
     _require(selectors.is_platform_admin(actor) or getattr(actor, "pk", None) == user.pk,
              _("You can only create tokens for yourself."))
@@ -530,6 +597,13 @@ def issue_api_token(*, actor, user, name: str,
                            field_errors={"name": [_("Required, 100 characters at most.")]})
     if expires_at is not None:
         expires_at = _token_expiry(expires_at)
+    # outside the write's transaction: a wrong code must count even though it refuses
+    require_second_factor(user=actor, code=code)
+    with transaction.atomic():
+        return _issue_token(actor, user, name, expires_at)
+
+
+def _issue_token(actor, user, name: str, expires_at: dt.datetime | None) -> tuple[ApiToken, str]:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(user=user, name=name, prefix=token[:12],
                                      digest=token_digest(token), expires_at=expires_at)

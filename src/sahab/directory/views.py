@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import segno
 from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model, login, logout
@@ -15,8 +17,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sahab.core.downloads import table_response, wants_download
-from sahab.core.errors import DomainError
-from sahab.directory import forms, selectors, services
+from sahab.core.errors import DomainError, TooManyAttempts
+from sahab.directory import forms, rules, selectors, services
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
 
 _PENDING_2FA = "sahab_pending_2fa"
@@ -66,7 +68,13 @@ def login_totp_view(request):
         return redirect("directory:login")
     form = forms.TotpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if services.verify_totp(agent=agent, code=form.cleaned_data["code"]):
+        try:
+            accepted = services.verify_totp(agent=agent, code=form.cleaned_data["code"])
+        except TooManyAttempts as exc:
+            request.session.pop(_PENDING_2FA, None)
+            return render(request, "directory/locked_out.html", {"detail": exc.detail},
+                          status=429)
+        if accepted:
             request.session.pop(_PENDING_2FA, None)
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(pending.get("next") or reverse("directory:home"))
@@ -79,6 +87,16 @@ def login_totp_view(request):
         form.add_error("code", _("Wrong code."))
     return render(request, "directory/login_totp.html", {"form": form},
                   status=400 if form.errors else 200)
+
+
+def admin_login_view(request):
+    """``/admin/login/``: Django's own admin sign-in would skip the second factor, so the
+    admin screens are entered through sahab's sign-in, whatever is posted here."""
+    target = reverse("directory:login")
+    next_url = request.GET.get("next") or reverse("admin:index")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        target += "?" + urlencode({"next": next_url})
+    return redirect(target)
 
 
 @require_POST
@@ -116,7 +134,8 @@ def create_token_view(request):
         try:
             token = services.issue_api_token(actor=request.user, user=request.user,
                                              name=form.cleaned_data["name"],
-                                             expires_at=form.cleaned_data["expires_at"])[1]
+                                             expires_at=form.cleaned_data["expires_at"],
+                                             code=form.cleaned_data["code"])[1]
         except DomainError as exc:
             messages.error(request, exc.detail)
         else:
@@ -271,7 +290,8 @@ def manage_view(request, code: str):
         return HttpResponseForbidden(_("You do not manage this administration."))
     manageable = selectors.subtree(admin)
     admin_form = forms.AdministrationForm(prefix="adm")
-    agent_form = forms.AgentForm(prefix="agent", administrations=manageable,
+    grantable = rules.grantable_roles(request.user, admin)
+    agent_form = forms.AgentForm(prefix="agent", administrations=manageable, grantable=grantable,
                                  initial={"administration": admin.code})
     created_password = None
     status = 200
@@ -288,7 +308,8 @@ def manage_view(request, code: str):
                 return redirect("directory:manage", code=admin.code)
         status = 400
     elif request.method == "POST" and "agent-username" in request.POST:
-        agent_form = forms.AgentForm(request.POST, prefix="agent", administrations=manageable)
+        agent_form = forms.AgentForm(request.POST, prefix="agent", administrations=manageable,
+                                     grantable=grantable)
         if agent_form.is_valid():
             data = dict(agent_form.cleaned_data)
             target = Administration.objects.get(code=data.pop("administration"))
@@ -301,6 +322,7 @@ def manage_view(request, code: str):
             else:
                 messages.success(request, _("The account %s is created.") % agent.user.username)
                 agent_form = forms.AgentForm(prefix="agent", administrations=manageable,
+                                             grantable=grantable,
                                              initial={"administration": admin.code})
         else:
             status = 400
@@ -318,9 +340,12 @@ def manage_agent_view(request, username: str):
     _manager_or_403(request)
     agent = get_object_or_404(Agent.objects.select_related("user", "administration"),
                               user__username=username)
-    if not selectors.can_manage_administration(request.user, agent.administration):
-        return HttpResponseForbidden(_("You do not manage this agent."))
+    if not rules.can_manage_agent(request.user, agent):
+        return HttpResponseForbidden(_("You do not manage this agent: only platform "
+                                       "administrators manage holders of powerful roles."))
     form = forms.AgentRolesForm(request.POST or None,
+                                grantable=rules.grantable_roles(request.user,
+                                                                agent.administration),
                                 initial={"roles": sorted(agent.role_set),
                                          "active": agent.user.is_active})
     if request.method == "POST" and form.is_valid():

@@ -448,27 +448,28 @@ def _actor_id(actor) -> str:
 
 
 def check_witness_url(url: str) -> str:
-    """An add-checkpoint URL the platform will post to: https (plain http on the loopback
-    only, for a witness beside the platform), no credentials, no fragment.
-
-    A minimal check until the platform's single outbound-URL policy takes it over.
+    """An add-checkpoint URL the platform will post to, under the platform's outbound-URL
+    policy (sahab.core.outbound): https (plain http on the loopback only, for a witness
+    beside the platform), no credentials, no fragment. Witnesses are registered by
+    platform administrators only, which is what lets them sit on an internal address.
     """
     from urllib.parse import urlsplit
+
+    from sahab.core import outbound
 
     url = (url or "").strip()
     if not url:
         return ""
     try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 (raises on a bad port)
+        host = urlsplit(url).hostname or ""
     except ValueError:
-        raise InvalidInput("The witness URL is not a valid URL.") from None
+        host = ""
     loopback = host in ("localhost", "::1") or host.startswith("127.")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise InvalidInput("A witness URL is https (plain http only on the loopback).")
-    if not host or parts.username or parts.password or parts.fragment or len(url) > 500:
-        raise InvalidInput("A witness URL names a host, with no credentials and no fragment.")
+    try:
+        outbound.check_url(url, allow_http=loopback or None, resolve=False)
+    except outbound.OutboundRefused:
+        raise InvalidInput("A witness URL is https (plain http only on the loopback), names "
+                           "a host, and has no credentials and no fragment.") from None
     return url
 
 

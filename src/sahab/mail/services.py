@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from sahab.core import keys
 from sahab.core import secrets as sealing
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Agent, Role
 from sahab.ledger import services as ledger
@@ -94,7 +95,7 @@ def check_domain_assignment(*, actor, name: str | None) -> None:
     """Refuse giving (or taking) an administration's mail domain to anyone but a platform
     administrator, and any domain outside the state's list. Called by the directory
     before it saves the change."""
-    if not directory.is_platform_admin(actor):
+    if not rules.can_assign_mail_domain(actor):
         raise PermissionDenied(_("Only platform administrators assign mail domains."))
     if name and not domain_allowed(name):
         raise InvalidInput(

@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from sahab.core.charts import bars
+from sahab.core.downloads import attach
 from sahab.core.errors import DomainError
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Agent
@@ -126,7 +127,7 @@ def part(request, pk: int, folder: str, key: str, index: int):
     response = HttpResponse(content, content_type="application/octet-stream")
     # always a download: a browser never renders mail content as a page of this site
     safe = "".join(c for c in filename if c.isalnum() or c in "._- ")[:100] or "attachment"
-    response["Content-Disposition"] = f'attachment; filename="{safe}"'
+    attach(response, safe)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -20,6 +20,7 @@ from sahab.core import documents
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
+from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
@@ -876,14 +877,11 @@ def file_complaint(*, actor, tender: Tender, text: str) -> Complaint:
 
 @transaction.atomic
 def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str) -> Complaint:
-    """An auditor of another administration (the complaints body) decides."""
-    agent = directory.agent_of(actor)
+    """The complaints body, outside the buyer's line, decides (directory.rules)."""
     tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
-    if not isinstance(actor, directory.SystemActor) and (
-            agent is None or Role.AUDITOR not in agent.role_set or
-            agent.administration.is_within(tender.buyer) or
-            tender.buyer.is_within(agent.administration)):
-        raise PermissionDenied("Complaints are decided by an independent auditor.")
+    if not rules.can_decide_complaint(actor, tender.buyer):
+        raise PermissionDenied("Complaints are decided by the complaints body, independent of "
+                               "the buyer.")
     complaint = Complaint.objects.select_for_update().get(pk=complaint.pk)
     if complaint.status != Complaint.Status.PENDING:
         raise Conflict("This complaint is decided already.")

@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from sahab.core.downloads import attach
 from sahab.procurement import selectors
 from sahab.procurement.models import Bid, Procedure, State, TenderDocument
 
@@ -112,7 +113,7 @@ def document(request, reference: str, document_id: int):
         raise Http404
     doc = get_object_or_404(TenderDocument, pk=document_id, tender=tender)
     response = HttpResponse(bytes(doc.content), content_type=doc.media_type)
-    response["Content-Disposition"] = f'attachment; filename="{doc.name}"'
+    attach(response, doc.name)
     response["X-Content-Type-Options"] = "nosniff"
     response["Digest"] = f"sha-256={doc.sha256}"
     return response
@@ -122,6 +123,7 @@ def document(request, reference: str, document_id: int):
 
 def _panels(request, tender) -> dict:
     """What the signed-in user may do on this tender (the services check it again)."""
+    from sahab.directory import rules
     from sahab.directory import selectors as directory
     from sahab.directory.models import Role
     from sahab.procurement import forms
@@ -136,7 +138,7 @@ def _panels(request, tender) -> dict:
         "is_finance": buyer_side and Role.FINANCE in roles,
         "is_officer": buyer_side and Role.PROCUREMENT_OFFICER in roles,
         "is_evaluator": buyer_side and Role.EVALUATOR in roles,
-        "is_auditor": agent is not None and Role.AUDITOR in roles and not buyer_side,
+        "is_auditor": agent is not None and rules.can_decide_complaint(user, tender.buyer),
         "company": company,
     }
     if company is not None:
