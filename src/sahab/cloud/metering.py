@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from sahab.cloud import selectors
+from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import Alert, Budget, Instance, UsageRecord
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.directory import selectors as directory
@@ -124,9 +125,17 @@ def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=N
             _insert(records)
             for pk, until_ in metered:
                 Instance.objects.filter(pk=pk).update(metered_until=until_)
-            ledger.append(type="cloud.usage.metered", subject="cloud:usage", actor="system",
-                          data={"records": len(records), "instances": len(metered),
-                                "until": until.isoformat(), "cost": str(cost)})
+            ledger.record(
+                CloudEvent.USAGE_METERED,
+                "cloud:usage",
+                "system",
+                {
+                    "records": len(records),
+                    "instances": len(metered),
+                    "until": until.isoformat(),
+                    "cost": str(cost),
+                },
+            )
         created += len(records)
         if progress:
             progress(len(metered))
@@ -171,9 +180,12 @@ def check_budgets(now: dt.datetime, administrations) -> list[Alert]:
                     administration=budget.administration, kind=Alert.Kind.BUDGET,
                     message=f"{threshold} % of the {now.year} cloud budget is used: "
                             f"{spent} of {budget.amount} TND."))
-                ledger.append(type="cloud.budget.threshold", actor="system",
-                              subject=f"cloud:budget:{budget.administration.code}:{now.year}",
-                              data={"threshold": threshold, "spent": str(spent)})
+                ledger.record(
+                    CloudEvent.BUDGET_THRESHOLD,
+                    f"cloud:budget:{budget.administration.code}:{now.year}",
+                    "system",
+                    {"threshold": threshold, "spent": str(spent)},
+                )
             budget.save(update_fields=["alerted"])
     return alerts
 
@@ -214,10 +226,17 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
         raise Conflict("This hour was already reported with other figures.")
     record.size_bytes, record.connections, record.reported_at = size_bytes, connections, now
     record.save()
-    ledger.append(type="cloud.usage.reported", subject=f"cloud:order:{instance.order.number}",
-                  actor=directory.actor_id(actor), data={
-                      "instance": instance_id, "period_start": period_start.isoformat(),
-                      "size_bytes": size_bytes, "connections": connections})
+    ledger.record(
+        CloudEvent.USAGE_REPORTED,
+        f"cloud:order:{instance.order.number}",
+        directory.actor_id(actor),
+        {
+            "instance": instance_id,
+            "period_start": period_start.isoformat(),
+            "size_bytes": size_bytes,
+            "connections": connections,
+        },
+    )
     _alert_if_over_limit(instance, record)
     return record
 

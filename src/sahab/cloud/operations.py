@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sahab.cloud import osb
+from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
     Alert,
     Binding,
@@ -35,9 +36,9 @@ from sahab.ledger import services as ledger
 log = logging.getLogger(__name__)
 
 
-def _record(event: str, order_number: str, data: dict) -> None:
-    ledger.append(type=f"cloud.{event}", subject=f"cloud:order:{order_number}", data=data,
-                  actor="system")
+def _record(event: CloudEvent, order_number: str, data: dict) -> None:
+    """The ledger entry of what the broker did to an order (the platform acts)."""
+    ledger.record(event, f"cloud:order:{order_number}", "system", data)
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -162,8 +163,11 @@ def _activate(instance: Instance, reply: Reply, now: dt.datetime) -> None:
           broker_operation="", next_attempt_at=None, attempts=0, last_error="",
           activated_at=instance.activated_at or now,
           dashboard_url=str(reply.body.get("dashboard_url") or instance.dashboard_url)[:1000])
-    _record("instance.active", instance.order.number, {"instance": instance.instance_id,
-                                                       "plan": instance.plan.plan_id})
+    _record(
+        CloudEvent.INSTANCE_ACTIVE,
+        instance.order.number,
+        {"instance": instance.instance_id, "plan": instance.plan.plan_id},
+    )
 
 
 def _start_polling(work, reply: Reply, now: dt.datetime, deadline_seconds: int) -> None:
@@ -192,17 +196,29 @@ def _mitigate(work, why: str, now: dt.datetime, *, then_retry: bool) -> None:
           attempts=attempts, then_retry=then_retry, last_error=why[:2000],
           next_attempt_at=now, **({} if then_retry else {"failure": why[:2000]}))
     number = (work.instance.order if unbinding else work.order).number
-    _record(("binding" if unbinding else "instance") + ".orphan_mitigation", number, {
-        ("binding" if unbinding else "instance"): work.binding_id if unbinding
-        else work.instance_id, "reason": why[:300]})
+    _record(
+        CloudEvent.BINDING_ORPHAN_MITIGATION
+        if unbinding
+        else CloudEvent.INSTANCE_ORPHAN_MITIGATION,
+        number,
+        {
+            ("binding" if unbinding else "instance"): work.binding_id
+            if unbinding
+            else work.instance_id,
+            "reason": why[:300],
+        },
+    )
 
 
 @transaction.atomic
 def _finish_failed(instance: Instance, why: str, now: dt.datetime) -> None:
     _save(instance, state=InstanceState.FAILED, operation=Operation.NONE, polling=False,
           broker_operation="", next_attempt_at=None, failure=why[:2000], last_error=why[:2000])
-    _record("instance.failed", instance.order.number, {"instance": instance.instance_id,
-                                                       "reason": why[:300]})
+    _record(
+        CloudEvent.INSTANCE_FAILED,
+        instance.order.number,
+        {"instance": instance.instance_id, "reason": why[:300]},
+    )
     Alert.objects.create(administration=instance.order.administration, kind=Alert.Kind.OPERATION,
                          message=f"{instance.order.number}: provisioning failed — {why}")
 
@@ -252,9 +268,9 @@ def _polled_failure(instance: Instance, why: str, now: dt.datetime) -> None:
     if instance.operation == Operation.PROVISION:
         return _mitigate(instance, why, now, then_retry=False)
     if instance.operation == Operation.UPDATE:
-        return _back_to_active(instance, why, "instance.update_failed")
+        return _back_to_active(instance, why, CloudEvent.INSTANCE_UPDATE_FAILED)
     if instance.operation == Operation.DEPROVISION:
-        return _back_to_active(instance, why, "instance.deprovision_failed")
+        return _back_to_active(instance, why, CloudEvent.INSTANCE_DEPROVISION_FAILED)
     return _retry_mitigation(instance, why, now)  # orphan mitigation never gives up
 
 
@@ -265,13 +281,20 @@ def _updated(instance: Instance, now: dt.datetime) -> None:
           unit_price=instance.target_unit_price or instance.unit_price, target_unit_price=None,
           operation=Operation.NONE, polling=False, broker_operation="", next_attempt_at=None,
           attempts=0, last_error="")
-    _record("instance.updated", instance.order.number, {
-        "instance": instance.instance_id, "from_plan": old, "plan": instance.plan.plan_id,
-        "unit_price": str(instance.unit_price)})
+    _record(
+        CloudEvent.INSTANCE_UPDATED,
+        instance.order.number,
+        {
+            "instance": instance.instance_id,
+            "from_plan": old,
+            "plan": instance.plan.plan_id,
+            "unit_price": str(instance.unit_price),
+        },
+    )
 
 
 @transaction.atomic
-def _back_to_active(instance: Instance, why: str, event: str) -> None:
+def _back_to_active(instance: Instance, why: str, event: CloudEvent) -> None:
     """An update or a deletion that failed leaves the instance as it was, usable."""
     _save(instance, state=InstanceState.ACTIVE, target_plan=None, target_unit_price=None,
           operation=Operation.NONE, polling=False, broker_operation="", next_attempt_at=None,
@@ -286,12 +309,23 @@ def _after_update(instance: Instance, reply: Reply, now: dt.datetime) -> None:
         return _start_polling(instance, reply, now, _polling_budget(instance))
     if reply.outcome == Outcome.REJECTED and reply.status not in (408, 429):
         if reply.body.get("error") == "ConcurrencyError":
-            return _retry_or(instance, reply, now, lambda why: _back_to_active(
-                instance, why, "instance.update_failed"))
-        return _back_to_active(instance, f"The broker refused the change: {reply.description}",
-                               "instance.update_failed")
-    return _retry_or(instance, reply, now,
-                     lambda why: _back_to_active(instance, why, "instance.update_failed"))
+            return _retry_or(
+                instance,
+                reply,
+                now,
+                lambda why: _back_to_active(instance, why, CloudEvent.INSTANCE_UPDATE_FAILED),
+            )
+        return _back_to_active(
+            instance,
+            f"The broker refused the change: {reply.description}",
+            CloudEvent.INSTANCE_UPDATE_FAILED,
+        )
+    return _retry_or(
+        instance,
+        reply,
+        now,
+        lambda why: _back_to_active(instance, why, CloudEvent.INSTANCE_UPDATE_FAILED),
+    )
 
 
 def _after_delete(instance: Instance, reply: Reply, now: dt.datetime) -> None:
@@ -302,8 +336,12 @@ def _after_delete(instance: Instance, reply: Reply, now: dt.datetime) -> None:
         return _start_polling(instance, reply, now, _polling_budget(instance))
     if mitigation:
         return _retry_mitigation(instance, reply.description, now)
-    return _retry_or(instance, reply, now, lambda why: _back_to_active(
-        instance, why, "instance.deprovision_failed"))
+    return _retry_or(
+        instance,
+        reply,
+        now,
+        lambda why: _back_to_active(instance, why, CloudEvent.INSTANCE_DEPROVISION_FAILED),
+    )
 
 
 def _retry_mitigation(work, why: str, now: dt.datetime) -> None:
@@ -317,8 +355,11 @@ def _retry_mitigation(work, why: str, now: dt.datetime) -> None:
 @transaction.atomic
 def _deleted(instance: Instance, now: dt.datetime) -> None:
     if instance.operation == Operation.ORPHAN_MITIGATION:
-        _record("instance.orphan_removed", instance.order.number,
-                {"instance": instance.instance_id})
+        _record(
+            CloudEvent.INSTANCE_ORPHAN_REMOVED,
+            instance.order.number,
+            {"instance": instance.instance_id},
+        )
         if instance.then_retry:
             return _save(instance, state=InstanceState.REQUESTED, operation=Operation.PROVISION,
                          polling=False, broker_operation="", then_retry=False,
@@ -327,7 +368,7 @@ def _deleted(instance: Instance, now: dt.datetime) -> None:
                               "provisioning failed", now)
     _save(instance, state=InstanceState.DELETED, operation=Operation.NONE, polling=False,
           broker_operation="", next_attempt_at=None, ended_at=now, last_error="")
-    _record("instance.deleted", instance.order.number, {"instance": instance.instance_id})
+    _record(CloudEvent.INSTANCE_DELETED, instance.order.number, {"instance": instance.instance_id})
 
 
 # --- bindings -----------------------------------------------------------------------------
@@ -384,15 +425,20 @@ def _binding_ready(binding: Binding, credentials: dict) -> None:
     _save(binding, state=BindingState.READY, operation=Operation.NONE, polling=False,
           broker_operation="", next_attempt_at=None, attempts=0, last_error="",
           credentials_sealed=sealing.seal_json(credentials, f"binding:{binding.binding_id}"))
-    _record("binding.ready", binding.instance.order.number, {"binding": binding.binding_id})
+    _record(
+        CloudEvent.BINDING_READY, binding.instance.order.number, {"binding": binding.binding_id}
+    )
 
 
 @transaction.atomic
 def _binding_failed(binding: Binding, why: str) -> None:
     _save(binding, state=BindingState.FAILED, operation=Operation.NONE, polling=False,
           broker_operation="", next_attempt_at=None, failure=why[:2000], last_error=why[:2000])
-    _record("binding.failed", binding.instance.order.number, {"binding": binding.binding_id,
-                                                             "reason": why[:300]})
+    _record(
+        CloudEvent.BINDING_FAILED,
+        binding.instance.order.number,
+        {"binding": binding.binding_id, "reason": why[:300]},
+    )
 
 
 def _after_unbind(binding: Binding, reply: Reply, now) -> None:
@@ -422,8 +468,11 @@ def _after_binding_poll(binding: Binding, reply: Reply, state, now) -> None:
 @transaction.atomic
 def _binding_deleted(binding: Binding, now) -> None:
     if binding.operation == Operation.ORPHAN_MITIGATION:
-        _record("binding.orphan_removed", binding.instance.order.number,
-                {"binding": binding.binding_id})
+        _record(
+            CloudEvent.BINDING_ORPHAN_REMOVED,
+            binding.instance.order.number,
+            {"binding": binding.binding_id},
+        )
         if binding.then_retry:
             return _save(binding, state=BindingState.REQUESTED, operation=Operation.BIND,
                          polling=False, broker_operation="", then_retry=False,
@@ -432,4 +481,6 @@ def _binding_deleted(binding: Binding, now) -> None:
                                "binding failed")
     _save(binding, state=BindingState.DELETED, operation=Operation.NONE, polling=False,
           broker_operation="", next_attempt_at=None, credentials_sealed=None, last_error="")
-    _record("binding.deleted", binding.instance.order.number, {"binding": binding.binding_id})
+    _record(
+        CloudEvent.BINDING_DELETED, binding.instance.order.number, {"binding": binding.binding_id}
+    )

@@ -27,7 +27,7 @@ from sahab.cloud.models import (
 )
 from sahab.directory import rules
 from sahab.directory import selectors as directory
-from sahab.directory.models import Administration
+from sahab.directory.models import Administration, Role
 from sahab.procurement import selectors as procurement
 
 HOURS_PER_MONTH = Decimal(730)
@@ -163,24 +163,42 @@ def _ict_ministry_path() -> str:
     return ministry.path if ministry else "\x00"
 
 
+def scope_path(agent) -> str:
+    """The part of the tree an agent's cloud pages and API cover: the whole ministry for a
+    finance agent (its finance directorate approves and budgets for every unit of it, as
+    the services allow), else the agent's own administration and the units under it."""
+    if Role.FINANCE in agent.role_set:
+        return ministry_path(agent.administration)
+    return agent.administration.path
+
+
+def may_decide_order(user, order: Order) -> bool:
+    """Whether ``user`` may approve or refuse ``order``: a finance agent of the ordering
+    administration's ministry who did not place it. The service, the API and the order
+    page all ask this one question."""
+    agent = directory.agent_of(user)
+    return bool(agent and Role.FINANCE in agent.role_set and user != order.ordered_by
+                and order.administration.path.startswith(ministry_path(agent.administration)))
+
+
 def administrations_visible_to(user) -> QuerySet[Administration]:
     if sees_everything(user):
         return Administration.objects.all()
     agent = directory.agent_of(user)
     if agent is None:
         return Administration.objects.none()
-    return Administration.objects.filter(path__startswith=agent.administration.path)
+    return Administration.objects.filter(path__startswith=scope_path(agent))
 
 
 def orders_visible_to(user) -> QuerySet[Order]:
-    """Agents see their administration's subtree; providers the orders made to them."""
+    """Agents see their scope (``scope_path``); providers the orders made to them."""
     qs = Order.objects.select_related("administration", "plan__offering__broker__provider__company",
                                       "instance", "ordered_by")
     if sees_everything(user):
         return qs
     agent = directory.agent_of(user)
     if agent is not None:
-        return qs.filter(administration__path__startswith=agent.administration.path)
+        return qs.filter(administration__path__startswith=scope_path(agent))
     company = directory.company_of(user)
     if company is not None:
         return qs.filter(plan__offering__broker__provider__company=company)
@@ -273,7 +291,7 @@ def budget_use(year: int, user) -> list[dict]:
         if agent is None:
             return []
         own = agent.administration
-        budgets = budgets.filter(Q(administration__path__startswith=own.path) |
+        budgets = budgets.filter(Q(administration__path__startswith=scope_path(agent)) |
                                  Q(administration__path__in=_ancestor_paths(own)))
     rows = []
     for budget in budgets.order_by("administration__code"):

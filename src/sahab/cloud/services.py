@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sahab.cloud import osb, selectors
+from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
     Alert,
     Attestation,
@@ -44,11 +45,6 @@ from sahab.directory.models import Administration, Role
 from sahab.ledger import services as ledger
 
 HOURS_PER_MONTH = Decimal(730)
-
-
-def _record(event: str, subject: str, actor, data: dict) -> int:
-    return ledger.append(type=f"cloud.{event}", subject=subject, data=data,
-                         actor=directory.actor_id(actor)).index
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -87,8 +83,12 @@ def apply_as_provider(*, actor, description: str, locations: str) -> Provider:
     if not company.is_cloud_provider:
         company.is_cloud_provider = True
         company.save(update_fields=["is_cloud_provider"])
-    _record("provider.applied", f"cloud:provider:{provider.pk}", actor,
-            {"company": company.matricule_fiscal, "locations": provider.location_list})
+    ledger.record(
+        CloudEvent.PROVIDER_APPLIED,
+        f"cloud:provider:{provider.pk}",
+        actor,
+        {"company": company.matricule_fiscal, "locations": provider.location_list},
+    )
     return provider
 
 
@@ -114,10 +114,19 @@ def submit_attestation(*, actor, label: str, issuer: str, scope: str, reference:
         valid_from=valid_from, expires_on=expires_on,
         document_name=document_name if document is not None else "", document_type=media_type,
         document_sha256=digest, document=document)
-    _record("attestation.submitted", f"cloud:provider:{provider.pk}", actor, {
-        "attestation": attestation.pk, "label": label, "issuer": attestation.issuer,
-        "reference": attestation.reference, "expires_on": expires_on.isoformat(),
-        "document_sha256": attestation.document_sha256})
+    ledger.record(
+        CloudEvent.ATTESTATION_SUBMITTED,
+        f"cloud:provider:{provider.pk}",
+        actor,
+        {
+            "attestation": attestation.pk,
+            "label": label,
+            "issuer": attestation.issuer,
+            "reference": attestation.reference,
+            "expires_on": expires_on.isoformat(),
+            "document_sha256": attestation.document_sha256,
+        },
+    )
     return attestation
 
 
@@ -134,9 +143,12 @@ def review_attestation(*, actor, attestation: Attestation, accept: bool,
     attestation.reviewed_at = timezone.now()
     attestation.review_note = _text(note, "The note", 2000, required=not accept)
     attestation.save()
-    _record("attestation." + ("accepted" if accept else "refused"),
-            f"cloud:provider:{attestation.provider_id}", actor,
-            {"attestation": attestation.pk, "label": attestation.label})
+    ledger.record(
+        (CloudEvent.ATTESTATION_ACCEPTED if accept else CloudEvent.ATTESTATION_REFUSED),
+        f"cloud:provider:{attestation.provider_id}",
+        actor,
+        {"attestation": attestation.pk, "label": attestation.label},
+    )
     return attestation
 
 
@@ -150,8 +162,12 @@ def revoke_attestation(*, actor, attestation: Attestation, reason: str) -> Attes
     attestation.status = Attestation.Status.REVOKED
     attestation.review_note = _text(reason, "The reason", 2000)
     attestation.save()
-    _record("attestation.revoked", f"cloud:provider:{attestation.provider_id}", actor,
-            {"attestation": attestation.pk, "label": attestation.label})
+    ledger.record(
+        CloudEvent.ATTESTATION_REVOKED,
+        f"cloud:provider:{attestation.provider_id}",
+        actor,
+        {"attestation": attestation.pk, "label": attestation.label},
+    )
     _alert_buyers_if_suspended(attestation.provider, f"{attestation.get_label_display()} "
                                                      f"{attestation.reference} was revoked")
     return attestation
@@ -169,9 +185,16 @@ def expire_attestations(today: dt.date | None = None) -> int:
                 continue
             attestation.status = Attestation.Status.EXPIRED
             attestation.save(update_fields=["status"])
-            _record("attestation.expired", f"cloud:provider:{attestation.provider_id}",
-                    directory.SYSTEM, {"attestation": attestation.pk, "label": attestation.label,
-                                       "expired_on": attestation.expires_on.isoformat()})
+            ledger.record(
+                CloudEvent.ATTESTATION_EXPIRED,
+                f"cloud:provider:{attestation.provider_id}",
+                directory.SYSTEM,
+                {
+                    "attestation": attestation.pk,
+                    "label": attestation.label,
+                    "expired_on": attestation.expires_on.isoformat(),
+                },
+            )
             _alert_buyers_if_suspended(attestation.provider, f"{attestation.get_label_display()} "
                                                              f"{attestation.reference} expired")
             expired += 1
@@ -201,8 +224,12 @@ def decide_provider(*, actor, provider: Provider, qualify: bool, note: str = "")
     provider.decided_at = timezone.now()
     provider.decision_note = _text(note, "The note", 2000, required=not qualify)
     provider.save()
-    _record("provider." + ("qualified" if qualify else "refused"), f"cloud:provider:{provider.pk}",
-            actor, {"company": provider.company.matricule_fiscal})
+    ledger.record(
+        (CloudEvent.PROVIDER_QUALIFIED if qualify else CloudEvent.PROVIDER_REFUSED),
+        f"cloud:provider:{provider.pk}",
+        actor,
+        {"company": provider.company.matricule_fiscal},
+    )
     return provider
 
 
@@ -235,7 +262,9 @@ def register_broker(*, actor, url: str, username: str, password: str,
     broker, _ = Broker.objects.update_or_create(provider=provider, defaults={
         "url": url, "username": username, "catalog_error": "",
         "password_sealed": sealing.seal(password.encode(), f"broker:{provider.pk}")})
-    _record("broker.registered", f"cloud:provider:{provider.pk}", actor, {"url": url})
+    ledger.record(
+        CloudEvent.BROKER_REGISTERED, f"cloud:provider:{provider.pk}", actor, {"url": url}
+    )
     return broker
 
 
@@ -322,8 +351,12 @@ def store_catalog(broker: Broker, catalog: dict) -> None:
     ServicePlan.objects.filter(offering__broker=broker).exclude(pk__in=seen_plans) \
         .update(active=False)
     Broker.objects.filter(pk=broker.pk).update(catalog_read_at=timezone.now(), catalog_error="")
-    _record("catalog.read", f"cloud:provider:{broker.provider_id}", directory.SYSTEM, {
-        "services": len(services), "plans": len(seen_plans)})
+    ledger.record(
+        CloudEvent.CATALOG_READ,
+        f"cloud:provider:{broker.provider_id}",
+        directory.SYSTEM,
+        {"services": len(services), "plans": len(seen_plans)},
+    )
 
 
 def refresh_all_catalogs() -> int:
@@ -369,9 +402,17 @@ def set_budget(*, actor, administration: Administration, year: int, amount,
     spent = selectors.spent(administration, year)
     budget.alerted = [t for t in budget.alerted if spent * 100 >= amount * t]
     budget.save(update_fields=["alerted"])
-    _record("budget.set", f"cloud:budget:{administration.code}:{year}", actor,
-            {"administration": administration.code, "year": year, "amount": str(amount),
-             "thresholds": thresholds})
+    ledger.record(
+        CloudEvent.BUDGET_SET,
+        f"cloud:budget:{administration.code}:{year}",
+        actor,
+        {
+            "administration": administration.code,
+            "year": year,
+            "amount": str(amount),
+            "thresholds": thresholds,
+        },
+    )
     return budget
 
 
@@ -461,11 +502,21 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
     _check_budget(administration, monthly, now)
     needs_approval = monthly > settings.CLOUD_APPROVAL_THRESHOLD
     number = _next_number(now)
-    index = _record("order.placed", f"cloud:order:{number}", actor, {
-        "administration": administration.code, "provider": plan.offering.broker.provider
-        .company.matricule_fiscal, "service": plan.offering.service_id, "plan": plan.plan_id,
-        "contract": price.contract.tender.ocid, "unit_price": str(price.unit_price),
-        "monthly_estimate": str(monthly), "needs_approval": needs_approval})
+    index = ledger.record(
+        CloudEvent.ORDER_PLACED,
+        f"cloud:order:{number}",
+        actor,
+        {
+            "administration": administration.code,
+            "provider": plan.offering.broker.provider.company.matricule_fiscal,
+            "service": plan.offering.service_id,
+            "plan": plan.plan_id,
+            "contract": price.contract.tender.ocid,
+            "unit_price": str(price.unit_price),
+            "monthly_estimate": str(monthly),
+            "needs_approval": needs_approval,
+        },
+    ).index
     order = Order.objects.create(
         number=number, administration=administration, ordered_by=actor, plan=plan,
         contract=price.contract, unit_price=price.unit_price, monthly_estimate=monthly,
@@ -484,8 +535,12 @@ def _start_instance(order: Order, now: dt.datetime) -> Instance:
         order=order, instance_id=str(uuid.uuid4()), plan=order.plan, unit_price=order.unit_price,
         state=InstanceState.REQUESTED, operation=Operation.PROVISION, next_attempt_at=now,
         created_at=now, requested_by=order.ordered_by)
-    _record("instance.requested", f"cloud:order:{order.number}", directory.SYSTEM,
-            {"instance": instance.instance_id, "plan": order.plan.plan_id})
+    ledger.record(
+        CloudEvent.INSTANCE_REQUESTED,
+        f"cloud:order:{order.number}",
+        directory.SYSTEM,
+        {"instance": instance.instance_id, "plan": order.plan.plan_id},
+    )
     return instance
 
 
@@ -499,11 +554,13 @@ def decide_order(*, actor, order: Order, approve: bool, note: str = "",
     now = _now(now)
     order = Order.objects.select_for_update().select_related("plan", "administration") \
         .get(pk=order.pk)
-    _finance_agent(actor, order.administration)
+    if not selectors.may_decide_order(actor, order):
+        if actor == order.ordered_by:
+            raise PermissionDenied("The agent who placed an order does not approve it.")
+        _finance_agent(actor, order.administration)  # says who may
+        raise PermissionDenied("You may not decide this order.")
     if order.status != Order.Status.PENDING_APPROVAL:
         raise Conflict("The order has already been decided.")
-    if actor == order.ordered_by:
-        raise PermissionDenied("The agent who placed an order does not approve it.")
     if approve:
         reason = selectors.not_orderable_reason(order.plan)
         if reason:
@@ -513,8 +570,12 @@ def decide_order(*, actor, order: Order, approve: bool, note: str = "",
     order.decided_at = now
     order.decision_note = _text(note, "The note", 2000, required=not approve)
     order.save()
-    _record("order." + ("approved" if approve else "refused"), f"cloud:order:{order.number}",
-            actor, {"note_sha256": hashlib.sha256(order.decision_note.encode()).hexdigest()})
+    ledger.record(
+        (CloudEvent.ORDER_APPROVED if approve else CloudEvent.ORDER_REFUSED),
+        f"cloud:order:{order.number}",
+        actor,
+        {"note_sha256": hashlib.sha256(order.decision_note.encode()).hexdigest()},
+    )
     if approve:
         _start_instance(order, now)
     return order
@@ -540,8 +601,12 @@ def request_binding(*, actor, instance: Instance, name: str,
         instance=instance, binding_id=str(uuid.uuid4()), name=_text(name, "The name", 100),
         state=BindingState.REQUESTED, operation=Operation.BIND, next_attempt_at=now,
         created_by=actor, requested_by=actor, created_at=now)
-    _record("binding.requested", f"cloud:order:{instance.order.number}", actor,
-            {"binding": binding.binding_id})
+    ledger.record(
+        CloudEvent.BINDING_REQUESTED,
+        f"cloud:order:{instance.order.number}",
+        actor,
+        {"binding": binding.binding_id},
+    )
     return binding
 
 
@@ -558,8 +623,12 @@ def reveal_credentials(*, actor, binding: Binding) -> dict:
         raise Conflict("The credentials were already shown; make new ones if they were lost.")
     binding.credentials_revealed_at = timezone.now()
     binding.save(update_fields=["credentials_revealed_at"])
-    _record("binding.credentials_shown", f"cloud:order:{binding.instance.order.number}", actor,
-            {"binding": binding.binding_id})
+    ledger.record(
+        CloudEvent.BINDING_CREDENTIALS_SHOWN,
+        f"cloud:order:{binding.instance.order.number}",
+        actor,
+        {"binding": binding.binding_id},
+    )
     return sealing.unseal_json(binding.credentials_sealed, f"binding:{binding.binding_id}")
 
 
@@ -580,8 +649,12 @@ def _schedule_unbind(binding: Binding, actor, now: dt.datetime) -> None:
     binding.operation, binding.polling, binding.attempts = Operation.UNBIND, False, 0
     binding.next_attempt_at, binding.requested_by = now, actor if actor.pk else None
     binding.save()
-    _record("binding.unbind_requested", f"cloud:order:{binding.instance.order.number}", actor,
-            {"binding": binding.binding_id})
+    ledger.record(
+        CloudEvent.BINDING_UNBIND_REQUESTED,
+        f"cloud:order:{binding.instance.order.number}",
+        actor,
+        {"binding": binding.binding_id},
+    )
 
 
 @transaction.atomic
@@ -608,8 +681,12 @@ def request_plan_change(*, actor, instance: Instance, plan: ServicePlan,
     instance.operation, instance.polling, instance.attempts = Operation.UPDATE, False, 0
     instance.next_attempt_at, instance.requested_by, instance.last_error = now, actor, ""
     instance.save()
-    _record("instance.update_requested", f"cloud:order:{instance.order.number}", actor,
-            {"plan": plan.plan_id, "unit_price": str(price.unit_price)})
+    ledger.record(
+        CloudEvent.INSTANCE_UPDATE_REQUESTED,
+        f"cloud:order:{instance.order.number}",
+        actor,
+        {"plan": plan.plan_id, "unit_price": str(price.unit_price)},
+    )
     return instance
 
 
@@ -628,8 +705,12 @@ def request_deprovision(*, actor, instance: Instance,
     instance.operation, instance.polling, instance.attempts = Operation.DEPROVISION, False, 0
     instance.next_attempt_at, instance.requested_by, instance.last_error = now, actor, ""
     instance.save()
-    _record("instance.deprovision_requested", f"cloud:order:{instance.order.number}", actor,
-            {"instance": instance.instance_id})
+    ledger.record(
+        CloudEvent.INSTANCE_DEPROVISION_REQUESTED,
+        f"cloud:order:{instance.order.number}",
+        actor,
+        {"instance": instance.instance_id},
+    )
     return instance
 
 
@@ -649,6 +730,10 @@ def retry_provisioning(*, actor, instance: Instance, now: dt.datetime | None = N
     instance.next_attempt_at, instance.requested_by = now, actor
     instance.failure = instance.last_error = ""
     instance.save()
-    _record("instance.retry_requested", f"cloud:order:{instance.order.number}", actor,
-            {"instance": instance.instance_id})
+    ledger.record(
+        CloudEvent.INSTANCE_RETRY_REQUESTED,
+        f"cloud:order:{instance.order.number}",
+        actor,
+        {"instance": instance.instance_id},
+    )
     return instance

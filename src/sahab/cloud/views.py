@@ -131,7 +131,8 @@ def _order_context(request, order) -> dict:
         "bindings": bindings,
         "usage": instance.usage.order_by("-period_start")[:24] if instance else [],
         "spent": instance.usage.aggregate(total=Sum("cost"))["total"] if instance else None,
-        "can_decide": mine and Role.FINANCE in roles and order.status == "pending_approval",
+        "can_decide": order.status == "pending_approval" and
+        selectors.may_decide_order(user, order),
         "can_manage": mine and Role.IT_OFFICER in roles, "other_plans": other_plans,
         "pending": bool(instance and instance.operation) or any(b.operation for b in bindings),
         "entries": ledger.entries_about(f"cloud:order:{order.number}")[:50],

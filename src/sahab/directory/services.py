@@ -22,6 +22,7 @@ from sahab.core import secrets as sealing
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyAttempts
 from sahab.core.errors import from_validation_error as _invalid
 from sahab.directory import rules, selectors
+from sahab.directory.events import DirectoryEvent
 from sahab.directory.models import (
     ALLOWED_PARENT_KINDS,
     Administration,
@@ -49,15 +50,6 @@ def _full_clean(obj, exclude: Iterable[str] | None = None) -> None:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise PermissionDenied(message)
-
-
-def _record(actor, event: str, subject: str, **data) -> None:
-    """The ledger entry of a directory change, in the change's transaction.
-
-    People appear as ``user:<id>``: names and addresses stay out of the public ledger.
-    """
-    ledger.append(type=f"directory.{event}", subject=subject, data=data,
-                  actor=selectors.actor_id(actor))
 
 
 def _admin_data(admin: Administration) -> dict:
@@ -119,8 +111,12 @@ def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar:
             admin.save()
     except IntegrityError:
         raise Conflict(_("An administration with this code or mail domain exists.")) from None
-    _record(actor, "administration.created", f"administration:{admin.code}",
-            **_admin_data(admin))
+    ledger.record(
+        DirectoryEvent.ADMINISTRATION_CREATED,
+        f"administration:{admin.code}",
+        actor,
+        **_admin_data(admin),
+    )
     if admin.mail_domain:
         _mail_domain_assigned(actor, admin)
     return admin
@@ -160,8 +156,12 @@ def update_administration(*, actor, administration: Administration,
                 admin.save()
         except IntegrityError:
             raise Conflict(_("Another administration uses this mail domain.")) from None
-        _record(actor, "administration.updated", f"administration:{admin.code}",
-                **_admin_data(admin))
+        ledger.record(
+            DirectoryEvent.ADMINISTRATION_UPDATED,
+            f"administration:{admin.code}",
+            actor,
+            **_admin_data(admin),
+        )
         if admin.mail_domain != old_mail_domain:
             _mail_domain_assigned(actor, admin)
     return admin
@@ -279,8 +279,13 @@ def create_agent(*, actor, administration: Administration, username: str, email:
     agent.save()
     AgentRole.objects.bulk_create([AgentRole(agent=agent, role=r) for r in roles])
     _sync_staff_flags(agent)
-    _record(actor, "agent.created", f"user:{user.pk}",
-            administration=administration.code, roles=roles)
+    ledger.record(
+        DirectoryEvent.AGENT_CREATED,
+        f"user:{user.pk}",
+        actor,
+        administration=administration.code,
+        roles=roles,
+    )
     return agent, generated
 
 
@@ -299,7 +304,7 @@ def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
         [AgentRole(agent=agent, role=r) for r in roles if r not in existing])
     agent = Agent.objects.prefetch_related("roles").get(pk=agent.pk)
     _sync_staff_flags(agent)
-    _record(actor, "agent.roles_changed", f"user:{agent.user_id}", roles=roles)
+    ledger.record(DirectoryEvent.AGENT_ROLES_CHANGED, f"user:{agent.user_id}", actor, roles=roles)
     return agent
 
 
@@ -314,7 +319,11 @@ def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
     if not active:
         ApiToken.objects.filter(user=agent.user, revoked_at=None).update(
             revoked_at=timezone.now())
-    _record(actor, "agent.enabled" if active else "agent.disabled", f"user:{agent.user_id}")
+    ledger.record(
+        DirectoryEvent.AGENT_ENABLED if active else DirectoryEvent.AGENT_DISABLED,
+        f"user:{agent.user_id}",
+        actor,
+    )
     return agent
 
 
@@ -324,7 +333,12 @@ def move_agent(*, actor, agent: Agent, administration: Administration) -> Agent:
              _("You can only move agents within the administration you manage."))
     agent.administration = administration
     agent.save(update_fields=["administration"])
-    _record(actor, "agent.moved", f"user:{agent.user_id}", administration=administration.code)
+    ledger.record(
+        DirectoryEvent.AGENT_MOVED,
+        f"user:{agent.user_id}",
+        actor,
+        administration=administration.code,
+    )
     return agent
 
 
@@ -368,8 +382,13 @@ def register_company(*, actor, admin_username: str, admin_email: str, admin_pass
     except IntegrityError:
         raise Conflict(_("A company with this matricule fiscal is registered.")) from None
     member = CompanyMember.objects.create(user=user, company=company, is_company_admin=True)
-    _record(actor, "company.registered", f"company:{company.pk}", **_company_data(company),
-            admin=f"user:{user.pk}")
+    ledger.record(
+        DirectoryEvent.COMPANY_REGISTERED,
+        f"company:{company.pk}",
+        actor,
+        **_company_data(company),
+        admin=f"user:{user.pk}",
+    )
     return company, member, generated
 
 
@@ -398,7 +417,9 @@ def update_company(*, actor, company: Company, **changes) -> Company:
             company.save()
     except IntegrityError:
         raise Conflict(_("A company with this matricule fiscal is registered.")) from None
-    _record(actor, "company.updated", f"company:{company.pk}", **_company_data(company))
+    ledger.record(
+        DirectoryEvent.COMPANY_UPDATED, f"company:{company.pk}", actor, **_company_data(company)
+    )
     return company
 
 
@@ -412,8 +433,13 @@ def add_company_user(*, actor, company: Company, username: str, email: str,
                                 last_name=last_name, password=password)
     member = CompanyMember.objects.create(user=user, company=company,
                                           is_company_admin=is_company_admin)
-    _record(actor, "company.user_added", f"company:{company.pk}", user=f"user:{user.pk}",
-            is_company_admin=is_company_admin)
+    ledger.record(
+        DirectoryEvent.COMPANY_USER_ADDED,
+        f"company:{company.pk}",
+        actor,
+        user=f"user:{user.pk}",
+        is_company_admin=is_company_admin,
+    )
     return member, generated
 
 
@@ -427,7 +453,7 @@ def change_password(*, user, old_password: str, new_password: str) -> None:
     _validate_password(new_password, user)
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    _record(user, "user.password_changed", f"user:{user.pk}")
+    ledger.record(DirectoryEvent.USER_PASSWORD_CHANGED, f"user:{user.pk}", user)
 
 
 def new_totp_secret() -> str:
@@ -482,7 +508,7 @@ def enable_totp(*, agent: Agent, secret: str, code: str) -> None:
     agent.totp_failures, agent.totp_locked_until = 0, None
     agent.save(update_fields=["totp_secret", "totp_enabled", "totp_failures",
                               "totp_locked_until"])
-    _record(agent.user, "agent.second_factor_enabled", f"user:{agent.user_id}")
+    ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_ENABLED, f"user:{agent.user_id}", agent.user)
 
 
 def totp_locked(agent: Agent) -> bool:
@@ -517,7 +543,8 @@ def verify_totp(*, agent: Agent, code: str) -> bool:
                                                  totp_locked_until=locked_until)
     if locked_until is not None:
         with transaction.atomic():
-            _record(agent.user, "agent.second_factor_locked", f"user:{agent.user_id}")
+            ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_LOCKED, f"user:{agent.user_id}",
+                          agent.user)
     return False
 
 
@@ -551,7 +578,7 @@ def disable_totp(*, actor, agent: Agent, code: str | None = None) -> None:
 def _turn_off_totp(actor, agent: Agent) -> None:
     Agent.objects.filter(pk=agent.pk).update(totp_enabled=False, totp_secret="",
                                              totp_failures=0, totp_locked_until=None)
-    _record(actor, "agent.second_factor_disabled", f"user:{agent.user_id}")
+    ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_DISABLED, f"user:{agent.user_id}", actor)
 
 
 # --- API tokens -------------------------------------------------------------------------
@@ -607,8 +634,13 @@ def _issue_token(actor, user, name: str, expires_at: dt.datetime | None) -> tupl
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(user=user, name=name, prefix=token[:12],
                                      digest=token_digest(token), expires_at=expires_at)
-    _record(actor, "token.issued", f"user:{user.pk}", token=record.pk,
-            expires_at=expires_at.isoformat() if expires_at else None)
+    ledger.record(
+        DirectoryEvent.TOKEN_ISSUED,
+        f"user:{user.pk}",
+        actor,
+        token=record.pk,
+        expires_at=expires_at.isoformat() if expires_at else None,
+    )
     return record, token
 
 
@@ -620,7 +652,7 @@ def revoke_api_token(*, actor, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        _record(actor, "token.revoked", f"user:{token.user_id}", token=token.pk)
+        ledger.record(DirectoryEvent.TOKEN_REVOKED, f"user:{token.user_id}", actor, token=token.pk)
     return token
 
 

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from sahab.core.errors import DomainError
 from sahab.exchange import protocol
+from sahab.exchange.events import ExchangeEvent
 from sahab.exchange.models import Message
 from sahab.ledger import services as ledger
 
@@ -228,19 +229,28 @@ def _write_and_close(batch: list[dict]) -> None:
 # --- to the ledger -------------------------------------------------------------------------
 
 def ledger_record(message: Message) -> ledger.Record:
-    return ledger.Record(type="exchange.message", subject=message.service or message.client,
-                         actor="system", data={
-                             "x_road_id": message.x_road_id, "request_id": message.request_id,
-                             "client": message.client, "service": message.service,
-                             "method": message.method, "path_sha256": message.path_sha256,
-                             "request_hash": message.request_hash,
-                             "request_sha256": message.request_sha256,
-                             "request_bytes": message.request_bytes,
-                             "response_sha256": message.response_sha256,
-                             "response_bytes": message.response_bytes,
-                             "status": message.status, "error": message.error,
-                             "started_at": message.started_at.isoformat(),
-                             "duration_ms": round(message.duration_ms, 3)})
+    return ledger.Record(
+        type=ExchangeEvent.MESSAGE,
+        subject=message.service or message.client,
+        actor="system",
+        data={
+            "x_road_id": message.x_road_id,
+            "request_id": message.request_id,
+            "client": message.client,
+            "service": message.service,
+            "method": message.method,
+            "path_sha256": message.path_sha256,
+            "request_hash": message.request_hash,
+            "request_sha256": message.request_sha256,
+            "request_bytes": message.request_bytes,
+            "response_sha256": message.response_sha256,
+            "response_bytes": message.response_bytes,
+            "status": message.status,
+            "error": message.error,
+            "started_at": message.started_at.isoformat(),
+            "duration_ms": round(message.duration_ms, 3),
+        },
+    )
 
 
 _REFUSED = (DomainError, ValueError, TypeError, OverflowError)

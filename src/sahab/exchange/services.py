@@ -19,6 +19,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
 from sahab.directory.services import token_digest
 from sahab.exchange import outbound, protocol
+from sahab.exchange.events import ExchangeEvent
 from sahab.exchange.models import (
     INSTANCE,
     MEMBER_CLASS,
@@ -38,11 +39,10 @@ TOKEN_PREFIX = "xrd_"  # noqa: S105 (a marker, not a secret)
 MANAGERS = {Role.IT_OFFICER, Role.ADMINISTRATION_ADMIN}
 
 
-def _record(event: str, subject: str, actor, data: dict) -> int:
+def _record(event: ExchangeEvent, subject: str, actor, data: dict) -> int:
     """The ledger entry of a registry change; gateways see the change at once."""
     bump_registry_version()
-    return ledger.append(type=f"exchange.{event}", subject=subject, data=data,
-                         actor=directory.actor_id(actor)).index
+    return ledger.record(event, subject, actor, data).index
 
 
 def bump_registry_version() -> None:
@@ -96,7 +96,9 @@ def register_subsystem(*, actor, administration: Administration, code: str,
                           name=_text(name, "The name", 200))
     _clean(subsystem)
     subsystem.save()
-    _record("subsystem.registered", subsystem.identifier, actor, {"name": subsystem.name})
+    _record(
+        ExchangeEvent.SUBSYSTEM_REGISTERED, subsystem.identifier, actor, {"name": subsystem.name}
+    )
     return subsystem
 
 
@@ -126,9 +128,17 @@ def register_provider_host(*, actor, administration: Administration, host: str,
     record = ProviderHost.objects.create(
         administration=administration, host=host, port=port, path_prefix=prefix,
         allow_internal=bool(allow_internal), note=_text(note, "The note", 500, required=False))
-    _record("host.registered", f"{INSTANCE}/{MEMBER_CLASS}/{administration.code}", actor, {
-        "host": host, "port": port, "path_prefix": prefix,
-        "allow_internal": record.allow_internal})
+    _record(
+        ExchangeEvent.HOST_REGISTERED,
+        f"{INSTANCE}/{MEMBER_CLASS}/{administration.code}",
+        actor,
+        {
+            "host": host,
+            "port": port,
+            "path_prefix": prefix,
+            "allow_internal": record.allow_internal,
+        },
+    )
     return record
 
 
@@ -142,8 +152,12 @@ def revoke_provider_host(*, actor, host: ProviderHost) -> ProviderHost:
         raise Conflict("The host is already revoked.")
     host.revoked_at = timezone.now()
     host.save(update_fields=["revoked_at"])
-    _record("host.revoked", f"{INSTANCE}/{MEMBER_CLASS}/{host.administration.code}", actor, {
-        "host": host.host, "port": host.port, "path_prefix": host.path_prefix})
+    _record(
+        ExchangeEvent.HOST_REVOKED,
+        f"{INSTANCE}/{MEMBER_CLASS}/{host.administration.code}",
+        actor,
+        {"host": host.host, "port": host.port, "path_prefix": host.path_prefix},
+    )
     return host
 
 
@@ -221,9 +235,16 @@ def register_service(*, actor, subsystem: Subsystem, code: str, name: str, base_
         openapi=_check_openapi(openapi))
     _clean(service)
     service.save()
-    _record("service.registered", service.identifier, actor, {
-        "name": service.name, "classification": classification,
-        "base_url_sha256": _sha256(service.base_url)})
+    _record(
+        ExchangeEvent.SERVICE_REGISTERED,
+        service.identifier,
+        actor,
+        {
+            "name": service.name,
+            "classification": classification,
+            "base_url_sha256": _sha256(service.base_url),
+        },
+    )
     return service
 
 
@@ -268,10 +289,17 @@ def update_service(*, actor, service: Service, **changes) -> Service:
         service.active = bool(changes["active"])
     _clean(service)
     service.save()
-    _record("service.changed", service.identifier, actor, {
-        "fields": sorted(changes), "base_url_sha256": _sha256(service.base_url),
-        "openapi_sha256": _sha256(service.openapi) if service.openapi else "",
-        "active": service.active})
+    _record(
+        ExchangeEvent.SERVICE_CHANGED,
+        service.identifier,
+        actor,
+        {
+            "fields": sorted(changes),
+            "base_url_sha256": _sha256(service.base_url),
+            "openapi_sha256": _sha256(service.openapi) if service.openapi else "",
+            "active": service.active,
+        },
+    )
     return service
 
 
@@ -301,9 +329,18 @@ def request_grant(*, actor, client: Subsystem, service: Service, legal_basis: st
         legal_basis=_text(legal_basis, "The legal basis", 500),
         purpose=_text(purpose, "The purpose", 500), expires_at=expires_at,
         endpoints=_endpoints(endpoints))
-    _record("grant.requested", service.identifier, actor, {
-        "grant": grant.pk, "client": client.identifier, "legal_basis": grant.legal_basis,
-        "purpose": grant.purpose, "endpoints": grant.endpoints})
+    _record(
+        ExchangeEvent.GRANT_REQUESTED,
+        service.identifier,
+        actor,
+        {
+            "grant": grant.pk,
+            "client": client.identifier,
+            "legal_basis": grant.legal_basis,
+            "purpose": grant.purpose,
+            "endpoints": grant.endpoints,
+        },
+    )
     return grant
 
 
@@ -330,10 +367,18 @@ def decide_grant(*, actor, grant: Grant, approve: bool, note: str = "",
     grant.decided_at = timezone.now()
     grant.decision_note = _text(note, "The note", 2000, required=not approve)
     grant.save()
-    _record("grant." + ("approved" if approve else "refused"), grant.service.identifier, actor, {
-        "grant": grant.pk, "client": grant.client.identifier,
-        "rate_per_minute": grant.rate_per_minute, "endpoints": grant.endpoints,
-        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None})
+    _record(
+        ExchangeEvent.GRANT_APPROVED if approve else ExchangeEvent.GRANT_REFUSED,
+        grant.service.identifier,
+        actor,
+        {
+            "grant": grant.pk,
+            "client": grant.client.identifier,
+            "rate_per_minute": grant.rate_per_minute,
+            "endpoints": grant.endpoints,
+            "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+        },
+    )
     return grant
 
 
@@ -347,8 +392,12 @@ def revoke_grant(*, actor, grant: Grant, reason: str) -> Grant:
     grant.status = Grant.Status.REVOKED
     grant.decision_note = _text(reason, "The reason", 2000)
     grant.save()
-    _record("grant.revoked", grant.service.identifier, actor, {
-        "grant": grant.pk, "client": grant.client.identifier})
+    _record(
+        ExchangeEvent.GRANT_REVOKED,
+        grant.service.identifier,
+        actor,
+        {"grant": grant.pk, "client": grant.client.identifier},
+    )
     return grant
 
 
@@ -359,7 +408,7 @@ def issue_client_token(*, actor, subsystem: Subsystem, name: str) -> tuple[Clien
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ClientToken.objects.create(subsystem=subsystem, name=_text(name, "The name", 100),
                                         prefix=token[:12], digest=token_digest(token))
-    _record("token.issued", subsystem.identifier, actor, {"token": record.prefix})
+    _record(ExchangeEvent.TOKEN_ISSUED, subsystem.identifier, actor, {"token": record.prefix})
     return record, token
 
 
@@ -369,7 +418,9 @@ def revoke_client_token(*, actor, token: ClientToken) -> ClientToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        _record("token.revoked", token.subsystem.identifier, actor, {"token": token.prefix})
+        _record(
+            ExchangeEvent.TOKEN_REVOKED, token.subsystem.identifier, actor, {"token": token.prefix}
+        )
     return token
 
 
@@ -394,9 +445,16 @@ def issue_certificate(*, actor, subsystem: Subsystem, csr_pem: str, days: int = 
         fingerprint=ca.fingerprint(der),
         pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
         not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc)
-    _record("certificate.issued", subsystem.identifier, actor, {
-        "serial": record.serial, "fingerprint": record.fingerprint,
-        "not_after": record.not_after.isoformat()})
+    _record(
+        ExchangeEvent.CERTIFICATE_ISSUED,
+        subsystem.identifier,
+        actor,
+        {
+            "serial": record.serial,
+            "fingerprint": record.fingerprint,
+            "not_after": record.not_after.isoformat(),
+        },
+    )
     return record
 
 
@@ -409,8 +467,12 @@ def revoke_certificate(*, actor, certificate: ClientCertificate, reason: str) ->
         raise Conflict("The certificate is already revoked.")
     certificate.revoked_at = timezone.now()
     certificate.save(update_fields=["revoked_at"])
-    _record("certificate.revoked", certificate.subsystem.identifier, actor, {
-        "serial": certificate.serial, "reason": _text(reason, "The reason", 500)})
+    _record(
+        ExchangeEvent.CERTIFICATE_REVOKED,
+        certificate.subsystem.identifier,
+        actor,
+        {"serial": certificate.serial, "reason": _text(reason, "The reason", 500)},
+    )
     return certificate
 
 

@@ -185,6 +185,14 @@ def cmd_witness_set(args) -> int:
     return 0
 
 
+def cmd_events(args) -> int:
+    """Print the event vocabulary of every pillar (docs/ledger-events.md)."""
+    from sahab.ledger import vocabulary
+
+    print(vocabulary.markdown())
+    return 0
+
+
 def cmd_witness_list(args) -> int:
     from sahab.ledger.models import Witness
 
@@ -327,6 +335,8 @@ def register(sub) -> None:
     cmds = ledger.add_subparsers(dest="ledger_command", required=True, metavar="COMMAND")
 
     cmds.add_parser("key", help="the log's verifier key").set_defaults(func=cmd_key)
+    cmds.add_parser("events", help="every entry type of every pillar, with its data fields "
+                    "(Markdown)").set_defaults(func=cmd_events, needs_django=False)
     cmds.add_parser("checkpoint", help="the latest signed checkpoint, as served"
                     ).set_defaults(func=cmd_checkpoint)
     p = cmds.add_parser("entry", help="the exact bytes of entry N")

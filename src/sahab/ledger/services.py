@@ -25,6 +25,7 @@ from django.utils import timezone
 from sahab.core import dbrouting
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.ledger import merkle, note
+from sahab.ledger.events import LedgerOwnEvent
 from sahab.ledger.models import (
     Checkpoint,
     Cosignature,
@@ -34,6 +35,7 @@ from sahab.ledger.models import (
     Witness,
     node_key,
 )
+from sahab.ledger.vocabulary import LedgerEvent
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,32 @@ def encode_entry(record: Record, at: dt.datetime) -> bytes:
 
 
 def append(*, type: str, subject: str, data: dict[str, Any], actor: str) -> Appended:
-    """Append one entry; call it last in the transaction of the change it records."""
+    """Append one entry; call it last in the transaction of the change it records.
+
+    Pillars call :func:`record` with an event of their vocabulary instead."""
     return append_many([Record(type, subject, data, actor)])[0]
+
+
+def record(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None = None,
+           **fields: Any) -> Appended:
+    """Record one event of a pillar's vocabulary (``<pillar>/events.py``) about
+    ``subject``, by ``actor`` (a user, ``None``/the system actor, or an id string); call
+    it last in the transaction of the change it records.
+
+    An event outside the vocabularies, or a data field its member does not declare, is a
+    programming error, refused before anything is written."""
+    if not isinstance(event, LedgerEvent):
+        raise TypeError(f"{event!r} is not an event of a pillar's ledger vocabulary")
+    data = {**(data or {}), **fields}
+    undeclared = sorted(name for name in data if not event.allows(name))
+    if undeclared:
+        raise TypeError(f"{event.value} declares no field {', '.join(undeclared)} "
+                        f"(add it to {type(event).__module__})")
+    if not isinstance(actor, str):
+        from sahab.directory.selectors import actor_id
+
+        actor = actor_id(actor)
+    return append(type=event.value, subject=subject, data=data, actor=actor)
 
 
 def append_many(records: Sequence[Record]) -> list[Appended]:
@@ -492,8 +518,12 @@ def register_witness(*, name: str, vkey: str, url: str = "", actor="system") -> 
     if Witness.objects.filter(name=name).exists():
         raise Conflict(f"A witness named {name} is registered.")
     witness = Witness.objects.create(name=name, vkey=vkey.strip(), url=url)
-    append(type="ledger.witness.registered", subject=f"witness:{name}",
-           data={"name": name, "vkey": vkey.strip(), "url": url}, actor=_actor_id(actor))
+    append(
+        type=LedgerOwnEvent.WITNESS_REGISTERED,
+        subject=f"witness:{name}",
+        data={"name": name, "vkey": vkey.strip(), "url": url},
+        actor=_actor_id(actor),
+    )
     return witness
 
 
@@ -511,8 +541,12 @@ def set_witness(*, witness: Witness, actor, active: bool | None = None,
         changes["url"] = witness.url = check_witness_url(url)
     if changes:
         witness.save(update_fields=list(changes))
-        append(type="ledger.witness.changed", subject=f"witness:{witness.name}",
-               data=changes, actor=_actor_id(actor))
+        append(
+            type=LedgerOwnEvent.WITNESS_CHANGED,
+            subject=f"witness:{witness.name}",
+            data=changes,
+            actor=_actor_id(actor),
+        )
     return witness
 
 

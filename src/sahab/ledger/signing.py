@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from sahab.core.errors import Conflict, DomainError
 from sahab.ledger import merkle, note
+from sahab.ledger.events import LedgerOwnEvent
 
 log = logging.getLogger("sahab.ledger.signer")
 
@@ -499,11 +500,18 @@ def accept_restore(*, reason: str) -> RestoreReport:
                     os.replace(path / name, path / f"{name}.replaced-{stamp}")
             _fsync_dir(path)
             with transaction.atomic():
-                entry = services.append(
-                    type="ledger.signer.restored", subject=f"log:{settings.LEDGER_ORIGIN}",
-                    data={"reason": reason, "previous_size": previous[0],
-                          "previous_root": previous[1], "restored_size": state.size,
-                          "restored_root": _b64(root)}, actor="system").index
+                entry = services.record(
+                    LedgerOwnEvent.SIGNER_RESTORED,
+                    f"log:{settings.LEDGER_ORIGIN}",
+                    "system",
+                    {
+                        "reason": reason,
+                        "previous_size": previous[0],
+                        "previous_root": previous[1],
+                        "restored_size": state.size,
+                        "restored_root": _b64(root),
+                    },
+                ).index
             _clear_alarm()
             log.warning("ledger signer: restored database accepted (%s); the log forks from "
                         "the signed size %s at size %s", reason, previous[0], state.size)

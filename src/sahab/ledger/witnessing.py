@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from sahab.core.errors import Conflict, InvalidInput
 from sahab.ledger import note, services
+from sahab.ledger.events import LedgerOwnEvent
 from sahab.ledger.models import Witness, WitnessedLog
 from sahab.ledger.witness import SIZE_CONTENT_TYPE, decide, parse_request
 
@@ -125,8 +126,12 @@ def register_witnessed_log(*, vkey: str) -> WitnessedLog:
         origin=verifier.name, defaults={"vkey": vkey.strip()})
     if not created:
         raise Conflict(f"{verifier.name} is witnessed already.")
-    services.append(type="ledger.witnessed_log.registered", subject=f"log:{verifier.name}",
-                    data={"origin": verifier.name, "vkey": vkey.strip()}, actor="system")
+    services.record(
+        LedgerOwnEvent.WITNESSED_LOG_REGISTERED,
+        f"log:{verifier.name}",
+        "system",
+        {"origin": verifier.name, "vkey": vkey.strip()},
+    )
     return witnessed
 
 

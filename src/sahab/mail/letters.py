@@ -28,6 +28,7 @@ from sahab.directory.models import Administration
 from sahab.ledger import note
 from sahab.ledger import services as ledger
 from sahab.mail import dkim, maildir, routing, selectors
+from sahab.mail.events import MailEvent
 from sahab.mail.models import Classification, Letter, Mailbox, Receipt
 from sahab.mail.receipts import receipt_text
 
@@ -194,8 +195,8 @@ def _issue(letter: Letter, kind: str, actor, detail: str = "",
         fields[key] = " ".join(value.split())[:300]
     text = receipt_text(fields).encode()
     document = text + b"\n" + signer().signature_line(text).encode()
-    appended = ledger.append(
-        type=f"mail.letter.{kind}", subject=letter.subject_uri, actor=directory.actor_id(actor),
+    appended = ledger.record(
+        MailEvent(f"mail.letter.{kind}"), letter.subject_uri, actor,
         data={"receipt_sha256": hashlib.sha256(document).hexdigest(),
               "message_sha256": letter.message_sha256,
               "from_administration": letter.sender.domain.administration.code,

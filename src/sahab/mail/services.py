@@ -29,6 +29,7 @@ from sahab.directory.models import Administration, Agent, Role
 from sahab.ledger import services as ledger
 from sahab.mail import dkim
 from sahab.mail.delivery import normalise
+from sahab.mail.events import MailEvent
 from sahab.mail.models import (
     Alias,
     AliasMember,
@@ -63,11 +64,6 @@ def _require_manager(actor, administration: Administration) -> None:
     if not can_manage_mail(actor, administration):
         raise PermissionDenied(_("Only the mail administrators of %(name)s may do this.")
                                % {"name": administration.name})
-
-
-def _record(actor, event: str, subject: str, **data) -> None:
-    ledger.append(type=f"mail.{event}", subject=subject, data=data,
-                  actor=directory.actor_id(actor))
 
 
 def _routing_changed() -> None:
@@ -123,8 +119,15 @@ def ensure_domain(*, actor, administration: Administration, name: str) -> MailDo
         dkim_rsa_private=sealing.seal(rsa_pem, f"dkim-rsa:{name}"), dkim_rsa_public=rsa_public,
         dkim_ed25519_private=sealing.seal(seed, f"dkim-ed25519:{name}"),
         dkim_ed25519_public=ed_public)
-    _record(actor, "domain.created", f"mail:domain:{name}", administration=administration.code,
-            dkim_selector=domain.dkim_selector, ed25519_key=ed_public, rsa_key=rsa_public)
+    ledger.record(
+        MailEvent.DOMAIN_CREATED,
+        f"mail:domain:{name}",
+        actor,
+        administration=administration.code,
+        dkim_selector=domain.dkim_selector,
+        ed25519_key=ed_public,
+        rsa_key=rsa_public,
+    )
     _routing_changed()
     return domain
 
@@ -224,8 +227,13 @@ def _create_mailbox(actor, domain: MailDomain, local_part: str, kind: str,
     mailbox = Mailbox.objects.create(domain=domain, local_part=local_part, address=address,
                                      kind=kind, agent=agent, display_name=display_name[:200],
                                      quota_bytes=settings.MAIL_DEFAULT_QUOTA_BYTES)
-    _record(actor, "mailbox.created", f"mail:mailbox:{mailbox.pk}", domain=domain.name,
-            kind=kind)
+    ledger.record(
+        MailEvent.MAILBOX_CREATED,
+        f"mail:mailbox:{mailbox.pk}",
+        actor,
+        domain=domain.name,
+        kind=kind,
+    )
     _routing_changed()
     return mailbox
 
@@ -276,8 +284,11 @@ def set_mailbox_active(*, actor, mailbox: Mailbox, active: bool) -> Mailbox:
     if mailbox.active != active:
         mailbox.active = active
         mailbox.save(update_fields=["active"])
-        _record(actor, "mailbox.enabled" if active else "mailbox.disabled",
-                f"mail:mailbox:{mailbox.pk}")
+        ledger.record(
+            MailEvent.MAILBOX_ENABLED if active else MailEvent.MAILBOX_DISABLED,
+            f"mail:mailbox:{mailbox.pk}",
+            actor,
+        )
         _routing_changed()
     return mailbox
 
@@ -291,7 +302,9 @@ def set_quota(*, actor, mailbox: Mailbox, quota_bytes: int) -> Mailbox:
                            field_errors={"quota_bytes": [_("Out of range.")]})
     mailbox.quota_bytes = quota_bytes
     mailbox.save(update_fields=["quota_bytes"])
-    _record(actor, "mailbox.quota_set", f"mail:mailbox:{mailbox.pk}", quota_bytes=quota_bytes)
+    ledger.record(
+        MailEvent.MAILBOX_QUOTA_SET, f"mail:mailbox:{mailbox.pk}", actor, quota_bytes=quota_bytes
+    )
     _routing_changed()
     return mailbox
 
@@ -325,7 +338,7 @@ def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str
     mailbox.password_digest = "{ARGON2ID}" + _HASHER.hash(password)
     mailbox.password_set_at = timezone.now()
     mailbox.save(update_fields=["password_digest", "password_set_at"])
-    _record(actor, "mailbox.password_set", f"mail:mailbox:{mailbox.pk}")
+    ledger.record(MailEvent.MAILBOX_PASSWORD_SET, f"mail:mailbox:{mailbox.pk}", actor)
     _routing_changed()
     return password
 
@@ -364,8 +377,13 @@ def create_alias(*, actor, administration: Administration, local_part: str,
     alias = Alias.objects.create(domain=domain, address=address, is_list=is_list,
                                  description=description.strip()[:200])
     AliasMember.objects.bulk_create([AliasMember(alias=alias, mailbox=m) for m in members])
-    _record(actor, "list.created" if is_list else "alias.created", f"mail:alias:{alias.pk}",
-            domain=domain.name, members=sorted(m.pk for m in members))
+    ledger.record(
+        MailEvent.LIST_CREATED if is_list else MailEvent.ALIAS_CREATED,
+        f"mail:alias:{alias.pk}",
+        actor,
+        domain=domain.name,
+        members=sorted(m.pk for m in members),
+    )
     _routing_changed()
     return alias
 
@@ -373,7 +391,7 @@ def create_alias(*, actor, administration: Administration, local_part: str,
 @transaction.atomic
 def delete_alias(*, actor, alias: Alias) -> None:
     _require_manager(actor, alias.domain.administration)
-    _record(actor, "alias.deleted", f"mail:alias:{alias.pk}")
+    ledger.record(MailEvent.ALIAS_DELETED, f"mail:alias:{alias.pk}", actor)
     alias.delete()
     _routing_changed()
 
@@ -388,8 +406,13 @@ def delegate(*, actor, mailbox: Mailbox, agent: Agent, can_send: bool) -> Delega
         raise InvalidInput(_("Only agents of the administration may use its mailboxes."))
     delegation, _created = Delegation.objects.update_or_create(
         mailbox=mailbox, agent=agent, defaults={"can_send": can_send})
-    _record(actor, "delegation.granted", f"mail:mailbox:{mailbox.pk}",
-            agent=f"user:{agent.user_id}", can_send=can_send)
+    ledger.record(
+        MailEvent.DELEGATION_GRANTED,
+        f"mail:mailbox:{mailbox.pk}",
+        actor,
+        agent=f"user:{agent.user_id}",
+        can_send=can_send,
+    )
     _routing_changed()
     return delegation
 
@@ -397,8 +420,12 @@ def delegate(*, actor, mailbox: Mailbox, agent: Agent, can_send: bool) -> Delega
 @transaction.atomic
 def revoke_delegation(*, actor, delegation: Delegation) -> None:
     _require_manager(actor, delegation.mailbox.domain.administration)
-    _record(actor, "delegation.revoked", f"mail:mailbox:{delegation.mailbox_id}",
-            agent=f"user:{delegation.agent.user_id}")
+    ledger.record(
+        MailEvent.DELEGATION_REVOKED,
+        f"mail:mailbox:{delegation.mailbox_id}",
+        actor,
+        agent=f"user:{delegation.agent.user_id}",
+    )
     delegation.delete()
     _routing_changed()
 
@@ -463,7 +490,7 @@ def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
     script = dovecot.vacation_script(mailbox.home)
     if not enabled:
         script.unlink(missing_ok=True)
-        _record(actor, "vacation.disabled", f"mail:mailbox:{mailbox.pk}")
+        ledger.record(MailEvent.VACATION_DISABLED, f"mail:mailbox:{mailbox.pk}", actor)
         return
     subject, text = subject.strip(), text.strip()
     errors = {}
@@ -482,7 +509,7 @@ def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
     staged.unlink(missing_ok=True)
     maildir.write_durably(staged, body.encode(), maildir.mail_owner())
     staged.replace(script)
-    _record(actor, "vacation.enabled", f"mail:mailbox:{mailbox.pk}")
+    ledger.record(MailEvent.VACATION_ENABLED, f"mail:mailbox:{mailbox.pk}", actor)
 
 
 def vacation_of(mailbox: Mailbox) -> bool:

@@ -23,7 +23,6 @@ class Sighting:
 
 
 SIGNER_STATE = "ledger"  # SAHAB_HOME/ledger: the signer's record, kept outside the database
-RESTORED = "ledger.log.restored"
 
 
 def signer_dir(home: Path) -> Path:
@@ -67,6 +66,7 @@ def accept_restored_log(*, size: int, root: str, seen: list[Sighting], backup: s
     witness, an auditor or the replaced database saw is recorded here.
     """
     from sahab.ledger import services
+    from sahab.ledger.events import LedgerOwnEvent
 
     largest = max((s.size for s in seen), default=size)
     reason = (f"restored from the backup {backup} (log of {size} entries; "
@@ -78,8 +78,14 @@ def accept_restored_log(*, size: int, root: str, seen: list[Sighting], backup: s
     if signing is not None and hasattr(signing, "accept_restore") and \
             signing.accept_restore(reason=reason).forked:
         return
-    services.append(type=RESTORED, subject="log:" + settings.LEDGER_ORIGIN,
-                    data={"size": size, "root": root, "seen_size": largest,
-                          "seen_by": [s.who for s in seen if s.size > size],
-                          "backup": backup}, actor="system")
+    services.record(
+        LedgerOwnEvent.LOG_RESTORED,
+        "log:" + settings.LEDGER_ORIGIN,
+        "system",
+        size=size,
+        root=root,
+        seen_size=largest,
+        seen_by=[s.who for s in seen if s.size > size],
+        backup=backup,
+    )
     services.checkpoint_if_grown()

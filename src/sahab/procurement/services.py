@@ -25,6 +25,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
 from sahab.procurement import ocds, sealing
+from sahab.procurement.events import ProcurementEvent
 from sahab.procurement.models import (
     Amendment,
     Award,
@@ -93,15 +94,15 @@ def _move(tender: Tender, action: str) -> None:
     tender.state = target
 
 
-def _step(tender: Tender, event: str, actor, data: dict, *, at: dt.datetime | None = None,
-          publish: bool = True) -> int:
+def _step(tender: Tender, event: ProcurementEvent, actor, data: dict, *,
+          at: dt.datetime | None = None, publish: bool = True) -> int:
     """The ledger entry and the step of one change, in the change's transaction.
 
     With ``publish=False`` the caller publishes the OCDS release itself (``_publish``),
     once the rows the step records exist."""
-    appended = ledger.append(type=f"procurement.{event}", subject=f"tender:{tender.reference}",
-                             data=data, actor=directory.actor_id(actor))
-    step = Step.objects.create(tender=tender, type=event, ledger_index=appended.index,
+    appended = ledger.record(event, f"tender:{tender.reference}", actor, data)
+    step = Step.objects.create(tender=tender, type=event.value.removeprefix("procurement."),
+                               ledger_index=appended.index,
                                at=at or timezone.now())
     if publish:
         ocds.publish_step(tender, step)
@@ -158,9 +159,12 @@ def create_plan(*, actor, administration: Administration, year: int, title: str)
                                        title=_text(title, "The title", 300))
     except IntegrityError:
         raise Conflict(f"{administration.code} has a plan for {year} already.") from None
-    ledger.append(type="procurement.plan.created", subject=f"plan:{administration.code}:{year}",
-                  data={"administration": administration.code, "year": year,
-                        "title": plan.title}, actor=directory.actor_id(actor))
+    ledger.record(
+        ProcurementEvent.PLAN_CREATED,
+        f"plan:{administration.code}:{year}",
+        directory.actor_id(actor),
+        {"administration": administration.code, "year": year, "title": plan.title},
+    )
     return plan
 
 
@@ -179,12 +183,21 @@ def add_plan_item(*, actor, plan: Plan, description: str, cpv: str, budget_line:
         procedure=procedure)
     item.ocid = ocds.plan_item_ocid(item)
     item.save(update_fields=["ocid"])
-    appended = ledger.append(
-        type="procurement.plan.item_added", subject=f"plan:{plan.administration.code}:{plan.year}",
-        data={"item": item.pk, "ocid": item.ocid, "description": item.description,
-              "cpv": item.cpv, "budget_line": item.budget_line,
-              "estimated_value": str(item.estimated_value), "quarter": quarter,
-              "procedure": procedure}, actor=directory.actor_id(actor))
+    appended = ledger.record(
+        ProcurementEvent.PLAN_ITEM_ADDED,
+        f"plan:{plan.administration.code}:{plan.year}",
+        directory.actor_id(actor),
+        {
+            "item": item.pk,
+            "ocid": item.ocid,
+            "description": item.description,
+            "cpv": item.cpv,
+            "budget_line": item.budget_line,
+            "estimated_value": str(item.estimated_value),
+            "quarter": quarter,
+            "procedure": procedure,
+        },
+    )
     ocds.publish_plan_item(item, appended.index, timezone.now())
     return item
 
@@ -292,11 +305,21 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
         for award in framework.awards.filter(status=Award.Status.ACTIVE):
             Participation.objects.get_or_create(tender=tender, company=award.supplier,
                                                 defaults={"kind": Participation.Kind.INVITED})
-    _step(tender, "tender.drafted", actor, {
-        "reference": tender.reference, "buyer": buyer.code, "title": tender.title,
-        "procedure": procedure, "estimated_value": str(total),
-        "framework": framework.reference if framework else None,
-        "ocid": ocds.ocid(tender)}, at=now)
+    _step(
+        tender,
+        ProcurementEvent.TENDER_DRAFTED,
+        actor,
+        {
+            "reference": tender.reference,
+            "buyer": buyer.code,
+            "title": tender.title,
+            "procedure": procedure,
+            "estimated_value": str(total),
+            "framework": framework.reference if framework else None,
+            "ocid": ocds.ocid(tender),
+        },
+        at=now,
+    )
     return tender
 
 
@@ -335,13 +358,28 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
         keys.load_opening_key(), _key_aad(tender))
     tender.published_at = now
     tender.save()
-    _step(tender, "tender.published", actor, {
-        "reference": tender.reference, "compliance_criteria": tender.compliance_criteria,
-        "enquiry_deadline": tender.enquiry_deadline.isoformat(),
-        "submission_deadline": tender.submission_deadline.isoformat(),
-        "lots": [{"number": lot.number, "title": lot.title, "cpv": lot.cpv,
-                  "estimated_value": str(lot.estimated_value)} for lot in tender.lots.all()],
-        "sealing_key_sha256": sealing.fingerprint(bytes(tender.public_key))}, at=now)
+    _step(
+        tender,
+        ProcurementEvent.TENDER_PUBLISHED,
+        actor,
+        {
+            "reference": tender.reference,
+            "compliance_criteria": tender.compliance_criteria,
+            "enquiry_deadline": tender.enquiry_deadline.isoformat(),
+            "submission_deadline": tender.submission_deadline.isoformat(),
+            "lots": [
+                {
+                    "number": lot.number,
+                    "title": lot.title,
+                    "cpv": lot.cpv,
+                    "estimated_value": str(lot.estimated_value),
+                }
+                for lot in tender.lots.all()
+            ],
+            "sealing_key_sha256": sealing.fingerprint(bytes(tender.public_key)),
+        },
+        at=now,
+    )
     return tender
 
 
@@ -357,7 +395,7 @@ def cancel_tender(*, actor, tender: Tender, reason: str) -> Tender:
     _move(tender, "cancel")
     tender.suspended = False
     tender.save()
-    _step(tender, "tender.cancelled", actor, {"reason": reason})
+    _step(tender, ProcurementEvent.TENDER_CANCELLED, actor, {"reason": reason})
     _notify_bidders(tender, f"{tender.reference} is cancelled: {reason}")
     return tender
 
@@ -376,8 +414,12 @@ def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderD
     document = TenderDocument.objects.create(tender=tender, name=name, version=version,
                                              media_type=media_type, size=len(content),
                                              sha256=digest, content=content)
-    _step(tender, "document.added", actor, {"name": name, "version": version,
-                                            "sha256": digest, "size": len(content)})
+    _step(
+        tender,
+        ProcurementEvent.DOCUMENT_ADDED,
+        actor,
+        {"name": name, "version": version, "sha256": digest, "size": len(content)},
+    )
     return document
 
 
@@ -392,7 +434,7 @@ def apply_for_prequalification(*, actor, tender: Tender) -> Participation:
         tender=tender, company=company, defaults={"kind": Participation.Kind.CANDIDATE})
     if not created:
         raise Conflict("Your company has applied already.")
-    _step(tender, "candidate.applied", actor, {"company": company.matricule_fiscal})
+    _step(tender, ProcurementEvent.CANDIDATE_APPLIED, actor, {"company": company.matricule_fiscal})
     return participation
 
 
@@ -407,8 +449,14 @@ def decide_prequalification(*, actor, participation: Participation, qualified: b
                           else Participation.Kind.NOT_QUALIFIED)
     participation.updated_at = timezone.now()
     participation.save()
-    _step(tender, "candidate.qualified" if qualified else "candidate.not_qualified", actor,
-          {"company": participation.company.matricule_fiscal})
+    _step(
+        tender,
+        ProcurementEvent.CANDIDATE_QUALIFIED
+        if qualified
+        else ProcurementEvent.CANDIDATE_NOT_QUALIFIED,
+        actor,
+        {"company": participation.company.matricule_fiscal},
+    )
     return participation
 
 
@@ -432,8 +480,12 @@ def ask_question(*, actor, tender: Tender, text: str,
         raise Conflict("Questions are asked before the enquiry deadline.")
     question = Question.objects.create(tender=tender, company=company, asked_at=now,
                                        text=_text(text, "The question", 5000))
-    _step(tender, "question.asked", actor, {"question": question.pk,
-                                            "text_sha256": _sha(question.text)})
+    _step(
+        tender,
+        ProcurementEvent.QUESTION_ASKED,
+        actor,
+        {"question": question.pk, "text_sha256": _sha(question.text)},
+    )
     return question
 
 
@@ -450,9 +502,12 @@ def answer_question(*, actor, question: Question, answer: str,
     question.answer = _text(answer, "The answer", 10000)
     question.answered_at = now
     question.save()
-    _step(tender, "question.answered", actor, {"question": question.pk,
-                                               "question_text": question.text,
-                                               "answer": question.answer})
+    _step(
+        tender,
+        ProcurementEvent.QUESTION_ANSWERED,
+        actor,
+        {"question": question.pk, "question_text": question.text, "answer": question.answer},
+    )
     return question
 
 
@@ -533,8 +588,13 @@ def submit_bid(*, actor, tender: Tender, prices: dict, technical_offer: str = ""
                                        status=Bid.Status.SUBMITTED).only("pk", "commitment"))
     Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
     # Before the deadline the ledger shows that *a* bid came in, not from whom.
-    index = _step(tender, "bid.submitted", None, {
-        "commitment": commitment, "replaces": [b.commitment for b in replaced]}, at=now)
+    index = _step(
+        tender,
+        ProcurementEvent.BID_SUBMITTED,
+        None,
+        {"commitment": commitment, "replaces": [b.commitment for b in replaced]},
+        at=now,
+    )
     return Bid.objects.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
                               envelope=envelope, commitment=commitment, submitted_at=now,
                               ledger_index=index)
@@ -550,7 +610,7 @@ def withdraw_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
         raise Conflict("Only a submitted bid can be withdrawn, before the deadline.")
     bid.status = Bid.Status.WITHDRAWN
     bid.save(update_fields=["status"])
-    _step(bid.tender, "bid.withdrawn", None, {"commitment": bid.commitment})
+    _step(bid.tender, ProcurementEvent.BID_WITHDRAWN, None, {"commitment": bid.commitment})
     return bid
 
 
@@ -573,18 +633,18 @@ def advance_tenders(now: dt.datetime | None = None) -> list[str]:
             if state in (S.ENQUIRIES, S.TENDERING) and now >= tender.submission_deadline:
                 _move(tender, "close_tendering")
                 tender.save(update_fields=["state"])
-                _step(tender, "tender.tendering_closed", None, {}, at=now)
+                _step(tender, ProcurementEvent.TENDER_TENDERING_CLOSED, None, {}, at=now)
                 done.append(f"{tender.reference}: closed")
             elif state == S.ENQUIRIES and now >= tender.enquiry_deadline:
                 _move(tender, "close_enquiries")
                 tender.save(update_fields=["state"])
-                _step(tender, "tender.enquiries_closed", None, {}, at=now)
+                _step(tender, ProcurementEvent.TENDER_ENQUIRIES_CLOSED, None, {}, at=now)
                 done.append(f"{tender.reference}: enquiries closed")
             elif state == S.STANDSTILL and tender.standstill_until and \
                     now >= tender.standstill_until:
                 _move(tender, "end_standstill")
                 tender.save(update_fields=["state"])
-                _step(tender, "tender.standstill_ended", None, {}, at=now)
+                _step(tender, ProcurementEvent.TENDER_STANDSTILL_ENDED, None, {}, at=now)
                 done.append(f"{tender.reference}: standstill ended")
         if tender is not None and tender.state == S.OPENING:
             try:
@@ -641,10 +701,17 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None) -> Tender:
     tender.opened_at = now
     _move(tender, "open" if report else "fail")
     tender.save()
-    _step(tender, "tender.opened", None, {"bids": report, "rejected_as_altered": tampered},
-          at=now)
+    _step(
+        tender,
+        ProcurementEvent.TENDER_OPENED,
+        None,
+        {"bids": report, "rejected_as_altered": tampered},
+        at=now,
+    )
     if not report:
-        _step(tender, "tender.unsuccessful", None, {"reason": "no valid bid"}, at=now)
+        _step(
+            tender, ProcurementEvent.TENDER_UNSUCCESSFUL, None, {"reason": "no valid bid"}, at=now
+        )
     return tender
 
 
@@ -663,8 +730,12 @@ def declare_conflict_of_interest(*, actor, tender: Tender, no_conflict: bool,
                 statement=_text(statement, "The statement", 5000, required=not no_conflict))
     except IntegrityError:
         raise Conflict("You have declared already.") from None
-    _step(tender, "evaluation.declaration", actor, {"evaluator": directory.actor_id(actor),
-                                                     "no_conflict": bool(no_conflict)})
+    _step(
+        tender,
+        ProcurementEvent.EVALUATION_DECLARATION,
+        actor,
+        {"evaluator": directory.actor_id(actor), "no_conflict": bool(no_conflict)},
+    )
     return declaration
 
 
@@ -699,9 +770,18 @@ def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = 
     bid_lot.compliance = {k: bool(v) for k, v in checks.items()}
     bid_lot.eligibility_reason = _text(reason, "The reason", 2000, required=not eligible)
     bid_lot.save()
-    _step(tender, "evaluation.eligibility", actor, {
-        "bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "eligible": bid_lot.eligible,
-        "compliance": bid_lot.compliance, "reason": bid_lot.eligibility_reason})
+    _step(
+        tender,
+        ProcurementEvent.EVALUATION_ELIGIBILITY,
+        actor,
+        {
+            "bid": bid_lot.bid.commitment,
+            "lot": bid_lot.lot.number,
+            "eligible": bid_lot.eligible,
+            "compliance": bid_lot.compliance,
+            "reason": bid_lot.eligibility_reason,
+        },
+    )
     return bid_lot
 
 
@@ -721,8 +801,12 @@ def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "") -> Qualit
         bid_lot=bid_lot, evaluator=actor,
         defaults={"score": value, "comment": _text(comment, "The comment", 5000,
                                                   required=False)})
-    _step(tender, "evaluation.quality_score", actor, {
-        "bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "score": str(value)})
+    _step(
+        tender,
+        ProcurementEvent.EVALUATION_QUALITY_SCORE,
+        actor,
+        {"bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "score": str(value)},
+    )
     return quality
 
 
@@ -776,7 +860,7 @@ def complete_evaluation(*, actor, tender: Tender) -> dict:
              "abnormally_low": r.abnormally_low,
              "score": str(r.score) if r.score is not None else None, "rank": r.rank}
             for r in _rank_lot(tender, lot)]})
-    _step(tender, "tender.evaluated", actor, report)
+    _step(tender, ProcurementEvent.TENDER_EVALUATED, actor, report)
     return report
 
 
@@ -820,17 +904,37 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
         raise Conflict("No lot has an eligible bid: declare the tender unsuccessful.")
     _move(tender, "award")
     tender.save()
-    _step(tender, "tender.awarded", actor, {
-        "awards": [{"award": a.pk, "lot": a.lot.number, "supplier": a.supplier.name,
-                    "matricule_fiscal": a.supplier.matricule_fiscal, "value": str(a.value)}
-                   for a in awards], "justification": justification}, at=now)
+    _step(
+        tender,
+        ProcurementEvent.TENDER_AWARDED,
+        actor,
+        {
+            "awards": [
+                {
+                    "award": a.pk,
+                    "lot": a.lot.number,
+                    "supplier": a.supplier.name,
+                    "matricule_fiscal": a.supplier.matricule_fiscal,
+                    "value": str(a.value),
+                }
+                for a in awards
+            ],
+            "justification": justification,
+        },
+        at=now,
+    )
     _move(tender, "notify")
     tender.standstill_until = now + dt.timedelta(days=tender.standstill_days)
     tender.save()
     _notify_bidders(tender, f"{tender.reference}: the award decision is published. "
                     f"Complaints may be filed until {tender.standstill_until:%Y-%m-%d %H:%M}.")
-    _step(tender, "tender.standstill_started", actor,
-          {"until": tender.standstill_until.isoformat()}, at=now)
+    _step(
+        tender,
+        ProcurementEvent.TENDER_STANDSTILL_STARTED,
+        actor,
+        {"until": tender.standstill_until.isoformat()},
+        at=now,
+    )
     return awards
 
 
@@ -841,7 +945,7 @@ def declare_unsuccessful(*, actor, tender: Tender, reason: str) -> Tender:
     reason = _text(reason, "The reason", 2000)
     _move(tender, "fail")
     tender.save()
-    _step(tender, "tender.unsuccessful", actor, {"reason": reason})
+    _step(tender, ProcurementEvent.TENDER_UNSUCCESSFUL, actor, {"reason": reason})
     _notify_bidders(tender, f"{tender.reference} is unsuccessful: {reason}")
     return tender
 
@@ -869,9 +973,12 @@ def file_complaint(*, actor, tender: Tender, text: str) -> Complaint:
                                          text=_text(text, "The complaint", 20000))
     tender.suspended = True
     tender.save(update_fields=["suspended"])
-    _step(tender, "complaint.filed", actor, {"complaint": complaint.pk,
-                                             "company": company.name,
-                                             "text_sha256": _sha(complaint.text)})
+    _step(
+        tender,
+        ProcurementEvent.COMPLAINT_FILED,
+        actor,
+        {"complaint": complaint.pk, "company": company.name, "text_sha256": _sha(complaint.text)},
+    )
     return complaint
 
 
@@ -900,9 +1007,12 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
     elif tender.state == S.STANDSTILL and tender.standstill_until:
         tender.standstill_until += suspended_for  # bidders keep their full standstill
     tender.save()
-    _step(tender, "complaint.decided", actor, {"complaint": complaint.pk,
-                                               "upheld": bool(upheld),
-                                               "decision": complaint.decision})
+    _step(
+        tender,
+        ProcurementEvent.COMPLAINT_DECIDED,
+        actor,
+        {"complaint": complaint.pk, "upheld": bool(upheld), "decision": complaint.decision},
+    )
     Notice.objects.create(company=complaint.company, tender=tender,
                           text=f"Your complaint is {complaint.get_status_display().lower()}.")
     return complaint
@@ -928,10 +1038,20 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
                                                signed_at=_now(now))
     except IntegrityError:
         raise Conflict("This award has its contract already.") from None
-    _step(tender, "contract.signed", actor, {
-        "contract": contract.pk, "lot": award.lot.number, "supplier": award.supplier.name,
-        "value": str(contract.value), "start_date": start_date.isoformat(),
-        "end_date": end_date.isoformat()}, at=contract.signed_at)
+    _step(
+        tender,
+        ProcurementEvent.CONTRACT_SIGNED,
+        actor,
+        {
+            "contract": contract.pk,
+            "lot": award.lot.number,
+            "supplier": award.supplier.name,
+            "value": str(contract.value),
+            "start_date": start_date.isoformat(),
+            "end_date": end_date.isoformat(),
+        },
+        at=contract.signed_at,
+    )
     return contract
 
 
@@ -957,10 +1077,19 @@ def amend_contract(*, actor, contract: Contract, justification: str, new_value=N
         justification=_text(justification, "The justification", 5000))
     contract.value, contract.end_date = value, end
     contract.save()
-    _step(contract.tender, "contract.amended", actor, {
-        "contract": contract.pk, "old_value": str(amendment.old_value),
-        "new_value": str(value), "old_end_date": amendment.old_end_date.isoformat(),
-        "new_end_date": end.isoformat(), "justification": amendment.justification})
+    _step(
+        contract.tender,
+        ProcurementEvent.CONTRACT_AMENDED,
+        actor,
+        {
+            "contract": contract.pk,
+            "old_value": str(amendment.old_value),
+            "new_value": str(value),
+            "old_end_date": amendment.old_end_date.isoformat(),
+            "new_end_date": end.isoformat(),
+            "justification": amendment.justification,
+        },
+    )
     return amendment
 
 
@@ -978,9 +1107,13 @@ def record_payment(*, actor, contract: Contract, milestone: str, amount,
                            f"({paid} paid of {contract.value}).")
     payment = Payment.objects.create(contract=contract, amount=amount, paid_at=_now(now),
                                      milestone=_text(milestone, "The milestone", 300))
-    _step(contract.tender, "contract.payment", actor, {
-        "contract": contract.pk, "milestone": payment.milestone, "amount": str(amount)},
-        at=payment.paid_at)
+    _step(
+        contract.tender,
+        ProcurementEvent.CONTRACT_PAYMENT,
+        actor,
+        {"contract": contract.pk, "milestone": payment.milestone, "amount": str(amount)},
+        at=payment.paid_at,
+    )
     return payment
 
 
@@ -993,8 +1126,12 @@ def terminate_contract(*, actor, contract: Contract, reason: str) -> Contract:
     contract.status = Contract.Status.TERMINATED
     contract.termination_reason = _text(reason, "The reason", 5000)
     contract.save()
-    _step(contract.tender, "contract.terminated", actor, {"contract": contract.pk,
-                                                          "reason": contract.termination_reason})
+    _step(
+        contract.tender,
+        ProcurementEvent.CONTRACT_TERMINATED,
+        actor,
+        {"contract": contract.pk, "reason": contract.termination_reason},
+    )
     return contract
 
 
@@ -1024,10 +1161,21 @@ def direct_call_off(*, actor, contract: Contract, buyer: Administration, descrip
     if used + value > contract.value:
         raise InvalidInput(f"The framework agreement has {contract.value - used} left; this "
                            f"call-off is {value}.")
-    index = _step(contract.tender, "call_off.ordered", actor, {
-        "contract": contract.pk, "buyer": buyer.code, "lot": contract.award.lot.number,
-        "supplier": contract.supplier.name, "quantity": str(quantity),
-        "unit_price": str(price), "value": str(value)}, publish=False)
+    index = _step(
+        contract.tender,
+        ProcurementEvent.CALL_OFF_ORDERED,
+        actor,
+        {
+            "contract": contract.pk,
+            "buyer": buyer.code,
+            "lot": contract.award.lot.number,
+            "supplier": contract.supplier.name,
+            "quantity": str(quantity),
+            "unit_price": str(price),
+            "value": str(value),
+        },
+        publish=False,
+    )
     call_off = CallOff.objects.create(contract=contract, buyer=buyer,
                                       description=_text(description, "The description", 500),
                                       quantity=quantity, unit_price=price, value=value,
@@ -1053,8 +1201,12 @@ def set_contract_price(*, actor, contract: Contract, code: str, description: str
         raise Conflict(f"The contract already has a price for {code}.")
     price = _money(unit_price, "The unit price")
     unit = _text(unit, "The unit", 30)
-    index = _step(contract.tender, "contract.price", actor, {
-        "contract": contract.pk, "code": code, "unit": unit, "unit_price": str(price)})
+    index = _step(
+        contract.tender,
+        ProcurementEvent.CONTRACT_PRICE,
+        actor,
+        {"contract": contract.pk, "code": code, "unit": unit, "unit_price": str(price)},
+    )
     return ContractPrice.objects.create(
         contract=contract, code=code, description=_text(description, "The description", 300),
         unit=unit, unit_price=price, ledger_index=index)

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from sahab.directory.events import DirectoryEvent
 from sahab.ledger import services as ledger
 
 
@@ -44,6 +45,10 @@ class Command(BaseCommand):
         with transaction.atomic(using=options["database"]):
             user.set_password(first)
             user.save(update_fields=["password"])
-            ledger.append(type="directory.user.password_reset", subject=f"user:{user.pk}",
-                          data={"by": "changepassword"}, actor="system")
+            ledger.record(
+                DirectoryEvent.USER_PASSWORD_RESET,
+                f"user:{user.pk}",
+                "system",
+                {"by": "changepassword"},
+            )
         return f"Password changed for user '{user}'; recorded in the ledger."

@@ -8,6 +8,7 @@ from django.contrib.auth.management.commands import createsuperuser
 from django.core.management.base import CommandError
 from django.db import transaction
 
+from sahab.directory.events import DirectoryEvent
 from sahab.ledger import services as ledger
 
 
@@ -23,8 +24,12 @@ class _RecordingManager:
     def create_superuser(self, **fields):
         with transaction.atomic(using=self._manager.db):
             user = self._manager.create_superuser(**fields)
-            ledger.append(type="directory.platform_admin.created", subject=f"user:{user.pk}",
-                          data={"by": "createsuperuser"}, actor="system")
+            ledger.record(
+                DirectoryEvent.PLATFORM_ADMIN_CREATED,
+                f"user:{user.pk}",
+                "system",
+                {"by": "createsuperuser"},
+            )
         return user
 
     def __getattr__(self, name):

@@ -1,0 +1,195 @@
+"""The cloud marketplace's entries: every entry type it records, with its data fields."""
+
+from sahab.ledger.vocabulary import LedgerEvent
+
+
+class CloudEvent(LedgerEvent):
+    """The cloud marketplace's entries: providers, labels, brokers, catalogues, orders,
+    instances, bindings, usage and budgets."""
+
+    ATTESTATION_ACCEPTED = (
+        "cloud.attestation.accepted",
+        "A platform administrator accepted a provider's label (e.g. ANCS G-cloud).",
+        ("attestation", "label"),
+    )
+    ATTESTATION_EXPIRED = (
+        "cloud.attestation.expired",
+        "A provider's label reached its expiry date.",
+        ("attestation", "expired_on", "label"),
+    )
+    ATTESTATION_REFUSED = (
+        "cloud.attestation.refused",
+        "A platform administrator refused a provider's label.",
+        ("attestation", "label"),
+    )
+    ATTESTATION_REVOKED = (
+        "cloud.attestation.revoked",
+        "A provider's label was revoked.",
+        ("attestation", "label"),
+    )
+    ATTESTATION_SUBMITTED = (
+        "cloud.attestation.submitted",
+        "A provider submitted a label with its document's hash and expiry.",
+        ("attestation", "document_sha256", "expires_on", "issuer", "label", "reference"),
+    )
+    BINDING_CREDENTIALS_SHOWN = (
+        "cloud.binding.credentials_shown",
+        "The credentials of a binding were shown to an agent.",
+        ("binding",),
+    )
+    BINDING_DELETED = ("cloud.binding.deleted", "The broker deleted a binding.", ("binding",))
+    BINDING_FAILED = (
+        "cloud.binding.failed",
+        "The broker failed to create a binding, with the reason.",
+        ("binding", "reason"),
+    )
+    BINDING_ORPHAN_MITIGATION = (
+        "cloud.binding.orphan_mitigation",
+        "A binding whose creation failed is being removed at the broker (orphan mitigation).",
+        ("binding", "reason"),
+    )
+    BINDING_ORPHAN_REMOVED = (
+        "cloud.binding.orphan_removed",
+        "A binding left by a failed creation was removed at the broker.",
+        ("binding",),
+    )
+    BINDING_READY = ("cloud.binding.ready", "The broker created a binding.", ("binding",))
+    BINDING_REQUESTED = (
+        "cloud.binding.requested",
+        "An agent asked for a binding (credentials) to an instance.",
+        ("binding",),
+    )
+    BINDING_UNBIND_REQUESTED = (
+        "cloud.binding.unbind_requested",
+        "An agent asked to delete a binding.",
+        ("binding",),
+    )
+    BROKER_REGISTERED = (
+        "cloud.broker.registered",
+        "A qualified provider registered its service broker's URL.",
+        ("url",),
+    )
+    BUDGET_SET = (
+        "cloud.budget.set",
+        "An administration's cloud budget for a year, with its alert thresholds.",
+        ("administration", "amount", "thresholds", "year"),
+    )
+    BUDGET_THRESHOLD = (
+        "cloud.budget.threshold",
+        "An administration's cloud spending crossed an alert threshold.",
+        ("spent", "threshold"),
+    )
+    CATALOG_READ = (
+        "cloud.catalog.read",
+        "The platform read a broker's catalogue (services and plans offered).",
+        ("plans", "services"),
+    )
+    INSTANCE_ACTIVE = (
+        "cloud.instance.active",
+        "The broker provisioned an instance; it is active.",
+        ("instance", "plan"),
+    )
+    INSTANCE_DELETED = (
+        "cloud.instance.deleted",
+        "The broker deprovisioned an instance.",
+        ("instance",),
+    )
+    INSTANCE_DEPROVISION_FAILED = (
+        "cloud.instance.deprovision_failed",
+        "Deprovisioning failed; the instance stays active, with the reason.",
+        ("instance", "reason"),
+    )
+    INSTANCE_DEPROVISION_REQUESTED = (
+        "cloud.instance.deprovision_requested",
+        "An agent asked to delete an instance.",
+        ("instance",),
+    )
+    INSTANCE_FAILED = (
+        "cloud.instance.failed",
+        "Provisioning failed, with the reason.",
+        ("instance", "reason"),
+    )
+    INSTANCE_ORPHAN_MITIGATION = (
+        "cloud.instance.orphan_mitigation",
+        "An instance whose provisioning failed is being removed at the broker (orphan mitigation).",
+        ("instance", "reason"),
+    )
+    INSTANCE_ORPHAN_REMOVED = (
+        "cloud.instance.orphan_removed",
+        "An instance left by a failed provisioning was removed at the broker.",
+        ("instance",),
+    )
+    INSTANCE_REQUESTED = (
+        "cloud.instance.requested",
+        "The platform asked the broker to provision an approved order.",
+        ("instance", "plan"),
+    )
+    INSTANCE_RETRY_REQUESTED = (
+        "cloud.instance.retry_requested",
+        "An agent asked to retry a failed provisioning.",
+        ("instance",),
+    )
+    INSTANCE_UPDATE_FAILED = (
+        "cloud.instance.update_failed",
+        "A change of plan failed; the instance stays as it was, with the reason.",
+        ("instance", "reason"),
+    )
+    INSTANCE_UPDATE_REQUESTED = (
+        "cloud.instance.update_requested",
+        "An agent asked to change an instance's plan, at the new unit price.",
+        ("plan", "unit_price"),
+    )
+    INSTANCE_UPDATED = (
+        "cloud.instance.updated",
+        "The broker changed an instance's plan.",
+        ("from_plan", "instance", "plan", "unit_price"),
+    )
+    ORDER_APPROVED = (
+        "cloud.order.approved",
+        "A finance officer approved an order above the approval threshold (the hash of the note).",
+        ("note_sha256",),
+    )
+    ORDER_PLACED = (
+        "cloud.order.placed",
+        "An administration ordered a plan under a framework contract, with its price and estimate.",
+        (
+            "administration",
+            "contract",
+            "monthly_estimate",
+            "needs_approval",
+            "plan",
+            "provider",
+            "service",
+            "unit_price",
+        ),
+    )
+    ORDER_REFUSED = (
+        "cloud.order.refused",
+        "A finance officer refused an order (the hash of the note).",
+        ("note_sha256",),
+    )
+    PROVIDER_APPLIED = (
+        "cloud.provider.applied",
+        "A company applied as a cloud provider, with its data locations.",
+        ("company", "locations"),
+    )
+    PROVIDER_QUALIFIED = (
+        "cloud.provider.qualified",
+        "A platform administrator qualified a cloud provider.",
+        ("company",),
+    )
+    PROVIDER_REFUSED = (
+        "cloud.provider.refused",
+        "A platform administrator refused a cloud provider.",
+        ("company",),
+    )
+    USAGE_METERED = (
+        "cloud.usage.metered",
+        "An hourly metering run: records written, instances and their cost, until when.",
+        ("cost", "instances", "records", "until"),
+    )
+    USAGE_REPORTED = (
+        "cloud.usage.reported",
+        "A broker reported an instance's usage (size, connections) for a period.",
+        ("connections", "instance", "period_start", "size_bytes"),
+    )

@@ -1,0 +1,128 @@
+"""The directory's entries: every entry type it records, with its data fields."""
+
+from sahab.ledger.vocabulary import LedgerEvent
+
+
+class DirectoryEvent(LedgerEvent):
+    """The directory's entries: administrations, agents and their roles, companies, users,
+    tokens."""
+
+    ADMINISTRATION_CREATED = (
+        "directory.administration.created",
+        "A ministry, body or unit was added to the directory, under its parent.",
+        (
+            "acronym",
+            "active",
+            "code",
+            "kind",
+            "mail_domain",
+            "name_ar",
+            "name_en",
+            "name_fr",
+            "parent",
+        ),
+    )
+    ADMINISTRATION_UPDATED = (
+        "directory.administration.updated",
+        "An administration's names, acronym, mail domain or state changed (the new values).",
+        (
+            "acronym",
+            "active",
+            "code",
+            "kind",
+            "mail_domain",
+            "name_ar",
+            "name_en",
+            "name_fr",
+            "parent",
+        ),
+    )
+    AGENT_CREATED = (
+        "directory.agent.created",
+        "An agent account was created in an administration, with its roles.",
+        ("administration", "roles"),
+    )
+    AGENT_DISABLED = (
+        "directory.agent.disabled",
+        "An agent was deactivated; their API tokens were revoked with it.",
+        (),
+    )
+    AGENT_ENABLED = ("directory.agent.enabled", "A deactivated agent was activated again.", ())
+    AGENT_MOVED = (
+        "directory.agent.moved",
+        "An agent moved to another administration.",
+        ("administration",),
+    )
+    AGENT_ROLES_CHANGED = (
+        "directory.agent.roles_changed",
+        "An agent's roles were replaced by the listed ones.",
+        ("roles",),
+    )
+    AGENT_SECOND_FACTOR_DISABLED = (
+        "directory.agent.second_factor_disabled",
+        "An agent's TOTP second factor was removed.",
+        (),
+    )
+    AGENT_SECOND_FACTOR_LOCKED = (
+        "directory.agent.second_factor_locked",
+        "Too many wrong one-time codes: the agent's second factor is locked for a while.",
+        (),
+    )
+    AGENT_SECOND_FACTOR_ENABLED = (
+        "directory.agent.second_factor_enabled",
+        "An agent turned on a TOTP second factor.",
+        (),
+    )
+    COMPANY_REGISTERED = (
+        "directory.company.registered",
+        "A company registered, with the member who administers it.",
+        (
+            "active",
+            "admin",
+            "city",
+            "is_bidder",
+            "is_cloud_provider",
+            "legal_form",
+            "matricule_fiscal",
+            "name",
+        ),
+    )
+    COMPANY_UPDATED = (
+        "directory.company.updated",
+        "A company's registered details changed (the new values).",
+        (
+            "active",
+            "city",
+            "is_bidder",
+            "is_cloud_provider",
+            "legal_form",
+            "matricule_fiscal",
+            "name",
+        ),
+    )
+    COMPANY_USER_ADDED = (
+        "directory.company.user_added",
+        "A company added a member account.",
+        ("is_company_admin", "user"),
+    )
+    PLATFORM_ADMIN_CREATED = (
+        "directory.platform_admin.created",
+        "A platform administrator was created from the operator's console.",
+        ("by",),
+    )
+    TOKEN_ISSUED = (
+        "directory.token.issued",
+        "An API token was issued (its id, never its secret).",
+        ("expires_at", "token"),
+    )
+    TOKEN_REVOKED = ("directory.token.revoked", "An API token was revoked.", ("token",))
+    USER_PASSWORD_CHANGED = (
+        "directory.user.password_changed",
+        "A user changed their own password.",
+        (),
+    )
+    USER_PASSWORD_RESET = (
+        "directory.user.password_reset",
+        "An operator reset a user's password from the console.",
+        ("by",),
+    )

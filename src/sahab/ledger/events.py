@@ -1,0 +1,33 @@
+"""The ledger's own entries: every entry type it records, with its data fields."""
+
+from sahab.ledger.vocabulary import LedgerEvent
+
+
+class LedgerOwnEvent(LedgerEvent):
+    """The ledger's own entries: witnesses, logs witnessed, restores."""
+
+    LOG_RESTORED = (
+        "ledger.log.restored",
+        "The platform was restored from a backup; who had seen a longer log, and how long.",
+        ("backup", "root", "seen_by", "seen_size", "size"),
+    )
+    SIGNER_RESTORED = (
+        "ledger.signer.restored",
+        "The operator accepted a restored log: the signer's record before and after.",
+        ("previous_root", "previous_size", "reason", "restored_root", "restored_size"),
+    )
+    WITNESS_CHANGED = (
+        "ledger.witness.changed",
+        "A witness was turned on or off, or its address changed.",
+        ("active", "url"),
+    )
+    WITNESS_REGISTERED = (
+        "ledger.witness.registered",
+        "A witness of this log was registered, with its key and address.",
+        ("name", "url", "vkey"),
+    )
+    WITNESSED_LOG_REGISTERED = (
+        "ledger.witnessed_log.registered",
+        "This installation started witnessing another log.",
+        ("origin", "vkey"),
+    )

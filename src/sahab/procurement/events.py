@@ -1,0 +1,193 @@
+"""Procurement's entries: every entry type it records, with its data fields."""
+
+from sahab.ledger.vocabulary import LedgerEvent
+
+
+class ProcurementEvent(LedgerEvent):
+    """Procurement's entries: plans, tenders, documents, enquiries, bids, evaluation, awards,
+    complaints, contracts."""
+
+    BID_SUBMITTED = (
+        "procurement.bid.submitted",
+        "A sealed bid was received: its commitment, and the bid it replaces if any.",
+        ("commitment", "replaces"),
+    )
+    BID_WITHDRAWN = (
+        "procurement.bid.withdrawn",
+        "A bidder withdrew a sealed bid before the deadline.",
+        ("commitment",),
+    )
+    CALL_OFF_ORDERED = (
+        "procurement.call_off.ordered",
+        "A buyer ordered under a framework agreement's contract.",
+        ("buyer", "contract", "lot", "quantity", "supplier", "unit_price", "value"),
+    )
+    CANDIDATE_APPLIED = (
+        "procurement.candidate.applied",
+        "A company applied to a restricted procedure.",
+        ("company",),
+    )
+    CANDIDATE_NOT_QUALIFIED = (
+        "procurement.candidate.not_qualified",
+        "A candidate was not qualified to bid.",
+        ("company",),
+    )
+    CANDIDATE_QUALIFIED = (
+        "procurement.candidate.qualified",
+        "A candidate was qualified to bid.",
+        ("company",),
+    )
+    COMPLAINT_DECIDED = (
+        "procurement.complaint.decided",
+        "A complaint was decided (upheld or not), with the decision's text.",
+        ("complaint", "decision", "upheld"),
+    )
+    COMPLAINT_FILED = (
+        "procurement.complaint.filed",
+        "A company filed a complaint (the hash of its text).",
+        ("company", "complaint", "text_sha256"),
+    )
+    CONTRACT_AMENDED = (
+        "procurement.contract.amended",
+        "A contract's value or end date changed, with the justification.",
+        (
+            "contract",
+            "justification",
+            "new_end_date",
+            "new_value",
+            "old_end_date",
+            "old_value",
+        ),
+    )
+    CONTRACT_PAYMENT = (
+        "procurement.contract.payment",
+        "A payment under a contract, for a milestone.",
+        ("amount", "contract", "milestone"),
+    )
+    CONTRACT_PRICE = (
+        "procurement.contract.price",
+        "A unit price set in a contract (e.g. a cloud plan's price list).",
+        ("code", "contract", "unit", "unit_price"),
+    )
+    CONTRACT_SIGNED = (
+        "procurement.contract.signed",
+        "A contract was signed with the awarded supplier, for a lot.",
+        ("contract", "end_date", "lot", "start_date", "supplier", "value"),
+    )
+    CONTRACT_TERMINATED = (
+        "procurement.contract.terminated",
+        "A contract was terminated early, with the reason.",
+        ("contract", "reason"),
+    )
+    DOCUMENT_ADDED = (
+        "procurement.document.added",
+        "A tender document (or a new version of it) was published: name, size, hash.",
+        ("name", "sha256", "size", "version"),
+    )
+    EVALUATION_DECLARATION = (
+        "procurement.evaluation.declaration",
+        "An evaluator declared having no conflict of interest.",
+        ("evaluator", "no_conflict"),
+    )
+    EVALUATION_ELIGIBILITY = (
+        "procurement.evaluation.eligibility",
+        "An opened bid was found eligible or not on a lot, with the reason.",
+        ("bid", "compliance", "eligible", "lot", "reason"),
+    )
+    EVALUATION_QUALITY_SCORE = (
+        "procurement.evaluation.quality_score",
+        "An opened bid's quality score on a lot.",
+        ("bid", "lot", "score"),
+    )
+    PLAN_CREATED = (
+        "procurement.plan.created",
+        "An administration's procurement plan for a year was created.",
+        ("administration", "title", "year"),
+    )
+    PLAN_ITEM_ADDED = (
+        "procurement.plan.item_added",
+        "A planned purchase was added to a procurement plan.",
+        (
+            "budget_line",
+            "cpv",
+            "description",
+            "estimated_value",
+            "item",
+            "ocid",
+            "procedure",
+            "quarter",
+        ),
+    )
+    QUESTION_ANSWERED = (
+        "procurement.question.answered",
+        "The buyer answered a question (published with its answer).",
+        ("answer", "question", "question_text"),
+    )
+    QUESTION_ASKED = (
+        "procurement.question.asked",
+        "A company asked a question during enquiries (the hash of its text).",
+        ("question", "text_sha256"),
+    )
+    TENDER_AWARDED = (
+        "procurement.tender.awarded",
+        "The tender's lots were awarded, with the justification.",
+        ("awards", "justification"),
+    )
+    TENDER_CANCELLED = (
+        "procurement.tender.cancelled",
+        "The tender was cancelled, with the reason.",
+        ("reason",),
+    )
+    TENDER_DRAFTED = (
+        "procurement.tender.drafted",
+        "A tender was drafted by a buyer (not public until published).",
+        ("buyer", "estimated_value", "framework", "ocid", "procedure", "reference", "title"),
+    )
+    TENDER_ENQUIRIES_CLOSED = (
+        "procurement.tender.enquiries_closed",
+        "The enquiry period ended.",
+        (),
+    )
+    TENDER_EVALUATED = (
+        "procurement.tender.evaluated",
+        "The evaluation report: each lot's ranking of the opened bids.",
+        ("lots",),
+    )
+    TENDER_OPENED = (
+        "procurement.tender.opened",
+        "The bids were opened after the deadline; the report lists every bid and any "
+        "rejected as altered.",
+        ("bids", "rejected_as_altered"),
+    )
+    TENDER_PUBLISHED = (
+        "procurement.tender.published",
+        "A tender was published: lots, deadlines, criteria and its sealing key's hash.",
+        (
+            "compliance_criteria",
+            "enquiry_deadline",
+            "lots",
+            "reference",
+            "sealing_key_sha256",
+            "submission_deadline",
+        ),
+    )
+    TENDER_STANDSTILL_ENDED = (
+        "procurement.tender.standstill_ended",
+        "The standstill period after the award ended.",
+        (),
+    )
+    TENDER_STANDSTILL_STARTED = (
+        "procurement.tender.standstill_started",
+        "The standstill period after the award started, until the given time.",
+        ("until",),
+    )
+    TENDER_TENDERING_CLOSED = (
+        "procurement.tender.tendering_closed",
+        "The submission deadline passed: no bid is accepted any more.",
+        (),
+    )
+    TENDER_UNSUCCESSFUL = (
+        "procurement.tender.unsuccessful",
+        "The tender ended without an award, with the reason.",
+        ("reason",),
+    )
