@@ -5,6 +5,7 @@ Dovecot is installed, a real IMAP server over the same Maildirs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -134,13 +135,14 @@ class SmtpServer:
     smtps_port: int = 0
 
 
-@pytest.fixture
-def smtp_server(committed_world, settings):
-    """Both listeners in a thread of this process, on free ports."""
+@contextlib.contextmanager
+def running_smtp(settings, rate_per_minute: int):
+    """Both listeners in a thread of this process, on free ports, with the sender rate
+    limit at ``rate_per_minute``; stopped on exit."""
     from sahab.mail import smtp
     from sahab.mail.routing import LiveRouting
 
-    settings.MAIL_RATE_PER_MINUTE = 10_000
+    settings.MAIL_RATE_PER_MINUTE = rate_per_minute
     keys.ensure_tls_certificate()
     live = LiveRouting(interval=0.2).start()
     pool = ThreadPoolExecutor(max_workers=4)
@@ -164,13 +166,33 @@ def smtp_server(committed_world, settings):
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield SmtpServer("127.0.0.1", ports[0], ports[1], live, ports[2])
-    for server in servers:
-        loop.call_soon_threadsafe(server.close)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    pool.shutdown()
-    live.stop()
+    try:
+        yield SmtpServer("127.0.0.1", ports[0], ports[1], live, ports[2])
+    finally:
+        for server in servers:
+            loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        pool.shutdown()
+        live.stop()
+
+
+@pytest.fixture
+def smtp_server(committed_world, settings):
+    """The SMTP server with the sender rate limit out of the way (tests send many)."""
+    with running_smtp(settings, 10_000) as server:
+        yield server
+
+
+RATE_LIMIT = 3
+
+
+@pytest.fixture
+def rate_limited_smtp_server(committed_world, settings):
+    """The SMTP server with the sender rate limit on, as in production but lower: at most
+    ``RATE_LIMIT`` messages per sender and minute."""
+    with running_smtp(settings, RATE_LIMIT) as server:
+        yield server
 
 
 @dataclass
