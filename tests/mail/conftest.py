@@ -267,19 +267,23 @@ def database_url_of_tests() -> str:
     return f"postgresql://{auth}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def smtp_subprocess(home: Path, smtp_port: int, submission_port: int) -> subprocess.Popen:
-    """``sahab mail smtp`` in its own process group, on the test database."""
+def smtp_subprocess(home: Path, smtp_port: int, submission_port: int,
+                    wrapper: tuple[str, ...] = (), extra_env: dict[str, str] | None = None
+                    ) -> subprocess.Popen:
+    """``sahab mail smtp`` in its own process group, on the test database (run through
+    ``wrapper``, e.g. strace, with ``extra_env`` added to its environment)."""
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
     env |= {"SAHAB_HOME": str(home), "DATABASE_URL": database_url_of_tests(),
             "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_MAIL_RATE_PER_MINUTE": "100000",
             "SAHAB_SMTP_PORT": str(smtp_port), "SAHAB_SUBMISSION_PORT": str(submission_port),
-            "SAHAB_SMTPS_PORT": str(free_port())}
+            "SAHAB_SMTPS_PORT": str(free_port())} | (extra_env or {})
     log = home / f"smtp-{submission_port}.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sahab.cli", "mail", "smtp"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([*wrapper, sys.executable, "-m", "sahab.cli", "mail", "smtp"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         try:
