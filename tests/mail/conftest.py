@@ -26,7 +26,7 @@ from sahab.directory.selectors import SYSTEM
 from sahab.mail import letters, services
 from sahab.mail.models import Mailbox
 from tests import factories
-from tests.conftest import in_ci
+from tests.conftest import missing
 from tests.e2e.conftest import free_port
 
 
@@ -213,10 +213,7 @@ def dovecot(committed_world, settings, live_server):
 
     if glue.binary() is None or not Path("/usr/lib/dovecot/modules/lib90_sieve_plugin.so") \
             .exists():
-        if in_ci():
-            pytest.fail("Dovecot is missing: make test installs dovecot-imapd, dovecot-sieve "
-                        "and dovecot-managesieved")
-        pytest.skip("Dovecot (dovecot-imapd, dovecot-sieve) is not installed")
+        missing("Dovecot", "dovecot-imapd, dovecot-sieve and dovecot-managesieved")
     port = free_port()
     settings.IMAPS_PORT, settings.MANAGESIEVE_PORT = free_port(), free_port()
     settings.MAIL_DOVECOT_CALLBACK_URL = f"{live_server.url}/mail/dovecot/"

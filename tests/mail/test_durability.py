@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sahab.mail import maildir
-from tests.conftest import require_all
+from tests.conftest import missing
 from tests.mail.conftest import free_port, smtp_subprocess
 from tests.mail.test_smtp import letter
 
@@ -87,8 +87,7 @@ def check_durable_before_reply(trace: list[Call], copy: Path, reply: Call) -> No
 def test_each_copy_and_its_directory_are_fsynced_before_250(committed_world, sahab_home):
     strace = shutil.which("strace")
     if strace is None:
-        message = "strace is missing: make test installs it"
-        pytest.fail(message) if require_all() else pytest.skip(message)
+        missing("strace", "strace")
     w = committed_world
     trace_file = sahab_home / "smtp.strace"
     ports = free_port(), free_port()
