@@ -10,14 +10,20 @@ import re
 import shutil
 import signal
 import smtplib
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
+from sahab.directory import services as directory
+from sahab.directory.selectors import SYSTEM
+from sahab.ledger.models import Entry
 from sahab.mail import maildir
 from tests.conftest import missing
-from tests.mail.conftest import free_port, smtp_subprocess
+from tests.mail.conftest import database_url_of_tests, free_port, smtp_subprocess, wait_for
 from tests.mail.test_smtp import letter
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -113,3 +119,84 @@ def test_each_copy_and_its_directory_are_fsynced_before_250(committed_world, sah
     assert len(copies) == 2 and all(c.parent.name == "new" for c in copies)
     for copy in copies:
         check_durable_before_reply(trace, copy, replies[0])
+
+
+def web_subprocess(home: Path, port: int, wrapper: tuple[str, ...]) -> subprocess.Popen:
+    """sahab's web application under gunicorn (one worker, as ``sahab serve`` runs it), on
+    the test database, through ``wrapper``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
+    env |= {"SAHAB_HOME": str(home), "DATABASE_URL": database_url_of_tests(),
+            "DJANGO_SETTINGS_MODULE": "sahab.settings"}
+    log = home / "web.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([*wrapper, sys.executable, "-m", "gunicorn",
+                                 "sahab.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                                 "--workers", "1", "--threads", "2"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: _answers(port), timeout=60)
+    except AssertionError:
+        proc.kill()
+        raise RuntimeError("gunicorn did not start: " + log.read_text(errors="replace")) \
+            from None
+    return proc
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_letters_ledger_entries_are_committed_before_its_receipts_are_returned(
+        committed_world, sahab_home):
+    """POST /api/mail/letters answers with the letter's receipts (each naming its ledger
+    entry): the transaction that holds the entries is durable before the answer leaves —
+    the SQLite WAL fsynced after its last write, or PostgreSQL's COMMIT acknowledged."""
+    from django.db import connection
+
+    strace = shutil.which("strace")
+    if strace is None:
+        missing("strace", "strace")
+    w = committed_world
+    _, token = directory.issue_api_token(actor=SYSTEM, user=w.alice.user, name="test")
+    trace_file = sahab_home / "web.strace"
+    port = free_port()
+    web = web_subprocess(sahab_home, port, (
+        strace, "-f", "-yy", "-s", "200", "-e",
+        "trace=fsync,fdatasync,write,pwrite64,writev,sendto,sendmsg,recvfrom,read",
+        "-o", str(trace_file)))
+    try:
+        answer = httpx.post(f"http://127.0.0.1:{port}/api/mail/letters", timeout=60,
+                            headers={"Authorization": f"Bearer {token}"},
+                            json={"sender": w.alice_box.address, "to": "MS",
+                                  "reference": "MF/2026/12", "classification": "budget",
+                                  "subject": "Crédits", "body": "Texte"})
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(30)
+    assert answer.status_code == 201, answer.text
+    indexes = [r["ledger_index"] for r in answer.json()["receipts"]]
+    assert indexes and all(Entry.objects.filter(index=i).exists() for i in indexes)
+    trace = calls(trace_file.read_text(errors="replace"))
+    [reply] = [c for c in trace if c.name in ("write", "writev", "sendto", "sendmsg")
+               and "HTTP/1.1 201" in c.args]
+    if connection.vendor == "sqlite":
+        wal = [c for c in trace if c.name in ("write", "pwrite64")
+               and re.match(r"\d+<[^>]*-wal>", c.args) and c.finished < reply.started]
+        assert wal, "nothing was written to the database before the answer"
+        syncs = [c for c in trace if c.name in ("fsync", "fdatasync") and "-wal>" in c.args
+                 and c.started > wal[-1].finished and c.finished < reply.started]
+        assert syncs, "the answer left before the database's last write was fsynced"
+    else:
+        sent = [c for c in trace if c.name in ("sendto", "write") and ":5432]>" in c.args
+                and c.finished < reply.started]
+        writes = [c for c in sent if re.search(r"INSERT|UPDATE", c.args)]
+        assert writes, "nothing was written to the database before the answer"
+        commits = [c for c in sent if "COMMIT" in c.args and c.started > writes[-1].finished]
+        assert commits, "the answer left before the database's last write was committed"
+        acknowledged = [c for c in trace if c.name in ("recvfrom", "read") and
+                        ":5432]>" in c.args and "COMMIT" in c.args
+                        and commits[0].finished < c.finished < reply.started]
+        assert acknowledged, "the answer left before PostgreSQL acknowledged the COMMIT"
