@@ -21,13 +21,14 @@ TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core post
 	golang-go golang-golang-x-mod-dev strace
 BENCH_PACKAGES := postfix
 
-.PHONY: run test test-sqlite test-postgres lint bench install messages clean help
+.PHONY: run test test-sqlite test-postgres lint bench mutation install messages clean help
 
 help:
 	@echo "make run     - install, load the demo data and start sahab on 127.0.0.1"
 	@echo "make test    - install what the tests need and run them (SQLite and PostgreSQL)"
 	@echo "make bench   - run the benchmarks under bench/"
 	@echo "make lint    - ruff"
+	@echo "make mutation - mutmut over the critical functions (slow: not part of make test)"
 
 $(BIN)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -68,6 +69,12 @@ lint: install
 bench: install
 	@scripts/system-packages.sh $(BENCH_PACKAGES)
 	$(BIN)/python -m bench
+
+# Mutation testing (mutmut, fetched by uv for the run only) of the ledger's Merkle tree,
+# the deadline and lock rules of bids, the SMTP refusals and durable Maildir delivery,
+# against PostgreSQL; the report goes to var/mutation/report.md (see docs/development.md).
+mutation: install
+	$(BIN)/python scripts/mutation.py
 
 clean:
 	rm -rf $(VENV) var test-results .pytest_cache
