@@ -36,11 +36,14 @@ TARGETS = [
            ("leaf_hash", "node_hash", "root_of", "CompactRange", "root_from_inclusion_proof",
             "verify_inclusion", "verify_consistency"),
            ("tests/ledger/test_merkle.py",)),
+    # mutmut leaves decorated functions alone: the services under @transaction.atomic
+    # (submit_bid, withdraw_bid, open_tender) are checked by planted bugs instead
+    # (docs/development.md).
     Target("procurement-deadlines-and-locks", "sahab/procurement/services.py",
-           ("withdraw_bid", "_share_lock"),
+           ("_share_lock",),
            ("tests/procurement/test_refusals.py", "tests/procurement/test_races.py")),
     Target("mail-smtp-refusals", "sahab/mail/smtp.py",
-           ("RateLimiter", "Handler.handle_RCPT"), ("tests/mail/test_refusals.py",)),
+           ("RateLimiter",), ("tests/mail/test_refusals.py",)),
     Target("mail-maildir-durability", "sahab/mail/maildir.py",
            ("deliver", "write_durably", "_fsync_dir"), ("tests/mail/test_durability.py",)),
 ]
@@ -59,13 +62,16 @@ def prepare(target: Target) -> Path:
     # mutates only the target module.
     others = sorted(str(p.relative_to(work)) for p in (work / "src").rglob("*.py")
                     if p.relative_to(work / "src").as_posix() != target.module)
-    tests = " ".join(target.tests)
+    def listed(values) -> str:  # setup.cfg lists: one value a line
+        return "".join(f"\n    {v}" for v in values) + "\n"
+
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
         "source_paths=src/\n"
-        "do_not_mutate=\n" + "".join(f"    {o}\n" for o in others) +
-        f"pytest_add_cli_args_test_selection={tests}\n"
-        "pytest_add_cli_args=-p no:warnings -p no:cacheprovider --reuse-db\n")
+        "do_not_mutate=" + listed(others) +
+        "pytest_add_cli_args_test_selection=" + listed(target.tests) +
+        # one test database for every mutant (created once, not per mutant)
+        "pytest_add_cli_args=" + listed(["-p", "no:warnings", "--reuse-db"]))
     return work
 
 

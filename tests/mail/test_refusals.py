@@ -15,8 +15,6 @@ from sahab.mail import maildir, services
 from tests.mail.conftest import RATE_LIMIT, client_tls, wait_for
 from tests.mail.test_smtp import letter, stored
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
 
 def logged_in(server, login: str, password: str) -> smtplib.SMTP:
     client = smtplib.SMTP(server.host, server.submission_port, timeout=10)
@@ -25,6 +23,7 @@ def logged_in(server, login: str, password: str) -> smtplib.SMTP:
     return client
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_delivery_that_fails_inside_the_server_is_answered_451_never_250(
         committed_world, smtp_server):
     """The finding: a failure to write the copy answered 250, so the client forgot a
@@ -50,6 +49,7 @@ def test_a_delivery_that_fails_inside_the_server_is_answered_451_never_250(
     assert len(stored(w.bob_box)) == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_full_mailbox_is_refused_452_with_the_rate_limit_on(committed_world,
                                                               rate_limited_smtp_server):
     """452 4.2.2 at RCPT when the client announced the size, at DATA otherwise; the rate
@@ -78,6 +78,7 @@ def test_a_full_mailbox_is_refused_452_with_the_rate_limit_on(committed_world,
     assert len(stored(w.bob_box)) == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_sender_over_its_rate_is_refused_450_and_others_are_not(committed_world,
                                                                   rate_limited_smtp_server):
     server = rate_limited_smtp_server
@@ -99,3 +100,17 @@ def test_a_sender_over_its_rate_is_refused_450_and_others_are_not(committed_worl
     with logged_in(server, bob, w.passwords[bob]) as client:
         assert client.sendmail(bob, [alice], letter(bob, alice)) == {}
     assert len(stored(w.alice_box)) == 1
+
+
+def test_the_rate_window_is_a_sliding_minute():
+    """At most ``limit`` messages in any 60 seconds: the oldest counts until a full minute
+    has passed, not a second less nor more."""
+    from sahab.mail.smtp import RateLimiter
+
+    limiter = RateLimiter(3)
+    assert [limiter.allow("a@x.test", now=t) for t in (0.0, 10.0, 20.0, 30.0)] == \
+        [True, True, True, False]
+    assert limiter.allow("b@x.test", now=30.0)  # each sender its own
+    assert not limiter.allow("a@x.test", now=60.0)  # the message of 0.0 is a minute old
+    assert limiter.allow("a@x.test", now=60.5)  # and now it has left the window
+    assert not limiter.allow("a@x.test", now=60.5)
