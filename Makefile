@@ -14,19 +14,21 @@ export SAHAB_DBAAS_URL ?= $(LOCAL_POSTGRES)
 # Debian packages: Dovecot serves the Maildirs over IMAP, with Sieve filters and
 # ManageSieve; the browser and fonts for the end-to-end tests; PostgreSQL binaries so the
 # tests can start their own cluster where no server runs; Go's signed-note package checks that cosigned checkpoints verify with
-# the reference implementation; Postfix is the benchmarks' reference mail server.
+# the reference implementation; strace shows the order of fsyncs and replies in the
+# durability tests; Postfix is the benchmarks' reference mail server.
 RUN_PACKAGES := dovecot-imapd dovecot-sieve dovecot-managesieved
 TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core postgresql gettext \
-	golang-go golang-golang-x-mod-dev
+	golang-go golang-golang-x-mod-dev strace
 BENCH_PACKAGES := postfix
 
-.PHONY: run test test-sqlite test-postgres lint bench install messages clean help
+.PHONY: run test test-sqlite test-postgres lint bench mutation install messages clean help
 
 help:
 	@echo "make run     - install, load the demo data and start sahab on 127.0.0.1"
 	@echo "make test    - install what the tests need and run them (SQLite and PostgreSQL)"
 	@echo "make bench   - run the benchmarks under bench/"
 	@echo "make lint    - ruff"
+	@echo "make mutation - mutmut over the critical functions (slow: not part of make test)"
 
 $(BIN)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
@@ -49,8 +51,11 @@ run: install
 test: install
 	@scripts/system-packages.sh $(TEST_PACKAGES)
 	@$(MAKE) --no-print-directory messages lint
-	@# The two databases' suites run side by side (each prints when it ends).
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+	@# The two databases' suites run side by side (each prints when it ends). Having
+	@# installed Dovecot, Chromium, PostgreSQL, Go and strace, a test that misses one fails
+	@# rather than skips.
+	@SAHAB_TESTS_REQUIRE_ALL=1 $(MAKE) --no-print-directory -j2 --output-sync=target \
+		test-sqlite test-postgres
 
 test-sqlite: install
 	SAHAB_TEST_DB=sqlite $(BIN)/pytest
@@ -64,6 +69,12 @@ lint: install
 bench: install
 	@scripts/system-packages.sh $(BENCH_PACKAGES)
 	$(BIN)/python -m bench
+
+# Mutation testing (mutmut, fetched by uv for the run only) of the ledger's Merkle tree,
+# the deadline and lock rules of bids, the SMTP refusals and durable Maildir delivery,
+# against PostgreSQL; the report goes to var/mutation/report.md (see docs/development.md).
+mutation: install
+	$(BIN)/python scripts/mutation.py
 
 clean:
 	rm -rf $(VENV) var test-results .pytest_cache

@@ -1,8 +1,9 @@
 """OCDS export: releases per second and peak memory while exporting many processes.
 
-The processes are made by copying a real release of the demo (each with its own ocid
-and id), because building 100,000 tenders through the services would take long; the
-export then runs exactly as `sahab ocds export` does. Anchor in the same run: json.dumps
+The processes are made by copying the whole release history of the demo's longest
+process (each copy with its own ocid and release ids), because building 100,000 tenders
+through the services would take long; the export then runs exactly as `sahab ocds export`
+does, and each record compiled merges that many releases. Anchor in the same run: json.dumps
 of the same releases held in memory (what a naive exporter does). Goal: constant memory
 (the peak must not grow with the number of processes), over 2,000 releases/s.
 
@@ -18,6 +19,7 @@ import json
 import os
 import time
 import tracemalloc
+from collections import Counter
 
 
 def main() -> None:
@@ -33,22 +35,26 @@ def main() -> None:
     from sahab.procurement import ocds
     from sahab.procurement.models import Release, Tender
 
-    template = next((r for r in Release.objects.all() if "contract" in r.tags),
-                    Release.objects.first())
-    tender = Tender.objects.get(pk=template.tender_id)
+    longest, _ = Counter(Release.objects.exclude(tender=None)
+                         .values_list("tender_id", flat=True)).most_common(1)[0]
+    tender = Tender.objects.get(pk=longest)
+    history = list(Release.objects.filter(tender=tender).order_by("ledger_index"))
+    per = len(history)
     base_index = 10**9
     for size in (int(os.environ.get("SAHAB_BENCH_OCDS_PROCESSES", "100000")) // 10,
                  int(os.environ.get("SAHAB_BENCH_OCDS_PROCESSES", "100000"))):
-        existing = Release.objects.filter(ledger_index__gte=base_index).count()
+        # about ``size`` releases in all, in processes of ``per`` releases each
+        existing = Release.objects.filter(ledger_index__gte=base_index).count() // per
         rows = []
-        for n in range(existing, size):
-            data = copy.deepcopy(template.data)
-            data["ocid"] = f"{template.ocid}-B{n}"
-            data["id"] = f"{data['ocid']}-1"
-            rows.append(Release(ocid=data["ocid"], release_id=data["id"], tender=tender,
-                                date=template.date, tags=template.tags, data=data,
-                                ledger_index=base_index + n))
-            if len(rows) == 5000:
+        for n in range(existing, max(1, size // per)):
+            ocid = f"{tender.ocid or history[0].ocid}-B{n}"
+            for j, template in enumerate(history):
+                data = copy.deepcopy(template.data)
+                data["ocid"], data["id"] = ocid, f"{ocid}-{j + 1}"
+                rows.append(Release(ocid=ocid, release_id=data["id"], tender=tender,
+                                    date=template.date, tags=template.tags, data=data,
+                                    ledger_index=base_index + n * per + j))
+            if len(rows) >= 5000:
                 Release.objects.bulk_create(rows)
                 rows = []
         Release.objects.bulk_create(rows)
@@ -77,8 +83,11 @@ def main() -> None:
 
         count = Release.objects.values("ocid").distinct().count()
         records_elapsed = _timed(lambda: sum(1 for _ in ocds.iter_records()))
-        report("records compiled (ocdsmerge)", count / records_elapsed, "rec/s",
-               "goal releases/s", 2000.0)
+        print(f"  {count:,} processes, most of {per} releases each")
+        report("releases merged into records (ocdsmerge)", total / records_elapsed, "rel/s",
+               "goal", 2000.0,
+               subject_did=f"every record compiled from all its releases ({per} for most)",
+               anchor_did="the goal: 2,000 releases a second")
         report("records peak memory", _peak(lambda: sum(1 for _ in ocds.iter_records()))
                / 2**20, "MiB", "in-memory releases peak", naive_peak / 2**20)
 

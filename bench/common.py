@@ -47,6 +47,12 @@ def percentile(samples: list[float], p: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(p) - 1]
 
 
-def report(name: str, value: float, unit: str, anchor_name: str, anchor: float) -> None:
+def report(name: str, value: float, unit: str, anchor_name: str, anchor: float, *,
+           subject_did: str = "", anchor_did: str = "") -> None:
+    """One ratio line; ``subject_did`` and ``anchor_did`` say what each side did, so that a
+    reader sees whether the two did the same work."""
     print(f"  {name:<44} {value:>12,.1f} {unit:<8} anchor {anchor_name}: {anchor:>12,.1f}"
           f"  ratio {value / anchor:6.3f}")
+    for did in (subject_did, anchor_did):
+        if did:
+            print(f"      {did}")

@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from sahab.core.dbrouting import RECENT_WRITE_COOKIE
-from tests.conftest import in_ci
+from tests.conftest import missing
 from tests.databases import Cluster, free_port, postgres_bindir
 
 pytestmark = [
@@ -105,9 +105,7 @@ class Replication:
 def replication():
     bindir = postgres_bindir()
     if bindir is None:
-        if in_ci():
-            pytest.fail("the PostgreSQL server binaries are missing: make test installs them")
-        pytest.skip("the PostgreSQL server binaries are not installed")
+        missing("The PostgreSQL server binaries", "postgresql")
     root = Path(tempfile.mkdtemp(prefix="sahab-replica-"))
     primary = Cluster(bindir, root, "primary").initdb().start()
     standby = None

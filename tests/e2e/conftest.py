@@ -19,6 +19,7 @@ import httpx
 import pytest
 from django.conf import settings
 
+from tests.conftest import missing
 from tests.databases import postgres_url
 
 
@@ -127,9 +128,7 @@ CHROMIUM = "/usr/bin/chromium"
 def browser():
     """Headless Debian Chromium driven by Playwright."""
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing: make test installs it")
-        pytest.skip(f"{CHROMIUM} is not installed")
+        missing(CHROMIUM, "chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

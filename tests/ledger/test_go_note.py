@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sahab.ledger import note, services
 from sahab.ledger.services import Record
+from tests.conftest import missing
 
 GOPATH = Path("/usr/share/gocode")
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -20,10 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 @pytest.fixture(scope="module")
 def go_verifier(tmp_path_factory):
     if shutil.which("go") is None or not (GOPATH / "src/golang.org/x/mod/sumdb/note").exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("golang-go and golang-golang-x-mod-dev are in the Makefile's "
-                        "TEST_PACKAGES: they must be installed in CI")
-        pytest.skip("Go or golang.org/x/mod is not installed (make test installs them)")
+        missing("Go or golang.org/x/mod", "golang-go and golang-golang-x-mod-dev")
     out = tmp_path_factory.mktemp("gonote") / "verify-note"
     env = {**os.environ, "GOPATH": str(GOPATH), "GO111MODULE": "off", "GOFLAGS": "",
            "GOCACHE": str(out.parent / "cache")}

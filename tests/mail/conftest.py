@@ -5,6 +5,7 @@ Dovecot is installed, a real IMAP server over the same Maildirs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -25,7 +26,7 @@ from sahab.directory.selectors import SYSTEM
 from sahab.mail import letters, services
 from sahab.mail.models import Mailbox
 from tests import factories
-from tests.conftest import in_ci
+from tests.conftest import missing
 from tests.e2e.conftest import free_port
 
 
@@ -134,13 +135,14 @@ class SmtpServer:
     smtps_port: int = 0
 
 
-@pytest.fixture
-def smtp_server(committed_world, settings):
-    """Both listeners in a thread of this process, on free ports."""
+@contextlib.contextmanager
+def running_smtp(settings, rate_per_minute: int):
+    """Both listeners in a thread of this process, on free ports, with the sender rate
+    limit at ``rate_per_minute``; stopped on exit."""
     from sahab.mail import smtp
     from sahab.mail.routing import LiveRouting
 
-    settings.MAIL_RATE_PER_MINUTE = 10_000
+    settings.MAIL_RATE_PER_MINUTE = rate_per_minute
     keys.ensure_tls_certificate()
     live = LiveRouting(interval=0.2).start()
     pool = ThreadPoolExecutor(max_workers=4)
@@ -164,13 +166,33 @@ def smtp_server(committed_world, settings):
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert ready.wait(10)
-    yield SmtpServer("127.0.0.1", ports[0], ports[1], live, ports[2])
-    for server in servers:
-        loop.call_soon_threadsafe(server.close)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    pool.shutdown()
-    live.stop()
+    try:
+        yield SmtpServer("127.0.0.1", ports[0], ports[1], live, ports[2])
+    finally:
+        for server in servers:
+            loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        pool.shutdown()
+        live.stop()
+
+
+@pytest.fixture
+def smtp_server(committed_world, settings):
+    """The SMTP server with the sender rate limit out of the way (tests send many)."""
+    with running_smtp(settings, 10_000) as server:
+        yield server
+
+
+RATE_LIMIT = 3
+
+
+@pytest.fixture
+def rate_limited_smtp_server(committed_world, settings):
+    """The SMTP server with the sender rate limit on, as in production but lower: at most
+    ``RATE_LIMIT`` messages per sender and minute."""
+    with running_smtp(settings, RATE_LIMIT) as server:
+        yield server
 
 
 @dataclass
@@ -191,10 +213,7 @@ def dovecot(committed_world, settings, live_server):
 
     if glue.binary() is None or not Path("/usr/lib/dovecot/modules/lib90_sieve_plugin.so") \
             .exists():
-        if in_ci():
-            pytest.fail("Dovecot is missing: make test installs dovecot-imapd, dovecot-sieve "
-                        "and dovecot-managesieved")
-        pytest.skip("Dovecot (dovecot-imapd, dovecot-sieve) is not installed")
+        missing("Dovecot", "dovecot-imapd, dovecot-sieve and dovecot-managesieved")
     port = free_port()
     settings.IMAPS_PORT, settings.MANAGESIEVE_PORT = free_port(), free_port()
     settings.MAIL_DOVECOT_CALLBACK_URL = f"{live_server.url}/mail/dovecot/"
@@ -245,19 +264,23 @@ def database_url_of_tests() -> str:
     return f"postgresql://{auth}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def smtp_subprocess(home: Path, smtp_port: int, submission_port: int) -> subprocess.Popen:
-    """``sahab mail smtp`` in its own process group, on the test database."""
+def smtp_subprocess(home: Path, smtp_port: int, submission_port: int,
+                    wrapper: tuple[str, ...] = (), extra_env: dict[str, str] | None = None
+                    ) -> subprocess.Popen:
+    """``sahab mail smtp`` in its own process group, on the test database (run through
+    ``wrapper``, e.g. strace, with ``extra_env`` added to its environment)."""
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
     env |= {"SAHAB_HOME": str(home), "DATABASE_URL": database_url_of_tests(),
             "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_MAIL_RATE_PER_MINUTE": "100000",
             "SAHAB_SMTP_PORT": str(smtp_port), "SAHAB_SUBMISSION_PORT": str(submission_port),
-            "SAHAB_SMTPS_PORT": str(free_port())}
+            "SAHAB_SMTPS_PORT": str(free_port())} | (extra_env or {})
     log = home / f"smtp-{submission_port}.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sahab.cli", "mail", "smtp"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([*wrapper, sys.executable, "-m", "sahab.cli", "mail", "smtp"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -1,0 +1,126 @@
+"""Bids and withdrawals in flight at the deadline, raced against the opening on
+PostgreSQL, with two database connections and the interleaving forced: the bidder stops
+inside its transaction (checks done, locks held) while the worker's timer tries to close
+and open the tender.
+
+Whatever the order, a bid is either refused or opened — never accepted and missed — and a
+bid the ledger shows withdrawn is never opened."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+
+from sahab.core.errors import Conflict
+from sahab.ledger.models import Entry
+from sahab.procurement import services
+from sahab.procurement.models import Bid, Step, Tender
+from tests.procurement.bidding import paused_before_commit, submit_bid, withdraw_bid
+from tests.procurement.conftest import tender_payload
+
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.skipif("connection.vendor != 'postgresql'",
+                                 reason="SQLite runs one writing transaction at a time: "
+                                        "there is no interleaving to race")]
+SECOND = dt.timedelta(seconds=1)
+
+
+@pytest.fixture
+def tender(world) -> Tender:
+    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
+    return Tender.objects.get(reference=ref)
+
+
+def in_thread(target, outcome: dict) -> threading.Thread:
+    """Run ``target`` on its own database connection; its result or Conflict in
+    ``outcome``."""
+
+    def run() -> None:
+        try:
+            outcome["result"] = target()
+        except Conflict as refused:
+            outcome["refused"] = refused
+        except Exception as failed:  # reported by the test, not lost in the thread
+            outcome["error"] = failed
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def opened_commitments(tender: Tender) -> set[str]:
+    import json
+
+    entries = Entry.objects.filter(type="procurement.tender.opened",
+                                   subject=f"tender:{tender.reference}")
+    return {b["commitment"] for e in entries for b in json.loads(bytes(e.body))["data"]["bids"]}
+
+
+def race_the_opening(tender: Tender, action, event: str) -> dict:
+    """``action`` runs in a thread and stops just before its ledger entry ``event``; the
+    worker's timer runs at the deadline meanwhile (blocked or not), then ``action`` is let
+    go, and the timer runs again (its next tick)."""
+    outcome: dict = {}
+    with paused_before_commit(event) as (arm, reached, release):
+        def armed():
+            arm()
+            return action()
+
+        actor = in_thread(armed, outcome)
+        assert reached.wait(15), outcome
+        timer = threading.Thread(target=lambda: (
+            services.advance_tenders(now=tender.submission_deadline + SECOND),
+            connection.close()), daemon=True)
+        timer.start()
+        timer.join(3)  # it returns at once, or waits for the bidder's locks: both are fine
+        release.set()
+        actor.join(30)
+        timer.join(30)
+    assert not actor.is_alive() and not timer.is_alive()
+    assert "error" not in outcome, outcome
+    services.advance_tenders(now=tender.submission_deadline + 2 * SECOND)
+    return outcome
+
+
+def test_a_bid_in_flight_at_the_deadline_is_refused_or_opened_never_missed(world, tender):
+    bidder = world["companies"][0][1].user
+    outcome = race_the_opening(
+        tender, lambda: submit_bid(bidder, tender, {"1": "100000"},
+                                   now=tender.submission_deadline - SECOND),
+        "bid.submitted")
+    bids = list(Bid.objects.filter(tender=tender))
+    if "refused" in outcome:
+        assert bids == []
+    else:
+        [bid] = bids
+        assert bid.status == Bid.Status.OPENED, "a bid was accepted and missed by the opening"
+        assert opened_commitments(tender) == {bid.commitment}
+    tender.refresh_from_db()
+    assert tender.opened_at is not None
+
+
+def test_a_withdrawal_in_flight_at_the_deadline_is_refused_or_the_bid_stays_closed(
+        world, tender):
+    bidder = world["companies"][0][1].user
+    bid = submit_bid(bidder, tender, {"1": "100000"}, now=tender.submission_deadline - 60 * SECOND)
+    submit_bid(world["companies"][1][1].user, tender, {"1": "120000"},
+               now=tender.submission_deadline - 60 * SECOND)
+    outcome = race_the_opening(
+        tender, lambda: withdraw_bid(bidder, bid, now=tender.submission_deadline - SECOND),
+        "bid.withdrawn")
+    bid.refresh_from_db()
+    withdrawn = Step.objects.filter(tender=tender, type="bid.withdrawn").exists()
+    if "refused" in outcome:
+        assert not withdrawn and bid.status == Bid.Status.OPENED
+        assert bid.commitment in opened_commitments(tender)
+    else:
+        assert withdrawn
+        assert bid.commitment not in opened_commitments(tender), \
+            "a bid the ledger shows withdrawn was opened"
+        assert bid.status == Bid.Status.WITHDRAWN
