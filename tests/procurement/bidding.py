@@ -35,7 +35,7 @@ def paused_before_commit(event_type: str):
     original = services._step
 
     def step(tender, event, *args, **kwargs):
-        if event == event_type and getattr(armed, "on", False):
+        if event == f"procurement.{event_type}" and getattr(armed, "on", False):
             reached.set()
             release.wait(10)
         return original(tender, event, *args, **kwargs)
