@@ -65,3 +65,13 @@ def tender_payload(**overrides) -> dict:
                  {"title": "Stockage", "cpv": "30233000-1", "estimated_value": "120000.500"}],
     }
     return payload | overrides
+
+
+@pytest.fixture
+def published_tender(world):
+    """An open tender of ``world``'s officer, published through the API."""
+    from sahab.procurement.models import Tender
+
+    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
+    return Tender.objects.get(reference=ref)

@@ -19,7 +19,6 @@ from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Bid, Step, Tender
 from tests.procurement.bidding import paused_before_commit, submit_bid, withdraw_bid
-from tests.procurement.conftest import tender_payload
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif("connection.vendor != 'postgresql'",
@@ -29,10 +28,8 @@ SECOND = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
-def tender(world) -> Tender:
-    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
-    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
-    return Tender.objects.get(reference=ref)
+def tender(published_tender) -> Tender:
+    return published_tender
 
 
 def in_thread(target, outcome: dict) -> threading.Thread:

@@ -15,16 +15,13 @@ from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Award, Bid, BidLot, Step, Tender
 from tests.procurement.bidding import submit_bid, withdraw_bid
-from tests.procurement.conftest import tender_payload
 
 SECOND = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
-def tender(world) -> Tender:
-    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
-    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
-    return Tender.objects.get(reference=ref)
+def tender(published_tender) -> Tender:
+    return published_tender
 
 
 def company(world, i: int):

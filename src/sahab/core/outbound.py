@@ -83,15 +83,22 @@ def _listed(host: str, port: int) -> bool:
     return False
 
 
-def public_address(address: str) -> bool:
-    """Public unicast only: no loopback, link-local, private, shared or reserved range."""
+def unicast_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address as an IP (IPv4-mapped IPv6 read as IPv4, a zone id dropped), or None when
+    it is no address, multicast or unspecified: nothing a request may be sent to."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return False
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_unspecified)
+    return None if ip.is_multicast or ip.is_unspecified else ip
+
+
+def public_address(address: str) -> bool:
+    """Public unicast only: no loopback, link-local, private, shared or reserved range."""
+    ip = unicast_ip(address)
+    return ip is not None and ip.is_global
 
 
 def _resolve(host: str, port: int) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from aiohttp.resolver import ThreadedResolver
 from django.conf import settings
 
 from sahab.core.errors import InvalidInput
+from sahab.core.outbound import unicast_ip
 
 _HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -118,15 +119,8 @@ def is_ip(host: str) -> bool:
 
 def address_allowed(address: str, *, allow_internal: bool) -> bool:
     """Public unicast addresses always; internal ones only where the host allows them."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if ip.is_unspecified or ip.is_multicast:
-        return False
-    return ip.is_global or allow_internal
+    ip = unicast_ip(address)
+    return ip is not None and (ip.is_global or allow_internal)
 
 
 class PinnedResolver(AbstractResolver):
