@@ -122,7 +122,7 @@ def test_bad_prices_are_rejected_and_named_at_the_opening(world, published, pric
 
 
 def test_bad_envelopes_are_refused_and_change_nothing(world, published):
-    (atlas, a), (carthage, c), _ = world["companies"]
+    (atlas, a), (carthage, _), _ = world["companies"]
     good = factories.sealed(published, a.user, {"1": "100"})
     cases = [
         (b"not an envelope", "malformed"),

@@ -12,6 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
@@ -53,6 +54,14 @@ def _raw(key) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def national_roots() -> list[x509.Certificate]:
     path = getattr(settings, "PROCUREMENT_CA_ROOTS", "")
     return x509.load_pem_x509_certificates(Path(path).read_bytes()) if path else []
@@ -76,12 +85,8 @@ def certify(*, company_name: str, matricule_fiscal: str, public_key: bytes,
         now = dt.datetime.now(dt.UTC)
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise InvalidInput("The certificate is not valid today.")
-        for root in roots:
-            try:
-                cert.verify_directly_issued_by(root)
-                return certificate
-            except (ValueError, TypeError, Exception):  # InvalidSignature and kin
-                continue
+        if any(_issued_by(cert, root) for root in roots):
+            return certificate
         raise InvalidInput("The certificate is not issued by the national CA.")
     ca_key, ca_cert = _demo_ca()
     now = dt.datetime.now(dt.UTC)

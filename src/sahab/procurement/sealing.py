@@ -7,7 +7,7 @@ only by t of the n members of a tender's opening committee.
   technical offer, documents or their hashes) under it. With a fresh ephemeral X25519
   key it computes one shared secret per member; for every set of t members the bid key
   is wrapped (AES-256-GCM) under HKDF-SHA256 of the concatenation of those members'
-  secrets. t released member keys open one wrap; t − 1 open none.
+  secrets. t released member keys open one wrap; t-1 open none.
 * The company signs (Ed25519) every line of the envelope but the signature: tender,
   company id, signing key fingerprint, ephemeral key, nonce, ciphertext and wraps.
 * The envelope is a short text (one ``name value`` line each, base64 values), so that
@@ -145,7 +145,7 @@ def parse(data: bytes) -> Envelope:
     for line in lines[1:-1]:
         name, _, value = line.partition(" ")
         if name == "wrap":
-            members, nonce, wrapped = (value.split(" ") + ["", ""])[:3]
+            members, nonce, wrapped = [*value.split(" "), "", ""][:3]
             try:
                 positions = tuple(int(p) for p in members.split(","))
             except ValueError:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from sahab.directory import selectors as directory
 from sahab.directory.models import Company
-from sahab.procurement.models import Bid, State, Step, Tender
+from sahab.procurement.models import Bid, SigningKey, State, Step, Tender
 
 PUBLIC_STATES = [s for s in State.values if s != State.DRAFT]
 OPENED = [Bid.Status.OPENED, Bid.Status.TAMPERED]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import logging
 import statistics
 from collections.abc import Iterable
