@@ -866,7 +866,8 @@ def _bid_content(content: dict, envelope: sealing.Envelope, lots: dict) -> dict:
         if str(number) not in lots:
             raise sealing.SealError(f"the tender has no lot {number}")
         try:
-            clean[str(number)] = str(_money(price, f"The price of lot {number}"))
+            clean[str(number)] = str(_money(price, f"The price of lot {number}")
+                                     .quantize(Decimal("0.001")))
         except InvalidInput as exc:
             raise sealing.SealError(str(exc)) from None
     docs = content.get("documents") or []
