@@ -113,7 +113,7 @@ def test_4_a_valid_envelope_copied_from_another_tender_is_rejected_and_named(wor
     Bid.objects.create(tender=tender, company=copied.company, status="submitted",
                        envelope=bytes(copied.envelope), commitment=copied.commitment,
                        ledger_index=copied.ledger_index)
-    # refused at once if submitted through the service at once if an insider tried to submit it through the service
+    # a copy is refused at once if submitted through the service
     with pytest.raises(Exception, match="sealed for"):
         services.submit_bid(actor=medina_actor.user, tender=other,
                             envelope=bytes(factories.sealed(tender, medina_actor.user,
@@ -200,7 +200,7 @@ def _remember_member_keys(monkeypatch):
 
 def test_releases_are_checked_public_and_open_the_bids(world):
     tender = _published(world, demo_keys=False)
-    (atlas, a), _, _ = world["companies"]
+    (_, a), _, _ = world["companies"]
     assert a.bid(tender.reference, {"1": "250000"}).status_code == 201
     keys = _member_keys(tender)
     members = list(tender.committee.select_related("member"))
