@@ -667,7 +667,7 @@ def _registered_key(fingerprint: str, company: Company) -> SigningKey:
     return key
 
 
-def check_envelope(tender: Tender, company: Company, data: bytes) -> sealing.Envelope:
+def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
     """Refuse at submission what could never open: another tender or company, wraps that
     do not match the committee, an unregistered or revoked key, a bad signature."""
     try:
@@ -687,7 +687,7 @@ def check_envelope(tender: Tender, company: Company, data: bytes) -> sealing.Env
         envelope.verify(bytes(key.public_key))
     except sealing.SealError as exc:
         raise InvalidInput(f"The bid's signature is refused: {exc}.") from None
-    return envelope
+    return key
 
 
 @transaction.atomic
@@ -712,7 +712,7 @@ def submit_bid(*, actor, tender: Tender, envelope: bytes,
         raise PermissionDenied("Your company is not admitted to bid in this procedure.")
     if not isinstance(envelope, bytes | bytearray) or not envelope:
         raise InvalidInput("Send the sealed envelope (sahab-bid/2).")
-    checked = check_envelope(tender, company, bytes(envelope))
+    key = check_envelope(tender, company, bytes(envelope))
     commitment = sealing.commitment(bytes(envelope))
     if Bid.objects.filter(tender=tender, commitment=commitment).exists():
         raise Conflict("This envelope is submitted already.")
@@ -726,7 +726,7 @@ def submit_bid(*, actor, tender: Tender, envelope: bytes,
                           actor="system").index
     return Bid.objects.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
                               envelope=bytes(envelope), commitment=commitment,
-                              signing_key=_registered_key(checked.key, company),
+                              signing_key=key,
                               submitted_at=now, ledger_index=index)
 
 
