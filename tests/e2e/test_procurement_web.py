@@ -55,8 +55,8 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     start = dt.datetime.now(dt.UTC)
     officer.fill("#id_title", "Postes de travail pour la DAF")
     officer.select_option("#id_procedure", "open")
-    officer.fill("#id_enquiry_deadline", local(start + dt.timedelta(seconds=100)))
-    officer.fill("#id_submission_deadline", local(start + dt.timedelta(seconds=150)))
+    officer.fill("#id_enquiry_deadline", local(start + dt.timedelta(seconds=200)))
+    officer.fill("#id_submission_deadline", local(start + dt.timedelta(seconds=300)))
     officer.fill("#id_standstill_days", "0")
     officer.fill("#id_lot1_title", "Ordinateurs portables")
     officer.fill("#id_lot1_cpv", "30213100-6")
@@ -112,7 +112,8 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     for body, price in zip(wire, ("171000", "165500.500", "190000", "159000"), strict=True):
         form = urllib.parse.parse_qs(body, strict_parsing=True)
         assert set(form) == {"csrfmiddlewaretoken", "envelope"}  # no price field on the wire
-        envelope = sealing.parse(form["envelope"][0].encode())  # a signed sahab-bid/2
+        envelope = sealing.parse(  # a signed sahab-bid/2 (forms send CRLF line breaks)
+            form["envelope"][0].replace("\r\n", "\n").encode())
         clear = [envelope.tender, str(envelope.company), envelope.key]  # all else is sealed
         assert not [v for v in clear if price in v]
         assert b"Offre technique" not in envelope.ciphertext
@@ -132,7 +133,7 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     # after the deadline two of the three members release their keys; the worker opens
     for name in ("eval.finances", "finance.finances"):
         page = members[name]
-        wait_for_text(page, url, 'name="private_key"')
+        wait_for_text(page, url, 'name="private_key"', timeout=400)
         page.fill("input[name=private_key]", opening_keys[name])
         submit(page, "release")
     wait_for_text(officer, url, "159")

@@ -250,3 +250,20 @@ def test_admin_screens_show_tenders_but_never_bids_or_keys(world, published, adm
     assert b"sealed_private_key" not in page.content and b"123456" not in page.content
     assert admin_client.get("/admin/procurement/bid/").status_code == 404
     assert admin_client.get("/admin/procurement/bidlot/").status_code == 404
+
+
+def test_a_draft_is_in_the_public_log_only_as_a_hash(world):
+    import hashlib
+    import json
+
+    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    drafted = Entry.objects.get(type="procurement.tender.drafted", subject=f"tender:{ref}")
+    assert b"Serveurs et stockage" not in bytes(drafted.body)
+    publish(world["officer"], ref)
+    published = json.loads(bytes(Entry.objects.get(type="procurement.tender.published",
+                                                   subject=f"tender:{ref}").body))["data"]
+    assert published["title"] == "Serveurs et stockage"
+    details = {k: published[k] for k in ("reference", "buyer", "title", "procedure",
+                                         "estimated_value", "framework", "ocid")}
+    digest = hashlib.sha256(json.dumps(details, sort_keys=True).encode()).hexdigest()
+    assert json.loads(bytes(drafted.body))["data"]["sha256"] == digest

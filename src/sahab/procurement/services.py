@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import statistics
 from collections.abc import Iterable
@@ -292,12 +293,19 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
         for award in framework.awards.filter(status=Award.Status.ACTIVE):
             Participation.objects.get_or_create(tender=tender, company=award.supplier,
                                                 defaults={"kind": Participation.Kind.INVITED})
+    # a draft shows in the public log only as a hash: its details come with publication
     _step(tender, "tender.drafted", actor, {
-        "reference": tender.reference, "buyer": buyer.code, "title": tender.title,
-        "procedure": procedure, "estimated_value": str(total),
-        "framework": framework.reference if framework else None,
-        "ocid": ocds.ocid(tender)}, at=now)
+        "reference": tender.reference, "buyer": buyer.code,
+        "sha256": _sha(json.dumps(_draft_details(tender), sort_keys=True))}, at=now)
     return tender
+
+
+def _draft_details(tender: Tender) -> dict:
+    return {"reference": tender.reference, "buyer": tender.buyer.code, "title": tender.title,
+            "procedure": tender.procedure,
+            "estimated_value": str(Decimal(tender.estimated_value).quantize(Decimal("0.001"))),
+            "framework": tender.framework.reference if tender.framework else None,
+            "ocid": ocds.ocid(tender)}
 
 
 def _check_deadlines(procedure: str, enquiry: dt.datetime, submission: dt.datetime,
@@ -342,7 +350,7 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
     tender.published_at = now
     tender.save()
     _step(tender, "tender.published", actor, {
-        "reference": tender.reference, "compliance_criteria": tender.compliance_criteria,
+        **_draft_details(tender), "compliance_criteria": tender.compliance_criteria,
         "enquiry_deadline": tender.enquiry_deadline.isoformat(),
         "submission_deadline": tender.submission_deadline.isoformat(),
         "lots": [{"number": lot.number, "title": lot.title, "cpv": lot.cpv,

@@ -340,7 +340,8 @@ def tender_action(request, reference: str, action: str):
                                      answer=text.cleaned_data["text"])
         elif action == "bid":
             # the page sealed and signed the bid: only the envelope arrives here
-            envelope = post.get("envelope", "")
+            # forms send line breaks as CRLF; the envelope's canonical form has LF only
+            envelope = post.get("envelope", "").replace("\r\n", "\n")
             if not envelope.isascii():
                 raise services.InvalidInput("The sealed envelope is ASCII text.")
             bid = services.submit_bid(actor=user, tender=item, envelope=envelope.encode())
