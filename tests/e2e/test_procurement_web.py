@@ -48,6 +48,7 @@ def seal_in_page(page, price: str) -> None:
     page.wait_for_load_state()
 
 
+@pytest.mark.timeout(900)  # committee keys, sealing in three browsers, two releases
 def test_an_open_tender_through_the_web(platform, browser, output_dir):
     base = platform["url"]
     officer = sign_in(browser, platform, "achats.finances")
@@ -55,8 +56,8 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     start = dt.datetime.now(dt.UTC)
     officer.fill("#id_title", "Postes de travail pour la DAF")
     officer.select_option("#id_procedure", "open")
-    officer.fill("#id_enquiry_deadline", local(start + dt.timedelta(seconds=200)))
-    officer.fill("#id_submission_deadline", local(start + dt.timedelta(seconds=300)))
+    officer.fill("#id_enquiry_deadline", local(start + dt.timedelta(seconds=150)))
+    officer.fill("#id_submission_deadline", local(start + dt.timedelta(seconds=210)))
     officer.fill("#id_standstill_days", "0")
     officer.fill("#id_lot1_title", "Ordinateurs portables")
     officer.fill("#id_lot1_cpv", "30213100-6")
