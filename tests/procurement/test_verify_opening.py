@@ -76,3 +76,21 @@ def test_bid_and_committee_tools_work_offline(world, tmp_path, capsys):
     assert b"1000" not in envelope["envelope"].encode()
     r = a.call("post", f"/tenders/{ref}/bids", envelope)
     assert r.status_code == 201, r.content
+
+
+def test_releases_before_the_worker_closes_tendering_verify(world, wsgi_http):
+    """Members may release as soon as the deadline passes, before the worker's close."""
+    from tests import factories
+
+    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    tender = Tender.objects.get(reference=ref)
+    members = factories.committee(tender, demo_keys=False)
+    world["officer"].call("post", f"/tenders/{ref}/publish")
+    assert world["companies"][0][1].bid(ref, {"1": "1000"}).status_code == 201
+    with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
+        for user, key in members[1:]:
+            services.release_committee_key(actor=user, tender=tender, private_key=key)
+        services.advance_tenders()
+    ledger.checkpoint_if_grown()
+    result = verify_opening("http://testserver", ref, ledger.verifier_key(), client=wsgi_http)
+    assert len(result.opened) == 1 and result.released == [2, 3]

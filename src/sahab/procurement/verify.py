@@ -16,6 +16,7 @@ checked with its receipt (inclusion proof to a checkpoint signed by that key):
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -112,6 +113,10 @@ def _signing_key(public: _Public, keys: dict, envelope: sealing.Envelope,
     return base64.b64decode(data["public_key"])
 
 
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _amounts(prices: dict) -> dict[str, Decimal]:
     try:
         return {str(k): Decimal(str(v)) for k, v in prices.items()}
@@ -132,6 +137,7 @@ def verify_opening(url: str, reference: str, key: str,
     committee = published["committee"]
     keys = {m["position"]: base64.b64decode(m["public_key"]) for m in committee["members"]}
     closed = data["tendering_closed"]
+    deadline = _time(published["submission_deadline"])
     _expect(public.entry(closed), "procurement.tender.tendering_closed", subject, closed)
     report = _expect(public.entry(data["opened"]), "procurement.tender.opened", subject,
                      data["opened"])
@@ -145,7 +151,8 @@ def verify_opening(url: str, reference: str, key: str,
         entry = public.entry(index)
         got = _expect(entry, "procurement.committee.key_released", subject, index)
         private = base64.b64decode(got["private_key"])
-        if index < closed or sealing.member_public_key(private) != keys.get(got["position"]):
+        if _time(entry["at"]) < deadline or \
+                sealing.member_public_key(private) != keys.get(got["position"]):
             raise OpeningFailure(f"the release of member {got['position']} is not their key "
                                  "or came before the deadline")
         released[got["position"]] = private
