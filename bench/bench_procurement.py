@@ -5,8 +5,8 @@ Both go through the real stack: `sahab serve` (gunicorn + worker) on a free port
 127.0.0.1, HTTP clients in this process. The bids' anchor is the same load in the same
 run against a trivial write of the same stack: as many companies at once each asking a
 question on another tender (an authenticated POST, one row and its ledger entry, no
-sealing). The tender list's anchor is GET /healthz through the same server. Goals: no bid
-lost, p95 under 300 ms.
+envelope to check). The tender list's anchor is GET /healthz through the same server.
+Goals: no bid lost, p95 under 300 ms.
 
     python -m bench procurement      # needs PostgreSQL on 127.0.0.1:5432
     SAHAB_BENCH_BIDDERS=500 SAHAB_BENCH_TENDERS=100000
@@ -15,6 +15,7 @@ lost, p95 under 300 ms.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -54,7 +55,7 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
     from sahab.directory import services as directory
     from sahab.directory.models import AdministrationKind
     from sahab.directory.selectors import SYSTEM
-    from sahab.procurement import services
+    from sahab.procurement import client, sealing, services
     from sahab.procurement.models import Lot, Tender
 
     call_command("migrate", verbosity=0)
@@ -65,23 +66,39 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
                                             name_fr="Ministère du banc d'essai", name_ar="وزارة")
     tokens = []
     for i in range(bidders):
-        _, member, _ = directory.register_company(
+        company, member, _ = directory.register_company(
             actor=SYSTEM, name=f"Soumissionnaire {i}", matricule_fiscal=f"{2000000 + i:07d}B",
             admin_username=f"bidder{i}", admin_email=f"b{i}@example.tn", admin_password=None)
-        tokens.append(directory.issue_api_token(actor=SYSTEM, user=member.user, name="b")[1])
+        key = client.new_signing_key()  # the bidder's own key, registered once
+        body = client.registration(company.pk, key)
+        services.register_signing_key(actor=member.user,
+                                      public_key=base64.b64decode(body["public_key"]),
+                                      proof=base64.b64decode(body["proof"]))
+        tokens.append([directory.issue_api_token(actor=SYSTEM, user=member.user, name="b")[1],
+                       company.pk, base64.b64encode(sealing.raw_private(key)).decode()])
     now = timezone.now()
     tender = services.create_tender(
         actor=SYSTEM, buyer=buyer, title="Serveurs", procedure="open",
         enquiry_deadline=now + dt.timedelta(seconds=30),
         submission_deadline=now + dt.timedelta(minutes=30),
         lots=[{"title": "Serveurs", "cpv": "48820000-2", "estimated_value": "1000000"}])
-    services.publish_tender(actor=SYSTEM, tender=tender)
+    members = [directory.create_agent(actor=SYSTEM, administration=buyer,
+                                      username=f"member{i}", email=f"m{i}@example.gov.tn",
+                                      first_name="Membre", last_name=str(i), roles=[],
+                                      password=None)[0].user for i in range(3)]
     asked = services.create_tender(  # the anchor's: its enquiry period lasts the whole run
         actor=SYSTEM, buyer=buyer, title="Questions", procedure="open",
         enquiry_deadline=now + dt.timedelta(minutes=30),
         submission_deadline=now + dt.timedelta(minutes=60),
         lots=[{"title": "Stockage", "cpv": "30233000-1", "estimated_value": "1000000"}])
-    services.publish_tender(actor=SYSTEM, tender=asked)
+    for published in (tender, asked):
+        services.name_committee(actor=SYSTEM, tender=published, members=members, threshold=2)
+        for member in members:
+            services.register_committee_key(actor=member, tender=published,
+                                            public_key=base64.b64decode(
+                                                client.committee_keygen()[1]))
+        services.publish_tender(actor=SYSTEM, tender=published)
+    tender.refresh_from_db()
     rows = [Tender(reference=f"LIST-{i:06d}", buyer=buyer, title=f"Achat numéro {i}",
                    procedure="open", state=["tendering", "complete", "evaluation"][i % 3],
                    estimated_value=1000 + i, enquiry_deadline=now, submission_deadline=now,
@@ -92,35 +109,73 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
                                  estimated_value=1000) for t in
                              Tender.objects.filter(reference__startswith="LIST-")],
                             batch_size=5000)
-    return {"reference": tender.reference, "asked": asked.reference, "tokens": tokens}
+    return {"reference": tender.reference, "asked": asked.reference, "tokens": tokens,
+            "bid_tag": tender.bid_tag}
 
 
-async def _storm(base: str, path: str, body, tokens: list[str]) -> tuple[list[float], int]:
-    """Every token POSTs ``body(i)`` to ``path`` at once: (latencies, how many got 201)."""
-    limits = httpx.Limits(max_connections=len(tokens))
+def _seal_all(base: str, reference: str, bidders: list) -> tuple[list[tuple[str, str]], float]:
+    """Every bidder seals and signs its bid on its side (as ``sahab bid seal`` does);
+    returns (token, envelope) pairs and the mean seconds per sealed bid."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sahab.procurement import client
+
+    detail = httpx.get(f"{base}/api/procurement/tenders/{reference}", timeout=30).json()
+    start = time.perf_counter()
+    sealed = [(token, client.seal_bid(
+        detail, company_id=company, prices={"1": str(900000 + i)},
+        key=Ed25519PrivateKey.from_private_bytes(base64.b64decode(key))))
+        for i, (token, company, key) in enumerate(bidders)]
+    return sealed, (time.perf_counter() - start) / max(1, len(bidders))
+
+
+def _check_cost(reference: str, n: int = 200) -> float:
+    """Seconds the server spends on one envelope's own checks (parse and signature)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sahab.procurement import sealing
+
+    key = Ed25519PrivateKey.generate()
+    data = sealing.seal(tender=reference, company=1, committee=[
+        sealing.raw_public(sealing.X25519PrivateKey.generate()) for _ in range(3)],
+        threshold=2, content={"prices": {"1": "1"}}, signing_key=key)
+    public = sealing.raw_public(key)
+    start = time.perf_counter()
+    for _ in range(n):
+        sealing.parse(data).verify(public)
+    return (time.perf_counter() - start) / n
+
+
+async def _storm(base: str, path: str, calls: list[tuple[str, dict]]
+                 ) -> tuple[list[float], int]:
+    """Every (token, body) POSTs to ``path`` at once: (latencies, how many got 201)."""
+    limits = httpx.Limits(max_connections=len(calls))
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-        async def one(i: int, token: str):
+        async def one(token: str, body: dict):
             start = time.perf_counter()
-            r = await client.post(path, json=body(i),
+            r = await client.post(path, json=body,
                                   headers={"Authorization": f"Bearer {token}"})
             return time.perf_counter() - start, r.status_code
-        results = await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
+        results = await asyncio.gather(*(one(t, b) for t, b in calls))
     return [d for d, _ in results], sum(1 for _, s in results if s == 201)
 
 
-async def _bid_storm(base: str, reference: str, tokens: list[str]) -> tuple[list[float], int]:
+async def _bid_storm(base: str, reference: str,
+                     sealed: list[tuple[str, str]]) -> tuple[list[float], int]:
     return await _storm(base, f"/api/procurement/tenders/{reference}/bids",
-                        lambda i: {"prices": {"1": str(900000 + i)}}, tokens)
+                        [(token, {"envelope": envelope}) for token, envelope in sealed])
 
 
 async def _question_storm(base: str, reference: str, tokens: list[str]
                           ) -> tuple[list[float], int]:
     return await _storm(base, f"/api/procurement/tenders/{reference}/questions",
-                        lambda i: {"text": f"Question n° {i} sur le lot 1"}, tokens)
+                        [(token, {"text": f"Question n° {i} sur le lot 1"})
+                         for i, token in enumerate(tokens)])
 
 
-BIDS_DID = ("sahab: {n} companies at once, each POSTs a bid: checked, sealed for the tender's "
-            "key, stored, its ledger entry appended, a receipt returned")
+BIDS_DID = ("sahab: {n} companies at once, each POSTs a bid sealed and signed on its side: "
+            "envelope and signature checked, stored, its ledger entry appended, a receipt "
+            "returned")
 QUESTIONS_DID = ("anchor: the same {n} companies at once on the same server, each POSTs a "
                  "question: checked, one row and its ledger entry")
 
@@ -171,16 +226,23 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         health = _timed_gets(base, ["/healthz"], 200)
+        sealed, seal_cost = _seal_all(base, setup["reference"], setup["tokens"])
+        report("sealing and signing one bid (bidder's side, Python)", seal_cost * 1000, "ms",
+               "healthz p95", _percentile(health, 95))
+        report("checking one envelope (server: parse + Ed25519)",
+               _check_cost(setup["reference"]) * 1000, "ms", "healthz p95",
+               _percentile(health, 95))
         start = time.perf_counter()
-        asked, answered = asyncio.run(_question_storm(base, setup["asked"], setup["tokens"]))
+        asked, answered = asyncio.run(_question_storm(
+            base, setup["asked"], [token for token, _, _ in setup["tokens"]]))
         asked_in = time.perf_counter() - start
         if answered != bidders:
             raise RuntimeError(f"the anchor failed: {answered} of {bidders} questions taken")
         start = time.perf_counter()
-        latencies, accepted = asyncio.run(_bid_storm(base, setup["reference"], setup["tokens"]))
+        latencies, accepted = asyncio.run(_bid_storm(base, setup["reference"], sealed))
         elapsed = time.perf_counter() - start
         detail = httpx.get(f"{base}/ledger/entries",
-                           params={"subject": f"tender:{setup['reference']}",
+                           params={"subject": f"sealed-bids:{setup['bid_tag']}",
                                    "type": "procurement.bid.submitted"}).json()
         print(f"  {bidders} concurrent bidders: {accepted} accepted, {detail['count']} in the "
               f"ledger, {'none lost' if accepted == detail['count'] == bidders else 'LOST'}")

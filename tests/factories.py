@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 
 from sahab.directory import services
@@ -89,3 +90,78 @@ def framework_contract(*, buyer: Administration, supplier, value="1000000", year
     return Contract.objects.create(tender=tender, award=award, supplier=supplier,
                                    value=Decimal(value), start_date=now.date(),
                                    end_date=now.date() + dt.timedelta(days=365 * years))
+
+
+# --- sealed bids: the bidder's and the committee's side, done as they would ------------
+
+_signing_keys: dict[int, object] = {}  # company id → Ed25519 private key (the company's)
+
+
+def signing_key(company_user):
+    """The company's registered bid-signing key (registered on first use)."""
+    from sahab.directory.selectors import company_of
+    from sahab.procurement import client
+    from sahab.procurement import services as procurement
+    from sahab.procurement.models import SigningKey
+
+    company = company_of(company_user)
+    key = _signing_keys.get(company.pk)
+    if key is None or not SigningKey.objects.filter(company=company, revoked_at=None).exists():
+        key = client.new_signing_key()
+        body = client.registration(company.pk, key)
+        procurement.register_signing_key(actor=company_user,
+                                         public_key=base64.b64decode(body["public_key"]),
+                                         proof=base64.b64decode(body["proof"]))
+        _signing_keys[company.pk] = key
+    return key
+
+
+def committee(tender, *, n: int = 3, t: int = 2, demo_keys: bool = True) -> list:
+    """Name an opening committee of ``n`` agents (``t`` of whom open), each registering a
+    key made "on their machine"; returns [(user, private key bytes)]. With ``demo_keys``
+    the private keys also go to SAHAB_HOME/demo-only-keys, as the demo does, so that the
+    worker releases them after the deadline by itself."""
+    from sahab.procurement import client
+    from sahab.procurement import services as procurement
+
+    users = [agent(administration=tender.buyer).user for _ in range(n)]
+    procurement.name_committee(actor=SYSTEM, tender=tender, members=users, threshold=t)
+    members = []
+    for user in users:
+        private, public = client.committee_keygen()
+        row = procurement.register_committee_key(actor=user, tender=tender,
+                                                 public_key=base64.b64decode(public))
+        if demo_keys:
+            path = procurement.demo_key_path(tender, row.position)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(private)
+        members.append((user, base64.b64decode(private)))
+    return members
+
+
+def tender_detail(tender) -> dict:
+    """The tender's public data a bidder seals to (what the API's detail gives)."""
+    return {"reference": tender.reference,
+            "lots": [{"number": lot.number} for lot in tender.lots.all()],
+            "committee": {"threshold": tender.committee_threshold,
+                          "members": [{"public_key": base64.b64encode(bytes(m.public_key))
+                                       .decode()} for m in tender.committee.all()]}}
+
+
+def sealed(tender, company_user, prices: dict, **content) -> bytes:
+    """A bid sealed and signed on the company's side, ready to submit."""
+    from sahab.directory.selectors import company_of
+    from sahab.procurement import client
+
+    return client.seal_bid(tender_detail(tender), company_id=company_of(company_user).pk,
+                           key=signing_key(company_user), prices=prices,
+                           **content).encode("ascii")
+
+
+def submit_sealed(tender, company_user, prices: dict, **kwargs):
+    from sahab.procurement import services as procurement
+
+    content = {k: kwargs.pop(k) for k in ("technical_offer", "documents") if k in kwargs}
+    return procurement.submit_bid(actor=company_user, tender=tender,
+                                  envelope=sealed(tender, company_user, prices, **content),
+                                  **kwargs)

@@ -182,6 +182,9 @@ WITNESS_PORT = _env_int("SAHAB_WITNESS_PORT", 8081)
 # means the legal minimums (docs/procurement.md). Training and test platforms lower it.
 PROCUREMENT_MIN_DAYS = (int(os.environ["SAHAB_PROCUREMENT_MIN_DAYS"])
                         if os.environ.get("SAHAB_PROCUREMENT_MIN_DAYS") else None)
+# Bid-signing keys: a PEM file of the national CA's certificates (e.g. TunTrust) that
+# must issue every company key's certificate; unset, the platform's demo CA issues them.
+PROCUREMENT_CA_ROOTS = os.environ.get("SAHAB_PROCUREMENT_CA_ROOTS", "")
 # OCDS publication: the platform's ocid prefix (registered form ocds- + 6 characters),
 # publisher and licence, and the local copy of the standard (schema, codelists).
 # The default prefix is for tests and training: register a prefix with the Open

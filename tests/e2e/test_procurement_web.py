@@ -1,14 +1,20 @@
-"""A whole open tender through the web UI, in Chromium, on a running platform whose
-worker opens the bids at the deadline by itself."""
+"""A whole open tender through the web UI, in Chromium, on a running platform: companies
+register a key and seal and sign their bids in the page (only the envelope goes on the
+wire), two of the three committee members release their keys after the deadline, the
+worker opens the bids, and ``verify-opening`` confirms it from public data."""
 
 import datetime as dt
 import re
 import time
+import urllib.parse
 import zoneinfo
 
 import httpx
 import pytest
 
+from sahab.procurement import client as bidder
+from sahab.procurement import sealing
+from sahab.procurement.verify import verify_opening
 from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.slow
@@ -32,6 +38,17 @@ def submit(page, action: str) -> None:
     page.wait_for_load_state()
 
 
+def seal_in_page(page, price: str) -> None:
+    """Type the price in the sealing form; the page's script seals, signs and posts."""
+    page.wait_for_selector("form.seal-form:not([hidden])")
+    page.fill("form.seal-form input[data-lot='1']", price)
+    page.fill("form.seal-form textarea[data-offer]", "Offre technique conforme.")
+    with page.expect_navigation():
+        page.click("form.seal-form button[type=submit]")
+    page.wait_for_load_state()
+
+
+@pytest.mark.timeout(900)  # committee keys, sealing in three browsers, two releases
 def test_an_open_tender_through_the_web(platform, browser, output_dir):
     base = platform["url"]
     officer = sign_in(browser, platform, "achats.finances")
@@ -39,8 +56,8 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     start = dt.datetime.now(dt.UTC)
     officer.fill("#id_title", "Postes de travail pour la DAF")
     officer.select_option("#id_procedure", "open")
-    officer.fill("#id_enquiry_deadline", local(start + dt.timedelta(seconds=45)))
-    officer.fill("#id_submission_deadline", local(start + dt.timedelta(seconds=75)))
+    officer.fill("#id_enquiry_deadline", local(start + dt.timedelta(seconds=150)))
+    officer.fill("#id_submission_deadline", local(start + dt.timedelta(seconds=210)))
     officer.fill("#id_standstill_days", "0")
     officer.fill("#id_lot1_title", "Ordinateurs portables")
     officer.fill("#id_lot1_cpv", "30213100-6")
@@ -49,6 +66,20 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     officer.wait_for_url(re.compile(r".*/tenders/MF-DAF-\d{4}-\d{4}/$"))
     url = officer.url
     reference = url.rstrip("/").rsplit("/", 1)[1]
+    # the opening committee: three agents, any two open; each makes a key on their machine
+    members = {"achats.finances": officer, "eval.finances": None, "finance.finances": None}
+    officer.fill("input[name=members]", ", ".join(members))
+    officer.fill("input[name=threshold]", "2")
+    submit(officer, "committee")
+    opening_keys = {}
+    for name in members:
+        page = members[name] or sign_in(browser, platform, name)
+        members[name] = page
+        opening_keys[name], public = bidder.committee_keygen()
+        page.goto(url)
+        page.fill("input[name=public_key]", public)
+        submit(page, "committee_key")
+    officer.goto(url)
     submit(officer, "publish")
     assert "Publié" in officer.content() or "enquiries" in officer.content()
 
@@ -62,18 +93,31 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     officer.fill("textarea[name$='-text'][id^='id_answer']", "Trois ans sur site.")
     submit(officer, "answer")
 
+    wire = []  # every request body the pages send to the bid action
     for name, price in (("carthage.cloud", "171000"), ("medina.data", "165500.500"),
                         ("jasmin.hosting", "190000")):
         page = companies[name]
+        page.on("request", lambda r: wire.append(r.post_data or "")
+                if r.url.endswith("/bid/") else None)
         page.goto(url)
-        page.fill("#id_lot_1", price)
-        submit(page, "bid")
+        with page.expect_navigation():  # the key is made in the page; its public half goes
+            page.click("form.register-key button[type=submit]")
+        page.wait_for_load_state()
+        seal_in_page(page, price)
         assert "ledger" in page.content() or "registre" in page.content()
     carthage = companies["carthage.cloud"]
     carthage.goto(url)
     submit(carthage, "withdraw")
-    carthage.fill("#id_lot_1", "159000")
-    submit(carthage, "bid")
+    seal_in_page(carthage, "159000")
+    assert len(wire) == 4
+    for body, price in zip(wire, ("171000", "165500.500", "190000", "159000"), strict=True):
+        form = urllib.parse.parse_qs(body, strict_parsing=True)
+        assert set(form) == {"csrfmiddlewaretoken", "envelope"}  # no price field on the wire
+        envelope = sealing.parse(  # a signed sahab-bid/2 (forms send CRLF line breaks)
+            form["envelope"][0].replace("\r\n", "\n").encode())
+        clear = [envelope.tender, str(envelope.company), envelope.key]  # all else is sealed
+        assert not [v for v in clear if price in v]
+        assert b"Offre technique" not in envelope.ciphertext
 
     medina = companies["medina.data"]
     medina.goto(url)
@@ -87,7 +131,12 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     auditor.fill("textarea[id^='id_decide']", "Les spécifications sont neutres.")
     submit(auditor, "decide")
 
-    # the worker opens the bids at the deadline, nobody clicks anything
+    # after the deadline two of the three members release their keys; the worker opens
+    for name in ("eval.finances", "finance.finances"):
+        page = members[name]
+        wait_for_text(page, url, 'name="private_key"', timeout=400)
+        page.fill("input[name=private_key]", opening_keys[name])
+        submit(page, "release")
     wait_for_text(officer, url, "159")
     officer.screenshot(path=str(output_dir / "opening-report.png"), full_page=True)
 
@@ -129,3 +178,6 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
                      "contract.signed", "contract.amended", "contract.payment"):
         assert expected in types, expected
     assert types.count("bid.submitted") == 4
+    log_key = httpx.get(f"{base}/ledger/key").text.strip()
+    checked = verify_opening(base, reference, log_key)
+    assert len(checked.opened) == 3 and checked.released == [2, 3]

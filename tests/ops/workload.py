@@ -21,6 +21,8 @@ from email.message import EmailMessage
 
 import httpx
 
+from sahab.procurement import client as bidder
+
 PREPARE = """
 import json
 from django.contrib.auth import get_user_model
@@ -28,7 +30,8 @@ from sahab.directory import services as directory
 from sahab.directory.selectors import SYSTEM
 from sahab.procurement.models import Tender
 tender = Tender.objects.get(reference={reference!r})
-tokens = [directory.issue_api_token(actor=SYSTEM, user=user, name="workload")[1]
+tokens = [[directory.issue_api_token(actor=SYSTEM, user=user, name="workload")[1],
+           user.company_member.company_id]
           for user in get_user_model().objects.filter(username__in={usernames!r})]
 print(json.dumps({{"tokens": tokens, "lots": [str(n) for n in
                   tender.lots.values_list("number", flat=True)]}}))
@@ -82,10 +85,11 @@ class Workload:
     base: str
     env: dict
     demo: dict
-    bidders: list[str]
+    bidders: list[tuple[str, int, object]]  # token, company id, its signing key
     reference: str
     lots: list[str]
     plan: int | None
+    detail: dict = field(default_factory=dict)  # the tender's public detail, sealed to
     acks: list[Ack] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -111,19 +115,30 @@ def prepare(served) -> Workload:
                           headers={"Authorization": f"Bearer {it_token}"}, timeout=30).json()
     cheap = [e for e in catalogue if e["orderable"] and e["monthly_estimate"] is not None
              and float(e["monthly_estimate"]) <= 300 and e["category"] == "database"]
-    return Workload(base=served.url, env=served.env, demo=demo, bidders=data["tokens"],
+    bidders = []
+    for token, company in data["tokens"]:  # each company registers a key of its own
+        key = bidder.new_signing_key()
+        r = httpx.post(f"{served.url}/api/procurement/signing-keys", timeout=30,
+                       json=bidder.registration(company, key),
+                       headers={"Authorization": f"Bearer {token}"})
+        if r.status_code == 201:
+            bidders.append((token, company, key))
+    detail = httpx.get(f"{served.url}/api/procurement/tenders/{reference}", timeout=30).json()
+    return Workload(base=served.url, env=served.env, demo=demo, bidders=bidders,
                     reference=reference, lots=data["lots"],
-                    plan=cheap[0]["plan"] if cheap else None)
+                    plan=cheap[0]["plan"] if cheap else None, detail=detail)
 
 
 # --- one action of each kind ------------------------------------------------------------
 
 def submit_one_bid(w: Workload, client: httpx.Client) -> None:
-    """The "submit one bid" step: today's API takes prices and seals them on the server."""
-    token = random.choice(w.bidders)
+    """The "submit one bid" step: sealed and signed here, the bidder's side; only the
+    envelope is sent."""
+    token, company, key = random.choice(w.bidders)
     prices = {lot: str(random.randint(10_000, 900_000)) for lot in w.lots}
+    envelope = bidder.seal_bid(w.detail, company_id=company, key=key, prices=prices)
     r = client.post(f"{w.base}/api/procurement/tenders/{w.reference}/bids",
-                    json={"prices": prices}, headers={"Authorization": f"Bearer {token}"})
+                    json={"envelope": envelope}, headers={"Authorization": f"Bearer {token}"})
     if r.status_code == 201:
         body = r.json()
         w.acknowledged("bid", {"bid": body["bid"], "commitment": body["commitment"],

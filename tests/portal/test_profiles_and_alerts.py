@@ -22,6 +22,7 @@ from sahab.portal import alerts
 from sahab.portal.models import Subscription
 from sahab.procurement import services
 from sahab.procurement.models import Contract, Tender
+from tests import factories
 
 
 @pytest.fixture
@@ -108,6 +109,7 @@ def _new_tender(title: str, cpv: str) -> Tender:
         procedure="open", enquiry_deadline=now + dt.timedelta(days=10),
         submission_deadline=now + dt.timedelta(days=30),
         lots=[{"title": "Lot", "cpv": cpv, "estimated_value": "50000"}])
+    factories.committee(tender)
     return services.publish_tender(actor=SYSTEM, tender=tender)
 
 

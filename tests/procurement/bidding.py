@@ -9,13 +9,15 @@ import threading
 
 from sahab.procurement import services
 from sahab.procurement.models import Bid, Tender
+from tests import factories
 
 
 def submit_bid(company_user, tender: Tender, prices: dict[str, str], *,
                now: dt.datetime | None = None) -> Bid:
-    """``company_user`` submits a sealed bid with ``prices`` (lot number → price)."""
-    return services.submit_bid(actor=company_user, tender=tender, prices=prices,
-                               technical_offer="Offre technique", now=now)
+    """``company_user`` seals and signs a bid with ``prices`` (lot number → price) on its
+    side and submits the envelope."""
+    return factories.submit_sealed(tender, company_user, prices,
+                                   technical_offer="Offre technique", now=now)
 
 
 def withdraw_bid(company_user, bid: Bid, *, now: dt.datetime | None = None) -> Bid:
@@ -32,20 +34,21 @@ def paused_before_commit(event_type: str):
     Yields ``(arm, reached, release)``."""
     reached, release = threading.Event(), threading.Event()
     armed = threading.local()
-    original = services._step
+    ledger = services.ledger  # the module procurement records through
+    original = ledger.record
 
-    def step(tender, event, *args, **kwargs):
+    def record(event, *args, **kwargs):
         if event == f"procurement.{event_type}" and getattr(armed, "on", False):
             reached.set()
             release.wait(10)
-        return original(tender, event, *args, **kwargs)
+        return original(event, *args, **kwargs)
 
     def arm() -> None:
         armed.on = True
 
-    services._step = step
+    ledger.record = record
     try:
         yield arm, reached, release
     finally:
-        services._step = original
+        ledger.record = original
         release.set()

@@ -28,6 +28,27 @@ class Actor:
             kwargs |= {"data": json, "content_type": "application/json"}
         return getattr(self.client, method)(f"/api/procurement{path}", **kwargs)
 
+    def bid(self, reference: str, prices: dict, **content):
+        """Seal and sign on the company's side (from the public tender detail), then post
+        only the envelope, as an API client does."""
+        from sahab.directory.selectors import company_of
+        from sahab.procurement import client
+
+        detail = self.call("get", f"/tenders/{reference}").json()
+        envelope = client.seal_bid(detail, company_id=company_of(self.user).pk,
+                                   key=factories.signing_key(self.user), prices=prices,
+                                   **content)
+        return self.call("post", f"/tenders/{reference}/bids", {"envelope": envelope})
+
+
+def publish(officer: Actor, reference: str, **committee):
+    """Name a committee (3 members, 2 to open; their keys kept as the demo keeps them, so
+    that the worker releases them after the deadline), then publish through the API."""
+    from sahab.procurement.models import Tender
+
+    factories.committee(Tender.objects.get(reference=reference), **committee)
+    return officer.call("post", f"/tenders/{reference}/publish")
+
 
 @pytest.fixture
 def world(db, sahab_home):
@@ -73,5 +94,5 @@ def published_tender(world):
     from sahab.procurement.models import Tender
 
     ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
-    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
+    assert publish(world["officer"], ref).status_code == 200
     return Tender.objects.get(reference=ref)

@@ -6,7 +6,7 @@ import time_machine
 from sahab.directory.selectors import SYSTEM
 from sahab.procurement import services
 from sahab.procurement.models import CallOff, Contract, Tender
-from tests.procurement.conftest import tender_payload
+from tests.procurement.conftest import publish, tender_payload
 
 
 def test_plans_through_the_api(world, client):
@@ -31,7 +31,7 @@ def test_restricted_procedure_candidates(world):
     (atlas, a), (_, c), _ = world["companies"]
     ref = officer.call("post", "/tenders", tender_payload(procedure="restricted")).json()[
         "reference"]
-    officer.call("post", f"/tenders/{ref}/publish")
+    publish(officer, ref)
     assert a.call("post", f"/tenders/{ref}/candidacy").status_code == 201
     assert c.call("post", f"/tenders/{ref}/candidacy").status_code == 201
     assert a.call("post", f"/tenders/{ref}/candidacy").status_code == 409
@@ -39,8 +39,8 @@ def test_restricted_procedure_candidates(world):
     assert len(officer.call("get", f"/tenders/{ref}/candidates").json()) == 2
     assert officer.call("post", f"/tenders/{ref}/candidates/{atlas.pk}",
                         {"qualified": True}).json()["status"] == "qualified"
-    assert a.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "100"}}).status_code == 201
-    assert c.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "90"}}).status_code == 403
+    assert a.bid(ref, {"1": "100"}).status_code == 201
+    assert c.bid(ref, {"1": "90"}).status_code == 403
 
 
 @pytest.fixture
@@ -50,8 +50,8 @@ def framework_contract(world):
     officer = world["officer"]
     ref = officer.call("post", "/tenders", tender_payload(procedure="framework")).json()[
         "reference"]
-    officer.call("post", f"/tenders/{ref}/publish")
-    a.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "1000", "2": "500"}})
+    publish(officer, ref)
+    a.bid(ref, {"1": "1000", "2": "500"})
     tender = Tender.objects.get(reference=ref)
     with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
         services.advance_tenders()

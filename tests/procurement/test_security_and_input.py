@@ -7,24 +7,25 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from sahab.core import keys
 from sahab.core.errors import Conflict
 from sahab.ledger.models import Entry
+from sahab.procurement import client as bidder
 from sahab.procurement import sealing, services
 from sahab.procurement.models import Bid, BidLot, Tender
-from tests.procurement.conftest import PDF, tender_payload
+from tests import factories
+from tests.procurement.conftest import PDF, publish, tender_payload
 
 
 @pytest.fixture
 def published(world):
     ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
-    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
+    assert publish(world["officer"], ref).status_code == 200
     return Tender.objects.get(reference=ref)
 
 
 def bid(world, i, tender, prices):
-    return world["companies"][i][1].call("post", f"/tenders/{tender.reference}/bids",
-                                         {"prices": prices, "technical_offer": "secret plan"})
+    return world["companies"][i][1].bid(tender.reference, prices,
+                                        technical_offer="secret plan")
 
 
 def test_before_the_deadline_nothing_reveals_a_bid(world, published, client, admin_client):
@@ -44,12 +45,28 @@ def test_before_the_deadline_nothing_reveals_a_bid(world, published, client, adm
     page = client.get(f"/tenders/{published.reference}/")
     assert b"123456" not in page.content
     assert admin_client.get("/admin/procurement/bid/").status_code == 404  # not in the admin
-    # even the platform cannot open the tender's key with the wrong deadline binding
-    with pytest.raises(sealing.SealError):
-        sealing.unseal_tender_key(keys.load_opening_key(), bytes(published.sealed_private_key),
-                                  b"other|binding")
+    # neither the public steps nor the tender's ledger entries count the bids
+    steps = [s["type"] for s in client.get(f"/api/procurement/tenders/"
+                                           f"{published.reference}").json()["steps"]]
+    assert not [t for t in steps if t.startswith("bid.")]
+    assert not Entry.objects.filter(subject=f"tender:{published.reference}",
+                                    type__startswith="procurement.bid").exists()
     with pytest.raises(Conflict, match=r"whose submission deadline passed"):
         services.open_tender(tender=published)
+    # a committee member cannot release their key before the deadline
+    member = published.committee.first().member
+    r = world["officer"].client.post(
+        f"/api/procurement/tenders/{published.reference}/committee/release",
+        {"private_key": base64.b64encode(b"k" * 32).decode()}, content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {factories_token(member)}")
+    assert r.status_code == 409 and "after the submission deadline" in r.json()["detail"]
+
+
+def factories_token(user) -> str:
+    from sahab.directory import services as directory
+    from sahab.directory.selectors import SYSTEM
+
+    return directory.issue_api_token(actor=SYSTEM, user=user, name="t")[1]
 
 
 def test_an_altered_envelope_is_detected_at_opening(world, published):
@@ -64,7 +81,7 @@ def test_an_altered_envelope_is_detected_at_opening(world, published):
     victim.refresh_from_db()
     assert victim.status == "tampered"
     report = Entry.objects.filter(type="procurement.tender.opened").get()
-    assert b"rejected_as_altered" in bytes(report.body) and victim.commitment.encode() in \
+    assert b'"rejected"' in bytes(report.body) and victim.commitment.encode() in \
         bytes(report.body)
     assert Tender.objects.get(pk=published.pk).state == "evaluation"
 
@@ -89,12 +106,42 @@ def test_late_bids_are_refused_with_a_clear_error(world, published):
 
 @pytest.mark.parametrize(("prices", "why"), [
     ({"1": "-5"}, "more than 0"), ({"1": "0"}, "more than 0"),
-    ({"1": "1e15"}, "less than"), ({"9": "100"}, "no lot 9"), ({}, "at least one lot"),
-    ({"1": "10.0001"}, "three decimals"), ({"x": "10"}, "not a lot number"),
+    ({"1": "1e15"}, "less than"), ({"1": "10.0001"}, "three decimals"),
 ])
-def test_bad_bids_are_refused_and_change_nothing(world, published, prices, why):
-    r = bid(world, 0, published, prices)
-    assert r.status_code == 422 and why in r.json()["detail"], r.content
+def test_bad_prices_are_rejected_and_named_at_the_opening(world, published, prices, why):
+    """The platform cannot read prices before the opening: a sealed bad price is
+    rejected there, with the reason, and the other bids open."""
+    assert bid(world, 0, published, prices).status_code == 201
+    assert bid(world, 1, published, {"1": "1000"}).status_code == 201
+    with time_machine.travel(published.submission_deadline + dt.timedelta(seconds=1)):
+        services.advance_tenders()
+    bad = Bid.objects.get(company=world["companies"][0][0])
+    assert bad.status == "tampered" and why in bad.problem
+    report = Entry.objects.get(type="procurement.tender.opened").body
+    assert why.encode() in bytes(report)
+
+
+def test_bad_envelopes_are_refused_and_change_nothing(world, published):
+    (atlas, a), (carthage, _), _ = world["companies"]
+    good = factories.sealed(published, a.user, {"1": "100"})
+    cases = [
+        (b"not an envelope", "malformed"),
+        (good.replace(b"tender " + published.reference.encode(), b"tender MF-1999-0001"),
+         "sealed for MF-1999-0001"),
+        (good.replace(f"company {atlas.pk}\n".encode(), f"company {carthage.pk}\n".encode()),
+         "names another company"),
+        (good.replace(b"nonce ", b"nonce A", 1), "malformed"),
+    ]
+    envelope = sealing.parse(good)
+    envelope.signature = bytes(64)
+    cases.append((envelope.to_bytes(), "signature is refused"))
+    stranger = bidder.new_signing_key()  # a key the company never registered
+    cases.append((bidder.seal_bid(factories.tender_detail(published), company_id=atlas.pk,
+                                  key=stranger, prices={"1": "1"}).encode(), "not registered"))
+    for data, why in cases:
+        r = a.call("post", f"/tenders/{published.reference}/bids",
+                   {"envelope": data.decode("ascii", "replace")})
+        assert r.status_code == 422 and why in r.json()["detail"], (why, r.content)
     assert not Bid.objects.exists()
 
 
@@ -152,9 +199,9 @@ def test_restricted_and_negotiated_procedures_admit_only_their_companies(world):
     (atlas, a), (_, c), _ = world["companies"]
     ref = officer.call("post", "/tenders", tender_payload(
         procedure="negotiated", invited=[atlas.pk])).json()["reference"]
-    officer.call("post", f"/tenders/{ref}/publish")
-    assert a.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "10"}}).status_code == 201
-    assert c.call("post", f"/tenders/{ref}/bids", {"prices": {"1": "10"}}).status_code == 403
+    publish(officer, ref)
+    assert a.bid(ref, {"1": "10"}).status_code == 201
+    assert c.bid(ref, {"1": "10"}).status_code == 403
 
 
 def test_the_changes_feed_pages_without_losing_or_repeating(world, published, client):
@@ -203,3 +250,20 @@ def test_admin_screens_show_tenders_but_never_bids_or_keys(world, published, adm
     assert b"sealed_private_key" not in page.content and b"123456" not in page.content
     assert admin_client.get("/admin/procurement/bid/").status_code == 404
     assert admin_client.get("/admin/procurement/bidlot/").status_code == 404
+
+
+def test_a_draft_is_in_the_public_log_only_as_a_hash(world):
+    import hashlib
+    import json
+
+    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    drafted = Entry.objects.get(type="procurement.tender.drafted", subject=f"tender:{ref}")
+    assert b"Serveurs et stockage" not in bytes(drafted.body)
+    publish(world["officer"], ref)
+    published = json.loads(bytes(Entry.objects.get(type="procurement.tender.published",
+                                                   subject=f"tender:{ref}").body))["data"]
+    assert published["title"] == "Serveurs et stockage"
+    details = {k: published[k] for k in ("reference", "buyer", "title", "procedure",
+                                         "estimated_value", "framework", "ocid")}
+    digest = hashlib.sha256(json.dumps(details, sort_keys=True).encode()).hexdigest()
+    assert json.loads(bytes(drafted.body))["data"]["sha256"] == digest

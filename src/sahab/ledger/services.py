@@ -242,6 +242,46 @@ def entries_about(subject: str):
     return Entry.objects.filter(subject=subject).order_by("index")
 
 
+def proven_entries(indexes: Iterable[int], *, signed: bool = True) -> dict[int, dict]:
+    """The entries at ``indexes``, each proven by an inclusion proof to the latest
+    published checkpoint, whose signature is checked: what another app trusts where the
+    database alone could have been edited. Raises ``Conflict`` when an entry does not
+    prove (or no checkpoint covers it yet).
+
+    ``signed=False`` proves them against the current tree instead (for a writer whose own
+    transaction holds entries that no checkpoint may cover yet, such as the demo loader).
+    """
+    import json
+
+    indexes = sorted(set(indexes))
+    if not indexes:
+        return {}
+    if signed:
+        checkpoint = latest_checkpoint()
+        if checkpoint.size <= indexes[-1]:
+            raise Conflict(f"No published checkpoint covers entry {indexes[-1]} yet.")
+        try:
+            tree, _ = note.open_checkpoint(signed_checkpoint(checkpoint).encode(),
+                                           signer().verifier)
+        except note.NoteError as exc:
+            raise Conflict(f"The latest checkpoint does not verify: {exc}") from None
+    else:
+        size = tree_size()
+        tree = note.Checkpoint("", size, root_at(size))
+    bodies = dict(Entry.objects.filter(index__in=indexes).values_list("index", "body"))
+    proven = {}
+    for index in indexes:
+        body = bytes(bodies.get(index) or b"")
+        try:
+            merkle.verify_inclusion(index, tree.size, merkle.leaf_hash(body),
+                                    inclusion_proof(index, tree.size), tree.root)
+        except merkle.ProofError:
+            raise Conflict(f"Ledger entry {index} is not the one the checkpoint covers.") \
+                from None
+        proven[index] = json.loads(body)
+    return proven
+
+
 # --- tiles (c2sp.org/tlog-tiles) ---------------------------------------------------------
 
 def tiles_for_size(size: int) -> list[tuple[int, int, int]]:

@@ -27,7 +27,7 @@ class TenderAdmin(ReadOnlyAdmin):
                     "submission_deadline"]
     list_filter = ["state", "procedure", "suspended"]
     search_fields = ["reference", "title"]
-    exclude = ["public_key", "sealed_private_key"]
+    exclude = ["bid_tag"]
     inlines = [LotInline]
 
 

@@ -5,6 +5,7 @@ import base64
 import datetime as dt
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
@@ -14,7 +15,7 @@ from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory.models import Administration, Company
 from sahab.ledger import services as ledger
-from sahab.procurement import selectors, services
+from sahab.procurement import sealing, selectors, services
 from sahab.procurement.models import (
     Award,
     AwardCriteria,
@@ -171,7 +172,8 @@ class TenderDetail(Schema):
     price_weight: int
     compliance_criteria: list[str]
     standstill_until: dt.datetime | None
-    sealing_public_key: str
+    committee: dict = Field(..., description="The opening committee: threshold and members' "
+                            "X25519 public keys (base64), to seal bids to (sahab-bid/2).")
     lots: list[LotOut]
     documents: list[DocumentOut]
     questions: list[QuestionOut]
@@ -200,7 +202,11 @@ def _detail(tender: Tender) -> dict:
         "description": tender.description, "award_criteria": tender.award_criteria,
         "price_weight": tender.price_weight, "standstill_until": tender.standstill_until,
         "compliance_criteria": tender.compliance_criteria,
-        "sealing_public_key": base64.b64encode(bytes(tender.public_key)).decode(),
+        "committee": {"threshold": tender.committee_threshold,
+                      "members": [{"position": m.position,
+                                   "public_key": base64.b64encode(bytes(m.public_key)).decode(),
+                                   "released": m.released_at is not None}
+                                  for m in tender.committee.all()]},
         "lots": list(tender.lots.all()),
         "documents": list(tender.documents.all()),
         "questions": list(tender.questions.exclude(answered_at=None)),
@@ -340,9 +346,9 @@ def answer(request, payload: AnswerIn, question_id: int = Id):
 
 
 class BidIn(Schema):
-    prices: dict[str, Decimal] = Field(..., description="Price per lot number.")
-    technical_offer: str = Field("", max_length=50000)
-    documents: list[DocumentIn] = Field([], max_length=20)
+    envelope: str = Field(..., max_length=sealing.MAX_ENVELOPE_BYTES,
+                          description="The sealed and signed sahab-bid/2 envelope, made on the "
+                          "company's machine (sahab bid seal, or the web page).")
 
 
 class BidReceipt(Schema):
@@ -367,11 +373,152 @@ def _receipt(request, bid: Bid) -> dict:
 @router.post("/procurement/tenders/{reference}/bids", response={201: BidReceipt},
              summary="Submit or replace your company's sealed bid")
 def submit_bid(request, payload: BidIn, reference: str = Path(..., max_length=40)):
-    bid = services.submit_bid(
-        actor=request.user, tender=_tender(request, reference), prices=payload.prices,
-        technical_offer=payload.technical_offer,
-        files=[(d.name, _decode(d.content_base64)) for d in payload.documents])
+    try:
+        envelope = payload.envelope.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidInput("The envelope is ASCII text.") from None
+    bid = services.submit_bid(actor=request.user, tender=_tender(request, reference),
+                              envelope=envelope)
     return Status(201, _receipt(request, bid))
+
+
+class SigningKeyIn(Schema):
+    public_key: str = Field(..., max_length=100, description="Ed25519 public key, base64.")
+    proof: str = Field(..., max_length=200, description="The key's signature (base64) of "
+                       "'sahab-signing-key/1\\ncompany <id>\\nkey <public key>\\n'.")
+    certificate: str = Field("", max_length=20000, description="PEM certificate of the key "
+                             "from the national CA (production); the demo CA issues one.")
+
+
+class SigningKeyOut(Schema):
+    id: int
+    company: int
+    fingerprint: str
+    public_key: str
+    certificate: str
+    ledger_index: int
+    registered_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+def _key_out(key) -> dict:
+    return {"id": key.pk, "company": key.company_id, "fingerprint": key.fingerprint,
+            "public_key": base64.b64encode(bytes(key.public_key)).decode(),
+            "certificate": key.certificate, "ledger_index": key.ledger_index,
+            "registered_at": key.registered_at, "revoked_at": key.revoked_at}
+
+
+def _b64_field(value: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise InvalidInput(f"{name} is not base64.") from None
+
+
+@router.post("/procurement/signing-keys", response={201: SigningKeyOut},
+             summary="Register your company's bid-signing key (public half)")
+def register_key(request, payload: SigningKeyIn):
+    key = services.register_signing_key(
+        actor=request.user, public_key=_b64_field(payload.public_key, "public_key"),
+        proof=_b64_field(payload.proof, "proof"), certificate=payload.certificate)
+    return Status(201, _key_out(key))
+
+
+@router.get("/procurement/signing-keys", response=list[SigningKeyOut],
+            summary="Your company's bid-signing keys")
+def my_keys(request):
+    return [_key_out(k) for k in selectors.signing_keys_of(request.user)]
+
+
+@router.delete("/procurement/signing-keys/{key_id}", response=SigningKeyOut,
+               summary="Revoke one of your company's bid-signing keys")
+def revoke_key(request, key_id: int = Id):
+    key = selectors.signing_keys_of(request.user).filter(pk=key_id).first()
+    if key is None:
+        raise NotFound("No such key.")
+    return _key_out(services.revoke_signing_key(actor=request.user, key=key))
+
+
+class CommitteeIn(Schema):
+    members: list[str] = Field(..., min_length=1, max_length=sealing.MAX_MEMBERS,
+                               description="Usernames of the members (agents).")
+    threshold: int = Field(..., ge=1, le=sealing.MAX_MEMBERS)
+
+
+class OpeningKeyIn(Schema):
+    public_key: str = Field(..., max_length=100, description="X25519 public key, base64.")
+
+
+class ReleaseIn(Schema):
+    private_key: str = Field(..., max_length=100, description="X25519 private key, base64.")
+
+
+class CommitteeMemberOut(Schema):
+    position: int
+    member: str
+    public_key: str
+    released: bool
+    ledger_index: int | None
+
+
+def _members(tender: Tender) -> list[dict]:
+    return [{"position": m.position, "member": m.member.username,
+             "public_key": base64.b64encode(bytes(m.public_key)).decode(),
+             "released": m.released_at is not None,
+             "ledger_index": m.release_ledger_index or m.key_ledger_index}
+            for m in tender.committee.select_related("member")]
+
+
+def _committee_tender(reference: str) -> Tender:
+    tender = Tender.objects.filter(reference=reference).first()
+    if tender is None:
+        raise NotFound(f"No tender {reference}.")
+    return tender
+
+
+@router.post("/procurement/tenders/{reference}/committee", response=list[CommitteeMemberOut],
+             summary="Name the opening committee of a draft tender (t of n)")
+def name_committee(request, payload: CommitteeIn, reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    users = []
+    for username in payload.members:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise InvalidInput(f"No user {username}.")
+        users.append(user)
+    services.name_committee(actor=request.user, tender=tender, members=users,
+                            threshold=payload.threshold)
+    return _members(tender)
+
+
+@router.post("/procurement/tenders/{reference}/committee/key",
+             response=list[CommitteeMemberOut],
+             summary="A committee member registers their one-time opening key")
+def committee_key(request, payload: OpeningKeyIn, reference: str = Path(..., max_length=40)):
+    tender = _committee_tender(reference)
+    services.register_committee_key(actor=request.user, tender=tender,
+                                    public_key=_b64_field(payload.public_key, "public_key"))
+    return _members(tender)
+
+
+@router.post("/procurement/tenders/{reference}/committee/release",
+             response=list[CommitteeMemberOut],
+             summary="A committee member releases their opening key after the deadline")
+def committee_release(request, payload: ReleaseIn, reference: str = Path(..., max_length=40)):
+    tender = _committee_tender(reference)
+    services.release_committee_key(actor=request.user, tender=tender,
+                                   private_key=_b64_field(payload.private_key, "private_key"))
+    return _members(tender)
+
+
+@router.get("/procurement/tenders/{reference}/opening", auth=None,
+            summary="What anyone needs to check an opening: committee, released keys, and "
+            "after the opening every envelope and signing key (public)")
+def opening(request, reference: str = Path(..., max_length=40)):
+    tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
+    if tender is None or tender.published_at is None:
+        raise NotFound(f"No tender {reference}.")
+    return selectors.opening_data(tender)
 
 
 class MyBid(Schema):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import sys
 from pathlib import Path
 
@@ -94,6 +95,77 @@ def cmd_redflags(args) -> int:
     return 0
 
 
+def cmd_verify_opening(args) -> int:
+    """Check an opening from public data only (no database, no server installation)."""
+    from sahab.procurement.verify import OpeningFailure, verify_opening
+
+    try:
+        result = verify_opening(args.url, args.reference, args.key)
+    except OpeningFailure as exc:
+        print(f"OPENING VERIFICATION FAILED: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, KeyError) as exc:  # httpx errors are OSError kin
+        print(f"sahab procurement verify-opening: cannot check: {exc}", file=sys.stderr)
+        return 2
+    print(f"OK: {result.reference}: {len(result.opened)} bid(s) opened, each committed on the "
+          f"log before the deadline and signed by a registered key; "
+          f"{len(result.rejected)} rejected and {len(result.missing)} missing, named in the "
+          f"report; opened with the keys of members {result.released}.")
+    return 0
+
+
+def cmd_bid_keygen(args) -> int:
+    """A company's bid-signing key, made on its own machine."""
+    from sahab.procurement import client
+
+    out = Path(args.out)
+    if out.exists():
+        print(f"sahab bid keygen: {out} exists; not overwriting a key", file=sys.stderr)
+        return 2
+    key = client.new_signing_key()
+    client.save_key(key, out)
+    print(json.dumps(client.registration(args.company, key)))
+    print(f"private key written to {out}; POST the line above to "
+          "/api/procurement/signing-keys to register the key", file=sys.stderr)
+    return 0
+
+
+def cmd_bid_seal(args) -> int:
+    """Seal and sign a bid offline, from the tender's public detail (a JSON file)."""
+    from sahab.procurement import client
+
+    try:
+        detail = json.loads(Path(args.tender).read_text())
+        key = client.load_key(args.key)
+        prices = dict(p.split("=", 1) for p in args.price)
+        documents = [(Path(d).name, Path(d).read_bytes()) for d in args.document]
+        envelope = client.seal_bid(detail, company_id=args.company, key=key, prices=prices,
+                                   technical_offer=args.offer, documents=documents)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"sahab bid seal: {exc}", file=sys.stderr)
+        return 2
+    Path(args.out).write_text(json.dumps({"envelope": envelope}))
+    print(f"sealed envelope written to {args.out}: POST it to "
+          f"/api/procurement/tenders/{detail['reference']}/bids", file=sys.stderr)
+    return 0
+
+
+def cmd_committee_keygen(args) -> int:
+    """A committee member's one-time opening key for one tender."""
+    from sahab.procurement import client
+
+    out = Path(args.out)
+    if out.exists():
+        print(f"sahab committee keygen: {out} exists; not overwriting a key", file=sys.stderr)
+        return 2
+    private, public = client.committee_keygen()
+    out.write_text(private + "\n")
+    out.chmod(0o600)
+    print(json.dumps({"public_key": public}))
+    print(f"private key written to {out}: keep it offline until the deadline", file=sys.stderr)
+    return 0
+
+
 def register(sub) -> None:
     ocds = sub.add_parser("ocds", help="Open Contracting Data Standard publication")
     cmds = ocds.add_subparsers(dest="ocds_command", required=True, metavar="COMMAND")
@@ -108,3 +180,32 @@ def register(sub) -> None:
     p.add_argument("--explain", action="store_true",
                    help="one line per flag with its explanation, instead of JSON")
     p.set_defaults(func=cmd_redflags)
+    procurement = sub.add_parser("procurement", help="checks of procurement from public data")
+    cmds = procurement.add_subparsers(dest="procurement_command", required=True,
+                                      metavar="COMMAND")
+    p = cmds.add_parser("verify-opening", help="check a tender's opening from public data")
+    p.add_argument("reference")
+    p.add_argument("--url", required=True, help="the platform's web address")
+    p.add_argument("--key", required=True, help="the log's verifier key (sahab ledger key)")
+    p.set_defaults(func=cmd_verify_opening, needs_django=False)
+    bid = sub.add_parser("bid", help="a company's side of sealed bids (offline)")
+    cmds = bid.add_subparsers(dest="bid_command", required=True, metavar="COMMAND")
+    p = cmds.add_parser("keygen", help="make a bid-signing key and its registration")
+    p.add_argument("--company", type=int, required=True, help="your company's number")
+    p.add_argument("--out", required=True, help="where to write the private key (PEM)")
+    p.set_defaults(func=cmd_bid_keygen, needs_django=False)
+    p = cmds.add_parser("seal", help="seal and sign a bid to a tender's committee")
+    p.add_argument("--tender", required=True,
+                   help="the tender's detail as GET /api/procurement/tenders/REF gives it")
+    p.add_argument("--company", type=int, required=True)
+    p.add_argument("--key", required=True, help="your bid-signing key (PEM)")
+    p.add_argument("--price", action="append", default=[], metavar="LOT=PRICE")
+    p.add_argument("--offer", default="", help="the technical offer (text)")
+    p.add_argument("--document", action="append", default=[], metavar="FILE")
+    p.add_argument("--out", required=True, help="the request body to POST (JSON)")
+    p.set_defaults(func=cmd_bid_seal, needs_django=False)
+    committee = sub.add_parser("committee", help="an opening committee member's side")
+    cmds = committee.add_subparsers(dest="committee_command", required=True, metavar="COMMAND")
+    p = cmds.add_parser("keygen", help="make a one-time opening key for one tender")
+    p.add_argument("--out", required=True, help="where to keep the private key")
+    p.set_defaults(func=cmd_committee_keygen, needs_django=False)

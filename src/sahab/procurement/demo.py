@@ -10,16 +10,18 @@ data. Loading runs once: with tenders present, it does nothing.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from sahab.directory.models import Administration, Company
 from sahab.directory.selectors import SYSTEM
-from sahab.procurement import services
+from sahab.procurement import client, services
 from sahab.procurement.models import Award, BidLot, Plan, PlanItem, Procedure, Tender
 
 OFFICERS = {"MF-DAF": "achats.finances", "MS-DAF": "achats.sante",
@@ -157,6 +159,49 @@ def _company_user(name: str):
     return Company.objects.get(name=name).members.filter(is_company_admin=True).first().user
 
 
+def _committee(case: Case, tender: Tender) -> None:
+    """Three members, two of whom open; their one-time keys are made here and kept in
+    SAHAB_HOME/demo-only-keys so that the demo (and its worker) can release them after
+    the deadline. In production each member makes and keeps their own key."""
+    names = [OFFICERS[case.buyer], EVALUATORS[case.buyer], "auditeur.haicop", "eval.finances",
+             "eval.tunis"]
+    users = [_user(n) for n in dict.fromkeys(names)][:3]
+    services.name_committee(actor=SYSTEM, tender=tender, members=users, threshold=2)
+    for user in users:
+        private, public = client.committee_keygen()
+        row = services.register_committee_key(actor=user, tender=tender,
+                                              public_key=base64.b64decode(public))
+        path = services.demo_key_path(tender, row.position)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(private)
+        path.chmod(0o600)
+
+
+def _company_key(name: str):
+    """The demo company's bid-signing key (kept, for the demo only, under demo-only-keys;
+    a real company keeps its own: ``sahab bid keygen``)."""
+    company = Company.objects.get(name=name)
+    path = settings.SAHAB_HOME / "demo-only-keys" / f"company-{company.pk}.pem"
+    if path.exists():
+        return client.load_key(path)
+    key = client.new_signing_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    client.save_key(key, path)
+    body = client.registration(company.pk, key)
+    services.register_signing_key(actor=_company_user(name),
+                                  public_key=base64.b64decode(body["public_key"]),
+                                  proof=base64.b64decode(body["proof"]))
+    return key
+
+
+def _detail(tender: Tender) -> dict:
+    return {"reference": tender.reference,
+            "lots": [{"number": lot.number} for lot in tender.lots.all()],
+            "committee": {"threshold": tender.committee_threshold, "members": [
+                {"public_key": base64.b64encode(bytes(m.public_key)).decode()}
+                for m in tender.committee.all()]}}
+
+
 def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
     buyer = Administration.objects.get(code=case.buyer)
     published = now - dt.timedelta(days=case.days_ago)
@@ -177,6 +222,7 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
         now=published - dt.timedelta(days=1))
     if case.outcome == "draft":
         return tender
+    _committee(case, tender)
     tender = services.publish_tender(actor=SYSTEM, tender=tender, now=published)
     if case.procedure == Procedure.RESTRICTED:
         for name in case.bids:
@@ -196,16 +242,22 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
                                  answer="Oui, comme précisé au cahier des charges.",
                                  now=published + dt.timedelta(days=2))
     for hours, (name, prices) in enumerate(case.bids.items(), start=1):
+        company = Company.objects.get(name=name)
+        envelope = client.seal_bid(_detail(tender), company_id=company.pk,
+                                   key=_company_key(name),
+                                   prices={str(k): v for k, v in prices.items()},
+                                   technical_offer=f"Offre technique de {name}.")
         services.submit_bid(actor=_company_user(name), tender=tender,
-                            prices={str(k): v for k, v in prices.items()},
-                            technical_offer=f"Offre technique de {name}.",
+                            envelope=envelope.encode("ascii"),
                             now=deadline - dt.timedelta(hours=30 - 3 * hours))
     if case.outcome == "cancelled":
         return services.cancel_tender(actor=SYSTEM, tender=tender,
                                       reason="Le besoin a été revu par la commune.")
     if case.outcome == "ongoing":
         return tender
-    services.advance_tenders(now=deadline + dt.timedelta(minutes=1))
+    # two of the three members release their keys, and the bids open (proven against
+    # the tree the loader's own transaction writes: no checkpoint may cover it yet)
+    services.advance_tenders(now=deadline + dt.timedelta(minutes=1), signed=False)
     tender.refresh_from_db()
     if tender.state != "evaluation":
         return tender  # no valid bid: unsuccessful
@@ -222,7 +274,8 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
             standstill_until=now + dt.timedelta(days=5))
         return tender
     tender.refresh_from_db()
-    services.advance_tenders(now=tender.standstill_until + dt.timedelta(minutes=1))
+    services.advance_tenders(now=tender.standstill_until + dt.timedelta(minutes=1),
+                             signed=False)
     signed = tender.standstill_until + dt.timedelta(days=2)
     start = (signed + dt.timedelta(days=1)).date()
     for award in tender.awards.filter(status=Award.Status.ACTIVE):

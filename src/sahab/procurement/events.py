@@ -9,12 +9,12 @@ class ProcurementEvent(LedgerEvent):
 
     BID_SUBMITTED = (
         "procurement.bid.submitted",
-        "A sealed bid was received: its commitment, and the bid it replaces if any.",
+        "A sealed, signed bid was received (under the tender's secret tag until the opening).",
         ("commitment", "replaces"),
     )
     BID_WITHDRAWN = (
         "procurement.bid.withdrawn",
-        "A bidder withdrew a sealed bid before the deadline.",
+        "A bidder withdrew a sealed bid before the deadline (under the tender's secret tag).",
         ("commitment",),
     )
     CALL_OFF_ORDERED = (
@@ -36,6 +36,31 @@ class ProcurementEvent(LedgerEvent):
         "procurement.candidate.qualified",
         "A candidate was qualified to bid.",
         ("company",),
+    )
+    COMMITTEE_NAMED = (
+        "procurement.committee.named",
+        "The buyer named the opening committee: its members and how many must release a key.",
+        ("members", "threshold"),
+    )
+    COMMITTEE_KEY_REGISTERED = (
+        "procurement.committee.key_registered",
+        "A committee member registered the one-time public key made on their own machine.",
+        ("position", "public_key"),
+    )
+    COMMITTEE_KEY_RELEASED = (
+        "procurement.committee.key_released",
+        "After the deadline, a committee member released their one-time private key.",
+        ("position", "private_key"),
+    )
+    SIGNING_KEY_REGISTERED = (
+        "procurement.signing_key.registered",
+        "A company registered a bid-signing key (with proof of possession and certificate).",
+        ("certificate_sha256", "company", "fingerprint", "public_key"),
+    )
+    SIGNING_KEY_REVOKED = (
+        "procurement.signing_key.revoked",
+        "A company revoked a bid-signing key: bids signed with it are refused from then on.",
+        ("company", "fingerprint"),
     )
     COMPLAINT_DECIDED = (
         "procurement.complaint.decided",
@@ -140,8 +165,8 @@ class ProcurementEvent(LedgerEvent):
     )
     TENDER_DRAFTED = (
         "procurement.tender.drafted",
-        "A tender was drafted by a buyer (not public until published).",
-        ("buyer", "estimated_value", "framework", "ocid", "procedure", "reference", "title"),
+        "A tender was drafted: only the hash of its details, which publication reveals.",
+        ("buyer", "reference", "sha256"),
     )
     TENDER_ENQUIRIES_CLOSED = (
         "procurement.tender.enquiries_closed",
@@ -155,20 +180,35 @@ class ProcurementEvent(LedgerEvent):
     )
     TENDER_OPENED = (
         "procurement.tender.opened",
-        "The bids were opened after the deadline; the report lists every bid and any "
-        "rejected as altered.",
-        ("bids", "rejected_as_altered"),
+        "The bids were opened by the committee's released keys; every commitment, opened bid "
+        "and rejected or missing one is named.",
+        (
+            "bid_tag",
+            "bids",
+            "commitments",
+            "missing",
+            "rejected",
+            "released",
+            "tendering_closed",
+        ),
     )
     TENDER_PUBLISHED = (
         "procurement.tender.published",
-        "A tender was published: lots, deadlines, criteria and its sealing key's hash.",
+        "A tender was published: details, lots, deadlines, criteria and its opening "
+        "committee's keys.",
         (
+            "buyer",
+            "committee",
             "compliance_criteria",
             "enquiry_deadline",
+            "estimated_value",
+            "framework",
             "lots",
+            "ocid",
+            "procedure",
             "reference",
-            "sealing_key_sha256",
             "submission_deadline",
+            "title",
         ),
     )
     TENDER_STANDSTILL_ENDED = (

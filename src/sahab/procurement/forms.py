@@ -48,30 +48,6 @@ class TenderForm(forms.Form):
         return rows
 
 
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class BidForm(forms.Form):
-    technical_offer = forms.CharField(label=_("Technical offer"), required=False,
-                                      max_length=50000,
-                                      widget=forms.Textarea(attrs={"rows": 5}))
-    documents = forms.FileField(label=_("Documents (PDF, office files, images)"),
-                                required=False, widget=MultipleFileInput())
-
-    def __init__(self, *args, lots=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        for lot in lots:
-            self.fields[f"lot_{lot.number}"] = forms.DecimalField(
-                label=_("Price for lot %(n)s — %(title)s (TND)") % {"n": lot.number,
-                                                                   "title": lot.title},
-                required=False, max_digits=18, decimal_places=3, min_value=0.001)
-
-    def prices(self) -> dict:
-        return {name[4:]: str(value) for name, value in self.cleaned_data.items()
-                if name.startswith("lot_") and value is not None}
-
-
 class TextForm(forms.Form):
     text = forms.CharField(label=_("Text"), max_length=20000,
                            widget=forms.Textarea(attrs={"rows": 3}))

@@ -97,10 +97,11 @@ class Tender(models.Model):
     framework = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="call_offs")
     plan_item = models.ForeignKey(PlanItem, null=True, blank=True, on_delete=models.SET_NULL)
-    # Sealing: bids are encrypted to public_key; its private key is itself sealed with
-    # the opening key and released only by the opening job (docs/procurement.md).
-    public_key = models.BinaryField(default=b"")
-    sealed_private_key = models.BinaryField(default=b"")
+    # Sealing (docs/procurement.md): bids open with the keys of ``committee_threshold``
+    # of the committee's members; bid entries go to the ledger under ``bid_tag``, which
+    # the opening report makes public, so that nobody counts bids before the opening.
+    committee_threshold = models.PositiveSmallIntegerField(default=0)
+    bid_tag = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
                                    on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
@@ -199,19 +200,69 @@ class Question(models.Model):
         return self.text[:50]
 
 
+class SigningKey(models.Model):
+    """A company's Ed25519 bid-signing key (public half only); registered and revoked on
+    the ledger, which is what the opening trusts."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="signing_keys")
+    public_key = models.BinaryField()
+    fingerprint = models.CharField(max_length=64, unique=True)
+    certificate = models.TextField(blank=True)  # PEM, issued by the national or demo CA
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
+                                      on_delete=models.SET_NULL, related_name="+")
+    registered_at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_ledger_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at"]
+
+    def __str__(self) -> str:
+        return f"{self.company} key {self.fingerprint[:16]}"
+
+
+class CommitteeMember(models.Model):
+    """A member of a tender's opening committee and their one-time X25519 opening key:
+    the public half registered before publication, the private half released (and
+    published) only after the submission deadline."""
+
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="committee")
+    position = models.PositiveSmallIntegerField()
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                               related_name="opening_committees")
+    public_key = models.BinaryField(default=b"")
+    key_ledger_index = models.BigIntegerField(null=True, blank=True)
+    released_key = models.BinaryField(default=b"")
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_ledger_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["tender", "position"], name="committee_position"),
+            models.UniqueConstraint(fields=["tender", "member"], name="committee_member")]
+
+    def __str__(self) -> str:
+        return f"{self.tender.reference} member {self.position}"
+
+
 class Bid(models.Model):
     class Status(models.TextChoices):
         SUBMITTED = "submitted", _("Submitted")
         WITHDRAWN = "withdrawn", _("Withdrawn")
         REPLACED = "replaced", _("Replaced")
         OPENED = "opened", _("Opened")
-        TAMPERED = "tampered", _("Altered after submission")
+        TAMPERED = "tampered", _("Rejected at the opening")
 
     tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="bids")
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="bids")
     status = models.CharField(max_length=20, choices=Status.choices)
-    envelope = models.BinaryField()  # ephemeral X25519 key || nonce || AES-GCM ciphertext
+    envelope = models.BinaryField()  # a signed sahab-bid/2 envelope (sealing.py)
     commitment = models.CharField(max_length=64)  # SHA-256 of the envelope, in the ledger
+    signing_key = models.ForeignKey(SigningKey, null=True, blank=True,
+                                    on_delete=models.PROTECT, related_name="bids")
+    problem = models.CharField(max_length=300, blank=True)  # why the opening rejected it
     submitted_at = models.DateTimeField(default=timezone.now)
     ledger_index = models.BigIntegerField()
     opened_at = models.DateTimeField(null=True, blank=True)

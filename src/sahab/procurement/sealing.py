@@ -1,88 +1,233 @@
-"""Sealed bids: encryption to a per-tender key that nobody can use before the deadline.
+"""Sealed bids, format ``sahab-bid/2``: sealed and signed on the bidder's machine, opened
+only by t of the n members of a tender's opening committee.
 
-* At publication a tender gets an X25519 key pair. The public key is published (and its
-  fingerprint recorded in the ledger); the private key is encrypted with AES-256-GCM
-  under the platform's opening key (``SAHAB_HOME/keys/bid-opening.key``, outside the
-  database), with the tender's reference and deadline as associated data.
-* A bid is encrypted to the tender's public key (X25519 + HKDF-SHA256 + AES-256-GCM,
-  an ECIES construction from standard primitives), bound to the tender and the company.
-  The ledger receives only the SHA-256 of the envelope.
-* The opening job unseals the private key only once the deadline has passed, checks each
-  envelope against its ledger commitment, and decrypts. An altered envelope fails both.
+* Each committee member generates a one-time X25519 key pair for the tender on their own
+  machine (``sahab committee keygen``) and registers the public half before publication.
+* The bidder draws a random AES-256-GCM *bid key* and encrypts the bid (prices per lot,
+  technical offer, documents or their hashes) under it. With a fresh ephemeral X25519
+  key it computes one shared secret per member; for every set of t members the bid key
+  is wrapped (AES-256-GCM) under HKDF-SHA256 of the concatenation of those members'
+  secrets. t released member keys open one wrap; t-1 open none.
+* The company signs (Ed25519) every line of the envelope but the signature: tender,
+  company id, signing key fingerprint, ephemeral key, nonce, ciphertext and wraps.
+* The envelope is a short text (one ``name value`` line each, base64 values), so that
+  browsers and scripts build the very same bytes; its SHA-256 is the commitment recorded
+  on the ledger. The same construction runs in ``static/procurement/seal.js``.
 
-docs/procurement.md gives the threat model and its limits.
+docs/procurement.md gives the threat model.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import itertools
+import json
 import os
+from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-ENVELOPE_VERSION = b"sahab-bid-v1"
+FORMAT = "sahab-bid/2"
+MAX_MEMBERS = 9
+MAX_ENVELOPE_BYTES = 40 * 1024 * 1024
 
 
 class SealError(Exception):
-    """A sealed value cannot be opened: too early, wrong key, or altered."""
+    """An envelope is malformed, altered, wrongly signed, or cannot be opened yet."""
 
 
-def _raw_public(key: X25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
-def new_tender_keys(opening_key: bytes, aad: bytes) -> tuple[bytes, bytes]:
-    """A fresh key pair: (public key, private key sealed under the opening key)."""
-    private = X25519PrivateKey.generate()
-    raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                serialization.NoEncryption())
-    nonce = os.urandom(12)
-    return _raw_public(private.public_key()), nonce + AESGCM(opening_key).encrypt(nonce, raw, aad)
-
-
-def unseal_tender_key(opening_key: bytes, sealed: bytes, aad: bytes) -> X25519PrivateKey:
+def unb64(text: str, what: str = "a value", size: int | None = None) -> bytes:
     try:
-        raw = AESGCM(opening_key).decrypt(sealed[:12], sealed[12:], aad)
-    except (InvalidTag, ValueError):
-        raise SealError("the tender's opening key cannot be unsealed") from None
-    return X25519PrivateKey.from_private_bytes(raw)
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SealError(f"{what} is not base64") from None
+    if size is not None and len(data) != size:
+        raise SealError(f"{what} is not {size} bytes long")
+    return data
+
+
+def raw_public(key: X25519PrivateKey | Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw)
+
+
+def raw_private(key: X25519PrivateKey | Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
 
 
 def fingerprint(public_key: bytes) -> str:
+    """The SHA-256 (hex) of a raw public key: how envelopes and the ledger name it."""
     return hashlib.sha256(public_key).hexdigest()
-
-
-def _content_key(shared: bytes, ephemeral: bytes, recipient: bytes, aad: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral + recipient,
-                info=ENVELOPE_VERSION + b"\n" + aad).derive(shared)
-
-
-def seal(public_key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    """Encrypt ``plaintext`` so that only the tender's private key opens it."""
-    recipient = X25519PublicKey.from_public_bytes(public_key)
-    ephemeral = X25519PrivateKey.generate()
-    ephemeral_public = _raw_public(ephemeral.public_key())
-    key = _content_key(ephemeral.exchange(recipient), ephemeral_public, public_key, aad)
-    nonce = os.urandom(12)
-    return ephemeral_public + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
-
-
-def open_envelope(private_key: X25519PrivateKey, envelope: bytes, aad: bytes) -> bytes:
-    if len(envelope) < 32 + 12 + 16:
-        raise SealError("the envelope is truncated")
-    ephemeral_public, nonce, ciphertext = envelope[:32], envelope[32:44], envelope[44:]
-    recipient = _raw_public(private_key.public_key())
-    try:
-        shared = private_key.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
-        key = _content_key(shared, ephemeral_public, recipient, aad)
-        return AESGCM(key).decrypt(nonce, ciphertext, aad)
-    except (InvalidTag, ValueError):
-        raise SealError("the envelope was altered or is not for this tender") from None
 
 
 def commitment(envelope: bytes) -> str:
     return hashlib.sha256(envelope).hexdigest()
+
+
+def registration_message(company_id: int, public_key: bytes) -> bytes:
+    """What a company signs with a new key to prove that it holds it."""
+    return f"sahab-signing-key/1\ncompany {company_id}\nkey {b64(public_key)}\n".encode()
+
+
+def member_public_key(private_key: bytes) -> bytes:
+    """The X25519 public key of a (released) member private key."""
+    try:
+        return raw_public(X25519PrivateKey.from_private_bytes(private_key))
+    except ValueError:
+        raise SealError("an opening key is 32 bytes") from None
+
+
+def subsets(n: int, t: int) -> list[tuple[int, ...]]:
+    """Every set of t member positions (1-based), in a fixed order."""
+    return list(itertools.combinations(range(1, n + 1), t))
+
+
+@dataclass
+class Envelope:
+    tender: str
+    company: int
+    key: str  # fingerprint of the company's Ed25519 signing key
+    ephemeral: bytes
+    nonce: bytes
+    ciphertext: bytes
+    wraps: list[tuple[tuple[int, ...], bytes, bytes]] = field(default_factory=list)
+    signature: bytes = b""
+
+    def signed_bytes(self) -> bytes:
+        lines = [FORMAT, f"tender {self.tender}", f"company {self.company}", f"key {self.key}",
+                 f"ephemeral {b64(self.ephemeral)}", f"nonce {b64(self.nonce)}",
+                 f"ciphertext {b64(self.ciphertext)}"]
+        lines += [f"wrap {','.join(map(str, members))} {b64(nonce)} {b64(wrapped)}"
+                  for members, nonce, wrapped in self.wraps]
+        return ("\n".join(lines) + "\n").encode()
+
+    def to_bytes(self) -> bytes:
+        return self.signed_bytes() + f"signature {b64(self.signature)}\n".encode()
+
+    def verify(self, public_key: bytes) -> None:
+        """Raise unless the company key ``public_key`` signed this envelope."""
+        if fingerprint(public_key) != self.key:
+            raise SealError("the envelope names another signing key")
+        try:
+            Ed25519PublicKey.from_public_bytes(public_key).verify(self.signature,
+                                                                  self.signed_bytes())
+        except (InvalidSignature, ValueError):
+            raise SealError("the company's signature does not verify") from None
+
+
+def parse(data: bytes) -> Envelope:
+    """An envelope from its bytes; only the one canonical encoding is accepted."""
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise SealError("the envelope is larger than 40 MB")
+    try:
+        lines = data.decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise SealError("an envelope is ASCII text") from None
+    if len(lines) < 10 or lines[0] != FORMAT or lines[-1] != "":
+        raise SealError(f"not a {FORMAT} envelope")
+    fields: dict[str, str] = {}
+    wraps = []
+    for line in lines[1:-1]:
+        name, _, value = line.partition(" ")
+        if name == "wrap":
+            members, nonce, wrapped = [*value.split(" "), "", ""][:3]
+            try:
+                positions = tuple(int(p) for p in members.split(","))
+            except ValueError:
+                raise SealError("a wrap names its members by number") from None
+            wraps.append((positions, unb64(nonce, "a wrap nonce", 12),
+                          unb64(wrapped, "a wrapped key", 48)))
+        elif name in fields or not value:
+            raise SealError(f"the line '{name}' is repeated or empty")
+        else:
+            fields[name] = value
+    if set(fields) != {"tender", "company", "key", "ephemeral", "nonce", "ciphertext",
+                       "signature"}:
+        raise SealError("the envelope lacks a line or has an unknown one")
+    if not fields["company"].isdigit() or len(fields["company"]) > 18:
+        raise SealError("the company is named by its number")
+    envelope = Envelope(
+        tender=fields["tender"], company=int(fields["company"]), key=fields["key"],
+        ephemeral=unb64(fields["ephemeral"], "the ephemeral key", 32),
+        nonce=unb64(fields["nonce"], "the nonce", 12),
+        ciphertext=unb64(fields["ciphertext"], "the ciphertext"),
+        wraps=wraps, signature=unb64(fields["signature"], "the signature", 64))
+    if envelope.to_bytes() != data:
+        raise SealError("the envelope is not in its canonical form")
+    return envelope
+
+
+def _content_aad(tender: str, company: int) -> bytes:
+    return f"{FORMAT}\n{tender}\n{company}".encode()
+
+
+def _wrap_key(secrets: list[bytes], ephemeral: bytes, tender: str,
+              members: tuple[int, ...]) -> bytes:
+    info = f"{FORMAT} wrap\n{tender}\n{','.join(map(str, members))}".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral,
+                info=info).derive(b"".join(secrets))
+
+
+def seal(*, tender: str, company: int, committee: list[bytes], threshold: int,
+         content: dict, signing_key: Ed25519PrivateKey) -> bytes:
+    """Seal and sign a bid on the bidder's side: ``committee`` is the members' public
+    keys in position order; ``content`` is the bid (JSON-serialisable)."""
+    if not 1 <= threshold <= len(committee) <= MAX_MEMBERS:
+        raise SealError("a committee has 1 to 9 members and a threshold within it")
+    bid_key = AESGCM.generate_key(256)
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(bid_key).encrypt(
+        nonce, json.dumps(content, sort_keys=True).encode(), _content_aad(tender, company))
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = raw_public(ephemeral)
+    secrets = [ephemeral.exchange(X25519PublicKey.from_public_bytes(k)) for k in committee]
+    wraps = []
+    for members in subsets(len(committee), threshold):
+        key = _wrap_key([secrets[p - 1] for p in members], ephemeral_public, tender, members)
+        wrap_nonce = os.urandom(12)
+        wraps.append((members, wrap_nonce,
+                       AESGCM(key).encrypt(wrap_nonce, bid_key, tender.encode())))
+    envelope = Envelope(tender=tender, company=company,
+                        key=fingerprint(raw_public(signing_key)), ephemeral=ephemeral_public,
+                        nonce=nonce, ciphertext=ciphertext, wraps=wraps)
+    envelope.signature = signing_key.sign(envelope.signed_bytes())
+    return envelope.to_bytes()
+
+
+def open_envelope(envelope: Envelope, released: dict[int, bytes]) -> dict:
+    """Decrypt with the released member private keys (position → raw key)."""
+    for members, nonce, wrapped in envelope.wraps:
+        if not set(members) <= set(released):
+            continue
+        try:
+            secrets = [X25519PrivateKey.from_private_bytes(released[p]).exchange(
+                X25519PublicKey.from_public_bytes(envelope.ephemeral)) for p in members]
+            key = _wrap_key(secrets, envelope.ephemeral, envelope.tender, members)
+            bid_key = AESGCM(key).decrypt(nonce, wrapped, envelope.tender.encode())
+            plaintext = AESGCM(bid_key).decrypt(envelope.nonce, envelope.ciphertext,
+                                                _content_aad(envelope.tender, envelope.company))
+        except (InvalidTag, ValueError):
+            raise SealError("the envelope does not open with the committee's keys") from None
+        try:
+            content = json.loads(plaintext)
+        except ValueError:
+            raise SealError("the sealed bid is not JSON") from None
+        if not isinstance(content, dict):
+            raise SealError("the sealed bid is not a JSON object")
+        return content
+    raise SealError("fewer opening keys are released than the committee's threshold")

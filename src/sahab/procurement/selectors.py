@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from sahab.directory import selectors as directory
 from sahab.directory.models import Company
-from sahab.procurement.models import Bid, State, Step, Tender
+from sahab.procurement.models import Bid, SigningKey, State, Step, Tender
 
 PUBLIC_STATES = [s for s in State.values if s != State.DRAFT]
 OPENED = [Bid.Status.OPENED, Bid.Status.TAMPERED]
@@ -253,3 +253,50 @@ def buyer_profile(buyer) -> dict:
                    "contracts": v["contracts"], "contracted_value": str(v["contracted"])}
                   for y, v in sorted(years.items())],
     }
+
+
+def signing_keys_of(user) -> QuerySet[SigningKey]:
+    company = directory.company_of(user)
+    if company is None:
+        return SigningKey.objects.none()
+    return SigningKey.objects.filter(company=company)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def opening_data(tender: Tender) -> dict:
+    """The public data an outside verifier checks an opening with (``sahab procurement
+    verify-opening``): before the opening, only the committee and its released keys;
+    after it, every envelope the database holds and the signing keys they name."""
+    steps = dict(tender.steps.filter(type__in=["tender.published", "tender.tendering_closed",
+                                                "tender.opened"])
+                 .values_list("type", "ledger_index"))
+    data = {
+        "reference": tender.reference, "state": tender.state,
+        "submission_deadline": tender.submission_deadline.isoformat(),
+        "published": steps.get("tender.published"),
+        "tendering_closed": steps.get("tender.tendering_closed"),
+        "opened": steps.get("tender.opened") if tender.opened_at else None,
+        "committee": {"threshold": tender.committee_threshold, "members": [
+            {"position": m.position, "public_key": _b64(bytes(m.public_key)),
+             "key_ledger_index": m.key_ledger_index,
+             "released_key": _b64(bytes(m.released_key)) if m.released_at else None,
+             "release_ledger_index": m.release_ledger_index}
+            for m in tender.committee.all()]},
+        "envelopes": [], "signing_keys": [],
+    }
+    if tender.opened_at is None:
+        return data
+    bids = list(tender.bids.select_related("signing_key").order_by("pk"))
+    data["envelopes"] = [{"bid": b.pk, "status": b.status, "ledger_index": b.ledger_index,
+                          "envelope": bytes(b.envelope).decode("ascii", "replace")}
+                         for b in bids]
+    keys = {b.signing_key for b in bids if b.signing_key is not None}
+    data["signing_keys"] = [{"fingerprint": k.fingerprint, "company": k.company_id,
+                             "public_key": _b64(bytes(k.public_key)),
+                             "ledger_index": k.ledger_index,
+                             "revoked_ledger_index": k.revoked_ledger_index}
+                            for k in sorted(keys, key=lambda k: k.ledger_index)]
+    return data

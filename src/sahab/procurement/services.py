@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from sahab.core import documents
@@ -33,6 +33,7 @@ from sahab.procurement.models import (
     Bid,
     BidLot,
     CallOff,
+    CommitteeMember,
     Complaint,
     ConflictDeclaration,
     Contract,
@@ -47,6 +48,7 @@ from sahab.procurement.models import (
     Procedure,
     QualityScore,
     Question,
+    SigningKey,
     State,
     Step,
     Tender,
@@ -305,6 +307,7 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
         for award in framework.awards.filter(status=Award.Status.ACTIVE):
             Participation.objects.get_or_create(tender=tender, company=award.supplier,
                                                 defaults={"kind": Participation.Kind.INVITED})
+    # a draft shows in the public log only as a hash: its details come with publication
     _step(
         tender,
         ProcurementEvent.TENDER_DRAFTED,
@@ -312,15 +315,19 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
         {
             "reference": tender.reference,
             "buyer": buyer.code,
-            "title": tender.title,
-            "procedure": procedure,
-            "estimated_value": str(total),
-            "framework": framework.reference if framework else None,
-            "ocid": ocds.ocid(tender),
+            "sha256": _sha(json.dumps(_draft_details(tender), sort_keys=True)),
         },
         at=now,
     )
     return tender
+
+
+def _draft_details(tender: Tender) -> dict:
+    return {"reference": tender.reference, "buyer": tender.buyer.code, "title": tender.title,
+            "procedure": tender.procedure,
+            "estimated_value": str(Decimal(tender.estimated_value).quantize(Decimal("0.001"))),
+            "framework": tender.framework.reference if tender.framework else None,
+            "ocid": ocds.ocid(tender)}
 
 
 def _check_deadlines(procedure: str, enquiry: dt.datetime, submission: dt.datetime,
@@ -337,8 +344,8 @@ def _check_deadlines(procedure: str, enquiry: dt.datetime, submission: dt.dateti
 
 @transaction.atomic
 def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> Tender:
-    """Publish: the tender gets its sealing key and the enquiry period starts."""
-    from sahab.core import keys
+    """Publish: the committee's opening keys are fixed and the enquiry period starts."""
+    import secrets
 
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
@@ -354,8 +361,14 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
                            f"least {minimum.days} days after publication.")
     if tender.procedure == Procedure.NEGOTIATED and not tender.participants.exists():
         raise InvalidInput("A negotiated procedure invites at least one company.")
-    tender.public_key, tender.sealed_private_key = sealing.new_tender_keys(
-        keys.load_opening_key(), _key_aad(tender))
+    members = list(tender.committee.all())
+    if not members or tender.committee_threshold < 1:
+        raise InvalidInput("Name the opening committee before publishing.")
+    missing = [m.position for m in members if not bytes(m.public_key)]
+    if missing:
+        raise InvalidInput("Every committee member registers an opening key before "
+                           f"publication; missing: member(s) {missing}.")
+    tender.bid_tag = secrets.token_hex(16)
     tender.published_at = now
     tender.save()
     _step(
@@ -363,7 +376,7 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
         ProcurementEvent.TENDER_PUBLISHED,
         actor,
         {
-            "reference": tender.reference,
+            **_draft_details(tender),
             "compliance_criteria": tender.compliance_criteria,
             "enquiry_deadline": tender.enquiry_deadline.isoformat(),
             "submission_deadline": tender.submission_deadline.isoformat(),
@@ -376,15 +389,201 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
                 }
                 for lot in tender.lots.all()
             ],
-            "sealing_key_sha256": sealing.fingerprint(bytes(tender.public_key)),
+            "committee": _committee_data(tender, members),
         },
         at=now,
     )
     return tender
 
 
-def _key_aad(tender: Tender) -> bytes:
-    return f"{tender.reference}|{tender.submission_deadline.isoformat()}".encode()
+def _committee_data(tender: Tender, members: list[CommitteeMember]) -> dict:
+    return {"threshold": tender.committee_threshold, "format": sealing.FORMAT,
+            "members": [{"position": m.position, "member": directory.actor_id(m.member),
+                         "public_key": sealing.b64(bytes(m.public_key))} for m in members]}
+
+
+# --- opening committee -------------------------------------------------------------------
+
+@transaction.atomic
+def name_committee(*, actor, tender: Tender, members: list, threshold: int) -> list:
+    """The buyer names the opening committee of a draft tender: n agents (of any
+    administration, e.g. HAICOP), any ``threshold`` of whom open the bids."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    if tender.state != S.DRAFT:
+        raise Conflict("The committee is named before publication.")
+    users = list(dict.fromkeys(members))
+    if not 1 <= len(users) <= sealing.MAX_MEMBERS or len(users) != len(members):
+        raise InvalidInput(f"A committee has 1 to {sealing.MAX_MEMBERS} distinct members.")
+    if not 1 <= int(threshold) <= len(users):
+        raise InvalidInput("The threshold is between 1 and the number of members.")
+    for user in users:
+        if directory.agent_of(user) is None:
+            raise InvalidInput(f"{user} is not a public agent.")
+    tender.committee.all().delete()
+    rows = [CommitteeMember.objects.create(tender=tender, position=n, member=user)
+            for n, user in enumerate(users, start=1)]
+    tender.committee_threshold = int(threshold)
+    tender.save(update_fields=["committee_threshold"])
+    _step(
+        tender,
+        ProcurementEvent.COMMITTEE_NAMED,
+        actor,
+        {
+            "threshold": tender.committee_threshold,
+            "members": [
+                {"position": r.position, "member": directory.actor_id(r.member)} for r in rows
+            ],
+        },
+    )
+    return rows
+
+
+def _member(actor, tender: Tender) -> CommitteeMember:
+    row = (CommitteeMember.objects.select_for_update().filter(tender=tender, member=actor)
+           .first() if getattr(actor, "pk", None) else None)
+    if row is None:
+        raise PermissionDenied(f"Only a member of the opening committee of {tender.reference} "
+                               "may do this.")
+    return row
+
+
+@transaction.atomic
+def register_committee_key(*, actor, tender: Tender, public_key: bytes) -> CommitteeMember:
+    """A member registers the public half of the one-time opening key made on their own
+    machine (``sahab committee keygen``); the platform never sees the private half."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    row = _member(actor, tender)
+    if tender.state != S.DRAFT:
+        raise Conflict("Opening keys are registered before publication.")
+    if len(public_key) != 32:
+        raise InvalidInput("An opening key is a 32-byte X25519 public key.")
+    if CommitteeMember.objects.filter(tender=tender, public_key=public_key).exists():
+        raise InvalidInput("Each member registers a key of their own.")
+    row.public_key = public_key
+    row.key_ledger_index = _step(
+        tender,
+        ProcurementEvent.COMMITTEE_KEY_REGISTERED,
+        actor,
+        {"position": row.position, "public_key": sealing.b64(public_key)},
+    )
+    row.save()
+    return row
+
+
+@transaction.atomic
+def release_committee_key(*, actor, tender: Tender, private_key: bytes,
+                          now: dt.datetime | None = None) -> CommitteeMember:
+    """A member releases their opening key after the deadline; the release is public
+    (a ledger entry) and anyone can check it against the registered public key."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    row = _member(actor, tender)
+    now = _now(now)
+    if tender.published_at is None or \
+            min(now, timezone.now()) < tender.submission_deadline:
+        raise Conflict("Opening keys are released only after the submission deadline "
+                       f"({tender.submission_deadline:%Y-%m-%d %H:%M} UTC).")
+    if tender.state == S.CANCELLED:
+        raise Conflict("This tender is cancelled: its bids are never opened.")
+    if bytes(row.released_key):
+        raise Conflict("Your opening key is released already.")
+    try:
+        public = sealing.member_public_key(private_key)
+    except sealing.SealError as exc:
+        raise InvalidInput(f"This is not an opening key: {exc}.") from None
+    if public != bytes(row.public_key):
+        raise InvalidInput("This key is not the one you registered for this tender.")
+    row.released_key, row.released_at = private_key, now
+    row.release_ledger_index = _step(
+        tender,
+        ProcurementEvent.COMMITTEE_KEY_RELEASED,
+        actor,
+        {"position": row.position, "private_key": sealing.b64(private_key)},
+        at=now,
+    )
+    row.save()
+    return row
+
+
+def demo_key_path(tender: Tender, position: int):
+    """Where the demo keeps its committees' opening keys (never in production)."""
+    return settings.SAHAB_HOME / "demo-only-keys" / f"{tender.reference}-{position}.key"
+
+
+def release_demo_keys(tender: Tender, now: dt.datetime | None = None) -> int:
+    """Release the opening keys the demo keeps under ``SAHAB_HOME/demo-only-keys`` (a
+    platform in production has none: its committees hold their own keys)."""
+    released = 0
+    for row in CommitteeMember.objects.filter(tender=tender).select_related("member"):
+        path = demo_key_path(tender, row.position)
+        have = CommitteeMember.objects.filter(tender=tender).exclude(released_key=b"").count()
+        if bytes(row.released_key) or not path.exists() or have >= tender.committee_threshold:
+            continue
+        release_committee_key(actor=row.member, tender=tender,
+                              private_key=base64.b64decode(path.read_text().strip()), now=now)
+        released += 1
+    return released
+
+
+# --- company signing keys ---------------------------------------------------------------
+
+@transaction.atomic
+def register_signing_key(*, actor, public_key: bytes, proof: bytes,
+                         certificate: str = "") -> SigningKey:
+    """A company member registers an Ed25519 bid-signing key made on the company's own
+    machine; ``proof`` is its signature of ``sealing.registration_message``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from sahab.procurement import certificates
+
+    company = _company_user(actor)
+    if len(public_key) != 32:
+        raise InvalidInput("A signing key is a 32-byte Ed25519 public key.")
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            proof, sealing.registration_message(company.pk, public_key))
+    except (InvalidSignature, ValueError):
+        raise InvalidInput("The proof of possession does not verify: sign the registration "
+                           "message with the new key.") from None
+    fingerprint = sealing.fingerprint(public_key)
+    if SigningKey.objects.filter(fingerprint=fingerprint).exists():
+        raise Conflict("This key is registered already.")
+    pem = certificates.certify(company_name=company.name,
+                               matricule_fiscal=company.matricule_fiscal,
+                               public_key=public_key, certificate=certificate)
+    appended = ledger.record(
+        ProcurementEvent.SIGNING_KEY_REGISTERED,
+        f"company:{company.pk}",
+        directory.actor_id(actor),
+        {
+            "company": company.pk,
+            "public_key": sealing.b64(public_key),
+            "fingerprint": fingerprint,
+            "certificate_sha256": _sha(pem),
+        },
+    )
+    return SigningKey.objects.create(company=company, public_key=public_key,
+                                     fingerprint=fingerprint, certificate=pem,
+                                     registered_by=actor, ledger_index=appended.index)
+
+
+@transaction.atomic
+def revoke_signing_key(*, actor, key: SigningKey) -> SigningKey:
+    """Revoke a key (lost, stolen, or replaced by a new one: rotation is a registration
+    followed by this); bids it signed afterwards are refused."""
+    company = _company_user(actor)
+    key = SigningKey.objects.select_for_update().get(pk=key.pk)
+    if key.company_id != company.pk:
+        raise NotFound("No such key.")
+    if key.revoked_at is not None:
+        raise Conflict("This key is revoked already.")
+    key.revoked_at = timezone.now()
+    key.revoked_ledger_index = ledger.record(
+        ProcurementEvent.SIGNING_KEY_REVOKED, f"company:{company.pk}", actor,
+        {"company": company.pk, "fingerprint": key.fingerprint}).index
+    key.save()
+    return key
 
 
 @transaction.atomic
@@ -534,15 +733,51 @@ def _share_lock(tender: Tender) -> Tender:
     return Tender.objects.get(pk=tender.pk)
 
 
-def _bid_aad(tender: Tender, company: Company) -> bytes:
-    return f"{tender.reference}|{company.matricule_fiscal}".encode()
+def _bid_subject(tender: Tender) -> str:
+    """Bid entries are recorded under a tag that only the opening report reveals, so that
+    the public log does not tell how many bids a tender has before its opening."""
+    return f"sealed-bids:{tender.bid_tag}"
+
+
+def _registered_key(fingerprint: str, company: Company) -> SigningKey:
+    key = SigningKey.objects.filter(fingerprint=fingerprint).first()
+    if key is None or key.company_id != company.pk:
+        raise InvalidInput("The bid is signed by a key that is not registered for your "
+                           "company: register it first (sahab bid keygen, then register).")
+    if key.revoked_at is not None:
+        raise InvalidInput(f"The bid is signed by a key revoked on "
+                           f"{key.revoked_at:%Y-%m-%d %H:%M} UTC: sign with a valid key.")
+    return key
+
+
+def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
+    """Refuse at submission what could never open: another tender or company, wraps that
+    do not match the committee, an unregistered or revoked key, a bad signature."""
+    try:
+        envelope = sealing.parse(data)
+    except sealing.SealError as exc:
+        raise InvalidInput(f"The sealed bid is malformed: {exc}.") from None
+    if envelope.tender != tender.reference:
+        raise InvalidInput(f"This envelope is sealed for {envelope.tender}, not "
+                           f"{tender.reference}.")
+    if envelope.company != company.pk:
+        raise InvalidInput("This envelope names another company.")
+    n = tender.committee.count()
+    if [w[0] for w in envelope.wraps] != sealing.subsets(n, tender.committee_threshold):
+        raise InvalidInput("The envelope is not sealed to this tender's opening committee.")
+    key = _registered_key(envelope.key, company)
+    try:
+        envelope.verify(bytes(key.public_key))
+    except sealing.SealError as exc:
+        raise InvalidInput(f"The bid's signature is refused: {exc}.") from None
+    return key
 
 
 @transaction.atomic
-def submit_bid(*, actor, tender: Tender, prices: dict, technical_offer: str = "",
-               files: Iterable[tuple[str, bytes]] = (),
+def submit_bid(*, actor, tender: Tender, envelope: bytes,
                now: dt.datetime | None = None) -> Bid:
-    """Seal and store a company's bid; a previous bid of the company is replaced.
+    """Store a company's sealed, signed envelope; a previous bid of the company is
+    replaced. The platform never sees the bid itself before the opening.
 
     Returns the bid; ``ledger.receipt(bid.ledger_index)`` is the company's receipt.
     """
@@ -558,46 +793,26 @@ def submit_bid(*, actor, tender: Tender, prices: dict, technical_offer: str = ""
         raise Conflict("The procedure is suspended by a pending complaint.")
     if not may_bid(tender, company):
         raise PermissionDenied("Your company is not admitted to bid in this procedure.")
-    lots = {lot.number: lot for lot in tender.lots.all()}
-    if not isinstance(prices, dict) or not prices:
-        raise InvalidInput("A bid gives a price for at least one lot.")
-    clean_prices = {}
-    for number, price in prices.items():
-        try:
-            lot_number = int(number)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"'{number}' is not a lot number.") from None
-        if lot_number not in lots:
-            raise InvalidInput(f"{tender.reference} has no lot {lot_number}.")
-        clean_prices[str(lot_number)] = str(_money(price, f"The price of lot {lot_number}"))
-    checked_files = []
-    for name, content in files:
-        media_type, digest = documents.check_document(name, content)
-        checked_files.append({"name": name, "media_type": media_type, "sha256": digest,
-                              "content": base64.b64encode(content).decode()})
-    if sum(len(f["content"]) for f in checked_files) > 30 * 1024 * 1024:
-        raise InvalidInput("A bid's documents are 20 MB at most in all.")
-    plaintext = json.dumps({"tender": tender.reference, "company": company.matricule_fiscal,
-                            "prices": clean_prices,
-                            "technical_offer": _text(technical_offer, "The technical offer",
-                                                     50000, required=False),
-                            "documents": checked_files}, sort_keys=True).encode()
-    envelope = sealing.seal(bytes(tender.public_key), plaintext, _bid_aad(tender, company))
-    commitment = sealing.commitment(envelope)
+    if not isinstance(envelope, bytes | bytearray) or not envelope:
+        raise InvalidInput("Send the sealed envelope (sahab-bid/2).")
+    key = check_envelope(tender, company, bytes(envelope))
+    commitment = sealing.commitment(bytes(envelope))
+    if Bid.objects.filter(tender=tender, commitment=commitment).exists():
+        raise Conflict("This envelope is submitted already.")
     replaced = list(Bid.objects.filter(tender=tender, company=company,
                                        status=Bid.Status.SUBMITTED).only("pk", "commitment"))
     Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
-    # Before the deadline the ledger shows that *a* bid came in, not from whom.
-    index = _step(
-        tender,
+    # Before the opening the ledger shows that *a* bid came in, not from whom nor where.
+    index = ledger.record(
         ProcurementEvent.BID_SUBMITTED,
-        None,
+        _bid_subject(tender),
+        "system",
         {"commitment": commitment, "replaces": [b.commitment for b in replaced]},
-        at=now,
-    )
+    ).index
     return Bid.objects.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
-                              envelope=envelope, commitment=commitment, submitted_at=now,
-                              ledger_index=index)
+                              envelope=bytes(envelope), commitment=commitment,
+                              signing_key=key,
+                              submitted_at=now, ledger_index=index)
 
 
 @transaction.atomic
@@ -610,16 +825,20 @@ def withdraw_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
         raise Conflict("Only a submitted bid can be withdrawn, before the deadline.")
     bid.status = Bid.Status.WITHDRAWN
     bid.save(update_fields=["status"])
-    _step(bid.tender, ProcurementEvent.BID_WITHDRAWN, None, {"commitment": bid.commitment})
+    ledger.record(ProcurementEvent.BID_WITHDRAWN, _bid_subject(bid.tender), "system",
+                  {"commitment": bid.commitment})
     return bid
 
 
 # --- timers and opening ---------------------------------------------------------------
 
-def advance_tenders(now: dt.datetime | None = None) -> list[str]:
+def advance_tenders(now: dt.datetime | None = None, *, signed: bool = True) -> list[str]:
     """Move every tender whose deadline has passed; returns what was done.
 
-    Runs every few seconds in the worker; safe to run in several workers at once.
+    Runs every few seconds in the worker; safe to run in several workers at once. A
+    tender opens once its committee released enough keys (the demo's committees release
+    theirs here). ``signed=False`` (the demo loader, in one transaction) proves ledger
+    entries against the current tree instead of a signed checkpoint.
     """
     now = _now(now)
     done = []
@@ -647,57 +866,188 @@ def advance_tenders(now: dt.datetime | None = None) -> list[str]:
                 _step(tender, ProcurementEvent.TENDER_STANDSTILL_ENDED, None, {}, at=now)
                 done.append(f"{tender.reference}: standstill ended")
         if tender is not None and tender.state == S.OPENING:
+            if releases_missing(tender):
+                release_demo_keys(tender, now)
+            if releases_missing(tender):
+                continue
             try:
-                open_tender(tender=tender, now=now)
+                if signed:
+                    ledger.checkpoint_if_grown()
+                open_tender(tender=tender, now=now, signed=signed)
                 done.append(f"{tender.reference}: opened")
             except Exception:  # one failing opening must not stop the others
                 log.exception("opening %s failed", tender.reference)
     return done
 
 
-@transaction.atomic
-def open_tender(*, tender: Tender, now: dt.datetime | None = None) -> Tender:
-    """Open every sealed bid at the deadline and publish the opening report."""
-    from sahab.core import keys
+def _entry_time(entry: dict) -> dt.datetime:
+    return dt.datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
 
+
+def releases_missing(tender: Tender) -> int:
+    """How many more opening keys the committee must release before the bids open."""
+    released = CommitteeMember.objects.filter(tender=tender).exclude(released_key=b"").count()
+    return max(0, tender.committee_threshold - released)
+
+
+def _ledger_bids(tender: Tender, closed_at: int,
+                 signed: bool) -> tuple[dict[str, int], dict[int, dict]]:
+    """The live commitments (commitment → ledger index) as the proven ledger says, and
+    every proven bid entry of the tender (index → entry)."""
+    indexes = list(ledger.entries_about(_bid_subject(tender)).values_list("index", flat=True))
+    entries = ledger.proven_entries([*indexes, closed_at], signed=signed)
+    closing = entries.pop(closed_at)
+    if closing["type"] != "procurement.tender.tendering_closed" or \
+            closing["subject"] != f"tender:{tender.reference}":
+        raise Conflict("The ledger does not record the close of tendering where expected.")
+    live: dict[str, int] = {}
+    for index in sorted(entries):
+        entry = entries[index]
+        if entry["subject"] != _bid_subject(tender) or index > closed_at:
+            continue  # entries after the deadline never count
+        data = entry["data"]
+        if entry["type"] == "procurement.bid.submitted":
+            for old in data.get("replaces", []):
+                live.pop(old, None)
+            live[data["commitment"]] = index
+        elif entry["type"] == "procurement.bid.withdrawn":
+            live.pop(data["commitment"], None)
+    return live, entries
+
+
+def _ledger_key(envelope: sealing.Envelope, submitted_at: int, signed: bool) -> bytes:
+    """The public key that the proven ledger registered for the envelope's company and
+    did not revoke before the bid's entry."""
+    key = SigningKey.objects.filter(fingerprint=envelope.key).first()
+    if key is None:
+        raise sealing.SealError("its signing key was never registered")
+    subject = f"company:{envelope.company}"
+    indexes = [key.ledger_index, *ledger.entries_about(subject).filter(
+        type="procurement.signing_key.revoked", index__lt=submitted_at)
+        .values_list("index", flat=True)]
+    entries = ledger.proven_entries(indexes, signed=signed)
+    registered = entries.pop(key.ledger_index)
+    data = registered["data"]
+    if registered["type"] != "procurement.signing_key.registered" or \
+            data.get("fingerprint") != envelope.key or data.get("company") != envelope.company:
+        raise sealing.SealError("its signing key is not registered to the company it names")
+    if key.ledger_index > submitted_at:
+        raise sealing.SealError("its signing key was registered after the bid")
+    if any(e["data"].get("fingerprint") == envelope.key for e in entries.values()):
+        raise sealing.SealError("its signing key was revoked before the bid")
+    return sealing.unb64(data["public_key"], "the registered key", 32)
+
+
+def _bid_content(content: dict, envelope: sealing.Envelope, lots: dict) -> dict:
+    """The opened bid, checked: it names its envelope's tender and company, and prices
+    lots of the tender."""
+    if content.get("tender") != envelope.tender or content.get("company") != envelope.company:
+        raise sealing.SealError("the sealed bid names another tender or company")
+    prices = content.get("prices")
+    if not isinstance(prices, dict) or not prices:
+        raise sealing.SealError("the bid prices no lot")
+    clean = {}
+    for number, price in prices.items():
+        if str(number) not in lots:
+            raise sealing.SealError(f"the tender has no lot {number}")
+        try:
+            clean[str(number)] = str(_money(price, f"The price of lot {number}")
+                                     .quantize(Decimal("0.001")))
+        except InvalidInput as exc:
+            raise sealing.SealError(str(exc)) from None
+    docs = content.get("documents") or []
+    if not isinstance(docs, list) or not all(isinstance(d, dict) and
+                                             isinstance(d.get("sha256"), str) for d in docs):
+        raise sealing.SealError("the documents are not a list of names and hashes")
+    offer = content.get("technical_offer") or ""
+    if not isinstance(offer, str) or len(offer) > 50000:
+        raise sealing.SealError("the technical offer is not a text of 50,000 characters")
+    return {"prices": clean, "technical_offer": offer,
+            "documents": [{"name": str(d.get("name", ""))[:200],
+                           "media_type": str(d.get("media_type", ""))[:100],
+                           "sha256": d["sha256"][:64]} for d in docs]}
+
+
+def _open_one(bid: Bid, envelope_bytes: bytes, tender: Tender, index: int,
+              released: dict[int, bytes], lots: dict, signed: bool) -> dict:
+    envelope = sealing.parse(envelope_bytes)
+    if envelope.tender != tender.reference:
+        raise sealing.SealError(f"the envelope is sealed for another tender "
+                                f"({envelope.tender})")
+    if envelope.company != bid.company_id:
+        raise sealing.SealError(f"the bid's company was changed: the envelope is signed for "
+                                f"company {envelope.company}")
+    envelope.verify(_ledger_key(envelope, index, signed))
+    return _bid_content(sealing.open_envelope(envelope, released), envelope, lots)
+
+
+@transaction.atomic
+def open_tender(*, tender: Tender, now: dt.datetime | None = None,
+                signed: bool = True) -> Tender:
+    """Open the bids once the deadline passed and t opening keys are released.
+
+    What counts is the proven ledger, not the database: every live commitment on the
+    ledger must have its envelope, every envelope its commitment, its company's signature
+    by a key the ledger registered; anything else is rejected and named in the report.
+    """
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     now = _now(now)
     if tender.state != S.OPENING:
         raise Conflict("Only a tender whose submission deadline passed is opened.")
     if now < tender.submission_deadline:
         raise Conflict("Bids are never opened before the deadline.")
-    private_key = sealing.unseal_tender_key(keys.load_opening_key(),
-                                            bytes(tender.sealed_private_key), _key_aad(tender))
+    if releases_missing(tender):
+        raise Conflict(f"{releases_missing(tender)} more committee member(s) must release "
+                       "their opening keys first.")
+    released = {m.position: bytes(m.released_key) for m in tender.committee.all()
+                if bytes(m.released_key) and
+                sealing.member_public_key(bytes(m.released_key)) == bytes(m.public_key)}
+    closed_at = Step.objects.get(tender=tender, type="tender.tendering_closed").ledger_index
+    live, entries = _ledger_bids(tender, closed_at, signed)
     lots = {str(lot.number): lot for lot in tender.lots.all()}
-    report, tampered = [], []
-    for bid in tender.bids.filter(status=Bid.Status.SUBMITTED).select_related("company"):
+    report, rejected, seen = [], [], set()
+    candidates = tender.bids.filter(Q(status=Bid.Status.SUBMITTED) |
+                                    Q(commitment__in=list(live))).select_related("company")
+    for bid in candidates.order_by("pk"):
         envelope = bytes(bid.envelope)
+        commitment = sealing.commitment(envelope)
         try:
-            if sealing.commitment(envelope) != bid.commitment:
-                raise sealing.SealError("the envelope does not match its ledger commitment")
-            content = json.loads(sealing.open_envelope(private_key, envelope,
-                                                       _bid_aad(tender, bid.company)))
-            if content["tender"] != tender.reference or \
-                    content["company"] != bid.company.matricule_fiscal:
-                raise sealing.SealError("the bid names another tender or company")
-        except (sealing.SealError, ValueError, KeyError) as exc:
-            bid.status = Bid.Status.TAMPERED
-            bid.save(update_fields=["status"])
-            tampered.append({"commitment": bid.commitment, "company": bid.company.name,
-                             "problem": str(exc)})
+            if commitment not in live:
+                raise sealing.SealError("no live ledger entry commits to this envelope (added "
+                                        "or altered in the database, or withdrawn)")
+            if commitment in seen:
+                raise sealing.SealError("another row holds the same envelope")
+            seen.add(commitment)
+            content = _open_one(bid, envelope, tender, live[commitment], released, lots,
+                                signed)
+        except (sealing.SealError, KeyError, ValueError, TypeError) as exc:
+            bid.status, bid.problem = Bid.Status.TAMPERED, str(exc)[:300]
+            bid.save(update_fields=["status", "problem"])
+            rejected.append({"bid": bid.pk, "commitment": commitment,
+                             "company": bid.company.name, "company_id": bid.company_id,
+                             "problem": bid.problem})
             continue
-        bid.status, bid.opened_at = Bid.Status.OPENED, now
-        bid.technical_offer = content.get("technical_offer", "")
-        bid.documents = [{k: d[k] for k in ("name", "media_type", "sha256")}
-                         for d in content.get("documents", [])]
+        bid.status, bid.opened_at, bid.commitment = Bid.Status.OPENED, now, commitment
+        bid.technical_offer = content["technical_offer"]
+        bid.documents = content["documents"]
         bid.save()
         BidLot.objects.bulk_create([BidLot(bid=bid, lot=lots[n], price=Decimal(p))
-                                    for n, p in content["prices"].items() if n in lots])
-        report.append({"commitment": bid.commitment, "company": bid.company.name,
+                                    for n, p in content["prices"].items()])
+        report.append({"commitment": commitment, "ledger_index": live[commitment],
+                       "company": bid.company.name, "company_id": bid.company_id,
                        "matricule_fiscal": bid.company.matricule_fiscal,
+                       "signing_key": sealing.parse(envelope).key,
                        "submitted_at": bid.submitted_at.isoformat(),
                        "prices": content["prices"],
                        "documents": [d["sha256"] for d in bid.documents]})
+    missing = [{"commitment": c, "ledger_index": i,
+                "problem": "committed on the ledger, but no envelope was found"}
+               for c, i in sorted(live.items(), key=lambda kv: kv[1]) if c not in seen]
+    known = set(Step.objects.filter(tender=tender).values_list("ledger_index", flat=True))
+    Step.objects.bulk_create([Step(tender=tender, type=e["type"].removeprefix("procurement."),
+                                   ledger_index=i, at=_entry_time(e))
+                              for i, e in sorted(entries.items())
+                              if i not in known and e["subject"] == _bid_subject(tender)])
     tender.opened_at = now
     _move(tender, "open" if report else "fail")
     tender.save()
@@ -705,7 +1055,18 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None) -> Tender:
         tender,
         ProcurementEvent.TENDER_OPENED,
         None,
-        {"bids": report, "rejected_as_altered": tampered},
+        {
+            "bid_tag": tender.bid_tag,
+            "tendering_closed": closed_at,
+            "commitments": [
+                {"commitment": c, "ledger_index": i}
+                for c, i in sorted(live.items(), key=lambda kv: kv[1])
+            ],
+            "released": sorted(released),
+            "bids": report,
+            "rejected": rejected,
+            "missing": missing,
+        },
         at=now,
     )
     if not report:

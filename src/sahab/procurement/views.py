@@ -1,9 +1,12 @@
 """Public procurement pages: tenders, their documents, opening reports, awards, contracts."""
 
+import base64
+
 from django import forms as forms_module
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
 from sahab.core.downloads import attach
 from sahab.procurement import selectors
@@ -147,7 +150,11 @@ def _panels(request, tender) -> dict:
         context["my_bids"] = tender.bids.filter(company=company).order_by("-submitted_at")
         context["may_bid"] = state in (State.ENQUIRIES, State.TENDERING) and \
             not tender.suspended and services.may_bid(tender, company)
-        context["bid_form"] = forms.BidForm(lots=tender.lots.all())
+        # what the page's script seals to, and the company keys it may sign with
+        context["committee_keys"] = " ".join(
+            base64.b64encode(bytes(m.public_key)).decode() for m in tender.committee.all())
+        context["registered_keys"] = " ".join(
+            company.signing_keys.filter(revoked_at=None).values_list("fingerprint", flat=True))
     if context["is_evaluator"] and state == State.EVALUATION:
         from sahab.procurement.models import BidLot, ConflictDeclaration
 
@@ -156,6 +163,12 @@ def _panels(request, tender) -> dict:
         context["bid_lots"] = BidLot.objects.filter(
             bid__tender=tender, bid__status=Bid.Status.OPENED).select_related(
             "bid__company", "lot").order_by("lot__number", "price")
+    context["committee"] = list(tender.committee.select_related("member"))
+    seat = next((m for m in context["committee"] if m.member_id == user.pk), None)
+    context["my_seat"] = seat
+    context["may_release"] = seat is not None and seat.released_at is None and \
+        tender.published_at is not None and timezone.now() >= tender.submission_deadline and \
+        state in (State.OPENING, State.TENDERING, State.ENQUIRIES)
     if context["is_auditor"] or context["is_officer"]:
         context["pending_complaints"] = tender.complaints.filter(status="pending")
     for name in ("cancel", "question", "complaint"):
@@ -328,16 +341,46 @@ def tender_action(request, reference: str, action: str):
             services.answer_question(actor=user, question=question,
                                      answer=text.cleaned_data["text"])
         elif action == "bid":
-            form = forms.BidForm(post, request.FILES, lots=item.lots.all())
-            if not form.is_valid():
-                raise services.InvalidInput(" ".join(e for errs in form.errors.values()
-                                                     for e in errs))
-            files = [(f.name, f.read()) for f in request.FILES.getlist("documents")]
-            bid = services.submit_bid(actor=user, tender=item, prices=form.prices(),
-                                      technical_offer=form.cleaned_data["technical_offer"],
-                                      files=files)
+            # the page sealed and signed the bid: only the envelope arrives here
+            # forms send line breaks as CRLF; the envelope's canonical form has LF only
+            envelope = post.get("envelope", "").replace("\r\n", "\n")
+            if not envelope.isascii():
+                raise services.InvalidInput("The sealed envelope is ASCII text.")
+            bid = services.submit_bid(actor=user, tender=item, envelope=envelope.encode())
             messages.success(request, f"Bid sealed. Commitment {bid.commitment}, ledger "
                                       f"entry #{bid.ledger_index}.")
+        elif action == "committee":
+            from django.contrib.auth import get_user_model
+
+            names = [n.strip() for n in post.get("members", "").split(",") if n.strip()]
+            users = list(get_user_model().objects.filter(username__in=names))
+            if len(users) != len(set(names)):
+                raise services.InvalidInput("Name members by their user names.")
+            try:
+                threshold = int(post.get("threshold", ""))
+            except ValueError:
+                raise services.InvalidInput("The threshold is a number.") from None
+            services.name_committee(actor=user, tender=item, threshold=threshold,
+                                    members=sorted(users, key=lambda u: names.index(u.username)))
+        elif action in ("committee_key", "release"):
+            field = "public_key" if action == "committee_key" else "private_key"
+            try:
+                raw = base64.b64decode(post.get(field, "").strip(), validate=True)
+            except ValueError:
+                raise services.InvalidInput("The key is not base64.") from None
+            if action == "committee_key":
+                services.register_committee_key(actor=user, tender=item, public_key=raw)
+            else:
+                services.release_committee_key(actor=user, tender=item, private_key=raw)
+        elif action == "register_key":
+            try:
+                public_key = base64.b64decode(post.get("public_key", ""), validate=True)
+                proof = base64.b64decode(post.get("proof", ""), validate=True)
+            except ValueError:
+                raise services.InvalidInput("The key or its proof is not base64.") from None
+            key = services.register_signing_key(actor=user, public_key=public_key, proof=proof)
+            messages.success(request, f"Signing key {key.fingerprint[:16]}… registered "
+                                      f"(ledger entry #{key.ledger_index}).")
         elif action == "withdraw":
             bid = get_object_or_404(Bid, pk=post.get("bid"), tender=item)
             services.withdraw_bid(actor=user, bid=bid)
@@ -403,7 +446,7 @@ def tender_action(request, reference: str, action: str):
     except DomainError as exc:
         messages.error(request, exc.detail)
     else:
-        if action != "bid":
+        if action not in ("bid", "register_key"):
             messages.success(request, "Done: the step is recorded in the public ledger.")
     return redirect("procurement:tender", reference=reference)
 

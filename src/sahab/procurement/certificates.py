@@ -1,0 +1,104 @@
+"""Certificates of companies' bid-signing keys.
+
+In production the national CA (e.g. TunTrust) issues them: ``SAHAB_PROCUREMENT_CA_ROOTS``
+names a PEM file of its root (or issuing) certificates, and a key registers only with a
+certificate for that very key issued by one of them. Without that setting (the demo) the
+platform's own demo CA (``SAHAB_HOME/keys/company-ca.pem``) issues one at registration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+
+from sahab.core.errors import InvalidInput
+
+
+def _ca_path() -> Path:
+    return settings.SAHAB_HOME / "keys" / "company-ca.pem"
+
+
+def _demo_ca() -> tuple[ed25519.Ed25519PrivateKey, x509.Certificate]:
+    path = _ca_path()
+    if not path.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, "sahab demo company CA")])
+        now = dt.datetime.now(dt.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=3650))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .sign(key, None))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption())
+                         + cert.public_bytes(serialization.Encoding.PEM))
+        path.chmod(0o600)
+    data = path.read_bytes()
+    key = serialization.load_pem_private_key(data, password=None)
+    return key, x509.load_pem_x509_certificate(data)  # type: ignore[return-value]
+
+
+def _raw(key) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def national_roots() -> list[x509.Certificate]:
+    path = getattr(settings, "PROCUREMENT_CA_ROOTS", "")
+    return x509.load_pem_x509_certificates(Path(path).read_bytes()) if path else []
+
+
+def certify(*, company_name: str, matricule_fiscal: str, public_key: bytes,
+            certificate: str = "") -> str:
+    """The PEM certificate of ``public_key``: checked against the national CA when one is
+    configured, else issued by the demo CA."""
+    roots = national_roots()
+    if roots:
+        if not certificate:
+            raise InvalidInput("Give the certificate of this key issued by the national CA.")
+        try:
+            cert = x509.load_pem_x509_certificate(certificate.encode())
+        except ValueError:
+            raise InvalidInput("The certificate is not a PEM X.509 certificate.") from None
+        if not isinstance(cert.public_key(), ed25519.Ed25519PublicKey) or \
+                _raw(cert.public_key()) != public_key:
+            raise InvalidInput("The certificate is for another key.")
+        now = dt.datetime.now(dt.UTC)
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise InvalidInput("The certificate is not valid today.")
+        if any(_issued_by(cert, root) for root in roots):
+            return certificate
+        raise InvalidInput("The certificate is not issued by the national CA.")
+    ca_key, ca_cert = _demo_ca()
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, company_name[:64]),
+                         x509.NameAttribute(NameOID.SERIAL_NUMBER, matricule_fiscal)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
+            .public_key(ed25519.Ed25519PublicKey.from_public_bytes(public_key))
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=730))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, None if isinstance(ca_key, ed25519.Ed25519PrivateKey)
+                  else hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
