@@ -7,6 +7,8 @@ import contextlib
 import datetime as dt
 import threading
 
+import time_machine
+
 from sahab.procurement import services
 from sahab.procurement.models import Bid, Tender
 from tests import factories
@@ -18,6 +20,13 @@ def submit_bid(company_user, tender: Tender, prices: dict[str, str], *,
     side and submits the envelope."""
     return factories.submit_sealed(tender, company_user, prices,
                                    technical_offer="Offre technique", now=now)
+
+
+def run_timers_at(moment: dt.datetime) -> list[str]:
+    """The worker's timers at ``moment``, on a clock moved there too: committee members'
+    keys are only released on a clock past the deadline, whatever ``now`` says."""
+    with time_machine.travel(moment):
+        return services.advance_tenders(now=moment)
 
 
 def withdraw_bid(company_user, bid: Bid, *, now: dt.datetime | None = None) -> Bid:

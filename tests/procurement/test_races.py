@@ -16,9 +16,8 @@ from django.db import connection
 
 from sahab.core.errors import Conflict
 from sahab.ledger.models import Entry
-from sahab.procurement import services
 from sahab.procurement.models import Bid, Step, Tender
-from tests.procurement.bidding import paused_before_commit, submit_bid, withdraw_bid
+from tests.procurement.bidding import paused_before_commit, run_timers_at, submit_bid, withdraw_bid
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif("connection.vendor != 'postgresql'",
@@ -72,7 +71,7 @@ def race_the_opening(tender: Tender, action, event: str) -> dict:
         actor = in_thread(armed, outcome)
         assert reached.wait(15), outcome
         timer = threading.Thread(target=lambda: (
-            services.advance_tenders(now=tender.submission_deadline + SECOND),
+            run_timers_at(tender.submission_deadline + SECOND),
             connection.close()), daemon=True)
         timer.start()
         timer.join(3)  # it returns at once, or waits for the bidder's locks: both are fine
@@ -81,7 +80,7 @@ def race_the_opening(tender: Tender, action, event: str) -> dict:
         timer.join(30)
     assert not actor.is_alive() and not timer.is_alive()
     assert "error" not in outcome, outcome
-    services.advance_tenders(now=tender.submission_deadline + 2 * SECOND)
+    run_timers_at(tender.submission_deadline + 2 * SECOND)
     return outcome
 
 

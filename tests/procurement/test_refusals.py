@@ -14,7 +14,8 @@ from sahab.core.errors import Conflict, InvalidInput
 from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Award, Bid, BidLot, Step, Tender
-from tests.procurement.bidding import submit_bid, withdraw_bid
+from tests import factories
+from tests.procurement.bidding import run_timers_at, submit_bid, withdraw_bid
 
 SECOND = dt.timedelta(seconds=1)
 
@@ -52,7 +53,7 @@ def test_a_withdrawal_at_or_after_the_deadline_is_refused_and_changes_nothing(wo
     assert withdraw_bid(company(world, 1), other, now=deadline - SECOND).status == \
         Bid.Status.WITHDRAWN
     # and the bid that could not be withdrawn is opened with the others
-    services.advance_tenders(now=deadline + SECOND)
+    run_timers_at(deadline + SECOND)
     bid.refresh_from_db()
     assert bid.status == Bid.Status.OPENED
 
@@ -63,6 +64,7 @@ def test_a_bid_on_a_suspended_tender_is_refused_until_the_complaint_is_decided(w
                                         text="Le cahier des charges favorise un fournisseur.")
     tender.refresh_from_db()
     assert tender.suspended
+    factories.signing_key(company(world, 0))  # the company's key, registered beforehand
     entries = Entry.objects.count()
     with pytest.raises(Conflict, match="suspended"):
         submit_bid(company(world, 0), tender, {"1": "100000"})
@@ -79,7 +81,7 @@ def evaluate(world, tender: Tender, prices: list[dict[str, str]]) -> dict:
     """Bids from the three companies, the opening, every bid eligible, the ranking."""
     for i, offer in enumerate(prices):
         submit_bid(company(world, i), tender, offer)
-    services.advance_tenders(now=tender.submission_deadline + SECOND)
+    run_timers_at(tender.submission_deadline + SECOND)
     tender.refresh_from_db()
     assert tender.state == "evaluation"
     evaluator = world["evaluators"][0].user

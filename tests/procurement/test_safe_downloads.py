@@ -11,14 +11,12 @@ import pytest
 from sahab.core.downloads import csv_safe
 from sahab.procurement.models import Tender, TenderDocument
 from tests import factories
-from tests.procurement.conftest import PDF, tender_payload
+from tests.procurement.conftest import PDF
 
 
 @pytest.fixture
-def published(world):
-    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
-    assert world["officer"].call("post", f"/tenders/{ref}/publish").status_code == 200
-    return Tender.objects.get(reference=ref)
+def published(published_tender) -> Tender:
+    return published_tender
 
 
 def upload(world, tender, name):
