@@ -124,6 +124,31 @@ def output_dir(request) -> Path:
 CHROMIUM = "/usr/bin/chromium"
 
 
+# What Chromium reported as refused by sahab's Content-Security-Policy, in every page of
+# every test (a script, style or connection the policy blocks is a page that half works).
+CSP_VIOLATIONS: list[str] = []
+
+
+def _note_csp_violation(message) -> None:
+    if "Content Security Policy" in message.text:
+        CSP_VIOLATIONS.append(f"{message.location.get('url', '?')}: {message.text}")
+
+
+class _WatchedBrowser:
+    """The browser, whose every new context listens for Content-Security-Policy refusals."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.on("console", _note_csp_violation)
+        return context
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium driven by Playwright."""
@@ -136,8 +161,17 @@ def browser():
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield browser
+        yield _WatchedBrowser(browser)
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_content_security_policy_violation():
+    """Every journey of every browser test runs under the policy without a refusal."""
+    before = len(CSP_VIOLATIONS)
+    yield
+    assert CSP_VIOLATIONS[before:] == [], "Chromium refused under the CSP:\n" + \
+        "\n".join(CSP_VIOLATIONS[before:])
 
 
 def sign_in(browser, platform, username):
