@@ -231,3 +231,19 @@ def open_envelope(envelope: Envelope, released: dict[int, bytes]) -> dict:
             raise SealError("the sealed bid is not a JSON object")
         return content
     raise SealError("fewer opening keys are released than the committee's threshold")
+
+
+def live_commitments(entries) -> dict[str, int]:
+    """Replay a tender's bid entries, ``(index, entry)`` in ledger order: the commitments
+    still live at the end (submitted, neither replaced nor withdrawn), each with the index
+    of its entry. The opening and ``verify-opening`` count bids by this one rule."""
+    live: dict[str, int] = {}
+    for index, entry in entries:
+        data = entry["data"]
+        if entry["type"] == "procurement.bid.submitted":
+            for old in data.get("replaces", []):
+                live.pop(old, None)
+            live[data["commitment"]] = index
+        elif entry["type"] == "procurement.bid.withdrawn":
+            live.pop(data["commitment"], None)
+    return live

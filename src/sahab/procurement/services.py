@@ -900,18 +900,10 @@ def _ledger_bids(tender: Tender, closed_at: int,
     if closing["type"] != "procurement.tender.tendering_closed" or \
             closing["subject"] != f"tender:{tender.reference}":
         raise Conflict("The ledger does not record the close of tendering where expected.")
-    live: dict[str, int] = {}
-    for index in sorted(entries):
-        entry = entries[index]
-        if entry["subject"] != _bid_subject(tender) or index > closed_at:
-            continue  # entries after the deadline never count
-        data = entry["data"]
-        if entry["type"] == "procurement.bid.submitted":
-            for old in data.get("replaces", []):
-                live.pop(old, None)
-            live[data["commitment"]] = index
-        elif entry["type"] == "procurement.bid.withdrawn":
-            live.pop(data["commitment"], None)
+    # entries after the close of tendering never count
+    live = sealing.live_commitments(
+        (index, entries[index]) for index in sorted(entries)
+        if entries[index]["subject"] == _bid_subject(tender) and index <= closed_at)
     return live, entries
 
 

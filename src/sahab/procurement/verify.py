@@ -82,19 +82,9 @@ def _expect(entry: dict, type_: str, subject: str, index: int) -> dict:
 
 
 def _live(public: _Public, tag: str, closed: int) -> dict[str, int]:
-    live: dict[str, int] = {}
-    for index in public.indexes(f"sealed-bids:{tag}"):
-        if index > closed:
-            continue
-        entry = public.entry(index)
-        data = entry["data"]
-        if entry["type"] == "procurement.bid.submitted":
-            for old in data.get("replaces", []):
-                live.pop(old, None)
-            live[data["commitment"]] = index
-        elif entry["type"] == "procurement.bid.withdrawn":
-            live.pop(data["commitment"], None)
-    return live
+    return sealing.live_commitments((index, public.entry(index))
+                                    for index in public.indexes(f"sealed-bids:{tag}")
+                                    if index <= closed)
 
 
 def _signing_key(public: _Public, keys: dict, envelope: sealing.Envelope,
