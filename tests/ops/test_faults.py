@@ -60,8 +60,8 @@ def inject_faults(served: Served, kills: list, seed: int) -> None:
 
 @pytest.mark.xfail(os.environ.get("SAHAB_TEST_DB") == "postgres", strict=False,
                    reason="known bug, under investigation: on PostgreSQL, cloud orders cut by "
-                          "a kill can stay provisioning (polling) past the wait; every other "
-                          "check of this test passes there")
+                          "a kill can stay provisioning (polling) past the wait; the checks "
+                          "before it (nothing acknowledged lost or doubled) pass there")
 def test_killing_processes_under_mixed_load_loses_nothing_acknowledged(tmp_path):
     # strict message log; a call cut by a killed worker is taken again after its lease
     # (broker timeout + 30 s)
