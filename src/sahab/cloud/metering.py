@@ -229,7 +229,7 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
     ledger.record(
         CloudEvent.USAGE_REPORTED,
         f"cloud:order:{instance.order.number}",
-        directory.actor_id(actor),
+        actor,
         {
             "instance": instance_id,
             "period_start": period_start.isoformat(),

@@ -164,7 +164,7 @@ def create_plan(*, actor, administration: Administration, year: int, title: str)
     ledger.record(
         ProcurementEvent.PLAN_CREATED,
         f"plan:{administration.code}:{year}",
-        directory.actor_id(actor),
+        actor,
         {"administration": administration.code, "year": year, "title": plan.title},
     )
     return plan
@@ -188,7 +188,7 @@ def add_plan_item(*, actor, plan: Plan, description: str, cpv: str, budget_line:
     appended = ledger.record(
         ProcurementEvent.PLAN_ITEM_ADDED,
         f"plan:{plan.administration.code}:{plan.year}",
-        directory.actor_id(actor),
+        actor,
         {
             "item": item.pk,
             "ocid": item.ocid,
@@ -555,7 +555,7 @@ def register_signing_key(*, actor, public_key: bytes, proof: bytes,
     appended = ledger.record(
         ProcurementEvent.SIGNING_KEY_REGISTERED,
         f"company:{company.pk}",
-        directory.actor_id(actor),
+        actor,
         {
             "company": company.pk,
             "public_key": sealing.b64(public_key),
