@@ -11,7 +11,6 @@ auditors read what each entry means from the same source the code records it wit
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from enum import StrEnum
 
 # The pillars that declare a vocabulary, in the order the documentation lists them.
@@ -22,7 +21,7 @@ class LedgerEvent(StrEnum):
     """One entry type: its value is the ``type`` written in the entry.
 
     Members are declared as ``NAME = ("pillar.thing.happened", "What it records.",
-    ("field", ...))``; a field named ``"*"`` allows any field."""
+    ("field", ...))``."""
 
     summary: str
     fields: tuple[str, ...]
@@ -35,7 +34,7 @@ class LedgerEvent(StrEnum):
         return member
 
     def allows(self, field: str) -> bool:
-        return "*" in self.fields or field in self.fields
+        return field in self.fields
 
 
 def vocabularies() -> list[type[LedgerEvent]]:
@@ -46,15 +45,6 @@ def vocabularies() -> list[type[LedgerEvent]]:
     return sorted(LedgerEvent.__subclasses__(),
                   key=lambda cls: (modules.index(cls.__module__)
                                    if cls.__module__ in modules else len(modules), cls.__name__))
-
-
-def every_event() -> Iterator[LedgerEvent]:
-    for vocabulary in vocabularies():
-        yield from vocabulary
-
-
-def by_type() -> dict[str, LedgerEvent]:
-    return {event.value: event for event in every_event()}
 
 
 def markdown() -> str:
@@ -72,8 +62,7 @@ def markdown() -> str:
                   " ".join((vocabulary.__doc__ or "").split()), "",
                   "| type | what it records | data fields |", "| --- | --- | --- |"]
         for event in sorted(vocabulary, key=lambda e: e.value):
-            fields = ("any changed attribute" if "*" in event.fields else
-                      ", ".join(f"`{f}`" for f in event.fields) or "—")
+            fields = ", ".join(f"`{f}`" for f in event.fields) or "—"
             lines.append(f"| `{event.value}` | {event.summary} | {fields} |")
         lines.append("")
     return "\n".join(lines)
