@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.ports import free_port  # noqa: F401 (the tests' one way to pick a port)
+
 
 def _port_open(host: str, port: int) -> bool:
     try:
@@ -28,12 +30,6 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def postgres_bindir() -> Path | None:

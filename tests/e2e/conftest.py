@@ -21,12 +21,7 @@ from django.conf import settings
 
 from tests.conftest import missing
 from tests.databases import postgres_url
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 def _database_url_for_subprocess(home: Path) -> tuple[str, callable]:
@@ -60,6 +55,40 @@ for instance in DbaasInstance.objects.all():
 """
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_until_serving(proc: subprocess.Popen, home: Path, base: str,
+                        ports: list[int], seconds: float = 90) -> None:
+    """Wait until the web answers /healthz and every other server accepts connections."""
+    deadline = time.monotonic() + seconds
+    waiting = list(ports)
+    while True:
+        try:
+            healthy = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            healthy = False
+        waiting = [port for port in waiting if not _listening(port)]
+        if healthy and not waiting:
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"sahab serve did not start (healthy: {healthy}, not listening:"
+                               f" {waiting}):\n" + _serve_log(home))
+        time.sleep(0.3)
+
+
+def _serve_log(home: Path, tail: int = 12000) -> str:
+    try:
+        return (home / "serve.log").read_text(errors="replace")[-tail:]
+    except OSError:
+        return "(no serve.log)"
+
+
 @pytest.fixture(scope="session")
 def platform():
     """URL, demo data and environment of a running sahab."""
@@ -87,17 +116,8 @@ def platform():
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("sahab serve did not start:\n" +
-                                   (home / "serve.log").read_text(errors="replace"))
-            time.sleep(0.3)
+        _wait_until_serving(proc, home, base, [int(env[f"SAHAB_{name}_PORT"]) for name in (
+            "SMTP", "SUBMISSION", "IMAP", "EXCHANGE", "EXCHANGE_DEMO")])
         yield {"url": base, "home": home, "env": env,
                "demo": json.loads((home / "demo.json").read_text())}
     finally:
@@ -186,3 +206,13 @@ def sign_in(browser, platform, username):
     page.click("form.card button[type=submit]")
     page.wait_for_url("**/accounts/")
     return page
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test against the running platform shows the end of its serve log."""
+    report = yield
+    platform = getattr(item, "funcargs", {}).get("platform")
+    if report.failed and isinstance(platform, dict) and "home" in platform:
+        report.sections.append(("sahab serve log (end)", _serve_log(platform["home"], 6000)))
+    return report

@@ -13,13 +13,15 @@ from sahab.exchange import ca, demo_providers
 
 @pytest.fixture
 def demo_providers_port(gateway, settings):
-    import asyncio
-
     server, port = gateway.run(demo_providers.start("127.0.0.1", 0))
     settings.EXCHANGE_DEMO_PORT = port
     yield port
-    server.close()
-    gateway.run(asyncio.sleep(0))
+
+    async def close() -> None:  # on the server's own loop: asyncio is not thread-safe
+        server.close()
+        await server.wait_closed()
+
+    gateway.run(close())
 
 
 def test_the_demo_calls_work_as_demo_json_says(gateway, demo_providers_port, settings):
