@@ -206,6 +206,8 @@ PORTAL_ALERTS_FROM = os.environ.get("SAHAB_PORTAL_ALERTS_FROM", f"alertes@{MAIL_
 # Password-reset links: sent from this address, valid for an hour.
 ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_HOSTNAME}")
 PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)
+# Notices to people (an order to approve, a database ready): sent from this address.
+NOTICES_MAIL_FROM = os.environ.get("SAHAB_NOTICES_MAIL_FROM", f"notifications@{MAIL_HOSTNAME}")
 PROCUREMENT_MIN_TENDERING_DAYS = {"open": 21, "restricted": 15, "negotiated": 7,
                                   "simplified": 10, "framework": 21, "mini_competition": 5}
 # The standard's release schema (1.1.5), shipped with sahab: the merge rules come from it.

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sahab.cloud import osb
+from sahab.cloud import notifications, osb
 from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
     Alert,
@@ -168,6 +168,7 @@ def _activate(instance: Instance, reply: Reply, now: dt.datetime) -> None:
         instance.order.number,
         {"instance": instance.instance_id, "plan": instance.plan.plan_id},
     )
+    notifications.instance_ready(instance)
 
 
 def _start_polling(work, reply: Reply, now: dt.datetime, deadline_seconds: int) -> None:
@@ -221,6 +222,7 @@ def _finish_failed(instance: Instance, why: str, now: dt.datetime) -> None:
     )
     Alert.objects.create(administration=instance.order.administration, kind=Alert.Kind.OPERATION,
                          message=f"{instance.order.number}: provisioning failed — {why}")
+    notifications.instance_failed(instance, why)
 
 
 def _after_provision(instance: Instance, reply: Reply, now: dt.datetime) -> None:

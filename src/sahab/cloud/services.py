@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sahab.cloud import osb, selectors
+from sahab.cloud import notifications, osb, selectors
 from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
     Alert,
@@ -527,6 +527,8 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
         order.decided_at = now
         order.save(update_fields=["decided_at"])
         _start_instance(order, now)
+    else:
+        notifications.approval_needed(order)
     return order
 
 
@@ -578,6 +580,7 @@ def decide_order(*, actor, order: Order, approve: bool, note: str = "",
     )
     if approve:
         _start_instance(order, now)
+    notifications.order_decided(order)
     return order
 
 

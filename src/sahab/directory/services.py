@@ -461,17 +461,6 @@ def change_password(*, user, old_password: str, new_password: str) -> None:
 RESET_MAILS_PER_HOUR = 3
 
 
-def _reset_addresses(user) -> list[str]:
-    """Where an account's reset link goes: an agent's own mailbox on sahab (the state's
-    mail, under the ministry's control), else the account's address (companies)."""
-    from sahab.mail.models import Mailbox
-
-    box = Mailbox.objects.filter(agent__user=user, active=True).first()
-    if box is not None:
-        return [box.address]
-    return [user.email] if user.email else []
-
-
 def _accounts_for(identifier: str) -> list:
     """Active accounts named by a username, an address or an agent's mailbox address."""
     from django.db.models import Q
@@ -502,8 +491,8 @@ def request_password_reset(*, identifier: str) -> int:
     sent = 0
     hour_ago = timezone.now() - dt.timedelta(hours=1)
     for user in _accounts_for(identifier):
-        addresses = _reset_addresses(user)
-        if not addresses or not user.has_usable_password():
+        address = notices.address_of(user)
+        if not address or not user.has_usable_password():
             continue
         with transaction.atomic():
             User.objects.select_for_update().filter(pk=user.pk).first()  # one count at a time
@@ -520,7 +509,7 @@ def request_password_reset(*, identifier: str) -> int:
                  "If you did not ask, ignore this message: your password stays as it is.") \
             % {"username": user.username, "link": link}
         try:
-            notices.send(sender=settings.ACCOUNTS_MAIL_FROM, to=addresses[0],
+            notices.send(sender=settings.ACCOUNTS_MAIL_FROM, to=address,
                          subject=_("Set a new password"), body=body, helo="sahab-accounts")
         except (OSError, delivery.Refused):
             continue  # the same answer to the person asking; the trace above remains

@@ -1,10 +1,19 @@
-"""Messages the platform itself sends (password resets, alerts) through sahab's own mail:
-delivered to a hosted mailbox at once, or queued for the smart host, DKIM-signed."""
+"""Messages the platform itself sends (password resets, alerts, "waiting for you" notices)
+through sahab's own mail: delivered to a hosted mailbox at once, or queued for the smart
+host, DKIM-signed where the sender's domain is hosted here."""
 
 from __future__ import annotations
 
 import email.policy
+import functools
+import logging
 from email.message import EmailMessage
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import translation
+
+log = logging.getLogger(__name__)
 
 
 def send(*, sender: str, to: str, subject: str, body: str,
@@ -26,3 +35,55 @@ def send(*, sender: str, to: str, subject: str, body: str,
     delivery.accept(delivery.Submission(mail_from=sender, recipients=[to], data=data,
                                         helo=helo, protocol="LOCAL"),
                     webmail.current_routing(), sign=True)
+
+
+def address_of(user) -> str:
+    """Where the platform writes to a person: an agent's own mailbox on sahab (the state's
+    mail), else the account's address (companies); empty when there is none."""
+    from sahab.mail.models import Mailbox
+
+    box = Mailbox.objects.filter(agent__user=user, active=True).only("address").first()
+    if box is not None:
+        return box.address
+    return user.email or ""
+
+
+def addresses_of(users) -> set[str]:
+    """``address_of`` for many people at once, in one query whatever their number."""
+    from sahab.mail.models import Mailbox
+
+    users = list(users)
+    hosted = dict(Mailbox.objects.filter(agent__user__in=users, active=True)
+                  .values_list("agent__user_id", "address"))
+    return {hosted.get(u.pk) or u.email for u in users} - {""}
+
+
+def in_platform_language(fn):
+    """Write the notice in the platform's language, whoever's request or job makes it."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with translation.override(settings.LANGUAGE_CODE):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def tell(users, subject: str, body: str) -> None:
+    """Tell each active person in ``users`` something that waits for them or concerns them,
+    once the current transaction commits (nothing is sent for a change rolled back). A
+    message that cannot be sent is logged, never raised: the
+    change it reports is already done."""
+    from sahab.mail import delivery
+
+    recipients = sorted(addresses_of([u for u in users if u is not None and u.is_active]))
+    if not recipients:
+        return
+
+    def send_all() -> None:
+        for to in recipients:
+            try:
+                send(sender=settings.NOTICES_MAIL_FROM, to=to, subject=subject, body=body,
+                     helo="sahab-notices")
+            except (OSError, delivery.Refused) as exc:
+                log.warning("notice to %s not sent: %s", to, exc)
+
+    transaction.on_commit(send_all, robust=True)  # a failure to send never undoes the change

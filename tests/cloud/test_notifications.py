@@ -1,0 +1,80 @@
+"""Each person is told what waits for them, by mail through sahab's own mail system (the
+journey that told nobody: an order waiting for approval sent nothing to the approver, and
+the IT officer was not told the database was ready)."""
+
+import email
+import email.policy
+
+import pytest
+
+from sahab.cloud import services
+from sahab.cloud.models import InstanceState, Order
+from sahab.directory.models import Role
+from sahab.mail import delivery
+from sahab.mail.models import OutboundMessage
+from tests import factories
+
+
+def _mails() -> list[tuple[str, email.message.EmailMessage]]:
+    """Every notice spooled for the smart host (the test accounts' addresses are not
+    hosted here), as (recipient, message), oldest first."""
+    return [(row.recipient, email.message_from_bytes(
+        (delivery.spool_dir() / row.spool_name).read_bytes(), policy=email.policy.default))
+        for row in OutboundMessage.objects.order_by("pk")]
+
+
+def _to(user) -> list[str]:
+    return [m["Subject"] for to, m in _mails() if to == user.email]
+
+
+@pytest.fixture
+def commits(django_capture_on_commit_callbacks):
+    """Run what waits for the commit (notices are sent only for committed changes)."""
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+    return run
+
+
+def test_an_order_above_the_threshold_is_mailed_to_its_approvers_only(market, commits):
+    other_finance = factories.agent(roles=[Role.FINANCE]).user  # another ministry
+    order = commits(services.place_order, actor=market.it, plan=market.plan("pg-medium"),
+                    purpose="Paie")
+    assert order.status == Order.Status.PENDING_APPROVAL
+    [subject] = _to(market.finance)
+    assert order.number in subject
+    [(_, message)] = [(t, m) for t, m in _mails() if t == market.finance.email]
+    assert f"/cloud/orders/{order.number}/" in message.get_content()
+    assert message["From"].startswith("notifications@")
+    assert _to(other_finance) == [] and _to(market.it) == []  # nor the one who ordered
+
+
+def test_the_officer_is_told_of_the_decision_then_that_the_database_is_ready(market,
+                                                                            commits):
+    order = commits(services.place_order, actor=market.it, plan=market.plan("pg-medium"),
+                    purpose="Paie")
+    commits(services.decide_order, actor=market.finance, order=order, approve=True)
+    assert any("approved" in s for s in _to(market.it))
+    commits(market.work, 3)
+    order.refresh_from_db()
+    assert order.instance.state == InstanceState.ACTIVE
+    assert any("is ready" in s for s in _to(market.it))
+
+
+def test_a_refusal_says_why(market, commits):
+    order = commits(services.place_order, actor=market.it, plan=market.plan("pg-medium"),
+                    purpose="Paie")
+    commits(services.decide_order, actor=market.finance, order=order, approve=False,
+            note="Budget épuisé pour ce trimestre")
+    [(_, message)] = [(t, m) for t, m in _mails() if t == market.it.email]
+    assert "refused" in message["Subject"] and "Budget épuisé" in message.get_content()
+
+
+def test_nothing_is_sent_for_an_order_rolled_back(market, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), \
+            transaction.atomic():
+        services.place_order(actor=market.it, plan=market.plan("pg-medium"), purpose="Paie")
+        raise RuntimeError("the request failed after the order")
+    assert _mails() == []
