@@ -78,3 +78,23 @@ def test_nothing_is_sent_for_an_order_rolled_back(market, django_capture_on_comm
         services.place_order(actor=market.it, plan=market.plan("pg-medium"), purpose="Paie")
         raise RuntimeError("the request failed after the order")
     assert _mails() == []
+
+
+def test_the_account_page_lists_what_waits_and_only_what_the_person_may_do(market, client):
+    from tests.cloud.conftest import make_provider
+
+    order = services.place_order(actor=market.it, plan=market.plan("pg-medium"),
+                                 purpose="Paie")
+    client.force_login(market.finance)
+    page = client.get("/accounts/").content.decode()
+    assert f"/cloud/orders/{order.number}/" in page and "Approve or refuse" in page
+    client.force_login(market.it)  # who ordered may not approve: nothing offered
+    assert "Nothing waits for you." in client.get("/accounts/").content.decode()
+    services.decide_order(actor=market.finance, order=order, approve=True)
+    client.force_login(market.finance)
+    assert order.number not in client.get("/accounts/").content.decode()
+
+    _provider, member = make_provider(name="Jasmin Hosting", reviewer=market.reviewer,
+                                      expires_in_days=10)
+    client.force_login(member)
+    assert "Renew your" in client.get("/accounts/").content.decode()

@@ -17,6 +17,10 @@ class CloudConfig(AppConfig):
         from sahab.core.navigation import NavItem, register
 
         register(NavItem(_("Cloud"), "cloud:catalogue", order=30))
+        from sahab.cloud import notifications
+        from sahab.core import waiting
+
+        waiting.register(notifications.waiting_for)
         every = dt.timedelta
         scheduler.register_periodic(tasks.dispatch_due_work, every(seconds=1), inline=True)
         scheduler.register_periodic(tasks.meter_usage, every(minutes=5))

@@ -68,3 +68,43 @@ def instance_failed(instance: Instance, why: str) -> None:
                  _("Order %(number)s could not be provisioned") % {"number": order.number},
                  _("The provider could not create the service: %(why)s\n\n%(link)s")
                  % {"why": why, "link": _link(order)})
+
+
+# --- the account page's "waiting for you" ---------------------------------------------------
+
+LABEL_WARNING_DAYS = 30
+
+
+def waiting_for(user) -> list:
+    """Orders this person may approve, and their company's labels about to expire."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from sahab.cloud.models import Attestation
+    from sahab.core.waiting import Waiting
+    from sahab.directory import selectors as directory
+
+    items = []
+    agent = directory.agent_of(user)
+    if agent is not None and Role.FINANCE in agent.role_set:
+        pending = Order.objects.filter(
+            status=Order.Status.PENDING_APPROVAL,
+            administration__path__startswith=selectors.ministry_path(agent.administration)
+        ).select_related("administration", "ordered_by").order_by("created_at")[:50]
+        items += [Waiting(_("Approve or refuse order %(number)s of %(administration)s")
+                          % {"number": o.number, "administration": o.administration.name},
+                          reverse("cloud:order", args=(o.number,)), o.created_at)
+                  for o in pending if selectors.may_decide_order(user, o)]
+    company = directory.company_of(user)
+    if company is not None:
+        soon = timezone.localdate() + dt.timedelta(days=LABEL_WARNING_DAYS)
+        for label in Attestation.objects.filter(
+                provider__company=company, status=Attestation.Status.ACCEPTED,
+                expires_on__lte=soon).order_by("expires_on"):
+            items.append(Waiting(_("Renew your %(label)s label: it expires on %(date)s")
+                                 % {"label": label.get_label_display(),
+                                    "date": label.expires_on.isoformat()},
+                                 reverse("cloud:my_provider"), label.expires_on))
+    return items
+

@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from sahab.core import waiting
 from sahab.core.downloads import table_response, wants_download
 from sahab.core.errors import DomainError, TooManyAttempts
 from sahab.directory import forms, rules, selectors, services
@@ -163,6 +164,7 @@ def home(request):
         "password_form": forms.PasswordChangeForm(),
         "can_manage": selectors.managed_root(request.user) is not None
         or selectors.is_platform_admin(request.user),
+        "waiting": waiting.for_user(request.user),
     })
 
 
