@@ -98,3 +98,22 @@ def test_the_account_page_lists_what_waits_and_only_what_the_person_may_do(marke
                                       expires_in_days=10)
     client.force_login(member)
     assert "Renew your" in client.get("/accounts/").content.decode()
+
+
+def test_an_expired_label_is_mailed_to_the_provider_and_to_its_customers(market, commits):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from sahab.cloud.models import Attestation, Label
+
+    commits(services.place_order, actor=market.it, plan=market.plan("pg-small"), purpose="Web")
+    commits(market.work, 3)
+    OutboundMessage.objects.all().delete()
+    g_cloud = Attestation.objects.get(provider=market.provider, label=Label.G_CLOUD)
+    Attestation.objects.filter(pk=g_cloud.pk).update(
+        expires_on=timezone.localdate() - dt.timedelta(days=1))
+    assert commits(services.expire_attestations) == 1
+    assert any("label expired" in s for s in _to(market.provider_user))
+    assert any("Carthage Cloud is suspended" in s for s in _to(market.it))
+    assert _to(market.finance) == []  # no live service of theirs

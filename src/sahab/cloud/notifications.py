@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from sahab.cloud import selectors
-from sahab.cloud.models import Instance, Order
+from sahab.cloud.models import Instance, InstanceState, Order
 from sahab.directory.models import Agent, Role
 from sahab.mail import notices
 
@@ -68,6 +68,33 @@ def instance_failed(instance: Instance, why: str) -> None:
                  _("Order %(number)s could not be provisioned") % {"number": order.number},
                  _("The provider could not create the service: %(why)s\n\n%(link)s")
                  % {"why": why, "link": _link(order)})
+
+
+@notices.in_platform_language
+def label_expired(attestation, *, suspended: bool) -> None:
+    """The provider's members are told their label expired; when that suspends the
+    provider, so is every agent who ordered a service from it that is still live."""
+    from sahab.directory.models import CompanyMember
+
+    provider = attestation.provider
+    members = [m.user for m in CompanyMember.objects.filter(
+        company=provider.company).select_related("user")]
+    label = attestation.get_label_display()
+    notices.tell(members, _("Your %(label)s label expired") % {"label": label},
+                 _("Your %(label)s label %(reference)s expired on %(date)s. Submit a valid "
+                   "one on your provider page.") % {
+                     "label": label, "reference": attestation.reference,
+                     "date": attestation.expires_on.isoformat()})
+    if not suspended:
+        return
+    customers = {o.ordered_by for o in Order.objects.filter(
+        plan__offering__broker__provider=provider, instance__state__in=[
+            InstanceState.REQUESTED, InstanceState.PROVISIONING, InstanceState.ACTIVE,
+            InstanceState.UPDATING]).select_related("ordered_by")}
+    notices.tell(customers, _("%(provider)s is suspended") % {"provider": provider.company.name},
+                 _("The %(label)s label of %(provider)s expired: it takes no new orders until "
+                   "a valid G-cloud label is accepted again. Your services stay as they are.")
+                 % {"label": label, "provider": provider.company.name})
 
 
 # --- the account page's "waiting for you" ---------------------------------------------------

@@ -197,6 +197,8 @@ def expire_attestations(today: dt.date | None = None) -> int:
             )
             _alert_buyers_if_suspended(attestation.provider, f"{attestation.get_label_display()} "
                                                              f"{attestation.reference} expired")
+            notifications.label_expired(attestation, suspended=not selectors
+                                        .provider_can_take_orders(attestation.provider))
             expired += 1
     return expired
 
