@@ -42,9 +42,16 @@ def load_demo() -> dict:
     previous = previous_demo()
     base = settings.PUBLIC_URL.rstrip("/")
     data: dict = {"urls": {"web": f"{base}/", "api": f"{base}/api/", "admin": f"{base}/admin/"}}
-    with transaction.atomic():
-        for load in _loaders():
+    from tqdm import tqdm
+
+    loaders = _loaders()
+    # a progress bar on a terminal (nothing in logs or tests): the demo takes a minute
+    with transaction.atomic(), tqdm(total=len(loaders), unit="pillar", disable=None,
+                                    desc="Loading the demo") as progress:
+        for load in loaders:
+            progress.set_postfix_str(load.__module__.split(".")[1])
             load(previous, data)
+            progress.update()
     path = demo_path()
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
