@@ -203,6 +203,14 @@ RED_FLAGS: dict = {}
 # The sender of the portal's alerts (new tenders for those who follow a CPV code, a
 # buyer, a company or a search), sent through sahab's own mail.
 PORTAL_ALERTS_FROM = os.environ.get("SAHAB_PORTAL_ALERTS_FROM", f"alertes@{MAIL_HOSTNAME}")
+# Complaints (docs/procurement.md, "Complaints"): how many undecided complaints one
+# company may have on one tender, and the complaints body's time limits, in days, to
+# rule on admissibility (after which the complaint lapses) and on the merits (after
+# which the suspension of the lots concerned is lifted).
+PROCUREMENT_COMPLAINTS_PER_COMPANY = _env_int("SAHAB_PROCUREMENT_COMPLAINTS_PER_COMPANY", 2)
+PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS = _env_int(
+    "SAHAB_PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS", 5)
+PROCUREMENT_COMPLAINT_DECISION_DAYS = _env_int("SAHAB_PROCUREMENT_COMPLAINT_DECISION_DAYS", 15)
 PROCUREMENT_MIN_TENDERING_DAYS = {"open": 21, "restricted": 15, "negotiated": 7,
                                   "simplified": 10, "framework": 21, "mini_competition": 5}
 # The standard's release schema (1.1.5), shipped with sahab: the merge rules come from it.
