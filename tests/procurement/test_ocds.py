@@ -244,8 +244,8 @@ def check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published
     assert rejected["suspension"]["startDate"] < rejected["suspension"]["endDate"]
     assert all(isinstance(rejected[k]["ledgerIndex"], int)
                for k in ("admissibility", "decision"))
-    assert inadmissible["status"] == "inadmissible" and "decision" not in inadmissible or \
-        "outcome" not in inadmissible.get("decision", {})
+    assert inadmissible["status"] == "inadmissible" and "decision" not in inadmissible
+    assert inadmissible["admissibility"]["outcome"] == "inadmissible"
     cabling = _compiled("Câblage des bureaux")
     upheld = cabling["tender"]["complaints"][0]
     assert upheld["status"] == "upheld" and upheld["remedy"] == "reevaluate"

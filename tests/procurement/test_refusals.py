@@ -15,7 +15,6 @@ from sahab.core.errors import Conflict, InvalidInput
 from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Award, Bid, BidLot, Step, Tender
-from tests import factories
 from tests.procurement.bidding import run_timers_at, submit_bid, withdraw_bid
 
 SECOND = dt.timedelta(seconds=1)
