@@ -1512,6 +1512,10 @@ def rule_admissibility(*, actor, complaint: Complaint, admissible: bool, reason:
     admitted complaint suspends the lots it concerns until its decision."""
     tender, complaint = _body(actor, complaint)
     now = _now(now)
+    if complaint.status == CS.LAPSED or \
+            (complaint.status == CS.FILED and now > admissibility_due(complaint)):
+        raise Conflict("The time limit to rule on this complaint's admissibility passed: "
+                       "it lapsed.")
     if complaint.status != CS.FILED:
         raise Conflict("The admissibility of this complaint is ruled already.")
     if now > admissibility_due(complaint):
