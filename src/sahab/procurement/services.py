@@ -1468,7 +1468,8 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
     now = _now(now)
     if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
         kind = Complaint.Kind.DOCUMENTS
-    elif tender.state in (S.STANDSTILL, S.AWARDED):
+    elif tender.state in (S.AWARDED, S.STANDSTILL, S.EVALUATION):
+        # during a lot's own standstill, also while another lot is evaluated again
         kind = Complaint.Kind.AWARD
     else:
         raise Conflict("Complaints are filed against the documents before the submission "
