@@ -15,11 +15,12 @@ export SAHAB_DBAAS_URL ?= $(LOCAL_POSTGRES)
 # ManageSieve; the browser and fonts for the end-to-end tests; PostgreSQL binaries so the
 # tests can start their own cluster where no server runs; Go's signed-note package checks that cosigned checkpoints verify with
 # the reference implementation; strace shows the order of fsyncs and replies in the
-# durability tests; Postfix is the benchmarks' reference mail server.
+# durability tests; Postfix is the benchmarks' reference mail server, signing with OpenDKIM
+# and checking AUTH through Dovecot on its submission port.
 RUN_PACKAGES := dovecot-imapd dovecot-sieve dovecot-managesieved
 TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core postgresql gettext \
 	golang-go golang-golang-x-mod-dev strace
-BENCH_PACKAGES := postfix
+BENCH_PACKAGES := postfix opendkim dovecot-core
 
 .PHONY: run test test-sqlite test-postgres lint bench mutation install messages clean help
 

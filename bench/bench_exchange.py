@@ -236,7 +236,7 @@ def main() -> None:
     count = subprocess.run(
         [sys.executable, "-m", "sahab.cli", "manage", "shell", "-c",
          "from sahab.exchange.models import Message; print(Message.objects.count())"],
-        env=_env(home), capture_output=True, text=True, check=True).stdout.strip()
+        env=_env(home), capture_output=True, text=True, check=True).stdout.split()[-1]
     print(f"  {CALLERS} callers, best of {ROUNDS} alternating rounds; {count} exchanges in the "
           "message log")
 

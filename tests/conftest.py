@@ -2,6 +2,15 @@ import os
 
 import pytest
 from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+# The tests share two cores with the other database's suite: generating inputs may be slow
+# for reasons that say nothing about the code, and a timing health check would then fail
+# a correct property. Properties still run every example; only the timing checks go.
+hypothesis_settings.register_profile("shared-machine", deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("shared-machine")
 
 
 def pytest_report_header(config):

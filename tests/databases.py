@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.ports import free_port  # noqa: F401 (the tests' one way to pick a port)
+from tests.ports import free_port  # the tests' one way to pick a port
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -41,11 +41,13 @@ def cmd_worker(args) -> int:
     from django.core.management import call_command
 
     from sahab.core.scheduler import SchedulerThread
+    from sahab.ops import heartbeats
 
     scheduler = SchedulerThread()
     scheduler.start()
-    try:
-        call_command("db_worker", interval=args.interval, verbosity=1)
+    try:  # the id its heartbeats carry: another worker can tell when this one died
+        call_command("db_worker", interval=args.interval, verbosity=1,
+                     worker_id=heartbeats.worker_id())
     finally:
         scheduler.stopped.set()
     return 0

@@ -211,6 +211,9 @@ PROCUREMENT_COMPLAINTS_PER_COMPANY = _env_int("SAHAB_PROCUREMENT_COMPLAINTS_PER_
 PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS = _env_int(
     "SAHAB_PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS", 5)
 PROCUREMENT_COMPLAINT_DECISION_DAYS = _env_int("SAHAB_PROCUREMENT_COMPLAINT_DECISION_DAYS", 15)
+# Password-reset links: sent from this address, valid for an hour.
+ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_HOSTNAME}")
+PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)
 PROCUREMENT_MIN_TENDERING_DAYS = {"open": 21, "restricted": 15, "negotiated": 7,
                                   "simplified": 10, "framework": 21, "mini_competition": 5}
 # The standard's release schema (1.1.5), shipped with sahab: the merge rules come from it.

@@ -96,7 +96,7 @@ class Served:
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         try:
-            wait_for(self._healthy, 90, "sahab serve to answer /healthz")
+            wait_for(self._healthy, 180, "sahab serve to answer /healthz")
         except AssertionError:
             raise AssertionError("sahab serve did not start:\n" + self.log()[-5000:]) from None
 

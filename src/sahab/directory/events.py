@@ -121,6 +121,11 @@ class DirectoryEvent(LedgerEvent):
         "A user changed their own password.",
         (),
     )
+    USER_PASSWORD_RESET_BY_MAIL = (
+        "directory.user.password_reset_by_mail",
+        "A user set a new password with a one-time link sent to their address.",
+        (),
+    )
     USER_PASSWORD_RESET = (
         "directory.user.password_reset",
         "An operator reset a user's password from the console.",

@@ -35,6 +35,28 @@ class PasswordChangeForm(forms.Form):
                                        attrs={"autocomplete": "new-password"}))
 
 
+class PasswordResetRequestForm(forms.Form):
+    identifier = forms.CharField(label=_("Username or e-mail address"), max_length=320,
+                                 widget=forms.TextInput(attrs={"autocomplete": "username",
+                                                               "autofocus": True}))
+
+
+class PasswordResetForm(forms.Form):
+    new_password = forms.CharField(label=_("New password"), strip=False, min_length=10,
+                                   max_length=128,
+                                   widget=forms.PasswordInput(
+                                       attrs={"autocomplete": "new-password",
+                                              "autofocus": True}))
+    again = forms.CharField(label=_("New password again"), strip=False, max_length=128,
+                            widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("new_password") and data.get("new_password") != data.get("again"):
+            self.add_error("again", _("The two passwords differ."))
+        return data
+
+
 class TokenForm(forms.Form):
     name = forms.CharField(label=_("Token name"), max_length=100)
     expires_at = forms.DateTimeField(label=_("Expires at (optional)"), required=False,

@@ -209,3 +209,18 @@ class ApiToken(models.Model):
     def is_usable(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class PasswordResetMail(models.Model):
+    """A password-reset link sent by mail: the per-account limit, and a trace for the
+    security officer (the link itself is never stored: it is derived from the account)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return f"reset link for user {self.user_id} at {self.sent_at:%Y-%m-%d %H:%M}"

@@ -31,6 +31,7 @@ from sahab.directory.models import (
     ApiToken,
     Company,
     CompanyMember,
+    PasswordResetMail,
     Role,
 )
 from sahab.directory.validators import normalize_matricule_fiscal
@@ -454,6 +455,110 @@ def change_password(*, user, old_password: str, new_password: str) -> None:
     user.set_password(new_password)
     user.save(update_fields=["password"])
     ledger.record(DirectoryEvent.USER_PASSWORD_CHANGED, f"user:{user.pk}", user)
+
+
+# Reset links sent per account and hour: enough for a lost mail, too few to flood a box.
+RESET_MAILS_PER_HOUR = 3
+
+
+def _reset_addresses(user) -> list[str]:
+    """Where an account's reset link goes: an agent's own mailbox on sahab (the state's
+    mail, under the ministry's control), else the account's address (companies)."""
+    from sahab.mail.models import Mailbox
+
+    box = Mailbox.objects.filter(agent__user=user, active=True).first()
+    if box is not None:
+        return [box.address]
+    return [user.email] if user.email else []
+
+
+def _accounts_for(identifier: str) -> list:
+    """Active accounts named by a username, an address or an agent's mailbox address."""
+    from django.db.models import Q
+
+    identifier = identifier.strip()
+    if not identifier:
+        return []
+    return list(User.objects.filter(is_active=True).filter(
+        Q(username__iexact=identifier) | Q(email__iexact=identifier)
+        | Q(agent__mailbox__address__iexact=identifier)).distinct()[:5])
+
+
+def request_password_reset(*, identifier: str) -> int:
+    """Mail a one-time link to set a new password to the account named by ``identifier``.
+
+    The person asking is told the same thing whether or not the account exists (no way to
+    learn who has an account); an account gets at most ``RESET_MAILS_PER_HOUR`` links an
+    hour. Returns how many links were sent, for tests and logs only. The link carries
+    Django's signed token: valid for ``PASSWORD_RESET_TIMEOUT``, and dead as soon as the
+    password changes or the account signs in."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    from sahab.mail import delivery, notices
+
+    sent = 0
+    hour_ago = timezone.now() - dt.timedelta(hours=1)
+    for user in _accounts_for(identifier):
+        addresses = _reset_addresses(user)
+        if not addresses or not user.has_usable_password():
+            continue
+        with transaction.atomic():
+            User.objects.select_for_update().filter(pk=user.pk).first()  # one count at a time
+            if PasswordResetMail.objects.filter(user=user, sent_at__gte=hour_ago).count() \
+                    >= RESET_MAILS_PER_HOUR:
+                continue
+            PasswordResetMail.objects.create(user=user)
+        uid = urlsafe_base64_encode(force_bytes(user.pk))
+        link = settings.PUBLIC_URL.rstrip("/") + reverse(
+            "directory:password_reset_confirm",
+            args=(uid, default_token_generator.make_token(user)))
+        body = _("Someone, probably you, asked to set a new password for the account "
+                 "%(username)s. Open this link within an hour to choose it:\n\n%(link)s\n\n"
+                 "If you did not ask, ignore this message: your password stays as it is.") \
+            % {"username": user.username, "link": link}
+        try:
+            notices.send(sender=settings.ACCOUNTS_MAIL_FROM, to=addresses[0],
+                         subject=_("Set a new password"), body=body, helo="sahab-accounts")
+        except (OSError, delivery.Refused):
+            continue  # the same answer to the person asking; the trace above remains
+        sent += 1
+    return sent
+
+
+def account_for_reset_link(uidb64: str, token: str):
+    """The account a reset link names if the link is still valid, else None."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.http import urlsafe_base64_decode
+
+    try:
+        pk = int(urlsafe_base64_decode(uidb64).decode())
+    except (TypeError, ValueError, OverflowError, UnicodeDecodeError):
+        return None
+    user = User.objects.filter(pk=pk, is_active=True).first()
+    if user is None or not default_token_generator.check_token(user, token):
+        return None
+    return user
+
+
+@transaction.atomic
+def reset_password(*, uidb64: str, token: str, new_password: str):
+    """Set a new password with a reset link: once only (the password's change ends the
+    link), checked again under the account's lock so that two uses cannot both pass. The
+    second factor, where the account has one, is still asked at the next sign-in."""
+    user = account_for_reset_link(uidb64, token)
+    if user is not None:
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user = account_for_reset_link(uidb64, token)  # the link may have just been used
+    if user is None:
+        raise InvalidInput(_("This link is not valid any more. Ask for a new one."))
+    _validate_password(new_password, user)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    ledger.record(DirectoryEvent.USER_PASSWORD_RESET_BY_MAIL, f"user:{user.pk}", user)
+    return user
 
 
 def new_totp_secret() -> str:

@@ -57,6 +57,46 @@ def login_view(request):
                   status=400 if form.errors else 200)
 
 
+def password_reset_view(request):
+    """Ask for a reset link; the answer never says whether the account exists."""
+    form = forms.PasswordResetRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.request_password_reset(identifier=form.cleaned_data["identifier"])
+        return render(request, "directory/password_reset.html", {"sent": True})
+    return render(request, "directory/password_reset.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
+_RESET_SESSION_KEY = "sahab_password_reset"
+_RESET_PLACEHOLDER = "set"
+
+
+def password_reset_confirm_view(request, uidb64: str, token: str):
+    """Choose a new password from a mailed link. As Django's own view does, the token
+    moves from the address to the session at once, so that it never leaks through the
+    page's address (history, a Referer header, a screenshot)."""
+    if token != _RESET_PLACEHOLDER:
+        request.session[_RESET_SESSION_KEY] = token
+        return redirect("directory:password_reset_confirm", uidb64, _RESET_PLACEHOLDER)
+    token = request.session.get(_RESET_SESSION_KEY, "")
+    if services.account_for_reset_link(uidb64, token) is None:
+        return render(request, "directory/password_reset_confirm.html", {"invalid": True},
+                      status=400)
+    form = forms.PasswordResetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.reset_password(uidb64=uidb64, token=token,
+                                    new_password=form.cleaned_data["new_password"])
+        except DomainError as exc:
+            forms.apply_domain_error(form, exc)
+        else:
+            request.session.pop(_RESET_SESSION_KEY, None)
+            messages.success(request, _("Your password is set. Sign in with it."))
+            return redirect("directory:login")
+    return render(request, "directory/password_reset_confirm.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
 def login_totp_view(request):
     pending = request.session.get(_PENDING_2FA)
     if not pending:

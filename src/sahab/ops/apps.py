@@ -16,4 +16,7 @@ class OpsConfig(AppConfig):
         scheduler.register_periodic(heartbeats.beat_worker,
                                     dt.timedelta(seconds=heartbeats.WORKER_BEAT_SECONDS),
                                     inline=True)
+        scheduler.register_periodic(heartbeats.recover_jobs_of_dead_workers,
+                                    dt.timedelta(seconds=heartbeats.WORKER_BEAT_SECONDS * 2),
+                                    inline=True)
         logs.connect_task_signals()

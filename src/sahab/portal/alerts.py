@@ -10,10 +10,8 @@ unsubscribes. Addresses are personal data: they stay out of the public ledger.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import logging
 import secrets
-from email.message import EmailMessage
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -186,24 +184,14 @@ def _url(name: str, *args) -> str:
 
 def _send(to: str, subject: str, body: str, subscription: Subscription) -> None:
     """One message through sahab's mail: delivered here or queued for the smart host."""
-    from sahab.mail import delivery, webmail
+    from sahab.mail import delivery, notices
 
     unsubscribe_link = _url("portal:unsubscribe", subscription.token)
-    message = EmailMessage()
-    message["From"] = settings.PORTAL_ALERTS_FROM
-    message["To"] = to
-    message["Subject"] = subject
-    message["List-Unsubscribe"] = f"<{unsubscribe_link}>"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(f"{body}\n\n-- \n{_('Unsubscribe')}: {unsubscribe_link}\n")
-    sender = settings.PORTAL_ALERTS_FROM
     try:
-        # long lines are never folded into encoded words: List-Unsubscribe stays a URL
-        data = message.as_bytes(policy=email.policy.SMTP.clone(max_line_length=998))
-        delivery.accept(delivery.Submission(mail_from=sender, recipients=[to],
-                                            data=data, helo="sahab-alerts",
-                                            protocol="LOCAL"),
-                        webmail.current_routing(), sign=True)
+        notices.send(sender=settings.PORTAL_ALERTS_FROM, to=to, subject=subject,
+                     body=f"{body}\n\n-- \n{_('Unsubscribe')}: {unsubscribe_link}\n",
+                     headers={"List-Unsubscribe": f"<{unsubscribe_link}>"},
+                     helo="sahab-alerts")
     except (OSError, delivery.Refused) as exc:
         log.warning("alert to %s not sent: %s", to, exc)
         raise InvalidInput("The message could not be sent; try again later.") from exc

@@ -1,0 +1,23 @@
+"""Query budget of an order placed through the API (see tests/procurement's budget)."""
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.cloud.test_api import Caller
+
+# token and agent, the plan, its offering, broker and contract price, the budget, the
+# order number, the order, its ledger entry
+ORDER_PLACEMENT = 23
+
+
+def test_an_order_through_the_api_stays_within_its_query_budget(market):
+    it = Caller(market.it)
+    plan = Caller()("get", "/catalogue").json()[1]["plan"]
+    counts = []
+    for purpose in ("GRH", "Paie", "Archives"):
+        with CaptureQueriesContext(connection) as queries:
+            placed = it("post", "/orders", json={"plan": plan, "purpose": purpose,
+                                                 "parameters": {"environment": "production"}})
+        assert placed.status_code == 201, placed.json()
+        counts.append(len(queries.captured_queries))
+    assert max(counts[1:]) <= ORDER_PLACEMENT, counts

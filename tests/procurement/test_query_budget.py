@@ -1,0 +1,35 @@
+"""Query budget of the hottest write of procurement: a bid submitted through the API.
+
+A budget is the number of queries measured when it was set, on the slower of the two
+databases; a change that adds queries to the path fails here and must either remove them
+or raise the budget with a reason (issue: the write path at national scale)."""
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from sahab.directory.selectors import company_of
+from sahab.procurement import client
+from tests import factories
+
+# token, agent and tender lookups, the signing key, the duplicate and replacement checks,
+# the ledger append (log state, entry, node, frontier) and the bid row, the receipt
+BID_SUBMISSION = 23  # 22 on SQLite; PostgreSQL locks the tender with one more
+
+
+def test_a_bid_through_the_api_stays_within_its_query_budget(world, published_tender):
+    reference = published_tender.reference
+    counts = []
+    for i, (_company, actor) in enumerate(world["companies"]):
+        detail = actor.call("get", f"/tenders/{reference}").json()
+        envelope = client.seal_bid(detail, company_id=company_of(actor.user).pk,
+                                   key=factories.signing_key(actor.user),
+                                   prices={"1": str(100000 + i)})
+        with CaptureQueriesContext(connection) as queries:
+            response = actor.call("post", f"/tenders/{reference}/bids", {"envelope": envelope})
+        assert response.status_code == 201, response.content
+        counts.append(len(queries.captured_queries))
+    # the first bid of a process warms its caches; every later one is a hot-path bid
+    assert max(counts[1:]) <= BID_SUBMISSION, counts
+    # and the count does not grow with the number of bids already in
+    assert counts[2] <= counts[1], counts
+
