@@ -203,6 +203,14 @@ RED_FLAGS: dict = {}
 # The sender of the portal's alerts (new tenders for those who follow a CPV code, a
 # buyer, a company or a search), sent through sahab's own mail.
 PORTAL_ALERTS_FROM = os.environ.get("SAHAB_PORTAL_ALERTS_FROM", f"alertes@{MAIL_HOSTNAME}")
+# Complaints (docs/procurement.md, "Complaints"): how many undecided complaints one
+# company may have on one tender, and the complaints body's time limits, in days, to
+# rule on admissibility (after which the complaint lapses) and on the merits (after
+# which the suspension of the lots concerned is lifted).
+PROCUREMENT_COMPLAINTS_PER_COMPANY = _env_int("SAHAB_PROCUREMENT_COMPLAINTS_PER_COMPANY", 2)
+PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS = _env_int(
+    "SAHAB_PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS", 5)
+PROCUREMENT_COMPLAINT_DECISION_DAYS = _env_int("SAHAB_PROCUREMENT_COMPLAINT_DECISION_DAYS", 15)
 # Password-reset links: sent from this address, valid for an hour.
 ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_HOSTNAME}")
 PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)

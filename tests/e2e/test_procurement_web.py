@@ -127,6 +127,10 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     submit(medina, "complaint")
     auditor = sign_in(browser, platform, "auditeur.haicop")
     auditor.goto(url)
+    # the complaints body first rules on admissibility (filing alone suspended nothing)
+    auditor.check("input[name=admissible][value=yes]")
+    auditor.fill("textarea[id^='id_admissibility']", "Recours motivé, dans le délai.")
+    submit(auditor, "admissibility")
     auditor.check("input[name=upheld][value=no]")
     auditor.fill("textarea[id^='id_decide']", "Les spécifications sont neutres.")
     submit(auditor, "decide")
@@ -173,7 +177,8 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     assert detail["contracts"][0]["value"] == "165000.000"
     types = [s["type"] for s in detail["steps"]]
     for expected in ("tender.published", "question.answered", "bid.withdrawn",
-                     "complaint.filed", "complaint.decided", "tender.opened",
+                     "complaint.filed", "complaint.admitted", "complaint.decided",
+                     "tender.opened",
                      "tender.evaluated", "tender.awarded", "tender.standstill_ended",
                      "contract.signed", "contract.amended", "contract.payment"):
         assert expected in types, expected

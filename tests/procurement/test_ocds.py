@@ -70,17 +70,22 @@ EXTENSIONS_DIR = Path(__file__).parent / "extensions"
 
 
 @pytest.fixture(scope="module")
-def extension_server():
-    """The declared extensions' schemas (shipped in tests/), served on 127.0.0.1."""
+def extension_server(tmp_path_factory):
+    """The declared extensions' schemas (the standard's shipped in tests/, sahab's own
+    from the package, under own/), served on 127.0.0.1."""
     import functools
     import http.server
+    import shutil
     import threading
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-    handler = functools.partial(Quiet, directory=str(EXTENSIONS_DIR))
+    served = tmp_path_factory.mktemp("extensions")
+    shutil.copytree(EXTENSIONS_DIR, served, dirs_exist_ok=True)
+    shutil.copytree(ocds.OWN_EXTENSIONS_DIR, served / "own")
+    handler = functools.partial(Quiet, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -95,7 +100,13 @@ _EXTENSION_BASE = None
 def _local_extensions(urls: list[str]) -> list[str]:
     """Each declared extension URL, answered by the local copy of the same commit."""
     local = []
+    own = f"{settings.PUBLIC_URL.rstrip('/')}/ocds/extensions/"
     for url in urls:
+        if url.startswith(own):  # sahab's own, published by sahab (from the package)
+            name = url.removeprefix(own).split("/")[0]
+            assert name in ocds.OWN_EXTENSIONS, url
+            local.append(f"{_EXTENSION_BASE}/own/{name}/extension.json")
+            continue
         name, commit = url.split("/")[4:6]
         assert ocds.EXTENSION_COMMITS[name] == commit, url
         assert (EXTENSIONS_DIR / name / "release-schema.json").exists(), name
@@ -225,6 +236,21 @@ def check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published
     complaint = next(d for d in licences["tender"]["documents"]
                      if d["documentType"] == "complaints")
     assert "rejeté" in complaint["description"]
+    # each complaint with its admissibility, suspension, decision and ledger indexes
+    rejected, inadmissible = licences["tender"]["complaints"]
+    assert rejected["type"] == "award" and rejected["relatedLots"] == ["1"]
+    assert rejected["admissibility"]["outcome"] == "admitted"
+    assert rejected["decision"]["outcome"] == "rejected"
+    assert rejected["suspension"]["startDate"] < rejected["suspension"]["endDate"]
+    assert all(isinstance(rejected[k]["ledgerIndex"], int)
+               for k in ("admissibility", "decision"))
+    assert inadmissible["status"] == "inadmissible" and "decision" not in inadmissible
+    assert inadmissible["admissibility"]["outcome"] == "inadmissible"
+    cabling = _compiled("Câblage des bureaux")
+    upheld = cabling["tender"]["complaints"][0]
+    assert upheld["status"] == "upheld" and upheld["remedy"] == "reevaluate"
+    statuses = sorted(a["status"] for a in cabling["awards"])
+    assert statuses == ["active", "cancelled"]
     assert licences["tender"]["milestones"][0]["code"] == "standstill"
     assert licences["tender"]["milestones"][0]["status"] == "met"
     # a call-off points to its framework agreement
@@ -288,10 +314,21 @@ def check_packages_declare_publisher_license_and_extensions():
     package = ocds.package_metadata("http://testserver/ocds/releases")
     assert package["version"] == "1.1" and package["license"].startswith("https://")
     assert package["publisher"]["name"]
-    assert all(e.startswith("https://raw.githubusercontent.com/open-contracting-extensions/")
-               and e.endswith("/extension.json") for e in package["extensions"])
-    assert {e.split("/")[4] for e in package["extensions"]} == {
+    standard = [e for e in package["extensions"]
+                if e.startswith("https://raw.githubusercontent.com/open-contracting-extensions/")]
+    own = [e for e in package["extensions"] if e not in standard]
+    assert all(e.endswith("/extension.json") for e in package["extensions"])
+    assert {e.split("/")[4] for e in standard} == {
         "ocds_lots_extension", "ocds_bid_extension", "ocds_enquiry_extension"}
+    # sahab's own complaints extension, served by sahab as shipped in the package
+    assert own == [f"{settings.PUBLIC_URL.rstrip('/')}/ocds/extensions/complaints/"
+                   "extension.json"]
+    for name in ("extension.json", "release-schema.json"):
+        served = Client().get(f"/ocds/extensions/complaints/{name}")
+        assert served.status_code == 200
+        assert served.json() == json.loads(
+            (ocds.OWN_EXTENSIONS_DIR / "complaints" / name).read_text())
+    assert Client().get("/ocds/extensions/complaints/secret.json").status_code == 404
 
 
 def check_release_ids_are_unique_and_every_change_is_a_new_release():

@@ -94,10 +94,15 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
             {1: "Atlas", 2: "Medina"}
 
         complaint = c.call("post", f"/tenders/{ref}/complaints",
-                           {"text": "Le prix d'Atlas est anormalement bas."})
-        assert complaint.status_code == 201
+                           {"text": "Le prix d'Atlas est anormalement bas.", "lots": [1]})
+        assert complaint.status_code == 201, complaint.content
+        assert officer.call("get", f"/tenders/{ref}").json()["suspended"] is False
+        cid = complaint.json()["id"]
+        admitted = world["auditor"].call("post", f"/complaints/{cid}/admissibility",
+                                         {"admissible": True, "reason": "Recours motivé."})
+        assert admitted.status_code == 200 and admitted.json()["status"] == "admitted"
         assert officer.call("get", f"/tenders/{ref}").json()["suspended"] is True
-        decided = world["auditor"].call("post", f"/complaints/{complaint.json()['id']}/decision",
+        decided = world["auditor"].call("post", f"/complaints/{cid}/decision",
                                         {"upheld": False, "decision": "Prix justifié."})
         assert decided.status_code == 200 and decided.json()["status"] == "rejected"
 
@@ -127,7 +132,8 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
                      "question.answered", "bid.submitted", "bid.withdrawn",
                      "tender.tendering_closed", "tender.opened", "evaluation.declaration",
                      "evaluation.eligibility", "tender.evaluated", "tender.awarded",
-                     "tender.standstill_started", "complaint.filed", "complaint.decided",
+                     "tender.standstill_started", "complaint.filed", "complaint.admitted",
+                     "complaint.decided",
                      "tender.standstill_ended", "contract.signed", "contract.amended",
                      "contract.payment"):
         assert expected in steps, expected

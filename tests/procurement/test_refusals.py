@@ -1,6 +1,7 @@
 """The refusals procurement advertises, at the service level: no withdrawal at or after
-the deadline, no bid while a complaint suspends the procedure, and an abnormally low
-price flagged at the evaluation, whose award needs a written justification."""
+the deadline, no close of tendering while an admitted complaint suspends the procedure
+(and the time it took given back), and an abnormally low price flagged at the
+evaluation, whose award needs a written justification."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from sahab.core.errors import Conflict, InvalidInput
 from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Award, Bid, BidLot, Step, Tender
-from tests import factories
 from tests.procurement.bidding import run_timers_at, submit_bid, withdraw_bid
 
 SECOND = dt.timedelta(seconds=1)
@@ -58,23 +58,32 @@ def test_a_withdrawal_at_or_after_the_deadline_is_refused_and_changes_nothing(wo
     assert bid.status == Bid.Status.OPENED
 
 
-def test_a_bid_on_a_suspended_tender_is_refused_until_the_complaint_is_decided(world,
-                                                                             tender):
+def test_a_complaint_suspends_only_once_admitted_and_the_deadline_gives_back_the_time(
+        world, tender):
+    deadline = tender.submission_deadline
     complaint = services.file_complaint(actor=company(world, 1), tender=tender,
-                                        text="Le cahier des charges favorise un fournisseur.")
+                                        text="Le cahier des charges favorise un fournisseur.",
+                                        now=deadline - dt.timedelta(days=3))
+    tender.refresh_from_db()
+    assert not tender.suspended  # filing alone freezes nothing: bids go on
+    assert submit_bid(company(world, 0), tender, {"1": "100000"},
+                      now=deadline - dt.timedelta(days=3)).status == Bid.Status.SUBMITTED
+    services.rule_admissibility(actor=world["auditor"].user, complaint=complaint,
+                                admissible=True, reason="Recours motivé.",
+                                now=deadline - dt.timedelta(days=2))
     tender.refresh_from_db()
     assert tender.suspended
-    factories.signing_key(company(world, 0))  # the company's key, registered beforehand
-    entries = Entry.objects.count()
-    with pytest.raises(Conflict, match="suspended"):
-        submit_bid(company(world, 0), tender, {"1": "100000"})
-    assert not Bid.objects.exists() and Entry.objects.count() == entries
-    # the timer does not close a suspended tender either, even past its deadline
-    assert services.advance_tenders(now=tender.submission_deadline + SECOND) == []
+    # the timer does not close a suspended tender, even past its deadline
+    assert services.advance_tenders(now=deadline + SECOND) == []
     services.decide_complaint(actor=world["auditor"].user, complaint=complaint, upheld=False,
-                              decision="Le cahier des charges est neutre.")
-    assert submit_bid(company(world, 0), tender, {"1": "100000"}).status == \
-        Bid.Status.SUBMITTED
+                              decision="Le cahier des charges est neutre.",
+                              now=deadline + dt.timedelta(days=1))
+    tender.refresh_from_db()
+    # the two days left when the suspension began are given back after it
+    assert not tender.suspended
+    assert tender.submission_deadline == deadline + dt.timedelta(days=3)
+    assert submit_bid(company(world, 2), tender, {"1": "99000"},
+                      now=deadline + dt.timedelta(days=2)).status == Bid.Status.SUBMITTED
 
 
 def evaluate(world, tender: Tender, prices: list[dict[str, str]]) -> dict:

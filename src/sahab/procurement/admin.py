@@ -45,8 +45,8 @@ class AwardAdmin(ReadOnlyAdmin):
 
 @admin.register(Complaint)
 class ComplaintAdmin(ReadOnlyAdmin):
-    list_display = ["tender", "company", "status", "filed_at", "decided_at"]
-    list_filter = ["status"]
+    list_display = ["tender", "company", "kind", "status", "remedy", "filed_at", "decided_at"]
+    list_filter = ["status", "kind"]
 
 
 @admin.register(Question)

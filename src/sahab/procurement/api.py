@@ -80,6 +80,11 @@ class LotOut(Schema):
     cpv: str
     estimated_value: Decimal
     items: list[ItemOut]
+    cancelled: bool
+    suspended_since: dt.datetime | None = Field(
+        None, description="Suspended by admitted complaints since then.")
+    needs_evaluation: bool = Field(False, description="An upheld complaint invalidated the "
+                                   "lot's evaluation: it is evaluated again before its award.")
 
     @staticmethod
     def resolve_items(obj) -> list:
@@ -143,6 +148,51 @@ class AwardOut(Schema):
     supplier: str
     value: Decimal
     status: str
+    standstill_until: dt.datetime | None
+
+
+class ComplaintOut(Schema):
+    """A complaint and each ruling on it, public with the ledger index of each step."""
+
+    id: int
+    company: str
+    kind: str = Field(..., description="documents | award (the evaluation or award of a lot)")
+    lots: list[int]
+    text: str
+    status: str = Field(..., description="filed | admitted | inadmissible | lapsed | upheld | "
+                        "rejected")
+    filed_at: dt.datetime
+    filed_index: int | None
+    admissibility_due: dt.datetime
+    admissibility_reason: str
+    admissibility_at: dt.datetime | None
+    admissibility_index: int | None
+    suspended_from: dt.datetime | None
+    suspended_until: dt.datetime | None
+    decide_by: dt.datetime | None
+    decision: str
+    remedy: str = Field(..., description="reevaluate | amend_documents | cancel_lot, when "
+                        "upheld")
+    decided_at: dt.datetime | None
+    decided_index: int | None
+    remedied_at: dt.datetime | None
+    remedied_index: int | None
+
+    @staticmethod
+    def resolve_company(obj: Complaint) -> str:
+        return obj.company.name
+
+    @staticmethod
+    def resolve_lots(obj: Complaint) -> list[int]:
+        return sorted(lot.number for lot in obj.lots.all())
+
+    @staticmethod
+    def resolve_admissibility_due(obj: Complaint) -> dt.datetime:
+        return services.admissibility_due(obj)
+
+    @staticmethod
+    def resolve_decide_by(obj: Complaint) -> dt.datetime | None:
+        return services.decision_due(obj)
 
 
 class ContractOut(Schema):
@@ -179,6 +229,7 @@ class TenderDetail(Schema):
     questions: list[QuestionOut]
     bids: list[OpenedBidOut]
     awards: list[AwardOut]
+    complaints: list[ComplaintOut]
     contracts: list[ContractOut]
     steps: list[StepOut]
 
@@ -212,8 +263,11 @@ def _detail(tender: Tender) -> dict:
         "questions": list(tender.questions.exclude(answered_at=None)),
         "bids": bids,
         "awards": [{"id": a.pk, "lot": a.lot.number, "supplier": a.supplier.name,
-                    "value": a.value, "status": a.status}
+                    "value": a.value, "status": a.status,
+                    "standstill_until": a.standstill_until}
                    for a in tender.awards.select_related("lot", "supplier")],
+        "complaints": list(tender.complaints.select_related("company")
+                           .prefetch_related("lots")),
         "contracts": [{"id": c.pk, "lot": c.award.lot.number, "supplier": c.supplier.name,
                        "value": c.value, "start_date": c.start_date, "end_date": c.end_date,
                        "status": c.status}
@@ -642,35 +696,62 @@ def unsuccessful(request, payload: ReasonIn, reference: str = Path(..., max_leng
 
 class ComplaintIn(Schema):
     text: str = Field(..., min_length=1, max_length=20000)
+    lots: list[int] = Field([], max_length=100, description="The lots concerned: any (all by "
+                            "default) against the documents; exactly one against an "
+                            "evaluation or award.")
 
 
-class ComplaintOut(Schema):
-    id: int
-    status: str
-    filed_at: dt.datetime
-    decision: str
-    decided_at: dt.datetime | None
+class AdmissibilityIn(Schema):
+    admissible: bool
+    reason: str = Field(..., min_length=1, max_length=20000)
 
 
 class DecisionIn(Schema):
     upheld: bool
     decision: str = Field(..., min_length=1, max_length=20000)
+    remedy: Complaint.Remedy = Field(Complaint.Remedy.NONE, description="When upheld: "
+                                     "reevaluate or cancel_lot (evaluation or award), "
+                                     "amend_documents or cancel_lot (documents).")
+
+
+def _complaint(complaint_id: int) -> Complaint:
+    complaint = Complaint.objects.filter(pk=complaint_id,
+                                         tender__state__in=selectors.PUBLIC_STATES).first()
+    if complaint is None:
+        raise NotFound(f"No complaint {complaint_id}.")
+    return complaint
+
+
+@router.get("/procurement/tenders/{reference}/complaints", response=list[ComplaintOut],
+            auth=None, summary="A tender's complaints and their rulings (public)")
+def complaints(request, reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    return list(tender.complaints.select_related("company").prefetch_related("lots"))
 
 
 @router.post("/procurement/tenders/{reference}/complaints", response={201: ComplaintOut},
-             summary="File a complaint (it suspends the procedure)")
+             summary="File a complaint (companies; filing alone suspends nothing)")
 def complain(request, payload: ComplaintIn, reference: str = Path(..., max_length=40)):
     return Status(201, services.file_complaint(actor=request.user,
                                                tender=_tender(request, reference),
-                                               text=payload.text))
+                                               text=payload.text, lots=payload.lots))
+
+
+@router.post("/procurement/complaints/{complaint_id}/admissibility", response=ComplaintOut,
+             summary="Rule on a complaint's admissibility (the complaints body); an admitted "
+                     "complaint suspends the lots it concerns")
+def admissibility(request, payload: AdmissibilityIn, complaint_id: int = Id):
+    return services.rule_admissibility(actor=request.user, complaint=_complaint(complaint_id),
+                                       admissible=payload.admissible, reason=payload.reason)
 
 
 @router.post("/procurement/complaints/{complaint_id}/decision", response=ComplaintOut,
-             summary="Decide a complaint (independent auditors)")
+             summary="Decide an admitted complaint on the merits, with its binding remedy "
+                     "(the complaints body)")
 def decide(request, payload: DecisionIn, complaint_id: int = Id):
-    complaint = get_object_or_404(Complaint, pk=complaint_id)
-    return services.decide_complaint(actor=request.user, complaint=complaint,
-                                     upheld=payload.upheld, decision=payload.decision)
+    return services.decide_complaint(actor=request.user, complaint=_complaint(complaint_id),
+                                     upheld=payload.upheld, decision=payload.decision,
+                                     remedy=payload.remedy)
 
 
 class ContractIn(Schema):

@@ -268,7 +268,7 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
     services.award_tender(actor=SYSTEM, tender=tender, justification=case.justification,
                           now=awarded_at)
     if case.complaint:
-        _complain(case, tender)
+        _complain(case, tender, awarded_at)
     if case.outcome == "standstill":
         Tender.objects.filter(pk=tender.pk).update(
             standstill_until=now + dt.timedelta(days=5))
@@ -300,7 +300,10 @@ def _evaluate(case: Case, tender: Tender, *, again: bool = False) -> None:
     evaluator = _user(EVALUATORS[case.buyer])
     if not again:
         services.declare_conflict_of_interest(actor=evaluator, tender=tender, no_conflict=True)
-    for row in BidLot.objects.filter(bid__tender=tender).select_related("bid__company"):
+    rows = BidLot.objects.filter(bid__tender=tender).select_related("bid__company")
+    if again:  # only the lots an upheld complaint sent back to evaluation
+        rows = rows.filter(lot__needs_evaluation=True)
+    for row in rows:
         name = row.bid.company.name
         eligible = name not in case.ineligible
         services.decide_eligibility(actor=evaluator, bid_lot=row, eligible=eligible,
@@ -311,21 +314,41 @@ def _evaluate(case: Case, tender: Tender, *, again: bool = False) -> None:
     services.complete_evaluation(actor=SYSTEM, tender=tender)
 
 
-def _complain(case: Case, tender: Tender) -> None:
-    loser = next(n for n in case.bids if n != tender.awards.first().supplier.name)
-    complaint = services.file_complaint(actor=_company_user(loser), tender=tender,
-                                        text="Nous contestons l'analyse de notre offre.")
+def _complain(case: Case, tender: Tender, awarded_at: dt.datetime) -> None:
+    """During the standstill a losing bidder complains against the award of lot 1; the
+    complaints body admits it (the lot is suspended), then rejects it (the standstill
+    gets back the time the suspension took) or upholds it (the lot is evaluated again
+    and awarded anew). Another bidder's complaint is ruled inadmissible."""
+    body = _user("auditeur.haicop")
+    day = dt.timedelta(days=1)
+    winner = tender.awards.first().supplier.name
+    losers = [n for n in case.bids if n != winner]
+    complaint = services.file_complaint(actor=_company_user(losers[0]), tender=tender,
+                                        text="Nous contestons l'analyse de notre offre.",
+                                        lots=[1], now=awarded_at + 2 * day)
+    services.rule_admissibility(actor=body, complaint=complaint, admissible=True,
+                                reason="Recours motivé, déposé dans le délai par un "
+                                       "soumissionnaire du lot.", now=awarded_at + 3 * day)
     upheld = case.complaint == "upheld"
+    if not upheld and len(losers) > 1:
+        other = services.file_complaint(actor=_company_user(losers[1]), tender=tender,
+                                        text="Nous demandons l'annulation de la procédure.",
+                                        lots=[1], now=awarded_at + 3 * day)
+        services.rule_admissibility(actor=body, complaint=other, admissible=False,
+                                    reason="Le recours n'expose aucun grief précis contre "
+                                           "l'évaluation ou l'attribution.",
+                                    now=awarded_at + 4 * day)
     services.decide_complaint(
-        actor=_user("auditeur.haicop"), complaint=complaint, upheld=upheld,
+        actor=body, complaint=complaint, upheld=upheld,
+        remedy="reevaluate" if upheld else "",
         decision="L'offre retenue ne respectait pas le délai d'exécution exigé."
-        if upheld else "L'analyse des offres est conforme au règlement de la consultation.")
+        if upheld else "L'analyse des offres est conforme au règlement de la consultation.",
+        now=awarded_at + 5 * day)
     if upheld:
         tender.refresh_from_db()
-        winner = tender.awards.filter(status=Award.Status.CANCELLED).first().supplier.name
         # a copy: CASES stay as written, however many times the demo loads in a process
         _evaluate(replace(case, ineligible=(*case.ineligible, winner)), tender, again=True)
-        services.award_tender(actor=SYSTEM, tender=tender, now=timezone.now())
+        services.award_tender(actor=SYSTEM, tender=tender, now=awarded_at + 6 * day)
 
 
 def _plans(now: dt.datetime) -> None:

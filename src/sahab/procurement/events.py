@@ -62,15 +62,47 @@ class ProcurementEvent(LedgerEvent):
         "A company revoked a bid-signing key: bids signed with it are refused from then on.",
         ("company", "fingerprint"),
     )
+    COMPLAINT_ADMITTED = (
+        "procurement.complaint.admitted",
+        "The complaints body found a complaint admissible: the lots it concerns are "
+        "suspended until its decision, due by the given time.",
+        ("complaint", "decide_by", "lots", "reason"),
+    )
     COMPLAINT_DECIDED = (
         "procurement.complaint.decided",
-        "A complaint was decided (upheld or not), with the decision's text.",
-        ("complaint", "decision", "upheld"),
+        "The complaints body decided a complaint on the merits (upheld or not), with its "
+        "reasons and its binding remedy; the suspension ends (unless the remedy is to amend "
+        "the documents) and the time it took is given back.",
+        ("complaint", "decision", "lots", "remedy", "standstill_until", "submission_deadline",
+         "upheld"),
     )
     COMPLAINT_FILED = (
         "procurement.complaint.filed",
-        "A company filed a complaint (the hash of its text).",
-        ("company", "complaint", "text_sha256"),
+        "A company filed a complaint against the documents or the evaluation or award of a "
+        "lot (the hash of its text); filing alone suspends nothing.",
+        ("company", "complaint", "kind", "lots", "text_sha256"),
+    )
+    COMPLAINT_INADMISSIBLE = (
+        "procurement.complaint.inadmissible",
+        "The complaints body found a complaint inadmissible, with its reasons.",
+        ("complaint", "reason"),
+    )
+    COMPLAINT_LAPSED = (
+        "procurement.complaint.lapsed",
+        "A complaint's admissibility was not ruled within the time limit: it lapsed.",
+        ("complaint", "reason"),
+    )
+    COMPLAINT_REMEDIED = (
+        "procurement.complaint.remedied",
+        "The buyer amended the documents as an upheld complaint required: the lots resume and "
+        "the time of the suspension is given back.",
+        ("complaint", "document", "lots", "submission_deadline", "version"),
+    )
+    COMPLAINT_SUSPENSION_LIFTED = (
+        "procurement.complaint.suspension_lifted",
+        "A complaint was not decided within the time limit: the lots it suspended resume "
+        "(the complaint stays to be decided).",
+        ("complaint", "lots", "reason", "standstill_until", "submission_deadline"),
     )
     CONTRACT_AMENDED = (
         "procurement.contract.amended",

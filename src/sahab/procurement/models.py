@@ -122,6 +122,15 @@ class Lot(models.Model):
     title = models.CharField(max_length=300)
     cpv = models.CharField(max_length=10)
     estimated_value = models.DecimalField(**MONEY)
+    # A lot cancelled on its own (an upheld complaint's remedy) is never awarded.
+    cancelled = models.BooleanField(default=False)
+    # An upheld complaint invalidated the lot's evaluation: it is evaluated again (every
+    # eligibility decided anew, then ranked) before it can be awarded.
+    needs_evaluation = models.BooleanField(default=False)
+    # Suspended by admitted complaints since this time; ``time_left`` is what remained of
+    # the running period (bids or standstill) then, given back when the suspension ends.
+    suspended_since = models.DateTimeField(null=True, blank=True)
+    time_left = models.DurationField(null=True, blank=True)
 
     class Meta:
         ordering = ["number"]
@@ -338,27 +347,69 @@ class Award(models.Model):
     justification = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     decided_at = models.DateTimeField(default=timezone.now)
+    # Each award has its own standstill: a lot awarded again after an upheld complaint
+    # does not hold back the contracts of the others.
+    standstill_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.lot} → {self.supplier}"
 
 
 class Complaint(models.Model):
+    """A complaint to the complaints body (docs/procurement.md, "Complaints"): filed by a
+    company, ruled admissible or not, then decided on the merits; only an admitted
+    complaint suspends, and only the lots it concerns."""
+
+    class Kind(models.TextChoices):
+        DOCUMENTS = "documents", _("Against the tender documents")
+        AWARD = "award", _("Against the evaluation or award of a lot")
+
     class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
+        FILED = "filed", _("Filed")
+        ADMITTED = "admitted", _("Admitted")
+        INADMISSIBLE = "inadmissible", _("Inadmissible")
+        LAPSED = "lapsed", _("Lapsed (admissibility not ruled in time)")
         UPHELD = "upheld", _("Upheld")
         REJECTED = "rejected", _("Rejected")
 
+    class Remedy(models.TextChoices):
+        NONE = "", _("None")
+        REEVALUATE = "reevaluate", _("The lot's evaluation is redone")
+        AMEND_DOCUMENTS = "amend_documents", _("The documents are amended")
+        CANCEL_LOT = "cancel_lot", _("The lot is cancelled")
+
     tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="complaints")
     company = models.ForeignKey(Company, on_delete=models.PROTECT)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DOCUMENTS)
+    lots = models.ManyToManyField(Lot, related_name="complaints")
     text = models.TextField()
     filed_at = models.DateTimeField(default=timezone.now)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    filed_index = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.FILED,
+                              db_index=True)
+    admissibility_reason = models.TextField(blank=True)
+    admissibility_at = models.DateTimeField(null=True, blank=True)
+    admissibility_index = models.BigIntegerField(null=True, blank=True)
     decision = models.TextField(blank=True)
+    remedy = models.CharField(max_length=20, choices=Remedy.choices, blank=True, default="")
     decided_at = models.DateTimeField(null=True, blank=True)
+    decided_index = models.BigIntegerField(null=True, blank=True)
+    # The suspension of the lots concerned: from admission until the decision (or until
+    # the documents are amended, or the decision's time limit passed).
+    suspended_from = models.DateTimeField(null=True, blank=True)
+    suspended_until = models.DateTimeField(null=True, blank=True)
+    remedied_at = models.DateTimeField(null=True, blank=True)
+    remedied_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
 
     def __str__(self) -> str:
         return f"complaint {self.pk} on {self.tender.reference}"
+
+    @property
+    def suspends(self) -> bool:
+        return self.suspended_from is not None and self.suspended_until is None
 
 
 class Contract(models.Model):

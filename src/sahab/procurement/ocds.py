@@ -45,8 +45,15 @@ EXTENSION_COMMITS = {
     "ocds_bid_extension": "a2ac4799333ba68e5ca8d7255fb45673f4204e40",
     "ocds_enquiry_extension": "0f32fcb807c149c5400b85f7d4f7da0f8d760984",
 }
+# sahab's own extensions, for what OCDS has no extension for yet (complaints with their
+# admissibility, suspension, decision and remedy), published by sahab itself at
+# /ocds/extensions/<name>/ from src/sahab/procurement/schema/extensions/<name>/.
+OWN_EXTENSIONS = ("complaints",)
+OWN_EXTENSIONS_DIR = Path(__file__).parent / "schema" / "extensions"
 EXTENSIONS = [f"https://raw.githubusercontent.com/open-contracting-extensions/{name}/{commit}/"
-              "extension.json" for name, commit in EXTENSION_COMMITS.items()]
+              "extension.json" for name, commit in EXTENSION_COMMITS.items()] + [
+    f"{settings.PUBLIC_URL.rstrip('/')}/ocds/extensions/{name}/extension.json"
+    for name in OWN_EXTENSIONS]
 COUNTRY = "Tunisie"
 # Organization identifiers (docs/ocds.md): companies by the national business register's
 # unique identifier (Registre national des entreprises, 7 digits and a key letter), with
@@ -75,7 +82,12 @@ STEP_TAGS: dict[str, list[str]] = {
     "tender.opened": ["tenderUpdate"],
     "tender.evaluated": ["tenderUpdate"],
     "complaint.filed": ["tenderUpdate"],
+    "complaint.admitted": ["tenderUpdate"],
+    "complaint.inadmissible": ["tenderUpdate"],
+    "complaint.lapsed": ["tenderUpdate"],
     "complaint.decided": ["tenderUpdate", "awardUpdate"],
+    "complaint.suspension_lifted": ["tenderUpdate"],
+    "complaint.remedied": ["tenderUpdate"],
     "tender.unsuccessful": ["tenderUpdate"],
     "tender.cancelled": ["tenderCancellation"],
     "tender.awarded": ["award"],
@@ -237,6 +249,8 @@ def _items(lot) -> list[dict]:
 
 
 def _lot_status(tender: Tender, lot, awards: list) -> str:
+    if lot.cancelled:
+        return "cancelled"
     status = TENDER_STATUS.get(tender.state, "active")
     if status == "complete":
         return "complete" if any(a.lot_id == lot.pk and a.status == Award.Status.ACTIVE
@@ -302,13 +316,54 @@ def _documents(tender: Tender) -> list[dict]:
         description = f"Recours déposé par {c.company.name}."
         if decided:
             description += f" Décision : recours {decided}. {c.decision}"
+        elif c.status in ("inadmissible", "lapsed"):
+            description += f" Recours irrecevable. {c.admissibility_reason}".rstrip()
+        elif c.status == "admitted":
+            description += " Recours recevable ; les lots concernés sont suspendus."
         else:
-            description += " En attente de décision ; la procédure est suspendue."
+            description += " En attente de la décision sur sa recevabilité."
         documents.append({"id": f"complaint-{c.pk}", "documentType": "complaints",
                           "title": f"Recours n° {c.pk}", "description": description,
                           "datePublished": _date(c.filed_at),
                           "dateModified": _date(c.decided_at)})
     return documents
+
+
+OCDS_REMEDY = {"reevaluate": "reevaluate", "amend_documents": "amendDocuments",
+               "cancel_lot": "cancelLot"}
+
+
+def _complaints(tender: Tender, parties: _Parties) -> list[dict]:
+    """Each complaint and each ruling on it, with their ledger indexes (sahab's
+    complaints extension)."""
+    from sahab.procurement.services import admissibility_due, decision_due
+
+    complaints = []
+    for c in tender.complaints.select_related("company").prefetch_related("lots") \
+            .order_by("pk"):
+        admissibility = {"dueDate": _date(admissibility_due(c))}
+        if c.admissibility_at or c.status == "lapsed":
+            admissibility |= {"outcome": "admitted" if c.suspended_from else
+                              ("lapsed" if c.status == "lapsed" else "inadmissible"),
+                              "rationale": c.admissibility_reason,
+                              "date": _date(c.admissibility_at),
+                              "ledgerIndex": c.admissibility_index}
+        decision = {"dueDate": _date(decision_due(c))}
+        if c.decided_at:
+            decision |= {"outcome": c.status, "rationale": c.decision,
+                         "date": _date(c.decided_at), "ledgerIndex": c.decided_index}
+        complaints.append({
+            "id": str(c.pk), "type": c.kind, "status": c.status,
+            "author": parties.company(c.company, "complainant"),
+            "description": c.text, "relatedLots": [str(n) for n in
+                                                   sorted(lot.number for lot in c.lots.all())],
+            "dateSubmitted": _date(c.filed_at), "ledgerIndex": c.filed_index,
+            "admissibility": admissibility,
+            "suspension": {"startDate": _date(c.suspended_from),
+                           "endDate": _date(c.suspended_until)},
+            "decision": decision, "remedy": OCDS_REMEDY.get(c.remedy),
+            "remedyDate": _date(c.remedied_at), "remedyLedgerIndex": c.remedied_index})
+    return complaints
 
 
 def _standstill(tender: Tender) -> list[dict]:
@@ -367,6 +422,7 @@ def _build_release(tender: Tender, step: Step, tags: list[str], date: str) -> di
                   "status": _lot_status(tender, lot, awards),
                   "value": _amount(lot.estimated_value)} for lot in lots],
         "documents": _documents(tender),
+        "complaints": _complaints(tender, parties),
         "milestones": _standstill(tender),
     }
     release = {

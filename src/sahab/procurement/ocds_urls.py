@@ -11,4 +11,5 @@ urlpatterns = [
     path("records/<str:ocid>", ocds_views.record, name="record"),
     path("releases.json.gz", ocds_views.bulk, {"kind": "releases"}, name="bulk_releases"),
     path("records.json.gz", ocds_views.bulk, {"kind": "records"}, name="bulk_records"),
+    path("extensions/<slug:name>/<str:filename>", ocds_views.extension, name="extension"),
 ]

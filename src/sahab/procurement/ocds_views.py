@@ -97,3 +97,16 @@ def bulk(request, kind: str):
     response["Content-Disposition"] = f'attachment; filename="sahab-{kind}.json.gz"'
     response["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+@require_GET
+def extension(request, name: str, filename: str):
+    """sahab's own OCDS extensions (``ocds.OWN_EXTENSIONS``): their metadata and schemas."""
+    from django.http import Http404
+
+    if name not in ocds.OWN_EXTENSIONS or filename not in ("extension.json",
+                                                           "release-schema.json"):
+        raise Http404
+    import json
+
+    return _json(json.loads((ocds.OWN_EXTENSIONS_DIR / name / filename).read_text()))

@@ -76,7 +76,10 @@ TRANSITIONS: dict[str, tuple[set[str], str]] = {
     "award": ({S.EVALUATION}, S.AWARDED),
     "notify": ({S.AWARDED}, S.STANDSTILL),
     "end_standstill": ({S.STANDSTILL}, S.COMPLETE),
-    "reevaluate": ({S.AWARDED, S.STANDSTILL}, S.EVALUATION),
+    "reevaluate": ({S.AWARDED, S.STANDSTILL, S.COMPLETE}, S.EVALUATION),
+    # an upheld complaint's remedy cancelled the last lot still open
+    "cancel_lots": ({S.ENQUIRIES, S.TENDERING, S.OPENING, S.EVALUATION, S.AWARDED,
+                     S.STANDSTILL, S.COMPLETE}, S.CANCELLED),
     "cancel": ({S.DRAFT, S.ENQUIRIES, S.TENDERING, S.EVALUATION, S.AWARDED, S.STANDSTILL},
                S.CANCELLED),
 }
@@ -91,8 +94,7 @@ def _move(tender: Tender, action: str) -> None:
     if tender.state not in sources:
         raise Conflict(f"Cannot {action.replace('_', ' ')} a tender in state "
                        f"'{tender.get_state_display()}'.")
-    if tender.suspended and action not in ("cancel", "reevaluate"):
-        raise Conflict("The procedure is suspended by a pending complaint.")
+    # A suspension is per lot (admitted complaints): the steps it holds back check it.
     tender.state = target
 
 
@@ -593,6 +595,7 @@ def cancel_tender(*, actor, tender: Tender, reason: str) -> Tender:
     reason = _text(reason, "The reason", 2000)
     _move(tender, "cancel")
     tender.suspended = False
+    tender.lots.update(suspended_since=None, time_left=None)
     tender.save()
     _step(tender, ProcurementEvent.TENDER_CANCELLED, actor, {"reason": reason})
     _notify_bidders(tender, f"{tender.reference} is cancelled: {reason}")
@@ -604,8 +607,10 @@ def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderD
     """Attach a document; a document of the same name becomes its next version."""
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    # a suspended tender has not closed: its documents may still be amended (the remedy
+    # of an upheld complaint), and the time of the suspension is given back after
     if tender.state not in (S.DRAFT, S.ENQUIRIES, S.TENDERING) or \
-            timezone.now() >= tender.submission_deadline:
+            (timezone.now() >= tender.submission_deadline and not tender.suspended):
         raise Conflict("Documents change only before the submission deadline.")
     media_type, digest = documents.check_document(name, content)
     version = (tender.documents.filter(name=name).order_by("-version")
@@ -619,6 +624,7 @@ def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderD
         actor,
         {"name": name, "version": version, "sha256": digest, "size": len(content)},
     )
+    _documents_amended(actor, tender, document)
     return document
 
 
@@ -789,8 +795,6 @@ def submit_bid(*, actor, tender: Tender, envelope: bytes,
                        f"{tender.submission_deadline:%Y-%m-%d %H:%M} UTC; this one is late."
                        if now >= tender.submission_deadline else
                        "This tender does not take bids now.")
-    if tender.suspended:
-        raise Conflict("The procedure is suspended by a pending complaint.")
     if not may_bid(tender, company):
         raise PermissionDenied("Your company is not admitted to bid in this procedure.")
     if not isinstance(envelope, bytes | bytearray) or not envelope:
@@ -841,13 +845,16 @@ def advance_tenders(now: dt.datetime | None = None, *, signed: bool = True) -> l
     entries against the current tree instead of a signed checkpoint.
     """
     now = _now(now)
-    done = []
-    due = Tender.objects.filter(suspended=False).filter(
+    done = complaint_timers(now)
+    # a suspended tender neither closes nor ends its standstill (the timers above lift a
+    # suspension that outlasted its time limit); one whose deadline passed still opens
+    due = Tender.objects.filter(Q(suspended=False) | Q(state=S.OPENING)).filter(
         state__in=[S.ENQUIRIES, S.TENDERING, S.OPENING, S.STANDSTILL])
     for tender_id, state in due.values_list("pk", "state"):
         with transaction.atomic():
             tender = Tender.objects.select_for_update(skip_locked=True).filter(pk=tender_id).first()
-            if tender is None or tender.state != state or tender.suspended:
+            if tender is None or tender.state != state or \
+                    (tender.suspended and state != S.OPENING):
                 continue
             if state in (S.ENQUIRIES, S.TENDERING) and now >= tender.submission_deadline:
                 _move(tender, "close_tendering")
@@ -1111,6 +1118,7 @@ def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = 
     """
     tender = Tender.objects.get(pk=bid_lot.bid.tender_id)
     _evaluator(actor, tender)
+    _lot_under_evaluation(bid_lot.lot)
     criteria = tender.compliance_criteria
     if checks is None:
         checks = dict.fromkeys(criteria, bool(eligible))
@@ -1142,6 +1150,7 @@ def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = 
 def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "") -> QualityScore:
     tender = bid_lot.bid.tender
     _evaluator(actor, tender)
+    _lot_under_evaluation(bid_lot.lot)
     if tender.award_criteria != AwardCriteria.WEIGHTED:
         raise Conflict("This tender is awarded on price alone.")
     try:
@@ -1161,6 +1170,16 @@ def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "") -> Qualit
         {"bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "score": str(value)},
     )
     return quality
+
+
+def _lot_under_evaluation(lot: Lot) -> None:
+    """Only lots not awarded (or whose award an upheld complaint cancelled) and not
+    cancelled are evaluated: the evaluation of the others is final."""
+    lot = Lot.objects.get(pk=lot.pk)
+    if lot.cancelled:
+        raise Conflict(f"Lot {lot.number} is cancelled.")
+    if lot.awards.filter(status=Award.Status.ACTIVE).exists():
+        raise Conflict(f"Lot {lot.number} is awarded: its evaluation is final.")
 
 
 def _rank_lot(tender: Tender, lot: Lot) -> list[BidLot]:
@@ -1204,8 +1223,16 @@ def complete_evaluation(*, actor, tender: Tender) -> dict:
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state != S.EVALUATION:
         raise Conflict("The tender is not under evaluation.")
+    # the lots still to award: all of them the first time; after an upheld complaint,
+    # the lot whose evaluation it invalidated (the others' awards stand)
+    lots = [lot for lot in tender.lots.filter(cancelled=False)
+            if not lot.awards.filter(status=Award.Status.ACTIVE).exists()]
+    if not lots:
+        raise Conflict("Every lot is awarded or cancelled: there is nothing to evaluate.")
     report = {"lots": []}
-    for lot in tender.lots.all():
+    for lot in lots:
+        lot.needs_evaluation = False
+        lot.save(update_fields=["needs_evaluation"])
         report["lots"].append({"lot": lot.number, "ranking": [
             {"bid": r.bid.commitment, "company": r.bid.company.name, "price": str(r.price),
              "eligible": r.eligible, "compliance": r.compliance,
@@ -1230,7 +1257,14 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
     choices = {str(k): v for k, v in (choices or {}).items()}
     justification = _text(justification, "The justification", 5000, required=False)
     awards = []
-    for lot in tender.lots.all():
+    for lot in tender.lots.filter(cancelled=False):
+        if lot.awards.filter(status=Award.Status.ACTIVE).exists():
+            continue  # awarded before an upheld complaint sent another lot back
+        if lot.needs_evaluation:
+            raise Conflict(f"An upheld complaint invalidated lot {lot.number}'s evaluation: "
+                           "evaluate it again before the award.")
+        if lot.suspended_since is not None:
+            raise Conflict(f"Lot {lot.number} is suspended by an admitted complaint.")
         ranked = [r for r in BidLot.objects.filter(lot=lot, rank__isnull=False)
                   .select_related("bid__company").order_by("rank")]
         if not ranked:
@@ -1252,7 +1286,8 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
         for pick in picks:
             awards.append(Award.objects.create(
                 tender=tender, lot=lot, bid_lot=pick, supplier=pick.bid.company,
-                value=pick.price, justification=justification, decided_at=now))
+                value=pick.price, justification=justification, decided_at=now,
+                standstill_until=now + dt.timedelta(days=tender.standstill_days)))
     if not awards:
         raise Conflict("No lot has an eligible bid: declare the tender unsuccessful.")
     _move(tender, "award")
@@ -1277,7 +1312,7 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
         at=now,
     )
     _move(tender, "notify")
-    tender.standstill_until = now + dt.timedelta(days=tender.standstill_days)
+    tender.standstill_until = _standstill_end(tender)
     tender.save()
     _notify_bidders(tender, f"{tender.reference}: the award decision is published. "
                     f"Complaints may be filed until {tender.standstill_until:%Y-%m-%d %H:%M}.")
@@ -1310,65 +1345,355 @@ def _notify_bidders(tender: Tender, text: str) -> None:
 
 
 # --- complaints -------------------------------------------------------------------------
+#
+# The review procedure (docs/procurement.md, "Complaints"): a company files; the
+# complaints body rules on admissibility, then on the merits, each within its time limit
+# (settings); only an admitted complaint suspends, and only the lots it concerns; the
+# time a suspension took from a running period (bids, standstill) is given back; an
+# upheld complaint's remedy binds.
+
+CS = Complaint.Status
+UNDECIDED = (CS.FILED, CS.ADMITTED)
+REMEDIES = {Complaint.Kind.DOCUMENTS: {Complaint.Remedy.AMEND_DOCUMENTS,
+                                       Complaint.Remedy.CANCEL_LOT},
+            Complaint.Kind.AWARD: {Complaint.Remedy.REEVALUATE, Complaint.Remedy.CANCEL_LOT}}
+
+
+def _days(name: str) -> dt.timedelta:
+    return dt.timedelta(days=getattr(settings, name))
+
+
+def admissibility_due(complaint: Complaint) -> dt.datetime:
+    return complaint.filed_at + _days("PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS")
+
+
+def decision_due(complaint: Complaint) -> dt.datetime | None:
+    if complaint.suspended_from is None:
+        return None
+    return complaint.suspended_from + _days("PROCUREMENT_COMPLAINT_DECISION_DAYS")
+
+
+def _standstill_end(tender: Tender) -> dt.datetime | None:
+    ends = [a.standstill_until for a in tender.awards.filter(status=Award.Status.ACTIVE)
+            if a.standstill_until]
+    return max(ends) if ends else None
+
+
+def _suspend(tender: Tender, lots: list[Lot], now: dt.datetime) -> None:
+    """Suspend ``lots``, keeping what remained of their running period (the bids'
+    deadline before it, the award's standstill after the award)."""
+    for lot in lots:
+        if lot.suspended_since is not None:
+            continue
+        left = None
+        if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
+            left = tender.submission_deadline - now
+        else:
+            award = lot.awards.filter(status=Award.Status.ACTIVE).first()
+            if award and award.standstill_until and now < award.standstill_until:
+                left = award.standstill_until - now
+        lot.suspended_since, lot.time_left = now, left
+        lot.save(update_fields=["suspended_since", "time_left"])
+    tender.suspended = tender.lots.exclude(suspended_since=None).exists()
+
+
+def _resume(tender: Tender, lots: list[Lot], now: dt.datetime) -> dict:
+    """End the suspension of those of ``lots`` no other admitted complaint suspends, and
+    give back the time it took: the bids' deadline, or the award's standstill, ends as
+    long after the suspension as it was ahead of it."""
+    changed = {}
+    for lot in lots:
+        lot = Lot.objects.get(pk=lot.pk)
+        still = Complaint.objects.filter(lots=lot, suspended_from__isnull=False,
+                                         suspended_until=None).exists()
+        if lot.suspended_since is None or still:
+            continue
+        if lot.time_left is not None:
+            if tender.state in (S.ENQUIRIES, S.TENDERING):
+                tender.submission_deadline = max(tender.submission_deadline,
+                                                 now + lot.time_left)
+                changed["submission_deadline"] = tender.submission_deadline.isoformat()
+            for award in lot.awards.filter(status=Award.Status.ACTIVE,
+                                           standstill_until__isnull=False):
+                award.standstill_until = max(award.standstill_until, now + lot.time_left)
+                award.save(update_fields=["standstill_until"])
+        lot.suspended_since = lot.time_left = None
+        lot.save(update_fields=["suspended_since", "time_left"])
+    if tender.state in (S.AWARDED, S.STANDSTILL):
+        tender.standstill_until = _standstill_end(tender)
+        if tender.standstill_until:
+            changed["standstill_until"] = tender.standstill_until.isoformat()
+    tender.suspended = tender.lots.exclude(suspended_since=None).exists()
+    return changed
+
+
+def _lot_numbers(complaint: Complaint) -> list[int]:
+    return sorted(complaint.lots.values_list("number", flat=True))
+
+
+def _complaint_lots(tender: Tender, company: Company, kind: str, numbers, now) -> list[Lot]:
+    lots = {lot.number: lot for lot in tender.lots.filter(cancelled=False)}
+    try:
+        wanted = sorted({int(n) for n in (numbers or [])})
+    except (TypeError, ValueError):
+        raise InvalidInput("Lots are given by their numbers.") from None
+    unknown = [n for n in wanted if n not in lots]
+    if unknown:
+        raise InvalidInput(f"The tender has no lot {unknown[0]} open to complaints.")
+    if kind == Complaint.Kind.DOCUMENTS:
+        return [lots[n] for n in wanted] if wanted else list(lots.values())
+    if len(wanted) != 1:
+        raise InvalidInput("A complaint against an evaluation or award concerns one lot: "
+                           "give its number.")
+    lot = lots[wanted[0]]
+    if not BidLot.objects.filter(lot=lot, bid__company=company,
+                                 bid__status=Bid.Status.OPENED).exists():
+        raise PermissionDenied(f"Only the bidders of lot {lot.number} complain against its "
+                               "evaluation or award.")
+    award = lot.awards.filter(status=Award.Status.ACTIVE).first()
+    if award is None or award.standstill_until is None or now >= award.standstill_until:
+        raise Conflict(f"Lot {lot.number}'s award is complained against during its "
+                       "standstill period only.")
+    return [lot]
+
 
 @transaction.atomic
-def file_complaint(*, actor, tender: Tender, text: str) -> Complaint:
-    """A company complains against the documents (before the deadline) or against the
-    award (during the standstill); the procedure is suspended until the decision."""
+def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | None = None,
+                   now: dt.datetime | None = None) -> Complaint:
+    """A registered company complains against the documents (before the submission
+    deadline; any lots, all by default), or a bidder of a lot against its evaluation or
+    award (during its standstill). Filing suspends nothing: admission does."""
     company = _company_user(actor)
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
-    if tender.state == S.STANDSTILL:
-        if not tender.bids.filter(company=company).exists():
-            raise PermissionDenied("Only bidders complain against an award.")
-    elif tender.state not in (S.ENQUIRIES, S.TENDERING):
-        raise Conflict("Complaints are filed before the deadline or during the standstill.")
-    complaint = Complaint.objects.create(tender=tender, company=company,
-                                         text=_text(text, "The complaint", 20000))
-    tender.suspended = True
-    tender.save(update_fields=["suspended"])
-    _step(
+    now = _now(now)
+    if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
+        kind = Complaint.Kind.DOCUMENTS
+    elif tender.state in (S.AWARDED, S.STANDSTILL, S.EVALUATION):
+        # during a lot's own standstill, also while another lot is evaluated again
+        kind = Complaint.Kind.AWARD
+    else:
+        raise Conflict("Complaints are filed against the documents before the submission "
+                       "deadline, or against a lot's evaluation or award during its "
+                       "standstill.")
+    text = _text(text, "The complaint", 20000)
+    chosen = _complaint_lots(tender, company, kind, lots, now)
+    limit = settings.PROCUREMENT_COMPLAINTS_PER_COMPANY
+    if Complaint.objects.filter(tender=tender, company=company,
+                                status__in=UNDECIDED).count() >= limit:
+        raise Conflict(f"Your company has {limit} undecided complaint(s) on this tender, the "
+                       "most it may have: wait for their decisions.")
+    complaint = Complaint.objects.create(tender=tender, company=company, kind=kind,
+                                         text=text, filed_at=now)
+    complaint.lots.set(chosen)
+    complaint.filed_index = _step(
         tender,
         ProcurementEvent.COMPLAINT_FILED,
         actor,
-        {"complaint": complaint.pk, "company": company.name, "text_sha256": _sha(complaint.text)},
+        {"complaint": complaint.pk, "company": company.name, "kind": kind,
+         "lots": [lot.number for lot in chosen], "text_sha256": _sha(complaint.text)},
+        at=now, publish=False,
     )
+    complaint.save(update_fields=["filed_index"])
+    _publish(tender, complaint.filed_index)
     return complaint
+
+
+def _body(actor, complaint: Complaint) -> tuple[Tender, Complaint]:
+    tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
+    if not rules.can_decide_complaint(actor, tender.buyer):
+        raise PermissionDenied("Complaints are ruled on by the complaints body, independent "
+                               "of the buyer.")
+    return tender, Complaint.objects.select_for_update().get(pk=complaint.pk)
 
 
 @transaction.atomic
-def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str) -> Complaint:
-    """The complaints body, outside the buyer's line, decides (directory.rules)."""
-    tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
-    if not rules.can_decide_complaint(actor, tender.buyer):
-        raise PermissionDenied("Complaints are decided by the complaints body, independent of "
-                               "the buyer.")
-    complaint = Complaint.objects.select_for_update().get(pk=complaint.pk)
-    if complaint.status != Complaint.Status.PENDING:
-        raise Conflict("This complaint is decided already.")
-    complaint.status = Complaint.Status.UPHELD if upheld else Complaint.Status.REJECTED
-    complaint.decision = _text(decision, "The decision", 20000)
-    complaint.decided_at = timezone.now()
+def rule_admissibility(*, actor, complaint: Complaint, admissible: bool, reason: str,
+                       now: dt.datetime | None = None) -> Complaint:
+    """The complaints body's first ruling, within the admissibility time limit. An
+    admitted complaint suspends the lots it concerns until its decision."""
+    tender, complaint = _body(actor, complaint)
+    now = _now(now)
+    if complaint.status == CS.LAPSED or \
+            (complaint.status == CS.FILED and now > admissibility_due(complaint)):
+        raise Conflict("The time limit to rule on this complaint's admissibility passed: "
+                       "it lapsed.")
+    if complaint.status != CS.FILED:
+        raise Conflict("The admissibility of this complaint is ruled already.")
+    if now > admissibility_due(complaint):
+        raise Conflict("The time limit to rule on this complaint's admissibility passed: "
+                       "it lapsed.")
+    reason = _text(reason, "The reason", 20000)
+    lots = list(complaint.lots.filter(cancelled=False))
+    if admissible:
+        if tender.state in (S.CANCELLED, S.UNSUCCESSFUL) or not lots:
+            raise Conflict("The procedure or the lots concerned are over: nothing is left "
+                           "to suspend; rule the complaint inadmissible.")
+        if Contract.objects.filter(award__lot__in=lots).exists():
+            raise Conflict("A contract is signed for a lot concerned: rule the complaint "
+                           "inadmissible.")
+        complaint.status, complaint.suspended_from = CS.ADMITTED, now
+        _suspend(tender, lots, now)
+        tender.save()
+        event = ProcurementEvent.COMPLAINT_ADMITTED
+        data = {"complaint": complaint.pk, "lots": [lot.number for lot in lots],
+                "reason": reason, "decide_by": decision_due(complaint).isoformat()}
+    else:
+        complaint.status = CS.INADMISSIBLE
+        event = ProcurementEvent.COMPLAINT_INADMISSIBLE
+        data = {"complaint": complaint.pk, "reason": reason}
+    complaint.admissibility_reason, complaint.admissibility_at = reason, now
     complaint.save()
-    if not tender.complaints.filter(status=Complaint.Status.PENDING).exists():
-        tender.suspended = False
-    suspended_for = complaint.decided_at - complaint.filed_at
-    if upheld and tender.state == S.STANDSTILL:
-        Award.objects.filter(tender=tender, status=Award.Status.ACTIVE).update(
-            status=Award.Status.CANCELLED)
-        _move(tender, "reevaluate")
-        tender.standstill_until = None
-    elif tender.state == S.STANDSTILL and tender.standstill_until:
-        tender.standstill_until += suspended_for  # bidders keep their full standstill
+    complaint.admissibility_index = _step(tender, event, actor, data, at=now, publish=False)
+    complaint.save(update_fields=["admissibility_index"])
+    _publish(tender, complaint.admissibility_index)
+    Notice.objects.create(company=complaint.company, tender=tender,
+                          text=f"{tender.reference}: your complaint is "
+                               f"{complaint.get_status_display().lower()}. {reason}")
+    return complaint
+
+
+def _invalidate_evaluation(lot: Lot) -> None:
+    """An upheld complaint sends a lot back to evaluation: its award is cancelled and
+    every eligibility, score and rank is to be decided again."""
+    Award.objects.filter(lot=lot, status=Award.Status.ACTIVE).update(
+        status=Award.Status.CANCELLED)
+    QualityScore.objects.filter(bid_lot__lot=lot).delete()
+    BidLot.objects.filter(lot=lot).update(eligible=None, compliance={}, eligibility_reason="",
+                                          score=None, rank=None, abnormally_low=False)
+    lot.needs_evaluation = True
+    lot.save(update_fields=["needs_evaluation"])
+
+
+@transaction.atomic
+def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str,
+                     remedy: str = "", now: dt.datetime | None = None) -> Complaint:
+    """The complaints body decides an admitted complaint on the merits. An upheld
+    complaint's remedy binds, on the lots it concerns only: their evaluation is redone, or
+    the documents amended (they stay suspended until then), or they are cancelled."""
+    tender, complaint = _body(actor, complaint)
+    now = _now(now)
+    if complaint.status == CS.FILED:
+        raise Conflict("Rule on the complaint's admissibility first.")
+    if complaint.status != CS.ADMITTED:
+        raise Conflict("This complaint is decided already.")
+    remedy = remedy or ""
+    if upheld and remedy not in REMEDIES[complaint.kind]:
+        allowed = ", ".join(sorted(REMEDIES[complaint.kind]))
+        raise InvalidInput(f"An upheld complaint names its remedy: {allowed}.")
+    if not upheld and remedy:
+        raise InvalidInput("A rejected complaint has no remedy.")
+    decision = _text(decision, "The decision", 20000)
+    lots = list(complaint.lots.filter(cancelled=False))
+    if upheld and remedy in (Complaint.Remedy.REEVALUATE, Complaint.Remedy.CANCEL_LOT) and \
+            Contract.objects.filter(award__lot__in=lots, award__status=Award.Status.ACTIVE) \
+            .exists():
+        raise Conflict("A contract is signed for a lot concerned: its award can no longer be "
+                       "undone here.")
+    complaint.status = CS.UPHELD if upheld else CS.REJECTED
+    complaint.decision, complaint.decided_at, complaint.remedy = decision, now, remedy
+    if remedy == Complaint.Remedy.REEVALUATE:
+        for lot in lots:
+            _invalidate_evaluation(lot)
+        if tender.state in (S.AWARDED, S.STANDSTILL, S.COMPLETE):
+            _move(tender, "reevaluate")
+    elif remedy == Complaint.Remedy.CANCEL_LOT:
+        for lot in lots:
+            Award.objects.filter(lot=lot, status=Award.Status.ACTIVE).update(
+                status=Award.Status.CANCELLED)
+            lot.cancelled = True
+            lot.save(update_fields=["cancelled"])
+        if not tender.lots.filter(cancelled=False).exists():
+            _move(tender, "cancel_lots")
+    # the documents' amendment ends the suspension (add_document); anything else, now
+    if remedy != Complaint.Remedy.AMEND_DOCUMENTS and complaint.suspends:
+        complaint.suspended_until = now
+    complaint.save()
+    changed = _resume(tender, lots, now)
+    if tender.state == S.EVALUATION:
+        tender.standstill_until = _standstill_end(tender)
     tender.save()
-    _step(
+    complaint.decided_index = _step(
         tender,
         ProcurementEvent.COMPLAINT_DECIDED,
         actor,
-        {"complaint": complaint.pk, "upheld": bool(upheld), "decision": complaint.decision},
+        {"complaint": complaint.pk, "upheld": bool(upheld), "decision": decision,
+         "remedy": remedy, "lots": [lot.number for lot in lots], **changed},
+        at=now, publish=False,
     )
+    complaint.save(update_fields=["decided_index"])
+    _publish(tender, complaint.decided_index)
     Notice.objects.create(company=complaint.company, tender=tender,
-                          text=f"Your complaint is {complaint.get_status_display().lower()}.")
+                          text=f"{tender.reference}: your complaint is "
+                               f"{complaint.get_status_display().lower()}. {decision}")
+    if upheld:
+        _notify_bidders(tender, f"{tender.reference}: a complaint on lot(s) "
+                        f"{', '.join(str(lot.number) for lot in lots)} is upheld: "
+                        f"{complaint.get_remedy_display().lower()}.")
     return complaint
+
+
+def _documents_amended(actor, tender: Tender, document: TenderDocument) -> None:
+    """A new document version is the remedy that upheld complaints on the documents wait
+    for: their lots resume, with the time of the suspension given back."""
+    now = timezone.now()
+    for complaint in tender.complaints.filter(status=CS.UPHELD, remedied_at=None,
+                                              remedy=Complaint.Remedy.AMEND_DOCUMENTS):
+        complaint.remedied_at = now
+        if complaint.suspends:
+            complaint.suspended_until = now
+        complaint.save()
+        lots = list(complaint.lots.all())
+        changed = _resume(tender, lots, now)
+        tender.save()
+        complaint.remedied_index = _step(
+            tender,
+            ProcurementEvent.COMPLAINT_REMEDIED,
+            actor,
+            {"complaint": complaint.pk, "document": document.name,
+             "version": document.version, "lots": [lot.number for lot in lots], **changed},
+            publish=False,
+        )
+        complaint.save(update_fields=["remedied_index"])
+        _publish(tender, complaint.remedied_index)
+
+
+def complaint_timers(now: dt.datetime | None = None) -> list[str]:
+    """The complaints body's time limits: a complaint whose admissibility is not ruled in
+    time lapses; an admitted one not decided in time stops suspending its lots (it stays
+    to be decided). Run by the worker with the other timers."""
+    now = _now(now)
+    done = []
+    admissibility = _days("PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS")
+    decision = _days("PROCUREMENT_COMPLAINT_DECISION_DAYS")
+    overdue = Complaint.objects.filter(
+        Q(status=CS.FILED, filed_at__lt=now - admissibility) |
+        Q(status=CS.ADMITTED, suspended_from__lt=now - decision, suspended_until=None))
+    for pk in overdue.values_list("pk", flat=True):
+        with transaction.atomic():
+            complaint = Complaint.objects.get(pk=pk)
+            tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
+            complaint = Complaint.objects.select_for_update().get(pk=pk)
+            if complaint.status == CS.FILED and now > admissibility_due(complaint):
+                complaint.status = CS.LAPSED
+                complaint.save(update_fields=["status"])
+                index = _step(tender, ProcurementEvent.COMPLAINT_LAPSED, None,
+                              {"complaint": pk, "reason": "admissibility not ruled within "
+                               f"{admissibility.days} days"}, at=now)
+                done.append(f"{tender.reference}: complaint {pk} lapsed (#{index})")
+            elif complaint.status == CS.ADMITTED and complaint.suspends and \
+                    now > decision_due(complaint):
+                complaint.suspended_until = now
+                complaint.save(update_fields=["suspended_until"])
+                lots = list(complaint.lots.all())
+                changed = _resume(tender, lots, now)
+                tender.save()
+                index = _step(tender, ProcurementEvent.COMPLAINT_SUSPENSION_LIFTED, None,
+                              {"complaint": pk, "lots": [lot.number for lot in lots],
+                               "reason": f"not decided within {decision.days} days",
+                               **changed}, at=now)
+                done.append(f"{tender.reference}: complaint {pk} no longer suspends "
+                            f"(#{index})")
+    return done
 
 
 # --- contracts --------------------------------------------------------------------------
@@ -1379,8 +1704,15 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
     award = Award.objects.select_related("lot", "supplier").get(pk=award.pk)
     tender = Tender.objects.select_for_update().get(pk=award.tender_id)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
-    if tender.state != S.COMPLETE or award.status != Award.Status.ACTIVE:
+    # the award's own standstill: a lot awarded again does not hold back the others
+    over = tender.state == S.COMPLETE or (
+        tender.state in (S.EVALUATION, S.AWARDED, S.STANDSTILL) and
+        award.standstill_until is not None and
+        min(_now(now), timezone.now()) >= award.standstill_until)
+    if not over or award.status != Award.Status.ACTIVE:
         raise Conflict("A contract is signed once the standstill period is over.")
+    if Lot.objects.get(pk=award.lot_id).suspended_since is not None:
+        raise Conflict(f"Lot {award.lot.number} is suspended by an admitted complaint.")
     if end_date <= start_date:
         raise InvalidInput("The contract ends after it starts.")
     try:

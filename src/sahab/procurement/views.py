@@ -149,7 +149,7 @@ def _panels(request, tender) -> dict:
 
         context["my_bids"] = tender.bids.filter(company=company).order_by("-submitted_at")
         context["may_bid"] = state in (State.ENQUIRIES, State.TENDERING) and \
-            not tender.suspended and services.may_bid(tender, company)
+            timezone.now() < tender.submission_deadline and services.may_bid(tender, company)
         # what the page's script seals to, and the company keys it may sign with
         context["committee_keys"] = " ".join(
             base64.b64encode(bytes(m.public_key)).decode() for m in tender.committee.all())
@@ -170,13 +170,16 @@ def _panels(request, tender) -> dict:
         tender.published_at is not None and timezone.now() >= tender.submission_deadline and \
         state in (State.OPENING, State.TENDERING, State.ENQUIRIES)
     if context["is_auditor"] or context["is_officer"]:
-        context["pending_complaints"] = tender.complaints.filter(status="pending")
+        context["pending_complaints"] = tender.complaints.filter(
+            status__in=["filed", "admitted"]).select_related("company")
     for name in ("cancel", "question", "complaint"):
         context[f"{name}_form"] = forms.TextForm(prefix=name)
     context["answer_forms"] = [(q, forms.TextForm(prefix=f"answer{q.pk}"))
                                for q in tender.questions.filter(answered_at=None)]
-    context["decide_forms"] = [(c, forms.TextForm(prefix=f"decide{c.pk}"))
-                               for c in context.get("pending_complaints", [])]
+    context["decide_forms"] = [
+        (c, forms.TextForm(prefix=f"{'decide' if c.status == 'admitted' else 'admissibility'}"
+                                  f"{c.pk}"))
+        for c in context.get("pending_complaints", [])]
     context["document_form"] = forms.DocumentForm()
     context["contract_form"] = forms.ContractForm()
     return context
@@ -273,6 +276,7 @@ def _tender_page(request, item):
         if item.awards.exists() else [],
         "contracts": item.contracts.select_related("award__lot", "supplier")
         .prefetch_related("amendments", "payments"),
+        "complaints": item.complaints.select_related("company").prefetch_related("lots"),
         "steps": _steps(item), **_panels(request, item),
         "red_flags": _tender_flags(item),
     })
@@ -288,6 +292,11 @@ def _steps(item):
     for step in steps:
         step.recorded_at = times.get(step.ledger_index, step.at)
     return steps
+
+
+def _int(value: str | None) -> int:
+    """A posted id; anything else finds nothing (a 404, never a 500)."""
+    return int(value) if value and value.isdigit() and len(value) < 19 else 0
 
 
 def _date(value: str | None):
@@ -320,6 +329,7 @@ def tender_action(request, reference: str, action: str):
     post, user = request.POST, request.user
     # each text form has its own prefix, so that several sit on one page without clashing
     prefix = {"answer": f"answer{post.get('question')}",
+              "admissibility": f"admissibility{post.get('complaint')}",
               "decide": f"decide{post.get('complaint')}"}.get(action, action)
     text = forms.TextForm(post, prefix=prefix)
     try:
@@ -405,11 +415,20 @@ def tender_action(request, reference: str, action: str):
             services.award_tender(actor=user, tender=item,
                                   justification=post.get("justification", ""))
         elif action == "complaint" and text.is_valid():
-            services.file_complaint(actor=user, tender=item, text=text.cleaned_data["text"])
+            services.file_complaint(actor=user, tender=item, text=text.cleaned_data["text"],
+                                    lots=[n for n in post.getlist("lot") if n.isdigit()])
+        elif action == "admissibility" and text.is_valid():
+            complaint = get_object_or_404(Complaint, pk=_int(post.get("complaint")),
+                                          tender=item)
+            services.rule_admissibility(actor=user, complaint=complaint,
+                                        admissible=post.get("admissible") == "yes",
+                                        reason=text.cleaned_data["text"])
         elif action == "decide" and text.is_valid():
-            complaint = get_object_or_404(Complaint, pk=post.get("complaint"), tender=item)
-            services.decide_complaint(actor=user, complaint=complaint,
-                                      upheld=post.get("upheld") == "yes",
+            complaint = get_object_or_404(Complaint, pk=_int(post.get("complaint")),
+                                          tender=item)
+            upheld = post.get("upheld") == "yes"
+            services.decide_complaint(actor=user, complaint=complaint, upheld=upheld,
+                                      remedy=post.get("remedy", "") if upheld else "",
                                       decision=text.cleaned_data["text"])
         elif action == "amend":
             from sahab.procurement.models import Contract
