@@ -27,9 +27,13 @@ def cmd_init(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    import logging
+
     from sahab.core.demo import load_demo, print_summary
     from sahab.core.setup import initialise
 
+    if "SAHAB_LOG_LEVEL" not in os.environ:  # the demo's own requests are no news to anyone
+        logging.getLogger().setLevel(logging.WARNING)
     for line in initialise(verbose=False):
         print(line)
     data = load_demo()
