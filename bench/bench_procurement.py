@@ -105,8 +105,10 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
                 opening_keys.append([member.username, private])
         services.publish_tender(actor=SYSTEM, tender=published)
     tender.refresh_from_db()
+    # none of the listed tenders waits for a timer: the worker's (and the opening's) would
+    # otherwise walk tens of thousands of them, one transaction each, on every tick
     rows = [Tender(reference=f"LIST-{i:06d}", buyer=buyer, title=f"Achat numéro {i}",
-                   procedure="open", state=["tendering", "complete", "evaluation"][i % 3],
+                   procedure="open", state=["awarded", "complete", "evaluation"][i % 3],
                    estimated_value=1000 + i, enquiry_deadline=now, submission_deadline=now,
                    published_at=now - dt.timedelta(minutes=i))
             for i in range(tenders)]

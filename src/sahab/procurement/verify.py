@@ -6,8 +6,13 @@ checked with its receipt (inclusion proof to a checkpoint signed by that key):
 
 * the committee (threshold, public keys) is the one published with the tender;
 * at least t members released keys after the deadline, each matching its public key;
+* the full opening report (a JSON document) has the SHA-256, size and counts that the
+  opening's ledger entry records;
 * every live bid commitment on the ledger (submitted before tendering closed, not
-  withdrawn or replaced) is in the opening report, opened or rejected, and nothing else;
+  withdrawn or replaced) is in the opening report, opened or rejected, and nothing else.
+  The bid entries are found by reading every entry of the log between the tender's
+  publication and its close (entry bundles, each proven against the signed checkpoint),
+  not by asking the platform to search for them;
 * every opened bid's envelope hashes to its commitment, names this tender, is signed by
   a key that the ledger registered for the company it names before the bid, and decrypts
   with the released keys to the prices the report publishes.
