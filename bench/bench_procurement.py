@@ -1,12 +1,15 @@
-"""Procurement on PostgreSQL: 500 bidders in the last minute before a deadline, and the
-public tender list with 100,000 tenders.
+"""Procurement on PostgreSQL: 500 bidders in the last minute before a deadline, the
+opening of their 500 bids, and the public tender list with 100,000 tenders.
 
 Both go through the real stack: `sahab serve` (gunicorn + worker) on a free port of
 127.0.0.1, HTTP clients in this process. The bids' anchor is the same load in the same
 run against a trivial write of the same stack: as many companies at once each asking a
 question on another tender (an authenticated POST, one row and its ledger entry, no
 envelope to check). The tender list's anchor is GET /healthz through the same server.
-Goals: no bid lost, p95 under 300 ms.
+Goals: no bid lost, p95 under 300 ms. After the deadline two of the three committee
+members release their keys and the tender opens: every accepted bid must be opened and
+listed in the opening report, and ``verify-opening`` must confirm it from the server's
+public data.
 
     python -m bench procurement      # needs PostgreSQL on 127.0.0.1:5432
     SAHAB_BENCH_BIDDERS=500 SAHAB_BENCH_TENDERS=100000
@@ -91,16 +94,21 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
         enquiry_deadline=now + dt.timedelta(minutes=30),
         submission_deadline=now + dt.timedelta(minutes=60),
         lots=[{"title": "Stockage", "cpv": "30233000-1", "estimated_value": "1000000"}])
+    opening_keys = []  # the members' private halves for `tender`, as they would keep them
     for published in (tender, asked):
         services.name_committee(actor=SYSTEM, tender=published, members=members, threshold=2)
         for member in members:
+            private, public = client.committee_keygen()
             services.register_committee_key(actor=member, tender=published,
-                                            public_key=base64.b64decode(
-                                                client.committee_keygen()[1]))
+                                            public_key=base64.b64decode(public))
+            if published is tender:
+                opening_keys.append([member.username, private])
         services.publish_tender(actor=SYSTEM, tender=published)
     tender.refresh_from_db()
+    # none of the listed tenders waits for a timer: the worker's (and the opening's) would
+    # otherwise walk tens of thousands of them, one transaction each, on every tick
     rows = [Tender(reference=f"LIST-{i:06d}", buyer=buyer, title=f"Achat numéro {i}",
-                   procedure="open", state=["tendering", "complete", "evaluation"][i % 3],
+                   procedure="open", state=["awarded", "complete", "evaluation"][i % 3],
                    estimated_value=1000 + i, enquiry_deadline=now, submission_deadline=now,
                    published_at=now - dt.timedelta(minutes=i))
             for i in range(tenders)]
@@ -110,7 +118,45 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
                              Tender.objects.filter(reference__startswith="LIST-")],
                             batch_size=5000)
     return {"reference": tender.reference, "asked": asked.reference, "tokens": tokens,
-            "bid_tag": tender.bid_tag}
+            "bid_tag": tender.bid_tag, "opening_keys": opening_keys}
+
+
+def open_after_deadline(url: str, home: str, reference: str, opening_keys: list) -> dict:
+    """In a child process, at the deadline (time travel: the server's own clock is left
+    alone): the worker's timer closes tendering, two of the three members release their
+    keys, the timer opens the bids. Returns what the opening counted and how long it took."""
+    os.environ.update({"DATABASE_URL": url, "SAHAB_HOME": home,
+                       "DJANGO_SETTINGS_MODULE": "sahab.settings"})
+    import datetime as dt
+
+    import django
+    import time_machine
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from sahab.ledger import services as ledger
+    from sahab.procurement import selectors, services
+    from sahab.procurement.models import Tender
+
+    tender = Tender.objects.get(reference=reference)
+    with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1), tick=True):
+        services.advance_tenders()
+        for username, key in opening_keys[:2]:
+            services.release_committee_key(
+                actor=get_user_model().objects.get(username=username), tender=tender,
+                private_key=base64.b64decode(key))
+        ledger.checkpoint_if_grown()
+        start = time.perf_counter()
+        done = services.advance_tenders()
+        elapsed = time.perf_counter() - start
+        ledger.checkpoint_if_grown()
+    tender.refresh_from_db()
+    report = json.loads(bytes(selectors.opening_report(tender).content))
+    return {"done": done, "seconds": elapsed, "key": ledger.verifier_key(),
+            "opened": tender.bids.filter(status="opened").count(),
+            "listed": len(report["bids"]), "commitments": len(report["commitments"]),
+            "rejected": len(report["rejected"]), "missing": len(report["missing"])}
 
 
 def _seal_all(base: str, reference: str, bidders: list) -> tuple[list[tuple[str, str]], float]:
@@ -191,9 +237,20 @@ def _timed_gets(base: str, paths: list[str], n: int) -> list[float]:
     return samples
 
 
+def _child(env: dict, call: str):
+    """``call`` (a function of this module) in a child process with the server's
+    settings; returns what it printed as JSON."""
+    code = f"import json; from bench.bench_procurement import *; print(json.dumps({call}))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     from bench.bench_ledger import _postgres_url
     from bench.common import report
+    from sahab.procurement.verify import verify_opening
 
     pg = _postgres_url()
     if pg is None:
@@ -208,13 +265,7 @@ def main() -> None:
            "SAHAB_HTTP_PORT": str(port), "DJANGO_SETTINGS_MODULE": "sahab.settings"}
     server = None
     try:
-        code = ("import json; from bench.bench_procurement import prepare; "
-                f"print(json.dumps(prepare({url!r}, {home!r}, {bidders}, {tenders})))")
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True)
-        if out.returncode:
-            raise RuntimeError(out.stderr[-3000:])
-        setup = json.loads(out.stdout.strip().splitlines()[-1])
+        setup = _child(env, f"prepare({url!r}, {home!r}, {bidders}, {tenders})")
         server = subprocess.Popen([sys.executable, "-m", "sahab.cli", "serve", "--workers", "4"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
@@ -252,6 +303,19 @@ def main() -> None:
                answered / asked_in, **did)
         report("bid submission p95", _percentile(latencies, 95), "ms", "question p95",
                _percentile(asked, 95), **did)
+        opening = _child(env, f"open_after_deadline({url!r}, {home!r}, "
+                              f"{setup['reference']!r}, {setup['opening_keys']!r})")
+        whole = opening["opened"] == opening["listed"] == opening["commitments"] == accepted
+        print(f"  opening after the deadline: {opening['opened']} opened, {opening['listed']} "
+              f"listed in the report of {opening['commitments']} commitments, "
+              f"{opening['rejected']} rejected, {opening['missing']} missing: "
+              f"{'every bid opened' if whole and accepted == bidders else 'BIDS LOST'} "
+              f"({opening['seconds']:.1f} s, {opening['seconds'] / max(1, accepted) * 1000:.1f}"
+              " ms a bid)")
+        start = time.perf_counter()
+        verified = verify_opening(base, setup["reference"], opening["key"])
+        print(f"  verify-opening from public data: {len(verified.opened)} opened bids "
+              f"confirmed, nothing committed left out ({time.perf_counter() - start:.1f} s)")
         lists = _timed_gets(base, ["/api/procurement/tenders?limit=50",
                                    "/api/procurement/tenders?limit=50&state=complete",
                                    "/api/procurement/tenders?limit=50&offset=50000",

@@ -61,3 +61,19 @@ def paused_before_commit(event_type: str):
     finally:
         ledger.record = original
         release.set()
+
+
+def opening_report(tender: Tender) -> dict:
+    """The tender's full opening report, as stored, checked against the SHA-256 that its
+    ``procurement.tender.opened`` ledger entry records."""
+    import hashlib
+    import json
+
+    from sahab.ledger.models import Entry
+    from sahab.procurement.models import OPENING_REPORT
+
+    entry = json.loads(bytes(Entry.objects.get(type="procurement.tender.opened",
+                                               subject=f"tender:{tender.reference}").body))
+    content = bytes(tender.documents.get(name=OPENING_REPORT).content)
+    assert hashlib.sha256(content).hexdigest() == entry["data"]["report"]["sha256"]
+    return json.loads(content)

@@ -25,6 +25,7 @@ from sahab.procurement import client as bidder
 from sahab.procurement import sealing, services
 from sahab.procurement.models import Bid, SigningKey, Tender
 from tests import factories
+from tests.procurement.bidding import opening_report
 from tests.procurement.conftest import publish, tender_payload
 
 
@@ -47,9 +48,7 @@ def tender(world):
 def _open(tender: Tender) -> dict:
     with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
         services.advance_tenders()
-    entry = Entry.objects.get(type="procurement.tender.opened",
-                              subject=f"tender:{tender.reference}")
-    return json.loads(bytes(entry.body))["data"]
+    return opening_report(tender)
 
 
 def _opened(report: dict) -> dict:

@@ -231,7 +231,8 @@ def check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published
     assert servers["tender"]["hasEnquiries"] is True
     # the opening report, complaints and decisions, the standstill
     documents = {d["id"]: d for d in servers["tender"]["documents"]}
-    assert documents["opening-report"]["url"].split("/ledger/view/")[1]
+    assert documents["opening-report"]["url"].endswith("/opening/report")
+    assert "opening-report.json-v1" not in documents
     licences = _compiled("Licences bureautiques")
     complaint = next(d for d in licences["tender"]["documents"]
                      if d["documentType"] == "complaints")

@@ -147,6 +147,12 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
     Auditor("http://testserver/ledger", ledger.verifier_key(), client=wsgi_http,
             state_path=tmp_path / "audit.json").run()
     changes = officer.client.get("/api/procurement/changes", {"limit": 1000}).json()
-    assert [i["ledger_index"] for i in changes["items"]] == sorted(
-        Step.objects.values_list("ledger_index", flat=True))
+    listed = [i["ledger_index"] for i in changes["items"]]
+    assert sorted(listed) == sorted(Step.objects.values_list("ledger_index", flat=True))
+    # bid steps come with the opening that made them public, just before it
+    types = [i["type"] for i in changes["items"]]
+    opened = types.index("tender.opened")
+    n = Step.objects.filter(type__startswith="bid.").count()
+    assert n == 5 and types[opened - n:opened] == ["bid.submitted"] * 3 + [
+        "bid.withdrawn", "bid.submitted"]
     assert Bid.objects.filter(status="opened").count() == 3

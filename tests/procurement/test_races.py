@@ -17,7 +17,13 @@ from django.db import connection
 from sahab.core.errors import Conflict
 from sahab.ledger.models import Entry
 from sahab.procurement.models import Bid, Step, Tender
-from tests.procurement.bidding import paused_before_commit, run_timers_at, submit_bid, withdraw_bid
+from tests.procurement.bidding import (
+    opening_report,
+    paused_before_commit,
+    run_timers_at,
+    submit_bid,
+    withdraw_bid,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif("connection.vendor != 'postgresql'",
@@ -51,11 +57,10 @@ def in_thread(target, outcome: dict) -> threading.Thread:
 
 
 def opened_commitments(tender: Tender) -> set[str]:
-    import json
-
-    entries = Entry.objects.filter(type="procurement.tender.opened",
-                                   subject=f"tender:{tender.reference}")
-    return {b["commitment"] for e in entries for b in json.loads(bytes(e.body))["data"]["bids"]}
+    if not Entry.objects.filter(type="procurement.tender.opened",
+                                subject=f"tender:{tender.reference}").exists():
+        return set()
+    return {b["commitment"] for b in opening_report(tender)["bids"]}
 
 
 def race_the_opening(tender: Tender, action, event: str) -> dict:

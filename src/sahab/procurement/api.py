@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
@@ -573,6 +574,20 @@ def opening(request, reference: str = Path(..., max_length=40)):
     if tender is None or tender.published_at is None:
         raise NotFound(f"No tender {reference}.")
     return selectors.opening_data(tender)
+
+
+@router.get("/procurement/tenders/{reference}/opening/report", auth=None,
+            summary="The full opening report (canonical JSON): every commitment, opened bid "
+            "and rejected or missing one; its SHA-256 is in the opening's ledger entry")
+def opening_report(request, reference: str = Path(..., max_length=40)):
+    tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
+    document = selectors.opening_report(tender) if tender is not None else None
+    if document is None:
+        raise NotFound(f"No opening report for {reference}.")
+    response = HttpResponse(bytes(document.content), content_type="application/json")
+    response["Digest"] = f"sha-256={document.sha256}"
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 class MyBid(Schema):

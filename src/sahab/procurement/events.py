@@ -212,17 +212,10 @@ class ProcurementEvent(LedgerEvent):
     )
     TENDER_OPENED = (
         "procurement.tender.opened",
-        "The bids were opened by the committee's released keys; every commitment, opened bid "
-        "and rejected or missing one is named.",
-        (
-            "bid_tag",
-            "bids",
-            "commitments",
-            "missing",
-            "rejected",
-            "released",
-            "tendering_closed",
-        ),
+        "The bids were opened by the committee's released keys. The full opening report "
+        "(every commitment, opened bid, rejected or missing one and why) is a public "
+        "document of the tender; the entry holds its SHA-256, size and counts.",
+        ("bid_tag", "counts", "released", "report", "tendering_closed"),
     )
     TENDER_PUBLISHED = (
         "procurement.tender.published",

@@ -151,6 +151,12 @@ class Item(models.Model):
         return self.description
 
 
+# The full opening report is a document of the tender under this name (the ledger entry of
+# the opening holds its SHA-256); uploads cannot take it, .json being no upload format.
+OPENING_REPORT = "opening-report.json"
+OPENING_REPORT_FORMAT = "sahab-opening-report/1"
+
+
 class TenderDocument(models.Model):
     """A tender document; a new upload with the same name is a new version."""
 

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from sahab.procurement.models import (
+    OPENING_REPORT,
     Award,
     Bid,
     Contract,
@@ -300,17 +301,21 @@ def _documents(tender: Tender) -> list[dict]:
     documents = [{"id": f"{d.name}-v{d.version}", "title": d.name, "format": d.media_type,
                   "url": _public(f"/tenders/{tender.reference}/documents/{d.pk}"),
                   "datePublished": _date(d.uploaded_at), "documentType": "biddingDocuments"}
-                 for d in tender.documents.order_by("pk")]
+                 for d in tender.documents.exclude(name=OPENING_REPORT).order_by("pk")]
     opening = _step_index(tender, "tender.opened")
     if opening is not None and tender.opened_at:
-        # What the opening step records (bids, prices, documents' hashes, envelopes
-        # rejected as altered) is the ledger entry itself, which anyone can verify.
+        # The full report (bids, prices, documents' hashes, envelopes rejected and why)
+        # is a JSON document whose SHA-256 the opening's ledger entry records.
         documents.append({"id": "opening-report", "documentType": "bidders",
                           "title": "Procès-verbal d'ouverture des offres",
-                          "description": "Entrée du registre public qui consigne les offres "
-                                         "ouvertes, leurs prix et les offres rejetées.",
-                          "url": _public(f"/ledger/view/{opening}/"),
-                          "datePublished": _date(tender.opened_at), "format": "text/html"})
+                          "description": "Rapport complet d'ouverture : offres ouvertes, "
+                                         "leurs prix, offres rejetées et pourquoi. Son "
+                                         f"SHA-256 est dans l'entrée n° {opening} du "
+                                         "registre public.",
+                          "url": _public(f"/api/procurement/tenders/{tender.reference}"
+                                         "/opening/report"),
+                          "datePublished": _date(tender.opened_at),
+                          "format": "application/json"})
     for c in tender.complaints.select_related("company").order_by("pk"):
         decided = {"upheld": "accueilli", "rejected": "rejeté"}.get(c.status)
         description = f"Recours déposé par {c.company.name}."

@@ -100,9 +100,27 @@ def changes_after(index: int, limit: int) -> list[Step]:
     Steps are written with their ledger entry, whose indexes are given under the
     ledger's append lock in commit order: a step with a higher index never becomes
     visible before one with a lower index, so a cursor loses and repeats nothing.
+
+    The one exception is a tender's bid steps: their entries are written under the
+    tender's secret tag before the deadline, and become steps only at the opening, below
+    any cursor given since. So they are listed with their opening instead, just before its
+    ``tender.opened`` step, whatever the cursor (a page may then hold more than ``limit``).
     """
-    return list(Step.objects.filter(ledger_index__gt=index)
-                .select_related("tender").order_by("ledger_index")[:limit])
+    steps = list(Step.objects.filter(ledger_index__gt=index).exclude(type__startswith="bid.")
+                 .select_related("tender").order_by("ledger_index")[:limit])
+    opened = [s.tender_id for s in steps if s.type == "tender.opened"]
+    if not opened:
+        return steps
+    bids: dict[int, list[Step]] = {}
+    for step in (Step.objects.filter(tender_id__in=opened, type__startswith="bid.")
+                 .select_related("tender").order_by("ledger_index")):
+        bids.setdefault(step.tender_id, []).append(step)
+    out = []
+    for step in steps:
+        if step.type == "tender.opened":
+            out += bids.pop(step.tender_id, [])
+        out.append(step)
+    return out
 
 
 def framework_prices(supplier: Company, codes: list[str] | None = None):
@@ -266,6 +284,15 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def opening_report(tender: Tender):
+    """The full opening report of an opened tender (a ``TenderDocument``), or None."""
+    from sahab.procurement.models import OPENING_REPORT
+
+    if tender.opened_at is None:
+        return None
+    return tender.documents.filter(name=OPENING_REPORT).first()
+
+
 def opening_data(tender: Tender) -> dict:
     """The public data an outside verifier checks an opening with (``sahab procurement
     verify-opening``): before the opening, only the committee and its released keys;
@@ -289,6 +316,7 @@ def opening_data(tender: Tender) -> dict:
     }
     if tender.opened_at is None:
         return data
+    data["report"] = f"/api/procurement/tenders/{tender.reference}/opening/report"
     bids = list(tender.bids.select_related("signing_key").order_by("pk"))
     data["envelopes"] = [{"bid": b.pk, "status": b.status, "ledger_index": b.ledger_index,
                           "envelope": bytes(b.envelope).decode("ascii", "replace")}

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import statistics
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+import rfc8785
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
@@ -27,6 +29,8 @@ from sahab.ledger import services as ledger
 from sahab.procurement import ocds, sealing
 from sahab.procurement.events import ProcurementEvent
 from sahab.procurement.models import (
+    OPENING_REPORT,
+    OPENING_REPORT_FORMAT,
     Amendment,
     Award,
     AwardCriteria,
@@ -980,6 +984,16 @@ def _open_one(bid: Bid, envelope_bytes: bytes, tender: Tender, index: int,
     return _bid_content(sealing.open_envelope(envelope, released), envelope, lots)
 
 
+def _store_opening_report(tender: Tender, report: dict, now: dt.datetime) -> TenderDocument:
+    """The full opening report, kept as a public document of the tender (canonical JSON,
+    RFC 8785): however many bids, the ledger entry holds only its SHA-256 and counts."""
+    content = rfc8785.dumps(report)
+    return TenderDocument.objects.create(
+        tender=tender, name=OPENING_REPORT, version=1, media_type="application/json",
+        size=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content,
+        uploaded_at=now)
+
+
 @transaction.atomic
 def open_tender(*, tender: Tender, now: dt.datetime | None = None,
                 signed: bool = True) -> Tender:
@@ -1050,21 +1064,23 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     tender.opened_at = now
     _move(tender, "open" if report else "fail")
     tender.save()
+    commitments = [{"commitment": c, "ledger_index": i}
+                   for c, i in sorted(live.items(), key=lambda kv: kv[1])]
+    summary = {"bid_tag": tender.bid_tag, "tendering_closed": closed_at,
+               "released": sorted(released)}
+    document = _store_opening_report(tender, {
+        **summary, "format": OPENING_REPORT_FORMAT, "tender": tender.reference,
+        "commitments": commitments, "bids": report, "rejected": rejected,
+        "missing": missing}, now)
     _step(
         tender,
         ProcurementEvent.TENDER_OPENED,
         None,
         {
-            "bid_tag": tender.bid_tag,
-            "tendering_closed": closed_at,
-            "commitments": [
-                {"commitment": c, "ledger_index": i}
-                for c, i in sorted(live.items(), key=lambda kv: kv[1])
-            ],
-            "released": sorted(released),
-            "bids": report,
-            "rejected": rejected,
-            "missing": missing,
+            **summary,
+            "report": {"sha256": document.sha256, "size": document.size},
+            "counts": {"commitments": len(commitments), "opened": len(report),
+                       "rejected": len(rejected), "missing": len(missing)},
         },
         at=now,
     )

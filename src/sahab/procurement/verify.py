@@ -6,8 +6,13 @@ checked with its receipt (inclusion proof to a checkpoint signed by that key):
 
 * the committee (threshold, public keys) is the one published with the tender;
 * at least t members released keys after the deadline, each matching its public key;
+* the full opening report (a JSON document) has the SHA-256, size and counts that the
+  opening's ledger entry records;
 * every live bid commitment on the ledger (submitted before tendering closed, not
-  withdrawn or replaced) is in the opening report, opened or rejected, and nothing else;
+  withdrawn or replaced) is in the opening report, opened or rejected, and nothing else.
+  The bid entries are found by reading every entry of the log between the tender's
+  publication and its close (entry bundles, each proven against the signed checkpoint),
+  not by asking the platform to search for them;
 * every opened bid's envelope hashes to its commitment, names this tender, is signed by
   a key that the ledger registered for the company it names before the bid, and decrypts
   with the released keys to the prices the report publishes.
@@ -17,13 +22,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import httpx
 
-from sahab.ledger.auditor import AuditFailure, verify_proof_file
+from sahab.ledger import merkle, note
+from sahab.ledger.auditor import TILE, AuditFailure, split_bundle, tile_path, verify_proof_file
 from sahab.procurement import sealing
 
 
@@ -65,14 +72,54 @@ class _Public:
             raise OpeningFailure(f"the receipt of entry {index} proves entry {proven}")
         return json.loads(body.content)
 
-    def indexes(self, subject: str) -> list[int]:
-        found, offset = [], 0
-        while True:
-            page = self.json("/ledger/entries", subject=subject, limit=500, offset=offset)
-            found += [item["index"] for item in page["items"]]
-            offset += 500
-            if offset >= page["count"]:
-                return sorted(found)
+    def window(self, first: int, last: int) -> dict[int, dict]:
+        """Every ledger entry from ``first`` to ``last``, read from the log's entry bundles
+        (256 a request) and each bundle proven against the signed checkpoint: no search
+        of the platform decides which entries the verifier sees."""
+        r = self.client.get(f"{self.url}/ledger/checkpoint")
+        try:
+            tree, _ = note.open_checkpoint(r.content, note.parse_vkey(self.key))
+        except (note.NoteError, ValueError) as exc:
+            raise OpeningFailure(f"the log's checkpoint does not verify: {exc}") from None
+        if tree.size <= last:
+            raise OpeningFailure(f"the log's checkpoint does not cover entry {last} yet")
+        entries = {}
+        for tile in range(first // TILE, last // TILE + 1):
+            start, width = tile * TILE, min(TILE, tree.size - tile * TILE)
+            bundle = self.client.get(f"{self.url}/ledger/{tile_path('entries', tile, width)}")
+            proof = self.json("/ledger/proof/inclusion", index=start, size=tree.size)
+            try:
+                bodies = split_bundle(bundle.content) if bundle.status_code == 200 else []
+                if len(bodies) != width:
+                    raise AuditFailure(f"the entry bundle {tile} is not served whole")
+                _prove_bundle(start, [merkle.leaf_hash(b) for b in bodies], tree,
+                              [base64.b64decode(h) for h in proof["proof"]])
+            except (AuditFailure, merkle.ProofError, ValueError, KeyError) as exc:
+                raise OpeningFailure(f"entries {start} to {start + width - 1}: {exc}") \
+                    from None
+            entries |= {start + i: json.loads(body) for i, body in enumerate(bodies)
+                        if first <= start + i <= last}
+        return entries
+
+
+def _prove_bundle(start: int, leaves: list[bytes], tree: note.Checkpoint,
+                  proof: list[bytes]) -> None:
+    """Raise unless the bundle's leaves sit at ``start`` under the checkpoint's root. The
+    path of its first leaf is recomputed from the bundle wherever it lies inside it, and
+    taken from the served proof only outside it: so every leaf of the bundle is bound."""
+    ranges = merkle.inclusion_ranges(start, tree.size)
+    if len(proof) != len(ranges):
+        raise merkle.ProofError("the inclusion proof has the wrong length")
+    end = start + len(leaves)
+    path = []
+    for (lo, hi), served in zip(ranges, proof, strict=True):
+        if start <= lo and hi <= end:
+            path.append(merkle.root_of(leaves[lo - start:hi - start]))
+        elif hi <= start or lo >= end:
+            path.append(served)
+        else:
+            raise merkle.ProofError("the bundle is not a subtree of the log")
+    merkle.verify_inclusion(start, tree.size, leaves[0], path, tree.root)
 
 
 def _expect(entry: dict, type_: str, subject: str, index: int) -> dict:
@@ -81,10 +128,12 @@ def _expect(entry: dict, type_: str, subject: str, index: int) -> dict:
     return entry["data"]
 
 
-def _live(public: _Public, tag: str, closed: int) -> dict[str, int]:
-    return sealing.live_commitments((index, public.entry(index))
-                                    for index in public.indexes(f"sealed-bids:{tag}")
-                                    if index <= closed)
+def _live(public: _Public, tag: str, published: int, closed: int) -> dict[str, int]:
+    """The live commitments, from every entry the log holds between the tender's
+    publication and its close of tendering (no bid entry can lie outside)."""
+    window = public.window(published, closed)
+    return sealing.live_commitments((index, entry) for index, entry in sorted(window.items())
+                                    if entry["subject"] == f"sealed-bids:{tag}")
 
 
 def _signing_key(public: _Public, keys: dict, envelope: sealing.Envelope,
@@ -101,6 +150,32 @@ def _signing_key(public: _Public, keys: dict, envelope: sealing.Envelope,
     if revoked is not None and revoked < bid_index:
         raise OpeningFailure(f"key {envelope.key[:16]}… was revoked before its bid")
     return base64.b64decode(data["public_key"])
+
+
+def _report(public: _Public, reference: str, entry: dict) -> dict:
+    """The full opening report, downloaded and checked against what its ledger entry
+    records: SHA-256, size, counts, and the tag, close and releases it repeats."""
+    path = f"/api/procurement/tenders/{reference}/opening/report"
+    r = public.client.get(f"{public.url}{path}")
+    if r.status_code != 200:
+        raise OpeningFailure(f"GET {path}: HTTP {r.status_code}")
+    recorded = entry["report"]
+    if hashlib.sha256(r.content).hexdigest() != recorded["sha256"] or \
+            len(r.content) != recorded["size"]:
+        raise OpeningFailure("the opening report served is not the one the ledger recorded "
+                             "(its SHA-256 differs)")
+    try:
+        report = json.loads(r.content)
+        counts = {"commitments": len(report["commitments"]), "opened": len(report["bids"]),
+                  "rejected": len(report["rejected"]), "missing": len(report["missing"])}
+    except (ValueError, KeyError, TypeError):
+        raise OpeningFailure("the opening report is not a sahab opening report") from None
+    if report.get("format") != "sahab-opening-report/1" or report.get("tender") != reference:
+        raise OpeningFailure(f"the opening report is not the one of {reference}")
+    if counts != entry["counts"] or any(report.get(k) != entry[k] for k in
+                                        ("bid_tag", "tendering_closed", "released")):
+        raise OpeningFailure("the opening report and its ledger entry disagree")
+    return report
 
 
 def _time(text: str) -> dt.datetime:
@@ -129,8 +204,9 @@ def verify_opening(url: str, reference: str, key: str,
     closed = data["tendering_closed"]
     deadline = _time(published["submission_deadline"])
     _expect(public.entry(closed), "procurement.tender.tendering_closed", subject, closed)
-    report = _expect(public.entry(data["opened"]), "procurement.tender.opened", subject,
-                     data["opened"])
+    report = _report(public, reference, _expect(public.entry(data["opened"]),
+                                                "procurement.tender.opened", subject,
+                                                data["opened"]))
     if report["tendering_closed"] != closed:
         raise OpeningFailure("the report and the tender disagree on the close of tendering")
     released = {}
@@ -148,8 +224,10 @@ def verify_opening(url: str, reference: str, key: str,
         released[got["position"]] = private
     if len(released) < committee["threshold"]:
         raise OpeningFailure(f"{len(released)} keys released, {committee['threshold']} needed")
-    live = _live(public, report["bid_tag"], closed)
+    live = _live(public, report["bid_tag"], data["published"], closed)
     listed = {c["commitment"]: c["ledger_index"] for c in report["commitments"]}
+    if len(listed) != len(report["commitments"]):
+        raise OpeningFailure("the report lists a commitment twice")
     if listed != live:
         raise OpeningFailure("the report's commitments are not the ledger's live ones: "
                              f"{sorted(set(live) ^ set(listed))}")

@@ -164,6 +164,9 @@
     });
   }
 
+  // The sealing itself, for scripts and benchmarks that drive the page (bench/bench_sealing.py).
+  window.sahabSeal = Object.freeze({ seal });
+
   document.addEventListener("DOMContentLoaded", () => {
     for (const panel of document.querySelectorAll("[data-sealing]")) {
       setUp(panel).catch((error) => status(panel.querySelector(".seal-status"), String(error)));
