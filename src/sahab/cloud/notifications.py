@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from sahab.cloud import selectors
-from sahab.cloud.models import Instance, InstanceState, Order
+from sahab.cloud.models import Instance, Order
 from sahab.directory.models import Agent, Role
 from sahab.mail import notices
 
@@ -88,9 +88,8 @@ def label_expired(attestation, *, suspended: bool) -> None:
     if not suspended:
         return
     customers = {o.ordered_by for o in Order.objects.filter(
-        plan__offering__broker__provider=provider, instance__state__in=[
-            InstanceState.REQUESTED, InstanceState.PROVISIONING, InstanceState.ACTIVE,
-            InstanceState.UPDATING]).select_related("ordered_by")}
+        plan__offering__broker__provider=provider,
+        instance__state__in=selectors.LIVE_STATES).select_related("ordered_by")}
     notices.tell(customers, _("%(provider)s is suspended") % {"provider": provider.company.name},
                  _("The %(label)s label of %(provider)s expired: it takes no new orders until "
                    "a valid G-cloud label is accepted again. Your services stay as they are.")
@@ -115,10 +114,8 @@ def waiting_for(user) -> list:
     items = []
     agent = directory.agent_of(user)
     if agent is not None and Role.FINANCE in agent.role_set:
-        pending = Order.objects.filter(
-            status=Order.Status.PENDING_APPROVAL,
-            administration__path__startswith=selectors.ministry_path(agent.administration)
-        ).select_related("administration", "ordered_by").order_by("created_at")[:50]
+        pending = selectors.orders_visible_to(user).filter(
+            status=Order.Status.PENDING_APPROVAL).order_by("created_at")[:50]
         items += [Waiting(_("Approve or refuse order %(number)s of %(administration)s")
                           % {"number": o.number, "administration": o.administration.name},
                           reverse("cloud:order", args=(o.number,)), o.created_at)

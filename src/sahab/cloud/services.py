@@ -195,18 +195,19 @@ def expire_attestations(today: dt.date | None = None) -> int:
                     "expired_on": attestation.expires_on.isoformat(),
                 },
             )
-            _alert_buyers_if_suspended(attestation.provider, f"{attestation.get_label_display()} "
-                                                             f"{attestation.reference} expired")
-            notifications.label_expired(attestation, suspended=not selectors
-                                        .provider_can_take_orders(attestation.provider))
+            suspended = _alert_buyers_if_suspended(
+                attestation.provider,
+                f"{attestation.get_label_display()} {attestation.reference} expired")
+            notifications.label_expired(attestation, suspended=suspended)
             expired += 1
     return expired
 
 
-def _alert_buyers_if_suspended(provider: Provider, why: str) -> None:
-    """When a provider can no longer take orders, tell every administration using it."""
+def _alert_buyers_if_suspended(provider: Provider, why: str) -> bool:
+    """When a provider can no longer take orders, tell every administration using it;
+    returns whether it is suspended."""
     if selectors.provider_can_take_orders(provider):
-        return
+        return False
     concerned = Administration.objects.filter(
         cloud_orders__plan__offering__broker__provider=provider).distinct()
     for administration in concerned:
@@ -214,6 +215,7 @@ def _alert_buyers_if_suspended(provider: Provider, why: str) -> None:
                              message=f"{provider.company.name}: {why}. New orders from this "
                                      "provider are suspended until a valid G-cloud label is "
                                      "accepted again.")
+    return True
 
 
 @transaction.atomic

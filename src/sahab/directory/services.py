@@ -517,8 +517,9 @@ def request_password_reset(*, identifier: str) -> int:
     return sent
 
 
-def account_for_reset_link(uidb64: str, token: str):
-    """The account a reset link names if the link is still valid, else None."""
+def account_for_reset_link(uidb64: str, token: str, *, for_update: bool = False):
+    """The account a reset link names if the link is still valid, else None; with
+    ``for_update``, read under the account's lock."""
     from django.contrib.auth.tokens import default_token_generator
     from django.utils.http import urlsafe_base64_decode
 
@@ -526,7 +527,8 @@ def account_for_reset_link(uidb64: str, token: str):
         pk = int(urlsafe_base64_decode(uidb64).decode())
     except (TypeError, ValueError, OverflowError, UnicodeDecodeError):
         return None
-    user = User.objects.filter(pk=pk, is_active=True).first()
+    accounts = User.objects.select_for_update() if for_update else User.objects
+    user = accounts.filter(pk=pk, is_active=True).first()
     if user is None or not default_token_generator.check_token(user, token):
         return None
     return user
@@ -535,12 +537,9 @@ def account_for_reset_link(uidb64: str, token: str):
 @transaction.atomic
 def reset_password(*, uidb64: str, token: str, new_password: str):
     """Set a new password with a reset link: once only (the password's change ends the
-    link), checked again under the account's lock so that two uses cannot both pass. The
+    link), checked under the account's lock so that two uses cannot both pass. The
     second factor, where the account has one, is still asked at the next sign-in."""
-    user = account_for_reset_link(uidb64, token)
-    if user is not None:
-        user = User.objects.select_for_update().get(pk=user.pk)
-        user = account_for_reset_link(uidb64, token)  # the link may have just been used
+    user = account_for_reset_link(uidb64, token, for_update=True)
     if user is None:
         raise InvalidInput(_("This link is not valid any more. Ask for a new one."))
     _validate_password(new_password, user)

@@ -40,12 +40,7 @@ def send(*, sender: str, to: str, subject: str, body: str,
 def address_of(user) -> str:
     """Where the platform writes to a person: an agent's own mailbox on sahab (the state's
     mail), else the account's address (companies); empty when there is none."""
-    from sahab.mail.models import Mailbox
-
-    box = Mailbox.objects.filter(agent__user=user, active=True).only("address").first()
-    if box is not None:
-        return box.address
-    return user.email or ""
+    return next(iter(addresses_of([user])), "")
 
 
 def addresses_of(users) -> set[str]:
