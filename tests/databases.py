@@ -16,20 +16,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.ports import free_port  # the tests' one way to pick a port
-
-
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
+from tests.ports import free_port, listening  # the tests' one way to pick a port
 
 
 def postgres_bindir() -> Path | None:
@@ -112,7 +103,7 @@ def _start_throwaway_cluster() -> str | None:
 def postgres_url() -> str:
     if url := os.environ.get("SAHAB_TEST_DATABASE_URL"):
         return url
-    if _port_open("127.0.0.1", 5432):
+    if listening(5432):
         return "postgresql://postgres@127.0.0.1:5432/postgres"
     if url := _start_throwaway_cluster():
         return url

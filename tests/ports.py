@@ -21,6 +21,15 @@ def _ephemeral_start() -> int:
         return 32768
 
 
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server accepts connections on ``host:port`` now."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     """A port of 127.0.0.1 that nothing listens on now, below the ephemeral range."""
     top = _ephemeral_start()

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from django.conf import settings
 
 from tests.conftest import missing
 from tests.databases import postgres_url
-from tests.ports import free_port
+from tests.ports import free_port, listening
 
 
 def _database_url_for_subprocess(home: Path) -> tuple[str, callable]:
@@ -55,14 +54,6 @@ for instance in DbaasInstance.objects.all():
 """
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _wait_until_serving(proc: subprocess.Popen, home: Path, base: str,
                         ports: list[int], seconds: float = 90) -> None:
     """Wait until the web answers /healthz and every other server accepts connections."""
@@ -73,7 +64,7 @@ def _wait_until_serving(proc: subprocess.Popen, home: Path, base: str,
             healthy = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             healthy = False
-        waiting = [port for port in waiting if not _listening(port)]
+        waiting = [port for port in waiting if not listening(port)]
         if healthy and not waiting:
             return
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -49,14 +49,15 @@ def admit(world, complaint: Complaint, *, now=None) -> Complaint:
                                        admissible=True, reason="Recours recevable.", now=now)
 
 
-def awarded(world, tender: Tender) -> dt.datetime:
-    """Atlas wins lot 1, Carthage lot 2; Medina bid on both; returns the award's time.
+def awarded(world, tender: Tender, bidders: int = 3) -> dt.datetime:
+    """The first ``bidders`` companies bid; every bid is eligible and the tender awarded:
+    Atlas wins lot 1, Carthage lot 2. Returns the award's time.
 
     Lot 1: Atlas 100,000, Carthage 105,000, Medina 110,000.
     Lot 2: Carthage 50,000, Medina 52,000 (Atlas does not bid on lot 2)."""
     deadline = tender.submission_deadline
-    for i, prices in enumerate(({"1": "100000"}, {"1": "105000", "2": "50000"},
-                                {"1": "110000", "2": "52000"})):
+    offers = ({"1": "100000"}, {"1": "105000", "2": "50000"}, {"1": "110000", "2": "52000"})
+    for i, prices in enumerate(offers[:bidders]):
         submit_bid(company(world, i), tender, prices, now=deadline - DAY)
     run_timers_at(deadline + SECOND)
     tender.refresh_from_db()
@@ -261,7 +262,7 @@ def test_a_company_that_withdrew_its_bid_cannot_complain_against_the_award(
     medina = company(world, 2)
     bid = submit_bid(medina, tender, {"1": "90000"}, now=deadline - 2 * DAY)
     withdraw_bid(medina, bid, now=deadline - DAY)
-    at = awarded_without(world, tender, skip=2)
+    at = awarded(world, tender, bidders=2)  # Medina's bid was withdrawn
     with pytest.raises(PermissionDenied, match="Only the bidders of lot 1"):
         file(world, 2, tender, lots=[1], now=at + DAY)
     # Atlas did not bid on lot 2: it complains against lot 1's award only
@@ -273,23 +274,6 @@ def test_a_company_that_withdrew_its_bid_cannot_complain_against_the_award(
     # after the standstill, no more
     with pytest.raises(Conflict, match="standstill"):
         file(world, 1, tender, lots=[1], now=at + 11 * DAY)
-
-
-def awarded_without(world, tender: Tender, skip: int) -> dt.datetime:
-    deadline = tender.submission_deadline
-    for i, prices in enumerate(({"1": "100000"}, {"1": "105000", "2": "50000"})):
-        if i != skip:
-            submit_bid(company(world, i), tender, prices, now=deadline - DAY)
-    run_timers_at(deadline + SECOND)
-    tender.refresh_from_db()
-    assert tender.state == "evaluation", tender.state
-    evaluator = world["evaluators"][0].user
-    services.declare_conflict_of_interest(actor=evaluator, tender=tender, no_conflict=True)
-    for row in BidLot.objects.filter(bid__tender=tender):
-        services.decide_eligibility(actor=evaluator, bid_lot=row, eligible=True)
-    services.complete_evaluation(actor=world["officer"].user, tender=tender)
-    services.award_tender(actor=world["officer"].user, tender=tender, now=deadline + DAY)
-    return deadline + DAY
 
 
 def test_only_the_complaints_body_outside_the_buyers_line_rules(world, published_tender):
