@@ -23,14 +23,17 @@ SAHAB = [sys.executable, "-m", "sahab.cli"]
 STARTED = re.compile(r"sahab serve: (?:started|restarted) (\S+) \(pid (\d+)\)")
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, detail=None):
+    """Poll ``predicate`` until it is true; on timeout, fail naming ``what`` and, when
+    given, what ``detail()`` says of the state reached."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}"
+                                 + (f" ({detail()})" if detail else ""))
         time.sleep(interval)
 
 

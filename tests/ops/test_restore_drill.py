@@ -45,11 +45,13 @@ def test_backup_under_load_restores_every_acknowledged_action_and_the_log_goes_o
         runner.start()
         kinds = {"bid", "mail", "exchange"} | ({"order"} if load.plan else set())
         wait_for(lambda: all(sum(a.kind == k for a in load.acks) >= 2 for k in kinds), 180,
-                 "two acknowledged actions of each kind")
+                 "two acknowledged actions of each kind",
+                 detail=load.progress)
         backup_started = time.time()
         source.sahab("backup", "--out", str(tmp_path / "backup"))
         wait_for(lambda: len([a for a in load.acks if a.at > backup_started]) >= 5, 60,
-                 "actions after the backup")
+                 "actions after the backup",
+                 detail=load.progress)
         stop.set()
         runner.join()
         acknowledged = [a for a in load.acks if a.at < backup_started]

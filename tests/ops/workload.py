@@ -16,6 +16,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -102,6 +103,17 @@ class Workload:
         with self.lock:
             self.errors.append(what)
 
+    def refused(self, kind: str, response: httpx.Response) -> None:
+        """An answer that is not an acknowledgement: kept so that a stalled run says why."""
+        self.failed(f"{kind}: HTTP {response.status_code} {response.text[:200]}")
+
+    def progress(self) -> str:
+        """Acknowledgements by kind and the first errors, for a failure message."""
+        with self.lock:
+            counts = Counter(a.kind for a in self.acks)
+            return f"acknowledged {dict(counts)}; {len(self.errors)} errors, first: " \
+                   f"{self.errors[:10]}"
+
 
 def prepare(served) -> Workload:
     demo = served.demo
@@ -143,6 +155,8 @@ def submit_one_bid(w: Workload, client: httpx.Client) -> None:
         body = r.json()
         w.acknowledged("bid", {"bid": body["bid"], "commitment": body["commitment"],
                                "ledger_index": body["ledger_index"]})
+    else:
+        w.refused("bid", r)
 
 
 def place_one_order(w: Workload, client: httpx.Client) -> None:
@@ -154,6 +168,8 @@ def place_one_order(w: Workload, client: httpx.Client) -> None:
                     headers={"Authorization": f"Bearer {token}"})
     if r.status_code == 201:
         w.acknowledged("order", r.json()["number"])
+    else:
+        w.refused("order", r)
 
 
 def send_one_mail(w: Workload, client: httpx.Client) -> None:
@@ -185,6 +201,8 @@ def call_one_service(w: Workload, client: httpx.Client) -> None:
                                  "X-Road-Client": call["client"], "X-Road-Id": x_road_id})
     if r.status_code == 200:
         w.acknowledged("exchange", x_road_id)
+    else:
+        w.refused("exchange", r)
 
 
 ACTIONS = [submit_one_bid, submit_one_bid, send_one_mail, send_one_mail, call_one_service,

@@ -33,3 +33,26 @@ def test_a_bid_through_the_api_stays_within_its_query_budget(world, published_te
     # and the count does not grow with the number of bids already in
     assert counts[2] <= counts[1], counts
 
+
+
+def test_a_worker_tick_costs_the_same_however_many_tenders_are_in_progress(world):
+    """The worker advances tenders every few seconds: the tenders with nothing due are
+    left out by the query itself, not read and locked one by one."""
+    from sahab.procurement import services
+    from tests.procurement.conftest import publish, tender_payload
+
+    def tick_cost() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert services.advance_tenders() == []
+        return len(queries.captured_queries)
+
+    def publish_tenders(n: int) -> None:
+        for _ in range(n):
+            reference = world["officer"].call("post", "/tenders",
+                                              tender_payload()).json()["reference"]
+            assert publish(world["officer"], reference).status_code == 200
+
+    publish_tenders(1)
+    one = tick_cost()
+    publish_tenders(12)
+    assert tick_cost() == one
