@@ -244,3 +244,54 @@ def test_a_witness_can_post_its_cosignature_itself(wsgi_http):
     _, cosigs = note.open_checkpoint(served, note.parse_vkey(services.verifier_key()),
                                      [note.parse_vkey(vkey)])
     assert [c.name for c in cosigs] == ["cdc.example/witness"]
+
+
+def _cosigning_witness(name: str):
+    """A witness of ours, registered, with its private key and verifier key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    public = note.Signer("x", key).verifier.public_key
+    vkey = note.Verifier(name, note.SIG_COSIGNATURE_V1, public).vkey()
+    services.register_witness(name=name, vkey=vkey)
+    return key, vkey
+
+
+def test_the_auditor_fails_when_a_required_witness_did_not_cosign_or_disagrees(
+        wsgi_http, tmp_path):
+    """``ledger verify --witness-key``: a checkpoint no required witness vouches for is
+    refused on first contact, and so is one whose cosignature does not verify."""
+    fill(4)
+    key, vkey = _cosigning_witness("cdc.example/witness")
+    with pytest.raises(AuditFailure, match=r"not cosigned by cdc\.example/witness"):
+        auditor(wsgi_http, tmp_path, witness_keys=[vkey]).run()
+
+    checkpoint = services.latest_checkpoint()
+    path = f"/ledger/checkpoint/{checkpoint.size}/cosignatures"
+    line = note.cosign("cdc.example/witness", key, checkpoint.text.encode(), 1_800_000_000)
+    assert wsgi_http.post(path, content=line).status_code in (200, 201)
+    result = auditor(wsgi_http, tmp_path, witness_keys=[vkey]).run()
+    assert result.cosigned_by == ["cdc.example/witness"]
+
+    # a database writer swaps the stored cosignature for the witness's signature of
+    # another tree: the line names the right key but disagrees with this checkpoint
+    other_tree = checkpoint.text.replace(f"\n{checkpoint.size}\n", "\n99\n").encode()
+    with as_database_owner():
+        Cosignature.objects.update(line=note.cosign("cdc.example/witness", key, other_tree,
+                                                    1_800_000_000))
+    with pytest.raises(AuditFailure, match="does not verify"):
+        auditor(wsgi_http, tmp_path, witness_keys=[vkey]).run()
+
+
+def test_the_monitor_stops_at_its_time_and_reports_each_new_size(wsgi_http, tmp_path):
+    """``ledger monitor --until``: bounded by the clock, it reports each size it verified."""
+    import time
+
+    from sahab.ledger.auditor import Monitor
+
+    fill(3)
+    lines: list[str] = []
+    rounds = Monitor(auditor(wsgi_http, tmp_path), interval=0.05, report=lines.append
+                     ).run(until=time.time() + 0.3)
+    assert rounds >= 2
+    assert len(lines) == 1 and "size 3 " in lines[0] and "verified" in lines[0]
