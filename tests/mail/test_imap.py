@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import imaplib
+import re
 import smtplib
 from email.message import EmailMessage
 
@@ -189,15 +190,13 @@ def test_a_letter_is_opened_only_by_a_named_person_fetching_its_body(
         smtp.starttls(context=client_tls())
         smtp.login(w.alice_box.address, w.passwords[w.alice_box.address])
         smtp.sendmail(w.alice_box.address, [w.registry_sante.address], forged)
-    stored = {webmail.read(m.path.read_bytes()).subject: m
-              for m in maildir.messages(w.registry_sante.maildir, "INBOX")}
-    assert b"X-Sahab-Letter" not in stored["[MF/2026/77] Crédits 2027"].path.read_bytes() \
-        .split(b"\r\n\r\n")[0].replace(b"X-Sahab-Letter: reference=MF/2026/77", b"") or True
     web = Client()
     web.force_login(w.clerk.user)
     forged_copy = [m for m in maildir.messages(w.registry_sante.maildir, "INBOX")
                    if m.key != letter.delivered_file]
     assert len(forged_copy) == 1
+    headers = forged_copy[0].path.read_bytes().split(b"\r\n\r\n")[0]
+    assert not re.search(rb"(?im)^x-sahab-", headers)  # the platform's marks are its own
     page = web.get(f"/mail/box/{w.registry_sante.pk}/INBOX/{forged_copy[0].key}/")
     assert page.status_code == 200
     letter.refresh_from_db()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import imaplib
+import re
 import smtplib
 from email.message import EmailMessage
 
@@ -224,6 +225,39 @@ def test_bcc_reaches_its_recipient_and_nobody_sees_it(committed_world, smtp_serv
     for raw in (to_bob, to_blind):
         assert b"Bcc" not in raw and blind.encode() not in raw.split(b"\r\n\r\n", 1)[0]
         assert b"dkim=pass" in raw
+
+
+def test_implicit_tls_submission_on_its_own_port_delivers_signed_mail(
+        committed_world, smtp_server):
+    """Port 465 (RFC 8314): TLS from the first byte, then the same rules as submission —
+    authentication required, signed with both DKIM keys."""
+    w = committed_world
+    login, password = w.alice_box.address, w.passwords[w.alice_box.address]
+    with smtplib.SMTP_SSL(smtp_server.host, smtp_server.smtps_port, timeout=10,
+                          context=client_tls()) as client:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.sendmail(login, [w.bob_box.address], letter(login, w.bob_box.address))
+        assert refused.value.smtp_code == 530
+        client.login(login, password)
+        assert client.sendmail(login, [w.bob_box.address],
+                               letter(login, w.bob_box.address, "Par le port 465")) == {}
+    [raw] = stored(w.bob_box)
+    assert b"Par le port 465" in raw
+    assert b"dkim=pass" in raw
+
+
+def test_the_platforms_own_marks_are_stripped_from_submitted_mail(committed_world,
+                                                                  smtp_server):
+    """X-Sahab-* header fields are the platform's (registered letters): a user cannot set
+    them, whatever their case."""
+    w = committed_world
+    login, password = w.alice_box.address, w.passwords[w.alice_box.address]
+    marked = (b"X-Sahab-Letter: reference=MF/2026/1; classification=budget\r\n"
+              b"x-sahab-receipt: opened\r\n") + letter(login, w.bob_box.address)
+    submit(smtp_server, login, password, login, [w.bob_box.address], marked)
+    [raw] = stored(w.bob_box)
+    assert not re.search(rb"(?im)^x-sahab-", raw.split(b"\r\n\r\n", 1)[0])
+    assert b"dkim=pass" in raw
 
 
 def test_sender_is_checked_like_from_and_from_is_required(committed_world, smtp_server):

@@ -121,6 +121,13 @@ class SahabSMTP(SMTP):
         self.auth_failures = 0
         self._credentials: LoginPassword | None = None
 
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if self.encrypted:
+            # implicit TLS (port 465): aiosmtpd counts only STARTTLS as encryption and
+            # would neither offer nor accept AUTH on a connection encrypted from the start
+            self._auth_require_tls = False
+
     @property
     def encrypted(self) -> bool:
         """STARTTLS done, or a connection to the implicit-TLS port."""
