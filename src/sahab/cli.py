@@ -26,6 +26,18 @@ def cmd_init(args) -> int:
     return 0
 
 
+def _count(value: str) -> int:
+    """A whole number from 0 to 100,000, or a usage error naming the value."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 100_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 100000, "
+                                         f"not {value!r}")
+    return number
+
+
 def cmd_demo(args) -> int:
     import logging
 
@@ -34,6 +46,10 @@ def cmd_demo(args) -> int:
 
     if "SAHAB_LOG_LEVEL" not in os.environ:  # the demo's own requests are no news to anyone
         logging.getLogger().setLevel(logging.WARNING)
+    if args.tenders is not None:
+        from django.conf import settings
+
+        settings.DEMO_TENDERS = args.tenders
     for line in initialise(verbose=False):
         print(line)
     data = load_demo()
@@ -119,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init", help="create the database, keys and TLS certificate")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("demo", help="init, then load the demo data and write demo.json")
+    p.add_argument("--tenders", type=_count, metavar="N",
+                   help="tenders to load in a first demo: its planted cases, then ordinary "
+                        "purchases up to N (default SAHAB_DEMO_TENDERS or 200)")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("serve", help="run the web, SMTP and IMAP servers and the worker")
     p.add_argument("--port", type=int, help="HTTP port (default SAHAB_HTTP_PORT or 8000)")

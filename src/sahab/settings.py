@@ -216,6 +216,9 @@ ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_
 PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)
 # Notices to people (an order to approve, a database ready): sent from this address.
 NOTICES_MAIL_FROM = os.environ.get("SAHAB_NOTICES_MAIL_FROM", f"notifications@{MAIL_HOSTNAME}")
+# How many tenders `sahab demo` loads: its planted cases, then ordinary purchases up to
+# this number (`sahab demo --tenders N` for another size).
+DEMO_TENDERS = _env_int("SAHAB_DEMO_TENDERS", 200)
 PROCUREMENT_MIN_TENDERING_DAYS = {"open": 21, "restricted": 15, "negotiated": 7,
                                   "simplified": 10, "framework": 21, "mini_competition": 5}
 # The standard's release schema (1.1.5), shipped with sahab: the merge rules come from it.

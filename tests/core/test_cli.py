@@ -67,7 +67,8 @@ def test_unknown_command_exits_non_zero_with_a_message():
     assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("argv", [["serve", "--port", "notanumber"], ["init", "--bogus"]])
+@pytest.mark.parametrize("argv", [["serve", "--port", "notanumber"], ["init", "--bogus"],
+                                  ["demo", "--tenders", "-3"], ["demo", "--tenders", "many"]])
 def test_bad_options_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)

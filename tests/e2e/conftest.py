@@ -98,6 +98,7 @@ def platform():
             "SAHAB_EXCHANGE_DEMO_PORT": str(free_port()),
             # a training platform: tenders may close within seconds
             "SAHAB_PROCUREMENT_MIN_DAYS": "0",
+            "SAHAB_DEMO_TENDERS": "0",  # the planted cases: the ordinary year is tested apart
             # the reference broker makes real databases on the tests' PostgreSQL
             "SAHAB_DBAAS_URL": postgres_url(), "SAHAB_CLOUD_POLL_SECONDS": "1"}
     sahab = [sys.executable, "-m", "sahab.cli"]

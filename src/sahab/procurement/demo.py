@@ -3,6 +3,11 @@ integrity indicators (red flags) should catch: a single bid, a short tendering p
 identical prices, the lowest bid disqualified, a winner far below the runner-up,
 purchases split under the simplified threshold, a large amendment, a frequent loser.
 
+Around those cases, ordinary purchases fill the year (``DEMO_TENDERS`` in all, or
+``sahab demo --tenders N``): generated from a fixed seed, so every load is the same,
+with two planted patterns among them (two companies at one address that keep bidding
+together, and a commune that keeps awarding one builder).
+
 Deadlines are in the past (or the near future for procedures still running); the
 ledger records the steps when the demo is loaded, with their historical dates in the
 data. Loading runs once: with tenders present, it does nothing.
@@ -12,12 +17,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import random
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from tqdm import tqdm
 
 from sahab.directory.models import Administration, Company
 from sahab.directory.selectors import SYSTEM
@@ -150,6 +157,68 @@ CASES = [
          days_ago=0, outcome="draft"),
 ]
 
+# Ordinary purchases of a year: (title, lot, CPV, usual value in dinars)
+PURCHASES = [
+    ("Maintenance des climatiseurs", "Maintenance préventive et curative", "50730000-1", 60_000),
+    ("Fournitures de bureau", "Papeterie et consommables", "30192000-1", 45_000),
+    ("Nettoyage des locaux", "Nettoyage", "90910000-9", 120_000),
+    ("Gardiennage des sites", "Gardiennage", "79713000-5", 180_000),
+    ("Postes de travail", "Ordinateurs de bureau", "30213300-8", 250_000),
+    ("Licences antivirus", "Licences", "48761000-0", 70_000),
+    ("Formation des agents", "Formation", "80500000-9", 40_000),
+    ("Carburant des véhicules de service", "Carburant", "09134100-8", 150_000),
+    ("Entretien des espaces verts", "Entretien", "77310000-6", 55_000),
+    ("Câblage réseau des bâtiments", "Câblage structuré", "45314300-4", 90_000),
+    ("Impression de documents administratifs", "Impression", "79810000-5", 35_000),
+    ("Mobilier de bureau", "Mobilier", "39130000-2", 80_000),
+    ("Développement d'une application métier", "Développement", "72212000-4", 300_000),
+    ("Audit des comptes", "Audit", "79212000-3", 65_000),
+    ("Réfection de façades", "Travaux", "45443000-4", 400_000),
+]
+BIDDERS = ["Sahel Informatique", "Atlas Réseaux", "Kairouan Systèmes", "Djerba Digital",
+           "Bizerte Logiciels", "Tozeur Énergie IT", "Nabeul Conseil", "Gafsa Bâtiment",
+           "Monastir Fournitures de Bureau"]
+PARTNERS = ("Kairouan Systèmes", "Djerba Digital")  # one address: they bid together
+FAVOURED = ("COM-TUNIS", "Gafsa Bâtiment")  # a commune that keeps awarding one builder
+
+
+def ordinary_cases(count: int, seed: int = 2026) -> list[Case]:
+    """``count`` ordinary purchases spread over the past year and the weeks to come,
+    each with the outcome its dates allow: under contract and paid, awarded, under
+    evaluation, open for bids; a few cancelled or without a bid."""
+    rng = random.Random(seed)
+    cases = []
+    for n in range(1, count + 1):
+        buyer = rng.choice(list(OFFICERS))
+        title, lot, cpv, usual = rng.choice(PURCHASES)
+        estimate = round(usual * rng.uniform(0.6, 1.6), -2)
+        procedure = Procedure.SIMPLIFIED if estimate <= 150_000 and rng.random() < 0.4 \
+            else Procedure.OPEN
+        tendering = rng.choice([21, 30, 30, 45]) if procedure == Procedure.OPEN \
+            else rng.choice([10, 15])
+        days_ago = rng.randint(3, 360)
+        closed_for = days_ago - tendering  # days since the deadline (negative: to come)
+        outcome = ("ongoing" if closed_for < 1 else "evaluation" if closed_for < 7
+                   else "standstill" if closed_for < 18 else
+                   "cancelled" if rng.random() < 0.04 else "contract")
+        bids = _ordinary_bids(rng, buyer, estimate) if rng.random() > 0.03 else {}
+        paid = ("0.5", "0.5") if closed_for > 150 else ("0.4",) if closed_for > 60 else ()
+        cases.append(Case(buyer, f"{title} — marché {n:03d}", [(lot, cpv, str(estimate))],
+                          bids, procedure=procedure, days_ago=days_ago,
+                          tendering_days=tendering, outcome=outcome, payments=paid))
+    return cases
+
+
+def _ordinary_bids(rng: random.Random, buyer: str, estimate: float) -> dict[str, dict]:
+    names = rng.sample(BIDDERS, rng.choice([1, 2, 3, 3, 4, 4, 5]))
+    if PARTNERS[0] in names and PARTNERS[1] not in names and rng.random() < 0.8:
+        names.append(PARTNERS[1])
+    prices = {name: estimate * rng.uniform(0.82, 1.08) for name in names}
+    if buyer == FAVOURED[0] and rng.random() < 0.75:
+        prices[FAVOURED[1]] = min(prices.values(), default=estimate) * 0.97
+    return {name: {1: str(round(price, -2))} for name, price in prices.items()}
+
+
 
 def _user(username):
     return get_user_model().objects.get(username=username)
@@ -242,6 +311,9 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
                                  answer="Oui, comme précisé au cahier des charges.",
                                  now=published + dt.timedelta(days=2))
     for hours, (name, prices) in enumerate(case.bids.items(), start=1):
+        # the last day before the deadline, or the last hours for a call still open
+        sent = min(deadline - dt.timedelta(hours=30 - 3 * hours),
+                   now - dt.timedelta(hours=len(case.bids) + 1 - hours))
         company = Company.objects.get(name=name)
         envelope = client.seal_bid(_detail(tender), company_id=company.pk,
                                    key=_company_key(name),
@@ -249,10 +321,11 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
                                    technical_offer=f"Offre technique de {name}.")
         services.submit_bid(actor=_company_user(name), tender=tender,
                             envelope=envelope.encode("ascii"),
-                            now=deadline - dt.timedelta(hours=30 - 3 * hours))
+                            now=sent)
     if case.outcome == "cancelled":
         return services.cancel_tender(actor=SYSTEM, tender=tender,
-                                      reason="Le besoin a été revu par la commune.")
+                                      reason="Le besoin a été revu par la commune.",
+                                      now=min(deadline - dt.timedelta(hours=1), now))
     if case.outcome == "ongoing":
         return tender
     # two of the three members release their keys, and the bids open (proven against
@@ -261,10 +334,12 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
     tender.refresh_from_db()
     if tender.state != "evaluation":
         return tender  # no valid bid: unsuccessful
-    _evaluate(case, tender)
+    # the committee evaluates the next day and awards within the week (or an hour ago,
+    # for a procedure that closed days ago)
+    _evaluate(case, tender, min(deadline + dt.timedelta(days=1), now - dt.timedelta(hours=3)))
     if case.outcome == "evaluation":
         return tender
-    awarded_at = deadline + dt.timedelta(days=6)
+    awarded_at = min(deadline + dt.timedelta(days=6), now - dt.timedelta(hours=1))
     services.award_tender(actor=SYSTEM, tender=tender, justification=case.justification,
                           now=awarded_at)
     if case.complaint:
@@ -285,7 +360,8 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
         if case.amendment and award.lot.number == 1:
             services.amend_contract(actor=SYSTEM, contract=contract,
                                     new_value=case.amendment,
-                                    justification="Quantités complémentaires demandées.")
+                                    justification="Quantités complémentaires demandées.",
+                                    now=min(signed + dt.timedelta(days=30), now))
             contract.refresh_from_db()
         for n, share in enumerate(case.payments, start=1):
             services.record_payment(actor=SYSTEM, contract=contract, milestone=f"Tranche {n}",
@@ -296,22 +372,27 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
     return tender
 
 
-def _evaluate(case: Case, tender: Tender, *, again: bool = False) -> None:
+def _evaluate(case: Case, tender: Tender, at: dt.datetime, *, again: bool = False) -> None:
+    """The evaluator's session starting ``at``, a decision a minute."""
     evaluator = _user(EVALUATORS[case.buyer])
+    minute = dt.timedelta(minutes=1)
     if not again:
-        services.declare_conflict_of_interest(actor=evaluator, tender=tender, no_conflict=True)
+        services.declare_conflict_of_interest(actor=evaluator, tender=tender, no_conflict=True,
+                                              now=at)
     rows = BidLot.objects.filter(bid__tender=tender).select_related("bid__company")
     if again:  # only the lots an upheld complaint sent back to evaluation
         rows = rows.filter(lot__needs_evaluation=True)
     for row in rows:
         name = row.bid.company.name
         eligible = name not in case.ineligible
+        at += minute
         services.decide_eligibility(actor=evaluator, bid_lot=row, eligible=eligible,
                                     reason="" if eligible else
-                                    "Attestation de la CNSS manquante.")
+                                    "Attestation de la CNSS manquante.", now=at)
         if case.quality:
-            services.score_quality(actor=evaluator, bid_lot=row, score=case.quality[name])
-    services.complete_evaluation(actor=SYSTEM, tender=tender)
+            services.score_quality(actor=evaluator, bid_lot=row, score=case.quality[name],
+                                   now=at)
+    services.complete_evaluation(actor=SYSTEM, tender=tender, now=at + minute)
 
 
 def _complain(case: Case, tender: Tender, awarded_at: dt.datetime) -> None:
@@ -347,7 +428,8 @@ def _complain(case: Case, tender: Tender, awarded_at: dt.datetime) -> None:
     if upheld:
         tender.refresh_from_db()
         # a copy: CASES stay as written, however many times the demo loads in a process
-        _evaluate(replace(case, ineligible=(*case.ineligible, winner)), tender, again=True)
+        _evaluate(replace(case, ineligible=(*case.ineligible, winner)), tender,
+                  awarded_at + 5 * day + dt.timedelta(hours=2), again=True)
         services.award_tender(actor=SYSTEM, tender=tender, now=awarded_at + 6 * day)
 
 
@@ -369,7 +451,9 @@ def load(previous: dict, data: dict) -> None:
         now = timezone.now()
         _plans(now)
         tenders: dict[str, Tender] = {}
-        for case in CASES:
+        cases = CASES + ordinary_cases(max(0, settings.DEMO_TENDERS - len(CASES)))
+        # a bar of its own: with hundreds of tenders this is most of the demo's minute
+        for case in tqdm(cases, desc="Tenders", unit="tender", leave=False, disable=None):
             tenders[case.title] = _run(case, now, tenders)
     data["procurement"] = {
         "tenders": Tender.objects.count(),

@@ -593,7 +593,8 @@ def revoke_signing_key(*, actor, key: SigningKey) -> SigningKey:
 
 
 @transaction.atomic
-def cancel_tender(*, actor, tender: Tender, reason: str) -> Tender:
+def cancel_tender(*, actor, tender: Tender, reason: str,
+                  now: dt.datetime | None = None) -> Tender:
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     reason = _text(reason, "The reason", 2000)
@@ -601,7 +602,7 @@ def cancel_tender(*, actor, tender: Tender, reason: str) -> Tender:
     tender.suspended = False
     tender.lots.update(suspended_since=None, time_left=None)
     tender.save()
-    _step(tender, ProcurementEvent.TENDER_CANCELLED, actor, {"reason": reason})
+    _step(tender, ProcurementEvent.TENDER_CANCELLED, actor, {"reason": reason}, at=now)
     _notify_bidders(tender, f"{tender.reference} is cancelled: {reason}")
     return tender
 
@@ -1103,7 +1104,8 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
 
 @transaction.atomic
 def declare_conflict_of_interest(*, actor, tender: Tender, no_conflict: bool,
-                                 statement: str = "") -> ConflictDeclaration:
+                                 statement: str = "",
+                                 now: dt.datetime | None = None) -> ConflictDeclaration:
     _buyer_agent(actor, tender, Role.EVALUATOR)
     if tender.state != S.EVALUATION:
         raise Conflict("Evaluators declare their interests when the evaluation starts.")
@@ -1119,6 +1121,7 @@ def declare_conflict_of_interest(*, actor, tender: Tender, no_conflict: bool,
         ProcurementEvent.EVALUATION_DECLARATION,
         actor,
         {"evaluator": directory.actor_id(actor), "no_conflict": bool(no_conflict)},
+        at=now,
     )
     return declaration
 
@@ -1134,7 +1137,8 @@ def _evaluator(actor, tender: Tender) -> None:
 
 @transaction.atomic
 def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = "",
-                       checks: dict[str, bool] | None = None) -> BidLot:
+                       checks: dict[str, bool] | None = None,
+                       now: dt.datetime | None = None) -> BidLot:
     """Record the compliance check of each criterion and the eligibility it leads to.
 
     Without ``checks`` every criterion is taken as met when ``eligible``; a bid failing
@@ -1166,12 +1170,14 @@ def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = 
             "compliance": bid_lot.compliance,
             "reason": bid_lot.eligibility_reason,
         },
+        at=now,
     )
     return bid_lot
 
 
 @transaction.atomic
-def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "") -> QualityScore:
+def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "",
+                  now: dt.datetime | None = None) -> QualityScore:
     tender = bid_lot.bid.tender
     _evaluator(actor, tender)
     _lot_under_evaluation(bid_lot.lot)
@@ -1192,6 +1198,7 @@ def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "") -> Qualit
         ProcurementEvent.EVALUATION_QUALITY_SCORE,
         actor,
         {"bid": bid_lot.bid.commitment, "lot": bid_lot.lot.number, "score": str(value)},
+        at=now,
     )
     return quality
 
@@ -1241,7 +1248,7 @@ def _rank_lot(tender: Tender, lot: Lot) -> list[BidLot]:
 
 
 @transaction.atomic
-def complete_evaluation(*, actor, tender: Tender) -> dict:
+def complete_evaluation(*, actor, tender: Tender, now: dt.datetime | None = None) -> dict:
     """Rank every lot and publish the evaluation report."""
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
@@ -1264,7 +1271,7 @@ def complete_evaluation(*, actor, tender: Tender) -> dict:
              "abnormally_low": r.abnormally_low,
              "score": str(r.score) if r.score is not None else None, "rank": r.rank}
             for r in _rank_lot(tender, lot)]})
-    _step(tender, ProcurementEvent.TENDER_EVALUATED, actor, report)
+    _step(tender, ProcurementEvent.TENDER_EVALUATED, actor, report, at=now)
     return report
 
 
@@ -1766,7 +1773,8 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
 
 @transaction.atomic
 def amend_contract(*, actor, contract: Contract, justification: str, new_value=None,
-                   new_end_date: dt.date | None = None) -> Amendment:
+                   new_end_date: dt.date | None = None,
+                   now: dt.datetime | None = None) -> Amendment:
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
     if contract.status != Contract.Status.ACTIVE:
@@ -1798,6 +1806,7 @@ def amend_contract(*, actor, contract: Contract, justification: str, new_value=N
             "new_end_date": end.isoformat(),
             "justification": amendment.justification,
         },
+        at=now,
     )
     return amendment
 
