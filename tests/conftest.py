@@ -36,6 +36,15 @@ def _ledger_signer_record(settings, tmp_path):
 
 
 @pytest.fixture
+def commits(django_capture_on_commit_callbacks):
+    """Run a call and what waits for its commit (notices go only for committed changes)."""
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+    return run
+
+
+@pytest.fixture
 def sahab_home(settings, tmp_path):
     """A fresh SAHAB_HOME for tests that write keys or demo files."""
     settings.SAHAB_HOME = tmp_path

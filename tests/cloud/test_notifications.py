@@ -2,38 +2,15 @@
 journey that told nobody: an order waiting for approval sent nothing to the approver, and
 the IT officer was not told the database was ready)."""
 
-import email
-import email.policy
-
 import pytest
 
 from sahab.cloud import services
 from sahab.cloud.models import InstanceState, Order
 from sahab.directory.models import Role
-from sahab.mail import delivery
 from sahab.mail.models import OutboundMessage
-from tests import factories
+from tests import factories, notices
 
-
-def _mails() -> list[tuple[str, email.message.EmailMessage]]:
-    """Every notice spooled for the smart host (the test accounts' addresses are not
-    hosted here), as (recipient, message), oldest first."""
-    return [(row.recipient, email.message_from_bytes(
-        (delivery.spool_dir() / row.spool_name).read_bytes(), policy=email.policy.default))
-        for row in OutboundMessage.objects.order_by("pk")]
-
-
-def _to(user) -> list[str]:
-    return [m["Subject"] for to, m in _mails() if to == user.email]
-
-
-@pytest.fixture
-def commits(django_capture_on_commit_callbacks):
-    """Run what waits for the commit (notices are sent only for committed changes)."""
-    def run(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-    return run
+_mails, _to = notices.sent, notices.subjects_to
 
 
 def test_an_order_above_the_threshold_is_mailed_to_its_approvers_only(market, commits):

@@ -12,12 +12,13 @@ class ProcurementConfig(AppConfig):
     def ready(self) -> None:
         import datetime as dt
 
-        from sahab.core import scheduler
+        from sahab.core import scheduler, waiting
         from sahab.core.navigation import NavItem, register
-        from sahab.procurement import services
+        from sahab.procurement import notifications, services
 
         register(NavItem(_("Tenders"), "procurement:tenders", order=20))
         register(NavItem(_("Buying"), "procurement:manage", order=25,
                          visible_to=lambda user: hasattr(user, "agent")))
+        waiting.register(notifications.waiting_for)
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)

@@ -26,7 +26,7 @@ from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
-from sahab.procurement import ocds, sealing
+from sahab.procurement import notifications, ocds, sealing
 from sahab.procurement.events import ProcurementEvent
 from sahab.procurement.models import (
     OPENING_REPORT,
@@ -1526,6 +1526,7 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
     )
     complaint.save(update_fields=["filed_index"])
     _publish(tender, complaint.filed_index)
+    notifications.complaint_filed(complaint)
     return complaint
 
 
@@ -1580,6 +1581,7 @@ def rule_admissibility(*, actor, complaint: Complaint, admissible: bool, reason:
     Notice.objects.create(company=complaint.company, tender=tender,
                           text=f"{tender.reference}: your complaint is "
                                f"{complaint.get_status_display().lower()}. {reason}")
+    notifications.complaint_ruled(complaint)
     return complaint
 
 
@@ -1656,6 +1658,7 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
     Notice.objects.create(company=complaint.company, tender=tender,
                           text=f"{tender.reference}: your complaint is "
                                f"{complaint.get_status_display().lower()}. {decision}")
+    notifications.complaint_ruled(complaint)
     if upheld:
         _notify_bidders(tender, f"{tender.reference}: a complaint on lot(s) "
                         f"{', '.join(str(lot.number) for lot in lots)} is upheld: "

@@ -1,0 +1,114 @@
+"""Who is told what about complaints, by mail through sahab's own mail system: the
+complaints body when a complaint waits for its ruling, the buyer's procurement officers
+when their tender is complained against, and the company that complained at each ruling.
+The complaints body is found with the rule its services check
+(``rules.can_decide_complaint``), so no one is told of a complaint they may not decide.
+
+The account page's "waiting for you" list gets the same people's work: complaints to
+rule on or to decide, and tenders to evaluate."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from sahab.directory import rules
+from sahab.directory import selectors as directory
+from sahab.directory.models import Agent, CompanyMember, Role
+from sahab.mail import notices
+from sahab.procurement.models import Complaint, State, Tender
+
+
+def _link(tender: Tender) -> str:
+    return settings.PUBLIC_URL.rstrip("/") + reverse("procurement:tender",
+                                                     args=(tender.reference,))
+
+
+def _agents_with(role: str, **where) -> list:
+    return [a.user for a in Agent.objects.filter(roles__role=role, user__is_active=True,
+                                                  **where).select_related("user").distinct()]
+
+
+def complaints_body(tender: Tender) -> list:
+    """The members of the complaints body who may rule on complaints against ``tender``."""
+    return [u for u in _agents_with(Role.COMPLAINTS_BODY)
+            if rules.can_decide_complaint(u, tender.buyer)]
+
+
+def buyer_officers(tender: Tender) -> list:
+    """The procurement officers of the buying administration."""
+    return _agents_with(Role.PROCUREMENT_OFFICER, administration=tender.buyer)
+
+
+def _company_members(complaint: Complaint) -> list:
+    return [m.user for m in CompanyMember.objects.filter(company=complaint.company_id)
+            .select_related("user")]
+
+
+def _facts(complaint: Complaint) -> dict:
+    tender = complaint.tender
+    return {"number": complaint.pk, "reference": tender.reference, "title": tender.title,
+            "company": complaint.company.name, "link": _link(tender)}
+
+
+@notices.in_platform_language
+def complaint_filed(complaint: Complaint) -> None:
+    facts = _facts(complaint)
+    notices.tell(complaints_body(complaint.tender),
+                 _("A complaint waits for your ruling: %(reference)s") % facts,
+                 _("%(company)s filed complaint no. %(number)s against %(reference)s "
+                   "(%(title)s). Rule on its admissibility within the time limit:\n\n"
+                   "%(link)s") % facts)
+    notices.tell(buyer_officers(complaint.tender),
+                 _("Complaint filed against %(reference)s") % facts,
+                 _("%(company)s filed complaint no. %(number)s against %(reference)s "
+                   "(%(title)s). It suspends nothing until the complaints body admits it."
+                   "\n\n%(link)s") % facts)
+
+
+@notices.in_platform_language
+def complaint_ruled(complaint: Complaint) -> None:
+    """Admitted or not, then upheld or rejected: the company and the buyer are told."""
+    facts = _facts(complaint) | {"status": complaint.get_status_display().lower(),
+                                 "why": complaint.decision or complaint.admissibility_reason}
+    notices.tell(_company_members(complaint) + buyer_officers(complaint.tender),
+                 _("Complaint no. %(number)s on %(reference)s: %(status)s") % facts,
+                 _("The complaints body ruled on complaint no. %(number)s of %(company)s "
+                   "against %(reference)s (%(title)s): %(status)s.\n\n%(why)s\n\n%(link)s")
+                 % facts)
+
+
+# --- the account page's "waiting for you" ---------------------------------------------------
+
+def waiting_for(user) -> list:
+    """Complaints this person may rule on or decide, and tenders they may evaluate."""
+    from sahab.core.waiting import Waiting
+
+    agent = directory.agent_of(user)
+    if agent is None:
+        return []
+    items = []
+    if Role.COMPLAINTS_BODY in agent.role_set:
+        open_ = Complaint.objects.filter(status__in=[Complaint.Status.FILED,
+                                                     Complaint.Status.ADMITTED]) \
+            .select_related("tender__buyer", "company").order_by("filed_at")[:100]
+        for c in open_:
+            if not rules.can_decide_complaint(user, c.tender.buyer):
+                continue
+            label = (_("Rule on the admissibility of complaint no. %(number)s on "
+                       "%(reference)s") if c.status == Complaint.Status.FILED else
+                     _("Decide complaint no. %(number)s on %(reference)s"))
+            items.append(Waiting(label % {"number": c.pk, "reference": c.tender.reference},
+                                 reverse("procurement:tender", args=(c.tender.reference,)),
+                                 c.filed_at))
+    if Role.EVALUATOR in agent.role_set:
+        # the tenders of the evaluator's administration and below (``_buyer_agent``'s rule)
+        for tender in Tender.objects.filter(
+                state=State.EVALUATION, buyer__path__startswith=agent.administration.path) \
+                .order_by("submission_deadline")[:100]:
+            items.append(Waiting(_("Evaluate the bids of %(reference)s")
+                                 % {"reference": tender.reference},
+                                 reverse("procurement:tender", args=(tender.reference,)),
+                                 tender.submission_deadline))
+    return items
