@@ -84,3 +84,15 @@ def test_complaints_and_evaluations_wait_for_those_who_may_act_on_them(world,
     Tender.objects.filter(pk=published_tender.pk).update(state="evaluation")
     assert labels(evaluator) == [f"Evaluate the bids of {published_tender.reference}"]
     assert labels(other) == []
+
+
+def test_a_person_who_turned_complaint_notices_off_is_not_mailed_them(
+        world, published_tender, commits):
+    from sahab.mail import services as mail
+
+    officer = world["officer"].user
+    mail.choose_notices(actor=officer, user=officer, wanted=["approvals", "tenders"])
+    commits(services.file_complaint, actor=world["companies"][0][1].user,
+            tender=published_tender, text="Grief précis.")
+    assert notices.subjects_to(officer) == []
+    assert len(notices.subjects_to(world["auditor"].user)) == 1  # the others still are

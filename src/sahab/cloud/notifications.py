@@ -13,6 +13,7 @@ from sahab.cloud import selectors
 from sahab.cloud.models import Instance, Order
 from sahab.directory.models import Agent, Role
 from sahab.mail import notices
+from sahab.mail.models import NoticeKind
 
 
 def _link(order: Order) -> str:
@@ -37,7 +38,8 @@ def approval_needed(order: Order) -> None:
                    "approval threshold) for: %(purpose)s\n\nApprove or refuse it: %(link)s")
                  % {"administration": order.administration.name_fr,
                     "plan": order.plan.name, "monthly": order.monthly_estimate,
-                    "purpose": order.purpose, "link": _link(order)})
+                    "purpose": order.purpose, "link": _link(order)},
+                 kind=NoticeKind.APPROVALS)
 
 
 @notices.in_platform_language
@@ -49,7 +51,8 @@ def order_decided(order: Order) -> None:
         subject = _("Order %(number)s refused") % {"number": order.number}
         body = _("Your order was refused: %(note)s\n\n%(link)s")
     notices.tell([order.ordered_by], subject,
-                 body % {"note": order.decision_note, "link": _link(order)})
+                 body % {"note": order.decision_note, "link": _link(order)},
+                 kind=NoticeKind.APPROVALS)
 
 
 @notices.in_platform_language
@@ -58,7 +61,8 @@ def instance_ready(instance: Instance) -> None:
     notices.tell([order.ordered_by, instance.requested_by],
                  _("Order %(number)s is ready") % {"number": order.number},
                  _("The service you ordered is ready. Ask for its credentials on the order's "
-                   "page:\n\n%(link)s") % {"link": _link(order)})
+                   "page:\n\n%(link)s") % {"link": _link(order)},
+                 kind=NoticeKind.SERVICES)
 
 
 @notices.in_platform_language
@@ -67,7 +71,8 @@ def instance_failed(instance: Instance, why: str) -> None:
     notices.tell([order.ordered_by, instance.requested_by],
                  _("Order %(number)s could not be provisioned") % {"number": order.number},
                  _("The provider could not create the service: %(why)s\n\n%(link)s")
-                 % {"why": why, "link": _link(order)})
+                 % {"why": why, "link": _link(order)},
+                 kind=NoticeKind.SERVICES)
 
 
 @notices.in_platform_language
@@ -84,7 +89,8 @@ def label_expired(attestation, *, suspended: bool) -> None:
                  _("Your %(label)s label %(reference)s expired on %(date)s. Submit a valid "
                    "one on your provider page.") % {
                      "label": label, "reference": attestation.reference,
-                     "date": attestation.expires_on.isoformat()})
+                     "date": attestation.expires_on.isoformat()},
+                 kind=NoticeKind.LABELS)
     if not suspended:
         return
     customers = {o.ordered_by for o in Order.objects.filter(
@@ -93,7 +99,8 @@ def label_expired(attestation, *, suspended: bool) -> None:
     notices.tell(customers, _("%(provider)s is suspended") % {"provider": provider.company.name},
                  _("The %(label)s label of %(provider)s expired: it takes no new orders until "
                    "a valid G-cloud label is accepted again. Your services stay as they are.")
-                 % {"label": label, "provider": provider.company.name})
+                 % {"label": label, "provider": provider.company.name},
+                 kind=NoticeKind.LABELS)
 
 
 # --- the account page's "waiting for you" ---------------------------------------------------

@@ -21,6 +21,7 @@ from sahab.core.downloads import table_response, wants_download
 from sahab.core.errors import DomainError, TooManyAttempts
 from sahab.directory import forms, rules, selectors, services
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
+from sahab.mail import views as mail_views
 
 _PENDING_2FA = "sahab_pending_2fa"
 _MAX_TOTP_TRIES = 5
@@ -165,6 +166,7 @@ def home(request):
         "can_manage": selectors.managed_root(request.user) is not None
         or selectors.is_platform_admin(request.user),
         "waiting": waiting.for_user(request.user),
+        "notices_form": mail_views.notices_form(request.user),
     })
 
 

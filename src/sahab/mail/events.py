@@ -66,6 +66,11 @@ class MailEvent(LedgerEvent):
         "A mailbox's quota was changed.",
         ("quota_bytes",),
     )
+    NOTICES_CHOSEN = (
+        "mail.notices.chosen",
+        "A person chose which of the platform's notices they are mailed (the kinds turned off).",
+        ("muted",),
+    )
     VACATION_DISABLED = (
         "mail.vacation.disabled",
         "A mailbox's vacation reply was turned off.",

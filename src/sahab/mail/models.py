@@ -265,3 +265,25 @@ class AuthFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+class NoticeKind(models.TextChoices):
+    """What the platform mails people about; each person may turn any of them off. Mail
+    that protects the account (password resets) and registered letters always go."""
+
+    APPROVALS = "approvals", _("Orders to approve, and decisions on my orders")
+    SERVICES = "services", _("My cloud services ready or failed")
+    LABELS = "labels", _("Provider labels expiring or expired")
+    COMPLAINTS = "complaints", _("Complaints to rule on, and rulings on complaints")
+    TENDERS = "tenders", _("Changes to tenders I bid on or buy through")
+
+
+class NoticePreference(models.Model):
+    """The notices a person chose not to receive (none: every notice)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="notice_preference")
+    muted = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {', '.join(self.muted) or 'every notice'}"

@@ -53,6 +53,16 @@ def addresses_of(users) -> set[str]:
     return {hosted.get(u.pk) or u.email for u in users} - {""}
 
 
+def wanting(users, kind: str) -> list:
+    """Those of ``users`` who did not turn ``kind`` off, in one query."""
+    from sahab.mail.models import NoticePreference
+
+    users = list(users)
+    muting = {pk for pk, muted in NoticePreference.objects.filter(user__in=users)
+              .values_list("user_id", "muted") if kind in muted}
+    return [u for u in users if u.pk not in muting]
+
+
 def in_platform_language(fn):
     """Write the notice in the platform's language, whoever's request or job makes it."""
     @functools.wraps(fn)
@@ -62,14 +72,15 @@ def in_platform_language(fn):
     return wrapper
 
 
-def tell(users, subject: str, body: str) -> None:
+def tell(users, subject: str, body: str, *, kind: str) -> None:
     """Tell each active person in ``users`` something that waits for them or concerns them,
-    once the current transaction commits (nothing is sent for a change rolled back). A
-    message that cannot be sent is logged, never raised: the
-    change it reports is already done."""
+    once the current transaction commits (nothing is sent for a change rolled back), unless
+    they turned this ``kind`` of notice off (``NoticeKind``). A message that cannot be sent
+    is logged, never raised: the change it reports is already done."""
     from sahab.mail import delivery
 
-    recipients = sorted(addresses_of([u for u in users if u is not None and u.is_active]))
+    people = [u for u in users if u is not None and u.is_active]
+    recipients = sorted(addresses_of(wanting(people, kind)))
     if not recipients:
         return
 

@@ -36,6 +36,8 @@ from sahab.mail.models import (
     Delegation,
     Mailbox,
     MailDomain,
+    NoticeKind,
+    NoticePreference,
     RoutingVersion,
 )
 
@@ -516,3 +518,32 @@ def vacation_of(mailbox: Mailbox) -> bool:
     from sahab.mail import dovecot
 
     return dovecot.vacation_script(mailbox.home).exists()
+
+
+# --- the platform's notices ------------------------------------------------------------
+
+@transaction.atomic
+def choose_notices(*, actor, user, wanted) -> NoticePreference:
+    """``user`` chooses which kinds of the platform's notices they are mailed: every kind
+    not in ``wanted`` is turned off. A person chooses for themself only, so that nobody
+    can silence the notices meant for someone else."""
+    if actor is None or getattr(actor, "pk", None) != user.pk:
+        raise PermissionDenied(_("You choose the notices you receive, and only yours."))
+    wanted = set(wanted)
+    unknown = sorted(wanted - set(NoticeKind.values))
+    if unknown:
+        raise InvalidInput(_("Unknown kind of notice: %(kinds)s.")
+                           % {"kinds": ", ".join(unknown)})
+    preference, _created = NoticePreference.objects.select_for_update().get_or_create(
+        user=user)
+    preference.muted = sorted(set(NoticeKind.values) - wanted)
+    preference.save(update_fields=["muted"])
+    ledger.record(MailEvent.NOTICES_CHOSEN, f"user:{user.pk}", actor,
+                  {"muted": preference.muted})
+    return preference
+
+
+def muted_notices(user) -> set[str]:
+    """The kinds of notice ``user`` turned off."""
+    return set(NoticePreference.objects.filter(user=user).values_list("muted", flat=True)
+               .first() or [])

@@ -20,6 +20,7 @@ urlpatterns = [
     path("receipts/verify", views.receipts_verify, name="receipts_verify"),
     path("address-book/", views.address_book, name="address_book"),
     path("settings/", views.mail_settings, name="settings"),
+    path("notices/", views.choose_notices, name="notices"),
     path("admin/", views.admin_page, name="admin"),
     path("admin/<slug:action>", views.admin_action, name="admin_action"),
     path("config-v1.1.xml", views.autoconfig, name="autoconfig"),

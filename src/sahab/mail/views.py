@@ -27,7 +27,14 @@ from sahab.core.errors import DomainError
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Agent
 from sahab.mail import letters, maildir, selectors, services, webmail
-from sahab.mail.models import Alias, Classification, Delegation, Mailbox, MailDomain
+from sahab.mail.models import (
+    Alias,
+    Classification,
+    Delegation,
+    Mailbox,
+    MailDomain,
+    NoticeKind,
+)
 from sahab.mail.receipts import verify_receipt
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -359,6 +366,32 @@ def address_book(request):
                             json_dumps_params={"ensure_ascii": False})
     return render(request, "mail/address_book.html", {"entries": entries[:500],
                                                       "total": len(entries), "query": query})
+
+
+class NoticesForm(forms.Form):
+    wanted = forms.MultipleChoiceField(
+        label=gettext_lazy("Mail me about"), required=False,
+        choices=NoticeKind.choices, widget=forms.CheckboxSelectMultiple)
+
+
+@login_required
+@require_POST
+def choose_notices(request):
+    """The account page's choice of the platform's notices (for every account)."""
+    form = NoticesForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose among the kinds of notice listed."))
+    else:
+        services.choose_notices(actor=request.user, user=request.user,
+                                wanted=form.cleaned_data["wanted"])
+        messages.success(request, _("Saved."))
+    return redirect("directory:home")
+
+
+def notices_form(user) -> NoticesForm:
+    """The form as the account page shows it: what the person receives today."""
+    wanted = [k for k in NoticeKind.values if k not in services.muted_notices(user)]
+    return NoticesForm(initial={"wanted": wanted})
 
 
 class VacationForm(forms.Form):

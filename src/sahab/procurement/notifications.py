@@ -17,6 +17,7 @@ from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Agent, CompanyMember, Role
 from sahab.mail import notices
+from sahab.mail.models import NoticeKind
 from sahab.procurement.models import Complaint, State, Tender
 
 
@@ -59,12 +60,14 @@ def complaint_filed(complaint: Complaint) -> None:
                  _("A complaint waits for your ruling: %(reference)s") % facts,
                  _("%(company)s filed complaint no. %(number)s against %(reference)s "
                    "(%(title)s). Rule on its admissibility within the time limit:\n\n"
-                   "%(link)s") % facts)
+                   "%(link)s") % facts,
+                 kind=NoticeKind.COMPLAINTS)
     notices.tell(buyer_officers(complaint.tender),
                  _("Complaint filed against %(reference)s") % facts,
                  _("%(company)s filed complaint no. %(number)s against %(reference)s "
                    "(%(title)s). It suspends nothing until the complaints body admits it."
-                   "\n\n%(link)s") % facts)
+                   "\n\n%(link)s") % facts,
+                 kind=NoticeKind.COMPLAINTS)
 
 
 @notices.in_platform_language
@@ -76,7 +79,8 @@ def complaint_ruled(complaint: Complaint) -> None:
                  _("Complaint no. %(number)s on %(reference)s: %(status)s") % facts,
                  _("The complaints body ruled on complaint no. %(number)s of %(company)s "
                    "against %(reference)s (%(title)s): %(status)s.\n\n%(why)s\n\n%(link)s")
-                 % facts)
+                 % facts,
+                 kind=NoticeKind.COMPLAINTS)
 
 
 # --- the account page's "waiting for you" ---------------------------------------------------
