@@ -10,7 +10,9 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 from django.urls import reverse
 
+from sahab.directory import services
 from sahab.directory.models import ApiToken, Role
+from sahab.directory.selectors import SYSTEM
 from tests import factories
 from tests.core.test_configuration import product_settings
 from tests.factories import PASSWORD
@@ -180,3 +182,14 @@ def test_a_foreign_origin_is_refused_and_an_origin_grants_nothing():
     anonymous = Client()
     for origin in ("http://testserver", "https://evil.example"):
         assert anonymous.get("/api/me", headers={"Origin": origin}).status_code == 401
+
+
+def test_a_deactivated_agent_is_signed_out_everywhere(client):
+    """3.3.4 (in part): an administrator ends every session of an agent by deactivating
+    them; there is no list of one's own sessions yet (docs/security.md)."""
+    agent = factories.agent()
+    other = Client()
+    sign_in(client, agent.user)
+    sign_in(other, agent.user)
+    services.set_agent_active(actor=SYSTEM, agent=agent, active=False)
+    assert not signed_in(client) and not signed_in(other)
