@@ -14,17 +14,48 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 POWERFUL = {Role.PLATFORM_ADMIN, Role.AUDITOR, Role.COMPLAINTS_BODY}
-SCOPES = ("own", "subtree", "other")
-ACTIONS = ("grant", "deactivate", "move", "reset_second_factor")
+# Where the actor sits, and where the target sits as seen from the actor: "own" is the
+# actor's administration, "subtree" one below it, "parent" the one above it (a unit's
+# ministry), "other" another ministry's line.
+HOMES = ("ministry", "unit")
+PLACES = ("ministry", "unit", "other")
+SCOPE = {("ministry", "ministry"): "own", ("ministry", "unit"): "subtree",
+         ("unit", "unit"): "own", ("unit", "ministry"): "parent",
+         ("ministry", "other"): "other", ("unit", "other"): "other"}
+AGENT_ACTIONS = ("grant", "set_roles", "deactivate", "move", "move_up", "move_away",
+                 "reset_second_factor", "decide_complaint")
+COMPANY_ACTORS = ("company_member", "company_admin")
+
+# Who may act on whom, per actor and action: "all" (every scope), "mine" (own
+# administration and below) or "outside_my_line" (neither own, below nor above). A
+# holder of a powerful role is a platform administrator's only. Actors and actions not
+# listed may do nothing. Written from docs/security.md, apart from the code under test.
+TABLE = {
+    Role.PLATFORM_ADMIN: {"grant": "all", "set_roles": "all", "deactivate": "all",
+                          "move": "all", "move_up": "all", "move_away": "all",
+                          "reset_second_factor": "all"},
+    Role.ADMINISTRATION_ADMIN: {"grant": "mine", "set_roles": "mine", "deactivate": "mine",
+                                "move": "mine", "move_up": "mine", "move_away": "mine",
+                                "reset_second_factor": "mine"},
+    Role.COMPLAINTS_BODY: {"decide_complaint": "outside_my_line"},
+}
+# Actions that take no target: the actors who may do them.
+GLOBAL_ACTIONS = {"assign_mail_domain": {Role.PLATFORM_ADMIN},
+                  "see_every_administration": {Role.PLATFORM_ADMIN, Role.AUDITOR}}
 
 
-def expected(actor_role: str | None, action: str, scope: str, target_role: str) -> bool:
-    """The rules as docs/security.md states them, written apart from the code under test."""
-    if actor_role == Role.PLATFORM_ADMIN:
-        return True
-    if actor_role != Role.ADMINISTRATION_ADMIN or scope == "other":
+def expected(actor: str | None, action: str, scope: str, target_role: str,
+             to: str = "own") -> bool:
+    """``to``: for a move, the scope of the destination as seen from the actor."""
+    reach = TABLE.get(actor, {}).get(action)
+    if reach is None:
         return False
-    return target_role not in POWERFUL
+    if action == "decide_complaint":  # the target's administration is the buyer
+        return reach == "outside_my_line" and scope == "other"
+    if target_role in POWERFUL and actor != Role.PLATFORM_ADMIN:
+        return False
+    mine = ("own", "subtree")
+    return reach == "all" or (reach == "mine" and scope in mine and to in mine)
 
 
 @pytest.fixture
@@ -34,30 +65,96 @@ def tree():
     other = factories.administration(code="OTH")
     other_unit = factories.administration(code="OTH-U", kind=AdministrationKind.UNIT,
                                           parent=other)
-    return {"own": ministry, "subtree": unit, "other": other, "other_unit": other_unit}
+    return {"own": ministry, "subtree": unit, "other": other, "other_unit": other_unit,
+            "ministry": ministry, "unit": unit}
+
+
+# Where each move goes, by the actor's home and the target's place: "move" stays in the
+# actor's reach when the target is; "move_up" goes to the ministry (above a unit's
+# administrator); "move_away" into another ministry's line.
+MOVES = {"move": {("ministry", "ministry"): "unit", ("ministry", "unit"): "ministry",
+                  ("unit", "unit"): "unit", ("unit", "ministry"): "unit",
+                  ("ministry", "other"): "other_unit", ("unit", "other"): "other_unit"},
+         "move_up": {key: "ministry" for key in SCOPE},
+         "move_away": {key: "other_unit" for key in SCOPE}}
+
+
+def outcomes(actor, home: str, target, place: str, tree) -> dict[str, bool]:
+    """What the rules answer for each action of ``actor`` on ``target`` (at ``place``)."""
+    role = next(iter(target.role_set))
+    administration = target.administration
+    return {
+        "grant": rules.can_grant_role(actor, role, administration),
+        "set_roles": (rules.can_manage_agent(actor, target)
+                      and rules.can_grant_role(actor, role, administration)),
+        "deactivate": rules.can_set_agent_active(actor, target),
+        **{move: rules.can_move_agent(actor, target, tree[to[(home, place)]])
+           for move, to in MOVES.items()},
+        "reset_second_factor": rules.can_reset_second_factor(actor, target),
+        "decide_complaint": rules.can_decide_complaint(actor, administration),
+    }
 
 
 def test_every_role_action_and_scope_follows_the_table(tree):
-    actors = {role: factories.agent(administration=tree["own"], roles=[role]).user
-              for role in Role.values}
-    actors[None] = factories.agent(administration=tree["own"]).user
-    targets = {(scope, role): factories.agent(administration=tree[scope], roles=[role])
-               for scope in SCOPES for role in Role.values}
-    destination = {"own": tree["subtree"], "subtree": tree["own"], "other": tree["other_unit"]}
+    """Every role (none, and the company roles too), placed in a ministry and in one of
+    its units, against every target role in its own administration, below, above and in
+    another line, for every action; then the actions that take no target."""
+    actors = {}
+    for home in HOMES:
+        for role in [*Role.values, None]:
+            actors[(role, home)] = factories.agent(
+                administration=tree[home], roles=[role] if role else []).user
+    company, company_admin = factories.company()
+    member, _ = services.add_company_user(actor=company_admin.user, company=company,
+                                          username="member", email="member@example.tn")
+    for home in HOMES:
+        actors[("company_admin", home)] = company_admin.user
+        actors[("company_member", home)] = member.user
+    targets = {(place, role): factories.agent(administration=tree[place], roles=[role])
+               for place in PLACES for role in Role.values}
+    global_answers = {"assign_mail_domain": rules.can_assign_mail_domain,
+                      "see_every_administration": rules.sees_every_administration}
     checked = 0
-    for actor_role, actor in actors.items():
-        for (scope, target_role), target in targets.items():
-            outcome = {
-                "grant": rules.can_grant_role(actor, target_role, tree[scope]),
-                "deactivate": rules.can_set_agent_active(actor, target),
-                "move": rules.can_move_agent(actor, target, destination[scope]),
-                "reset_second_factor": rules.can_reset_second_factor(actor, target),
-            }
-            for action in ACTIONS:
-                assert outcome[action] == expected(actor_role, action, scope, target_role), (
-                    actor_role, action, scope, target_role)
+    for (actor_role, home), actor in actors.items():
+        for (place, target_role), target in targets.items():
+            scope = SCOPE[(home, place)]
+            outcome = outcomes(actor, home, target, place, tree)
+            for action in AGENT_ACTIONS:
+                to = MOVES[action][(home, place)] if action in MOVES else home
+                to_scope = SCOPE[(home, "other" if to == "other_unit" else to)]
+                assert outcome[action] == expected(actor_role, action, scope, target_role,
+                                                   to_scope), (
+                    actor_role, home, action, scope, target_role, to_scope)
                 checked += 1
-    assert checked == (len(Role.values) + 1) * len(SCOPES) * len(Role.values) * len(ACTIONS)
+        for action, allowed in GLOBAL_ACTIONS.items():
+            assert global_answers[action](actor) == (actor_role in allowed), (actor_role, action)
+            checked += 1
+    roles = len(Role.values) + 1 + len(COMPANY_ACTORS)
+    assert checked == len(HOMES) * roles * (
+        len(PLACES) * len(Role.values) * len(AGENT_ACTIONS) + len(GLOBAL_ACTIONS))
+
+
+def test_changing_or_removing_roles_through_the_service_follows_the_table(tree):
+    """set_agent_roles on existing agents, by an administration administrator of the
+    ministry and of its unit: removing every role, then giving another."""
+    admins = {home: factories.agent(administration=tree[home],
+                                    roles=[Role.ADMINISTRATION_ADMIN]).user for home in HOMES}
+    for home, actor in admins.items():
+        for place in PLACES:
+            for role in Role.values:
+                target = factories.agent(administration=tree[place], roles=[role])
+                allowed = expected(Role.ADMINISTRATION_ADMIN, "set_roles",
+                                   SCOPE[(home, place)], role)
+                for change in ([], [Role.FINANCE]):
+                    if allowed:
+                        target = services.set_agent_roles(actor=actor, agent=target,
+                                                          roles=change)
+                        assert target.role_set == set(change)
+                    else:
+                        with pytest.raises(PermissionDenied):
+                            services.set_agent_roles(actor=actor, agent=target, roles=change)
+                        target.refresh_from_db()
+                        assert target.role_set == {role}, (home, place, role)
 
 
 def test_the_forms_offer_only_the_roles_the_actor_may_grant(tree):

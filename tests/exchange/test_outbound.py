@@ -131,6 +131,49 @@ def test_errors_do_not_tell_a_closed_port_from_an_open_one(intranet):
     assert len({m.error for m in Message.objects.filter(status=502)}) == 1
 
 
+def _probe(intranet, port: int) -> httpx.Response:
+    services.register_provider_host(actor=SYSTEM, administration=intranet.interior,
+                                    host="127.0.0.1", port=port, allow_internal=True)
+    probe = services.register_service(
+        actor=intranet.it_interior, subsystem=intranet.service.subsystem,
+        code=f"f{port}", name="p", owner="x", base_url=f"http://127.0.0.1:{port}/x")
+    grant = services.request_grant(actor=intranet.it_finances, client=intranet.client,
+                                   service=probe, legal_basis="x", purpose="x")
+    services.decide_grant(actor=intranet.it_interior, grant=grant, approve=True)
+    return httpx.get(f"{intranet.gateway.url}/r1/{probe.identifier}/",
+                     headers=intranet.headers(), timeout=30)
+
+
+def test_a_filtered_port_reads_like_a_closed_one(intranet, settings, caplog):
+    """Finding: a provider's connection time-out answered 504 with its own text while a
+    refused connection answered 502, so a caller told a filtered port from a closed one.
+    Both now get the same status, X-Road error and message; the operator's log says
+    which it was. (A provider that took the call and did not answer in time is still a
+    504 ServiceTimeout, test_gateway.py: that is the provider's own service, not a port.)"""
+    settings.EXCHANGE_CONNECT_TIMEOUT_SECONDS = 0.5
+    filtered = socket.socket()  # a full accept queue: the kernel drops further SYNs
+    filtered.bind(("127.0.0.1", 0))
+    filtered.listen(0)
+    filler = socket.create_connection(filtered.getsockname())
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    try:
+        answers = [_probe(intranet, port) for port in (closed_port, filtered.getsockname()[1])]
+    finally:
+        filler.close()
+        filtered.close()
+    assert [a.status_code for a in answers] == [502, 502]
+    assert {a.headers["X-Road-Error"] for a in answers} == {"Server.ServerProxy.ServiceFailed"}
+    bodies = [{k: v for k, v in a.json().items() if k != "detail"} for a in answers]
+    assert bodies[0] == bodies[1] == {"type": "Server.ServerProxy.ServiceFailed",
+                                      "message": "The service could not be reached."}
+    assert [m.error for m in Message.objects.filter(status=502).order_by("pk")] == [
+        "Server.ServerProxy.ServiceFailed"] * 2
+    assert "NotConnected: no connection to 127.0.0.1" in caplog.text
+
+
 def test_plain_http_providers_only_where_allowed(intranet, settings):
     settings.EXCHANGE_ALLOW_HTTP_PROVIDERS = False
     with pytest.raises(InvalidInput, match="https"):

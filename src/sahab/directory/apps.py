@@ -11,6 +11,7 @@ class DirectoryConfig(AppConfig):
 
     def ready(self) -> None:
         from sahab.core.navigation import NavItem, register
+        from sahab.directory import sessions  # noqa: F401  (records the time of each sign-in)
 
         register(NavItem(_("Directory"), "directory:administrations", order=10))
         register(NavItem(_("My account"), "directory:home", order=90,

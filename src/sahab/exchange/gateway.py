@@ -155,6 +155,15 @@ class RateLimiter:
 
 # --- towards providers ----------------------------------------------------------------------
 
+class NotConnected(OSError):
+    """No connection to the provider within the time (a name that did not resolve, a
+    port that drops packets): the caller gets the same answer as for a refused one."""
+
+
+async def _connected(session, context, params) -> None:
+    context.trace_request_ctx["connected"] = True
+
+
 class Outbound:
     """Two connection pools: one whose resolver keeps public addresses only, one for the
     hosts a platform administrator allowed on internal addresses. Neither follows
@@ -165,6 +174,9 @@ class Outbound:
 
     async def open(self) -> Outbound:
         context = outbound.client_ssl_context()
+        tracing = aiohttp.TraceConfig()
+        tracing.on_connection_create_end.append(_connected)
+        tracing.on_connection_reuseconn.append(_connected)
         for internal in (False, True):
             connector = aiohttp.TCPConnector(
                 resolver=outbound.PinnedResolver(allow_internal=internal), ssl=context,
@@ -173,7 +185,7 @@ class Outbound:
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None),
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                max_field_size=16384)
+                max_field_size=16384, trace_configs=[tracing])
         return self
 
     async def close(self) -> None:
@@ -184,17 +196,29 @@ class Outbound:
                    allow_internal: bool, timeout: float, checked: bool = False
                    ) -> aiohttp.ClientResponse:
         """``checked``: an address written in the URL was checked already (the registry
-        lookup does it once per service); names are checked by the resolver."""
+        lookup does it once per service); names are checked by the resolver.
+
+        A time-out before the connection is made raises ``NotConnected``, not
+        ``TimeoutError``: only a provider that took the call and did not answer in time is
+        a time-out for the caller (ASVS 8.3.4, docs/security.md)."""
         target = URL(url, encoded=True)
         if not checked and target.host and outbound.is_ip(target.host) and \
                 not outbound.address_allowed(target.host, allow_internal=allow_internal):
             raise OSError("address refused by the outbound policy")
         connect = min(settings.EXCHANGE_CONNECT_TIMEOUT_SECONDS, timeout)
-        async with asyncio.timeout(timeout):
-            return await self.sessions[allow_internal].request(
-                method, target, headers=headers, data=body or None, allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect,
-                                              sock_read=timeout))
+        state = {"connected": False}
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.sessions[allow_internal].request(
+                    method, target, headers=headers, data=body or None, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect,
+                                                  sock_read=timeout),
+                    trace_request_ctx=state)
+        except TimeoutError as exc:
+            if state["connected"] and not isinstance(exc, aiohttp.ConnectionTimeoutError):
+                raise
+            raise NotConnected(f"no connection to {target.host}:{target.port} within "
+                               f"{connect:g} s") from None
 
 
 # --- one call -------------------------------------------------------------------------------
@@ -452,7 +476,8 @@ class Gateway:
         except (aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
             # One answer whatever went wrong (refused, reset, no route, TLS, policy): the
             # caller learns nothing about the provider's network. The operator's log says.
-            log.warning("%s %s: %s", call.x_road_id, service.identifier, type(exc).__name__)
+            log.warning("%s %s: %s: %s", call.x_road_id, service.identifier,
+                        type(exc).__name__, exc)
             raise Refused(502, "Server.ServerProxy.ServiceFailed",
                           "The service could not be reached.") from None
         try:
