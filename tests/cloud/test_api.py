@@ -23,8 +23,8 @@ class Caller:
 
     def __call__(self, method, path, json=None, **params):
         kwargs = dict(self.headers)
-        if json is not None:
-            kwargs |= {"data": json, "content_type": "application/json"}
+        if json is not None or (method != "get" and not params):  # the API reads JSON only
+            kwargs |= {"data": {} if json is None else json, "content_type": "application/json"}
         elif params:
             kwargs["data"] = params
         return getattr(self.client, method)(f"/api/cloud{path}", **kwargs)

@@ -7,8 +7,9 @@ from tests.cloud.test_api import Caller
 
 # token and agent, the plan, its offering, broker and contract price, the budget, the
 # order number, the order, its ledger entry; for an order to approve, its approvers (the
-# finance agents of the ministry, their roles, their mailboxes: three, however many)
-ORDER_PLACEMENT = 26
+# finance agents of the ministry, their roles, their mailboxes: three, however many) and
+# which of them turned approval notices off (one, however many)
+ORDER_PLACEMENT = 27
 
 
 def test_an_order_through_the_api_stays_within_its_query_budget(market):

@@ -14,8 +14,8 @@ def caller(user):
 
     def call(method, path, json=None):
         kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-        if json is not None:
-            kwargs |= {"data": json, "content_type": "application/json"}
+        if json is not None or method != "get":  # the API reads JSON bodies only
+            kwargs |= {"data": {} if json is None else json, "content_type": "application/json"}
         return getattr(client, method)(f"/api/exchange{path}", **kwargs)
     return call
 

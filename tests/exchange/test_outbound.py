@@ -109,16 +109,7 @@ def test_errors_do_not_tell_a_closed_port_from_an_open_one(intranet):
     answers = []
     try:
         for port in (closed_port, listener.getsockname()[1]):
-            services.register_provider_host(actor=SYSTEM, administration=intranet.interior,
-                                            host="127.0.0.1", port=port, allow_internal=True)
-            probe = services.register_service(
-                actor=intranet.it_interior, subsystem=intranet.service.subsystem,
-                code=f"p{port}", name="p", owner="x", base_url=f"http://127.0.0.1:{port}/x")
-            grant = services.request_grant(actor=intranet.it_finances, client=intranet.client,
-                                           service=probe, legal_basis="x", purpose="x")
-            services.decide_grant(actor=intranet.it_interior, grant=grant, approve=True)
-            answers.append(httpx.get(f"{intranet.gateway.url}/r1/{probe.identifier}/",
-                                     headers=intranet.headers()))
+            answers.append(_probe(intranet, port))
     finally:
         stop.set()
         listener.close()

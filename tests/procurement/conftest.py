@@ -24,8 +24,8 @@ class Actor:
 
     def call(self, method: str, path: str, json=None):
         kwargs = {"HTTP_AUTHORIZATION": f"Bearer {self.token}"}
-        if json is not None:
-            kwargs |= {"data": json, "content_type": "application/json"}
+        if json is not None or method != "get":  # the API reads JSON bodies only
+            kwargs |= {"data": {} if json is None else json, "content_type": "application/json"}
         return getattr(self.client, method)(f"/api/procurement{path}", **kwargs)
 
     def bid(self, reference: str, prices: dict, **content):

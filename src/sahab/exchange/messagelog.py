@@ -56,8 +56,13 @@ def _hex64(value) -> str:
     return value if isinstance(value, str) and len(value) == 64 and set(value) <= _HEX64 else ""
 
 
+# The largest integers the ledger's canonical JSON (RFC 8785) can carry exactly.
+_JSON_SAFE = 2**53
+
+
 def _count(value) -> int:
-    return value if isinstance(value, int) and 0 <= value < 2**62 else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) \
+        and 0 <= value < _JSON_SAFE else 0
 
 
 def capture(**fields) -> dict:
@@ -82,7 +87,7 @@ def capture(**fields) -> dict:
         "x_road_id": x_road_id, "client": _text(fields.get("client"), 300) or "-",
         "service": _text(fields.get("service"), 300),
         "grant_id": grant_id if isinstance(grant_id, int) and not isinstance(grant_id, bool)
-        and 0 < grant_id < 2**62 else None,
+        and 0 < grant_id < _JSON_SAFE else None,
         "method": method, "path_sha256": _hex64(fields.get("path_sha256")),
         "request_id": _text(fields.get("request_id"), 40), "request_hash": request_hash,
         "user_id": _text(fields.get("user_id"), 200), "issue": _text(fields.get("issue"), 200),
