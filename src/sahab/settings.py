@@ -216,6 +216,11 @@ ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_
 PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)
 # Notices to people (an order to approve, a database ready): sent from this address.
 NOTICES_MAIL_FROM = os.environ.get("SAHAB_NOTICES_MAIL_FROM", f"notifications@{MAIL_HOSTNAME}")
+# Uploaded documents go through this antivirus command when set (the file on its standard
+# input; exit 0 clean, 1 infected, anything else refuses the file), e.g.
+# "clamdscan --no-summary --fdpass -" with Debian's clamav-daemon (docs/security.md).
+UPLOAD_SCANNER = os.environ.get("SAHAB_UPLOAD_SCANNER", "")
+UPLOAD_SCANNER_TIMEOUT = _env_int("SAHAB_UPLOAD_SCANNER_TIMEOUT", 60)
 # How many tenders `sahab demo` loads: its planted cases, then ordinary purchases up to
 # this number (`sahab demo --tenders N` for another size).
 DEMO_TENDERS = _env_int("SAHAB_DEMO_TENDERS", 200)
