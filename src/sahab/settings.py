@@ -182,6 +182,12 @@ WITNESS_PORT = _env_int("SAHAB_WITNESS_PORT", 8081)
 # means the legal minimums (docs/procurement.md). Training and test platforms lower it.
 PROCUREMENT_MIN_DAYS = (int(os.environ["SAHAB_PROCUREMENT_MIN_DAYS"])
                         if os.environ.get("SAHAB_PROCUREMENT_MIN_DAYS") else None)
+# Amendments (docs/procurement.md, "Amendments"): the days bidders keep at least between
+# an amendment of a published tender and its submission deadline; an amendment that
+# would leave fewer extends the deadline, or is refused. The default of 10 days is a
+# placeholder: set it from the Décret n° 2014-1039 and the buyer's rules. Like every
+# minimum, SAHAB_PROCUREMENT_MIN_DAYS (training and test platforms) replaces it when set.
+PROCUREMENT_MIN_DAYS_AFTER_AMENDMENT = _env_int("SAHAB_PROCUREMENT_MIN_DAYS_AFTER_AMENDMENT", 10)
 # Bid-signing keys: a PEM file of the national CA's certificates (e.g. TunTrust) that
 # must issue every company key's certificate; unset, the platform's demo CA issues them.
 PROCUREMENT_CA_ROOTS = os.environ.get("SAHAB_PROCUREMENT_CA_ROOTS", "")
@@ -216,6 +222,11 @@ ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_
 PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)
 # Notices to people (an order to approve, a database ready): sent from this address.
 NOTICES_MAIL_FROM = os.environ.get("SAHAB_NOTICES_MAIL_FROM", f"notifications@{MAIL_HOSTNAME}")
+# Uploaded documents go through this antivirus command when set (the file on its standard
+# input; exit 0 clean, 1 infected, anything else refuses the file), e.g.
+# "clamdscan --no-summary --fdpass -" with Debian's clamav-daemon (docs/security.md).
+UPLOAD_SCANNER = os.environ.get("SAHAB_UPLOAD_SCANNER", "")
+UPLOAD_SCANNER_TIMEOUT = _env_int("SAHAB_UPLOAD_SCANNER_TIMEOUT", 60)
 # How many tenders `sahab demo` loads: its planted cases, then ordinary purchases up to
 # this number (`sahab demo --tenders N` for another size).
 DEMO_TENDERS = _env_int("SAHAB_DEMO_TENDERS", 200)

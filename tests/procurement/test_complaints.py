@@ -303,8 +303,9 @@ def test_complaints_and_every_ruling_are_public_with_their_ledger_indexes(
     assert tender.suspended  # until the documents are amended
     from tests.procurement.conftest import PDF
 
-    services.add_document(actor=world["officer"].user, tender=tender,
-                          name="cahier-des-charges.pdf", content=PDF)
+    services.amend_tender(actor=world["officer"].user, tender=tender,
+                          rationale="Critère 3 reformulé.",
+                          documents=[("cahier-des-charges.pdf", PDF)])
     tender.refresh_from_db()
     complaint.refresh_from_db()
     assert not tender.suspended and complaint.remedied_index is not None
@@ -312,6 +313,7 @@ def test_complaints_and_every_ruling_are_public_with_their_ledger_indexes(
                complaint.decided_index, complaint.remedied_index]
     assert all(isinstance(i, int) for i in indexes) and indexes == sorted(indexes)
     types = [ledger.get_entry(i).type for i in indexes]
+    assert ledger.get_entry(complaint.remedied_index - 1).type == "procurement.tender.amended"
     assert types == ["procurement.complaint.filed", "procurement.complaint.admitted",
                      "procurement.complaint.decided", "procurement.complaint.remedied"]
     # the API

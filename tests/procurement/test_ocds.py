@@ -254,6 +254,14 @@ def check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published
     assert statuses == ["active", "cancelled"]
     assert licences["tender"]["milestones"][0]["code"] == "standstill"
     assert licences["tender"]["milestones"][0]["status"] == "met"
+    # an amendment (rectificatif) with its rationale and what changed, in its own release
+    renewal = _compiled("Renouvellement du parc informatique")
+    [amendment] = renewal["tender"]["amendments"]
+    assert amendment["id"] == "1" and "Clavier bilingue" in amendment["rationale"]
+    assert "date limite de remise des offres" in amendment["description"]
+    assert amendment["releaseID"] != amendment["amendsReleaseID"]
+    tender = Tender.objects.get(title__startswith="Renouvellement du parc informatique")
+    assert "tenderAmendment" in [r["tag"][0] for r in ocds.releases_of(ocds.ocid(tender))]
     # a call-off points to its framework agreement
     call_off = _compiled("Hébergement du portail")
     assert call_off["relatedProcesses"][0]["relationship"] == ["framework"]

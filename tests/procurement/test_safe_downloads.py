@@ -20,8 +20,10 @@ def published(published_tender) -> Tender:
 
 
 def upload(world, tender, name):
-    return world["officer"].call("post", f"/tenders/{tender.reference}/documents",
-                                 {"name": name, "content_base64": base64.b64encode(PDF).decode()})
+    """A published tender's documents come with an amendment."""
+    return world["officer"].call("post", f"/tenders/{tender.reference}/amendments", {
+        "rationale": "Nouvelle pièce.",
+        "documents": [{"name": name, "content_base64": base64.b64encode(PDF).decode()}]})
 
 
 @pytest.mark.parametrize("name", [

@@ -1,13 +1,20 @@
-"""Checks on uploaded documents: size, and a content that matches its name."""
+"""Checks on uploaded documents: size, a content that matches its name, and the
+antivirus the operator configured (``SAHAB_UPLOAD_SCANNER``)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import shlex
+import subprocess
 from pathlib import PurePath
 
 import filetype
+from django.conf import settings
 
-from sahab.core.errors import InvalidInput
+from sahab.core.errors import Conflict, InvalidInput
+
+log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 # Characters that have no place in a file name and could break a header or a path.
@@ -49,4 +56,29 @@ def check_document(name: str, content: bytes) -> tuple[str, str]:
     media_type = kind.mime if kind else "application/octet-stream"
     if media_type not in ALLOWED[suffix]:
         raise InvalidInput(f"{name} is not a real {suffix} file (its content is {media_type}).")
+    scan(name, content)
     return media_type, hashlib.sha256(content).hexdigest()
+
+
+def scan(name: str, content: bytes) -> None:
+    """Pass the file to the operator's antivirus, when one is configured (e.g.
+    ``clamdscan --no-summary --fdpass -``): its exit code 0 means clean, 1 infected; any
+    other answer, or none in time, refuses the file too (ASVS 12.4.2: fail closed)."""
+    command = settings.UPLOAD_SCANNER
+    if not command:
+        return
+    try:
+        done = subprocess.run(shlex.split(command), input=content, capture_output=True,
+                              timeout=settings.UPLOAD_SCANNER_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.error("the antivirus could not scan %s: %s", name, exc)
+        done = None
+    if done is not None and done.returncode == 1:
+        log.warning("the antivirus refused %s: %s", name, done.stdout[:300])
+        raise InvalidInput(f"{name} was refused by the antivirus.")
+    if done is None or done.returncode != 0:
+        if done is not None:
+            log.error("the antivirus failed on %s (exit %s): %s", name, done.returncode,
+                      done.stderr[:300])
+        raise Conflict(f"{name} could not be checked by the antivirus; nothing was saved. "
+                       "Try again later.")

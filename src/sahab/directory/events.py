@@ -121,6 +121,11 @@ class DirectoryEvent(LedgerEvent):
         "A user changed their own password.",
         (),
     )
+    USER_SESSIONS_ENDED = (
+        "directory.user.sessions_ended",
+        "A user ended web sessions of their own account (how many).",
+        ("count",),
+    )
     USER_PASSWORD_RESET_BY_MAIL = (
         "directory.user.password_reset_by_mail",
         "A user set a new password with a one-time link sent to their address.",

@@ -25,6 +25,15 @@ class TotpForm(forms.Form):
                                                          "autofocus": True}))
 
 
+class EndSessionsForm(forms.Form):
+    """End one session (``sign_in``) or every other one, with the password typed again."""
+
+    password = forms.CharField(label=_("Your password"), strip=False, max_length=128,
+                               widget=forms.PasswordInput(
+                                   attrs={"autocomplete": "current-password"}))
+    sign_in = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+
+
 class PasswordChangeForm(forms.Form):
     old_password = forms.CharField(label=_("Current password"), strip=False,
                                    widget=forms.PasswordInput(

@@ -224,3 +224,22 @@ class PasswordResetMail(models.Model):
 
     def __str__(self) -> str:
         return f"reset link for user {self.user_id} at {self.sent_at:%Y-%m-%d %H:%M}"
+
+
+class SignIn(models.Model):
+    """One web session of a user, as its owner sees it on the account page (ASVS 3.3.4):
+    when and from where it began. The session itself lives in the session store; a row
+    whose session expired is ignored and pruned."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    session_key = models.CharField(max_length=64, unique=True)
+    signed_in_at = models.DateTimeField(default=timezone.now)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    browser = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-signed_in_at"]
+
+    def __str__(self) -> str:
+        return f"session of user {self.user_id} since {self.signed_in_at:%Y-%m-%d %H:%M}"

@@ -21,7 +21,8 @@ from sahab.core import keys
 from sahab.core import secrets as sealing
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyAttempts
 from sahab.core.errors import from_validation_error as _invalid
-from sahab.directory import rules, selectors
+from sahab.directory import notifications, rules, selectors
+from sahab.directory import sessions as web_sessions
 from sahab.directory.events import DirectoryEvent
 from sahab.directory.models import (
     ALLOWED_PARENT_KINDS,
@@ -455,6 +456,7 @@ def change_password(*, user, old_password: str, new_password: str) -> None:
     user.set_password(new_password)
     user.save(update_fields=["password"])
     ledger.record(DirectoryEvent.USER_PASSWORD_CHANGED, f"user:{user.pk}", user)
+    notifications.sign_in_changed(user, "password_changed")
 
 
 # Reset links sent per account and hour: enough for a lost mail, too few to flood a box.
@@ -546,6 +548,7 @@ def reset_password(*, uidb64: str, token: str, new_password: str):
     user.set_password(new_password)
     user.save(update_fields=["password"])
     ledger.record(DirectoryEvent.USER_PASSWORD_RESET_BY_MAIL, f"user:{user.pk}", user)
+    notifications.sign_in_changed(user, "password_reset")
     return user
 
 
@@ -602,6 +605,7 @@ def enable_totp(*, agent: Agent, secret: str, code: str) -> None:
     agent.save(update_fields=["totp_secret", "totp_enabled", "totp_failures",
                               "totp_locked_until"])
     ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_ENABLED, f"user:{agent.user_id}", agent.user)
+    notifications.sign_in_changed(agent.user, "second_factor_on")
 
 
 def totp_locked(agent: Agent) -> bool:
@@ -672,6 +676,34 @@ def _turn_off_totp(actor, agent: Agent) -> None:
     Agent.objects.filter(pk=agent.pk).update(totp_enabled=False, totp_secret="",
                                              totp_failures=0, totp_locked_until=None)
     ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_DISABLED, f"user:{agent.user_id}", actor)
+    notifications.sign_in_changed(agent.user, "second_factor_off")
+
+
+# --- web sessions ---------------------------------------------------------------------------
+
+@transaction.atomic
+def end_sessions(*, user, password: str, current_key: str | None,
+                 sign_in_id: int | None = None) -> int:
+    """The user ends one of their own web sessions (``sign_in_id``), or every one but the
+    session they are using (``current_key``), after typing their password again (ASVS
+    3.3.4); returns how many ended. Each ended session is gone from the session store,
+    so it stops working at once wherever it is used."""
+    if not user.check_password(password or ""):
+        raise InvalidInput(_("The password is wrong."),
+                           field_errors={"password": [_("Wrong password.")]})
+    alive = {s.pk: s.session_key for s in web_sessions.active_sessions(user)}
+    if sign_in_id is not None:
+        if sign_in_id not in alive:
+            raise NotFound(_("No such session of yours."))
+        keys = [alive[sign_in_id]]
+    else:
+        keys = [key for key in alive.values() if key != current_key]
+    for key in keys:
+        web_sessions.end_session(key)
+    ledger.record(DirectoryEvent.USER_SESSIONS_ENDED, f"user:{user.pk}", user,
+                  {"count": len(keys)})
+    notifications.sign_in_changed(user, "sessions_ended")
+    return len(keys)
 
 
 # --- API tokens -------------------------------------------------------------------------

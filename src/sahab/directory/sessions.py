@@ -12,16 +12,58 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, logout, user_logged_in
+from django.contrib.auth import SESSION_KEY, logout, user_logged_in, user_logged_out
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 SIGNED_IN_AT = "sahab_signed_in_at"
 
 
 @receiver(user_logged_in, dispatch_uid="sahab.directory.sessions.signed_in")
 def _remember_the_sign_in(sender, request, user, **kwargs) -> None:
-    if request is not None and hasattr(request, "session"):
-        request.session[SIGNED_IN_AT] = int(time.time())
+    if request is None or not hasattr(request, "session"):
+        return
+    request.session[SIGNED_IN_AT] = int(time.time())
+    if request.session.session_key is None:
+        request.session.save()  # the key the account page lists and may end
+    from sahab.directory.models import SignIn
+
+    SignIn.objects.update_or_create(
+        session_key=request.session.session_key,
+        defaults={"user": user, "address": request.META.get("REMOTE_ADDR") or None,
+                  "browser": request.META.get("HTTP_USER_AGENT", "")[:200]})
+
+
+@receiver(user_logged_out, dispatch_uid="sahab.directory.sessions.signed_out")
+def _forget_the_sign_in(sender, request, user, **kwargs) -> None:
+    if request is not None and getattr(request, "session", None) is not None:
+        from sahab.directory.models import SignIn
+
+        SignIn.objects.filter(session_key=request.session.session_key).delete()
+
+
+def active_sessions(user) -> list:
+    """``user``'s sessions still alive in the session store, the newest first; rows of
+    sessions that ended on their own are pruned on the way."""
+    from django.contrib.sessions.backends.base import SessionBase
+
+    from sahab.directory.models import SignIn
+
+    store: type[SessionBase] = import_string(settings.SESSION_ENGINE + ".SessionStore")
+    alive, ended = [], []
+    for sign_in in SignIn.objects.filter(user=user):
+        (alive if store().exists(sign_in.session_key) else ended).append(sign_in)
+    SignIn.objects.filter(pk__in=[s.pk for s in ended]).delete()
+    return alive
+
+
+def end_session(session_key: str) -> None:
+    """End one session in the session store, wherever it is used."""
+    from sahab.directory.models import SignIn
+
+    store = import_string(settings.SESSION_ENGINE + ".SessionStore")
+    store(session_key).delete()
+    SignIn.objects.filter(session_key=session_key).delete()
 
 
 def expired(session) -> bool:

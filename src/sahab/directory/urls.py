@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/logout/", views.logout_view, name="logout"),
     path("accounts/", views.home, name="home"),
     path("accounts/password/", views.password_view, name="password"),
+    path("accounts/sessions/end/", views.end_sessions_view, name="end_sessions"),
     path("accounts/password/reset/", views.password_reset_view, name="password_reset"),
     path("accounts/password/reset/<str:uidb64>/<str:token>/",
          views.password_reset_confirm_view, name="password_reset_confirm"),

@@ -20,6 +20,7 @@ from sahab.core import waiting
 from sahab.core.downloads import table_response, wants_download
 from sahab.core.errors import DomainError, TooManyAttempts
 from sahab.directory import forms, rules, selectors, services
+from sahab.directory import sessions as web_sessions
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
 from sahab.mail import views as mail_views
 
@@ -167,7 +168,29 @@ def home(request):
         or selectors.is_platform_admin(request.user),
         "waiting": waiting.for_user(request.user),
         "notices_form": mail_views.notices_form(request.user),
+        "sessions": web_sessions.active_sessions(request.user),
+        "current_session": request.session.session_key,
+        "end_sessions_form": forms.EndSessionsForm(),
     })
+
+
+@login_required
+@require_POST
+def end_sessions_view(request):
+    """End one of my sessions, or all the others (the password is asked again)."""
+    form = forms.EndSessionsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Type your password to end sessions."))
+        return redirect("directory:home")
+    try:
+        ended = services.end_sessions(user=request.user, password=form.cleaned_data["password"],
+                                      current_key=request.session.session_key,
+                                      sign_in_id=form.cleaned_data["sign_in"])
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, _("Sessions ended: %(count)s.") % {"count": ended})
+    return redirect("directory:home")
 
 
 @login_required

@@ -53,11 +53,13 @@ def addresses_of(users) -> set[str]:
     return {hosted.get(u.pk) or u.email for u in users} - {""}
 
 
-def wanting(users, kind: str) -> list:
+def wanting(users, kind: str | None) -> list:
     """Those of ``users`` who did not turn ``kind`` off, in one query."""
     from sahab.mail.models import NoticePreference
 
     users = list(users)
+    if kind is None:
+        return users
     muting = {pk for pk, muted in NoticePreference.objects.filter(user__in=users)
               .values_list("user_id", "muted") if kind in muted}
     return [u for u in users if u.pk not in muting]
@@ -72,11 +74,12 @@ def in_platform_language(fn):
     return wrapper
 
 
-def tell(users, subject: str, body: str, *, kind: str) -> None:
+def tell(users, subject: str, body: str, *, kind: str | None) -> None:
     """Tell each active person in ``users`` something that waits for them or concerns them,
     once the current transaction commits (nothing is sent for a change rolled back), unless
-    they turned this ``kind`` of notice off (``NoticeKind``). A message that cannot be sent
-    is logged, never raised: the change it reports is already done."""
+    they turned this ``kind`` of notice off (``NoticeKind``; ``None`` for what protects the
+    account, which nobody can turn off). A message that cannot be sent is logged, never
+    raised: the change it reports is already done."""
     from sahab.mail import delivery
 
     people = [u for u in users if u is not None and u.is_active]

@@ -196,6 +196,29 @@ class ComplaintOut(Schema):
         return services.decision_due(obj)
 
 
+class AmendedDocumentOut(Schema):
+    id: int
+    name: str
+    version: int
+    sha256: str
+    size: int
+
+
+class AmendmentOut(Schema):
+    """An amendment of a published tender (avis rectificatif), public with its ledger
+    index: the rationale and what changed."""
+
+    number: int
+    amended_at: dt.datetime
+    rationale: str
+    old_enquiry_deadline: dt.datetime
+    new_enquiry_deadline: dt.datetime
+    old_submission_deadline: dt.datetime
+    new_submission_deadline: dt.datetime
+    documents: list[AmendedDocumentOut] = Field(..., description="The new document versions.")
+    ledger_index: int | None
+
+
 class ContractOut(Schema):
     id: int
     lot: int
@@ -231,6 +254,7 @@ class TenderDetail(Schema):
     bids: list[OpenedBidOut]
     awards: list[AwardOut]
     complaints: list[ComplaintOut]
+    amendments: list[AmendmentOut]
     contracts: list[ContractOut]
     steps: list[StepOut]
 
@@ -269,6 +293,7 @@ def _detail(tender: Tender) -> dict:
                    for a in tender.awards.select_related("lot", "supplier")],
         "complaints": list(tender.complaints.select_related("company")
                            .prefetch_related("lots")),
+        "amendments": list(tender.amendments.all()),
         "contracts": [{"id": c.pk, "lot": c.award.lot.number, "supplier": c.supplier.name,
                        "value": c.value, "start_date": c.start_date, "end_date": c.end_date,
                        "status": c.status}
@@ -368,12 +393,42 @@ def _decode(content: str) -> bytes:
 
 
 @router.post("/procurement/tenders/{reference}/documents", response={201: DocumentOut},
-             summary="Add a tender document (a same-named one becomes a new version)")
+             summary="Add a document to a draft tender (a same-named one becomes a new "
+                     "version); once published, documents change by an amendment")
 def add_document(request, payload: DocumentIn, reference: str = Path(..., max_length=40)):
     return Status(201, services.add_document(actor=request.user,
                                              tender=_tender(request, reference),
                                              name=payload.name,
                                              content=_decode(payload.content_base64)))
+
+
+class TenderAmendmentIn(Schema):
+    rationale: str = Field(..., min_length=1, max_length=20000,
+                           description="Why the tender is amended (published).")
+    enquiry_deadline: dt.datetime | None = Field(
+        None, description="A later enquiry deadline (during the enquiry period only).")
+    submission_deadline: dt.datetime | None = Field(
+        None, description="A later submission deadline; needed when fewer than the legal "
+        "minimum of days would remain after the amendment.")
+    documents: list[DocumentIn] = Field([], max_length=20, description="New documents or "
+                                        "new versions (a same-named document's next version).")
+
+
+@router.get("/procurement/tenders/{reference}/amendments", response=list[AmendmentOut],
+            auth=None, summary="A tender's amendments, oldest first (public)")
+def amendments(request, reference: str = Path(..., max_length=40)):
+    return list(_tender(request, reference).amendments.all())
+
+
+@router.post("/procurement/tenders/{reference}/amendments", response={201: AmendmentOut},
+             summary="Amend a published tender before its deadline: new document versions "
+                     "and/or later deadlines, with a rationale (procurement officers)")
+def amend_tender(request, payload: TenderAmendmentIn, reference: str = Path(..., max_length=40)):
+    return Status(201, services.amend_tender(
+        actor=request.user, tender=_tender(request, reference), rationale=payload.rationale,
+        documents=[(d.name, _decode(d.content_base64)) for d in payload.documents],
+        enquiry_deadline=payload.enquiry_deadline,
+        submission_deadline=payload.submission_deadline))
 
 
 class QuestionIn(Schema):

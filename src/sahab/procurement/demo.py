@@ -31,6 +31,9 @@ from sahab.directory.selectors import SYSTEM
 from sahab.procurement import client, services
 from sahab.procurement.models import Award, BidLot, Plan, PlanItem, Procedure, Tender
 
+# The demo's specifications (a minimal PDF): the amended case publishes a new version.
+SPECIFICATIONS = (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n"
+                  b"trailer << /Root 1 0 R >>\n%%EOF\n")
 OFFICERS = {"MF-DAF": "achats.finances", "MS-DAF": "achats.sante",
             "COM-TUNIS": "achats.tunis", "CNI": "achats.cni"}
 EVALUATORS = {"MF-DAF": "eval.finances", "MS-DAF": "achats.sante",
@@ -57,6 +60,7 @@ class Case:
     framework_of: str = ""
     question: str = ""
     plan: str = ""  # the planned purchase (its description) the tender carries out
+    rectificatif: str = ""  # an amendment's rationale: new specifications, deadline + 7 days
 
 
 CASES = [
@@ -152,7 +156,9 @@ CASES = [
           ("Écrans", "30231000-7", "120000")],
          {"Sahel Informatique": {1: "498000", 2: "111000"}, "Djerba Digital": {1: "512000"}},
          days_ago=5, tendering_days=30, outcome="ongoing",
-         question="Le clavier arabe-français est-il exigé ?"),
+         question="Le clavier arabe-français est-il exigé ?",
+         rectificatif="Clavier bilingue arabe-français exigé (réponse à la question n° 1) : "
+                      "cahier des charges mis à jour, date limite reportée d'une semaine."),
     Case("MF-DAF", "Étude de faisabilité du guichet unique", [("Étude", "73220000-0", "80000")],
          days_ago=0, outcome="draft"),
 ]
@@ -322,6 +328,13 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
         services.submit_bid(actor=_company_user(name), tender=tender,
                             envelope=envelope.encode("ascii"),
                             now=sent)
+    if case.rectificatif:
+        # after the bids: their companies are told, and their sealed bids stay valid
+        services.amend_tender(actor=SYSTEM, tender=tender, rationale=case.rectificatif,
+                              documents=[("cahier-des-charges.pdf", SPECIFICATIONS)],
+                              submission_deadline=deadline + dt.timedelta(days=7),
+                              now=now - dt.timedelta(minutes=30))
+        deadline += dt.timedelta(days=7)
     if case.outcome == "cancelled":
         return services.cancel_tender(actor=SYSTEM, tender=tender,
                                       reason="Le besoin a été revu par la commune.",

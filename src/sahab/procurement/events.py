@@ -96,7 +96,7 @@ class ProcurementEvent(LedgerEvent):
         "procurement.complaint.remedied",
         "The buyer amended the documents as an upheld complaint required: the lots resume and "
         "the time of the suspension is given back.",
-        ("complaint", "document", "lots", "submission_deadline", "version"),
+        ("amendment", "complaint", "document", "lots", "submission_deadline", "version"),
     )
     COMPLAINT_SUSPENSION_LIFTED = (
         "procurement.complaint.suspension_lifted",
@@ -184,6 +184,14 @@ class ProcurementEvent(LedgerEvent):
         "procurement.question.asked",
         "A company asked a question during enquiries (the hash of its text).",
         ("question", "text_sha256"),
+    )
+    TENDER_AMENDED = (
+        "procurement.tender.amended",
+        "The buyer amended a published tender before its deadline (avis rectificatif): the "
+        "rationale, the new document versions (name, version, hash, size) and the deadlines "
+        "before and after; bidders keep at least the legal minimum of days after it.",
+        ("amendment", "documents", "enquiry_deadline", "old_enquiry_deadline",
+         "old_submission_deadline", "rationale", "submission_deadline"),
     )
     TENDER_AWARDED = (
         "procurement.tender.awarded",

@@ -60,3 +60,29 @@ class DocumentForm(forms.Form):
 class ContractForm(forms.Form):
     start_date = forms.DateField(label=_("Start"), widget=forms.DateInput(attrs={"type": "date"}))
     end_date = forms.DateField(label=_("End"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class AmendmentForm(forms.Form):
+    """An amendment of a published tender: its rationale, later deadlines, new documents
+    (the files are read from the request; a same-named document gets its next version)."""
+
+    rationale = forms.CharField(label=_("Rationale (published)"), max_length=20000,
+                                widget=forms.Textarea(attrs={"rows": 3}))
+    enquiry_deadline = forms.DateTimeField(
+        label=_("New question deadline (optional)"), required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))
+    submission_deadline = forms.DateTimeField(
+        label=_("New bid deadline (optional)"), required=False,
+        help_text=_("Needed when fewer than the legal minimum of days would remain after "
+                    "the amendment."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))
+    documents = forms.FileField(label=_("New documents or new versions (optional)"),
+                                required=False, widget=MultipleFileInput())
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", "amendment")
+        super().__init__(*args, **kwargs)

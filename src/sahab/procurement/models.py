@@ -178,6 +178,39 @@ class TenderDocument(models.Model):
         return f"{self.name} v{self.version}"
 
 
+class TenderAmendment(models.Model):
+    """A modification of a published tender (avis rectificatif): new versions of its
+    documents and/or new deadlines, with its rationale. Each is a version of the tender:
+    a ledger entry and an OCDS ``tenderAmendment`` release; bidders keep the legal
+    minimum of days after it (docs/procurement.md, "Amendments")."""
+
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="amendments")
+    number = models.PositiveSmallIntegerField()
+    rationale = models.TextField()
+    old_enquiry_deadline = models.DateTimeField()
+    new_enquiry_deadline = models.DateTimeField()
+    old_submission_deadline = models.DateTimeField()
+    new_submission_deadline = models.DateTimeField()
+    # the new document versions: [{"id", "name", "version", "sha256", "size"}]
+    documents = models.JSONField(default=list, blank=True)
+    amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    amended_at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["tender", "number"],
+                                               name="amendment_number")]
+
+    def __str__(self) -> str:
+        return f"{self.tender.reference} amendment {self.number}"
+
+    @property
+    def extends_deadline(self) -> bool:
+        return self.new_submission_deadline != self.old_submission_deadline
+
+
 class Participation(models.Model):
     """Who may bid where the procedure is not open: invited, candidate, qualified."""
 

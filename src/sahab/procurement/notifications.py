@@ -1,4 +1,4 @@
-"""Who is told what about complaints, by mail through sahab's own mail system: the
+"""Who is told what about complaints and amendments, by mail through sahab's own mail system: the
 complaints body when a complaint waits for its ruling, the buyer's procurement officers
 when their tender is complained against, and the company that complained at each ruling.
 The complaints body is found with the rule its services check
@@ -18,7 +18,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Agent, CompanyMember, Role
 from sahab.mail import notices
 from sahab.mail.models import NoticeKind
-from sahab.procurement.models import Complaint, State, Tender
+from sahab.procurement.models import Complaint, State, Tender, TenderAmendment
 
 
 def _link(tender: Tender) -> str:
@@ -81,6 +81,32 @@ def complaint_ruled(complaint: Complaint) -> None:
                    "against %(reference)s (%(title)s): %(status)s.\n\n%(why)s\n\n%(link)s")
                  % facts,
                  kind=NoticeKind.COMPLAINTS)
+
+
+def _members_of(companies) -> list:
+    return [m.user for m in CompanyMember.objects.filter(company__in=list(companies))
+            .select_related("user").order_by("pk")]
+
+
+@notices.in_platform_language
+def tender_amended(amendment: TenderAmendment, *, bidders, others) -> None:
+    """The companies with a sealed bid (who may replace or withdraw it) and those that
+    asked questions are told of an amendment; nobody else learns who bid."""
+    tender = amendment.tender
+    facts = {"number": amendment.number, "reference": tender.reference,
+             "title": tender.title, "rationale": amendment.rationale,
+             "deadline": f"{tender.submission_deadline:%Y-%m-%d %H:%M} UTC",
+             "link": _link(tender)}
+    subject = _("%(reference)s is amended (amendment no. %(number)s)") % facts
+    notices.tell(_members_of(bidders), subject,
+                 _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
+                   "Bids are due by %(deadline)s. Your sealed bid stays valid unless you "
+                   "withdraw it; you may replace it with a new one before the deadline."
+                   "\n\n%(link)s") % facts, kind=NoticeKind.TENDERS)
+    notices.tell(_members_of(others), subject,
+                 _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
+                   "Bids are due by %(deadline)s.\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
 
 
 # --- the account page's "waiting for you" ---------------------------------------------------

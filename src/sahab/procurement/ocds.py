@@ -77,6 +77,7 @@ IDENTIFIER_SCHEMES = {
 STEP_TAGS: dict[str, list[str]] = {
     "tender.published": ["tender"],
     "document.added": ["tenderUpdate"],
+    "tender.amended": ["tenderAmendment"],
     "question.answered": ["tenderUpdate"],
     "tender.enquiries_closed": ["tenderUpdate"],
     "tender.tendering_closed": ["tenderUpdate"],
@@ -371,6 +372,35 @@ def _complaints(tender: Tender, parties: _Parties) -> list[dict]:
     return complaints
 
 
+def _when(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _amendments(tender: Tender) -> list[dict]:
+    """Each amendment of the tender (avis rectificatif): its rationale and what changed,
+    the release before it and its own release."""
+    amendments = []
+    for a in tender.amendments.exclude(ledger_index=None).order_by("number"):
+        changes = []
+        if a.new_submission_deadline != a.old_submission_deadline:
+            changes.append("date limite de remise des offres : "
+                           f"{_when(a.old_submission_deadline)} → "
+                           f"{_when(a.new_submission_deadline)}")
+        if a.new_enquiry_deadline != a.old_enquiry_deadline:
+            changes.append(f"date limite des questions : {_when(a.old_enquiry_deadline)} → "
+                           f"{_when(a.new_enquiry_deadline)}")
+        changes += [f"document {d['name']}, version {d['version']} (SHA-256 {d['sha256']})"
+                    for d in a.documents]
+        before = (Release.objects.filter(ocid=ocid(tender), ledger_index__lt=a.ledger_index)
+                  .order_by("-ledger_index").values_list("release_id", flat=True).first())
+        amendments.append({
+            "id": str(a.number), "date": _date(a.amended_at), "rationale": a.rationale,
+            "description": f"Rectificatif n° {a.number} (entrée n° {a.ledger_index} du "
+                           "registre public) : " + " ; ".join(changes) + ".",
+            "amendsReleaseID": before, "releaseID": f"{ocid(tender)}-{a.ledger_index}"})
+    return amendments
+
+
 def _standstill(tender: Tender) -> list[dict]:
     started = _step_index(tender, "tender.standstill_started")
     if started is None:
@@ -428,6 +458,7 @@ def _build_release(tender: Tender, step: Step, tags: list[str], date: str) -> di
                   "value": _amount(lot.estimated_value)} for lot in lots],
         "documents": _documents(tender),
         "complaints": _complaints(tender, parties),
+        "amendments": _amendments(tender),
         "milestones": _standstill(tender),
     }
     release = {

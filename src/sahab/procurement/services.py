@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from sahab.core import documents
+from sahab.core import documents as document_checks
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
@@ -56,6 +56,7 @@ from sahab.procurement.models import (
     State,
     Step,
     Tender,
+    TenderAmendment,
     TenderDocument,
 )
 
@@ -612,25 +613,196 @@ def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderD
     """Attach a document; a document of the same name becomes its next version."""
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
-    # a suspended tender has not closed: its documents may still be amended (the remedy
-    # of an upheld complaint), and the time of the suspension is given back after
-    if tender.state not in (S.DRAFT, S.ENQUIRIES, S.TENDERING) or \
-            (timezone.now() >= tender.submission_deadline and not tender.suspended):
-        raise Conflict("Documents change only before the submission deadline.")
-    media_type, digest = documents.check_document(name, content)
-    version = (tender.documents.filter(name=name).order_by("-version")
-               .values_list("version", flat=True).first() or 0) + 1
-    document = TenderDocument.objects.create(tender=tender, name=name, version=version,
-                                             media_type=media_type, size=len(content),
-                                             sha256=digest, content=content)
+    media_type, digest = document_checks.check_document(name, content)
+    # Once published, the documents change only by an amendment: with its rationale, the
+    # legal minimum of days after it, and the bidders told (docs/procurement.md).
+    if tender.state != S.DRAFT:
+        raise Conflict("A published tender's documents change only by an amendment, with "
+                       "its rationale (POST …/amendments, or the tender page).")
+    document = _new_version(tender, name, content, media_type, digest)
     _step(
         tender,
         ProcurementEvent.DOCUMENT_ADDED,
         actor,
-        {"name": name, "version": version, "sha256": digest, "size": len(content)},
+        {"name": name, "version": document.version, "sha256": digest, "size": len(content)},
     )
-    _documents_amended(actor, tender, document)
     return document
+
+
+def _new_version(tender: Tender, name: str, content: bytes, media_type: str,
+                 digest: str) -> TenderDocument:
+    version = (tender.documents.filter(name=name).order_by("-version")
+               .values_list("version", flat=True).first() or 0) + 1
+    return TenderDocument.objects.create(tender=tender, name=name, version=version,
+                                         media_type=media_type, size=len(content),
+                                         sha256=digest, content=content)
+
+
+# --- amendments -------------------------------------------------------------------------
+#
+# A buyer's procurement officer amends a published tender before its deadline (avis
+# rectificatif): new document versions and/or later deadlines, with a rationale. Bidders
+# keep at least the legal minimum of days after it; companies with a sealed bid are told
+# and may replace or withdraw it; a bid sealed before the amendment stays valid unless
+# its company withdraws it (docs/procurement.md, "Amendments").
+
+MAX_AMENDMENT_DOCUMENTS = 20
+
+
+def min_days_after_amendment() -> int:
+    """Days bidders keep at least after an amendment: the setting, or the training
+    platforms' override of every minimum (``SAHAB_PROCUREMENT_MIN_DAYS``)."""
+    if settings.PROCUREMENT_MIN_DAYS is not None:
+        return settings.PROCUREMENT_MIN_DAYS
+    return settings.PROCUREMENT_MIN_DAYS_AFTER_AMENDMENT
+
+
+def _later(value: dt.datetime | None, old: dt.datetime, what: str) -> dt.datetime:
+    if value is None:
+        return old
+    if timezone.is_naive(value):
+        raise InvalidInput("Deadlines carry a time zone.")
+    if value < old:
+        raise InvalidInput(f"An amendment never brings the {what} forward "
+                           f"({old:%Y-%m-%d %H:%M} UTC): it may only extend it.")
+    return value
+
+
+@transaction.atomic
+def amend_tender(*, actor, tender: Tender, rationale: str,
+                 documents: Iterable[tuple[str, bytes]] = (),
+                 enquiry_deadline: dt.datetime | None = None,
+                 submission_deadline: dt.datetime | None = None,
+                 now: dt.datetime | None = None) -> TenderAmendment:
+    """Amend a published tender before its submission deadline: new versions of
+    documents (a same-named document gets its next version) and/or later deadlines,
+    with a rationale. One ledger entry (``procurement.tender.amended``) and one OCDS
+    ``tenderAmendment`` release; an upheld complaint waiting for the documents to be
+    amended is remedied by an amendment with documents.
+
+    After the amendment bidders keep at least ``min_days_after_amendment()`` days: an
+    amendment that would leave fewer must extend the submission deadline, else it is
+    refused and nothing is written."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    now = _now(now)
+    if tender.state == S.DRAFT:
+        raise Conflict("A draft is not published: change its documents directly; "
+                       "amendments are for published tenders.")
+    # a suspended tender has not closed: it may still be amended (the remedy of an upheld
+    # complaint), and the time of the suspension is given back after
+    if tender.state not in (S.ENQUIRIES, S.TENDERING) or \
+            (now >= tender.submission_deadline and not tender.suspended):
+        raise Conflict("A tender is amended only before its submission deadline "
+                       f"({tender.submission_deadline:%Y-%m-%d %H:%M} UTC).")
+    rationale = _text(rationale, "The rationale", 20000)
+    files = list(documents)
+    if len(files) > MAX_AMENDMENT_DOCUMENTS:
+        raise InvalidInput(f"An amendment carries at most {MAX_AMENDMENT_DOCUMENTS} "
+                           "documents.")
+    names = [name for name, _content in files]
+    if len(set(names)) != len(names):
+        raise InvalidInput("Each document of an amendment has its own name.")
+    checked = [(name, content, *document_checks.check_document(name, content))
+               for name, content in files]
+    old_enquiry, old_submission = tender.enquiry_deadline, tender.submission_deadline
+    enquiry = _later(enquiry_deadline, old_enquiry, "enquiry deadline")
+    submission = _later(submission_deadline, old_submission, "submission deadline")
+    if enquiry != old_enquiry and (tender.state != S.ENQUIRIES or now >= old_enquiry):
+        raise Conflict("The enquiry period is over: its deadline no longer changes.")
+    if submission <= enquiry:
+        raise InvalidInput("The submission deadline comes after the enquiry deadline.")
+    if submission - now > dt.timedelta(days=366):
+        raise InvalidInput("The submission deadline is within a year.")
+    if not checked and enquiry == old_enquiry and submission == old_submission:
+        raise InvalidInput("An amendment brings new documents or later deadlines.")
+    tender.enquiry_deadline, tender.submission_deadline = enquiry, submission
+    added = [_new_version(tender, name, content, media_type, digest)
+             for name, content, media_type, digest in checked]
+    remedied = _remedies_due(tender) if added else []
+    changed = {}
+    for complaint in remedied:  # the time of their suspension is given back
+        changed |= _resume_remedied(tender, complaint, now)
+    minimum = dt.timedelta(days=min_days_after_amendment())
+    if tender.submission_deadline - now < minimum and \
+            not isinstance(actor, directory.SystemActor):
+        earliest = now + minimum
+        raise InvalidInput(
+            f"After an amendment bidders keep at least {minimum.days} days before the "
+            f"submission deadline: extend it to {earliest:%Y-%m-%d %H:%M} UTC or later.")
+    tender.save()
+    amendment = TenderAmendment.objects.create(
+        tender=tender, number=tender.amendments.count() + 1, rationale=rationale,
+        old_enquiry_deadline=old_enquiry, new_enquiry_deadline=tender.enquiry_deadline,
+        old_submission_deadline=old_submission,
+        new_submission_deadline=tender.submission_deadline,
+        documents=[{"id": d.pk, "name": d.name, "version": d.version, "sha256": d.sha256,
+                    "size": d.size} for d in added],
+        amended_by=actor if getattr(actor, "pk", None) else None, amended_at=now)
+    amendment.ledger_index = _step(
+        tender,
+        ProcurementEvent.TENDER_AMENDED,
+        actor,
+        {"amendment": amendment.number, "rationale": rationale,
+         "documents": [{k: d[k] for k in ("name", "version", "sha256", "size")}
+                       for d in amendment.documents],
+         "old_enquiry_deadline": old_enquiry.isoformat(),
+         "enquiry_deadline": tender.enquiry_deadline.isoformat(),
+         "old_submission_deadline": old_submission.isoformat(),
+         "submission_deadline": tender.submission_deadline.isoformat()},
+        at=now, publish=False,
+    )
+    amendment.save(update_fields=["ledger_index"])
+    _publish(tender, amendment.ledger_index)
+    for complaint in remedied:  # only an amendment with documents remedies
+        first = added[0]
+        complaint.remedied_index = _step(
+            tender,
+            ProcurementEvent.COMPLAINT_REMEDIED,
+            actor,
+            {"complaint": complaint.pk, "amendment": amendment.number,
+             "document": first.name, "version": first.version,
+             "lots": [lot.number for lot in complaint.lots.all()],
+             "submission_deadline": tender.submission_deadline.isoformat()},
+            at=now, publish=False,
+        )
+        complaint.save(update_fields=["remedied_index"])
+        _publish(tender, complaint.remedied_index)
+    _notify_amendment(amendment)
+    return amendment
+
+
+def _notify_amendment(amendment: TenderAmendment) -> None:
+    """Companies with a sealed bid, and those that asked questions, are told in the
+    platform and by mail; bidders may replace or withdraw their bid before the deadline."""
+    tender = amendment.tender
+    bidders = set(tender.bids.filter(status=Bid.Status.SUBMITTED)
+                  .values_list("company_id", flat=True))
+    askers = set(tender.questions.values_list("company_id", flat=True)) - bidders
+    deadline = f"{tender.submission_deadline:%Y-%m-%d %H:%M} UTC"
+    text = (f"{tender.reference} is amended (amendment no. {amendment.number}): "
+            f"{amendment.rationale} Bids are due by {deadline}.")
+    Notice.objects.bulk_create(
+        [Notice(company_id=c, tender=tender, text=text + " Your sealed bid stays valid "
+                "unless you withdraw it; you may replace it before the deadline.")
+         for c in sorted(bidders)] +
+        [Notice(company_id=c, tender=tender, text=text) for c in sorted(askers)])
+    notifications.tender_amended(amendment, bidders=bidders, others=askers)
+
+
+def _remedies_due(tender: Tender) -> list[Complaint]:
+    return list(tender.complaints.select_for_update().filter(
+        status=CS.UPHELD, remedied_at=None, remedy=Complaint.Remedy.AMEND_DOCUMENTS))
+
+
+def _resume_remedied(tender: Tender, complaint: Complaint, now: dt.datetime) -> dict:
+    """An upheld complaint's remedy (the documents amended) is done: its lots resume, with
+    the time of the suspension given back."""
+    complaint.remedied_at = now
+    if complaint.suspends:
+        complaint.suspended_until = now
+    complaint.save()
+    return _resume(tender, list(complaint.lots.all()), now)
 
 
 # --- participation --------------------------------------------------------------------
@@ -1637,7 +1809,7 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
             lot.save(update_fields=["cancelled"])
         if not tender.lots.filter(cancelled=False).exists():
             _move(tender, "cancel_lots")
-    # the documents' amendment ends the suspension (add_document); anything else, now
+    # the documents' amendment ends the suspension (amend_tender); anything else, now
     if remedy != Complaint.Remedy.AMEND_DOCUMENTS and complaint.suspends:
         complaint.suspended_until = now
     complaint.save()
@@ -1664,31 +1836,6 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
                         f"{', '.join(str(lot.number) for lot in lots)} is upheld: "
                         f"{complaint.get_remedy_display().lower()}.")
     return complaint
-
-
-def _documents_amended(actor, tender: Tender, document: TenderDocument) -> None:
-    """A new document version is the remedy that upheld complaints on the documents wait
-    for: their lots resume, with the time of the suspension given back."""
-    now = timezone.now()
-    for complaint in tender.complaints.filter(status=CS.UPHELD, remedied_at=None,
-                                              remedy=Complaint.Remedy.AMEND_DOCUMENTS):
-        complaint.remedied_at = now
-        if complaint.suspends:
-            complaint.suspended_until = now
-        complaint.save()
-        lots = list(complaint.lots.all())
-        changed = _resume(tender, lots, now)
-        tender.save()
-        complaint.remedied_index = _step(
-            tender,
-            ProcurementEvent.COMPLAINT_REMEDIED,
-            actor,
-            {"complaint": complaint.pk, "document": document.name,
-             "version": document.version, "lots": [lot.number for lot in lots], **changed},
-            publish=False,
-        )
-        complaint.save(update_fields=["remedied_index"])
-        _publish(tender, complaint.remedied_index)
 
 
 def complaint_timers(now: dt.datetime | None = None) -> list[str]:

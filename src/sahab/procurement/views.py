@@ -181,6 +181,11 @@ def _panels(request, tender) -> dict:
                                   f"{c.pk}"))
         for c in context.get("pending_complaints", [])]
     context["document_form"] = forms.DocumentForm()
+    context["amendment_form"] = forms.AmendmentForm()
+    if context["is_officer"]:
+        from sahab.procurement.services import min_days_after_amendment
+
+        context["min_days_after_amendment"] = min_days_after_amendment()
     context["contract_form"] = forms.ContractForm()
     return context
 
@@ -277,6 +282,7 @@ def _tender_page(request, item):
         "contracts": item.contracts.select_related("award__lot", "supplier")
         .prefetch_related("amendments", "payments"),
         "complaints": item.complaints.select_related("company").prefetch_related("lots"),
+        "amendments": item.amendments.all(),
         "steps": _steps(item), **_panels(request, item),
         "red_flags": _tender_flags(item),
     })
@@ -344,6 +350,17 @@ def tender_action(request, reference: str, action: str):
             upload = form.cleaned_data["document"]
             services.add_document(actor=user, tender=item, name=upload.name,
                                   content=upload.read())
+        elif action == "amend_tender":
+            form = forms.AmendmentForm(post)
+            if not form.is_valid():
+                raise services.InvalidInput(
+                    "Give the rationale, and deadlines as dates and times.")
+            uploads = request.FILES.getlist("amendment-documents")
+            services.amend_tender(
+                actor=user, tender=item, rationale=form.cleaned_data["rationale"],
+                documents=[(u.name, u.read()) for u in uploads],
+                enquiry_deadline=form.cleaned_data["enquiry_deadline"],
+                submission_deadline=form.cleaned_data["submission_deadline"])
         elif action == "question" and text.is_valid():
             services.ask_question(actor=user, tender=item, text=text.cleaned_data["text"])
         elif action == "answer" and text.is_valid():
