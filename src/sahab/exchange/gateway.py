@@ -34,6 +34,7 @@ from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from django.conf import settings
 from django.utils import timezone
 from yarl import URL
@@ -256,6 +257,12 @@ class Gateway:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
+        if path in ("/listCentralServices", "/exchange/listCentralServices",
+                    "/r1/listCentralServices", "/exchange/r1/listCentralServices"):
+            return self.error(request, ProtocolError(
+                404, "Client.BadRequest", "listCentralServices is not offered: there are no "
+                "central services, the gateway relays REST services only."),
+                {"X-Road-Request-Id": new_id()})
         for prefix in ("/exchange/r1/", "/r1/"):
             if path.startswith(prefix):
                 return await self.call(request, path[len(prefix):])
@@ -333,6 +340,10 @@ class Gateway:
             call.service = f"{protocol.INSTANCE}/{protocol.MEMBER_CLASS}/listClients"
             return await self.list_clients(call)
         call.service = target.identifier
+        if target.service in protocol.UNSUPPORTED_METASERVICES:
+            raise Refused(404, "Server.ServerProxy.UnknownService",
+                          f"{target.service} is not offered: the gateway relays REST services "
+                          "only (no SOAP, no WSDL).")
         if target.is_metaservice:
             return await self.metaservice(call, target)
         return await self.relay(call, target)
@@ -435,8 +446,9 @@ class Gateway:
         request = call.request
         query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
         url = f"{service.base_url}/{target.path}" + (f"?{query}" if query else "")
+        dropped = protocol.filtered(request.headers.getall("Connection", []))
         headers = [(n, v) for n, v in request.headers.items()
-                   if n.lower() not in protocol.FILTERED and n.lower() not in
+                   if n.lower() not in dropped and n.lower() not in
                    protocol.GATEWAY_HEADERS and not _is_gateway_token(n, v)]
         headers += [("X-Road-Client", call.caller.identifier), ("X-Road-Service", call.service),
                     ("X-Road-Id", call.x_road_id), ("X-Road-Request-Id", call.request_id)]
@@ -466,9 +478,10 @@ class Gateway:
         no client holds a complete answer whose exchange is not in the log."""
         request = call.request
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        dropped = protocol.filtered(upstream.headers.getall("Connection", []))
         for name, value in upstream.raw_headers:
             lower = name.lower().decode("latin-1")
-            if lower not in protocol.FILTERED and lower not in protocol.GATEWAY_HEADERS and \
+            if lower not in dropped and lower not in protocol.GATEWAY_HEADERS and \
                     lower != "date":
                 response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
         if upstream.content_length is not None:
@@ -599,8 +612,9 @@ def _is_gateway_token(name: str, value: str) -> bool:
 
 
 def _hashed_headers(request: web.BaseRequest, call: Call) -> list[tuple[bytes, bytes]]:
+    dropped = protocol.filtered(request.headers.getall("Connection", []))
     headers = [(n, v) for n, v in request.raw_headers
-               if n.lower().decode("latin-1") not in protocol.FILTERED
+               if n.lower().decode("latin-1") not in dropped
                and n.lower() not in (b"x-road-request-id", b"x-road-request-hash")
                and not _is_gateway_token(n.decode("latin-1"), v.decode("latin-1"))]
     if not any(n.lower() == b"x-road-id" for n, _ in headers):
@@ -610,6 +624,44 @@ def _hashed_headers(request: web.BaseRequest, call: Call) -> list[tuple[bytes, b
 
 
 # --- processes ------------------------------------------------------------------------------
+
+class _Connection(RequestHandler):
+    """aiohttp's connection handler, but what its HTTP/1.1 parser refuses (an HTTP/2
+    preface sent with prior knowledge, a garbled request line) is answered with an X-Road
+    error from ``Server: sahab``, not aiohttp's text page naming its version."""
+
+    gateway: Gateway
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None
+                     ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("Response is sent already, cannot send another response")
+        if status < 500:
+            log.info("refused a request that is not HTTP/1.1 (%s)", type(exc).__name__)
+            self.gateway.refused_anonymous += 1
+            error = ProtocolError(status, "Client.BadRequest",
+                                  "Not an HTTP/1.1 request: the gateway speaks HTTP/1.1 only "
+                                  "(X-Road message protocol for REST).")
+        else:
+            log.error("the gateway failed on a request", exc_info=exc)
+            error = ProtocolError(status, "Server.ServerProxy.InternalError",
+                                  "The gateway could not handle the request.")
+        response = self.gateway.error(request, error, {"X-Road-Request-Id": new_id()})
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __init__(self, gateway: Gateway, **kwargs) -> None:
+        super().__init__(gateway.handle, **kwargs)
+        self.gateway = gateway
+
+    def __call__(self) -> RequestHandler:
+        connection = _Connection(self, loop=self._loop, **self._kwargs)
+        connection.gateway = self.gateway
+        return connection
+
 
 def server_ssl_context() -> ssl.SSLContext:
     """The TLS port: the platform's server certificate; client certificates of the
@@ -656,7 +708,7 @@ async def start(host: str = "127.0.0.1", port: int | None = None,
     """Listen on the plain and the TLS port (0: any free port) in this event loop."""
     executor = ThreadPoolExecutor(settings.EXCHANGE_DB_THREADS, thread_name_prefix="gateway-db")
     gateway = Gateway(executor, messagelog.MessageLog(executor), await Outbound().open())
-    factory = web.Server(gateway.handle, access_log=None, max_field_size=16384)
+    factory = _Server(gateway, access_log=None, max_field_size=16384)
     loop = asyncio.get_running_loop()
     plain = await loop.create_server(factory, host, settings.EXCHANGE_PORT if port is None
                                      else port, reuse_port=reuse_port or None)
