@@ -198,6 +198,16 @@ class Outbound:
                                               sock_read=timeout))
 
 
+class _Relayed(web.StreamResponse):
+    """A provider's answer on its way to the client: the status line and headers stay in the
+    writer until the first chunk of the body (or the end of the answer) goes out, in the same
+    write. aiohttp's StreamResponse sends them at ``prepare`` by default, which costs a
+    second write per call and would let a bodiless answer reach the client before its log
+    record is committed in strict mode."""
+
+    _send_headers_immediately = False
+
+
 # --- one call -------------------------------------------------------------------------------
 
 @dataclass
@@ -477,7 +487,7 @@ class Gateway:
         chunk (or, without a body, the headers) waits until the log record is committed:
         no client holds a complete answer whose exchange is not in the log."""
         request = call.request
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response = _Relayed(status=upstream.status, reason=upstream.reason)
         dropped = protocol.filtered(upstream.headers.getall("Connection", []))
         for name, value in upstream.raw_headers:
             lower = name.lower().decode("latin-1")
