@@ -30,16 +30,19 @@ def _p95(seconds: list[float]) -> float:
     return ordered[max(0, -(-len(ordered) * 95 // 100) - 1)]
 
 
-def test_one_hanging_provider_does_not_slow_64_calls_to_another_service(intranet):
+def test_one_hanging_provider_does_not_slow_64_calls_to_another_service(intranet, settings):
     """The normal latency of 64 concurrent calls to a quick service is measured first (after
     a warm-up); the same 64 calls, sent while 24 calls hang at another provider, must stay
-    within a generous bound of it. A gateway whose pool the hung calls held (the old one
-    kept a thread each for the provider's timeout) answers them only after the hang."""
+    within a generous bound of it: 3 times, or 2 s more (a loaded shared machine), when a
+    gateway whose pool the hung calls held (the old one kept a thread each for the
+    provider's timeout) answers them only after the 12 s hang. The message log is in its
+    default batch mode, so that the figures do not hang on the disk's commit latency."""
     import asyncio
     import time
 
     import aiohttp
 
+    settings.EXCHANGE_LOG_BATCH_SECONDS = 0.2
     services.update_service(actor=intranet.it_interior, service=intranet.service,
                             timeout_seconds=30)
     services.revoke_grant(actor=intranet.it_interior, grant=intranet.grant, reason="rate")
@@ -84,12 +87,16 @@ def test_one_hanging_provider_does_not_slow_64_calls_to_another_service(intranet
     assert still_hanging == 24  # all 64 were answered while the 24 still hung
     assert [s for s, _ in hung] == [200] * 24
     p95_before, p95_during = _p95([t for _, t in before]), _p95([t for _, t in during])
-    bound = max(3 * p95_before, p95_before + 1.0)
+    bound = max(3 * p95_before, p95_before + 2.0)
     figures = (f"p95 of 64 concurrent calls: {p95_before * 1000:.0f} ms before the hang, "
                f"{p95_during * 1000:.0f} ms during it (bound {bound * 1000:.0f} ms); "
                f"max during {max(t for _, t in during) * 1000:.0f} ms")
     print(figures)
     assert p95_during <= bound, figures
+    deadline = time.monotonic() + 10
+    while Message.objects.filter(x_road_id__startswith="hung-").count() < 24 and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)  # the last batch of the log
     durations = Message.objects.filter(service=actes.identifier,
                                        x_road_id__startswith="during-").values_list(
         "duration_ms", flat=True)
