@@ -80,6 +80,9 @@ class Provider(BaseHTTPRequestHandler):
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The gateway opens a connection per concurrent call: with socketserver's backlog of 5,
+    # a burst of them overflows it and the dropped SYNs are retried a second later.
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):  # broken pipes of hung-up clients
         pass

@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import socket
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
@@ -18,6 +20,10 @@ import pytest
 from sahab.exchange import services
 from sahab.exchange.models import Message
 from tests.exchange.conftest import Provider
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "exchange.md"
+DOC_RESERVED_CODES = ("listClients", "listMethods", "allowedMethods", "getOpenAPI", "getWsdl",
+                      "listCentralServices")
 
 
 class XRoadClient:
@@ -119,11 +125,11 @@ def test_row_filtered_headers_are_not_passed(xroad):
     status, headers, _ = xroad.send("GET", xroad.service_url("x"), {
         "User-Agent": "curl/8.0", "Connection": "keep-alive, X-Secret",
         "Keep-Alive": "timeout=5", "Proxy-Authorization": "Basic abc", "TE": "trailers",
-        "Upgrade": "h2c"})
+        "Upgrade": "h2c", "X-Secret": "named in Connection"})
     assert status == 200
     seen = {k.lower() for k in Provider.seen[-1]["headers"]}
     assert not seen & {"user-agent", "keep-alive", "proxy-authorization", "te", "upgrade",
-                       "authorization"}
+                       "authorization", "x-secret"}
     assert Provider.seen[-1]["headers"]["Host"].startswith("127.0.0.1:")  # the provider's
     assert headers["server"] == "sahab"  # not "Apache/2.4.1 (Debian)"
 
@@ -188,6 +194,82 @@ def test_row_request_hash_is_computed_as_the_specification_says(xroad):
         expected = head if not body else hashlib.sha512(
             head + hashlib.sha512(body).digest()).digest()
         assert base64.b64decode(headers["x-road-request-hash"]) == expected
+
+
+def test_row_x_road_security_server_is_passed_as_a_user_header(xroad):
+    """4.3 X-Road-Security-Server: one gateway, nothing to choose; it reaches the provider
+    as any user-defined header, and the provider's own comes back."""
+    status, _, _ = xroad.send("GET", xroad.service_url("x"), {
+        "X-Road-Security-Server": "TN/GOV/MI/ss1"})
+    assert status == 200
+    assert Provider.seen[-1]["headers"]["X-Road-Security-Server"] == "TN/GOV/MI/ss1"
+
+
+def test_row_soap_and_its_metaservices_are_answered_with_x_road_errors(xroad):
+    """SOAP, getWsdl and listCentralServices are not offered: each gets an X-Road error (a
+    4xx with X-Road-Error and its typed body), none reaches a provider."""
+    envelope = (b'<?xml version="1.0"?><SOAP-ENV:Envelope xmlns:SOAP-ENV='
+                b'"http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body/>'
+                b'</SOAP-ENV:Envelope>')
+    for target in ("/", "/cgi-bin/consumer_proxy"):
+        status, headers, body = xroad.send("POST", target, {
+            "Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""',
+            "Accept": "text/xml"}, envelope)
+        assert status == 404 and headers["x-road-error"] == "Client.BadRequest"
+        assert ET.fromstring(body).findtext("type") == "Client.BadRequest"  # noqa: S314
+    for target in ("/listCentralServices", "/r1/listCentralServices",
+                   "/exchange/r1/listCentralServices"):
+        status, headers, body = xroad.send("GET", target)
+        assert status == 404 and headers["x-road-error"] == "Client.BadRequest"
+        assert "no central services" in json.loads(body)["message"]
+    provider = xroad.intranet.service.subsystem.identifier
+    for target in (f"/r1/{provider}/getWsdl?serviceCode=personnes",
+                   f"/r1/{provider}/listCentralServices"):
+        status, headers, body = xroad.send("GET", target)
+        assert status == 404
+        assert headers["x-road-error"] == "Server.ServerProxy.UnknownService"
+        assert "REST services only" in json.loads(body)["message"]
+    assert Provider.seen == []
+    assert Message.objects.filter(service=f"{provider}/getWsdl", status=404).count() == 1
+
+
+def test_row_http2_is_answered_in_http_1_1(xroad):
+    """HTTP/2 is not spoken: an h2c upgrade is answered in HTTP/1.1 (no 101, Upgrade and
+    HTTP2-Settings never reach the provider); the HTTP/2 preface sent with prior knowledge
+    gets a 400 X-Road error from the gateway; TLS negotiates no h2 by ALPN."""
+    import ssl
+
+    from sahab.core import keys
+
+    intranet = xroad.intranet
+    url = urlsplit(intranet.gateway.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall((f"GET {xroad.service_url('x')} HTTP/1.1\r\nHost: x\r\n"
+                      f"X-Road-Client: TN/GOV/MF/IMPOTS\r\nAuthorization: Bearer "
+                      f"{intranet.token}\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                      "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+                      ).encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+    seen = {k.lower() for k in Provider.seen[-1]["headers"]}
+    assert not seen & {"upgrade", "http2-settings", "connection"}
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"400"
+    assert b"\r\nX-Road-Error: Client.BadRequest\r\n" in head
+    assert b"\r\nServer: sahab\r\n" in head and b"aiohttp" not in answer
+    assert json.loads(body)["type"] == "Client.BadRequest"
+    context = ssl.create_default_context(cafile=str(keys.tls_cert_path()))
+    context.check_hostname = False
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    tls = urlsplit(intranet.gateway.tls_url)
+    with socket.create_connection((tls.hostname, tls.port), timeout=10) as raw, \
+            context.wrap_socket(raw) as sock:
+        assert sock.selected_alpn_protocol() in (None, "http/1.1")
+    assert len(Provider.seen) == 1
 
 
 def test_row_redirects_pass_unmodified_and_are_not_followed(xroad):
@@ -359,8 +441,16 @@ def test_row_get_openapi_serves_each_services_description(intranet):
 def test_row_metaservice_codes_are_reserved(intranet):
     """Service codes of the metaservices cannot be registered."""
     from sahab.core.errors import InvalidInput
+    from sahab.exchange import protocol
 
-    for code in ("listMethods", "allowedMethods", "getOpenAPI", "listClients"):
+    # The doc's list (docs/exchange.md, "Registry") and the code's agree …
+    assert set(DOC_RESERVED_CODES) == protocol.RESERVED_CODES
+    doc = DOC.read_text()
+    sentence = doc[doc.index("The codes `listClients`"):]
+    sentence = sentence[:sentence.index("reserved for the metaservices")]
+    assert set(re.findall(r"`(\w+)`", sentence)) == protocol.RESERVED_CODES
+    # … and none of them can be registered.
+    for code in sorted(protocol.RESERVED_CODES):
         with pytest.raises(InvalidInput):
             services.register_service(actor=intranet.it_interior,
                                       subsystem=intranet.service.subsystem, code=code,
@@ -385,3 +475,22 @@ def test_row_access_rights_per_endpoint(intranet):
     assert denied.headers["X-Road-Error"] == "Server.ServerProxy.AccessDenied"
     assert [s["path"] for s in Provider.seen] == ["/registry/persons/1", "/registry/search",
                                                   "/registry/search/a/b/c"]
+
+
+def test_every_row_of_the_conformance_table_names_an_existing_test():
+    """docs/exchange.md: each row of the conformance table names at least one test, and
+    every test it names is defined under tests/exchange/."""
+    doc = DOC.read_text()
+    section = doc[doc.index("### Conformance with X-Road"):]
+    section = section[:section.index("\n## ")]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    assert len(rows) >= 25
+    defined = set()
+    for path in Path(__file__).parent.glob("test_*.py"):
+        defined |= set(re.findall(r"^(?:async )?def (test_\w+)\(", path.read_text(),
+                                  flags=re.MULTILINE))
+    for row in rows:
+        cited = re.findall(r"`(test_\w+)`", row.rstrip(" |").rsplit("|", 1)[1])
+        assert cited, f"no test named in: {row}"
+        missing = [name for name in cited if name not in defined]
+        assert not missing, f"{missing} cited in docs/exchange.md do not exist"

@@ -273,3 +273,32 @@ def _wait_for(url: str) -> None:
 @pytest.fixture(autouse=True)
 def _no_stale_provider_calls():
     Provider.seen.clear()
+
+
+def test_in_strict_mode_a_bodiless_answer_waits_for_its_record(intranet, monkeypatch):
+    """A provider's answer without a body (here a 302, Content-Length: 0) is complete with
+    its headers: those too wait until the record is committed, not just the last chunk."""
+    import concurrent.futures
+    import threading
+
+    committed = threading.Event()
+    gate = threading.Event()
+    write = messagelog._write_and_close
+
+    def held(batch):
+        gate.wait(10)
+        write(batch)
+        committed.set()
+
+    monkeypatch.setattr(messagelog, "_write_and_close", held)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(intranet.call, "redirect")
+        deadline = time.monotonic() + 10
+        while not Provider.seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert not pending.done()  # the answer is held while its record is not committed
+        gate.set()
+        response = pending.result()
+    assert response.status_code == 302 and committed.is_set()
+    assert Message.objects.get(status=302).response_bytes == 0

@@ -9,6 +9,7 @@ import httpx
 
 from sahab.exchange import services
 from sahab.exchange.models import Message
+from tests.exchange.conftest import Provider
 
 
 def _second_service(intranet):
@@ -24,11 +25,24 @@ def _second_service(intranet):
     return actes
 
 
-def test_one_hanging_provider_does_not_slow_64_calls_to_another_service(intranet):
+def _p95(seconds: list[float]) -> float:
+    ordered = sorted(seconds)
+    return ordered[max(0, -(-len(ordered) * 95 // 100) - 1)]
+
+
+def test_one_hanging_provider_does_not_slow_64_calls_to_another_service(intranet, settings):
+    """The normal latency of 64 concurrent calls to a quick service is measured first (after
+    a warm-up); the same 64 calls, sent while 24 calls hang at another provider, must stay
+    within a generous bound of it: 3 times, or 2 s more (a loaded shared machine), when a
+    gateway whose pool the hung calls held (the old one kept a thread each for the
+    provider's timeout) answers them only after the 12 s hang. The message log is in its
+    default batch mode, so that the figures do not hang on the disk's commit latency."""
     import asyncio
+    import time
 
     import aiohttp
 
+    settings.EXCHANGE_LOG_BATCH_SECONDS = 0.2
     services.update_service(actor=intranet.it_interior, service=intranet.service,
                             timeout_seconds=30)
     services.revoke_grant(actor=intranet.it_interior, grant=intranet.grant, reason="rate")
@@ -44,24 +58,48 @@ def test_one_hanging_provider_does_not_slow_64_calls_to_another_service(intranet
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, headers=intranet.headers(),
                                          timeout=aiohttp.ClientTimeout(total=60)) as http:
-            async def get(url):
-                async with http.get(url) as response:
+            async def get(url, x_road_id):
+                start = time.perf_counter()
+                async with http.get(url, headers={"X-Road-Id": x_road_id}) as response:
                     await response.read()
-                    return response.status
+                    return response.status, time.perf_counter() - start
 
-            hung = [asyncio.ensure_future(get(hung_url)) for _ in range(24)]
-            await asyncio.sleep(0.5)  # the provider holds them now
-            quick = await asyncio.gather(*(get(quick_url) for _ in range(64)))
+            async def round_(phase):
+                return await asyncio.gather(*(get(quick_url, f"{phase}-{i}")
+                                              for i in range(64)))
+
+            for warm in range(2):  # connections, caches, the registry's reading
+                await round_(f"warm{warm}")
+            before = await round_("before")
+            hung = [asyncio.ensure_future(get(hung_url, f"hung-{i}")) for i in range(24)]
+            deadline = time.monotonic() + 10
+            while sum("/hang-long" in s["path"] for s in list(Provider.seen)) < 24 and \
+                    time.monotonic() < deadline:
+                await asyncio.sleep(0.02)  # until the provider holds all 24
+            during = await round_("during")
             still_hanging = sum(not h.done() for h in hung)
-            return quick, still_hanging, await asyncio.gather(*hung)
+            return before, during, still_hanging, await asyncio.gather(*hung)
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a client loop of its own
-        quick, still_hanging, hung = pool.submit(asyncio.run, scenario()).result()
-    assert quick == [200] * 64
+        before, during, still_hanging, hung = pool.submit(asyncio.run, scenario()).result()
+    assert [s for s, _ in before] == [200] * 64
+    assert [s for s, _ in during] == [200] * 64
     assert still_hanging == 24  # all 64 were answered while the 24 still hung
-    assert hung == [200] * 24
-    durations = Message.objects.filter(service=actes.identifier).values_list("duration_ms",
-                                                                             flat=True)
+    assert [s for s, _ in hung] == [200] * 24
+    p95_before, p95_during = _p95([t for _, t in before]), _p95([t for _, t in during])
+    bound = max(3 * p95_before, p95_before + 2.0)
+    figures = (f"p95 of 64 concurrent calls: {p95_before * 1000:.0f} ms before the hang, "
+               f"{p95_during * 1000:.0f} ms during it (bound {bound * 1000:.0f} ms); "
+               f"max during {max(t for _, t in during) * 1000:.0f} ms")
+    print(figures)
+    assert p95_during <= bound, figures
+    deadline = time.monotonic() + 10
+    while Message.objects.filter(x_road_id__startswith="hung-").count() < 24 and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)  # the last batch of the log
+    durations = Message.objects.filter(service=actes.identifier,
+                                       x_road_id__startswith="during-").values_list(
+        "duration_ms", flat=True)
     hung_durations = Message.objects.filter(service=intranet.service.identifier).values_list(
         "duration_ms", flat=True)
     assert len(durations) == 64 and max(durations) < min(hung_durations)
@@ -69,8 +107,6 @@ def test_one_hanging_provider_does_not_slow_64_calls_to_another_service(intranet
 
 def test_a_service_at_its_limit_answers_busy_and_the_others_go_on(intranet):
     import time
-
-    from tests.exchange.conftest import Provider
 
     services.update_service(actor=intranet.it_interior, service=intranet.service,
                             max_concurrency=2, timeout_seconds=10)

@@ -23,9 +23,11 @@ import hashlib
 import logging
 import os
 import signal
+import sqlite3
 import ssl
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from django.conf import settings
 from django.utils import timezone
 from yarl import URL
@@ -72,14 +75,17 @@ class Refused(ProtocolError):
 
 class Registry:
     """Lookups of credentials, services and grants, kept until the registry's version
-    moves. The version is read (once for all the calls waiting) whenever the last reading
-    is older than ``EXCHANGE_REGISTRY_MAX_AGE_SECONDS`` (0: for every call, so that a
-    revocation applies to the very next call)."""
+    moves. The version is read whenever the last reading is older than
+    ``EXCHANGE_REGISTRY_MAX_AGE_SECONDS`` (0: for every call, so that a revocation applies
+    to the very next call). Each call uses a reading that started after it arrived, and
+    the calls that arrive while one is under way share the next: under load, one reading
+    (one hop to the database thread) serves many calls."""
 
     MAX_ENTRIES = 20_000
 
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self.executor = executor
+        self.local_version = _local_version_reader()
         self.version: int | None = None
         self.read_at = float("-inf")  # when the reading in force started
         self.inflight: tuple[float, asyncio.Future] | None = None
@@ -94,10 +100,27 @@ class Registry:
         oldest = start - max_age
         if max_age > 0 and self.version is not None and self.read_at >= oldest:
             return
-        if self.inflight is not None and self.inflight[0] >= oldest and \
-                not self.inflight[1].done():
-            await asyncio.shield(self.inflight[1])
-            return
+        if self.local_version is not None:
+            try:
+                version = self.local_version()
+            except sqlite3.Error:  # never waits: the database thread reads it instead
+                pass
+            else:
+                self.read_at = start
+                if version != self.version:
+                    self.entries.clear()
+                    self.version = version
+                return
+        while self.inflight is not None and not self.inflight[1].done():
+            started, reading = self.inflight
+            if started >= oldest:  # a reading this call may use: share it
+                await asyncio.shield(reading)
+                return
+            # A reading that started too early for this call (a revocation committed just
+            # before the call may be missing from it): wait for its end, then share the
+            # next one with every call that arrived meanwhile, or start it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(reading)
         future = asyncio.ensure_future(self.db(_registry_version))
         self.inflight = (start, future)
         version = await future
@@ -127,6 +150,32 @@ def _db(fn, args):
     except DatabaseError:
         connection.close_if_unusable_or_obsolete()
         raise
+
+
+def _local_version_reader():
+    """On SQLite (WAL), the registry's version is read on the event loop itself through a
+    read-only connection of its own: a read of a few microseconds that never waits for a
+    lock (``timeout=0``; a busy database makes it fail, and the database thread reads
+    instead), where a hop to the database thread cost a third of the gateway's time per
+    call. None on other databases, or when the database is not a file."""
+    from django.db import connection
+
+    from sahab.exchange.models import RegistryVersion
+
+    name = str(connection.settings_dict.get("NAME") or "")
+    if connection.vendor != "sqlite" or not name or name.startswith("file:") or \
+            ":memory:" in name or not os.path.isfile(name):
+        return None
+    reader = sqlite3.connect(f"file:{urllib.parse.quote(name)}?mode=ro", uri=True, timeout=0,
+                             isolation_level=None, check_same_thread=False)
+    sql = f'SELECT version FROM "{RegistryVersion._meta.db_table}" WHERE id = 1'  # noqa: S608
+
+    def read() -> int:
+        row = reader.execute(sql).fetchone()
+        return row[0] if row else 0
+
+    read.close = reader.close  # type: ignore[attr-defined]
+    return read
 
 
 def _registry_version() -> int:
@@ -221,6 +270,16 @@ class Outbound:
                                f"{connect:g} s") from None
 
 
+class _Relayed(web.StreamResponse):
+    """A provider's answer on its way to the client: the status line and headers stay in the
+    writer until the first chunk of the body (or the end of the answer) goes out, in the same
+    write. aiohttp's StreamResponse sends them at ``prepare`` by default, which costs a
+    second write per call and would let a bodiless answer reach the client before its log
+    record is committed in strict mode."""
+
+    _send_headers_immediately = False
+
+
 # --- one call -------------------------------------------------------------------------------
 
 @dataclass
@@ -280,6 +339,12 @@ class Gateway:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.raw_path.split("?", 1)[0]
+        if path in ("/listCentralServices", "/exchange/listCentralServices",
+                    "/r1/listCentralServices", "/exchange/r1/listCentralServices"):
+            return self.error(request, ProtocolError(
+                404, "Client.BadRequest", "listCentralServices is not offered: there are no "
+                "central services, the gateway relays REST services only."),
+                {"X-Road-Request-Id": new_id()})
         for prefix in ("/exchange/r1/", "/r1/"):
             if path.startswith(prefix):
                 return await self.call(request, path[len(prefix):])
@@ -357,6 +422,10 @@ class Gateway:
             call.service = f"{protocol.INSTANCE}/{protocol.MEMBER_CLASS}/listClients"
             return await self.list_clients(call)
         call.service = target.identifier
+        if target.service in protocol.UNSUPPORTED_METASERVICES:
+            raise Refused(404, "Server.ServerProxy.UnknownService",
+                          f"{target.service} is not offered: the gateway relays REST services "
+                          "only (no SOAP, no WSDL).")
         if target.is_metaservice:
             return await self.metaservice(call, target)
         return await self.relay(call, target)
@@ -459,8 +528,9 @@ class Gateway:
         request = call.request
         query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
         url = f"{service.base_url}/{target.path}" + (f"?{query}" if query else "")
+        dropped = protocol.filtered(request.headers.getall("Connection", []))
         headers = [(n, v) for n, v in request.headers.items()
-                   if n.lower() not in protocol.FILTERED and n.lower() not in
+                   if n.lower() not in dropped and n.lower() not in
                    protocol.GATEWAY_HEADERS and not _is_gateway_token(n, v)]
         headers += [("X-Road-Client", call.caller.identifier), ("X-Road-Service", call.service),
                     ("X-Road-Id", call.x_road_id), ("X-Road-Request-Id", call.request_id)]
@@ -490,10 +560,11 @@ class Gateway:
         chunk (or, without a body, the headers) waits until the log record is committed:
         no client holds a complete answer whose exchange is not in the log."""
         request = call.request
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response = _Relayed(status=upstream.status, reason=upstream.reason)
+        dropped = protocol.filtered(upstream.headers.getall("Connection", []))
         for name, value in upstream.raw_headers:
             lower = name.lower().decode("latin-1")
-            if lower not in protocol.FILTERED and lower not in protocol.GATEWAY_HEADERS and \
+            if lower not in dropped and lower not in protocol.GATEWAY_HEADERS and \
                     lower != "date":
                 response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
         if upstream.content_length is not None:
@@ -624,8 +695,9 @@ def _is_gateway_token(name: str, value: str) -> bool:
 
 
 def _hashed_headers(request: web.BaseRequest, call: Call) -> list[tuple[bytes, bytes]]:
+    dropped = protocol.filtered(request.headers.getall("Connection", []))
     headers = [(n, v) for n, v in request.raw_headers
-               if n.lower().decode("latin-1") not in protocol.FILTERED
+               if n.lower().decode("latin-1") not in dropped
                and n.lower() not in (b"x-road-request-id", b"x-road-request-hash")
                and not _is_gateway_token(n.decode("latin-1"), v.decode("latin-1"))]
     if not any(n.lower() == b"x-road-id" for n, _ in headers):
@@ -635,6 +707,44 @@ def _hashed_headers(request: web.BaseRequest, call: Call) -> list[tuple[bytes, b
 
 
 # --- processes ------------------------------------------------------------------------------
+
+class _Connection(RequestHandler):
+    """aiohttp's connection handler, but what its HTTP/1.1 parser refuses (an HTTP/2
+    preface sent with prior knowledge, a garbled request line) is answered with an X-Road
+    error from ``Server: sahab``, not aiohttp's text page naming its version."""
+
+    gateway: Gateway
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None
+                     ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("Response is sent already, cannot send another response")
+        if status < 500:
+            log.info("refused a request that is not HTTP/1.1 (%s)", type(exc).__name__)
+            self.gateway.refused_anonymous += 1
+            error = ProtocolError(status, "Client.BadRequest",
+                                  "Not an HTTP/1.1 request: the gateway speaks HTTP/1.1 only "
+                                  "(X-Road message protocol for REST).")
+        else:
+            log.error("the gateway failed on a request", exc_info=exc)
+            error = ProtocolError(status, "Server.ServerProxy.InternalError",
+                                  "The gateway could not handle the request.")
+        response = self.gateway.error(request, error, {"X-Road-Request-Id": new_id()})
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __init__(self, gateway: Gateway, **kwargs) -> None:
+        super().__init__(gateway.handle, **kwargs)
+        self.gateway = gateway
+
+    def __call__(self) -> RequestHandler:
+        connection = _Connection(self, loop=self._loop, **self._kwargs)
+        connection.gateway = self.gateway
+        return connection
+
 
 def server_ssl_context() -> ssl.SSLContext:
     """The TLS port: the platform's server certificate; client certificates of the
@@ -663,6 +773,8 @@ class Running:
             await server.wait_closed()
         await self.gateway.log.close()
         await self.gateway.outbound.close()
+        if self.gateway.registry.local_version is not None:
+            self.gateway.registry.local_version.close()
         self.executor.shutdown(wait=True)
 
 
@@ -681,7 +793,7 @@ async def start(host: str = "127.0.0.1", port: int | None = None,
     """Listen on the plain and the TLS port (0: any free port) in this event loop."""
     executor = ThreadPoolExecutor(settings.EXCHANGE_DB_THREADS, thread_name_prefix="gateway-db")
     gateway = Gateway(executor, messagelog.MessageLog(executor), await Outbound().open())
-    factory = web.Server(gateway.handle, access_log=None, max_field_size=16384)
+    factory = _Server(gateway, access_log=None, max_field_size=16384)
     loop = asyncio.get_running_loop()
     plain = await loop.create_server(factory, host, settings.EXCHANGE_PORT if port is None
                                      else port, reuse_port=reuse_port or None)

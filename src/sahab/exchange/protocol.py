@@ -20,7 +20,9 @@ MEMBER_CLASS = "GOV"
 PROTOCOL = "r1"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 METASERVICES = frozenset({"listMethods", "allowedMethods", "getOpenAPI"})
-RESERVED_CODES = METASERVICES | {"listClients", "listCentralServices", "getWsdl"}
+# X-Road's SOAP-era metaservices: reserved, answered with an error (sahab relays REST only).
+UNSUPPORTED_METASERVICES = frozenset({"listCentralServices", "getWsdl"})
+RESERVED_CODES = METASERVICES | {"listClients"} | UNSUPPORTED_METASERVICES
 MAX_TARGET = 2000  # request URIs longer than this are refused (PR-REST 4.2)
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 X_ROAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
@@ -29,11 +31,18 @@ X_ROAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 # 4.3 "Filtered headers"), plus what the gateway recomputes itself.
 FILTERED = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                       "te", "trailer", "transfer-encoding", "upgrade", "host", "user-agent",
-                      "server", "content-length", "expect"})
+                      "server", "content-length", "expect", "http2-settings"})
 # X-Road headers the gateway sets; a client's or provider's own values are dropped.
 GATEWAY_HEADERS = frozenset({"x-road-client", "x-road-service", "x-road-id",
                              "x-road-request-id", "x-road-request-hash", "x-road-error"})
 JSON_TYPE = "application/json;charset=utf-8"
+
+
+def filtered(connection_values: list[str]) -> frozenset[str]:
+    """The filtered headers of one message: FILTERED and those its ``Connection`` header
+    names (hop-by-hop by nomination, RFC 9110 7.6.1), in lower case."""
+    named = {token.strip().lower() for value in connection_values for token in value.split(",")}
+    return FILTERED | named if named - {"", "close", "keep-alive"} else FILTERED
 XML_TYPE = "text/xml;charset=utf-8"
 
 
