@@ -280,7 +280,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sahab.core.middleware.RequestGateMiddleware",
     "sahab.core.dbrouting.DatabaseRoutingMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "sahab.core.dbrouting.SessionMiddleware",  # Django's, with a 503 for an unreachable database
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

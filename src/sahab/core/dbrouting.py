@@ -44,8 +44,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.signals import request_finished
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
@@ -328,17 +329,42 @@ class DatabaseRoutingMiddleware:
         return response
 
     def process_exception(self, request, exception):
-        alias = _unreachable(exception)
-        if alias is None:
-            return None
-        log.warning("%s %s: the %s database cannot be reached (%s)", request.method,
-                    request.path, "replica" if alias == REPLICA else "primary",
-                    str(exception).strip().splitlines()[0] if str(exception) else "")
-        monitor.mark_down(alias)
-        connections[alias].close()
-        response = unavailable_response(request)
-        response.unreachable_database = alias
-        return response
+        return answer_unreachable(request, exception)
+
+
+def answer_unreachable(request, exception: Exception) -> HttpResponse | None:
+    """The 503 of a request that met an unreachable database, or None for any other
+    error (which stays what it is). For middleware that reads the database outside the
+    view, where ``DatabaseRoutingMiddleware.process_exception`` does not reach."""
+    alias = _unreachable(exception)
+    if alias is None:
+        return None
+    log.warning("%s %s: the %s database cannot be reached (%s)", request.method,
+                request.path, "replica" if alias == REPLICA else "primary",
+                str(exception).strip().splitlines()[0] if str(exception) else "")
+    monitor.mark_down(alias)
+    connections[alias].close()
+    response = unavailable_response(request)
+    response.unreachable_database = alias
+    return response
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's, for a main database that cannot be reached. A signed-in user's session
+    is saved after every request (``SESSION_SAVE_EVERY_REQUEST``: the idle timeout), and
+    that save runs after the view, where the 503 of ``DatabaseRoutingMiddleware`` does not
+    reach. When only that refresh is lost, the answer (a public page read from the
+    replica) stands; when the session itself changed, the request gets the 503."""
+
+    def process_response(self, request, response):
+        try:
+            return super().process_response(request, response)
+        except DatabaseError as exc:
+            if _unreachable(exc) is None:
+                raise
+            if not request.session.modified:
+                return response
+            return answer_unreachable(request, exc)
 
 
 def _request_finished(sender, **kwargs) -> None:

@@ -13,8 +13,11 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout, user_logged_in, user_logged_out
+from django.db import DatabaseError
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
+
+from sahab.core import dbrouting
 
 SIGNED_IN_AT = "sahab_signed_in_at"
 
@@ -81,6 +84,13 @@ class SessionLifetimeMiddleware:
 
     def __call__(self, request):
         session = getattr(request, "session", None)
-        if session is not None and SESSION_KEY in session and expired(session):
+        try:
+            over = session is not None and SESSION_KEY in session and expired(session)
+        except DatabaseError as exc:  # the session store is the main database
+            unavailable = dbrouting.answer_unreachable(request, exc)
+            if unavailable is None:
+                raise
+            return unavailable
+        if over:
             logout(request)
         return self.get_response(request)
