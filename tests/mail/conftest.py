@@ -148,24 +148,32 @@ def running_smtp(settings, rate_per_minute: int):
     pool = ThreadPoolExecutor(max_workers=4)
     relay_factory, submission_factory, smtps_factory = smtp.smtp_factories(live, pool)
     loop = asyncio.new_event_loop()
-    ports = free_port(), free_port(), free_port()
     servers = []
+    failure: list[BaseException] = []
     ready = threading.Event()
 
     def run() -> None:
+        # Port 0 lets the kernel pick: a port chosen beforehand can be taken by another
+        # suite running on the same machine before the listener binds it.
         asyncio.set_event_loop(loop)
-        servers.append(loop.run_until_complete(
-            loop.create_server(relay_factory, "127.0.0.1", ports[0])))
-        servers.append(loop.run_until_complete(
-            loop.create_server(submission_factory, "127.0.0.1", ports[1])))
-        servers.append(loop.run_until_complete(
-            loop.create_server(smtps_factory, "127.0.0.1", ports[2], ssl=smtp.tls_context())))
-        ready.set()
+        try:
+            for factory, ssl in ((relay_factory, None), (submission_factory, None),
+                                 (smtps_factory, smtp.tls_context())):
+                servers.append(loop.run_until_complete(
+                    loop.create_server(factory, "127.0.0.1", 0, ssl=ssl)))
+        except BaseException as exc:  # handed to the test below, which fails with it
+            failure.append(exc)
+            return
+        finally:
+            ready.set()
         loop.run_forever()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    assert ready.wait(10)
+    assert ready.wait(60), "the SMTP listeners did not start within a minute"
+    if failure:
+        raise failure[0]
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
     try:
         yield SmtpServer("127.0.0.1", ports[0], ports[1], live, ports[2])
     finally:
