@@ -303,13 +303,25 @@ def smtp_subprocess(home: Path, smtp_port: int, submission_port: int,
 
 
 class Zone:
-    """DNS answers of the outside world for the tests: name → TXT records."""
+    """DNS answers of the outside world for the tests: name → TXT records, and records of
+    other types (MX, CNAME, SRV…) in zone-file syntax."""
 
     def __init__(self):
         self.txt: dict[str, list[str]] = {}
+        self.other: dict[tuple[str, str], list[str]] = {}
 
     def add_txt(self, name: str, value: str) -> None:
         self.txt.setdefault(name.rstrip(".").lower(), []).append(value)
+
+    def add(self, name: str, type_: str, value: str) -> None:
+        """A record of ``type_`` whose data is ``value`` as a zone file writes it."""
+        if type_ == "TXT":
+            self.add_txt(name, value)
+        else:
+            self.other.setdefault((name.rstrip(".").lower(), type_), []).append(value)
+
+    def names(self) -> set[str]:
+        return set(self.txt) | {name for name, _ in self.other}
 
 
 @pytest.fixture
@@ -325,11 +337,15 @@ def dns_zone(settings):
         def resolve(self, request, handler):
             reply = request.reply()
             name = str(request.q.qname).rstrip(".").lower()
+            qtype = QTYPE[request.q.qtype]
             if request.q.qtype == QTYPE.TXT and name in zone.txt:
                 for value in zone.txt[name]:
                     chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
                     reply.add_answer(RR(request.q.qname, QTYPE.TXT, ttl=60, rdata=TXT(chunks)))
-            elif not any(n == name or n.endswith("." + name) for n in zone.txt):
+            elif (name, qtype) in zone.other:
+                for value in zone.other[name, qtype]:
+                    reply.add_answer(*RR.fromZone(f"{name}. 60 IN {qtype} {value}"))
+            elif not any(n == name or n.endswith("." + name) for n in zone.names()):
                 reply.header.rcode = RCODE.NXDOMAIN
             return reply
 

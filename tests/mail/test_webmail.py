@@ -210,15 +210,18 @@ def test_mail_administration_for_mail_admins_only(world):
     from sahab.directory.models import Agent
 
     admin = Agent.objects.get(user__username="admin.ms")
-    page = client_for(admin).get("/mail/admin/")
+    assert "sante.test" in client_for(admin).get("/mail/admin/").content.decode()
+    page = client_for(admin).get("/mail/admin/sante.test/")
     assert page.status_code == 200 and "_domainkey.sante.test" in page.content.decode()
     assert "v=DKIM1; k=ed25519" in page.content.decode()
-    made = client_for(admin).post("/mail/admin/list", {
+    made = client_for(admin).post("/mail/admin/sante.test/list", {
         "administration": "MS", "local_part": "dsi", "description": "DSI",
         "members": f"{world.bob_box.address}, {world.registry_sante.address}"})
     assert made.status_code == 302 and Alias.objects.filter(address="dsi@sante.test").exists()
     assert client_for(world.bob).get("/mail/admin/").status_code == 404
-    refused = client_for(world.bob).post("/mail/admin/disable", {"mailbox": world.bob_box.pk})
+    assert client_for(world.bob).get("/mail/admin/sante.test/").status_code == 404
+    refused = client_for(world.bob).post("/mail/admin/sante.test/disable",
+                                         {"mailbox": world.bob_box.pk})
     assert refused.status_code == 302
     world.bob_box.refresh_from_db()
     assert world.bob_box.active

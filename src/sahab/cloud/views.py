@@ -343,7 +343,7 @@ def dashboard(request):
         "provider_bars": bars(by_provider, "provider", "cost_tnd"),
         "administration_bars": bars(by_administration, "administration", "cost_tnd"),
         "plan_bars": bars(by_service, "plan", "cost_tnd"),
-        "budget_bars": bars(budgets, "administration", "percent"),
+        "budget_bars": bars(budgets, "administration", "percent", scale=100),
         "in_use_bars": bars(in_use, "plan", "instances"),
         "savings": savings, "saving_bars": bars(
             [{"label": _("Cloud"), "value": _money(savings["cloud"])},

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from sahab.directory import selectors as directory
-from sahab.directory.models import Administration
-from sahab.mail.models import Alias, Mailbox
+from sahab.directory.models import Administration, Role
+from sahab.mail.models import Alias, Mailbox, MailDomain
 
 
 def usable_by(agent) -> Q:
@@ -108,3 +108,31 @@ def vcards(entries: list[Entry]) -> str:
             card.add("tel").value = entry.phone
         cards.append(card.serialize())
     return "".join(cards)
+
+
+def managed_domains(user, q: str = "") -> QuerySet[MailDomain]:
+    """The mail domains ``user`` administers (``services.can_manage_mail`` as a query),
+    matching ``q`` in the domain or the administration's code or names, each with its
+    mailbox count and the bytes used and allowed."""
+    domains = MailDomain.objects.select_related("administration")
+    if not directory.is_platform_admin(user):
+        agent = directory.agent_of(user)
+        if agent is None or not agent.role_set & {Role.ADMINISTRATION_ADMIN, Role.MAIL_ADMIN}:
+            return domains.none()
+        domains = domains.filter(administration__path__startswith=agent.administration.path)
+    if q := q.strip():
+        domains = domains.filter(
+            Q(name__icontains=q) | Q(administration__code__iexact=q)
+            | Q(administration__name_fr__icontains=q) | Q(administration__name_ar__icontains=q)
+            | Q(administration__name_en__icontains=q))
+    return domains.annotate(mailbox_count=Count("mailboxes"),
+                            used_bytes=Sum("mailboxes__used_bytes"),
+                            quota_bytes=Sum("mailboxes__quota_bytes")).order_by("name")
+
+
+def domain_mailboxes(domain: MailDomain, q: str = "") -> QuerySet[Mailbox]:
+    """The mailboxes of ``domain``, matching ``q`` in their address or display name."""
+    boxes = Mailbox.objects.filter(domain=domain).select_related("agent__user")
+    if q := q.strip():
+        boxes = boxes.filter(Q(address__icontains=q) | Q(display_name__icontains=q))
+    return boxes.order_by("address")

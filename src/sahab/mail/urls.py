@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from sahab.mail import views
+from sahab.mail import admin_views, views
 
 app_name = "mail"
 
@@ -21,8 +21,9 @@ urlpatterns = [
     path("address-book/", views.address_book, name="address_book"),
     path("settings/", views.mail_settings, name="settings"),
     path("notices/", views.choose_notices, name="notices"),
-    path("admin/", views.admin_page, name="admin"),
-    path("admin/<slug:action>", views.admin_action, name="admin_action"),
+    path("admin/", admin_views.domains, name="admin"),
+    path("admin/<str:name>/", admin_views.domain, name="admin_domain"),
+    path("admin/<str:name>/<slug:action>", admin_views.domain_action, name="admin_action"),
     path("config-v1.1.xml", views.autoconfig, name="autoconfig"),
     path("dovecot/auth-policy", views.dovecot_auth_policy, name="dovecot_auth_policy"),
     path("dovecot/events", views.dovecot_events, name="dovecot_events"),

@@ -3,17 +3,14 @@ pieces (receipt key and check, mail client autoconfiguration)."""
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import math
-import operator
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -21,16 +18,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from sahab.core.charts import bars
 from sahab.core.downloads import attach
 from sahab.core.errors import DomainError
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Agent
 from sahab.mail import letters, maildir, selectors, services, webmail
 from sahab.mail.models import (
-    Alias,
     Classification,
-    Delegation,
     Mailbox,
     MailDomain,
     NoticeKind,
@@ -59,7 +53,7 @@ def _nav(request, mailbox: Mailbox | None = None, folder: str = "") -> dict:
     return {"mailbox": mailbox, "folder": folder, "folder_label": webmail.folder_label(folder),
             "folders": webmail.folder_tree(maildir.folders(mailbox.maildir)) if mailbox else [],
             "mailboxes": selectors.mailboxes_of(request.user),
-            "can_admin_mail": bool(_managed_domains(request.user))}
+            "can_admin_mail": selectors.managed_domains(request.user).exists()}
 
 
 def _folder(name: str) -> str:
@@ -434,93 +428,6 @@ def mail_settings(request):
         "managesieve_port": settings.MANAGESIEVE_PORT, "vacation": vacation})
     response["Cache-Control"] = "no-store"  # the password is shown once
     return response
-
-
-# --- administration ----------------------------------------------------------------------------
-
-def _managed_domains(user):
-    return [d for d in MailDomain.objects.select_related("administration")
-            if services.can_manage_mail(user, d.administration)]
-
-
-@login_required
-def admin_page(request):
-    _agent(request)
-    domains = _managed_domains(request.user)
-    if not domains:
-        raise Http404
-    boxes = Mailbox.objects.filter(domain__in=domains).select_related("domain", "agent__user")
-    fullest = sorted(boxes, key=lambda b: b.used_bytes / max(b.quota_bytes, 1), reverse=True)
-    usage = bars([{"address": b.address,
-                   "percent": round(100 * b.used_bytes / max(b.quota_bytes, 1), 1)}
-                  for b in fullest[:15]], "address", "percent")
-    return render(request, "mail/admin.html", {
-        "usage_bars": usage,
-        "domains": [(d, services.dns_records(d)) for d in domains],
-        "mailboxes": boxes,
-        "aliases": Alias.objects.filter(domain__in=domains).prefetch_related("members__mailbox"),
-        "delegations": Delegation.objects.filter(mailbox__domain__in=domains)
-        .select_related("mailbox", "agent__user"),
-        "agents": Agent.objects.filter(functools.reduce(operator.or_, (
-            Q(administration__path__startswith=d.administration.path) for d in domains)))
-        .select_related("user").distinct()[:500],
-        "administrations": [d.administration for d in domains],
-    })
-
-
-@login_required
-@require_POST
-def admin_action(request, action: str):
-    """Every form of the administration page posts here; the services decide."""
-    _agent(request)
-    post, user = request.POST, request.user
-    try:
-        if action in ("disable", "enable", "quota", "password"):
-            mailbox = get_object_or_404(Mailbox, pk=post.get("mailbox"))
-            if action == "quota":
-                try:
-                    quota = int(float(post.get("quota_mb", "")) * 1024 * 1024)
-                except ValueError:
-                    quota = 0
-                services.set_quota(actor=user, mailbox=mailbox, quota_bytes=quota)
-            elif action == "password":
-                password = services.set_password(actor=user, mailbox=mailbox)
-                messages.info(request, _("New password of %(address)s (shown once): %(pw)s")
-                              % {"address": mailbox.address, "pw": password})
-            else:
-                services.set_mailbox_active(actor=user, mailbox=mailbox,
-                                            active=action == "enable")
-        elif action in ("shared", "registry"):
-            administration = get_object_or_404(Administration, code=post.get("administration"))
-            services.create_shared_mailbox(
-                actor=user, administration=administration, local_part=post.get("local_part", ""),
-                display_name=post.get("display_name", ""), registry=action == "registry")
-        elif action in ("alias", "list"):
-            administration = get_object_or_404(Administration, code=post.get("administration"))
-            members = [services.mailbox_by_address(a) for a in
-                       post.get("members", "").replace(";", ",").split(",") if a.strip()]
-            services.create_alias(actor=user, administration=administration,
-                                  local_part=post.get("local_part", ""), members=members,
-                                  is_list=action == "list",
-                                  description=post.get("description", ""))
-        elif action == "delete-alias":
-            services.delete_alias(actor=user, alias=get_object_or_404(Alias, pk=post.get("alias")))
-        elif action == "delegate":
-            mailbox = get_object_or_404(Mailbox, pk=post.get("mailbox"))
-            services.delegate(actor=user, mailbox=mailbox,
-                              agent=get_object_or_404(Agent, pk=post.get("agent")),
-                              can_send=bool(post.get("can_send")))
-        elif action == "revoke":
-            services.revoke_delegation(actor=user, delegation=get_object_or_404(
-                Delegation, pk=post.get("delegation")))
-        else:
-            raise Http404
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        if action != "password":
-            messages.success(request, _("Saved."))
-    return redirect("mail:admin")
 
 
 # --- mail client autoconfiguration ------------------------------------------------------------

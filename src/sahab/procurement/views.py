@@ -222,7 +222,7 @@ def dashboard(request):
         "non_competitive": non_competitive,
         "non_competitive_bars": bars(
             [{"year": r["year"], "pct": round(100 * r["share_of_tenders"])}
-             for r in non_competitive], "year", "pct"),
+             for r in non_competitive], "year", "pct", scale=100),
         "flags": flags, "flag_bars": bars(flags, "month", "flags"),
     })
 
