@@ -123,18 +123,21 @@ def test_administration_admin_manages_their_administration_only(client):
     client.force_login(admin.user)
     assert client.get(reverse("directory:manage", args=["MF"])).status_code == 200
     assert client.get(reverse("directory:manage", args=["MS"])).status_code == 403
-    response = client.post(reverse("directory:manage", args=["MF"]), {
+    response = client.post(reverse("directory:create_agent", args=["MF"]), {
         "agent-username": "new.one", "agent-email": "new@finances.gov.tn",
         "agent-administration": "MF", "agent-roles": ["evaluator"]})
     assert response.status_code == 200 and b"Initial password" in response.content
-    response = client.post(reverse("directory:manage", args=["MF"]), {
+    response = client.post(reverse("directory:create_administration", args=["MF"]), {
         "adm-code": "MF-DSI", "adm-kind": "unit", "adm-name_fr": "DSI", "adm-name_ar": "إعلامية"})
     assert response.status_code == 302
     assert Administration.objects.get(code="MF-DSI").parent == mf
-    bad = client.post(reverse("directory:manage", args=["MF"]), {
+    bad = client.post(reverse("directory:create_administration", args=["MF"]), {
         "adm-code": "COM-X", "adm-kind": "municipality", "adm-name_fr": "x", "adm-name_ar": "س"})
     assert bad.status_code == 400 and not Administration.objects.filter(code="COM-X").exists()
     assert ms.children.count() == 0
+    outside = client.post(reverse("directory:create_administration", args=["MS"]), {
+        "adm-code": "MS-X", "adm-kind": "unit", "adm-name_fr": "x", "adm-name_ar": "س"})
+    assert outside.status_code == 403 and ms.children.count() == 0
 
 
 def test_plain_agents_cannot_reach_the_management_screens(client):

@@ -42,8 +42,15 @@ def test_the_registry_page_runs_the_whole_grant_cycle(intranet, provider_url):
                                                    "name": "Paie"})
     assert Subsystem.objects.filter(code="PAIE").exists()
     outside = finances.post("/exchange/registry/subsystem", {"administration": "MI",
-                                                             "code": "X", "name": "x"})
-    assert outside.status_code == 404
+                                                             "code": "X", "name": "x"},
+                            follow=True)
+    assert "Select a valid choice" in outside.content.decode()
+    assert not Subsystem.objects.filter(code="X").exists()
+    for bad in ({"subsystem": "abc"}, {"subsystem": intranet.client.pk, "max_concurrency": "x"},
+                {}):
+        page = interior.post("/exchange/registry/service", bad, follow=True)
+        assert page.status_code == 200 and 'class="error"' in page.content.decode()
+    assert finances.post("/exchange/registry/explode", {}).status_code == 404
 
 
 def test_the_registry_page_shows_hosts_and_endpoints_and_platform_admins_add_hosts(intranet):

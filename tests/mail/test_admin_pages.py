@@ -132,7 +132,6 @@ def test_without_dns_lookups_nothing_is_claimed(world, settings):
 
 def test_a_resolver_that_does_not_answer_leaves_records_unchecked(world, settings):
     from sahab.mail import resolver
-
     from tests.e2e.conftest import free_port
 
     settings.MAIL_DNS = f"127.0.0.1:{free_port()}"  # nothing listens there

@@ -136,8 +136,8 @@ def test_sieve_files_mail_by_a_rule_and_answers_with_a_vacation_reply(
     # bob turns his vacation reply on in the webmail; alice writes to him
     web = Client()
     web.force_login(w.bob.user)
-    page = web.post("/mail/settings/", {"form": "vacation", "enabled": "on",
-                                        "subject": "Absent jusqu'au 5", "text": "En congé."})
+    page = web.post("/mail/settings/vacation", {"enabled": "on", "subject": "Absent jusqu'au 5",
+                                                "text": "En congé."})
     assert page.status_code == 302
     submit(smtp_server, alice, alice_password, w.bob_box.address, "Réunion lundi")
     assert len(maildir.messages(w.bob_box.maildir, "INBOX")) == 1

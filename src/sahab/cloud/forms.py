@@ -7,7 +7,7 @@ import json
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from sahab.cloud.models import Category, Label
+from sahab.cloud.models import Attestation, Binding, Category, Label, ServicePlan
 
 
 class CatalogueFilterForm(forms.Form):
@@ -89,3 +89,33 @@ class BudgetForm(forms.Form):
                     if part.strip()]
         except ValueError:
             raise forms.ValidationError(_("Whole percentages separated by commas.")) from None
+
+
+class DecisionForm(forms.Form):
+    """Approve or refuse (an order, an attestation, a provider), with a note."""
+
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000)
+
+
+class BindingForm(forms.Form):
+    binding = forms.ModelChoiceField(Binding.objects.none(), label=_("Credentials"))
+
+    def __init__(self, *args, instance, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["binding"].queryset = Binding.objects.filter(instance=instance)
+
+
+class PlanChangeForm(forms.Form):
+    plan = forms.ModelChoiceField(ServicePlan.objects.all(), label=_("Plan"))
+
+
+class AttestationDecisionForm(DecisionForm):
+    attestation = forms.ModelChoiceField(Attestation.objects.none(), label=_("Attestation"))
+
+    def __init__(self, *args, provider, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["attestation"].queryset = Attestation.objects.filter(provider=provider)
+
+
+class ConfirmForm(forms.Form):
+    """A button with nothing to fill in (delete the instance, try again)."""

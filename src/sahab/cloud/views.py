@@ -17,17 +17,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sahab.cloud import focus, forms, selectors, services
-from sahab.cloud.models import Attestation, Binding, Instance, InstanceState, Provider, ServicePlan
+from sahab.cloud.models import Attestation, Instance, InstanceState, Provider, ServicePlan
+from sahab.core.actions import run_form_action
 from sahab.core.charts import bars
 from sahab.core.downloads import attach, table_response
 from sahab.core.errors import DomainError, InvalidInput
 from sahab.directory import selectors as directory
 from sahab.directory.models import Role
 from sahab.ledger import services as ledger
-
-
-def _form_errors(form) -> str:
-    return " ".join(e for errors in form.errors.values() for e in errors)
 
 
 def _money(value) -> str:
@@ -146,49 +143,78 @@ def order(request, number: str):
     return render(request, template, _order_context(request, item))
 
 
+def _decision(approve: bool):
+    def decide(request, item, instance, form) -> None:
+        services.decide_order(actor=request.user, order=item, approve=approve,
+                              note=form.cleaned_data["note"])
+    return decide
+
+
+def _bind(request, item, instance, form) -> None:
+    services.request_binding(actor=request.user, instance=instance,
+                             name=form.cleaned_data["name"])
+
+
+# action → (form, its extra arguments, what it does); ``reveal`` answers with a page
+ORDER_ACTIONS = {
+    "approve": (forms.DecisionForm, _decision(approve=True)),
+    "refuse": (forms.DecisionForm, _decision(approve=False)),
+    "bind": (forms.NameForm, _bind),
+    "unbind": (forms.BindingForm, lambda request, item, instance, form: services.request_unbind(
+        actor=request.user, binding=form.cleaned_data["binding"])),
+    "plan": (forms.PlanChangeForm, lambda request, item, instance, form:
+             services.request_plan_change(actor=request.user, instance=instance,
+                                          plan=form.cleaned_data["plan"])),
+    "deprovision": (forms.ConfirmForm, lambda request, item, instance, form:
+                    services.request_deprovision(actor=request.user, instance=instance)),
+    "retry": (forms.ConfirmForm, lambda request, item, instance, form:
+              services.retry_provisioning(actor=request.user, instance=instance)),
+}
+DECISIONS = ("approve", "refuse")
+
+
+def _order_form(form_class, request, instance):
+    if form_class is forms.BindingForm:
+        return form_class(request.POST, instance=instance)
+    return form_class(request.POST)
+
+
 @login_required
 @require_POST
 def order_action(request, number: str, action: str):
-    """Every form of the order page posts here; the service decides and records."""
+    """One form of the order page; the service decides and records."""
     item = _visible_order(request, number)
+    if action != "reveal" and action not in ORDER_ACTIONS:
+        raise Http404
     instance = Instance.objects.filter(order=item).first()
-    post, user = request.POST, request.user
-    try:
-        if action in ("approve", "refuse"):
-            services.decide_order(actor=user, order=item, approve=action == "approve",
-                                  note=post.get("note", ""))
-        elif instance is None:
-            raise InvalidInput(_("The order has no instance yet."))
-        elif action == "bind":
-            form = forms.NameForm(post)
-            if not form.is_valid():
-                raise InvalidInput(_("Name the application that will use the credentials."))
-            services.request_binding(actor=user, instance=instance,
-                                     name=form.cleaned_data["name"])
-        elif action == "reveal":
-            binding = get_object_or_404(Binding, instance=instance, pk=post.get("binding"))
-            credentials = services.reveal_credentials(actor=user, binding=binding)
-            response = render(request, "cloud/credentials.html", {
-                "order": item, "binding": binding, "credentials": credentials})
-            response["Cache-Control"] = "no-store"
-            return response
-        elif action == "unbind":
-            binding = get_object_or_404(Binding, instance=instance, pk=post.get("binding"))
-            services.request_unbind(actor=user, binding=binding)
-        elif action == "plan":
-            plan = get_object_or_404(ServicePlan, pk=post.get("plan"))
-            services.request_plan_change(actor=user, instance=instance, plan=plan)
-        elif action == "deprovision":
-            services.request_deprovision(actor=user, instance=instance)
-        elif action == "retry":
-            services.retry_provisioning(actor=user, instance=instance)
-        else:
-            raise Http404
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, _("Done; the page shows the progress."))
+    if instance is None and action not in DECISIONS:
+        messages.error(request, _("The order has no instance yet."))
+        return redirect("cloud:order", number=number)
+    if action == "reveal":
+        return _reveal(request, item, instance)
+    form_class, perform = ORDER_ACTIONS[action]
+    form = _order_form(form_class, request, instance)
+    run_form_action(request, form, lambda data: perform(request, item, instance, form) or
+                    _("Done; the page shows the progress."))
     return redirect("cloud:order", number=number)
+
+
+def _reveal(request, item, instance):
+    """The credentials of one binding, on a page that is never cached."""
+    form = forms.BindingForm(request.POST, instance=instance)
+    shown = {}
+
+    def reveal(data: dict) -> str:
+        shown["credentials"] = services.reveal_credentials(actor=request.user,
+                                                           binding=data["binding"])
+        return _("Recorded in the ledger.")
+
+    if not run_form_action(request, form, reveal):
+        return redirect("cloud:order", number=item.number)
+    response = render(request, "cloud/credentials.html", {
+        "order": item, "binding": form.cleaned_data["binding"], **shown})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- providers ----------------------------------------------------------------------------
@@ -213,30 +239,43 @@ def provider(request, provider_id: int):
         if broker else []})
 
 
+def _review(accept: bool):
+    def review(user, provider, data: dict) -> None:
+        services.review_attestation(actor=user, attestation=data["attestation"],
+                                    accept=accept, note=data["note"])
+    return review
+
+
+def _qualify(qualify: bool):
+    def decide(user, provider, data: dict) -> None:
+        services.decide_provider(actor=user, provider=provider, qualify=qualify,
+                                 note=data["note"])
+    return decide
+
+
+PROVIDER_ACTIONS = {
+    "accept": (forms.AttestationDecisionForm, _review(accept=True)),
+    "refuse": (forms.AttestationDecisionForm, _review(accept=False)),
+    "revoke": (forms.AttestationDecisionForm, lambda user, provider, data:
+               services.revoke_attestation(actor=user, attestation=data["attestation"],
+                                           reason=data["note"])),
+    "qualify": (forms.DecisionForm, _qualify(qualify=True)),
+    "disqualify": (forms.DecisionForm, _qualify(qualify=False)),
+}
+
+
 @login_required
 @require_POST
 def provider_action(request, provider_id: int, action: str):
+    """A platform administrator's decision on a provider or one of its attestations."""
     item = get_object_or_404(Provider, pk=provider_id)
-    note = request.POST.get("note", "")
-    try:
-        if action in ("accept", "refuse", "revoke"):
-            attestation = get_object_or_404(Attestation, provider=item,
-                                            pk=request.POST.get("attestation"))
-            if action == "revoke":
-                services.revoke_attestation(actor=request.user, attestation=attestation,
-                                            reason=note)
-            else:
-                services.review_attestation(actor=request.user, attestation=attestation,
-                                            accept=action == "accept", note=note)
-        elif action in ("qualify", "disqualify"):
-            services.decide_provider(actor=request.user, provider=item,
-                                     qualify=action == "qualify", note=note)
-        else:
-            raise Http404
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, _("Recorded in the ledger."))
+    if action not in PROVIDER_ACTIONS:
+        raise Http404
+    form_class, perform = PROVIDER_ACTIONS[action]
+    form = (form_class(request.POST, provider=item)
+            if form_class is forms.AttestationDecisionForm else form_class(request.POST))
+    run_form_action(request, form, lambda data: perform(request.user, item, data) or
+                    _("Recorded in the ledger."))
     return redirect("cloud:provider", provider_id=provider_id)
 
 
@@ -259,39 +298,43 @@ def my_provider(request):
     return render(request, "cloud/my_provider.html", context)
 
 
+def _apply(user, data: dict) -> None:
+    services.apply_as_provider(actor=user, **data)
+
+
+def _attest(user, data: dict) -> None:
+    data = dict(data)
+    upload = data.pop("document")
+    services.submit_attestation(actor=user, **data,
+                                document=upload.read() if upload else None,
+                                document_name=upload.name if upload else "")
+
+
+def _broker(user, data: dict) -> str | None:
+    broker = services.refresh_catalog(services.register_broker(actor=user, **data))
+    if broker.catalog_error:
+        raise InvalidInput(_("The broker is registered but its catalogue could not be "
+                             "read: %(error)s") % {"error": broker.catalog_error})
+    return None
+
+
+MY_PROVIDER_ACTIONS = {
+    "apply": (forms.ApplicationForm, _apply),
+    "attestation": (forms.AttestationForm, _attest),
+    "broker": (forms.BrokerForm, _broker),
+}
+
+
 @login_required
 @require_POST
 def my_provider_action(request, action: str):
-    try:
-        if action == "apply":
-            form = forms.ApplicationForm(request.POST)
-            if not form.is_valid():
-                raise InvalidInput(_("Give the data-centre cities."))
-            services.apply_as_provider(actor=request.user, **form.cleaned_data)
-        elif action == "attestation":
-            form = forms.AttestationForm(request.POST, request.FILES)
-            if not form.is_valid():
-                raise InvalidInput(_form_errors(form))
-            data = dict(form.cleaned_data)
-            upload = data.pop("document")
-            services.submit_attestation(actor=request.user, **data,
-                                        document=upload.read() if upload else None,
-                                        document_name=upload.name if upload else "")
-        elif action == "broker":
-            form = forms.BrokerForm(request.POST)
-            if not form.is_valid():
-                raise InvalidInput(_form_errors(form))
-            broker = services.register_broker(actor=request.user, **form.cleaned_data)
-            broker = services.refresh_catalog(broker)
-            if broker.catalog_error:
-                raise InvalidInput(_("The broker is registered but its catalogue could not be "
-                                     "read: %(error)s") % {"error": broker.catalog_error})
-        else:
-            raise Http404
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, _("Recorded in the ledger."))
+    """A provider company's application, attestations and broker."""
+    if action not in MY_PROVIDER_ACTIONS:
+        raise Http404
+    form_class, perform = MY_PROVIDER_ACTIONS[action]
+    form = form_class(request.POST, request.FILES)
+    run_form_action(request, form, lambda data: perform(request.user, data) or
+                    _("Recorded in the ledger."))
     return redirect("cloud:my_provider")
 
 
@@ -363,18 +406,15 @@ def set_budget(request):
     agent = directory.agent_of(request.user)
     if agent is None:
         raise Http404
-    try:
-        if not form.is_valid():
-            raise InvalidInput(_form_errors(form))
+
+    def record(data: dict) -> str:
         services.set_budget(actor=request.user, administration=agent.administration,
-                            year=form.cleaned_data["year"], amount=form.cleaned_data["amount"],
-                            thresholds=form.cleaned_data["thresholds"])
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, _("Budget recorded."))
-    year = form.cleaned_data.get("year") if form.is_bound and hasattr(form, "cleaned_data") \
-        else None
+                            year=data["year"], amount=data["amount"],
+                            thresholds=data["thresholds"])
+        return _("Budget recorded.")
+
+    run_form_action(request, form, record)
+    year = form.cleaned_data.get("year") if hasattr(form, "cleaned_data") else None
     return redirect(reverse("cloud:dashboard") + (f"?year={year}" if year else ""))
 
 

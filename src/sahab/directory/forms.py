@@ -15,6 +15,8 @@ class LoginForm(forms.Form):
     password = forms.CharField(label=_("Password"), max_length=128, strip=False,
                                widget=forms.PasswordInput(
                                    attrs={"autocomplete": "current-password"}))
+    # where to go once signed in; checked by the view (same host only)
+    next = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
 
 
 class TotpForm(forms.Form):

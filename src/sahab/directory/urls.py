@@ -22,6 +22,9 @@ urlpatterns = [
     path("directory/companies/", views.companies_view, name="companies"),
     path("directory/<str:code>/", views.administration_view, name="administration"),
     path("directory/<str:code>/manage/", views.manage_view, name="manage"),
+    path("directory/<str:code>/manage/administrations", views.create_administration_view,
+         name="create_administration"),
+    path("directory/<str:code>/manage/agents", views.create_agent_view, name="create_agent"),
     path("directory/agents/<str:username>/manage/", views.manage_agent_view,
          name="manage_agent"),
 ]

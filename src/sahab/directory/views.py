@@ -28,8 +28,9 @@ _PENDING_2FA = "sahab_pending_2fa"
 _MAX_TOTP_TRIES = 5
 
 
-def _safe_next(request, default: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
+def _safe_next(request, default: str, posted: str = "") -> str:
+    """``posted`` (the form's) or ``?next=`` when it stays on this site, else ``default``."""
+    target = posted or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                        require_https=request.is_secure()):
         return target
@@ -39,8 +40,9 @@ def _safe_next(request, default: str) -> str:
 # --- sign-in ----------------------------------------------------------------------------
 
 def login_view(request):
-    form = forms.LoginForm(request.POST or None)
+    form = forms.LoginForm(request.POST or None, initial={"next": _safe_next(request, "")})
     if request.method == "POST" and form.is_valid():
+        posted = form.cleaned_data["next"]
         user = authenticate(request, username=form.cleaned_data["username"],
                             password=form.cleaned_data["password"])
         if getattr(request, "axes_locked_out", False):
@@ -51,12 +53,11 @@ def login_view(request):
             agent = selectors.agent_of(user)
             if agent and agent.totp_enabled:
                 request.session[_PENDING_2FA] = {"user": user.pk, "tries": 0,
-                                                 "next": _safe_next(request, "")}
+                                                 "next": _safe_next(request, "", posted)}
                 return redirect("directory:login_totp")
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect(_safe_next(request, reverse("directory:home")))
-    return render(request, "directory/login.html",
-                  {"form": form, "next": _safe_next(request, "")},
+            return redirect(_safe_next(request, reverse("directory:home"), posted))
+    return render(request, "directory/login.html", {"form": form},
                   status=400 if form.errors else 200)
 
 
@@ -348,58 +349,86 @@ def _manager_or_403(request):
         raise Http404
 
 
-@login_required
-def manage_view(request, code: str):
-    """Manage one administration: its sub-administrations and its agents."""
+def _managed(request, code: str) -> Administration | None:
+    """The administration ``code`` when the person manages it; None when they do not."""
     _manager_or_403(request)
     admin = get_object_or_404(Administration, code=code.upper())
-    if not selectors.can_manage_administration(request.user, admin):
-        return HttpResponseForbidden(_("You do not manage this administration."))
-    manageable = selectors.subtree(admin)
-    admin_form = forms.AdministrationForm(prefix="adm")
-    grantable = rules.grantable_roles(request.user, admin)
-    agent_form = forms.AgentForm(prefix="agent", administrations=manageable, grantable=grantable,
-                                 initial={"administration": admin.code})
-    created_password = None
-    status = 200
-    if request.method == "POST" and "adm-code" in request.POST:
-        admin_form = forms.AdministrationForm(request.POST, prefix="adm")
-        if admin_form.is_valid():
-            try:
-                child = services.create_administration(actor=request.user, parent=admin,
-                                                       **admin_form.cleaned_data)
-            except DomainError as exc:
-                forms.apply_domain_error(admin_form, exc)
-            else:
-                messages.success(request, _("%s is created.") % child.name)
-                return redirect("directory:manage", code=admin.code)
-        status = 400
-    elif request.method == "POST" and "agent-username" in request.POST:
-        agent_form = forms.AgentForm(request.POST, prefix="agent", administrations=manageable,
-                                     grantable=grantable)
-        if agent_form.is_valid():
-            data = dict(agent_form.cleaned_data)
-            target = Administration.objects.get(code=data.pop("administration"))
-            try:
-                agent, created_password = services.create_agent(
-                    actor=request.user, administration=target, **data)
-            except DomainError as exc:
-                forms.apply_domain_error(agent_form, exc)
-                status = 400
-            else:
-                messages.success(request, _("The account %s is created.") % agent.user.username)
-                agent_form = forms.AgentForm(prefix="agent", administrations=manageable,
-                                             grantable=grantable,
-                                             initial={"administration": admin.code})
-        else:
-            status = 400
-    agents = Agent.objects.filter(administration__in=manageable).select_related(
+    return admin if selectors.can_manage_administration(request.user, admin) else None
+
+
+def _agent_form(request, admin: Administration, data=None) -> forms.AgentForm:
+    return forms.AgentForm(data, prefix="agent", administrations=selectors.subtree(admin),
+                           grantable=rules.grantable_roles(request.user, admin),
+                           initial={"administration": admin.code})
+
+
+def _manage_page(request, admin: Administration, *, admin_form=None, agent_form=None,
+                 created_password: str | None = None, status: int = 200):
+    agents = Agent.objects.filter(administration__in=selectors.subtree(admin)).select_related(
         "user", "administration").prefetch_related("roles")
     return render(request, "directory/manage.html", {
-        "admin": admin, "admin_form": admin_form, "agent_form": agent_form,
+        "admin": admin, "admin_form": admin_form or forms.AdministrationForm(prefix="adm"),
+        "agent_form": agent_form or _agent_form(request, admin),
         "agents": agents, "children": admin.children.all(),
         "created_password": created_password,
     }, status=status)
+
+
+def _not_yours() -> HttpResponseForbidden:
+    return HttpResponseForbidden(_("You do not manage this administration."))
+
+
+@login_required
+def manage_view(request, code: str):
+    """Manage one administration: its sub-administrations and its agents."""
+    admin = _managed(request, code)
+    if admin is None:
+        return _not_yours()
+    return _manage_page(request, admin)
+
+
+@login_required
+@require_POST
+def create_administration_view(request, code: str):
+    """A sub-administration of ``code``."""
+    admin = _managed(request, code)
+    if admin is None:
+        return _not_yours()
+    form = forms.AdministrationForm(request.POST, prefix="adm")
+    if form.is_valid():
+        try:
+            child = services.create_administration(actor=request.user, parent=admin,
+                                                   **form.cleaned_data)
+        except DomainError as exc:
+            forms.apply_domain_error(form, exc)
+        else:
+            messages.success(request, _("%s is created.") % child.name)
+            return redirect("directory:manage", code=admin.code)
+    return _manage_page(request, admin, admin_form=form, status=400)
+
+
+@login_required
+@require_POST
+def create_agent_view(request, code: str):
+    """An agent's account in ``code`` or below; its first password is shown once."""
+    admin = _managed(request, code)
+    if admin is None:
+        return _not_yours()
+    form = _agent_form(request, admin, request.POST)
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        target = Administration.objects.get(code=data.pop("administration"))
+        try:
+            agent, password = services.create_agent(actor=request.user, administration=target,
+                                                    **data)
+        except DomainError as exc:
+            forms.apply_domain_error(form, exc)
+        else:
+            messages.success(request, _("The account %s is created.") % agent.user.username)
+            response = _manage_page(request, admin, created_password=password)
+            response["Cache-Control"] = "no-store"  # the first password is shown once
+            return response
+    return _manage_page(request, admin, agent_form=form, status=400)
 
 
 @login_required

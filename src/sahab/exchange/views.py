@@ -3,20 +3,19 @@
 import json
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from sahab.core.actions import run_form_action
 from sahab.core.charts import bars
 from sahab.core.downloads import table_response
-from sahab.core.errors import DomainError, InvalidInput
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
-from sahab.exchange import ca, messagelog, selectors, services
+from sahab.exchange import ca, forms, messagelog, selectors, services
 from sahab.exchange.models import Classification, Grant, ProviderHost, Service, Subsystem
 
 
@@ -28,10 +27,6 @@ def _registry_user(request):
     if directory.is_platform_admin(request.user):
         return Administration.objects.all()
     raise Http404
-
-
-def _lines(text: str) -> str:
-    return text if isinstance(text, str) else ""
 
 
 @login_required
@@ -60,71 +55,89 @@ def registry(request):
     })
 
 
-def _int(value, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+def _subsystem(user, data: dict) -> None:
+    services.register_subsystem(actor=user, administration=data["administration"],
+                                code=data["code"], name=data["name"])
+
+
+def _service(user, data: dict) -> None:
+    services.register_service(
+        actor=user, subsystem=data["subsystem"], code=data["code"], name=data["name"],
+        base_url=data["base_url"], owner=data["owner"], classification=data["classification"],
+        openapi_url=data["openapi_url"], openapi=data["openapi"],
+        max_concurrency=data["max_concurrency"] or 100)
+
+
+def _ask(user, data: dict) -> None:
+    services.request_grant(actor=user, client=data["client"], service=data["service"],
+                           legal_basis=data["legal_basis"], purpose=data["purpose"],
+                           endpoints=data["endpoints"])
+
+
+def _decide(approve: bool):
+    def decide(user, data: dict) -> None:
+        services.decide_grant(actor=user, grant=data["grant"], approve=approve,
+                              note=data["note"], endpoints=data["endpoints"].strip() or None)
+    return decide
+
+
+def _host(user, data: dict) -> None:
+    services.register_provider_host(
+        actor=user, administration=data["administration"], host=data["host"],
+        port=data["port"] or 443, path_prefix=data["path_prefix"] or "/",
+        allow_internal=data["allow_internal"], note=data["note"])
+
+
+# action → (form, what it does with the form's data)
+REGISTRY_ACTIONS = {
+    "subsystem": (forms.SubsystemForm, _subsystem),
+    "service": (forms.ServiceForm, _service),
+    "ask": (forms.GrantRequestForm, _ask),
+    "approve": (forms.GrantDecisionForm, _decide(approve=True)),
+    "refuse": (forms.GrantDecisionForm, _decide(approve=False)),
+    "revoke": (forms.GrantRevocationForm, lambda user, data: services.revoke_grant(
+        actor=user, grant=data["grant"], reason=data["note"])),
+    "host": (forms.HostForm, _host),
+    "host-revoke": (forms.HostRevocationForm, lambda user, data: services.revoke_provider_host(
+        actor=user, host=data["host"])),
+}
 
 
 @login_required
 @require_POST
 def registry_action(request, action: str):
-    """Every form of the registry page posts here; the services decide and record."""
+    """One form of the registry page; the services decide and record."""
     own = _registry_user(request)
-    post, user = request.POST, request.user
-    try:
-        if action == "subsystem":
-            administration = get_object_or_404(own, code=post.get("administration", ""))
-            services.register_subsystem(actor=user, administration=administration,
-                                        code=post.get("code", ""), name=post.get("name", ""))
-        elif action == "service":
-            subsystem = get_object_or_404(Subsystem, pk=_int(post.get("subsystem"), 0))
-            services.register_service(
-                actor=user, subsystem=subsystem, code=post.get("code", ""),
-                name=post.get("name", ""), base_url=post.get("base_url", ""),
-                owner=post.get("owner", ""), classification=post.get("classification", ""),
-                openapi_url=post.get("openapi_url", ""), openapi=post.get("openapi", ""),
-                max_concurrency=_int(post.get("max_concurrency"), 100))
-        elif action == "ask":
-            services.request_grant(
-                actor=user, client=get_object_or_404(Subsystem, pk=_int(post.get("client"), 0)),
-                service=get_object_or_404(Service, pk=_int(post.get("service"), 0)),
-                legal_basis=post.get("legal_basis", ""), purpose=post.get("purpose", ""),
-                endpoints=_lines(post.get("endpoints", "")))
-        elif action in ("approve", "refuse"):
-            endpoints = post.get("endpoints", "").strip()
-            services.decide_grant(actor=user, grant=get_object_or_404(
-                Grant, pk=_int(post.get("grant"), 0)), approve=action == "approve",
-                note=post.get("note", ""), endpoints=endpoints or None)
-        elif action == "revoke":
-            services.revoke_grant(actor=user, grant=get_object_or_404(
-                Grant, pk=_int(post.get("grant"), 0)), reason=post.get("note", ""))
-        elif action == "host":
-            services.register_provider_host(
-                actor=user, administration=get_object_or_404(
-                    Administration, code=post.get("administration", "")),
-                host=post.get("host", ""), port=_int(post.get("port"), 443),
-                path_prefix=post.get("path_prefix", "/") or "/",
-                allow_internal=post.get("allow_internal") == "on", note=post.get("note", ""))
-        elif action == "host-revoke":
-            services.revoke_provider_host(actor=user, host=get_object_or_404(
-                ProviderHost, pk=_int(post.get("host"), 0)))
-        elif action == "token":
-            subsystem = get_object_or_404(Subsystem, pk=_int(post.get("subsystem"), 0))
-            _record, token = services.issue_client_token(actor=user, subsystem=subsystem,
-                                                         name=post.get("name", "") or "web")
-            response = render(request, "exchange/token.html",
-                              {"subsystem": subsystem, "token": token})
-            response["Cache-Control"] = "no-store"
-            return response
-        else:
-            raise InvalidInput(_("Unknown action."))
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, _("Recorded in the ledger."))
+    if action == "token":
+        return _issue_token(request)
+    if action not in REGISTRY_ACTIONS:
+        raise Http404
+    form_class, perform = REGISTRY_ACTIONS[action]
+    form = (form_class(request.POST, administrations=own) if form_class is forms.SubsystemForm
+            else form_class(request.POST))
+    run_form_action(request, form, lambda data: perform(request.user, data) or
+                    _("Recorded in the ledger."))
     return redirect("exchange:registry")
+
+
+def _issue_token(request):
+    """A new gateway token, shown once on a page that is never cached."""
+    form = forms.TokenForm(request.POST)
+    token = None
+
+    def issue(data: dict) -> str:
+        nonlocal token
+        _record, token = services.issue_client_token(actor=request.user,
+                                                     subsystem=data["subsystem"],
+                                                     name=data["name"] or "web")
+        return _("Recorded in the ledger.")
+
+    if not run_form_action(request, form, issue):
+        return redirect("exchange:registry")
+    response = render(request, "exchange/token.html",
+                      {"subsystem": form.cleaned_data["subsystem"], "token": token})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

@@ -20,6 +20,7 @@ urlpatterns = [
     path("receipts/verify", views.receipts_verify, name="receipts_verify"),
     path("address-book/", views.address_book, name="address_book"),
     path("settings/", views.mail_settings, name="settings"),
+    path("settings/vacation", views.vacation, name="vacation"),
     path("notices/", views.choose_notices, name="notices"),
     path("admin/", admin_views.domains, name="admin"),
     path("admin/<str:name>/", admin_views.domain, name="admin_domain"),

@@ -176,6 +176,8 @@ class ComposeForm(forms.Form):
     attachments = MultipleFileField(label=gettext_lazy("Attachments"), required=False)
     in_reply_to = forms.CharField(widget=forms.HiddenInput, required=False, max_length=900)
     references = forms.CharField(widget=forms.HiddenInput, required=False, max_length=4000)
+    # folder/key of a forwarded message, whose attachments go along
+    forward = forms.CharField(widget=forms.HiddenInput, required=False, max_length=500)
 
 
 def _uploads(files) -> list[tuple[str, str, bytes]]:
@@ -219,12 +221,13 @@ def _prefill(mailbox: Mailbox, request) -> tuple[dict, list[tuple[str, str, byte
 def compose(request, pk: int):
     mailbox = _mailbox(request, pk, send=True)
     initial, carried = _prefill(mailbox, request)
+    initial["forward"] = request.GET.get("forward", "")[:500]
     form = ComposeForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             carried = []
-            forward = request.POST.get("forward", "")
+            forward = data["forward"]
             if forward and "/" in forward:
                 folder_name, key = forward.rsplit("/", 1)
                 raw = _stored(mailbox, folder_name, key).path.read_bytes()
@@ -250,11 +253,16 @@ def compose(request, pk: int):
             messages.success(request, note)
             return redirect("mail:folder", pk=mailbox.pk, folder="INBOX")
     return render(request, "mail/compose.html", {
-        **_nav(request, mailbox), "form": form, "carried": carried,
-        "forward": request.GET.get("forward", "") or request.POST.get("forward", "")})
+        **_nav(request, mailbox), "form": form, "carried": carried})
 
 
 # --- registered letters ---------------------------------------------------------------------
+
+class ReceiptForm(forms.Form):
+    # kept byte for byte: a signed note ends with a newline
+    document = forms.CharField(label=gettext_lazy("Receipt"), max_length=100_000,
+                               widget=forms.Textarea, strip=False)
+
 
 class LetterForm(forms.Form):
     sender = forms.ModelChoiceField(label=gettext_lazy("From"), queryset=Mailbox.objects.none())
@@ -331,7 +339,10 @@ def receipts_key(request):
 def receipts_verify(request):
     """Public: paste a receipt, see whether it is genuine and what it says."""
     result, error = None, ""
-    document = request.POST.get("document", "")[:100_000] if request.method == "POST" else ""
+    form = ReceiptForm(request.POST if request.method == "POST" else None)
+    document = form.cleaned_data["document"] if form.is_valid() else ""
+    if form.is_bound and not form.is_valid():
+        error = " ".join(form.errors.get("document", []))
     if document:
         from sahab.ledger.note import NoteError
 
@@ -396,38 +407,58 @@ class VacationForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 5, "dir": "auto"}))
 
 
-@login_required
-def mail_settings(request):
-    agent = _agent(request)
-    mailbox = Mailbox.objects.filter(agent=agent).select_related("domain").first()
-    password = None
-    vacation = VacationForm(request.POST if request.POST.get("form") == "vacation" else None,
-                            initial={"enabled": mailbox is not None and
-                                     services.vacation_of(mailbox)})
-    if request.method == "POST" and mailbox is not None:
-        try:
-            if request.POST.get("form") == "vacation":
-                if vacation.is_valid():
-                    data = vacation.cleaned_data
-                    services.set_vacation(actor=request.user, mailbox=mailbox,
-                                          enabled=data["enabled"], subject=data["subject"],
-                                          text=data["text"])
-                    messages.success(request, _("Saved."))
-                    return redirect("mail:settings")
-            else:
-                password = services.set_password(actor=request.user, mailbox=mailbox)
-        except DomainError as exc:
-            for name, errors in exc.field_errors.items():
-                for error in errors:
-                    vacation.add_error(name if name in vacation.fields else None, error)
-            messages.error(request, exc.detail)
+def _settings_page(request, mailbox: Mailbox | None, *, password: str | None = None,
+                   vacation: VacationForm | None = None, status: int = 200):
+    vacation = vacation or VacationForm(initial={"enabled": mailbox is not None and
+                                                 services.vacation_of(mailbox)})
     response = render(request, "mail/settings.html", {
         "mailbox": mailbox, "password": password, "host": settings.MAIL_PUBLIC_HOST,
         "imap_port": settings.IMAP_PORT, "submission_port": settings.SUBMISSION_PORT,
         "imaps_port": settings.IMAPS_PORT, "smtps_port": settings.SMTPS_PORT,
-        "managesieve_port": settings.MANAGESIEVE_PORT, "vacation": vacation})
+        "managesieve_port": settings.MANAGESIEVE_PORT, "vacation": vacation}, status=status)
     response["Cache-Control"] = "no-store"  # the password is shown once
     return response
+
+
+def _own_mailbox(request) -> Mailbox | None:
+    return Mailbox.objects.filter(agent=_agent(request)).select_related("domain").first()
+
+
+@login_required
+def mail_settings(request):
+    """The agent's mail client settings; a POST generates a new mail password."""
+    mailbox = _own_mailbox(request)
+    password = None
+    if request.method == "POST" and mailbox is not None:
+        try:
+            password = services.set_password(actor=request.user, mailbox=mailbox)
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+    return _settings_page(request, mailbox, password=password)
+
+
+@login_required
+@require_POST
+def vacation(request):
+    """Turn the automatic reply on or off, with its subject and text."""
+    mailbox = _own_mailbox(request)
+    if mailbox is None:
+        raise Http404
+    form = VacationForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.set_vacation(actor=request.user, mailbox=mailbox, enabled=data["enabled"],
+                                  subject=data["subject"], text=data["text"])
+        except DomainError as exc:
+            for name, errors in exc.field_errors.items():
+                for error in errors:
+                    form.add_error(name if name in form.fields else None, error)
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, _("Saved."))
+            return redirect("mail:settings")
+    return _settings_page(request, mailbox, vacation=form, status=400)
 
 
 # --- mail client autoconfiguration ------------------------------------------------------------

@@ -4,7 +4,9 @@ from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
+from sahab.core.errors import InvalidInput
 from sahab.directory.models import Administration, AdministrationKind, Agent, Company
+from sahab.portal.forms import FollowForm, followable_kinds
 
 
 def _procurement_figures() -> dict:
@@ -108,22 +110,25 @@ def buyer(request, code: str):
 
 def follow(request):
     """Follow a CPV code, a buyer, a company or a search by e-mail (confirmed by a link)."""
+    from sahab.core.actions import form_error_text
     from sahab.core.errors import DomainError
     from sahab.portal import alerts
-    from sahab.portal.models import Subscription
 
-    kind = request.POST.get("kind") or request.GET.get("kind", "cpv")
-    value = request.POST.get("value") or request.GET.get("value", "")
-    context = {"kind": kind, "value": value[:200], "kinds": [
-        c for c in Subscription.Kind.choices if c[0] != Subscription.Kind.SECTORS]}
+    form = FollowForm(request.POST if request.method == "POST" else None)
+    # links from other pages pre-fill what to follow: ?kind=buyer&value=MF
+    kind = form["kind"].value() or request.GET.get("kind", "cpv")
+    value = form["value"].value() or request.GET.get("value", "")
+    context = {"kind": kind, "value": value[:200], "kinds": followable_kinds()}
     status = 200
-    if request.method == "POST":
+    if form.is_bound:
         try:
-            alerts.follow(email=request.POST.get("email", ""), kind=kind, value=value)
+            if not form.is_valid():
+                raise InvalidInput(form_error_text(form))
+            alerts.follow(**form.cleaned_data)
         except DomainError as exc:
             context["error"], status = exc.detail, 400
         else:
-            context["sent_to"] = request.POST.get("email", "")
+            context["sent_to"] = form.cleaned_data["email"]
     return render(request, "portal/follow.html", context, status=status)
 
 
