@@ -39,3 +39,9 @@ def test_housekeeping_is_registered():
 
     assert housekeeping.module_path in scheduler.registered()
     housekeeping.call()
+
+
+def test_the_worker_forgets_ended_sessions_every_hour():
+    from sahab.directory.tasks import forget_ended_sessions
+
+    assert scheduler.registered()[forget_ended_sessions.module_path][1] == dt.timedelta(hours=1)

@@ -76,3 +76,26 @@ def test_each_change_of_what_signs_a_person_in_is_mailed_to_them(user, commits):
     assert notices.subjects_to(user) == ["sahab: Your password was changed"]
     [(_, message)] = notices.sent()
     assert "If you did not do this" in message.get_content()
+
+
+def test_sessions_that_ended_on_their_own_are_not_listed_and_are_forgotten_by_the_worker(
+        user, django_assert_max_num_queries):
+    from django.utils import timezone
+
+    from sahab.directory import sessions
+
+    laptop = signed_in(user, "Firefox")
+    for n in range(5):
+        signed_in(user, f"Navigateur {n}")
+    expired = SignIn.objects.filter(browser__startswith="Navigateur").values_list(
+        "session_key", flat=True)[:3]
+    Session.objects.filter(session_key__in=list(expired)).update(
+        expire_date=timezone.now() - timezone.timedelta(seconds=1))
+    with django_assert_max_num_queries(2):  # not one query per session
+        listed = sessions.active_sessions(user)
+    assert len(listed) == 3
+    assert SignIn.objects.filter(user=user).count() == 6  # a page view deletes nothing
+    assert sessions.forget_ended_sessions() == 3
+    assert SignIn.objects.filter(user=user).count() == 3
+    assert not Session.objects.filter(expire_date__lte=timezone.now()).exists()
+    assert laptop.get("/accounts/").status_code == 200

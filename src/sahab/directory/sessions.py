@@ -9,6 +9,7 @@ is kept in the session, and this middleware signs the user out once it is past.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from django.conf import settings
@@ -45,28 +46,57 @@ def _forget_the_sign_in(sender, request, user, **kwargs) -> None:
         SignIn.objects.filter(session_key=request.session.session_key).delete()
 
 
-def active_sessions(user) -> list:
-    """``user``'s sessions still alive in the session store, the newest first; rows of
-    sessions that ended on their own are pruned on the way."""
-    from django.contrib.sessions.backends.base import SessionBase
+def _store():
+    """The session store class of ``SESSION_ENGINE``."""
+    return import_string(settings.SESSION_ENGINE + ".SessionStore")
 
+
+def _alive(session_keys: list[str]) -> set[str]:
+    """Which of ``session_keys`` still have a live session: one query with the database
+    store (the default), one lookup per key with any other."""
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
+        from django.contrib.sessions.models import Session
+        from django.utils import timezone
+
+        return set(Session.objects.filter(session_key__in=session_keys,
+                                          expire_date__gt=timezone.now())
+                   .values_list("session_key", flat=True))
+    store = _store()
+    return {key for key in session_keys if store().exists(key)}
+
+
+def active_sessions(user) -> list:
+    """``user``'s sessions still alive in the session store, the newest first. Rows of
+    sessions that ended on their own are left to ``forget_ended_sessions``."""
     from sahab.directory.models import SignIn
 
-    store: type[SessionBase] = import_string(settings.SESSION_ENGINE + ".SessionStore")
-    alive, ended = [], []
-    for sign_in in SignIn.objects.filter(user=user):
-        (alive if store().exists(sign_in.session_key) else ended).append(sign_in)
-    SignIn.objects.filter(pk__in=[s.pk for s in ended]).delete()
-    return alive
+    sign_ins = list(SignIn.objects.filter(user=user))
+    alive = _alive([s.session_key for s in sign_ins])
+    return [s for s in sign_ins if s.session_key in alive]
 
 
 def end_session(session_key: str) -> None:
     """End one session in the session store, wherever it is used."""
     from sahab.directory.models import SignIn
 
-    store = import_string(settings.SESSION_ENGINE + ".SessionStore")
-    store(session_key).delete()
+    _store()(session_key).delete()
     SignIn.objects.filter(session_key=session_key).delete()
+
+
+def forget_ended_sessions() -> int:
+    """Clear expired sessions from the store and the sign-ins of sessions that ended;
+    returns how many sign-ins were forgotten (run by the worker every hour)."""
+    from sahab.directory.models import SignIn
+
+    with contextlib.suppress(NotImplementedError):  # cookie-based stores expire alone
+        _store().clear_expired()
+    ended = 0
+    keys = list(SignIn.objects.values_list("session_key", flat=True))
+    for start in range(0, len(keys), 500):
+        batch = keys[start:start + 500]
+        gone = set(batch) - _alive(batch)
+        ended += SignIn.objects.filter(session_key__in=gone).delete()[0]
+    return ended
 
 
 def expired(session) -> bool:
