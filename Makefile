@@ -16,10 +16,13 @@ export SAHAB_DBAAS_URL ?= $(LOCAL_POSTGRES)
 # tests can start their own cluster where no server runs; Go's signed-note package checks that cosigned checkpoints verify with
 # the reference implementation; strace shows the order of fsyncs and replies in the
 # durability tests; Postfix is the benchmarks' reference mail server, signing with OpenDKIM
-# and checking AUTH through Dovecot on its submission port.
-RUN_PACKAGES := dovecot-imapd dovecot-sieve dovecot-managesieved
-TEST_PACKAGES := $(RUN_PACKAGES) chromium fonts-noto-core fonts-dejavu-core postgresql gettext \
-	golang-go golang-golang-x-mod-dev strace
+# and checking AUTH through Dovecot on its submission port. WeasyPrint renders the signed
+# official documents with Pango and HarfBuzz, in Noto (Arabic shaped) and DejaVu fonts;
+# the tests read them back with Poppler (pdftoppm, pdftotext, pdffonts).
+RUN_PACKAGES := dovecot-imapd dovecot-sieve dovecot-managesieved \
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-core fonts-dejavu-core
+TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql gettext \
+	golang-go golang-golang-x-mod-dev strace poppler-utils
 BENCH_PACKAGES := postfix opendkim dovecot-core
 
 .PHONY: run test test-sqlite test-postgres lint bench mutation install messages clean help
