@@ -191,6 +191,18 @@ PROCUREMENT_MIN_DAYS_AFTER_AMENDMENT = _env_int("SAHAB_PROCUREMENT_MIN_DAYS_AFTE
 # Bid-signing keys: a PEM file of the national CA's certificates (e.g. TunTrust) that
 # must issue every company key's certificate; unset, the platform's demo CA issues them.
 PROCUREMENT_CA_ROOTS = os.environ.get("SAHAB_PROCUREMENT_CA_ROOTS", "")
+# Signed official documents (opening and evaluation reports, award decisions, contracts;
+# sahab/core/pdfsign.py): unset, the platform's demo document CA issues each signer a
+# certificate. In production, a directory of the national CA's PKCS#12 files
+# (<username>.p12 and its passphrase in <username>.pass, platform.p12 for the platform's
+# seal) and the PEM file of that CA's certificates that verifiers trust. A PKCS#11 module
+# (smart cards, HSM) is not wired in yet: setting it stops signing rather than using files.
+DOCUMENT_SIGNING_PKCS12_DIR = os.environ.get("SAHAB_DOCUMENT_SIGNING_PKCS12_DIR", "")
+DOCUMENT_SIGNING_TRUST_ROOTS = os.environ.get("SAHAB_DOCUMENT_SIGNING_TRUST_ROOTS", "")
+DOCUMENT_SIGNING_PKCS11_MODULE = os.environ.get("SAHAB_DOCUMENT_SIGNING_PKCS11_MODULE", "")
+# How many steps' documents the worker signs per run (every 10 seconds), so that a
+# backlog (the demo year) never holds the queue for long.
+PROCUREMENT_OFFICIAL_DOCUMENTS_BATCH = _env_int("SAHAB_PROCUREMENT_OFFICIAL_DOCUMENTS_BATCH", 10)
 # OCDS publication: the platform's ocid prefix (registered form ocds- + 6 characters),
 # publisher and licence, and the local copy of the standard (schema, codelists).
 # The default prefix is for tests and training: register a prefix with the Open

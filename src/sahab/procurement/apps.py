@@ -14,7 +14,7 @@ class ProcurementConfig(AppConfig):
 
         from sahab.core import scheduler, waiting
         from sahab.core.navigation import NavItem, register
-        from sahab.procurement import notifications, services
+        from sahab.procurement import notifications, official, services
 
         register(NavItem(_("Tenders"), "procurement:tenders", order=20))
         register(NavItem(_("Buying"), "procurement:manage", order=25,
@@ -22,3 +22,4 @@ class ProcurementConfig(AppConfig):
         waiting.register(notifications.waiting_for)
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)
+        scheduler.register_periodic(official.issue_documents, dt.timedelta(seconds=10))

@@ -141,6 +141,15 @@ class ProcurementEvent(LedgerEvent):
         "A tender document (or a new version of it) was published: name, size, hash.",
         ("name", "sha256", "size", "version"),
     )
+    DOCUMENT_SIGNED = (
+        "procurement.document.signed",
+        "An official document (opening report, evaluation report, award decision or "
+        "contract) was issued as a PDF in one language and signed (PAdES) with its signer's "
+        "certificate: the SHA-256 and size of the signed file, the step it records, and the "
+        "SHA-256 of the signing certificate.",
+        ("certificate_sha256", "document", "kind", "language", "sha256", "signer", "size",
+         "step"),
+    )
     EVALUATION_DECLARATION = (
         "procurement.evaluation.declaration",
         "An evaluator declared having no conflict of interest.",

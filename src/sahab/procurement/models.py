@@ -586,3 +586,41 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return self.release_id
+
+
+class OfficialDocument(models.Model):
+    """A signed official document (PDF in French or Arabic, PAdES) recording one step:
+    the opening report, an evaluation report, an award decision or a contract. Signed by
+    the certificate of the agent who took the step (the platform's seal for the automatic
+    opening); its SHA-256 is on the ledger (``procurement.document.signed``)."""
+
+    class Kind(models.TextChoices):
+        OPENING_REPORT = "opening_report", _("Opening report")
+        EVALUATION_REPORT = "evaluation_report", _("Evaluation report")
+        AWARD_DECISION = "award_decision", _("Award decision")
+        CONTRACT = "contract", _("Contract")
+
+    tender = models.ForeignKey(Tender, on_delete=models.PROTECT,
+                               related_name="official_documents")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    language = models.CharField(max_length=5)
+    step_index = models.BigIntegerField()  # the ledger index of the step it records
+    contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="official_documents")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    signer_name = models.CharField(max_length=300)
+    certificate = models.TextField(blank=True)  # PEM of the certificate it is signed with
+    content = models.BinaryField(default=b"")
+    size = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField(null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["step_index", "language"]
+        constraints = [models.UniqueConstraint(fields=["step_index", "language"],
+                                               name="one_official_document_per_language")]
+
+    def __str__(self) -> str:
+        return f"{self.tender.reference} {self.kind} ({self.language})"

@@ -1,0 +1,255 @@
+"""PAdES signatures of the platform's official documents (pyHanko), and their certificates.
+
+Each document is signed by the certificate of the person who took the decision it
+records (or by the platform's seal for what the platform does by itself, such as the
+automatic opening of bids), so that anyone can check it with pyHanko or a PDF reader.
+
+* **Demo** (no setting): the platform's document CA (``SAHAB_HOME/keys/document-ca.pem``,
+  ECDSA P-256 — accepted by PDF readers, unlike Ed25519 — key and certificate in one file
+  readable by its owner only) issues each signing agent a certificate with their name and
+  administration on first use; the agent's key is kept beside it under
+  ``SAHAB_HOME/keys/document-signers/`` (0600). ``ca_certificate_pem()`` is the public
+  certificate verifiers trust.
+* **Production**: the national CA (e.g. TunTrust) issues the certificates.
+  ``SAHAB_DOCUMENT_SIGNING_PKCS12_DIR`` names a directory holding, for each signing agent,
+  ``<username>.p12`` with its passphrase in ``<username>.pass`` (and ``platform.p12`` for
+  the platform's seal); ``SAHAB_DOCUMENT_SIGNING_TRUST_ROOTS`` is a PEM file of the
+  national CA's root and issuing certificates, published to verifiers instead of the demo
+  CA's. Keys in a smart card or an HSM (PKCS#11) are documented in docs/procurement.md but
+  not wired in: set ``SAHAB_DOCUMENT_SIGNING_PKCS11_MODULE`` and the platform refuses to
+  sign rather than fall back to files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+
+from sahab.core.errors import Conflict, NotFound
+from sahab.core.keys import _write_private, keys_dir
+
+CA_FILE = "document-ca.pem"
+SIGNERS_DIR = "document-signers"
+PLATFORM = "platform"  # the key name of the platform's own seal
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.@+-]{1,150}")
+
+
+@dataclass(frozen=True)
+class Signatory:
+    """Who signs: ``key`` names their key (``user-<id>`` or ``platform`` in the demo, the
+    username or ``platform`` in the PKCS#12 directory); the rest goes into the demo
+    certificate and the signature's name."""
+
+    key: str
+    name: str
+    organization: str
+    username: str = ""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What pyHanko found when validating a document's one signature."""
+
+    intact: bool
+    valid: bool
+    trusted: bool
+    covers_whole_file: bool
+    signer: str
+    signed_at: dt.datetime | None
+
+    @property
+    def ok(self) -> bool:
+        return self.intact and self.valid and self.trusted and self.covers_whole_file
+
+
+def _ca_path() -> Path:
+    return keys_dir() / CA_FILE
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _usage(*, signer: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=signer, content_commitment=signer,
+                         key_encipherment=False, data_encipherment=False,
+                         key_agreement=False, key_cert_sign=not signer, crl_sign=not signer,
+                         encipher_only=False, decipher_only=False)
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Write a private file; another worker that wrote it first wins (same content kind)."""
+    with contextlib.suppress(FileExistsError):
+        _write_private(path, data)
+
+
+def demo_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """The demo document CA, created on first use."""
+    path = _ca_path()
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, "sahab demo document CA")])
+        now = dt.datetime.now(dt.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=3650))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(_usage(signer=False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        _write_once(path, _key_pem(key) + _pem(cert))
+    data = path.read_bytes()
+    key = serialization.load_pem_private_key(data, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key, x509.load_pem_x509_certificate(data)
+
+
+def trust_roots_pem() -> bytes:
+    """The certificates a verifier trusts: the national CA's when configured, else the demo
+    CA's (created if missing)."""
+    roots = getattr(settings, "DOCUMENT_SIGNING_TRUST_ROOTS", "")
+    if roots:
+        return Path(roots).read_bytes()
+    return _pem(demo_ca()[1])
+
+
+def _subject(signatory: Signatory) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, signatory.organization[:64] or "sahab"),
+        x509.NameAttribute(NameOID.COMMON_NAME, signatory.name[:64] or signatory.key),
+    ])
+
+
+def _demo_credentials(signatory: Signatory) -> tuple[bytes, bytes]:
+    """The signatory's key and certificate (PEM), issued by the demo CA; issued again when
+    their name or administration changed since."""
+    if not _KEY_NAME.fullmatch(signatory.key):
+        raise NotFound(f"No signing key may be named {signatory.key!r}.")
+    path = keys_dir() / SIGNERS_DIR / f"{signatory.key}.pem"
+    subject = _subject(signatory)
+    if path.exists():
+        data = path.read_bytes()
+        cert = x509.load_pem_x509_certificate(data)
+        now = dt.datetime.now(dt.UTC)
+        if cert.subject == subject and now < cert.not_valid_after_utc - dt.timedelta(days=1):
+            return data, _pem(cert)
+        path.unlink()
+    ca_key, ca_cert = demo_ca()
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=730))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(signer=True), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    _write_once(path, _key_pem(key) + _pem(cert))
+    data = path.read_bytes()
+    return data, _pem(x509.load_pem_x509_certificate(data))
+
+
+def _pyhanko_signer(signatory: Signatory):
+    """The pyHanko signer of ``signatory``: PKCS#12 from the national CA in production,
+    the demo CA's certificate otherwise."""
+    from pyhanko.keys import load_private_key_from_pemder_data
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    if getattr(settings, "DOCUMENT_SIGNING_PKCS11_MODULE", ""):
+        raise Conflict("Signing with a PKCS#11 token is not available on this platform yet.")
+    directory = getattr(settings, "DOCUMENT_SIGNING_PKCS12_DIR", "")
+    if directory:
+        name = PLATFORM if signatory.key == PLATFORM else signatory.username
+        if not _KEY_NAME.fullmatch(name or ""):
+            raise NotFound("This signer has no signing certificate.")
+        p12 = Path(directory) / f"{name}.p12"
+        if not p12.exists():
+            raise NotFound(f"No signing certificate for {name} ({p12.name}).")
+        passphrase = Path(directory) / f"{name}.pass"
+        secret = passphrase.read_bytes().strip() if passphrase.exists() else None
+        signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=secret)
+        if signer is None:
+            raise Conflict(f"{p12.name} could not be read.")
+        return signer
+    key_pem, cert_pem = _demo_credentials(signatory)
+    ca = _asn1(demo_ca()[1])
+    return signers.SimpleSigner(
+        signing_cert=_asn1(x509.load_pem_x509_certificate(cert_pem)),
+        signing_key=load_private_key_from_pemder_data(key_pem, None),
+        cert_registry=SimpleCertificateStore.from_certs([ca]))
+
+
+def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    """The same certificate as pyHanko's library (asn1crypto) holds it."""
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def sign_pdf(pdf: bytes, signatory: Signatory, *, reason: str,
+             location: str = "Tunis") -> tuple[bytes, str]:
+    """``pdf`` signed (PAdES B-B, SHA-256) by ``signatory``; returns the signed file and
+    the PEM of the certificate it was signed with."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    signer = _pyhanko_signer(signatory)
+    meta = signers.PdfSignatureMetadata(
+        field_name="Signature", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
+        reason=reason, location=location, name=signatory.name or None)
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    signed = signers.PdfSigner(meta, signer=signer).sign_pdf(writer).getvalue()
+    cert = x509.load_der_x509_certificate(signer.signing_cert.dump())
+    return signed, _pem(cert).decode()
+
+
+def validate(pdf: bytes, trust_roots: bytes | None = None) -> Validation:
+    """Validate the one signature of ``pdf`` against ``trust_roots`` (PEM; the platform's
+    verifiers' roots by default), as ``pyhanko sign validate --trust`` does."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    roots = [_asn1(c) for c in x509.load_pem_x509_certificates(trust_roots or trust_roots_pem())]
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    signatures = reader.embedded_signatures
+    if len(signatures) != 1:
+        raise Conflict(f"The document carries {len(signatures)} signatures, not one.")
+    status = validate_pdf_signature(signatures[0], ValidationContext(trust_roots=roots))
+    return Validation(
+        intact=bool(status.intact), valid=bool(status.valid), trusted=bool(status.trusted),
+        covers_whole_file=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
+        signer=status.signing_cert.subject.human_friendly,
+        signed_at=status.signer_reported_dt)
+
+
+def fingerprint(certificate_pem: str) -> str:
+    """SHA-256 of a certificate's DER form, as PDF readers and pyHanko show it."""
+    cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
