@@ -382,3 +382,15 @@ def test_a_pkcs11_token_configured_but_not_wired_in_signs_nothing(
     settings.DOCUMENT_SIGNING_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
     assert official.issue_due(limit=10) == 0
     assert not OfficialDocument.objects.exists() and signed_entries() == 0
+
+
+def test_the_worker_runs_the_job_and_the_steps_themselves_sign_nothing(world, published_tender):
+    from sahab.core import scheduler
+
+    assert official.issue_documents.module_path in scheduler.registered()
+    walk_to_contract(world, published_tender)
+    assert not OfficialDocument.objects.exists() and signed_entries() == 0
+    assert [s.type for s in official.due_steps(10)] == ["tender.opened", "tender.evaluated",
+                                                       "tender.awarded", "contract.signed"]
+    assert official.issue_documents.call() == 4
+    assert not official.due_steps(10)

@@ -26,7 +26,9 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,9 +97,15 @@ def _usage(*, signer: bool) -> x509.KeyUsage:
 
 
 def _write_once(path: Path, data: bytes) -> None:
-    """Write a private file; another worker that wrote it first wins (same content kind)."""
-    with contextlib.suppress(FileExistsError):
-        _write_private(path, data)
+    """Write a private file whole, then put it in place unless another worker did first
+    (its file wins): a reader never sees a half-written key and certificate."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    _write_private(partial, data)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
+    finally:
+        partial.unlink()
 
 
 def demo_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
