@@ -457,5 +457,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("SAHAB_LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
                 # aiosmtpd logs every SMTP command at INFO
-                "mail.log": {"level": "ERROR"}},
+                "mail.log": {"level": "ERROR"},
+                # WeasyPrint logs each rendering step of each official document at INFO
+                "weasyprint": {"level": "WARNING"}},
 }
