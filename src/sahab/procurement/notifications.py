@@ -18,7 +18,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Agent, CompanyMember, Role
 from sahab.mail import notices
 from sahab.mail.models import NoticeKind
-from sahab.procurement.models import Complaint, State, Tender, TenderAmendment
+from sahab.procurement.models import Complaint, Explanation, State, Tender, TenderAmendment
 
 
 def _link(tender: Tender) -> str:
@@ -106,6 +106,23 @@ def tender_amended(amendment: TenderAmendment, *, bidders, others) -> None:
     notices.tell(_members_of(others), subject,
                  _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
                    "Bids are due by %(deadline)s.\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
+
+
+@notices.in_platform_language
+def explanation_requested(explanation: Explanation) -> None:
+    """The bidder of an abnormally low price is asked to explain it by the deadline."""
+    bid_lot = explanation.bid_lot
+    tender = bid_lot.bid.tender
+    facts = {"reference": tender.reference, "title": tender.title, "lot": bid_lot.lot.number,
+             "question": explanation.question, "link": _link(tender),
+             "due": f"{explanation.due_at:%Y-%m-%d %H:%M} UTC"}
+    notices.tell(_members_of([bid_lot.bid.company_id]),
+                 _("%(reference)s: explain your price for lot %(lot)s") % facts,
+                 _("The evaluation committee of %(reference)s (%(title)s) found your price "
+                   "for lot %(lot)s abnormally low and asks you to explain it by %(due)s:"
+                   "\n\n%(question)s\n\nWithout an answer by then, your bid may be "
+                   "rejected on this lot.\n\n%(link)s") % facts,
                  kind=NoticeKind.TENDERS)
 
 
