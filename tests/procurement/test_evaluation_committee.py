@@ -397,3 +397,122 @@ def test_the_explanation_days_setting_is_at_least_one(tmp_path):
     env["SAHAB_PROCUREMENT_EXPLANATION_DAYS"] = "1"
     assert subprocess.run([sys.executable, "-c", "import sahab.settings"], env=env,
                           capture_output=True, timeout=120).returncode == 0
+
+
+def test_the_committee_and_the_explanation_through_the_web_page(world, tender):
+    from django.test import Client
+
+    def signed_in(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    tender = opened(world, tender)
+    ref = tender.reference
+    ev1, ev2 = (e.user for e in world["evaluators"])
+    officer = signed_in(world["officer"].user)
+    page = officer.get(f"/tenders/{ref}/").content.decode()
+    assert 'name="evaluation_members"' in page
+    # the officer names the committee again, ev2 chairing
+    officer.post(f"/tenders/{ref}/evaluation_committee/",
+                 {"evaluation_members": f"{ev1.username}, {ev2.username}",
+                  "chair": ev2.username, "quorum": "2"})
+    assert tender.evaluation_committee.get(chair=True).member == ev2
+    # a committee of one is refused with the reason, and the committee stays
+    refused = officer.post(f"/tenders/{ref}/evaluation_committee/",
+                           {"evaluation_members": ev1.username, "chair": ev1.username,
+                            "quorum": "2"}, follow=True)
+    assert "2 to 15 members" in refused.content.decode()
+    assert tender.evaluation_committee.count() == 2
+    member, chair = signed_in(ev1), signed_in(ev2)
+    for client in (member, chair):
+        client.post(f"/tenders/{ref}/declare/", {"no_conflict": "yes"})
+    for row in BidLot.objects.filter(bid__tender=tender):
+        member.post(f"/tenders/{ref}/eligibility/",
+                    {"bid_lot": str(row.pk), "check": ["0", "1", "2"]})
+    officer.post(f"/tenders/{ref}/evaluate/")
+    low = low_row(world, tender)
+    page = chair.get(f"/tenders/{ref}/").content.decode()
+    assert 'name="question"' in page and 'name="sha256"' in page
+    chair.post(f"/tenders/{ref}/explain_request/",
+               {"bid_lot": str(low.pk), "question": "Détaillez votre prix."})
+    asked = Explanation.objects.get()
+    medina = signed_in(company(world, 2))
+    page = medina.get(f"/tenders/{ref}/").content.decode()
+    assert "Détaillez votre prix." in page and 'name="answer"' in page
+    # another company sees no request, and cannot answer it
+    atlas = signed_in(company(world, 0))
+    assert "Détaillez votre prix." not in atlas.get(f"/tenders/{ref}/").content.decode()
+    atlas.post(f"/tenders/{ref}/explain_answer/",
+               {"explanation": str(asked.pk), "answer": "Nous répondons."})
+    asked.refresh_from_db()
+    assert asked.status == "requested"
+    medina.post(f"/tenders/{ref}/explain_answer/",
+                {"explanation": str(asked.pk), "answer": "Stock existant."})
+    chair.post(f"/tenders/{ref}/explain_decide/",
+               {"explanation": str(asked.pk), "accepted": "yes", "reason": "Stock attesté."})
+    asked.refresh_from_db()
+    assert asked.status == "accepted"
+    officer.post(f"/tenders/{ref}/evaluate/")
+    report = tender.evaluation_reports.order_by("-number").first()
+    chair.post(f"/tenders/{ref}/approve/", {"sha256": report.sha256, "approved": "yes"})
+    member.post(f"/tenders/{ref}/approve/", {"sha256": report.sha256, "approved": "no",
+                                             "reason": ""})  # a dissent needs reasons
+    report.refresh_from_db()
+    assert report.status == "proposed" and report.approvals.count() == 1
+    member.post(f"/tenders/{ref}/approve/", {"sha256": report.sha256, "approved": "yes"})
+    report.refresh_from_db()
+    assert report.status == "adopted"
+    officer.post(f"/tenders/{ref}/award/", {"justification": ""})
+    tender.refresh_from_db()
+    assert tender.state == "standstill"
+    public = Client().get(f"/tenders/{ref}/").content.decode()
+    assert "Evaluation committee" in public and report.sha256 in public
+    assert "Stock attesté." in public and "Stock existant." not in public
+
+
+def test_the_committee_and_the_explanation_through_the_api(world, tender):
+    tender = opened(world, tender)
+    ref = tender.reference
+    officer, (ev1, ev2) = world["officer"], world["evaluators"]
+    named = officer.call("post", f"/tenders/{ref}/evaluation/committee",
+                         {"members": [ev1.user.username, ev2.user.username],
+                          "chair": ev1.user.username, "quorum": 2})
+    assert named.status_code == 200, named.content
+    assert named.json()["quorum"] == 2
+    assert officer.call("post", f"/tenders/{ref}/evaluation/committee",
+                        {"members": [ev1.user.username, ev2.user.username],
+                         "chair": ev1.user.username, "quorum": 1}).status_code == 422
+    assert ev1.call("post", f"/tenders/{ref}/evaluation/committee",
+                    {"members": [ev1.user.username, ev2.user.username],
+                     "chair": ev1.user.username, "quorum": 2}).status_code == 403
+    eligible(world, tender)
+    low = low_row(world, tender)
+    asked = ev1.call("post", f"/tenders/{ref}/explanations",
+                     {"bid": low.bid_id, "lot": 1, "question": "Justifiez votre prix."})
+    assert asked.status_code == 201, asked.content
+    eid = asked.json()["id"]
+    atlas, medina = world["companies"][0][1], world["companies"][2][1]
+    assert atlas.call("post", f"/explanations/{eid}/answer",
+                      {"answer": "Nous."}).status_code == 403
+    answered = medina.call("post", f"/explanations/{eid}/answer", {"answer": "Stock."})
+    assert answered.json()["status"] == "answered"
+    assert ev2.call("post", f"/explanations/{eid}/decision",
+                    {"accepted": True, "reason": "Oui."}).status_code == 403  # not the chair
+    decided = ev1.call("post", f"/explanations/{eid}/decision",
+                       {"accepted": False, "reason": "Stock non attesté."})
+    assert decided.json()["status"] == "rejected"
+    report = officer.call("post", f"/tenders/{ref}/evaluation").json()
+    for ev in (ev1, ev2):
+        if ev is ev2:
+            ev.call("post", f"/tenders/{ref}/declarations", {"no_conflict": True})
+        ev.call("post", f"/tenders/{ref}/evaluation/approvals", {"sha256": report["sha256"]})
+    public = officer.client.get(f"/api/procurement/tenders/{ref}/evaluation").json()
+    assert public["reports"][-1]["status"] == "adopted"
+    assert [e["status"] for e in public["explanations"]] == ["rejected"]
+    assert all(m["member"].startswith("user:") for m in public["members"])
+    detail = officer.call("get", f"/tenders/{ref}").json()
+    assert detail["evaluation"] == public
+    awarded = officer.call("post", f"/tenders/{ref}/award", {})
+    assert awarded.status_code == 200, awarded.content
+    assert [a["supplier"] for a in awarded.json()["awards"]] == ["Atlas"]

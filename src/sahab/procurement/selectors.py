@@ -350,6 +350,7 @@ def evaluation(tender: Tender, *, names: bool = False) -> dict:
         "members": [{"member": who(m.member), "chair": m.chair, "ledger_index": m.ledger_index}
                     for m in tender.evaluation_committee.select_related("member")],
         "reports": [{"number": r.number, "sha256": r.sha256, "status": r.status,
+                     "status_display": str(r.get_status_display()),
                      "ledger_index": r.ledger_index, "adopted_index": r.adopted_index,
                      "approvals": [{"member": who(v.member), "approved": v.approved,
                                     "reason": v.reason, "ledger_index": v.ledger_index}
@@ -357,6 +358,7 @@ def evaluation(tender: Tender, *, names: bool = False) -> dict:
                     for r in reports],
         "explanations": [{"id": e.pk, "bid": e.bid_lot.bid_id, "lot": e.bid_lot.lot.number,
                           "company": e.bid_lot.bid.company.name, "status": e.status,
+                          "status_display": str(e.get_status_display()),
                           "question": e.question, "due_at": e.due_at.isoformat(),
                           "answered_at": e.answered_at.isoformat() if e.answered_at else None,
                           "decision": e.decision, "requested_index": e.requested_index,
