@@ -5,7 +5,7 @@ The complaints body is found with the rule its services check
 (``rules.can_decide_complaint``), so no one is told of a complaint they may not decide.
 
 The account page's "waiting for you" list gets the same people's work: complaints to
-rule on or to decide, and tenders to evaluate."""
+rule on or to decide, and the tenders whose evaluation committee they sit on."""
 
 from __future__ import annotations
 
@@ -151,9 +151,10 @@ def waiting_for(user) -> list:
                                  c.filed_at))
     if Role.EVALUATOR in agent.role_set:
         # the tenders of the evaluator's administration and below (``_buyer_agent``'s rule)
+        # whose evaluation committee they sit on: only members evaluate
         for tender in Tender.objects.filter(
-                state=State.EVALUATION, buyer__path__startswith=agent.administration.path) \
-                .order_by("submission_deadline")[:100]:
+                state=State.EVALUATION, buyer__path__startswith=agent.administration.path,
+                evaluation_committee__member=user).order_by("submission_deadline")[:100]:
             items.append(Waiting(_("Evaluate the bids of %(reference)s")
                                  % {"reference": tender.reference},
                                  reverse("procurement:tender", args=(tender.reference,)),
