@@ -116,16 +116,21 @@ def signing_key(company_user):
     return key
 
 
-def committee(tender, *, n: int = 3, t: int = 2, demo_keys: bool = True) -> list:
+def committee(tender, *, n: int = 3, t: int = 2, demo_keys: bool = True,
+              evaluators: bool = True) -> list:
     """Name an opening committee of ``n`` agents (``t`` of whom open), each registering a
     key made "on their machine"; returns [(user, private key bytes)]. With ``demo_keys``
     the private keys also go to SAHAB_HOME/demo-only-keys, as the demo does, so that the
-    worker releases them after the deadline by itself."""
+    worker releases them after the deadline by itself. With ``evaluators``, the buyer's
+    evaluators (when it has two or more) are named its evaluation committee too
+    (``evaluation_committee``)."""
     from sahab.procurement import client
     from sahab.procurement import services as procurement
 
     users = [agent(administration=tender.buyer).user for _ in range(n)]
     procurement.name_committee(actor=SYSTEM, tender=tender, members=users, threshold=t)
+    if evaluators and len(buyer_evaluators(tender)) >= 2:
+        evaluation_committee(tender)
     members = []
     for user in users:
         private, public = client.committee_keygen()
@@ -137,6 +142,48 @@ def committee(tender, *, n: int = 3, t: int = 2, demo_keys: bool = True) -> list
             path.write_text(private)
         members.append((user, base64.b64decode(private)))
     return members
+
+
+def buyer_evaluators(tender) -> list:
+    """The users holding the evaluator role in the tender's buying administration, oldest
+    first."""
+    from sahab.directory.models import Agent
+
+    return [a.user for a in Agent.objects.filter(administration=tender.buyer,
+                                                 roles__role=Role.EVALUATOR)
+            .select_related("user").order_by("pk").distinct()]
+
+
+def evaluation_committee(tender, members=None, *, quorum: int = 2, chair=None) -> list:
+    """Name the tender's evaluation committee: ``members`` (the buyer's evaluators by
+    default), the first one chairing unless ``chair`` says otherwise."""
+    from sahab.procurement import services as procurement
+
+    members = list(members or buyer_evaluators(tender))
+    return procurement.name_evaluation_committee(actor=SYSTEM, tender=tender, members=members,
+                                                 chair=chair or members[0], quorum=quorum)
+
+
+def adopt_evaluation(tender, members=None):
+    """The committee's members (all by default) each declare no conflict of interest if
+    they have not declared yet, then approve the current evaluation report, until it is
+    adopted. Returns the report."""
+    from sahab.procurement import services as procurement
+    from sahab.procurement.models import ConflictDeclaration, EvaluationReport
+
+    report = tender.evaluation_reports.order_by("-number").first()
+    for row in tender.evaluation_committee.select_related("member"):
+        if members is not None and row.member not in members:
+            continue
+        if not ConflictDeclaration.objects.filter(tender=tender, evaluator=row.member).exists():
+            procurement.declare_conflict_of_interest(actor=row.member, tender=tender,
+                                                     no_conflict=True)
+        if report.status == EvaluationReport.Status.ADOPTED:
+            break
+        if not report.approvals.filter(member=row.member).exists():
+            report = procurement.approve_evaluation(actor=row.member, tender=tender,
+                                                    sha256=report.sha256)
+    return report
 
 
 def tender_detail(tender) -> dict:

@@ -229,6 +229,13 @@ PROCUREMENT_COMPLAINTS_PER_COMPANY = _env_int("SAHAB_PROCUREMENT_COMPLAINTS_PER_
 PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS = _env_int(
     "SAHAB_PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS", 5)
 PROCUREMENT_COMPLAINT_DECISION_DAYS = _env_int("SAHAB_PROCUREMENT_COMPLAINT_DECISION_DAYS", 15)
+# Abnormally low prices (docs/procurement.md, "Evaluation committee"): the days a bidder
+# has to explain its price once the evaluation committee asks; the committee may reject
+# the bid once they have passed without an answer. Never 0 on a real platform (tests
+# change the setting itself).
+PROCUREMENT_EXPLANATION_DAYS = _env_int("SAHAB_PROCUREMENT_EXPLANATION_DAYS", 5)
+if PROCUREMENT_EXPLANATION_DAYS < 1:
+    raise ImproperlyConfigured("SAHAB_PROCUREMENT_EXPLANATION_DAYS is at least 1 day")
 # Password-reset links: sent from this address, valid for an hour.
 ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_HOSTNAME}")
 PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)

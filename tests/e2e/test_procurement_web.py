@@ -79,7 +79,11 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
         page.goto(url)
         page.fill("input[name=public_key]", public)
         submit(page, "committee_key")
+    # the evaluation committee: two evaluators, both needed to adopt the report
     officer.goto(url)
+    officer.fill("input[name=evaluation_members]", "eval.finances, commission.finances")
+    officer.fill("input[name=chair]", "commission.finances")
+    submit(officer, "evaluation_committee")
     submit(officer, "publish")
     assert "Publié" in officer.content() or "enquiries" in officer.content()
 
@@ -145,14 +149,22 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     officer.screenshot(path=str(output_dir / "opening-report.png"), full_page=True)
 
     evaluator = sign_in(browser, platform, "eval.finances")
-    evaluator.goto(url)
-    evaluator.check("input[name=no_conflict][value=yes]")
-    submit(evaluator, "declare")
+    chair = sign_in(browser, platform, "commission.finances")
+    for page in (evaluator, chair):
+        page.goto(url)
+        page.check("input[name=no_conflict][value=yes]")
+        submit(page, "declare")
     for _ in range(3):
         evaluator.click("form[action$='/eligibility/'] button >> nth=0")
         evaluator.wait_for_load_state()
     officer.goto(url)
     submit(officer, "evaluate")
+    # the report is the committee's proposal: each member approves it, then the award
+    for page in (evaluator, chair):
+        page.goto(url)
+        page.check("input[name=approved][value=yes]")
+        submit(page, "approve")
+    officer.goto(url)
     submit(officer, "award")
     wait_for_text(officer, url, 'name="start_date"')  # standstill over: contract form shown
     officer.fill("#id_start_date", "2027-01-01")
@@ -179,7 +191,8 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     for expected in ("tender.published", "question.answered", "bid.withdrawn",
                      "complaint.filed", "complaint.admitted", "complaint.decided",
                      "tender.opened",
-                     "tender.evaluated", "tender.awarded", "tender.standstill_ended",
+                     "tender.evaluated", "evaluation.adopted", "tender.awarded",
+                     "tender.standstill_ended",
                      "contract.signed", "contract.amended", "contract.payment"):
         assert expected in types, expected
     assert types.count("bid.submitted") == 4

@@ -67,6 +67,7 @@ def awarded(world, tender: Tender, bidders: int = 3) -> dt.datetime:
     for row in BidLot.objects.filter(bid__tender=tender):
         services.decide_eligibility(actor=evaluator, bid_lot=row, eligible=True)
     services.complete_evaluation(actor=world["officer"].user, tender=tender)
+    factories.adopt_evaluation(tender)
     at = deadline + DAY
     services.award_tender(actor=world["officer"].user, tender=tender, now=at)
     tender.refresh_from_db()
@@ -214,6 +215,10 @@ def test_an_upheld_complaint_binds_on_its_lot_only(world, published_tender):
                                     reason="Non conforme." if carthage else "")
     report = services.complete_evaluation(actor=officer, tender=tender)
     assert [lot["lot"] for lot in report["lots"]] == [2]
+    # the new evaluation is a new report: the committee adopts it before the award
+    with pytest.raises(Conflict, match="not adopted"):
+        services.award_tender(actor=officer, tender=tender, now=at + 3 * DAY)
+    factories.adopt_evaluation(tender)
     services.award_tender(actor=officer, tender=tender, now=at + 3 * DAY)
     tender.refresh_from_db()
     assert active_awards(tender) == {1: "Atlas", 2: "Medina"}

@@ -57,6 +57,26 @@ def test_the_demo_loads_a_year_of_every_procedure_and_outcome_with_consistent_da
     check_time_never_runs_backwards_and_records_show_the_latest_state()
 
 
+def test_no_demo_tender_is_awarded_without_its_committee(year):
+    """Every award follows a report adopted by a committee of two; the far-below winner
+    of the security audit explained its price and the committee accepted it."""
+    from sahab.procurement.models import EvaluationReport, Explanation
+
+    awarded = Tender.objects.filter(awards__isnull=False).distinct()
+    assert awarded.exists()
+    for tender in awarded:
+        assert tender.evaluation_committee.count() >= 2 and tender.evaluation_quorum >= 2
+        latest = tender.evaluation_reports.order_by("-number").first()
+        if tender.state in ("awarded", "standstill", "complete"):
+            assert latest.status == EvaluationReport.Status.ADOPTED, tender.reference
+            assert latest.approvals.filter(approved=True).count() >= 2
+    audit = Explanation.objects.get(
+        bid_lot__bid__tender__title="Audit de sécurité des systèmes de paiement")
+    assert audit.status == Explanation.Status.ACCEPTED
+    assert audit.bid_lot.bid.company.name == "Djerba Digital"
+    assert audit.requested_at < audit.answered_at < audit.decided_at
+
+
 def test_the_planted_patterns_of_the_ordinary_year_are_there(year):
     """Two companies at one address keep bidding together (flagged S07), and a commune
     keeps awarding one builder its ordinary purchases."""

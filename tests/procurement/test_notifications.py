@@ -84,6 +84,9 @@ def test_complaints_and_evaluations_wait_for_those_who_may_act_on_them(world,
     Tender.objects.filter(pk=published_tender.pk).update(state="evaluation")
     assert labels(evaluator) == [f"Evaluate the bids of {published_tender.reference}"]
     assert labels(other) == []
+    # an evaluator of the buyer who is not on the tender's committee has nothing to do
+    outsider = factories.agent(administration=world["mf"], roles=[Role.EVALUATOR]).user
+    assert labels(outsider) == []
 
 
 def test_a_person_who_turned_complaint_notices_off_is_not_mailed_them(

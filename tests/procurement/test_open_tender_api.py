@@ -86,6 +86,13 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
         report = officer.call("post", f"/tenders/{ref}/evaluation").json()
         ranking = {lot["lot"]: [r["company"] for r in lot["ranking"]] for lot in report["lots"]}
         assert ranking == {1: ["Atlas", "Carthage", "Medina"], 2: ["Medina", "Atlas"]}
+        # the report is the committee's proposal: the award waits for its quorum (2 of 2)
+        approve = {"sha256": report["sha256"]}
+        assert ev1.call("post", f"/tenders/{ref}/evaluation/approvals",
+                        approve).json()["status"] == "proposed"
+        assert officer.call("post", f"/tenders/{ref}/award", {}).status_code == 409
+        assert ev2.call("post", f"/tenders/{ref}/evaluation/approvals",
+                        approve).json()["status"] == "adopted"
 
         awarded = officer.call("post", f"/tenders/{ref}/award", {})
         assert awarded.status_code == 200, awarded.content
@@ -131,7 +138,8 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
     for expected in ("tender.drafted", "document.added", "tender.published", "question.asked",
                      "question.answered", "bid.submitted", "bid.withdrawn",
                      "tender.tendering_closed", "tender.opened", "evaluation.declaration",
-                     "evaluation.eligibility", "tender.evaluated", "tender.awarded",
+                     "evaluation.committee_named", "evaluation.eligibility", "tender.evaluated",
+                     "evaluation.approved", "evaluation.adopted", "tender.awarded",
                      "tender.standstill_started", "complaint.filed", "complaint.admitted",
                      "complaint.decided",
                      "tender.standstill_ended", "contract.signed", "contract.amended",

@@ -6,6 +6,7 @@ import time_machine
 from sahab.directory.selectors import SYSTEM
 from sahab.procurement import services
 from sahab.procurement.models import CallOff, Contract, Tender
+from tests import factories
 from tests.procurement.conftest import publish, tender_payload
 
 
@@ -62,6 +63,7 @@ def framework_contract(world):
             ev.call("post", f"/tenders/{ref}/eligibility",
                     {"bid": row.bid_id, "lot": row.lot.number, "eligible": True})
         officer.call("post", f"/tenders/{ref}/evaluation")
+        factories.adopt_evaluation(tender)
         officer.call("post", f"/tenders/{ref}/award", {})
     with time_machine.travel(tender.submission_deadline + dt.timedelta(days=20)):
         services.advance_tenders()

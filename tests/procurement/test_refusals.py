@@ -1,7 +1,7 @@
 """The refusals procurement advertises, at the service level: no withdrawal at or after
 the deadline, no close of tendering while an admitted complaint suspends the procedure
 (and the time it took given back), and an abnormally low price flagged at the
-evaluation, whose award needs a written justification."""
+evaluation, whose award needs the bidder's explanation accepted by the committee."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sahab.core.errors import Conflict, InvalidInput
 from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Award, Bid, BidLot, Step, Tender
+from tests import factories
 from tests.procurement.bidding import run_timers_at, submit_bid, withdraw_bid
 
 SECOND = dt.timedelta(seconds=1)
@@ -97,11 +98,13 @@ def evaluate(world, tender: Tender, prices: list[dict[str, str]]) -> dict:
     services.declare_conflict_of_interest(actor=evaluator, tender=tender, no_conflict=True)
     for row in BidLot.objects.filter(bid__tender=tender):
         services.decide_eligibility(actor=evaluator, bid_lot=row, eligible=True)
-    return services.complete_evaluation(actor=world["officer"].user, tender=tender)
+    report = services.complete_evaluation(actor=world["officer"].user, tender=tender)
+    factories.adopt_evaluation(tender)
+    return report
 
 
-def test_an_abnormally_low_price_is_flagged_and_its_award_needs_a_justification(world,
-                                                                              tender):
+def test_an_abnormally_low_price_is_flagged_and_its_award_needs_an_accepted_explanation(
+        world, tender):
     # lot 1: 69,999.999 is under 70 % of the mean of the others (100,000): abnormally low;
     # lot 2: 70,000 is exactly 70 %: not flagged.
     report = evaluate(world, tender, [{"1": "100000", "2": "100000"},
@@ -119,12 +122,26 @@ def test_an_abnormally_low_price_is_flagged_and_its_award_needs_a_justification(
     assert b'"abnormally_low":true' in body and body.count(b'"abnormally_low":true') == 1
 
     officer = world["officer"].user
-    with pytest.raises(InvalidInput, match="abnormally low"):
-        services.award_tender(actor=officer, tender=tender)
+    # the buyer's own justification is not enough: the bidder must explain its price
+    for justification in ("", "Prix justifié par un stock existant."):
+        with pytest.raises(InvalidInput, match="abnormally low"):
+            services.award_tender(actor=officer, tender=tender, justification=justification)
     assert not Award.objects.exists() and Tender.objects.get(pk=tender.pk).state == \
         "evaluation"
-    awards = services.award_tender(actor=officer, tender=tender,
-                                   justification="Prix justifié par un stock existant.")
+    chair = world["evaluators"][0].user
+    asked = services.request_explanation(actor=chair, bid_lot=low,
+                                         question="Justifiez le prix du lot 1.")
+    services.answer_explanation(actor=world["companies"][2][1].user, explanation=asked,
+                                answer="Stock existant acquis en 2025.")
+    services.decide_explanation(actor=chair, explanation=asked, accepted=True,
+                                reason="Le stock est attesté.")
+    # accepting changed the evaluation: the report is proposed and adopted again
+    with pytest.raises(Conflict, match="not adopted"):
+        services.award_tender(actor=officer, tender=tender)
+    report = services.complete_evaluation(actor=officer, tender=tender)
+    assert report["lots"][0]["ranking"][0]["explanation"] == "accepted"
+    factories.adopt_evaluation(tender)
+    awards = services.award_tender(actor=officer, tender=tender)
     assert {(a.lot.number, a.supplier, a.value) for a in awards} == {
         (1, medina, Decimal("69999.999")), (2, medina, Decimal("70000"))}
 

@@ -248,6 +248,9 @@ class TenderDetail(Schema):
     standstill_until: dt.datetime | None
     committee: dict = Field(..., description="The opening committee: threshold and members' "
                             "X25519 public keys (base64), to seal bids to (sahab-bid/2).")
+    evaluation: dict = Field(..., description="The evaluation committee (members by ledger "
+                             "id, chair, quorum), its reports with each approval or dissent, "
+                             "and the explanations of abnormally low prices.")
     lots: list[LotOut]
     documents: list[DocumentOut]
     questions: list[QuestionOut]
@@ -283,6 +286,7 @@ def _detail(tender: Tender) -> dict:
                                    "public_key": base64.b64encode(bytes(m.public_key)).decode(),
                                    "released": m.released_at is not None}
                                   for m in tender.committee.all()]},
+        "evaluation": selectors.evaluation(tender),
         "lots": list(tender.lots.all()),
         "documents": list(tender.documents.all()),
         "questions": list(tender.questions.exclude(answered_at=None)),
@@ -735,9 +739,119 @@ def score(request, payload: ScoreIn, reference: str = Path(..., max_length=40)):
 
 
 @router.post("/procurement/tenders/{reference}/evaluation", response=dict,
-             summary="Rank the bids and publish the evaluation report")
+             summary="Rank the bids and propose the evaluation report to the committee")
 def evaluate(request, reference: str = Path(..., max_length=40)):
     return services.complete_evaluation(actor=request.user, tender=_tender(request, reference))
+
+
+class EvaluationCommitteeIn(Schema):
+    members: list[str] = Field(..., min_length=2, max_length=15,
+                               description="Usernames of evaluators of the buyer's line.")
+    chair: str = Field(..., max_length=150, description="One of the members.")
+    quorum: int = Field(..., ge=2, le=15)
+
+
+def _users(usernames: list[str]) -> list:
+    users = []
+    for username in usernames:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise InvalidInput(f"No user {username}.")
+        users.append(user)
+    return users
+
+
+@router.post("/procurement/tenders/{reference}/evaluation/committee", response=dict,
+             summary="Name the evaluation committee: members, chair and quorum")
+def name_evaluation_committee(request, payload: EvaluationCommitteeIn,
+                              reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    users = _users(payload.members)
+    chair = next((u for u in users if u.username == payload.chair), None)
+    services.name_evaluation_committee(actor=request.user, tender=tender, members=users,
+                                       chair=chair, quorum=payload.quorum)
+    return selectors.evaluation(tender)
+
+
+class ApprovalIn(Schema):
+    sha256: str = Field(..., min_length=64, max_length=64,
+                        description="The SHA-256 of the report approved (or dissented from).")
+    approved: bool = True
+    reason: str = Field("", max_length=5000, description="Required for a dissent.")
+
+
+@router.post("/procurement/tenders/{reference}/evaluation/approvals", response=dict,
+             summary="A committee member approves, or dissents from, the proposed report")
+def approve_evaluation(request, payload: ApprovalIn, reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    report = services.approve_evaluation(actor=request.user, tender=tender,
+                                         sha256=payload.sha256, approved=payload.approved,
+                                         reason=payload.reason)
+    return {"number": report.number, "sha256": report.sha256, "status": report.status,
+            "adopted_index": report.adopted_index}
+
+
+@router.get("/procurement/tenders/{reference}/evaluation", response=dict, auth=None,
+            summary="The evaluation committee, its reports and approvals, the explanations")
+def evaluation(request, reference: str = Path(..., max_length=40)):
+    return selectors.evaluation(_tender(request, reference))
+
+
+class ExplanationRequestIn(Schema):
+    bid: int = Field(..., ge=1, le=2**63 - 1)
+    lot: int = Field(..., ge=1, le=1000)
+    question: str = Field(..., min_length=1, max_length=5000)
+
+
+class ExplanationAnswerIn(Schema):
+    answer: str = Field(..., min_length=1, max_length=20000)
+
+
+class ExplanationDecisionIn(Schema):
+    accepted: bool
+    reason: str = Field(..., min_length=1, max_length=5000)
+
+
+def _explanation_out(explanation) -> dict:
+    return {"id": explanation.pk, "bid": explanation.bid_lot.bid_id,
+            "lot": explanation.bid_lot.lot.number, "status": explanation.status,
+            "question": explanation.question, "due_at": explanation.due_at.isoformat(),
+            "decision": explanation.decision}
+
+
+def _explanation(explanation_id: int):
+    from sahab.procurement.models import Explanation
+
+    row = Explanation.objects.select_related("bid_lot__lot").filter(pk=explanation_id).first()
+    if row is None:
+        raise NotFound("No such explanation.")
+    return row
+
+
+@router.post("/procurement/tenders/{reference}/explanations", response={201: dict},
+             summary="Ask the bidder of an abnormally low price to explain it")
+def request_explanation(request, payload: ExplanationRequestIn,
+                        reference: str = Path(..., max_length=40)):
+    tender = _tender(request, reference)
+    row = services.request_explanation(actor=request.user,
+                                       bid_lot=_bid_lot(tender, payload.bid, payload.lot),
+                                       question=payload.question)
+    return Status(201, _explanation_out(row))
+
+
+@router.post("/procurement/explanations/{explanation_id}/answer", response=dict,
+             summary="The bidder explains its price before the deadline")
+def answer_explanation(request, payload: ExplanationAnswerIn, explanation_id: int = Id):
+    return _explanation_out(services.answer_explanation(
+        actor=request.user, explanation=_explanation(explanation_id), answer=payload.answer))
+
+
+@router.post("/procurement/explanations/{explanation_id}/decision", response=dict,
+             summary="The committee accepts or rejects a bidder's explanation")
+def decide_explanation(request, payload: ExplanationDecisionIn, explanation_id: int = Id):
+    return _explanation_out(services.decide_explanation(
+        actor=request.user, explanation=_explanation(explanation_id),
+        accepted=payload.accepted, reason=payload.reason))
 
 
 class AwardIn(Schema):

@@ -38,6 +38,9 @@ OFFICERS = {"MF-DAF": "achats.finances", "MS-DAF": "achats.sante",
             "COM-TUNIS": "achats.tunis", "CNI": "achats.cni"}
 EVALUATORS = {"MF-DAF": "eval.finances", "MS-DAF": "achats.sante",
               "COM-TUNIS": "eval.tunis", "CNI": "achats.cni"}
+# each buyer's evaluation committee: its evaluator and this chair, both needed (quorum 2)
+CHAIRS = {"MF-DAF": "commission.finances", "MS-DAF": "eval.sante",
+          "COM-TUNIS": "commission.tunis", "CNI": "eval.cni"}
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,10 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
     if case.outcome == "draft":
         return tender
     _committee(case, tender)
+    services.name_evaluation_committee(
+        actor=SYSTEM, tender=tender, chair=_user(CHAIRS[case.buyer]), quorum=2,
+        members=[_user(CHAIRS[case.buyer]), _user(EVALUATORS[case.buyer])],
+        now=published - dt.timedelta(hours=12))
     tender = services.publish_tender(actor=SYSTEM, tender=tender, now=published)
     if case.procedure == Procedure.RESTRICTED:
         for name in case.bids:
@@ -386,12 +393,15 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
 
 
 def _evaluate(case: Case, tender: Tender, at: dt.datetime, *, again: bool = False) -> None:
-    """The evaluator's session starting ``at``, a decision a minute."""
-    evaluator = _user(EVALUATORS[case.buyer])
+    """The committee's session starting ``at``, a decision a minute: the evaluator
+    decides, abnormally low prices are explained by their bidders and the explanations
+    accepted by the chair, and both members approve the report."""
+    evaluator, chair = _user(EVALUATORS[case.buyer]), _user(CHAIRS[case.buyer])
     minute = dt.timedelta(minutes=1)
     if not again:
-        services.declare_conflict_of_interest(actor=evaluator, tender=tender, no_conflict=True,
-                                              now=at)
+        for member in (chair, evaluator):
+            services.declare_conflict_of_interest(actor=member, tender=tender,
+                                                  no_conflict=True, now=at)
     rows = BidLot.objects.filter(bid__tender=tender).select_related("bid__company")
     if again:  # only the lots an upheld complaint sent back to evaluation
         rows = rows.filter(lot__needs_evaluation=True)
@@ -405,7 +415,28 @@ def _evaluate(case: Case, tender: Tender, at: dt.datetime, *, again: bool = Fals
         if case.quality:
             services.score_quality(actor=evaluator, bid_lot=row, score=case.quality[name],
                                    now=at)
-    services.complete_evaluation(actor=SYSTEM, tender=tender, now=at + minute)
+    at += minute
+    services.complete_evaluation(actor=SYSTEM, tender=tender, now=at)
+    low = BidLot.objects.filter(bid__tender=tender, abnormally_low=True, eligible=True,
+                                rank__isnull=False).exclude(
+        lot__awards__status=Award.Status.ACTIVE).select_related("bid__company", "lot")
+    for row in low:
+        asked = services.request_explanation(
+            actor=chair, bid_lot=row, now=at + minute,
+            question="Votre prix est anormalement bas : détaillez sa composition "
+                     "(ressources, sous-traitance, marges).")
+        services.answer_explanation(
+            actor=_company_user(row.bid.company.name), explanation=asked, now=at + 20 * minute,
+            answer="Ressources propres déjà mobilisées et marge réduite, détail joint.")
+        services.decide_explanation(
+            actor=chair, explanation=asked, accepted=True, now=at + 40 * minute,
+            reason=case.justification or "Explication vérifiée : le prix est tenable.")
+        at += 41 * minute
+        services.complete_evaluation(actor=SYSTEM, tender=tender, now=at)
+    report = tender.evaluation_reports.order_by("-number").first()
+    for member in (chair, evaluator):
+        at += minute
+        services.approve_evaluation(actor=member, tender=tender, sha256=report.sha256, now=at)
 
 
 def _complain(case: Case, tender: Tender, awarded_at: dt.datetime) -> None:

@@ -152,13 +152,54 @@ class ProcurementEvent(LedgerEvent):
     )
     EVALUATION_DECLARATION = (
         "procurement.evaluation.declaration",
-        "An evaluator declared having no conflict of interest.",
-        ("evaluator", "no_conflict"),
+        "A member of the evaluation committee declared their interests (a member with a "
+        "conflict is out), and whether the quorum is still reachable.",
+        ("evaluator", "no_conflict", "quorum_reachable"),
     )
     EVALUATION_ELIGIBILITY = (
         "procurement.evaluation.eligibility",
         "An opened bid was found eligible or not on a lot, with the reason.",
         ("bid", "compliance", "eligible", "lot", "reason"),
+    )
+    EVALUATION_ADOPTED = (
+        "procurement.evaluation.adopted",
+        "The evaluation report was adopted: the quorum of the evaluation committee approved "
+        "this very report (its SHA-256).",
+        ("approvals", "quorum", "report", "sha256"),
+    )
+    EVALUATION_APPROVED = (
+        "procurement.evaluation.approved",
+        "A member of the evaluation committee approved the proposed report (its SHA-256).",
+        ("member", "report", "sha256"),
+    )
+    EVALUATION_COMMITTEE_NAMED = (
+        "procurement.evaluation.committee_named",
+        "The buyer named the evaluation committee: its members, its chair and its quorum.",
+        ("chair", "members", "quorum"),
+    )
+    EVALUATION_DISSENTED = (
+        "procurement.evaluation.dissented",
+        "A member of the evaluation committee dissented from the proposed report, with "
+        "reasons.",
+        ("member", "reason", "report", "sha256"),
+    )
+    EXPLANATION_ANSWERED = (
+        "procurement.explanation.answered",
+        "A bidder answered the request to explain its abnormally low price (the hash of "
+        "the answer).",
+        ("bid", "explanation", "lot", "sha256"),
+    )
+    EXPLANATION_DECIDED = (
+        "procurement.explanation.decided",
+        "The evaluation committee accepted or rejected a bidder's explanation of an "
+        "abnormally low price (a rejected bid is disqualified on the lot), with reasons.",
+        ("accepted", "answered", "bid", "explanation", "lot", "reason"),
+    )
+    EXPLANATION_REQUESTED = (
+        "procurement.explanation.requested",
+        "The evaluation committee asked a bidder to explain an abnormally low price, by a "
+        "deadline.",
+        ("bid", "due", "explanation", "lot", "question"),
     )
     EVALUATION_QUALITY_SCORE = (
         "procurement.evaluation.quality_score",
@@ -224,8 +265,9 @@ class ProcurementEvent(LedgerEvent):
     )
     TENDER_EVALUATED = (
         "procurement.tender.evaluated",
-        "The evaluation report: each lot's ranking of the opened bids.",
-        ("lots",),
+        "The evaluation report the committee proposes (its number and SHA-256): each lot's "
+        "ranking of the opened bids, with the explanations of abnormally low prices.",
+        ("lots", "number", "sha256"),
     )
     TENDER_OPENED = (
         "procurement.tender.opened",

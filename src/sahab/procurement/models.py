@@ -101,6 +101,9 @@ class Tender(models.Model):
     # of the committee's members; bid entries go to the ledger under ``bid_tag``, which
     # the opening report makes public, so that nobody counts bids before the opening.
     committee_threshold = models.PositiveSmallIntegerField(default=0)
+    # The evaluation committee's quorum: how many of its members must approve the
+    # evaluation report before the award (0 until the committee is named).
+    evaluation_quorum = models.PositiveSmallIntegerField(default=0)
     bid_tag = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
                                    on_delete=models.SET_NULL, related_name="+")
@@ -357,6 +360,120 @@ class ConflictDeclaration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evaluator} on {self.tender}"
+
+
+class EvaluationMember(models.Model):
+    """A member of a tender's evaluation committee (commission d'évaluation): only members
+    declare their interests, decide eligibility, score and approve the evaluation report;
+    the report is adopted when ``Tender.evaluation_quorum`` of them approved it."""
+
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE,
+                               related_name="evaluation_committee")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                               related_name="evaluation_committees")
+    chair = models.BooleanField(default=False)
+    named_at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-chair", "pk"]
+        constraints = [models.UniqueConstraint(fields=["tender", "member"],
+                                               name="evaluation_member")]
+
+    def __str__(self) -> str:
+        return f"{self.tender.reference} evaluator {self.member}"
+
+
+class EvaluationReport(models.Model):
+    """One evaluation report as the committee proposed it (``complete_evaluation``): its
+    members approve or dissent from this exact report (its SHA-256); a later proposal, or
+    a change to the evaluation, supersedes it."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", _("Proposed")
+        ADOPTED = "adopted", _("Adopted")
+        SUPERSEDED = "superseded", _("Superseded")
+
+    tender = models.ForeignKey(Tender, on_delete=models.CASCADE,
+                               related_name="evaluation_reports")
+    number = models.PositiveSmallIntegerField()
+    report = models.JSONField()
+    sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=20, choices=Status.choices,
+                              default=Status.PROPOSED)
+    proposed_at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField(null=True, blank=True)
+    adopted_at = models.DateTimeField(null=True, blank=True)
+    adopted_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["tender", "number"],
+                                               name="evaluation_report_number")]
+
+    def __str__(self) -> str:
+        return f"{self.tender.reference} evaluation report {self.number}"
+
+
+class ReportApproval(models.Model):
+    """A committee member's approval of, or dissent (with reasons) from, one report."""
+
+    report = models.ForeignKey(EvaluationReport, on_delete=models.CASCADE,
+                               related_name="approvals")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                               related_name="+")
+    approved = models.BooleanField()
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    ledger_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["report", "member"],
+                                               name="one_vote_per_report")]
+
+    def __str__(self) -> str:
+        return f"{self.member} {'approves' if self.approved else 'dissents'} {self.report}"
+
+
+class Explanation(models.Model):
+    """The explanation of an abnormally low price asked of its bidder: the committee
+    asks with a deadline, the company answers, the committee accepts it or rejects it
+    (a rejected bid is disqualified on the lot)."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Requested")
+        ANSWERED = "answered", _("Answered")
+        ACCEPTED = "accepted", _("Accepted")
+        REJECTED = "rejected", _("Rejected")
+        VOID = "void", _("Void (the lot was evaluated again)")
+
+    bid_lot = models.ForeignKey("BidLot", on_delete=models.CASCADE,
+                                related_name="explanations")
+    question = models.TextField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    requested_index = models.BigIntegerField(null=True, blank=True)
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_index = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices,
+                              default=Status.REQUESTED, db_index=True)
+    decision = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["requested_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"explanation {self.pk} of {self.bid_lot}"
 
 
 class QualityScore(models.Model):

@@ -5,7 +5,7 @@ The complaints body is found with the rule its services check
 (``rules.can_decide_complaint``), so no one is told of a complaint they may not decide.
 
 The account page's "waiting for you" list gets the same people's work: complaints to
-rule on or to decide, and tenders to evaluate."""
+rule on or to decide, and the tenders whose evaluation committee they sit on."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Agent, CompanyMember, Role
 from sahab.mail import notices
 from sahab.mail.models import NoticeKind
-from sahab.procurement.models import Complaint, State, Tender, TenderAmendment
+from sahab.procurement.models import Complaint, Explanation, State, Tender, TenderAmendment
 
 
 def _link(tender: Tender) -> str:
@@ -109,6 +109,23 @@ def tender_amended(amendment: TenderAmendment, *, bidders, others) -> None:
                  kind=NoticeKind.TENDERS)
 
 
+@notices.in_platform_language
+def explanation_requested(explanation: Explanation) -> None:
+    """The bidder of an abnormally low price is asked to explain it by the deadline."""
+    bid_lot = explanation.bid_lot
+    tender = bid_lot.bid.tender
+    facts = {"reference": tender.reference, "title": tender.title, "lot": bid_lot.lot.number,
+             "question": explanation.question, "link": _link(tender),
+             "due": f"{explanation.due_at:%Y-%m-%d %H:%M} UTC"}
+    notices.tell(_members_of([bid_lot.bid.company_id]),
+                 _("%(reference)s: explain your price for lot %(lot)s") % facts,
+                 _("The evaluation committee of %(reference)s (%(title)s) found your price "
+                   "for lot %(lot)s abnormally low and asks you to explain it by %(due)s:"
+                   "\n\n%(question)s\n\nWithout an answer by then, your bid may be "
+                   "rejected on this lot.\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
+
+
 # --- the account page's "waiting for you" ---------------------------------------------------
 
 def waiting_for(user) -> list:
@@ -134,9 +151,10 @@ def waiting_for(user) -> list:
                                  c.filed_at))
     if Role.EVALUATOR in agent.role_set:
         # the tenders of the evaluator's administration and below (``_buyer_agent``'s rule)
+        # whose evaluation committee they sit on: only members evaluate
         for tender in Tender.objects.filter(
-                state=State.EVALUATION, buyer__path__startswith=agent.administration.path) \
-                .order_by("submission_deadline")[:100]:
+                state=State.EVALUATION, buyer__path__startswith=agent.administration.path,
+                evaluation_committee__member=user).order_by("submission_deadline")[:100]:
             items.append(Waiting(_("Evaluate the bids of %(reference)s")
                                  % {"reference": tender.reference},
                                  reverse("procurement:tender", args=(tender.reference,)),

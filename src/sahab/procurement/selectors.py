@@ -328,3 +328,41 @@ def opening_data(tender: Tender) -> dict:
                              "revoked_ledger_index": k.revoked_ledger_index}
                             for k in sorted(keys, key=lambda k: k.ledger_index)]
     return data
+
+
+def evaluation(tender: Tender, *, names: bool = False) -> dict:
+    """The evaluation committee of ``tender`` (members, chair, quorum), its reports with
+    each member's approval or dissent, and the explanations of abnormally low prices.
+    Members are named by their ledger ids, or by name with ``names`` (agents' pages)."""
+    from sahab.procurement.models import EvaluationReport, Explanation
+
+    def who(user) -> str:
+        if user is None:
+            return ""
+        return (user.get_full_name() or user.username) if names else directory.actor_id(user)
+
+    reports = (EvaluationReport.objects.filter(tender=tender).order_by("number")
+               .prefetch_related("approvals__member"))
+    explanations = (Explanation.objects.filter(bid_lot__bid__tender=tender)
+                    .select_related("bid_lot__bid__company", "bid_lot__lot"))
+    return {
+        "quorum": tender.evaluation_quorum,
+        "members": [{"member": who(m.member), "chair": m.chair, "ledger_index": m.ledger_index}
+                    for m in tender.evaluation_committee.select_related("member")],
+        "reports": [{"number": r.number, "sha256": r.sha256, "status": r.status,
+                     "status_display": str(r.get_status_display()),
+                     "ledger_index": r.ledger_index, "adopted_index": r.adopted_index,
+                     "approvals": [{"member": who(v.member), "approved": v.approved,
+                                    "reason": v.reason, "ledger_index": v.ledger_index}
+                                   for v in r.approvals.all()]}
+                    for r in reports],
+        "explanations": [{"id": e.pk, "bid": e.bid_lot.bid_id, "lot": e.bid_lot.lot.number,
+                          "company": e.bid_lot.bid.company.name, "status": e.status,
+                          "status_display": str(e.get_status_display()),
+                          "question": e.question, "due_at": e.due_at.isoformat(),
+                          "answered_at": e.answered_at.isoformat() if e.answered_at else None,
+                          "decision": e.decision, "requested_index": e.requested_index,
+                          "answered_index": e.answered_index,
+                          "decided_index": e.decided_index}
+                         for e in explanations],
+    }

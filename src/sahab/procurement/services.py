@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 import rfc8785
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from sahab.core import documents as document_checks
@@ -42,6 +42,9 @@ from sahab.procurement.models import (
     ConflictDeclaration,
     Contract,
     ContractPrice,
+    EvaluationMember,
+    EvaluationReport,
+    Explanation,
     Item,
     Lot,
     Notice,
@@ -52,6 +55,7 @@ from sahab.procurement.models import (
     Procedure,
     QualityScore,
     Question,
+    ReportApproval,
     SigningKey,
     State,
     Step,
@@ -1278,7 +1282,9 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
 def declare_conflict_of_interest(*, actor, tender: Tender, no_conflict: bool,
                                  statement: str = "",
                                  now: dt.datetime | None = None) -> ConflictDeclaration:
-    _buyer_agent(actor, tender, Role.EVALUATOR)
+    """A member of the evaluation committee declares their interests; a member with a
+    conflict is out of the committee (the quorum must still be reachable without them)."""
+    _committee_member(actor, tender)
     if tender.state != S.EVALUATION:
         raise Conflict("Evaluators declare their interests when the evaluation starts.")
     try:
@@ -1292,14 +1298,20 @@ def declare_conflict_of_interest(*, actor, tender: Tender, no_conflict: bool,
         tender,
         ProcurementEvent.EVALUATION_DECLARATION,
         actor,
-        {"evaluator": directory.actor_id(actor), "no_conflict": bool(no_conflict)},
+        {"evaluator": directory.actor_id(actor), "no_conflict": bool(no_conflict),
+         "quorum_reachable": quorum_reachable(tender)},
         at=now,
     )
+    if not no_conflict:
+        _supersede(tender)  # a report they may have approved no longer counts their vote
     return declaration
 
 
 def _evaluator(actor, tender: Tender) -> None:
-    _buyer_agent(actor, tender, Role.EVALUATOR)
+    """The actor is a member of the tender's evaluation committee (still an evaluator of
+    the buyer's line) who declared no conflict of interest, and the tender is under
+    evaluation."""
+    _committee_member(actor, tender)
     if tender.state != S.EVALUATION:
         raise Conflict("The tender is not under evaluation.")
     if not ConflictDeclaration.objects.filter(tender=tender, evaluator=actor,
@@ -1331,6 +1343,7 @@ def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = 
     bid_lot.compliance = {k: bool(v) for k, v in checks.items()}
     bid_lot.eligibility_reason = _text(reason, "The reason", 2000, required=not eligible)
     bid_lot.save()
+    _supersede(tender)
     _step(
         tender,
         ProcurementEvent.EVALUATION_ELIGIBILITY,
@@ -1365,6 +1378,7 @@ def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "",
         bid_lot=bid_lot, evaluator=actor,
         defaults={"score": value, "comment": _text(comment, "The comment", 5000,
                                                   required=False)})
+    _supersede(tender)
     _step(
         tender,
         ProcurementEvent.EVALUATION_QUALITY_SCORE,
@@ -1421,11 +1435,14 @@ def _rank_lot(tender: Tender, lot: Lot) -> list[BidLot]:
 
 @transaction.atomic
 def complete_evaluation(*, actor, tender: Tender, now: dt.datetime | None = None) -> dict:
-    """Rank every lot and publish the evaluation report."""
+    """Rank every lot and propose the evaluation report to the evaluation committee (the
+    buyer's procurement officer or the committee's chair): its members then approve or
+    dissent from this very report (its SHA-256), and it is adopted at the quorum."""
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
-    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
         raise Conflict("The tender is not under evaluation.")
+    _require_committee(tender)
     # the lots still to award: all of them the first time; after an upheld complaint,
     # the lot whose evaluation it invalidated (the others' awards stand)
     lots = [lot for lot in tender.lots.filter(cancelled=False)
@@ -1441,9 +1458,19 @@ def complete_evaluation(*, actor, tender: Tender, now: dt.datetime | None = None
              "eligible": r.eligible, "compliance": r.compliance,
              "reason": r.eligibility_reason,
              "abnormally_low": r.abnormally_low,
-             "score": str(r.score) if r.score is not None else None, "rank": r.rank}
+             "score": str(r.score) if r.score is not None else None, "rank": r.rank,
+             "explanation": _explanation_status(r)}
             for r in _rank_lot(tender, lot)]})
-    _step(tender, ProcurementEvent.TENDER_EVALUATED, actor, report, at=now)
+    _supersede(tender)
+    number = (tender.evaluation_reports.aggregate(n=Max("number"))["n"] or 0) + 1
+    report["number"] = number
+    # the hash binds each member's approval to this exact report of this tender
+    sha256 = hashlib.sha256(rfc8785.dumps({"tender": tender.reference, **report})).hexdigest()
+    report["sha256"] = sha256
+    row = EvaluationReport.objects.create(tender=tender, number=number, report=report,
+                                          sha256=sha256, proposed_at=_now(now))
+    row.ledger_index = _step(tender, ProcurementEvent.TENDER_EVALUATED, actor, report, at=now)
+    row.save(update_fields=["ledger_index"])
     return report
 
 
@@ -1482,15 +1509,26 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
                 raise InvalidInput(f"Lot {lot.number}: choose among its ranked bids.")
             if tender.procedure != Procedure.FRAMEWORK and len(picks) != 1:
                 raise InvalidInput(f"Lot {lot.number} goes to one supplier.")
-        if (any(p.rank != 1 for p in picks[:1]) or any(p.abnormally_low for p in picks)) \
-                and not justification:
-            raise InvalidInput("Awarding other than the first ranked bid, or an abnormally "
-                               "low one, needs a justification.")
+        if any(p.rank != 1 for p in picks[:1]) and not justification:
+            raise InvalidInput("Awarding other than the first ranked bid needs a "
+                               "justification.")
+        for pick in picks:
+            # the buyer's own justification is not enough: the bidder explained its
+            # price and the committee accepted the explanation
+            if pick.abnormally_low and not pick.explanations.filter(
+                    status=Explanation.Status.ACCEPTED).exists():
+                raise InvalidInput(f"Lot {lot.number}: the price of {pick.bid.company.name} "
+                                   "is abnormally low; it is awarded only once the evaluation "
+                                   "committee has accepted the bidder's explanation.")
         for pick in picks:
             awards.append(Award.objects.create(
                 tender=tender, lot=lot, bid_lot=pick, supplier=pick.bid.company,
                 value=pick.price, justification=justification, decided_at=now,
                 standstill_until=now + dt.timedelta(days=tender.standstill_days)))
+    report = tender.evaluation_reports.order_by("-number").first()
+    if report is None or report.status != EvaluationReport.Status.ADOPTED:
+        raise Conflict("The evaluation report is not adopted: the quorum of the evaluation "
+                       "committee must approve the current report before the award.")
     if not awards:
         raise Conflict("No lot has an eligible bid: declare the tender unsuccessful.")
     _move(tender, "award")
@@ -1527,6 +1565,292 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
         at=now,
     )
     return awards
+
+
+# --- evaluation committee ----------------------------------------------------------------
+#
+# The commission d'évaluation (Décret n° 2014-1039) / ProZorro's qualification: the
+# buyer's officer names members (evaluators of the buyer's line), a chair and a quorum;
+# only members evaluate; the report is a proposal until the quorum of members approved
+# that very report; abnormally low prices are explained by their bidders before an award.
+
+MAX_EVALUATION_MEMBERS = 15
+
+
+def _committee_member(actor, tender: Tender) -> EvaluationMember:
+    """The actor is an evaluator of the buyer's line and a member of the tender's
+    evaluation committee."""
+    _buyer_agent(actor, tender, Role.EVALUATOR)
+    row = (EvaluationMember.objects.filter(tender=tender, member=actor).first()
+           if getattr(actor, "pk", None) and not isinstance(actor, directory.SystemActor)
+           else None)
+    if row is None:
+        raise PermissionDenied(f"Only a member of the evaluation committee of "
+                               f"{tender.reference} may do this.")
+    return row
+
+
+def _officer_or_chair(actor, tender: Tender) -> None:
+    """A procurement officer of the buyer, or the evaluation committee's chair (who has
+    declared no conflict of interest)."""
+    try:
+        _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+        return
+    except PermissionDenied:
+        pass
+    if getattr(actor, "pk", None) and EvaluationMember.objects.filter(
+            tender=tender, member=actor, chair=True).exists():
+        _evaluator(actor, tender)
+        return
+    raise PermissionDenied("Only a procurement officer of the buyer or the chair of the "
+                           "evaluation committee may do this.")
+
+
+def _conflicted(tender: Tender) -> set[int]:
+    return set(ConflictDeclaration.objects.filter(tender=tender, no_conflict=False)
+               .values_list("evaluator_id", flat=True))
+
+
+def quorum_reachable(tender: Tender) -> bool:
+    """Enough members without a declared conflict remain to reach the quorum."""
+    out = _conflicted(tender)
+    free = [m for m in tender.evaluation_committee.all() if m.member_id not in out]
+    return tender.evaluation_quorum >= 2 and len(free) >= tender.evaluation_quorum
+
+
+def _require_committee(tender: Tender) -> None:
+    if not tender.evaluation_committee.exists():
+        raise Conflict("Name the evaluation committee first.")
+    if not quorum_reachable(tender):
+        raise Conflict("Members who declared a conflict of interest leave too few to reach "
+                       "the quorum: name the evaluation committee again.")
+
+
+def _supersede(tender: Tender) -> None:
+    """A change to the evaluation (or to the committee) makes the reports proposed or
+    adopted so far no longer the basis of an award: a new report needs a new adoption."""
+    tender.evaluation_reports.filter(status__in=[EvaluationReport.Status.PROPOSED,
+                                                 EvaluationReport.Status.ADOPTED]) \
+        .update(status=EvaluationReport.Status.SUPERSEDED)
+
+
+def _explanation_status(bid_lot: BidLot) -> str | None:
+    latest = bid_lot.explanations.exclude(status=Explanation.Status.VOID).last()
+    return latest.status if latest else None
+
+
+@transaction.atomic
+def name_evaluation_committee(*, actor, tender: Tender, members: list, chair, quorum: int,
+                              now: dt.datetime | None = None) -> list[EvaluationMember]:
+    """The buyer's procurement officer names the evaluation committee: at least two
+    evaluators of the buyer's line, one of them its chair, and a quorum of at least two.
+    Named before or during the evaluation; naming it again supersedes any report."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    if tender.state not in (S.DRAFT, S.ENQUIRIES, S.TENDERING, S.OPENING, S.EVALUATION):
+        raise Conflict("The evaluation committee is named before or during the evaluation.")
+    users = list(dict.fromkeys(members))
+    if len(users) != len(members):
+        raise InvalidInput("The members of the evaluation committee are distinct.")
+    # two members at least: whoever prepared the tender is never the committee alone
+    if not 2 <= len(users) <= MAX_EVALUATION_MEMBERS:
+        raise InvalidInput(f"An evaluation committee has 2 to {MAX_EVALUATION_MEMBERS} "
+                           "members.")
+    try:
+        quorum = int(quorum)
+    except (TypeError, ValueError):
+        raise InvalidInput("The quorum is a number of members.") from None
+    if not 2 <= quorum <= len(users):
+        raise InvalidInput("The quorum is at least 2 and at most the number of members.")
+    if chair not in users:
+        raise InvalidInput("The chair is one of the members.")
+    for user in users:
+        try:
+            _buyer_agent(user, tender, Role.EVALUATOR)
+        except PermissionDenied:
+            raise InvalidInput(f"{user} is not an evaluator of {tender.buyer.name_fr}.") \
+                from None
+    out = _conflicted(tender)
+    if len([u for u in users if u.pk not in out]) < quorum:
+        raise InvalidInput("Members who declared a conflict of interest leave too few to "
+                           "reach the quorum.")
+    now = _now(now)
+    tender.evaluation_committee.all().delete()
+    rows = [EvaluationMember.objects.create(tender=tender, member=user, chair=user == chair,
+                                            named_at=now) for user in users]
+    tender.evaluation_quorum = quorum
+    tender.save(update_fields=["evaluation_quorum"])
+    _supersede(tender)
+    index = _step(tender, ProcurementEvent.EVALUATION_COMMITTEE_NAMED, actor,
+                  {"members": [directory.actor_id(u) for u in users],
+                   "chair": directory.actor_id(chair), "quorum": quorum}, at=now)
+    EvaluationMember.objects.filter(tender=tender).update(ledger_index=index)
+    return rows
+
+
+@transaction.atomic
+def approve_evaluation(*, actor, tender: Tender, sha256: str, approved: bool = True,
+                       reason: str = "", now: dt.datetime | None = None) -> EvaluationReport:
+    """A member approves, or dissents from (with reasons), the proposed report whose
+    SHA-256 they read; the report is adopted once the quorum of members approved it."""
+    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    _evaluator(actor, tender)
+    now = _now(now)
+    report = tender.evaluation_reports.order_by("-number").first()
+    if report is None or report.status != EvaluationReport.Status.PROPOSED:
+        raise Conflict("No evaluation report waits for approval.")
+    if str(sha256 or "").strip().lower() != report.sha256:
+        raise Conflict(f"The evaluation report changed: read report no. {report.number} "
+                       f"(SHA-256 {report.sha256}) and approve it.")
+    reason = _text(reason, "The reasons", 5000, required=not approved)
+    try:
+        with transaction.atomic():
+            vote = ReportApproval.objects.create(report=report, member=actor,
+                                                 approved=bool(approved), reason=reason, at=now)
+    except IntegrityError:
+        raise Conflict("You have approved or dissented from this report already.") from None
+    data = {"member": directory.actor_id(actor), "report": report.number,
+            "sha256": report.sha256}
+    if approved:
+        event = ProcurementEvent.EVALUATION_APPROVED
+    else:
+        event, data = ProcurementEvent.EVALUATION_DISSENTED, data | {"reason": reason}
+    vote.ledger_index = _step(tender, event, actor, data, at=now)
+    vote.save(update_fields=["ledger_index"])
+    members = set(tender.evaluation_committee.values_list("member_id", flat=True)) - \
+        _conflicted(tender)
+    approvals = [v for v in report.approvals.select_related("member")
+                 if v.approved and v.member_id in members]
+    if len(approvals) >= tender.evaluation_quorum >= 2:
+        report.status, report.adopted_at = EvaluationReport.Status.ADOPTED, now
+        report.adopted_index = _step(
+            tender, ProcurementEvent.EVALUATION_ADOPTED, actor,
+            {"report": report.number, "sha256": report.sha256,
+             "quorum": tender.evaluation_quorum,
+             "approvals": [directory.actor_id(v.member) for v in approvals]}, at=now)
+    report.save()
+    return report
+
+
+def _explanation_locked(explanation: Explanation) -> tuple[Tender, Explanation]:
+    explanation = Explanation.objects.select_related("bid_lot__bid__company",
+                                                     "bid_lot__lot").get(pk=explanation.pk)
+    tender = Tender.objects.select_for_update().get(pk=explanation.bid_lot.bid.tender_id)
+    return tender, Explanation.objects.select_for_update().get(pk=explanation.pk)
+
+
+def _explanation_data(explanation: Explanation) -> dict:
+    return {"explanation": explanation.pk, "bid": explanation.bid_lot.bid.commitment,
+            "lot": explanation.bid_lot.lot.number}
+
+
+@transaction.atomic
+def request_explanation(*, actor, bid_lot: BidLot, question: str,
+                        now: dt.datetime | None = None) -> Explanation:
+    """The committee's chair (or the buyer's officer) asks the bidder of an abnormally
+    low price to explain it, within ``PROCUREMENT_EXPLANATION_DAYS`` days."""
+    tender = Tender.objects.select_for_update().get(pk=bid_lot.bid.tender_id)
+    _officer_or_chair(actor, tender)
+    if tender.state != S.EVALUATION:
+        raise Conflict("The tender is not under evaluation.")
+    _lot_under_evaluation(bid_lot.lot)
+    bid_lot = BidLot.objects.select_related("bid__company", "lot").get(pk=bid_lot.pk)
+    if not bid_lot.abnormally_low or not bid_lot.eligible:
+        raise Conflict("Only an eligible bid the evaluation ranked abnormally low is asked "
+                       "to explain its price.")
+    if bid_lot.explanations.exclude(status__in=[Explanation.Status.VOID,
+                                                 Explanation.Status.REJECTED]).exists():
+        raise Conflict("An explanation of this price is asked already.")
+    now = _now(now)
+    days = settings.PROCUREMENT_EXPLANATION_DAYS
+    explanation = Explanation.objects.create(
+        bid_lot=bid_lot, question=_text(question, "The question", 5000),
+        requested_by=actor if getattr(actor, "pk", None) else None, requested_at=now,
+        due_at=now + dt.timedelta(days=days))
+    explanation.requested_index = _step(
+        tender, ProcurementEvent.EXPLANATION_REQUESTED, actor,
+        _explanation_data(explanation) | {"question": explanation.question,
+                                          "due": explanation.due_at.isoformat()}, at=now)
+    explanation.save(update_fields=["requested_index"])
+    Notice.objects.create(company=bid_lot.bid.company, tender=tender, created_at=now,
+                          text=f"{tender.reference}: explain your price for lot "
+                               f"{bid_lot.lot.number} by {explanation.due_at:%Y-%m-%d %H:%M}. "
+                               f"{explanation.question}")
+    notifications.explanation_requested(explanation)
+    return explanation
+
+
+@transaction.atomic
+def answer_explanation(*, actor, explanation: Explanation, answer: str,
+                       now: dt.datetime | None = None) -> Explanation:
+    """The bidder (a user of its company) explains its price before the deadline."""
+    company = _company_user(actor)
+    tender, explanation = _explanation_locked(explanation)
+    if explanation.bid_lot.bid.company_id != company.pk:
+        raise PermissionDenied("Only the company asked may explain its price.")
+    if explanation.status != Explanation.Status.REQUESTED:
+        raise Conflict("This request is answered or decided already.")
+    now = _now(now)
+    if now > explanation.due_at:
+        raise Conflict(f"The time to explain ended on {explanation.due_at:%Y-%m-%d %H:%M}.")
+    explanation.answer = _text(answer, "The explanation", 20000)
+    explanation.answered_by, explanation.answered_at = actor, now
+    explanation.status = Explanation.Status.ANSWERED
+    # the ledger keeps the hash of the answer, which may hold the bidder's business details
+    explanation.answered_index = _step(
+        tender, ProcurementEvent.EXPLANATION_ANSWERED, actor,
+        _explanation_data(explanation) | {"sha256": _sha(explanation.answer)}, at=now)
+    explanation.save()
+    return explanation
+
+
+@transaction.atomic
+def decide_explanation(*, actor, explanation: Explanation, accepted: bool, reason: str,
+                       now: dt.datetime | None = None) -> Explanation:
+    """The committee's chair (or the buyer's officer) accepts or rejects the explanation;
+    without an answer by the deadline it may only reject. A rejected bid is disqualified on
+    the lot and the lot ranked again; either way the report is proposed again, so that the
+    committee's quorum adopts the decision with it."""
+    tender, explanation = _explanation_locked(explanation)
+    _officer_or_chair(actor, tender)
+    if tender.state != S.EVALUATION:
+        raise Conflict("The tender is not under evaluation.")
+    now = _now(now)
+    status = explanation.status
+    if status == Explanation.Status.REQUESTED:
+        if accepted:
+            raise Conflict("The bidder has not explained its price: there is nothing to "
+                           "accept.")
+        if now <= explanation.due_at:
+            raise Conflict(f"The bidder may explain its price until "
+                           f"{explanation.due_at:%Y-%m-%d %H:%M}.")
+    elif status != Explanation.Status.ANSWERED:
+        raise Conflict("This explanation is decided already.")
+    explanation.decision = _text(reason, "The reasons", 5000)
+    explanation.status = (Explanation.Status.ACCEPTED if accepted
+                          else Explanation.Status.REJECTED)
+    explanation.decided_by = actor if getattr(actor, "pk", None) else None
+    explanation.decided_at = now
+    bid_lot = explanation.bid_lot
+    if not accepted:
+        bid_lot.eligible = False
+        bid_lot.eligibility_reason = ("Abnormally low price not explained: "
+                                      f"{explanation.decision}")[:2000]
+        bid_lot.save(update_fields=["eligible", "eligibility_reason"])
+        _rank_lot(tender, bid_lot.lot)
+    _supersede(tender)
+    explanation.decided_index = _step(
+        tender, ProcurementEvent.EXPLANATION_DECIDED, actor,
+        _explanation_data(explanation) | {"accepted": bool(accepted),
+                                          "answered": status == Explanation.Status.ANSWERED,
+                                          "reason": explanation.decision}, at=now)
+    explanation.save()
+    Notice.objects.create(company=bid_lot.bid.company, tender=tender, created_at=now,
+                          text=f"{tender.reference}: your explanation for lot "
+                               f"{bid_lot.lot.number} is "
+                               f"{explanation.get_status_display().lower()}. "
+                               f"{explanation.decision}")
+    return explanation
 
 
 @transaction.atomic
@@ -1765,8 +2089,11 @@ def _invalidate_evaluation(lot: Lot) -> None:
     QualityScore.objects.filter(bid_lot__lot=lot).delete()
     BidLot.objects.filter(lot=lot).update(eligible=None, compliance={}, eligibility_reason="",
                                           score=None, rank=None, abnormally_low=False)
+    Explanation.objects.filter(bid_lot__lot=lot).exclude(
+        status=Explanation.Status.VOID).update(status=Explanation.Status.VOID)
     lot.needs_evaluation = True
     lot.save(update_fields=["needs_evaluation"])
+    _supersede(lot.tender)  # the new evaluation needs a fresh adoption
 
 
 @transaction.atomic

@@ -155,7 +155,8 @@ def _panels(request, tender) -> dict:
             base64.b64encode(bytes(m.public_key)).decode() for m in tender.committee.all())
         context["registered_keys"] = " ".join(
             company.signing_keys.filter(revoked_at=None).values_list("fingerprint", flat=True))
-    if context["is_evaluator"] and state == State.EVALUATION:
+    context.update(_evaluation_panel(tender, user, agent, company, context["is_officer"]))
+    if context["evaluation_seat"] and state == State.EVALUATION:
         from sahab.procurement.models import BidLot, ConflictDeclaration
 
         context["declared"] = ConflictDeclaration.objects.filter(
@@ -187,6 +188,36 @@ def _panels(request, tender) -> dict:
 
         context["min_days_after_amendment"] = min_days_after_amendment()
     context["contract_form"] = forms.ContractForm()
+    return context
+
+
+def _evaluation_panel(tender, user, agent, company, is_officer: bool) -> dict:
+    """The evaluation committee's part of the tender page: the committee and its reports
+    for everyone (names for agents), the seat and vote of a member, the explanations the
+    officer or the chair may ask for and decide, and those a company is asked for."""
+    from sahab.procurement.models import BidLot, EvaluationMember, Explanation
+
+    seat = (EvaluationMember.objects.filter(tender=tender, member=user).first()
+            if user.is_authenticated else None)
+    report = tender.evaluation_reports.order_by("-number").first()
+    context = {"evaluation": selectors.evaluation(tender, names=agent is not None),
+               "evaluation_seat": seat, "current_report": report,
+               "my_vote": report.approvals.filter(member=user).first()
+               if report is not None and seat is not None else None,
+               "is_chair": seat is not None and seat.chair}
+    if tender.state == State.EVALUATION and (is_officer or context["is_chair"]):
+        open_ = [Explanation.Status.REQUESTED, Explanation.Status.ANSWERED]
+        context["explanations_to_decide"] = Explanation.objects.filter(
+            bid_lot__bid__tender=tender, status__in=open_).select_related(
+            "bid_lot__bid__company", "bid_lot__lot")
+        context["explanations_to_ask"] = BidLot.objects.filter(
+            bid__tender=tender, abnormally_low=True, eligible=True).exclude(
+            explanations__status__in=[*open_, Explanation.Status.ACCEPTED]).select_related(
+            "bid__company", "lot")
+    if company is not None:
+        context["my_explanations"] = Explanation.objects.filter(
+            bid_lot__bid__tender=tender, bid_lot__bid__company=company,
+            status=Explanation.Status.REQUESTED).select_related("bid_lot__lot")
     return context
 
 
@@ -426,6 +457,37 @@ def tender_action(request, reference: str, action: str):
             row = get_object_or_404(BidLot, pk=post.get("bid_lot"), bid__tender=item)
             services.score_quality(actor=user, bid_lot=row, score=post.get("score", ""),
                                    comment=post.get("comment", ""))
+        elif action == "evaluation_committee":
+            from django.contrib.auth import get_user_model
+
+            names = [n.strip() for n in post.get("evaluation_members", "").split(",")
+                     if n.strip()]
+            found = {u.username: u for u in get_user_model().objects.filter(username__in=names)}
+            if set(names) != set(found):
+                raise services.InvalidInput("Name members by their user names.")
+            services.name_evaluation_committee(
+                actor=user, tender=item, members=[found[n] for n in names],
+                chair=found.get(post.get("chair", "").strip()), quorum=post.get("quorum"))
+        elif action == "approve":
+            services.approve_evaluation(actor=user, tender=item, sha256=post.get("sha256", ""),
+                                        approved=post.get("approved") != "no",
+                                        reason=post.get("reason", ""))
+        elif action == "explain_request":
+            row = get_object_or_404(BidLot, pk=_int(post.get("bid_lot")), bid__tender=item)
+            services.request_explanation(actor=user, bid_lot=row,
+                                         question=post.get("question", ""))
+        elif action in ("explain_answer", "explain_decide"):
+            from sahab.procurement.models import Explanation
+
+            explanation = get_object_or_404(Explanation, pk=_int(post.get("explanation")),
+                                            bid_lot__bid__tender=item)
+            if action == "explain_answer":
+                services.answer_explanation(actor=user, explanation=explanation,
+                                            answer=post.get("answer", ""))
+            else:
+                services.decide_explanation(actor=user, explanation=explanation,
+                                            accepted=post.get("accepted") == "yes",
+                                            reason=post.get("reason", ""))
         elif action == "evaluate":
             services.complete_evaluation(actor=user, tender=item)
         elif action == "award":

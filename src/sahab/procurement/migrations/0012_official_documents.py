@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('procurement', '0009_tender_amendments'),
+        ('procurement', '0010_evaluation_committee'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
