@@ -27,6 +27,7 @@ from sahab.core import pdfsign
 from sahab.ledger import services as ledger
 from sahab.procurement import official, services
 from sahab.procurement.models import BidLot, OfficialDocument, Step, Tender
+from tests import factories
 from tests.conftest import missing
 from tests.procurement.bidding import run_timers_at, submit_bid
 
@@ -47,7 +48,8 @@ TITLES = {("opening_report", "fr"): "Procès-verbal d'ouverture des plis",
 
 def walk_to_contract(world, tender: Tender):
     """Three companies bid; the bids open at the deadline (the worker); an evaluator finds
-    them eligible; the officer completes the evaluation, awards (Atlas lot 1, Carthage
+    them eligible; the officer completes the evaluation, the committee adopts it, the
+    officer awards (Atlas lot 1, Carthage
     lot 2) and, after lot 1's standstill, signs its contract."""
     deadline = tender.submission_deadline
     offers = ({"1": "100000"}, {"1": "105000", "2": "50000"}, {"1": "110000", "2": "52000"})
@@ -61,6 +63,7 @@ def walk_to_contract(world, tender: Tender):
     for row in BidLot.objects.filter(bid__tender=tender):
         services.decide_eligibility(actor=evaluator, bid_lot=row, eligible=True)
     services.complete_evaluation(actor=officer, tender=tender)
+    factories.adopt_evaluation(tender)  # the committee's quorum approves the report
     awards = services.award_tender(actor=officer, tender=tender, now=deadline + DAY)
     lot1 = next(a for a in awards if a.lot.number == 1)
     moment = lot1.standstill_until + SECOND
