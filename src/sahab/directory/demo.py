@@ -154,6 +154,7 @@ AGENTS: list[tuple] = [
     ("auditeur.haicop", "Yassine", "Dridi", "PG-HAICOP", [R.COMPLAINTS_BODY], "Contrôleur de la commande publique"),
     ("achats.tunis", "Olfa", "Sassi", "COM-TUNIS", [R.PROCUREMENT_OFFICER, R.FINANCE], "Secrétaire générale adjointe"),
     ("eval.tunis", "Anis", "Zouari", "COM-TUNIS", [R.EVALUATOR], "Ingénieur principal"),
+    ("controle.tunis", "Hatem", "Mabrouk", "COM-TUNIS", [R.AUDITOR], "Commission municipale de contrôle des marchés"),
     ("achats.cni", "Ines", "Belhadj", "CNI", [R.PROCUREMENT_OFFICER, R.EVALUATOR, R.FINANCE], "Responsable des marchés"),
 ]
 

@@ -22,3 +22,6 @@ class ProcurementConfig(AppConfig):
         waiting.register(notifications.waiting_for)
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)
+        # contracts fully paid and past their end date: a day's precision is enough
+        scheduler.register_periodic(services.complete_finished_contracts,
+                                    dt.timedelta(minutes=10), inline=True)
