@@ -390,3 +390,21 @@ def test_the_buyer_completes_through_the_api_and_the_page(world, tender, client)
                 {"contract": second.pk, f"complete{second.pk}-text": "Livré et reçu."})
     second.refresh_from_db()
     assert second.status == "completed" and second.completion_reason == "Livré et reçu."
+
+
+def test_the_cloud_catalogue_prices_plans_from_active_framework_agreements_only(world):
+    """Once a framework agreement is completed its prices no longer price the catalogue."""
+    from sahab.procurement import selectors
+
+    supplier, _ = factories.company(name="Nuage", provider=True)
+    framework = factories.framework_contract(buyer=world["mf"], supplier=supplier)
+    services.set_contract_price(actor=world["officer"].user, contract=framework,
+                                code="plan-small", description="Petite base",
+                                unit_price="0.250")
+    assert [p.code for p in selectors.framework_prices(supplier)] == ["plan-small"]
+    services.complete_contract(actor=world["officer"].user, contract=framework,
+                               reason="Accord-cadre arrivé à son terme.")
+    assert list(selectors.framework_prices(supplier)) == []
+    with pytest.raises(Conflict, match="active"):
+        services.direct_call_off(actor=world["officer"].user, contract=framework,
+                                 buyer=world["mf"], description="x", quantity="1")

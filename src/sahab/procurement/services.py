@@ -1993,7 +1993,7 @@ def countersign_contract(*, actor, contract: Contract, terms_sha256_seen: str | 
     buyer signed (and, when given, the ones the supplier was shown); a user of another
     company, a second signature, or terms changed in between are refused.
     """
-    contract = Contract.objects.select_for_update().select_related(
+    contract = Contract.objects.select_for_update(of=("self",)).select_related(
         "tender", "award__lot", "supplier").get(pk=contract.pk)
     company = _company_user(actor)
     if company.pk != contract.supplier_id:
@@ -2031,7 +2031,8 @@ def amend_contract(*, actor, contract: Contract, justification: str, new_value=N
     signed (amendments count together: two of +15 % are +30 %), it is only ``proposed``:
     the contract does not change until a control agent approves it.
     """
-    contract = Contract.objects.select_for_update().select_related("award").get(pk=contract.pk)
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("award") \
+        .get(pk=contract.pk)
     agent = _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
     _require_active(contract, "Only an active contract is amended")
     if contract.amendments.filter(status=AS.PROPOSED).exists():
@@ -2089,9 +2090,10 @@ def decide_amendment(*, actor, amendment: Amendment, approve: bool, reason: str,
     """A control agent of the buyer's ministry line approves (the contract takes the new
     value and end date) or refuses (nothing changes) an amendment beyond the ceiling,
     with reasons. Whoever proposed it cannot decide it."""
+    # the contract first, then its amendment: the order every contract write locks in
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("tender__buyer") \
+        .get(pk=Amendment.objects.values_list("contract_id", flat=True).get(pk=amendment.pk))
     amendment = Amendment.objects.select_for_update().get(pk=amendment.pk)
-    contract = Contract.objects.select_for_update().select_related("tender__buyer") \
-        .get(pk=amendment.contract_id)
     if not selectors.may_control_amendments(actor, contract.tender.buyer):
         raise PermissionDenied("Only an auditor of the buyer's ministry line approves or "
                                "refuses an amendment beyond the ceiling.")
@@ -2174,7 +2176,8 @@ def complete_contract(*, actor, contract: Contract, reason: str,
     """The buyer's procurement officer accepts an active contract as carried out (final
     acceptance, réception définitive), with the reason; the value paid so far is its
     final value. A completed contract takes no payment or amendment any more."""
-    contract = Contract.objects.select_for_update().select_related("tender").get(pk=contract.pk)
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("tender") \
+        .get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
     return _complete(contract, actor, _text(reason, "The reason", 5000), automatic=False,
                      now=_now(now))
@@ -2190,7 +2193,7 @@ def complete_finished_contracts(now: dt.datetime | None = None) -> list[str]:
         .values_list("pk", flat=True)
     for pk in list(due):
         with transaction.atomic():
-            contract = Contract.objects.select_for_update().select_related("tender") \
+            contract = Contract.objects.select_for_update(of=("self",)).select_related("tender") \
                 .get(pk=pk)
             if contract.status != CT.ACTIVE or _paid(contract) < contract.value or \
                     contract.amendments.filter(status=AS.PROPOSED).exists():
