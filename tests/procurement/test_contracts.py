@@ -166,6 +166,9 @@ def test_the_supplier_countersigns_through_the_api_and_the_page(world, tender, c
     atlas, carthage = world["companies"][0][1], world["companies"][1][1]
     detail = Client().get(f"/api/procurement/contracts/{first.pk}").json()
     assert detail["status"] == "pending" and detail["terms_sha256"] == first.terms_sha256
+    from sahab.core import waiting
+    assert [w.label for w in waiting.for_user(atlas.user)] == [
+        f"Countersign contract no. {first.pk} of {tender.reference}"]
     refused = carthage.call("post", f"/contracts/{first.pk}/countersign")
     assert refused.status_code == 403
     done = atlas.call("post", f"/contracts/{first.pk}/countersign",
@@ -173,6 +176,7 @@ def test_the_supplier_countersigns_through_the_api_and_the_page(world, tender, c
     assert done.status_code == 200 and done.json()["status"] == "active"
     assert done.json()["supplier_signed_index"] is not None
     assert atlas.call("post", f"/contracts/{first.pk}/countersign").status_code == 409
+    assert waiting.for_user(atlas.user) == []
     # the page offers Carthage its own contract only, and posts its countersignature
     client.force_login(carthage.user)
     page = client.get(f"/tenders/{tender.reference}/").content.decode()
@@ -408,3 +412,34 @@ def test_the_cloud_catalogue_prices_plans_from_active_framework_agreements_only(
     with pytest.raises(Conflict, match="active"):
         services.direct_call_off(actor=world["officer"].user, contract=framework,
                                  buyer=world["mf"], description="x", quantity="1")
+
+
+def test_the_control_decides_on_the_tender_page(world, tender, controller, client):
+    contract = active(world, tender)
+    amendment = services.amend_contract(actor=world["officer"].user, contract=contract,
+                                        justification="Extension", new_value="160000")
+    client.force_login(world["officer"].user)  # the buyer sees it waiting, without the form
+    page = client.get(f"/tenders/{tender.reference}/").content.decode()
+    assert f'id="contract-amendment-{amendment.pk}"' in page
+    assert 'name="approve"' not in page
+    client.force_login(controller)
+    page = client.get(f"/tenders/{tender.reference}/").content.decode()
+    assert 'name="approve"' in page
+    client.post(f"/tenders/{tender.reference}/decide_amendment/",
+                {"amendment": amendment.pk, "approve": "no",
+                 f"amendment{amendment.pk}-text": "Nouvelle mise en concurrence."})
+    amendment.refresh_from_db()
+    assert amendment.status == "refused" and amendment.decided_by == controller
+    assert "Nouvelle mise en concurrence." in \
+        client.get(f"/tenders/{tender.reference}/").content.decode()
+
+
+def test_the_suppliers_users_are_asked_to_countersign_by_mail(world, tender, commits):
+    award = tender.awards.get(lot__number=1, status="active")
+    contract = commits(services.sign_contract, actor=world["officer"].user, award=award,
+                       start_date=START, end_date=END)
+    subject = f"Contract no. {contract.pk} of {tender.reference} waits for your signature"
+    assert notices.subjects_to(supplier_user(world, 0)) == [subject]
+    assert notices.subjects_to(supplier_user(world, 1)) == []  # the other lot's supplier
+    [(_, message)] = [(t, m) for t, m in notices.sent() if m["Subject"] == subject]
+    assert contract.terms_sha256 in message.get_content()
