@@ -145,7 +145,7 @@ def test_terms_changed_after_the_buyer_signed_are_not_countersigned(world, tende
     assert Contract.objects.get(pk=contract.pk).status == "pending"
 
 
-def test_a_pending_contract_takes_no_payment_amendment_price_or_call_off(world, tender):
+def test_a_pending_contract_takes_no_payment_amendment_or_price(world, tender):
     contract = sign(world, tender)
     before = entries()
     with pytest.raises(Conflict, match="active"):
