@@ -87,9 +87,22 @@ def framework_contract(*, buyer: Administration, supplier, value="1000000", year
     bid_lot = BidLot.objects.create(bid=bid, lot=lot, price=Decimal(value), eligible=True)
     award = Award.objects.create(tender=tender, lot=lot, bid_lot=bid_lot, supplier=supplier,
                                  value=Decimal(value))
+    # signed by both parties: in force, as the catalogue needs it
     return Contract.objects.create(tender=tender, award=award, supplier=supplier,
                                    value=Decimal(value), start_date=now.date(),
-                                   end_date=now.date() + dt.timedelta(days=365 * years))
+                                   end_date=now.date() + dt.timedelta(days=365 * years),
+                                   status=Contract.Status.ACTIVE, supplier_signed_at=now)
+
+
+def countersign(contract):
+    """The supplier's side of a contract the buyer signed: its company admin countersigns
+    the terms it was shown, and the contract is in force."""
+    from sahab.procurement import services as procurement
+
+    member = contract.supplier.members.filter(is_company_admin=True).select_related("user") \
+        .first()
+    return procurement.countersign_contract(actor=member.user, contract=contract,
+                                            terms_sha256_seen=contract.terms_sha256)
 
 
 # --- sealed bids: the bidder's and the committee's side, done as they would ------------

@@ -236,6 +236,12 @@ PROCUREMENT_COMPLAINT_DECISION_DAYS = _env_int("SAHAB_PROCUREMENT_COMPLAINT_DECI
 PROCUREMENT_EXPLANATION_DAYS = _env_int("SAHAB_PROCUREMENT_EXPLANATION_DAYS", 5)
 if PROCUREMENT_EXPLANATION_DAYS < 1:
     raise ImproperlyConfigured("SAHAB_PROCUREMENT_EXPLANATION_DAYS is at least 1 day")
+
+# Contract amendments (docs/procurement.md, "Contracts"): an amendment that raises the
+# contract's value, counted from the value both parties signed, by more than this share
+# in all (avenants, Décret n° 2014-1039) waits for the approval of a control agent.
+PROCUREMENT_AMENDMENT_CEILING_PERCENT = _env_int("SAHAB_PROCUREMENT_AMENDMENT_CEILING_PERCENT",
+                                                 20)
 # Password-reset links: sent from this address, valid for an hour.
 ACCOUNTS_MAIL_FROM = os.environ.get("SAHAB_ACCOUNTS_MAIL_FROM", f"comptes@{MAIL_HOSTNAME}")
 PASSWORD_RESET_TIMEOUT = _env_int("SAHAB_PASSWORD_RESET_SECONDS", 3600)

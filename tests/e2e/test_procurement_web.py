@@ -170,6 +170,10 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
     officer.fill("#id_start_date", "2027-01-01")
     officer.fill("#id_end_date", "2027-06-30")
     submit(officer, "contract")
+    # the supplier countersigns the terms the buyer signed: the contract is in force
+    carthage.goto(url)
+    submit(carthage, "countersign")
+    officer.goto(url)
     officer.click("details summary >> text=/Modifier le marché|Amend the contract/")
     officer.fill("input[name=new_value]", "165000")
     officer.fill("textarea[name=justification]", "Dix postes de plus.")
@@ -193,7 +197,8 @@ def test_an_open_tender_through_the_web(platform, browser, output_dir):
                      "tender.opened",
                      "tender.evaluated", "evaluation.adopted", "tender.awarded",
                      "tender.standstill_ended",
-                     "contract.signed", "contract.amended", "contract.payment"):
+                     "contract.signed", "contract.countersigned", "contract.amended",
+                     "contract.payment"):
         assert expected in types, expected
     assert types.count("bid.submitted") == 4
     log_key = httpx.get(f"{base}/ledger/key").text.strip()

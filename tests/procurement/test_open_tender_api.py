@@ -123,6 +123,12 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
                                 {"start_date": "2027-01-01", "end_date": "2027-12-31"})
         assert contract.status_code == 201, contract.content
         cid = contract.json()["id"]
+        assert contract.json()["status"] == "pending"  # until the supplier countersigns
+        assert world["finance"].call("post", f"/contracts/{cid}/payments",
+                                     {"milestone": "Avance", "amount": "1"}).status_code == 409
+        signed = a.call("post", f"/contracts/{cid}/countersign",
+                        {"terms_sha256": contract.json()["terms_sha256"]})
+        assert signed.status_code == 200 and signed.json()["status"] == "active", signed.content
         amended = officer.call("post", f"/contracts/{cid}/amendments",
                                {"justification": "Extension à deux sites",
                                 "new_value": "260000", "new_end_date": "2028-03-31"})
@@ -142,7 +148,8 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
                      "evaluation.approved", "evaluation.adopted", "tender.awarded",
                      "tender.standstill_started", "complaint.filed", "complaint.admitted",
                      "complaint.decided",
-                     "tender.standstill_ended", "contract.signed", "contract.amended",
+                     "tender.standstill_ended", "contract.signed", "contract.countersigned",
+                     "contract.amended",
                      "contract.payment"):
         assert expected in steps, expected
     # every step is in the ledger, and the whole ledger verifies

@@ -68,8 +68,9 @@ def framework_contract(world):
     with time_machine.travel(tender.submission_deadline + dt.timedelta(days=20)):
         services.advance_tenders()
     award = tender.awards.get(lot__number=1)
-    return services.sign_contract(actor=SYSTEM, award=award, start_date=dt.date(2027, 1, 1),
-                                  end_date=dt.date(2028, 12, 31))
+    return factories.countersign(services.sign_contract(
+        actor=SYSTEM, award=award, start_date=dt.date(2027, 1, 1),
+        end_date=dt.date(2028, 12, 31)))
 
 
 def test_direct_call_offs_stay_within_the_framework(world, framework_contract):

@@ -157,6 +157,7 @@ AGENTS: list[tuple] = [
     ("achats.tunis", "Olfa", "Sassi", "COM-TUNIS", [R.PROCUREMENT_OFFICER, R.FINANCE], "Secrétaire générale adjointe"),
     ("eval.tunis", "Anis", "Zouari", "COM-TUNIS", [R.EVALUATOR], "Ingénieur principal"),
     ("commission.tunis", "Mouna", "Hamdi", "COM-TUNIS", [R.EVALUATOR], "Architecte, membre de la commission"),
+    ("controle.tunis", "Hatem", "Mabrouk", "COM-TUNIS", [R.AUDITOR], "Commission municipale de contrôle des marchés"),
     ("achats.cni", "Ines", "Belhadj", "CNI", [R.PROCUREMENT_OFFICER, R.EVALUATOR, R.FINANCE], "Responsable des marchés"),
     ("eval.cni", "Tarek", "Ghanmi", "CNI", [R.EVALUATOR], "Ingénieur, membre de la commission"),
 ]

@@ -219,6 +219,26 @@ class AmendmentOut(Schema):
     ledger_index: int | None
 
 
+class ContractAmendmentOut(Schema):
+    """A contract amendment (avenant): applied at once within the ceiling, or proposed
+    and then approved or refused by a control agent."""
+
+    id: int
+    status: str = Field(..., description="applied | proposed | approved | refused")
+    old_value: Decimal
+    new_value: Decimal
+    old_end_date: dt.date
+    new_end_date: dt.date
+    justification: str
+    cumulative_increase: Decimal = Field(..., description="Percent over the signed value "
+                                         "the contract reaches with this amendment.")
+    created_at: dt.datetime
+    ledger_index: int | None
+    decided_at: dt.datetime | None
+    decision_reason: str
+    decided_index: int | None
+
+
 class ContractOut(Schema):
     id: int
     lot: int
@@ -226,7 +246,19 @@ class ContractOut(Schema):
     value: Decimal
     start_date: dt.date
     end_date: dt.date
-    status: str
+    status: str = Field(..., description="pending (signed by the buyer, awaiting the "
+                        "supplier) | active | completed | terminated")
+    terms_sha256: str = Field(..., description="SHA-256 of the canonical terms both parties "
+                              "sign (value, dates, lot, supplier).")
+    signed_at: dt.datetime = Field(..., description="The buyer's signature.")
+    signed_index: int | None
+    supplier_signed_at: dt.datetime | None = Field(..., description="The supplier's "
+                                                   "countersignature: in force from then.")
+    supplier_signed_index: int | None
+    completed_at: dt.datetime | None
+    final_value: Decimal | None
+    completion_reason: str
+    amendments: list[ContractAmendmentOut]
 
 
 class TenderDetail(Schema):
@@ -298,10 +330,8 @@ def _detail(tender: Tender) -> dict:
         "complaints": list(tender.complaints.select_related("company")
                            .prefetch_related("lots")),
         "amendments": list(tender.amendments.all()),
-        "contracts": [{"id": c.pk, "lot": c.award.lot.number, "supplier": c.supplier.name,
-                       "value": c.value, "start_date": c.start_date, "end_date": c.end_date,
-                       "status": c.status}
-                      for c in tender.contracts.select_related("award__lot", "supplier")],
+        "contracts": [_contract_out(c) for c in tender.contracts.select_related(
+            "award__lot", "supplier").prefetch_related("amendments").order_by("pk")],
         "steps": list(tender.steps.all()),
     }
 
@@ -954,10 +984,32 @@ class PaymentIn(Schema):
     amount: Decimal = Field(..., gt=0, lt=10**12)
 
 
+class CountersignIn(Schema):
+    terms_sha256: str | None = Field(None, min_length=64, max_length=64,
+                                     description="The terms' SHA-256 the supplier read (from "
+                                                 "the contract): refused if they changed.")
+
+
+class AmendmentDecisionIn(Schema):
+    approve: bool
+    reason: str = Field(..., min_length=1, max_length=5000)
+
+
 def _contract_out(c: Contract) -> dict:
     return {"id": c.pk, "lot": c.award.lot.number, "supplier": c.supplier.name,
             "value": c.value, "start_date": c.start_date, "end_date": c.end_date,
-            "status": c.status}
+            "status": c.status, "terms_sha256": c.terms_sha256, "signed_at": c.signed_at,
+            "signed_index": c.signed_index, "supplier_signed_at": c.supplier_signed_at,
+            "supplier_signed_index": c.supplier_signed_index, "completed_at": c.completed_at,
+            "final_value": c.final_value, "completion_reason": c.completion_reason,
+            "amendments": list(c.amendments.all())}
+
+
+def _contract(contract_id: int) -> Contract:
+    """A contract of a published tender (its tender's page shows it to anyone)."""
+    return get_object_or_404(Contract.objects.select_related("award__lot", "supplier",
+                                                             "tender"),
+                             pk=contract_id, tender__state__in=selectors.PUBLIC_STATES)
 
 
 @router.post("/procurement/awards/{award_id}/contract", response={201: ContractOut},
@@ -969,15 +1021,53 @@ def sign(request, payload: ContractIn, award_id: int = Id):
     return Status(201, _contract_out(contract))
 
 
+@router.get("/procurement/contracts/{contract_id}", response=ContractOut, auth=None,
+            summary="A contract: its signatures, terms' hash, amendments and completion "
+                    "(public)")
+def contract(request, contract_id: int = Id):
+    return _contract_out(_contract(contract_id))
+
+
+@router.post("/procurement/contracts/{contract_id}/countersign", response=ContractOut,
+             summary="Countersign a contract the buyer signed (a user of its supplier): it "
+                     "is in force")
+def countersign(request, payload: CountersignIn, contract_id: int = Id):
+    return _contract_out(services.countersign_contract(
+        actor=request.user, contract=_contract(contract_id),
+        terms_sha256_seen=payload.terms_sha256))
+
+
 @router.post("/procurement/contracts/{contract_id}/amendments", response={201: ContractOut},
-             summary="Amend a contract's value or end date, with a justification")
+             summary="Amend a contract's value or end date, with a justification (beyond "
+                     "the ceiling: proposed, for a control agent's approval)")
 def amend(request, payload: AmendmentIn, contract_id: int = Id):
     contract = get_object_or_404(Contract, pk=contract_id)
     services.amend_contract(actor=request.user, contract=contract,
                             justification=payload.justification, new_value=payload.new_value,
                             new_end_date=payload.new_end_date)
-    contract.refresh_from_db()
-    return Status(201, _contract_out(contract))
+    return Status(201, _contract_out(_contract(contract_id)))
+
+
+@router.post("/procurement/contract-amendments/{amendment_id}/decision",
+             response=ContractOut,
+             summary="Approve or refuse an amendment beyond the ceiling, with reasons (an "
+                     "auditor of the buyer's ministry line, never its proposer)")
+def decide_amendment(request, payload: AmendmentDecisionIn, amendment_id: int = Id):
+    from sahab.procurement.models import Amendment
+
+    amendment = get_object_or_404(Amendment, pk=amendment_id)
+    services.decide_amendment(actor=request.user, amendment=amendment,
+                              approve=payload.approve, reason=payload.reason)
+    return _contract_out(_contract(amendment.contract_id))
+
+
+@router.post("/procurement/contracts/{contract_id}/complete", response=ContractOut,
+             summary="Mark an active contract completed (the buyer's procurement officer), "
+                     "with the reason; the value paid is its final value")
+def complete(request, payload: ReasonIn, contract_id: int = Id):
+    contract = get_object_or_404(Contract, pk=contract_id)
+    services.complete_contract(actor=request.user, contract=contract, reason=payload.reason)
+    return _contract_out(_contract(contract_id))
 
 
 @router.post("/procurement/contracts/{contract_id}/payments", response={201: dict},

@@ -23,3 +23,6 @@ class ProcurementConfig(AppConfig):
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)
         scheduler.register_periodic(official.issue_documents, dt.timedelta(seconds=10))
+        # contracts fully paid and past their end date: a day's precision is enough
+        scheduler.register_periodic(services.complete_finished_contracts,
+                                    dt.timedelta(minutes=10), inline=True)

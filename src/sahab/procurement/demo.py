@@ -41,6 +41,8 @@ EVALUATORS = {"MF-DAF": "eval.finances", "MS-DAF": "achats.sante",
 # each buyer's evaluation committee: its evaluator and this chair, both needed (quorum 2)
 CHAIRS = {"MF-DAF": "commission.finances", "MS-DAF": "eval.sante",
           "COM-TUNIS": "commission.tunis", "CNI": "eval.cni"}
+# the control of contract amendments beyond the ceiling, on each buyer's line
+CONTROLLERS = {"COM-TUNIS": "controle.tunis"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Case:
     question: str = ""
     plan: str = ""  # the planned purchase (its description) the tender carries out
     rectificatif: str = ""  # an amendment's rationale: new specifications, deadline + 7 days
+    completed: bool = False  # the buyer accepts the contract as carried out, once paid
 
 
 CASES = [
@@ -72,7 +75,7 @@ CASES = [
          {"Sahel Informatique": {1: "398500", 2: "241000"}, "Atlas Réseaux": {1: "405000"},
           "Bizerte Logiciels": {1: "431200", 2: "236400"}, "Gafsa Bâtiment": {2: "262000"}},
          days_ago=330, question="Les serveurs doivent-ils être livrés montés en baie ?",
-         payments=("0.5", "0.5")),
+         payments=("0.5", "0.5"), completed=True),
     Case("MF-DAF", "Licences bureautiques pour les recettes des finances",
          [("Licences", "48310000-4", "185000")],
          {"Djerba Digital": {1: "171000"}, "Bizerte Logiciels": {1: "176500"},
@@ -374,20 +377,37 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
     signed = tender.standstill_until + dt.timedelta(days=2)
     start = (signed + dt.timedelta(days=1)).date()
     for award in tender.awards.filter(status=Award.Status.ACTIVE):
-        contract = services.sign_contract(actor=SYSTEM, award=award, start_date=start,
+        contract = services.sign_contract(actor=_user(OFFICERS[case.buyer]), award=award,
+                                          start_date=start,
                                           end_date=start + dt.timedelta(days=365),
                                           now=min(signed, now))
+        # the supplier countersigns the next day: the contract is in force
+        contract = services.countersign_contract(
+            actor=_company_user(award.supplier.name), contract=contract,
+            terms_sha256_seen=contract.terms_sha256,
+            now=min(signed + dt.timedelta(days=1), now))
         if case.amendment and award.lot.number == 1:
-            services.amend_contract(actor=SYSTEM, contract=contract,
-                                    new_value=case.amendment,
-                                    justification="Quantités complémentaires demandées.",
-                                    now=min(signed + dt.timedelta(days=30), now))
+            amended = min(signed + dt.timedelta(days=30), now)
+            amendment = services.amend_contract(
+                actor=_user(OFFICERS[case.buyer]), contract=contract,
+                new_value=case.amendment,
+                justification="Quantités complémentaires demandées.", now=amended)
+            if amendment.status == "proposed":  # beyond the ceiling: the control approves
+                services.decide_amendment(
+                    actor=_user(CONTROLLERS[case.buyer]), amendment=amendment, approve=True,
+                    reason="Besoin complémentaire justifié ; crédits disponibles.",
+                    now=min(amended + dt.timedelta(days=5), now))
             contract.refresh_from_db()
         for n, share in enumerate(case.payments, start=1):
             services.record_payment(actor=SYSTEM, contract=contract, milestone=f"Tranche {n}",
                                     amount=(contract.value * Decimal(share)).quantize(
                                         Decimal("0.001")),
                                     now=min(signed + dt.timedelta(days=45 * n), now))
+        if case.completed:
+            services.complete_contract(
+                actor=_user(OFFICERS[case.buyer]), contract=contract,
+                reason="Réception définitive prononcée : livraison conforme.",
+                now=min(signed + dt.timedelta(days=45 * len(case.payments) + 10), now))
     tender.refresh_from_db()
     return tender
 

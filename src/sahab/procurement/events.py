@@ -106,15 +106,58 @@ class ProcurementEvent(LedgerEvent):
     )
     CONTRACT_AMENDED = (
         "procurement.contract.amended",
-        "A contract's value or end date changed, with the justification.",
+        "A contract's value or end date changed, with the justification (within the "
+        "ceiling: applied at once), and the increase over the signed value it brings in all.",
         (
+            "amendment",
             "contract",
+            "cumulative_increase",
             "justification",
             "new_end_date",
             "new_value",
             "old_end_date",
             "old_value",
         ),
+    )
+    CONTRACT_AMENDMENT_APPROVED = (
+        "procurement.contract.amendment_approved",
+        "A control agent of the buyer's line approved an amendment beyond the ceiling, with "
+        "reasons: the contract takes its new value and end date.",
+        ("amendment", "contract", "new_end_date", "new_value", "reason"),
+    )
+    CONTRACT_AMENDMENT_PROPOSED = (
+        "procurement.contract.amendment_proposed",
+        "The buyer proposed an amendment that raises the contract beyond the ceiling over "
+        "its signed value: it waits for a control agent's approval and changes nothing yet.",
+        (
+            "amendment",
+            "ceiling",
+            "contract",
+            "cumulative_increase",
+            "justification",
+            "new_end_date",
+            "new_value",
+            "old_end_date",
+            "old_value",
+        ),
+    )
+    CONTRACT_AMENDMENT_REFUSED = (
+        "procurement.contract.amendment_refused",
+        "A control agent refused an amendment beyond the ceiling, with reasons: the contract "
+        "stays as it was.",
+        ("amendment", "contract", "reason"),
+    )
+    CONTRACT_COMPLETED = (
+        "procurement.contract.completed",
+        "A contract was completed: accepted by the buyer as carried out, or found fully paid "
+        "after its end date; the value paid in all and the reason.",
+        ("automatic", "contract", "final_value", "reason"),
+    )
+    CONTRACT_COUNTERSIGNED = (
+        "procurement.contract.countersigned",
+        "A user of the supplier countersigned the contract over the same terms (their "
+        "SHA-256) the buyer signed: the contract is in force.",
+        ("company", "contract", "signer", "terms_sha256"),
     )
     CONTRACT_PAYMENT = (
         "procurement.contract.payment",
@@ -128,8 +171,10 @@ class ProcurementEvent(LedgerEvent):
     )
     CONTRACT_SIGNED = (
         "procurement.contract.signed",
-        "A contract was signed with the awarded supplier, for a lot.",
-        ("contract", "end_date", "lot", "start_date", "supplier", "value"),
+        "The buyer's procurement officer signed a contract with the awarded supplier, for a "
+        "lot: its terms and their SHA-256; it is in force once the supplier countersigns.",
+        ("buyer", "contract", "end_date", "lot", "signer", "start_date", "supplier",
+         "terms_sha256", "value"),
     )
     CONTRACT_TERMINATED = (
         "procurement.contract.terminated",

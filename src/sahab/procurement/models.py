@@ -569,7 +569,14 @@ class Complaint(models.Model):
 
 
 class Contract(models.Model):
+    """A lot's contract: signed by the buyer's procurement officer (``pending``), then
+    countersigned by a user of the supplier (``active``), both over the same terms
+    (``terms_sha256``); ``completed`` when the buyer accepts it as carried out (or the
+    timer finds it fully paid and over), ``terminated`` when ended early. The statuses
+    are OCDS's contractStatus, with ``completed`` published as ``terminated``."""
+
     class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting the supplier's signature")
         ACTIVE = "active", _("Active")
         TERMINATED = "terminated", _("Terminated")
         COMPLETED = "completed", _("Completed")
@@ -580,9 +587,24 @@ class Contract(models.Model):
     value = models.DecimalField(**MONEY)
     start_date = models.DateField()
     end_date = models.DateField()
+    # the buyer's signature (the first one): when, by whom (null: the platform), its entry
     signed_at = models.DateTimeField(default=timezone.now)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+")
+    signed_index = models.BigIntegerField(null=True, blank=True)
+    # SHA-256 of the canonical terms both parties sign (value, dates, lot, supplier)
+    terms_sha256 = models.CharField(max_length=64, blank=True)
+    # the supplier's countersignature, which makes the contract binding (OCDS dateSigned)
+    supplier_signed_at = models.DateTimeField(null=True, blank=True)
+    supplier_signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                           on_delete=models.SET_NULL, related_name="+")
+    supplier_signed_index = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     termination_reason = models.TextField(blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completion_reason = models.TextField(blank=True)
+    final_value = models.DecimalField(null=True, blank=True, **MONEY)  # paid in all
+    completion_index = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"contract {self.pk} {self.supplier}"
@@ -612,6 +634,17 @@ class ContractPrice(models.Model):
 
 
 class Amendment(models.Model):
+    """A change of a contract's value or end date (avenant). Within the ceiling it is
+    ``applied`` at once; a value raised beyond it, counted from the signed value, is
+    ``proposed`` and waits for a control agent who ``approved`` (then applied) or
+    ``refused`` it."""
+
+    class Status(models.TextChoices):
+        APPLIED = "applied", _("Applied (within the ceiling)")
+        PROPOSED = "proposed", _("Awaiting approval")
+        APPROVED = "approved", _("Approved and applied")
+        REFUSED = "refused", _("Refused")
+
     contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="amendments")
     old_value = models.DecimalField(**MONEY)
     new_value = models.DecimalField(**MONEY)
@@ -619,9 +652,29 @@ class Amendment(models.Model):
     new_end_date = models.DateField()
     justification = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.APPLIED,
+                              db_index=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    ledger_index = models.BigIntegerField(null=True, blank=True)
+    # the increase over the signed value, in percent, this amendment would bring in all
+    cumulative_increase = models.DecimalField(max_digits=9, decimal_places=2, default=0)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    decided_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
 
     def __str__(self) -> str:
         return f"amendment {self.pk}"
+
+    @property
+    def in_force(self) -> bool:
+        """Whether the amendment changed the contract (applied at once, or approved)."""
+        return self.status in (self.Status.APPLIED, self.Status.APPROVED)
 
 
 class Payment(models.Model):

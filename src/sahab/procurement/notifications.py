@@ -18,7 +18,15 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Agent, CompanyMember, Role
 from sahab.mail import notices
 from sahab.mail.models import NoticeKind
-from sahab.procurement.models import Complaint, Explanation, State, Tender, TenderAmendment
+from sahab.procurement.models import (
+    Amendment,
+    Complaint,
+    Contract,
+    Explanation,
+    State,
+    Tender,
+    TenderAmendment,
+)
 
 
 def _link(tender: Tender) -> str:
@@ -126,16 +134,89 @@ def explanation_requested(explanation: Explanation) -> None:
                  kind=NoticeKind.TENDERS)
 
 
+# --- contracts: the supplier's countersignature, amendments beyond the ceiling ----------------
+
+def _contract_facts(contract: Contract) -> dict:
+    tender = contract.tender
+    return {"contract": contract.pk, "reference": tender.reference, "title": tender.title,
+            "lot": contract.award.lot.number, "company": contract.supplier.name,
+            "value": f"{contract.value} TND", "link": _link(tender) + f"#contract-{contract.pk}"}
+
+
+@notices.in_platform_language
+def contract_to_countersign(contract: Contract) -> None:
+    """The buyer signed: the supplier's users are asked to countersign the same terms."""
+    facts = _contract_facts(contract) | {"terms": contract.terms_sha256}
+    notices.tell(_members_of([contract.supplier_id]),
+                 _("Contract no. %(contract)s of %(reference)s waits for your signature")
+                 % facts,
+                 _("The buyer signed the contract of lot %(lot)s of %(reference)s "
+                   "(%(title)s) with %(company)s, for %(value)s. It is in force once a user "
+                   "of %(company)s countersigns it; the terms both parties sign have the "
+                   "SHA-256 %(terms)s.\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
+
+
+@notices.in_platform_language
+def amendment_to_approve(amendment: Amendment) -> None:
+    """An amendment beyond the ceiling: the control agents of the buyer's line are told."""
+    from sahab.procurement import selectors
+
+    contract = amendment.contract
+    facts = _contract_facts(contract) | {
+        "number": amendment.pk, "old": f"{amendment.old_value} TND",
+        "new": f"{amendment.new_value} TND", "increase": amendment.cumulative_increase,
+        "justification": amendment.justification}
+    notices.tell(selectors.amendment_controllers(contract.tender.buyer),
+                 _("Amendment no. %(number)s of %(reference)s waits for your approval")
+                 % facts,
+                 _("The buyer proposes to change contract no. %(contract)s of %(reference)s "
+                   "(%(title)s, %(company)s) from %(old)s to %(new)s: %(increase)s %% over "
+                   "the signed value in all, beyond the ceiling. Approve or refuse it, with "
+                   "your reasons:\n\n%(justification)s\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
+
+
+@notices.in_platform_language
+def amendment_decided(amendment: Amendment) -> None:
+    """The buyer's procurement officers learn the control's decision."""
+    contract = amendment.contract
+    facts = _contract_facts(contract) | {
+        "number": amendment.pk, "status": amendment.get_status_display().lower(),
+        "why": amendment.decision_reason}
+    notices.tell(buyer_officers(contract.tender),
+                 _("Amendment no. %(number)s of %(reference)s: %(status)s") % facts,
+                 _("The control ruled on amendment no. %(number)s of contract no. "
+                   "%(contract)s of %(reference)s (%(title)s): %(status)s.\n\n%(why)s"
+                   "\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
+
+
 # --- the account page's "waiting for you" ---------------------------------------------------
 
 def waiting_for(user) -> list:
-    """Complaints this person may rule on or decide, and tenders they may evaluate."""
+    """Complaints this person may rule on or decide, tenders they may evaluate,
+    amendments they may approve, contracts their company is to countersign."""
     from sahab.core.waiting import Waiting
 
     agent = directory.agent_of(user)
     if agent is None:
-        return []
+        return _contracts_to_countersign(user)
     items = []
+    if Role.AUDITOR in agent.role_set:
+        from sahab.procurement import selectors
+
+        proposed = Amendment.objects.filter(
+            status=Amendment.Status.PROPOSED, contract__status=Contract.Status.ACTIVE) \
+            .select_related("contract__tender__buyer").order_by("created_at")[:100]
+        for a in proposed:
+            if selectors.may_control_amendments(user, a.contract.tender.buyer) and \
+                    a.proposed_by_id != user.pk:
+                items.append(Waiting(
+                    _("Approve or refuse amendment no. %(number)s of %(reference)s")
+                    % {"number": a.pk, "reference": a.contract.tender.reference},
+                    reverse("procurement:tender", args=(a.contract.tender.reference,)),
+                    a.created_at))
     if Role.COMPLAINTS_BODY in agent.role_set:
         open_ = Complaint.objects.filter(status__in=[Complaint.Status.FILED,
                                                      Complaint.Status.ADMITTED]) \
@@ -160,3 +241,16 @@ def waiting_for(user) -> list:
                                  reverse("procurement:tender", args=(tender.reference,)),
                                  tender.submission_deadline))
     return items
+
+
+def _contracts_to_countersign(user) -> list:
+    from sahab.core.waiting import Waiting
+
+    company = directory.company_of(user)
+    if company is None:
+        return []
+    return [Waiting(_("Countersign contract no. %(contract)s of %(reference)s")
+                    % {"contract": c.pk, "reference": c.tender.reference},
+                    reverse("procurement:tender", args=(c.tender.reference,)), c.signed_at)
+            for c in Contract.objects.filter(supplier=company, status=Contract.Status.PENDING)
+            .select_related("tender").order_by("signed_at")[:100]]

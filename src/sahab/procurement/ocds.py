@@ -96,7 +96,12 @@ STEP_TAGS: dict[str, list[str]] = {
     "tender.standstill_started": ["awardUpdate"],
     "tender.standstill_ended": ["awardUpdate"],
     "contract.signed": ["contract"],
+    "contract.countersigned": ["contractUpdate"],
     "contract.amended": ["contractAmendment"],
+    "contract.amendment_proposed": ["contractUpdate"],
+    "contract.amendment_approved": ["contractAmendment"],
+    "contract.amendment_refused": ["contractUpdate"],
+    "contract.completed": ["contractTermination"],
     "contract.payment": ["implementation"],
     "contract.terminated": ["contractTermination"],
     "call_off.ordered": ["implementationUpdate"],
@@ -499,21 +504,47 @@ def _build_release(tender: Tender, step: Step, tags: list[str], date: str) -> di
     return release
 
 
+# OCDS contractStatus: pending (signed by the buyer only), active, terminated (completed
+# or ended early); the codelist has no "completed"
+CONTRACT_STATUS = {Contract.Status.PENDING: "pending", Contract.Status.ACTIVE: "active",
+                   Contract.Status.TERMINATED: "terminated",
+                   Contract.Status.COMPLETED: "terminated"}
+APPROVAL_STATUS = {"proposed": "scheduled", "approved": "met", "refused": "notMet"}
+
+
 def _contract(c: Contract, tender: Tender, parties: _Parties) -> dict:
     contract = {
         "id": str(c.pk), "awardID": str(c.award_id),
-        "status": "active" if c.status == Contract.Status.ACTIVE else "terminated",
-        "value": _amount(c.value), "dateSigned": _date(c.signed_at),
+        "status": CONTRACT_STATUS[c.status],
+        "value": _amount(c.value),
         "period": {"startDate": f"{c.start_date.isoformat()}T00:00:00Z",
                    "endDate": f"{c.end_date.isoformat()}T00:00:00Z"},
     }
-    amendments = sorted(c.amendments.all(), key=lambda a: a.pk)
+    if c.supplier_signed_at:  # signed by both parties: the contract's date of signature
+        contract["dateSigned"] = _date(c.supplier_signed_at)
+    every = sorted(c.amendments.all(), key=lambda a: a.pk)
+    amendments = [a for a in every if a.in_force]
     if amendments:
-        contract["amendments"] = [{"id": str(a.pk), "date": _date(a.created_at),
+        contract["amendments"] = [{"id": str(a.pk),
+                                   "date": _date(a.decided_at or a.created_at),
                                    "rationale": a.justification,
                                    "description": f"{a.old_value} → {a.new_value} TND; "
-                                                  f"{a.old_end_date} → {a.new_end_date}"}
+                                                  f"{a.old_end_date} → {a.new_end_date}"
+                                                  + (f"; approuvé : {a.decision_reason}"
+                                                     if a.status == "approved" else "")}
                                   for a in amendments]
+    # amendments beyond the ceiling: the control's approval, a milestone of the contract
+    controlled = [a for a in every if a.status in APPROVAL_STATUS]
+    if controlled:
+        contract["milestones"] = [{
+            "id": f"amendment-{a.pk}-approval", "type": "approval",
+            "title": f"Approbation de l'avenant n° {a.pk}",
+            "description": f"{a.old_value} → {a.new_value} TND "
+                           f"(+{a.cumulative_increase} % sur la valeur signée)"
+                           + (f" ; {a.decision_reason}" if a.decision_reason else ""),
+            "status": APPROVAL_STATUS[a.status],
+            "dateMet": _date(a.decided_at) if a.status == "approved" else None,
+            "dateModified": _date(a.decided_at or a.created_at)} for a in controlled]
     payee = parties.company(c.supplier, "payee")
     transactions = [{"id": f"payment-{p.pk}", "date": _date(p.paid_at), "value":
                      _amount(p.amount), "payer": parties.admin(tender.buyer, "payer"),
@@ -523,8 +554,16 @@ def _contract(c: Contract, tender: Tender, parties: _Parties) -> dict:
                       "value": _amount(o.value), "payer": parties.admin(o.buyer, "payer"),
                       "payee": payee}
                      for o in sorted(c.call_offs.all(), key=lambda o: o.pk)]
+    implementation = {}
     if transactions:
-        contract["implementation"] = {"transactions": transactions}
+        implementation["transactions"] = transactions
+    if c.status == Contract.Status.COMPLETED:
+        implementation["milestones"] = [{
+            "id": "completion", "type": "delivery", "title": "Réception définitive",
+            "description": f"{c.completion_reason} Valeur finale payée : {c.final_value} TND.",
+            "status": "met", "dateMet": _date(c.completed_at)}]
+    if implementation:
+        contract["implementation"] = implementation
     return contract
 
 

@@ -366,3 +366,41 @@ def evaluation(tender: Tender, *, names: bool = False) -> dict:
                           "decided_index": e.decided_index}
                          for e in explanations],
     }
+
+
+# --- contracts: who signs, who controls amendments -----------------------------------------
+
+def ministry_line(admin) -> str:
+    """The code at the top of an administration's tree: its ministry (or the agency,
+    municipality or independent body that stands alone)."""
+    return admin.path.strip("/").split("/")[0]
+
+
+def may_countersign(user, contract) -> bool:
+    """A user of the contract's own supplier, while the contract awaits its signature."""
+    company = directory.company_of(user)
+    return company is not None and company.active and company.pk == contract.supplier_id \
+        and contract.status == "pending"
+
+
+def may_control_amendments(user, buyer) -> bool:
+    """Amendments beyond the ceiling are approved by an auditor of the buyer's ministry
+    line (its control of public contracts, which platform admins alone appoint: the
+    auditor role is a powerful one), never by the buyer's own agents unless they hold it."""
+    if isinstance(user, directory.SystemActor):
+        return True
+    agent = directory.agent_of(user)
+    from sahab.directory.models import Role
+
+    return agent is not None and Role.AUDITOR in agent.role_set and \
+        ministry_line(agent.administration) == ministry_line(buyer)
+
+
+def amendment_controllers(buyer) -> list:
+    """The users who may approve or refuse ``buyer``'s amendments beyond the ceiling."""
+    from sahab.directory.models import Agent, Role
+
+    agents = Agent.objects.filter(roles__role=Role.AUDITOR, user__is_active=True,
+                                  administration__path__startswith=f"/{ministry_line(buyer)}/") \
+        .select_related("user").distinct().order_by("pk")
+    return [a.user for a in agents]

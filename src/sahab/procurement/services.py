@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import rfc8785
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
-from sahab.procurement import notifications, ocds, sealing
+from sahab.procurement import notifications, ocds, sealing, selectors
 from sahab.procurement.events import ProcurementEvent
 from sahab.procurement.models import (
     OPENING_REPORT,
@@ -2205,13 +2205,69 @@ def complaint_timers(now: dt.datetime | None = None) -> list[str]:
 
 
 # --- contracts --------------------------------------------------------------------------
+#
+# A contract is signed by both parties over the same terms: the buyer's procurement
+# officer first (``pending``), then a user of the supplier (``active``); only an active
+# contract takes amendments, payments, call-offs and prices. Amendments that raise the
+# value beyond the ceiling (cumulated over the signed value) wait for a control agent.
+
+CT = Contract.Status
+AS = Amendment.Status
+# The one table of contract moves: action → (statuses it may start from, status it leads to).
+CONTRACT_TRANSITIONS: dict[str, tuple[set[str], str]] = {
+    "countersign": ({CT.PENDING}, CT.ACTIVE),
+    "complete": ({CT.ACTIVE}, CT.COMPLETED),
+    "terminate": ({CT.ACTIVE}, CT.TERMINATED),
+}
+
+
+def _contract_move(contract: Contract, action: str, refusal: str) -> None:
+    sources, target = CONTRACT_TRANSITIONS[action]
+    if contract.status not in sources:
+        raise Conflict(f"{refusal} (this contract is {contract.get_status_display().lower()}).")
+    contract.status = target
+
+
+def _require_active(contract: Contract, refusal: str) -> None:
+    if contract.status != CT.ACTIVE:
+        raise Conflict(f"{refusal} (this contract is {contract.get_status_display().lower()}).")
+
+
+def contract_terms(contract: Contract) -> dict:
+    """What both parties sign: the contract, its lot, supplier, value and dates."""
+    return {"contract": contract.pk, "ocid": contract.tender.ocid,
+            "tender": contract.tender.reference, "lot": contract.award.lot.number,
+            "supplier": {"id": contract.supplier_id,
+                         "matricule_fiscal": contract.supplier.matricule_fiscal},
+            "value": str(contract.value), "currency": "TND",
+            "start_date": contract.start_date.isoformat(),
+            "end_date": contract.end_date.isoformat()}
+
+
+def terms_sha256(contract: Contract) -> str:
+    """SHA-256 of the terms in canonical JSON (RFC 8785), as both signatures record it."""
+    return hashlib.sha256(rfc8785.dumps(contract_terms(contract))).hexdigest()
+
+
+def _paid(contract: Contract) -> Decimal:
+    return contract.payments.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+
+
+def amendment_ceiling() -> Decimal:
+    """The share (percent) by which amendments may raise a contract over its signed value
+    without a control agent's approval."""
+    return Decimal(settings.PROCUREMENT_AMENDMENT_CEILING_PERCENT)
+
 
 @transaction.atomic
 def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date,
                   now: dt.datetime | None = None) -> Contract:
+    """The buyer's procurement officer signs the contract of an award once its standstill
+    is over: the contract is ``pending`` until the supplier countersigns the same terms,
+    whose hash the entry records."""
     award = Award.objects.select_related("lot", "supplier").get(pk=award.pk)
     tender = Tender.objects.select_for_update().get(pk=award.tender_id)
-    _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
+    agent = _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     # the award's own standstill: a lot awarded again does not hold back the others
     over = tender.state == S.COMPLETE or (
         tender.state in (S.EVALUATION, S.AWARDED, S.STANDSTILL) and
@@ -2225,26 +2281,69 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
         raise InvalidInput("The contract ends after it starts.")
     try:
         with transaction.atomic():
-            contract = Contract.objects.create(tender=tender, award=award,
-                                               supplier=award.supplier, value=award.value,
-                                               start_date=start_date, end_date=end_date,
-                                               signed_at=_now(now))
+            contract = Contract.objects.create(
+                tender=tender, award=award, supplier=award.supplier, value=award.value,
+                start_date=start_date, end_date=end_date, signed_at=_now(now),
+                signed_by=agent.user if agent else None, status=CT.PENDING)
     except IntegrityError:
         raise Conflict("This award has its contract already.") from None
-    _step(
+    contract.terms_sha256 = terms_sha256(contract)
+    contract.signed_index = _step(
         tender,
         ProcurementEvent.CONTRACT_SIGNED,
         actor,
         {
             "contract": contract.pk,
+            "buyer": tender.buyer.code,
+            "signer": directory.actor_id(actor),
             "lot": award.lot.number,
             "supplier": award.supplier.name,
             "value": str(contract.value),
             "start_date": start_date.isoformat(),
             "end_date": end_date.isoformat(),
+            "terms_sha256": contract.terms_sha256,
         },
-        at=contract.signed_at,
+        at=contract.signed_at, publish=False,
     )
+    contract.save(update_fields=["terms_sha256", "signed_index"])
+    _publish(tender, contract.signed_index)
+    notifications.contract_to_countersign(contract)
+    return contract
+
+
+@transaction.atomic
+def countersign_contract(*, actor, contract: Contract, terms_sha256_seen: str | None = None,
+                         now: dt.datetime | None = None) -> Contract:
+    """A user of the contract's supplier countersigns: the contract is in force.
+
+    The terms are hashed again from the contract as it stands and must be the ones the
+    buyer signed (and, when given, the ones the supplier was shown); a user of another
+    company, a second signature, or terms changed in between are refused.
+    """
+    contract = Contract.objects.select_for_update(of=("self",)).select_related(
+        "tender", "award__lot", "supplier").get(pk=contract.pk)
+    company = _company_user(actor)
+    if company.pk != contract.supplier_id:
+        raise PermissionDenied("Only the contract's supplier countersigns it.")
+    _contract_move(contract, "countersign", "Only a contract awaiting its countersignature "
+                                            "is countersigned")
+    terms = terms_sha256(contract)
+    if terms != contract.terms_sha256:
+        raise Conflict("The contract's terms are not the ones the buyer signed.")
+    if terms_sha256_seen is not None and terms_sha256_seen.strip().lower() != terms:
+        raise Conflict("These are not the contract's terms: read them again before signing.")
+    contract.supplier_signed_at = _now(now)
+    contract.supplier_signed_by = actor
+    contract.supplier_signed_index = _step(
+        contract.tender,
+        ProcurementEvent.CONTRACT_COUNTERSIGNED,
+        actor,
+        {"contract": contract.pk, "company": company.name,
+         "signer": directory.actor_id(actor), "terms_sha256": terms},
+        at=contract.supplier_signed_at, publish=False,
+    )
+    contract.save()
+    _publish(contract.tender, contract.supplier_signed_index)
     return contract
 
 
@@ -2252,39 +2351,108 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
 def amend_contract(*, actor, contract: Contract, justification: str, new_value=None,
                    new_end_date: dt.date | None = None,
                    now: dt.datetime | None = None) -> Amendment:
-    contract = Contract.objects.select_for_update().get(pk=contract.pk)
-    _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
-    if contract.status != Contract.Status.ACTIVE:
-        raise Conflict("Only an active contract is amended.")
-    value = _money(new_value, "The new value") if new_value is not None else contract.value
+    """Change an active contract's value or end date, with a justification.
+
+    Within the ceiling the amendment applies at once. When the value it leads to is
+    more than ``SAHAB_PROCUREMENT_AMENDMENT_CEILING_PERCENT`` above the value both parties
+    signed (amendments count together: two of +15 % are +30 %), it is only ``proposed``:
+    the contract does not change until a control agent approves it.
+    """
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("award") \
+        .get(pk=contract.pk)
+    agent = _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
+    _require_active(contract, "Only an active contract is amended")
+    if contract.amendments.filter(status=AS.PROPOSED).exists():
+        raise Conflict("An amendment of this contract waits for approval: it is decided "
+                       "first.")
+    value = _money(new_value, "The new value").quantize(Decimal("0.001")) \
+        if new_value is not None else contract.value
     end = new_end_date or contract.end_date
     if value == contract.value and end == contract.end_date:
         raise InvalidInput("An amendment changes the value or the end date.")
     if end <= contract.start_date:
         raise InvalidInput("The contract ends after it starts.")
-    paid = contract.payments.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    paid = _paid(contract)
     if value < paid:
         raise InvalidInput(f"{paid} is paid already: the value cannot go below it.")
+    signed = contract.award.value  # the contract is signed at its award's value
+    increase = ((value - signed) * 100 / signed).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    ceiling = amendment_ceiling()
+    over = increase > ceiling
     amendment = Amendment.objects.create(
         contract=contract, old_value=contract.value, new_value=value,
         old_end_date=contract.end_date, new_end_date=end,
-        justification=_text(justification, "The justification", 5000))
+        justification=_text(justification, "The justification", 5000),
+        created_at=_now(now), status=AS.PROPOSED if over else AS.APPLIED,
+        proposed_by=agent.user if agent else None, cumulative_increase=increase)
+    data = {
+        "amendment": amendment.pk,
+        "contract": contract.pk,
+        "old_value": str(amendment.old_value),
+        "new_value": str(value),
+        "old_end_date": amendment.old_end_date.isoformat(),
+        "new_end_date": end.isoformat(),
+        "justification": amendment.justification,
+        "cumulative_increase": str(increase),
+    }
+    if over:
+        amendment.ledger_index = _step(
+            contract.tender, ProcurementEvent.CONTRACT_AMENDMENT_PROPOSED, actor,
+            data | {"ceiling": str(ceiling)}, at=now)
+        amendment.save(update_fields=["ledger_index"])
+        notifications.amendment_to_approve(amendment)
+        return amendment
     contract.value, contract.end_date = value, end
     contract.save()
-    _step(
-        contract.tender,
-        ProcurementEvent.CONTRACT_AMENDED,
-        actor,
-        {
-            "contract": contract.pk,
-            "old_value": str(amendment.old_value),
-            "new_value": str(value),
-            "old_end_date": amendment.old_end_date.isoformat(),
-            "new_end_date": end.isoformat(),
-            "justification": amendment.justification,
-        },
-        at=now,
-    )
+    amendment.ledger_index = _step(contract.tender, ProcurementEvent.CONTRACT_AMENDED, actor,
+                                   data, at=now, publish=False)
+    amendment.save(update_fields=["ledger_index"])
+    _publish(contract.tender, amendment.ledger_index)
+    return amendment
+
+
+@transaction.atomic
+def decide_amendment(*, actor, amendment: Amendment, approve: bool, reason: str,
+                     now: dt.datetime | None = None) -> Amendment:
+    """A control agent of the buyer's ministry line approves (the contract takes the new
+    value and end date) or refuses (nothing changes) an amendment beyond the ceiling,
+    with reasons. Whoever proposed it cannot decide it."""
+    # the contract first, then its amendment: the order every contract write locks in
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("tender__buyer") \
+        .get(pk=Amendment.objects.values_list("contract_id", flat=True).get(pk=amendment.pk))
+    amendment = Amendment.objects.select_for_update().get(pk=amendment.pk)
+    if not selectors.may_control_amendments(actor, contract.tender.buyer):
+        raise PermissionDenied("Only an auditor of the buyer's ministry line approves or "
+                               "refuses an amendment beyond the ceiling.")
+    proposer = amendment.proposed_by_id
+    if (proposer is None and isinstance(actor, directory.SystemActor)) or \
+            (proposer is not None and proposer == getattr(actor, "pk", None)):
+        raise PermissionDenied("Whoever proposed an amendment cannot approve or refuse it.")
+    if amendment.status != AS.PROPOSED:
+        raise Conflict("This amendment is not waiting for approval.")
+    reason = _text(reason, "The reason", 5000)
+    if approve:
+        _require_active(contract, "Only an active contract is amended")
+        paid = _paid(contract)
+        if amendment.new_value < paid:
+            raise Conflict(f"{paid} is paid already: the value cannot go below it.")
+        contract.value, contract.end_date = amendment.new_value, amendment.new_end_date
+        contract.save()
+    amendment.status = AS.APPROVED if approve else AS.REFUSED
+    amendment.decided_by = None if isinstance(actor, directory.SystemActor) else actor
+    amendment.decided_at = _now(now)
+    amendment.decision_reason = reason
+    event = ProcurementEvent.CONTRACT_AMENDMENT_APPROVED if approve else \
+        ProcurementEvent.CONTRACT_AMENDMENT_REFUSED
+    data = {"amendment": amendment.pk, "contract": contract.pk, "reason": reason}
+    if approve:
+        data |= {"new_value": str(amendment.new_value),
+                 "new_end_date": amendment.new_end_date.isoformat()}
+    amendment.decided_index = _step(contract.tender, event, actor, data,
+                                    at=amendment.decided_at, publish=False)
+    amendment.save()
+    _publish(contract.tender, amendment.decided_index)
+    notifications.amendment_decided(amendment)
     return amendment
 
 
@@ -2293,10 +2461,9 @@ def record_payment(*, actor, contract: Contract, milestone: str, amount,
                    now: dt.datetime | None = None) -> Payment:
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.FINANCE)
-    if contract.status != Contract.Status.ACTIVE:
-        raise Conflict("Payments are made on active contracts.")
+    _require_active(contract, "Payments are made on active contracts")
     amount = _money(amount, "The amount")
-    paid = contract.payments.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    paid = _paid(contract)
     if paid + amount > contract.value:
         raise InvalidInput(f"Paying {amount} would exceed the contract value "
                            f"({paid} paid of {contract.value}).")
@@ -2312,13 +2479,64 @@ def record_payment(*, actor, contract: Contract, milestone: str, amount,
     return payment
 
 
+def _complete(contract: Contract, actor, reason: str, *, automatic: bool,
+              now: dt.datetime) -> Contract:
+    _contract_move(contract, "complete", "Only an active contract is completed")
+    if contract.amendments.filter(status=AS.PROPOSED).exists():
+        raise Conflict("An amendment of this contract waits for approval: it is decided "
+                       "first.")
+    contract.completed_at = now
+    contract.completion_reason = reason
+    contract.final_value = _paid(contract).quantize(Decimal("0.001"))
+    contract.completion_index = _step(
+        contract.tender, ProcurementEvent.CONTRACT_COMPLETED, actor,
+        {"contract": contract.pk, "final_value": str(contract.final_value),
+         "reason": reason, "automatic": automatic}, at=now, publish=False)
+    contract.save()
+    _publish(contract.tender, contract.completion_index)
+    return contract
+
+
+@transaction.atomic
+def complete_contract(*, actor, contract: Contract, reason: str,
+                      now: dt.datetime | None = None) -> Contract:
+    """The buyer's procurement officer accepts an active contract as carried out (final
+    acceptance, réception définitive), with the reason; the value paid so far is its
+    final value. A completed contract takes no payment or amendment any more."""
+    contract = Contract.objects.select_for_update(of=("self",)).select_related("tender") \
+        .get(pk=contract.pk)
+    _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
+    return _complete(contract, actor, _text(reason, "The reason", 5000), automatic=False,
+                     now=_now(now))
+
+
+def complete_finished_contracts(now: dt.datetime | None = None) -> list[str]:
+    """The timer's part: an active contract fully paid whose end date has passed is
+    completed (one transaction each). Run with the tenders' timers."""
+    now = _now(now)
+    done = []
+    due = Contract.objects.filter(status=CT.ACTIVE, end_date__lt=now.date()) \
+        .annotate(paid=Sum("payments__amount")).filter(paid__gte=models.F("value")) \
+        .values_list("pk", flat=True)
+    for pk in list(due):
+        with transaction.atomic():
+            contract = Contract.objects.select_for_update(of=("self",)).select_related("tender") \
+                .get(pk=pk)
+            if contract.status != CT.ACTIVE or _paid(contract) < contract.value or \
+                    contract.amendments.filter(status=AS.PROPOSED).exists():
+                continue
+            _complete(contract, None, "Fully paid and past its end date.", automatic=True,
+                      now=now)
+            done.append(f"{contract.tender.reference}: contract {pk} completed "
+                        f"(#{contract.completion_index})")
+    return done
+
+
 @transaction.atomic
 def terminate_contract(*, actor, contract: Contract, reason: str) -> Contract:
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
-    if contract.status != Contract.Status.ACTIVE:
-        raise Conflict("Only an active contract is terminated.")
-    contract.status = Contract.Status.TERMINATED
+    _contract_move(contract, "terminate", "Only an active contract is terminated")
     contract.termination_reason = _text(reason, "The reason", 5000)
     contract.save()
     _step(
@@ -2328,8 +2546,6 @@ def terminate_contract(*, actor, contract: Contract, reason: str) -> Contract:
         {"contract": contract.pk, "reason": contract.termination_reason},
     )
     return contract
-
-
 
 
 @transaction.atomic
@@ -2343,8 +2559,7 @@ def direct_call_off(*, actor, contract: Contract, buyer: Administration, descrip
     contract = Contract.objects.select_for_update().select_related("tender", "award__lot") \
         .get(pk=contract.pk)
     _buyer_agent(actor, buyer, Role.PROCUREMENT_OFFICER)
-    if contract.tender.procedure != Procedure.FRAMEWORK or \
-            contract.status != Contract.Status.ACTIVE:
+    if contract.tender.procedure != Procedure.FRAMEWORK or contract.status != CT.ACTIVE:
         raise Conflict("Direct call-offs are placed under an active framework agreement.")
     quantity = _money(quantity, "The quantity")
     price = contract.award.value if unit_price is None else _money(unit_price, "The price")
@@ -2389,8 +2604,7 @@ def set_contract_price(*, actor, contract: Contract, code: str, description: str
     """
     contract = Contract.objects.select_for_update().select_related("tender").get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
-    if contract.status != Contract.Status.ACTIVE:
-        raise Conflict("Prices are recorded on active contracts.")
+    _require_active(contract, "Prices are recorded on active contracts")
     code = _text(code, "The item code", 100)
     if contract.prices.filter(code=code).exists():
         raise Conflict(f"The contract already has a price for {code}.")

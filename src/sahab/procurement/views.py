@@ -142,6 +142,9 @@ def _panels(request, tender) -> dict:
         "is_officer": buyer_side and Role.PROCUREMENT_OFFICER in roles,
         "is_evaluator": buyer_side and Role.EVALUATOR in roles,
         "is_auditor": agent is not None and rules.can_decide_complaint(user, tender.buyer),
+        # control of amendments beyond the ceiling (auditors of the buyer's ministry line)
+        "is_controller": agent is not None and Role.AUDITOR in roles and
+        selectors.may_control_amendments(user, tender.buyer),
         "company": company,
     }
     if company is not None:
@@ -311,7 +314,7 @@ def _tender_page(request, item):
         "bids": bids, "awards": item.awards.select_related("lot", "supplier", "contract")
         if item.awards.exists() else [],
         "contracts": item.contracts.select_related("award__lot", "supplier")
-        .prefetch_related("amendments", "payments"),
+        .prefetch_related("amendments", "payments", "prices"),
         "complaints": item.complaints.select_related("company").prefetch_related("lots"),
         "amendments": item.amendments.all(),
         "steps": _steps(item), **_panels(request, item),
@@ -367,7 +370,9 @@ def tender_action(request, reference: str, action: str):
     # each text form has its own prefix, so that several sit on one page without clashing
     prefix = {"answer": f"answer{post.get('question')}",
               "admissibility": f"admissibility{post.get('complaint')}",
-              "decide": f"decide{post.get('complaint')}"}.get(action, action)
+              "decide": f"decide{post.get('complaint')}",
+              "complete": f"complete{post.get('contract')}",
+              "decide_amendment": f"amendment{post.get('amendment')}"}.get(action, action)
     text = forms.TextForm(post, prefix=prefix)
     try:
         if action == "publish":
@@ -533,6 +538,26 @@ def tender_action(request, reference: str, action: str):
                                         description=post.get("description", ""),
                                         unit=post.get("unit", "") or "hour",
                                         unit_price=post.get("unit_price", ""))
+        elif action == "countersign":
+            from sahab.procurement.models import Contract
+
+            contract = get_object_or_404(Contract, pk=_int(post.get("contract")), tender=item)
+            services.countersign_contract(actor=user, contract=contract,
+                                          terms_sha256_seen=post.get("terms_sha256", ""))
+        elif action == "complete" and text.is_valid():
+            from sahab.procurement.models import Contract
+
+            contract = get_object_or_404(Contract, pk=_int(post.get("contract")), tender=item)
+            services.complete_contract(actor=user, contract=contract,
+                                       reason=text.cleaned_data["text"])
+        elif action == "decide_amendment" and text.is_valid():
+            from sahab.procurement.models import Amendment
+
+            amendment = get_object_or_404(Amendment, pk=_int(post.get("amendment")),
+                                          contract__tender=item)
+            services.decide_amendment(actor=user, amendment=amendment,
+                                      approve=post.get("approve") == "yes",
+                                      reason=text.cleaned_data["text"])
         elif action == "contract":
             form = forms.ContractForm(post)
             award = get_object_or_404(Award, pk=post.get("award"), tender=item)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('procurement', '0010_evaluation_committee'),
+        ('procurement', '0011_contract_signatures'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
