@@ -42,6 +42,8 @@ def tender(world):
                 assert evaluator.call("post", f"/tenders/{ref}/eligibility", {
                     "bid": bid.pk, "lot": row.lot.number, "eligible": True}).status_code == 200
         officer.call("post", f"/tenders/{ref}/evaluation")
+        item.refresh_from_db()
+        factories.adopt_evaluation(item)  # the committee's quorum approves the report
         assert officer.call("post", f"/tenders/{ref}/award", {}).status_code == 200
     with time_machine.travel(item.submission_deadline + dt.timedelta(days=20)):
         services.advance_tenders()
