@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sahab.cloud import focus, forms, selectors, services
+from sahab.cloud.errors import CloudError
 from sahab.cloud.models import Attestation, Binding, Instance, InstanceState, Provider, ServicePlan
 from sahab.core.charts import bars
 from sahab.core.downloads import attach, table_response
@@ -158,11 +159,11 @@ def order_action(request, number: str, action: str):
             services.decide_order(actor=user, order=item, approve=action == "approve",
                                   note=post.get("note", ""))
         elif instance is None:
-            raise InvalidInput(_("The order has no instance yet."))
+            raise InvalidInput(CloudError.ORDER_WITHOUT_INSTANCE)
         elif action == "bind":
             form = forms.NameForm(post)
             if not form.is_valid():
-                raise InvalidInput(_("Name the application that will use the credentials."))
+                raise InvalidInput(CloudError.CREDENTIALS_NAME_REQUIRED)
             services.request_binding(actor=user, instance=instance,
                                      name=form.cleaned_data["name"])
         elif action == "reveal":
@@ -266,12 +267,12 @@ def my_provider_action(request, action: str):
         if action == "apply":
             form = forms.ApplicationForm(request.POST)
             if not form.is_valid():
-                raise InvalidInput(_("Give the data-centre cities."))
+                raise InvalidInput(CloudError.CITIES_REQUIRED)
             services.apply_as_provider(actor=request.user, **form.cleaned_data)
         elif action == "attestation":
             form = forms.AttestationForm(request.POST, request.FILES)
             if not form.is_valid():
-                raise InvalidInput(_form_errors(form))
+                raise InvalidInput(CloudError.FORM_INVALID, errors=_form_errors(form))
             data = dict(form.cleaned_data)
             upload = data.pop("document")
             services.submit_attestation(actor=request.user, **data,
@@ -280,12 +281,11 @@ def my_provider_action(request, action: str):
         elif action == "broker":
             form = forms.BrokerForm(request.POST)
             if not form.is_valid():
-                raise InvalidInput(_form_errors(form))
+                raise InvalidInput(CloudError.FORM_INVALID, errors=_form_errors(form))
             broker = services.register_broker(actor=request.user, **form.cleaned_data)
             broker = services.refresh_catalog(broker)
             if broker.catalog_error:
-                raise InvalidInput(_("The broker is registered but its catalogue could not be "
-                                     "read: %(error)s") % {"error": broker.catalog_error})
+                raise InvalidInput(CloudError.CATALOGUE_UNREADABLE, error=broker.catalog_error)
         else:
             raise Http404
     except DomainError as exc:
@@ -365,7 +365,7 @@ def set_budget(request):
         raise Http404
     try:
         if not form.is_valid():
-            raise InvalidInput(_form_errors(form))
+            raise InvalidInput(CloudError.FORM_INVALID, errors=_form_errors(form))
         services.set_budget(actor=request.user, administration=agent.administration,
                             year=form.cleaned_data["year"], amount=form.cleaned_data["amount"],
                             thresholds=form.cleaned_data["thresholds"])

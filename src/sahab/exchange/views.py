@@ -17,6 +17,7 @@ from sahab.core.errors import DomainError, InvalidInput
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
 from sahab.exchange import ca, messagelog, selectors, services
+from sahab.exchange.errors import ExchangeError
 from sahab.exchange.models import Classification, Grant, ProviderHost, Service, Subsystem
 
 
@@ -119,7 +120,7 @@ def registry_action(request, action: str):
             response["Cache-Control"] = "no-store"
             return response
         else:
-            raise InvalidInput(_("Unknown action."))
+            raise InvalidInput(ExchangeError.UNKNOWN_ACTION)
     except DomainError as exc:
         messages.error(request, exc.detail)
     else:
