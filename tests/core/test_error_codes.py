@@ -9,7 +9,7 @@ import pytest
 from django.utils import translation
 
 from sahab.core import error_codes, errors
-from sahab.core.errors import Conflict, CoreError, DomainError, NotFound
+from sahab.core.errors import Conflict, CoreError, DomainError, NotFound, read_when_rendered
 from tests import factories
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sahab"
@@ -55,6 +55,22 @@ def test_an_error_renders_in_the_language_active_when_read():
         assert exc.detail == str(exc) == "No administration has the code XYZ."
     with translation.override("ar"):
         assert ARABIC.search(exc.detail) and "XYZ" in exc.detail
+
+
+def test_a_parameter_may_be_read_in_the_reader_language_too():
+    exc = Conflict(CoreError.DOCUMENT_EMPTY, name=read_when_rendered(translation.get_language))
+    with translation.override("ar"):
+        assert "ar" in exc.detail and ARABIC.search(exc.detail)
+    with translation.override("fr"):
+        assert exc.detail == "fr est vide."
+
+
+@pytest.mark.django_db
+def test_a_page_shows_the_refusal_in_the_visitor_language(client):
+    response = client.post("/alerts/", {"email": "nobody", "kind": "cpv", "value": "72"},
+                           HTTP_ACCEPT_LANGUAGE="ar")
+    assert response.status_code == 400
+    assert "ليس عنوان بريد إلكتروني" in response.content.decode()
 
 
 def test_a_plain_string_keeps_working_with_the_generic_code_of_its_class():

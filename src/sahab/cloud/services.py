@@ -38,7 +38,7 @@ from sahab.cloud.models import (
 )
 from sahab.core import documents, outbound
 from sahab.core import secrets as sealing
-from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, read_when_rendered
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
@@ -386,7 +386,8 @@ def _require_budget_holder(actor, administration: Administration) -> None:
         (Role.ADMINISTRATION_ADMIN in agent.role_set and
          administration.is_within(agent.administration)))
     if not allowed:
-        raise PermissionDenied(CloudError.BUDGET_FORBIDDEN, administration=administration.name_fr)
+        raise PermissionDenied(CloudError.BUDGET_FORBIDDEN,
+                               administration=read_when_rendered(lambda: administration.name))
 
 
 @transaction.atomic
@@ -433,7 +434,8 @@ def _agent_with_role(actor, administration: Administration, role: str, *,
     if agent is None or role not in agent.role_set or not administration.path.startswith(scope):
         raise PermissionDenied(
             CloudError.ROLE_REQUIRED_IN_MINISTRY if ministry_wide else CloudError.ROLE_REQUIRED,
-            role=Role(role).label.lower(), administration=administration.name_fr)
+            role=read_when_rendered(lambda: str(Role(role).label).lower()),
+            administration=read_when_rendered(lambda: administration.name))
     return agent
 
 
@@ -469,7 +471,8 @@ def _check_budget(administration: Administration, monthly: Decimal, now: dt.date
     """The order must fit in what is left of the budget that pays for it this year."""
     budget = selectors.budget_for(administration, now.year)
     if budget is None:
-        raise Conflict(CloudError.NO_BUDGET, administration=administration.name_fr, year=now.year)
+        raise Conflict(CloudError.NO_BUDGET, year=now.year,
+                       administration=read_when_rendered(lambda: administration.name))
     committed = selectors.committed_until_year_end(budget.administration, now)
     needed = monthly * selectors.months_left(now)
     if committed + needed > budget.amount:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 from enum import Enum
 
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 # The pillars that declare error codes, in the order the documentation lists them.
@@ -141,6 +142,12 @@ class CoreError(ErrorCode):
     TEXT_TOO_LONG = _("%(what)s is %(max_length)s characters at most.")
     NOT_BASE64 = _("%(what)s is not base64.")
     UNKNOWN_FIELDS = _("Unknown fields: %(fields)s.")
+
+
+def read_when_rendered(value):
+    """A parameter computed when the message is rendered, in the reader's language, e.g.
+    ``administration=read_when_rendered(lambda: administration.name)``."""
+    return lazy(value, str)()
 
 
 def from_validation_error(exc) -> InvalidInput:

@@ -19,6 +19,7 @@ from sahab.core.errors import (
     InvalidInput,
     PermissionDenied,
     from_validation_error,
+    read_when_rendered,
 )
 from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
@@ -76,7 +77,7 @@ def _manager(actor, administration: Administration) -> None:
     if agent is None or not agent.role_set & MANAGERS or \
             not administration.is_within(agent.administration):
         raise PermissionDenied(ExchangeError.SYSTEMS_FORBIDDEN,
-                               administration=administration.name_fr)
+                               administration=read_when_rendered(lambda: administration.name))
 
 
 def _clean(obj) -> None:
