@@ -11,7 +11,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from sahab.core.errors import DomainError
-from sahab.core.problems import problem_response
+from sahab.core.problems import domain_problem, problem_response
 from sahab.directory import services as directory_services
 
 
@@ -49,13 +49,17 @@ class SessionAuth(APIKeyCookie):
 _PROBLEM_SCHEMA = {
     "title": "Problem",
     "type": "object",
-    "description": "RFC 9457 problem details.",
+    "description": ("RFC 9457 problem details. A refusal of the platform's rules has the "
+                    "`type` `<public URL>/problems/<code>` and its `code` (docs/errors.md); "
+                    "other problems have the `type` `about:blank`."),
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string"},
+        "type": {"type": "string", "format": "uri"},
         "title": {"type": "string"},
         "status": {"type": "integer"},
-        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "The stable code of a domain refusal."},
+        "detail": {"type": "string",
+                   "description": "What went wrong, in the request's language."},
         "errors": {"anyOf": [{"type": "object"}, {"type": "array"}]},
     },
 }
@@ -91,7 +95,9 @@ api = SahabAPI(
     description=(
         "The JSON API of sahab, the government cloud platform of Tunisia's administrations. "
         "Machine clients send `Authorization: Bearer <token>`; errors are RFC 9457 problem "
-        "details (`application/problem+json`)."),
+        "details (`application/problem+json`) whose `code` and `type` "
+        "(`<public URL>/problems/<code>`) name the reason, with `detail` in the language "
+        "of `Accept-Language` (fr, ar, en)."),
     auth=[BearerToken(), SessionAuth()],
     urls_namespace="api",
 )
@@ -101,13 +107,14 @@ class Problem(Schema):
     type: str
     title: str
     status: int
+    code: str | None = None
     detail: str | None = None
     errors: dict | list | None = None
 
 
 @api.exception_handler(DomainError)
 def _domain_error(request, exc: DomainError):
-    return problem_response(exc.status, exc.title, exc.detail, errors=exc.field_errors or None)
+    return domain_problem(exc)
 
 
 @api.exception_handler(AuthenticationError)

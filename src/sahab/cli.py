@@ -126,6 +126,14 @@ def cmd_manage(args) -> int:
     return 0
 
 
+def cmd_errors(args) -> int:
+    """Print every error code with its status and message (docs/errors.md)."""
+    from sahab.core import error_codes
+
+    print(error_codes.markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sahab", description="sahab: the government cloud platform of Tunisia's "
@@ -146,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the background worker and timers only")
     p.add_argument("--interval", type=float, default=0.5, help="queue polling interval (s)")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("errors", help="list the error codes (docs/errors.md)")
+    p.set_defaults(func=cmd_errors)
     p = sub.add_parser("manage", help="Django management commands (migrate, createsuperuser…)")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_manage)

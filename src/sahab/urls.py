@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from sahab.api import api
+from sahab.core import error_codes
 from sahab.core.headers import csp_report
 from sahab.core.problems import is_machine_path, problem_response
 from sahab.core.views import healthz
@@ -22,6 +23,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("healthz", healthz, name="healthz"),
+    path("problems/", error_codes.index_view, name="problems"),
+    path("problems/<slug:code>", error_codes.code_view, name="problem"),
     path("csp-report", csp_report, name="csp_report"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics_view, name="metrics"),

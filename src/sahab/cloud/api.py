@@ -16,6 +16,7 @@ from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from sahab.cloud import focus, metering, selectors, services
+from sahab.cloud.errors import CloudError
 from sahab.cloud.models import (
     Attestation,
     Binding,
@@ -27,7 +28,7 @@ from sahab.cloud.models import (
     ServicePlan,
 )
 from sahab.core.downloads import attach
-from sahab.core.errors import NotFound
+from sahab.core.errors import CoreError, NotFound
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory.models import Administration
@@ -430,7 +431,7 @@ def decide_provider(request, payload: ReviewIn, provider_id: int = Id):
 def _order(request, number: str) -> Order:
     order = selectors.orders_visible_to(request.user).filter(number=number).first()
     if order is None:
-        raise NotFound(f"No order {number} that you may see.")
+        raise NotFound(CloudError.NO_ORDER, number=number)
     return order
 
 
@@ -438,7 +439,7 @@ def _instance(request, number: str) -> Instance:
     order = _order(request, number)
     instance = Instance.objects.filter(order=order).first()
     if instance is None:
-        raise NotFound("The order has no instance yet.")
+        raise NotFound(CloudError.ORDER_WITHOUT_INSTANCE)
     return instance
 
 
@@ -457,7 +458,7 @@ def place_order(request, payload: OrderIn):
         administration = Administration.objects.filter(
             code=payload.administration.upper()).first()
         if administration is None:
-            raise NotFound(f"No administration {payload.administration}.")
+            raise NotFound(CoreError.NO_ADMINISTRATION, code=payload.administration)
     return Status(201, services.place_order(actor=request.user, plan=plan,
                                             purpose=payload.purpose,
                                             parameters=payload.parameters,
@@ -487,7 +488,7 @@ def _binding(request, number: str, binding_id: str) -> Binding:
     binding = Binding.objects.filter(instance=_instance(request, number),
                                      binding_id=binding_id).first()
     if binding is None:
-        raise NotFound("No such credentials.")
+        raise NotFound(CloudError.NO_SUCH_CREDENTIALS)
     return binding
 
 
@@ -541,7 +542,7 @@ def usage(request, number: str = Path(..., max_length=30)):
 def set_budget(request, payload: BudgetIn):
     administration = Administration.objects.filter(code=payload.administration.upper()).first()
     if administration is None:
-        raise NotFound(f"No administration {payload.administration}.")
+        raise NotFound(CoreError.NO_ADMINISTRATION, code=payload.administration)
     budget = services.set_budget(actor=request.user, administration=administration,
                                  year=payload.year, amount=payload.amount,
                                  thresholds=payload.thresholds)

@@ -10,8 +10,9 @@ from pathlib import Path
 def _usage(args):
     from django.utils import timezone
 
+    from sahab.cloud.errors import CloudError
     from sahab.cloud.models import UsageRecord
-    from sahab.core.errors import InvalidInput
+    from sahab.core.errors import CoreError, InvalidInput
 
     usage = UsageRecord.objects.all()
     tz = timezone.get_current_timezone()
@@ -21,7 +22,7 @@ def _usage(args):
             try:
                 day = dt.date.fromisoformat(value)
             except ValueError:
-                raise InvalidInput(f"--{name} must be a date like 2026-01-31.") from None
+                raise InvalidInput(CloudError.DATE_OPTION_INVALID, option=name) from None
             usage = usage.filter(**{f"period_start__{op}": dt.datetime.combine(
                 day, dt.time(), tzinfo=tz)})
     if getattr(args, "administration", None):
@@ -29,7 +30,7 @@ def _usage(args):
 
         administration = Administration.objects.filter(code=args.administration).first()
         if administration is None:
-            raise InvalidInput(f"No administration has the code {args.administration}.")
+            raise InvalidInput(CoreError.NO_ADMINISTRATION, code=args.administration)
         usage = usage.filter(administration__path__startswith=administration.path)
     return usage
 

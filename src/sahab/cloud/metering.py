@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from sahab.cloud import selectors
+from sahab.cloud.errors import CloudError
 from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import Alert, Budget, Instance, UsageRecord
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -204,26 +205,26 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
         "order__administration", "plan__offering__broker__provider__company").filter(
         instance_id=instance_id).first()
     if instance is None:
-        raise NotFound("No such instance.")
+        raise NotFound(CloudError.NO_SUCH_INSTANCE)
     provider = instance.plan.offering.broker.provider
     if not isinstance(actor, directory.SystemActor) and \
             directory.company_of(actor) != provider.company:
-        raise PermissionDenied("Only the instance's provider reports its usage.")
+        raise PermissionDenied(CloudError.USAGE_FROM_PROVIDER_ONLY)
     if period_start.tzinfo is None or period_start != _floor_hour(period_start):
-        raise InvalidInput("period_start must be the start of an hour, with its time zone.")
+        raise InvalidInput(CloudError.PERIOD_NOT_AN_HOUR)
     if instance.activated_at is None or period_start + HOUR <= instance.activated_at or \
             period_start > now or (instance.ended_at and period_start >= instance.ended_at):
-        raise InvalidInput("The instance did not exist during that hour.")
+        raise InvalidInput(CloudError.INSTANCE_ABSENT_THAT_HOUR)
     for value, what in ((size_bytes, "size_bytes"), (connections, "connections")):
         if value is not None and (not isinstance(value, int) or not 0 <= value < 2**62):
-            raise InvalidInput(f"{what} must be a whole number, 0 or more.")
+            raise InvalidInput(CloudError.USAGE_NOT_WHOLE_NUMBER, what=what)
     record = UsageRecord.objects.select_for_update().filter(instance=instance,
                                                             period_start=period_start).first()
     if record is None:
         record = _record_for(instance, period_start)
     if record.reported_at is not None and (record.size_bytes, record.connections) != \
             (size_bytes, connections):
-        raise Conflict("This hour was already reported with other figures.")
+        raise Conflict(CloudError.HOUR_ALREADY_REPORTED)
     record.size_bytes, record.connections, record.reported_at = size_bytes, connections, now
     record.save()
     ledger.record(

@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from sahab.cloud.errors import CloudError
 from sahab.cloud.models import (
     Alert,
     Attestation,
@@ -25,6 +26,7 @@ from sahab.cloud.models import (
     ServicePlan,
     UsageRecord,
 )
+from sahab.core.errors import Conflict
 from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
@@ -63,26 +65,38 @@ def contract_price(plan: ServicePlan):
                                         [plan.plan_id]).first()
 
 
+def not_orderable(plan: ServicePlan) -> Conflict | None:
+    """Why the plan cannot be ordered now, as the refusal to raise, or None when it can."""
+    return _refusal(plan, valid_labels(plan.offering.broker.provider), contract_price(plan))
+
+
 def not_orderable_reason(plan: ServicePlan) -> str:
     """Why the plan cannot be ordered now, or '' when it can."""
-    return _reason(plan, valid_labels(plan.offering.broker.provider), contract_price(plan))
+    refusal = not_orderable(plan)
+    return refusal.detail if refusal else ""
 
 
 def _reason(plan: ServicePlan, labels: set[str], price) -> str:
+    refusal = _refusal(plan, labels, price)
+    return refusal.detail if refusal else ""
+
+
+def _refusal(plan: ServicePlan, labels: set[str], price) -> Conflict | None:
     provider = plan.offering.broker.provider
     if provider.status != Provider.Status.QUALIFIED:
-        return f"{provider.company.name} is not a qualified cloud provider."
+        return Conflict(CloudError.PROVIDER_NOT_QUALIFIED, provider=provider.company.name)
     if Label.G_CLOUD not in labels:
-        return (f"{provider.company.name} holds no valid ANCS G-cloud label: new orders are "
-                "suspended.")
+        return Conflict(CloudError.PROVIDER_WITHOUT_G_CLOUD, provider=provider.company.name)
     if not plan.active or not plan.offering.active:
-        return "The provider's catalogue no longer lists this plan."
+        return Conflict(CloudError.PLAN_WITHDRAWN)
     if not plan.available:
-        reason = plan.metadata.get("unavailableReason") or "the broker marks it unavailable"
-        return f"The plan is unavailable: {reason}"
+        reason = plan.metadata.get("unavailableReason")
+        if not reason:
+            return Conflict(CloudError.PLAN_MARKED_UNAVAILABLE)
+        return Conflict(CloudError.PLAN_UNAVAILABLE, reason=reason)
     if price is None:
-        return "No framework-agreement contract prices this plan."
-    return ""
+        return Conflict(CloudError.PLAN_WITHOUT_PRICE)
+    return None
 
 
 @dataclass

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sahab.cloud import notifications, osb, selectors
+from sahab.cloud.errors import CloudError
 from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
     Alert,
@@ -37,7 +38,7 @@ from sahab.cloud.models import (
 )
 from sahab.core import documents, outbound
 from sahab.core import secrets as sealing
-from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, read_when_rendered
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
@@ -56,16 +57,16 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 def _provider_of(actor) -> Provider:
     company = directory.company_of(actor)
     if company is None or not company.active:
-        raise PermissionDenied("Only a member of a registered company may do this.")
+        raise PermissionDenied(CloudError.COMPANY_MEMBERS_ONLY)
     provider = Provider.objects.filter(company=company).first()
     if provider is None:
-        raise NotFound("The company has not applied as a cloud provider.")
+        raise NotFound(CloudError.PROVIDER_NOT_APPLIED)
     return provider
 
 
 def _require_reviewer(actor) -> None:
     if not directory.is_platform_admin(actor):
-        raise PermissionDenied("Only a platform administrator reviews cloud providers.")
+        raise PermissionDenied(CloudError.PROVIDER_REVIEW_FORBIDDEN)
 
 
 @transaction.atomic
@@ -73,9 +74,9 @@ def apply_as_provider(*, actor, description: str, locations: str) -> Provider:
     """A company applies to sell cloud services; reviewers then qualify it."""
     company = directory.company_of(actor)
     if company is None or not company.active:
-        raise PermissionDenied("Only a member of a registered company may apply.")
+        raise PermissionDenied(CloudError.APPLY_COMPANY_MEMBERS_ONLY)
     if Provider.objects.filter(company=company).exists():
-        raise Conflict("The company has already applied.")
+        raise Conflict(CloudError.PROVIDER_ALREADY_APPLIED)
     locations = _text(locations, "The data-centre locations", 300)
     provider = Provider.objects.create(company=company, locations=locations,
                                        description=_text(description, "The description", 5000,
@@ -101,10 +102,10 @@ def submit_attestation(*, actor, label: str, issuer: str, scope: str, reference:
     if provider is None or not isinstance(actor, directory.SystemActor):
         provider = _provider_of(actor)
     if label not in Label.values:
-        raise InvalidInput(f"Unknown label {label!r}.")
+        raise InvalidInput(CloudError.UNKNOWN_LABEL, label=repr(label))
     if not isinstance(valid_from, dt.date) or not isinstance(expires_on, dt.date) or \
             expires_on <= valid_from:
-        raise InvalidInput("The attestation must expire after it starts.")
+        raise InvalidInput(CloudError.ATTESTATION_DATES_INVALID)
     media_type = digest = ""
     if document is not None:
         media_type, digest = documents.check_document(document_name, document)
@@ -136,9 +137,9 @@ def review_attestation(*, actor, attestation: Attestation, accept: bool,
     _require_reviewer(actor)
     attestation = Attestation.objects.select_for_update().get(pk=attestation.pk)
     if attestation.status != Attestation.Status.PENDING:
-        raise Conflict("Only a pending attestation is reviewed.")
+        raise Conflict(CloudError.ATTESTATION_NOT_PENDING)
     if accept and attestation.expires_on < timezone.localdate():
-        raise Conflict("The attestation has already expired.")
+        raise Conflict(CloudError.ATTESTATION_EXPIRED)
     attestation.status = Attestation.Status.ACCEPTED if accept else Attestation.Status.REFUSED
     attestation.reviewed_at = timezone.now()
     attestation.review_note = _text(note, "The note", 2000, required=not accept)
@@ -158,7 +159,7 @@ def revoke_attestation(*, actor, attestation: Attestation, reason: str) -> Attes
     _require_reviewer(actor)
     attestation = Attestation.objects.select_for_update().get(pk=attestation.pk)
     if attestation.status != Attestation.Status.ACCEPTED:
-        raise Conflict("Only an accepted attestation is revoked.")
+        raise Conflict(CloudError.ATTESTATION_NOT_ACCEPTED)
     attestation.status = Attestation.Status.REVOKED
     attestation.review_note = _text(reason, "The reason", 2000)
     attestation.save()
@@ -223,7 +224,7 @@ def decide_provider(*, actor, provider: Provider, qualify: bool, note: str = "")
     _require_reviewer(actor)
     provider = Provider.objects.select_for_update().get(pk=provider.pk)
     if qualify and not selectors.valid_labels(provider) & {Label.G_CLOUD, Label.N_CLOUD}:
-        raise Conflict("Qualify a provider once it holds an accepted N-cloud or G-cloud label.")
+        raise Conflict(CloudError.PROVIDER_WITHOUT_LABEL)
     provider.status = Provider.Status.QUALIFIED if qualify else Provider.Status.REFUSED
     provider.decided_at = timezone.now()
     provider.decision_note = _text(note, "The note", 2000, required=not qualify)
@@ -245,7 +246,7 @@ def _check_broker_url(url: str) -> str:
     url = _text(url, "The broker URL", 500)
     parts = urlsplit(url)
     if parts.query:
-        raise InvalidInput("The broker URL has no query.")
+        raise InvalidInput(CloudError.BROKER_URL_HAS_QUERY)
     outbound.check_url(url, allow_http=settings.CLOUD_ALLOW_HTTP_BROKERS)
     return url
 
@@ -258,8 +259,7 @@ def register_broker(*, actor, url: str, username: str, password: str,
         provider = _provider_of(actor)
     provider = Provider.objects.select_for_update().get(pk=provider.pk)
     if provider.status != Provider.Status.QUALIFIED:
-        raise PermissionDenied("Only a qualified provider registers a service broker: the "
-                               "platform calls no broker before the provider is qualified.")
+        raise PermissionDenied(CloudError.BROKER_BEFORE_QUALIFICATION)
     url = _check_broker_url(url)
     username = _text(username, "The user name", 200)
     password = _text(password, "The password", 500)
@@ -305,16 +305,16 @@ def _category(service: dict) -> str:
 def _valid_catalog(catalog: dict) -> list[dict]:
     services = catalog.get("services")
     if not isinstance(services, list):
-        raise InvalidInput("The catalogue has no services list.")
+        raise InvalidInput(CloudError.CATALOGUE_WITHOUT_SERVICES)
     for service in services:
         if not isinstance(service, dict) or not all(
                 isinstance(service.get(k), str) and service.get(k) for k in ("id", "name")) or \
                 not isinstance(service.get("plans"), list) or not service["plans"]:
-            raise InvalidInput("Each service needs an id, a name and at least one plan.")
+            raise InvalidInput(CloudError.CATALOGUE_SERVICE_INCOMPLETE)
         for plan in service["plans"]:
             if not isinstance(plan, dict) or not all(
                     isinstance(plan.get(k), str) and plan.get(k) for k in ("id", "name")):
-                raise InvalidInput("Each plan needs an id and a name.")
+                raise InvalidInput(CloudError.CATALOGUE_PLAN_INCOMPLETE)
     return services
 
 
@@ -386,8 +386,8 @@ def _require_budget_holder(actor, administration: Administration) -> None:
         (Role.ADMINISTRATION_ADMIN in agent.role_set and
          administration.is_within(agent.administration)))
     if not allowed:
-        raise PermissionDenied(f"Only finance agents or administrators of {administration.name_fr} "
-                               "set its cloud budget.")
+        raise PermissionDenied(CloudError.BUDGET_FORBIDDEN,
+                               administration=read_when_rendered(lambda: administration.name))
 
 
 @transaction.atomic
@@ -395,11 +395,11 @@ def set_budget(*, actor, administration: Administration, year: int, amount,
                thresholds: list[int] | None = None) -> Budget:
     _require_budget_holder(actor, administration)
     if not isinstance(year, int) or not 2000 <= year <= 2100:
-        raise InvalidInput("The year must be between 2000 and 2100.")
+        raise InvalidInput(CloudError.BUDGET_YEAR_OUT_OF_RANGE)
     amount = _money(amount, "The budget")
     thresholds = sorted(set(thresholds if thresholds is not None else [50, 80, 100]))
     if not thresholds or any(not isinstance(t, int) or not 1 <= t <= 200 for t in thresholds):
-        raise InvalidInput("Thresholds are whole percentages between 1 and 200.")
+        raise InvalidInput(CloudError.BUDGET_THRESHOLDS_INVALID)
     budget, _ = Budget.objects.update_or_create(
         administration=administration, year=year,
         defaults={"amount": amount, "thresholds": thresholds})
@@ -432,9 +432,10 @@ def _agent_with_role(actor, administration: Administration, role: str, *,
     scope = selectors.ministry_path(agent.administration) if agent and ministry_wide \
         else (agent.administration.path if agent else None)
     if agent is None or role not in agent.role_set or not administration.path.startswith(scope):
-        where = "the ministry of " if ministry_wide else ""
-        raise PermissionDenied(f"Only a {Role(role).label.lower()} agent of {where}"
-                               f"{administration.name_fr} may do this.")
+        raise PermissionDenied(
+            CloudError.ROLE_REQUIRED_IN_MINISTRY if ministry_wide else CloudError.ROLE_REQUIRED,
+            role=read_when_rendered(lambda: str(Role(role).label).lower()),
+            administration=read_when_rendered(lambda: administration.name))
     return agent
 
 
@@ -451,7 +452,7 @@ def _next_number(now: dt.datetime) -> str:
 
 def _check_parameters(plan: ServicePlan, parameters) -> dict:
     if not isinstance(parameters, dict):
-        raise InvalidInput("The parameters must be a JSON object.")
+        raise InvalidInput(CloudError.PARAMETERS_NOT_OBJECT)
     schema = ((plan.schemas.get("service_instance") or {}).get("create") or {}).get("parameters")
     if schema:
         import jsonschema
@@ -459,9 +460,9 @@ def _check_parameters(plan: ServicePlan, parameters) -> dict:
         try:
             jsonschema.validate(parameters, schema)
         except jsonschema.ValidationError as exc:
-            raise InvalidInput(f"Invalid parameters: {exc.message}") from None
+            raise InvalidInput(CloudError.PARAMETERS_INVALID, error=exc.message) from None
         except jsonschema.SchemaError:
-            raise InvalidInput("The plan's parameter schema is invalid; ask the provider.") \
+            raise InvalidInput(CloudError.PARAMETER_SCHEMA_INVALID) \
                 from None
     return parameters
 
@@ -470,14 +471,13 @@ def _check_budget(administration: Administration, monthly: Decimal, now: dt.date
     """The order must fit in what is left of the budget that pays for it this year."""
     budget = selectors.budget_for(administration, now.year)
     if budget is None:
-        raise Conflict(f"{administration.name_fr} has no cloud budget for {now.year}; ask its "
-                       "finance service to set one.")
+        raise Conflict(CloudError.NO_BUDGET, year=now.year,
+                       administration=read_when_rendered(lambda: administration.name))
     committed = selectors.committed_until_year_end(budget.administration, now)
     needed = monthly * selectors.months_left(now)
     if committed + needed > budget.amount:
-        raise Conflict(f"The budget for {now.year} is {budget.amount} TND; {committed:.3f} is "
-                       f"spent or committed, and this order needs {needed:.3f} more until the "
-                       "end of the year.")
+        raise Conflict(CloudError.BUDGET_EXCEEDED, year=now.year, amount=budget.amount,
+                       committed=f"{committed:.3f}", needed=f"{needed:.3f}")
 
 
 @transaction.atomic
@@ -493,13 +493,12 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
     if administration is None:
         agent = directory.agent_of(actor)
         if agent is None:
-            raise PermissionDenied("Only an agent of an administration orders cloud services.")
+            raise PermissionDenied(CloudError.ORDER_AGENTS_ONLY)
         administration = agent.administration
     _it_officer(actor, administration)
     plan = ServicePlan.objects.select_related("offering__broker__provider__company").get(pk=plan.pk)
-    reason = selectors.not_orderable_reason(plan)
-    if reason:
-        raise Conflict(reason)
+    if refusal := selectors.not_orderable(plan):
+        raise refusal
     price = selectors.contract_price(plan)
     parameters = _check_parameters(plan, parameters or {})
     monthly = (price.unit_price * HOURS_PER_MONTH).quantize(Decimal("0.001"))
@@ -562,15 +561,14 @@ def decide_order(*, actor, order: Order, approve: bool, note: str = "",
         .get(pk=order.pk)
     if not selectors.may_decide_order(actor, order):
         if actor == order.ordered_by:
-            raise PermissionDenied("The agent who placed an order does not approve it.")
+            raise PermissionDenied(CloudError.ORDER_SELF_APPROVAL)
         _finance_agent(actor, order.administration)  # says who may
-        raise PermissionDenied("You may not decide this order.")
+        raise PermissionDenied(CloudError.ORDER_DECISION_FORBIDDEN)
     if order.status != Order.Status.PENDING_APPROVAL:
-        raise Conflict("The order has already been decided.")
+        raise Conflict(CloudError.ORDER_ALREADY_DECIDED)
     if approve:
-        reason = selectors.not_orderable_reason(order.plan)
-        if reason:
-            raise Conflict(reason)
+        if refusal := selectors.not_orderable(order.plan):
+            raise refusal
         _check_budget(order.administration, order.monthly_estimate, now)
     order.status = Order.Status.APPROVED if approve else Order.Status.REFUSED
     order.decided_at = now
@@ -601,9 +599,9 @@ def request_binding(*, actor, instance: Instance, name: str,
     instance = _instance_for_update(instance)
     _it_officer(actor, instance.order.administration)
     if instance.state != InstanceState.ACTIVE:
-        raise Conflict("Credentials are made for an active instance.")
+        raise Conflict(CloudError.CREDENTIALS_NEED_ACTIVE_INSTANCE)
     if not instance.plan.bindable:
-        raise Conflict("This plan gives no credentials.")
+        raise Conflict(CloudError.PLAN_WITHOUT_CREDENTIALS)
     binding = Binding.objects.create(
         instance=instance, binding_id=str(uuid.uuid4()), name=_text(name, "The name", 100),
         state=BindingState.REQUESTED, operation=Operation.BIND, next_attempt_at=now,
@@ -623,11 +621,11 @@ def reveal_credentials(*, actor, binding: Binding) -> dict:
     binding = Binding.objects.select_for_update().select_related("instance__order") \
         .get(pk=binding.pk)
     if binding.created_by_id != getattr(actor, "pk", None):
-        raise PermissionDenied("Only the agent who asked for these credentials sees them.")
+        raise PermissionDenied(CloudError.CREDENTIALS_OF_ANOTHER_AGENT)
     if binding.state != BindingState.READY or binding.credentials_sealed is None:
-        raise Conflict("The credentials are not ready.")
+        raise Conflict(CloudError.CREDENTIALS_NOT_READY)
     if binding.credentials_revealed_at is not None:
-        raise Conflict("The credentials were already shown; make new ones if they were lost.")
+        raise Conflict(CloudError.CREDENTIALS_ALREADY_SHOWN)
     binding.credentials_revealed_at = timezone.now()
     binding.save(update_fields=["credentials_revealed_at"])
     ledger.record(
@@ -646,7 +644,7 @@ def request_unbind(*, actor, binding: Binding, now: dt.datetime | None = None) -
         "instance__order__administration").get(pk=binding.pk)
     _it_officer(actor, binding.instance.order.administration)
     if binding.state != BindingState.READY:
-        raise Conflict("Only ready credentials are revoked.")
+        raise Conflict(CloudError.CREDENTIALS_NOT_REVOCABLE)
     _schedule_unbind(binding, actor, now)
     return binding
 
@@ -671,14 +669,13 @@ def request_plan_change(*, actor, instance: Instance, plan: ServicePlan,
     instance = _instance_for_update(instance)
     _it_officer(actor, instance.order.administration)
     if instance.state != InstanceState.ACTIVE:
-        raise Conflict("The plan of an active instance is changed.")
+        raise Conflict(CloudError.PLAN_CHANGE_NEEDS_ACTIVE)
     if plan.offering_id != instance.plan.offering_id or plan.pk == instance.plan_id:
-        raise InvalidInput("Choose another plan of the same service.")
+        raise InvalidInput(CloudError.PLAN_CHANGE_SAME_OR_OTHER_SERVICE)
     if not instance.plan.plan_updateable:
-        raise Conflict("The provider does not allow changing this plan.")
-    reason = selectors.not_orderable_reason(plan)
-    if reason:
-        raise Conflict(reason)
+        raise Conflict(CloudError.PLAN_NOT_UPDATEABLE)
+    if refusal := selectors.not_orderable(plan):
+        raise refusal
     price = selectors.contract_price(plan)
     extra = (price.unit_price - instance.unit_price) * HOURS_PER_MONTH
     if extra > 0:
@@ -705,7 +702,7 @@ def request_deprovision(*, actor, instance: Instance,
     instance = _instance_for_update(instance)
     _it_officer(actor, instance.order.administration)
     if instance.state != InstanceState.ACTIVE:
-        raise Conflict("Only an active instance is deleted.")
+        raise Conflict(CloudError.DELETE_NEEDS_ACTIVE)
     for binding in instance.bindings.select_for_update().filter(state=BindingState.READY):
         _schedule_unbind(binding, actor, now)
     instance.state = InstanceState.DEPROVISIONING
@@ -728,10 +725,9 @@ def retry_provisioning(*, actor, instance: Instance, now: dt.datetime | None = N
     instance = _instance_for_update(instance)
     _it_officer(actor, instance.order.administration)
     if instance.state != InstanceState.FAILED:
-        raise Conflict("Only a failed instance is retried.")
-    reason = selectors.not_orderable_reason(instance.plan)
-    if reason:
-        raise Conflict(reason)
+        raise Conflict(CloudError.RETRY_NEEDS_FAILED)
+    if refusal := selectors.not_orderable(instance.plan):
+        raise refusal
     instance.state = InstanceState.REQUESTED
     instance.operation, instance.polling, instance.attempts = Operation.PROVISION, False, 0
     instance.next_attempt_at, instance.requested_by = now, actor

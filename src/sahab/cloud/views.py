@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sahab.cloud import focus, forms, selectors, services
+from sahab.cloud.errors import CloudError
 from sahab.cloud.models import Attestation, Instance, InstanceState, Provider, ServicePlan
 from sahab.core.actions import run_form_action
 from sahab.core.charts import bars
@@ -188,7 +189,7 @@ def order_action(request, number: str, action: str):
         raise Http404
     instance = Instance.objects.filter(order=item).first()
     if instance is None and action not in DECISIONS:
-        messages.error(request, _("The order has no instance yet."))
+        messages.error(request, InvalidInput(CloudError.ORDER_WITHOUT_INSTANCE).detail)
         return redirect("cloud:order", number=number)
     if action == "reveal":
         return _reveal(request, item, instance)
@@ -313,8 +314,7 @@ def _attest(user, data: dict) -> None:
 def _broker(user, data: dict) -> str | None:
     broker = services.refresh_catalog(services.register_broker(actor=user, **data))
     if broker.catalog_error:
-        raise InvalidInput(_("The broker is registered but its catalogue could not be "
-                             "read: %(error)s") % {"error": broker.catalog_error})
+        raise InvalidInput(CloudError.CATALOGUE_UNREADABLE, error=broker.catalog_error)
     return None
 
 

@@ -12,7 +12,7 @@ from pathlib import PurePath
 import filetype
 from django.conf import settings
 
-from sahab.core.errors import Conflict, InvalidInput
+from sahab.core.errors import Conflict, CoreError, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +40,25 @@ def check_document(name: str, content: bytes) -> tuple[str, str]:
     """Refuse oversized, empty or disguised files; returns (media type, SHA-256)."""
     clean = PurePath(name or "").name
     if not clean or clean != name or len(name) > 200 or any(c in name for c in "\\\x00"):
-        raise InvalidInput(f"A document needs a plain file name, not {name!r}.")
+        raise InvalidInput(CoreError.DOCUMENT_NAME_NOT_PLAIN, name=repr(name))
     if name.startswith(".") or any(ord(c) < 32 or ord(c) == 127 or c in _NAME_FORBIDDEN
                                    for c in name):
-        raise InvalidInput(f"A document name has no quotes, line breaks or other control "
-                           f"characters, and none of {_NAME_FORBIDDEN}: {name!r} is refused.")
+        raise InvalidInput(CoreError.DOCUMENT_NAME_FORBIDDEN, forbidden=_NAME_FORBIDDEN,
+                           name=repr(name))
     if not content:
-        raise InvalidInput(f"{name} is empty.")
+        raise InvalidInput(CoreError.DOCUMENT_EMPTY, name=name)
     if len(content) > MAX_DOCUMENT_BYTES:
-        raise InvalidInput(f"{name} is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB.")
+        raise InvalidInput(CoreError.DOCUMENT_TOO_LARGE, name=name,
+                           mb=MAX_DOCUMENT_BYTES // (1024 * 1024))
     suffix = PurePath(name).suffix.lower()
     if suffix not in ALLOWED:
-        raise InvalidInput(f"{name}: only {', '.join(sorted(ALLOWED))} files are accepted.")
+        raise InvalidInput(CoreError.DOCUMENT_TYPE_REFUSED, name=name,
+                           allowed=", ".join(sorted(ALLOWED)))
     kind = filetype.guess(content)
     media_type = kind.mime if kind else "application/octet-stream"
     if media_type not in ALLOWED[suffix]:
-        raise InvalidInput(f"{name} is not a real {suffix} file (its content is {media_type}).")
+        raise InvalidInput(CoreError.DOCUMENT_CONTENT_MISMATCH, name=name, suffix=suffix,
+                           media_type=media_type)
     scan(name, content)
     return media_type, hashlib.sha256(content).hexdigest()
 
@@ -75,10 +78,9 @@ def scan(name: str, content: bytes) -> None:
         done = None
     if done is not None and done.returncode == 1:
         log.warning("the antivirus refused %s: %s", name, done.stdout[:300])
-        raise InvalidInput(f"{name} was refused by the antivirus.")
+        raise InvalidInput(CoreError.DOCUMENT_INFECTED, name=name)
     if done is None or done.returncode != 0:
         if done is not None:
             log.error("the antivirus failed on %s (exit %s): %s", name, done.returncode,
                       done.stderr[:300])
-        raise Conflict(f"{name} could not be checked by the antivirus; nothing was saved. "
-                       "Try again later.")
+        raise Conflict(CoreError.ANTIVIRUS_UNAVAILABLE, name=name)

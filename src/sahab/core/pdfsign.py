@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 
-from sahab.core.errors import Conflict, NotFound
+from sahab.core.errors import Conflict, CoreError, NotFound
 from sahab.core.keys import _write_private, keys_dir
 
 CA_FILE = "document-ca.pem"
@@ -154,7 +154,7 @@ def _demo_credentials(signatory: Signatory) -> tuple[bytes, bytes]:
     """The signatory's key and certificate (PEM), issued by the demo CA; issued again when
     their name or administration changed since."""
     if not _KEY_NAME.fullmatch(signatory.key):
-        raise NotFound(f"No signing key may be named {signatory.key!r}.")
+        raise NotFound(CoreError.SIGNING_KEY_NAME_REFUSED, name=repr(signatory.key))
     path = keys_dir() / SIGNERS_DIR / f"{signatory.key}.pem"
     subject = _subject(signatory)
     if path.exists():
@@ -190,20 +190,20 @@ def _pyhanko_signer(signatory: Signatory):
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     if getattr(settings, "DOCUMENT_SIGNING_PKCS11_MODULE", ""):
-        raise Conflict("Signing with a PKCS#11 token is not available on this platform yet.")
+        raise Conflict(CoreError.SIGNING_PKCS11_UNAVAILABLE)
     directory = getattr(settings, "DOCUMENT_SIGNING_PKCS12_DIR", "")
     if directory:
         name = PLATFORM if signatory.key == PLATFORM else signatory.username
         if not _KEY_NAME.fullmatch(name or ""):
-            raise NotFound("This signer has no signing certificate.")
+            raise NotFound(CoreError.SIGNER_WITHOUT_CERTIFICATE)
         p12 = Path(directory) / f"{name}.p12"
         if not p12.exists():
-            raise NotFound(f"No signing certificate for {name} ({p12.name}).")
+            raise NotFound(CoreError.SIGNING_CERTIFICATE_MISSING, name=name, file=p12.name)
         passphrase = Path(directory) / f"{name}.pass"
         secret = passphrase.read_bytes().strip() if passphrase.exists() else None
         signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=secret)
         if signer is None:
-            raise Conflict(f"{p12.name} could not be read.")
+            raise Conflict(CoreError.SIGNING_CERTIFICATE_UNREADABLE, file=p12.name)
         return signer
     key_pem, cert_pem = _demo_credentials(signatory)
     ca = _asn1(demo_ca()[1])
@@ -247,7 +247,7 @@ def validate(pdf: bytes, trust_roots: bytes | None = None) -> Validation:
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     signatures = reader.embedded_signatures
     if len(signatures) != 1:
-        raise Conflict(f"The document carries {len(signatures)} signatures, not one.")
+        raise Conflict(CoreError.SIGNATURE_COUNT, count=len(signatures))
     status = validate_pdf_signature(signatures[0], ValidationContext(trust_roots=roots))
     return Validation(
         intact=bool(status.intact), valid=bool(status.valid), trusted=bool(status.trusted),

@@ -8,9 +8,10 @@ from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import EmailStr
 
-from sahab.core.errors import NotFound, PermissionDenied
+from sahab.core.errors import CoreError, NotFound, PermissionDenied
 from sahab.core.pagination import Paging
 from sahab.directory import rules, selectors, services
+from sahab.directory.errors import DirectoryError
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
 
 router = Router(tags=["directory"])
@@ -194,7 +195,7 @@ class TokenCreated(TokenOut):
 def _administration(code: str) -> Administration:
     admin = Administration.objects.filter(code=code.upper()).select_related("parent").first()
     if admin is None:
-        raise NotFound(f"No administration with code {code}.")
+        raise NotFound(CoreError.NO_ADMINISTRATION, code=code)
     return admin
 
 
@@ -249,7 +250,7 @@ def update_administration(request, code: str, payload: AdministrationPatch):
 def _agent(username: str, user) -> Agent:
     agent = selectors.agents_visible_to(user).filter(user__username=username).first()
     if agent is None:
-        raise NotFound(f"No agent {username}.")
+        raise NotFound(DirectoryError.NO_AGENT, username=username)
     return agent
 
 
@@ -258,7 +259,7 @@ def _agent(username: str, user) -> Agent:
 def list_agents(request, q: str = Query("", max_length=100),
                 administration: str = Query("", max_length=32)):
     if not (selectors.is_agent(request.user) or selectors.is_platform_admin(request.user)):
-        raise PermissionDenied("Only agents may read the government address book.")
+        raise PermissionDenied(DirectoryError.ADDRESS_BOOK_FOR_AGENTS)
     return selectors.agents_visible_to(request.user, q=q, administration=administration.upper())
 
 
@@ -283,9 +284,7 @@ def update_agent(request, username: str, payload: AgentPatch):
     agent = _agent(username, request.user)
     # the rule table first: a refused change leaves the agent as it was (no partial update)
     if not rules.can_manage_agent(request.user, agent):
-        raise PermissionDenied("You cannot change this agent: only platform administrators "
-                               "manage holders of the platform administrator, auditor and "
-                               "complaints body roles.")
+        raise PermissionDenied(DirectoryError.PROTECTED_ROLES)
     if payload.reset_second_factor:
         services.disable_totp(actor=request.user, agent=agent)
     if payload.administration is not None:
@@ -316,8 +315,7 @@ def get_company(request, company_id: int = Path(..., ge=1, le=2**63 - 1)):
              summary="Register a company with its first user (platform administrators)")
 def create_company(request, payload: CompanyIn):
     if not selectors.is_platform_admin(request.user):
-        raise PermissionDenied("Companies register themselves on the web; "
-                               "the API is for platform administrators.")
+        raise PermissionDenied(DirectoryError.COMPANIES_REGISTER_ON_WEB)
     data = payload.dict()
     data["email"] = data["email"] or ""
     company, member, password = services.register_company(actor=request.user, **data)

@@ -19,10 +19,18 @@ from django.utils.translation import gettext as _
 
 from sahab.core import keys
 from sahab.core import secrets as sealing
-from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyAttempts
+from sahab.core.errors import (
+    Conflict,
+    CoreError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
 from sahab.core.errors import from_validation_error as _invalid
 from sahab.directory import notifications, rules, selectors
 from sahab.directory import sessions as web_sessions
+from sahab.directory.errors import DirectoryError
 from sahab.directory.events import DirectoryEvent
 from sahab.directory.models import (
     ALLOWED_PARENT_KINDS,
@@ -49,9 +57,9 @@ def _full_clean(obj, exclude: Iterable[str] | None = None) -> None:
         raise _invalid(exc) from None
 
 
-def _require(condition: bool, message: str) -> None:
+def _require(condition: bool, error: DirectoryError) -> None:
     if not condition:
-        raise PermissionDenied(message)
+        raise PermissionDenied(error)
 
 
 def _admin_data(admin: Administration) -> dict:
@@ -74,11 +82,11 @@ def check_parent(kind: str, parent: Administration | None) -> None:
     """Refuse a kind of administration under a parent the organisation chart does not allow."""
     allowed = ALLOWED_PARENT_KINDS.get(kind)
     if allowed is None:
-        raise InvalidInput(_("Unknown kind of administration: %s.") % kind,
+        raise InvalidInput(DirectoryError.UNKNOWN_ADMINISTRATION_KIND, kind=kind,
                            field_errors={"kind": [_("Unknown kind.")]})
     if (parent.kind if parent else None) not in allowed:
         raise InvalidInput(
-            _("This kind of administration cannot be placed there."),
+            DirectoryError.KIND_NOT_PLACEABLE,
             field_errors={"parent": [_("Not allowed as parent of this kind.")]})
 
 
@@ -94,10 +102,10 @@ def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar:
     """
     if parent is None:
         _require(selectors.is_platform_admin(actor),
-                 _("Only platform administrators create top-level administrations."))
+                 DirectoryError.TOP_LEVEL_FORBIDDEN)
     else:
         _require(selectors.can_manage_administration(actor, parent),
-                 _("You can only add administrations inside the one you manage."))
+                 DirectoryError.ADD_OUTSIDE_OWN)
     check_parent(kind, parent)
     admin = Administration(
         code=(code or "").strip().upper(), kind=kind, parent=parent,
@@ -112,7 +120,7 @@ def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar:
         with transaction.atomic():
             admin.save()
     except IntegrityError:
-        raise Conflict(_("An administration with this code or mail domain exists.")) from None
+        raise Conflict(DirectoryError.ADMINISTRATION_EXISTS) from None
     ledger.record(
         DirectoryEvent.ADMINISTRATION_CREATED,
         f"administration:{admin.code}",
@@ -132,13 +140,13 @@ def update_administration(*, actor, administration: Administration,
                           **changes) -> Administration:
     """Change names, acronym, mail domain or active flag, or move it under a new parent."""
     _require(selectors.can_manage_administration(actor, administration),
-             _("You cannot change this administration."))
+             DirectoryError.ADMINISTRATION_CHANGE_FORBIDDEN)
     unknown = set(changes) - _EDITABLE_ADMIN_FIELDS
     if unknown:
-        raise InvalidInput(_("These fields cannot be changed: %s.") % ", ".join(sorted(unknown)))
+        raise InvalidInput(DirectoryError.FIELDS_NOT_EDITABLE, fields=", ".join(sorted(unknown)))
     root = selectors.managed_root(actor)
     if root is not None and administration.pk == root.pk and "active" in changes:
-        raise PermissionDenied(_("You cannot deactivate the administration you manage."))
+        raise PermissionDenied(DirectoryError.DEACTIVATE_OWN_ADMINISTRATION)
     with transaction.atomic():
         admin = Administration.objects.select_for_update().get(pk=administration.pk)
         old_mail_domain = admin.mail_domain
@@ -157,7 +165,7 @@ def update_administration(*, actor, administration: Administration,
             with transaction.atomic():
                 admin.save()
         except IntegrityError:
-            raise Conflict(_("Another administration uses this mail domain.")) from None
+            raise Conflict(DirectoryError.MAIL_DOMAIN_TAKEN) from None
         ledger.record(
             DirectoryEvent.ADMINISTRATION_UPDATED,
             f"administration:{admin.code}",
@@ -187,16 +195,16 @@ def _mail_domain_assigned(actor, admin: Administration) -> None:
 def _move(actor, admin: Administration, parent: Administration | None) -> None:
     if parent is None:
         _require(selectors.is_platform_admin(actor),
-                 _("Only platform administrators create top-level administrations."))
+                 DirectoryError.TOP_LEVEL_FORBIDDEN)
     else:
         _require(selectors.can_manage_administration(actor, parent),
-                 _("You can only move an administration inside the one you manage."))
+                 DirectoryError.MOVE_OUTSIDE_OWN)
         if parent.is_within(admin):
-            raise InvalidInput(_("An administration cannot be moved under itself."),
+            raise InvalidInput(DirectoryError.MOVE_UNDER_ITSELF,
                                field_errors={"parent": [_("Creates a cycle.")]})
     root = selectors.managed_root(actor)
     if root is not None and admin.pk == root.pk:
-        raise PermissionDenied(_("You cannot move the administration you manage."))
+        raise PermissionDenied(DirectoryError.MOVE_OWN_ADMINISTRATION)
     check_parent(admin.kind, parent)
     old_path = admin.path
     admin.parent = parent
@@ -214,14 +222,14 @@ def _validate_roles(actor, roles: Iterable[str], administration: Administration,
     roles = sorted(set(roles))
     unknown = [r for r in roles if r not in Role.values]
     if unknown:
-        raise InvalidInput(_("Unknown roles: %s.") % ", ".join(unknown),
+        raise InvalidInput(DirectoryError.UNKNOWN_ROLES, roles=", ".join(unknown),
                            field_errors={"roles": [_("Unknown role.")]})
     refused = sorted(r for r in set(roles) ^ set(current)
                      if not rules.can_grant_role(actor, r, administration))
     if refused:
         raise PermissionDenied(
-            _("Only platform administrators grant or remove these roles: %s.")
-            % ", ".join(str(Role(r).label) for r in refused),
+            DirectoryError.ROLES_FOR_PLATFORM_ADMINS,
+            roles=", ".join(str(Role(r).label) for r in refused),
             field_errors={"roles": [_("Not yours to grant.")]})
     return roles
 
@@ -230,7 +238,7 @@ def _validate_password(password: str, user) -> None:
     try:
         password_validation.validate_password(password, user)
     except ValidationError as exc:
-        raise InvalidInput(" ".join(exc.messages),
+        raise InvalidInput(DirectoryError.PASSWORD_REFUSED, reasons=" ".join(exc.messages),
                            field_errors={"password": list(exc.messages)}) from None
 
 
@@ -241,7 +249,7 @@ def _new_user(*, username: str, email: str, first_name: str, last_name: str,
                 first_name=(first_name or "").strip(), last_name=(last_name or "").strip())
     _full_clean(user, exclude=["password"])
     if User.objects.filter(username__iexact=username).exists():
-        raise Conflict(_("The username %s is taken.") % username)
+        raise Conflict(DirectoryError.USERNAME_TAKEN, username=username)
     generated = None
     if password is None:
         generated = password = secrets.token_urlsafe(12)
@@ -269,9 +277,9 @@ def create_agent(*, actor, administration: Administration, username: str, email:
     """Create an agent in ``administration``; returns the agent and a generated password
     when none was given (shown once to the administrator who created the account)."""
     _require(selectors.can_manage_administration(actor, administration),
-             _("You can only create agents in the administration you manage."))
+             DirectoryError.AGENTS_OUTSIDE_OWN)
     if not administration.active:
-        raise InvalidInput(_("This administration is inactive."))
+        raise InvalidInput(DirectoryError.ADMINISTRATION_INACTIVE)
     roles = _validate_roles(actor, roles, administration)
     user, generated = _new_user(username=username, email=email, first_name=first_name,
                                 last_name=last_name, password=password)
@@ -295,11 +303,11 @@ def create_agent(*, actor, administration: Administration, username: str, email:
 def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
     """Replace an agent's roles."""
     _require(rules.can_manage_agent(actor, agent),
-             _("You cannot change the roles of this agent."))
+             DirectoryError.ROLES_CHANGE_FORBIDDEN)
     roles = _validate_roles(actor, roles, agent.administration, agent.role_set)
     if selectors.agent_of(actor) == agent and Role.ADMINISTRATION_ADMIN not in roles \
             and not selectors.is_platform_admin(actor):
-        raise PermissionDenied(_("You cannot remove your own administrator role."))
+        raise PermissionDenied(DirectoryError.REMOVE_OWN_ADMIN_ROLE)
     AgentRole.objects.filter(agent=agent).exclude(role__in=roles).delete()
     existing = set(AgentRole.objects.filter(agent=agent).values_list("role", flat=True))
     AgentRole.objects.bulk_create(
@@ -314,8 +322,8 @@ def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
 def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
     """Enable or disable an agent's sign-in; disabling also revokes their API tokens."""
     if selectors.agent_of(actor) == agent and not active:
-        raise PermissionDenied(_("You cannot disable your own account."))
-    _require(rules.can_set_agent_active(actor, agent), _("You cannot change this agent."))
+        raise PermissionDenied(DirectoryError.DISABLE_OWN_ACCOUNT)
+    _require(rules.can_set_agent_active(actor, agent), DirectoryError.AGENT_CHANGE_FORBIDDEN)
     agent.user.is_active = active
     agent.user.save(update_fields=["is_active"])
     if not active:
@@ -332,7 +340,7 @@ def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
 @transaction.atomic
 def move_agent(*, actor, agent: Agent, administration: Administration) -> Agent:
     _require(rules.can_move_agent(actor, agent, administration),
-             _("You can only move agents within the administration you manage."))
+             DirectoryError.AGENT_MOVE_OUTSIDE_OWN)
     agent.administration = administration
     agent.save(update_fields=["administration"])
     ledger.record(
@@ -352,7 +360,7 @@ def _company_fields(fields: dict) -> dict:
         try:
             cleaned["matricule_fiscal"] = normalize_matricule_fiscal(cleaned["matricule_fiscal"])
         except ValidationError as exc:
-            raise InvalidInput(" ".join(exc.messages),
+            raise InvalidInput(DirectoryError.MATRICULE_INVALID, reasons=" ".join(exc.messages),
                                field_errors={"matricule_fiscal": list(exc.messages)}) from None
     return cleaned
 
@@ -372,7 +380,7 @@ def register_company(*, actor, admin_username: str, admin_email: str, admin_pass
     """
     unknown = set(company_fields) - _COMPANY_FIELDS
     if unknown:
-        raise InvalidInput(_("Unknown fields: %s.") % ", ".join(sorted(unknown)))
+        raise InvalidInput(CoreError.UNKNOWN_FIELDS, fields=", ".join(sorted(unknown)))
     company = Company(**_company_fields(company_fields))
     _full_clean(company)
     user, generated = _new_user(username=admin_username, email=admin_email,
@@ -382,7 +390,7 @@ def register_company(*, actor, admin_username: str, admin_email: str, admin_pass
         with transaction.atomic():
             company.save()
     except IntegrityError:
-        raise Conflict(_("A company with this matricule fiscal is registered.")) from None
+        raise Conflict(DirectoryError.COMPANY_EXISTS) from None
     member = CompanyMember.objects.create(user=user, company=company, is_company_admin=True)
     ledger.record(
         DirectoryEvent.COMPANY_REGISTERED,
@@ -403,13 +411,13 @@ def _can_manage_company(actor, company: Company) -> bool:
 
 @transaction.atomic
 def update_company(*, actor, company: Company, **changes) -> Company:
-    _require(_can_manage_company(actor, company), _("You cannot change this company."))
+    _require(_can_manage_company(actor, company), DirectoryError.COMPANY_CHANGE_FORBIDDEN)
     unknown = set(changes) - (_COMPANY_FIELDS | {"active"})
     if unknown:
-        raise InvalidInput(_("These fields cannot be changed: %s.") % ", ".join(sorted(unknown)))
+        raise InvalidInput(DirectoryError.FIELDS_NOT_EDITABLE, fields=", ".join(sorted(unknown)))
     if "active" in changes:
         _require(selectors.is_platform_admin(actor),
-                 _("Only platform administrators suspend companies."))
+                 DirectoryError.SUSPEND_FORBIDDEN)
     company = Company.objects.select_for_update().get(pk=company.pk)
     for field, value in _company_fields(changes).items():
         setattr(company, field, value)
@@ -418,7 +426,7 @@ def update_company(*, actor, company: Company, **changes) -> Company:
         with transaction.atomic():
             company.save()
     except IntegrityError:
-        raise Conflict(_("A company with this matricule fiscal is registered.")) from None
+        raise Conflict(DirectoryError.COMPANY_EXISTS) from None
     ledger.record(
         DirectoryEvent.COMPANY_UPDATED, f"company:{company.pk}", actor, **_company_data(company)
     )
@@ -430,7 +438,7 @@ def add_company_user(*, actor, company: Company, username: str, email: str,
                      first_name: str = "", last_name: str = "", is_company_admin: bool = False,
                      password: str | None = None) -> tuple[CompanyMember, str | None]:
     _require(_can_manage_company(actor, company),
-             _("Only the company's administrators add its users."))
+             DirectoryError.COMPANY_USERS_FORBIDDEN)
     user, generated = _new_user(username=username, email=email, first_name=first_name,
                                 last_name=last_name, password=password)
     member = CompanyMember.objects.create(user=user, company=company,
@@ -450,7 +458,7 @@ def add_company_user(*, actor, company: Company, username: str, email: str,
 @transaction.atomic
 def change_password(*, user, old_password: str, new_password: str) -> None:
     if not user.check_password(old_password):
-        raise InvalidInput(_("The current password is wrong."),
+        raise InvalidInput(DirectoryError.CURRENT_PASSWORD_WRONG,
                            field_errors={"old_password": [_("Wrong password.")]})
     _validate_password(new_password, user)
     user.set_password(new_password)
@@ -543,7 +551,7 @@ def reset_password(*, uidb64: str, token: str, new_password: str):
     second factor, where the account has one, is still asked at the next sign-in."""
     user = account_for_reset_link(uidb64, token, for_update=True)
     if user is None:
-        raise InvalidInput(_("This link is not valid any more. Ask for a new one."))
+        raise InvalidInput(DirectoryError.LINK_NO_LONGER_VALID)
     _validate_password(new_password, user)
     user.set_password(new_password)
     user.save(update_fields=["password"])
@@ -592,13 +600,14 @@ def _accept_totp(agent: Agent, secret: str, code: str) -> bool:
 def enable_totp(*, agent: Agent, secret: str, code: str) -> None:
     """Turn on the second factor once the agent proves their app holds ``secret``."""
     if agent.totp_enabled:
-        raise Conflict(_("Two-factor sign-in is already on."))
+        raise Conflict(DirectoryError.TOTP_ALREADY_ON)
     try:
         pyotp.TOTP(secret).now()
     except Exception:
-        raise InvalidInput(_("The secret is not valid.")) from None
+        raise InvalidInput(DirectoryError.TOTP_SECRET_INVALID) from None
     if not _accept_totp(agent, secret, code):
-        raise InvalidInput(_("The code is not valid."), field_errors={"code": [_("Wrong code.")]})
+        raise InvalidInput(DirectoryError.TOTP_CODE_INVALID,
+                           field_errors={"code": [_("Wrong code.")]})
     agent.totp_secret = _seal_totp(agent, secret)
     agent.totp_enabled = True
     agent.totp_failures, agent.totp_locked_until = 0, None
@@ -626,8 +635,7 @@ def verify_totp(*, agent: Agent, code: str) -> bool:
         if not agent.totp_enabled:
             return False
         if totp_locked(agent):
-            raise TooManyAttempts(_("Too many wrong codes: this account's second factor is "
-                                    "locked for a while. Try again later."))
+            raise TooManyAttempts(DirectoryError.TOTP_LOCKED)
         if _accept_totp(agent, _unseal_totp(agent), code):
             Agent.objects.filter(pk=agent.pk).update(totp_failures=0, totp_locked_until=None)
             return True
@@ -652,10 +660,10 @@ def require_second_factor(*, user, code: str | None) -> None:
     if agent is None or not agent.totp_enabled:
         return
     if not code:
-        raise PermissionDenied(_("This account uses two-factor sign-in: give the current "
-                                 "six-digit code."), field_errors={"code": [_("Required.")]})
+        raise PermissionDenied(DirectoryError.TOTP_CODE_REQUIRED,
+                               field_errors={"code": [_("Required.")]})
     if not verify_totp(agent=agent, code=code):
-        raise PermissionDenied(_("The code is not valid."),
+        raise PermissionDenied(DirectoryError.TOTP_CODE_INVALID,
                                field_errors={"code": [_("Wrong code.")]})
 
 
@@ -663,11 +671,11 @@ def disable_totp(*, actor, agent: Agent, code: str | None = None) -> None:
     """The agent turns it off with a valid code; an administrator may reset it."""
     if selectors.agent_of(actor) == agent:
         if not verify_totp(agent=agent, code=code or ""):  # counts outside the write
-            raise InvalidInput(_("The code is not valid."),
+            raise InvalidInput(DirectoryError.TOTP_CODE_INVALID,
                                field_errors={"code": [_("Wrong code.")]})
     else:
         _require(rules.can_reset_second_factor(actor, agent),
-                 _("You cannot reset this agent's second factor."))
+                 DirectoryError.RESET_SECOND_FACTOR_FORBIDDEN)
     with transaction.atomic():
         _turn_off_totp(actor, agent)
 
@@ -689,12 +697,12 @@ def end_sessions(*, user, password: str, current_key: str | None,
     3.3.4); returns how many ended. Each ended session is gone from the session store,
     so it stops working at once wherever it is used."""
     if not user.check_password(password or ""):
-        raise InvalidInput(_("The password is wrong."),
+        raise InvalidInput(DirectoryError.PASSWORD_WRONG,
                            field_errors={"password": [_("Wrong password.")]})
     alive = {s.pk: s.session_key for s in web_sessions.active_sessions(user)}
     if sign_in_id is not None:
         if sign_in_id not in alive:
-            raise NotFound(_("No such session of yours."))
+            raise NotFound(DirectoryError.NO_SUCH_SESSION)
         keys = [alive[sign_in_id]]
     else:
         keys = [key for key in alive.values() if key != current_key]
@@ -725,10 +733,10 @@ def _token_expiry(expires_at: dt.datetime) -> dt.datetime:
         expires_at = dt.datetime.max.replace(tzinfo=dt.UTC)
     now = timezone.now()
     if expires_at <= now:
-        raise InvalidInput(_("The expiry date is in the past."),
+        raise InvalidInput(DirectoryError.TOKEN_EXPIRY_PAST,
                            field_errors={"expires_at": [_("Must be in the future.")]})
     if expires_at > now + MAX_TOKEN_LIFETIME:
-        raise InvalidInput(_("A token lives three years at most."),
+        raise InvalidInput(DirectoryError.TOKEN_TOO_LONG_LIVED,
                            field_errors={"expires_at": [_("At most three years from now.")]})
     return expires_at
 
@@ -742,10 +750,10 @@ def issue_api_token(*, actor, user, name: str, expires_at: dt.datetime | None = 
     ``code``, whether they come with a session or with another token.
     """
     _require(selectors.is_platform_admin(actor) or getattr(actor, "pk", None) == user.pk,
-             _("You can only create tokens for yourself."))
+             DirectoryError.TOKENS_FOR_YOURSELF)
     name = (name or "").strip()
     if not name or len(name) > 100:
-        raise InvalidInput(_("Give the token a name of 1 to 100 characters."),
+        raise InvalidInput(DirectoryError.TOKEN_NAME_LENGTH,
                            field_errors={"name": [_("Required, 100 characters at most.")]})
     if expires_at is not None:
         expires_at = _token_expiry(expires_at)
@@ -773,7 +781,7 @@ def _issue_token(actor, user, name: str, expires_at: dt.datetime | None) -> tupl
 def revoke_api_token(*, actor, token_id: int) -> ApiToken:
     token = ApiToken.objects.filter(pk=token_id).select_related("user").first()
     if token is None or not (selectors.is_platform_admin(actor) or token.user_id == actor.pk):
-        raise NotFound(_("No such token."))
+        raise NotFound(DirectoryError.NO_SUCH_TOKEN)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

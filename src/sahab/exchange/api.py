@@ -9,11 +9,12 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from sahab.core.errors import NotFound, PermissionDenied
+from sahab.core.errors import CoreError, NotFound, PermissionDenied
 from sahab.core.pagination import Paging
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
 from sahab.exchange import messagelog, selectors, services
+from sahab.exchange.errors import ExchangeError
 from sahab.exchange.models import (
     Classification,
     ClientCertificate,
@@ -209,7 +210,7 @@ class StatsFilter(Schema):
 
 def _agent_required(request) -> None:
     if not (directory.is_agent(request.user) or directory.is_platform_admin(request.user)):
-        raise PermissionDenied("The intranet's registry is for the administrations' agents.")
+        raise PermissionDenied(ExchangeError.REGISTRY_FOR_AGENTS)
 
 
 @router.get("/exchange/services", response=list[ServiceOut],
@@ -225,7 +226,7 @@ def list_services(request):
 def add_subsystem(request, payload: SubsystemIn):
     administration = Administration.objects.filter(code=payload.administration.upper()).first()
     if administration is None:
-        raise NotFound(f"No administration {payload.administration}.")
+        raise NotFound(CoreError.NO_ADMINISTRATION, code=payload.administration)
     return Status(201, services.register_subsystem(
         actor=request.user, administration=administration, code=payload.code, name=payload.name))
 
@@ -358,7 +359,7 @@ def list_hosts(request):
 def add_host(request, payload: HostIn):
     administration = Administration.objects.filter(code=payload.administration.upper()).first()
     if administration is None:
-        raise NotFound(f"No administration {payload.administration}.")
+        raise NotFound(CoreError.NO_ADMINISTRATION, code=payload.administration)
     return Status(201, services.register_provider_host(
         actor=request.user, administration=administration, host=payload.host,
         port=payload.port, path_prefix=payload.path_prefix,
@@ -389,5 +390,5 @@ def receipts(request, x_road_id: str = Path(..., min_length=1, max_length=100,
         path = directory.agent_of(request.user).administration.path
     found, waiting = selectors.receipts(x_road_id=x_road_id, administration_path=path)
     if not found and not waiting:
-        raise NotFound(f"No exchange of your administration has the X-Road-Id {x_road_id}.")
+        raise NotFound(ExchangeError.NO_EXCHANGE_WITH_ID, id=x_road_id)
     return {"receipts": found, "waiting": waiting}

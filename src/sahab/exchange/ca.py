@@ -19,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sahab.core import keys
 from sahab.core.errors import InvalidInput
+from sahab.exchange.errors import ExchangeError
 
 CA_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
@@ -66,19 +67,19 @@ def load_csr(pem: str | bytes) -> x509.CertificateSigningRequest:
     """A well-formed, self-signed CSR with an acceptable key, or ``InvalidInput``."""
     data = pem.encode() if isinstance(pem, str) else pem
     if len(data) > 20_000:
-        raise InvalidInput("The certificate signing request is too large.")
+        raise InvalidInput(ExchangeError.CSR_TOO_LARGE)
     try:
         csr = x509.load_pem_x509_csr(data)
     except ValueError:
-        raise InvalidInput("This is not a PEM certificate signing request.") from None
+        raise InvalidInput(ExchangeError.CSR_NOT_PEM) from None
     if not csr.is_signature_valid:
-        raise InvalidInput("The request's signature is not valid.")
+        raise InvalidInput(ExchangeError.CSR_SIGNATURE_INVALID)
     public = csr.public_key()
     acceptable = (isinstance(public, ec.EllipticCurvePublicKey) and public.curve.key_size >= 256
                   ) or (isinstance(public, rsa.RSAPublicKey) and public.key_size >= 2048) or \
         isinstance(public, ed25519.Ed25519PublicKey)
     if not acceptable:
-        raise InvalidInput("Keys must be ECDSA P-256 or larger, RSA 2048 or larger, or Ed25519.")
+        raise InvalidInput(ExchangeError.KEY_TOO_WEAK)
     return csr
 
 
@@ -123,7 +124,7 @@ def verify_issued_by_ca(der: bytes) -> x509.Certificate:
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
-        raise InvalidInput("The certificate was not issued by the platform's CA.") from None
+        raise InvalidInput(ExchangeError.CERTIFICATE_NOT_OURS) from None
     return cert
 
 

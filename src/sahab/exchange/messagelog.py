@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from sahab.core.errors import DomainError
 from sahab.exchange import protocol
+from sahab.exchange.errors import ExchangeError
 from sahab.exchange.events import ExchangeEvent
 from sahab.exchange.models import Message
 from sahab.ledger import services as ledger
@@ -312,7 +313,7 @@ def retry_refused(*, actor) -> int:
     from sahab.directory import selectors as directory
 
     if not directory.is_platform_admin(actor):
-        raise PermissionDenied("Only platform administrators retry refused log records.")
+        raise PermissionDenied(ExchangeError.LOG_RETRY_FORBIDDEN)
     return Message.objects.filter(ledger_failed_at__isnull=False).update(
         ledger_failed_at=None, ledger_error="")
 

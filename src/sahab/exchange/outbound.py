@@ -29,6 +29,7 @@ from django.conf import settings
 
 from sahab.core.errors import InvalidInput
 from sahab.core.outbound import unicast_ip
+from sahab.exchange.errors import ExchangeError
 
 _HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -45,21 +46,20 @@ def parse_url(url: str) -> ProviderURL:
     """A provider URL split and checked, or ``InvalidInput`` saying what is wrong."""
     if not isinstance(url, str) or not url or len(url) > 500 or any(
             ord(c) < 33 or ord(c) > 126 for c in url):
-        raise InvalidInput("A provider URL is printable ASCII without spaces, 500 characters "
-                           "at most.")
+        raise InvalidInput(ExchangeError.URL_NOT_PRINTABLE)
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise InvalidInput("This is not a valid URL.") from None
+        raise InvalidInput(ExchangeError.URL_INVALID) from None
     allowed = ("https", "http") if settings.EXCHANGE_ALLOW_HTTP_PROVIDERS else ("https",)
     if parts.scheme not in allowed:
-        raise InvalidInput("A provider URL must use " + " or ".join(allowed) + ".")
+        raise InvalidInput(ExchangeError.URL_SCHEME_REFUSED, schemes=" or ".join(allowed))
     if parts.username or parts.password or parts.query or parts.fragment or "#" in url:
-        raise InvalidInput("A provider URL has no credentials, query or fragment.")
+        raise InvalidInput(ExchangeError.URL_HAS_CREDENTIALS)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise InvalidInput("The port of the provider URL is not valid.") from None
+        raise InvalidInput(ExchangeError.URL_PORT_INVALID) from None
     host = normalise_host(parts.hostname or "")
     return ProviderURL(parts.scheme, host, port, clean_path(parts.path))
 
@@ -67,15 +67,14 @@ def parse_url(url: str) -> ProviderURL:
 def normalise_host(host: str) -> str:
     host = host.strip().lower().rstrip(".")
     if not host:
-        raise InvalidInput("A provider URL names a host.")
+        raise InvalidInput(ExchangeError.URL_WITHOUT_HOST)
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         pass
     if len(host) > 253 or not set(host) <= _HOST_CHARS or ".." in host or \
             host.startswith(("-", ".")):
-        raise InvalidInput("A host is a DNS name (letters, digits, '-' and '.') or an IP "
-                           "address.")
+        raise InvalidInput(ExchangeError.HOST_NAME_INVALID)
     return host
 
 
@@ -85,8 +84,7 @@ def clean_path(path: str) -> str:
     for segment in path.split("/")[1:]:
         decoded = unquote(segment)
         if decoded in (".", "..") or any(c in decoded for c in "/\\\x00") or "\\" in segment:
-            raise InvalidInput("A provider URL's path has no '.' or '..' segments and no "
-                               "encoded '/', '\\' or NUL.")
+            raise InvalidInput(ExchangeError.URL_PATH_UNSAFE)
     return path
 
 
@@ -94,7 +92,7 @@ def clean_prefix(prefix: str) -> str:
     prefix = (prefix or "/").strip()
     if not prefix.startswith("/") or len(prefix) > 300 or any(
             ord(c) < 33 or ord(c) > 126 for c in prefix):
-        raise InvalidInput("A path prefix starts with '/' (printable ASCII, 300 at most).")
+        raise InvalidInput(ExchangeError.PATH_PREFIX_INVALID)
     return clean_path(prefix) or "/"
 
 

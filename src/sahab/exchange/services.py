@@ -13,12 +13,20 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sahab.core.errors import Conflict, InvalidInput, PermissionDenied, from_validation_error
+from sahab.core.errors import (
+    Conflict,
+    CoreError,
+    InvalidInput,
+    PermissionDenied,
+    from_validation_error,
+    read_when_rendered,
+)
 from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
 from sahab.directory.services import token_digest
 from sahab.exchange import outbound, protocol
+from sahab.exchange.errors import ExchangeError
 from sahab.exchange.events import ExchangeEvent
 from sahab.exchange.models import (
     INSTANCE,
@@ -68,8 +76,8 @@ def _manager(actor, administration: Administration) -> None:
     agent = directory.agent_of(actor)
     if agent is None or not agent.role_set & MANAGERS or \
             not administration.is_within(agent.administration):
-        raise PermissionDenied(f"Only an IT officer or administrator of {administration.name_fr} "
-                               "manages its information systems.")
+        raise PermissionDenied(ExchangeError.SYSTEMS_FORBIDDEN,
+                               administration=read_when_rendered(lambda: administration.name))
 
 
 def _clean(obj) -> None:
@@ -89,9 +97,9 @@ def register_subsystem(*, actor, administration: Administration, code: str,
     if not code and not (name or "").strip():
         name = administration.name_fr
     if code in protocol.RESERVED_CODES:
-        raise InvalidInput(f"{code} is reserved for the X-Road metaservices.")
+        raise InvalidInput(ExchangeError.CODE_RESERVED, code=code)
     if not code and Subsystem.objects.filter(administration=administration, code="").exists():
-        raise Conflict(f"{administration.code} is already registered as a client.")
+        raise Conflict(ExchangeError.CLIENT_EXISTS, code=administration.code)
     subsystem = Subsystem(administration=administration, code=code,
                           name=_text(name, "The name", 200))
     _clean(subsystem)
@@ -106,7 +114,7 @@ def register_subsystem(*, actor, administration: Administration, code: str,
 
 def _platform_admin(actor) -> None:
     if not directory.is_platform_admin(actor):
-        raise PermissionDenied("Only platform administrators register provider hosts.")
+        raise PermissionDenied(ExchangeError.HOST_REGISTRATION_FORBIDDEN)
 
 
 @transaction.atomic
@@ -118,13 +126,13 @@ def register_provider_host(*, actor, administration: Administration, host: str,
     _platform_admin(actor)
     host = outbound.normalise_host(host if isinstance(host, str) else "")
     if not isinstance(port, int) or not 1 <= port <= 65535:
-        raise InvalidInput("The port is between 1 and 65535.")
+        raise InvalidInput(ExchangeError.PORT_OUT_OF_RANGE)
     prefix = outbound.clean_prefix(path_prefix)
     for other in ProviderHost.objects.select_for_update().filter(
             host=host, port=port, revoked_at__isnull=True):
         if outbound.prefixes_overlap(prefix, other.path_prefix):
-            raise Conflict(f"{host}:{port}{other.path_prefix} is already registered for "
-                           f"{other.administration.code}.")
+            raise Conflict(ExchangeError.HOST_TAKEN, host=f"{host}:{port}{other.path_prefix}",
+                           administration=other.administration.code)
     record = ProviderHost.objects.create(
         administration=administration, host=host, port=port, path_prefix=prefix,
         allow_internal=bool(allow_internal), note=_text(note, "The note", 500, required=False))
@@ -149,7 +157,7 @@ def revoke_provider_host(*, actor, host: ProviderHost) -> ProviderHost:
     host = ProviderHost.objects.select_for_update().select_related("administration").get(
         pk=host.pk)
     if host.revoked_at is not None:
-        raise Conflict("The host is already revoked.")
+        raise Conflict(ExchangeError.HOST_ALREADY_REVOKED)
     host.revoked_at = timezone.now()
     host.save(update_fields=["revoked_at"])
     _record(
@@ -180,13 +188,12 @@ def _check_provider_url(url: str, administration: Administration, what: str) -> 
     parsed = outbound.parse_url(url)
     host = host_for(administration, url)
     if host is None:
-        raise InvalidInput(f"{what} must be on a host registered for {administration.code} "
-                           f"({parsed.host}:{parsed.port}{parsed.path or '/'} is not): a "
-                           "platform administrator registers the administration's hosts.")
+        raise InvalidInput(ExchangeError.URL_NOT_ON_REGISTERED_HOST, what=what,
+                           administration=administration.code,
+                           url=f"{parsed.host}:{parsed.port}{parsed.path or '/'}")
     if outbound.is_ip(parsed.host) and not outbound.address_allowed(
             parsed.host, allow_internal=host.allow_internal):
-        raise InvalidInput(f"{parsed.host} is an internal address that the host's "
-                           "registration does not allow.")
+        raise InvalidInput(ExchangeError.INTERNAL_ADDRESS_REFUSED, host=parsed.host)
     return url.rstrip("/")
 
 
@@ -197,15 +204,15 @@ def _check_openapi(text: str) -> str:
     try:
         protocol.load_openapi(text)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(ExchangeError.OPENAPI_INVALID, error=str(exc)) from None
     return text
 
 
 def _limits(timeout_seconds, max_concurrency) -> None:
     if not isinstance(timeout_seconds, int) or not 1 <= timeout_seconds <= 120:
-        raise InvalidInput("The timeout is between 1 and 120 seconds.")
+        raise InvalidInput(ExchangeError.TIMEOUT_OUT_OF_RANGE)
     if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 10_000:
-        raise InvalidInput("The concurrency limit is between 1 and 10,000 calls.")
+        raise InvalidInput(ExchangeError.CONCURRENCY_OUT_OF_RANGE)
 
 
 @transaction.atomic
@@ -217,13 +224,14 @@ def register_service(*, actor, subsystem: Subsystem, code: str, name: str, base_
     registered hosts."""
     _manager(actor, subsystem.administration)
     if subsystem.is_member:
-        raise InvalidInput("Services belong to a subsystem, not to the member itself.")
+        raise InvalidInput(ExchangeError.SERVICE_NEEDS_SUBSYSTEM)
     if classification not in Classification.values:
-        raise InvalidInput(f"Unknown classification {classification!r}.")
+        raise InvalidInput(ExchangeError.UNKNOWN_CLASSIFICATION,
+                           classification=repr(classification))
     _limits(timeout_seconds, max_concurrency)
     code = (code or "").strip()
     if code in protocol.RESERVED_CODES:
-        raise InvalidInput(f"{code} is reserved for the X-Road metaservices.")
+        raise InvalidInput(ExchangeError.CODE_RESERVED, code=code)
     administration = subsystem.administration
     service = Service(
         subsystem=subsystem, code=code, name=_text(name, "The name", 200),
@@ -265,7 +273,7 @@ def update_service(*, actor, service: Service, **changes) -> Service:
                "max_concurrency", "active", "classification"}
     unknown = set(changes) - allowed
     if unknown:
-        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(CoreError.UNKNOWN_FIELDS, fields=", ".join(sorted(unknown)))
     if "base_url" in changes:
         service.base_url = _check_provider_url(changes["base_url"], administration,
                                                "The base URL")
@@ -280,7 +288,8 @@ def update_service(*, actor, service: Service, **changes) -> Service:
             setattr(service, field, _text(changes[field], label, limit))
     if "classification" in changes:
         if changes["classification"] not in Classification.values:
-            raise InvalidInput(f"Unknown classification {changes['classification']!r}.")
+            raise InvalidInput(ExchangeError.UNKNOWN_CLASSIFICATION,
+                               classification=repr(changes["classification"]))
         service.classification = changes["classification"]
     service.timeout_seconds = changes.get("timeout_seconds", service.timeout_seconds)
     service.max_concurrency = changes.get("max_concurrency", service.max_concurrency)
@@ -307,7 +316,7 @@ def _endpoints(endpoints) -> list[dict]:
     try:
         return [e.as_dict() for e in protocol.parse_endpoints(endpoints or [])]
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(ExchangeError.ENDPOINTS_INVALID, error=str(exc)) from None
 
 
 @transaction.atomic
@@ -318,12 +327,12 @@ def request_grant(*, actor, client: Subsystem, service: Service, legal_basis: st
     whole service or to some endpoints (methods and path patterns)."""
     _manager(actor, client.administration)
     if client.pk == service.subsystem_id:
-        raise InvalidInput("A subsystem does not need a grant for its own services.")
+        raise InvalidInput(ExchangeError.GRANT_TO_ITSELF)
     if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidInput("The grant must expire in the future.")
+        raise InvalidInput(ExchangeError.GRANT_EXPIRY_PAST)
     if Grant.objects.filter(client=client, service=service,
                             status__in=[Grant.Status.REQUESTED, Grant.Status.APPROVED]).exists():
-        raise Conflict("A request or grant for this service already exists.")
+        raise Conflict(ExchangeError.GRANT_EXISTS)
     grant = Grant.objects.create(
         client=client, service=service, requested_by=actor if getattr(actor, "pk", None) else None,
         legal_basis=_text(legal_basis, "The legal basis", 500),
@@ -354,10 +363,10 @@ def decide_grant(*, actor, grant: Grant, approve: bool, note: str = "",
         "service__subsystem__administration", "client__administration").get(pk=grant.pk)
     _manager(actor, grant.service.subsystem.administration)
     if grant.status != Grant.Status.REQUESTED:
-        raise Conflict("Only a requested grant is decided.")
+        raise Conflict(ExchangeError.GRANT_NOT_REQUESTED)
     if rate_per_minute is not None:
         if not isinstance(rate_per_minute, int) or not 1 <= rate_per_minute <= 100_000:
-            raise InvalidInput("The rate is between 1 and 100,000 calls per minute.")
+            raise InvalidInput(ExchangeError.RATE_OUT_OF_RANGE)
         grant.rate_per_minute = rate_per_minute
     if expires_at is not None:
         grant.expires_at = expires_at
@@ -388,7 +397,7 @@ def revoke_grant(*, actor, grant: Grant, reason: str) -> Grant:
         "service__subsystem__administration", "client").get(pk=grant.pk)
     _manager(actor, grant.service.subsystem.administration)
     if grant.status != Grant.Status.APPROVED:
-        raise Conflict("Only an approved grant is revoked.")
+        raise Conflict(ExchangeError.GRANT_NOT_APPROVED)
     grant.status = Grant.Status.REVOKED
     grant.decision_note = _text(reason, "The reason", 2000)
     grant.save()
@@ -434,7 +443,7 @@ def issue_certificate(*, actor, subsystem: Subsystem, csr_pem: str, days: int = 
 
     _manager(actor, subsystem.administration)
     if not isinstance(days, int) or not 1 <= days <= 825:
-        raise InvalidInput("Certificates last 1 to 825 days.")
+        raise InvalidInput(ExchangeError.CERTIFICATE_LIFETIME)
     ca.ensure_ca()
     cert = ca.issue(ca.load_csr(csr_pem), common_name=subsystem.identifier,
                     organisation=subsystem.administration.code, days=days,
@@ -464,7 +473,7 @@ def revoke_certificate(*, actor, certificate: ClientCertificate, reason: str) ->
         "subsystem__administration").get(pk=certificate.pk)
     _manager(actor, certificate.subsystem.administration)
     if certificate.revoked_at is not None:
-        raise Conflict("The certificate is already revoked.")
+        raise Conflict(ExchangeError.CERTIFICATE_ALREADY_REVOKED)
     certificate.revoked_at = timezone.now()
     certificate.save(update_fields=["revoked_at"])
     _record(

@@ -174,11 +174,12 @@ def cmd_witness_set(args) -> int:
     """Change a registered witness's address or turn it on or off (a ledger entry)."""
     from sahab.core.errors import NotFound
     from sahab.ledger import services
+    from sahab.ledger.errors import LedgerError
     from sahab.ledger.models import Witness
 
     witness = Witness.objects.filter(name=args.name).first()
     if witness is None:
-        raise NotFound(f"No witness named {args.name}.")
+        raise NotFound(LedgerError.NO_WITNESS, name=args.name)
     witness = services.set_witness(witness=witness, actor="system", url=args.url,
                                    active=args.active)
     print(f"{witness.name}\t{'active' if witness.active else 'inactive'}\t{witness.url or '-'}")

@@ -25,6 +25,7 @@ from django.utils import timezone
 from sahab.core import dbrouting
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sahab.ledger import merkle, note
+from sahab.ledger.errors import LedgerError
 from sahab.ledger.events import LedgerOwnEvent
 from sahab.ledger.models import (
     Checkpoint,
@@ -71,16 +72,16 @@ def encode_entry(record: Record, at: dt.datetime) -> bytes:
     for name in ("type", "subject", "actor"):
         value = getattr(record, name)
         if not isinstance(value, str) or not value or len(value) > 300:
-            raise InvalidInput(f"A ledger entry needs a {name} of 1 to 300 characters.")
+            raise InvalidInput(LedgerError.ENTRY_FIELD_INVALID, name=name)
     if not isinstance(record.data, dict):
-        raise InvalidInput("A ledger entry's data is a JSON object.")
+        raise InvalidInput(LedgerError.ENTRY_DATA_NOT_OBJECT)
     try:
         body = rfc8785.dumps({"type": record.type, "at": _rfc3339(at), "actor": record.actor,
                               "subject": record.subject, "data": record.data})
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"A ledger entry's data cannot be written as JSON: {exc}") from None
+        raise InvalidInput(LedgerError.ENTRY_DATA_NOT_JSON, error=str(exc)) from None
     if len(body) > MAX_ENTRY_BYTES:
-        raise InvalidInput("A ledger entry is 64 KiB at most: record hashes, not documents.")
+        raise InvalidInput(LedgerError.ENTRY_TOO_LARGE)
     return body
 
 
@@ -178,7 +179,7 @@ def _chunks(items: list, n: int) -> Iterable[list]:
 
 def _require_size(size: int) -> None:
     if size < 0 or size > tree_size():
-        raise NotFound(f"The log has no tree of size {size}.")
+        raise NotFound(LedgerError.NO_TREE_OF_SIZE, size=size)
 
 
 def root_at(size: int) -> bytes:
@@ -192,7 +193,7 @@ def root_at(size: int) -> bytes:
 def inclusion_proof(index: int, size: int) -> list[bytes]:
     _require_size(size)
     if not 0 <= index < size:
-        raise InvalidInput(f"Entry {index} is not in a tree of size {size}.")
+        raise InvalidInput(LedgerError.ENTRY_NOT_IN_TREE, index=index, size=size)
     return merkle.resolve(merkle.inclusion_ranges(index, size), _fetch_nodes)
 
 
@@ -217,23 +218,23 @@ def consistency_proof_json(old: int, new: int) -> dict:
 def consistency_proof(old: int, new: int) -> list[bytes]:
     _require_size(new)
     if not 0 <= old <= new:
-        raise InvalidInput(f"No consistency proof from size {old} to size {new}.")
+        raise InvalidInput(LedgerError.NO_CONSISTENCY_PROOF, old=old, new=new)
     return merkle.resolve(merkle.consistency_ranges(old, new), _fetch_nodes)
 
 
 def leaf_hash_of(index: int) -> bytes:
     if not 0 <= index < tree_size():
-        raise NotFound(f"The log has no entry {index}.")
+        raise NotFound(LedgerError.NO_ENTRY, index=index)
     node = Node.objects.filter(key=node_key(0, index)).values_list("hash", flat=True).first()
     if node is None:
-        raise NotFound(f"The log has no entry {index}.")
+        raise NotFound(LedgerError.NO_ENTRY, index=index)
     return bytes(node)
 
 
 def get_entry(index: int) -> Entry:
     entry = Entry.objects.filter(index=index).first()
     if entry is None:
-        raise NotFound(f"The log has no entry {index}.")
+        raise NotFound(LedgerError.NO_ENTRY, index=index)
     return entry
 
 
@@ -259,12 +260,12 @@ def proven_entries(indexes: Iterable[int], *, signed: bool = True) -> dict[int, 
     if signed:
         checkpoint = latest_checkpoint()
         if checkpoint.size <= indexes[-1]:
-            raise Conflict(f"No published checkpoint covers entry {indexes[-1]} yet.")
+            raise Conflict(LedgerError.ENTRY_NOT_PUBLISHED, index=indexes[-1])
         try:
             tree, _ = note.open_checkpoint(signed_checkpoint(checkpoint).encode(),
                                            signer().verifier)
         except note.NoteError as exc:
-            raise Conflict(f"The latest checkpoint does not verify: {exc}") from None
+            raise Conflict(LedgerError.CHECKPOINT_DOES_NOT_VERIFY, error=str(exc)) from None
     else:
         size = tree_size()
         tree = note.Checkpoint("", size, root_at(size))
@@ -276,7 +277,7 @@ def proven_entries(indexes: Iterable[int], *, signed: bool = True) -> dict[int, 
             merkle.verify_inclusion(index, tree.size, merkle.leaf_hash(body),
                                     inclusion_proof(index, tree.size), tree.root)
         except merkle.ProofError:
-            raise Conflict(f"Ledger entry {index} is not the one the checkpoint covers.") \
+            raise Conflict(LedgerError.ENTRY_NOT_COVERED, index=index) \
                 from None
         proven[index] = json.loads(body)
     return proven
@@ -303,11 +304,11 @@ def tiles_for_size(size: int) -> list[tuple[int, int, int]]:
 def tile(level: int, index: int, width: int) -> bytes:
     """The hashes of tile ``level``/``index``: nodes at tree level 8*level."""
     if not 0 <= level <= 63 or index < 0 or not 1 <= width <= TILE_WIDTH:
-        raise NotFound("No such tile.")
+        raise NotFound(LedgerError.NO_SUCH_TILE)
     tree_level = TILE_HEIGHT * level
     first = index * TILE_WIDTH
     if tree_level > 63 or (first + width) << tree_level > tree_size():
-        raise NotFound("The log has no such tile yet.")
+        raise NotFound(LedgerError.TILE_NOT_YET)
     hashes = Node.objects.filter(
         key__gte=node_key(tree_level, first), key__lt=node_key(tree_level, first + width)
     ).order_by("key").values_list("hash", flat=True)
@@ -317,10 +318,10 @@ def tile(level: int, index: int, width: int) -> bytes:
 def entry_bundle(index: int, width: int) -> bytes:
     """Entries ``[index*256, index*256 + width)``, each prefixed with its uint16 length."""
     if index < 0 or not 1 <= width <= TILE_WIDTH:
-        raise NotFound("No such entry bundle.")
+        raise NotFound(LedgerError.NO_SUCH_ENTRY_BUNDLE)
     first = index * TILE_WIDTH
     if first + width > tree_size():
-        raise NotFound("The log has no such entry bundle yet.")
+        raise NotFound(LedgerError.ENTRY_BUNDLE_NOT_YET)
     bodies = Entry.objects.filter(index__gte=first, index__lt=first + width).order_by(
         "index").values_list("body", flat=True)
     return b"".join(len(b).to_bytes(2, "big") + bytes(b) for b in bodies)
@@ -438,7 +439,7 @@ def latest_checkpoint() -> Checkpoint:
         checkpoint_if_grown()
         published = _published_in_database(required)
     if published is None:
-        raise NotFound(f"No checkpoint is cosigned by {required} witnesses yet: retry shortly.")
+        raise NotFound(LedgerError.NO_COSIGNED_CHECKPOINT, required=required)
     return published
 
 
@@ -476,7 +477,7 @@ def checkpoint_covering(index: int) -> Checkpoint:
             witnessing.submit_to_all()
         checkpoint = latest_checkpoint()
     if checkpoint.size <= index:
-        raise NotFound(f"The log has no entry {index} under a published checkpoint yet.")
+        raise NotFound(LedgerError.ENTRY_NOT_UNDER_CHECKPOINT, index=index)
     return checkpoint
 
 
@@ -534,8 +535,7 @@ def check_witness_url(url: str) -> str:
     try:
         outbound.check_url(url, allow_http=loopback or None, resolve=False)
     except outbound.OutboundRefused:
-        raise InvalidInput("A witness URL is https (plain http only on the loopback), names "
-                           "a host, and has no credentials and no fragment.") from None
+        raise InvalidInput(LedgerError.WITNESS_URL_INVALID) from None
     return url
 
 
@@ -546,17 +546,16 @@ def register_witness(*, name: str, vkey: str, url: str = "", actor="system") -> 
     Only platform administrators register witnesses: the URL is one the platform posts to.
     """
     if not _is_platform_admin(actor):
-        raise PermissionDenied("Only platform administrators register witnesses.")
+        raise PermissionDenied(LedgerError.WITNESS_REGISTRATION_FORBIDDEN)
     try:
         verifier = note.parse_vkey(vkey)
     except note.NoteError as exc:
-        raise InvalidInput(f"Bad verifier key: {exc}") from None
+        raise InvalidInput(LedgerError.BAD_VERIFIER_KEY, error=str(exc)) from None
     if verifier.sig_type != note.SIG_COSIGNATURE_V1 or verifier.name != name:
-        raise InvalidInput("A witness key is a cosignature/v1 (type 0x04) key named "
-                           "like the witness.")
+        raise InvalidInput(LedgerError.WITNESS_KEY_INVALID)
     url = check_witness_url(url)
     if Witness.objects.filter(name=name).exists():
-        raise Conflict(f"A witness named {name} is registered.")
+        raise Conflict(LedgerError.WITNESS_EXISTS, name=name)
     witness = Witness.objects.create(name=name, vkey=vkey.strip(), url=url)
     append(
         type=LedgerOwnEvent.WITNESS_REGISTERED,
@@ -572,7 +571,7 @@ def set_witness(*, witness: Witness, actor, active: bool | None = None,
                 url: str | None = None) -> Witness:
     """Turn a witness on or off, or change where checkpoints are submitted to it."""
     if not _is_platform_admin(actor):
-        raise PermissionDenied("Only platform administrators change witnesses.")
+        raise PermissionDenied(LedgerError.WITNESS_CHANGE_FORBIDDEN)
     witness = Witness.objects.select_for_update().get(pk=witness.pk)
     changes = {}
     if active is not None and active != witness.active:
@@ -593,7 +592,7 @@ def set_witness(*, witness: Witness, actor, active: bool | None = None,
 def checkpoint_of_size(size: int) -> Checkpoint:
     checkpoint = Checkpoint.objects.filter(size=size).first()
     if checkpoint is None:
-        raise NotFound(f"No checkpoint of size {size}.")
+        raise NotFound(LedgerError.NO_CHECKPOINT_OF_SIZE, size=size)
     return checkpoint
 
 

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from sahab.core.errors import Conflict, DomainError
 from sahab.ledger import merkle, note
+from sahab.ledger.errors import LedgerError
 from sahab.ledger.events import LedgerOwnEvent
 
 log = logging.getLogger("sahab.ledger.signer")
@@ -476,8 +477,7 @@ def accept_restore(*, reason: str) -> RestoreReport:
 
     reason = (reason or "").strip()
     if not reason or len(reason) > 1000:
-        raise Conflict("Say why the restored database is accepted (1 to 1000 characters): "
-                       "the reason is recorded in the public ledger.")
+        raise Conflict(LedgerError.RESTORE_REASON_REQUIRED)
     with _locked() as path:
         state = services._state()
         root = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier)).root()

@@ -18,8 +18,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from sahab.core.errors import DomainError, InvalidInput
-from sahab.core.problems import problem_response
+from sahab.core.problems import domain_problem, problem_response
 from sahab.ledger import services, witnessing
+from sahab.ledger.errors import LedgerError
 from sahab.ledger.models import Entry
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -37,7 +38,7 @@ def _problems(view):
         try:
             return view(request, *args, **kwargs)
         except DomainError as exc:
-            return problem_response(exc.status, exc.title, exc.detail)
+            return domain_problem(exc)
     return wrapper
 
 
@@ -45,10 +46,10 @@ def _int_param(request, name: str, default: int | None = None) -> int:
     raw = request.GET.get(name)
     if raw is None or raw == "":
         if default is None:
-            raise InvalidInput(f"The query parameter '{name}' is required.")
+            raise InvalidInput(LedgerError.QUERY_PARAMETER_REQUIRED, name=name)
         return default
     if not raw.isdigit() or len(raw) > 19:
-        raise InvalidInput(f"The query parameter '{name}' is a non-negative integer.")
+        raise InvalidInput(LedgerError.QUERY_PARAMETER_NOT_INTEGER, name=name)
     return int(raw)
 
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from sahab.core.errors import Conflict, InvalidInput
 from sahab.ledger import note, services
+from sahab.ledger.errors import LedgerError
 from sahab.ledger.events import LedgerOwnEvent
 from sahab.ledger.models import Witness, WitnessedLog
 from sahab.ledger.witness import SIZE_CONTENT_TYPE, decide, parse_request
@@ -50,8 +51,8 @@ def submit(witness: Witness, *, client: httpx.Client | None = None) -> bool:
     old = witness.last_size
     for _ in range(2):  # a 409 tells the size the witness has: retry once from there
         if old > checkpoint.size:
-            raise Conflict(f"{witness.name} has seen size {old}, beyond our {checkpoint.size}: "
-                           "investigate a fork.")
+            raise Conflict(LedgerError.WITNESS_SAW_FORK, witness=witness.name, old=old,
+                           size=checkpoint.size)
         proof = services.consistency_proof(old, checkpoint.size) if old else []
         response = client.post(witness.url, content=request_body(
             old, proof, services.signed_checkpoint(checkpoint)))
@@ -119,13 +120,13 @@ def register_witnessed_log(*, vkey: str) -> WitnessedLog:
     try:
         verifier = note.parse_vkey(vkey)
     except note.NoteError as exc:
-        raise InvalidInput(f"Bad verifier key: {exc}") from None
+        raise InvalidInput(LedgerError.BAD_VERIFIER_KEY, error=str(exc)) from None
     if verifier.sig_type != note.SIG_ED25519:
-        raise InvalidInput("A log's key is an Ed25519 (type 0x01) key.")
+        raise InvalidInput(LedgerError.LOG_KEY_INVALID)
     witnessed, created = WitnessedLog.objects.get_or_create(
         origin=verifier.name, defaults={"vkey": vkey.strip()})
     if not created:
-        raise Conflict(f"{verifier.name} is witnessed already.")
+        raise Conflict(LedgerError.LOG_ALREADY_WITNESSED, name=verifier.name)
     services.record(
         LedgerOwnEvent.WITNESSED_LOG_REGISTERED,
         f"log:{verifier.name}",

@@ -8,12 +8,13 @@ import datetime as dt
 from ninja import Field, Path, Router, Schema, Status
 from ninja.pagination import paginate
 
-from sahab.core.errors import InvalidInput, NotFound, PermissionDenied
+from sahab.core.errors import CoreError, InvalidInput, NotFound, PermissionDenied
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
 from sahab.mail import letters, selectors, services
+from sahab.mail.errors import MailError
 from sahab.mail.models import Classification, Letter, MailDomain
 from sahab.mail.receipts import verify_receipt
 
@@ -23,7 +24,7 @@ Id = Path(..., ge=1, le=2**63 - 1)
 
 def _agent_required(request) -> None:
     if not (directory.is_agent(request.user) or directory.is_platform_admin(request.user)):
-        raise PermissionDenied("The mail directory is for the administrations' agents.")
+        raise PermissionDenied(MailError.DIRECTORY_FOR_AGENTS)
 
 
 class EntryOut(Schema):
@@ -136,7 +137,7 @@ def send_letter(request, payload: LetterIn):
     sender = services.mailbox_by_address(payload.sender)
     to = Administration.objects.filter(code=payload.to.upper()).first()
     if to is None:
-        raise NotFound(f"No administration {payload.to}.")
+        raise NotFound(CoreError.NO_ADMINISTRATION, code=payload.to)
     attachments = [(a.filename, a.content_type, base64_content(a.content_base64, a.filename))
                    for a in payload.attachments]
     letter = letters.send_letter(actor=request.user, sender=sender, to=to,
@@ -166,5 +167,5 @@ def check_receipt(request, payload: ReceiptIn):
     try:
         fields = verify_receipt(payload.document.replace("\r\n", "\n"), key)
     except (NoteError, ValueError) as exc:
-        raise InvalidInput(f"The receipt does not verify: {exc}") from None
+        raise InvalidInput(MailError.RECEIPT_DOES_NOT_VERIFY, error=str(exc)) from None
     return {"valid": True, "fields": fields, "key": key}

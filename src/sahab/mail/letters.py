@@ -28,6 +28,7 @@ from sahab.directory.models import Administration
 from sahab.ledger import note
 from sahab.ledger import services as ledger
 from sahab.mail import dkim, maildir, routing, selectors
+from sahab.mail.errors import MailError
 from sahab.mail.events import MailEvent
 from sahab.mail.models import Classification, Letter, Mailbox, Receipt
 from sahab.mail.receipts import receipt_text
@@ -103,7 +104,7 @@ def send_letter(*, actor, sender: Mailbox, to: Administration, reference: str,
 
     agent = directory.agent_of(actor)
     if agent is None or not services.can_use_mailbox(actor, sender, send=True):
-        raise PermissionDenied(_("You may not send letters from this mailbox."))
+        raise PermissionDenied(MailError.LETTER_SENDER_FORBIDDEN)
     reference, subject = reference.strip(), subject.strip()
     errors = {}
     if not reference or len(reference) > 60 or any(c in reference for c in "\r\n"):
@@ -113,13 +114,13 @@ def send_letter(*, actor, sender: Mailbox, to: Administration, reference: str,
     if classification not in Classification.values:
         errors["classification"] = [_("Choose a classification.")]
     if errors:
-        raise InvalidInput(_("The letter is incomplete."), field_errors=errors)
+        raise InvalidInput(MailError.LETTER_INCOMPLETE, field_errors=errors)
     recipient = registry_of(to)
     if recipient is None:
-        raise InvalidInput(_("%(name)s has no registry mailbox.") % {"name": to.name},
+        raise InvalidInput(MailError.NO_REGISTRY_MAILBOX, name=to.name,
                            field_errors={"to": [_("No registry mailbox.")]})
     if Letter.objects.filter(sender=sender, reference=reference).exists():
-        raise Conflict(_("A letter with the reference %s was already sent.") % reference)
+        raise Conflict(MailError.LETTER_ALREADY_SENT, reference=reference)
     message_id = email.utils.make_msgid(idstring="letter", domain=sender.domain.name)
     raw = _build(sender, recipient, reference, classification, subject, body,
                  attachments or [], message_id)
@@ -350,5 +351,5 @@ def letters_visible_to(user):
 def get_letter(user, pk: int) -> Letter:
     letter = letters_visible_to(user).filter(pk=pk).first()
     if letter is None:
-        raise NotFound(_("No such letter."))
+        raise NotFound(MailError.NO_SUCH_LETTER)
     return letter

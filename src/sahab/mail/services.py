@@ -29,6 +29,7 @@ from sahab.directory.models import Administration, Agent, Role
 from sahab.ledger import services as ledger
 from sahab.mail import dkim
 from sahab.mail.delivery import normalise
+from sahab.mail.errors import MailError
 from sahab.mail.events import MailEvent
 from sahab.mail.models import (
     Alias,
@@ -64,8 +65,7 @@ def can_manage_mail(user, administration: Administration) -> bool:
 
 def _require_manager(actor, administration: Administration) -> None:
     if not can_manage_mail(actor, administration):
-        raise PermissionDenied(_("Only the mail administrators of %(name)s may do this.")
-                               % {"name": administration.name})
+        raise PermissionDenied(MailError.MAIL_ADMINISTRATORS_ONLY, name=administration.name)
 
 
 def _routing_changed() -> None:
@@ -94,11 +94,11 @@ def check_domain_assignment(*, actor, name: str | None) -> None:
     administrator, and any domain outside the state's list. Called by the directory
     before it saves the change."""
     if not rules.can_assign_mail_domain(actor):
-        raise PermissionDenied(_("Only platform administrators assign mail domains."))
+        raise PermissionDenied(MailError.DOMAIN_ASSIGNMENT_FORBIDDEN)
     if name and not domain_allowed(name):
         raise InvalidInput(
-            _("%(name)s is not one of the state's mail domains (%(allowed)s).")
-            % {"name": name, "allowed": ", ".join(settings.MAIL_DOMAINS_ALLOWED)},
+            MailError.DOMAIN_NOT_ALLOWED, name=name,
+            allowed=", ".join(settings.MAIL_DOMAINS_ALLOWED),
             field_errors={"mail_domain": [_("Not a domain of the state.")]})
 
 
@@ -110,7 +110,7 @@ def ensure_domain(*, actor, administration: Administration, name: str) -> MailDo
     existing = MailDomain.objects.filter(name=name).first()
     if existing is not None:
         if existing.administration_id != administration.pk:
-            raise Conflict(_("The domain %s belongs to another administration.") % name)
+            raise Conflict(MailError.DOMAIN_OF_ANOTHER_ADMINISTRATION, domain=name)
         return existing
     check_domain_assignment(actor=actor, name=name)
     keys.ensure_secrets_key()  # as `sahab init` does; an existing key is kept
@@ -211,7 +211,7 @@ def _local_part(text: str) -> str:
 def _check_local_part(local_part: str) -> str:
     local_part = local_part.strip().lower()
     if not LOCAL_PART.match(local_part):
-        raise InvalidInput(_("An address may use lower-case letters, digits, '.', '-' and '_'."),
+        raise InvalidInput(MailError.ADDRESS_CHARACTERS,
                            field_errors={"local_part": [_("Invalid address.")]})
     return local_part
 
@@ -225,7 +225,7 @@ def _create_mailbox(actor, domain: MailDomain, local_part: str, kind: str,
                     display_name: str, agent: Agent | None = None) -> Mailbox:
     address = f"{local_part}@{domain.name}"
     if _address_taken(address):
-        raise Conflict(_("The address %s is already in use.") % address)
+        raise Conflict(MailError.ADDRESS_IN_USE, address=address)
     mailbox = Mailbox.objects.create(domain=domain, local_part=local_part, address=address,
                                      kind=kind, agent=agent, display_name=display_name[:200],
                                      quota_bytes=settings.MAIL_DEFAULT_QUOTA_BYTES)
@@ -272,10 +272,10 @@ def create_shared_mailbox(*, actor, administration: Administration, local_part: 
     _require_manager(actor, administration)
     domain = domain_for(administration)
     if domain is None:
-        raise InvalidInput(_("This administration has no mail domain."))
+        raise InvalidInput(MailError.NO_MAIL_DOMAIN)
     if registry and Mailbox.objects.filter(domain=domain, kind=Mailbox.Kind.REGISTRY,
                                            display_name=display_name).exists():
-        raise Conflict(_("This administration already has a registry mailbox."))
+        raise Conflict(MailError.REGISTRY_MAILBOX_EXISTS)
     kind = Mailbox.Kind.REGISTRY if registry else Mailbox.Kind.SHARED
     return _create_mailbox(actor, domain, _check_local_part(local_part), kind, display_name)
 
@@ -299,8 +299,7 @@ def set_mailbox_active(*, actor, mailbox: Mailbox, active: bool) -> Mailbox:
 def set_quota(*, actor, mailbox: Mailbox, quota_bytes: int) -> Mailbox:
     _require_manager(actor, mailbox.domain.administration)
     if quota_bytes < 1024 * 1024 or quota_bytes > settings.MAIL_MAX_QUOTA_BYTES:
-        raise InvalidInput(_("The quota must be between 1 MB and %(max)s bytes.")
-                           % {"max": settings.MAIL_MAX_QUOTA_BYTES},
+        raise InvalidInput(MailError.QUOTA_OUT_OF_RANGE, max=settings.MAIL_MAX_QUOTA_BYTES,
                            field_errors={"quota_bytes": [_("Out of range.")]})
     mailbox.quota_bytes = quota_bytes
     mailbox.save(update_fields=["quota_bytes"])
@@ -335,7 +334,7 @@ def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str
         password = "-".join(secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
                             for _ in range(3))
     elif len(password) < 12 or len(password) > 200:
-        raise InvalidInput(_("A mail password has 12 to 200 characters."),
+        raise InvalidInput(MailError.PASSWORD_LENGTH,
                            field_errors={"password": [_("12 to 200 characters.")]})
     mailbox.password_digest = "{ARGON2ID}" + _HASHER.hash(password)
     mailbox.password_set_at = timezone.now()
@@ -369,13 +368,13 @@ def create_alias(*, actor, administration: Administration, local_part: str,
     _require_manager(actor, administration)
     domain = domain_for(administration)
     if domain is None:
-        raise InvalidInput(_("This administration has no mail domain."))
+        raise InvalidInput(MailError.NO_MAIL_DOMAIN)
     if not members or (not is_list and len(members) != 1):
-        raise InvalidInput(_("An alias has one target; a list has at least one member."),
+        raise InvalidInput(MailError.ALIAS_TARGETS,
                            field_errors={"members": [_("Choose the members.")]})
     address = f"{_check_local_part(local_part)}@{domain.name}"
     if _address_taken(address):
-        raise Conflict(_("The address %s is already in use.") % address)
+        raise Conflict(MailError.ADDRESS_IN_USE, address=address)
     alias = Alias.objects.create(domain=domain, address=address, is_list=is_list,
                                  description=description.strip()[:200])
     AliasMember.objects.bulk_create([AliasMember(alias=alias, mailbox=m) for m in members])
@@ -403,9 +402,9 @@ def delegate(*, actor, mailbox: Mailbox, agent: Agent, can_send: bool) -> Delega
     """Give an agent access to a shared or registry mailbox of the administration."""
     _require_manager(actor, mailbox.domain.administration)
     if mailbox.kind == Mailbox.Kind.PERSONAL:
-        raise InvalidInput(_("Personal mailboxes are not delegated."))
+        raise InvalidInput(MailError.PERSONAL_NOT_DELEGATED)
     if not agent.administration.is_within(mailbox.domain.administration):
-        raise InvalidInput(_("Only agents of the administration may use its mailboxes."))
+        raise InvalidInput(MailError.DELEGATE_AGENTS_ONLY)
     delegation, _created = Delegation.objects.update_or_create(
         mailbox=mailbox, agent=agent, defaults={"can_send": can_send})
     ledger.record(
@@ -437,7 +436,7 @@ def mailbox_by_address(address: str) -> Mailbox:
     mailbox = Mailbox.objects.filter(address=normal).select_related("domain").first() \
         if normal else None
     if mailbox is None:
-        raise NotFound(_("No mailbox has the address %s.") % address)
+        raise NotFound(MailError.NO_MAILBOX, address=address)
     return mailbox
 
 
@@ -488,7 +487,7 @@ def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
     from sahab.mail import dovecot
 
     if not can_use_mailbox(actor, mailbox, send=True):
-        raise PermissionDenied(_("You may not change this mailbox."))
+        raise PermissionDenied(MailError.MAILBOX_CHANGE_FORBIDDEN)
     script = dovecot.vacation_script(mailbox.home)
     if not enabled:
         script.unlink(missing_ok=True)
@@ -501,7 +500,7 @@ def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
     if not text or len(text) > 10_000 or "\0" in text:
         errors["text"] = [_("A text of 1 to 10,000 characters.")]
     if errors:
-        raise InvalidInput(_("The vacation reply is incomplete."), field_errors=errors)
+        raise InvalidInput(MailError.VACATION_INCOMPLETE, field_errors=errors)
     body = (f'require ["vacation"];\nvacation :days 1 :subject {_sieve_string(subject)} '
             f':addresses [{_sieve_string(mailbox.address)}] {_sieve_string(text)};\n')
     from sahab.mail import maildir
@@ -528,12 +527,11 @@ def choose_notices(*, actor, user, wanted) -> NoticePreference:
     not in ``wanted`` is turned off. A person chooses for themself only, so that nobody
     can silence the notices meant for someone else."""
     if actor is None or getattr(actor, "pk", None) != user.pk:
-        raise PermissionDenied(_("You choose the notices you receive, and only yours."))
+        raise PermissionDenied(MailError.NOTICES_OWN_ONLY)
     wanted = set(wanted)
     unknown = sorted(wanted - set(NoticeKind.values))
     if unknown:
-        raise InvalidInput(_("Unknown kind of notice: %(kinds)s.")
-                           % {"kinds": ", ".join(unknown)})
+        raise InvalidInput(MailError.UNKNOWN_NOTICE_KIND, kinds=", ".join(unknown))
     preference, _created = NoticePreference.objects.select_for_update().get_or_create(
         user=user)
     preference.muted = sorted(set(NoticeKind.values) - wanted)

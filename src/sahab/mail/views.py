@@ -23,6 +23,7 @@ from sahab.core.errors import DomainError
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Agent
 from sahab.mail import letters, maildir, selectors, services, webmail
+from sahab.mail.errors import MailError
 from sahab.mail.models import (
     Classification,
     Mailbox,
@@ -183,8 +184,7 @@ class ComposeForm(forms.Form):
 def _uploads(files) -> list[tuple[str, str, bytes]]:
     total = sum(f.size for f in files)
     if total > MAX_UPLOAD_BYTES:
-        raise DomainError(_("Attachments may total %(mb)s MB at most.")
-                          % {"mb": MAX_UPLOAD_BYTES // 1024 // 1024})
+        raise DomainError(MailError.ATTACHMENTS_TOO_LARGE, mb=MAX_UPLOAD_BYTES // 1024 // 1024)
     return [(f.name, f.content_type or "application/octet-stream", f.read()) for f in files]
 
 

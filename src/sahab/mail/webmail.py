@@ -22,6 +22,7 @@ from imapclient import imap_utf7
 
 from sahab.core.errors import InvalidInput, PermissionDenied
 from sahab.mail import delivery, inbound, maildir, routing
+from sahab.mail.errors import MailError
 from sahab.mail.models import Mailbox
 
 PAGE_SIZE = 25
@@ -243,7 +244,7 @@ def _addresses(text: str, field_name: str) -> list[str]:
     for name, address in email.utils.getaddresses([text]):
         normal = delivery.normalise(address) if address else None
         if normal is None:
-            raise InvalidInput(_("%(value)s is not a valid address.") % {"value": address or name},
+            raise InvalidInput(MailError.ADDRESS_INVALID, value=address or name,
                                field_errors={field_name: [_("Invalid address.")]})
         found.append(normal)
     return found
@@ -252,7 +253,7 @@ def _addresses(text: str, field_name: str) -> list[str]:
 def one_line(value: str, field_name: str, max_length: int = 900) -> str:
     """Refuse header injection: a header value from a form is one line."""
     if any(c in value for c in "\r\n\x00") or len(value) > max_length:
-        raise InvalidInput(_("This field must be one line."),
+        raise InvalidInput(MailError.FIELD_NOT_ONE_LINE,
                            field_errors={field_name: [_("One line only.")]})
     return value.strip()
 
@@ -266,7 +267,7 @@ def compose(*, mailbox: Mailbox, to: str, cc: str, subject: str, body: str,
         (_addresses(one_line(cc, "cc"), "cc") if cc.strip() else []) + \
         (_addresses(one_line(bcc, "bcc"), "bcc") if bcc.strip() else [])
     if not recipients:
-        raise InvalidInput(_("Give at least one recipient."),
+        raise InvalidInput(MailError.NO_RECIPIENT,
                            field_errors={"to": [_("Required.")]})
     message = EmailMessage()
     message["From"] = email.utils.formataddr((mailbox.display_name, mailbox.address))
@@ -295,15 +296,15 @@ def send(*, actor, mailbox: Mailbox, message: EmailMessage,
     from sahab.mail import services
 
     if not services.can_use_mailbox(actor, mailbox, send=True):
-        raise PermissionDenied(_("You may not send from this mailbox."))
+        raise PermissionDenied(MailError.SENDER_FORBIDDEN)
     table = current_routing()
     unknown = [r for r in recipients if table.is_hosted(r) and not table.knows(r)]
     if unknown:
-        raise InvalidInput(_("No mailbox has the address %s.") % ", ".join(unknown),
+        raise InvalidInput(MailError.NO_MAILBOX, address=", ".join(unknown),
                            field_errors={"to": [_("Unknown address.")]})
     data = message.as_bytes(policy=email.policy.SMTP)
     if len(data) > services.settings.MAIL_MAX_MESSAGE_BYTES:
-        raise InvalidInput(_("The message is too large."))
+        raise InvalidInput(MailError.MESSAGE_TOO_LARGE)
     user = getattr(actor, "username", "")
     accepted = delivery.accept(delivery.Submission(
         mail_from=mailbox.address, recipients=recipients, data=data, auth_user=mailbox.address,

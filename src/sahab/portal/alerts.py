@@ -20,8 +20,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from sahab.core.errors import InvalidInput, NotFound
+from sahab.core.errors import CoreError, InvalidInput, NotFound
 from sahab.directory.models import Administration, Company
+from sahab.portal.errors import PortalError
 from sahab.portal.models import Subscription
 from sahab.procurement import selectors
 from sahab.procurement.models import Step, Tender
@@ -77,22 +78,22 @@ def clean(kind: str, value: str) -> str:
     if kind == K.CPV:
         digits = value.replace("-", "")[:8].rstrip("0")
         if not digits.isdigit() or not 2 <= len(digits) <= 8:
-            raise InvalidInput("Follow a CPV code such as 72 or 72000000-5.")
+            raise InvalidInput(PortalError.CPV_INVALID)
         return digits
     if kind == K.BUYER:
         if not Administration.objects.filter(code=value.upper()).exists():
-            raise InvalidInput(f"No administration has the code {value}.")
+            raise InvalidInput(CoreError.NO_ADMINISTRATION, code=value)
         return value.upper()
     if kind == K.COMPANY:
         found = selectors.company_by_slug(value)
         if found is None:
-            raise InvalidInput(f"No registered company has the matricule fiscal {value}.")
+            raise InvalidInput(PortalError.NO_COMPANY_WITH_MATRICULE, value=value)
         return found.matricule_fiscal
     if kind == K.SEARCH:
         if not 3 <= len(value) <= 100:
-            raise InvalidInput("A search has 3 to 100 characters.")
+            raise InvalidInput(PortalError.SEARCH_LENGTH)
         return value
-    raise InvalidInput("Follow a CPV code, a buyer, a company or a search.")
+    raise InvalidInput(PortalError.NOTHING_TO_FOLLOW)
 
 
 # --- services ------------------------------------------------------------------------
@@ -102,7 +103,7 @@ def _clean_email(email: str) -> str:
     try:
         validate_email(email)
     except ValidationError:
-        raise InvalidInput(f"'{email}' is not an e-mail address.") from None
+        raise InvalidInput(PortalError.NOT_AN_EMAIL, email=email) from None
     return email.lower()
 
 
@@ -117,8 +118,7 @@ def follow(*, email: str, kind: str, value: str) -> Subscription:
     pending = Subscription.objects.filter(email=email, confirmed_at=None,
                                           unsubscribed_at=None).count()
     if existing is None and pending >= MAX_PENDING_PER_ADDRESS:
-        raise InvalidInput("This address has too many unconfirmed follows: confirm them "
-                           "first.")
+        raise InvalidInput(PortalError.TOO_MANY_UNCONFIRMED)
     subscription = existing or Subscription.objects.create(
         email=email, kind=kind, value=value, token=secrets.token_urlsafe(32),
         last_index=_ledger_size())
@@ -141,7 +141,7 @@ def _(text: str) -> str:  # the messages go out in the platform's language, Fren
 def confirm(*, token: str) -> Subscription:
     subscription = Subscription.objects.select_for_update().filter(token=token).first()
     if subscription is None or subscription.unsubscribed_at:
-        raise NotFound("This link is not valid (any more).")
+        raise NotFound(PortalError.LINK_EXPIRED)
     if subscription.confirmed_at is None:
         subscription.confirmed_at = timezone.now()
         subscription.save(update_fields=["confirmed_at"])
@@ -152,7 +152,7 @@ def confirm(*, token: str) -> Subscription:
 def unsubscribe(*, token: str) -> Subscription:
     subscription = Subscription.objects.select_for_update().filter(token=token).first()
     if subscription is None:
-        raise NotFound("This link is not valid.")
+        raise NotFound(PortalError.LINK_INVALID)
     if subscription.unsubscribed_at is None:
         subscription.unsubscribed_at = timezone.now()
         subscription.save(update_fields=["unsubscribed_at"])
@@ -194,7 +194,7 @@ def _send(to: str, subject: str, body: str, subscription: Subscription) -> None:
                      helo="sahab-alerts")
     except (OSError, delivery.Refused) as exc:
         log.warning("alert to %s not sent: %s", to, exc)
-        raise InvalidInput("The message could not be sent; try again later.") from exc
+        raise InvalidInput(PortalError.MESSAGE_NOT_SENT) from exc
 
 
 def _company_sector_subscriptions() -> None:

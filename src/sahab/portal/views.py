@@ -4,7 +4,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
-from sahab.core.errors import InvalidInput
+from sahab.core.errors import CoreError, InvalidInput
 from sahab.directory.models import Administration, AdministrationKind, Agent, Company
 from sahab.portal.forms import FollowForm, followable_kinds
 
@@ -123,7 +123,7 @@ def follow(request):
     if form.is_bound:
         try:
             if not form.is_valid():
-                raise InvalidInput(form_error_text(form))
+                raise InvalidInput(CoreError.INVALID_FIELDS, errors=form_error_text(form))
             alerts.follow(**form.cleaned_data)
         except DomainError as exc:
             context["error"], status = exc.detail, 400
