@@ -60,6 +60,10 @@ def test_endpoints_are_read_from_lines_and_checked():
     for bad in ("GET a", "BREW /x", "GET /a/**/b", "GET /a/../b", [1], "GET /" + "a" * 400):
         with pytest.raises(ValueError):
             protocol.parse_endpoints(bad)
+    for bad in ("GET /**/x", "GET /../x", "GET /a/./b"):  # the first segment counts too
+        with pytest.raises(ValueError, match=r"^'\*\*' may only end a path; '\.' and '\.\.' "
+                                             r"are not segments\.$"):
+            protocol.parse_endpoints(bad)
     assert protocol.allowed((), "DELETE", "anything/at/all")  # no endpoints: whole service
 
 
