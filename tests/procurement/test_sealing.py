@@ -205,13 +205,41 @@ def _edits(data: bytes):
     yield "not ASCII", data.replace(b"tender ", "tender \u00e9".encode(), 1), \
         "an envelope is ASCII text"
 
+    def line(name: str, value: str) -> bytes:
+        return _join([value if text.startswith(name + " ") else text for text in lines])
 
-@pytest.mark.parametrize("edit", list(range(13)))
+    wrap = next(text for text in lines if text.startswith("wrap "))
+    members, nonce, wrapped = wrap.split(" ")[1:]
+    short = sealing.b64(bytes(11))
+    yield "a short ephemeral key", line("ephemeral", f"ephemeral {sealing.b64(bytes(31))}"), \
+        "the ephemeral key is not 32 bytes long"
+    yield "a short nonce", line("nonce", f"nonce {short}"), "the nonce is not 12 bytes long"
+    yield "a ciphertext not base64", line("ciphertext", "ciphertext %%%"), \
+        "the ciphertext is not base64"
+    yield "a short wrap nonce", line("wrap", f"wrap {members} {short} {wrapped}"), \
+        "a wrap nonce is not 12 bytes long"
+    yield "a short wrapped key", line("wrap", f"wrap {members} {nonce} {short}"), \
+        "a wrapped key is not 48 bytes long"
+    yield "two spaces in a wrap", line("wrap", f"wrap {members}  {nonce} {wrapped}"), \
+        "a wrap nonce is not 12 bytes long"
+
+
+@pytest.mark.parametrize("edit", list(range(19)))
 def test_only_the_canonical_encoding_is_an_envelope(edit):
     data, _, _ = sealed()
     _what, changed, message = list(_edits(data))[edit]
     with refused(message):
         sealing.parse(changed)
+
+
+def test_every_edit_is_tried():
+    data, _, _ = sealed()
+    assert len(list(_edits(data))) == 19
+
+
+def test_a_company_number_has_up_to_18_digits():
+    data, _, _ = sealed(company=10**17 + 1)
+    assert sealing.parse(data).company == 10**17 + 1
 
 
 def test_envelopes_over_40_mb_are_refused_before_reading(monkeypatch):
