@@ -46,6 +46,18 @@ TARGETS = [
            ("RateLimiter",), ("tests/mail/test_refusals.py",)),
     Target("mail-maildir-durability", "sahab/mail/maildir.py",
            ("deliver", "write_durably", "_fsync_dir"), ("tests/mail/test_durability.py",)),
+    # Who may call what through the gateway: the grant's lookup and validity, the
+    # caller's certificate, and the per-method, per-path endpoints of a grant.
+    Target("exchange-grants", "sahab/exchange/selectors.py",
+           ("GrantInfo", "grant_for", "caller_for_token"),
+           ("tests/exchange/test_gateway.py",)),
+    Target("exchange-endpoints", "sahab/exchange/protocol.py",
+           ("Endpoint", "_segments_match", "path_segments", "allowed", "parse_endpoints"),
+           ("tests/exchange/test_protocol.py", "tests/exchange/test_gateway.py")),
+    Target("procurement-sealing", "sahab/procurement/sealing.py",
+           ("subsets", "Envelope", "parse", "_content_aad", "_wrap_key", "seal",
+            "open_envelope", "commitment"),
+           ("tests/procurement/test_sealing.py",)),
 ]
 
 

@@ -40,6 +40,14 @@ def test_service_targets_split_identifier_and_path():
     ("GET", "/persons/**", "GET", "persons/1/2/3", True),
     ("*", "/**", "DELETE", "", True), ("GET", "/persons", "GET", "persons/", False),
     ("GET", "/persons/*", "GET", "persons/%2A", True), ("PUT", "/a/b", "PUT", "a/b", True),
+    # "**" ends a prefix that must match in full, segment by segment
+    ("GET", "/persons/**", "GET", "companies/1", False),
+    ("GET", "/persons/*/docs/**", "GET", "persons/1/docs/a.pdf", True),
+    ("GET", "/persons/*/docs/**", "GET", "persons/1/other", False),
+    ("GET", "/persons/*/docs/**", "GET", "persons/1", False),
+    # "/" is the root of the service, and only that
+    ("GET", "/", "GET", "", True), ("GET", "/", "GET", "persons", False),
+    ("GET", "/*", "GET", "", False),
 ])
 def test_endpoint_patterns(granted, pattern, method, path, allowed):
     endpoint = protocol.parse_endpoints([{"method": granted, "path": pattern}])
@@ -51,6 +59,10 @@ def test_endpoints_are_read_from_lines_and_checked():
                                                                 Endpoint("*", "/b/**")]
     for bad in ("GET a", "BREW /x", "GET /a/**/b", "GET /a/../b", [1], "GET /" + "a" * 400):
         with pytest.raises(ValueError):
+            protocol.parse_endpoints(bad)
+    for bad in ("GET /**/x", "GET /../x", "GET /a/./b"):  # the first segment counts too
+        with pytest.raises(ValueError, match=r"^'\*\*' may only end a path; '\.' and '\.\.' "
+                                             r"are not segments\.$"):
             protocol.parse_endpoints(bad)
     assert protocol.allowed((), "DELETE", "anything/at/all")  # no endpoints: whole service
 

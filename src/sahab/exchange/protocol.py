@@ -153,7 +153,8 @@ class Endpoint:
     def matches(self, method: str, segments: list[str]) -> bool:
         if self.method != "*" and self.method != method:
             return False
-        pattern = self.path.split("/")[1:]
+        # "/" is the service's root: no segment (as ``path_segments("")``)
+        pattern = self.path.split("/")[1:] if self.path != "/" else []
         if pattern and pattern[-1] == "**":
             head = pattern[:-1]
             return len(segments) >= len(head) and _segments_match(head, segments[:len(head)])
