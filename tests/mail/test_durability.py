@@ -200,3 +200,72 @@ def test_a_letters_ledger_entries_are_committed_before_its_receipts_are_returned
                         ":5432]>" in c.args and "COMMIT" in c.args
                         and commits[0].finished < c.finished < reply.started]
         assert acknowledged, "the answer left before PostgreSQL acknowledged the COMMIT"
+
+
+def _syscalls(monkeypatch) -> list[tuple]:
+    """Record, in order, the writes, fsyncs and renames that maildir makes, naming each
+    file descriptor by the path it was opened on."""
+    from sahab.mail import maildir
+
+    calls: list[tuple] = []
+    paths: dict[int, str] = {}
+    real_open, real_write, real_fsync, real_rename = os.open, os.write, os.fsync, os.rename
+
+    def opened(path, flags, *args):
+        fd = real_open(path, flags, *args)
+        paths[fd] = str(path)
+        return fd
+
+    def wrote(fd, data):
+        calls.append(("write", paths.get(fd)))
+        return real_write(fd, data)
+
+    def synced(fd):
+        calls.append(("fsync", paths.get(fd)))
+        return real_fsync(fd)
+
+    def renamed(src, dst):
+        calls.append(("rename", str(src), str(dst)))
+        return real_rename(src, dst)
+
+    for name, fn in (("open", opened), ("write", wrote), ("fsync", synced),
+                     ("rename", renamed)):
+        monkeypatch.setattr(maildir.os, name, fn)
+    return calls
+
+
+def test_a_delivery_writes_fsyncs_renames_then_fsyncs_the_directory(tmp_path, monkeypatch):
+    """The order the strace test checks on the real server, here in the same process for
+    each code path of ``deliver`` (new/ and cur/, with and without a delivery key)."""
+    from sahab.mail import maildir
+
+    for flags, key in (("", None), ("S", "k1")):
+        calls = _syscalls(monkeypatch)
+        name = maildir.deliver(tmp_path / "box", b"Subject: x\r\n\r\n" + b"y" * 70_000,
+                               key=key, flags=flags)
+        monkeypatch.undo()
+        folder = "cur" if flags else "new"
+        final = tmp_path / "box" / "Maildir" / folder / name
+        tmp = str(tmp_path / "box" / "Maildir" / "tmp" / name.split(":", 1)[0])
+        assert final.read_bytes().endswith(b"y" * 70_000)
+        file_ops = [c for c in calls if c[0] in ("write", "fsync") and c[1] == tmp]
+        assert file_ops[-1] == ("fsync", tmp) and ("write", tmp) in file_ops
+        rename = calls.index(("rename", tmp, str(final)))
+        assert calls.index(("fsync", tmp)) < rename
+        assert ("fsync", str(final.parent)) in calls[rename + 1:]
+        assert not list((tmp_path / "box" / "Maildir" / "tmp").iterdir())
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    from sahab.mail import maildir
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    maildir.ensure_maildir(tmp_path / "box")
+    monkeypatch.setattr(maildir.os, "write", full)
+    with pytest.raises(OSError):
+        maildir.deliver(tmp_path / "box", b"Subject: x\r\n\r\nbody")
+    monkeypatch.undo()
+    for part in ("tmp", "new", "cur"):
+        assert not list((tmp_path / "box" / "Maildir" / part).iterdir())
