@@ -162,6 +162,22 @@ def test_the_job_issues_each_step_once(issued):
     assert OfficialDocument.objects.count() == 8
 
 
+def test_rendering_and_signing_hold_no_transaction(world, published_tender, monkeypatch):
+    """A PDF takes seconds to render and sign: holding a transaction meanwhile would keep
+    every other writer waiting (on SQLite, the whole database), as a first run of the
+    worker did under load ("database is locked")."""
+    from django.db import connection
+
+    walk_to_contract(world, published_tender)
+    depth = len(connection.atomic_blocks)  # the test's own transaction
+    seen: list[int] = []
+    render = official.render
+    monkeypatch.setattr(official, "render", lambda *args: seen.append(
+        len(connection.atomic_blocks)) or render(*args))
+    assert official.issue_due(limit=10) == 4
+    assert len(seen) == 8 and set(seen) == {depth}
+
+
 def test_a_changed_byte_in_the_signed_range_breaks_the_signature(issued):
     ca = pdfsign.trust_roots_pem()
     pdf = bytes(issued["award_decision/fr"].content)

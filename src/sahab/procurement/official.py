@@ -176,42 +176,76 @@ def render(document: OfficialDocument, entry: dict, signatory: pdfsign.Signatory
 # --- issuing ---------------------------------------------------------------------------
 
 def due_steps(limit: int) -> list[Step]:
-    """The steps that decide an official document and have none yet, oldest first."""
-    done = OfficialDocument.objects.values("step_index")
+    """The steps that decide an official document and have none on the ledger yet (none
+    reserved, or reserved by a worker that stopped before signing), oldest first."""
+    done = OfficialDocument.objects.filter(ledger_index__isnull=False).values("step_index")
     return list(Step.objects.filter(type__in=KINDS).exclude(ledger_index__in=done)
                 .select_related("tender").order_by("ledger_index")[:limit])
 
 
+REASONS = {Kind.OPENING_REPORT: "Procès-verbal d'ouverture des plis",
+           Kind.EVALUATION_REPORT: "Rapport d'évaluation des offres",
+           Kind.AWARD_DECISION: "Décision d'attribution",
+           Kind.CONTRACT: "Contrat"}
+
+
 @transaction.atomic
+def _reserve(step: Step, kind: Kind, tender: Tender, contract, user, signatory
+             ) -> list[OfficialDocument]:
+    """The step's document rows, one per language, made now or by an earlier run that
+    stopped before signing; none when they are issued already. The rows come first so
+    that each PDF prints its own verification address; a second worker making them at
+    the same time stops at the unique (step, language) constraint."""
+    existing = list(OfficialDocument.objects.filter(step_index=step.ledger_index)
+                    .order_by("language"))
+    if existing:
+        return [] if all(d.ledger_index is not None for d in existing) else existing
+    return [OfficialDocument.objects.create(
+        tender=tender, kind=kind, language=lang, step_index=step.ledger_index,
+        contract=contract, signer=user, signer_name=signatory.name) for lang in LANGUAGES]
+
+
 def issue_for_step(step: Step) -> list[OfficialDocument]:
     """Build, sign and store the step's document in each language, each with its ledger
-    entry, in one transaction: either every language is issued and on the ledger, or
-    none is (and the step stays due)."""
+    entry: either every language is issued and on the ledger, or none is (and the step
+    stays due). Rendering and signing take seconds, so they run outside any transaction:
+    no other writer waits on them (on SQLite one writer at a time holds the database)."""
     kind = KINDS[step.type]
     entry = _entry(step.ledger_index)
     user, signatory = _signatory(entry["actor"])
     tender = Tender.objects.select_related("buyer").get(pk=step.tender_id)
     contract = (Contract.objects.get(pk=entry["data"]["contract"]) if kind == Kind.CONTRACT
                 else None)
-    # the rows first, so that each PDF prints its own verification address; a second
-    # worker on the same step stops here at the unique (step, language) constraint
-    documents = [OfficialDocument.objects.create(
-        tender=tender, kind=kind, language=lang, step_index=step.ledger_index,
-        contract=contract, signer=user, signer_name=signatory.name) for lang in LANGUAGES]
-    reason = {Kind.OPENING_REPORT: "Procès-verbal d'ouverture des plis",
-              Kind.EVALUATION_REPORT: "Rapport d'évaluation des offres",
-              Kind.AWARD_DECISION: "Décision d'attribution",
-              Kind.CONTRACT: "Contrat"}[kind]
-    for document in documents:
-        signed, certificate = pdfsign.sign_pdf(render(document, entry, signatory), signatory,
-                                               reason=f"{reason} {tender.reference}")
-        document.content, document.size = signed, len(signed)
-        document.sha256 = hashlib.sha256(signed).hexdigest()
-        document.certificate = certificate
-    # the ledger last, once every file is signed: its lock is held only for the appends
+    documents = _reserve(step, kind, tender, contract, user, signatory)
+    try:
+        signed = {document.pk: pdfsign.sign_pdf(render(document, entry, signatory),
+                                                signatory,
+                                                reason=f"{REASONS[kind]} {tender.reference}")
+                  for document in documents}
+    except Exception:
+        # e.g. no certificate for the signer yet: leave nothing behind; the step stays due
+        OfficialDocument.objects.filter(pk__in=[d.pk for d in documents],
+                                        ledger_index__isnull=True).delete()
+        raise
+    return _record(step, tender, kind, entry, user, signed) if signed else []
+
+
+@transaction.atomic
+def _record(step: Step, tender: Tender, kind: Kind, entry: dict, user,
+            signed: dict[int, tuple[bytes, bytes]]) -> list[OfficialDocument]:
+    """Store the signed files and put each on the ledger, in one short transaction; none
+    when another worker recorded them meanwhile."""
     from sahab.procurement.services import _step
 
+    documents = list(OfficialDocument.objects.select_for_update().filter(pk__in=signed)
+                     .order_by("language"))
+    if len(documents) != len(signed) or any(d.ledger_index is not None for d in documents):
+        return []
     for document in documents:
+        content, certificate = signed[document.pk]
+        document.content, document.size = content, len(content)
+        document.sha256 = hashlib.sha256(content).hexdigest()
+        document.certificate = certificate
         document.ledger_index = _step(tender, ProcurementEvent.DOCUMENT_SIGNED, None, {
             "document": document.pk, "kind": kind.value, "language": document.language,
             "sha256": document.sha256, "size": document.size,
@@ -228,7 +262,7 @@ def issue_due(limit: int = 10) -> int:
     for step in due_steps(limit):
         started = time.monotonic()
         try:
-            issue_for_step(step)
+            documents = issue_for_step(step)
         except IntegrityError:
             continue  # another worker issued them meanwhile
         except Exception:
@@ -236,6 +270,8 @@ def issue_due(limit: int = 10) -> int:
             # hold back the others; it stays due and is tried again at the next run
             log.exception("official documents of step %s not issued", step.ledger_index)
             continue
+        if not documents:
+            continue  # another worker recorded them meanwhile
         issued += 1
         log.info("official documents of step %s issued in %.2f s", step.ledger_index,
                  time.monotonic() - started)
