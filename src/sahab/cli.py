@@ -11,6 +11,30 @@ class CommandError(Exception):
     """A refusal to show the operator as one line, with exit status 2."""
 
 
+def operator_language() -> str:
+    """The language of the operator's locale (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``,
+    ``LANG``), or English when sahab does not speak it: refusals are shown in it."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        if value := os.environ.get(name, "").split(":")[0]:
+            language = value.split(".")[0].split("_")[0].lower()
+            return language if language in ("fr", "ar", "en") else "en"
+    return "en"
+
+
+def _show_refusal(command: str, exc: Exception) -> None:
+    """A domain error renders its message when read: here, in the operator's language (the
+    platform's default language is that of its web pages)."""
+    from django.conf import settings
+
+    if not settings.configured:
+        print(f"sahab {command}: {exc}", file=sys.stderr)
+        return
+    from django.utils import translation
+
+    with translation.override(operator_language()):
+        print(f"sahab {command}: {exc}", file=sys.stderr)
+
+
 def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sahab.settings")
     import django
@@ -196,7 +220,7 @@ def _run(argv: list[str] | None) -> int:
     try:
         return args.func(args) or 0
     except (CommandError, DomainError) as exc:
-        print(f"sahab {args.command}: {exc}", file=sys.stderr)
+        _show_refusal(args.command, exc)
         return 2
     except KeyboardInterrupt:
         return 130
