@@ -15,7 +15,7 @@ from tests import factories
 SRC = Path(__file__).resolve().parents[2] / "src" / "sahab"
 DOC = SRC.parents[1] / "docs" / "errors.md"
 # The pillars whose refusals are all coded (procurement's are converted separately).
-CODED = ("core", "cloud", "exchange", "ledger", "portal", "mail", "directory")
+CODED = ("core", "cloud", "exchange", "ledger", "portal", "mail", "directory", "ops")
 ARABIC = re.compile("[\u0600-\u06ff]")
 MEMBERS = [m for cls in errors.enumerations() for m in cls]
 

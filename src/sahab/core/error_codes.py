@@ -89,7 +89,7 @@ def markdown() -> str:
                       "| code | HTTP status | message |", "| --- | --- | --- |"]
             for member in sorted(enumeration, key=lambda m: m.code):
                 status = ", ".join(str(s) for s in statuses().get(member.code, [])) or "—"
-                message = str(member.template).replace("|", "\\|")
+                message = str(member.template).replace("|", "\\|").replace("\n", " ")
                 lines.append(f"| `{member.code}` | {status} | {message} |")
             lines.append("")
     return "\n".join(lines)

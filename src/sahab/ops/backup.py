@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import connection
 
 from sahab.core.errors import Conflict, InvalidInput
+from sahab.ops.errors import OpsError
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -147,7 +148,7 @@ def _backup_sqlite(out: Path) -> tuple[str, LogHead, dict]:
         migrations = _migrations_sql(copy.cursor())
         check = copy.execute("PRAGMA integrity_check").fetchone()[0]
         if check != "ok":
-            raise Conflict(f"the database copy fails SQLite's integrity check: {check}")
+            raise Conflict(OpsError.DATABASE_COPY_CORRUPT, check=check)
     finally:
         copy.close()
         source.close()
@@ -191,7 +192,7 @@ def _backup_postgres(out: Path) -> tuple[str, LogHead, dict]:
             env=env, capture_output=True, text=True)
         conn.execute("ROLLBACK")
     if result.returncode != 0:
-        raise Conflict(f"pg_dump failed: {result.stderr.strip()[-500:]}")
+        raise Conflict(OpsError.PG_DUMP_FAILED, error=result.stderr.strip()[-500:])
     return target.name, head, migrations
 
 
@@ -231,12 +232,11 @@ def create(out: Path) -> dict:
     out = Path(out).resolve()
     home = settings.SAHAB_HOME.resolve()
     if out == home or home in out.parents:
-        raise InvalidInput("Write the backup outside SAHAB_HOME.")
+        raise InvalidInput(OpsError.BACKUP_INSIDE_HOME)
     if out.exists() and any(out.iterdir()):
-        raise Conflict(f"{out} is not empty: a backup goes into a new folder.")
+        raise Conflict(OpsError.BACKUP_FOLDER_NOT_EMPTY, folder=out)
     if "ledger_logstate" not in connection.introspection.table_names():
-        raise InvalidInput("The database holds no sahab installation (run sahab init or "
-                           "check DATABASE_URL): nothing to back up.")
+        raise InvalidInput(OpsError.NOTHING_TO_BACK_UP)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = dt.datetime.now(dt.UTC)
     files = out / "files"
@@ -250,7 +250,7 @@ def create(out: Path) -> dict:
     elif kind == "postgresql":
         database, head, migrations = _backup_postgres(out)
     else:
-        raise InvalidInput(f"No backup for the {kind} database engine.")
+        raise InvalidInput(OpsError.BACKUP_ENGINE_UNSUPPORTED, engine=kind)
     os.chmod(out / database, 0o600)  # it holds every secret the database does
     _copy_tree(home, files, only=AFTER_DATABASE, exclude=(), database_files=database_files,
                meta=meta)
@@ -281,12 +281,12 @@ def read_manifest(folder: Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InvalidInput(f"{folder} has no {MANIFEST}: not a backup, or an unfinished one."
-                           ) from None
+        raise InvalidInput(OpsError.NOT_A_BACKUP, folder=folder, manifest=MANIFEST) from None
     except ValueError as exc:
-        raise InvalidInput(f"{path} is not JSON: {exc}") from None
+        raise InvalidInput(OpsError.MANIFEST_NOT_JSON, path=path, error=str(exc)) from None
     if manifest.get("format") != FORMAT:
-        raise InvalidInput(f"{path}: unknown backup format {manifest.get('format')!r}.")
+        raise InvalidInput(OpsError.BACKUP_FORMAT_UNKNOWN, path=path,
+                           format=f"{manifest.get('format')!r}")
     return manifest
 
 
@@ -297,11 +297,11 @@ def verify(folder: Path, manifest: dict) -> None:
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*")
                if p.is_file() and p.name != MANIFEST}
     if missing := sorted(set(listed) - present):
-        raise Conflict(f"the backup is incomplete: {missing[0]} is missing"
-                       + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise Conflict(OpsError.BACKUP_FILE_MISSING if len(missing) == 1 else
+                       OpsError.BACKUP_FILES_MISSING, path=missing[0], more=len(missing) - 1)
     if extra := sorted(present - set(listed)):
-        raise Conflict(f"the backup holds a file its manifest does not list: {extra[0]}")
+        raise Conflict(OpsError.BACKUP_FILE_UNLISTED, path=extra[0])
     for path, row in listed.items():
         file = folder / path
         if file.stat().st_size != row["size"] or sha256_file(file) != row["sha256"]:
-            raise Conflict(f"the backup is damaged: {path} does not match its SHA-256")
+            raise Conflict(OpsError.BACKUP_FILE_DAMAGED, path=path)

@@ -17,15 +17,16 @@ def cmd_backup(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from sahab.cli import CommandError
+    from sahab.core.errors import Conflict
     from sahab.ops import restore
+    from sahab.ops.errors import OpsError
 
     plan = restore.plan(Path(args.backup), auditor_states=[Path(p) for p in args.auditor_state],
                         seen_sizes=args.seen_size, replace_database=args.replace_database)
     print(f"the backup verifies: {len(plan.manifest['files'])} files, ledger of {plan.size} "
           f"entries, taken {plan.manifest['started_at']}")
     if plan.rollbacks() and not args.accept_rollback:
-        raise CommandError(restore.refusal(plan))
+        raise Conflict(OpsError.RESTORE_ROLLS_LOG_BACK, **restore.rollback(plan))
     for line in restore.execute(plan, accept_rollback=args.accept_rollback):
         print(line)
     return 0

@@ -19,9 +19,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, connections
+from django.utils.translation import gettext as _
 
-from sahab.core.errors import Conflict, InvalidInput
+from sahab.core.errors import Conflict, InvalidInput, read_when_rendered
 from sahab.ops import backup, ledger_glue
+from sahab.ops.errors import OpsError
 from sahab.ops.ledger_glue import Sighting
 
 # Files a fresh SAHAB_HOME may already hold, which the backup's replace.
@@ -63,13 +65,12 @@ def plan(folder: Path, *, auditor_states: list[Path] = (), seen_sizes: list[int]
     manifest = backup.read_manifest(folder)
     backup.verify(folder, manifest)
     if manifest["engine"] != backup.engine():
-        raise InvalidInput(f"This backup is of a {manifest['engine']} database; DATABASE_URL "
-                           f"is {backup.engine()}. Restore onto the same engine.")
+        raise InvalidInput(OpsError.RESTORE_ENGINE_MISMATCH, backup_engine=manifest["engine"],
+                           engine=backup.engine())
     result = Plan(folder, manifest)
     if not _database_is_empty():
         if not replace_database:
-            raise Conflict("The database is not empty. Restore onto a new database, or give "
-                           "--replace-database to drop what it holds.")
+            raise Conflict(OpsError.RESTORE_DATABASE_NOT_EMPTY)
         size = _current_log_size()
         if size is not None:
             result.seen.append(Sighting("the database being replaced", size))
@@ -78,7 +79,8 @@ def plan(folder: Path, *, auditor_states: list[Path] = (), seen_sizes: list[int]
         try:
             result.seen.append(ledger_glue.auditor_sighting(path))
         except (OSError, ValueError, KeyError) as exc:
-            raise InvalidInput(f"cannot read the auditor state {path}: {exc}") from None
+            raise InvalidInput(OpsError.AUDITOR_STATE_UNREADABLE, path=path,
+                               error=str(exc)) from None
     result.seen += [Sighting("the operator (--seen-size)", n) for n in seen_sizes]
     _check_home(folder)
     return result
@@ -104,21 +106,16 @@ def _check_home(folder: Path) -> None:
         target = home / relative
         if target.exists() and relative.as_posix() not in REPLACEABLE and \
                 not filecmp.cmp(path, target, shallow=False):
-            raise Conflict(f"{target} exists and differs from the backup's: restore into a "
-                           "fresh SAHAB_HOME (keys are never overwritten).")
+            raise Conflict(OpsError.RESTORE_FILE_DIFFERS, path=target)
 
 
-def refusal(result: Plan) -> str:
-    lines = [f"restoring would roll the public log back: the backup's log has {result.size} "
-             "entries, but"]
-    for sighting in result.rollbacks():
-        lines.append(f"  {sighting.who} saw {sighting.size} entries "
-                     f"({sighting.size - result.size} more)")
-    lines.append("Witnesses and auditors will report a fork for the entries in between. "
-                 "Restore a later backup, or recover PostgreSQL to the last transaction "
-                 "(docs/operations.md); if this backup is all there is, run again with "
-                 "--accept-rollback: the rollback is then recorded in the log itself.")
-    return "\n".join(lines)
+def rollback(result: Plan) -> dict:
+    """The parameters of the refusal of a rollback: the backup's size and, one a line, who saw
+    more entries (in the language of whoever reads the refusal)."""
+    seen = [{"who": s.who, "size": s.size, "more": s.size - result.size}
+            for s in result.rollbacks()]
+    return {"size": result.size, "sightings": read_when_rendered(lambda: "\n".join(
+        "  " + _("%(who)s saw %(size)s entries (%(more)s more)") % row for row in seen))}
 
 
 # --- doing it -----------------------------------------------------------------------
@@ -150,7 +147,7 @@ def _load_postgres(result: Plan) -> None:
          str(result.folder / result.manifest["database"])],
         env=backup.libpq_env(), capture_output=True, text=True)
     if done.returncode != 0:
-        raise Conflict(f"pg_restore failed: {done.stderr.strip()[-500:]}")
+        raise Conflict(OpsError.PG_RESTORE_FAILED, error=done.stderr.strip()[-500:])
 
 
 def _set_owner_and_mode(path: Path, owner: str | None, mode: int | None) -> None:
@@ -197,17 +194,17 @@ def _check_ledger(result: Plan) -> None:
 
     expected = result.manifest["ledger"]
     if services.verifier_key() != expected["key"]:
-        raise Conflict("the restored ledger key is not the backup's")
+        raise Conflict(OpsError.RESTORED_KEY_MISMATCH)
     if services.tree_size() < result.size or \
             base64.b64encode(services.root_at(result.size)).decode() != expected["root"]:
-        raise Conflict("the restored ledger does not have the root the manifest records")
+        raise Conflict(OpsError.RESTORED_ROOT_MISMATCH)
 
 
 def execute(result: Plan, *, accept_rollback: bool) -> list[str]:
     """Restore; returns what was done, line by line."""
     rollbacks = result.rollbacks()
     if rollbacks and not accept_rollback:
-        raise Conflict(refusal(result))
+        raise Conflict(OpsError.RESTORE_ROLLS_LOG_BACK, **rollback(result))
     done = []
     if not _database_is_empty():
         _drop_everything()
@@ -232,8 +229,7 @@ def execute(result: Plan, *, accept_rollback: bool) -> list[str]:
     rollbacks = result.rollbacks()
     if rollbacks:
         if not accept_rollback:
-            raise Conflict(refusal(result) + "\n(the database is loaded: restore it again "
-                           "with --accept-rollback, or into a fresh database)")
+            raise Conflict(OpsError.RESTORE_LOADED_ROLLS_LOG_BACK, **rollback(result))
         ledger_glue.accept_restored_log(size=result.size,
                                         root=result.manifest["ledger"]["root"],
                                         seen=result.seen, backup=str(result.folder))
