@@ -14,8 +14,10 @@ from tests import factories
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sahab"
 DOC = SRC.parents[1] / "docs" / "errors.md"
-# The pillars whose refusals are all coded (procurement's are converted separately).
-CODED = ("core", "cloud", "exchange", "ledger", "portal", "mail", "directory", "ops")
+# The pillars whose refusals are all coded.
+CODED = ("core", "cloud", "exchange", "ledger", "portal", "mail", "directory", "procurement", "ops")
+# Being rewritten into forms, which will drop its last plain-string refusals.
+NOT_SCANNED = ("procurement/views.py",)
 ARABIC = re.compile("[\u0600-\u06ff]")
 MEMBERS = [m for cls in errors.enumerations() for m in cls]
 
@@ -127,6 +129,8 @@ def test_every_raise_in_the_coded_pillars_passes_an_error_code():
     plain = []
     for pillar in CODED:
         for path in sorted((SRC / pillar).rglob("*.py")):
+            if path.relative_to(SRC).as_posix() in NOT_SCANNED:
+                continue
             tree = ast.parse(path.read_text())
             helpers = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
                        and f.name in error_codes.RAISING_HELPERS for n in ast.walk(f)}

@@ -19,8 +19,9 @@ from sahab.core import errors
 from sahab.core.problems import problem_response, problem_type
 
 PACKAGE = Path(__file__).resolve().parents[1]
-# Helpers that raise a given class with the code they are passed.
-RAISING_HELPERS = {"_require": "PermissionDenied"}
+# Helpers that raise a given class with the code they are passed (their second argument).
+RAISING_HELPERS = {"_require": "PermissionDenied", "_require_active": "Conflict",
+                   "_contract_move": "Conflict"}
 
 
 def coded_calls(tree: ast.AST):

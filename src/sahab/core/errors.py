@@ -23,7 +23,8 @@ from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 # The pillars that declare error codes, in the order the documentation lists them.
-PILLARS = ("core", "directory", "cloud", "mail", "exchange", "ledger", "portal", "ops")
+PILLARS = ("core", "directory", "procurement", "cloud", "mail", "exchange", "ledger", "portal",
+           "ops")
 
 
 class ErrorCode(Enum):

@@ -11,12 +11,13 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from sahab.core.errors import InvalidInput, NotFound
+from sahab.core.errors import CoreError, InvalidInput, NotFound
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory.models import Administration, Company
 from sahab.ledger import services as ledger
 from sahab.procurement import sealing, selectors, services
+from sahab.procurement.errors import ProcurementError
 from sahab.procurement.models import (
     Award,
     AwardCriteria,
@@ -339,7 +340,7 @@ def _detail(tender: Tender) -> dict:
 def _tender(request, reference: str) -> Tender:
     tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
     if tender is None:
-        raise NotFound(f"No tender {reference}.")
+        raise NotFound(ProcurementError.NO_TENDER, reference=reference)
     return tender
 
 
@@ -371,12 +372,12 @@ def get_tender(request, reference: str = Path(..., max_length=40)):
 def create_tender(request, payload: TenderIn):
     buyer = Administration.objects.filter(code=payload.buyer.upper()).first()
     if buyer is None:
-        raise NotFound(f"No administration {payload.buyer}.")
+        raise NotFound(ProcurementError.UNKNOWN_ADMINISTRATION, code=payload.buyer)
     framework = None
     if payload.framework:
         framework = Tender.objects.filter(reference=payload.framework).first()
         if framework is None:
-            raise NotFound(f"No framework agreement {payload.framework}.")
+            raise NotFound(ProcurementError.NO_FRAMEWORK_AGREEMENT, framework=payload.framework)
     plan_item = None
     if payload.plan_item:
         from sahab.procurement.models import PlanItem
@@ -384,10 +385,10 @@ def create_tender(request, payload: TenderIn):
         plan_item = PlanItem.objects.filter(pk=payload.plan_item).select_related(
             "plan__administration").first()
         if plan_item is None:
-            raise NotFound(f"No planned purchase {payload.plan_item}.")
+            raise NotFound(ProcurementError.NO_PLANNED_PURCHASE, plan_item=payload.plan_item)
     invited = list(Company.objects.filter(pk__in=payload.invited, active=True))
     if len(invited) != len(set(payload.invited)):
-        raise InvalidInput("An invited company does not exist.")
+        raise InvalidInput(ProcurementError.INVITED_COMPANY_UNKNOWN)
     tender = services.create_tender(
         actor=request.user, buyer=buyer, title=payload.title, description=payload.description,
         procedure=payload.procedure, award_criteria=payload.award_criteria,
@@ -520,7 +521,7 @@ def submit_bid(request, payload: BidIn, reference: str = Path(..., max_length=40
     try:
         envelope = payload.envelope.encode("ascii")
     except UnicodeEncodeError:
-        raise InvalidInput("The envelope is ASCII text.") from None
+        raise InvalidInput(ProcurementError.ENVELOPE_NOT_ASCII) from None
     bid = services.submit_bid(actor=request.user, tender=_tender(request, reference),
                               envelope=envelope)
     return Status(201, _receipt(request, bid))
@@ -556,7 +557,7 @@ def _b64_field(value: str, name: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except ValueError:
-        raise InvalidInput(f"{name} is not base64.") from None
+        raise InvalidInput(CoreError.NOT_BASE64, what=name) from None
 
 
 @router.post("/procurement/signing-keys", response={201: SigningKeyOut},
@@ -579,7 +580,7 @@ def my_keys(request):
 def revoke_key(request, key_id: int = Id):
     key = selectors.signing_keys_of(request.user).filter(pk=key_id).first()
     if key is None:
-        raise NotFound("No such key.")
+        raise NotFound(ProcurementError.NO_SUCH_SIGNING_KEY)
     return _key_out(services.revoke_signing_key(actor=request.user, key=key))
 
 
@@ -616,7 +617,7 @@ def _members(tender: Tender) -> list[dict]:
 def _committee_tender(reference: str) -> Tender:
     tender = Tender.objects.filter(reference=reference).first()
     if tender is None:
-        raise NotFound(f"No tender {reference}.")
+        raise NotFound(ProcurementError.NO_TENDER, reference=reference)
     return tender
 
 
@@ -628,7 +629,7 @@ def name_committee(request, payload: CommitteeIn, reference: str = Path(..., max
     for username in payload.members:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
-            raise InvalidInput(f"No user {username}.")
+            raise InvalidInput(ProcurementError.NO_USER, username=username)
         users.append(user)
     services.name_committee(actor=request.user, tender=tender, members=users,
                             threshold=payload.threshold)
@@ -661,7 +662,7 @@ def committee_release(request, payload: ReleaseIn, reference: str = Path(..., ma
 def opening(request, reference: str = Path(..., max_length=40)):
     tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
     if tender is None or tender.published_at is None:
-        raise NotFound(f"No tender {reference}.")
+        raise NotFound(ProcurementError.NO_TENDER, reference=reference)
     return selectors.opening_data(tender)
 
 
@@ -672,7 +673,7 @@ def opening_report(request, reference: str = Path(..., max_length=40)):
     tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
     document = selectors.opening_report(tender) if tender is not None else None
     if document is None:
-        raise NotFound(f"No opening report for {reference}.")
+        raise NotFound(ProcurementError.NO_OPENING_REPORT, reference=reference)
     response = HttpResponse(bytes(document.content), content_type="application/json")
     response["Digest"] = f"sha-256={document.sha256}"
     response["Cache-Control"] = "public, max-age=31536000, immutable"
@@ -704,7 +705,7 @@ def my_bids(request):
 def withdraw(request, bid_id: int = Id):
     bid = selectors.bids_of_company(request.user).filter(pk=bid_id).first()
     if bid is None:
-        raise NotFound("No such bid.")
+        raise NotFound(ProcurementError.NO_SUCH_BID)
     return _my_bid(services.withdraw_bid(actor=request.user, bid=bid))
 
 
@@ -742,7 +743,7 @@ class ScoreIn(Schema):
 def _bid_lot(tender: Tender, bid: int, lot: int) -> BidLot:
     row = BidLot.objects.filter(bid__tender=tender, bid_id=bid, lot__number=lot).first()
     if row is None:
-        raise NotFound(f"No opened bid {bid} for lot {lot}.")
+        raise NotFound(ProcurementError.NO_OPENED_BID, bid=bid, lot=lot)
     return row
 
 
@@ -786,7 +787,7 @@ def _users(usernames: list[str]) -> list:
     for username in usernames:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
-            raise InvalidInput(f"No user {username}.")
+            raise InvalidInput(ProcurementError.NO_USER, username=username)
         users.append(user)
     return users
 
@@ -854,7 +855,7 @@ def _explanation(explanation_id: int):
 
     row = Explanation.objects.select_related("bid_lot__lot").filter(pk=explanation_id).first()
     if row is None:
-        raise NotFound("No such explanation.")
+        raise NotFound(ProcurementError.NO_SUCH_EXPLANATION)
     return row
 
 
@@ -932,7 +933,7 @@ def _complaint(complaint_id: int) -> Complaint:
     complaint = Complaint.objects.filter(pk=complaint_id,
                                          tender__state__in=selectors.PUBLIC_STATES).first()
     if complaint is None:
-        raise NotFound(f"No complaint {complaint_id}.")
+        raise NotFound(ProcurementError.NO_COMPLAINT, complaint=complaint_id)
     return complaint
 
 
@@ -1141,7 +1142,7 @@ def changes(request, cursor: str = Query("", max_length=40),
     try:
         after = selectors.decode_cursor(cursor)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("This cursor was not given by this server.") from None
+        raise InvalidInput(ProcurementError.CURSOR_FOREIGN) from None
     steps = selectors.changes_after(after, limit)
     last = steps[-1].ledger_index if steps else after
     return {"items": [{"tender": s.tender.reference, "type": s.type,
@@ -1212,7 +1213,7 @@ def list_plans(request, administration: str = Query("", max_length=32),
 def create_plan(request, payload: PlanIn):
     administration = Administration.objects.filter(code=payload.administration.upper()).first()
     if administration is None:
-        raise NotFound(f"No administration {payload.administration}.")
+        raise NotFound(ProcurementError.UNKNOWN_ADMINISTRATION, code=payload.administration)
     return Status(201, services.create_plan(actor=request.user, administration=administration,
                                             year=payload.year, title=payload.title))
 
@@ -1262,7 +1263,7 @@ def qualify(request, payload: QualificationIn, reference: str = Path(..., max_le
     tender = _tender(request, reference)
     participation = tender.participants.filter(company_id=company_id).first()
     if participation is None:
-        raise NotFound("This company is not a candidate.")
+        raise NotFound(ProcurementError.NOT_A_CANDIDATE)
     p = services.decide_prequalification(actor=request.user, participation=participation,
                                          qualified=payload.qualified)
     return {"company": p.company_id, "name": p.company.name, "status": p.kind}
@@ -1302,7 +1303,7 @@ def call_off(request, payload: CallOffIn, contract_id: int = Id):
     contract = get_object_or_404(Contract, pk=contract_id)
     buyer = Administration.objects.filter(code=payload.buyer.upper()).first()
     if buyer is None:
-        raise NotFound(f"No administration {payload.buyer}.")
+        raise NotFound(ProcurementError.UNKNOWN_ADMINISTRATION, code=payload.buyer)
     return Status(201, services.direct_call_off(
         actor=request.user, contract=contract, buyer=buyer, description=payload.description,
         quantity=payload.quantity, unit_price=payload.unit_price))

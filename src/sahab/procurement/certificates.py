@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 
 from sahab.core.errors import InvalidInput
+from sahab.procurement.errors import ProcurementError
 
 
 def _ca_path() -> Path:
@@ -74,20 +75,20 @@ def certify(*, company_name: str, matricule_fiscal: str, public_key: bytes,
     roots = national_roots()
     if roots:
         if not certificate:
-            raise InvalidInput("Give the certificate of this key issued by the national CA.")
+            raise InvalidInput(ProcurementError.CERTIFICATE_REQUIRED)
         try:
             cert = x509.load_pem_x509_certificate(certificate.encode())
         except ValueError:
-            raise InvalidInput("The certificate is not a PEM X.509 certificate.") from None
+            raise InvalidInput(ProcurementError.CERTIFICATE_NOT_PEM) from None
         if not isinstance(cert.public_key(), ed25519.Ed25519PublicKey) or \
                 _raw(cert.public_key()) != public_key:
-            raise InvalidInput("The certificate is for another key.")
+            raise InvalidInput(ProcurementError.CERTIFICATE_OTHER_KEY)
         now = dt.datetime.now(dt.UTC)
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise InvalidInput("The certificate is not valid today.")
+            raise InvalidInput(ProcurementError.CERTIFICATE_NOT_CURRENT)
         if any(_issued_by(cert, root) for root in roots):
             return certificate
-        raise InvalidInput("The certificate is not issued by the national CA.")
+        raise InvalidInput(ProcurementError.CERTIFICATE_NOT_NATIONAL_CA)
     ca_key, ca_cert = _demo_ca()
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),

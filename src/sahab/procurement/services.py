@@ -19,7 +19,13 @@ from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from sahab.core import documents as document_checks
-from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    read_when_rendered,
+)
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
 from sahab.directory import rules
@@ -27,6 +33,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
 from sahab.procurement import notifications, ocds, sealing, selectors
+from sahab.procurement.errors import ProcurementError
 from sahab.procurement.events import ProcurementEvent
 from sahab.procurement.models import (
     OPENING_REPORT,
@@ -101,8 +108,8 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 def _move(tender: Tender, action: str) -> None:
     sources, target = TRANSITIONS[action]
     if tender.state not in sources:
-        raise Conflict(f"Cannot {action.replace('_', ' ')} a tender in state "
-                       f"'{tender.get_state_display()}'.")
+        raise Conflict(ProcurementError.TENDER_STATE_FORBIDS, action=action.replace("_", " "),
+                       state=read_when_rendered(tender.get_state_display))
     # A suspension is per lot (admitted complaints): the steps it holds back check it.
     tender.state = target
 
@@ -129,7 +136,7 @@ def _publish(tender: Tender, index: int) -> None:
 def _cpv(value) -> str:
     code = str(value or "").strip()
     if not (len(code) == 10 and code[:8].isdigit() and code[8] == "-" and code[9].isdigit()):
-        raise InvalidInput(f"'{code}' is not a CPV code such as 72000000-5.")
+        raise InvalidInput(ProcurementError.CPV_CODE_INVALID, code=code)
     return code
 
 
@@ -142,8 +149,9 @@ def _buyer_agent(actor, tender_or_admin, role: str):
         return None  # the platform itself (demo loader, CLI)
     agent = directory.agent_of(actor)
     if agent is None or role not in agent.role_set or not admin.is_within(agent.administration):
-        raise PermissionDenied("Only a "
-                               f"{Role(role).label.lower()} of {admin.name_fr} may do this.")
+        raise PermissionDenied(ProcurementError.BUYER_ROLE_REQUIRED,
+                               role=read_when_rendered(lambda: str(Role(role).label).lower()),
+                               administration=read_when_rendered(lambda: admin.name))
     return agent
 
 
@@ -155,7 +163,7 @@ def require_buyer_officer(actor, tender: Tender) -> None:
 def _company_user(actor) -> Company:
     company = directory.company_of(actor)
     if company is None or not company.active:
-        raise PermissionDenied("Only a registered company may do this.")
+        raise PermissionDenied(ProcurementError.REGISTERED_COMPANY_ONLY)
     return company
 
 
@@ -165,13 +173,14 @@ def _company_user(actor) -> Company:
 def create_plan(*, actor, administration: Administration, year: int, title: str) -> Plan:
     _buyer_agent(actor, administration, Role.PROCUREMENT_OFFICER)
     if not 2000 <= int(year) <= 2100:
-        raise InvalidInput("The year is between 2000 and 2100.")
+        raise InvalidInput(ProcurementError.PLAN_YEAR_OUT_OF_RANGE)
     try:
         with transaction.atomic():
             plan = Plan.objects.create(administration=administration, year=year,
                                        title=_text(title, "The title", 300))
     except IntegrityError:
-        raise Conflict(f"{administration.code} has a plan for {year} already.") from None
+        raise Conflict(ProcurementError.PLAN_EXISTS, administration=administration.code,
+                       year=year) from None
     ledger.record(
         ProcurementEvent.PLAN_CREATED,
         f"plan:{administration.code}:{year}",
@@ -186,9 +195,9 @@ def add_plan_item(*, actor, plan: Plan, description: str, cpv: str, budget_line:
                   estimated_value, quarter: int, procedure: str) -> PlanItem:
     _buyer_agent(actor, plan.administration, Role.PROCUREMENT_OFFICER)
     if procedure not in Procedure.values:
-        raise InvalidInput(f"Unknown procedure {procedure}.")
+        raise InvalidInput(ProcurementError.PLANNED_PROCEDURE_UNKNOWN, procedure=procedure)
     if quarter not in (1, 2, 3, 4):
-        raise InvalidInput("The quarter is 1, 2, 3 or 4.")
+        raise InvalidInput(ProcurementError.QUARTER_INVALID)
     item = PlanItem.objects.create(
         plan=plan, description=_text(description, "The description", 500), cpv=_cpv(cpv),
         budget_line=_text(budget_line, "The budget line", 50),
@@ -228,7 +237,7 @@ def _lot_rows(lots: Iterable[dict]) -> list[dict]:
     rows = []
     for n, lot in enumerate(lots, start=1):
         if not isinstance(lot, dict):
-            raise InvalidInput("Each lot is an object with a title, a CPV code and a value.")
+            raise InvalidInput(ProcurementError.LOT_MALFORMED)
         items = lot.get("items") or []
         rows.append({
             "number": n, "title": _text(lot.get("title"), f"Lot {n}'s title", 300),
@@ -240,9 +249,9 @@ def _lot_rows(lots: Iterable[dict]) -> list[dict]:
                        "unit": _text(i.get("unit"), "An item's unit", 30)} for i in items],
         })
     if not rows:
-        raise InvalidInput("A tender has at least one lot.")
+        raise InvalidInput(ProcurementError.TENDER_WITHOUT_LOTS)
     if len(rows) > 100:
-        raise InvalidInput("A tender has at most 100 lots.")
+        raise InvalidInput(ProcurementError.TOO_MANY_LOTS)
     return rows
 
 
@@ -258,32 +267,33 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
     _buyer_agent(actor, buyer, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if procedure not in Procedure.values:
-        raise InvalidInput(f"Unknown procedure '{procedure}'.")
+        raise InvalidInput(ProcurementError.PROCEDURE_UNKNOWN, procedure=procedure)
     if award_criteria not in AwardCriteria.values:
-        raise InvalidInput(f"Unknown award criteria '{award_criteria}'.")
+        raise InvalidInput(ProcurementError.AWARD_CRITERIA_UNKNOWN, criteria=award_criteria)
     if award_criteria == AwardCriteria.WEIGHTED and not 1 <= int(price_weight) <= 99:
-        raise InvalidInput("With price and quality, the price weighs between 1 and 99 %.")
+        raise InvalidInput(ProcurementError.PRICE_WEIGHT_OUT_OF_RANGE)
     if not 0 <= int(standstill_days) <= 60:
-        raise InvalidInput("The standstill period is 0 to 60 days.")
+        raise InvalidInput(ProcurementError.STANDSTILL_OUT_OF_RANGE)
     if plan_item is not None and (plan_item.plan.administration != buyer or
                                   Tender.objects.filter(plan_item=plan_item).exists()):
-        raise InvalidInput("A planned purchase of the buyer, not yet tendered, is needed.")
+        raise InvalidInput(ProcurementError.PLANNED_PURCHASE_REQUIRED)
     if framework is not None:
         framework = Tender.objects.get(pk=framework.pk)  # its current state, not a copy's
     if (procedure == Procedure.MINI_COMPETITION) != (framework is not None):
-        raise InvalidInput("A mini-competition, and only it, is called off a framework.")
+        raise InvalidInput(ProcurementError.CALL_OFF_MINI_COMPETITION_ONLY)
     if framework is not None and (framework.procedure != Procedure.FRAMEWORK or
                                   framework.state != S.COMPLETE or framework.buyer != buyer):
-        raise InvalidInput("Call off only a completed framework agreement of the same buyer.")
+        raise InvalidInput(ProcurementError.CALL_OFF_FRAMEWORK_INVALID)
     rows = _lot_rows(lots)
     criteria = [_text(c, "A compliance criterion", 300) for c in
                 (DEFAULT_COMPLIANCE if compliance_criteria is None else compliance_criteria)]
     if len(criteria) > 30 or len(set(criteria)) != len(criteria):
-        raise InvalidInput("Give at most 30 distinct compliance criteria.")
+        raise InvalidInput(ProcurementError.TOO_MANY_CRITERIA)
     total = sum(r["estimated_value"] for r in rows)
     if procedure == Procedure.SIMPLIFIED and total > SIMPLIFIED_THRESHOLD:
-        raise InvalidInput(f"A simplified consultation is for purchases up to "
-                           f"{SIMPLIFIED_THRESHOLD:,} dinars; this one is {total:,}.")
+        raise InvalidInput(ProcurementError.SIMPLIFIED_OVER_THRESHOLD,
+                           threshold=f"{SIMPLIFIED_THRESHOLD:,}",
+                           total=f"{total:,}")
     _check_deadlines(procedure, enquiry_deadline, submission_deadline, now)
     tender = None
     for _ in range(3):  # two officers may take the same number: retry with the next
@@ -306,7 +316,7 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
         except IntegrityError:
             continue
     if tender is None:
-        raise Conflict("Could not number the tender; try again.")
+        raise Conflict(ProcurementError.TENDER_NUMBERING_FAILED)
     for row in rows:
         items = row.pop("items")
         lot = Lot.objects.create(tender=tender, **row)
@@ -344,13 +354,13 @@ def _draft_details(tender: Tender) -> dict:
 def _check_deadlines(procedure: str, enquiry: dt.datetime, submission: dt.datetime,
                      now: dt.datetime) -> None:
     if timezone.is_naive(enquiry) or timezone.is_naive(submission):
-        raise InvalidInput("Deadlines carry a time zone.")
+        raise InvalidInput(ProcurementError.DEADLINE_WITHOUT_TIME_ZONE)
     if enquiry <= now:
-        raise InvalidInput("The enquiry deadline is in the past.")
+        raise InvalidInput(ProcurementError.ENQUIRY_DEADLINE_PAST)
     if submission <= enquiry:
-        raise InvalidInput("The submission deadline comes after the enquiry deadline.")
+        raise InvalidInput(ProcurementError.SUBMISSION_BEFORE_ENQUIRY)
     if submission - now > dt.timedelta(days=366):
-        raise InvalidInput("The submission deadline is within a year.")
+        raise InvalidInput(ProcurementError.SUBMISSION_DEADLINE_TOO_FAR)
 
 
 @transaction.atomic
@@ -368,17 +378,18 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
                            else settings.PROCUREMENT_MIN_DAYS)
     if tender.submission_deadline - now < minimum and \
             not isinstance(actor, directory.SystemActor):
-        raise InvalidInput(f"A {tender.get_procedure_display().lower()} leaves bidders at "
-                           f"least {minimum.days} days after publication.")
+        raise InvalidInput(ProcurementError.TENDER_PERIOD_TOO_SHORT,
+                           procedure=read_when_rendered(
+                               lambda: str(tender.get_procedure_display()).lower()),
+                           days=minimum.days)
     if tender.procedure == Procedure.NEGOTIATED and not tender.participants.exists():
-        raise InvalidInput("A negotiated procedure invites at least one company.")
+        raise InvalidInput(ProcurementError.NEGOTIATED_WITHOUT_INVITATION)
     members = list(tender.committee.all())
     if not members or tender.committee_threshold < 1:
-        raise InvalidInput("Name the opening committee before publishing.")
+        raise InvalidInput(ProcurementError.OPENING_COMMITTEE_MISSING)
     missing = [m.position for m in members if not bytes(m.public_key)]
     if missing:
-        raise InvalidInput("Every committee member registers an opening key before "
-                           f"publication; missing: member(s) {missing}.")
+        raise InvalidInput(ProcurementError.OPENING_KEYS_MISSING, missing=missing)
     tender.bid_tag = secrets.token_hex(16)
     tender.published_at = now
     tender.save()
@@ -422,15 +433,15 @@ def name_committee(*, actor, tender: Tender, members: list, threshold: int) -> l
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state != S.DRAFT:
-        raise Conflict("The committee is named before publication.")
+        raise Conflict(ProcurementError.OPENING_COMMITTEE_AFTER_PUBLICATION)
     users = list(dict.fromkeys(members))
     if not 1 <= len(users) <= sealing.MAX_MEMBERS or len(users) != len(members):
-        raise InvalidInput(f"A committee has 1 to {sealing.MAX_MEMBERS} distinct members.")
+        raise InvalidInput(ProcurementError.OPENING_COMMITTEE_SIZE, max=sealing.MAX_MEMBERS)
     if not 1 <= int(threshold) <= len(users):
-        raise InvalidInput("The threshold is between 1 and the number of members.")
+        raise InvalidInput(ProcurementError.OPENING_THRESHOLD_INVALID)
     for user in users:
         if directory.agent_of(user) is None:
-            raise InvalidInput(f"{user} is not a public agent.")
+            raise InvalidInput(ProcurementError.NOT_A_PUBLIC_AGENT, user=user)
     tender.committee.all().delete()
     rows = [CommitteeMember.objects.create(tender=tender, position=n, member=user)
             for n, user in enumerate(users, start=1)]
@@ -454,8 +465,7 @@ def _member(actor, tender: Tender) -> CommitteeMember:
     row = (CommitteeMember.objects.select_for_update().filter(tender=tender, member=actor)
            .first() if getattr(actor, "pk", None) else None)
     if row is None:
-        raise PermissionDenied(f"Only a member of the opening committee of {tender.reference} "
-                               "may do this.")
+        raise PermissionDenied(ProcurementError.OPENING_COMMITTEE_ONLY, reference=tender.reference)
     return row
 
 
@@ -466,11 +476,11 @@ def register_committee_key(*, actor, tender: Tender, public_key: bytes) -> Commi
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     row = _member(actor, tender)
     if tender.state != S.DRAFT:
-        raise Conflict("Opening keys are registered before publication.")
+        raise Conflict(ProcurementError.OPENING_KEY_AFTER_PUBLICATION)
     if len(public_key) != 32:
-        raise InvalidInput("An opening key is a 32-byte X25519 public key.")
+        raise InvalidInput(ProcurementError.OPENING_KEY_INVALID)
     if CommitteeMember.objects.filter(tender=tender, public_key=public_key).exists():
-        raise InvalidInput("Each member registers a key of their own.")
+        raise InvalidInput(ProcurementError.OPENING_KEY_SHARED)
     row.public_key = public_key
     row.key_ledger_index = _step(
         tender,
@@ -492,18 +502,18 @@ def release_committee_key(*, actor, tender: Tender, private_key: bytes,
     now = _now(now)
     if tender.published_at is None or \
             min(now, timezone.now()) < tender.submission_deadline:
-        raise Conflict("Opening keys are released only after the submission deadline "
-                       f"({tender.submission_deadline:%Y-%m-%d %H:%M} UTC).")
+        raise Conflict(ProcurementError.OPENING_KEY_RELEASE_EARLY,
+                       deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
     if tender.state == S.CANCELLED:
-        raise Conflict("This tender is cancelled: its bids are never opened.")
+        raise Conflict(ProcurementError.TENDER_CANCELLED_NOT_OPENED)
     if bytes(row.released_key):
-        raise Conflict("Your opening key is released already.")
+        raise Conflict(ProcurementError.OPENING_KEY_RELEASED_ALREADY)
     try:
         public = sealing.member_public_key(private_key)
     except sealing.SealError as exc:
-        raise InvalidInput(f"This is not an opening key: {exc}.") from None
+        raise InvalidInput(ProcurementError.OPENING_KEY_MALFORMED, error=str(exc)) from None
     if public != bytes(row.public_key):
-        raise InvalidInput("This key is not the one you registered for this tender.")
+        raise InvalidInput(ProcurementError.OPENING_KEY_NOT_REGISTERED)
     row.released_key, row.released_at = private_key, now
     row.release_ledger_index = _step(
         tender,
@@ -550,16 +560,15 @@ def register_signing_key(*, actor, public_key: bytes, proof: bytes,
 
     company = _company_user(actor)
     if len(public_key) != 32:
-        raise InvalidInput("A signing key is a 32-byte Ed25519 public key.")
+        raise InvalidInput(ProcurementError.SIGNING_KEY_INVALID)
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(
             proof, sealing.registration_message(company.pk, public_key))
     except (InvalidSignature, ValueError):
-        raise InvalidInput("The proof of possession does not verify: sign the registration "
-                           "message with the new key.") from None
+        raise InvalidInput(ProcurementError.PROOF_OF_POSSESSION_INVALID) from None
     fingerprint = sealing.fingerprint(public_key)
     if SigningKey.objects.filter(fingerprint=fingerprint).exists():
-        raise Conflict("This key is registered already.")
+        raise Conflict(ProcurementError.SIGNING_KEY_REGISTERED_ALREADY)
     pem = certificates.certify(company_name=company.name,
                                matricule_fiscal=company.matricule_fiscal,
                                public_key=public_key, certificate=certificate)
@@ -586,9 +595,9 @@ def revoke_signing_key(*, actor, key: SigningKey) -> SigningKey:
     company = _company_user(actor)
     key = SigningKey.objects.select_for_update().get(pk=key.pk)
     if key.company_id != company.pk:
-        raise NotFound("No such key.")
+        raise NotFound(ProcurementError.NO_SUCH_SIGNING_KEY)
     if key.revoked_at is not None:
-        raise Conflict("This key is revoked already.")
+        raise Conflict(ProcurementError.SIGNING_KEY_REVOKED_ALREADY)
     key.revoked_at = timezone.now()
     key.revoked_ledger_index = ledger.record(
         ProcurementEvent.SIGNING_KEY_REVOKED, f"company:{company.pk}", actor,
@@ -621,8 +630,7 @@ def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderD
     # Once published, the documents change only by an amendment: with its rationale, the
     # legal minimum of days after it, and the bidders told (docs/procurement.md).
     if tender.state != S.DRAFT:
-        raise Conflict("A published tender's documents change only by an amendment, with "
-                       "its rationale (POST …/amendments, or the tender page).")
+        raise Conflict(ProcurementError.PUBLISHED_DOCUMENTS_NEED_AMENDMENT)
     document = _new_version(tender, name, content, media_type, digest)
     _step(
         tender,
@@ -665,10 +673,12 @@ def _later(value: dt.datetime | None, old: dt.datetime, what: str) -> dt.datetim
     if value is None:
         return old
     if timezone.is_naive(value):
-        raise InvalidInput("Deadlines carry a time zone.")
+        raise InvalidInput(ProcurementError.DEADLINE_WITHOUT_TIME_ZONE)
     if value < old:
-        raise InvalidInput(f"An amendment never brings the {what} forward "
-                           f"({old:%Y-%m-%d %H:%M} UTC): it may only extend it.")
+        raise InvalidInput(ProcurementError.AMENDMENT_ADVANCES_ENQUIRY
+                           if what == "enquiry deadline" else
+                           ProcurementError.AMENDMENT_ADVANCES_SUBMISSION,
+                           deadline=f"{old:%Y-%m-%d %H:%M}")
     return value
 
 
@@ -691,35 +701,34 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if tender.state == S.DRAFT:
-        raise Conflict("A draft is not published: change its documents directly; "
-                       "amendments are for published tenders.")
+        raise Conflict(ProcurementError.AMENDMENT_OF_DRAFT)
     # a suspended tender has not closed: it may still be amended (the remedy of an upheld
     # complaint), and the time of the suspension is given back after
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or \
             (now >= tender.submission_deadline and not tender.suspended):
-        raise Conflict("A tender is amended only before its submission deadline "
-                       f"({tender.submission_deadline:%Y-%m-%d %H:%M} UTC).")
+        raise Conflict(ProcurementError.AMENDMENT_AFTER_DEADLINE,
+                       deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
     rationale = _text(rationale, "The rationale", 20000)
     files = list(documents)
     if len(files) > MAX_AMENDMENT_DOCUMENTS:
-        raise InvalidInput(f"An amendment carries at most {MAX_AMENDMENT_DOCUMENTS} "
-                           "documents.")
+        raise InvalidInput(ProcurementError.AMENDMENT_TOO_MANY_DOCUMENTS,
+                           max=MAX_AMENDMENT_DOCUMENTS)
     names = [name for name, _content in files]
     if len(set(names)) != len(names):
-        raise InvalidInput("Each document of an amendment has its own name.")
+        raise InvalidInput(ProcurementError.AMENDMENT_DOCUMENT_NAMES_REPEATED)
     checked = [(name, content, *document_checks.check_document(name, content))
                for name, content in files]
     old_enquiry, old_submission = tender.enquiry_deadline, tender.submission_deadline
     enquiry = _later(enquiry_deadline, old_enquiry, "enquiry deadline")
     submission = _later(submission_deadline, old_submission, "submission deadline")
     if enquiry != old_enquiry and (tender.state != S.ENQUIRIES or now >= old_enquiry):
-        raise Conflict("The enquiry period is over: its deadline no longer changes.")
+        raise Conflict(ProcurementError.ENQUIRY_PERIOD_OVER)
     if submission <= enquiry:
-        raise InvalidInput("The submission deadline comes after the enquiry deadline.")
+        raise InvalidInput(ProcurementError.SUBMISSION_BEFORE_ENQUIRY)
     if submission - now > dt.timedelta(days=366):
-        raise InvalidInput("The submission deadline is within a year.")
+        raise InvalidInput(ProcurementError.SUBMISSION_DEADLINE_TOO_FAR)
     if not checked and enquiry == old_enquiry and submission == old_submission:
-        raise InvalidInput("An amendment brings new documents or later deadlines.")
+        raise InvalidInput(ProcurementError.AMENDMENT_EMPTY)
     tender.enquiry_deadline, tender.submission_deadline = enquiry, submission
     added = [_new_version(tender, name, content, media_type, digest)
              for name, content, media_type, digest in checked]
@@ -731,9 +740,8 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
     if tender.submission_deadline - now < minimum and \
             not isinstance(actor, directory.SystemActor):
         earliest = now + minimum
-        raise InvalidInput(
-            f"After an amendment bidders keep at least {minimum.days} days before the "
-            f"submission deadline: extend it to {earliest:%Y-%m-%d %H:%M} UTC or later.")
+        raise InvalidInput(ProcurementError.AMENDMENT_PERIOD_TOO_SHORT, days=minimum.days,
+                           earliest=f"{earliest:%Y-%m-%d %H:%M}")
     tender.save()
     amendment = TenderAmendment.objects.create(
         tender=tender, number=tender.amendments.count() + 1, rationale=rationale,
@@ -815,11 +823,11 @@ def _resume_remedied(tender: Tender, complaint: Complaint, now: dt.datetime) -> 
 def apply_for_prequalification(*, actor, tender: Tender) -> Participation:
     company = _company_user(actor)
     if tender.procedure != Procedure.RESTRICTED or tender.state != S.ENQUIRIES:
-        raise Conflict("Candidates apply to a restricted procedure during its enquiry period.")
+        raise Conflict(ProcurementError.APPLICATION_OUTSIDE_ENQUIRY)
     participation, created = Participation.objects.get_or_create(
         tender=tender, company=company, defaults={"kind": Participation.Kind.CANDIDATE})
     if not created:
-        raise Conflict("Your company has applied already.")
+        raise Conflict(ProcurementError.APPLIED_ALREADY)
     _step(tender, ProcurementEvent.CANDIDATE_APPLIED, actor, {"company": company.matricule_fiscal})
     return participation
 
@@ -830,7 +838,7 @@ def decide_prequalification(*, actor, participation: Participation, qualified: b
     tender = participation.tender
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state not in (S.ENQUIRIES, S.TENDERING):
-        raise Conflict("Candidates are qualified before the submission deadline.")
+        raise Conflict(ProcurementError.QUALIFICATION_AFTER_DEADLINE)
     participation.kind = (Participation.Kind.QUALIFIED if qualified
                           else Participation.Kind.NOT_QUALIFIED)
     participation.updated_at = timezone.now()
@@ -863,7 +871,7 @@ def ask_question(*, actor, tender: Tender, text: str,
     company = _company_user(actor)
     now = _now(now)
     if tender.state != S.ENQUIRIES or now >= tender.enquiry_deadline:
-        raise Conflict("Questions are asked before the enquiry deadline.")
+        raise Conflict(ProcurementError.QUESTION_AFTER_DEADLINE)
     question = Question.objects.create(tender=tender, company=company, asked_at=now,
                                        text=_text(text, "The question", 5000))
     _step(
@@ -882,9 +890,9 @@ def answer_question(*, actor, question: Question, answer: str,
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
-        raise Conflict("Questions are answered before the submission deadline.")
+        raise Conflict(ProcurementError.ANSWER_AFTER_DEADLINE)
     if question.answered_at:
-        raise Conflict("This question is answered already.")
+        raise Conflict(ProcurementError.ANSWERED_ALREADY)
     question.answer = _text(answer, "The answer", 10000)
     question.answered_at = now
     question.save()
@@ -929,11 +937,10 @@ def _bid_subject(tender: Tender) -> str:
 def _registered_key(fingerprint: str, company: Company) -> SigningKey:
     key = SigningKey.objects.filter(fingerprint=fingerprint).first()
     if key is None or key.company_id != company.pk:
-        raise InvalidInput("The bid is signed by a key that is not registered for your "
-                           "company: register it first (sahab bid keygen, then register).")
+        raise InvalidInput(ProcurementError.BID_KEY_NOT_REGISTERED)
     if key.revoked_at is not None:
-        raise InvalidInput(f"The bid is signed by a key revoked on "
-                           f"{key.revoked_at:%Y-%m-%d %H:%M} UTC: sign with a valid key.")
+        raise InvalidInput(ProcurementError.BID_KEY_REVOKED,
+                           revoked_at=f"{key.revoked_at:%Y-%m-%d %H:%M}")
     return key
 
 
@@ -943,20 +950,20 @@ def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
     try:
         envelope = sealing.parse(data)
     except sealing.SealError as exc:
-        raise InvalidInput(f"The sealed bid is malformed: {exc}.") from None
+        raise InvalidInput(ProcurementError.BID_MALFORMED, error=str(exc)) from None
     if envelope.tender != tender.reference:
-        raise InvalidInput(f"This envelope is sealed for {envelope.tender}, not "
-                           f"{tender.reference}.")
+        raise InvalidInput(ProcurementError.ENVELOPE_OTHER_TENDER, sealed_for=envelope.tender,
+                           reference=tender.reference)
     if envelope.company != company.pk:
-        raise InvalidInput("This envelope names another company.")
+        raise InvalidInput(ProcurementError.ENVELOPE_OTHER_COMPANY)
     n = tender.committee.count()
     if [w[0] for w in envelope.wraps] != sealing.subsets(n, tender.committee_threshold):
-        raise InvalidInput("The envelope is not sealed to this tender's opening committee.")
+        raise InvalidInput(ProcurementError.ENVELOPE_OTHER_COMMITTEE)
     key = _registered_key(envelope.key, company)
     try:
         envelope.verify(bytes(key.public_key))
     except sealing.SealError as exc:
-        raise InvalidInput(f"The bid's signature is refused: {exc}.") from None
+        raise InvalidInput(ProcurementError.BID_SIGNATURE_REFUSED, error=str(exc)) from None
     return key
 
 
@@ -972,18 +979,17 @@ def submit_bid(*, actor, tender: Tender, envelope: bytes,
     tender = _share_lock(tender)
     now = _now(now)
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
-        raise Conflict(f"Bids for {tender.reference} were due by "
-                       f"{tender.submission_deadline:%Y-%m-%d %H:%M} UTC; this one is late."
-                       if now >= tender.submission_deadline else
-                       "This tender does not take bids now.")
+        raise Conflict(ProcurementError.BID_LATE if now >= tender.submission_deadline else
+                       ProcurementError.NOT_TAKING_BIDS, reference=tender.reference,
+                       deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
     if not may_bid(tender, company):
-        raise PermissionDenied("Your company is not admitted to bid in this procedure.")
+        raise PermissionDenied(ProcurementError.BIDDER_NOT_ADMITTED)
     if not isinstance(envelope, bytes | bytearray) or not envelope:
-        raise InvalidInput("Send the sealed envelope (sahab-bid/2).")
+        raise InvalidInput(ProcurementError.ENVELOPE_REQUIRED)
     key = check_envelope(tender, company, bytes(envelope))
     commitment = sealing.commitment(bytes(envelope))
     if Bid.objects.filter(tender=tender, commitment=commitment).exists():
-        raise Conflict("This envelope is submitted already.")
+        raise Conflict(ProcurementError.ENVELOPE_SUBMITTED_ALREADY)
     replaced = list(Bid.objects.filter(tender=tender, company=company,
                                        status=Bid.Status.SUBMITTED).only("pk", "commitment"))
     Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
@@ -1005,9 +1011,9 @@ def withdraw_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
     company = _company_user(actor)
     bid = Bid.objects.select_for_update().select_related("tender").get(pk=bid.pk)
     if bid.company_id != company.pk:
-        raise NotFound("No such bid.")
+        raise NotFound(ProcurementError.NO_SUCH_BID)
     if bid.status != Bid.Status.SUBMITTED or _now(now) >= bid.tender.submission_deadline:
-        raise Conflict("Only a submitted bid can be withdrawn, before the deadline.")
+        raise Conflict(ProcurementError.BID_NOT_WITHDRAWABLE)
     bid.status = Bid.Status.WITHDRAWN
     bid.save(update_fields=["status"])
     ledger.record(ProcurementEvent.BID_WITHDRAWN, _bid_subject(bid.tender), "system",
@@ -1095,7 +1101,7 @@ def _ledger_bids(tender: Tender, closed_at: int,
     closing = entries.pop(closed_at)
     if closing["type"] != "procurement.tender.tendering_closed" or \
             closing["subject"] != f"tender:{tender.reference}":
-        raise Conflict("The ledger does not record the close of tendering where expected.")
+        raise Conflict(ProcurementError.TENDERING_CLOSE_NOT_RECORDED)
     # entries after the close of tendering never count
     live = sealing.live_commitments(
         (index, entries[index]) for index in sorted(entries)
@@ -1191,12 +1197,11 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     now = _now(now)
     if tender.state != S.OPENING:
-        raise Conflict("Only a tender whose submission deadline passed is opened.")
+        raise Conflict(ProcurementError.OPENING_NEEDS_CLOSED_TENDER)
     if now < tender.submission_deadline:
-        raise Conflict("Bids are never opened before the deadline.")
+        raise Conflict(ProcurementError.OPENING_BEFORE_DEADLINE)
     if releases_missing(tender):
-        raise Conflict(f"{releases_missing(tender)} more committee member(s) must release "
-                       "their opening keys first.")
+        raise Conflict(ProcurementError.OPENING_KEYS_NOT_RELEASED, missing=releases_missing(tender))
     released = {m.position: bytes(m.released_key) for m in tender.committee.all()
                 if bytes(m.released_key) and
                 sealing.member_public_key(bytes(m.released_key)) == bytes(m.public_key)}
@@ -1286,14 +1291,14 @@ def declare_conflict_of_interest(*, actor, tender: Tender, no_conflict: bool,
     conflict is out of the committee (the quorum must still be reachable without them)."""
     _committee_member(actor, tender)
     if tender.state != S.EVALUATION:
-        raise Conflict("Evaluators declare their interests when the evaluation starts.")
+        raise Conflict(ProcurementError.DECLARATION_OUT_OF_TIME)
     try:
         with transaction.atomic():
             declaration = ConflictDeclaration.objects.create(
                 tender=tender, evaluator=actor, no_conflict=bool(no_conflict),
                 statement=_text(statement, "The statement", 5000, required=not no_conflict))
     except IntegrityError:
-        raise Conflict("You have declared already.") from None
+        raise Conflict(ProcurementError.DECLARED_ALREADY) from None
     _step(
         tender,
         ProcurementEvent.EVALUATION_DECLARATION,
@@ -1313,10 +1318,10 @@ def _evaluator(actor, tender: Tender) -> None:
     evaluation."""
     _committee_member(actor, tender)
     if tender.state != S.EVALUATION:
-        raise Conflict("The tender is not under evaluation.")
+        raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
     if not ConflictDeclaration.objects.filter(tender=tender, evaluator=actor,
                                               no_conflict=True).exists():
-        raise PermissionDenied("Declare that you have no conflict of interest first.")
+        raise PermissionDenied(ProcurementError.DECLARATION_REQUIRED)
 
 
 @transaction.atomic
@@ -1335,10 +1340,9 @@ def decide_eligibility(*, actor, bid_lot: BidLot, eligible: bool, reason: str = 
     if checks is None:
         checks = dict.fromkeys(criteria, bool(eligible))
     if set(checks) != set(criteria):
-        raise InvalidInput("Check every compliance criterion of the tender: "
-                           + "; ".join(criteria))
+        raise InvalidInput(ProcurementError.COMPLIANCE_UNCHECKED, criteria="; ".join(criteria))
     if bool(eligible) and not all(checks.values()):
-        raise InvalidInput("A bid that fails a compliance criterion is not eligible.")
+        raise InvalidInput(ProcurementError.NONCOMPLIANT_BID_ELIGIBLE)
     bid_lot.eligible = bool(eligible)
     bid_lot.compliance = {k: bool(v) for k, v in checks.items()}
     bid_lot.eligibility_reason = _text(reason, "The reason", 2000, required=not eligible)
@@ -1367,13 +1371,13 @@ def score_quality(*, actor, bid_lot: BidLot, score, comment: str = "",
     _evaluator(actor, tender)
     _lot_under_evaluation(bid_lot.lot)
     if tender.award_criteria != AwardCriteria.WEIGHTED:
-        raise Conflict("This tender is awarded on price alone.")
+        raise Conflict(ProcurementError.PRICE_ONLY_AWARD)
     try:
         value = Decimal(str(score))
     except InvalidOperation:
-        raise InvalidInput("The score is a number from 0 to 100.") from None
+        raise InvalidInput(ProcurementError.SCORE_OUT_OF_RANGE) from None
     if not value.is_finite() or not 0 <= value <= 100:
-        raise InvalidInput("The score is a number from 0 to 100.")
+        raise InvalidInput(ProcurementError.SCORE_OUT_OF_RANGE)
     quality, _ = QualityScore.objects.update_or_create(
         bid_lot=bid_lot, evaluator=actor,
         defaults={"score": value, "comment": _text(comment, "The comment", 5000,
@@ -1394,16 +1398,16 @@ def _lot_under_evaluation(lot: Lot) -> None:
     cancelled are evaluated: the evaluation of the others is final."""
     lot = Lot.objects.get(pk=lot.pk)
     if lot.cancelled:
-        raise Conflict(f"Lot {lot.number} is cancelled.")
+        raise Conflict(ProcurementError.LOT_CANCELLED, lot=lot.number)
     if lot.awards.filter(status=Award.Status.ACTIVE).exists():
-        raise Conflict(f"Lot {lot.number} is awarded: its evaluation is final.")
+        raise Conflict(ProcurementError.LOT_AWARDED, lot=lot.number)
 
 
 def _rank_lot(tender: Tender, lot: Lot) -> list[BidLot]:
     rows = list(BidLot.objects.filter(lot=lot, bid__status=Bid.Status.OPENED)
                 .select_related("bid__company"))
     if any(r.eligible is None for r in rows):
-        raise Conflict(f"Decide the eligibility of every bid for lot {lot.number} first.")
+        raise Conflict(ProcurementError.ELIGIBILITY_UNDECIDED, lot=lot.number)
     eligible = [r for r in rows if r.eligible]
     for r in rows:
         r.score = r.rank = None
@@ -1418,8 +1422,7 @@ def _rank_lot(tender: Tender, lot: Lot) -> list[BidLot]:
             if tender.award_criteria == AwardCriteria.WEIGHTED:
                 scores = [q.score for q in r.quality_scores.all()]
                 if not scores:
-                    raise Conflict(f"Every eligible bid of lot {lot.number} needs quality "
-                                   "scores first.")
+                    raise Conflict(ProcurementError.QUALITY_SCORES_MISSING, lot=lot.number)
                 quality = sum(scores) / len(scores)
                 weight = Decimal(tender.price_weight) / 100
                 r.score = weight * price_score + (1 - weight) * quality
@@ -1441,14 +1444,14 @@ def complete_evaluation(*, actor, tender: Tender, now: dt.datetime | None = None
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
-        raise Conflict("The tender is not under evaluation.")
+        raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
     _require_committee(tender)
     # the lots still to award: all of them the first time; after an upheld complaint,
     # the lot whose evaluation it invalidated (the others' awards stand)
     lots = [lot for lot in tender.lots.filter(cancelled=False)
             if not lot.awards.filter(status=Award.Status.ACTIVE).exists()]
     if not lots:
-        raise Conflict("Every lot is awarded or cancelled: there is nothing to evaluate.")
+        raise Conflict(ProcurementError.NOTHING_TO_EVALUATE)
     report = {"lots": []}
     for lot in lots:
         lot.needs_evaluation = False
@@ -1483,7 +1486,7 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if not Step.objects.filter(tender=tender, type="tender.evaluated").exists():
-        raise Conflict("Complete the evaluation before the award.")
+        raise Conflict(ProcurementError.EVALUATION_INCOMPLETE)
     choices = {str(k): v for k, v in (choices or {}).items()}
     justification = _text(justification, "The justification", 5000, required=False)
     awards = []
@@ -1491,10 +1494,9 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
         if lot.awards.filter(status=Award.Status.ACTIVE).exists():
             continue  # awarded before an upheld complaint sent another lot back
         if lot.needs_evaluation:
-            raise Conflict(f"An upheld complaint invalidated lot {lot.number}'s evaluation: "
-                           "evaluate it again before the award.")
+            raise Conflict(ProcurementError.EVALUATION_INVALIDATED, lot=lot.number)
         if lot.suspended_since is not None:
-            raise Conflict(f"Lot {lot.number} is suspended by an admitted complaint.")
+            raise Conflict(ProcurementError.LOT_SUSPENDED, lot=lot.number)
         ranked = [r for r in BidLot.objects.filter(lot=lot, rank__isnull=False)
                   .select_related("bid__company").order_by("rank")]
         if not ranked:
@@ -1506,20 +1508,18 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
             ids = wanted if isinstance(wanted, list) else [wanted]
             picks = [r for r in ranked if r.pk in ids or r.bid_id in ids]
             if len(picks) != len(ids):
-                raise InvalidInput(f"Lot {lot.number}: choose among its ranked bids.")
+                raise InvalidInput(ProcurementError.AWARD_NOT_RANKED, lot=lot.number)
             if tender.procedure != Procedure.FRAMEWORK and len(picks) != 1:
-                raise InvalidInput(f"Lot {lot.number} goes to one supplier.")
+                raise InvalidInput(ProcurementError.AWARD_ONE_SUPPLIER, lot=lot.number)
         if any(p.rank != 1 for p in picks[:1]) and not justification:
-            raise InvalidInput("Awarding other than the first ranked bid needs a "
-                               "justification.")
+            raise InvalidInput(ProcurementError.AWARD_JUSTIFICATION_REQUIRED)
         for pick in picks:
             # the buyer's own justification is not enough: the bidder explained its
             # price and the committee accepted the explanation
             if pick.abnormally_low and not pick.explanations.filter(
                     status=Explanation.Status.ACCEPTED).exists():
-                raise InvalidInput(f"Lot {lot.number}: the price of {pick.bid.company.name} "
-                                   "is abnormally low; it is awarded only once the evaluation "
-                                   "committee has accepted the bidder's explanation.")
+                raise InvalidInput(ProcurementError.ABNORMALLY_LOW_UNEXPLAINED, lot=lot.number,
+                                   company=pick.bid.company.name)
         for pick in picks:
             awards.append(Award.objects.create(
                 tender=tender, lot=lot, bid_lot=pick, supplier=pick.bid.company,
@@ -1527,10 +1527,9 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
                 standstill_until=now + dt.timedelta(days=tender.standstill_days)))
     report = tender.evaluation_reports.order_by("-number").first()
     if report is None or report.status != EvaluationReport.Status.ADOPTED:
-        raise Conflict("The evaluation report is not adopted: the quorum of the evaluation "
-                       "committee must approve the current report before the award.")
+        raise Conflict(ProcurementError.EVALUATION_REPORT_NOT_ADOPTED)
     if not awards:
-        raise Conflict("No lot has an eligible bid: declare the tender unsuccessful.")
+        raise Conflict(ProcurementError.NO_ELIGIBLE_BID)
     _move(tender, "award")
     tender.save()
     _step(
@@ -1585,8 +1584,8 @@ def _committee_member(actor, tender: Tender) -> EvaluationMember:
            if getattr(actor, "pk", None) and not isinstance(actor, directory.SystemActor)
            else None)
     if row is None:
-        raise PermissionDenied(f"Only a member of the evaluation committee of "
-                               f"{tender.reference} may do this.")
+        raise PermissionDenied(ProcurementError.EVALUATION_COMMITTEE_ONLY,
+                               reference=tender.reference)
     return row
 
 
@@ -1602,8 +1601,7 @@ def _officer_or_chair(actor, tender: Tender) -> None:
             tender=tender, member=actor, chair=True).exists():
         _evaluator(actor, tender)
         return
-    raise PermissionDenied("Only a procurement officer of the buyer or the chair of the "
-                           "evaluation committee may do this.")
+    raise PermissionDenied(ProcurementError.OFFICER_OR_CHAIR_ONLY)
 
 
 def _conflicted(tender: Tender) -> set[int]:
@@ -1620,10 +1618,9 @@ def quorum_reachable(tender: Tender) -> bool:
 
 def _require_committee(tender: Tender) -> None:
     if not tender.evaluation_committee.exists():
-        raise Conflict("Name the evaluation committee first.")
+        raise Conflict(ProcurementError.EVALUATION_COMMITTEE_MISSING)
     if not quorum_reachable(tender):
-        raise Conflict("Members who declared a conflict of interest leave too few to reach "
-                       "the quorum: name the evaluation committee again.")
+        raise Conflict(ProcurementError.EVALUATION_QUORUM_LOST)
 
 
 def _supersede(tender: Tender) -> None:
@@ -1648,32 +1645,31 @@ def name_evaluation_committee(*, actor, tender: Tender, members: list, chair, qu
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state not in (S.DRAFT, S.ENQUIRIES, S.TENDERING, S.OPENING, S.EVALUATION):
-        raise Conflict("The evaluation committee is named before or during the evaluation.")
+        raise Conflict(ProcurementError.EVALUATION_COMMITTEE_TOO_LATE)
     users = list(dict.fromkeys(members))
     if len(users) != len(members):
-        raise InvalidInput("The members of the evaluation committee are distinct.")
+        raise InvalidInput(ProcurementError.EVALUATION_MEMBERS_REPEATED)
     # two members at least: whoever prepared the tender is never the committee alone
     if not 2 <= len(users) <= MAX_EVALUATION_MEMBERS:
-        raise InvalidInput(f"An evaluation committee has 2 to {MAX_EVALUATION_MEMBERS} "
-                           "members.")
+        raise InvalidInput(ProcurementError.EVALUATION_COMMITTEE_SIZE, max=MAX_EVALUATION_MEMBERS)
     try:
         quorum = int(quorum)
     except (TypeError, ValueError):
-        raise InvalidInput("The quorum is a number of members.") from None
+        raise InvalidInput(ProcurementError.QUORUM_NOT_A_NUMBER) from None
     if not 2 <= quorum <= len(users):
-        raise InvalidInput("The quorum is at least 2 and at most the number of members.")
+        raise InvalidInput(ProcurementError.QUORUM_OUT_OF_RANGE)
     if chair not in users:
-        raise InvalidInput("The chair is one of the members.")
+        raise InvalidInput(ProcurementError.CHAIR_NOT_MEMBER)
     for user in users:
         try:
             _buyer_agent(user, tender, Role.EVALUATOR)
         except PermissionDenied:
-            raise InvalidInput(f"{user} is not an evaluator of {tender.buyer.name_fr}.") \
-                from None
+            raise InvalidInput(ProcurementError.NOT_AN_EVALUATOR, user=user,
+                               administration=read_when_rendered(lambda: tender.buyer.name)
+                               ) from None
     out = _conflicted(tender)
     if len([u for u in users if u.pk not in out]) < quorum:
-        raise InvalidInput("Members who declared a conflict of interest leave too few to "
-                           "reach the quorum.")
+        raise InvalidInput(ProcurementError.QUORUM_UNREACHABLE)
     now = _now(now)
     tender.evaluation_committee.all().delete()
     rows = [EvaluationMember.objects.create(tender=tender, member=user, chair=user == chair,
@@ -1698,17 +1694,16 @@ def approve_evaluation(*, actor, tender: Tender, sha256: str, approved: bool = T
     now = _now(now)
     report = tender.evaluation_reports.order_by("-number").first()
     if report is None or report.status != EvaluationReport.Status.PROPOSED:
-        raise Conflict("No evaluation report waits for approval.")
+        raise Conflict(ProcurementError.NO_REPORT_PENDING)
     if str(sha256 or "").strip().lower() != report.sha256:
-        raise Conflict(f"The evaluation report changed: read report no. {report.number} "
-                       f"(SHA-256 {report.sha256}) and approve it.")
+        raise Conflict(ProcurementError.REPORT_CHANGED, number=report.number, sha256=report.sha256)
     reason = _text(reason, "The reasons", 5000, required=not approved)
     try:
         with transaction.atomic():
             vote = ReportApproval.objects.create(report=report, member=actor,
                                                  approved=bool(approved), reason=reason, at=now)
     except IntegrityError:
-        raise Conflict("You have approved or dissented from this report already.") from None
+        raise Conflict(ProcurementError.REPORT_APPROVED_ALREADY) from None
     data = {"member": directory.actor_id(actor), "report": report.number,
             "sha256": report.sha256}
     if approved:
@@ -1752,15 +1747,14 @@ def request_explanation(*, actor, bid_lot: BidLot, question: str,
     tender = Tender.objects.select_for_update().get(pk=bid_lot.bid.tender_id)
     _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
-        raise Conflict("The tender is not under evaluation.")
+        raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
     _lot_under_evaluation(bid_lot.lot)
     bid_lot = BidLot.objects.select_related("bid__company", "lot").get(pk=bid_lot.pk)
     if not bid_lot.abnormally_low or not bid_lot.eligible:
-        raise Conflict("Only an eligible bid the evaluation ranked abnormally low is asked "
-                       "to explain its price.")
+        raise Conflict(ProcurementError.EXPLANATION_NOT_APPLICABLE)
     if bid_lot.explanations.exclude(status__in=[Explanation.Status.VOID,
                                                  Explanation.Status.REJECTED]).exists():
-        raise Conflict("An explanation of this price is asked already.")
+        raise Conflict(ProcurementError.EXPLANATION_ASKED_ALREADY)
     now = _now(now)
     days = settings.PROCUREMENT_EXPLANATION_DAYS
     explanation = Explanation.objects.create(
@@ -1787,12 +1781,13 @@ def answer_explanation(*, actor, explanation: Explanation, answer: str,
     company = _company_user(actor)
     tender, explanation = _explanation_locked(explanation)
     if explanation.bid_lot.bid.company_id != company.pk:
-        raise PermissionDenied("Only the company asked may explain its price.")
+        raise PermissionDenied(ProcurementError.EXPLANATION_OTHER_COMPANY)
     if explanation.status != Explanation.Status.REQUESTED:
-        raise Conflict("This request is answered or decided already.")
+        raise Conflict(ProcurementError.EXPLANATION_CLOSED)
     now = _now(now)
     if now > explanation.due_at:
-        raise Conflict(f"The time to explain ended on {explanation.due_at:%Y-%m-%d %H:%M}.")
+        raise Conflict(ProcurementError.EXPLANATION_TIME_OVER,
+                       due=f"{explanation.due_at:%Y-%m-%d %H:%M}")
     explanation.answer = _text(answer, "The explanation", 20000)
     explanation.answered_by, explanation.answered_at = actor, now
     explanation.status = Explanation.Status.ANSWERED
@@ -1814,18 +1809,17 @@ def decide_explanation(*, actor, explanation: Explanation, accepted: bool, reaso
     tender, explanation = _explanation_locked(explanation)
     _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
-        raise Conflict("The tender is not under evaluation.")
+        raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
     now = _now(now)
     status = explanation.status
     if status == Explanation.Status.REQUESTED:
         if accepted:
-            raise Conflict("The bidder has not explained its price: there is nothing to "
-                           "accept.")
+            raise Conflict(ProcurementError.EXPLANATION_MISSING)
         if now <= explanation.due_at:
-            raise Conflict(f"The bidder may explain its price until "
-                           f"{explanation.due_at:%Y-%m-%d %H:%M}.")
+            raise Conflict(ProcurementError.EXPLANATION_TIME_RUNNING,
+                           due=f"{explanation.due_at:%Y-%m-%d %H:%M}")
     elif status != Explanation.Status.ANSWERED:
-        raise Conflict("This explanation is decided already.")
+        raise Conflict(ProcurementError.EXPLANATION_DECIDED_ALREADY)
     explanation.decision = _text(reason, "The reasons", 5000)
     explanation.status = (Explanation.Status.ACCEPTED if accepted
                           else Explanation.Status.REJECTED)
@@ -1963,24 +1957,21 @@ def _complaint_lots(tender: Tender, company: Company, kind: str, numbers, now) -
     try:
         wanted = sorted({int(n) for n in (numbers or [])})
     except (TypeError, ValueError):
-        raise InvalidInput("Lots are given by their numbers.") from None
+        raise InvalidInput(ProcurementError.LOTS_NOT_NUMBERS) from None
     unknown = [n for n in wanted if n not in lots]
     if unknown:
-        raise InvalidInput(f"The tender has no lot {unknown[0]} open to complaints.")
+        raise InvalidInput(ProcurementError.LOT_NOT_OPEN_TO_COMPLAINTS, lot=unknown[0])
     if kind == Complaint.Kind.DOCUMENTS:
         return [lots[n] for n in wanted] if wanted else list(lots.values())
     if len(wanted) != 1:
-        raise InvalidInput("A complaint against an evaluation or award concerns one lot: "
-                           "give its number.")
+        raise InvalidInput(ProcurementError.COMPLAINT_LOT_REQUIRED)
     lot = lots[wanted[0]]
     if not BidLot.objects.filter(lot=lot, bid__company=company,
                                  bid__status=Bid.Status.OPENED).exists():
-        raise PermissionDenied(f"Only the bidders of lot {lot.number} complain against its "
-                               "evaluation or award.")
+        raise PermissionDenied(ProcurementError.COMPLAINT_BIDDERS_ONLY, lot=lot.number)
     award = lot.awards.filter(status=Award.Status.ACTIVE).first()
     if award is None or award.standstill_until is None or now >= award.standstill_until:
-        raise Conflict(f"Lot {lot.number}'s award is complained against during its "
-                       "standstill period only.")
+        raise Conflict(ProcurementError.COMPLAINT_OUTSIDE_STANDSTILL, lot=lot.number)
     return [lot]
 
 
@@ -1999,16 +1990,13 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
         # during a lot's own standstill, also while another lot is evaluated again
         kind = Complaint.Kind.AWARD
     else:
-        raise Conflict("Complaints are filed against the documents before the submission "
-                       "deadline, or against a lot's evaluation or award during its "
-                       "standstill.")
+        raise Conflict(ProcurementError.COMPLAINT_OUT_OF_TIME)
     text = _text(text, "The complaint", 20000)
     chosen = _complaint_lots(tender, company, kind, lots, now)
     limit = settings.PROCUREMENT_COMPLAINTS_PER_COMPANY
     if Complaint.objects.filter(tender=tender, company=company,
                                 status__in=UNDECIDED).count() >= limit:
-        raise Conflict(f"Your company has {limit} undecided complaint(s) on this tender, the "
-                       "most it may have: wait for their decisions.")
+        raise Conflict(ProcurementError.TOO_MANY_COMPLAINTS, limit=limit)
     complaint = Complaint.objects.create(tender=tender, company=company, kind=kind,
                                          text=text, filed_at=now)
     complaint.lots.set(chosen)
@@ -2029,8 +2017,7 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
 def _body(actor, complaint: Complaint) -> tuple[Tender, Complaint]:
     tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
     if not rules.can_decide_complaint(actor, tender.buyer):
-        raise PermissionDenied("Complaints are ruled on by the complaints body, independent "
-                               "of the buyer.")
+        raise PermissionDenied(ProcurementError.COMPLAINTS_BODY_ONLY)
     return tender, Complaint.objects.select_for_update().get(pk=complaint.pk)
 
 
@@ -2043,22 +2030,18 @@ def rule_admissibility(*, actor, complaint: Complaint, admissible: bool, reason:
     now = _now(now)
     if complaint.status == CS.LAPSED or \
             (complaint.status == CS.FILED and now > admissibility_due(complaint)):
-        raise Conflict("The time limit to rule on this complaint's admissibility passed: "
-                       "it lapsed.")
+        raise Conflict(ProcurementError.COMPLAINT_LAPSED)
     if complaint.status != CS.FILED:
-        raise Conflict("The admissibility of this complaint is ruled already.")
+        raise Conflict(ProcurementError.ADMISSIBILITY_RULED_ALREADY)
     if now > admissibility_due(complaint):
-        raise Conflict("The time limit to rule on this complaint's admissibility passed: "
-                       "it lapsed.")
+        raise Conflict(ProcurementError.COMPLAINT_LAPSED)
     reason = _text(reason, "The reason", 20000)
     lots = list(complaint.lots.filter(cancelled=False))
     if admissible:
         if tender.state in (S.CANCELLED, S.UNSUCCESSFUL) or not lots:
-            raise Conflict("The procedure or the lots concerned are over: nothing is left "
-                           "to suspend; rule the complaint inadmissible.")
+            raise Conflict(ProcurementError.NOTHING_TO_SUSPEND)
         if Contract.objects.filter(award__lot__in=lots).exists():
-            raise Conflict("A contract is signed for a lot concerned: rule the complaint "
-                           "inadmissible.")
+            raise Conflict(ProcurementError.CONTRACT_SIGNED_INADMISSIBLE)
         complaint.status, complaint.suspended_from = CS.ADMITTED, now
         _suspend(tender, lots, now)
         tender.save()
@@ -2105,22 +2088,21 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
     tender, complaint = _body(actor, complaint)
     now = _now(now)
     if complaint.status == CS.FILED:
-        raise Conflict("Rule on the complaint's admissibility first.")
+        raise Conflict(ProcurementError.ADMISSIBILITY_FIRST)
     if complaint.status != CS.ADMITTED:
-        raise Conflict("This complaint is decided already.")
+        raise Conflict(ProcurementError.COMPLAINT_DECIDED_ALREADY)
     remedy = remedy or ""
     if upheld and remedy not in REMEDIES[complaint.kind]:
         allowed = ", ".join(sorted(REMEDIES[complaint.kind]))
-        raise InvalidInput(f"An upheld complaint names its remedy: {allowed}.")
+        raise InvalidInput(ProcurementError.REMEDY_REQUIRED, allowed=allowed)
     if not upheld and remedy:
-        raise InvalidInput("A rejected complaint has no remedy.")
+        raise InvalidInput(ProcurementError.REJECTION_WITHOUT_REMEDY)
     decision = _text(decision, "The decision", 20000)
     lots = list(complaint.lots.filter(cancelled=False))
     if upheld and remedy in (Complaint.Remedy.REEVALUATE, Complaint.Remedy.CANCEL_LOT) and \
             Contract.objects.filter(award__lot__in=lots, award__status=Award.Status.ACTIVE) \
             .exists():
-        raise Conflict("A contract is signed for a lot concerned: its award can no longer be "
-                       "undone here.")
+        raise Conflict(ProcurementError.CONTRACT_SIGNED_AWARD_FINAL)
     complaint.status = CS.UPHELD if upheld else CS.REJECTED
     complaint.decision, complaint.decided_at, complaint.remedy = decision, now, remedy
     if remedy == Complaint.Remedy.REEVALUATE:
@@ -2221,16 +2203,20 @@ CONTRACT_TRANSITIONS: dict[str, tuple[set[str], str]] = {
 }
 
 
-def _contract_move(contract: Contract, action: str, refusal: str) -> None:
+def _contract_move(contract: Contract, refusal: ProcurementError, action: str) -> None:
     sources, target = CONTRACT_TRANSITIONS[action]
     if contract.status not in sources:
-        raise Conflict(f"{refusal} (this contract is {contract.get_status_display().lower()}).")
+        raise Conflict(refusal, status=_status_label(contract))
     contract.status = target
 
 
-def _require_active(contract: Contract, refusal: str) -> None:
+def _require_active(contract: Contract, refusal: ProcurementError) -> None:
     if contract.status != CT.ACTIVE:
-        raise Conflict(f"{refusal} (this contract is {contract.get_status_display().lower()}).")
+        raise Conflict(refusal, status=_status_label(contract))
+
+
+def _status_label(contract: Contract):
+    return read_when_rendered(lambda: str(contract.get_status_display()).lower())
 
 
 def contract_terms(contract: Contract) -> dict:
@@ -2274,11 +2260,11 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
         award.standstill_until is not None and
         min(_now(now), timezone.now()) >= award.standstill_until)
     if not over or award.status != Award.Status.ACTIVE:
-        raise Conflict("A contract is signed once the standstill period is over.")
+        raise Conflict(ProcurementError.CONTRACT_DURING_STANDSTILL)
     if Lot.objects.get(pk=award.lot_id).suspended_since is not None:
-        raise Conflict(f"Lot {award.lot.number} is suspended by an admitted complaint.")
+        raise Conflict(ProcurementError.LOT_SUSPENDED, lot=award.lot.number)
     if end_date <= start_date:
-        raise InvalidInput("The contract ends after it starts.")
+        raise InvalidInput(ProcurementError.CONTRACT_ENDS_BEFORE_START)
     try:
         with transaction.atomic():
             contract = Contract.objects.create(
@@ -2286,7 +2272,7 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
                 start_date=start_date, end_date=end_date, signed_at=_now(now),
                 signed_by=agent.user if agent else None, status=CT.PENDING)
     except IntegrityError:
-        raise Conflict("This award has its contract already.") from None
+        raise Conflict(ProcurementError.CONTRACT_EXISTS) from None
     contract.terms_sha256 = terms_sha256(contract)
     contract.signed_index = _step(
         tender,
@@ -2324,14 +2310,13 @@ def countersign_contract(*, actor, contract: Contract, terms_sha256_seen: str | 
         "tender", "award__lot", "supplier").get(pk=contract.pk)
     company = _company_user(actor)
     if company.pk != contract.supplier_id:
-        raise PermissionDenied("Only the contract's supplier countersigns it.")
-    _contract_move(contract, "countersign", "Only a contract awaiting its countersignature "
-                                            "is countersigned")
+        raise PermissionDenied(ProcurementError.SUPPLIER_COUNTERSIGNS)
+    _contract_move(contract, ProcurementError.COUNTERSIGNATURE_NOT_AWAITED, "countersign")
     terms = terms_sha256(contract)
     if terms != contract.terms_sha256:
-        raise Conflict("The contract's terms are not the ones the buyer signed.")
+        raise Conflict(ProcurementError.CONTRACT_TERMS_CHANGED)
     if terms_sha256_seen is not None and terms_sha256_seen.strip().lower() != terms:
-        raise Conflict("These are not the contract's terms: read them again before signing.")
+        raise Conflict(ProcurementError.CONTRACT_TERMS_MISMATCH)
     contract.supplier_signed_at = _now(now)
     contract.supplier_signed_by = actor
     contract.supplier_signed_index = _step(
@@ -2361,20 +2346,19 @@ def amend_contract(*, actor, contract: Contract, justification: str, new_value=N
     contract = Contract.objects.select_for_update(of=("self",)).select_related("award") \
         .get(pk=contract.pk)
     agent = _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
-    _require_active(contract, "Only an active contract is amended")
+    _require_active(contract, ProcurementError.AMENDMENT_NEEDS_ACTIVE)
     if contract.amendments.filter(status=AS.PROPOSED).exists():
-        raise Conflict("An amendment of this contract waits for approval: it is decided "
-                       "first.")
+        raise Conflict(ProcurementError.AMENDMENT_PENDING)
     value = _money(new_value, "The new value").quantize(Decimal("0.001")) \
         if new_value is not None else contract.value
     end = new_end_date or contract.end_date
     if value == contract.value and end == contract.end_date:
-        raise InvalidInput("An amendment changes the value or the end date.")
+        raise InvalidInput(ProcurementError.AMENDMENT_WITHOUT_CHANGE)
     if end <= contract.start_date:
-        raise InvalidInput("The contract ends after it starts.")
+        raise InvalidInput(ProcurementError.CONTRACT_ENDS_BEFORE_START)
     paid = _paid(contract)
     if value < paid:
-        raise InvalidInput(f"{paid} is paid already: the value cannot go below it.")
+        raise InvalidInput(ProcurementError.VALUE_BELOW_PAID, paid=paid)
     signed = contract.award.value  # the contract is signed at its award's value
     increase = ((value - signed) * 100 / signed).quantize(Decimal("0.01"), ROUND_HALF_UP)
     ceiling = amendment_ceiling()
@@ -2422,20 +2406,19 @@ def decide_amendment(*, actor, amendment: Amendment, approve: bool, reason: str,
         .get(pk=Amendment.objects.values_list("contract_id", flat=True).get(pk=amendment.pk))
     amendment = Amendment.objects.select_for_update().get(pk=amendment.pk)
     if not selectors.may_control_amendments(actor, contract.tender.buyer):
-        raise PermissionDenied("Only an auditor of the buyer's ministry line approves or "
-                               "refuses an amendment beyond the ceiling.")
+        raise PermissionDenied(ProcurementError.CEILING_AUDITOR_ONLY)
     proposer = amendment.proposed_by_id
     if (proposer is None and isinstance(actor, directory.SystemActor)) or \
             (proposer is not None and proposer == getattr(actor, "pk", None)):
-        raise PermissionDenied("Whoever proposed an amendment cannot approve or refuse it.")
+        raise PermissionDenied(ProcurementError.AMENDMENT_SELF_APPROVAL)
     if amendment.status != AS.PROPOSED:
-        raise Conflict("This amendment is not waiting for approval.")
+        raise Conflict(ProcurementError.AMENDMENT_NOT_PENDING)
     reason = _text(reason, "The reason", 5000)
     if approve:
-        _require_active(contract, "Only an active contract is amended")
+        _require_active(contract, ProcurementError.AMENDMENT_NEEDS_ACTIVE)
         paid = _paid(contract)
         if amendment.new_value < paid:
-            raise Conflict(f"{paid} is paid already: the value cannot go below it.")
+            raise Conflict(ProcurementError.VALUE_BELOW_PAID, paid=paid)
         contract.value, contract.end_date = amendment.new_value, amendment.new_end_date
         contract.save()
     amendment.status = AS.APPROVED if approve else AS.REFUSED
@@ -2461,12 +2444,12 @@ def record_payment(*, actor, contract: Contract, milestone: str, amount,
                    now: dt.datetime | None = None) -> Payment:
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.FINANCE)
-    _require_active(contract, "Payments are made on active contracts")
+    _require_active(contract, ProcurementError.PAYMENT_NEEDS_ACTIVE)
     amount = _money(amount, "The amount")
     paid = _paid(contract)
     if paid + amount > contract.value:
-        raise InvalidInput(f"Paying {amount} would exceed the contract value "
-                           f"({paid} paid of {contract.value}).")
+        raise InvalidInput(ProcurementError.PAYMENT_EXCEEDS_VALUE, amount=amount, paid=paid,
+                           value=contract.value)
     payment = Payment.objects.create(contract=contract, amount=amount, paid_at=_now(now),
                                      milestone=_text(milestone, "The milestone", 300))
     _step(
@@ -2481,10 +2464,9 @@ def record_payment(*, actor, contract: Contract, milestone: str, amount,
 
 def _complete(contract: Contract, actor, reason: str, *, automatic: bool,
               now: dt.datetime) -> Contract:
-    _contract_move(contract, "complete", "Only an active contract is completed")
+    _contract_move(contract, ProcurementError.COMPLETION_NEEDS_ACTIVE, "complete")
     if contract.amendments.filter(status=AS.PROPOSED).exists():
-        raise Conflict("An amendment of this contract waits for approval: it is decided "
-                       "first.")
+        raise Conflict(ProcurementError.AMENDMENT_PENDING)
     contract.completed_at = now
     contract.completion_reason = reason
     contract.final_value = _paid(contract).quantize(Decimal("0.001"))
@@ -2536,7 +2518,7 @@ def complete_finished_contracts(now: dt.datetime | None = None) -> list[str]:
 def terminate_contract(*, actor, contract: Contract, reason: str) -> Contract:
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
-    _contract_move(contract, "terminate", "Only an active contract is terminated")
+    _contract_move(contract, ProcurementError.TERMINATION_NEEDS_ACTIVE, "terminate")
     contract.termination_reason = _text(reason, "The reason", 5000)
     contract.save()
     _step(
@@ -2560,17 +2542,16 @@ def direct_call_off(*, actor, contract: Contract, buyer: Administration, descrip
         .get(pk=contract.pk)
     _buyer_agent(actor, buyer, Role.PROCUREMENT_OFFICER)
     if contract.tender.procedure != Procedure.FRAMEWORK or contract.status != CT.ACTIVE:
-        raise Conflict("Direct call-offs are placed under an active framework agreement.")
+        raise Conflict(ProcurementError.CALL_OFF_NEEDS_ACTIVE_FRAMEWORK)
     quantity = _money(quantity, "The quantity")
     price = contract.award.value if unit_price is None else _money(unit_price, "The price")
     if price > contract.award.value:
-        raise InvalidInput(f"The framework's price is {contract.award.value}; a call-off "
-                           "cannot pay more.")
+        raise InvalidInput(ProcurementError.CALL_OFF_ABOVE_PRICE, price=contract.award.value)
     value = (quantity * price).quantize(Decimal("0.001"), ROUND_HALF_UP)
     used = contract.call_offs.aggregate(total=Sum("value"))["total"] or Decimal(0)
     if used + value > contract.value:
-        raise InvalidInput(f"The framework agreement has {contract.value - used} left; this "
-                           f"call-off is {value}.")
+        raise InvalidInput(ProcurementError.FRAMEWORK_EXHAUSTED, left=contract.value - used,
+                           value=value)
     index = _step(
         contract.tender,
         ProcurementEvent.CALL_OFF_ORDERED,
@@ -2604,10 +2585,10 @@ def set_contract_price(*, actor, contract: Contract, code: str, description: str
     """
     contract = Contract.objects.select_for_update().select_related("tender").get(pk=contract.pk)
     _buyer_agent(actor, contract.tender, Role.PROCUREMENT_OFFICER)
-    _require_active(contract, "Prices are recorded on active contracts")
+    _require_active(contract, ProcurementError.PRICE_NEEDS_ACTIVE)
     code = _text(code, "The item code", 100)
     if contract.prices.filter(code=code).exists():
-        raise Conflict(f"The contract already has a price for {code}.")
+        raise Conflict(ProcurementError.PRICE_RECORDED_ALREADY, code=code)
     price = _money(unit_price, "The unit price")
     unit = _text(unit, "The unit", 30)
     index = _step(
