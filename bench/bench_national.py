@@ -27,6 +27,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -547,7 +549,8 @@ def pages(setup: dict) -> list[tuple[str, list[str]]]:
     ]
 
 
-def measure(base: str, setup: dict, requests: int) -> tuple[list[dict], list[float]]:
+def measure(base: str, setup: dict, requests: int) -> list[dict]:
+    """Each page's figures, printed as they come."""
     from bench.common import timed_gets
 
     results = []
@@ -562,6 +565,7 @@ def measure(base: str, setup: dict, requests: int) -> tuple[list[dict], list[flo
         samples = timed_gets(base, paths, requests if first < 2000 else 5)
         results.append({"what": name, "first": first, "p50": percentile(samples, 50),
                         "p95": percentile(samples, 95), "path": paths[0]})
+        print_row(results[-1], results[0]["p95"])
     for kind in ("releases", "records"):
         path = f"/ocds/{kind}.json.gz"
         ttfb = _first_bytes(base, path, 5)
@@ -571,22 +575,26 @@ def measure(base: str, setup: dict, requests: int) -> tuple[list[dict], list[flo
                         "p50": percentile(ttfb, 50), "p95": percentile(ttfb, 95),
                         "path": path, "whole_ms": whole, "bytes": size,
                         "per_second": items / (whole / 1000)})
-    return results, health
+        print_row(results[-1], results[0]["p95"])
+    return results
 
 
-def print_results(results: list[dict], health: list[float]) -> None:
-    anchor = percentile(health, 95)
-    for row in results[1:]:
-        report(f"{row['what']} p95", row["p95"], "ms", "healthz p95", anchor,
-               subject_did=f"one client, one request at a time: GET {row['path']}"
-                           + (f" …; p50 {row['p50']:.1f} ms" if row["p50"] else "")
-                           + (f"; first request {row['first']:.0f} ms" if row["first"] else ""),
-               anchor_did="the same client on the same server: GET /healthz")
-        goal = "meets" if row["p95"] < GOAL_MS else "MISSES"
-        print(f"      goal < {GOAL_MS:.0f} ms: {goal}")
-        if "whole_ms" in row:
-            print(f"      whole download {row['whole_ms'] / 1000:.1f} s, "
-                  f"{row['bytes'] / 2**20:.1f} MiB, {row['per_second']:,.0f} items/s")
+def print_row(row: dict, anchor: float) -> None:
+    report(f"{row['what']} p95", row["p95"], "ms", "healthz p95", anchor,
+           subject_did=f"one client, one request at a time: GET {row['path']}"
+                       + (f" …; p50 {row['p50']:.1f} ms" if row["p50"] else "")
+                       + (f"; first request {row['first']:.0f} ms" if row["first"] else ""),
+           anchor_did="the same client on the same server: GET /healthz")
+    goal = "meets" if row["p95"] < GOAL_MS else "MISSES"
+    print(f"      goal < {GOAL_MS:.0f} ms: {goal}")
+    if "whole_ms" in row:
+        print(f"      whole download {row['whole_ms'] / 1000:.1f} s, "
+              f"{row['bytes'] / 2**20:.1f} MiB, {row['per_second']:,.0f} items/s")
+    sys.stdout.flush()
+
+
+def print_table(results: list[dict]) -> None:
+    anchor = results[0]["p95"]
     print("\n  | what | first request | p50 | p95 | × healthz p95 | goal < 300 ms |")
     print("  | --- | --- | --- | --- | --- | --- |")
     for row in results:
@@ -614,6 +622,10 @@ def main() -> None:
                         "synchronous_commit": "off", "wal_level": "minimal",
                         "max_wal_senders": "0", "full_page_writes": "off"}
     server = None
+    # stopped by a signal (even from a background job, where SIGINT is ignored), the
+    # cluster and the web server still stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cluster.initdb().start()
     try:
         cluster.query("CREATE DATABASE sahab")
@@ -629,8 +641,8 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         port = free_port()
         server = web_server(env, port)
-        results, health = measure(f"http://127.0.0.1:{port}", setup, requests)
-        print_results(results, health)
+        results = measure(f"http://127.0.0.1:{port}", setup, requests)
+        print_table(results)
         print(f"  load average after: {os.getloadavg()[0]:.1f}")
     finally:
         if server is not None:
