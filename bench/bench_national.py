@@ -526,6 +526,9 @@ def _first_bytes(base: str, path: str, n: int) -> list[float]:
 def pages(setup: dict) -> list[tuple[str, list[str]]]:
     size = setup["size"]
     return [
+        # first: their first request computes the flags that the process then caches
+        ("red flags, web page", ["/tenders/red-flags/"]),
+        ("red flags, API", ["/api/procurement/red-flags"]),
         ("portal home (figures, spend by buyer)", ["/"]),
         ("tender search, web page", ["/tenders/?q=informatique", "/tenders/?state=complete",
                                      "/tenders/?q=n%C2%B0%2012"]),
@@ -534,8 +537,6 @@ def pages(setup: dict) -> list[tuple[str, list[str]]]:
         ("company profile", [f"/companies/{setup['company']}/"]),
         ("buyer profile", [f"/buyers/{setup['buyer']}/"]),
         ("dashboards", ["/tenders/dashboard/"]),
-        ("red flags, web page", ["/tenders/red-flags/"]),
-        ("red flags, API", ["/api/procurement/red-flags"]),
         ("tender API list", ["/api/procurement/tenders?limit=50",
                              "/api/procurement/tenders?limit=50&state=complete",
                              "/api/procurement/tenders?limit=50&offset=5000"]),

@@ -1,6 +1,7 @@
 """The national benchmark's loader: what it writes is what sahab itself would serve."""
 
 import pytest
+from django.db import connection  # noqa: F401 (read by the skipif condition)
 
 pytestmark = [pytest.mark.django_db,
               pytest.mark.skipif("connection.vendor != 'postgresql'")]
