@@ -561,9 +561,9 @@ def measure(base: str, setup: dict, requests: int) -> list[dict]:
                     "p95": percentile(health, 95)})
     for name, paths in pages(setup):
         # the first request pays for what a process computes once and caches (red flags)
-        first = timed_gets(base, paths[:1], 1)[0]
+        first = timed_gets(base, paths[:1], 1, timeout=1800)[0]
         # a page that takes seconds gets a few samples: its p95 is its max
-        samples = timed_gets(base, paths, requests if first < 2000 else 5)
+        samples = timed_gets(base, paths, requests if first < 2000 else 5, timeout=1800)
         results.append({"what": name, "first": first, "p50": percentile(samples, 50),
                         "p95": percentile(samples, 95), "path": paths[0]})
         print_row(results[-1], results[0]["p95"])
@@ -641,7 +641,8 @@ def main() -> None:
         print(f"  loaded in {setup['seconds']:.0f} s: {setup['counts']}; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         port = free_port()
-        server = web_server(env, port)
+        # at national size the red flags take minutes to compute in a process
+        server = web_server(env, port, timeout=1800)
         results = measure(f"http://127.0.0.1:{port}", setup, requests)
         print_table(results)
         print(f"  load average after: {os.getloadavg()[0]:.1f}")

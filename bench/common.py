@@ -73,8 +73,8 @@ def child_json(env: dict, code: str, *, show_progress: bool = False):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def web_server(env: dict, port: int, *, workers: int = 2, threads: int = 4
-               ) -> subprocess.Popen:
+def web_server(env: dict, port: int, *, workers: int = 2, threads: int = 4,
+               timeout: int = 300) -> subprocess.Popen:
     """sahab's web application under gunicorn on 127.0.0.1:``port``, once it answers
     ``/healthz`` (no worker process: nothing runs in the background while measuring)."""
     import httpx
@@ -82,7 +82,7 @@ def web_server(env: dict, port: int, *, workers: int = 2, threads: int = 4
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "sahab.wsgi:application", "--bind",
          f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-         "--timeout", "300"],
+         "--timeout", str(timeout)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(300):
         try:
