@@ -66,19 +66,10 @@ def n_lots(i: int) -> int:
     return 3 if i % 9 < 2 else 2
 
 
-def published_at(i: int, n: int) -> dt.datetime:
-    return BASE + dt.timedelta(seconds=i * (SPAN_SECONDS // n))
-
-
 SQL_STATE = ("CASE WHEN i % 10 = 0 THEN 'tendering' WHEN i % 10 >= 8 THEN 'awarded' "
              "ELSE 'complete' END")
 SQL_N_LOTS = "CASE WHEN t.id % 10 = 0 THEN 1 + t.id % 2 WHEN t.id % 9 < 2 THEN 3 ELSE 2 END"
 SQL_N_BIDS = "1 + (t.id * 7) % 5"
-
-
-def _company_of_bid(i: int, j: int, companies: int) -> int:
-    """The j-th bidder (1..5) of tender i: five different companies whatever their number."""
-    return 1 + (i * 13 + j * 7919) % companies
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -235,6 +226,7 @@ def _load_procurement(pg, n: dict, bar) -> None:
         "estimated_value": "round(t.estimated_value / " + SQL_N_LOTS + ", 3)"},
         f'"{Tender._meta.db_table}" t, generate_series(1, {SQL_N_LOTS}) AS l')
     insert_select(pg, Bid, {
+        # five different companies for j = 1..5 (7919 is prime), whatever their number
         "tender_id": "t.id", "company_id": f"1 + (t.id * 13 + j * 7919) % {c}",
         "status": "CASE WHEN t.id % 10 = 0 THEN 'submitted' ELSE 'opened' END",
         "envelope": "decode(md5('envelope' || t.id || '-' || j), 'hex')",
