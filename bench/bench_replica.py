@@ -76,7 +76,7 @@ def _print_delays(what: str, delays: list[float]) -> None:
 def main() -> None:
     from tests.databases import Cluster, postgres_bindir
 
-    from bench.bench_procurement import _bid_storm
+    from bench.bench_procurement import _bid_storm, _seal_all
 
     bindir = postgres_bindir()
     if bindir is None:
@@ -118,9 +118,11 @@ def main() -> None:
 
         _print_delays("idle", _delays_during(primary, standby, lambda: time.sleep(3)))
         accepted = []
+        # each bidder seals and signs its bid on its side first, as in bench_procurement
+        sealed, _ = _seal_all(on_standby, setup["reference"], setup["tokens"])
         _print_delays(f"{bidders} bids at once", _delays_during(
             primary, standby, lambda: accepted.append(asyncio.run(
-                _bid_storm(on_standby, setup["reference"], setup["tokens"]))[1])))
+                _bid_storm(on_standby, setup["reference"], sealed))[1])))
         print(f"  {accepted[0]} of {bidders} bids accepted during the burst")
     finally:
         for proc in servers:
