@@ -17,44 +17,22 @@ sending public reads to the standby (DATABASE_REPLICA_URL). In the same run it p
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import httpx
-
-from bench.common import free_port, percentile, report
-
-
-def _server(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "sahab.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(200):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the web server did not start")
-
-
-def _timed_gets(base: str, paths: list[str], n: int) -> list[float]:
-    samples = []
-    with httpx.Client(base_url=base, timeout=30) as client:
-        for i in range(n):
-            start = time.perf_counter()
-            client.get(paths[i % len(paths)]).raise_for_status()
-            samples.append((time.perf_counter() - start) * 1000)
-    return samples
+from bench.common import (
+    child_json,
+    free_port,
+    percentile,
+    report,
+    stop_server,
+    timed_gets,
+    web_server,
+)
 
 
 def _visibility_delays(primary, standby, stop: threading.Event) -> list[float]:
@@ -98,7 +76,7 @@ def _print_delays(what: str, delays: list[float]) -> None:
 def main() -> None:
     from tests.databases import Cluster, postgres_bindir
 
-    from bench.bench_procurement import _bid_storm
+    from bench.bench_procurement import _bid_storm, _seal_all
 
     bindir = postgres_bindir()
     if bindir is None:
@@ -119,24 +97,20 @@ def main() -> None:
         code = ("import json; from bench.bench_procurement import prepare; "
                 f"print(json.dumps(prepare({primary.url('sahab')!r}, {home!r}, {bidders}, "
                 f"{tenders})))")
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True)
-        if out.returncode:
-            raise RuntimeError(out.stderr[-3000:])
-        setup = json.loads(out.stdout.strip().splitlines()[-1])
+        setup = child_json(env, code)
 
         ports = free_port(), free_port()
-        servers.append(_server(env, ports[0]))
-        servers.append(_server(env | {"DATABASE_REPLICA_URL": standby.url("sahab")}, ports[1]))
+        servers.append(web_server(env, ports[0]))
+        servers.append(web_server(env | {"DATABASE_REPLICA_URL": standby.url("sahab")}, ports[1]))
         on_primary, on_standby = (f"http://127.0.0.1:{port}" for port in ports)
         paths = ["/api/procurement/tenders?limit=50",
                  "/api/procurement/tenders?limit=50&state=complete",
                  "/api/procurement/tenders?limit=50&offset=10000", "/tenders/"]
         for base in (on_primary, on_standby):  # warm both
-            _timed_gets(base, paths, 20)
-        health = _timed_gets(on_standby, ["/healthz"], 200)
-        from_primary = _timed_gets(on_primary, paths, 200)
-        from_standby = _timed_gets(on_standby, paths, 200)
+            timed_gets(base, paths, 20)
+        health = timed_gets(on_standby, ["/healthz"], 200)
+        from_primary = timed_gets(on_primary, paths, 200)
+        from_standby = timed_gets(on_standby, paths, 200)
         report(f"tender list p95 ({tenders:,} tenders), standby", percentile(from_standby, 95),
                "ms", "same, primary", percentile(from_primary, 95))
         report("tender list p95, standby", percentile(from_standby, 95), "ms", "healthz p95",
@@ -144,14 +118,15 @@ def main() -> None:
 
         _print_delays("idle", _delays_during(primary, standby, lambda: time.sleep(3)))
         accepted = []
+        # each bidder seals and signs its bid on its side first, as in bench_procurement
+        sealed, _ = _seal_all(on_standby, setup["reference"], setup["tokens"])
         _print_delays(f"{bidders} bids at once", _delays_during(
             primary, standby, lambda: accepted.append(asyncio.run(
-                _bid_storm(on_standby, setup["reference"], setup["tokens"]))[1])))
+                _bid_storm(on_standby, setup["reference"], sealed))[1])))
         print(f"  {accepted[0]} of {bidders} bids accepted during the burst")
     finally:
         for proc in servers:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            stop_server(proc)
         for cluster in (standby, primary):
             if cluster is not None:
                 cluster.stop("immediate")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,3 +60,53 @@ def report(name: str, value: float, unit: str, anchor_name: str, anchor: float, 
     for did in (subject_did, anchor_did):
         if did:
             print(f"      {did}")
+
+
+def child_json(env: dict, code: str, *, show_progress: bool = False):
+    """Run ``code`` (Python printing JSON as its last line) in a child process with
+    ``env``; returns what it printed. ``show_progress`` lets its stderr (progress bars)
+    through to the terminal."""
+    out = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                         stderr=None if show_progress else subprocess.PIPE, text=True)
+    if out.returncode:
+        raise RuntimeError((out.stderr or "")[-3000:] or f"the child failed ({out.returncode})")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def web_server(env: dict, port: int, *, workers: int = 2, threads: int = 4,
+               timeout: int = 300) -> subprocess.Popen:
+    """sahab's web application under gunicorn on 127.0.0.1:``port``, once it answers
+    ``/healthz`` (no worker process: nothing runs in the background while measuring)."""
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "sahab.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+         "--timeout", str(timeout)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_server(proc)
+    raise RuntimeError("the web server did not start")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def timed_gets(base: str, paths: list[str], n: int, *, timeout: float = 120) -> list[float]:
+    """Milliseconds of ``n`` GETs through one client, one at a time, cycling ``paths``."""
+    import httpx
+
+    samples = []
+    with httpx.Client(base_url=base, timeout=timeout) as client:
+        for i in range(n):
+            start = time.perf_counter()
+            client.get(paths[i % len(paths)]).raise_for_status()
+            samples.append((time.perf_counter() - start) * 1000)
+    return samples

@@ -3,11 +3,20 @@ Each is a table (downloadable as CSV or JSON) drawn as a bar chart too."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from decimal import Decimal
 
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, ExtractYear
+
 from sahab.procurement import redflags
 from sahab.procurement.models import Bid, Contract, Procedure, Tender
+
+MILLIME = Decimal("0.001")  # sums in dinars and millimes, whatever the database
+
+# Every table is aggregated by the database: a country's millions of tenders and contracts
+# never cross into Python, only one row per (buyer or bid count, year). Years are UTC's.
 
 
 def _ministry(admin, by_code: dict):
@@ -20,67 +29,70 @@ def spending() -> list[dict]:
     from sahab.directory.models import Administration
 
     by_code = {a.code: a for a in Administration.objects.all()}
+    by_id = {a.pk: a for a in by_code.values()}
     totals: dict[tuple[object, int], Decimal] = defaultdict(Decimal)
-    for c in Contract.objects.select_related("tender__buyer"):
-        totals[(_ministry(c.tender.buyer, by_code), c.signed_at.year)] += c.value
+    for buyer, year, value in (Contract.objects
+                               .values_list("tender__buyer", ExtractYear("signed_at",
+                                                                         tzinfo=dt.UTC))
+                               .annotate(value=Sum("value")).order_by()):
+        totals[(_ministry(by_id[buyer], by_code), year)] += value
     return [{"ministry": m.name_fr, "ministry_ar": m.name_ar, "code": m.code, "year": y,
-             "contracted_value": str(v)}
+             "contracted_value": str(v.quantize(MILLIME))}
             for (m, y), v in sorted(totals.items(), key=lambda kv: (-kv[0][1], -kv[1]))]
 
 
-def _opened_counts() -> dict[int, int]:
-    counts: Counter = Counter()
-    for tender_id in Bid.objects.filter(status=Bid.Status.OPENED).values_list("tender_id",
-                                                                             flat=True):
-        counts[tender_id] += 1
-    return counts
+def _with_opened_bids():
+    """Tenders with ``opened_bids``: how many of their bids were opened; ``year`` published."""
+    opened = (Bid.objects.filter(tender=OuterRef("pk"), status=Bid.Status.OPENED)
+              .order_by().values("tender").annotate(n=Count("pk")).values("n"))
+    return Tender.objects.annotate(
+        opened_bids=Coalesce(Subquery(opened, output_field=IntegerField()), Value(0)),
+        year=ExtractYear("published_at", tzinfo=dt.UTC))
 
 
 def competition() -> list[dict]:
-    counts = _opened_counts()
-    per_year: dict[int, list[int]] = defaultdict(list)
-    for t in Tender.objects.exclude(opened_at=None):
-        per_year[t.published_at.year].append(counts.get(t.pk, 0))
+    per_year: dict[int, Counter] = defaultdict(Counter)
+    for year, bids, tenders in (_with_opened_bids().exclude(opened_at=None)
+                                .values_list("year", "opened_bids").annotate(n=Count("pk"))
+                                .order_by()):
+        per_year[year][bids] += tenders
     rows = []
-    for year, bids in sorted(per_year.items()):
-        rows.append({"year": year, "tenders_opened": len(bids),
-                     "average_bids": round(sum(bids) / len(bids), 2),
-                     "single_bid": sum(1 for b in bids if b == 1),
-                     "two_bids": sum(1 for b in bids if b == 2),
-                     "three_bids": sum(1 for b in bids if b == 3),
-                     "four_or_more": sum(1 for b in bids if b >= 4),
-                     "no_bid": sum(1 for b in bids if b == 0)})
+    for year, counts in sorted(per_year.items()):
+        opened = sum(counts.values())
+        rows.append({"year": year, "tenders_opened": opened,
+                     "average_bids": round(sum(b * n for b, n in counts.items()) / opened, 2),
+                     "single_bid": counts[1], "two_bids": counts[2], "three_bids": counts[3],
+                     "four_or_more": sum(n for b, n in counts.items() if b >= 4),
+                     "no_bid": counts[0]})
     return rows
 
 
 def non_competitive() -> list[dict]:
-    counts = _opened_counts()
-    per_year: dict[int, dict] = defaultdict(lambda: {"tenders": 0, "non_competitive": 0,
-                                                     "value": Decimal(0),
-                                                     "non_competitive_value": Decimal(0)})
-    for t in Tender.objects.exclude(published_at=None).exclude(state="cancelled"):
-        row = per_year[t.published_at.year]
-        row["tenders"] += 1
-        row["value"] += t.estimated_value
-        if t.procedure == Procedure.NEGOTIATED or (t.opened_at and counts.get(t.pk) == 1):
-            row["non_competitive"] += 1
-            row["non_competitive_value"] += t.estimated_value
-    return [{"year": y, "tenders": r["tenders"], "non_competitive": r["non_competitive"],
+    single = Q(procedure=Procedure.NEGOTIATED) | Q(opened_at__isnull=False, opened_bids=1)
+    rows = (_with_opened_bids().exclude(published_at=None).exclude(state="cancelled")
+            .values("year").annotate(tenders=Count("pk"), value=Sum("estimated_value"),
+                                     non_competitive=Count("pk", filter=single),
+                                     non_competitive_value=Sum("estimated_value",
+                                                               filter=single))
+            .order_by("year"))
+    return [{"year": r["year"], "tenders": r["tenders"],
+             "non_competitive": r["non_competitive"],
              "share_of_tenders": round(r["non_competitive"] / r["tenders"], 3),
-             "share_of_value": round(float(r["non_competitive_value"] / r["value"]), 3)
-             if r["value"] else 0.0}
-            for y, r in sorted(per_year.items())]
+             "share_of_value": round(float((r["non_competitive_value"] or Decimal(0))
+                                           / r["value"]), 3) if r["value"] else 0.0}
+            for r in rows]
 
 
 def flags_over_time() -> list[dict]:
-    published = dict(Tender.objects.exclude(published_at=None)
-                     .values_list("reference", "published_at"))
-    months: Counter = Counter()
+    refs: list[str] = []
     for f in redflags.current():
-        refs = [f.subject] if f.level == "tender" else f.tenders
-        for ref in refs:
-            if ref in published:
-                months[published[ref].strftime("%Y-%m")] += 1
+        refs.extend([f.subject] if f.level == "tender" else f.tenders)
+    wanted, published = sorted(set(refs)), {}
+    for i in range(0, len(wanted), 500):  # only the flagged tenders' dates
+        published.update(Tender.objects.filter(reference__in=wanted[i:i + 500])
+                         .exclude(published_at=None).values_list("reference", "published_at"))
+    months = Counter(published[ref].astimezone(dt.UTC).strftime("%Y-%m")
+                     for ref in refs if ref in published)
     return [{"month": m, "flags": n} for m, n in sorted(months.items())]
 
 
