@@ -472,5 +472,7 @@ LOGGING = {
                 # aiosmtpd logs every SMTP command at INFO
                 "mail.log": {"level": "ERROR"},
                 # WeasyPrint logs each rendering step of each official document at INFO
-                "weasyprint": {"level": "WARNING"}},
+                "weasyprint": {"level": "WARNING"},
+                # and fontTools each glyph table it subsets for them
+                "fontTools": {"level": "WARNING"}},
 }

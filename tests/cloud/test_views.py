@@ -33,13 +33,74 @@ def test_the_catalogue_shows_plans_side_by_side_with_a_chart(market):
     assert csv["Content-Type"].startswith("text/csv") and b"pg-large" not in csv.content
 
 
+def _described_ids(page: str) -> set[str]:
+    import re
+
+    return {i for ids in re.findall(r'aria-describedby="([^"]+)"', page) for i in ids.split()}
+
+
+def test_the_order_form_is_made_from_the_plan_schema_and_shows_the_cost_first(market,
+                                                                                settings):
+    import re
+
+    plan = market.plan("pg-medium")
+    page = client_for(market.it).get(f"/cloud/plans/{plan.pk}/order").content.decode()
+    # one field per parameter, with the schema's choices, limits and help
+    assert '<select name="parameter_environment"' in page
+    assert all(f'<option value="{v}"' in page for v in ("production", "staging", "test"))
+    assert re.search(r'<input[^>]*name="parameter_application"[^>]*maxlength="100"', page)
+    assert "The information system that will use the database." in page
+    assert 'name="parameters"' not in page  # nothing is left for a JSON box
+    assert "{'" not in page  # no schema printed as a Python dict
+    # every help text a field names exists on the page
+    ids = set(re.findall(r' id="([^"]+)"', page))
+    assert _described_ids(page) and _described_ids(page) <= ids
+    # the month's cost (0.600 TND an hour, 730 hours), the budget left, the approval rule
+    assert "438.000 TND" in page and "Left until 31 December" in page
+    assert "your ministry's finance service approves it" in page
+    settings.CLOUD_APPROVAL_THRESHOLD = 1000
+    cheap = client_for(market.it).get(f"/cloud/plans/{plan.pk}/order").content.decode()
+    assert "approved at once" in cheap
+
+
+def test_a_schema_field_no_simple_input_holds_goes_to_the_json_box():
+    from sahab.cloud.forms import OrderForm
+
+    schema = {"type": "object", "required": ["replicas"], "properties": {
+        "replicas": {"type": "integer", "minimum": 1, "maximum": 3, "title": "Replicas"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "backup": {"type": "boolean", "default": True}}}
+    form = OrderForm({"purpose": "x", "parameter_replicas": "4", "parameters": "{}"},
+                     schema=schema)
+    assert not form.is_valid() and "parameter_replicas" in form.errors
+    assert set(form.fields) == {"purpose", "parameter_replicas", "parameter_backup",
+                                "parameters"}
+    form = OrderForm({"purpose": "x", "parameter_replicas": "2", "parameter_backup": "on",
+                      "parameters": '{"tags": ["paie"]}'}, schema=schema)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["parameters"] == {"tags": ["paie"], "replicas": 2, "backup": True}
+    bad = OrderForm({"purpose": "x", "parameter_replicas": "2", "parameters": "[1"},
+                    schema=schema)
+    assert not bad.is_valid() and "not valid JSON" in str(bad.errors["parameters"])
+    # a hostile catalogue: odd types are ignored, long texts cut, many fields bounded
+    hostile = {"properties": {f"p{i}": {"type": "string", "title": "x" * 5000}
+                              for i in range(100)} | {"q": "not a schema"}}
+    form = OrderForm(schema=hostile)
+    assert len(form.fields) <= 1 + 30 + 1
+    assert all(len(str(f.label)) <= 300 for f in form.fields.values())
+
+
 def test_an_order_placed_approved_and_credentials_shown_once_through_the_pages(market):
     it, finance = client_for(market.it), client_for(market.finance)
     plan = market.plan("pg-medium")
-    bad = it.post(f"/cloud/plans/{plan.pk}/order", {"purpose": "GRH", "parameters": "[1"})
-    assert bad.status_code == 200 and "not valid JSON" in bad.content.decode()
-    placed = it.post(f"/cloud/plans/{plan.pk}/order", {"purpose": "GRH", "parameters": "{}"})
+    bad = it.post(f"/cloud/plans/{plan.pk}/order",
+                  {"purpose": "GRH", "parameter_environment": "prod"})
+    assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()
+    placed = it.post(f"/cloud/plans/{plan.pk}/order",
+                     {"purpose": "GRH", "parameter_environment": "production",
+                      "parameter_application": "Gestion des RH"})
     order = Order.objects.get()
+    assert order.parameters == {"environment": "production", "application": "Gestion des RH"}
     assert placed.status_code == 302 and placed["Location"].endswith(f"/{order.number}/")
     page = finance.get(f"/cloud/orders/{order.number}/").content.decode()
     assert "Approve" in page

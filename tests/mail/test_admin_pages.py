@@ -9,7 +9,7 @@ from django.test import Client
 
 from sahab.directory.models import Agent, Role
 from sahab.mail import dnscheck, services
-from sahab.mail.models import Mailbox
+from sahab.mail.models import Mailbox, MailDomain
 from tests import factories
 
 
@@ -79,6 +79,29 @@ def test_the_mailboxes_of_a_domain_are_searched_and_paged(world, admin_ms):
     assert rest.count('name="quota_mb"') == total - 50
     found = _text(client.get("/mail/admin/sante.test/", {"q": world.bob_box.address}))
     assert found.count('name="quota_mb"') == 1
+
+
+def test_the_fullest_mailboxes_are_ranked_by_their_share_of_the_quota(world, admin_ms,
+                                                                      django_assert_max_num_queries):
+    from sahab.mail.selectors import fullest_mailboxes
+
+    boxes = []
+    for n in range(20):
+        agent = factories.agent(administration=world.sante, username=f"user{n:02d}")
+        box = services.provision_agent_mailbox(agent)
+        boxes.append(box.address)
+        # a big mailbox nearly empty, a small one nearly full: the share ranks, not bytes
+        Mailbox.objects.filter(pk=box.pk).update(quota_bytes=(n + 1) * 1_000_000,
+                                                 used_bytes=(20 - n) * 10_000)
+    Mailbox.objects.filter(address=world.bob_box.address).update(quota_bytes=0,
+                                                                 used_bytes=5)
+    domain = MailDomain.objects.get(name="sante.test")
+    with django_assert_max_num_queries(1):
+        ranked = fullest_mailboxes(domain, limit=3)
+    # no quota: 5 / 1 first; then 200,000 / 1,000,000 and 190,000 / 2,000,000
+    assert [b.address for b in ranked] == [world.bob_box.address, boxes[0], boxes[1]]
+    page = _text(client_for(admin_ms.user).get("/mail/admin/sante.test/"))
+    assert world.bob_box.address in page
 
 
 def test_dangerous_actions_look_dangerous_and_ask_first(world, admin_ms):

@@ -262,6 +262,7 @@ def check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published
     assert amendment["releaseID"] != amendment["amendsReleaseID"]
     tender = Tender.objects.get(title__startswith="Renouvellement du parc informatique")
     assert "tenderAmendment" in [r["tag"][0] for r in ocds.releases_of(ocds.ocid(tender))]
+    check_committees_votes_and_explanations_are_published()
     # a call-off points to its framework agreement
     call_off = _compiled("Hébergement du portail")
     assert call_off["relatedProcesses"][0]["relationship"] == ["framework"]
@@ -271,6 +272,41 @@ def check_bids_lots_enquiries_complaints_standstill_and_frameworks_are_published
     transactions = [t for c in servers["contracts"] for t in c["implementation"]["transactions"]]
     assert transactions and all(t["payer"]["id"].startswith("TN-SAHAB-") and
                                 t["payee"]["id"].startswith("TN-RNE-") for t in transactions)
+
+
+def check_committees_votes_and_explanations_are_published():
+    """The committee, its votes and the explanations of abnormally low prices, each step
+    with its ledger index; the committee only once a report is adopted."""
+    from sahab.ledger.models import Entry
+    from sahab.procurement.models import EvaluationReport, Explanation
+
+    asked = Explanation.objects.filter(status="accepted").select_related(
+        "bid_lot__bid__tender", "bid_lot__lot").first()
+    tender = asked.bid_lot.bid.tender
+    compiled = ocds.compile_record(ocds.releases_of(ocds.ocid(tender)))["compiledRelease"]
+    [explanation] = [e for e in compiled["tender"]["priceExplanations"]
+                     if e["id"] == str(asked.pk)]
+    assert explanation["status"] == "accepted" and explanation["rationale"] == asked.decision
+    assert explanation["relatedBid"] in {d["id"] for d in compiled["bids"]["details"]}
+    assert "answer" not in explanation  # its hash only: the text may hold trade secrets
+    answered = json.loads(bytes(Entry.objects.get(index=explanation["answerLedgerIndex"]).body))
+    assert answered["type"] == "procurement.explanation.answered"
+    assert answered["data"]["sha256"] == explanation["answerSha256"]
+    committee = compiled["tender"]["evaluationCommittee"]
+    report = next(r for r in compiled["tender"]["evaluationReports"] if r["status"] == "adopted")
+    assert report["sha256"] == tender.evaluation_reports.get(status="adopted").sha256
+    approvals = [v for v in report["votes"] if v["approved"]]
+    assert len(approvals) >= committee["quorum"] >= 2
+    assert {v["id"] for v in report["votes"]} <= {m["id"] for m in committee["members"]}
+    assert [m["role"] for m in committee["members"]].count("chair") == 1
+    adopted = json.loads(bytes(Entry.objects.get(index=report["adoptionLedgerIndex"]).body))
+    assert adopted["type"] == "procurement.evaluation.adopted"
+    # while a report waits for the quorum, nobody outside learns who evaluates
+    waiting = EvaluationReport.objects.filter(status="proposed").exclude(
+        tender__evaluation_reports__status="adopted").first()
+    if waiting is not None and waiting.tender.releases.exists():
+        latest = ocds.releases_of(ocds.ocid(waiting.tender))[-1]
+        assert "evaluationCommittee" not in latest["tender"]
 
 
 def check_parties_carry_documented_identifiers_addresses_and_contacts():
@@ -329,14 +365,15 @@ def check_packages_declare_publisher_license_and_extensions():
     assert all(e.endswith("/extension.json") for e in package["extensions"])
     assert {e.split("/")[4] for e in standard} == {
         "ocds_lots_extension", "ocds_bid_extension", "ocds_enquiry_extension"}
-    # sahab's own complaints extension, served by sahab as shipped in the package
-    assert own == [f"{settings.PUBLIC_URL.rstrip('/')}/ocds/extensions/complaints/"
-                   "extension.json"]
-    for name in ("extension.json", "release-schema.json"):
-        served = Client().get(f"/ocds/extensions/complaints/{name}")
-        assert served.status_code == 200
-        assert served.json() == json.loads(
-            (ocds.OWN_EXTENSIONS_DIR / "complaints" / name).read_text())
+    # sahab's own extensions, served by sahab as shipped in the package
+    assert own == [f"{settings.PUBLIC_URL.rstrip('/')}/ocds/extensions/{extension}/"
+                   "extension.json" for extension in ("complaints", "evaluation")]
+    for extension in ("complaints", "evaluation"):
+        for name in ("extension.json", "release-schema.json"):
+            served = Client().get(f"/ocds/extensions/{extension}/{name}")
+            assert served.status_code == 200
+            assert served.json() == json.loads(
+                (ocds.OWN_EXTENSIONS_DIR / extension / name).read_text())
     assert Client().get("/ocds/extensions/complaints/secret.json").status_code == 404
 
 

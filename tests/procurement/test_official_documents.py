@@ -23,7 +23,7 @@ import pytest
 import time_machine
 from django.test import Client
 
-from sahab.core import pdfsign
+from sahab.core import certs, pdfsign
 from sahab.ledger import services as ledger
 from sahab.procurement import official, services
 from sahab.procurement.models import BidLot, OfficialDocument, Step, Tender
@@ -390,7 +390,7 @@ def test_a_signer_without_a_national_certificate_signs_nothing_until_given_one(
         pdf = bytes(document.content)
         assert pyhanko_status(pdf, roots.read_bytes()).bottom_line
         assert pdfsign.validate(pdf).ok  # against the configured national roots
-        assert not pyhanko_status(pdf, pdfsign._pem(pdfsign.demo_ca()[1])).trusted
+        assert not pyhanko_status(pdf, certs.pem(pdfsign.demo_ca()[1])).trusted
     # the verification page publishes the national roots, not the demo CA
     assert Client().get("/tenders/documents/ca.pem").content == roots.read_bytes()
 

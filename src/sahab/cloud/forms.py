@@ -22,13 +22,84 @@ class CatalogueFilterForm(forms.Form):
     orderable = forms.BooleanField(label=_("Orderable only"), required=False)
 
 
+PARAMETER_PREFIX = "parameter_"
+# What a provider's schema may put on the page: labels and help are its own text
+# (escaped like any other), bounded so that a catalogue cannot flood the form.
+MAX_SCHEMA_FIELDS = 30
+MAX_SCHEMA_TEXT = 300
+
+
+def _schema_text(value, fallback: str = "") -> str:
+    return value[:MAX_SCHEMA_TEXT] if isinstance(value, str) else fallback
+
+
+def _number(value) -> int | float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def field_for_property(name: str, spec: dict, *, required: bool) -> forms.Field | None:
+    """A form field for one property of a plan's parameter schema (JSON Schema draft 4,
+    as the Open Service Broker API carries it), or None for what a simple field cannot
+    hold (objects, arrays, several types): those go in the JSON box."""
+    if not isinstance(spec, dict):
+        return None
+    common = {"label": _schema_text(spec.get("title"), name.replace("_", " ").capitalize()),
+              "help_text": _schema_text(spec.get("description")), "required": required}
+    kind, default = spec.get("type"), spec.get("default")
+    if isinstance(spec.get("enum"), list) and all(isinstance(v, str) for v in spec["enum"]) \
+            and spec["enum"] and kind in (None, "string"):
+        choices = [(v, v) for v in spec["enum"]]
+        return forms.ChoiceField(choices=choices if required else [("", "—"), *choices],
+                                 initial=default, **common)
+    if kind == "string":
+        return forms.CharField(max_length=_number(spec.get("maxLength")),
+                               min_length=_number(spec.get("minLength")),
+                               initial=default if isinstance(default, str) else None,
+                               widget=forms.TextInput(attrs={"dir": "auto"}), **common)
+    if kind == "integer":
+        return forms.IntegerField(min_value=_number(spec.get("minimum")),
+                                  max_value=_number(spec.get("maximum")),
+                                  initial=_number(default), **common)
+    if kind == "number":
+        return forms.FloatField(min_value=_number(spec.get("minimum")),
+                                max_value=_number(spec.get("maximum")),
+                                initial=_number(default), **common)
+    if kind == "boolean":
+        return forms.BooleanField(initial=default is True, **{**common, "required": False})
+    return None
+
+
 class OrderForm(forms.Form):
+    """An order of one plan: its purpose, then one field per parameter of the plan's
+    schema (types, limits, choices and help from the schema); a JSON box only for the
+    parameters no simple field can hold. The service checks the whole against the schema
+    again: the form is a convenience, not the authority."""
+
     purpose = forms.CharField(label=_("Purpose"), max_length=500,
                               help_text=_("The information system this service is for."))
-    parameters = forms.CharField(
-        label=_("Parameters (JSON)"), required=False, initial="{}",
-        widget=forms.Textarea(attrs={"rows": 3, "dir": "ltr"}),
-        help_text=_("Optional settings the plan accepts, as a JSON object."))
+
+    def __init__(self, *args, schema: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        schema = schema if isinstance(schema, dict) else {}
+        properties = schema.get("properties") if isinstance(schema.get("properties"),
+                                                            dict) else {}
+        required = set(schema.get("required") or []) if isinstance(
+            schema.get("required"), list) else set()
+        self.parameter_names: list[str] = []
+        free_form = schema.get("additionalProperties", True) is not False
+        for name, spec in list(properties.items())[:MAX_SCHEMA_FIELDS]:
+            field = field_for_property(str(name), spec, required=name in required)
+            if field is None:
+                free_form = True
+                continue
+            self.fields[PARAMETER_PREFIX + str(name)] = field
+            self.parameter_names.append(str(name))
+        if free_form and schema:
+            self.fields["parameters"] = forms.CharField(
+                label=_("Other parameters (JSON)"), required=False, initial="{}",
+                widget=forms.Textarea(attrs={"rows": 3, "dir": "ltr"}),
+                help_text=_("Settings of the plan that have no field above, as a JSON "
+                            "object."))
 
     def clean_parameters(self) -> dict:
         text = (self.cleaned_data.get("parameters") or "").strip() or "{}"
@@ -39,6 +110,16 @@ class OrderForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError(_("The parameters must be a JSON object."))
         return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        parameters = dict(data.get("parameters") or {})
+        for name in self.parameter_names:
+            value = data.get(PARAMETER_PREFIX + name)
+            if value is not None and value != "":
+                parameters[name] = value
+        data["parameters"] = parameters
+        return data
 
 
 class NoteForm(forms.Form):

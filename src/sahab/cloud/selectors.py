@@ -291,6 +291,45 @@ def committed_until_year_end(administration: Administration, now: dt.datetime) -
     return spent(administration, now.year) + hourly * HOURS_PER_MONTH * months_left(now)
 
 
+@dataclass(frozen=True)
+class BudgetCheck:
+    """What an extra monthly cost does to the budget that pays for an administration this
+    year: the order page shows it before ordering, and the services refuse with it."""
+
+    budget: Budget | None
+    committed: Decimal  # spent this year, plus the live instances until 31 December
+    needed: Decimal  # the extra monthly cost until 31 December
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return None if self.budget is None else self.budget.amount - self.committed
+
+    @property
+    def fits(self) -> bool:
+        return self.budget is not None and self.committed + self.needed <= self.budget.amount
+
+
+def budget_check(administration: Administration, monthly: Decimal,
+                 now: dt.datetime) -> BudgetCheck:
+    """Whether ``monthly`` more, from ``now`` to the end of the year, fits the budget."""
+    budget = budget_for(administration, now.year)
+    if budget is None:
+        return BudgetCheck(None, Decimal(0), Decimal(0))
+    committed = committed_until_year_end(budget.administration, now)
+    return BudgetCheck(budget, committed.quantize(Decimal("0.001")),
+                       (monthly * months_left(now)).quantize(Decimal("0.001")))
+
+
+def monthly_cost(unit_price: Decimal) -> Decimal:
+    """A price per hour as a month's cost (730 hours), to the millime."""
+    return (unit_price * HOURS_PER_MONTH).quantize(Decimal("0.001"))
+
+
+def needs_approval(monthly: Decimal) -> bool:
+    """Orders above the threshold wait for the finance service of the ministry."""
+    return monthly > settings.CLOUD_APPROVAL_THRESHOLD
+
+
 def _ancestor_paths(administration: Administration) -> list[str]:
     parts = administration.path.strip("/").split("/")
     return ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts) + 1)]

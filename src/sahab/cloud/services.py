@@ -469,15 +469,13 @@ def _check_parameters(plan: ServicePlan, parameters) -> dict:
 
 def _check_budget(administration: Administration, monthly: Decimal, now: dt.datetime) -> None:
     """The order must fit in what is left of the budget that pays for it this year."""
-    budget = selectors.budget_for(administration, now.year)
-    if budget is None:
+    check = selectors.budget_check(administration, monthly, now)
+    if check.budget is None:
         raise Conflict(CloudError.NO_BUDGET, year=now.year,
                        administration=read_when_rendered(lambda: administration.name))
-    committed = selectors.committed_until_year_end(budget.administration, now)
-    needed = monthly * selectors.months_left(now)
-    if committed + needed > budget.amount:
-        raise Conflict(CloudError.BUDGET_EXCEEDED, year=now.year, amount=budget.amount,
-                       committed=f"{committed:.3f}", needed=f"{needed:.3f}")
+    if not check.fits:
+        raise Conflict(CloudError.BUDGET_EXCEEDED, year=now.year, amount=check.budget.amount,
+                       committed=f"{check.committed:.3f}", needed=f"{check.needed:.3f}")
 
 
 @transaction.atomic
@@ -501,9 +499,9 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
         raise refusal
     price = selectors.contract_price(plan)
     parameters = _check_parameters(plan, parameters or {})
-    monthly = (price.unit_price * HOURS_PER_MONTH).quantize(Decimal("0.001"))
+    monthly = selectors.monthly_cost(price.unit_price)
     _check_budget(administration, monthly, now)
-    needs_approval = monthly > settings.CLOUD_APPROVAL_THRESHOLD
+    needs_approval = selectors.needs_approval(monthly)
     number = _next_number(now)
     index = ledger.record(
         CloudEvent.ORDER_PLACED,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Sum
@@ -67,8 +68,9 @@ def catalogue(request):
 def order_plan(request, plan_id: int):
     plan = get_object_or_404(ServicePlan.objects.select_related(
         "offering__broker__provider__company"), pk=plan_id)
-    form = forms.OrderForm(request.POST or None)
-    price = selectors.contract_price(plan)
+    schema = ((plan.schemas.get("service_instance") or {}).get("create") or {}) \
+        .get("parameters")
+    form = forms.OrderForm(request.POST or None, schema=schema)
     if request.method == "POST" and form.is_valid():
         try:
             order = services.place_order(actor=request.user, plan=plan,
@@ -79,11 +81,22 @@ def order_plan(request, plan_id: int):
         else:
             messages.success(request, _("Order %(number)s placed.") % {"number": order.number})
             return redirect("cloud:order", number=order.number)
+    price = selectors.contract_price(plan)
     return render(request, "cloud/order_plan.html", {
-        "plan": plan, "form": form, "price": price,
-        "reason": selectors.not_orderable_reason(plan),
-        "schema": ((plan.schemas.get("service_instance") or {}).get("create") or {})
-        .get("parameters")})
+        "plan": plan, "form": form, "price": price, "quote": _quote(request.user, price),
+        "reason": selectors.not_orderable_reason(plan)})
+
+
+def _quote(user, price) -> dict | None:
+    """What ordering would cost the person's administration, before they order: the
+    month's cost, what is left of the budget and whether the finance service approves."""
+    agent = directory.agent_of(user)
+    if price is None or agent is None:
+        return None
+    monthly = selectors.monthly_cost(price.unit_price)
+    return {"monthly": monthly, "needs_approval": selectors.needs_approval(monthly),
+            "threshold": settings.CLOUD_APPROVAL_THRESHOLD,
+            "budget": selectors.budget_check(agent.administration, monthly, timezone.now())}
 
 
 # --- orders -------------------------------------------------------------------------------

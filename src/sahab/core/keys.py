@@ -6,9 +6,11 @@ signing key identifies the log for every verifier that already trusts it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 
 from cryptography import x509
@@ -105,6 +107,18 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_private_once(path: Path, data: bytes) -> None:
+    """Write a private file whole, then put it in place unless another process did first
+    (its file wins): a reader never sees a half-written key and certificate."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    _write_private(partial, data)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
+    finally:
+        partial.unlink()
 
 
 def ensure_ledger_key() -> bool:

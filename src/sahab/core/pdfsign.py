@@ -8,7 +8,7 @@ automatic opening of bids), so that anyone can check it with pyHanko or a PDF re
   ECDSA P-256 — accepted by PDF readers, unlike Ed25519 — key and certificate in one file
   readable by its owner only) issues each signing agent a certificate with their name and
   administration on first use; the agent's key is kept beside it under
-  ``SAHAB_HOME/keys/document-signers/`` (0600). ``ca_certificate_pem()`` is the public
+  ``SAHAB_HOME/keys/document-signers/`` (0600). ``trust_roots_pem()`` is the public
   certificate verifiers trust.
 * **Production**: the national CA (e.g. TunTrust) issues the certificates.
   ``SAHAB_DOCUMENT_SIGNING_PKCS12_DIR`` names a directory holding, for each signing agent,
@@ -22,25 +22,22 @@ automatic opening of bids), so that anyone can check it with pyHanko or a PDF re
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import io
-import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 
+from sahab.core import certs
 from sahab.core.errors import Conflict, CoreError, NotFound
-from sahab.core.keys import _write_private, keys_dir
+from sahab.core.keys import keys_dir, write_private_once
 
 CA_FILE = "document-ca.pem"
 SIGNERS_DIR = "document-signers"
@@ -80,53 +77,13 @@ def _ca_path() -> Path:
     return keys_dir() / CA_FILE
 
 
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def _usage(*, signer: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=signer, content_commitment=signer,
-                         key_encipherment=False, data_encipherment=False,
-                         key_agreement=False, key_cert_sign=not signer, crl_sign=not signer,
-                         encipher_only=False, decipher_only=False)
-
-
-def _write_once(path: Path, data: bytes) -> None:
-    """Write a private file whole, then put it in place unless another worker did first
-    (its file wins): a reader never sees a half-written key and certificate."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    _write_private(partial, data)
-    try:
-        with contextlib.suppress(FileExistsError):
-            os.link(partial, path)
-    finally:
-        partial.unlink()
-
-
 def demo_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """The demo document CA, created on first use."""
     path = _ca_path()
     if not path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, "sahab demo document CA")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=3650))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(_usage(signer=False), critical=True)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                               critical=False)
-                .sign(key, hashes.SHA256()))
-        _write_once(path, _key_pem(key) + _pem(cert))
+        cert = certs.self_signed_ca(key, certs.name("sahab demo document CA"))
+        write_private_once(path, certs.key_pem(key) + certs.pem(cert))
     data = path.read_bytes()
     key = serialization.load_pem_private_key(data, password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -139,15 +96,12 @@ def trust_roots_pem() -> bytes:
     roots = getattr(settings, "DOCUMENT_SIGNING_TRUST_ROOTS", "")
     if roots:
         return Path(roots).read_bytes()
-    return _pem(demo_ca()[1])
+    return certs.pem(demo_ca()[1])
 
 
 def _subject(signatory: Signatory) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, signatory.organization[:64] or "sahab"),
-        x509.NameAttribute(NameOID.COMMON_NAME, signatory.name[:64] or signatory.key),
-    ])
+    return certs.name(signatory.name[:64] or signatory.key,
+                      signatory.organization[:64] or "sahab")
 
 
 def _demo_credentials(signatory: Signatory) -> tuple[bytes, bytes]:
@@ -162,24 +116,15 @@ def _demo_credentials(signatory: Signatory) -> tuple[bytes, bytes]:
         cert = x509.load_pem_x509_certificate(data)
         now = dt.datetime.now(dt.UTC)
         if cert.subject == subject and now < cert.not_valid_after_utc - dt.timedelta(days=1):
-            return data, _pem(cert)
+            return data, certs.pem(cert)
         path.unlink()
     ca_key, ca_cert = demo_ca()
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=730))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(signer=True), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    _write_once(path, _key_pem(key) + _pem(cert))
+    cert = certs.issue(ca_key, ca_cert, subject=subject, public_key=key.public_key(),
+                       days=730, extensions=[(certs.key_usage(signer=True), True)])
+    write_private_once(path, certs.key_pem(key) + certs.pem(cert))
     data = path.read_bytes()
-    return data, _pem(x509.load_pem_x509_certificate(data))
+    return data, certs.pem(x509.load_pem_x509_certificate(data))
 
 
 def _pyhanko_signer(signatory: Signatory):
@@ -232,7 +177,7 @@ def sign_pdf(pdf: bytes, signatory: Signatory, *, reason: str,
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     signed = signers.PdfSigner(meta, signer=signer).sign_pdf(writer).getvalue()
     cert = x509.load_der_x509_certificate(signer.signing_cert.dump())
-    return signed, _pem(cert).decode()
+    return signed, certs.pem(cert).decode()
 
 
 def validate(pdf: bytes, trust_roots: bytes | None = None) -> Validation:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sahab.core import waiting
+from sahab.core.actions import run_form_action
 from sahab.core.downloads import table_response, wants_download
 from sahab.core.errors import DomainError, TooManyAttempts
 from sahab.directory import forms, rules, selectors, services
@@ -197,19 +198,13 @@ def end_sessions_view(request):
 @login_required
 @require_POST
 def create_token_view(request):
-    form = forms.TokenForm(request.POST)
-    if form.is_valid():
-        try:
-            token = services.issue_api_token(actor=request.user, user=request.user,
-                                             name=form.cleaned_data["name"],
-                                             expires_at=form.cleaned_data["expires_at"],
-                                             code=form.cleaned_data["code"])[1]
-        except DomainError as exc:
-            messages.error(request, exc.detail)
-        else:
-            request.session["sahab_new_token"] = token
-    else:
-        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+    def issue(data: dict) -> str:
+        request.session["sahab_new_token"] = services.issue_api_token(
+            actor=request.user, user=request.user, name=data["name"],
+            expires_at=data["expires_at"], code=data["code"])[1]
+        return _("The token is issued: copy it now, it is shown only once.")
+
+    run_form_action(request, forms.TokenForm(request.POST), issue)
     return redirect("directory:home")
 
 

@@ -9,21 +9,19 @@ revocation list is re-signed on every revocation.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from sahab.core import keys
+from sahab.core import certs, keys
 from sahab.core.errors import InvalidInput
 from sahab.exchange.errors import ExchangeError
 
-CA_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
-                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
-                     x509.NameAttribute(NameOID.COMMON_NAME, "sahab exchange CA")])
+CA_NAME = certs.name("sahab exchange CA")
+CLIENT_AUTH = (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
 
 
 def ca_key_path():
@@ -39,18 +37,7 @@ def ensure_ca() -> bool:
     if ca_cert_path().exists():
         return False
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(CA_NAME).issuer_name(CA_NAME)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                         encipher_only=False, decipher_only=False),
-                           critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = certs.self_signed_ca(key, CA_NAME)
     keys._write_private(ca_key_path(), key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
@@ -87,18 +74,9 @@ def issue(csr: x509.CertificateSigningRequest, *, common_name: str, organisation
           days: int = 365, not_before: dt.datetime | None = None) -> x509.Certificate:
     """A client-authentication certificate for the CSR's key, with the platform's subject."""
     key, ca = _ca()
-    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject)
-            .public_key(csr.public_key())
-            .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
-            .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    return certs.issue(key, ca, subject=certs.name(common_name, organisation),
+                       public_key=csr.public_key(), days=days, not_before=not_before,
+                       extensions=[CLIENT_AUTH])
 
 
 def revocation_list(revoked: list[tuple[int, dt.datetime]]) -> bytes:
@@ -131,10 +109,7 @@ def verify_issued_by_ca(der: bytes) -> x509.Certificate:
 # --- the gateway's own client certificate ---------------------------------------------
 # Providers trust the platform CA and accept only this subject: calls that did not come
 # through the gateway (a client subsystem's certificate included) are refused.
-GATEWAY_NAME = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
-                          x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "exchange"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, "sahab exchange gateway")])
+GATEWAY_NAME = certs.name("sahab exchange gateway", unit="exchange")
 
 
 def gateway_key_path():
@@ -152,16 +127,8 @@ def ensure_gateway_certificate(days: int = 825) -> bool:
     ensure_ca()
     key, ca = _ca()
     gateway_key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(GATEWAY_NAME).issuer_name(ca.subject)
-            .public_key(gateway_key.public_key())
-            .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = certs.issue(key, ca, subject=GATEWAY_NAME, public_key=gateway_key.public_key(),
+                       days=days, extensions=[CLIENT_AUTH])
     gateway_key_path().unlink(missing_ok=True)
     keys._write_private(gateway_key_path(), gateway_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

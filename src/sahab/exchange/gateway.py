@@ -41,6 +41,7 @@ from django.conf import settings
 from django.utils import timezone
 from yarl import URL
 
+from sahab.core.ratelimit import SlidingWindow
 from sahab.exchange import messagelog, outbound, protocol, selectors
 from sahab.exchange.protocol import ProtocolError
 from sahab.ops import metrics
@@ -184,22 +185,12 @@ def _registry_version() -> int:
     return services.registry_version()
 
 
-class RateLimiter:
-    """Calls per grant and minute, counted in this process (with N gateway processes,
-    each allows the grant's rate)."""
+class RateLimiter(SlidingWindow):
+    """Calls per grant in any sliding minute, counted in this process (with N gateway
+    processes, each allows the grant's rate)."""
 
-    def __init__(self) -> None:
-        self.windows: dict[tuple[int, int], int] = {}
-
-    def allow(self, grant: selectors.GrantInfo, now: float) -> bool:
-        minute = int(now) // 60
-        if len(self.windows) > 10_000:
-            self.windows = {k: v for k, v in self.windows.items() if k[1] >= minute}
-        calls = self.windows.get((grant.id, minute), 0)
-        if calls >= grant.rate_per_minute:
-            return False
-        self.windows[(grant.id, minute)] = calls + 1
-        return True
+    def allow(self, grant: selectors.GrantInfo, now: float) -> bool:  # type: ignore[override]
+        return super().allow(grant.id, grant.rate_per_minute, now)
 
 
 # --- towards providers ----------------------------------------------------------------------
@@ -472,7 +463,7 @@ class Gateway:
                           f"The grant of {caller.identifier} does not cover {request.method} "
                           f"on this path of {service.identifier}.")
         body = await self.read_body(call)
-        if not self.rates.allow(grant, time.time()):
+        if not self.rates.allow(grant, time.monotonic()):
             raise Refused(429, "Client.RateLimitExceeded",
                           f"The grant allows {grant.rate_per_minute} calls a minute.")
         if self.log.full():

@@ -63,8 +63,7 @@ def domain(request, name: str):
     q = _search(request)
     boxes = selectors.domain_mailboxes(domain, q)
     page = Paginator(boxes, MAILBOXES_PER_PAGE).get_page(request.GET.get("page"))
-    fullest = sorted(selectors.domain_mailboxes(domain),
-                     key=lambda b: b.used_bytes / max(b.quota_bytes, 1), reverse=True)[:15]
+    fullest = selectors.fullest_mailboxes(domain)
     checked = request.GET.get("check") == "1"
     records = (dnscheck.check_domain(domain) if checked else
                [dnscheck.RecordCheck(n, t, v, "") for n, t, v in services.dns_records(domain)])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, ExpressionWrapper, F, FloatField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Greatest
 
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
@@ -136,3 +137,12 @@ def domain_mailboxes(domain: MailDomain, q: str = "") -> QuerySet[Mailbox]:
     if q := q.strip():
         boxes = boxes.filter(Q(address__icontains=q) | Q(display_name__icontains=q))
     return boxes.order_by("address")
+
+
+def fullest_mailboxes(domain: MailDomain, limit: int = 15) -> list[Mailbox]:
+    """The ``limit`` mailboxes of ``domain`` using the largest share of their quota,
+    ranked by the database (a domain may hold thousands)."""
+    share = ExpressionWrapper(F("used_bytes") * 1.0 / Greatest(F("quota_bytes"), Value(1)),
+                              output_field=FloatField())
+    return list(Mailbox.objects.filter(domain=domain).annotate(share=share)
+                .order_by("-share", "address")[:limit])

@@ -13,7 +13,6 @@ after every copy is on disk.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import hashlib
 import hmac
@@ -30,6 +29,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.conf import settings
 
 from sahab.core import keys
+from sahab.core.ratelimit import SlidingWindow
 from sahab.mail import authguard, delivery, inbound, routing, services
 from sahab.mail.delivery import normalise
 from sahab.mail.routing import LiveRouting
@@ -38,22 +38,15 @@ from sahab.ops import metrics
 log = logging.getLogger("sahab.mail.smtp")
 
 
-class RateLimiter:
+class RateLimiter(SlidingWindow):
     """At most ``limit`` messages per sender in any sliding minute (in this process)."""
 
     def __init__(self, limit: int):
+        super().__init__(60.0)
         self.limit = limit
-        self.sent: dict[str, collections.deque] = collections.defaultdict(collections.deque)
 
-    def allow(self, sender: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        window = self.sent[sender]
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) >= self.limit:
-            return False
-        window.append(now)
-        return True
+    def allow(self, sender: str, now: float | None = None) -> bool:  # type: ignore[override]
+        return super().allow(sender, self.limit, time.monotonic() if now is None else now)
 
 
 class Authenticator:

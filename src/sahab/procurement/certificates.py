@@ -13,12 +13,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 
+from sahab.core import certs
 from sahab.core.errors import InvalidInput
+from sahab.core.keys import write_private_once
 from sahab.procurement.errors import ProcurementError
 
 
@@ -30,22 +31,8 @@ def _demo_ca() -> tuple[ed25519.Ed25519PrivateKey, x509.Certificate]:
     path = _ca_path()
     if not path.exists():
         key = ed25519.Ed25519PrivateKey.generate()
-        name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "sahab"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, "sahab demo company CA")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=3650))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .sign(key, None))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption())
-                         + cert.public_bytes(serialization.Encoding.PEM))
-        path.chmod(0o600)
+        cert = certs.self_signed_ca(key, certs.name("sahab demo company CA"))
+        write_private_once(path, certs.key_pem(key) + certs.pem(cert))
     data = path.read_bytes()
     key = serialization.load_pem_private_key(data, password=None)
     return key, x509.load_pem_x509_certificate(data)  # type: ignore[return-value]
@@ -90,16 +77,7 @@ def certify(*, company_name: str, matricule_fiscal: str, public_key: bytes,
             return certificate
         raise InvalidInput(ProcurementError.CERTIFICATE_NOT_NATIONAL_CA)
     ca_key, ca_cert = _demo_ca()
-    now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "TN"),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, company_name[:64]),
-                         x509.NameAttribute(NameOID.SERIAL_NUMBER, matricule_fiscal)])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
-            .public_key(ed25519.Ed25519PublicKey.from_public_bytes(public_key))
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=730))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, None if isinstance(ca_key, ed25519.Ed25519PrivateKey)
-                  else hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    cert = certs.issue(ca_key, ca_cert, days=730,
+                       subject=certs.name("", company_name, serial_number=matricule_fiscal),
+                       public_key=ed25519.Ed25519PublicKey.from_public_bytes(public_key))
+    return certs.pem(cert).decode()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -29,6 +30,8 @@ from sahab.procurement.models import (
     Award,
     Bid,
     Contract,
+    EvaluationReport,
+    Explanation,
     Procedure,
     Release,
     State,
@@ -47,9 +50,10 @@ EXTENSION_COMMITS = {
     "ocds_enquiry_extension": "0f32fcb807c149c5400b85f7d4f7da0f8d760984",
 }
 # sahab's own extensions, for what OCDS has no extension for yet (complaints with their
-# admissibility, suspension, decision and remedy), published by sahab itself at
+# admissibility, suspension, decision and remedy; the evaluation committee, its votes on
+# the evaluation report and the explanations of abnormally low prices), published by sahab itself at
 # /ocds/extensions/<name>/ from src/sahab/procurement/schema/extensions/<name>/.
-OWN_EXTENSIONS = ("complaints",)
+OWN_EXTENSIONS = ("complaints", "evaluation")
 OWN_EXTENSIONS_DIR = Path(__file__).parent / "schema" / "extensions"
 EXTENSIONS = [f"https://raw.githubusercontent.com/open-contracting-extensions/{name}/{commit}/"
               "extension.json" for name, commit in EXTENSION_COMMITS.items()] + [
@@ -83,6 +87,10 @@ STEP_TAGS: dict[str, list[str]] = {
     "tender.tendering_closed": ["tenderUpdate"],
     "tender.opened": ["tenderUpdate"],
     "tender.evaluated": ["tenderUpdate"],
+    "explanation.requested": ["tenderUpdate"],
+    "explanation.answered": ["tenderUpdate"],
+    "explanation.decided": ["tenderUpdate"],
+    "evaluation.adopted": ["tenderUpdate"],
     "complaint.filed": ["tenderUpdate"],
     "complaint.admitted": ["tenderUpdate"],
     "complaint.inadmissible": ["tenderUpdate"],
@@ -377,6 +385,65 @@ def _complaints(tender: Tender, parties: _Parties) -> list[dict]:
     return complaints
 
 
+def _explanations(tender: Tender) -> list[dict]:
+    """Each explanation of an abnormally low price asked of a bidder (sahab's evaluation
+    extension): the question, its deadline, when it was answered (the answer's SHA-256:
+    the text itself may hold the bidder's trade secrets) and the committee's decision."""
+    explanations = []
+    for e in Explanation.objects.filter(bid_lot__bid__tender=tender) \
+            .select_related("bid_lot__lot").order_by("pk"):
+        explanation = {
+            "id": str(e.pk), "relatedLot": str(e.bid_lot.lot.number),
+            "relatedBid": f"{e.bid_lot.bid_id}-{e.bid_lot.lot.number}",
+            "status": e.status, "question": e.question, "dateRequested": _date(e.requested_at),
+            "dueDate": _date(e.due_at), "requestLedgerIndex": e.requested_index}
+        if e.answered_at:
+            explanation |= {"dateAnswered": _date(e.answered_at),
+                            "answerSha256": hashlib.sha256(e.answer.encode()).hexdigest(),
+                            "answerLedgerIndex": e.answered_index}
+        if e.decided_at:
+            explanation |= {"rationale": e.decision, "dateDecided": _date(e.decided_at),
+                            "decisionLedgerIndex": e.decided_index}
+        explanations.append(explanation)
+    return explanations
+
+
+def _committee_and_reports(tender: Tender) -> dict:
+    """The evaluation committee, its members' declarations of interests and their votes
+    on each evaluation report (sahab's evaluation extension) — published once a report is
+    adopted, never while the evaluation runs: a bidder who knew the evaluators then could
+    try to sway them."""
+    reports = list(tender.evaluation_reports.prefetch_related("approvals__member")
+                   .order_by("number"))
+    if not any(r.status == EvaluationReport.Status.ADOPTED for r in reports):
+        return {}
+    declarations = {d.evaluator_id: d for d in tender.declarations.all()}
+    members = []
+    for m in tender.evaluation_committee.select_related("member").order_by("pk"):
+        member = {"id": str(m.member_id), "name": _person(m.member),
+                  "role": "chair" if m.chair else "member", "dateNamed": _date(m.named_at),
+                  "ledgerIndex": m.ledger_index}
+        if declaration := declarations.get(m.member_id):
+            member["declaration"] = {"noConflict": declaration.no_conflict,
+                                     "date": _date(declaration.declared_at)}
+        members.append(member)
+    return {
+        "evaluationCommittee": {"quorum": tender.evaluation_quorum, "members": members},
+        "evaluationReports": [{
+            "id": str(r.number), "status": r.status, "sha256": r.sha256,
+            "dateProposed": _date(r.proposed_at), "ledgerIndex": r.ledger_index,
+            "dateAdopted": _date(r.adopted_at), "adoptionLedgerIndex": r.adopted_index,
+            "votes": [{"id": str(a.member_id), "name": _person(a.member),
+                       "approved": a.approved, "rationale": a.reason, "date": _date(a.at),
+                       "ledgerIndex": a.ledger_index} for a in r.approvals.all()],
+        } for r in reports],
+    }
+
+
+def _person(user) -> str:
+    return user.get_full_name() or user.username
+
+
 def _when(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -463,6 +530,8 @@ def _build_release(tender: Tender, step: Step, tags: list[str], date: str) -> di
                   "value": _amount(lot.estimated_value)} for lot in lots],
         "documents": _documents(tender),
         "complaints": _complaints(tender, parties),
+        "priceExplanations": _explanations(tender),
+        **_committee_and_reports(tender),
         "amendments": _amendments(tender),
         "milestones": _standstill(tender),
     }
