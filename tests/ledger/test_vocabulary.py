@@ -2,6 +2,7 @@
 enumeration, recorded through one helper, documented in docs/ledger-events.md."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,22 @@ def test_every_event_has_a_short_title_of_its_own():
             assert event.label_en not in titles, (
                 f"{event.value} and {titles[event.label_en]} read the same")
             titles[event.label_en] = event.value
+
+
+def test_every_title_reads_in_french_and_in_arabic():
+    """The titles are what citizens read on the pages: each one is in the catalogues."""
+    untranslated = []
+    for cls in vocabulary.vocabularies():
+        for event in cls:
+            with translation.override("fr"):
+                french = str(event.label)
+            with translation.override("ar"):
+                arabic = vocabulary.event_title(event.value)
+            if french == event.label_en:
+                untranslated.append(f"{event.value} fr: {french}")
+            if not re.search("[\u0621-\u064a]", arabic):
+                untranslated.append(f"{event.value} ar: {arabic}")
+    assert untranslated == []
 
 
 @translation.override("en")
