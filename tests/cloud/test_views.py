@@ -104,6 +104,7 @@ def test_an_order_placed_approved_and_credentials_shown_once_through_the_pages(m
     assert placed.status_code == 302 and placed["Location"].endswith(f"/{order.number}/")
     page = finance.get(f"/cloud/orders/{order.number}/").content.decode()
     assert "Approve" in page
+    assert '<span title="cloud.order.placed">Cloud order placed</span>' in page  # a title
     finance.post(f"/cloud/orders/{order.number}/approve", {"note": ""})
     market.work(rounds=3)
     partial = it.get(f"/cloud/orders/{order.number}/", HTTP_HX_REQUEST="true")

@@ -82,6 +82,19 @@ def test_portal_pages(client):
     assert client.get("/ledger/view/99/").status_code == 404
 
 
+def test_the_ledger_pages_name_each_entry_by_its_title_and_keep_its_type(client):
+    from sahab.ledger.events import LedgerOwnEvent
+
+    index = services.record(LedgerOwnEvent.WITNESS_REGISTERED, "witness:w1", "system",
+                            name="w1", url="https://w1.example.tn/", vkey="w1+00+AA").index
+    fill(2)  # and entries of a type no vocabulary knows, shown as they are
+    entry = client.get(f"/ledger/view/{index}/", HTTP_ACCEPT_LANGUAGE="ar").content.decode()
+    assert 'تسجيل شاهد <small><code dir="ltr">ledger.witness.registered</code></small>' in entry
+    home = client.get("/ledger/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Témoin enregistré<br><small><code" in home
+    assert 'test.event<br><small><code dir="ltr">test.event</code>' in home
+
+
 def test_the_auditor_accepts_an_honest_log_and_follows_it_as_it_grows(wsgi_http, tmp_path):
     fill(600)
     result = auditor(wsgi_http, tmp_path).run()

@@ -2,9 +2,11 @@
 enumeration, recorded through one helper, documented in docs/ledger-events.md."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
+from django.utils import translation
 
 from sahab.ledger import services, vocabulary
 from sahab.ledger.events import LedgerOwnEvent
@@ -39,6 +41,43 @@ def test_every_type_is_unique_and_named_after_its_pillar():
             assert event.value not in seen, f"{event.value} in {cls} and {seen[event.value]}"
             assert event.summary, f"{event.value} says nothing about what it records"
             seen[event.value] = cls
+
+
+def test_every_event_has_a_short_title_of_its_own():
+    titles = {}
+    for cls in vocabulary.vocabularies():
+        for event in cls:
+            assert event.label_en, f"{event.value} has no title to show instead of its type"
+            assert len(event.label_en) <= 60 and not event.label_en.endswith(".")
+            assert event.label_en not in titles, (
+                f"{event.value} and {titles[event.label_en]} read the same")
+            titles[event.label_en] = event.value
+
+
+def test_every_title_reads_in_french_and_in_arabic():
+    """The titles are what citizens read on the pages: each one is in the catalogues."""
+    untranslated = []
+    for cls in vocabulary.vocabularies():
+        for event in cls:
+            with translation.override("fr"):
+                french = str(event.label)
+            with translation.override("ar"):
+                arabic = vocabulary.event_title(event.value)
+            if french == event.label_en:
+                untranslated.append(f"{event.value} fr: {french}")
+            if not re.search("[\u0621-\u064a]", arabic):
+                untranslated.append(f"{event.value} ar: {arabic}")
+    assert untranslated == []
+
+
+@translation.override("en")
+def test_a_title_is_found_from_the_type_or_the_step_and_unknown_types_stay_as_they_are():
+    assert vocabulary.event_title("procurement.tender.published") == "Tender published"
+    assert vocabulary.event_title("tender.published") == "Tender published"
+    assert vocabulary.event_title("evaluation.adopted") == "Evaluation report adopted"
+    assert vocabulary.event_title("cloud.order.placed") == "Cloud order placed"
+    assert vocabulary.event_title("tender.teleported") == "tender.teleported"
+    assert vocabulary.event_title("") == ""
 
 
 def test_no_pillar_writes_a_bare_string_type_or_around_the_helper():

@@ -1,6 +1,7 @@
 """The ledger's own entries: every entry type it records, with its data fields."""
 
 from sahab.ledger.vocabulary import LedgerEvent
+from sahab.ledger.vocabulary import translatable as _
 
 
 class LedgerOwnEvent(LedgerEvent):
@@ -10,24 +11,29 @@ class LedgerOwnEvent(LedgerEvent):
         "ledger.log.restored",
         "The platform was restored from a backup; who had seen a longer log, and how long.",
         ("backup", "root", "seen_by", "seen_size", "size"),
+        _("Log restored from a backup"),
     )
     SIGNER_RESTORED = (
         "ledger.signer.restored",
         "The operator accepted a restored log: the signer's record before and after.",
         ("previous_root", "previous_size", "reason", "restored_root", "restored_size"),
+        _("Restored log accepted"),
     )
     WITNESS_CHANGED = (
         "ledger.witness.changed",
         "A witness was turned on or off, or its address changed.",
         ("active", "url"),
+        _("Witness changed"),
     )
     WITNESS_REGISTERED = (
         "ledger.witness.registered",
         "A witness of this log was registered, with its key and address.",
         ("name", "url", "vkey"),
+        _("Witness registered"),
     )
     WITNESSED_LOG_REGISTERED = (
         "ledger.witnessed_log.registered",
         "This installation started witnessing another log.",
         ("origin", "vkey"),
+        _("Another log witnessed"),
     )

@@ -1,6 +1,7 @@
 """Procurement's entries: every entry type it records, with its data fields."""
 
 from sahab.ledger.vocabulary import LedgerEvent
+from sahab.ledger.vocabulary import translatable as _
 
 
 class ProcurementEvent(LedgerEvent):
@@ -11,62 +12,74 @@ class ProcurementEvent(LedgerEvent):
         "procurement.bid.submitted",
         "A sealed, signed bid was received (under the tender's secret tag until the opening).",
         ("commitment", "replaces"),
+        _("Bid submitted"),
     )
     BID_WITHDRAWN = (
         "procurement.bid.withdrawn",
         "A bidder withdrew a sealed bid before the deadline (under the tender's secret tag).",
         ("commitment",),
+        _("Bid withdrawn"),
     )
     CALL_OFF_ORDERED = (
         "procurement.call_off.ordered",
         "A buyer ordered under a framework agreement's contract.",
         ("buyer", "contract", "lot", "quantity", "supplier", "unit_price", "value"),
+        _("Call-off ordered"),
     )
     CANDIDATE_APPLIED = (
         "procurement.candidate.applied",
         "A company applied to a restricted procedure.",
         ("company",),
+        _("Candidate applied"),
     )
     CANDIDATE_NOT_QUALIFIED = (
         "procurement.candidate.not_qualified",
         "A candidate was not qualified to bid.",
         ("company",),
+        _("Candidate not qualified"),
     )
     CANDIDATE_QUALIFIED = (
         "procurement.candidate.qualified",
         "A candidate was qualified to bid.",
         ("company",),
+        _("Candidate qualified"),
     )
     COMMITTEE_NAMED = (
         "procurement.committee.named",
         "The buyer named the opening committee: its members and how many must release a key.",
         ("members", "threshold"),
+        _("Opening committee named"),
     )
     COMMITTEE_KEY_REGISTERED = (
         "procurement.committee.key_registered",
         "A committee member registered the one-time public key made on their own machine.",
         ("position", "public_key"),
+        _("Opening key registered"),
     )
     COMMITTEE_KEY_RELEASED = (
         "procurement.committee.key_released",
         "After the deadline, a committee member released their one-time private key.",
         ("position", "private_key"),
+        _("Opening key released"),
     )
     SIGNING_KEY_REGISTERED = (
         "procurement.signing_key.registered",
         "A company registered a bid-signing key (with proof of possession and certificate).",
         ("certificate_sha256", "company", "fingerprint", "public_key"),
+        _("Bid-signing key registered"),
     )
     SIGNING_KEY_REVOKED = (
         "procurement.signing_key.revoked",
         "A company revoked a bid-signing key: bids signed with it are refused from then on.",
         ("company", "fingerprint"),
+        _("Bid-signing key revoked"),
     )
     COMPLAINT_ADMITTED = (
         "procurement.complaint.admitted",
         "The complaints body found a complaint admissible: the lots it concerns are "
         "suspended until its decision, due by the given time.",
         ("complaint", "decide_by", "lots", "reason"),
+        _("Complaint admitted"),
     )
     COMPLAINT_DECIDED = (
         "procurement.complaint.decided",
@@ -75,34 +88,40 @@ class ProcurementEvent(LedgerEvent):
         "the documents) and the time it took is given back.",
         ("complaint", "decision", "lots", "remedy", "standstill_until", "submission_deadline",
          "upheld"),
+        _("Complaint decided"),
     )
     COMPLAINT_FILED = (
         "procurement.complaint.filed",
         "A company filed a complaint against the documents or the evaluation or award of a "
         "lot (the hash of its text); filing alone suspends nothing.",
         ("company", "complaint", "kind", "lots", "text_sha256"),
+        _("Complaint filed"),
     )
     COMPLAINT_INADMISSIBLE = (
         "procurement.complaint.inadmissible",
         "The complaints body found a complaint inadmissible, with its reasons.",
         ("complaint", "reason"),
+        _("Complaint found inadmissible"),
     )
     COMPLAINT_LAPSED = (
         "procurement.complaint.lapsed",
         "A complaint's admissibility was not ruled within the time limit: it lapsed.",
         ("complaint", "reason"),
+        _("Complaint lapsed"),
     )
     COMPLAINT_REMEDIED = (
         "procurement.complaint.remedied",
         "The buyer amended the documents as an upheld complaint required: the lots resume and "
         "the time of the suspension is given back.",
         ("amendment", "complaint", "document", "lots", "submission_deadline", "version"),
+        _("Documents amended after a complaint"),
     )
     COMPLAINT_SUSPENSION_LIFTED = (
         "procurement.complaint.suspension_lifted",
         "A complaint was not decided within the time limit: the lots it suspended resume "
         "(the complaint stays to be decided).",
         ("complaint", "lots", "reason", "standstill_until", "submission_deadline"),
+        _("Suspension lifted"),
     )
     CONTRACT_AMENDED = (
         "procurement.contract.amended",
@@ -118,12 +137,14 @@ class ProcurementEvent(LedgerEvent):
             "old_end_date",
             "old_value",
         ),
+        _("Contract amended"),
     )
     CONTRACT_AMENDMENT_APPROVED = (
         "procurement.contract.amendment_approved",
         "A control agent of the buyer's line approved an amendment beyond the ceiling, with "
         "reasons: the contract takes its new value and end date.",
         ("amendment", "contract", "new_end_date", "new_value", "reason"),
+        _("Contract amendment approved"),
     )
     CONTRACT_AMENDMENT_PROPOSED = (
         "procurement.contract.amendment_proposed",
@@ -140,34 +161,40 @@ class ProcurementEvent(LedgerEvent):
             "old_end_date",
             "old_value",
         ),
+        _("Contract amendment proposed"),
     )
     CONTRACT_AMENDMENT_REFUSED = (
         "procurement.contract.amendment_refused",
         "A control agent refused an amendment beyond the ceiling, with reasons: the contract "
         "stays as it was.",
         ("amendment", "contract", "reason"),
+        _("Contract amendment refused"),
     )
     CONTRACT_COMPLETED = (
         "procurement.contract.completed",
         "A contract was completed: accepted by the buyer as carried out, or found fully paid "
         "after its end date; the value paid in all and the reason.",
         ("automatic", "contract", "final_value", "reason"),
+        _("Contract completed"),
     )
     CONTRACT_COUNTERSIGNED = (
         "procurement.contract.countersigned",
         "A user of the supplier countersigned the contract over the same terms (their "
         "SHA-256) the buyer signed: the contract is in force.",
         ("company", "contract", "signer", "terms_sha256"),
+        _("Contract countersigned"),
     )
     CONTRACT_PAYMENT = (
         "procurement.contract.payment",
         "A payment under a contract, for a milestone.",
         ("amount", "contract", "milestone"),
+        _("Payment made"),
     )
     CONTRACT_PRICE = (
         "procurement.contract.price",
         "A unit price set in a contract (e.g. a cloud plan's price list).",
         ("code", "contract", "unit", "unit_price"),
+        _("Unit price set"),
     )
     CONTRACT_SIGNED = (
         "procurement.contract.signed",
@@ -175,16 +202,19 @@ class ProcurementEvent(LedgerEvent):
         "lot: its terms and their SHA-256; it is in force once the supplier countersigns.",
         ("buyer", "contract", "end_date", "lot", "signer", "start_date", "supplier",
          "terms_sha256", "value"),
+        _("Contract signed"),
     )
     CONTRACT_TERMINATED = (
         "procurement.contract.terminated",
         "A contract was terminated early, with the reason.",
         ("contract", "reason"),
+        _("Contract terminated"),
     )
     DOCUMENT_ADDED = (
         "procurement.document.added",
         "A tender document (or a new version of it) was published: name, size, hash.",
         ("name", "sha256", "size", "version"),
+        _("Tender document published"),
     )
     DOCUMENT_SIGNED = (
         "procurement.document.signed",
@@ -194,67 +224,79 @@ class ProcurementEvent(LedgerEvent):
         "SHA-256 of the signing certificate.",
         ("certificate_sha256", "document", "kind", "language", "sha256", "signer", "size",
          "step"),
+        _("Official document signed"),
     )
     EVALUATION_DECLARATION = (
         "procurement.evaluation.declaration",
         "A member of the evaluation committee declared their interests (a member with a "
         "conflict is out), and whether the quorum is still reachable.",
         ("evaluator", "no_conflict", "quorum_reachable"),
+        _("Declaration of interests"),
     )
     EVALUATION_ELIGIBILITY = (
         "procurement.evaluation.eligibility",
         "An opened bid was found eligible or not on a lot, with the reason.",
         ("bid", "compliance", "eligible", "lot", "reason"),
+        _("Bid compliance checked"),
     )
     EVALUATION_ADOPTED = (
         "procurement.evaluation.adopted",
         "The evaluation report was adopted: the quorum of the evaluation committee approved "
         "this very report (its SHA-256).",
         ("approvals", "quorum", "report", "sha256"),
+        _("Evaluation report adopted"),
     )
     EVALUATION_APPROVED = (
         "procurement.evaluation.approved",
         "A member of the evaluation committee approved the proposed report (its SHA-256).",
         ("member", "report", "sha256"),
+        _("Evaluation report approved by a member"),
     )
     EVALUATION_COMMITTEE_NAMED = (
         "procurement.evaluation.committee_named",
         "The buyer named the evaluation committee: its members, its chair and its quorum.",
         ("chair", "members", "quorum"),
+        _("Evaluation committee named"),
     )
     EVALUATION_DISSENTED = (
         "procurement.evaluation.dissented",
         "A member of the evaluation committee dissented from the proposed report, with "
         "reasons.",
         ("member", "reason", "report", "sha256"),
+        _("Dissent from the evaluation report"),
     )
     EXPLANATION_ANSWERED = (
         "procurement.explanation.answered",
         "A bidder answered the request to explain its abnormally low price (the hash of "
         "the answer).",
         ("bid", "explanation", "lot", "sha256"),
+        _("Low price explained"),
     )
     EXPLANATION_DECIDED = (
         "procurement.explanation.decided",
         "The evaluation committee accepted or rejected a bidder's explanation of an "
         "abnormally low price (a rejected bid is disqualified on the lot), with reasons.",
         ("accepted", "answered", "bid", "explanation", "lot", "reason"),
+        _("Low price explanation decided"),
     )
     EXPLANATION_REQUESTED = (
         "procurement.explanation.requested",
         "The evaluation committee asked a bidder to explain an abnormally low price, by a "
         "deadline.",
         ("bid", "due", "explanation", "lot", "question"),
+        _("Low price explanation requested"),
     )
     EVALUATION_QUALITY_SCORE = (
         "procurement.evaluation.quality_score",
         "An opened bid's quality score on a lot.",
         ("bid", "lot", "score"),
+        _("Quality score given"),
     )
     PLAN_CREATED = (
         "procurement.plan.created",
         "An administration's procurement plan for a year was created.",
         ("administration", "title", "year"),
+        _("Procurement plan created"),
     )
     PLAN_ITEM_ADDED = (
         "procurement.plan.item_added",
@@ -269,16 +311,19 @@ class ProcurementEvent(LedgerEvent):
             "procedure",
             "quarter",
         ),
+        _("Planned purchase added"),
     )
     QUESTION_ANSWERED = (
         "procurement.question.answered",
         "The buyer answered a question (published with its answer).",
         ("answer", "question", "question_text"),
+        _("Question answered"),
     )
     QUESTION_ASKED = (
         "procurement.question.asked",
         "A company asked a question during enquiries (the hash of its text).",
         ("question", "text_sha256"),
+        _("Question asked"),
     )
     TENDER_AMENDED = (
         "procurement.tender.amended",
@@ -287,32 +332,38 @@ class ProcurementEvent(LedgerEvent):
         "before and after; bidders keep at least the legal minimum of days after it.",
         ("amendment", "documents", "enquiry_deadline", "old_enquiry_deadline",
          "old_submission_deadline", "rationale", "submission_deadline"),
+        _("Tender amended"),
     )
     TENDER_AWARDED = (
         "procurement.tender.awarded",
         "The tender's lots were awarded, with the justification.",
         ("awards", "justification"),
+        _("Tender awarded"),
     )
     TENDER_CANCELLED = (
         "procurement.tender.cancelled",
         "The tender was cancelled, with the reason.",
         ("reason",),
+        _("Tender cancelled"),
     )
     TENDER_DRAFTED = (
         "procurement.tender.drafted",
         "A tender was drafted: only the hash of its details, which publication reveals.",
         ("buyer", "reference", "sha256"),
+        _("Tender drafted"),
     )
     TENDER_ENQUIRIES_CLOSED = (
         "procurement.tender.enquiries_closed",
         "The enquiry period ended.",
         (),
+        _("Enquiry period closed"),
     )
     TENDER_EVALUATED = (
         "procurement.tender.evaluated",
         "The evaluation report the committee proposes (its number and SHA-256): each lot's "
         "ranking of the opened bids, with the explanations of abnormally low prices.",
         ("lots", "number", "sha256"),
+        _("Evaluation report proposed"),
     )
     TENDER_OPENED = (
         "procurement.tender.opened",
@@ -320,6 +371,7 @@ class ProcurementEvent(LedgerEvent):
         "(every commitment, opened bid, rejected or missing one and why) is a public "
         "document of the tender; the entry holds its SHA-256, size and counts.",
         ("bid_tag", "counts", "released", "report", "tendering_closed"),
+        _("Opening of the bids"),
     )
     TENDER_PUBLISHED = (
         "procurement.tender.published",
@@ -339,24 +391,29 @@ class ProcurementEvent(LedgerEvent):
             "submission_deadline",
             "title",
         ),
+        _("Tender published"),
     )
     TENDER_STANDSTILL_ENDED = (
         "procurement.tender.standstill_ended",
         "The standstill period after the award ended.",
         (),
+        _("Standstill period ended"),
     )
     TENDER_STANDSTILL_STARTED = (
         "procurement.tender.standstill_started",
         "The standstill period after the award started, until the given time.",
         ("until",),
+        _("Standstill period started"),
     )
     TENDER_TENDERING_CLOSED = (
         "procurement.tender.tendering_closed",
         "The submission deadline passed: no bid is accepted any more.",
         (),
+        _("Bid submission closed"),
     )
     TENDER_UNSUCCESSFUL = (
         "procurement.tender.unsuccessful",
         "The tender ended without an award, with the reason.",
         ("reason",),
+        _("Tender unsuccessful"),
     )
