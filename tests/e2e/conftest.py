@@ -200,6 +200,54 @@ def sign_in(browser, platform, username):
     return page
 
 
+PHONE = {"width": 390, "height": 844}
+
+
+def translated_msgids(language: str) -> set[str]:
+    """English sentences of the catalogue that have a different translation in
+    ``language`` (words that read the same in both are not counted)."""
+    from django.utils import translation
+
+    catalog = translation.trans_real.translation(language)._catalog
+    return {key for key, value in catalog.items()
+            if isinstance(key, str) and key and value != key and len(key) > 3}
+
+
+def on_a_phone(browser, platform, language: str, username: str | None):
+    """A new phone-sized browser context in ``language``, signed in as ``username`` (a
+    demo user) unless None."""
+    from urllib.parse import urlparse
+
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    host = urlparse(platform["url"]).hostname
+    context.add_cookies([{"name": "sahab_language", "value": language, "domain": host,
+                          "path": "/"}])
+    page = context.new_page()
+    if username is not None:
+        password = next(u["password"] for u in platform["demo"]["users"]
+                        if u["username"] == username)
+        page.goto(platform["url"] + "/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("form.card button[type=submit]")
+        page.wait_for_url("**/accounts/")
+    return context, page
+
+
+def phone_problems(page, english: set[str]) -> list[str]:
+    """What is wrong with the page shown: wider than the phone's screen, or lines left
+    in English although the catalogue translates them."""
+    problems = []
+    width = page.evaluate("document.documentElement.scrollWidth")
+    if width > PHONE["width"] + 1:
+        problems.append(f"{page.url} is {width}px wide")
+    lines = page.evaluate("(document.querySelector('main') || document.body).innerText")
+    untranslated = sorted({line.strip() for line in lines.splitlines()} & english)
+    if untranslated:
+        problems.append(f"{page.url} shows in English: {untranslated[:5]}")
+    return problems
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failing test against the running platform shows the end of its serve log."""

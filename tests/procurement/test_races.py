@@ -4,7 +4,8 @@ inside its transaction (checks done, locks held) while the worker's timer tries 
 and open the tender.
 
 Whatever the order, a bid is either refused or opened — never accepted and missed — and a
-bid the ledger shows withdrawn is never opened."""
+bid the ledger shows withdrawn is never opened. Raced against an amendment, a bid is either
+in before it (and its bidder told of the change) or after it, under the amended terms."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from django.db import connection
 
 from sahab.core.errors import Conflict
 from sahab.ledger.models import Entry
-from sahab.procurement.models import Bid, Step, Tender
+from sahab.procurement import services
+from sahab.procurement.models import Bid, Notice, Step, Tender
 from tests.procurement.bidding import (
     opening_report,
     paused_before_commit,
@@ -125,3 +127,64 @@ def test_a_withdrawal_in_flight_at_the_deadline_is_refused_or_the_bid_stays_clos
         assert bid.commitment not in opened_commitments(tender), \
             "a bid the ledger shows withdrawn was opened"
         assert bid.status == Bid.Status.WITHDRAWN
+
+
+def _amend(world, tender: Tender):
+    return lambda: services.amend_tender(
+        actor=world["officer"].user, tender=tender, rationale="Clavier bilingue exigé.",
+        submission_deadline=tender.submission_deadline + 5 * dt.timedelta(days=1))
+
+
+def _told_of_the_amendment(company) -> bool:
+    return Notice.objects.filter(company=company, text__contains="amendment no. 1",
+                                 text__icontains="sealed bid").exists()
+
+
+def test_a_bid_in_flight_during_an_amendment_is_committed_first_and_its_bidder_told(
+        world, tender):
+    """The amendment waits for the bid's lock: the bid is in before it, so its company is
+    among the bidders told of the change (and may replace its bid)."""
+    company, bidder = world["companies"][0][0], world["companies"][0][1].user
+    bid, amended = {}, {}
+    with paused_before_commit("bid.submitted") as (arm, reached, release):
+        def armed():
+            arm()
+            return submit_bid(bidder, tender, {"1": "100000"})
+
+        bidding = in_thread(armed, bid)
+        assert reached.wait(15), bid
+        amending = in_thread(_amend(world, tender), amended)
+        amending.join(3)
+        assert amending.is_alive(), "the amendment did not wait for the bid in flight"
+        release.set()
+        bidding.join(30)
+        amending.join(30)
+    assert set(bid) == {"result"} and set(amended) == {"result"}, (bid, amended)
+    assert bid["result"].ledger_index < amended["result"].ledger_index
+    assert _told_of_the_amendment(company)
+
+
+def test_a_bid_sent_while_an_amendment_is_written_comes_after_it_under_its_terms(
+        world, tender):
+    """The bid waits for the amendment's lock: it is recorded after the amendment, and
+    reads the amended deadline — no bid straddles the change."""
+    company, bidder = world["companies"][0][0], world["companies"][0][1].user
+    bid, amended = {}, {}
+    with paused_before_commit("tender.amended") as (arm, reached, release):
+        def armed():
+            arm()
+            return _amend(world, tender)()
+
+        amending = in_thread(armed, amended)
+        assert reached.wait(15), amended
+        bidding = in_thread(lambda: submit_bid(bidder, tender, {"1": "100000"}), bid)
+        bidding.join(3)
+        assert bidding.is_alive(), "the bid did not wait for the amendment being written"
+        release.set()
+        amending.join(30)
+        bidding.join(30)
+    assert set(bid) == {"result"} and set(amended) == {"result"}, (bid, amended)
+    assert bid["result"].ledger_index > amended["result"].ledger_index
+    assert not _told_of_the_amendment(company)  # it bid on the amended tender
+    tender.refresh_from_db()
+    assert tender.submission_deadline == amended["result"].new_submission_deadline

@@ -66,9 +66,10 @@ CREATE_PARAMETERS = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "application": {"type": "string", "maxLength": 100,
+        "application": {"type": "string", "maxLength": 100, "title": "Application",
                         "description": "The information system that will use the database."},
-        "environment": {"type": "string", "enum": ["production", "staging", "test"]},
+        "environment": {"type": "string", "enum": ["production", "staging", "test"],
+                        "title": "Environment"},
     },
 }
 

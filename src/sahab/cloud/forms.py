@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from sahab.cloud.models import Attestation, Binding, Category, Label, ServicePlan
@@ -30,7 +31,10 @@ MAX_SCHEMA_TEXT = 300
 
 
 def _schema_text(value, fallback: str = "") -> str:
-    return value[:MAX_SCHEMA_TEXT] if isinstance(value, str) else fallback
+    """A provider's text, in the reader's language when the platform's catalogue has it
+    (the reference broker's terms; a provider's own stay as written)."""
+    text = value[:MAX_SCHEMA_TEXT] if isinstance(value, str) else fallback
+    return gettext(text) if text else text
 
 
 def _number(value) -> int | float | None:
@@ -48,7 +52,7 @@ def field_for_property(name: str, spec: dict, *, required: bool) -> forms.Field 
     kind, default = spec.get("type"), spec.get("default")
     if isinstance(spec.get("enum"), list) and all(isinstance(v, str) for v in spec["enum"]) \
             and spec["enum"] and kind in (None, "string"):
-        choices = [(v, v) for v in spec["enum"]]
+        choices = [(v, _schema_text(v)) for v in spec["enum"]]
         return forms.ChoiceField(choices=choices if required else [("", "—"), *choices],
                                  initial=default, **common)
     if kind == "string":
