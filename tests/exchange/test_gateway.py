@@ -82,7 +82,7 @@ def test_a_client_claiming_another_subsystem_is_refused_and_logged_as_itself(int
     assert Message.objects.get().client == intranet.other.identifier
 
 
-def test_ungranted_revoked_and_expired_grants_are_refused(intranet):
+def test_ungranted_and_revoked_grants_are_refused(intranet):
     ungranted = intranet.call(token=intranet.other_token, client=intranet.other.identifier)
     assert ungranted.status_code == 403
     assert ungranted.headers["X-Road-Error"] == "Server.ServerProxy.AccessDenied"
