@@ -4,15 +4,17 @@ exchange of a known client is logged by hash and reaches the ledger, where its p
 verifies."""
 
 import base64
+import datetime as dt
 import hashlib
 import json
 
 import httpx
 import pytest
+from django.utils import timezone
 
 from sahab.core.errors import Conflict, PermissionDenied
-from sahab.exchange import messagelog, services
-from sahab.exchange.models import Message, Service
+from sahab.exchange import messagelog, selectors, services
+from sahab.exchange.models import Grant, Message, Service
 from sahab.ledger import merkle
 from sahab.ledger import services as ledger
 from tests.exchange.conftest import Provider
@@ -79,7 +81,7 @@ def test_a_client_claiming_another_subsystem_is_refused_and_logged_as_itself(int
     assert Message.objects.get().client == intranet.other.identifier
 
 
-def test_ungranted_revoked_and_expired_grants_are_refused(intranet):
+def test_ungranted_and_revoked_grants_are_refused(intranet):
     ungranted = intranet.call(token=intranet.other_token, client=intranet.other.identifier)
     assert ungranted.status_code == 403
     assert ungranted.headers["X-Road-Error"] == "Server.ServerProxy.AccessDenied"
@@ -90,6 +92,38 @@ def test_ungranted_revoked_and_expired_grants_are_refused(intranet):
     assert Provider.seen == []
     assert set(Message.objects.values_list("error", flat=True)) == {
         "Server.ServerProxy.AccessDenied"}
+
+
+def test_a_grant_expires_at_its_expiry_instant(intranet):
+    def expires(at):
+        Grant.objects.filter(pk=intranet.grant.pk).update(expires_at=at)
+        services.bump_registry_version()
+
+    expires(timezone.now() + dt.timedelta(minutes=5))
+    assert intranet.call().status_code == 200
+    expires(timezone.now() - dt.timedelta(seconds=1))
+    expired = intranet.call()
+    assert expired.status_code == 403
+    assert expired.headers["X-Road-Error"] == "Server.ServerProxy.AccessDenied"
+    assert len(Provider.seen) == 1  # only the call made before the expiry
+    grant = selectors.grant_for(intranet.client.pk, intranet.service.pk)
+    assert grant.usable(grant.expires_at - dt.timedelta(microseconds=1))
+    assert not grant.usable(grant.expires_at)  # the instant itself is already too late
+    assert selectors.GrantInfo(1, 5, None, ()).usable(timezone.now())  # no expiry
+
+
+def test_a_grant_opens_only_the_service_it_names(intranet):
+    addresses = services.register_service(
+        actor=intranet.it_interior, subsystem=intranet.service.subsystem, code="adresses",
+        name="Adresses", base_url=intranet.service.base_url,
+        owner="DSI du ministère de l'Intérieur", timeout_seconds=2)
+    response = httpx.get(f"{intranet.gateway.url}/r1/{addresses.identifier}/persons/1",
+                         headers=intranet.headers())
+    assert response.status_code == 403
+    assert response.headers["X-Road-Error"] == "Server.ServerProxy.AccessDenied"
+    assert Provider.seen == []
+    assert selectors.grant_for(intranet.client.pk, addresses.pk) is None
+    assert intranet.call().status_code == 200  # the granted service still answers
 
 
 def test_only_the_providers_administration_decides(intranet):

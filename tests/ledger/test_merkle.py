@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,98 @@ def test_every_consistency_proof_verifies_and_any_change_fails(data, new):
 def test_empty_tree_root_is_the_hash_of_nothing():
     assert hashlib.sha256(b"").digest() == merkle.EMPTY_ROOT
     assert merkle.root_of([]) == merkle.EMPTY_ROOT
+
+
+def _refused(message: str, verify, *args) -> None:
+    """``verify(*args)`` raises ProofError saying exactly ``message`` (a reader or an
+    auditor's log sees the sentence, not only that something failed)."""
+    with pytest.raises(ProofError, match=f"^{re.escape(message)}$"):
+        verify(*args)
+
+
+def test_each_refused_inclusion_proof_says_why():
+    leaves, nodes, roots = _tree(5)
+    proof = merkle.resolve(merkle.inclusion_ranges(2, 5), _fetch(nodes))
+    verify = merkle.verify_inclusion
+    _refused("index 5 is not in a tree of size 5", verify, 5, 5, leaves[2], proof, roots[5])
+    _refused("index -1 is not in a tree of size 5", verify, -1, 5, leaves[2], proof, roots[5])
+    _refused("index 0 is not in a tree of size 0", verify, 0, 0, leaves[0], [], roots[0])
+    _refused("the leaf hash is not a 32-byte hash", verify, 2, 5, leaves[2][:31], proof,
+             roots[5])
+    _refused("the leaf hash is not a 32-byte hash", verify, 2, 5, leaves[2].hex(), proof,
+             roots[5])
+    _refused("the proof is too long", verify, 2, 5, leaves[2], [*proof, proof[0]], roots[5])
+    _refused("the proof is too short", verify, 2, 5, leaves[2], proof[:-1], roots[5])
+    _refused("the inclusion proof does not lead to the root", verify, 2, 5, leaves[2], proof,
+             roots[4])
+    _refused("the inclusion proof does not lead to the root", verify, 2, 5, leaves[3], proof,
+             roots[5])
+    # the same refusals straight from the root computation
+    _refused("index 3 is not in a tree of size 2", merkle.root_from_inclusion_proof,
+             3, 2, leaves[0], [])
+    _refused("the leaf hash is not a 32-byte hash", merkle.root_from_inclusion_proof,
+             0, 1, b"", [])
+    _refused("the proof is too long", merkle.root_from_inclusion_proof,
+             0, 1, leaves[0], [leaves[1]])
+    _refused("the proof is too short", merkle.root_from_inclusion_proof,
+             0, 2, leaves[0], [])
+
+
+def test_each_refused_consistency_proof_says_why():
+    _, nodes, roots = _tree(7)
+    proof = merkle.resolve(merkle.consistency_ranges(3, 7), _fetch(nodes))
+    verify = merkle.verify_consistency
+    _refused("size 5 cannot be older than size 3", verify, 5, 3, [], roots[5], roots[3])
+    _refused("size -1 cannot be older than size 3", verify, -1, 3, proof, roots[0], roots[3])
+    _refused("a proof between equal sizes must be empty", verify, 3, 3, [roots[3]],
+             roots[3], roots[3])
+    _refused("two different roots for the same size", verify, 3, 3, [], roots[3], roots[2])
+    _refused("two different roots for the same size", verify, 0, 0, [], roots[1], roots[1])
+    _refused("a consistency proof from the empty tree proves nothing", verify, 0, 7, [],
+             roots[0], roots[7])
+    _refused("the proof is empty", verify, 3, 7, [], roots[3], roots[7])
+    _refused("the proof is too long", verify, 3, 7, [*proof, proof[0]], roots[3], roots[7])
+    _refused("the proof is too short", verify, 3, 7, proof[:-1], roots[3], roots[7])
+    _refused("the proof does not lead to the old root", verify, 3, 7, proof, roots[2],
+             roots[7])
+    _refused("the proof does not lead to the new root", verify, 3, 7, proof, roots[3],
+             roots[6])
+    # equal sizes with the same root, and the empty tree against itself, verify
+    verify(3, 3, [], roots[3], roots[3])
+    verify(0, 0, [], merkle.EMPTY_ROOT, merkle.EMPTY_ROOT)
+
+
+def test_a_compact_range_is_stored_and_restored_as_its_hashes():
+    leaves, _, roots = _tree(12)
+    cr = merkle.CompactRange()
+    assert cr.root() == merkle.EMPTY_ROOT
+    assert cr.to_bytes() == b""
+    for leaf in leaves[:7]:
+        cr.append(leaf)
+    blob = cr.to_bytes()
+    assert len(blob) == 3 * merkle.HASH_SIZE  # 7 = 4 + 2 + 1: one hash per subtree
+    assert blob == b"".join(cr.hashes)
+    restored = merkle.CompactRange.from_bytes(7, blob)
+    assert (restored.size, restored.hashes, restored.root()) == (7, cr.hashes, roots[7])
+    # the restored range goes on growing as the original would have
+    for n, leaf in enumerate(leaves[7:], start=8):
+        restored.append(leaf)
+        assert restored.root() == roots[n]
+    empty = merkle.CompactRange.from_bytes(0, b"")
+    assert (empty.size, empty.hashes, empty.root()) == (0, [], merkle.EMPTY_ROOT)
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "a compact range holds one hash per set bit of its size") + "$"):
+        merkle.CompactRange.from_bytes(8, blob)
+
+
+def test_appending_returns_the_nodes_the_leaf_completes():
+    leaves, _, _ = _tree(4)
+    cr = merkle.CompactRange()
+    assert cr.append(leaves[0]) == [(0, 0, leaves[0])]
+    n01 = merkle.node_hash(leaves[0], leaves[1])
+    assert cr.append(leaves[1]) == [(0, 1, leaves[1]), (1, 0, n01)]
+    assert cr.append(leaves[2]) == [(0, 2, leaves[2])]
+    n23 = merkle.node_hash(leaves[2], leaves[3])
+    assert cr.append(leaves[3]) == [(0, 3, leaves[3]), (1, 1, n23),
+                                    (2, 0, merkle.node_hash(n01, n23))]
+    assert (cr.size, cr.hashes) == (4, [merkle.node_hash(n01, n23)])
