@@ -35,9 +35,11 @@ help:
 	@echo "make mutation - mutmut over the critical functions (slow: not part of make test)"
 
 $(BIN)/.installed: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+	@# "uv --version", not "command -v uv": a version manager's shim may name a uv that
+	@# is not installed behind it
+	@uv --version >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 		$(PYTHON) -m pip install --quiet uv
-	@if command -v uv >/dev/null 2>&1; then uv sync --frozen --extra dev --quiet; \
+	@if uv --version >/dev/null 2>&1; then uv sync --frozen --extra dev --quiet; \
 		else $(PYTHON) -m uv sync --frozen --extra dev --quiet; fi
 	@touch $@
 
