@@ -101,7 +101,7 @@ class Base64Field(forms.CharField):
     def to_python(self, value):
         value = super().to_python(value)
         if value in self.empty_values:
-            return b""
+            return ""  # empty: "This field is required."
         try:
             return base64.b64decode(value, validate=True)
         except ValueError:  # binascii.Error is a ValueError
