@@ -1,9 +1,24 @@
 """Web forms of procurement: they parse; the services decide."""
 
+import base64
+
 from django import forms
+from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
-from sahab.procurement.models import AwardCriteria, Procedure
+from sahab.procurement.models import (
+    Amendment,
+    Award,
+    AwardCriteria,
+    Bid,
+    BidLot,
+    Complaint,
+    Contract,
+    Explanation,
+    Procedure,
+    Question,
+)
+from sahab.procurement.sealing import MAX_ENVELOPE_BYTES
 
 LOT_ROWS = 3
 
@@ -53,22 +68,133 @@ class TextForm(forms.Form):
                            widget=forms.Textarea(attrs={"rows": 3}))
 
 
-class DocumentForm(forms.Form):
-    document = forms.FileField(label=_("Document"))
+# --- the forms of the tender page ---------------------------------------------------------
+#
+# Each action of the tender page has its form: it parses what the page posts (the same
+# field names as the templates), finds the objects it names among the tender's own, and
+# leaves every decision to the service. Limits are the services' own, so that the form
+# refuses nothing the service would accept.
+
+YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 
 
-class ContractForm(forms.Form):
-    start_date = forms.DateField(label=_("Start"), widget=forms.DateInput(attrs={"type": "date"}))
-    end_date = forms.DateField(label=_("End"), widget=forms.DateInput(attrs={"type": "date"}))
+def _yes(value: str) -> bool:
+    return value == "yes"
+
+
+def yes_no(label) -> forms.TypedChoiceField:
+    """A required yes/no radio choice, cleaned to a bool."""
+    return forms.TypedChoiceField(label=label, choices=YES_NO, coerce=_yes,
+                                  widget=forms.RadioSelect)
+
+
+def text_field(label, max_length: int, *, required: bool = True) -> forms.CharField:
+    return forms.CharField(label=label, max_length=max_length, required=required,
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class Base64Field(forms.CharField):
+    """Base64 text (a key, a signature), cleaned to its bytes."""
+
+    default_error_messages = {"invalid": _("This is not base64.")}
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return ""  # empty: "This field is required."
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:  # binascii.Error is a ValueError
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") \
+                from None
+
+
+class UserNamesField(forms.CharField):
+    """User names separated by commas, cleaned to the users in the order given (a name
+    given twice stays twice: the service says that members are distinct)."""
+
+    default_error_messages = {"unknown": _("Name members by their user names.")}
+
+    def clean(self, value):
+        names = [n.strip() for n in super().clean(value).split(",") if n.strip()]
+        found = {u.username: u for u in get_user_model().objects.filter(username__in=names)}
+        if set(names) != set(found):
+            raise forms.ValidationError(self.error_messages["unknown"], code="unknown")
+        return [found[n] for n in names]
 
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
-class AmendmentForm(forms.Form):
+class MultipleFileField(forms.FileField):
+    """Several files under one name, cleaned to a list (empty when none is sent)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        cleaned = single(data, initial)
+        return [cleaned] if cleaned else []
+
+
+class TenderActionForm(forms.Form):
+    """A form that acts on one tender; the objects it names are looked up among that
+    tender's own (``scoped``: field → queryset given the tender), so that no form reaches
+    another tender's question, bid or contract. A form whose object is not found is a
+    404, as a missing page is.
+
+    The page's text areas are named ``<text_prefix><id>-text``, the id being the posted
+    value of ``text_prefix_field`` (several such forms sit on one page without
+    clashing); the form's other fields have no prefix."""
+
+    text_prefix = ""
+    text_prefix_field = ""
+    scoped: dict = {}
+
+    def __init__(self, data=None, files=None, *, tender=None, **kwargs):
+        self.tender = tender
+        super().__init__(data, files, **kwargs)
+        for name, queryset in self.scoped.items():
+            self.fields[name].queryset = queryset(tender) if tender is not None \
+                else self.fields[name].queryset.none()
+
+    def add_prefix(self, field_name):
+        if field_name == "text" and self.text_prefix:
+            key = self.data.get(self.text_prefix_field, "") if self.text_prefix_field else ""
+            return f"{self.text_prefix}{key}-text"
+        return super().add_prefix(field_name)
+
+    def object_missing(self) -> bool:
+        """Whether an object the form names is not the tender's (or not named at all)."""
+        return any(self.has_error(name) for name in self.scoped)
+
+
+def _choice(model, label) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(label=label, queryset=model.objects.none(),
+                                  widget=forms.HiddenInput)
+
+
+class ConfirmForm(TenderActionForm):
+    """A step that takes nothing but the button (publish, complete the evaluation)."""
+
+
+class CancelForm(TenderActionForm):
+    text_prefix = "cancel"
+    text = text_field(_("Reason"), 2000)
+
+
+class DocumentForm(TenderActionForm):
+    document = forms.FileField(label=_("Document"))
+
+
+class AmendmentForm(TenderActionForm):
     """An amendment of a published tender: its rationale, later deadlines, new documents
-    (the files are read from the request; a same-named document gets its next version)."""
+    (a same-named document gets its next version)."""
 
     rationale = forms.CharField(label=_("Rationale (published)"), max_length=20000,
                                 widget=forms.Textarea(attrs={"rows": 3}))
@@ -80,9 +206,245 @@ class AmendmentForm(forms.Form):
         help_text=_("Needed when fewer than the legal minimum of days would remain after "
                     "the amendment."),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))
-    documents = forms.FileField(label=_("New documents or new versions (optional)"),
-                                required=False, widget=MultipleFileInput())
+    documents = MultipleFileField(label=_("New documents or new versions (optional)"),
+                                  required=False)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("prefix", "amendment")
         super().__init__(*args, **kwargs)
+
+
+class QuestionForm(TenderActionForm):
+    text_prefix = "question"
+    text = text_field(_("Question"), 5000)
+
+
+class AnswerForm(TenderActionForm):
+    text_prefix, text_prefix_field = "answer", "question"
+    scoped = {"question": lambda tender: Question.objects.filter(tender=tender)}
+    question = _choice(Question, _("Question"))
+    text = text_field(_("Answer"), 10000)
+
+
+class BidForm(TenderActionForm):
+    """The sealed, signed envelope the page made: it arrives as ASCII text."""
+
+    envelope = forms.CharField(label=_("Sealed envelope"), strip=False,
+                               max_length=MAX_ENVELOPE_BYTES)
+
+    def clean_envelope(self) -> bytes:
+        # forms send line breaks as CRLF; the envelope's canonical form has LF only
+        envelope = self.cleaned_data["envelope"].replace("\r\n", "\n")
+        if not envelope.isascii():
+            raise forms.ValidationError(_("The sealed envelope is ASCII text."),
+                                        code="not_ascii")
+        return envelope.encode()
+
+
+class CommitteeForm(TenderActionForm):
+    members = UserNamesField(label=_("Members"), max_length=2000)
+    threshold = forms.IntegerField(label=_("Threshold"), min_value=1, max_value=1000)
+
+
+class CommitteeKeyForm(TenderActionForm):
+    public_key = Base64Field(label=_("Opening key (public half)"), max_length=1000)
+
+
+class ReleaseKeyForm(TenderActionForm):
+    private_key = Base64Field(label=_("Opening key (private half)"), max_length=1000)
+
+
+class SigningKeyForm(TenderActionForm):
+    public_key = Base64Field(label=_("Signing key"), max_length=1000)
+    proof = Base64Field(label=_("Proof of possession"), max_length=1000)
+
+
+class WithdrawForm(TenderActionForm):
+    scoped = {"bid": lambda tender: Bid.objects.filter(tender=tender)}
+    bid = _choice(Bid, _("Bid"))
+
+
+class DeclarationForm(TenderActionForm):
+    no_conflict = yes_no(_("No conflict of interest"))
+    statement = text_field(_("Statement"), 5000, required=False)
+
+
+def _bid_lots(tender):
+    return BidLot.objects.filter(bid__tender=tender)
+
+
+class EligibilityForm(TenderActionForm):
+    """The compliance check of a bid on a lot: the criteria met are ticked by index."""
+
+    scoped = {"bid_lot": _bid_lots}
+    bid_lot = _choice(BidLot, _("Bid"))
+    check = forms.TypedMultipleChoiceField(label=_("Criteria met"), coerce=int,
+                                           required=False)
+    reason = forms.CharField(label=_("Reason"), max_length=2000, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        criteria = self.tender.compliance_criteria if self.tender is not None else []
+        self.fields["check"].choices = [(str(i), c) for i, c in enumerate(criteria)]
+
+    def clean(self):
+        data = super().clean()
+        met = set(data.get("check") or [])
+        data["checks"] = {c: i in met for i, c in enumerate(self.tender.compliance_criteria)}
+        return data
+
+
+class ScoreForm(TenderActionForm):
+    scoped = {"bid_lot": _bid_lots}
+    bid_lot = _choice(BidLot, _("Bid"))
+    score = forms.DecimalField(label=_("Score"), min_value=0, max_value=100, max_digits=5,
+                               decimal_places=2)
+    comment = forms.CharField(label=_("Comment"), max_length=5000, required=False)
+
+
+class EvaluationCommitteeForm(TenderActionForm):
+    evaluation_members = UserNamesField(label=_("Members"), max_length=2000)
+    chair = forms.CharField(label=_("Chair"), max_length=150)
+    quorum = forms.IntegerField(label=_("Quorum"), max_value=1000)
+
+    def clean(self):
+        data = super().clean()
+        members = data.get("evaluation_members") or []
+        # a chair outside the members is no one: the service says the chair is a member
+        data["chair"] = next((u for u in members if u.username == data.get("chair")), None)
+        return data
+
+
+class ApprovalForm(TenderActionForm):
+    sha256 = forms.CharField(label=_("Report"), max_length=64)
+    approved = yes_no(_("Approval"))
+    reason = text_field(_("Reasons"), 5000, required=False)
+
+
+class ExplanationRequestForm(TenderActionForm):
+    scoped = {"bid_lot": _bid_lots}
+    bid_lot = _choice(BidLot, _("Bid"))
+    question = text_field(_("What the bidder must explain"), 5000)
+
+
+def _explanations(tender):
+    return Explanation.objects.filter(bid_lot__bid__tender=tender)
+
+
+class ExplanationAnswerForm(TenderActionForm):
+    scoped = {"explanation": _explanations}
+    explanation = _choice(Explanation, _("Explanation"))
+    answer = text_field(_("Your explanation"), 20000)
+
+
+class ExplanationDecisionForm(TenderActionForm):
+    scoped = {"explanation": _explanations}
+    explanation = _choice(Explanation, _("Explanation"))
+    accepted = yes_no(_("Decision"))
+    reason = text_field(_("Reasons"), 5000)
+
+
+class AwardForm(TenderActionForm):
+    justification = text_field(_("Justification"), 5000, required=False)
+
+
+class ComplaintForm(TenderActionForm):
+    """A complaint, against the lots ticked (their numbers; all when none is)."""
+
+    text_prefix = "complaint"
+    text = text_field(_("Complaint"), 20000)
+    lot = forms.TypedMultipleChoiceField(label=_("Lots"), coerce=int, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        numbers = self.tender.lots.values_list("number", flat=True) \
+            if self.tender is not None else []
+        self.fields["lot"].choices = [(str(n), str(n)) for n in numbers]
+
+
+def _complaints(tender):
+    return Complaint.objects.filter(tender=tender)
+
+
+class AdmissibilityForm(TenderActionForm):
+    text_prefix, text_prefix_field = "admissibility", "complaint"
+    scoped = {"complaint": _complaints}
+    complaint = _choice(Complaint, _("Complaint"))
+    admissible = yes_no(_("Admissibility"))
+    text = text_field(_("Reason"), 20000)
+
+
+class ComplaintDecisionForm(TenderActionForm):
+    text_prefix, text_prefix_field = "decide", "complaint"
+    scoped = {"complaint": _complaints}
+    complaint = _choice(Complaint, _("Complaint"))
+    upheld = yes_no(_("Decision"))
+    remedy = forms.ChoiceField(label=_("Remedy"), choices=Complaint.Remedy.choices,
+                               required=False)
+    text = text_field(_("Decision"), 20000)
+
+
+def _contracts(tender):
+    return Contract.objects.filter(tender=tender)
+
+
+class ContractAmendmentForm(TenderActionForm):
+    scoped = {"contract": _contracts}
+    contract = _choice(Contract, _("Contract"))
+    justification = text_field(_("Justification"), 5000)
+    new_value = forms.DecimalField(label=_("New value (TND)"), required=False,
+                                   max_digits=18, decimal_places=3)
+    new_end_date = forms.DateField(label=_("New end date"), required=False)
+
+
+class PaymentForm(TenderActionForm):
+    scoped = {"contract": _contracts}
+    contract = _choice(Contract, _("Contract"))
+    milestone = forms.CharField(label=_("Milestone"), max_length=300)
+    amount = forms.DecimalField(label=_("Amount (TND)"), max_digits=18, decimal_places=3)
+
+
+class UnitPriceForm(TenderActionForm):
+    scoped = {"contract": _contracts}
+    contract = _choice(Contract, _("Contract"))
+    code = forms.CharField(label=_("Code"), max_length=100)
+    description = forms.CharField(label=_("Description"), max_length=300)
+    unit = forms.CharField(label=_("Unit"), max_length=30, required=False)
+    unit_price = forms.DecimalField(label=_("Unit price (TND)"), max_digits=18,
+                                    decimal_places=3)
+
+    def clean_unit(self) -> str:
+        return self.cleaned_data["unit"] or "hour"
+
+
+class CountersignForm(TenderActionForm):
+    scoped = {"contract": _contracts}
+    contract = _choice(Contract, _("Contract"))
+    terms_sha256 = forms.CharField(label=_("Terms"), max_length=64, required=False)
+
+
+class ContractCompletionForm(TenderActionForm):
+    text_prefix, text_prefix_field = "complete", "contract"
+    scoped = {"contract": _contracts}
+    contract = _choice(Contract, _("Contract"))
+    text = text_field(_("Reason (final acceptance)"), 5000)
+
+
+class AmendmentDecisionForm(TenderActionForm):
+    text_prefix, text_prefix_field = "amendment", "amendment"
+    scoped = {"amendment": lambda tender: Amendment.objects.filter(contract__tender=tender)}
+    amendment = _choice(Amendment, _("Amendment"))
+    approve = yes_no(_("Decision"))
+    text = text_field(_("Reasons"), 5000)
+
+
+class ContractForm(TenderActionForm):
+    start_date = forms.DateField(label=_("Start"), widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(label=_("End"), widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class SignContractForm(ContractForm):
+    """The contract of an award (the page shows the dates; the award is a hidden field)."""
+
+    scoped = {"award": lambda tender: Award.objects.filter(tender=tender)}
+    award = _choice(Award, _("Award"))

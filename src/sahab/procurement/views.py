@@ -1,16 +1,44 @@
-"""Public procurement pages: tenders, their documents, opening reports, awards, contracts."""
+"""Public procurement pages: tenders, their documents, opening reports, awards, contracts,
+and the forms of the tender page. Views parse the request with a form, call a service and
+render or redirect; every right is checked in the services."""
 
 import base64
+from collections import Counter, defaultdict
+from decimal import Decimal
 
 from django import forms as forms_module
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
-from sahab.core.downloads import attach
-from sahab.procurement import selectors
-from sahab.procurement.models import Bid, Procedure, State, TenderDocument
+from sahab.core.actions import run_form_action
+from sahab.core.charts import bars
+from sahab.core.downloads import attach, table_response
+from sahab.core.errors import DomainError
+from sahab.directory import rules
+from sahab.directory import selectors as directory
+from sahab.directory.models import Administration, Role
+from sahab.ledger.models import Entry
+from sahab.portal.links import flag_url
+from sahab.procurement import dashboard as boards
+from sahab.procurement import forms, redflags, selectors, services
+from sahab.procurement.models import (
+    Award,
+    Bid,
+    BidLot,
+    ConflictDeclaration,
+    EvaluationMember,
+    Explanation,
+    Procedure,
+    State,
+    Tender,
+    TenderDocument,
+)
 
 
 class TenderFilters(forms_module.Form):
@@ -33,8 +61,6 @@ class TenderFilters(forms_module.Form):
 
 
 def _filtered(request):
-    from sahab.procurement import redflags
-
     form = TenderFilters(request.GET)
     form.is_valid()
     data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
@@ -48,9 +74,6 @@ def _filtered(request):
 
 
 def tenders(request):
-    from sahab.directory.models import Administration
-    from sahab.procurement import redflags
-
     form, qs = _filtered(request)
     if request.GET.get("format") in ("csv", "json"):
         return _table_download(request.GET["format"], "tenders", _tender_table(qs))
@@ -70,12 +93,6 @@ def tenders(request):
 
 def _tender_table(qs) -> list[dict]:
     """The tender list as a table, with its winners and what they were awarded."""
-    from decimal import Decimal
-
-    from django.db.models import Prefetch
-
-    from sahab.procurement.models import Award
-
     active = Award.objects.filter(status=Award.Status.ACTIVE).select_related("supplier")
     rows = []
     for t in qs.prefetch_related(Prefetch("awards", queryset=active, to_attr="active_awards"),
@@ -98,8 +115,6 @@ def _tender_table(qs) -> list[dict]:
 
 
 def _table_download(fmt: str, name: str, rows: list[dict]) -> HttpResponse:
-    from sahab.core.downloads import table_response
-
     return table_response(fmt, name, rows)
 
 
@@ -126,11 +141,6 @@ def document(request, reference: str, document_id: int):
 
 def _panels(request, tender) -> dict:
     """What the signed-in user may do on this tender (the services check it again)."""
-    from sahab.directory import rules
-    from sahab.directory import selectors as directory
-    from sahab.directory.models import Role
-    from sahab.procurement import forms
-
     user = request.user
     agent = directory.agent_of(user)
     company = directory.company_of(user)
@@ -148,8 +158,6 @@ def _panels(request, tender) -> dict:
         "company": company,
     }
     if company is not None:
-        from sahab.procurement import services
-
         context["my_bids"] = tender.bids.filter(company=company).order_by("-submitted_at")
         context["may_bid"] = state in (State.ENQUIRIES, State.TENDERING) and \
             timezone.now() < tender.submission_deadline and services.may_bid(tender, company)
@@ -160,8 +168,6 @@ def _panels(request, tender) -> dict:
             company.signing_keys.filter(revoked_at=None).values_list("fingerprint", flat=True))
     context.update(_evaluation_panel(tender, user, agent, company, context["is_officer"]))
     if context["evaluation_seat"] and state == State.EVALUATION:
-        from sahab.procurement.models import BidLot, ConflictDeclaration
-
         context["declared"] = ConflictDeclaration.objects.filter(
             tender=tender, evaluator=user).first()
         context["bid_lots"] = BidLot.objects.filter(
@@ -187,9 +193,7 @@ def _panels(request, tender) -> dict:
     context["document_form"] = forms.DocumentForm()
     context["amendment_form"] = forms.AmendmentForm()
     if context["is_officer"]:
-        from sahab.procurement.services import min_days_after_amendment
-
-        context["min_days_after_amendment"] = min_days_after_amendment()
+        context["min_days_after_amendment"] = services.min_days_after_amendment()
     context["contract_form"] = forms.ContractForm()
     return context
 
@@ -198,8 +202,6 @@ def _evaluation_panel(tender, user, agent, company, is_officer: bool) -> dict:
     """The evaluation committee's part of the tender page: the committee and its reports
     for everyone (names for agents), the seat and vote of a member, the explanations the
     officer or the chair may ask for and decide, and those a company is asked for."""
-    from sahab.procurement.models import BidLot, EvaluationMember, Explanation
-
     seat = (EvaluationMember.objects.filter(tender=tender, member=user).first()
             if user.is_authenticated else None)
     report = tender.evaluation_reports.order_by("-number").first()
@@ -227,17 +229,9 @@ def _evaluation_panel(tender, user, agent, company, is_officer: bool) -> dict:
 def dashboard(request):
     """Spending, competition, non-competitive share and flags over time, as charts and
     tables; ``?table=<name>&format=csv|json`` downloads one table."""
-    from collections import defaultdict
-    from decimal import Decimal
-
-    from sahab.core.charts import bars
-    from sahab.procurement import dashboard as boards
-
     name = request.GET.get("table", "")
     if name in boards.TABLES and request.GET.get("format") in ("csv", "json"):
         return _table_download(request.GET["format"], name, boards.TABLES[name]())
-    from django.utils import translation
-
     spending = boards.spending()
     arabic = (translation.get_language() or "").startswith("ar")
     per_ministry: dict[str, Decimal] = defaultdict(Decimal)
@@ -262,18 +256,12 @@ def dashboard(request):
 
 
 def _tender_flags(item):
-    from sahab.procurement import redflags
-
     return [_linked(f) for f in redflags.for_tender(item.reference)] \
         if item.opened_at or item.published_at else []
 
 
 def red_flags(request):
     """Every flag, counted per indicator (chart and table), per buyer and per company."""
-    from collections import Counter
-
-    from sahab.procurement import redflags
-
     flags = redflags.current()
     if request.GET.get("format") == "csv":
         return _csv(flags)
@@ -288,15 +276,11 @@ def red_flags(request):
 
 def _linked(flag):
     """A flag with the page of what it concerns (a tender, a buyer or a company)."""
-    from sahab.portal.links import flag_url
-
     flag.url = flag_url(flag)
     return flag
 
 
 def _csv(flags) -> HttpResponse:
-    from sahab.procurement import redflags
-
     return _table_download("csv", "red-flags", [
         {k: (" ".join(v) if isinstance(v, list) else v)
          for k, v in redflags.as_dict(f).items()} for f in flags])
@@ -324,8 +308,6 @@ def _tender_page(request, item):
 
 def _steps(item):
     """Every step, in ledger order, at its ledger entry's time (the time that proves it)."""
-    from sahab.ledger.models import Entry
-
     steps = list(item.steps.all())
     times = dict(Entry.objects.filter(index__in=[s.ledger_index for s in steps])
                  .values_list("index", "at"))
@@ -334,258 +316,231 @@ def _steps(item):
     return steps
 
 
-def _int(value: str | None) -> int:
-    """A posted id; anything else finds nothing (a 404, never a 500)."""
-    return int(value) if value and value.isdigit() and len(value) < 19 else 0
 
 
-def _date(value: str | None):
-    import datetime as dt
+# --- the forms of the tender page ---------------------------------------------------------
+#
+# Each action is a form (what the page posts) and what it does with the form's cleaned
+# data; the service decides and records. ``perform(user, tender, data)`` returns the
+# message to show, or None for the usual one.
 
-    from sahab.core.errors import InvalidInput
+def _publish(user, tender, data):
+    services.publish_tender(actor=user, tender=tender)
 
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"'{value}' is not a date (YYYY-MM-DD).") from None
+
+def _cancel(user, tender, data):
+    services.cancel_tender(actor=user, tender=tender, reason=data["text"])
+
+
+def _document(user, tender, data):
+    upload = data["document"]
+    services.add_document(actor=user, tender=tender, name=upload.name, content=upload.read())
+
+
+def _amend_tender(user, tender, data):
+    services.amend_tender(actor=user, tender=tender, rationale=data["rationale"],
+                          documents=[(u.name, u.read()) for u in data["documents"]],
+                          enquiry_deadline=data["enquiry_deadline"],
+                          submission_deadline=data["submission_deadline"])
+
+
+def _question(user, tender, data):
+    services.ask_question(actor=user, tender=tender, text=data["text"])
+
+
+def _answer(user, tender, data):
+    services.answer_question(actor=user, question=data["question"], answer=data["text"])
+
+
+def _bid(user, tender, data):
+    # the page sealed and signed the bid: only the envelope arrives here
+    bid = services.submit_bid(actor=user, tender=tender, envelope=data["envelope"])
+    return _("Bid sealed. Commitment %(commitment)s, ledger entry #%(index)s.") % {
+        "commitment": bid.commitment, "index": bid.ledger_index}
+
+
+def _committee(user, tender, data):
+    services.name_committee(actor=user, tender=tender, threshold=data["threshold"],
+                            members=data["members"])
+
+
+def _committee_key(user, tender, data):
+    services.register_committee_key(actor=user, tender=tender, public_key=data["public_key"])
+
+
+def _release(user, tender, data):
+    services.release_committee_key(actor=user, tender=tender, private_key=data["private_key"])
+
+
+def _register_key(user, tender, data):
+    key = services.register_signing_key(actor=user, public_key=data["public_key"],
+                                        proof=data["proof"])
+    return _("Signing key %(fingerprint)s… registered (ledger entry #%(index)s).") % {
+        "fingerprint": key.fingerprint[:16], "index": key.ledger_index}
+
+
+def _withdraw(user, tender, data):
+    services.withdraw_bid(actor=user, bid=data["bid"])
+
+
+def _declare(user, tender, data):
+    services.declare_conflict_of_interest(actor=user, tender=tender,
+                                          no_conflict=data["no_conflict"],
+                                          statement=data["statement"])
+
+
+def _eligibility(user, tender, data):
+    checks = data["checks"]
+    services.decide_eligibility(actor=user, bid_lot=data["bid_lot"],
+                                eligible=all(checks.values()), checks=checks,
+                                reason=data["reason"])
+
+
+def _score(user, tender, data):
+    services.score_quality(actor=user, bid_lot=data["bid_lot"], score=data["score"],
+                           comment=data["comment"])
+
+
+def _evaluation_committee(user, tender, data):
+    services.name_evaluation_committee(actor=user, tender=tender,
+                                       members=data["evaluation_members"],
+                                       chair=data["chair"], quorum=data["quorum"])
+
+
+def _approve(user, tender, data):
+    services.approve_evaluation(actor=user, tender=tender, sha256=data["sha256"],
+                                approved=data["approved"], reason=data["reason"])
+
+
+def _explain_request(user, tender, data):
+    services.request_explanation(actor=user, bid_lot=data["bid_lot"],
+                                 question=data["question"])
+
+
+def _explain_answer(user, tender, data):
+    services.answer_explanation(actor=user, explanation=data["explanation"],
+                                answer=data["answer"])
+
+
+def _explain_decide(user, tender, data):
+    services.decide_explanation(actor=user, explanation=data["explanation"],
+                                accepted=data["accepted"], reason=data["reason"])
+
+
+def _evaluate(user, tender, data):
+    services.complete_evaluation(actor=user, tender=tender)
+
+
+def _award(user, tender, data):
+    services.award_tender(actor=user, tender=tender, justification=data["justification"])
+
+
+def _complaint(user, tender, data):
+    services.file_complaint(actor=user, tender=tender, text=data["text"], lots=data["lot"])
+
+
+def _admissibility(user, tender, data):
+    services.rule_admissibility(actor=user, complaint=data["complaint"],
+                                admissible=data["admissible"], reason=data["text"])
+
+
+def _decide(user, tender, data):
+    services.decide_complaint(actor=user, complaint=data["complaint"], upheld=data["upheld"],
+                              remedy=data["remedy"] if data["upheld"] else "",
+                              decision=data["text"])
+
+
+def _amend(user, tender, data):
+    services.amend_contract(actor=user, contract=data["contract"],
+                            justification=data["justification"],
+                            new_value=data["new_value"], new_end_date=data["new_end_date"])
+
+
+def _pay(user, tender, data):
+    services.record_payment(actor=user, contract=data["contract"],
+                            milestone=data["milestone"], amount=data["amount"])
+
+
+def _price(user, tender, data):
+    services.set_contract_price(actor=user, contract=data["contract"], code=data["code"],
+                                description=data["description"], unit=data["unit"],
+                                unit_price=data["unit_price"])
+
+
+def _countersign(user, tender, data):
+    services.countersign_contract(actor=user, contract=data["contract"],
+                                  terms_sha256_seen=data["terms_sha256"])
+
+
+def _complete(user, tender, data):
+    services.complete_contract(actor=user, contract=data["contract"], reason=data["text"])
+
+
+def _decide_amendment(user, tender, data):
+    services.decide_amendment(actor=user, amendment=data["amendment"],
+                              approve=data["approve"], reason=data["text"])
+
+
+def _contract(user, tender, data):
+    services.sign_contract(actor=user, award=data["award"], start_date=data["start_date"],
+                           end_date=data["end_date"])
+
+
+# action (the URL's slug) → (its form, what it does)
+TENDER_ACTIONS = {
+    "publish": (forms.ConfirmForm, _publish),
+    "cancel": (forms.CancelForm, _cancel),
+    "document": (forms.DocumentForm, _document),
+    "amend_tender": (forms.AmendmentForm, _amend_tender),
+    "question": (forms.QuestionForm, _question),
+    "answer": (forms.AnswerForm, _answer),
+    "bid": (forms.BidForm, _bid),
+    "committee": (forms.CommitteeForm, _committee),
+    "committee_key": (forms.CommitteeKeyForm, _committee_key),
+    "release": (forms.ReleaseKeyForm, _release),
+    "register_key": (forms.SigningKeyForm, _register_key),
+    "withdraw": (forms.WithdrawForm, _withdraw),
+    "declare": (forms.DeclarationForm, _declare),
+    "eligibility": (forms.EligibilityForm, _eligibility),
+    "score": (forms.ScoreForm, _score),
+    "evaluation_committee": (forms.EvaluationCommitteeForm, _evaluation_committee),
+    "approve": (forms.ApprovalForm, _approve),
+    "explain_request": (forms.ExplanationRequestForm, _explain_request),
+    "explain_answer": (forms.ExplanationAnswerForm, _explain_answer),
+    "explain_decide": (forms.ExplanationDecisionForm, _explain_decide),
+    "evaluate": (forms.ConfirmForm, _evaluate),
+    "award": (forms.AwardForm, _award),
+    "complaint": (forms.ComplaintForm, _complaint),
+    "admissibility": (forms.AdmissibilityForm, _admissibility),
+    "decide": (forms.ComplaintDecisionForm, _decide),
+    "amend": (forms.ContractAmendmentForm, _amend),
+    "pay": (forms.PaymentForm, _pay),
+    "price": (forms.UnitPriceForm, _price),
+    "countersign": (forms.CountersignForm, _countersign),
+    "complete": (forms.ContractCompletionForm, _complete),
+    "decide_amendment": (forms.AmendmentDecisionForm, _decide_amendment),
+    "contract": (forms.SignContractForm, _contract),
+}
 
 
 def tender_action(request, reference: str, action: str):
     """Every form of the tender page posts here; the service decides and records."""
-    from django.contrib import messages
-    from django.shortcuts import redirect
-
-    from sahab.core.errors import DomainError
-    from sahab.procurement import forms, services
-    from sahab.procurement.models import Award, BidLot, Complaint, Question
-
     if request.method != "POST" or not request.user.is_authenticated:
         return redirect("procurement:tender", reference=reference)
     item = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
-    if item is None:
+    if item is None or action not in TENDER_ACTIONS:
         raise Http404
-    post, user = request.POST, request.user
-    # each text form has its own prefix, so that several sit on one page without clashing
-    prefix = {"answer": f"answer{post.get('question')}",
-              "admissibility": f"admissibility{post.get('complaint')}",
-              "decide": f"decide{post.get('complaint')}",
-              "complete": f"complete{post.get('contract')}",
-              "decide_amendment": f"amendment{post.get('amendment')}"}.get(action, action)
-    text = forms.TextForm(post, prefix=prefix)
-    try:
-        if action == "publish":
-            services.publish_tender(actor=user, tender=item)
-        elif action == "cancel" and text.is_valid():
-            services.cancel_tender(actor=user, tender=item, reason=text.cleaned_data["text"])
-        elif action == "document":
-            form = forms.DocumentForm(post, request.FILES)
-            if not form.is_valid():
-                raise services.InvalidInput("Choose a document to upload.")
-            upload = form.cleaned_data["document"]
-            services.add_document(actor=user, tender=item, name=upload.name,
-                                  content=upload.read())
-        elif action == "amend_tender":
-            form = forms.AmendmentForm(post)
-            if not form.is_valid():
-                raise services.InvalidInput(
-                    "Give the rationale, and deadlines as dates and times.")
-            uploads = request.FILES.getlist("amendment-documents")
-            services.amend_tender(
-                actor=user, tender=item, rationale=form.cleaned_data["rationale"],
-                documents=[(u.name, u.read()) for u in uploads],
-                enquiry_deadline=form.cleaned_data["enquiry_deadline"],
-                submission_deadline=form.cleaned_data["submission_deadline"])
-        elif action == "question" and text.is_valid():
-            services.ask_question(actor=user, tender=item, text=text.cleaned_data["text"])
-        elif action == "answer" and text.is_valid():
-            question = get_object_or_404(Question, pk=post.get("question"), tender=item)
-            services.answer_question(actor=user, question=question,
-                                     answer=text.cleaned_data["text"])
-        elif action == "bid":
-            # the page sealed and signed the bid: only the envelope arrives here
-            # forms send line breaks as CRLF; the envelope's canonical form has LF only
-            envelope = post.get("envelope", "").replace("\r\n", "\n")
-            if not envelope.isascii():
-                raise services.InvalidInput("The sealed envelope is ASCII text.")
-            bid = services.submit_bid(actor=user, tender=item, envelope=envelope.encode())
-            messages.success(request, f"Bid sealed. Commitment {bid.commitment}, ledger "
-                                      f"entry #{bid.ledger_index}.")
-        elif action == "committee":
-            from django.contrib.auth import get_user_model
-
-            names = [n.strip() for n in post.get("members", "").split(",") if n.strip()]
-            users = list(get_user_model().objects.filter(username__in=names))
-            if len(users) != len(set(names)):
-                raise services.InvalidInput("Name members by their user names.")
-            try:
-                threshold = int(post.get("threshold", ""))
-            except ValueError:
-                raise services.InvalidInput("The threshold is a number.") from None
-            services.name_committee(actor=user, tender=item, threshold=threshold,
-                                    members=sorted(users, key=lambda u: names.index(u.username)))
-        elif action in ("committee_key", "release"):
-            field = "public_key" if action == "committee_key" else "private_key"
-            try:
-                raw = base64.b64decode(post.get(field, "").strip(), validate=True)
-            except ValueError:
-                raise services.InvalidInput("The key is not base64.") from None
-            if action == "committee_key":
-                services.register_committee_key(actor=user, tender=item, public_key=raw)
-            else:
-                services.release_committee_key(actor=user, tender=item, private_key=raw)
-        elif action == "register_key":
-            try:
-                public_key = base64.b64decode(post.get("public_key", ""), validate=True)
-                proof = base64.b64decode(post.get("proof", ""), validate=True)
-            except ValueError:
-                raise services.InvalidInput("The key or its proof is not base64.") from None
-            key = services.register_signing_key(actor=user, public_key=public_key, proof=proof)
-            messages.success(request, f"Signing key {key.fingerprint[:16]}… registered "
-                                      f"(ledger entry #{key.ledger_index}).")
-        elif action == "withdraw":
-            bid = get_object_or_404(Bid, pk=post.get("bid"), tender=item)
-            services.withdraw_bid(actor=user, bid=bid)
-        elif action == "declare":
-            services.declare_conflict_of_interest(
-                actor=user, tender=item, no_conflict=post.get("no_conflict") == "yes",
-                statement=post.get("statement", ""))
-        elif action == "eligibility":
-            row = get_object_or_404(BidLot, pk=post.get("bid_lot"), bid__tender=item)
-            met = set(post.getlist("check"))
-            checks = {c: str(i) in met for i, c in enumerate(item.compliance_criteria)}
-            services.decide_eligibility(actor=user, bid_lot=row,
-                                        eligible=all(checks.values()), checks=checks,
-                                        reason=post.get("reason", ""))
-        elif action == "score":
-            row = get_object_or_404(BidLot, pk=post.get("bid_lot"), bid__tender=item)
-            services.score_quality(actor=user, bid_lot=row, score=post.get("score", ""),
-                                   comment=post.get("comment", ""))
-        elif action == "evaluation_committee":
-            from django.contrib.auth import get_user_model
-
-            names = [n.strip() for n in post.get("evaluation_members", "").split(",")
-                     if n.strip()]
-            found = {u.username: u for u in get_user_model().objects.filter(username__in=names)}
-            if set(names) != set(found):
-                raise services.InvalidInput("Name members by their user names.")
-            services.name_evaluation_committee(
-                actor=user, tender=item, members=[found[n] for n in names],
-                chair=found.get(post.get("chair", "").strip()), quorum=post.get("quorum"))
-        elif action == "approve":
-            services.approve_evaluation(actor=user, tender=item, sha256=post.get("sha256", ""),
-                                        approved=post.get("approved") != "no",
-                                        reason=post.get("reason", ""))
-        elif action == "explain_request":
-            row = get_object_or_404(BidLot, pk=_int(post.get("bid_lot")), bid__tender=item)
-            services.request_explanation(actor=user, bid_lot=row,
-                                         question=post.get("question", ""))
-        elif action in ("explain_answer", "explain_decide"):
-            from sahab.procurement.models import Explanation
-
-            explanation = get_object_or_404(Explanation, pk=_int(post.get("explanation")),
-                                            bid_lot__bid__tender=item)
-            if action == "explain_answer":
-                services.answer_explanation(actor=user, explanation=explanation,
-                                            answer=post.get("answer", ""))
-            else:
-                services.decide_explanation(actor=user, explanation=explanation,
-                                            accepted=post.get("accepted") == "yes",
-                                            reason=post.get("reason", ""))
-        elif action == "evaluate":
-            services.complete_evaluation(actor=user, tender=item)
-        elif action == "award":
-            services.award_tender(actor=user, tender=item,
-                                  justification=post.get("justification", ""))
-        elif action == "complaint" and text.is_valid():
-            services.file_complaint(actor=user, tender=item, text=text.cleaned_data["text"],
-                                    lots=[n for n in post.getlist("lot") if n.isdigit()])
-        elif action == "admissibility" and text.is_valid():
-            complaint = get_object_or_404(Complaint, pk=_int(post.get("complaint")),
-                                          tender=item)
-            services.rule_admissibility(actor=user, complaint=complaint,
-                                        admissible=post.get("admissible") == "yes",
-                                        reason=text.cleaned_data["text"])
-        elif action == "decide" and text.is_valid():
-            complaint = get_object_or_404(Complaint, pk=_int(post.get("complaint")),
-                                          tender=item)
-            upheld = post.get("upheld") == "yes"
-            services.decide_complaint(actor=user, complaint=complaint, upheld=upheld,
-                                      remedy=post.get("remedy", "") if upheld else "",
-                                      decision=text.cleaned_data["text"])
-        elif action == "amend":
-            from sahab.procurement.models import Contract
-
-            contract = get_object_or_404(Contract, pk=post.get("contract"), tender=item)
-            services.amend_contract(actor=user, contract=contract,
-                                    justification=post.get("justification", ""),
-                                    new_value=post.get("new_value") or None,
-                                    new_end_date=_date(post.get("new_end_date")))
-        elif action == "pay":
-            from sahab.procurement.models import Contract
-
-            contract = get_object_or_404(Contract, pk=post.get("contract"), tender=item)
-            services.record_payment(actor=user, contract=contract,
-                                    milestone=post.get("milestone", ""),
-                                    amount=post.get("amount", ""))
-        elif action == "price":
-            from sahab.procurement.models import Contract
-
-            contract = get_object_or_404(Contract, pk=post.get("contract"), tender=item)
-            services.set_contract_price(actor=user, contract=contract,
-                                        code=post.get("code", ""),
-                                        description=post.get("description", ""),
-                                        unit=post.get("unit", "") or "hour",
-                                        unit_price=post.get("unit_price", ""))
-        elif action == "countersign":
-            from sahab.procurement.models import Contract
-
-            contract = get_object_or_404(Contract, pk=_int(post.get("contract")), tender=item)
-            services.countersign_contract(actor=user, contract=contract,
-                                          terms_sha256_seen=post.get("terms_sha256", ""))
-        elif action == "complete" and text.is_valid():
-            from sahab.procurement.models import Contract
-
-            contract = get_object_or_404(Contract, pk=_int(post.get("contract")), tender=item)
-            services.complete_contract(actor=user, contract=contract,
-                                       reason=text.cleaned_data["text"])
-        elif action == "decide_amendment" and text.is_valid():
-            from sahab.procurement.models import Amendment
-
-            amendment = get_object_or_404(Amendment, pk=_int(post.get("amendment")),
-                                          contract__tender=item)
-            services.decide_amendment(actor=user, amendment=amendment,
-                                      approve=post.get("approve") == "yes",
-                                      reason=text.cleaned_data["text"])
-        elif action == "contract":
-            form = forms.ContractForm(post)
-            award = get_object_or_404(Award, pk=post.get("award"), tender=item)
-            if not form.is_valid():
-                raise services.InvalidInput("Give the contract's start and end dates.")
-            services.sign_contract(actor=user, award=award, **form.cleaned_data)
-        else:
-            raise services.InvalidInput("Fill in the form.")
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        if action not in ("bid", "register_key"):
-            messages.success(request, "Done: the step is recorded in the public ledger.")
+    form_class, perform = TENDER_ACTIONS[action]
+    form = form_class(request.POST, request.FILES, tender=item)
+    if form.object_missing():
+        raise Http404
+    run_form_action(request, form, lambda data: perform(request.user, item, data) or
+                    _("Done: the step is recorded in the public ledger."))
     return redirect("procurement:tender", reference=reference)
 
 
 def manage(request):
     """A buyer's tenders (drafts included) and the form to draft a new one."""
-    from django.contrib import messages
-    from django.contrib.auth.views import redirect_to_login
-    from django.shortcuts import redirect
-
-    from sahab.core.errors import DomainError
-    from sahab.directory import selectors as directory
-    from sahab.directory.models import Role
-    from sahab.procurement import forms, services
-    from sahab.procurement.models import Tender
-
     agent = directory.agent_of(request.user)
     if agent is None:
         return redirect_to_login(request.get_full_path())
@@ -604,7 +559,8 @@ def manage(request):
         except DomainError as exc:
             form.add_error(None, exc.detail)
         else:
-            messages.success(request, f"{tender.reference} is drafted.")
+            messages.success(request, _("%(reference)s is drafted.")
+                             % {"reference": tender.reference})
             return redirect("procurement:tender", reference=tender.reference)
     tenders = Tender.objects.filter(buyer__path__startswith=agent.administration.path) \
         .select_related("buyer").order_by("-created_at")[:200]
