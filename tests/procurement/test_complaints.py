@@ -452,3 +452,69 @@ def test_the_review_procedure_through_the_web_page(world, published_tender):
     assert published_tender.state == "enquiries" and not published_tender.suspended
     page = Client().get(f"/tenders/{ref}/").content.decode()
     assert "Lot 1 annulé." in page
+
+
+# --- pre-qualification -------------------------------------------------------------------
+
+def test_a_candidate_refused_at_prequalification_complains_and_is_admitted_to_bid(world):
+    """In a restricted procedure, a refused candidate's complaint is against its refusal:
+    admitted, it suspends the tender; upheld, the candidate is qualified and bids, with the
+    suspension's time given back to everyone."""
+    from tests.procurement.conftest import publish, tender_payload
+
+    officer = world["officer"]
+    ref = officer.call("post", "/tenders", tender_payload(procedure="restricted")).json()[
+        "reference"]
+    publish(officer, ref)
+    tender = Tender.objects.get(reference=ref)
+    atlas, carthage = world["companies"][0][0], world["companies"][1][0]
+    for i in (0, 1):
+        services.apply_for_prequalification(actor=company(world, i), tender=tender)
+    refused = tender.participants.get(company=carthage)
+    services.decide_prequalification(actor=officer.user, participation=refused,
+                                     qualified=False)
+    services.decide_prequalification(actor=officer.user,
+                                     participation=tender.participants.get(company=atlas),
+                                     qualified=True)
+    assert not services.may_bid(tender, carthage)
+    deadline = tender.submission_deadline
+    complaint = file(world, 1, tender, "Nos références ont été ignorées.",
+                     now=deadline - 5 * DAY)
+    assert complaint.kind == Complaint.Kind.QUALIFICATION
+    assert complaint.lots.count() == tender.lots.count()  # shut out of every lot
+    # a qualified candidate's complaint is against the documents, as before
+    assert file(world, 0, tender, now=deadline - 5 * DAY).kind == Complaint.Kind.DOCUMENTS
+    admit(world, complaint, now=deadline - 4 * DAY)  # four days left when suspended
+    with pytest.raises(InvalidInput):  # the documents are not what was complained of
+        services.decide_complaint(actor=body(world), complaint=complaint, upheld=True,
+                                  decision="Fondé.", remedy="amend_documents",
+                                  now=deadline - 3 * DAY)
+    decided = deadline - 2 * DAY
+    services.decide_complaint(actor=body(world), complaint=complaint, upheld=True,
+                              decision="Les références répondent au règlement.",
+                              remedy="qualify", now=decided)
+    tender.refresh_from_db()
+    refused.refresh_from_db()
+    assert refused.kind == "qualified" and services.may_bid(tender, carthage)
+    assert not tender.suspended and tender.submission_deadline == decided + 4 * DAY
+    steps = list(Step.objects.filter(tender=tender).values_list("type", flat=True))
+    assert steps[-2:] == ["candidate.qualified", "complaint.decided"]
+    submit_bid(company(world, 1), tender, {"1": "98000"}, now=decided + DAY)
+    # public, with its kind and remedy, in the OCDS release
+    release = ocds.releases_of(ocds.ocid(tender))[-1]
+    [published] = [c for c in release["tender"]["complaints"] if c["id"] == str(complaint.pk)]
+    assert published["type"] == "qualification" and published["remedy"] == "qualify"
+
+
+def test_a_company_never_refused_cannot_complain_against_a_prequalification(world):
+    from tests.procurement.conftest import publish, tender_payload
+
+    officer = world["officer"]
+    ref = officer.call("post", "/tenders", tender_payload(procedure="restricted")).json()[
+        "reference"]
+    publish(officer, ref)
+    tender = Tender.objects.get(reference=ref)
+    services.apply_for_prequalification(actor=company(world, 2), tender=tender)
+    # a pending candidate, or a company that never applied, complains against the documents
+    assert file(world, 2, tender).kind == Complaint.Kind.DOCUMENTS
+    assert file(world, 1, tender).kind == Complaint.Kind.DOCUMENTS

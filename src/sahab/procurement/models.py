@@ -519,6 +519,7 @@ class Complaint(models.Model):
     class Kind(models.TextChoices):
         DOCUMENTS = "documents", _("Against the tender documents")
         AWARD = "award", _("Against the evaluation or award of a lot")
+        QUALIFICATION = "qualification", _("Against a refusal at pre-qualification")
 
     class Status(models.TextChoices):
         FILED = "filed", _("Filed")
@@ -533,6 +534,7 @@ class Complaint(models.Model):
         REEVALUATE = "reevaluate", _("The lot's evaluation is redone")
         AMEND_DOCUMENTS = "amend_documents", _("The documents are amended")
         CANCEL_LOT = "cancel_lot", _("The lot is cancelled")
+        QUALIFY = "qualify", _("The candidate is admitted to bid")
 
     tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="complaints")
     company = models.ForeignKey(Company, on_delete=models.PROTECT)

@@ -349,7 +349,7 @@ def _documents(tender: Tender) -> list[dict]:
 
 
 OCDS_REMEDY = {"reevaluate": "reevaluate", "amend_documents": "amendDocuments",
-               "cancel_lot": "cancelLot"}
+               "cancel_lot": "cancelLot", "qualify": "qualify"}
 
 
 def _complaints(tender: Tender, parties: _Parties) -> list[dict]:

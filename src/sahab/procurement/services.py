@@ -1877,7 +1877,8 @@ CS = Complaint.Status
 UNDECIDED = (CS.FILED, CS.ADMITTED)
 REMEDIES = {Complaint.Kind.DOCUMENTS: {Complaint.Remedy.AMEND_DOCUMENTS,
                                        Complaint.Remedy.CANCEL_LOT},
-            Complaint.Kind.AWARD: {Complaint.Remedy.REEVALUATE, Complaint.Remedy.CANCEL_LOT}}
+            Complaint.Kind.AWARD: {Complaint.Remedy.REEVALUATE, Complaint.Remedy.CANCEL_LOT},
+            Complaint.Kind.QUALIFICATION: {Complaint.Remedy.QUALIFY}}
 
 
 def _days(name: str) -> dt.timedelta:
@@ -1963,6 +1964,8 @@ def _complaint_lots(tender: Tender, company: Company, kind: str, numbers, now) -
         raise InvalidInput(ProcurementError.LOT_NOT_OPEN_TO_COMPLAINTS, lot=unknown[0])
     if kind == Complaint.Kind.DOCUMENTS:
         return [lots[n] for n in wanted] if wanted else list(lots.values())
+    if kind == Complaint.Kind.QUALIFICATION:  # its refusal shuts it out of every lot
+        return list(lots.values())
     if len(wanted) != 1:
         raise InvalidInput(ProcurementError.COMPLAINT_LOT_REQUIRED)
     lot = lots[wanted[0]]
@@ -1975,17 +1978,25 @@ def _complaint_lots(tender: Tender, company: Company, kind: str, numbers, now) -
     return [lot]
 
 
+def _refused_candidate(tender: Tender, company: Company) -> bool:
+    return tender.procedure == Procedure.RESTRICTED and tender.participants.filter(
+        company=company, kind=Participation.Kind.NOT_QUALIFIED).exists()
+
+
 @transaction.atomic
 def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | None = None,
                    now: dt.datetime | None = None) -> Complaint:
     """A registered company complains against the documents (before the submission
-    deadline; any lots, all by default), or a bidder of a lot against its evaluation or
-    award (during its standstill). Filing suspends nothing: admission does."""
+    deadline; any lots, all by default), a candidate refused at pre-qualification against
+    that refusal (before the submission deadline; the whole tender), or a bidder of a lot
+    against its evaluation or award (during its standstill). Filing suspends nothing:
+    admission does."""
     company = _company_user(actor)
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     now = _now(now)
     if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
-        kind = Complaint.Kind.DOCUMENTS
+        kind = Complaint.Kind.QUALIFICATION if _refused_candidate(tender, company) \
+            else Complaint.Kind.DOCUMENTS
     elif tender.state in (S.AWARDED, S.STANDSTILL, S.EVALUATION):
         # during a lot's own standstill, also while another lot is evaluated again
         kind = Complaint.Kind.AWARD
@@ -2118,6 +2129,8 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
             lot.save(update_fields=["cancelled"])
         if not tender.lots.filter(cancelled=False).exists():
             _move(tender, "cancel_lots")
+    elif remedy == Complaint.Remedy.QUALIFY:
+        _qualify_on_complaint(actor, tender, complaint, now)
     # the documents' amendment ends the suspension (amend_tender); anything else, now
     if remedy != Complaint.Remedy.AMEND_DOCUMENTS and complaint.suspends:
         complaint.suspended_until = now
@@ -2145,6 +2158,17 @@ def decide_complaint(*, actor, complaint: Complaint, upheld: bool, decision: str
                         f"{', '.join(str(lot.number) for lot in lots)} is upheld: "
                         f"{complaint.get_remedy_display().lower()}.")
     return complaint
+
+
+def _qualify_on_complaint(actor, tender: Tender, complaint: Complaint,
+                          now: dt.datetime) -> None:
+    """The remedy of an upheld complaint against a refusal at pre-qualification: the
+    candidate is qualified and may bid; the suspension's time is given back to all."""
+    participation = tender.participants.select_for_update().get(company=complaint.company)
+    participation.kind, participation.updated_at = Participation.Kind.QUALIFIED, now
+    participation.save(update_fields=["kind", "updated_at"])
+    _step(tender, ProcurementEvent.CANDIDATE_QUALIFIED, actor,
+          {"company": complaint.company.matricule_fiscal}, at=now)
 
 
 def complaint_timers(now: dt.datetime | None = None) -> list[str]:
