@@ -53,6 +53,10 @@ class Provider(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
 
+    class Meta:
+        verbose_name = _("cloud provider")
+        verbose_name_plural = _("cloud providers")
+
     def __str__(self) -> str:
         return self.company.name
 
@@ -105,6 +109,10 @@ class Broker(models.Model):
     catalog_read_at = models.DateTimeField(null=True, blank=True)
     catalog_error = models.TextField(blank=True)
 
+    class Meta:
+        verbose_name = _("service broker")
+        verbose_name_plural = _("service brokers")
+
     def __str__(self) -> str:
         return f"broker of {self.provider}"
 
@@ -155,6 +163,8 @@ class ServicePlan(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("service plan")
+        verbose_name_plural = _("service plans")
         constraints = [models.UniqueConstraint(fields=["offering", "plan_id"],
                                                name="one_plan_per_plan_id")]
 
@@ -177,6 +187,8 @@ class Budget(models.Model):
     alerted = models.JSONField(default=list)  # thresholds already alerted this year
 
     class Meta:
+        verbose_name = _("cloud budget")
+        verbose_name_plural = _("cloud budgets")
         constraints = [models.UniqueConstraint(fields=["administration", "year"],
                                                name="one_budget_per_year")]
 
@@ -210,6 +222,8 @@ class Order(models.Model):
     ledger_index = models.BigIntegerField()
 
     class Meta:
+        verbose_name = _("cloud order")
+        verbose_name_plural = _("cloud orders")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -290,6 +304,10 @@ class Instance(BrokerWork):
     ended_at = models.DateTimeField(null=True, blank=True)
     metered_until = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = _("service instance")
+        verbose_name_plural = _("service instances")
+
     def __str__(self) -> str:
         return self.instance_id
 
@@ -332,6 +350,8 @@ class UsageRecord(models.Model):
     reported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("usage record")
+        verbose_name_plural = _("usage records")
         constraints = [models.UniqueConstraint(fields=["instance", "period_start"],
                                                name="one_usage_record_per_hour")]
         indexes = [models.Index(fields=["administration", "period_start"]),
@@ -358,6 +378,8 @@ class Alert(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("budget alert")
+        verbose_name_plural = _("budget alerts")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -391,6 +413,10 @@ class DbaasInstance(models.Model):
     created = models.BooleanField(default=False)  # the database exists on the cluster
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("managed database")
+        verbose_name_plural = _("managed databases")
 
     def __str__(self) -> str:
         return self.database
@@ -428,6 +454,8 @@ class BrokerRequest(models.Model):
     binding_id = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("broker request")
+        verbose_name_plural = _("broker requests")
         ordering = ["-at"]
 
     def __str__(self) -> str:

@@ -42,6 +42,8 @@ class Subsystem(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("subsystem")
+        verbose_name_plural = _("subsystems")
         constraints = [models.UniqueConstraint(fields=["administration", "code"],
                                                name="one_subsystem_code_per_member")]
         ordering = ["administration__code", "code"]
@@ -85,6 +87,8 @@ class Service(models.Model):
     healthy = models.BooleanField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("exchange service")
+        verbose_name_plural = _("exchange services")
         constraints = [models.UniqueConstraint(fields=["subsystem", "code"],
                                                name="one_service_code_per_subsystem")]
         ordering = ["subsystem__administration__code", "subsystem__code", "code"]
@@ -122,6 +126,8 @@ class Grant(models.Model):
     decision_note = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("access grant")
+        verbose_name_plural = _("access grants")
         ordering = ["-requested_at"]
 
     def __str__(self) -> str:
@@ -141,6 +147,10 @@ class ClientToken(models.Model):
     digest = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("client token")
+        verbose_name_plural = _("client tokens")
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.subsystem})"
@@ -236,6 +246,8 @@ class Message(models.Model):
     ledger_error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("exchange message")
+        verbose_name_plural = _("exchange messages")
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["started_at", "id"], name="message_log_backlog",
                                 condition=models.Q(ledger_index__isnull=True,

@@ -67,6 +67,8 @@ class Checkpoint(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        verbose_name = _("checkpoint")
+        verbose_name_plural = _("checkpoints")
         ordering = ["-size"]
         get_latest_by = "size"
 
@@ -86,6 +88,10 @@ class Witness(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
+    class Meta:
+        verbose_name = _("witness")
+        verbose_name_plural = _("witnesses")
+
     def __str__(self) -> str:
         return self.name
 
@@ -98,6 +104,8 @@ class Cosignature(models.Model):
     timestamp = models.BigIntegerField()
 
     class Meta:
+        verbose_name = _("cosignature")
+        verbose_name_plural = _("cosignatures")
         constraints = [models.UniqueConstraint(fields=["checkpoint", "witness"],
                                                name="one_cosignature_per_witness")]
 
@@ -114,6 +122,10 @@ class WitnessedLog(models.Model):
     root = models.BinaryField(default=b"")
     checkpoint = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("witnessed log")
+        verbose_name_plural = _("witnessed logs")
 
     def __str__(self) -> str:
         return self.origin

@@ -169,6 +169,8 @@ class OutboundMessage(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("outbound message")
+        verbose_name_plural = _("outbound messages")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -215,6 +217,8 @@ class Letter(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        verbose_name = _("registered letter")
+        verbose_name_plural = _("registered letters")
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["sender", "reference"],
                                                name="one_reference_per_sender")]
@@ -243,6 +247,8 @@ class Receipt(models.Model):
     ledger_index = models.BigIntegerField()
 
     class Meta:
+        verbose_name = _("receipt")
+        verbose_name_plural = _("receipts")
         ordering = ["at", "pk"]
         constraints = [models.UniqueConstraint(fields=["letter", "kind"],
                                                name="one_receipt_of_each_kind")]

@@ -51,6 +51,8 @@ class Plan(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("procurement plan")
+        verbose_name_plural = _("procurement plans")
         constraints = [models.UniqueConstraint(fields=["administration", "year"],
                                                name="one_plan_per_year")]
         ordering = ["-year"]
@@ -112,6 +114,8 @@ class Tender(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("tender")
+        verbose_name_plural = _("tenders")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "-published_at"])]
 
@@ -245,6 +249,8 @@ class Question(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("question")
+        verbose_name_plural = _("questions")
         ordering = ["asked_at"]
 
     def __str__(self) -> str:
@@ -507,6 +513,10 @@ class Award(models.Model):
     # does not hold back the contracts of the others.
     standstill_until = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = _("award")
+        verbose_name_plural = _("awards")
+
     def __str__(self) -> str:
         return f"{self.lot} → {self.supplier}"
 
@@ -560,6 +570,8 @@ class Complaint(models.Model):
     remedied_index = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("complaint")
+        verbose_name_plural = _("complaints")
         ordering = ["pk"]
 
     def __str__(self) -> str:
@@ -607,6 +619,10 @@ class Contract(models.Model):
     completion_reason = models.TextField(blank=True)
     final_value = models.DecimalField(null=True, blank=True, **MONEY)  # paid in all
     completion_index = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("contract")
+        verbose_name_plural = _("contracts")
 
     def __str__(self) -> str:
         return f"contract {self.pk} {self.supplier}"
@@ -703,6 +719,8 @@ class CallOff(models.Model):
     ledger_index = models.BigIntegerField()
 
     class Meta:
+        verbose_name = _("call-off")
+        verbose_name_plural = _("call-offs")
         ordering = ["-ordered_at"]
 
     def __str__(self) -> str:
@@ -718,6 +736,8 @@ class Step(models.Model):
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("procedure step")
+        verbose_name_plural = _("procedure steps")
         ordering = ["ledger_index"]
 
     def __str__(self) -> str:
