@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from sahab.core.downloads import attach
 from sahab.core.errors import DomainError
+from sahab.core.formfields import MultipleFileField
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Agent
 from sahab.mail import letters, maildir, selectors, services, webmail
@@ -146,22 +147,6 @@ def delete(request, pk: int, folder: str, key: str):
     messages.success(request, _("The message was moved to the bin.")
                      if folder != maildir.TRASH else _("The message was deleted."))
     return redirect("mail:folder", pk=mailbox.pk, folder=folder)
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, list | tuple):
-            return [single(d, initial) for d in data]
-        return [single(data, initial)] if data else []
 
 
 class ComposeForm(forms.Form):

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
+from sahab.core.formfields import MultipleFileField
 from sahab.procurement.models import (
     Amendment,
     Award,
@@ -121,25 +122,6 @@ class UserNamesField(forms.CharField):
         if set(names) != set(found):
             raise forms.ValidationError(self.error_messages["unknown"], code="unknown")
         return [found[n] for n in names]
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """Several files under one name, cleaned to a list (empty when none is sent)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, list | tuple):
-            return [single(d, initial) for d in data]
-        cleaned = single(data, initial)
-        return [cleaned] if cleaned else []
 
 
 class TenderActionForm(forms.Form):
