@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.test import Client
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from sahab.core import certs, pdfsign
 from sahab.ledger import services as ledger
 from sahab.procurement import official, services
-from sahab.procurement.models import BidLot, OfficialDocument, Step, Tender
+from sahab.procurement.models import BidLot, Contract, OfficialDocument, Step, Tender
 from tests import factories
 from tests.conftest import missing
 from tests.procurement.bidding import run_timers_at, submit_bid
@@ -413,3 +414,73 @@ def test_the_worker_runs_the_job_and_the_steps_themselves_sign_nothing(world, pu
                                                        "tender.awarded", "contract.signed"]
     assert official.issue_documents.call() == 4
     assert not official.due_steps(10)
+
+
+# --- the supplier's countersignature ---------------------------------------------------
+
+def test_the_supplier_countersigns_the_contract_the_buyer_signed_as_a_second_signature(
+        world, published_tender, issued, tmp_path):
+    """The contract PDF carries the buyer's signature; once the supplier countersigns on
+    the platform, the worker adds the supplier's own PAdES signature to those very files
+    (an incremental update): both validate, the buyer's still covers what it signed, and
+    the new file's hash is on the ledger."""
+    contract = Contract.objects.get(tender=published_tender)
+    buyer_signed = {lang: bytes(issued[f"contract/{lang}"].content) for lang in ("fr", "ar")}
+    factories.countersign(contract)
+    contract.refresh_from_db()
+    assert official.issue_due(limit=10) == 1
+    countersigned = {d.language: d for d in OfficialDocument.objects.filter(
+        step_index=contract.supplier_signed_index)}
+    assert sorted(countersigned) == ["ar", "fr"]
+    supplier = contract.supplier_signed_by
+    for lang, document in countersigned.items():
+        pdf = bytes(document.content)
+        assert official.is_countersigned(document) and document.signer == supplier
+        assert pdf.startswith(buyer_signed[lang])  # the buyer's file, untouched, then more
+        first, second = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+        roots = [pyhanko_root(pdfsign.trust_roots_pem())]
+        from pyhanko.sign.validation import validate_pdf_signature
+        from pyhanko_certvalidator import ValidationContext
+
+        buyers = validate_pdf_signature(first, ValidationContext(trust_roots=roots))
+        suppliers = validate_pdf_signature(second, ValidationContext(trust_roots=roots))
+        assert buyers.bottom_line and suppliers.bottom_line  # both intact, valid, trusted
+        assert buyers.signing_cert.subject.native["common_name"] == \
+            world["officer"].user.get_full_name()
+        assert suppliers.signing_cert.subject.native["organization_name"] == \
+            contract.supplier.name
+        validation = pdfsign.validate(pdf)
+        assert validation.ok and len(validation.signers) == 2
+        entry = entry_data(document.ledger_index)
+        assert entry["data"]["sha256"] == hashlib.sha256(pdf).hexdigest()
+        assert entry["data"]["step"] == contract.supplier_signed_index
+        assert entry["data"]["signer"] == f"user:{supplier.pk}"
+        assert official.file_name(document).startswith("contrat-contresigne-")
+        # a changed byte in what the buyer signed (the header's binary comment: the file
+        # still parses) breaks both signatures
+        tampered = bytearray(pdf)
+        tampered[10] ^= 0x01
+        broken = pdfsign.validate(bytes(tampered))
+        assert not broken.ok and not broken.intact and not broken.earlier[0].intact
+    page = Client().get(f"/tenders/documents/{countersigned['fr'].pk}/verify").content.decode()
+    assert "contresign" in page.lower() or "countersign" in page.lower()
+    assert official.issue_due(limit=10) == 0  # issued once
+
+
+def test_a_countersignature_waits_for_the_buyers_signed_contract(world, published_tender):
+    walk_to_contract(world, published_tender)
+    contract = Contract.objects.get(tender=published_tender)
+    factories.countersign(contract)
+    contract.refresh_from_db()
+    countersign_step = Step.objects.get(ledger_index=contract.supplier_signed_index)
+    with pytest.raises(official.NotYetSigned):
+        official.issue_for_step(countersign_step)  # the buyer's PDF is not issued yet
+    assert not OfficialDocument.objects.filter(step_index=countersign_step.ledger_index)
+    assert official.issue_due(limit=10) == 5  # in ledger order: the buyer's first
+
+
+def pyhanko_root(ca_pem: bytes):
+    from asn1crypto import pem
+    from asn1crypto import x509 as asn1_x509
+
+    return asn1_x509.Certificate.load(pem.unarmor(ca_pem)[2])

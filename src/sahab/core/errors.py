@@ -149,7 +149,9 @@ class CoreError(ErrorCode):
     SIGNER_WITHOUT_CERTIFICATE = _("This signer has no signing certificate.")
     SIGNING_CERTIFICATE_MISSING = _("No signing certificate for %(name)s (%(file)s).")
     SIGNING_CERTIFICATE_UNREADABLE = _("%(file)s could not be read.")
-    SIGNATURE_COUNT = _("The document carries %(count)s signatures, not one.")
+    SIGNATURE_COUNT = _(
+        "The document carries %(count)s signatures: one is expected, or two for a "
+        "countersigned contract.")
 
 
 def read_when_rendered(value):

@@ -59,7 +59,9 @@ class Signatory:
 
 @dataclass(frozen=True)
 class Validation:
-    """What pyHanko found when validating a document's one signature."""
+    """What pyHanko found when validating a document's signatures: the last one's
+    findings, and the earlier ones (a contract signed by the buyer, then countersigned by
+    the supplier in an incremental update) each checked the same way."""
 
     intact: bool
     valid: bool
@@ -67,10 +69,24 @@ class Validation:
     covers_whole_file: bool
     signer: str
     signed_at: dt.datetime | None
+    earlier: tuple[Validation, ...] = ()
+    unchanged_after: bool = True  # only signatures were added after this one
 
     @property
     def ok(self) -> bool:
-        return self.intact and self.valid and self.trusted and self.covers_whole_file
+        return self.intact and self.valid and self.trusted and self.covers_whole_file and \
+            all(e.intact and e.valid and e.trusted and e.unchanged_after
+                for e in self.earlier)
+
+    @property
+    def signers(self) -> list[str]:
+        """Every signer, in the order they signed."""
+        return [e.signer for e in self.earlier] + [self.signer]
+
+
+# A document is signed once (its author), or twice (a contract: the buyer, then the
+# supplier's countersignature); anything else was not made by the platform.
+MAX_SIGNATURES = 2
 
 
 def _ca_path() -> Path:
@@ -163,16 +179,18 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def sign_pdf(pdf: bytes, signatory: Signatory, *, reason: str,
-             location: str = "Tunis") -> tuple[bytes, str]:
-    """``pdf`` signed (PAdES B-B, SHA-256) by ``signatory``; returns the signed file and
-    the PEM of the certificate it was signed with."""
+def sign_pdf(pdf: bytes, signatory: Signatory, *, reason: str, location: str = "Tunis",
+             field_name: str = "Signature") -> tuple[bytes, str]:
+    """``pdf`` signed (PAdES B-B, SHA-256) by ``signatory`` in the signature field
+    ``field_name`` (an already signed ``pdf`` gets a further signature in an incremental
+    update, the earlier ones intact); returns the signed file and the PEM of the
+    certificate it was signed with."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
     signer = _pyhanko_signer(signatory)
     meta = signers.PdfSignatureMetadata(
-        field_name="Signature", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
+        field_name=field_name, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
         reason=reason, location=location, name=signatory.name or None)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     signed = signers.PdfSigner(meta, signer=signer).sign_pdf(writer).getvalue()
@@ -181,8 +199,10 @@ def sign_pdf(pdf: bytes, signatory: Signatory, *, reason: str,
 
 
 def validate(pdf: bytes, trust_roots: bytes | None = None) -> Validation:
-    """Validate the one signature of ``pdf`` against ``trust_roots`` (PEM; the platform's
-    verifiers' roots by default), as ``pyhanko sign validate --trust`` does."""
+    """Validate the signatures of ``pdf`` against ``trust_roots`` (PEM; the platform's
+    verifiers' roots by default), as ``pyhanko sign validate --trust`` does: the last must
+    cover the whole file; an earlier one must cover its revision, with nothing but
+    signatures added after it."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -191,14 +211,21 @@ def validate(pdf: bytes, trust_roots: bytes | None = None) -> Validation:
     roots = [_asn1(c) for c in x509.load_pem_x509_certificates(trust_roots or trust_roots_pem())]
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     signatures = reader.embedded_signatures
-    if len(signatures) != 1:
+    if not 1 <= len(signatures) <= MAX_SIGNATURES:
         raise Conflict(CoreError.SIGNATURE_COUNT, count=len(signatures))
-    status = validate_pdf_signature(signatures[0], ValidationContext(trust_roots=roots))
-    return Validation(
-        intact=bool(status.intact), valid=bool(status.valid), trusted=bool(status.trusted),
-        covers_whole_file=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
-        signer=status.signing_cert.subject.human_friendly,
-        signed_at=status.signer_reported_dt)
+    found = []
+    for signature in signatures:
+        status = validate_pdf_signature(signature, ValidationContext(trust_roots=roots))
+        found.append(Validation(
+            intact=bool(status.intact), valid=bool(status.valid),
+            trusted=bool(status.trusted),
+            covers_whole_file=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
+            signer=status.signing_cert.subject.human_friendly,
+            signed_at=status.signer_reported_dt,
+            unchanged_after=bool(status.docmdp_ok)))
+    last = found[-1]
+    return Validation(last.intact, last.valid, last.trusted, last.covers_whole_file,
+                      last.signer, last.signed_at, earlier=tuple(found[:-1]))
 
 
 def fingerprint(certificate_pem: str) -> str:

@@ -50,16 +50,28 @@ Kind = OfficialDocument.Kind
 LANGUAGES = ("fr", "ar")
 # the step each kind of document records
 KINDS = {"tender.opened": Kind.OPENING_REPORT, "tender.evaluated": Kind.EVALUATION_REPORT,
-         "tender.awarded": Kind.AWARD_DECISION, "contract.signed": Kind.CONTRACT}
+         "tender.awarded": Kind.AWARD_DECISION, "contract.signed": Kind.CONTRACT,
+         # the supplier's countersignature: the buyer's signed contract, signed again
+         "contract.countersigned": Kind.CONTRACT}
+COUNTERSIGNED = "contract.countersigned"
 FILE_NAMES = {Kind.OPENING_REPORT: "pv-ouverture", Kind.EVALUATION_REPORT: "rapport-evaluation",
               Kind.AWARD_DECISION: "decision-attribution", Kind.CONTRACT: "contrat"}
 PLATFORM_SEAL = pdfsign.Signatory(key=pdfsign.PLATFORM, name="sahab - sceau de la plateforme",
                                   organization="sahab - plateforme des marchés publics")
 
 
+def is_countersigned(document: OfficialDocument) -> bool:
+    """Whether ``document`` is a contract as countersigned by the supplier (it carries the
+    buyer's signature, then the supplier's)."""
+    return document.contract_id is not None and \
+        document.step_index == document.contract.supplier_signed_index
+
+
 def file_name(document: OfficialDocument) -> str:
-    """The download name: kind, tender, language (``decision-attribution-MF-…-ar.pdf``)."""
-    return f"{FILE_NAMES[document.kind]}-{document.tender.reference}-{document.language}.pdf"
+    """The download name: kind, tender, language (``decision-attribution-MF-…-ar.pdf``;
+    ``contrat-contresigne-…`` for a contract signed by both parties)."""
+    kind = FILE_NAMES[document.kind] + ("-contresigne" if is_countersigned(document) else "")
+    return f"{kind}-{document.tender.reference}-{document.language}.pdf"
 
 
 def verify_url(document: OfficialDocument) -> str:
@@ -71,15 +83,19 @@ def verify_url(document: OfficialDocument) -> str:
 # --- who signs -------------------------------------------------------------------------
 
 def _signatory(actor: str):
-    """The user who took the step (from its ledger entry) and their signing identity; the
-    platform's seal for what the platform did by itself."""
+    """The user who took the step (from its ledger entry) and their signing identity — an
+    agent for their administration, a company's user (a supplier countersigning) for
+    their company; the platform's seal for what the platform did by itself."""
     if actor.startswith("user:"):
         user = get_user_model().objects.filter(pk=int(actor.removeprefix("user:"))).first()
         agent = directory.agent_of(user)
-        if agent is not None:
-            name = user.get_full_name() or user.username
-            return user, pdfsign.Signatory(key=f"user-{user.pk}", name=name,
-                                           organization=agent.administration.name_fr,
+        company = directory.company_of(user) if user is not None else None
+        organization = (agent.administration.name_fr if agent is not None
+                        else company.name if company is not None else None)
+        if organization is not None:
+            return user, pdfsign.Signatory(key=f"user-{user.pk}",
+                                           name=user.get_full_name() or user.username,
+                                           organization=organization,
                                            username=user.username)
     return None, PLATFORM_SEAL
 
@@ -183,6 +199,7 @@ def due_steps(limit: int) -> list[Step]:
                 .select_related("tender").order_by("ledger_index")[:limit])
 
 
+COUNTERSIGNATURE_REASON = "Contresignature du contrat"
 REASONS = {Kind.OPENING_REPORT: "Procès-verbal d'ouverture des plis",
            Kind.EVALUATION_REPORT: "Rapport d'évaluation des offres",
            Kind.AWARD_DECISION: "Décision d'attribution",
@@ -216,18 +233,41 @@ def issue_for_step(step: Step) -> list[OfficialDocument]:
     tender = Tender.objects.select_related("buyer").get(pk=step.tender_id)
     contract = (Contract.objects.get(pk=entry["data"]["contract"]) if kind == Kind.CONTRACT
                 else None)
+    if step.type == COUNTERSIGNED:
+        bases = _buyer_signed(contract)  # raises while the buyer's are not issued yet
     documents = _reserve(step, kind, tender, contract, user, signatory)
     try:
-        signed = {document.pk: pdfsign.sign_pdf(render(document, entry, signatory),
-                                                signatory,
-                                                reason=f"{REASONS[kind]} {tender.reference}")
-                  for document in documents}
+        if step.type == COUNTERSIGNED:
+            signed = {document.pk: pdfsign.sign_pdf(
+                bases[document.language], signatory, field_name="Countersignature",
+                reason=f"{COUNTERSIGNATURE_REASON} {tender.reference}")
+                for document in documents}
+        else:
+            signed = {document.pk: pdfsign.sign_pdf(
+                render(document, entry, signatory), signatory,
+                reason=f"{REASONS[kind]} {tender.reference}") for document in documents}
     except Exception:
         # e.g. no certificate for the signer yet: leave nothing behind; the step stays due
         OfficialDocument.objects.filter(pk__in=[d.pk for d in documents],
                                         ledger_index__isnull=True).delete()
         raise
     return _record(step, tender, kind, entry, user, signed) if signed else []
+
+
+class NotYetSigned(Exception):
+    """The buyer's signed contract is not issued yet: its countersignature waits."""
+
+
+def _buyer_signed(contract: Contract) -> dict[str, bytes]:
+    """The contract as the buyer signed it, per language: the supplier's countersignature
+    is added to these very files (an incremental update: the buyer's signature stays
+    valid, and covers exactly what it covered)."""
+    documents = OfficialDocument.objects.filter(step_index=contract.signed_index,
+                                                ledger_index__isnull=False)
+    found = {d.language: bytes(d.content) for d in documents}
+    if set(found) != set(LANGUAGES):
+        raise NotYetSigned(contract.pk)
+    return found
 
 
 @transaction.atomic

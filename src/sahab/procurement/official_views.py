@@ -29,6 +29,7 @@ def document(request, pk: int):
     return render(request, "procurement/official/verify.html", {
         "document": item, "tender": item.tender, "file_name": official.file_name(item),
         "fingerprint": pdfsign.fingerprint(item.certificate),
+        "countersigned": official.is_countersigned(item),
         "others": others, **official.verification(item)})
 
 
