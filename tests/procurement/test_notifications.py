@@ -3,6 +3,8 @@ system, and appear in their "waiting for you" list: the complaints body when a c
 waits for its ruling, the buyer's officers when their tender is complained against, the
 company at each ruling. No one else is told."""
 
+import datetime as dt
+
 import pytest
 
 from sahab.core import waiting
@@ -99,3 +101,43 @@ def test_a_person_who_turned_complaint_notices_off_is_not_mailed_them(
             tender=published_tender, text="Grief précis.")
     assert notices.subjects_to(officer) == []
     assert len(notices.subjects_to(world["auditor"].user)) == 1  # the others still are
+
+
+def test_a_proposed_report_asks_each_voting_member_for_their_vote(world, published_tender,
+                                                                   commits):
+    """Each committee member without a conflict is mailed the proposed report and finds
+    it waiting until they voted; a member with a conflict, and everyone else, hear
+    nothing."""
+    from sahab.procurement.models import BidLot
+    from tests.procurement.bidding import run_timers_at, submit_bid
+
+    tender = published_tender
+    members = [m.member for m in tender.evaluation_committee.select_related("member")]
+    assert len(members) >= 2
+    for (_company, member), price in zip(world["companies"], ("100000", "105000"),
+                                         strict=False):
+        submit_bid(member.user, tender, {"1": price})
+    run_timers_at(tender.submission_deadline + dt.timedelta(seconds=1))
+    tender.refresh_from_db()
+    assert tender.state == "evaluation"
+    voter = members[0]
+    services.declare_conflict_of_interest(actor=voter, tender=tender, no_conflict=True)
+    conflicted = factories.agent(administration=world["mf"], roles=[Role.EVALUATOR]).user
+    services.name_evaluation_committee(actor=world["officer"].user, tender=tender,
+                                       members=[*members, conflicted], chair=voter,
+                                       quorum=2)
+    services.declare_conflict_of_interest(actor=conflicted, tender=tender, no_conflict=False,
+                                          statement="Mon frère dirige un soumissionnaire.")
+    for row in BidLot.objects.filter(bid__tender=tender):
+        services.decide_eligibility(actor=voter, bid_lot=row, eligible=True)
+    commits(services.complete_evaluation, actor=world["officer"].user, tender=tender)
+    subject = f"Evaluation report no. 1 of {tender.reference} waits for your vote"
+    for member in members:
+        assert subject in notices.subjects_to(member), member
+    assert subject not in notices.subjects_to(conflicted)  # out of the committee's votes
+    assert subject not in notices.subjects_to(world["other_officer"].user)
+    to_vote = f"Vote on evaluation report no. 1 of {tender.reference}"
+    assert to_vote in [w.label for w in waiting.for_user(voter)]
+    report = tender.evaluation_reports.get()
+    services.approve_evaluation(actor=voter, tender=tender, sha256=report.sha256)
+    assert to_vote not in [w.label for w in waiting.for_user(voter)]

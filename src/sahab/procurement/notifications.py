@@ -134,6 +134,24 @@ def explanation_requested(explanation: Explanation) -> None:
                  kind=NoticeKind.TENDERS)
 
 
+@notices.in_platform_language
+def report_to_approve(report, *, voters: list) -> None:
+    """A report is proposed: each member of the committee who votes is asked to approve
+    it, or to dissent with reasons — the award waits for the quorum."""
+    tender = report.tender
+    facts = {"number": report.number, "reference": tender.reference, "title": tender.title,
+             "quorum": tender.evaluation_quorum, "sha256": report.sha256,
+             "link": _link(tender)}
+    notices.tell(voters,
+                 _("Evaluation report no. %(number)s of %(reference)s waits for your vote")
+                 % facts,
+                 _("The evaluation report no. %(number)s of %(reference)s (%(title)s) is "
+                   "proposed to the evaluation committee. Read it, then approve it or dissent "
+                   "with your reasons; it is adopted once %(quorum)s members approve this "
+                   "very report (SHA-256 %(sha256)s).\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
+
+
 # --- contracts: the supplier's countersignature, amendments beyond the ceiling ----------------
 
 def _contract_facts(contract: Contract) -> dict:
@@ -230,6 +248,7 @@ def waiting_for(user) -> list:
             items.append(Waiting(label % {"number": c.pk, "reference": c.tender.reference},
                                  reverse("procurement:tender", args=(c.tender.reference,)),
                                  c.filed_at))
+    items += _reports_to_vote_on(user)
     if Role.EVALUATOR in agent.role_set:
         # the tenders of the evaluator's administration and below (``_buyer_agent``'s rule)
         # whose evaluation committee they sit on: only members evaluate
@@ -241,6 +260,20 @@ def waiting_for(user) -> list:
                                  reverse("procurement:tender", args=(tender.reference,)),
                                  tender.submission_deadline))
     return items
+
+
+def _reports_to_vote_on(user) -> list:
+    """Proposed reports of committees the person sits on, not yet voted on by them."""
+    from sahab.core.waiting import Waiting
+    from sahab.procurement.models import EvaluationReport
+
+    reports = EvaluationReport.objects.filter(
+        status=EvaluationReport.Status.PROPOSED, tender__evaluation_committee__member=user) \
+        .exclude(approvals__member=user).select_related("tender").order_by("proposed_at")
+    return [Waiting(_("Vote on evaluation report no. %(number)s of %(reference)s")
+                    % {"number": r.number, "reference": r.tender.reference},
+                    reverse("procurement:tender", args=(r.tender.reference,)), r.proposed_at)
+            for r in reports[:100]]
 
 
 def _contracts_to_countersign(user) -> list:

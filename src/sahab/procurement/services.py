@@ -1474,7 +1474,16 @@ def complete_evaluation(*, actor, tender: Tender, now: dt.datetime | None = None
                                           sha256=sha256, proposed_at=_now(now))
     row.ledger_index = _step(tender, ProcurementEvent.TENDER_EVALUATED, actor, report, at=now)
     row.save(update_fields=["ledger_index"])
+    notifications.report_to_approve(row, voters=_voters(tender))
     return report
+
+
+def _voters(tender: Tender) -> list:
+    """The evaluation committee's members who vote on its reports: those who did not
+    declare a conflict of interest."""
+    out = _conflicted(tender)
+    return [m.member for m in tender.evaluation_committee.select_related("member")
+            if m.member_id not in out]
 
 
 @transaction.atomic
