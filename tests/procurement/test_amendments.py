@@ -117,7 +117,7 @@ def test_an_amendment_too_close_to_the_deadline_must_extend_it(world, published_
     with pytest.raises(InvalidInput, match="only extend"):
         services.amend_tender(actor=officer(world), tender=tender, rationale="Avancée.",
                               submission_deadline=deadline - DAY)
-    with pytest.raises(InvalidInput, match="new documents or later deadlines"):
+    with pytest.raises(InvalidInput, match="new compliance criteria or later deadlines"):
         services.amend_tender(actor=officer(world), tender=tender, rationale="Rien.")
     assert written(tender) == before
     amendment = services.amend_tender(actor=officer(world), tender=tender,
@@ -333,7 +333,8 @@ def test_amendments_through_the_web_page(world, published_tender):
     refused = browser.post(f"/tenders/{ref}/amend_tender/", {
         "amendment-rationale": "Sans rien.",
         "amendment-submission_deadline": ""}, follow=True)
-    assert "new documents or later deadlines" in str(next(iter(refused.context["messages"])))
+    assert "new compliance criteria or later deadlines" in str(
+        next(iter(refused.context["messages"])))
     public = Client().get(f"/tenders/{ref}/").content.decode()
     assert "Plans du site ajoutés." in public and "plans.pdf" in public
     # others see no form
@@ -345,3 +346,39 @@ def test_amendments_through_the_web_page(world, published_tender):
         "amendment-rationale": "Intrus.", "amendment-submission_deadline": later,
     }).status_code == 302
     assert TenderAmendment.objects.count() == 1
+
+
+def test_an_amendment_changes_the_compliance_criteria_and_bids_are_checked_against_them(
+        world, published_tender):
+    tender = published_tender
+    before = list(tender.compliance_criteria)
+    new = [*before, "Attestation de conformité à la norme ISO 27001"]
+    with pytest.raises(InvalidInput):  # the same criterion twice
+        services.amend_tender(actor=officer(world), tender=tender, rationale="Doublon.",
+                              compliance_criteria=[*before, before[0]])
+    with pytest.raises(InvalidInput):  # the same list is no change
+        services.amend_tender(actor=officer(world), tender=tender, rationale="Rien.",
+                              compliance_criteria=before)
+    amendment = services.amend_tender(actor=officer(world), tender=tender,
+                                      rationale="Sécurité exigée.", compliance_criteria=new)
+    tender.refresh_from_db()
+    assert tender.compliance_criteria == new
+    assert (amendment.old_compliance_criteria, amendment.new_compliance_criteria) == \
+        (before, new)
+    data = ledger.get_entry(amendment.ledger_index)
+    assert b"ISO 27001" in bytes(data.body) and b"old_compliance_criteria" in bytes(data.body)
+    [published] = ocds.compile_record(ocds.releases_of(ocds.ocid(tender)))[
+        "compiledRelease"]["tender"]["amendments"]
+    assert "ISO 27001" in published["description"]
+    public = Client().get(f"/api/procurement/tenders/{tender.reference}/amendments").json()
+    assert public[0]["new_compliance_criteria"] == new
+    # the web form: one criterion per line; the evaluation checks the new list
+    browser = Client()
+    browser.force_login(officer(world))
+    answer = browser.post(f"/tenders/{tender.reference}/amend_tender/", {
+        "amendment-rationale": "Critère retiré.",
+        "amendment-compliance_criteria": "\n".join(before) + "\n\n"}, follow=True)
+    assert [str(m) for m in answer.context["messages"]] == [
+        "Done: the step is recorded in the public ledger."]
+    tender.refresh_from_db()
+    assert tender.compliance_criteria == before

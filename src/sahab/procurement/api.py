@@ -217,6 +217,10 @@ class AmendmentOut(Schema):
     old_submission_deadline: dt.datetime
     new_submission_deadline: dt.datetime
     documents: list[AmendedDocumentOut] = Field(..., description="The new document versions.")
+    old_compliance_criteria: list[str] | None = Field(
+        None, description="The compliance criteria before, when the amendment changed them.")
+    new_compliance_criteria: list[str] | None = Field(
+        None, description="The compliance criteria after, when the amendment changed them.")
     ledger_index: int | None
 
 
@@ -447,6 +451,9 @@ class TenderAmendmentIn(Schema):
         "minimum of days would remain after the amendment.")
     documents: list[DocumentIn] = Field([], max_length=20, description="New documents or "
                                         "new versions (a same-named document's next version).")
+    compliance_criteria: list[str] | None = Field(
+        None, max_length=30, description="The whole new list of compliance criteria every "
+        "bid is checked against; omitted: unchanged.")
 
 
 @router.get("/procurement/tenders/{reference}/amendments", response=list[AmendmentOut],
@@ -463,7 +470,8 @@ def amend_tender(request, payload: TenderAmendmentIn, reference: str = Path(...,
         actor=request.user, tender=_tender(request, reference), rationale=payload.rationale,
         documents=[(d.name, _decode(d.content_base64)) for d in payload.documents],
         enquiry_deadline=payload.enquiry_deadline,
-        submission_deadline=payload.submission_deadline))
+        submission_deadline=payload.submission_deadline,
+        compliance_criteria=payload.compliance_criteria))
 
 
 class QuestionIn(Schema):

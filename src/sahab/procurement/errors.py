@@ -80,7 +80,8 @@ class ProcurementError(ErrorCode):
     AMENDMENT_TOO_MANY_DOCUMENTS = _("An amendment carries at most %(max)s documents.")
     AMENDMENT_DOCUMENT_NAMES_REPEATED = _("Each document of an amendment has its own name.")
     ENQUIRY_PERIOD_OVER = _("The enquiry period is over: its deadline no longer changes.")
-    AMENDMENT_EMPTY = _("An amendment brings new documents or later deadlines.")
+    AMENDMENT_EMPTY = _(
+        "An amendment brings new documents, new compliance criteria or later deadlines.")
     AMENDMENT_PERIOD_TOO_SHORT = _(
         "After an amendment bidders keep at least %(days)s days before the submission deadline: "
         "extend it to %(earliest)s UTC or later.")

@@ -190,10 +190,20 @@ class AmendmentForm(TenderActionForm):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}))
     documents = MultipleFileField(label=_("New documents or new versions (optional)"),
                                   required=False)
+    compliance_criteria = forms.CharField(
+        label=_("New compliance criteria (optional)"), required=False, max_length=10000,
+        help_text=_("One per line: the whole list every bid will be checked against. "
+                    "Empty: unchanged."),
+        widget=forms.Textarea(attrs={"rows": 3}))
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("prefix", "amendment")
         super().__init__(*args, **kwargs)
+
+    def clean_compliance_criteria(self) -> list[str] | None:
+        lines = [line.strip() for line in self.cleaned_data["compliance_criteria"]
+                 .splitlines() if line.strip()]
+        return lines or None
 
 
 class QuestionForm(TenderActionForm):

@@ -463,6 +463,8 @@ def _amendments(tender: Tender) -> list[dict]:
                            f"{_when(a.new_enquiry_deadline)}")
         changes += [f"document {d['name']}, version {d['version']} (SHA-256 {d['sha256']})"
                     for d in a.documents]
+        if a.new_compliance_criteria is not None:
+            changes.append("critères de conformité : " + " | ".join(a.new_compliance_criteria))
         before = (Release.objects.filter(ocid=ocid(tender), ledger_index__lt=a.ledger_index)
                   .order_by("-ledger_index").values_list("release_id", flat=True).first())
         amendments.append({

@@ -285,10 +285,8 @@ def create_tender(*, actor, buyer: Administration, title: str, procedure: str,
                                   framework.state != S.COMPLETE or framework.buyer != buyer):
         raise InvalidInput(ProcurementError.CALL_OFF_FRAMEWORK_INVALID)
     rows = _lot_rows(lots)
-    criteria = [_text(c, "A compliance criterion", 300) for c in
-                (DEFAULT_COMPLIANCE if compliance_criteria is None else compliance_criteria)]
-    if len(criteria) > 30 or len(set(criteria)) != len(criteria):
-        raise InvalidInput(ProcurementError.TOO_MANY_CRITERIA)
+    criteria = _compliance_criteria(DEFAULT_COMPLIANCE if compliance_criteria is None
+                                    else compliance_criteria)
     total = sum(r["estimated_value"] for r in rows)
     if procedure == Procedure.SIMPLIFIED and total > SIMPLIFIED_THRESHOLD:
         raise InvalidInput(ProcurementError.SIMPLIFIED_OVER_THRESHOLD,
@@ -687,10 +685,12 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
                  documents: Iterable[tuple[str, bytes]] = (),
                  enquiry_deadline: dt.datetime | None = None,
                  submission_deadline: dt.datetime | None = None,
+                 compliance_criteria: Iterable[str] | None = None,
                  now: dt.datetime | None = None) -> TenderAmendment:
     """Amend a published tender before its submission deadline: new versions of
-    documents (a same-named document gets its next version) and/or later deadlines,
-    with a rationale. One ledger entry (``procurement.tender.amended``) and one OCDS
+    documents (a same-named document gets its next version), new compliance criteria
+    (the whole list, as bids will be checked against it) and/or later deadlines, with a
+    rationale. One ledger entry (``procurement.tender.amended``) and one OCDS
     ``tenderAmendment`` release; an upheld complaint waiting for the documents to be
     amended is remedied by an amendment with documents.
 
@@ -727,9 +727,14 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
         raise InvalidInput(ProcurementError.SUBMISSION_BEFORE_ENQUIRY)
     if submission - now > dt.timedelta(days=366):
         raise InvalidInput(ProcurementError.SUBMISSION_DEADLINE_TOO_FAR)
-    if not checked and enquiry == old_enquiry and submission == old_submission:
+    old_criteria = list(tender.compliance_criteria)
+    criteria = old_criteria if compliance_criteria is None else \
+        _compliance_criteria(compliance_criteria)
+    if not checked and enquiry == old_enquiry and submission == old_submission and \
+            criteria == old_criteria:
         raise InvalidInput(ProcurementError.AMENDMENT_EMPTY)
     tender.enquiry_deadline, tender.submission_deadline = enquiry, submission
+    tender.compliance_criteria = criteria
     added = [_new_version(tender, name, content, media_type, digest)
              for name, content, media_type, digest in checked]
     remedied = _remedies_due(tender) if added else []
@@ -750,6 +755,8 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
         new_submission_deadline=tender.submission_deadline,
         documents=[{"id": d.pk, "name": d.name, "version": d.version, "sha256": d.sha256,
                     "size": d.size} for d in added],
+        **({"old_compliance_criteria": old_criteria, "new_compliance_criteria": criteria}
+           if criteria != old_criteria else {}),
         amended_by=actor if getattr(actor, "pk", None) else None, amended_at=now)
     amendment.ledger_index = _step(
         tender,
@@ -761,7 +768,9 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
          "old_enquiry_deadline": old_enquiry.isoformat(),
          "enquiry_deadline": tender.enquiry_deadline.isoformat(),
          "old_submission_deadline": old_submission.isoformat(),
-         "submission_deadline": tender.submission_deadline.isoformat()},
+         "submission_deadline": tender.submission_deadline.isoformat(),
+         **({"old_compliance_criteria": old_criteria, "compliance_criteria": criteria}
+            if criteria != old_criteria else {})},
         at=now, publish=False,
     )
     amendment.save(update_fields=["ledger_index"])
@@ -782,6 +791,14 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
         _publish(tender, complaint.remedied_index)
     _notify_amendment(amendment)
     return amendment
+
+
+def _compliance_criteria(criteria: Iterable[str]) -> list[str]:
+    """The criteria every bid is checked against: distinct texts, 30 at most."""
+    checked = [_text(c, "A compliance criterion", 300) for c in criteria]
+    if len(checked) > 30 or len(set(checked)) != len(checked):
+        raise InvalidInput(ProcurementError.TOO_MANY_CRITERIA)
+    return checked
 
 
 def _notify_amendment(amendment: TenderAmendment) -> None:

@@ -341,7 +341,8 @@ def _amend_tender(user, tender, data):
     services.amend_tender(actor=user, tender=tender, rationale=data["rationale"],
                           documents=[(u.name, u.read()) for u in data["documents"]],
                           enquiry_deadline=data["enquiry_deadline"],
-                          submission_deadline=data["submission_deadline"])
+                          submission_deadline=data["submission_deadline"],
+                          compliance_criteria=data["compliance_criteria"])
 
 
 def _question(user, tender, data):
