@@ -113,7 +113,10 @@ class Tender(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "-published_at"])]
+        indexes = [models.Index(fields=["state", "-published_at"]),
+                   # the public list's order, whatever the states asked for
+                   models.Index(fields=["-published_at", "-id"],
+                                name="procurement_tender_pub_id")]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
@@ -756,6 +759,24 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return self.release_id
+
+
+class RedFlagRun(models.Model):
+    """One computation of the red flags over every published record, by the worker:
+    pages and the API read the latest run instead of computing the flags themselves."""
+
+    computed_at = models.DateTimeField(db_index=True)
+    seconds = models.FloatField()  # how long the computation took
+    releases_upto = models.BigIntegerField(null=True)  # ledger index of the last release seen
+    config_sha256 = models.CharField(max_length=64)  # the settings it was computed with
+    count = models.PositiveIntegerField()
+    flags = models.JSONField()  # every flag, as ``redflags.stored`` writes it
+
+    class Meta:
+        ordering = ["-computed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.count} flags at {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class OfficialDocument(models.Model):

@@ -48,8 +48,11 @@ def _filtered(request):
 
 
 def tenders(request):
+    from django.db.models import Exists, OuterRef
+
     from sahab.directory.models import Administration
     from sahab.procurement import redflags
+    from sahab.procurement.models import Tender
 
     form, qs = _filtered(request)
     if request.GET.get("format") in ("csv", "json"):
@@ -63,8 +66,8 @@ def tenders(request):
         "page": page, "form": form, "values": form.cleaned_data, "query": query.urlencode(),
         "states": [(v, label) for v, label in State.choices if v != State.DRAFT],
         "procedures": Procedure.choices,
-        "buyers": Administration.objects.filter(tenders__published_at__isnull=False)
-        .distinct().order_by("name_fr"),
+        "buyers": Administration.objects.filter(Exists(Tender.objects.filter(
+            buyer=OuterRef("pk"), published_at__isnull=False))).order_by("name_fr"),
         "flag_codes": list(redflags.TITLES.items())})
 
 
@@ -235,10 +238,10 @@ def dashboard(request):
 
     name = request.GET.get("table", "")
     if name in boards.TABLES and request.GET.get("format") in ("csv", "json"):
-        return _table_download(request.GET["format"], name, boards.TABLES[name]())
+        return _table_download(request.GET["format"], name, boards.table(name))
     from django.utils import translation
 
-    spending = boards.spending()
+    spending = boards.table("spending")
     arabic = (translation.get_language() or "").startswith("ar")
     per_ministry: dict[str, Decimal] = defaultdict(Decimal)
     for row in spending:
@@ -246,9 +249,9 @@ def dashboard(request):
         per_ministry[row["name"]] += Decimal(row["contracted_value"])
     ministry_rows = [{"ministry": m, "value": str(v)} for m, v in
                      sorted(per_ministry.items(), key=lambda kv: -kv[1])]
-    competition = boards.competition()
-    non_competitive = boards.non_competitive()
-    flags = boards.flags_over_time()
+    competition = boards.table("competition")
+    non_competitive = boards.table("non_competitive")
+    flags = boards.table("flags")
     return render(request, "procurement/dashboard.html", {
         "spending": spending, "ministry_bars": bars(ministry_rows, "ministry", "value"),
         "competition": competition,
@@ -283,7 +286,8 @@ def red_flags(request):
              "percent": round(100 * counts.get(code, 0) / top),
              "explanation": redflags.WHY[code]} for code in redflags.TITLES]
     return render(request, "procurement/red_flags.html",
-                  {"rows": rows, "flags": [_linked(f) for f in flags]})
+                  {"rows": rows, "flags": [_linked(f) for f in flags],
+                   "run": redflags.last_run()})
 
 
 def _linked(flag):
