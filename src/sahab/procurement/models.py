@@ -325,6 +325,9 @@ class Bid(models.Model):
 
     class Meta:
         ordering = ["submitted_at"]
+        # the tender search by a bidder's name: its tenders without reading the bids
+        indexes = [models.Index(fields=["company", "tender", "status"],
+                                name="procurement_bid_comp_tender")]
 
     def __str__(self) -> str:
         return f"bid {self.pk} of {self.company} on {self.tender.reference}"
@@ -509,6 +512,11 @@ class Award(models.Model):
     # Each award has its own standstill: a lot awarded again after an upheld complaint
     # does not hold back the contracts of the others.
     standstill_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # the tender search by a winner's name: its tenders without reading the awards
+        indexes = [models.Index(fields=["supplier", "tender"],
+                                name="procurement_award_supp_tender")]
 
     def __str__(self) -> str:
         return f"{self.lot} → {self.supplier}"

@@ -48,6 +48,8 @@ def _filtered(request):
 
 
 def tenders(request):
+    from django.conf import settings
+    from django.core.cache import cache
     from django.db.models import Exists, OuterRef
 
     from sahab.directory.models import Administration
@@ -66,8 +68,10 @@ def tenders(request):
         "page": page, "form": form, "values": form.cleaned_data, "query": query.urlencode(),
         "states": [(v, label) for v, label in State.choices if v != State.DRAFT],
         "procedures": Procedure.choices,
-        "buyers": Administration.objects.filter(Exists(Tender.objects.filter(
-            buyer=OuterRef("pk"), published_at__isnull=False))).order_by("name_fr"),
+        "buyers": cache.get_or_set("sahab:tenders:buyers", lambda: list(
+            Administration.objects.filter(Exists(Tender.objects.filter(
+                buyer=OuterRef("pk"), published_at__isnull=False))).order_by("name_fr")),
+            settings.PORTAL_FIGURES_SECONDS),
         "flag_codes": list(redflags.TITLES.items())})
 
 

@@ -79,5 +79,13 @@ class Migration(migrations.Migration):
             model_name='tender',
             index=models.Index(fields=['-published_at', '-id'], name='procurement_tender_pub_id'),
         ),
+        migrations.AddIndex(
+            model_name='bid',
+            index=models.Index(fields=['company', 'tender', 'status'], name='procurement_bid_comp_tender'),
+        ),
+        migrations.AddIndex(
+            model_name='award',
+            index=models.Index(fields=['supplier', 'tender'], name='procurement_award_supp_tender'),
+        ),
         migrations.RunPython(create_trigram_indexes, drop_trigram_indexes, elidable=True),
     ]
