@@ -36,20 +36,20 @@ def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: 
     qs = Tender.objects.filter(state__in=PUBLIC_STATES).select_related("buyer")
     if q:
         # A company's name or matricule finds the tenders it bid on (once its bid was
-        # opened: sealed bids name nobody) and those it won. The tenders matched each way
-        # (their own texts, an opened bid's company, an award's supplier) are one UNION
-        # of ids, each part served by an index (the trigram indexes of migration 0013 on
-        # PostgreSQL), rather than a join of every tender to its bids and awards made
-        # distinct again.
+        # opened: sealed bids name nobody) and those it won. Each way of matching is a
+        # subquery of tender ids (PostgreSQL hashes each once, served by the trigram
+        # indexes of migration 0013) rather than a join of every tender to its bids and
+        # awards made distinct again.
         compact = q.replace("/", "").replace(" ", "").upper()
+        opened = Bid.objects.filter(status__in=OPENED)
         by_bidder = Q(company__name__icontains=q) | Q(company__matricule_fiscal__icontains=q)
         if len(compact) >= 8:
             by_bidder |= Q(company__matricule_fiscal__startswith=compact[:8])
-        texts = Q(title__icontains=q) | Q(reference__icontains=q) | Q(description__icontains=q)
-        matching = Tender.objects.filter(texts).order_by().values("pk").union(
-            Bid.objects.filter(by_bidder, status__in=OPENED).order_by().values("tender_id"),
-            Award.objects.filter(supplier__name__icontains=q).order_by().values("tender_id"))
-        qs = qs.filter(pk__in=matching)
+        qs = qs.filter(
+            Q(pk__in=Tender.objects.filter(Q(title__icontains=q) | Q(reference__icontains=q)
+                                           | Q(description__icontains=q)).values("pk"))
+            | Q(pk__in=opened.filter(by_bidder).values("tender_id"))
+            | Q(pk__in=Award.objects.filter(supplier__name__icontains=q).values("tender_id")))
     if state:
         qs = qs.filter(state=state)
     if buyer:
