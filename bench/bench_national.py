@@ -479,9 +479,15 @@ def load(url: str, home: str, scale: float) -> dict:
     django.setup()
     from django.core.management import call_command
 
+    from sahab.procurement import redflags
+
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
-    return fill(scale) | {"seconds": time.perf_counter() - started}
+    setup = fill(scale) | {"seconds": time.perf_counter() - started}
+    # the worker's job, as it runs every few minutes beside the web servers: the pages
+    # read its stored run
+    run = redflags.refresh()
+    return setup | {"red_flags": {"count": run.count, "seconds": run.seconds}}
 
 
 # --- measuring ---------------------------------------------------------------------------
@@ -518,7 +524,7 @@ def _first_bytes(base: str, path: str, n: int) -> list[float]:
 def pages(setup: dict) -> list[tuple[str, list[str]]]:
     size = setup["size"]
     return [
-        # first: their first request computes the flags that the process then caches
+        # first: their first request decodes the worker's stored run, which the process keeps
         ("red flags, web page", ["/tenders/red-flags/"]),
         ("red flags, API", ["/api/procurement/red-flags"]),
         ("portal home (figures, spend by buyer)", ["/"]),
@@ -552,10 +558,14 @@ def measure(base: str, setup: dict, requests: int) -> list[dict]:
     results.append({"what": "healthz (anchor)", "first": None, "p50": percentile(health, 50),
                     "p95": percentile(health, 95)})
     for name, paths in pages(setup):
-        # the first request pays for what a process computes once and caches (red flags)
+        # the first request pays for what a process reads once and keeps (the red flags'
+        # stored run, the aggregates of the home page and dashboards for a minute)
         first = timed_gets(base, paths[:1], 1, timeout=1800)[0]
-        # a page that takes seconds gets a few samples: its p95 is its max
-        samples = timed_gets(base, paths, requests if first < 2000 else 5, timeout=1800)
+        second = timed_gets(base, paths[:1], 1, timeout=1800)[0]
+        # a page that still takes seconds once a process has what it keeps gets a few
+        # samples: its p95 is its max
+        n = requests if min(first, second) < 2000 else 5
+        samples = [second, *timed_gets(base, paths, n - 1, timeout=1800)]
         results.append({"what": name, "first": first, "p50": percentile(samples, 50),
                         "p95": percentile(samples, 95), "path": paths[0]})
         print_row(results[-1], results[0]["p95"])
@@ -632,8 +642,9 @@ def main() -> None:
                            show_progress=True)
         print(f"  loaded in {setup['seconds']:.0f} s: {setup['counts']}; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"  the worker's red-flag run: {setup['red_flags']['count']} flags in "
+              f"{setup['red_flags']['seconds']:.0f} s", flush=True)
         port = free_port()
-        # at national size the red flags take minutes to compute in a process
         server = web_server(env, port, timeout=1800)
         results = measure(f"http://127.0.0.1:{port}", setup, requests)
         print_table(results)

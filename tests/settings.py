@@ -30,6 +30,7 @@ TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBacken
 LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F405  4xx are expected here
 # Every test sees the data it made: nothing computed is kept between requests.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+RED_FLAGS_RECOMPUTE_WHEN_STALE = True  # no worker runs between a test's steps
 DEMO_TENDERS = 0  # the demo's planted cases only: its ordinary purchases are tested apart
 EXCHANGE_LOG_BATCH_SECONDS = 0  # every exchange is in the log when its answer ends
 MAIL_DOMAINS_ALLOWED = [*MAIL_DOMAINS_ALLOWED, "*.test"]  # noqa: F405

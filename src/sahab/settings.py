@@ -218,6 +218,14 @@ if not re.fullmatch(r"ocds-[a-z0-9]{6}", OCDS_PREFIX):
 # {"R003": {"threshold": 21}}; R003's per-procedure minimums are the legal minimum days
 # between publication and the deadline below.
 RED_FLAGS: dict = {}
+# The worker recomputes the red flags into a table this often; pages read the last run.
+RED_FLAGS_REFRESH_SECONDS = _env_int("SAHAB_RED_FLAGS_REFRESH_SECONDS", 300)
+# True: a page that finds the last run older than the published releases (or computed
+# with other settings) recomputes it at once; for tests, never for a busy server.
+RED_FLAGS_RECOMPUTE_WHEN_STALE = False
+# The portal home's figures and the dashboards' tables aggregate every tender: each
+# process keeps them this long (Django's cache) instead of aggregating on every request.
+PORTAL_FIGURES_SECONDS = _env_int("SAHAB_PORTAL_FIGURES_SECONDS", 60)
 # The sender of the portal's alerts (new tenders for those who follow a CPV code, a
 # buyer, a company or a search), sent through sahab's own mail.
 PORTAL_ALERTS_FROM = os.environ.get("SAHAB_PORTAL_ALERTS_FROM", f"alertes@{MAIL_HOSTNAME}")

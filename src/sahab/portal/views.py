@@ -27,7 +27,7 @@ def _procurement_figures() -> dict:
             "contracts": Contract.objects.count(), "spend": spend}
 
 
-def home(request):
+def _figures() -> dict:
     by_kind = dict(Administration.objects.filter(active=True).values_list("kind")
                    .annotate(n=Count("id")).values_list("kind", "n"))
     rows = [{"kind": label, "count": by_kind.get(value, 0)}
@@ -35,7 +35,7 @@ def home(request):
     top = max((r["count"] for r in rows), default=1)
     for row in rows:
         row["percent"] = round(100 * row["count"] / top)
-    return render(request, "portal/home.html", {
+    return {
         "administrations": sum(by_kind.values()),
         "ministries": by_kind.get(AdministrationKind.MINISTRY, 0),
         "companies": Company.objects.filter(active=True).count(),
@@ -43,7 +43,16 @@ def home(request):
         "agents": Agent.objects.filter(user__is_active=True).count(),
         "by_kind": rows,
         **_procurement_figures(),
-    })
+    }
+
+
+def home(request):
+    from django.conf import settings
+    from django.core.cache import cache
+
+    # counts over every tender and contract, the same in every language: kept a minute
+    figures = cache.get_or_set("sahab:portal:home", _figures, settings.PORTAL_FIGURES_SECONDS)
+    return render(request, "portal/home.html", figures)
 
 
 # --- companies and buyers ---------------------------------------------------------------

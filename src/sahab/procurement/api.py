@@ -1339,9 +1339,15 @@ class FlagOut(Schema):
             summary="Integrity indicators (red flags) over all procurement (public)")
 def red_flags(request, code: str = Query("", max_length=10),
               level: str = Query("", max_length=10),
-              subject: str = Query("", max_length=60)):
+              subject: str = Query("", max_length=60), *, response: HttpResponse):
+    from django.utils.http import http_date
+
     from sahab.procurement import redflags
 
-    return [redflags.as_dict(f) for f in redflags.current()
+    flags = redflags.current()
+    run = redflags.last_run()
+    if run is not None:  # when the stored flags were computed
+        response["Last-Modified"] = http_date(run.computed_at.timestamp())
+    return [redflags.as_dict(f) for f in flags
             if (not code or f.code == code) and (not level or f.level == level)
             and (not subject or f.subject == subject)]

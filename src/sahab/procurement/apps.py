@@ -12,9 +12,11 @@ class ProcurementConfig(AppConfig):
     def ready(self) -> None:
         import datetime as dt
 
+        from django.conf import settings
+
         from sahab.core import scheduler, waiting
         from sahab.core.navigation import NavItem, register
-        from sahab.procurement import notifications, official, services
+        from sahab.procurement import notifications, official, services, tasks
 
         register(NavItem(_("Tenders"), "procurement:tenders", order=20))
         register(NavItem(_("Buying"), "procurement:manage", order=25,
@@ -23,6 +25,9 @@ class ProcurementConfig(AppConfig):
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)
         scheduler.register_periodic(official.issue_documents, dt.timedelta(seconds=10))
+        # computed by one worker, read by every page: never in a visitor's request
+        scheduler.register_periodic(
+            tasks.refresh_red_flags, dt.timedelta(seconds=settings.RED_FLAGS_REFRESH_SECONDS))
         # contracts fully paid and past their end date: a day's precision is enough
         scheduler.register_periodic(services.complete_finished_contracts,
                                     dt.timedelta(minutes=10), inline=True)

@@ -98,3 +98,17 @@ def flags_over_time() -> list[dict]:
 
 TABLES = {"spending": spending, "competition": competition,
           "non_competitive": non_competitive, "flags": flags_over_time}
+
+
+def table(name: str) -> list[dict]:
+    """One of the ``TABLES``, kept ``PORTAL_FIGURES_SECONDS`` by each process: the figures
+    of past years do not change and the current year's may be a minute behind. The rows
+    hold both languages' names, so one copy serves every language."""
+    import copy
+
+    from django.conf import settings
+    from django.core.cache import cache
+
+    rows = cache.get_or_set(f"sahab:dashboard:{name}", TABLES[name],
+                            settings.PORTAL_FIGURES_SECONDS)
+    return copy.deepcopy(rows)  # pages add display fields to the rows they get

@@ -117,7 +117,10 @@ class Tender(models.Model):
         verbose_name = _("tender")
         verbose_name_plural = _("tenders")
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["state", "-published_at"])]
+        indexes = [models.Index(fields=["state", "-published_at"]),
+                   # the public list's order, whatever the states asked for
+                   models.Index(fields=["-published_at", "-id"],
+                                name="procurement_tender_pub_id")]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
@@ -331,6 +334,9 @@ class Bid(models.Model):
 
     class Meta:
         ordering = ["submitted_at"]
+        # the tender search by a bidder's name: its tenders without reading the bids
+        indexes = [models.Index(fields=["company", "tender", "status"],
+                                name="procurement_bid_comp_tender")]
 
     def __str__(self) -> str:
         return f"bid {self.pk} of {self.company} on {self.tender.reference}"
@@ -519,6 +525,9 @@ class Award(models.Model):
     class Meta:
         verbose_name = _("award")
         verbose_name_plural = _("awards")
+        # the tender search by a winner's name: its tenders without reading the awards
+        indexes = [models.Index(fields=["supplier", "tender"],
+                                name="procurement_award_supp_tender")]
 
     def __str__(self) -> str:
         return f"{self.lot} → {self.supplier}"
@@ -781,6 +790,24 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return self.release_id
+
+
+class RedFlagRun(models.Model):
+    """One computation of the red flags over every published record, by the worker:
+    pages and the API read the latest run instead of computing the flags themselves."""
+
+    computed_at = models.DateTimeField(db_index=True)
+    seconds = models.FloatField()  # how long the computation took
+    releases_upto = models.BigIntegerField(null=True)  # ledger index of the last release seen
+    config_sha256 = models.CharField(max_length=64)  # the settings it was computed with
+    count = models.PositiveIntegerField()
+    flags = models.JSONField()  # every flag, as ``redflags.stored`` writes it
+
+    class Meta:
+        ordering = ["-computed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.count} flags at {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class OfficialDocument(models.Model):

@@ -979,15 +979,105 @@ def compiled_releases() -> Iterable[dict]:
     return (record["compiledRelease"] for record in ocds.iter_records())
 
 
-def current(max_age: int = 300) -> list[Flag]:
-    """The flags of sahab's published data, recomputed at most every ``max_age`` seconds
-    per process (pages and API read this)."""
-    from django.core.cache import cache
+def _last_release() -> int | None:
+    from sahab.procurement.models import Release
 
-    flags = cache.get("sahab:redflags")
+    return Release.objects.order_by("-ledger_index").values_list(
+        "ledger_index", flat=True).first()
+
+
+def _config_sha256() -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config(), sort_keys=True, default=str)
+                          .encode()).hexdigest()
+
+
+_KINDS = {"money": Money, "percent": Percent, "day": Day}
+
+
+def stored(flag: Flag) -> dict:
+    """A flag as JSON, its numbers keeping their kind (an amount, a ratio, a date)."""
+    def kind(value) -> str:
+        for name, cls in _KINDS.items():
+            if isinstance(value, cls):
+                return name
+        return ""
+
+    return {"code": flag.code, "group": flag.group, "key": flag.key, "value": flag.value,
+            "params": [[k, kind(v), v] for k, v in flag.params.items()],
+            "ocids": flag.ocids, "name": flag.name, "reference": flag.reference,
+            "references": flag.references}
+
+
+def from_stored(data: dict) -> Flag:
+    params = {k: _KINDS[kind](v) if kind else v for k, kind, v in data["params"]}
+    return Flag(data["code"], data["group"], data["key"], data["value"], params,
+                data["ocids"], data["name"], data["reference"], data["references"])
+
+
+def refresh():
+    """Compute every flag of sahab's published data and store the run (the worker's job,
+    every ``RED_FLAGS_REFRESH_SECONDS``); keeps the last three runs."""
+    import time
+
+    from django.utils import timezone
+
+    from sahab.procurement.models import RedFlagRun
+
+    upto, sha = _last_release(), _config_sha256()  # before: a release added meanwhile
+    started = time.perf_counter()                  # makes the run look stale, not fresh
+    flags = compute(compiled_releases())
+    run = RedFlagRun.objects.create(
+        computed_at=timezone.now(), seconds=round(time.perf_counter() - started, 3),
+        releases_upto=upto, config_sha256=sha, count=len(flags),
+        flags=[stored(f) for f in flags])
+    old = RedFlagRun.objects.order_by("-pk").values_list("pk", flat=True)[3:]
+    RedFlagRun.objects.filter(pk__in=list(old)).delete()
+    _loaded.clear()
+    _loaded[_run_key(run)] = flags
+    return run
+
+
+def last_run():
+    """The latest stored run, without its flags (``None`` before the first)."""
+    from sahab.procurement.models import RedFlagRun
+
+    return RedFlagRun.objects.defer("flags").order_by("-pk").first()
+
+
+def _run_key(run) -> tuple:
+    return run.pk, run.computed_at
+
+
+# The flags of the last run this process read: a page decodes a run once, not per request.
+_loaded: dict[tuple, list[Flag]] = {}
+
+
+def current(max_age: int | None = None) -> list[Flag]:
+    """The flags of sahab's published data, as the worker last stored them (pages and the
+    API read this). Computed here only when no run exists yet, when the last is older
+    than ``max_age`` seconds, or, with ``RED_FLAGS_RECOMPUTE_WHEN_STALE``, when releases
+    were published or the settings changed since."""
+    from django.utils import timezone
+
+    from sahab.procurement.models import RedFlagRun
+
+    run = last_run()
+    if run is None or (max_age is not None and
+                       (timezone.now() - run.computed_at).total_seconds() >= max_age) \
+            or (settings.RED_FLAGS_RECOMPUTE_WHEN_STALE and
+                (run.releases_upto != _last_release()
+                 or run.config_sha256 != _config_sha256())):
+        run = refresh()
+    key = _run_key(run)
+    flags = _loaded.get(key)
     if flags is None:
-        flags = compute(compiled_releases())
-        cache.set("sahab:redflags", flags, max_age)
+        data = RedFlagRun.objects.filter(pk=run.pk).values_list("flags", flat=True).first()
+        flags = [from_stored(d) for d in data or []]
+        _loaded.clear()
+        _loaded[key] = flags
     return flags
 
 

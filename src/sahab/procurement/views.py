@@ -7,10 +7,12 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 from django import forms as forms_module
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
@@ -86,8 +88,10 @@ def tenders(request):
         "page": page, "form": form, "values": form.cleaned_data, "query": query.urlencode(),
         "states": [(v, label) for v, label in State.choices if v != State.DRAFT],
         "procedures": Procedure.choices,
-        "buyers": Administration.objects.filter(tenders__published_at__isnull=False)
-        .distinct().order_by("name_fr"),
+        "buyers": cache.get_or_set("sahab:tenders:buyers", lambda: list(
+            Administration.objects.filter(Exists(Tender.objects.filter(
+                buyer=OuterRef("pk"), published_at__isnull=False))).order_by("name_fr")),
+            settings.PORTAL_FIGURES_SECONDS),
         "flag_codes": list(redflags.TITLES.items())})
 
 
@@ -231,8 +235,8 @@ def dashboard(request):
     tables; ``?table=<name>&format=csv|json`` downloads one table."""
     name = request.GET.get("table", "")
     if name in boards.TABLES and request.GET.get("format") in ("csv", "json"):
-        return _table_download(request.GET["format"], name, boards.TABLES[name]())
-    spending = boards.spending()
+        return _table_download(request.GET["format"], name, boards.table(name))
+    spending = boards.table("spending")
     arabic = (translation.get_language() or "").startswith("ar")
     per_ministry: dict[str, Decimal] = defaultdict(Decimal)
     for row in spending:
@@ -240,9 +244,9 @@ def dashboard(request):
         per_ministry[row["name"]] += Decimal(row["contracted_value"])
     ministry_rows = [{"ministry": m, "value": str(v)} for m, v in
                      sorted(per_ministry.items(), key=lambda kv: -kv[1])]
-    competition = boards.competition()
-    non_competitive = boards.non_competitive()
-    flags = boards.flags_over_time()
+    competition = boards.table("competition")
+    non_competitive = boards.table("non_competitive")
+    flags = boards.table("flags")
     return render(request, "procurement/dashboard.html", {
         "spending": spending, "ministry_bars": bars(ministry_rows, "ministry", "value"),
         "competition": competition,
@@ -271,7 +275,8 @@ def red_flags(request):
              "percent": round(100 * counts.get(code, 0) / top),
              "explanation": redflags.WHY[code]} for code in redflags.TITLES]
     return render(request, "procurement/red_flags.html",
-                  {"rows": rows, "flags": [_linked(f) for f in flags]})
+                  {"rows": rows, "flags": [_linked(f) for f in flags],
+                   "run": redflags.last_run()})
 
 
 def _linked(flag):

@@ -1,0 +1,143 @@
+"""The portal at national size: pages read the red flags that the worker stored instead of
+computing them, and the faster tender search and list answer exactly as before."""
+
+import pytest
+from django.db.models import Q
+from django.utils import translation
+
+from sahab.core import keys
+from sahab.core.demo import load_demo
+from sahab.ledger import services as ledger
+from sahab.procurement import redflags, selectors, tasks
+from sahab.procurement.models import Award, Bid, RedFlagRun, Tender
+
+
+@pytest.fixture
+def demo(db, sahab_home):
+    from sahab.mail import webmail
+
+    keys.ensure_ledger_key()
+    keys.ensure_opening_key()
+    ledger._signer.cache_clear()
+    webmail._cached = None
+    yield load_demo()
+    webmail._cached = None
+
+
+@pytest.fixture
+def worker_only(settings):
+    """As in production: nobody but the worker computes the flags once a run exists."""
+    settings.RED_FLAGS_RECOMPUTE_WHEN_STALE = False
+    redflags._loaded.clear()
+    yield
+    redflags._loaded.clear()
+
+
+def test_the_worker_stores_the_flags_that_a_computation_gives(demo, worker_only):
+    expected = redflags.compute(redflags.compiled_releases())
+    assert expected  # the demo plants flagged cases
+    assert tasks.refresh_red_flags.call() == len(expected)
+    run = RedFlagRun.objects.get()
+    assert run.count == len(expected) and run.seconds >= 0
+    redflags._loaded.clear()  # another process reads the stored run
+    stored = redflags.current()
+    assert [redflags.as_dict(f) for f in stored] == [redflags.as_dict(f) for f in expected]
+    for language in ("fr", "ar", "en"):  # amounts, ratios and dates keep their kind
+        with translation.override(language):
+            assert [f.explanation for f in stored] == [f.explanation for f in expected]
+
+
+def test_pages_read_the_stored_run_and_never_compute_flags(demo, worker_only, client,
+                                                           monkeypatch,
+                                                           django_assert_max_num_queries):
+    redflags.refresh()
+    flagged = next(f for f in redflags.current() if f.level == "tender")
+
+    def computing(*_args, **_kwargs):
+        raise AssertionError("a page computed the red flags")
+
+    monkeypatch.setattr(redflags, "compute", computing)
+    redflags._loaded.clear()  # a fresh process: it decodes the run, it does not compute
+    with django_assert_max_num_queries(8):
+        page = client.get("/tenders/red-flags/")
+    assert page.status_code == 200
+    assert "computed-at" in page.content.decode()
+    api = client.get("/api/procurement/red-flags")
+    assert api.status_code == 200 and "Last-Modified" in api
+    assert {(f["code"], f["key"]) for f in api.json()} == \
+        {(f.code, f.key) for f in redflags.current()}
+    assert flagged.code in client.get(f"/tenders/{flagged.reference}/").content.decode()
+    for path in ("/tenders/dashboard/", f"/tenders/?flag={flagged.code}", "/"):
+        assert client.get(path).status_code == 200, path
+    # a tender published since shows up at the worker's next run, not in a visitor's page
+    assert RedFlagRun.objects.count() == 1
+
+
+def test_only_the_last_runs_are_kept(demo, worker_only):
+    for _ in range(5):
+        redflags.refresh()
+    assert RedFlagRun.objects.count() == 3
+    assert redflags.last_run() == RedFlagRun.objects.order_by("-pk").first()
+
+
+def _search_as_before(q: str):
+    """The tender search as it was written before: joins and DISTINCT."""
+    opened = selectors.OPENED
+    compact = q.replace("/", "").replace(" ", "").upper()
+    return set(Tender.objects.filter(state__in=selectors.PUBLIC_STATES).filter(
+        Q(title__icontains=q) | Q(reference__icontains=q) | Q(description__icontains=q)
+        | Q(bids__status__in=opened, bids__company__name__icontains=q)
+        | Q(bids__status__in=opened, bids__company__matricule_fiscal__icontains=q)
+        | Q(awards__supplier__name__icontains=q)
+        | (Q(bids__status__in=opened, bids__company__matricule_fiscal__startswith=compact[:8])
+           if len(compact) >= 8 else Q(pk__in=[]))).distinct().values_list("reference",
+                                                                             flat=True))
+
+
+def test_the_search_finds_what_it_found_before(demo):
+    bidder = Bid.objects.filter(status=Bid.Status.OPENED).select_related("company").first()
+    winner = Award.objects.select_related("supplier").first().supplier
+    sealed = Bid.objects.filter(status=Bid.Status.SUBMITTED).select_related("company").first()
+    tender = Tender.objects.exclude(state="draft").first()
+    words = [bidder.company.name, bidder.company.name[:5].lower(), winner.name,
+             winner.matricule_fiscal, winner.matricule_fiscal.replace("/", "")[:8],
+             tender.title.split()[0], tender.reference, tender.reference[-3:], "zzz-nothing"]
+    if sealed is not None:
+        words.append(sealed.company.name)
+    for q in words:
+        found = set(selectors.public_tenders(q=q).values_list("reference", flat=True))
+        assert found == _search_as_before(q), q
+    # a tender found by its bidder's name, by its buyer, by its title
+    assert tender.reference in {t.reference for t in selectors.public_tenders(
+        q=tender.title, buyer=tender.buyer.code)}
+    assert bidder.tender.reference in {t.reference for t in selectors.public_tenders(
+        q=bidder.company.name)}
+    if sealed is not None:  # a sealed bid names nobody
+        assert sealed.tender.reference not in {t.reference for t in selectors.public_tenders(
+            q=sealed.company.name)}
+    # no tender twice, though several of its bids match
+    listed = list(selectors.public_tenders(q=bidder.company.name[:3]).values_list("pk",
+                                                                                    flat=True))
+    assert len(listed) == len(set(listed))
+    # the CPV filter neither repeats a tender with several matching lots
+    cpv = tender.lots.first().cpv[:2]
+    listed = list(selectors.public_tenders(cpv=cpv).values_list("pk", flat=True))
+    assert len(listed) == len(set(listed)) and tender.pk in listed
+
+
+def test_the_tender_list_api_pages_in_the_same_order_with_its_count(demo, client):
+    expected = list(Tender.objects.filter(state__in=selectors.PUBLIC_STATES)
+                    .order_by("-published_at", "-pk").values_list("reference", flat=True))
+    assert len(expected) > 3
+    seen = []
+    for offset in range(0, len(expected), 2):
+        page = client.get("/api/procurement/tenders", {"limit": 2, "offset": offset}).json()
+        assert page["count"] == len(expected)
+        seen.extend(t["reference"] for t in page["items"])
+    assert seen == expected
+    state = Tender.objects.get(reference=expected[0]).state
+    filtered = client.get("/api/procurement/tenders", {"limit": 100, "state": state}).json()
+    assert [t["reference"] for t in filtered["items"]] == \
+        [r for r in expected if Tender.objects.get(reference=r).state == state]
+    assert filtered["count"] == len(filtered["items"])
+
