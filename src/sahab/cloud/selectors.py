@@ -109,8 +109,7 @@ class CatalogueRow:
 
     @property
     def monthly(self) -> Decimal | None:
-        return None if self.price is None else (self.price * HOURS_PER_MONTH).quantize(
-            Decimal("0.001"))
+        return None if self.price is None else monthly_cost(self.price)
 
     @property
     def orderable(self) -> bool:

@@ -45,8 +45,6 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
 from sahab.ledger import services as ledger
 
-HOURS_PER_MONTH = Decimal(730)
-
 
 def _now(now: dt.datetime | None) -> dt.datetime:
     return now or timezone.now()
@@ -675,7 +673,7 @@ def request_plan_change(*, actor, instance: Instance, plan: ServicePlan,
     if refusal := selectors.not_orderable(plan):
         raise refusal
     price = selectors.contract_price(plan)
-    extra = (price.unit_price - instance.unit_price) * HOURS_PER_MONTH
+    extra = (price.unit_price - instance.unit_price) * selectors.HOURS_PER_MONTH
     if extra > 0:
         _check_budget(instance.order.administration, extra, now)
     instance.state = InstanceState.UPDATING

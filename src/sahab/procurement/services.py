@@ -1637,9 +1637,7 @@ def _conflicted(tender: Tender) -> set[int]:
 
 def quorum_reachable(tender: Tender) -> bool:
     """Enough members without a declared conflict remain to reach the quorum."""
-    out = _conflicted(tender)
-    free = [m for m in tender.evaluation_committee.all() if m.member_id not in out]
-    return tender.evaluation_quorum >= 2 and len(free) >= tender.evaluation_quorum
+    return tender.evaluation_quorum >= 2 and len(_voters(tender)) >= tender.evaluation_quorum
 
 
 def _require_committee(tender: Tender) -> None:
