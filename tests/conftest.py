@@ -44,6 +44,17 @@ def commits(django_capture_on_commit_callbacks):
     return run
 
 
+@pytest.fixture(autouse=True)
+def _fresh_routing_cache():
+    """Each test's database starts again from routing version 0: drop the cached table (mail
+    to agents of one test would otherwise go to the mailboxes of the one before)."""
+    from sahab.mail import webmail
+
+    webmail._cached = None
+    yield
+    webmail._cached = None
+
+
 @pytest.fixture
 def sahab_home(settings, tmp_path):
     """A fresh SAHAB_HOME for tests that write keys or demo files."""

@@ -93,16 +93,6 @@ def _one_set_of_dkim_keys():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _fresh_routing_cache():
-    """Each test's database starts again from routing version 0: drop the cached table."""
-    from sahab.mail import webmail
-
-    webmail._cached = None
-    yield
-    webmail._cached = None
-
-
 @pytest.fixture
 def sahab_home(settings):
     """A fresh SAHAB_HOME outside pytest's private temporary folder, so that Dovecot's

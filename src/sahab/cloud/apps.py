@@ -26,4 +26,5 @@ class CloudConfig(AppConfig):
         scheduler.register_periodic(tasks.meter_usage, every(minutes=5))
         scheduler.register_periodic(tasks.report_broker_usage, every(hours=1))
         scheduler.register_periodic(tasks.expire_attestations, every(minutes=15))
+        scheduler.register_periodic(tasks.warn_expiring_attestations, every(hours=1))
         scheduler.register_periodic(tasks.refresh_catalogs, every(hours=1))

@@ -20,6 +20,13 @@ class CloudEvent(LedgerEvent):
         ("attestation", "expired_on", "label"),
         _("Provider label expired"),
     )
+    ATTESTATION_EXPIRY_WARNED = (
+        "cloud.attestation.expiry_warned",
+        "A provider was told that a label expires soon, and, when losing it would suspend "
+        "the provider, so were its customers with live services.",
+        ("attestation", "customers_told", "days_left", "expires_on", "label"),
+        _("Provider warned of a label expiring"),
+    )
     ATTESTATION_REFUSED = (
         "cloud.attestation.refused",
         "A platform administrator refused a provider's label.",

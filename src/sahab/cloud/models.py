@@ -90,6 +90,9 @@ class Attestation(models.Model):
     submitted_at = models.DateTimeField(default=timezone.now)
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
+    # the fewest days before expiry of the warnings already mailed (None: none yet), so
+    # that each warning goes once however often the timer runs
+    expiry_warned_days = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["label", "-expires_on"]

@@ -79,13 +79,9 @@ def instance_failed(instance: Instance, why: str) -> None:
 def label_expired(attestation, *, suspended: bool) -> None:
     """The provider's members are told their label expired; when that suspends the
     provider, so is every agent who ordered a service from it that is still live."""
-    from sahab.directory.models import CompanyMember
-
     provider = attestation.provider
-    members = [m.user for m in CompanyMember.objects.filter(
-        company=provider.company).select_related("user")]
     label = attestation.get_label_display()
-    notices.tell(members, _("Your %(label)s label expired") % {"label": label},
+    notices.tell(_provider_members(provider), _("Your %(label)s label expired") % {"label": label},
                  _("Your %(label)s label %(reference)s expired on %(date)s. Submit a valid "
                    "one on your provider page.") % {
                      "label": label, "reference": attestation.reference,
@@ -93,19 +89,61 @@ def label_expired(attestation, *, suspended: bool) -> None:
                  kind=NoticeKind.LABELS)
     if not suspended:
         return
-    customers = {o.ordered_by for o in Order.objects.filter(
-        plan__offering__broker__provider=provider,
-        instance__state__in=selectors.LIVE_STATES).select_related("ordered_by")}
-    notices.tell(customers, _("%(provider)s is suspended") % {"provider": provider.company.name},
+    notices.tell(_live_customers(provider),
+                 _("%(provider)s is suspended") % {"provider": provider.company.name},
                  _("The %(label)s label of %(provider)s expired: it takes no new orders until "
                    "a valid G-cloud label is accepted again. Your services stay as they are.")
                  % {"label": label, "provider": provider.company.name},
                  kind=NoticeKind.LABELS)
 
 
+@notices.in_platform_language
+def label_expiring(attestation, *, days_left: int, suspends: bool) -> int:
+    """The provider's members are told a label expires in ``days_left`` days; when losing
+    it would suspend the provider, so is every agent with a live service of it, so that
+    nobody learns of the suspension on the day. Returns how many customers were told."""
+    provider = attestation.provider
+    label = attestation.get_label_display()
+    facts = {"label": label, "reference": attestation.reference, "days": days_left,
+             "date": attestation.expires_on.isoformat(), "provider": provider.company.name}
+    notices.tell(_provider_members(provider),
+                 _("Your %(label)s label expires in %(days)s days") % facts,
+                 _("Your %(label)s label %(reference)s expires on %(date)s. Submit the renewed "
+                   "label on your provider page before then: without a valid G-cloud label "
+                   "no administration can order from you.") % facts,
+                 kind=NoticeKind.LABELS)
+    if not suspends:
+        return 0
+    customers = _live_customers(provider)
+    notices.tell(customers,
+                 _("%(provider)s's %(label)s label expires on %(date)s") % facts,
+                 _("The %(label)s label of %(provider)s expires on %(date)s. If it is not "
+                   "renewed by then, %(provider)s takes no new orders; your services stay as "
+                   "they are.") % facts,
+                 kind=NoticeKind.LABELS)
+    return len(customers)
+
+
+def _provider_members(provider) -> list:
+    from sahab.directory.models import CompanyMember
+
+    return [m.user for m in CompanyMember.objects.filter(
+        company=provider.company).select_related("user")]
+
+
+def _live_customers(provider) -> list:
+    """The agents who ordered a service of ``provider`` that still runs."""
+    return list({o.ordered_by for o in Order.objects.filter(
+        plan__offering__broker__provider=provider,
+        instance__state__in=selectors.LIVE_STATES).select_related("ordered_by")})
+
+
 # --- the account page's "waiting for you" ---------------------------------------------------
 
-LABEL_WARNING_DAYS = 30
+# Days before a label's expiry at which its provider is warned (and, for a label whose
+# loss would suspend the provider, its customers): a month to renew, then a last week.
+# From the first, the label also waits on the provider's account page.
+LABEL_WARNING_DAYS = (30, 7)
 
 
 def waiting_for(user) -> list:
@@ -129,7 +167,7 @@ def waiting_for(user) -> list:
                   for o in pending if selectors.may_decide_order(user, o)]
     company = directory.company_of(user)
     if company is not None:
-        soon = timezone.localdate() + dt.timedelta(days=LABEL_WARNING_DAYS)
+        soon = timezone.localdate() + dt.timedelta(days=max(LABEL_WARNING_DAYS))
         for label in Attestation.objects.filter(
                 provider__company=company, status=Attestation.Status.ACCEPTED,
                 expires_on__lte=soon).order_by("expires_on"):

@@ -202,6 +202,59 @@ def expire_attestations(today: dt.date | None = None) -> int:
     return expired
 
 
+def warn_expiring_attestations(today: dt.date | None = None) -> int:
+    """Timer: warn once per step of ``notifications.LABEL_WARNING_DAYS`` of every accepted
+    label about to expire; returns how many warnings were sent. Each warning is on the
+    ledger, so a provider suspended later cannot say it was never told."""
+    today = today or timezone.localdate()
+    horizon = today + dt.timedelta(days=max(notifications.LABEL_WARNING_DAYS))
+    warned = 0
+    for pk in Attestation.objects.filter(status=Attestation.Status.ACCEPTED,
+                                         expires_on__gte=today, expires_on__lte=horizon,
+                                         ).values_list("pk", flat=True):
+        with transaction.atomic():
+            attestation = Attestation.objects.select_for_update().select_related(
+                "provider__company").get(pk=pk)
+            step = _warning_due(attestation, today)
+            if step is None:
+                continue
+            days_left = (attestation.expires_on - today).days
+            suspends = _expiry_would_suspend(attestation, today)
+            attestation.expiry_warned_days = step
+            attestation.save(update_fields=["expiry_warned_days"])
+            customers = notifications.label_expiring(attestation, days_left=days_left,
+                                                     suspends=suspends)
+            ledger.record(CloudEvent.ATTESTATION_EXPIRY_WARNED,
+                          f"cloud:provider:{attestation.provider_id}", directory.SYSTEM,
+                          attestation=attestation.pk, label=attestation.label,
+                          expires_on=attestation.expires_on.isoformat(),
+                          days_left=days_left, customers_told=customers)
+            warned += 1
+    return warned
+
+
+def _warning_due(attestation: Attestation, today: dt.date) -> int | None:
+    """The warning step reached and not yet mailed (the smallest one reached), or None."""
+    if attestation.status != Attestation.Status.ACCEPTED or attestation.expires_on < today:
+        return None
+    days_left = (attestation.expires_on - today).days
+    reached = [step for step in notifications.LABEL_WARNING_DAYS if days_left <= step]
+    if not reached:
+        return None
+    step = min(reached)
+    already = attestation.expiry_warned_days
+    return step if already is None or step < already else None
+
+
+def _expiry_would_suspend(attestation: Attestation, today: dt.date) -> bool:
+    """Whether the provider can take orders today and no longer could the day after this
+    label expires (no other valid G-cloud label outlasts it)."""
+    provider = attestation.provider
+    after = attestation.expires_on + dt.timedelta(days=1)
+    return (selectors.provider_can_take_orders(provider)
+            and Label.G_CLOUD not in selectors.valid_labels(provider, after))
+
+
 def _alert_buyers_if_suspended(provider: Provider, why: str) -> bool:
     """When a provider can no longer take orders, tell every administration using it;
     returns whether it is suspended."""

@@ -77,6 +77,14 @@ def expire_attestations() -> int:
 
 
 @task()
+def warn_expiring_attestations() -> int:
+    """Warn providers (and the customers a lapse would affect) of labels expiring soon."""
+    from sahab.cloud import services
+
+    return services.warn_expiring_attestations()
+
+
+@task()
 def refresh_catalogs() -> int:
     """Read every registered broker's catalogue again."""
     from sahab.cloud import services
