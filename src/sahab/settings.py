@@ -430,7 +430,9 @@ CSRF_COOKIE_NAME = f"{_COOKIE_PREFIX}csrftoken"
 # Sessions (docs/security.md): signed out after this long without a request, and after
 # this long since signing in whatever happens (sahab.directory.sessions).
 SESSION_COOKIE_AGE = _env_int("SAHAB_SESSION_IDLE_SECONDS", 30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
+# the idle delay restarts with each request, but a session is written again at most once
+# in this many seconds (sahab.core.dbrouting.SessionMiddleware): reading costs no write
+SESSION_REFRESH_SECONDS = _env_int("SAHAB_SESSION_REFRESH_SECONDS", 60)
 SESSION_MAX_AGE_SECONDS = _env_int("SAHAB_SESSION_MAX_SECONDS", 12 * 3600)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

@@ -44,6 +44,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.signals import request_finished
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
@@ -350,21 +352,53 @@ def answer_unreachable(request, exception: Exception) -> HttpResponse | None:
 
 
 class SessionMiddleware(DjangoSessionMiddleware):
-    """Django's, for a main database that cannot be reached. A signed-in user's session
-    is saved after every request (``SESSION_SAVE_EVERY_REQUEST``: the idle timeout), and
-    that save runs after the view, where the 503 of ``DatabaseRoutingMiddleware`` does not
-    reach. When only that refresh is lost, the answer (a public page read from the
-    replica) stands; when the session itself changed, the request gets the 503."""
+    """Django's, with the idle timeout kept by at most one write a minute, and kind to a
+    main database that is busy or cannot be reached.
+
+    A signed-in user's session is written again when a request comes more than
+    ``SESSION_REFRESH_SECONDS`` after its last write (the store forgets a session not
+    written for ``SESSION_COOKIE_AGE``: the idle timeout), not at every request, so that
+    reading pages costs no write. That refresh runs after the view, where the 503 of
+    ``DatabaseRoutingMiddleware`` does not reach: when only the refresh is lost (the
+    database is locked or unreachable, or the session was ended meanwhile), the answer
+    stands; when the session itself changed, an unreachable database gives the 503."""
 
     def process_response(self, request, response):
+        refresh_only = _refresh_due(request)
         try:
             return super().process_response(request, response)
-        except DatabaseError as exc:
-            if _unreachable(exc) is None:
-                raise
-            if not request.session.modified:
+        except (DatabaseError, SessionInterrupted) as exc:
+            if refresh_only:
+                log.warning("session refresh not saved: %s", exc)
                 return response
+            if isinstance(exc, SessionInterrupted) or _unreachable(exc) is None:
+                raise
             return answer_unreachable(request, exc)
+
+
+SESSION_REFRESHED_AT = "sahab_refreshed_at"
+
+
+def _refresh_due(request) -> bool:
+    """Stamp a signed-in session whose last write is older than the refresh interval, so
+    that Django saves it; True when that refresh is the only reason to save it."""
+    session = getattr(request, "session", None)
+    if session is None or not session.accessed or not session.session_key:
+        return False  # a request that never looked at its session keeps it as it is
+    try:
+        if SESSION_KEY not in session:
+            return False
+    except DatabaseError:  # the store could not be read: the request was answered so
+        return False
+    now = int(time.time())
+    last = session.get(SESSION_REFRESHED_AT)
+    due = not isinstance(last, int) or now - last >= settings.SESSION_REFRESH_SECONDS
+    if session.modified:
+        session[SESSION_REFRESHED_AT] = now  # saved anyway: it counts as a refresh
+        return False
+    if due:
+        session[SESSION_REFRESHED_AT] = now
+    return due
 
 
 def _request_finished(sender, **kwargs) -> None:

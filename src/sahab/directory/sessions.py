@@ -1,7 +1,8 @@
 """How long a web session lasts (docs/security.md, "Sessions").
 
-Idle sessions end through Django's own settings: each request of a signed-in user saves
-the session again (``SESSION_SAVE_EVERY_REQUEST``), and a session not saved for
+Idle sessions end through Django's own store: a request of a signed-in user saves the
+session again when its last save is older than ``SESSION_REFRESH_SECONDS``
+(``sahab.core.dbrouting.SessionMiddleware``), and a session not saved for
 ``SESSION_COOKIE_AGE`` seconds has expired in the session store. A session in use ends
 ``SESSION_MAX_AGE_SECONDS`` after its sign-in, whatever happens: the time of the sign-in
 is kept in the session, and this middleware signs the user out once it is past.
