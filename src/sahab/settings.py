@@ -237,6 +237,13 @@ PROCUREMENT_COMPLAINTS_PER_COMPANY = _env_int("SAHAB_PROCUREMENT_COMPLAINTS_PER_
 PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS = _env_int(
     "SAHAB_PROCUREMENT_COMPLAINT_ADMISSIBILITY_DAYS", 5)
 PROCUREMENT_COMPLAINT_DECISION_DAYS = _env_int("SAHAB_PROCUREMENT_COMPLAINT_DECISION_DAYS", 15)
+# A candidate refused at pre-qualification complains against the refusal within these
+# days of it (ProZorro's pre-qualification standstill is 10 days), and never after the
+# submission deadline.
+PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS = _env_int(
+    "SAHAB_PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS", 10)
+if PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS < 1:
+    raise ImproperlyConfigured("SAHAB_PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS is at least 1 day")
 # Abnormally low prices (docs/procurement.md, "Evaluation committee"): the days a bidder
 # has to explain its price once the evaluation committee asks; the committee may reject
 # the bid once they have passed without an answer. Never 0 on a real platform (tests

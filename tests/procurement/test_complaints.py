@@ -471,13 +471,14 @@ def test_a_candidate_refused_at_prequalification_complains_and_is_admitted_to_bi
     for i in (0, 1):
         services.apply_for_prequalification(actor=company(world, i), tender=tender)
     refused = tender.participants.get(company=carthage)
+    deadline = tender.submission_deadline
     services.decide_prequalification(actor=officer.user, participation=refused,
-                                     qualified=False)
+                                     qualified=False, reason="Références insuffisantes.",
+                                     now=deadline - 7 * DAY)
     services.decide_prequalification(actor=officer.user,
                                      participation=tender.participants.get(company=atlas),
-                                     qualified=True)
+                                     qualified=True, now=deadline - 7 * DAY)
     assert not services.may_bid(tender, carthage)
-    deadline = tender.submission_deadline
     complaint = file(world, 1, tender, "Nos références ont été ignorées.",
                      now=deadline - 5 * DAY)
     assert complaint.kind == Complaint.Kind.QUALIFICATION

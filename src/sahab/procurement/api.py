@@ -1253,6 +1253,8 @@ def apply(request, reference: str = Path(..., max_length=40)):
 
 class QualificationIn(Schema):
     qualified: bool
+    reason: str = Field("", max_length=20000,
+                        description="Published with the decision; required to refuse")
 
 
 @router.get("/procurement/tenders/{reference}/candidates", response=list[CandidateOut],
@@ -1273,7 +1275,7 @@ def qualify(request, payload: QualificationIn, reference: str = Path(..., max_le
     if participation is None:
         raise NotFound(ProcurementError.NOT_A_CANDIDATE)
     p = services.decide_prequalification(actor=request.user, participation=participation,
-                                         qualified=payload.qualified)
+                                         qualified=payload.qualified, reason=payload.reason)
     return {"company": p.company_id, "name": p.company.name, "status": p.kind}
 
 

@@ -314,11 +314,14 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
             participation = services.apply_for_prequalification(
                 actor=_company_user(name), tender=tender)
             services.decide_prequalification(actor=SYSTEM, participation=participation,
-                                             qualified=True)
+                                             qualified=True, now=published + dt.timedelta(hours=2))
         participation = services.apply_for_prequalification(
             actor=_company_user("Gafsa Bâtiment"), tender=tender)
-        services.decide_prequalification(actor=SYSTEM, participation=participation,
-                                         qualified=False)
+        services.decide_prequalification(
+            actor=SYSTEM, participation=participation, qualified=False,
+            reason="Références insuffisantes : aucun marché comparable réalisé au cours des "
+                   "trois dernières années (article 4 du règlement de la consultation).",
+            now=published + dt.timedelta(hours=2))
     if case.question:
         asker = _company_user(next(iter(case.bids)))
         question = services.ask_question(actor=asker, tender=tender, text=case.question,

@@ -89,6 +89,9 @@ class ProcurementError(ErrorCode):
         "Candidates apply to a restricted procedure during its enquiry period.")
     APPLIED_ALREADY = _("Your company has applied already.")
     QUALIFICATION_AFTER_DEADLINE = _("Candidates are qualified before the submission deadline.")
+    QUALIFICATION_COMPLAINT_LATE = _(
+        "A refused candidate complains against its refusal within %(days)s days of it, and "
+        "before the submission deadline: the time ran out on %(due)s UTC.")
     QUESTION_AFTER_DEADLINE = _("Questions are asked before the enquiry deadline.")
     ANSWER_AFTER_DEADLINE = _("Questions are answered before the submission deadline.")
     ANSWERED_ALREADY = _("This question is answered already.")

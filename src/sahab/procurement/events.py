@@ -34,14 +34,15 @@ class ProcurementEvent(LedgerEvent):
     )
     CANDIDATE_NOT_QUALIFIED = (
         "procurement.candidate.not_qualified",
-        "A candidate was not qualified to bid.",
-        ("company",),
+        "A candidate was not qualified to bid, with the buyer's reasons and the time until "
+        "which it may complain against the refusal.",
+        ("company", "complain_by", "reason"),
         _("Candidate not qualified"),
     )
     CANDIDATE_QUALIFIED = (
         "procurement.candidate.qualified",
-        "A candidate was qualified to bid.",
-        ("company",),
+        "A candidate was qualified to bid (with the buyer's reasons, if any).",
+        ("company", "reason"),
         _("Candidate qualified"),
     )
     COMMITTEE_NAMED = (

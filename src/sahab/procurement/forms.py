@@ -16,6 +16,7 @@ from sahab.procurement.models import (
     Complaint,
     Contract,
     Explanation,
+    Participation,
     Procedure,
     Question,
 )
@@ -352,6 +353,17 @@ class ComplaintForm(TenderActionForm):
         numbers = self.tender.lots.values_list("number", flat=True) \
             if self.tender is not None else []
         self.fields["lot"].choices = [(str(n), str(n)) for n in numbers]
+
+
+class QualificationForm(TenderActionForm):
+    """The buyer's decision on a candidate of a restricted procedure, with its reasons
+    (required to refuse: the service says so)."""
+
+    text_prefix, text_prefix_field = "qualify", "participation"
+    scoped = {"participation": lambda tender: Participation.objects.filter(tender=tender)}
+    participation = _choice(Participation, _("Candidate"))
+    qualified = yes_no(_("Qualified to bid"))
+    text = text_field(_("Reasons (published)"), 20000, required=False)
 
 
 def _complaints(tender):

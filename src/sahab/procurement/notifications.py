@@ -9,6 +9,8 @@ rule on or to decide, and the tenders whose evaluation committee they sit on."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -23,6 +25,7 @@ from sahab.procurement.models import (
     Complaint,
     Contract,
     Explanation,
+    Participation,
     State,
     Tender,
     TenderAmendment,
@@ -114,6 +117,28 @@ def tender_amended(amendment: TenderAmendment, *, bidders, others) -> None:
     notices.tell(_members_of(others), subject,
                  _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
                    "Bids are due by %(deadline)s.\n\n%(link)s") % facts,
+                 kind=NoticeKind.TENDERS)
+
+
+@notices.in_platform_language
+def candidate_decided(participation: Participation, *, reason: str,
+                      complain_by: dt.datetime | None) -> None:
+    """A candidate of a restricted procedure is told whether it may bid; a refused one
+    is given the buyer's reasons and the date until which it may complain."""
+    tender = participation.tender
+    facts = {"reference": tender.reference, "title": tender.title, "reason": reason,
+             "link": _link(tender),
+             "due": f"{complain_by:%Y-%m-%d %H:%M} UTC" if complain_by else ""}
+    if complain_by is None:
+        subject = _("%(reference)s: your company may bid") % facts
+        body = _("The buyer qualified your company to bid on %(reference)s (%(title)s)."
+                 "\n\n%(link)s") % facts
+    else:
+        subject = _("%(reference)s: your company is not qualified") % facts
+        body = _("The buyer did not qualify your company to bid on %(reference)s "
+                 "(%(title)s): %(reason)s\n\nYou may complain against this refusal on the "
+                 "tender's page until %(due)s.\n\n%(link)s") % facts
+    notices.tell(_members_of([participation.company_id]), subject, body,
                  kind=NoticeKind.TENDERS)
 
 

@@ -850,25 +850,44 @@ def apply_for_prequalification(*, actor, tender: Tender) -> Participation:
 
 
 @transaction.atomic
-def decide_prequalification(*, actor, participation: Participation, qualified: bool
+def decide_prequalification(*, actor, participation: Participation, qualified: bool,
+                            reason: str = "", now: dt.datetime | None = None
                             ) -> Participation:
-    tender = participation.tender
+    """The buyer qualifies a candidate of a restricted procedure, or refuses it with its
+    reasons (public, on the ledger). A refused candidate is told, with the date until
+    which it may complain against the refusal."""
+    tender = Tender.objects.select_for_update().get(pk=participation.tender_id)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
-    if tender.state not in (S.ENQUIRIES, S.TENDERING):
+    now = _now(now)
+    if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
         raise Conflict(ProcurementError.QUALIFICATION_AFTER_DEADLINE)
+    participation = Participation.objects.select_for_update().get(pk=participation.pk)
+    reason = _text(reason, "The reason", 20000, required=not qualified)
     participation.kind = (Participation.Kind.QUALIFIED if qualified
                           else Participation.Kind.NOT_QUALIFIED)
-    participation.updated_at = timezone.now()
+    participation.updated_at = now
     participation.save()
-    _step(
-        tender,
-        ProcurementEvent.CANDIDATE_QUALIFIED
-        if qualified
-        else ProcurementEvent.CANDIDATE_NOT_QUALIFIED,
-        actor,
-        {"company": participation.company.matricule_fiscal},
-    )
+    data = {"company": participation.company.matricule_fiscal, "reason": reason}
+    if not qualified:
+        due = qualification_complaint_due(participation, tender)
+        data["complain_by"] = due.isoformat()
+    _step(tender, ProcurementEvent.CANDIDATE_QUALIFIED if qualified
+          else ProcurementEvent.CANDIDATE_NOT_QUALIFIED, actor, data, at=now)
+    if not qualified:
+        Notice.objects.create(
+            company=participation.company, tender=tender,
+            text=f"{tender.reference}: your company is not qualified to bid. {reason} "
+                 f"You may complain against this refusal until {due:%Y-%m-%d %H:%M} UTC.")
+    notifications.candidate_decided(participation, reason=reason,
+                                    complain_by=None if qualified else due)
     return participation
+
+
+def qualification_complaint_due(participation: Participation, tender: Tender) -> dt.datetime:
+    """Until when a refused candidate may complain against its refusal: the days the
+    settings give after the refusal, and never after the submission deadline."""
+    days = dt.timedelta(days=settings.PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS)
+    return min(participation.updated_at + days, tender.submission_deadline)
 
 
 def may_bid(tender: Tender, company: Company) -> bool:
@@ -2002,9 +2021,12 @@ def _complaint_lots(tender: Tender, company: Company, kind: str, numbers, now) -
     return [lot]
 
 
-def _refused_candidate(tender: Tender, company: Company) -> bool:
-    return tender.procedure == Procedure.RESTRICTED and tender.participants.filter(
-        company=company, kind=Participation.Kind.NOT_QUALIFIED).exists()
+def _refusal(tender: Tender, company: Company) -> Participation | None:
+    """The company's refusal at the pre-qualification of ``tender``, if it was refused."""
+    if tender.procedure != Procedure.RESTRICTED:
+        return None
+    return tender.participants.filter(company=company,
+                                      kind=Participation.Kind.NOT_QUALIFIED).first()
 
 
 @transaction.atomic
@@ -2012,15 +2034,19 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
                    now: dt.datetime | None = None) -> Complaint:
     """A registered company complains against the documents (before the submission
     deadline; any lots, all by default), a candidate refused at pre-qualification against
-    that refusal (before the submission deadline; the whole tender), or a bidder of a lot
+    that refusal (within ``qualification_complaint_due``; the whole tender), or a bidder of a lot
     against its evaluation or award (during its standstill). Filing suspends nothing:
     admission does."""
     company = _company_user(actor)
     tender = Tender.objects.select_for_update().get(pk=tender.pk)
     now = _now(now)
     if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
-        kind = Complaint.Kind.QUALIFICATION if _refused_candidate(tender, company) \
-            else Complaint.Kind.DOCUMENTS
+        refusal = _refusal(tender, company)
+        if refusal is not None and now > qualification_complaint_due(refusal, tender):
+            raise Conflict(ProcurementError.QUALIFICATION_COMPLAINT_LATE,
+                           days=settings.PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS,
+                           due=f"{qualification_complaint_due(refusal, tender):%Y-%m-%d %H:%M}")
+        kind = Complaint.Kind.QUALIFICATION if refusal is not None else Complaint.Kind.DOCUMENTS
     elif tender.state in (S.AWARDED, S.STANDSTILL, S.EVALUATION):
         # during a lot's own standstill, also while another lot is evaluated again
         kind = Complaint.Kind.AWARD

@@ -36,6 +36,7 @@ from sahab.procurement.models import (
     ConflictDeclaration,
     EvaluationMember,
     Explanation,
+    Participation,
     Procedure,
     State,
     Tender,
@@ -170,6 +171,7 @@ def _panels(request, tender) -> dict:
             base64.b64encode(bytes(m.public_key)).decode() for m in tender.committee.all())
         context["registered_keys"] = " ".join(
             company.signing_keys.filter(revoked_at=None).values_list("fingerprint", flat=True))
+    context.update(_prequalification_panel(tender, company, context["is_officer"]))
     context.update(_evaluation_panel(tender, user, agent, company, context["is_officer"]))
     if context["evaluation_seat"] and state == State.EVALUATION:
         context["declared"] = ConflictDeclaration.objects.filter(
@@ -199,6 +201,28 @@ def _panels(request, tender) -> dict:
     if context["is_officer"]:
         context["min_days_after_amendment"] = services.min_days_after_amendment()
     context["contract_form"] = forms.ContractForm()
+    return context
+
+
+def _prequalification_panel(tender, company, is_officer: bool) -> dict:
+    """A restricted procedure's candidates: a company applies during the enquiry period
+    and sees the buyer's decision (with, when refused, until when it may complain); the
+    buyer's officers decide on each candidate until the submission deadline."""
+    if tender.procedure != Procedure.RESTRICTED or \
+            tender.state not in (State.ENQUIRIES, State.TENDERING):
+        return {}
+    context = {}
+    if company is not None:
+        mine = tender.participants.filter(company=company).first()
+        context["my_participation"] = mine
+        context["may_apply"] = mine is None and tender.state == State.ENQUIRIES
+        if mine is not None and mine.kind == Participation.Kind.NOT_QUALIFIED:
+            context["complain_by"] = services.qualification_complaint_due(mine, tender)
+    if is_officer and timezone.now() < tender.submission_deadline:
+        context["decides_candidates"] = True
+        context["candidates"] = [
+            (p, forms.TextForm(prefix=f"qualify{p.pk}"))
+            for p in tender.participants.select_related("company").order_by("company__name")]
     return context
 
 
@@ -441,6 +465,15 @@ def _award(user, tender, data):
     services.award_tender(actor=user, tender=tender, justification=data["justification"])
 
 
+def _apply(user, tender, data):
+    services.apply_for_prequalification(actor=user, tender=tender)
+
+
+def _qualify(user, tender, data):
+    services.decide_prequalification(actor=user, participation=data["participation"],
+                                     qualified=data["qualified"], reason=data["text"])
+
+
 def _complaint(user, tender, data):
     services.file_complaint(actor=user, tender=tender, text=data["text"], lots=data["lot"])
 
@@ -499,6 +532,8 @@ TENDER_ACTIONS = {
     "document": (forms.DocumentForm, _document),
     "amend_tender": (forms.AmendmentForm, _amend_tender),
     "question": (forms.QuestionForm, _question),
+    "apply": (forms.ConfirmForm, _apply),
+    "qualify": (forms.QualificationForm, _qualify),
     "answer": (forms.AnswerForm, _answer),
     "bid": (forms.BidForm, _bid),
     "committee": (forms.CommitteeForm, _committee),
