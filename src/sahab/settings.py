@@ -347,6 +347,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "sahab.core.context_processors.navigation",
             ],
+            "builtins": ["sahab.core.templatetags.money"],
         },
     },
 ]

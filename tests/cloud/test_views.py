@@ -56,7 +56,7 @@ def test_the_order_form_is_made_from_the_plan_schema_and_shows_the_cost_first(ma
     ids = set(re.findall(r' id="([^"]+)"', page))
     assert _described_ids(page) and _described_ids(page) <= ids
     # the month's cost (0.600 TND an hour, 730 hours), the budget left, the approval rule
-    assert "438.000 TND" in page and "Left until 31 December" in page
+    assert "438.000\xa0TND" in page and "Left until 31 December" in page
     assert "your ministry's finance service approves it" in page
     settings.CLOUD_APPROVAL_THRESHOLD = 1000
     cheap = client_for(market.it).get(f"/cloud/plans/{plan.pk}/order").content.decode()
