@@ -333,7 +333,7 @@ def test_amendments_through_the_web_page(world, published_tender):
     refused = browser.post(f"/tenders/{ref}/amend_tender/", {
         "amendment-rationale": "Sans rien.",
         "amendment-submission_deadline": ""}, follow=True)
-    assert "new compliance criteria or later deadlines" in str(
+    assert "changed or new lots, or later deadlines" in str(
         next(iter(refused.context["messages"])))
     public = Client().get(f"/tenders/{ref}/").content.decode()
     assert "Plans du site ajoutés." in public and "plans.pdf" in public

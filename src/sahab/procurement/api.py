@@ -221,6 +221,9 @@ class AmendmentOut(Schema):
         None, description="The compliance criteria before, when the amendment changed them.")
     new_compliance_criteria: list[str] | None = Field(
         None, description="The compliance criteria after, when the amendment changed them.")
+    lots: list[dict] = Field(..., description="The lots added or changed: number, old terms "
+                             "(null for an added lot), new terms (title, cpv, "
+                             "estimated_value), items of an added lot.")
     ledger_index: int | None
 
 
@@ -441,6 +444,16 @@ def add_document(request, payload: DocumentIn, reference: str = Path(..., max_le
                                              content=_decode(payload.content_base64)))
 
 
+class AmendedLotIn(Schema):
+    number: int | None = Field(None, ge=1, le=1000, description="An existing lot's number; "
+                               "none for a new lot.")
+    title: str = Field(..., min_length=1, max_length=300)
+    cpv: str = Field(..., min_length=10, max_length=10)
+    estimated_value: Decimal = Field(..., gt=0, lt=10**12)
+    items: list[dict] = Field([], max_length=100, description="A new lot's items "
+                              "(description, cpv, quantity, unit), as when drafting.")
+
+
 class TenderAmendmentIn(Schema):
     rationale: str = Field(..., min_length=1, max_length=20000,
                            description="Why the tender is amended (published).")
@@ -454,6 +467,10 @@ class TenderAmendmentIn(Schema):
     compliance_criteria: list[str] | None = Field(
         None, max_length=30, description="The whole new list of compliance criteria every "
         "bid is checked against; omitted: unchanged.")
+    lots: list[AmendedLotIn] | None = Field(
+        None, max_length=100, description="The whole new list of lots: each lot kept names "
+        "its number (its title, CPV and estimated value may change); a new lot has none. A "
+        "lot is withdrawn by its cancellation, never by leaving it out; omitted: unchanged.")
 
 
 @router.get("/procurement/tenders/{reference}/amendments", response=list[AmendmentOut],
@@ -471,7 +488,8 @@ def amend_tender(request, payload: TenderAmendmentIn, reference: str = Path(...,
         documents=[(d.name, _decode(d.content_base64)) for d in payload.documents],
         enquiry_deadline=payload.enquiry_deadline,
         submission_deadline=payload.submission_deadline,
-        compliance_criteria=payload.compliance_criteria))
+        compliance_criteria=payload.compliance_criteria,
+        lots=None if payload.lots is None else [lot.dict() for lot in payload.lots]))
 
 
 class QuestionIn(Schema):

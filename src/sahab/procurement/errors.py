@@ -22,6 +22,12 @@ class ProcurementError(ErrorCode):
     LOT_MALFORMED = _("Each lot is an object with a title, a CPV code and a value.")
     TENDER_WITHOUT_LOTS = _("A tender has at least one lot.")
     TOO_MANY_LOTS = _("A tender has at most 100 lots.")
+    AMENDED_LOT_UNKNOWN = _(
+        "The tender has no lot numbered %(numbers)s (or a number is given twice).")
+    AMENDMENT_DROPS_LOT = _(
+        "An amendment keeps every lot (lot %(numbers)s left out): a lot is withdrawn only by "
+        "its cancellation, with its reasons.")
+    AMENDED_LOT_CANCELLED = _("Lot %(number)s is cancelled: it is not amended.")
     PROCEDURE_UNKNOWN = _("Unknown procedure '%(procedure)s'.")
     AWARD_CRITERIA_UNKNOWN = _("Unknown award criteria '%(criteria)s'.")
     PRICE_WEIGHT_OUT_OF_RANGE = _("With price and quality, the price weighs between 1 and 99 %.")
@@ -81,7 +87,8 @@ class ProcurementError(ErrorCode):
     AMENDMENT_DOCUMENT_NAMES_REPEATED = _("Each document of an amendment has its own name.")
     ENQUIRY_PERIOD_OVER = _("The enquiry period is over: its deadline no longer changes.")
     AMENDMENT_EMPTY = _(
-        "An amendment brings new documents, new compliance criteria or later deadlines.")
+        "An amendment brings new documents, new compliance criteria, changed or new lots, or "
+        "later deadlines.")
     AMENDMENT_PERIOD_TOO_SHORT = _(
         "After an amendment bidders keep at least %(days)s days before the submission deadline: "
         "extend it to %(earliest)s UTC or later.")

@@ -177,7 +177,7 @@ class DocumentForm(TenderActionForm):
 
 class AmendmentForm(TenderActionForm):
     """An amendment of a published tender: its rationale, later deadlines, new documents
-    (a same-named document gets its next version)."""
+    (a same-named document gets its next version), new criteria, changed or new lots."""
 
     rationale = forms.CharField(label=_("Rationale (published)"), max_length=20000,
                                 widget=forms.Textarea(attrs={"rows": 3}))
@@ -197,9 +197,51 @@ class AmendmentForm(TenderActionForm):
                     "Empty: unchanged."),
         widget=forms.Textarea(attrs={"rows": 3}))
 
+    new_lot_title = forms.CharField(label=_("New lot: title (optional)"), required=False,
+                                    max_length=300)
+    new_lot_cpv = forms.CharField(label=_("New lot: CPV code"), required=False, max_length=10)
+    new_lot_value = forms.DecimalField(label=_("New lot: estimated value (TND)"),
+                                       required=False, max_digits=18, decimal_places=3)
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("prefix", "amendment")
         super().__init__(*args, **kwargs)
+        # each lot's terms, shown as they are: what is changed is amended
+        for lot in self._lots():
+            n = lot.number
+            self.fields[f"lot{n}_title"] = forms.CharField(
+                label=_("Lot %(n)s: title") % {"n": n}, initial=lot.title, max_length=300,
+                required=False)
+            self.fields[f"lot{n}_cpv"] = forms.CharField(
+                label=_("Lot %(n)s: CPV code") % {"n": n}, initial=lot.cpv, max_length=10,
+                required=False)
+            self.fields[f"lot{n}_value"] = forms.DecimalField(
+                label=_("Lot %(n)s: estimated value (TND)") % {"n": n},
+                initial=lot.estimated_value, max_digits=18, decimal_places=3, required=False)
+
+    def _lots(self) -> list:
+        return [] if self.tender is None else list(self.tender.lots.filter(cancelled=False))
+
+    def clean(self) -> dict:
+        """``lots``: the whole new list when a lot's terms changed or a lot is added (the
+        service checks each), else None (lots unchanged)."""
+        data = super().clean()
+        lots, changed = [], False
+        for lot in self._lots():
+            n = lot.number
+            terms = {"number": n,
+                     "title": data.get(f"lot{n}_title") or lot.title,
+                     "cpv": data.get(f"lot{n}_cpv") or lot.cpv,
+                     "estimated_value": data.get(f"lot{n}_value") or lot.estimated_value}
+            changed |= (terms["title"], terms["cpv"], terms["estimated_value"]) != \
+                (lot.title, lot.cpv, lot.estimated_value)
+            lots.append(terms)
+        if data.get("new_lot_title"):
+            lots.append({"title": data["new_lot_title"], "cpv": data.get("new_lot_cpv"),
+                         "estimated_value": data.get("new_lot_value")})
+            changed = True
+        data["lots"] = lots if changed else None
+        return data
 
     def clean_compliance_criteria(self) -> list[str] | None:
         lines = [line.strip() for line in self.cleaned_data["compliance_criteria"]

@@ -190,9 +190,10 @@ class TenderDocument(models.Model):
 
 class TenderAmendment(models.Model):
     """A modification of a published tender (avis rectificatif): new versions of its
-    documents, new compliance criteria and/or new deadlines, with its rationale. Each is
-    a version of the tender: a ledger entry and an OCDS ``tenderAmendment`` release;
-    bidders keep the legal minimum of days after it (docs/procurement.md, "Amendments")."""
+    documents, new compliance criteria, new or changed lots and/or new deadlines, with its
+    rationale. Each is a version of the tender: a ledger entry and an OCDS
+    ``tenderAmendment`` release; bidders keep the legal minimum of days after it
+    (docs/procurement.md, "Amendments")."""
 
     tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="amendments")
     number = models.PositiveSmallIntegerField()
@@ -206,6 +207,9 @@ class TenderAmendment(models.Model):
     # the compliance criteria before and after, when the amendment changed them
     old_compliance_criteria = models.JSONField(null=True, blank=True)
     new_compliance_criteria = models.JSONField(null=True, blank=True)
+    # the lots added or changed: [{"number", "old": terms or None (added), "new": terms,
+    # "items" (added lots)}], terms being the title, CPV and estimated value
+    lots = models.JSONField(default=list, blank=True)
     amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
     amended_at = models.DateTimeField(default=timezone.now)

@@ -465,6 +465,7 @@ def _amendments(tender: Tender) -> list[dict]:
                     for d in a.documents]
         if a.new_compliance_criteria is not None:
             changes.append("critères de conformité : " + " | ".join(a.new_compliance_criteria))
+        changes += [_lot_change(change) for change in a.lots]
         before = (Release.objects.filter(ocid=ocid(tender), ledger_index__lt=a.ledger_index)
                   .order_by("-ledger_index").values_list("release_id", flat=True).first())
         amendments.append({
@@ -473,6 +474,16 @@ def _amendments(tender: Tender) -> list[dict]:
                            "registre public) : " + " ; ".join(changes) + ".",
             "amendsReleaseID": before, "releaseID": f"{ocid(tender)}-{a.ledger_index}"})
     return amendments
+
+
+def _lot_change(change: dict) -> str:
+    new = change["new"]
+    terms = f"{new['title']} (CPV {new['cpv']}, {new['estimated_value']} TND)"
+    if change["old"] is None:
+        return f"lot {change['number']} ajouté : {terms}"
+    old = change["old"]
+    return (f"lot {change['number']} modifié : {old['title']} (CPV {old['cpv']}, "
+            f"{old['estimated_value']} TND) → {terms}")
 
 
 def _standstill(tender: Tender) -> list[dict]:

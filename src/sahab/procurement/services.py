@@ -686,13 +686,15 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
                  enquiry_deadline: dt.datetime | None = None,
                  submission_deadline: dt.datetime | None = None,
                  compliance_criteria: Iterable[str] | None = None,
+                 lots: Iterable[dict] | None = None,
                  now: dt.datetime | None = None) -> TenderAmendment:
     """Amend a published tender before its submission deadline: new versions of
     documents (a same-named document gets its next version), new compliance criteria
-    (the whole list, as bids will be checked against it) and/or later deadlines, with a
-    rationale. One ledger entry (``procurement.tender.amended``) and one OCDS
-    ``tenderAmendment`` release; an upheld complaint waiting for the documents to be
-    amended is remedied by an amendment with documents.
+    (the whole list, as bids will be checked against it), new lots or changed ones (the
+    whole list: see ``_amended_lots``) and/or later deadlines, with a rationale. One
+    ledger entry (``procurement.tender.amended``) and one OCDS ``tenderAmendment``
+    release; an upheld complaint waiting for the documents to be amended is remedied by
+    an amendment with documents.
 
     After the amendment bidders keep at least ``min_days_after_amendment()`` days: an
     amendment that would leave fewer must extend the submission deadline, else it is
@@ -730,11 +732,13 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
     old_criteria = list(tender.compliance_criteria)
     criteria = old_criteria if compliance_criteria is None else \
         _compliance_criteria(compliance_criteria)
+    lot_changes = [] if lots is None else _amended_lots(tender, lots)
     if not checked and enquiry == old_enquiry and submission == old_submission and \
-            criteria == old_criteria:
+            criteria == old_criteria and not lot_changes:
         raise InvalidInput(ProcurementError.AMENDMENT_EMPTY)
     tender.enquiry_deadline, tender.submission_deadline = enquiry, submission
     tender.compliance_criteria = criteria
+    _apply_lot_changes(tender, lot_changes)
     added = [_new_version(tender, name, content, media_type, digest)
              for name, content, media_type, digest in checked]
     remedied = _remedies_due(tender) if added else []
@@ -757,6 +761,7 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
                     "size": d.size} for d in added],
         **({"old_compliance_criteria": old_criteria, "new_compliance_criteria": criteria}
            if criteria != old_criteria else {}),
+        lots=lot_changes,
         amended_by=actor if getattr(actor, "pk", None) else None, amended_at=now)
     amendment.ledger_index = _step(
         tender,
@@ -770,7 +775,8 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
          "old_submission_deadline": old_submission.isoformat(),
          "submission_deadline": tender.submission_deadline.isoformat(),
          **({"old_compliance_criteria": old_criteria, "compliance_criteria": criteria}
-            if criteria != old_criteria else {})},
+            if criteria != old_criteria else {}),
+         **({"lots": lot_changes} if lot_changes else {})},
         at=now, publish=False,
     )
     amendment.save(update_fields=["ledger_index"])
@@ -791,6 +797,75 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
         _publish(tender, complaint.remedied_index)
     _notify_amendment(amendment)
     return amendment
+
+
+LOT_TERMS = ("title", "cpv", "estimated_value")
+
+
+def _amended_lots(tender: Tender, lots: Iterable[dict]) -> list[dict]:
+    """What an amendment changes in the lots, from the whole new list: each lot that
+    stays names its ``number`` (its title, CPV and estimated value may change; its items
+    stay), a new lot has none (it gets the next number). A lot leaves only by its own
+    cancellation, with reasons, never by being left out of an amendment. Returns the
+    changes: ``{"number", "old": terms or None for a new lot, "new": terms, "items"}``,
+    amounts as strings (as on the ledger)."""
+    rows = list(lots)
+    if not all(isinstance(row, dict) for row in rows):
+        raise InvalidInput(ProcurementError.LOT_MALFORMED)
+    current = {lot.number: lot for lot in tender.lots.all()}
+    named = [row["number"] for row in rows if row.get("number") is not None]
+    if len(set(named)) != len(named) or not set(named) <= set(current):
+        raise InvalidInput(ProcurementError.AMENDED_LOT_UNKNOWN,
+                           numbers=", ".join(str(n) for n in sorted(set(named) - set(current))
+                                             ) or ", ".join(str(n) for n in named))
+    kept = {n for n, lot in current.items() if not lot.cancelled}
+    if kept - set(named):
+        raise InvalidInput(ProcurementError.AMENDMENT_DROPS_LOT,
+                           numbers=", ".join(str(n) for n in sorted(kept - set(named))))
+    if len(current) + sum(1 for row in rows if row.get("number") is None) > 100:
+        raise InvalidInput(ProcurementError.TOO_MANY_LOTS)
+    changes, next_number = [], max(current, default=0) + 1
+    for row in rows:
+        number = row.get("number")
+        if number is None:
+            [checked] = _lot_rows([row])
+            items = checked.pop("items")
+            checked["number"] = next_number
+            next_number += 1
+            changes.append({"number": checked["number"], "old": None,
+                            "new": _lot_terms(checked), "items": _items_terms(items)})
+            continue
+        lot = current[number]
+        if lot.cancelled:
+            raise InvalidInput(ProcurementError.AMENDED_LOT_CANCELLED, number=number)
+        new = _lot_terms({"title": _text(row.get("title"), f"Lot {number}'s title", 300),
+                          "cpv": _cpv(row.get("cpv")),
+                          "estimated_value": _money(row.get("estimated_value"),
+                                                    f"Lot {number}'s estimated value")})
+        old = _lot_terms({term: getattr(lot, term) for term in LOT_TERMS})
+        if new != old:
+            changes.append({"number": number, "old": old, "new": new})
+    return changes
+
+
+def _lot_terms(row: dict) -> dict:
+    return {"title": row["title"], "cpv": row["cpv"],
+            "estimated_value": f"{Decimal(row['estimated_value']):.3f}"}
+
+
+def _items_terms(items: list[dict]) -> list[dict]:
+    return [{**item, "quantity": f"{Decimal(item['quantity']):.3f}"} for item in items]
+
+
+def _apply_lot_changes(tender: Tender, changes: list[dict]) -> None:
+    for change in changes:
+        terms = {**change["new"], "estimated_value": Decimal(change["new"]["estimated_value"])}
+        if change["old"] is None:
+            lot = Lot.objects.create(tender=tender, number=change["number"], **terms)
+            Item.objects.bulk_create([Item(lot=lot, **{**i, "quantity": Decimal(i["quantity"])})
+                                      for i in change["items"]])
+        else:
+            Lot.objects.filter(tender=tender, number=change["number"]).update(**terms)
 
 
 def _compliance_criteria(criteria: Iterable[str]) -> list[str]:

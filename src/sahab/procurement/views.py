@@ -197,7 +197,7 @@ def _panels(request, tender) -> dict:
                                   f"{c.pk}"))
         for c in context.get("pending_complaints", [])]
     context["document_form"] = forms.DocumentForm()
-    context["amendment_form"] = forms.AmendmentForm()
+    context["amendment_form"] = forms.AmendmentForm(tender=tender)
     if context["is_officer"]:
         context["min_days_after_amendment"] = services.min_days_after_amendment()
     context["contract_form"] = forms.ContractForm()
@@ -371,7 +371,8 @@ def _amend_tender(user, tender, data):
                           documents=[(u.name, u.read()) for u in data["documents"]],
                           enquiry_deadline=data["enquiry_deadline"],
                           submission_deadline=data["submission_deadline"],
-                          compliance_criteria=data["compliance_criteria"])
+                          compliance_criteria=data["compliance_criteria"],
+                          lots=data["lots"])
 
 
 def _question(user, tender, data):
