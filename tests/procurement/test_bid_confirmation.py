@@ -14,13 +14,15 @@ import datetime as dt
 import json
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
+from django.utils import translation
 
 from sahab.core import waiting
 from sahab.core.errors import Conflict, NotFound, PermissionDenied
 from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
-from sahab.procurement import sealing, services
+from sahab.procurement import official, sealing, services
 from sahab.procurement.models import Bid, Notice, Step, Tender
 from sahab.procurement.verify import OpeningFailure, verify_opening
 from tests import notices
@@ -204,6 +206,14 @@ def test_an_unconfirmed_bid_is_not_opened_and_is_named_in_the_opening_report(
     opened = json.loads(bytes(Entry.objects.get(type="procurement.tender.opened").body))
     assert opened["data"]["counts"] == {"commitments": 2, "opened": 1, "rejected": 0,
                                         "missing": 0, "unconfirmed": 1}
+    # the signed opening record (procès-verbal) names it with its reason
+    step = Step.objects.get(tender=tender, type="tender.opened")
+    with translation.override("fr"):
+        record = render_to_string("procurement/official/opening_report.html", {
+            "tender": tender, "step": step,
+            **official.BUILDERS[official.Kind.OPENING_REPORT](tender, step, opened)})
+    assert "Offres non confirmées après un rectificatif" in record
+    assert "<td>Atlas</td><td>Non confirmée après le rectificatif n° 2 : non ouverte." in record
 
 
 def test_a_tender_whose_only_bid_is_unconfirmed_is_unsuccessful(world, published_tender):
