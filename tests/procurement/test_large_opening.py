@@ -119,9 +119,9 @@ def test_a_report_that_leaves_out_a_committed_bid_does_not_verify(world, wsgi_ht
     honest = services._ledger_bids
 
     def forgetful(*args, **kwargs):
-        live, entries = honest(*args, **kwargs)
+        live, entries, unconfirmed = honest(*args, **kwargs)
         live.pop(next(iter(live)))
-        return live, entries
+        return live, entries, unconfirmed
 
     monkeypatch.setattr(services, "_ledger_bids", forgetful)
     _open(tender)
