@@ -14,6 +14,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.db import connection
 from django.template.loader import render_to_string
 from django.test import Client
 from django.utils import translation
@@ -357,3 +358,32 @@ def test_confirming_through_the_web_page(world, published_tender):
     assert bid_entries(tender, "bid.confirmed") == [{"commitment": a.commitment,
                                                      "amendment": 1}]
     assert "confirm_bid" not in browser.get(f"/tenders/{ref}/").content.decode()
+
+
+# --- raced against the opening ------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmation_in_flight_at_the_deadline_is_refused_or_the_bid_is_opened(
+        world, published_tender):
+    """The confirmation stops inside its transaction while the worker closes and opens:
+    either it is refused and the bid stays unopened, or it counts and the bid opens —
+    never confirmed on the ledger and left out."""
+    from tests.procurement.test_races import race_the_opening
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time: nothing to race")
+    tender = published_tender
+    deadline = tender.submission_deadline
+    atlas = company(world, 0)
+    a = submit_bid(atlas, tender, {"1": "100000"}, now=deadline - 14 * DAY)
+    amend_documents(world, tender, deadline - 12 * DAY)
+    outcome = race_the_opening(
+        tender, lambda: services.confirm_bid(actor=atlas, bid=a, now=deadline - SECOND),
+        "bid.confirmed")
+    report = opening_report(Tender.objects.get(pk=tender.pk))
+    if "refused" in outcome:
+        assert status(a) == Bid.Status.UNCONFIRMED and not bid_entries(tender, "bid.confirmed")
+        assert [u["commitment"] for u in report["unconfirmed"]] == [a.commitment]
+    else:
+        assert status(a) == Bid.Status.OPENED, "a confirmed bid was left out"
+        assert [b["commitment"] for b in report["bids"]] == [a.commitment]
