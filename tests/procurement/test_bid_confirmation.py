@@ -277,12 +277,16 @@ def verify(tender: Tender, client):
 
 
 def test_verify_opening_accounts_for_an_unconfirmed_bid_whatever_the_database_says(
-        amended_bids, wsgi_http):
+        world, amended_bids, wsgi_http):
     tender, a, c = amended_bids
-    # a database writer marks Atlas's bid as confirmed: the opening follows the ledger
-    Bid.objects.filter(pk=a.pk).update(confirm_amendment=None)
+    # a database writer marks Atlas's bid as confirmed and gives it to Medina: the opening
+    # follows the ledger and the envelope
+    Bid.objects.filter(pk=a.pk).update(confirm_amendment=None,
+                                       company=world["companies"][2][0])
     tender = open_at(tender)
     assert (status(a), status(c)) == (Bid.Status.UNCONFIRMED, Bid.Status.OPENED)
+    [line] = opening_report(tender)["unconfirmed"]
+    assert (line["company"], line["amendment"]) == ("Atlas", 1)
     result = verify(tender, wsgi_http)
     assert result.opened == [c.commitment] and result.unconfirmed == [a.commitment]
     assert not result.rejected and not result.missing

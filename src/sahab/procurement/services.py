@@ -1258,12 +1258,19 @@ def _leave_unconfirmed(bid: Bid, amendment: int) -> None:
 
 
 def _unconfirmed_line(commitment: str, index: int, amendment: int, bid: Bid | None) -> dict:
-    """The opening report's line of a bid left unopened for want of a confirmation (its
-    company when a row holds its envelope)."""
+    """The opening report's line of a bid left unopened for want of a confirmation, with
+    its company when a row holds its envelope. The company is the one the envelope names
+    (checked with its signature at submission, and the envelope hashes to the ledger's
+    commitment), not the row's, which a database writer could change."""
     line = {"commitment": commitment, "ledger_index": index, "amendment": amendment,
             "problem": _not_confirmed(amendment)}
+    company = None
     if bid is not None:
-        line |= {"company": bid.company.name, "company_id": bid.company_id}
+        named = sealing.parse(bytes(bid.envelope)).company
+        company = bid.company if bid.company_id == named else \
+            Company.objects.filter(pk=named).first()
+    if company is not None:
+        line |= {"company": company.name, "company_id": company.pk}
     return line
 
 
