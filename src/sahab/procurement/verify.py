@@ -10,14 +10,14 @@ checked with its receipt (inclusion proof to a checkpoint signed by that key):
   opening's ledger entry records;
 * every live bid commitment on the ledger (submitted before tendering closed, not
   withdrawn or replaced) is in the opening report, opened, rejected or unconfirmed, and
-  nothing else;
+  nothing else. The bid entries are found by reading every entry of the log between the
+  tender's publication and its close (entry bundles, each proven against the signed
+  checkpoint), not by asking the platform to search for them;
 * a bid sealed before an amendment that changed the conditions (documents or compliance
-  criteria, in the amendment's entry) and not confirmed after it (no ``bid.confirmed``
-  entry naming that amendment) is listed unopened as unconfirmed; an unconfirmed bid
-  opened, or a confirmed one listed as unconfirmed, fails the check.
-  The bid entries are found by reading every entry of the log between the tender's
-  publication and its close (entry bundles, each proven against the signed checkpoint),
-  not by asking the platform to search for them;
+  criteria, in the amendment's entry, read from the same entries) and not confirmed after
+  it (no ``bid.confirmed`` entry naming that amendment) is listed unopened as
+  unconfirmed; an unconfirmed bid opened, or a confirmed one listed as unconfirmed, fails
+  the check;
 * every opened bid's envelope hashes to its commitment, names this tender, is signed by
   a key that the ledger registered for the company it names before the bid, and decrypts
   with the released keys to the prices the report publishes.
