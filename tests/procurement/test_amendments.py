@@ -3,9 +3,9 @@
 The walk found that a new version of the specifications uploaded minutes before the
 deadline kept the deadline and the bids and told nobody, and that a tender could not be
 amended nor its deadline extended. Now an amendment carries its rationale, keeps the
-legal minimum of days after it, tells the bidders (who may replace or withdraw their
-sealed bid), is on the ledger and in OCDS, and remedies an upheld complaint that waits
-for the documents to be amended."""
+legal minimum of days after it, tells the bidders (who must confirm, replace or
+withdraw a sealed bid when the conditions changed), is on the ledger and in OCDS, and
+remedies an upheld complaint that waits for the documents to be amended."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_an_amendment_too_close_to_the_deadline_must_extend_it(world, published_
     with pytest.raises(InvalidInput, match="only extend"):
         services.amend_tender(actor=officer(world), tender=tender, rationale="Avancée.",
                               submission_deadline=deadline - DAY)
-    with pytest.raises(InvalidInput, match="new compliance criteria or later deadlines"):
+    with pytest.raises(InvalidInput, match="changed or new lots, or later deadlines"):
         services.amend_tender(actor=officer(world), tender=tender, rationale="Rien.")
     assert written(tender) == before
     amendment = services.amend_tender(actor=officer(world), tender=tender,
@@ -180,8 +180,9 @@ def test_a_published_tenders_documents_change_only_by_an_amendment(world, publis
     assert not published_tender.documents.exists()
 
 
-def test_bidders_are_told_and_may_replace_or_withdraw_their_bid(world, published_tender,
-                                                              commits):
+def test_bidders_are_told_and_must_confirm_replace_or_withdraw_their_bid(world,
+                                                                        published_tender,
+                                                                        commits):
     tender = published_tender
     deadline = tender.submission_deadline
     atlas, carthage, medina = (company(world, i) for i in range(3))
@@ -194,16 +195,21 @@ def test_bidders_are_told_and_may_replace_or_withdraw_their_bid(world, published
     subject = f"{tender.reference} is amended (amendment no. {amendment.number})"
     # Atlas bid: told in the platform and by mail; Carthage withdrew; Medina never bid
     [notice] = Notice.objects.filter(company=world["companies"][0][0], tender=tender)
-    assert "Quantités du lot 1 revues." in notice.text and "stays valid" in notice.text
+    new_deadline = f"{(deadline + 5 * DAY):%Y-%m-%d %H:%M} UTC"
+    assert "Quantités du lot 1 revues." in notice.text
+    assert f"must confirm or replace your sealed bid by {new_deadline}" in notice.text
     assert notices.subjects_to(atlas) == [subject]
     [(_, message)] = [(t, m) for t, m in notices.sent() if t == atlas.email]
-    assert "withdraw" in message.get_content() and f"/tenders/{tender.reference}/" in \
-        message.get_content()
+    content = message.get_content()
+    assert f"confirm or replace your sealed bid by {new_deadline}" in content
+    assert "withdraw" in content and f"/tenders/{tender.reference}/" in content
     for user, row in ((carthage, world["companies"][1][0]), (medina, world["companies"][2][0])):
         assert notices.subjects_to(user) == []
         assert not Notice.objects.filter(company=row, tender=tender).exists()
-    # the sealed bid stays valid; its company may replace it, another may still bid
-    assert Bid.objects.get(pk=a.pk).status == Bid.Status.SUBMITTED
+    # the sealed bid waits for its confirmation; its company may replace it instead,
+    # another may still bid
+    assert Bid.objects.filter(pk=a.pk).values_list("status", "confirm_amendment").get() \
+        == (Bid.Status.SUBMITTED, amendment.number)
     replaced = submit_bid(atlas, tender, {"1": "98000"}, now=deadline + DAY)
     assert Bid.objects.get(pk=a.pk).status == Bid.Status.REPLACED
     submit_bid(medina, tender, {"1": "99000"}, now=deadline + 2 * DAY)
@@ -218,14 +224,20 @@ def test_bidders_are_told_and_may_replace_or_withdraw_their_bid(world, published
                 .values_list("company__name", flat=True)) == ["Medina"]
 
 
-def test_a_bid_sealed_before_an_amendment_is_opened_unless_withdrawn(world,
-                                                                   published_tender):
+def test_a_bid_sealed_before_an_amendment_is_opened_only_if_confirmed_or_deadline_only(
+        world, published_tender):
+    """A bid sealed before an amendment of the documents is opened once its company
+    confirmed it; a later amendment of the deadline alone asks nothing more."""
     tender = published_tender
     deadline = tender.submission_deadline
-    submit_bid(company(world, 0), tender, {"1": "100000"}, now=deadline - 12 * DAY)
+    bid = submit_bid(company(world, 0), tender, {"1": "100000"}, now=deadline - 12 * DAY)
     services.amend_tender(actor=officer(world), tender=tender, rationale="Précision.",
                           documents=[(SPECS, PDF)], now=deadline - 11 * DAY)
-    run_timers_at(deadline + SECOND)
+    services.confirm_bid(actor=company(world, 0), bid=bid, now=deadline - 10 * DAY)
+    services.amend_tender(actor=officer(world), tender=tender, rationale="Report.",
+                          submission_deadline=deadline + DAY, now=deadline - 9 * DAY)
+    assert Bid.objects.get(pk=bid.pk).confirm_amendment is None
+    run_timers_at(deadline + DAY + SECOND)
     tender.refresh_from_db()
     assert tender.state == "evaluation"
     assert tender.bids.filter(status=Bid.Status.OPENED).count() == 1

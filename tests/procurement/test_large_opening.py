@@ -57,7 +57,7 @@ def test_a_tender_with_300_sealed_bids_opens_lists_every_bid_and_verifies(crowde
                               subject=f"tender:{crowded.reference}")
     data = json.loads(bytes(entry.body))["data"]
     assert data["counts"] == {"commitments": BIDS, "opened": BIDS, "rejected": 0,
-                              "missing": 0}
+                              "missing": 0, "unconfirmed": 0}
     assert len(bytes(entry.body)) < 1024  # the entry is small whatever the number of bids
 
     report = opening_report(crowded)
@@ -119,9 +119,9 @@ def test_a_report_that_leaves_out_a_committed_bid_does_not_verify(world, wsgi_ht
     honest = services._ledger_bids
 
     def forgetful(*args, **kwargs):
-        live, entries = honest(*args, **kwargs)
+        live, entries, unconfirmed = honest(*args, **kwargs)
         live.pop(next(iter(live)))
-        return live, entries
+        return live, entries, unconfirmed
 
     monkeypatch.setattr(services, "_ledger_bids", forgetful)
     _open(tender)

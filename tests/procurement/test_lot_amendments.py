@@ -135,3 +135,23 @@ def test_lots_are_amended_on_the_tender_page(world, published_tender):
         "amendment-rationale": "Rien.", "amendment-lot1_title": "Serveurs"}, follow=True)
     assert TenderAmendment.objects.count() == 1
     assert "Done" not in str(next(iter(unchanged.context["messages"])))
+
+
+def test_a_bid_sealed_before_its_lots_changed_must_be_confirmed(world, published_tender):
+    """Lots changed are a change of the conditions: a bid sealed before answers other
+    terms, and is opened only once its company confirms it."""
+    from sahab.procurement.models import Bid
+
+    tender = published_tender
+    deadline = tender.submission_deadline
+    bid = submit_bid(world["companies"][0][1].user, tender, {"1": "100000"},
+                     now=deadline - 15 * DAY)
+    lots = _lots(tender)
+    lots[0]["estimated_value"] = "250000"
+    services.amend_tender(actor=world["officer"].user, tender=tender, rationale="Lot 1.",
+                          lots=lots, now=deadline - 14 * DAY)
+    bid.refresh_from_db()
+    assert bid.confirm_amendment == 1
+    run_timers_at(deadline + dt.timedelta(seconds=1))
+    bid.refresh_from_db()
+    assert bid.status == Bid.Status.UNCONFIRMED

@@ -42,7 +42,7 @@ def test_before_the_deadline_nothing_reveals_a_bid(world, published, client, adm
         assert detail["bids"] == []
     own = world["companies"][0][1].call("get", "/bids").json()
     assert set(own[0]) == {"bid", "tender", "status", "commitment", "ledger_index",
-                           "submitted_at"}
+                           "submitted_at", "confirm_amendment"}
     page = client.get(f"/tenders/{published.reference}/")
     assert b"123456" not in page.content
     assert admin_client.get("/admin/procurement/bid/").status_code == 404  # not in the admin

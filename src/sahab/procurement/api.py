@@ -710,6 +710,9 @@ class MyBid(Schema):
     bid: int
     tender: str
     status: str
+    confirm_amendment: int | None = Field(None, description="The amendment after which the "
+                                          "bid must be confirmed (or replaced) before the "
+                                          "deadline, else it is not opened.")
     commitment: str
     ledger_index: int
     submitted_at: dt.datetime
@@ -717,7 +720,8 @@ class MyBid(Schema):
 
 def _my_bid(b: Bid) -> dict:
     return {"bid": b.pk, "tender": b.tender.reference, "status": b.status,
-            "commitment": b.commitment, "ledger_index": b.ledger_index,
+            "confirm_amendment": b.confirm_amendment, "commitment": b.commitment,
+            "ledger_index": b.ledger_index,
             "submitted_at": b.submitted_at}
 
 
@@ -733,6 +737,15 @@ def withdraw(request, bid_id: int = Id):
     if bid is None:
         raise NotFound(ProcurementError.NO_SUCH_BID)
     return _my_bid(services.withdraw_bid(actor=request.user, bid=bid))
+
+
+@router.post("/procurement/bids/{bid_id}/confirmation", response=MyBid,
+             summary="Confirm your company's bid after an amendment changed the conditions")
+def confirm(request, bid_id: int = Id):
+    bid = selectors.bids_of_company(request.user).filter(pk=bid_id).first()
+    if bid is None:
+        raise NotFound(ProcurementError.NO_SUCH_BID)
+    return _my_bid(services.confirm_bid(actor=request.user, bid=bid))
 
 
 class DeclarationIn(Schema):

@@ -109,7 +109,8 @@ def cmd_verify_opening(args) -> int:
         return 2
     print(f"OK: {result.reference}: {len(result.opened)} bid(s) opened, each committed on the "
           f"log before the deadline and signed by a registered key; "
-          f"{len(result.rejected)} rejected and {len(result.missing)} missing, named in the "
+          f"{len(result.rejected)} rejected, {len(result.missing)} missing and "
+          f"{len(result.unconfirmed)} not confirmed after an amendment, named in the "
           f"report; opened with the keys of members {result.released}.")
     return 0
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from sahab.directory.models import Administration, Company
 from sahab.directory.selectors import SYSTEM
 from sahab.procurement import client, services
-from sahab.procurement.models import Award, BidLot, Plan, PlanItem, Procedure, Tender
+from sahab.procurement.models import Award, Bid, BidLot, Plan, PlanItem, Procedure, Tender
 
 # The demo's specifications (a minimal PDF): the amended case publishes a new version.
 SPECIFICATIONS = (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n"
@@ -342,12 +342,18 @@ def _run(case: Case, now: dt.datetime, tenders: dict[str, Tender]) -> Tender:
                             envelope=envelope.encode("ascii"),
                             now=sent)
     if case.rectificatif:
-        # after the bids: their companies are told, and their sealed bids stay valid
+        # after the bids: their companies are told and must confirm or replace their
+        # sealed bids; the first confirms, the others still have to (their account page
+        # says so)
         services.amend_tender(actor=SYSTEM, tender=tender, rationale=case.rectificatif,
                               documents=[("cahier-des-charges.pdf", SPECIFICATIONS)],
                               submission_deadline=deadline + dt.timedelta(days=7),
                               now=now - dt.timedelta(minutes=30))
         deadline += dt.timedelta(days=7)
+        first = next(iter(case.bids))
+        services.confirm_bid(actor=_company_user(first), bid=tender.bids.get(
+            company__name=first, status=Bid.Status.SUBMITTED),
+            now=now - dt.timedelta(minutes=20))
     if case.outcome == "cancelled":
         return services.cancel_tender(actor=SYSTEM, tender=tender,
                                       reason="Le besoin a été revu par la commune.",

@@ -117,6 +117,10 @@ class ProcurementError(ErrorCode):
     ENVELOPE_SUBMITTED_ALREADY = _("This envelope is submitted already.")
     NO_SUCH_BID = _("No such bid.")
     BID_NOT_WITHDRAWABLE = _("Only a submitted bid can be withdrawn, before the deadline.")
+    BID_NOT_TO_CONFIRM = _("Only a submitted bid that an amendment asks to confirm can be "
+                           "confirmed.")
+    BID_CONFIRMATION_LATE = _("Bids for %(reference)s were due by %(deadline)s UTC; it is "
+                              "too late to confirm this one.")
     TENDERING_CLOSE_NOT_RECORDED = _(
         "The ledger does not record the close of tendering where expected.")
     OPENING_NEEDS_CLOSED_TENDER = _("Only a tender whose submission deadline passed is opened.")

@@ -14,6 +14,13 @@ class ProcurementEvent(LedgerEvent):
         ("commitment", "replaces"),
         _("Bid submitted"),
     )
+    BID_CONFIRMED = (
+        "procurement.bid.confirmed",
+        "A bidder confirmed its sealed bid after an amendment changed the tender's conditions, "
+        "accepting the amendment it names (under the tender's secret tag).",
+        ("amendment", "commitment"),
+        _("Bid confirmed"),
+    )
     BID_WITHDRAWN = (
         "procurement.bid.withdrawn",
         "A bidder withdrew a sealed bid before the deadline (under the tender's secret tag).",

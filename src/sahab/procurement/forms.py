@@ -299,6 +299,13 @@ class WithdrawForm(TenderActionForm):
     bid = _choice(Bid, _("Bid"))
 
 
+class ConfirmBidForm(TenderActionForm):
+    """The company confirms its sealed bid after an amendment (the service checks whose)."""
+
+    scoped = {"bid": lambda tender: Bid.objects.filter(tender=tender)}
+    bid = _choice(Bid, _("Bid"))
+
+
 class DeclarationForm(TenderActionForm):
     no_conflict = yes_no(_("No conflict of interest"))
     statement = text_field(_("Statement"), 5000, required=False)

@@ -321,6 +321,8 @@ class Bid(models.Model):
         REPLACED = "replaced", _("Replaced")
         OPENED = "opened", _("Opened")
         TAMPERED = "tampered", _("Rejected at the opening")
+        # still to confirm at the opening, after an amendment changed the conditions
+        UNCONFIRMED = "unconfirmed", _("Not confirmed after an amendment")
 
     tender = models.ForeignKey(Tender, on_delete=models.PROTECT, related_name="bids")
     company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="bids")
@@ -330,6 +332,10 @@ class Bid(models.Model):
     signing_key = models.ForeignKey(SigningKey, null=True, blank=True,
                                     on_delete=models.PROTECT, related_name="bids")
     problem = models.CharField(max_length=300, blank=True)  # why the opening rejected it
+    # the number of the amendment that changed the tender's conditions after this bid was
+    # sealed: the company must confirm (or replace, or withdraw) the bid before the
+    # deadline; cleared by the confirmation. The opening decides from the ledger.
+    confirm_amendment = models.PositiveIntegerField(null=True, blank=True)
     submitted_at = models.DateTimeField(default=timezone.now)
     ledger_index = models.BigIntegerField()
     opened_at = models.DateTimeField(null=True, blank=True)

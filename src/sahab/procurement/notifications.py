@@ -100,20 +100,27 @@ def _members_of(companies) -> list:
 
 
 @notices.in_platform_language
-def tender_amended(amendment: TenderAmendment, *, bidders, others) -> None:
-    """The companies with a sealed bid (who may replace or withdraw it) and those that
-    asked questions are told of an amendment; nobody else learns who bid."""
+def tender_amended(amendment: TenderAmendment, *, bidders, others, to_confirm: bool) -> None:
+    """The companies with a sealed bid and those that asked questions are told of an
+    amendment; nobody else learns who bid. When the amendment changed the conditions
+    (``to_confirm``) bidders must confirm or replace their bid by the deadline, else it is
+    not opened; after later deadlines alone it stays valid."""
     tender = amendment.tender
     facts = {"number": amendment.number, "reference": tender.reference,
              "title": tender.title, "rationale": amendment.rationale,
              "deadline": f"{tender.submission_deadline:%Y-%m-%d %H:%M} UTC",
              "link": _link(tender)}
     subject = _("%(reference)s is amended (amendment no. %(number)s)") % facts
-    notices.tell(_members_of(bidders), subject,
-                 _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
-                   "Bids are due by %(deadline)s. Your sealed bid stays valid unless you "
-                   "withdraw it; you may replace it with a new one before the deadline."
-                   "\n\n%(link)s") % facts, kind=NoticeKind.TENDERS)
+    to_bidders = (
+        _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
+          "The conditions changed: you must confirm or replace your sealed bid by "
+          "%(deadline)s. A bid not confirmed after amendment no. %(number)s is not opened. "
+          "You may also withdraw it.\n\n%(link)s") if to_confirm else
+        _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
+          "Bids are due by %(deadline)s. Your sealed bid stays valid unless you "
+          "withdraw it; you may replace it with a new one before the deadline."
+          "\n\n%(link)s"))
+    notices.tell(_members_of(bidders), subject, to_bidders % facts, kind=NoticeKind.TENDERS)
     notices.tell(_members_of(others), subject,
                  _("The buyer amended %(reference)s (%(title)s): %(rationale)s\n\n"
                    "Bids are due by %(deadline)s.\n\n%(link)s") % facts,
@@ -239,12 +246,13 @@ def amendment_decided(amendment: Amendment) -> None:
 
 def waiting_for(user) -> list:
     """Complaints this person may rule on or decide, tenders they may evaluate,
-    amendments they may approve, contracts their company is to countersign."""
+    amendments they may approve, contracts their company is to countersign, bids their
+    company is to confirm after an amendment."""
     from sahab.core.waiting import Waiting
 
     agent = directory.agent_of(user)
     if agent is None:
-        return _contracts_to_countersign(user)
+        return _contracts_to_countersign(user) + _bids_to_confirm(user)
     items = []
     if Role.AUDITOR in agent.role_set:
         from sahab.procurement import selectors
@@ -299,6 +307,32 @@ def _reports_to_vote_on(user) -> list:
                     % {"number": r.number, "reference": r.tender.reference},
                     reverse("procurement:tender", args=(r.tender.reference,)), r.proposed_at)
             for r in reports[:100]]
+
+
+def _bids_to_confirm(user) -> list:
+    """The company's sealed bids that an amendment asks to confirm, until confirmed,
+    replaced or withdrawn, or until the deadline passes (``services.confirm_bid``'s
+    rule)."""
+    from django.utils import timezone
+
+    from sahab.core.waiting import Waiting
+    from sahab.procurement.models import Bid
+
+    company = directory.company_of(user)
+    if company is None or not company.active:
+        return []
+    bids = Bid.objects.filter(
+        company=company, status=Bid.Status.SUBMITTED, confirm_amendment__isnull=False,
+        tender__state__in=[State.ENQUIRIES, State.TENDERING],
+        tender__submission_deadline__gt=timezone.now()).select_related("tender") \
+        .order_by("tender__submission_deadline")
+    return [Waiting(_("Confirm or replace your bid on %(reference)s after amendment no. "
+                      "%(number)s, by %(deadline)s")
+                    % {"reference": b.tender.reference, "number": b.confirm_amendment,
+                       "deadline": f"{b.tender.submission_deadline:%Y-%m-%d %H:%M} UTC"},
+                    reverse("procurement:tender", args=(b.tender.reference,)),
+                    b.tender.submission_deadline)
+            for b in bids[:100]]
 
 
 def _contracts_to_countersign(user) -> list:

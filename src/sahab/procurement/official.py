@@ -123,6 +123,7 @@ def _opening(tender: Tender, step: Step, entry: dict) -> dict:
                  for b in report.get("bids", [])],
         "rejected": report.get("rejected", []),
         "missing": len(report.get("missing", [])),
+        "unconfirmed": report.get("unconfirmed", []),
         "counts": entry["data"].get("counts", {}),
         "report_sha256": entry["data"].get("report", {}).get("sha256", ""),
     }

@@ -247,3 +247,43 @@ def live_commitments(entries) -> dict[str, int]:
         elif entry["type"] == "procurement.bid.withdrawn":
             live.pop(data["commitment"], None)
     return live
+
+
+def changes_conditions(amendment: dict) -> bool:
+    """Whether an amendment's ledger data changes what a bid answers (new document versions,
+    compliance criteria, or lots changed or added), so that bids sealed before it must be
+    confirmed; later deadlines alone ask nothing of the bidders."""
+    return bool(amendment.get("documents")) or "compliance_criteria" in amendment or \
+        bool(amendment.get("lots"))
+
+
+def unconfirmed_commitments(live: dict[str, int], entries, *, tender_subject: str,
+                            bid_subject: str) -> dict[str, int]:
+    """The live commitments (``live_commitments``) that an amendment put to confirm and
+    that were not confirmed after it: commitment → the number of the last amendment that
+    changed the conditions after the bid's entry. ``entries`` are ``(index, entry)`` of the
+    tender's amendments and bid entries up to the close of tendering, in ledger order.
+
+    A confirmation counts only after the last such amendment and naming it: a bidder
+    accepts the conditions as they stand, not an earlier version of them. The opening and
+    ``verify-opening`` exclude bids by this one rule."""
+    amendments: list[tuple[int, int]] = []  # (index, number), in ledger order
+    confirmed: dict[str, list[tuple[int, int]]] = {}
+    for index, entry in entries:
+        if entry["subject"] == tender_subject and \
+                entry["type"] == "procurement.tender.amended" and \
+                changes_conditions(entry["data"]):
+            amendments.append((index, entry["data"]["amendment"]))
+        elif entry["subject"] == bid_subject and entry["type"] == "procurement.bid.confirmed":
+            confirmed.setdefault(entry["data"]["commitment"], []).append(
+                (index, entry["data"].get("amendment")))
+    due: dict[str, int] = {}
+    for commitment, submitted in live.items():
+        after = [(index, number) for index, number in amendments if index > submitted]
+        if not after:
+            continue
+        last_index, last_number = after[-1]
+        if not any(index > last_index and number == last_number
+                   for index, number in confirmed.get(commitment, [])):
+            due[commitment] = last_number
+    return due

@@ -763,23 +763,24 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
            if criteria != old_criteria else {}),
         lots=lot_changes,
         amended_by=actor if getattr(actor, "pk", None) else None, amended_at=now)
-    amendment.ledger_index = _step(
-        tender,
-        ProcurementEvent.TENDER_AMENDED,
-        actor,
-        {"amendment": amendment.number, "rationale": rationale,
-         "documents": [{k: d[k] for k in ("name", "version", "sha256", "size")}
-                       for d in amendment.documents],
-         "old_enquiry_deadline": old_enquiry.isoformat(),
-         "enquiry_deadline": tender.enquiry_deadline.isoformat(),
-         "old_submission_deadline": old_submission.isoformat(),
-         "submission_deadline": tender.submission_deadline.isoformat(),
-         **({"old_compliance_criteria": old_criteria, "compliance_criteria": criteria}
-            if criteria != old_criteria else {}),
-         **({"lots": lot_changes} if lot_changes else {})},
-        at=now, publish=False,
-    )
+    data = {"amendment": amendment.number, "rationale": rationale,
+            "documents": [{k: d[k] for k in ("name", "version", "sha256", "size")}
+                          for d in amendment.documents],
+            "old_enquiry_deadline": old_enquiry.isoformat(),
+            "enquiry_deadline": tender.enquiry_deadline.isoformat(),
+            "old_submission_deadline": old_submission.isoformat(),
+            "submission_deadline": tender.submission_deadline.isoformat(),
+            **({"old_compliance_criteria": old_criteria, "compliance_criteria": criteria}
+               if criteria != old_criteria else {}),
+            **({"lots": lot_changes} if lot_changes else {})}
+    amendment.ledger_index = _step(tender, ProcurementEvent.TENDER_AMENDED, actor, data,
+                                   at=now, publish=False)
     amendment.save(update_fields=["ledger_index"])
+    # the rule the opening applies to the ledger's entries, applied to the same data
+    to_confirm = sealing.changes_conditions(data)
+    if to_confirm:
+        tender.bids.filter(status=Bid.Status.SUBMITTED).update(
+            confirm_amendment=amendment.number)
     _publish(tender, amendment.ledger_index)
     for complaint in remedied:  # only an amendment with documents remedies
         first = added[0]
@@ -795,7 +796,7 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
         )
         complaint.save(update_fields=["remedied_index"])
         _publish(tender, complaint.remedied_index)
-    _notify_amendment(amendment)
+    _notify_amendment(amendment, to_confirm=to_confirm)
     return amendment
 
 
@@ -876,9 +877,11 @@ def _compliance_criteria(criteria: Iterable[str]) -> list[str]:
     return checked
 
 
-def _notify_amendment(amendment: TenderAmendment) -> None:
+def _notify_amendment(amendment: TenderAmendment, *, to_confirm: bool) -> None:
     """Companies with a sealed bid, and those that asked questions, are told in the
-    platform and by mail; bidders may replace or withdraw their bid before the deadline."""
+    platform and by mail. When the amendment changed the conditions (``to_confirm``)
+    bidders must confirm or replace their bid before the deadline, else it is not opened;
+    after later deadlines alone their bid stays valid."""
     tender = amendment.tender
     bidders = set(tender.bids.filter(status=Bid.Status.SUBMITTED)
                   .values_list("company_id", flat=True))
@@ -886,12 +889,16 @@ def _notify_amendment(amendment: TenderAmendment) -> None:
     deadline = f"{tender.submission_deadline:%Y-%m-%d %H:%M} UTC"
     text = (f"{tender.reference} is amended (amendment no. {amendment.number}): "
             f"{amendment.rationale} Bids are due by {deadline}.")
+    to_bidders = (f" You must confirm or replace your sealed bid by {deadline}: a bid not "
+                  f"confirmed after amendment no. {amendment.number} is not opened; you may "
+                  "also withdraw it." if to_confirm else
+                  " Your sealed bid stays valid unless you withdraw it; you may replace it "
+                  "before the deadline.")
     Notice.objects.bulk_create(
-        [Notice(company_id=c, tender=tender, text=text + " Your sealed bid stays valid "
-                "unless you withdraw it; you may replace it before the deadline.")
-         for c in sorted(bidders)] +
+        [Notice(company_id=c, tender=tender, text=text + to_bidders) for c in sorted(bidders)] +
         [Notice(company_id=c, tender=tender, text=text) for c in sorted(askers)])
-    notifications.tender_amended(amendment, bidders=bidders, others=askers)
+    notifications.tender_amended(amendment, bidders=bidders, others=askers,
+                                 to_confirm=to_confirm)
 
 
 def _remedies_due(tender: Tender) -> list[Complaint]:
@@ -1132,6 +1139,33 @@ def withdraw_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
     return bid
 
 
+@transaction.atomic
+def confirm_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
+    """The bidding company confirms its sealed bid after an amendment changed the tender's
+    conditions: it accepts the amendment by number, and the bid is opened at the deadline.
+    The bid stays sealed; the confirmation is a bid entry under the tender's secret tag,
+    public only at the opening."""
+    company = _company_user(actor)
+    bid = Bid.objects.select_related("tender").get(pk=bid.pk)
+    if bid.company_id != company.pk:
+        raise NotFound(ProcurementError.NO_SUCH_BID)
+    # shares the tender's lock with submissions: an amendment or the opening waits for it
+    tender = _share_lock(bid.tender)
+    bid = Bid.objects.select_for_update().get(pk=bid.pk)
+    now = _now(now)
+    if now >= tender.submission_deadline or tender.state not in (S.ENQUIRIES, S.TENDERING):
+        raise Conflict(ProcurementError.BID_CONFIRMATION_LATE, reference=tender.reference,
+                       deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
+    if bid.status != Bid.Status.SUBMITTED or bid.confirm_amendment is None:
+        raise Conflict(ProcurementError.BID_NOT_TO_CONFIRM)
+    amendment = bid.confirm_amendment
+    bid.confirm_amendment = None
+    bid.save(update_fields=["confirm_amendment"])
+    ledger.record(ProcurementEvent.BID_CONFIRMED, _bid_subject(tender), "system",
+                  {"commitment": bid.commitment, "amendment": amendment})
+    return bid
+
+
 # --- timers and opening ---------------------------------------------------------------
 
 def _tenders_due(now: dt.datetime) -> QuerySet[Tender]:
@@ -1203,21 +1237,30 @@ def releases_missing(tender: Tender) -> int:
     return max(0, tender.committee_threshold - released)
 
 
-def _ledger_bids(tender: Tender, closed_at: int,
-                 signed: bool) -> tuple[dict[str, int], dict[int, dict]]:
-    """The live commitments (commitment → ledger index) as the proven ledger says, and
-    every proven bid entry of the tender (index → entry)."""
+def _ledger_bids(tender: Tender, closed_at: int, signed: bool
+                 ) -> tuple[dict[str, int], dict[int, dict], dict[str, int]]:
+    """The live commitments (commitment → ledger index) as the proven ledger says, every
+    proven bid entry of the tender (index → entry), and the live commitments still to
+    confirm after an amendment (commitment → the amendment's number)."""
     indexes = list(ledger.entries_about(_bid_subject(tender)).values_list("index", flat=True))
-    entries = ledger.proven_entries([*indexes, closed_at], signed=signed)
+    amended = list(ledger.entries_about(f"tender:{tender.reference}").filter(
+        type=ProcurementEvent.TENDER_AMENDED.value, index__lt=closed_at)
+        .values_list("index", flat=True))
+    entries = ledger.proven_entries([*indexes, *amended, closed_at], signed=signed)
     closing = entries.pop(closed_at)
     if closing["type"] != "procurement.tender.tendering_closed" or \
             closing["subject"] != f"tender:{tender.reference}":
         raise Conflict(ProcurementError.TENDERING_CLOSE_NOT_RECORDED)
+    amendments = {index: entries.pop(index) for index in amended}
     # entries after the close of tendering never count
-    live = sealing.live_commitments(
-        (index, entries[index]) for index in sorted(entries)
-        if entries[index]["subject"] == _bid_subject(tender) and index <= closed_at)
-    return live, entries
+    counted = sorted(index for index in entries
+                     if entries[index]["subject"] == _bid_subject(tender) and index <= closed_at)
+    live = sealing.live_commitments((index, entries[index]) for index in counted)
+    steps = sorted({**amendments, **{index: entries[index] for index in counted}}.items())
+    unconfirmed = sealing.unconfirmed_commitments(
+        live, steps, tender_subject=f"tender:{tender.reference}",
+        bid_subject=_bid_subject(tender))
+    return live, entries, unconfirmed
 
 
 def _ledger_key(envelope: sealing.Envelope, submitted_at: int, signed: bool) -> bytes:
@@ -1296,6 +1339,35 @@ def _store_opening_report(tender: Tender, report: dict, now: dt.datetime) -> Ten
         uploaded_at=now)
 
 
+def _not_confirmed(amendment: int) -> str:
+    return f"not confirmed after amendment no. {amendment}"
+
+
+def _leave_unconfirmed(bid: Bid, amendment: int) -> None:
+    """A bid its company did not confirm after an amendment is not opened: it stays sealed,
+    like a withdrawn one, and the report says why."""
+    bid.status, bid.problem = Bid.Status.UNCONFIRMED, _not_confirmed(amendment)
+    bid.confirm_amendment = amendment
+    bid.save(update_fields=["status", "problem", "confirm_amendment"])
+
+
+def _unconfirmed_line(commitment: str, index: int, amendment: int, bid: Bid | None) -> dict:
+    """The opening report's line of a bid left unopened for want of a confirmation, with
+    its company when a row holds its envelope. The company is the one the envelope names
+    (checked with its signature at submission, and the envelope hashes to the ledger's
+    commitment), not the row's, which a database writer could change."""
+    line = {"commitment": commitment, "ledger_index": index, "amendment": amendment,
+            "problem": _not_confirmed(amendment)}
+    company = None
+    if bid is not None:
+        named = sealing.parse(bytes(bid.envelope)).company
+        company = bid.company if bid.company_id == named else \
+            Company.objects.filter(pk=named).first()
+    if company is not None:
+        line |= {"company": company.name, "company_id": company.pk}
+    return line
+
+
 @transaction.atomic
 def open_tender(*, tender: Tender, now: dt.datetime | None = None,
                 signed: bool = True) -> Tender:
@@ -1317,14 +1389,18 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
                 if bytes(m.released_key) and
                 sealing.member_public_key(bytes(m.released_key)) == bytes(m.public_key)}
     closed_at = Step.objects.get(tender=tender, type="tender.tendering_closed").ledger_index
-    live, entries = _ledger_bids(tender, closed_at, signed)
+    live, entries, to_confirm = _ledger_bids(tender, closed_at, signed)
     lots = {str(lot.number): lot for lot in tender.lots.all()}
-    report, rejected, seen = [], [], set()
+    report, rejected, seen, unconfirmed_rows = [], [], set(), {}
     candidates = tender.bids.filter(Q(status=Bid.Status.SUBMITTED) |
                                     Q(commitment__in=list(live))).select_related("company")
     for bid in candidates.order_by("pk"):
         envelope = bytes(bid.envelope)
         commitment = sealing.commitment(envelope)
+        if commitment in to_confirm:  # the ledger decides, whatever the row says
+            _leave_unconfirmed(bid, to_confirm[commitment])
+            unconfirmed_rows.setdefault(commitment, bid)
+            continue
         try:
             if commitment not in live:
                 raise sealing.SealError("no live ledger entry commits to this envelope (added "
@@ -1356,7 +1432,10 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
                        "documents": [d["sha256"] for d in bid.documents]})
     missing = [{"commitment": c, "ledger_index": i,
                 "problem": "committed on the ledger, but no envelope was found"}
-               for c, i in sorted(live.items(), key=lambda kv: kv[1]) if c not in seen]
+               for c, i in sorted(live.items(), key=lambda kv: kv[1])
+               if c not in seen and c not in to_confirm]
+    unconfirmed = [_unconfirmed_line(c, live[c], n, unconfirmed_rows.get(c))
+                   for c, n in sorted(to_confirm.items(), key=lambda kv: live[kv[0]])]
     known = set(Step.objects.filter(tender=tender).values_list("ledger_index", flat=True))
     Step.objects.bulk_create([Step(tender=tender, type=e["type"].removeprefix("procurement."),
                                    ledger_index=i, at=_entry_time(e))
@@ -1372,7 +1451,7 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     document = _store_opening_report(tender, {
         **summary, "format": OPENING_REPORT_FORMAT, "tender": tender.reference,
         "commitments": commitments, "bids": report, "rejected": rejected,
-        "missing": missing}, now)
+        "missing": missing, "unconfirmed": unconfirmed}, now)
     _step(
         tender,
         ProcurementEvent.TENDER_OPENED,
@@ -1381,7 +1460,8 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
             **summary,
             "report": {"sha256": document.sha256, "size": document.size},
             "counts": {"commitments": len(commitments), "opened": len(report),
-                       "rejected": len(rejected), "missing": len(missing)},
+                       "rejected": len(rejected), "missing": len(missing),
+                       "unconfirmed": len(unconfirmed)},
         },
         at=now,
     )

@@ -9,10 +9,15 @@ checked with its receipt (inclusion proof to a checkpoint signed by that key):
 * the full opening report (a JSON document) has the SHA-256, size and counts that the
   opening's ledger entry records;
 * every live bid commitment on the ledger (submitted before tendering closed, not
-  withdrawn or replaced) is in the opening report, opened or rejected, and nothing else.
-  The bid entries are found by reading every entry of the log between the tender's
-  publication and its close (entry bundles, each proven against the signed checkpoint),
-  not by asking the platform to search for them;
+  withdrawn or replaced) is in the opening report, opened, rejected or unconfirmed, and
+  nothing else. The bid entries are found by reading every entry of the log between the
+  tender's publication and its close (entry bundles, each proven against the signed
+  checkpoint), not by asking the platform to search for them;
+* a bid sealed before an amendment that changed the conditions (documents or compliance
+  criteria, in the amendment's entry, read from the same entries) and not confirmed after
+  it (no ``bid.confirmed`` entry naming that amendment) is listed unopened as
+  unconfirmed; an unconfirmed bid opened, or a confirmed one listed as unconfirmed, fails
+  the check;
 * every opened bid's envelope hashes to its commitment, names this tender, is signed by
   a key that the ledger registered for the company it names before the bid, and decrypts
   with the released keys to the prices the report publishes.
@@ -44,6 +49,7 @@ class Verified:
     opened: list[str] = field(default_factory=list)  # commitments
     rejected: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
 
 
@@ -128,12 +134,35 @@ def _expect(entry: dict, type_: str, subject: str, index: int) -> dict:
     return entry["data"]
 
 
-def _live(public: _Public, tag: str, published: int, closed: int) -> dict[str, int]:
-    """The live commitments, from every entry the log holds between the tender's
-    publication and its close of tendering (no bid entry can lie outside)."""
+def _live(public: _Public, reference: str, tag: str, published: int,
+          closed: int) -> tuple[dict[str, int], dict[str, int]]:
+    """The live commitments, and those of them still to confirm after an amendment, from
+    every entry the log holds between the tender's publication and its close of tendering
+    (no bid or amendment entry can lie outside)."""
     window = public.window(published, closed)
-    return sealing.live_commitments((index, entry) for index, entry in sorted(window.items())
-                                    if entry["subject"] == f"sealed-bids:{tag}")
+    subjects = (f"sealed-bids:{tag}", f"tender:{reference}")
+    entries = [(index, entry) for index, entry in sorted(window.items())
+               if entry["subject"] in subjects]
+    live = sealing.live_commitments((index, entry) for index, entry in entries
+                                    if entry["subject"] == subjects[0])
+    return live, sealing.unconfirmed_commitments(live, entries, tender_subject=subjects[1],
+                                                 bid_subject=subjects[0])
+
+
+def _check_unconfirmed(report: dict, due: dict[str, int], opened: set[str]) -> set[str]:
+    """The bids the report leaves unopened for want of a confirmation are exactly those
+    the ledger says were not confirmed after the amendment it names."""
+    listed = {u["commitment"]: u.get("amendment") for u in report.get("unconfirmed", [])}
+    if set(due) & opened:
+        raise OpeningFailure("bids opened although not confirmed after an amendment: "
+                             f"{sorted(set(due) & opened)}")
+    if set(listed) - set(due):
+        raise OpeningFailure("bids left out as unconfirmed that the ledger shows confirmed "
+                             f"or never asked to confirm: {sorted(set(listed) - set(due))}")
+    if any(listed[c] != due[c] for c in listed):
+        raise OpeningFailure("the report names another amendment than the ledger for an "
+                             "unconfirmed bid")
+    return set(listed)
 
 
 def _signing_key(public: _Public, keys: dict, envelope: sealing.Envelope,
@@ -168,6 +197,8 @@ def _report(public: _Public, reference: str, entry: dict) -> dict:
         report = json.loads(r.content)
         counts = {"commitments": len(report["commitments"]), "opened": len(report["bids"]),
                   "rejected": len(report["rejected"]), "missing": len(report["missing"])}
+        if "unconfirmed" in report:  # reports from before confirmations have none
+            counts["unconfirmed"] = len(report["unconfirmed"])
     except (ValueError, KeyError, TypeError):
         raise OpeningFailure("the opening report is not a sahab opening report") from None
     if report.get("format") != "sahab-opening-report/1" or report.get("tender") != reference:
@@ -224,7 +255,7 @@ def verify_opening(url: str, reference: str, key: str,
         released[got["position"]] = private
     if len(released) < committee["threshold"]:
         raise OpeningFailure(f"{len(released)} keys released, {committee['threshold']} needed")
-    live = _live(public, report["bid_tag"], data["published"], closed)
+    live, due = _live(public, reference, report["bid_tag"], data["published"], closed)
     listed = {c["commitment"]: c["ledger_index"] for c in report["commitments"]}
     if len(listed) != len(report["commitments"]):
         raise OpeningFailure("the report lists a commitment twice")
@@ -233,7 +264,8 @@ def verify_opening(url: str, reference: str, key: str,
                              f"{sorted(set(live) ^ set(listed))}")
     opened = {b["commitment"]: b for b in report["bids"]}
     accounted = set(opened) | {r["commitment"] for r in report["rejected"]} | \
-        {m["commitment"] for m in report["missing"]}
+        {m["commitment"] for m in report["missing"]} | \
+        _check_unconfirmed(report, due, set(opened))
     if set(live) - accounted:
         raise OpeningFailure(f"committed bids left out of the report: {set(live) - accounted}")
     if set(opened) - set(live):
@@ -259,4 +291,5 @@ def verify_opening(url: str, reference: str, key: str,
     return Verified(reference, opened=sorted(opened),
                     rejected=[r["commitment"] for r in report["rejected"]],
                     missing=[m["commitment"] for m in report["missing"]],
+                    unconfirmed=[u["commitment"] for u in report.get("unconfirmed", [])],
                     released=sorted(released))

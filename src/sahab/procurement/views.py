@@ -414,6 +414,10 @@ def _withdraw(user, tender, data):
     services.withdraw_bid(actor=user, bid=data["bid"])
 
 
+def _confirm_bid(user, tender, data):
+    services.confirm_bid(actor=user, bid=data["bid"])
+
+
 def _declare(user, tender, data):
     services.declare_conflict_of_interest(actor=user, tender=tender,
                                           no_conflict=data["no_conflict"],
@@ -542,6 +546,7 @@ TENDER_ACTIONS = {
     "release": (forms.ReleaseKeyForm, _release),
     "register_key": (forms.SigningKeyForm, _register_key),
     "withdraw": (forms.WithdrawForm, _withdraw),
+    "confirm_bid": (forms.ConfirmBidForm, _confirm_bid),
     "declare": (forms.DeclarationForm, _declare),
     "eligibility": (forms.EligibilityForm, _eligibility),
     "score": (forms.ScoreForm, _score),

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('procurement', '0016_national_size'),
+        ('procurement', '0017_bid_confirmation'),
     ]
 
     operations = [
