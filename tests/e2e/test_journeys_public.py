@@ -165,24 +165,27 @@ def _explanation_patterns(language: str) -> dict[str, re.Pattern]:
 
 
 def _scrambled_numbers(page, cells) -> list[str]:
-    """Numbers of ``cells`` whose digits are not drawn left to right on the screen (what a
-    right-to-left paragraph does to a number that is not isolated from it)."""
+    """Numbers and tender references (``MF-DAF-2026-0003``) of ``cells`` whose characters
+    are not drawn left to right on the screen: what a right-to-left paragraph does to a
+    left-to-right run that is not isolated from it (digits swapped around a space, a
+    hyphen jumping to the other end of the line)."""
     return cells.evaluate_all(r"""cells => {
         const wrong = [];
+        const runs = /[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|\d[\d\s\u00a0\u202f.,\u066b\u066c]*\d/g;
         for (const cell of cells) {
             const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
             for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                for (const m of node.data.matchAll(/\d[\d\s\u00a0\u202f.,\u066b\u066c]*\d/g)) {
+                for (const m of node.data.matchAll(runs)) {
                     const xs = [];
                     for (let i = m.index; i < m.index + m[0].length; i++) {
-                        if (!/\d/.test(node.data[i])) continue;
+                        if (/\s/.test(node.data[i])) continue;
                         const range = document.createRange();
                         range.setStart(node, i);
                         range.setEnd(node, i + 1);
                         const rect = range.getBoundingClientRect();
-                        xs.push([rect.left, rect.top]);
+                        xs.push([rect.left, Math.round(rect.top)]);
                     }
-                    // left to right along each line (a number may wrap)
+                    // left to right along each line (a run may wrap)
                     const bad = xs.some((p, i) => i > 0 && p[1] === xs[i - 1][1]
                                                   && p[0] <= xs[i - 1][0]);
                     if (bad) wrong.push(m[0] + ' in: ' + cell.innerText.slice(0, 120));
@@ -245,6 +248,9 @@ def test_a_journalist_reads_the_dashboards_the_red_flags_a_company_a_buyer_and_t
         detail = row.locator("td:nth-child(3)").inner_text().strip()
         assert patterns[code].match(detail), f"{code} does not read in {language}: {detail}"
     assert not _scrambled_numbers(page, page.locator("table").last.locator("td:nth-child(3)"))
+    broken = page.locator("code.flag-code").evaluate_all(
+        "codes => codes.filter(c => c.getClientRects().length > 1).map(c => c.innerText)")
+    assert not broken, f"indicator codes broken over two lines: {broken}"
 
     page.locator("header a[href='/companies/']").first.click()
     page.wait_for_url("**/companies/")
