@@ -86,6 +86,12 @@ def test_a_citizen_follows_a_tender_from_the_search_to_the_ledger_and_the_open_d
     problems += phone_problems(page, english)
     page.screenshot(path=str(output_dir / f"tender-{language}.png"), full_page=True)
 
+    deadline = page.locator("dl.pairs dt", has_text=_said(language, "Bids until")) \
+        .locator("xpath=following-sibling::dd[1]").inner_text()
+    months = "|".join(_MONTHS[language])
+    assert re.fullmatch(rf"\d{{1,2}} ({months}) \d{{4}}\W+\d{{2}}:\d{{2}}", deadline.strip()), \
+        f"not a date as written in {language}: {deadline}"
+
     history = page.locator("table", has=page.locator("th", has_text=_said(language, "Step")))
     steps = history.locator("tbody tr")
     assert steps.count() >= 3
