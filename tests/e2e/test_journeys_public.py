@@ -55,6 +55,18 @@ INCLUDED = ("Included in the signed ledger: your browser followed the inclusion 
             "signed tree of {size} entries and checked the ledger's signature.")
 
 
+def _broken_numbers(page) -> list[str]:
+    """Figures of the page's tables broken over several lines (``2890`` / ``00.00`` /
+    ``0`` reads as three numbers): a wide table scrolls in its box instead."""
+    return page.evaluate("""() => [...document.querySelectorAll('main td.num')]
+        .filter(td => {
+            const range = document.createRange();
+            range.selectNodeContents(td);
+            const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+            return tops.size > 1;
+        }).map(td => td.innerText)""")
+
+
 # --- the citizen ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("language", ["fr", "ar"])
@@ -219,6 +231,7 @@ def test_a_journalist_reads_the_dashboards_the_red_flags_a_company_a_buyer_and_t
     page.wait_for_url("**/tenders/dashboard/")
     problems += phone_problems(page, english)
     page.screenshot(path=str(output_dir / f"dashboards-{language}.png"), full_page=True)
+    broken = _broken_numbers(page)
 
     shares = _bars(page, "noncomp")
     assert shares, "the non-competitive share has no bar"
@@ -254,9 +267,9 @@ def test_a_journalist_reads_the_dashboards_the_red_flags_a_company_a_buyer_and_t
         detail = row.locator("td:nth-child(3)").inner_text().strip()
         assert patterns[code].match(detail), f"{code} does not read in {language}: {detail}"
     assert not _scrambled_numbers(page, page.locator("table").last.locator("td:nth-child(3)"))
-    broken = page.locator("code.flag-code").evaluate_all(
+    split_codes = page.locator("code.flag-code").evaluate_all(
         "codes => codes.filter(c => c.getClientRects().length > 1).map(c => c.innerText)")
-    assert not broken, f"indicator codes broken over two lines: {broken}"
+    assert not split_codes, f"indicator codes broken over two lines: {split_codes}"
 
     page.locator("header a[href='/companies/']").first.click()
     page.wait_for_url("**/companies/")
@@ -268,8 +281,13 @@ def test_a_journalist_reads_the_dashboards_the_red_flags_a_company_a_buyer_and_t
     page.wait_for_url("**/companies/*/")
     problems += phone_problems(page, english)
     page.screenshot(path=str(output_dir / f"company-{language}.png"), full_page=True)
+    broken += _broken_numbers(page)
     contracts = page.locator("#contracts").locator("xpath=ancestor::section[1]")
     assert contracts.locator("tbody tr a.contract").count() >= 1
+    listed = httpx.get(page.url + "?table=contracts&format=json").json()
+    shown = contracts.locator("tbody td:nth-child(4)").all_inner_texts()
+    assert shown == [_money(row["value"], language) for row in listed], \
+        "contract values not written as numbers are in the page's language"
     bids = page.locator("#bids").locator("xpath=ancestor::section[1]").locator("tbody tr")
     assert bids.count() >= 2 and "serveurs" in " ".join(bids.all_inner_texts()).lower()
 
@@ -277,6 +295,8 @@ def test_a_journalist_reads_the_dashboards_the_red_flags_a_company_a_buyer_and_t
     page.wait_for_url("**/buyers/*/")
     problems += phone_problems(page, english)
     page.screenshot(path=str(output_dir / f"buyer-{language}.png"), full_page=True)
+    broken += _broken_numbers(page)
+    assert not broken, f"figures broken over several lines: {broken}"
     tenders = page.locator("#tenders").locator("xpath=ancestor::section[1]").locator("tbody tr")
     assert tenders.count() >= 1
     assert "Sahel Informatique" in page.inner_text("#suppliers ~ div")
@@ -294,6 +314,16 @@ def test_a_journalist_reads_the_dashboards_the_red_flags_a_company_a_buyer_and_t
     problems += phone_problems(page, english)
     assert not problems, "\n".join(problems)
     context.close()
+
+
+def _money(value: str, language: str) -> str:
+    """An amount in dinars as the page's language writes it (``289 000,000``)."""
+    from decimal import Decimal
+
+    from django.utils import formats
+
+    with translation.override(language):
+        return formats.number_format(Decimal(value), 3, use_l10n=True, force_grouping=True)
 
 
 def _month(text: str, language: str) -> tuple[int, int]:
