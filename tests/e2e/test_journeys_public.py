@@ -117,6 +117,8 @@ def test_a_citizen_follows_a_tender_from_the_search_to_the_ledger_and_the_open_d
     assert _said(language, "Tender published") in names
     times = [_local_time(t, language) for t in steps.locator("td:nth-child(2)").all_inner_texts()]
     assert times == sorted(times), f"steps out of date order: {times}"
+    entries = [int(_number(t)) for t in steps.locator("td:nth-child(3)").all_inner_texts()]
+    assert entries == sorted(entries), f"steps out of the ledger's order: {entries}"
 
     published = steps.filter(has_text=_said(language, "Tender published")).first
     published.locator("a[href^='/ledger/view/']").click()
