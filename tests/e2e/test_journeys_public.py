@@ -345,3 +345,42 @@ def _month_range(first: tuple[int, int], last: tuple[int, int]) -> list[tuple[in
         months.append((year, month))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
+
+
+@pytest.mark.parametrize("alteration", ["entry", "proof", "signature"])
+def test_an_entry_page_warns_when_what_the_ledger_serves_was_altered(
+        platform, browser, alteration):
+    """The check the citizen relies on is the browser's own: an entry changed by one byte,
+    a proof that leads elsewhere or a checkpoint whose signature is not the ledger's is
+    reported as not confirmed, never as included."""
+    import base64
+
+    def flip(b64: str, at: int) -> str:
+        raw = bytearray(base64.b64decode(b64))
+        raw[at] ^= 0x01
+        return base64.b64encode(bytes(raw)).decode()
+
+    def altered(route):
+        response = route.fetch()
+        data = response.json()
+        if alteration == "entry":
+            data["body_base64"] = flip(data["body_base64"], -3)
+        elif alteration == "proof":
+            data["proof"][0] = flip(data["proof"][0], 0)
+        else:
+            body, signatures = data["checkpoint"].split("\n\n", 1)
+            mark, name, signature = signatures.split("\n", 1)[0].split(" ")
+            forged = f"{mark} {name} {flip(signature, 10)}"
+            data["checkpoint"] = f"{body}\n\n{forged}\n{signatures.split(chr(10), 1)[1]}"
+        route.fulfill(response=response, json=data)
+
+    context, page = on_a_phone(browser, platform, "fr", None)
+    page.route("**/ledger/entries/*", altered)
+    page.goto(platform["url"] + "/ledger/view/3/")
+    page.wait_for_function("() => document.querySelector('[data-inclusion] [data-state]')"
+                           ".dataset.state !== 'checking'", timeout=15000)
+    verdict = page.locator("[data-inclusion] [data-state]")
+    assert verdict.get_attribute("data-state") == "failed"
+    assert verdict.inner_text() == _said(
+        "fr", "Your browser could not confirm that this entry is in the signed ledger")
+    context.close()
