@@ -247,6 +247,13 @@ def test_a_journalist_reads_the_dashboards_the_red_flags_a_company_a_buyer_and_t
         if drawn:
             assert max(b["filled"] for b in drawn) >= 99, f"{section}: longest bar not full"
 
+    spending = page.locator("#spend").locator("xpath=ancestor::section[1]").locator("tbody tr")
+    years = set(spending.locator("td:nth-child(2)").all_inner_texts())
+    if len(years) == 1:  # one year: each ministry's bar says what its row of the table says
+        table = dict(zip(spending.locator("td:nth-child(1)").all_inner_texts(),
+                         spending.locator("td:nth-child(3)").all_inner_texts(), strict=True))
+        assert {b["label"]: b["value"] for b in _bars(page, "spend")} == table
+
     month_rows = page.locator("#flagtime").locator("xpath=ancestor::section[1]") \
         .locator("tbody tr")
     months = [_month(text, language) for text in
