@@ -456,6 +456,7 @@ if _env_int("SAHAB_PROXY_COUNT", 0):
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", _("French")), ("ar", _("Arabic")), ("en", _("English"))]
 LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["sahab.formats"]  # Tunisian dates in Arabic
 LANGUAGE_COOKIE_NAME = "sahab_language"
 TIME_ZONE = "Africa/Tunis"
 USE_I18N = True

@@ -83,3 +83,12 @@ def test_dashboard_page_and_tables_on_any_database(client):
     assert client.get("/tenders/dashboard/").status_code == 200
     for table in dashboard.TABLES:
         assert client.get(f"/tenders/dashboard/?table={table}&format=json").status_code == 200
+
+
+def test_flags_over_time_lists_every_month_between_the_first_and_the_last():
+    """A month without a flag is a zero in the series, not a gap the bars would hide."""
+    from sahab.procurement.dashboard import _month_range
+
+    assert _month_range("2025-11", "2026-02") == ["2025-11", "2025-12", "2026-01", "2026-02"]
+    assert _month_range("2026-03", "2026-03") == ["2026-03"]
+    assert _month_range("", "") == []

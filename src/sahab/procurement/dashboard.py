@@ -93,7 +93,21 @@ def flags_over_time() -> list[dict]:
                          .exclude(published_at=None).values_list("reference", "published_at"))
     months = Counter(published[ref].astimezone(dt.UTC).strftime("%Y-%m")
                      for ref in refs if ref in published)
-    return [{"month": m, "flags": n} for m, n in sorted(months.items())]
+    return [{"month": m, "flags": months[m]} for m in _month_range(min(months, default=""),
+                                                                   max(months, default=""))]
+
+
+def _month_range(first: str, last: str) -> list[str]:
+    """Every month from ``first`` to ``last`` (``YYYY-MM``): a series over time shows its
+    quiet months as zero rather than skipping them, or the bars would hide the gaps."""
+    if not first:
+        return []
+    year, month = map(int, first.split("-"))
+    months = []
+    while (label := f"{year:04d}-{month:02d}") <= last:
+        months.append(label)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 TABLES = {"spending": spending, "competition": competition,

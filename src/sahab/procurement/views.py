@@ -28,7 +28,7 @@ from sahab.directory.models import Administration, Role
 from sahab.ledger.models import Entry
 from sahab.portal.links import flag_url
 from sahab.procurement import dashboard as boards
-from sahab.procurement import forms, redflags, selectors, services
+from sahab.procurement import forms, ocds, redflags, selectors, services
 from sahab.procurement.models import (
     Award,
     Bid,
@@ -332,6 +332,8 @@ def _tender_page(request, item):
         "amendments": item.amendments.all(),
         "steps": _steps(item), **_panels(request, item),
         "red_flags": _tender_flags(item),
+        # its releases exist from publication on: the record compiles them
+        "ocid": ocds.ocid(item) if item.published_at else "",
     })
 
 
