@@ -5,13 +5,14 @@ host, DKIM-signed where the sender's domain is hosted here."""
 from __future__ import annotations
 
 import email.policy
+import email.utils
 import functools
 import logging
 from email.message import EmailMessage
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import translation
+from django.utils import timezone, translation
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ def send(*, sender: str, to: str, subject: str, body: str,
     message["To"] = to
     message["Subject"] = subject
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to it
+    # The platform originates it: its Date and Message-ID are ours to set (RFC 5322 §3.6),
+    # whether or not the sender's domain is one that delivery completes headers for.
+    message["Date"] = email.utils.format_datetime(timezone.now())
+    message["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(body)
