@@ -112,6 +112,7 @@ def test_an_it_officer_orders_a_database_uses_it_and_deletes_it(
     notice.locator("a").click()
     walk.check()
     assert f"/cloud/orders/{number}/" in walk.main()  # the notice links to the order
+    assert page.locator("#auth-mark").inner_text() == "✔ " + _said(language, "verified sender")
 
     walk.goto(f"{base}/cloud/orders/{number}/")
     assert page.locator("form[action$='/reveal']").count() == 0  # shown once only

@@ -37,8 +37,10 @@ def send(*, sender: str, to: str, subject: str, body: str,
     message.set_content(body)
     # long lines are never folded into encoded words: links stay whole
     data = message.as_bytes(policy=email.policy.SMTP.clone(max_line_length=998))
+    # Written by the platform itself (every sender is one of its settings): its readers
+    # see a verified sender, as for mail an agent submits once signed in.
     delivery.accept(delivery.Submission(mail_from=sender, recipients=[to], data=data,
-                                        helo=helo, protocol="LOCAL"),
+                                        helo=helo, protocol="LOCAL", auth_user=sender),
                     webmail.current_routing(), sign=True)
 
 
