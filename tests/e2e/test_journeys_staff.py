@@ -65,8 +65,8 @@ def test_an_it_officer_orders_a_database_uses_it_and_deletes_it(
         platform, browser, language, output_dir):
     """The CNI's IT officer orders a small PostgreSQL database (below the approval
     threshold, so it is approved at once), watches it being provisioned, gets credentials
-    shown once, finds the "ready" notice in her mailbox, then deletes the database after
-    confirming and sees it deleted."""
+    shown once, finds the "ready" notice in his mailbox, then revokes the credentials and
+    deletes the database, confirming each, and sees them deleted."""
     base = platform["url"]
     context, page = on_a_phone(browser, platform, language, "it.cni")
     walk = Walk(page, language)
@@ -123,9 +123,14 @@ def test_an_it_officer_orders_a_database_uses_it_and_deletes_it(
         dialog.accept()
 
     page.on("dialog", answer)
+    page.locator("form[action$='/unbind'] button[type=submit]").click()
+    page.wait_for_url(f"**/cloud/orders/{number}/")
+    assert asked == [_said(language, "Revoke these credentials? The application that uses "
+                                     "them loses its access to the database.")]
+    walk.until_shown("#instance tbody tr", _said(language, "Deleted"))
     page.locator("form[action$='/deprovision'] button[type=submit]").click()
     page.wait_for_url(f"**/cloud/orders/{number}/")
-    assert asked == [_said(language, "Delete the instance and its data?")]
+    assert asked[1:] == [_said(language, "Delete the instance and its data?")]
     walk.until_shown(state, _said(language, "Deleted"))
     assert page.locator("form[action$='/deprovision']").count() == 0
     page.screenshot(path=str(output_dir / f"deleted-{language}.png"), full_page=True)
