@@ -110,6 +110,7 @@ def test_an_it_officer_orders_a_database_uses_it_and_deletes_it(
     assert notice.count() == 1
     assert notice.locator("time").count() == 1  # dated like any other mail
     notice.locator("a").click()
+    page.wait_for_selector("#auth-mark")  # the message itself
     walk.check()
     assert f"/cloud/orders/{number}/" in walk.main()  # the notice links to the order
     assert page.locator("#auth-mark").inner_text() == "✔ " + _said(language, "verified sender")
