@@ -14,10 +14,14 @@ from django.utils import translation
 
 from tests.e2e.conftest import on_a_phone, phone_problems, translated_msgids
 
-pytestmark = pytest.mark.slow
+# The first journey also waits for the platform to start; the IT officer's waits for the
+# worker to make, bind, unbind and drop a real database, each within PROVISIONING_SECONDS.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 # The reference broker makes a real database on the test PostgreSQL: this long at most.
-PROVISIONING_SECONDS = 90
+# On a platform just started, the broker jobs queue behind the single worker's first
+# batch jobs: more than a minute on a busy machine.
+PROVISIONING_SECONDS = 240
 
 
 def _said(language: str, text: str) -> str:
