@@ -153,6 +153,14 @@ def test_without_dns_lookups_nothing_is_claimed(world, settings):
     assert statuses == {dnscheck.UNCHECKED}
 
 
+def test_a_check_that_looked_nothing_up_does_not_say_the_records_are_published(
+        world, admin_ms, settings):
+    settings.MAIL_DNS = "false"
+    page = _text(client_for(admin_ms.user).get("/mail/admin/sante.test/", {"check": "1"}))
+    assert "Nothing could be checked: DNS lookups are off" in page
+    assert "Every record that could be checked is published." not in page
+
+
 def test_a_resolver_that_does_not_answer_leaves_records_unchecked(world, settings):
     from sahab.mail import resolver
     from tests.e2e.conftest import free_port

@@ -71,6 +71,8 @@ def domain(request, name: str):
         "domain": domain, "page": page, "q": q, "query": _query(q),
         "records": records, "checked": checked,
         "missing": sum(r.status in (dnscheck.MISSING, dnscheck.WRONG) for r in records),
+        # nothing answered (lookups off, resolver silent): not the same as all published
+        "none_checked": checked and all(r.status == dnscheck.UNCHECKED for r in records),
         "usage_bars": bars([{"address": b.address,
                              "percent": round(100 * b.used_bytes / max(b.quota_bytes, 1), 1)}
                             for b in fullest], "address", "percent", scale=100),
