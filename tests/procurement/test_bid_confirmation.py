@@ -391,3 +391,49 @@ def test_a_confirmation_in_flight_at_the_deadline_is_refused_or_the_bid_is_opene
     else:
         assert status(a) == Bid.Status.OPENED, "a confirmed bid was left out"
         assert [b["commitment"] for b in report["bids"]] == [a.commitment]
+
+
+# --- what an insider could do with the rows (review findings) -------------------------------
+
+def test_an_amendment_recorded_before_confirmations_existed_asks_nothing_after_the_fact(
+        world, published_tender, wsgi_http):
+    """Replays the finding: amendments of documents recorded before bids were confirmed
+    told bidders their bid stayed valid. Read with today's rule, the opening left those
+    bids sealed and verify-opening failed every such past opening. An amendment entry
+    asks for confirmation only when it says so."""
+    tender = published_tender
+    deadline = tender.submission_deadline
+    bid = submit_bid(company(world, 0), tender, {"1": "100000"}, now=deadline - 14 * DAY)
+    # the entry as amendments were recorded until then: documents, no bids_to_confirm
+    ledger.append(type="procurement.tender.amended", subject=f"tender:{tender.reference}",
+                  actor="user:1", data={"amendment": 1, "rationale": "Précision.",
+                                        "documents": [{"name": SPECS, "version": 2,
+                                                       "sha256": "0" * 64, "size": 1}]})
+    with pytest.raises(Conflict):  # nothing to confirm
+        services.confirm_bid(actor=company(world, 0), bid=bid, now=deadline - 13 * DAY)
+    open_at(tender)
+    assert status(bid) == Bid.Status.OPENED
+    verify(tender, wsgi_http)  # the public check passes: nothing was left out
+
+
+def test_a_confirmation_names_the_amendment_on_the_ledger_whatever_the_bids_row_says(
+        world, published_tender):
+    """Replays the finding: a database writer set the bid's row to an older amendment;
+    the company confirmed, the confirmation named that stale number, and the bid was left
+    out at the opening although its company had confirmed. The number now comes from the
+    proven ledger; a row cleared by hand does not stop the company confirming either."""
+    tender = published_tender
+    deadline = tender.submission_deadline
+    bid = submit_bid(company(world, 0), tender, {"1": "100000"}, now=deadline - 14 * DAY)
+    amend_documents(world, tender, deadline - 13 * DAY)
+    amend_documents(world, tender, deadline - 12 * DAY)
+    Bid.objects.filter(pk=bid.pk).update(confirm_amendment=1)  # the writer's change
+    services.confirm_bid(actor=company(world, 0), bid=bid, now=deadline - 11 * DAY)
+    assert bid_entries(tender, "bid.confirmed")[-1]["amendment"] == 2
+    other = submit_bid(company(world, 1), tender, {"1": "90000"}, now=deadline - 11 * DAY)
+    amend_documents(world, tender, deadline - 10 * DAY)
+    Bid.objects.filter(pk=other.pk).update(confirm_amendment=None)  # hidden by the writer
+    services.confirm_bid(actor=company(world, 1), bid=other, now=deadline - 9 * DAY)
+    assert bid_entries(tender, "bid.confirmed")[-1]["amendment"] == 3
+    with pytest.raises(Conflict):  # confirmed already: nothing left to confirm
+        services.confirm_bid(actor=company(world, 1), bid=other, now=deadline - 8 * DAY)

@@ -61,10 +61,12 @@ def test_a_lot_is_changed_and_another_added_on_the_ledger_and_in_ocds(world,
 def test_a_new_lot_takes_bids_and_opens_with_the_others(world, published_tender):
     tender = published_tender
     deadline = tender.submission_deadline
+    amended_at = deadline - 15 * DAY
+    deadline = amended_at + 21 * DAY  # a lot added gets the whole period of an open tender
     services.amend_tender(actor=world["officer"].user, tender=tender, rationale="Lot 3.",
                           lots=[*_lots(tender), {"title": "Sauvegarde", "cpv": "48710000-8",
                                                  "estimated_value": "40000"}],
-                          now=deadline - 15 * DAY)
+                          submission_deadline=deadline, now=amended_at)
     submit_bid(world["companies"][0][1].user, tender, {"1": "100000", "3": "35000"},
                now=deadline - 2 * DAY)
     run_timers_at(deadline + dt.timedelta(seconds=1))
@@ -155,3 +157,77 @@ def test_a_bid_sealed_before_its_lots_changed_must_be_confirmed(world, published
     run_timers_at(deadline + dt.timedelta(seconds=1))
     bid.refresh_from_db()
     assert bid.status == Bid.Status.UNCONFIRMED
+
+
+# --- what a buyer could do with lots (review findings) ---------------------------------------
+
+def test_amended_lots_keep_the_tenders_value_and_a_simplified_procedure_under_its_threshold(
+        world):
+    """Replays the finding: a simplified procedure of 150,000 TND amended to lots of
+    18 million escaped the threshold that creating it enforces, and the tender's value (in
+    the portal's figures, its search and OCDS) stayed 150,000."""
+    from sahab.procurement.models import Tender
+    from tests.procurement.conftest import publish, tender_payload
+
+    officer = world["officer"]
+    ref = officer.call("post", "/tenders", tender_payload(procedure="simplified", lots=[
+        {"title": "Serveurs", "cpv": "48820000-2", "estimated_value": "150000"}])).json()[
+        "reference"]
+    publish(officer, ref)
+    tender = Tender.objects.get(reference=ref)
+    lots = _lots(tender)
+    lots[0]["estimated_value"] = "9000000"
+    with pytest.raises(InvalidInput) as refused:
+        services.amend_tender(actor=officer.user, tender=tender, rationale="Plus.",
+                              lots=[*lots, {"title": "Stockage", "cpv": "30233000-1",
+                                            "estimated_value": "9000000"}])
+    assert refused.value.code == "simplified_over_threshold"
+    tender.refresh_from_db()
+    assert tender.estimated_value == Decimal("150000")
+    lots[0]["estimated_value"] = "180000"
+    services.amend_tender(actor=officer.user, tender=tender, rationale="Réestimé.",
+                          lots=lots)
+    tender.refresh_from_db()
+    assert tender.estimated_value == Decimal("180000")
+
+
+def test_a_lot_added_gets_the_procedures_whole_tendering_period(world, published_tender):
+    """Replays the finding: a lot added ten days before the deadline (the minimum after an
+    amendment) gave a favoured supplier, told in advance, a lot that others had ten days
+    to price instead of the open procedure's twenty-one."""
+    tender = published_tender
+    deadline = tender.submission_deadline
+    new_lot = {"title": "Sauvegarde", "cpv": "48710000-8", "estimated_value": "900000"}
+    with pytest.raises(InvalidInput) as refused:
+        services.amend_tender(actor=world["officer"].user, tender=tender,
+                              rationale="Lot ajouté.", lots=[*_lots(tender), new_lot],
+                              now=deadline - 10 * DAY)
+    assert "21 days" in str(refused.value.detail)
+    assert tender.lots.count() == 2
+    services.amend_tender(actor=world["officer"].user, tender=tender, rationale="Lot ajouté.",
+                          lots=[*_lots(tender), new_lot], now=deadline - 10 * DAY,
+                          submission_deadline=deadline + 11 * DAY)
+    assert tender.lots.count() == 3
+
+
+def test_no_lot_is_added_to_a_restricted_procedure_once_applications_have_closed(world):
+    from sahab.core.errors import Conflict
+    from sahab.procurement.models import Tender
+    from tests.procurement.conftest import publish, tender_payload
+
+    officer = world["officer"]
+    ref = officer.call("post", "/tenders", tender_payload(procedure="restricted")).json()[
+        "reference"]
+    publish(officer, ref)
+    tender = Tender.objects.get(reference=ref)
+    after_enquiries = tender.enquiry_deadline + DAY
+    run_timers_at(after_enquiries)
+    tender.refresh_from_db()
+    assert tender.state == "tendering"
+    with pytest.raises(Conflict):
+        services.amend_tender(actor=officer.user, tender=tender, rationale="Lot ajouté.",
+                              lots=[*_lots(tender), {"title": "Sauvegarde",
+                                                     "cpv": "48710000-8",
+                                                     "estimated_value": "40000"}],
+                              submission_deadline=after_enquiries + 22 * DAY,
+                              now=after_enquiries)

@@ -28,6 +28,12 @@ class ProcurementError(ErrorCode):
         "An amendment keeps every lot (lot %(numbers)s left out): a lot is withdrawn only by "
         "its cancellation, with its reasons.")
     AMENDED_LOT_CANCELLED = _("Lot %(number)s is cancelled: it is not amended.")
+    LOT_ADDED_AFTER_APPLICATIONS = _(
+        "A lot is added to a restricted procedure only while companies may apply to be "
+        "qualified (the enquiry period).")
+    LOT_ADDED_PERIOD_TOO_SHORT = _(
+        "A lot added keeps the procedure's whole tendering period: %(days)s days. Extend the "
+        "submission deadline to %(earliest)s UTC at least.")
     PROCEDURE_UNKNOWN = _("Unknown procedure '%(procedure)s'.")
     AWARD_CRITERIA_UNKNOWN = _("Unknown award criteria '%(criteria)s'.")
     PRICE_WEIGHT_OUT_OF_RANGE = _("With price and quality, the price weighs between 1 and 99 %.")

@@ -338,9 +338,11 @@ class ProcurementEvent(LedgerEvent):
         "The buyer amended a published tender before its deadline (avis rectificatif): the "
         "rationale, the new document versions (name, version, hash, size), the compliance "
         "criteria before and after when they changed, the lots added or changed (terms "
-        "before and after), and the deadlines before and after; bidders keep at least the "
-        "legal minimum of days after it.",
-        ("amendment", "compliance_criteria", "documents", "enquiry_deadline", "lots",
+        "before and after), the deadlines before and after, and whether the bids sealed "
+        "before it must be confirmed (bids_to_confirm); bidders keep at least the legal "
+        "minimum of days after it.",
+        ("amendment", "bids_to_confirm", "compliance_criteria", "documents",
+         "enquiry_deadline", "lots",
          "old_compliance_criteria", "old_enquiry_deadline", "old_submission_deadline",
          "rationale", "submission_deadline"),
         _("Tender amended"),

@@ -250,11 +250,19 @@ def live_commitments(entries) -> dict[str, int]:
 
 
 def changes_conditions(amendment: dict) -> bool:
-    """Whether an amendment's ledger data changes what a bid answers (new document versions,
-    compliance criteria, or lots changed or added), so that bids sealed before it must be
-    confirmed; later deadlines alone ask nothing of the bidders."""
+    """Whether an amendment changes what a bid answers (new document versions, compliance
+    criteria, or lots changed or added), so that bids sealed before it must be confirmed;
+    later deadlines alone ask nothing of the bidders. Decided when the amendment is made
+    and written into its entry (``asks_confirmation``)."""
     return bool(amendment.get("documents")) or "compliance_criteria" in amendment or \
         bool(amendment.get("lots"))
+
+
+def asks_confirmation(amendment: dict) -> bool:
+    """Whether an amendment's ledger entry puts the bids sealed before it to confirm: only
+    an entry that says so. Amendments recorded before bids were confirmed told bidders
+    their bid stayed valid, and they are read as they were made."""
+    return amendment.get("bids_to_confirm") is True
 
 
 def unconfirmed_commitments(live: dict[str, int], entries, *, tender_subject: str,
@@ -272,7 +280,7 @@ def unconfirmed_commitments(live: dict[str, int], entries, *, tender_subject: st
     for index, entry in entries:
         if entry["subject"] == tender_subject and \
                 entry["type"] == "procurement.tender.amended" and \
-                changes_conditions(entry["data"]):
+                asks_confirmation(entry["data"]):
             amendments.append((index, entry["data"]["amendment"]))
         elif entry["subject"] == bid_subject and entry["type"] == "procurement.bid.confirmed":
             confirmed.setdefault(entry["data"]["commitment"], []).append(

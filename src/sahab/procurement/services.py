@@ -738,7 +738,9 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
         raise InvalidInput(ProcurementError.AMENDMENT_EMPTY)
     tender.enquiry_deadline, tender.submission_deadline = enquiry, submission
     tender.compliance_criteria = criteria
-    _apply_lot_changes(tender, lot_changes)
+    if lot_changes:
+        _apply_lot_changes(tender, lot_changes)
+        _check_amended_lots(tender, lot_changes, actor, now)
     added = [_new_version(tender, name, content, media_type, digest)
              for name, content, media_type, digest in checked]
     remedied = _remedies_due(tender) if added else []
@@ -773,11 +775,13 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
             **({"old_compliance_criteria": old_criteria, "compliance_criteria": criteria}
                if criteria != old_criteria else {}),
             **({"lots": lot_changes} if lot_changes else {})}
+    # written into the entry: the opening and verify-opening read it from there
+    to_confirm = sealing.changes_conditions(data)
+    if to_confirm:
+        data["bids_to_confirm"] = True
     amendment.ledger_index = _step(tender, ProcurementEvent.TENDER_AMENDED, actor, data,
                                    at=now, publish=False)
     amendment.save(update_fields=["ledger_index"])
-    # the rule the opening applies to the ledger's entries, applied to the same data
-    to_confirm = sealing.changes_conditions(data)
     if to_confirm:
         tender.bids.filter(status=Bid.Status.SUBMITTED).update(
             confirm_amendment=amendment.number)
@@ -867,6 +871,30 @@ def _apply_lot_changes(tender: Tender, changes: list[dict]) -> None:
                                       for i in change["items"]])
         else:
             Lot.objects.filter(tender=tender, number=change["number"]).update(**terms)
+
+
+def _check_amended_lots(tender: Tender, changes: list[dict], actor,
+                        now: dt.datetime) -> None:
+    """The rules of a new tender, applied to its amended lots: the tender's value is the
+    sum of its lots (a simplified procedure stays under its threshold), and a lot added
+    gets the procedure's whole tendering period — in a restricted procedure, only while
+    companies may still apply to be qualified for it."""
+    total = tender.lots.filter(cancelled=False).aggregate(total=Sum("estimated_value"))["total"]
+    if tender.procedure == Procedure.SIMPLIFIED and total > SIMPLIFIED_THRESHOLD:
+        raise InvalidInput(ProcurementError.SIMPLIFIED_OVER_THRESHOLD,
+                           threshold=f"{SIMPLIFIED_THRESHOLD:,}", total=f"{total:,}")
+    tender.estimated_value = total
+    if not any(change["old"] is None for change in changes):
+        return
+    if tender.procedure == Procedure.RESTRICTED and tender.state != S.ENQUIRIES:
+        raise Conflict(ProcurementError.LOT_ADDED_AFTER_APPLICATIONS)
+    minimum = dt.timedelta(days=MIN_TENDERING_DAYS[tender.procedure]
+                           if settings.PROCUREMENT_MIN_DAYS is None
+                           else settings.PROCUREMENT_MIN_DAYS)
+    if tender.submission_deadline - now < minimum and \
+            not isinstance(actor, directory.SystemActor):
+        raise InvalidInput(ProcurementError.LOT_ADDED_PERIOD_TOO_SHORT, days=minimum.days,
+                           earliest=f"{now + minimum:%Y-%m-%d %H:%M}")
 
 
 def _compliance_criteria(criteria: Iterable[str]) -> list[str]:
@@ -1156,14 +1184,32 @@ def confirm_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
     if now >= tender.submission_deadline or tender.state not in (S.ENQUIRIES, S.TENDERING):
         raise Conflict(ProcurementError.BID_CONFIRMATION_LATE, reference=tender.reference,
                        deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
-    if bid.status != Bid.Status.SUBMITTED or bid.confirm_amendment is None:
+    # what the opening will require, read from the proven ledger, not from the bid's row
+    amendment = _amendment_to_confirm(tender, bid) \
+        if bid.status == Bid.Status.SUBMITTED else None
+    if amendment is None:
         raise Conflict(ProcurementError.BID_NOT_TO_CONFIRM)
-    amendment = bid.confirm_amendment
     bid.confirm_amendment = None
     bid.save(update_fields=["confirm_amendment"])
     ledger.record(ProcurementEvent.BID_CONFIRMED, _bid_subject(tender), "system",
                   {"commitment": bid.commitment, "amendment": amendment})
     return bid
+
+
+def _amendment_to_confirm(tender: Tender, bid: Bid) -> int | None:
+    """The number of the amendment the bid must still confirm, by the rule the opening
+    applies to the ledger (``sealing.unconfirmed_commitments``): the last amendment entry
+    after the bid's own that asks for confirmation, unless a confirmation naming it
+    follows. None when nothing is to confirm."""
+    amended = ledger.entries_about(f"tender:{tender.reference}").filter(
+        type=ProcurementEvent.TENDER_AMENDED.value, index__gt=bid.ledger_index)
+    confirmed = ledger.entries_about(_bid_subject(tender)).filter(
+        type=ProcurementEvent.BID_CONFIRMED.value, index__gt=bid.ledger_index)
+    entries = sorted((e.index, json.loads(bytes(e.body))) for e in [*amended, *confirmed])
+    due = sealing.unconfirmed_commitments(
+        {bid.commitment: bid.ledger_index}, entries,
+        tender_subject=f"tender:{tender.reference}", bid_subject=_bid_subject(tender))
+    return due.get(bid.commitment)
 
 
 # --- timers and opening ---------------------------------------------------------------
