@@ -129,3 +129,36 @@ def test_an_expired_label_reaches_the_customers_mailbox_and_the_providers_addres
         smart_host.relay()
     assert smart_host.subjects_to(market.provider_user) == ["Your ANCS G-cloud label expired"]
     assert _about_labels(market.it) == ["Carthage Cloud is suspended"]
+
+
+def test_a_label_renewed_already_is_not_warned_of(market, commits):
+    """A provider whose renewed label was accepted is not asked to renew it."""
+    label = _expiring_in(market, 20)
+    today = timezone.localdate()
+    services.review_attestation(actor=market.reviewer, accept=True, attestation=(
+        services.submit_attestation(
+            actor=market.provider_user, label=Label.G_CLOUD, issuer="ANCS",
+            scope="Hébergement en nuage", reference="G-2027", valid_from=today,
+            expires_on=today + dt.timedelta(days=400), document=b"%PDF-1.4 renewed",
+            document_name="label.pdf")))
+    assert commits(services.warn_expiring_attestations) == 0
+    label.refresh_from_db()
+    assert label.expiry_warned_days is None
+
+
+def test_the_ledger_counts_the_customers_actually_written_to(market, commits, settings):
+    """A customer who turned label notices off is not counted as told."""
+    from sahab.mail.models import NoticeKind
+    from sahab.mail.services import choose_notices
+
+    notices.give_mailboxes(market.it)
+    commits(services.place_order, actor=market.it, plan=market.plan("pg-small"), purpose="Web")
+    commits(market.work, 3)
+    choose_notices(actor=market.it, user=market.it,
+                   wanted=set(NoticeKind.values) - {NoticeKind.LABELS})
+    _expiring_in(market, 20)
+    with notices.SmartHost(settings):
+        assert commits(services.warn_expiring_attestations) == 1
+    [entry] = Entry.objects.filter(type="cloud.attestation.expiry_warned")
+    assert json.loads(bytes(entry.body))["data"]["customers_told"] == 0
+    assert _about_labels(market.it) == []

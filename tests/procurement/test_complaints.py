@@ -474,10 +474,10 @@ def test_a_candidate_refused_at_prequalification_complains_and_is_admitted_to_bi
     deadline = tender.submission_deadline
     services.decide_prequalification(actor=officer.user, participation=refused,
                                      qualified=False, reason="Références insuffisantes.",
-                                     now=deadline - 7 * DAY)
+                                     now=deadline - 12 * DAY)
     services.decide_prequalification(actor=officer.user,
                                      participation=tender.participants.get(company=atlas),
-                                     qualified=True, now=deadline - 7 * DAY)
+                                     qualified=True, now=deadline - 12 * DAY)
     assert not services.may_bid(tender, carthage)
     complaint = file(world, 1, tender, "Nos références ont été ignorées.",
                      now=deadline - 5 * DAY)

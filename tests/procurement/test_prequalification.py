@@ -103,14 +103,88 @@ def test_a_complaint_against_a_refusal_is_heard_only_within_its_days(world, rest
     assert complaint.kind == Complaint.Kind.QUALIFICATION
 
 
-def test_a_refusal_close_to_the_deadline_may_be_contested_until_the_deadline_only(
+def test_a_refusal_leaves_the_candidate_its_whole_time_to_complain(world, restricted):
+    """Replays the finding: a refusal two minutes before the deadline left a window of two
+    minutes to complain."""
+    deadline = restricted.submission_deadline
+    refused = _candidate(world, restricted, 1)
+    for when in (deadline - dt.timedelta(minutes=2), deadline - 10 * DAY + dt.timedelta(
+            seconds=1)):
+        with pytest.raises(Conflict) as late:
+            services.decide_prequalification(actor=world["officer"].user,
+                                             participation=refused, qualified=False,
+                                             reason=REASONS, now=when)
+        assert late.value.code == "refusal_too_late"
+    refused.refresh_from_db()
+    assert refused.kind == Participation.Kind.CANDIDATE
+    services.decide_prequalification(actor=world["officer"].user, participation=refused,
+                                     qualified=False, reason=REASONS, now=deadline - 10 * DAY)
+    assert services.refusal_complaint_due(restricted, refused.company) == deadline
+
+
+def test_the_window_to_complain_is_the_one_the_ledger_published(world, restricted):
+    """Replays the finding: the window was computed from the candidate's row, which a
+    database writer could move forward to let a complaint in at the last minute (and
+    freeze the tender) or back to shut the candidate out."""
+    deadline = restricted.submission_deadline
+    refused = _candidate(world, restricted, 1)
+    decided = deadline - 20 * DAY
+    services.decide_prequalification(actor=world["officer"].user, participation=refused,
+                                     qualified=False, reason=REASONS, now=decided)
+    Participation.objects.filter(pk=refused.pk).update(updated_at=deadline - DAY)
+    with pytest.raises(Conflict):
+        services.file_complaint(actor=world["companies"][1][1].user, tender=restricted,
+                                text="Après coup.", now=deadline - 2 * DAY)
+    Participation.objects.filter(pk=refused.pk).update(updated_at=decided - 30 * DAY)
+    services.file_complaint(actor=world["companies"][1][1].user, tender=restricted,
+                            text="Dans le délai.", now=decided + 9 * DAY)
+
+
+def test_the_buyer_does_not_refuse_again_a_candidate_the_complaints_body_qualified(
         world, restricted):
+    """Replays the finding: the buyer refused again, at the last minute, the candidate an
+    upheld complaint had just qualified."""
     deadline = restricted.submission_deadline
     refused = _candidate(world, restricted, 1)
     services.decide_prequalification(actor=world["officer"].user, participation=refused,
-                                     qualified=False, reason=REASONS, now=deadline - 2 * DAY)
+                                     qualified=False, reason=REASONS, now=deadline - 20 * DAY)
+    complaint = services.file_complaint(actor=world["companies"][1][1].user,
+                                        tender=restricted, text="Références ignorées.",
+                                        now=deadline - 19 * DAY)
+    body = world["auditor"].user
+    services.rule_admissibility(actor=body, complaint=complaint, admissible=True,
+                                reason="Recevable.", now=deadline - 18 * DAY)
+    services.decide_complaint(actor=body, complaint=complaint, upheld=True,
+                              decision="Références suffisantes.", remedy="qualify",
+                              now=deadline - 17 * DAY)
     refused.refresh_from_db()
-    assert services.qualification_complaint_due(refused, restricted) == deadline
+    assert refused.kind == Participation.Kind.QUALIFIED
+    with pytest.raises(Conflict) as overridden:
+        services.decide_prequalification(actor=world["officer"].user, participation=refused,
+                                         qualified=False, reason="Quand même.",
+                                         now=deadline - 16 * DAY)
+    assert overridden.value.code == "qualified_by_complaints_body"
+
+
+def test_an_invitation_is_not_withdrawn_as_a_refusal(world):
+    """Replays the finding: the qualification action turned a company invited to a
+    negotiated procedure into a refused candidate, shutting it out."""
+    from sahab.core.errors import NotFound
+    from tests.procurement.conftest import tender_payload
+
+    officer = world["officer"]
+    invited = world["companies"][0][0]
+    ref = officer.call("post", "/tenders", tender_payload(
+        procedure="negotiated", invited=[invited.pk])).json()["reference"]
+    publish(officer, ref)
+    tender = Tender.objects.get(reference=ref)
+    invitation = tender.participants.get(company=invited)
+    with pytest.raises(NotFound):
+        services.decide_prequalification(actor=officer.user, participation=invitation,
+                                         qualified=False, reason=REASONS)
+    invitation.refresh_from_db()
+    assert invitation.kind == Participation.Kind.INVITED
+    assert services.may_bid(tender, invited)
 
 
 def test_no_decision_on_candidates_once_the_deadline_has_passed(world, restricted):

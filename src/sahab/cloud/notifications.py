@@ -101,7 +101,8 @@ def label_expired(attestation, *, suspended: bool) -> None:
 def label_expiring(attestation, *, days_left: int, suspends: bool) -> int:
     """The provider's members are told a label expires in ``days_left`` days; when losing
     it would suspend the provider, so is every agent with a live service of it, so that
-    nobody learns of the suspension on the day. Returns how many customers were told."""
+    nobody learns of the suspension on the day. Returns how many customers' addresses it
+    was sent to (those who turned label notices off are not counted)."""
     provider = attestation.provider
     label = attestation.get_label_display()
     facts = {"label": label, "reference": attestation.reference, "days": days_left,
@@ -114,14 +115,12 @@ def label_expiring(attestation, *, days_left: int, suspends: bool) -> int:
                  kind=NoticeKind.LABELS)
     if not suspends:
         return 0
-    customers = _live_customers(provider)
-    notices.tell(customers,
+    return notices.tell(_live_customers(provider),
                  _("%(provider)s's %(label)s label expires on %(date)s") % facts,
                  _("The %(label)s label of %(provider)s expires on %(date)s. If it is not "
                    "renewed by then, %(provider)s takes no new orders; your services stay as "
                    "they are.") % facts,
                  kind=NoticeKind.LABELS)
-    return len(customers)
 
 
 def _provider_members(provider) -> list:

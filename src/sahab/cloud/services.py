@@ -234,7 +234,8 @@ def warn_expiring_attestations(today: dt.date | None = None) -> int:
 
 
 def _warning_due(attestation: Attestation, today: dt.date) -> int | None:
-    """The warning step reached and not yet mailed (the smallest one reached), or None."""
+    """The warning step reached and not yet mailed (the smallest one reached), or None —
+    also when a renewed label of the same kind was accepted already."""
     if attestation.status != Attestation.Status.ACCEPTED or attestation.expires_on < today:
         return None
     days_left = (attestation.expires_on - today).days
@@ -243,7 +244,12 @@ def _warning_due(attestation: Attestation, today: dt.date) -> int | None:
         return None
     step = min(reached)
     already = attestation.expiry_warned_days
-    return step if already is None or step < already else None
+    if already is not None and step >= already:
+        return None
+    renewed = Attestation.objects.filter(
+        provider=attestation.provider, label=attestation.label,
+        status=Attestation.Status.ACCEPTED, expires_on__gt=attestation.expires_on).exists()
+    return None if renewed else step
 
 
 def _expiry_would_suspend(attestation: Attestation, today: dt.date) -> bool:

@@ -81,18 +81,19 @@ def in_platform_language(fn):
     return wrapper
 
 
-def tell(users, subject: str, body: str, *, kind: str | None) -> None:
+def tell(users, subject: str, body: str, *, kind: str | None) -> int:
     """Tell each active person in ``users`` something that waits for them or concerns them,
     once the current transaction commits (nothing is sent for a change rolled back), unless
     they turned this ``kind`` of notice off (``NoticeKind``; ``None`` for what protects the
     account, which nobody can turn off). A message that cannot be sent is logged, never
-    raised: the change it reports is already done."""
+    raised: the change it reports is already done. Returns how many addresses it is sent
+    to (after those who turned it off)."""
     from sahab.mail import delivery
 
     people = [u for u in users if u is not None and u.is_active]
     recipients = sorted(addresses_of(wanting(people, kind)))
     if not recipients:
-        return
+        return 0
 
     def send_all() -> None:
         for to in recipients:
@@ -103,3 +104,4 @@ def tell(users, subject: str, body: str, *, kind: str | None) -> None:
                 log.warning("notice to %s not sent: %s", to, exc)
 
     transaction.on_commit(send_all, robust=True)  # a failure to send never undoes the change
+    return len(recipients)

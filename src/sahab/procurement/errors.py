@@ -102,6 +102,11 @@ class ProcurementError(ErrorCode):
         "Candidates apply to a restricted procedure during its enquiry period.")
     APPLIED_ALREADY = _("Your company has applied already.")
     QUALIFICATION_AFTER_DEADLINE = _("Candidates are qualified before the submission deadline.")
+    REFUSAL_TOO_LATE = _(
+        "A candidate is refused at least %(days)s days before the submission deadline: the "
+        "time it has to complain against the refusal.")
+    QUALIFIED_BY_COMPLAINTS_BODY = _(
+        "The complaints body qualified this candidate: the buyer does not refuse it again.")
     QUALIFICATION_COMPLAINT_LATE = _(
         "A refused candidate complains against its refusal within %(days)s days of it, and "
         "before the submission deadline: the time ran out on %(due)s UTC.")

@@ -972,7 +972,13 @@ def decide_prequalification(*, actor, participation: Participation, qualified: b
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
         raise Conflict(ProcurementError.QUALIFICATION_AFTER_DEADLINE)
     participation = Participation.objects.select_for_update().get(pk=participation.pk)
+    if tender.procedure != Procedure.RESTRICTED or participation.kind not in (
+            Participation.Kind.CANDIDATE, Participation.Kind.QUALIFIED,
+            Participation.Kind.NOT_QUALIFIED):
+        raise NotFound(ProcurementError.NOT_A_CANDIDATE)  # invitations are not decided here
     reason = _text(reason, "The reason", 20000, required=not qualified)
+    if not qualified:
+        _check_refusal_allowed(tender, participation, now)
     participation.kind = (Participation.Kind.QUALIFIED if qualified
                           else Participation.Kind.NOT_QUALIFIED)
     participation.updated_at = now
@@ -991,6 +997,32 @@ def decide_prequalification(*, actor, participation: Participation, qualified: b
     notifications.candidate_decided(participation, reason=reason,
                                     complain_by=None if qualified else due)
     return participation
+
+
+def _check_refusal_allowed(tender: Tender, participation: Participation,
+                           now: dt.datetime) -> None:
+    """A refusal leaves the candidate its whole time to complain before the deadline, and
+    never undoes the complaints body's decision to qualify it."""
+    days = settings.PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS
+    if tender.submission_deadline - now < dt.timedelta(days=days):
+        raise Conflict(ProcurementError.REFUSAL_TOO_LATE, days=days)
+    if Complaint.objects.filter(tender=tender, company=participation.company_id,
+                                kind=Complaint.Kind.QUALIFICATION,
+                                status=Complaint.Status.UPHELD).exists():
+        raise Conflict(ProcurementError.QUALIFIED_BY_COMPLAINTS_BODY)
+
+
+def refusal_complaint_due(tender: Tender, company: Company) -> dt.datetime | None:
+    """Until when ``company`` may complain against its refusal, as its latest refusal's
+    ledger entry published it (not a row a database writer could move), or None when it
+    was never refused."""
+    subject = f"tender:{tender.reference}"
+    for entry in ledger.entries_about(subject).filter(
+            type=ProcurementEvent.CANDIDATE_NOT_QUALIFIED.value).order_by("-index"):
+        data = json.loads(bytes(entry.body))["data"]
+        if data.get("company") == company.matricule_fiscal and data.get("complain_by"):
+            return dt.datetime.fromisoformat(data["complain_by"])
+    return None
 
 
 def qualification_complaint_due(participation: Participation, tender: Tender) -> dt.datetime:
@@ -2243,10 +2275,11 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
     now = _now(now)
     if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
         refusal = _refusal(tender, company)
-        if refusal is not None and now > qualification_complaint_due(refusal, tender):
+        due = refusal_complaint_due(tender, company) if refusal is not None else None
+        if refusal is not None and (due is None or now > due):
             raise Conflict(ProcurementError.QUALIFICATION_COMPLAINT_LATE,
                            days=settings.PROCUREMENT_QUALIFICATION_COMPLAINT_DAYS,
-                           due=f"{qualification_complaint_due(refusal, tender):%Y-%m-%d %H:%M}")
+                           due=f"{due:%Y-%m-%d %H:%M}" if due else "—")
         kind = Complaint.Kind.QUALIFICATION if refusal is not None else Complaint.Kind.DOCUMENTS
     elif tender.state in (S.AWARDED, S.STANDSTILL, S.EVALUATION):
         # during a lot's own standstill, also while another lot is evaluated again

@@ -217,7 +217,7 @@ def _prequalification_panel(tender, company, is_officer: bool) -> dict:
         context["my_participation"] = mine
         context["may_apply"] = mine is None and tender.state == State.ENQUIRIES
         if mine is not None and mine.kind == Participation.Kind.NOT_QUALIFIED:
-            context["complain_by"] = services.qualification_complaint_due(mine, tender)
+            context["complain_by"] = services.refusal_complaint_due(tender, company)
     if is_officer and timezone.now() < tender.submission_deadline:
         context["decides_candidates"] = True
         context["candidates"] = [
