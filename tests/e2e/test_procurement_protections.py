@@ -11,6 +11,7 @@ the person whose step it is, and every page is checked for width and English."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from django.utils import translation
 
 from tests.e2e.conftest import on_a_phone, phone_problems, translated_msgids
+from tests.e2e.test_procurement_web import TUNIS, local
 
 pytestmark = pytest.mark.slow
 
@@ -261,4 +263,168 @@ def test_an_admitted_complaint_upheld_sends_the_lot_back_to_evaluation(
     walk.go(medina, reference)
     assert said(language, "Upheld") in medina.inner_text(f"#complaint-{complaint['id']}")
     medina.screenshot(path=str(output_dir / f"reawarded-{language}.png"), full_page=True)
+    walk.close()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("language", ["fr", "ar"])
+def test_an_amendment_extends_the_deadline_and_reaches_the_company_that_bid(
+        platform, browser, language, output_dir):
+    """The buyer amends a tender taking bids, with its rationale and a later deadline; the
+    company that bid finds it waiting on its account page and, on the tender, the notice
+    that its sealed bid stands unless it replaces or withdraws it; a company that did not
+    bid is told nothing."""
+    reference = prepare(platform, (
+        f"tender_taking_bids('Sauvegarde externalisée — rectificatif {language}', "
+        "['Sauvegarde'], {'Carthage Cloud': {'1': '90000'}}, 900)"))
+    old = dt.datetime.fromisoformat(detail(platform, reference)["submission_deadline"])
+    new = (old + dt.timedelta(days=14)).replace(microsecond=0)
+    walk = Walk(platform, browser, language)
+
+    buyer = walk.phone("achats.finances")
+    walk.go(buyer, reference)
+    buyer.click("#amend-tender summary")
+    walk.look(buyer)
+    buyer.fill("#id_amendment-rationale", "Volumétrie des sauvegardes portée à 200 To.")
+    buyer.fill("#id_amendment-submission_deadline", local(new))
+    walk.submit(buyer, "amend_tender")
+    amended = detail(platform, reference)
+    assert dt.datetime.fromisoformat(amended["submission_deadline"]) == new
+    [amendment] = amended["amendments"]
+    assert amendment["rationale"] == "Volumétrie des sauvegardes portée à 200 To."
+    assert "200 To" in buyer.inner_text("#amendment-1")
+
+    carthage = walk.phone("carthage.cloud")
+    walk.look(carthage)
+    waiting = carthage.locator("ul.waiting a", has_text=reference)
+    assert waiting.count() == 1  # on its account page
+    with carthage.expect_navigation():
+        waiting.click()
+    walk.look(carthage)
+    notice = carthage.locator("section[aria-labelledby=company-panel] p.notice").inner_text()
+    assert said(language, "Read the amendment") in notice
+    assert f"{new.astimezone(TUNIS):%H:%M}" in notice  # the new deadline
+    assert carthage.locator("form[action$='/withdraw/']").count() == 1  # it may withdraw
+    carthage.screenshot(path=str(output_dir / f"amended-{language}.png"), full_page=True)
+
+    jasmin = walk.phone("jasmin.hosting")
+    assert jasmin.locator("ul.waiting a", has_text=reference).count() == 0
+    walk.go(jasmin, reference)
+    assert jasmin.locator("section[aria-labelledby=company-panel] p.notice").count() == 0
+    walk.close()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("language", ["fr", "ar"])
+def test_an_abnormally_low_price_is_explained_before_the_committee_decides(
+        platform, browser, language, output_dir):
+    """The committee's chair asks the bidder whose price is abnormally low to explain it;
+    the company finds the request on its account page and answers in the tender page; the
+    chair reads the answer and accepts it with reasons; the report is proposed again and
+    adopted, and only then the lot is awarded to that bid. The public sees the decision,
+    never the answer."""
+    reference = prepare(platform, (
+        f"tender_taking_bids('Maintenance du parc — prix bas {language}', ['Maintenance'], "
+        "{'Carthage Cloud': {'1': '60000'}, 'Medina Data Services': {'1': '150000'}, "
+        "'Jasmin Hosting': {'1': '155000'}, 'Sahel Informatique': {'1': '160000'}}, 14)"))
+    wait_for_state(platform, reference, "evaluation")
+    prepare(platform, f"evaluated({reference!r}, award=False)")
+    walk = Walk(platform, browser, language)
+
+    chair = walk.phone("commission.finances")
+    walk.go(chair, reference)
+    asking = chair.locator("form[action$='/explain_request/']")
+    assert asking.count() == 1 and "Carthage" in asking.inner_text()  # the low price only
+    asking.locator("textarea[name=question]").fill(
+        "Détaillez la composition de votre prix : ressources, sous-traitance, marge.")
+    walk.submit(chair, "explain_request")
+
+    carthage = walk.phone("carthage.cloud")
+    walk.look(carthage)
+    waiting = carthage.locator("ul.waiting a", has_text=reference)
+    assert waiting.count() == 1
+    with carthage.expect_navigation():
+        waiting.click()
+    walk.look(carthage)
+    answer = "Équipe déjà sur place pour un autre marché ; marge réduite à 4 %."
+    carthage.fill("form[action$='/explain_answer/'] textarea[name=answer]", answer)
+    walk.submit(carthage, "explain_answer")
+    assert carthage.locator("form[action$='/explain_answer/']").count() == 0
+
+    walk.go(chair, reference)
+    deciding = chair.locator("form[action$='/explain_decide/']")
+    assert answer in deciding.inner_text()  # the committee reads the answer
+    deciding.locator("input[name=accepted][value=yes]").check()
+    deciding.locator("textarea[name=reason]").fill("Explication vérifiée : le prix est tenable.")
+    walk.submit(chair, "explain_decide")
+
+    buyer = walk.phone("achats.finances")
+    walk.go(buyer, reference)
+    walk.submit(buyer, "evaluate")  # the decision goes into a new report
+    evaluator = walk.phone("eval.finances")
+    for member in (evaluator, chair):
+        walk.go(member, reference)
+        member.check("input[name=approved][value=yes]")
+        walk.submit(member, "approve")
+    walk.go(buyer, reference)
+    walk.submit(buyer, "award")
+    awarded = detail(platform, reference)
+    assert awarded["state"] == "standstill"
+    assert [(a["supplier"], a["value"]) for a in awarded["awards"]] == \
+        [("Carthage Cloud", "60000.000")]
+
+    public = walk.phone(None)
+    walk.go(public, reference)
+    explained = public.inner_text("main")
+    assert said(language, "Accepted") in explained
+    assert "Explication vérifiée" in explained and answer not in explained
+    public.screenshot(path=str(output_dir / f"explained-{language}.png"), full_page=True)
+    walk.close()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("language", ["fr", "ar"])
+def test_a_lot_cancelled_by_an_upheld_complaint_shows_its_reason_to_the_public(
+        platform, browser, language, output_dir):
+    """A bidder complains against the award of the second lot; the complaints body admits
+    it and upholds it by cancelling that lot. The other lot's award stands, and anyone
+    reading the tender sees the second lot cancelled and why."""
+    reference = prepare(platform, (
+        f"tender_taking_bids('Serveurs et stockage — lot annulé {language}', "
+        "['Serveurs', 'Stockage'], {'Carthage Cloud': {'1': '150000', '2': '90000'}, "
+        "'Medina Data Services': {'1': '160000', '2': '95000'}}, 12)"))
+    wait_for_state(platform, reference, "evaluation")
+    prepare(platform, f"evaluated({reference!r}, award=True)")
+    wait_for_state(platform, reference, "standstill")
+    walk = Walk(platform, browser, language)
+
+    medina = walk.phone("medina.data")
+    walk.go(medina, reference)
+    medina.click("details summary >> nth=-1")
+    medina.check("input[name=lot][value='2']")
+    medina.fill("#id_complaint-text", "Le besoin du lot 2 a été modifié après l'ouverture.")
+    walk.submit(medina, "complaint")
+    body = walk.phone("auditeur.haicop")
+    walk.go(body, reference)
+    body.check("input[name=admissible][value=yes]")
+    body.fill("textarea[id^='id_admissibility']", "Recours motivé, dans le délai.")
+    walk.submit(body, "admissibility")
+    body.check("input[name=upheld][value=yes]")
+    body.select_option("select[name=remedy]", "cancel_lot")
+    reason = "Le besoin du lot 2 n'est plus celui publié : le lot est annulé."
+    body.fill("textarea[id^='id_decide']", reason)
+    walk.submit(body, "decide")
+    decided = detail(platform, reference)
+    assert [(lot["number"], lot["cancelled"]) for lot in decided["lots"]] == \
+        [(1, False), (2, True)]
+    assert sorted((a["lot"], a["status"]) for a in decided["awards"]) == \
+        [(1, "active"), (2, "cancelled")]
+
+    public = walk.phone(None)
+    walk.go(public, reference)
+    second = public.locator("table").first.locator("tbody tr").nth(1).inner_text()
+    assert said(language, "Lot cancelled") in second and reason in second
+    first = public.locator("table").first.locator("tbody tr").nth(0).inner_text()
+    assert said(language, "Lot cancelled") not in first
+    public.screenshot(path=str(output_dir / f"lot-cancelled-{language}.png"), full_page=True)
     walk.close()
