@@ -258,6 +258,10 @@ def test_an_upheld_complaint_may_cancel_its_lot_only(world, published_tender):
     lots = {lot["id"]: lot["status"] for lot in ocds.releases_of(ocds.ocid(tender))[-1]
             ["tender"]["lots"]}
     assert lots["2"] == "cancelled"
+    # the public reads, on the lot itself, that it is cancelled and why (lot 1 stands)
+    page = Client().get(f"/tenders/{tender.reference}/").content.decode()
+    assert "<strong>Lot cancelled</strong>: Lot 2 annulé." in page
+    assert page.count("Lot cancelled") == 1
 
 
 def test_a_company_that_withdrew_its_bid_cannot_complain_against_the_award(
