@@ -388,8 +388,9 @@ def test_an_abnormally_low_price_is_explained_before_the_committee_decides(
 def test_a_lot_cancelled_by_an_upheld_complaint_shows_its_reason_to_the_public(
         platform, browser, language, output_dir):
     """A bidder complains against the award of the second lot; the complaints body admits
-    it and upholds it by cancelling that lot. The other lot's award stands, and anyone
-    reading the tender sees the second lot cancelled and why."""
+    it, which suspends that lot only, and upholds it by cancelling that lot. The other
+    lot's award stands, and anyone reading the tender sees the second lot cancelled and
+    why."""
     reference = prepare(platform, (
         f"tender_taking_bids('Serveurs et stockage — lot annulé {language}', "
         "['Serveurs', 'Stockage'], {'Carthage Cloud': {'1': '150000', '2': '90000'}, "
@@ -410,6 +411,8 @@ def test_a_lot_cancelled_by_an_upheld_complaint_shows_its_reason_to_the_public(
     body.check("input[name=admissible][value=yes]")
     body.fill("textarea[id^='id_admissibility']", "Recours motivé, dans le délai.")
     walk.submit(body, "admissibility")
+    admitted = detail(platform, reference)  # only the lot complained against is suspended
+    assert [lot["suspended_since"] is not None for lot in admitted["lots"]] == [False, True]
     body.check("input[name=upheld][value=yes]")
     body.select_option("select[name=remedy]", "cancel_lot")
     reason = "Le besoin du lot 2 n'est plus celui publié : le lot est annulé."

@@ -223,6 +223,10 @@ def test_an_upheld_complaint_binds_on_its_lot_only(world, published_tender):
     tender.refresh_from_db()
     assert active_awards(tender) == {1: "Atlas", 2: "Medina"}
     assert tender.state == "standstill"
+    # the public API lists them lot by lot, the cancelled award before its successor
+    listed = Client().get(f"/api/procurement/tenders/{tender.reference}").json()["awards"]
+    assert [(a["lot"], a["supplier"], a["status"]) for a in listed] == [
+        (1, "Atlas", "active"), (2, "Carthage", "cancelled"), (2, "Medina", "active")]
     # lot 1's contract waits only for lot 1's own standstill
     lot1_award = Award.objects.get(tender=tender, lot__number=1, status="active")
     moment = lot1_award.standstill_until + SECOND

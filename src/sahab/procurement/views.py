@@ -303,7 +303,7 @@ def _tender_page(request, item):
         "questions": item.questions.exclude(answered_at=None),
         "open_questions": item.questions.filter(answered_at=None),
         "bids": bids, "awards": item.awards.select_related("lot", "supplier", "contract")
-        if item.awards.exists() else [],
+        .order_by("lot__number", "decided_at", "pk") if item.awards.exists() else [],
         "contracts": item.contracts.select_related("award__lot", "supplier")
         .prefetch_related("amendments", "payments", "prices"),
         "complaints": item.complaints.select_related("company").prefetch_related("lots"),
