@@ -223,6 +223,10 @@ def test_an_upheld_complaint_binds_on_its_lot_only(world, published_tender):
     tender.refresh_from_db()
     assert active_awards(tender) == {1: "Atlas", 2: "Medina"}
     assert tender.state == "standstill"
+    # the public API lists them lot by lot, the cancelled award before its successor
+    listed = Client().get(f"/api/procurement/tenders/{tender.reference}").json()["awards"]
+    assert [(a["lot"], a["supplier"], a["status"]) for a in listed] == [
+        (1, "Atlas", "active"), (2, "Carthage", "cancelled"), (2, "Medina", "active")]
     # lot 1's contract waits only for lot 1's own standstill
     lot1_award = Award.objects.get(tender=tender, lot__number=1, status="active")
     moment = lot1_award.standstill_until + SECOND
@@ -258,6 +262,10 @@ def test_an_upheld_complaint_may_cancel_its_lot_only(world, published_tender):
     lots = {lot["id"]: lot["status"] for lot in ocds.releases_of(ocds.ocid(tender))[-1]
             ["tender"]["lots"]}
     assert lots["2"] == "cancelled"
+    # the public reads, on the lot itself, that it is cancelled and why (lot 1 stands)
+    page = Client().get(f"/tenders/{tender.reference}/").content.decode()
+    assert "<strong>Lot cancelled</strong>: Lot 2 annulé." in page
+    assert page.count("Lot cancelled") == 1
 
 
 def test_a_company_that_withdrew_its_bid_cannot_complain_against_the_award(

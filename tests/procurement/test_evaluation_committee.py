@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from sahab.core import waiting
 from sahab.core.errors import Conflict, InvalidInput, PermissionDenied
 from sahab.directory.models import Role
 from sahab.directory.selectors import SYSTEM, actor_id
@@ -244,6 +245,10 @@ def test_an_abnormally_low_price_is_explained_by_its_bidder_and_mailed(world, te
     [subject] = notices.subjects_to(medina)
     assert tender.reference in subject and "explain your price for lot 1" in subject
     assert notices.subjects_to(company(world, 0)) == []  # no other bidder is told
+    # and the request waits on the account page of the company's users, until answered
+    assert [w.label.split(" by ")[0] for w in waiting.for_user(medina)] == \
+        [f"Explain your price for lot 1 of {tender.reference}"]
+    assert waiting.for_user(company(world, 0)) == []
     with pytest.raises(Conflict, match="asked already"):
         services.request_explanation(actor=chair, bid_lot=low, question="Encore ?")
     with pytest.raises(Conflict, match="nothing to accept"):
@@ -251,6 +256,7 @@ def test_an_abnormally_low_price_is_explained_by_its_bidder_and_mailed(world, te
                                     reason="Vu.")
     services.answer_explanation(actor=medina, explanation=asked,
                                 answer="Stock existant acquis en 2025, factures jointes.")
+    assert waiting.for_user(medina) == []
     assert entry("explanation.answered")["sha256"] == services._sha(
         "Stock existant acquis en 2025, factures jointes.")  # the ledger keeps the hash
     services.decide_explanation(actor=chair, explanation=asked, accepted=True,

@@ -334,7 +334,10 @@ def _detail(tender: Tender) -> dict:
         "awards": [{"id": a.pk, "lot": a.lot.number, "supplier": a.supplier.name,
                     "value": a.value, "status": a.status,
                     "standstill_until": a.standstill_until}
-                   for a in tender.awards.select_related("lot", "supplier")],
+                   # lot by lot, in the order decided (an award an upheld complaint
+                   # cancelled before its successor), the same on every database
+                   for a in tender.awards.select_related("lot", "supplier")
+                   .order_by("lot__number", "decided_at", "pk")],
         "complaints": list(tender.complaints.select_related("company")
                            .prefetch_related("lots")),
         "amendments": list(tender.amendments.all()),

@@ -13,6 +13,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from sahab.directory import rules
@@ -246,13 +247,12 @@ def amendment_decided(amendment: Amendment) -> None:
 
 def waiting_for(user) -> list:
     """Complaints this person may rule on or decide, tenders they may evaluate,
-    amendments they may approve, contracts their company is to countersign, bids their
-    company is to confirm after an amendment."""
+    amendments they may approve; for a company's users, what the company is to do."""
     from sahab.core.waiting import Waiting
 
     agent = directory.agent_of(user)
     if agent is None:
-        return _contracts_to_countersign(user) + _bids_to_confirm(user)
+        return _company_waiting(user) + _bids_to_confirm(user)
     items = []
     if Role.AUDITOR in agent.role_set:
         from sahab.procurement import selectors
@@ -335,14 +335,38 @@ def _bids_to_confirm(user) -> list:
             for b in bids[:100]]
 
 
-def _contracts_to_countersign(user) -> list:
+def _company_waiting(user) -> list:
+    """Contracts the company is to countersign, prices it is asked to explain, and bids of
+    its that an amendment published since leaves valid (keep, replace or withdraw); bids
+    an amendment asks to confirm wait as ``_bids_to_confirm``."""
     from sahab.core.waiting import Waiting
+    from sahab.procurement import selectors
 
     company = directory.company_of(user)
     if company is None:
         return []
-    return [Waiting(_("Countersign contract no. %(contract)s of %(reference)s")
+    items = [Waiting(_("Explain your price for lot %(lot)s of %(reference)s by %(due)s")
+                     % {"lot": e.bid_lot.lot.number, "reference": e.bid_lot.bid.tender.reference,
+                        "due": _when(e.due_at)},
+                     reverse("procurement:tender", args=(e.bid_lot.bid.tender.reference,)),
+                     e.requested_at)
+             for e in Explanation.objects.filter(
+                 bid_lot__bid__company=company, status=Explanation.Status.REQUESTED,
+                 bid_lot__bid__tender__state=State.EVALUATION)
+             .select_related("bid_lot__lot", "bid_lot__bid__tender").order_by("due_at")[:100]]
+    items += [Waiting(_("%(reference)s was amended after your bid: keep, replace or withdraw "
+                        "it by %(deadline)s") % {"reference": t.reference,
+                                                 "deadline": _when(t.submission_deadline)},
+                      reverse("procurement:tender", args=(t.reference,)) + "#company-panel",
+                      t.amendments.order_by("-number").first().amended_at)
+              for t in selectors.tenders_amended_since_bid(company)[:100]]
+    return items + [Waiting(_("Countersign contract no. %(contract)s of %(reference)s")
                     % {"contract": c.pk, "reference": c.tender.reference},
                     reverse("procurement:tender", args=(c.tender.reference,)), c.signed_at)
             for c in Contract.objects.filter(supplier=company, status=Contract.Status.PENDING)
             .select_related("tender").order_by("signed_at")[:100]]
+
+
+def _when(moment) -> str:
+    """A date and time as the person reads them (their language, the platform's zone)."""
+    return formats.date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")

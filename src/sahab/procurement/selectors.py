@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import base64
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from sahab.directory import selectors as directory
 from sahab.directory.models import Company
-from sahab.procurement.models import Award, Bid, Lot, SigningKey, State, Step, Tender
+from sahab.procurement.models import (
+    Award,
+    Bid,
+    Complaint,
+    Lot,
+    SigningKey,
+    State,
+    Step,
+    Tender,
+    TenderAmendment,
+)
 
 PUBLIC_STATES = [s for s in State.values if s != State.DRAFT]
 OPENED = [Bid.Status.OPENED, Bid.Status.TAMPERED]
@@ -408,3 +418,41 @@ def amendment_controllers(buyer) -> list:
                                   administration__path__startswith=f"/{ministry_line(buyer)}/") \
         .select_related("user").distinct().order_by("pk")
     return [a.user for a in agents]
+
+
+def amendments_since_bid(tender: Tender, company: Company) -> list[TenderAmendment]:
+    """The amendments published after the company's standing sealed bid when they leave it
+    valid: the company decides whether to keep, replace or withdraw it, so it is told
+    where it bids."""
+    bid = tender.bids.filter(company=company, status=Bid.Status.SUBMITTED) \
+        .order_by("-submitted_at").first()
+    if bid is None or bid.confirm_amendment is not None:
+        return []  # a bid to confirm is asked for on its own (``_confirm_bid.html``)
+    return list(tender.amendments.filter(amended_at__gt=bid.submitted_at))
+
+
+def tenders_amended_since_bid(company: Company) -> QuerySet[Tender]:
+    """Tenders still taking bids that were amended after one of the company's standing
+    sealed bids, which those amendments leave valid (bids to confirm are listed apart)."""
+    later = TenderAmendment.objects.filter(
+        tender=OuterRef("tender"), amended_at__gt=OuterRef("submitted_at"))
+    bids = Bid.objects.filter(company=company, status=Bid.Status.SUBMITTED,
+                              confirm_amendment=None).filter(Exists(later))
+    return Tender.objects.filter(
+        state__in=[State.ENQUIRIES, State.TENDERING], submission_deadline__gt=timezone.now(),
+        pk__in=bids.values("tender")).order_by("submission_deadline")
+
+
+def lots_with_cancellations(tender: Tender) -> list[Lot]:
+    """The tender's lots, each cancelled one with the upheld complaint whose remedy
+    cancelled it (``cancelled_by``): the public reads why a lot will not be awarded."""
+    lots = list(tender.lots.prefetch_related("items"))
+    by_lot = {}
+    for complaint in tender.complaints.filter(
+            status=Complaint.Status.UPHELD, remedy=Complaint.Remedy.CANCEL_LOT) \
+            .prefetch_related("lots").order_by("decided_at"):
+        for lot in complaint.lots.all():
+            by_lot.setdefault(lot.pk, complaint)
+    for lot in lots:
+        lot.cancelled_by = by_lot.get(lot.pk) if lot.cancelled else None
+    return lots

@@ -171,6 +171,8 @@ def _panels(request, tender) -> dict:
             base64.b64encode(bytes(m.public_key)).decode() for m in tender.committee.all())
         context["registered_keys"] = " ".join(
             company.signing_keys.filter(revoked_at=None).values_list("fingerprint", flat=True))
+        context["amendments_since_bid"] = selectors.amendments_since_bid(tender, company) \
+            if context["may_bid"] else []
     context.update(_prequalification_panel(tender, company, context["is_officer"]))
     context.update(_evaluation_panel(tender, user, agent, company, context["is_officer"]))
     if context["evaluation_seat"] and state == State.EVALUATION:
@@ -320,12 +322,12 @@ def _tender_page(request, item):
     if item.opened_at:
         bids = selectors.opened_bids(item)
     return render(request, "procurement/tender.html", {
-        "tender": item, "lots": item.lots.prefetch_related("items"),
+        "tender": item, "lots": selectors.lots_with_cancellations(item),
         "documents": item.documents.all(),
         "questions": item.questions.exclude(answered_at=None),
         "open_questions": item.questions.filter(answered_at=None),
         "bids": bids, "awards": item.awards.select_related("lot", "supplier", "contract")
-        if item.awards.exists() else [],
+        .order_by("lot__number", "decided_at", "pk") if item.awards.exists() else [],
         "contracts": item.contracts.select_related("award__lot", "supplier")
         .prefetch_related("amendments", "payments", "prices"),
         "complaints": item.complaints.select_related("company").prefetch_related("lots"),
