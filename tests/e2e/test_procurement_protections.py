@@ -268,12 +268,12 @@ def test_an_admitted_complaint_upheld_sends_the_lot_back_to_evaluation(
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("language", ["fr", "ar"])
-def test_an_amendment_extends_the_deadline_and_reaches_the_company_that_bid(
+def test_an_amendment_extends_the_deadline_and_the_company_that_bid_confirms_its_bid(
         platform, browser, language, output_dir):
-    """The buyer amends a tender taking bids, with its rationale and a later deadline; the
-    company that bid finds it waiting on its account page and, on the tender, the notice
-    that its sealed bid stands unless it replaces or withdraws it; a company that did not
-    bid is told nothing."""
+    """The buyer amends a tender taking bids — new compliance criteria, a later deadline,
+    its rationale; the company that bid finds on its account page that it must confirm or
+    replace its sealed bid, confirms it on the tender page, and nothing waits any more; a
+    company that did not bid is told nothing."""
     reference = prepare(platform, (
         f"tender_taking_bids('Sauvegarde externalisée — rectificatif {language}', "
         "['Sauvegarde'], {'Carthage Cloud': {'1': '90000'}}, 900)"))
@@ -287,6 +287,8 @@ def test_an_amendment_extends_the_deadline_and_reaches_the_company_that_bid(
     walk.look(buyer)
     buyer.fill("#id_amendment-rationale", "Volumétrie des sauvegardes portée à 200 To.")
     buyer.fill("#id_amendment-submission_deadline", local(new))
+    buyer.fill("#id_amendment-compliance_criteria",
+               "Sauvegardes chiffrées\nRestauration testée chaque trimestre")
     walk.submit(buyer, "amend_tender")
     amended = detail(platform, reference)
     assert dt.datetime.fromisoformat(amended["submission_deadline"]) == new
@@ -297,21 +299,32 @@ def test_an_amendment_extends_the_deadline_and_reaches_the_company_that_bid(
     carthage = walk.phone("carthage.cloud")
     walk.look(carthage)
     waiting = carthage.locator("ul.waiting a", has_text=reference)
-    assert waiting.count() == 1  # on its account page
+    assert waiting.count() == 1  # on its account page: confirm or replace
     with carthage.expect_navigation():
         waiting.click()
     walk.look(carthage)
+    confirm = carthage.locator("form.confirm-bid")
+    assert confirm.count() == 1
+    carthage.screenshot(path=str(output_dir / f"to-confirm-{language}.png"), full_page=True)
+    with carthage.expect_navigation():
+        confirm.locator("button[type=submit]").click()
+    walk.look(carthage)
+    assert carthage.locator("form.confirm-bid").count() == 0
     notice = carthage.locator("section[aria-labelledby=company-panel] p.notice").inner_text()
     assert said(language, "Read the amendment") in notice
     with translation.override(language):
         assert formats.date_format(new.astimezone(TUNIS), "DATETIME_FORMAT") in notice
     assert carthage.locator("form[action$='/withdraw/']").count() == 1  # it may withdraw
-    carthage.screenshot(path=str(output_dir / f"amended-{language}.png"), full_page=True)
+    carthage.goto(platform["url"] + "/accounts/")
+    walk.look(carthage)
+    assert carthage.locator("ul.waiting a", has_text=reference).count() == 0
+    carthage.screenshot(path=str(output_dir / f"confirmed-{language}.png"), full_page=True)
 
     jasmin = walk.phone("jasmin.hosting")
     assert jasmin.locator("ul.waiting a", has_text=reference).count() == 0
     walk.go(jasmin, reference)
     assert jasmin.locator("section[aria-labelledby=company-panel] p.notice").count() == 0
+    assert jasmin.locator("form.confirm-bid").count() == 0
     walk.close()
 
 

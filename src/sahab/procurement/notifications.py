@@ -336,11 +336,10 @@ def _bids_to_confirm(user) -> list:
 
 
 def _company_waiting(user) -> list:
-    """Contracts the company is to countersign, prices it is asked to explain, and bids of
-    its that an amendment published since leaves valid (keep, replace or withdraw); bids
-    an amendment asks to confirm wait as ``_bids_to_confirm``."""
+    """Contracts the company is to countersign and prices it is asked to explain (bids an
+    amendment asks to confirm wait as ``_bids_to_confirm``; an amendment that leaves a bid
+    valid asks nothing: the tender page tells the company beside its bid)."""
     from sahab.core.waiting import Waiting
-    from sahab.procurement import selectors
 
     company = directory.company_of(user)
     if company is None:
@@ -354,12 +353,6 @@ def _company_waiting(user) -> list:
                  bid_lot__bid__company=company, status=Explanation.Status.REQUESTED,
                  bid_lot__bid__tender__state=State.EVALUATION)
              .select_related("bid_lot__lot", "bid_lot__bid__tender").order_by("due_at")[:100]]
-    items += [Waiting(_("%(reference)s was amended after your bid: keep, replace or withdraw "
-                        "it by %(deadline)s") % {"reference": t.reference,
-                                                 "deadline": _when(t.submission_deadline)},
-                      reverse("procurement:tender", args=(t.reference,)) + "#company-panel",
-                      t.amendments.order_by("-number").first().amended_at)
-              for t in selectors.tenders_amended_since_bid(company)[:100]]
     return items + [Waiting(_("Countersign contract no. %(contract)s of %(reference)s")
                     % {"contract": c.pk, "reference": c.tender.reference},
                     reverse("procurement:tender", args=(c.tender.reference,)), c.signed_at)

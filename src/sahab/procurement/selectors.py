@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from sahab.directory import selectors as directory
@@ -429,18 +429,6 @@ def amendments_since_bid(tender: Tender, company: Company) -> list[TenderAmendme
     if bid is None or bid.confirm_amendment is not None:
         return []  # a bid to confirm is asked for on its own (``_confirm_bid.html``)
     return list(tender.amendments.filter(amended_at__gt=bid.submitted_at))
-
-
-def tenders_amended_since_bid(company: Company) -> QuerySet[Tender]:
-    """Tenders still taking bids that were amended after one of the company's standing
-    sealed bids, which those amendments leave valid (bids to confirm are listed apart)."""
-    later = TenderAmendment.objects.filter(
-        tender=OuterRef("tender"), amended_at__gt=OuterRef("submitted_at"))
-    bids = Bid.objects.filter(company=company, status=Bid.Status.SUBMITTED,
-                              confirm_amendment=None).filter(Exists(later))
-    return Tender.objects.filter(
-        state__in=[State.ENQUIRIES, State.TENDERING], submission_deadline__gt=timezone.now(),
-        pk__in=bids.values("tender")).order_by("submission_deadline")
 
 
 def lots_with_cancellations(tender: Tender) -> list[Lot]:
