@@ -366,7 +366,7 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
     """Publish: the committee's opening keys are fixed and the enquiry period starts."""
     import secrets
 
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     _move(tender, "publish")
@@ -428,7 +428,7 @@ def _committee_data(tender: Tender, members: list[CommitteeMember]) -> dict:
 def name_committee(*, actor, tender: Tender, members: list, threshold: int) -> list:
     """The buyer names the opening committee of a draft tender: n agents (of any
     administration, e.g. HAICOP), any ``threshold`` of whom open the bids."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state != S.DRAFT:
         raise Conflict(ProcurementError.OPENING_COMMITTEE_AFTER_PUBLICATION)
@@ -471,7 +471,7 @@ def _member(actor, tender: Tender) -> CommitteeMember:
 def register_committee_key(*, actor, tender: Tender, public_key: bytes) -> CommitteeMember:
     """A member registers the public half of the one-time opening key made on their own
     machine (``sahab committee keygen``); the platform never sees the private half."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     row = _member(actor, tender)
     if tender.state != S.DRAFT:
         raise Conflict(ProcurementError.OPENING_KEY_AFTER_PUBLICATION)
@@ -495,7 +495,7 @@ def release_committee_key(*, actor, tender: Tender, private_key: bytes,
                           now: dt.datetime | None = None) -> CommitteeMember:
     """A member releases their opening key after the deadline; the release is public
     (a ledger entry) and anyone can check it against the registered public key."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     row = _member(actor, tender)
     now = _now(now)
     if tender.published_at is None or \
@@ -607,7 +607,7 @@ def revoke_signing_key(*, actor, key: SigningKey) -> SigningKey:
 @transaction.atomic
 def cancel_tender(*, actor, tender: Tender, reason: str,
                   now: dt.datetime | None = None) -> Tender:
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     reason = _text(reason, "The reason", 2000)
     _move(tender, "cancel")
@@ -622,7 +622,7 @@ def cancel_tender(*, actor, tender: Tender, reason: str,
 @transaction.atomic
 def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderDocument:
     """Attach a document; a document of the same name becomes its next version."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     media_type, digest = document_checks.check_document(name, content)
     # Once published, the documents change only by an amendment: with its rationale, the
@@ -699,7 +699,7 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
     After the amendment bidders keep at least ``min_days_after_amendment()`` days: an
     amendment that would leave fewer must extend the submission deadline, else it is
     refused and nothing is written."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if tender.state == S.DRAFT:
@@ -966,7 +966,7 @@ def decide_prequalification(*, actor, participation: Participation, qualified: b
     """The buyer qualifies a candidate of a restricted procedure, or refuses it with its
     reasons (public, on the ledger). A refused candidate is told, with the date until
     which it may complain against the refusal."""
-    tender = Tender.objects.select_for_update().get(pk=participation.tender_id)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=participation.tender_id)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
@@ -1095,9 +1095,16 @@ def _share_lock(tender: Tender) -> Tender:
     """The tender, locked so that it cannot be opened (or suspended, or cancelled) while
     this transaction runs, yet other bids can go in at the same time.
 
-    On PostgreSQL that is ``FOR SHARE`` (the opening's ``FOR UPDATE`` waits for every bid
-    in flight, so no bid committed before the deadline is missed by the opening); SQLite
-    runs one writing transaction at a time anyway.
+    On PostgreSQL that is ``FOR SHARE`` (the opening's ``FOR NO KEY UPDATE`` waits for
+    every bid in flight, so no bid committed before the deadline is missed by the opening);
+    SQLite runs one writing transaction at a time anyway.
+
+    Every service locks a tender ``FOR NO KEY UPDATE`` (``select_for_update(no_key=True)``):
+    it excludes every other lock of the tender, share locks included, but not the key-share
+    lock that PostgreSQL's deferred foreign-key checks take at commit on the tender of a
+    new row. With ``FOR UPDATE``, a transaction that had appended to the ledger (its lock is
+    held until commit) and inserted a row of the tender deadlocked at commit against one
+    holding the tender and waiting for the ledger.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -1270,7 +1277,8 @@ def advance_tenders(now: dt.datetime | None = None, *, signed: bool = True) -> l
     done = complaint_timers(now)
     for tender_id, state in _tenders_due(now).values_list("pk", "state"):
         with transaction.atomic():
-            tender = Tender.objects.select_for_update(skip_locked=True).filter(pk=tender_id).first()
+            tender = Tender.objects.select_for_update(no_key=True, skip_locked=True) \
+                .filter(pk=tender_id).first()
             if tender is None or tender.state != state or \
                     (tender.suspended and state != S.OPENING):
                 continue
@@ -1455,7 +1463,7 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     ledger must have its envelope, every envelope its commitment, its company's signature
     by a key the ledger registered; anything else is rejected and named in the report.
     """
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     now = _now(now)
     if tender.state != S.OPENING:
         raise Conflict(ProcurementError.OPENING_NEEDS_CLOSED_TENDER)
@@ -1710,7 +1718,7 @@ def complete_evaluation(*, actor, tender: Tender, now: dt.datetime | None = None
     """Rank every lot and propose the evaluation report to the evaluation committee (the
     buyer's procurement officer or the committee's chair): its members then approve or
     dissent from this very report (its SHA-256), and it is adopted at the quorum."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
         raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
@@ -1760,7 +1768,7 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
                  justification: str = "", now: dt.datetime | None = None) -> list[Award]:
     """Award each lot (to the first ranked bid unless ``choices`` says otherwise, with a
     justification), notify every bidder and start the standstill period."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if not Step.objects.filter(tender=tender, type="tender.evaluated").exists():
@@ -1918,7 +1926,7 @@ def name_evaluation_committee(*, actor, tender: Tender, members: list, chair, qu
     """The buyer's procurement officer names the evaluation committee: at least two
     evaluators of the buyer's line, one of them its chair, and a quorum of at least two.
     Named before or during the evaluation; naming it again supersedes any report."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state not in (S.DRAFT, S.ENQUIRIES, S.TENDERING, S.OPENING, S.EVALUATION):
         raise Conflict(ProcurementError.EVALUATION_COMMITTEE_TOO_LATE)
@@ -1965,7 +1973,7 @@ def approve_evaluation(*, actor, tender: Tender, sha256: str, approved: bool = T
                        reason: str = "", now: dt.datetime | None = None) -> EvaluationReport:
     """A member approves, or dissents from (with reasons), the proposed report whose
     SHA-256 they read; the report is adopted once the quorum of members approved it."""
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _evaluator(actor, tender)
     now = _now(now)
     report = tender.evaluation_reports.order_by("-number").first()
@@ -2006,7 +2014,7 @@ def approve_evaluation(*, actor, tender: Tender, sha256: str, approved: bool = T
 def _explanation_locked(explanation: Explanation) -> tuple[Tender, Explanation]:
     explanation = Explanation.objects.select_related("bid_lot__bid__company",
                                                      "bid_lot__lot").get(pk=explanation.pk)
-    tender = Tender.objects.select_for_update().get(pk=explanation.bid_lot.bid.tender_id)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=explanation.bid_lot.bid.tender_id)
     return tender, Explanation.objects.select_for_update().get(pk=explanation.pk)
 
 
@@ -2020,7 +2028,7 @@ def request_explanation(*, actor, bid_lot: BidLot, question: str,
                         now: dt.datetime | None = None) -> Explanation:
     """The committee's chair (or the buyer's officer) asks the bidder of an abnormally
     low price to explain it, within ``PROCUREMENT_EXPLANATION_DAYS`` days."""
-    tender = Tender.objects.select_for_update().get(pk=bid_lot.bid.tender_id)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=bid_lot.bid.tender_id)
     _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
         raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
@@ -2125,7 +2133,7 @@ def decide_explanation(*, actor, explanation: Explanation, accepted: bool, reaso
 
 @transaction.atomic
 def declare_unsuccessful(*, actor, tender: Tender, reason: str) -> Tender:
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     reason = _text(reason, "The reason", 2000)
     _move(tender, "fail")
@@ -2271,7 +2279,7 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
     against its evaluation or award (during its standstill). Filing suspends nothing:
     admission does."""
     company = _company_user(actor)
-    tender = Tender.objects.select_for_update().get(pk=tender.pk)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
     now = _now(now)
     if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
         refusal = _refusal(tender, company)
@@ -2310,7 +2318,7 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
 
 
 def _body(actor, complaint: Complaint) -> tuple[Tender, Complaint]:
-    tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=complaint.tender_id)
     if not rules.can_decide_complaint(actor, tender.buyer):
         raise PermissionDenied(ProcurementError.COMPLAINTS_BODY_ONLY)
     return tender, Complaint.objects.select_for_update().get(pk=complaint.pk)
@@ -2469,7 +2477,7 @@ def complaint_timers(now: dt.datetime | None = None) -> list[str]:
     for pk in overdue.values_list("pk", flat=True):
         with transaction.atomic():
             complaint = Complaint.objects.get(pk=pk)
-            tender = Tender.objects.select_for_update().get(pk=complaint.tender_id)
+            tender = Tender.objects.select_for_update(no_key=True).get(pk=complaint.tender_id)
             complaint = Complaint.objects.select_for_update().get(pk=pk)
             if complaint.status == CS.FILED and now > admissibility_due(complaint):
                 complaint.status = CS.LAPSED
@@ -2560,7 +2568,7 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
     is over: the contract is ``pending`` until the supplier countersigns the same terms,
     whose hash the entry records."""
     award = Award.objects.select_related("lot", "supplier").get(pk=award.pk)
-    tender = Tender.objects.select_for_update().get(pk=award.tender_id)
+    tender = Tender.objects.select_for_update(no_key=True).get(pk=award.tender_id)
     agent = _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     # the award's own standstill: a lot awarded again does not hold back the others
     over = tender.state == S.COMPLETE or (
