@@ -126,6 +126,18 @@ class Tender(models.Model):
         return f"{self.reference} {self.title}"
 
 
+def locked_tenders(*, skip_locked: bool = False) -> models.QuerySet:
+    """Tenders to change, each row locked until the transaction ends.
+
+    The lock is ``FOR NO KEY UPDATE`` on PostgreSQL: it excludes every other lock of the
+    tender, the bids' ``FOR SHARE`` included, but not the key-share lock that PostgreSQL's
+    deferred foreign-key checks take at commit on the tender of a new row. With ``FOR
+    UPDATE``, a transaction that had appended to the ledger (its lock is held until commit)
+    and inserted a row of the tender deadlocked at commit against one holding the tender
+    and waiting for the ledger. SQLite runs one writing transaction at a time anyway."""
+    return Tender.objects.select_for_update(no_key=True, skip_locked=skip_locked)
+
+
 class Lot(models.Model):
     tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="lots")
     number = models.PositiveSmallIntegerField()

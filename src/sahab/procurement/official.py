@@ -43,6 +43,7 @@ from sahab.procurement.models import (
     OfficialDocument,
     Step,
     Tender,
+    locked_tenders,
 )
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,7 @@ def _record(step: Step, tender: Tender, kind: Kind, entry: dict, user,
     # the tender first, as every service locks it before the ledger: a step recorded
     # after the ledger's lock would wait for a service's tender lock while that service
     # waits for the ledger (a deadlock on PostgreSQL, a 500 for the person)
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     documents = list(OfficialDocument.objects.select_for_update().filter(pk__in=signed)
                      .order_by("language"))
     if len(documents) != len(signed) or any(d.ledger_index is not None for d in documents):

@@ -69,6 +69,7 @@ from sahab.procurement.models import (
     Tender,
     TenderAmendment,
     TenderDocument,
+    locked_tenders,
 )
 
 S = State
@@ -361,19 +362,25 @@ def _check_deadlines(procedure: str, enquiry: dt.datetime, submission: dt.dateti
         raise InvalidInput(ProcurementError.SUBMISSION_DEADLINE_TOO_FAR)
 
 
+def _tendering_period(procedure: str) -> dt.timedelta:
+    """The legal minimum between publication and the submission deadline for
+    ``procedure`` (``SAHAB_PROCUREMENT_MIN_DAYS`` replaces it on training platforms)."""
+    return dt.timedelta(days=MIN_TENDERING_DAYS[procedure]
+                        if settings.PROCUREMENT_MIN_DAYS is None
+                        else settings.PROCUREMENT_MIN_DAYS)
+
+
 @transaction.atomic
 def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> Tender:
     """Publish: the committee's opening keys are fixed and the enquiry period starts."""
     import secrets
 
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     _move(tender, "publish")
     _check_deadlines(tender.procedure, tender.enquiry_deadline, tender.submission_deadline, now)
-    minimum = dt.timedelta(days=MIN_TENDERING_DAYS[tender.procedure]
-                           if settings.PROCUREMENT_MIN_DAYS is None
-                           else settings.PROCUREMENT_MIN_DAYS)
+    minimum = _tendering_period(tender.procedure)
     if tender.submission_deadline - now < minimum and \
             not isinstance(actor, directory.SystemActor):
         raise InvalidInput(ProcurementError.TENDER_PERIOD_TOO_SHORT,
@@ -428,7 +435,7 @@ def _committee_data(tender: Tender, members: list[CommitteeMember]) -> dict:
 def name_committee(*, actor, tender: Tender, members: list, threshold: int) -> list:
     """The buyer names the opening committee of a draft tender: n agents (of any
     administration, e.g. HAICOP), any ``threshold`` of whom open the bids."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state != S.DRAFT:
         raise Conflict(ProcurementError.OPENING_COMMITTEE_AFTER_PUBLICATION)
@@ -471,7 +478,7 @@ def _member(actor, tender: Tender) -> CommitteeMember:
 def register_committee_key(*, actor, tender: Tender, public_key: bytes) -> CommitteeMember:
     """A member registers the public half of the one-time opening key made on their own
     machine (``sahab committee keygen``); the platform never sees the private half."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     row = _member(actor, tender)
     if tender.state != S.DRAFT:
         raise Conflict(ProcurementError.OPENING_KEY_AFTER_PUBLICATION)
@@ -495,7 +502,7 @@ def release_committee_key(*, actor, tender: Tender, private_key: bytes,
                           now: dt.datetime | None = None) -> CommitteeMember:
     """A member releases their opening key after the deadline; the release is public
     (a ledger entry) and anyone can check it against the registered public key."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     row = _member(actor, tender)
     now = _now(now)
     if tender.published_at is None or \
@@ -607,7 +614,7 @@ def revoke_signing_key(*, actor, key: SigningKey) -> SigningKey:
 @transaction.atomic
 def cancel_tender(*, actor, tender: Tender, reason: str,
                   now: dt.datetime | None = None) -> Tender:
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     reason = _text(reason, "The reason", 2000)
     _move(tender, "cancel")
@@ -622,7 +629,7 @@ def cancel_tender(*, actor, tender: Tender, reason: str,
 @transaction.atomic
 def add_document(*, actor, tender: Tender, name: str, content: bytes) -> TenderDocument:
     """Attach a document; a document of the same name becomes its next version."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     media_type, digest = document_checks.check_document(name, content)
     # Once published, the documents change only by an amendment: with its rationale, the
@@ -699,7 +706,7 @@ def amend_tender(*, actor, tender: Tender, rationale: str,
     After the amendment bidders keep at least ``min_days_after_amendment()`` days: an
     amendment that would leave fewer must extend the submission deadline, else it is
     refused and nothing is written."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if tender.state == S.DRAFT:
@@ -888,9 +895,7 @@ def _check_amended_lots(tender: Tender, changes: list[dict], actor,
         return
     if tender.procedure == Procedure.RESTRICTED and tender.state != S.ENQUIRIES:
         raise Conflict(ProcurementError.LOT_ADDED_AFTER_APPLICATIONS)
-    minimum = dt.timedelta(days=MIN_TENDERING_DAYS[tender.procedure]
-                           if settings.PROCUREMENT_MIN_DAYS is None
-                           else settings.PROCUREMENT_MIN_DAYS)
+    minimum = _tendering_period(tender.procedure)
     if tender.submission_deadline - now < minimum and \
             not isinstance(actor, directory.SystemActor):
         raise InvalidInput(ProcurementError.LOT_ADDED_PERIOD_TOO_SHORT, days=minimum.days,
@@ -966,7 +971,7 @@ def decide_prequalification(*, actor, participation: Participation, qualified: b
     """The buyer qualifies a candidate of a restricted procedure, or refuses it with its
     reasons (public, on the ledger). A refused candidate is told, with the date until
     which it may complain against the refusal."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=participation.tender_id)
+    tender = locked_tenders().get(pk=participation.tender_id)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
@@ -1095,16 +1100,9 @@ def _share_lock(tender: Tender) -> Tender:
     """The tender, locked so that it cannot be opened (or suspended, or cancelled) while
     this transaction runs, yet other bids can go in at the same time.
 
-    On PostgreSQL that is ``FOR SHARE`` (the opening's ``FOR NO KEY UPDATE`` waits for
-    every bid in flight, so no bid committed before the deadline is missed by the opening);
-    SQLite runs one writing transaction at a time anyway.
-
-    Every service locks a tender ``FOR NO KEY UPDATE`` (``select_for_update(no_key=True)``):
-    it excludes every other lock of the tender, share locks included, but not the key-share
-    lock that PostgreSQL's deferred foreign-key checks take at commit on the tender of a
-    new row. With ``FOR UPDATE``, a transaction that had appended to the ledger (its lock is
-    held until commit) and inserted a row of the tender deadlocked at commit against one
-    holding the tender and waiting for the ledger.
+    On PostgreSQL that is ``FOR SHARE`` (the opening's lock, ``models.locked_tenders``,
+    waits for every bid in flight, so no bid committed before the deadline is missed by the
+    opening); SQLite runs one writing transaction at a time anyway.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -1277,8 +1275,7 @@ def advance_tenders(now: dt.datetime | None = None, *, signed: bool = True) -> l
     done = complaint_timers(now)
     for tender_id, state in _tenders_due(now).values_list("pk", "state"):
         with transaction.atomic():
-            tender = Tender.objects.select_for_update(no_key=True, skip_locked=True) \
-                .filter(pk=tender_id).first()
+            tender = locked_tenders(skip_locked=True).filter(pk=tender_id).first()
             if tender is None or tender.state != state or \
                     (tender.suspended and state != S.OPENING):
                 continue
@@ -1463,7 +1460,7 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     ledger must have its envelope, every envelope its commitment, its company's signature
     by a key the ledger registered; anything else is rejected and named in the report.
     """
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     now = _now(now)
     if tender.state != S.OPENING:
         raise Conflict(ProcurementError.OPENING_NEEDS_CLOSED_TENDER)
@@ -1718,7 +1715,7 @@ def complete_evaluation(*, actor, tender: Tender, now: dt.datetime | None = None
     """Rank every lot and propose the evaluation report to the evaluation committee (the
     buyer's procurement officer or the committee's chair): its members then approve or
     dissent from this very report (its SHA-256), and it is adopted at the quorum."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
         raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
@@ -1768,7 +1765,7 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
                  justification: str = "", now: dt.datetime | None = None) -> list[Award]:
     """Award each lot (to the first ranked bid unless ``choices`` says otherwise, with a
     justification), notify every bidder and start the standstill period."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     now = _now(now)
     if not Step.objects.filter(tender=tender, type="tender.evaluated").exists():
@@ -1926,7 +1923,7 @@ def name_evaluation_committee(*, actor, tender: Tender, members: list, chair, qu
     """The buyer's procurement officer names the evaluation committee: at least two
     evaluators of the buyer's line, one of them its chair, and a quorum of at least two.
     Named before or during the evaluation; naming it again supersedes any report."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     if tender.state not in (S.DRAFT, S.ENQUIRIES, S.TENDERING, S.OPENING, S.EVALUATION):
         raise Conflict(ProcurementError.EVALUATION_COMMITTEE_TOO_LATE)
@@ -1973,7 +1970,7 @@ def approve_evaluation(*, actor, tender: Tender, sha256: str, approved: bool = T
                        reason: str = "", now: dt.datetime | None = None) -> EvaluationReport:
     """A member approves, or dissents from (with reasons), the proposed report whose
     SHA-256 they read; the report is adopted once the quorum of members approved it."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _evaluator(actor, tender)
     now = _now(now)
     report = tender.evaluation_reports.order_by("-number").first()
@@ -2014,7 +2011,7 @@ def approve_evaluation(*, actor, tender: Tender, sha256: str, approved: bool = T
 def _explanation_locked(explanation: Explanation) -> tuple[Tender, Explanation]:
     explanation = Explanation.objects.select_related("bid_lot__bid__company",
                                                      "bid_lot__lot").get(pk=explanation.pk)
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=explanation.bid_lot.bid.tender_id)
+    tender = locked_tenders().get(pk=explanation.bid_lot.bid.tender_id)
     return tender, Explanation.objects.select_for_update().get(pk=explanation.pk)
 
 
@@ -2028,7 +2025,7 @@ def request_explanation(*, actor, bid_lot: BidLot, question: str,
                         now: dt.datetime | None = None) -> Explanation:
     """The committee's chair (or the buyer's officer) asks the bidder of an abnormally
     low price to explain it, within ``PROCUREMENT_EXPLANATION_DAYS`` days."""
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=bid_lot.bid.tender_id)
+    tender = locked_tenders().get(pk=bid_lot.bid.tender_id)
     _officer_or_chair(actor, tender)
     if tender.state != S.EVALUATION:
         raise Conflict(ProcurementError.NOT_UNDER_EVALUATION)
@@ -2133,7 +2130,7 @@ def decide_explanation(*, actor, explanation: Explanation, accepted: bool, reaso
 
 @transaction.atomic
 def declare_unsuccessful(*, actor, tender: Tender, reason: str) -> Tender:
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     reason = _text(reason, "The reason", 2000)
     _move(tender, "fail")
@@ -2279,7 +2276,7 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
     against its evaluation or award (during its standstill). Filing suspends nothing:
     admission does."""
     company = _company_user(actor)
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=tender.pk)
+    tender = locked_tenders().get(pk=tender.pk)
     now = _now(now)
     if tender.state in (S.ENQUIRIES, S.TENDERING) and now < tender.submission_deadline:
         refusal = _refusal(tender, company)
@@ -2318,7 +2315,7 @@ def file_complaint(*, actor, tender: Tender, text: str, lots: Iterable[int] | No
 
 
 def _body(actor, complaint: Complaint) -> tuple[Tender, Complaint]:
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=complaint.tender_id)
+    tender = locked_tenders().get(pk=complaint.tender_id)
     if not rules.can_decide_complaint(actor, tender.buyer):
         raise PermissionDenied(ProcurementError.COMPLAINTS_BODY_ONLY)
     return tender, Complaint.objects.select_for_update().get(pk=complaint.pk)
@@ -2477,7 +2474,7 @@ def complaint_timers(now: dt.datetime | None = None) -> list[str]:
     for pk in overdue.values_list("pk", flat=True):
         with transaction.atomic():
             complaint = Complaint.objects.get(pk=pk)
-            tender = Tender.objects.select_for_update(no_key=True).get(pk=complaint.tender_id)
+            tender = locked_tenders().get(pk=complaint.tender_id)
             complaint = Complaint.objects.select_for_update().get(pk=pk)
             if complaint.status == CS.FILED and now > admissibility_due(complaint):
                 complaint.status = CS.LAPSED
@@ -2568,7 +2565,7 @@ def sign_contract(*, actor, award: Award, start_date: dt.date, end_date: dt.date
     is over: the contract is ``pending`` until the supplier countersigns the same terms,
     whose hash the entry records."""
     award = Award.objects.select_related("lot", "supplier").get(pk=award.pk)
-    tender = Tender.objects.select_for_update(no_key=True).get(pk=award.tender_id)
+    tender = locked_tenders().get(pk=award.tender_id)
     agent = _buyer_agent(actor, tender, Role.PROCUREMENT_OFFICER)
     # the award's own standstill: a lot awarded again does not hold back the others
     over = tender.state == S.COMPLETE or (
