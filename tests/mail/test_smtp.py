@@ -223,7 +223,10 @@ def test_bcc_reaches_its_recipient_and_nobody_sees_it(committed_world, smtp_serv
     [to_bob] = stored(w.bob_box)
     [to_blind] = stored(w.registry_finances)
     for raw in (to_bob, to_blind):
-        assert b"Bcc" not in raw and blind.encode() not in raw.split(b"\r\n\r\n", 1)[0]
+        headers = raw.split(b"\r\n\r\n", 1)[0]
+        # A header field, not the three bytes: base64 in a DKIM signature may hold "Bcc".
+        assert not re.search(rb"(?im)^bcc[ \t]*:", headers)
+        assert blind.encode() not in headers
         assert b"dkim=pass" in raw
 
 
