@@ -1,11 +1,20 @@
 """Ledger: durable appends, checkpoint delay, proof latency and the auditor's speed.
 
 Anchors measured in the same run: raw hashlib SHA-256 of 64-byte inputs (the hashing
-that a log cannot avoid) and pymerkle (a pure-Python Merkle tree library; in memory
-for appends, and for proofs on the same number of leaves).
+that a log cannot avoid), pymerkle (a pure-Python Merkle tree library, in memory, for
+appends and for proofs on up to 100,000 leaves), and for the proofs a SELECT 1 round
+trip on the same connection after each proof (what the database and the shared machine
+cost any query at that moment).
 
     python -m bench ledger            # SQLite and PostgreSQL (when 127.0.0.1:5432 answers)
     SAHAB_BENCH_LEDGER_SIZE=1000000   # tree size for proofs and the auditor (default 100000)
+    SAHAB_BENCH_LEDGER_COPY=1         # PostgreSQL: grow past the timed appends with COPY
+    SAHAB_BENCH_LEDGER_DATABASES=postgres   # which databases to run (default both)
+
+The timed appends always go through ``append_many``; only the untimed growth to the
+proof size changes with ``SAHAB_BENCH_LEDGER_COPY``: the same entries and Merkle nodes
+streamed by COPY (as ``bench_national`` loads its data set), then VACUUM ANALYZE, which
+takes 10 million entries in minutes instead of the better part of an hour.
 
 Reference figures: Tessera reports ~10,000 writes/s on 7 cores with NVMe and ~2,900/s
 with fsync on ordinary disks. Goals on 2 cores: >= 5,000 durable appends/s batched on
@@ -14,6 +23,7 @@ PostgreSQL, a signed checkpoint within 1 s of an append, proofs p99 under 5 ms.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -59,6 +69,60 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return 1000 * samples[len(samples) // 2], 1000 * samples[int(len(samples) * 0.99) - 1]
 
 
+def _copy_growth(start: int, size: int, record, chunk: int = 50_000) -> float:
+    """Grow the log from ``start`` to ``size`` entries by COPY on PostgreSQL: the entries
+    ``record(i)`` would append, their leaf and inner nodes from the stored right edge, and
+    the log state; then VACUUM ANALYZE the two tables, as autovacuum would in time.
+    Returns the seconds it took. Bodies are written by a template that is checked
+    against ``encode_entry`` (RFC 8785 costs more than the rest of the load)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from bench.common import copy_ledger_rows
+    from sahab.ledger import merkle
+    from sahab.ledger.models import Entry, LogState, Node, node_key
+    from sahab.ledger.services import encode_entry
+
+    began = time.perf_counter()
+    state = LogState.objects.get(pk=1)
+    if state.size != start:
+        raise RuntimeError(f"the log holds {state.size} entries, not {start}")
+    tree = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier))
+    at = timezone.now()
+    stamp = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+
+    def body(i: int, r) -> bytes:
+        return (f'{{"actor":"{r.actor}","at":"{stamp}Z","data":{{"digest":"{r.data["digest"]}",'
+                f'"i":{i}}},"subject":"{r.subject}","type":"{r.type}"}}').encode()
+
+    connection.ensure_connection()
+    pg = connection.connection
+    entries, nodes = [], []
+
+    def flush() -> None:
+        copy_ledger_rows(pg, entries, nodes)
+
+    with pg.transaction():
+        for i in range(start, size):
+            r = record(i)
+            data = body(i, r)
+            if (i == start or i % 100_000 == 0) and data != encode_entry(r, at):
+                raise RuntimeError("the COPY template differs from encode_entry")
+            nodes.extend((node_key(level, n), h)
+                         for level, n, h in tree.append(merkle.leaf_hash(data)))
+            entries.append((i, data, r.type, r.subject, r.actor, at))
+            if len(entries) == chunk:
+                flush()
+        flush()
+        with pg.cursor() as cur:
+            cur.execute(f'UPDATE "{LogState._meta.db_table}" SET size = %s, frontier = %s '  # noqa: S608
+                        "WHERE id = 1", (tree.size, tree.to_bytes()))
+    with pg.cursor() as cur:
+        for table in (Entry._meta.db_table, Node._meta.db_table):
+            cur.execute(f'VACUUM ANALYZE "{table}"')
+    return time.perf_counter() - began
+
+
 def inner(database_url: str | None, size: int) -> dict:
     """Run in a fresh process configured for one database; returns the figures."""
     from bench.common import setup_django
@@ -94,6 +158,9 @@ def inner(database_url: str | None, size: int) -> dict:
             services.append_many([record(done + j) for j in range(batch)])
         done += batch
     results["batched_per_s"] = (target - n) / (time.perf_counter() - start)
+    if database_url and os.environ.get("SAHAB_BENCH_LEDGER_COPY") == "1" and done < size:
+        results["copy_growth_s"] = _copy_growth(done, size, record)
+        done = size
     while done < size:  # grow to the proof size without timing it
         with transaction.atomic():
             services.append_many([record(done + j) for j in range(5000)])
@@ -126,12 +193,24 @@ def inner(database_url: str | None, size: int) -> dict:
     results["checkpoint_delay_mean_s"] = sum(delays) / len(delays)
 
     size = services.latest_checkpoint().size
-    samples = []
+    # Anchor interleaved with the proofs: one SELECT 1 round trip on the same connection
+    # after each proof, so that a tail caused by the shared machine shows on both sides.
+    from django.db import connection
+
+    def round_trip() -> float:
+        t = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return time.perf_counter() - t
+
+    samples, trips = [], []
     for _ in range(1000):
         index = random.randrange(size)
         t = time.perf_counter()
         services.inclusion_proof(index, size)
         samples.append(time.perf_counter() - t)
+        trips.append(round_trip())
     results["proof_p50_ms"], results["proof_p99_ms"] = _percentiles(samples)
     samples = []
     for _ in range(300):
@@ -139,6 +218,8 @@ def inner(database_url: str | None, size: int) -> dict:
         t = time.perf_counter()
         services.consistency_proof(old, size)
         samples.append(time.perf_counter() - t)
+        trips.append(round_trip())
+    results["select1_p50_ms"], results["select1_p99_ms"] = _percentiles(trips)
     results["consistency_p50_ms"], results["consistency_p99_ms"] = _percentiles(samples)
 
     signals.request_started.disconnect(close_old_connections)
@@ -188,14 +269,17 @@ def main() -> None:
     print(f"  anchors: hashlib SHA-256 {sha:,.0f} hashes/s; pymerkle append "
           f"{pm['append_per_s']:,.0f}/s, proof p50 {pm['proof_p50_ms']:.3f} ms "
           f"p99 {pm['proof_p99_ms']:.3f} ms at {pm['proof_size']:,} leaves (in memory)")
-    runs = [("sqlite", None)]
-    pg = _postgres_url()
+    wanted = os.environ.get("SAHAB_BENCH_LEDGER_DATABASES", "sqlite,postgres").split(",")
+    runs = [("sqlite", None)] if "sqlite" in wanted else []
+    pg = _postgres_url() if "postgres" in wanted else None
     if pg:
         runs.append(("postgres", pg[0]))
     try:
         for name, url in runs:
             r = _run(url, size)
-            print(f"  [{name}] tree of {r['size']:,} entries")
+            grown = (f", grown past the timed appends by COPY in {r['copy_growth_s']:.0f} s"
+                     if "copy_growth_s" in r else "")
+            print(f"  [{name}] tree of {r['size']:,} entries{grown}")
             report(f"{name}: single durable appends", r["single_per_s"], "/s",
                    "hashlib", sha)
             report(f"{name}: batched appends (1000 per commit)", r["batched_per_s"], "/s",
@@ -208,6 +292,11 @@ def main() -> None:
                    "pymerkle p99", pm["proof_p99_ms"])
             report(f"{name}: consistency proof p99", r["consistency_p99_ms"], "ms",
                    "goal", 5.0)
+            report(f"{name}: inclusion proof p99", r["proof_p99_ms"], "ms",
+                   "SELECT 1 p99", r["select1_p99_ms"],
+                   subject_did="1,000 inclusion proofs at random indexes of the whole tree",
+                   anchor_did="a SELECT 1 round trip on the same connection after each "
+                              "proof (1,300 in all)")
             report(f"{name}: checkpoint delay (max of 10)", r["checkpoint_delay_max_s"], "s",
                    "goal", 1.0)
             report(f"{name}: checked signing of 1,000 new entries", r["sign_1000_ms"], "ms",

@@ -33,7 +33,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import child_json, free_port, percentile, report, stop_server, web_server
+from bench.common import (
+    child_json,
+    copy_ledger_rows,
+    free_port,
+    percentile,
+    report,
+    stop_server,
+    web_server,
+)
 
 GOAL_MS = 300.0
 BASE = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
@@ -397,23 +405,14 @@ def _load_ledger(pg, n: dict, bar, chunk: int = 50_000) -> bytes:
     """COPY the entries and the Merkle tree's nodes, streaming (one COPY at a time on the
     connection: a chunk of entries, then its nodes); returns the root."""
     from sahab.ledger import merkle
-    from sahab.ledger.models import Entry, LogState, Node, node_key
+    from sahab.ledger.models import LogState, node_key
 
     tree = merkle.CompactRange()
     entries, nodes = [], []
 
     def flush() -> None:
-        with pg.cursor() as cur:
-            with cur.copy(f'COPY "{Entry._meta.db_table}" (index, body, type, subject, actor, '
-                          "at) FROM STDIN") as copy:
-                for row in entries:
-                    copy.write_row(row)
-            with cur.copy(f'COPY "{Node._meta.db_table}" (key, hash) FROM STDIN') as copy:
-                for row in nodes:
-                    copy.write_row(row)
         bar.update(len(entries))
-        entries.clear()
-        nodes.clear()
+        copy_ledger_rows(pg, entries, nodes)
 
     with pg.transaction():
         for type_, subject, actor, at, body in _entries(n):
@@ -479,15 +478,16 @@ def load(url: str, home: str, scale: float) -> dict:
     django.setup()
     from django.core.management import call_command
 
-    from sahab.procurement import redflags
+    from sahab.procurement import dashboard, redflags
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
     setup = fill(scale) | {"seconds": time.perf_counter() - started}
-    # the worker's job, as it runs every few minutes beside the web servers: the pages
-    # read its stored run
+    # the worker's jobs, as they run every few minutes (the flags) and every minute (the
+    # dashboards) beside the web servers: the pages read what they stored
     run = redflags.refresh()
-    return setup | {"red_flags": {"count": run.count, "seconds": run.seconds}}
+    return setup | {"red_flags": {"count": run.count, "seconds": run.seconds},
+                    "dashboards": dashboard.refresh()}
 
 
 # --- measuring ---------------------------------------------------------------------------
@@ -643,7 +643,8 @@ def main() -> None:
         print(f"  loaded in {setup['seconds']:.0f} s: {setup['counts']}; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         print(f"  the worker's red-flag run: {setup['red_flags']['count']} flags in "
-              f"{setup['red_flags']['seconds']:.0f} s", flush=True)
+              f"{setup['red_flags']['seconds']:.0f} s; its dashboards' tables (s): "
+              f"{setup['dashboards']}", flush=True)
         port = free_port()
         server = web_server(env, port, timeout=1800)
         results = measure(f"http://127.0.0.1:{port}", setup, requests)

@@ -1,18 +1,27 @@
-"""Procurement on PostgreSQL: 500 bidders in the last minute before a deadline, the
-opening of their 500 bids, and the public tender list with 100,000 tenders.
+"""Procurement on PostgreSQL: 500 bids in one second, 500 spread over a minute.
 
-Both go through the real stack: `sahab serve` (gunicorn + worker) on a free port of
-127.0.0.1, HTTP clients in this process. The bids' anchor is the same load in the same
-run against a trivial write of the same stack: as many companies at once each asking a
-question on another tender (an authenticated POST, one row and its ledger entry, no
-envelope to check). The tender list's anchor is GET /healthz through the same server.
-Goals: no bid lost, p95 under 300 ms. After the deadline two of the three committee
-members release their keys and the tender opens: every accepted bid must be opened and
-listed in the opening report, and ``verify-opening`` must confirm it from the server's
-public data.
+500 bidders at the same second, 500 bidders spread over the last minute before a
+deadline, the opening of the burst's 500 bids, and the public tender list with 100,000
+tenders.
+
+All go through the real stack: `sahab serve` (gunicorn + worker) on a free port of
+127.0.0.1, HTTP clients in this process. The burst has two anchors, each the same load
+in the same run against the same server: as many clients at once each doing GET
+/healthz (the stack's floor: middleware and one ``SELECT 1``), and as many companies at
+once each asking a question on another tender (an authenticated POST, one row and its
+ledger entry, no envelope to check). The spread scenario sends every bid at its own
+time, drawn uniformly over ``SAHAB_BENCH_SPREAD_SECONDS`` (default 60), on a second
+tender, and its anchor is GET /healthz sent on the same schedule. The tender list's
+anchor is GET /healthz through the same server, one request at a time.
+
+Goals: no bid lost in either scenario; under the burst, bids accepted per second at
+least half the /healthz rate of the same burst; spread over the minute, p95 under
+300 ms. After the deadline two of the three committee members release their keys and
+the burst's tender opens: every accepted bid must be opened and listed in the opening
+report, and ``verify-opening`` must confirm it from the server's public data.
 
     python -m bench procurement      # needs PostgreSQL on 127.0.0.1:5432
-    SAHAB_BENCH_BIDDERS=500 SAHAB_BENCH_TENDERS=100000
+    SAHAB_BENCH_BIDDERS=500 SAHAB_BENCH_TENDERS=100000 SAHAB_BENCH_SPREAD_SECONDS=60
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -38,8 +48,8 @@ def _percentile(samples: list[float], p: int) -> float:
 
 
 def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
-    """In a child process: migrate, create companies with tokens, one open tender, and
-    ``tenders`` published tenders for the list."""
+    """In a child process: migrate, create companies with tokens, two open tenders (the
+    burst's and the spread scenario's), and ``tenders`` published tenders for the list."""
     os.environ.update({"DATABASE_URL": url, "SAHAB_HOME": home,
                        "DJANGO_SETTINGS_MODULE": "sahab.settings",
                        "SAHAB_PROCUREMENT_MIN_DAYS": "0"})
@@ -89,13 +99,18 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
                                       username=f"member{i}", email=f"m{i}@example.gov.tn",
                                       first_name="Membre", last_name=str(i), roles=[],
                                       password=None)[0].user for i in range(3)]
+    spread = services.create_tender(  # the spread scenario's: the same kind of tender
+        actor=SYSTEM, buyer=buyer, title="Postes de travail", procedure="open",
+        enquiry_deadline=now + dt.timedelta(seconds=30),
+        submission_deadline=now + dt.timedelta(minutes=30),
+        lots=[{"title": "Postes", "cpv": "30213000-5", "estimated_value": "1000000"}])
     asked = services.create_tender(  # the anchor's: its enquiry period lasts the whole run
         actor=SYSTEM, buyer=buyer, title="Questions", procedure="open",
         enquiry_deadline=now + dt.timedelta(minutes=30),
         submission_deadline=now + dt.timedelta(minutes=60),
         lots=[{"title": "Stockage", "cpv": "30233000-1", "estimated_value": "1000000"}])
     opening_keys = []  # the members' private halves for `tender`, as they would keep them
-    for published in (tender, asked):
+    for published in (tender, spread, asked):
         services.name_committee(actor=SYSTEM, tender=published, members=members, threshold=2)
         for member in members:
             private, public = client.committee_keygen()
@@ -105,6 +120,7 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
                 opening_keys.append([member.username, private])
         services.publish_tender(actor=SYSTEM, tender=published)
     tender.refresh_from_db()
+    spread.refresh_from_db()
     # none of the listed tenders waits for a timer: the worker's (and the opening's) would
     # otherwise walk tens of thousands of them, one transaction each, on every tick
     rows = [Tender(reference=f"LIST-{i:06d}", buyer=buyer, title=f"Achat numéro {i}",
@@ -118,7 +134,8 @@ def prepare(url: str, home: str, bidders: int, tenders: int) -> dict:
                              Tender.objects.filter(reference__startswith="LIST-")],
                             batch_size=5000)
     return {"reference": tender.reference, "asked": asked.reference, "tokens": tokens,
-            "bid_tag": tender.bid_tag, "opening_keys": opening_keys}
+            "bid_tag": tender.bid_tag, "opening_keys": opening_keys,
+            "spread": spread.reference, "spread_bid_tag": spread.bid_tag}
 
 
 def open_after_deadline(url: str, home: str, reference: str, opening_keys: list) -> dict:
@@ -206,6 +223,47 @@ async def _storm(base: str, path: str, calls: list[tuple[str, dict]]
     return [d for d, _ in results], sum(1 for _, s in results if s == 201)
 
 
+async def _get_storm(base: str, path: str, n: int) -> tuple[list[float], int]:
+    """``n`` clients GET ``path`` at once, no token: (latencies, how many got 200)."""
+    limits = httpx.Limits(max_connections=n)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        async def one():
+            start = time.perf_counter()
+            r = await client.get(path)
+            return time.perf_counter() - start, r.status_code
+        results = await asyncio.gather(*(one() for _ in range(n)))
+    return [d for d, _ in results], sum(1 for _, s in results if s == 200)
+
+
+def _schedule(n: int, seconds: float, seed: int = 2026) -> list[float]:
+    """``n`` send times (seconds from the start), drawn uniformly over ``seconds``: the
+    arrivals of independent bidders in the last stretch before a deadline. The same seed
+    gives the anchor the same schedule as the bids."""
+    rng = random.Random(seed)
+    return sorted(rng.uniform(0, seconds) for _ in range(n))
+
+
+async def _spread(base: str, method: str, path: str,
+                  calls: list[tuple[str | None, dict | None]], at: list[float],
+                  expect: int) -> tuple[list[float], int]:
+    """Each call is sent at its own time ``at[i]`` (seconds from now), all concurrently:
+    (latencies from each send, how many got ``expect``)."""
+    limits = httpx.Limits(max_connections=len(calls))
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        loop = asyncio.get_running_loop()
+        origin = loop.time()
+
+        async def one(token: str | None, body: dict | None, when: float):
+            await asyncio.sleep(max(0.0, origin + when - loop.time()))
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            start = time.perf_counter()
+            r = await client.request(method, path, json=body, headers=headers)
+            return time.perf_counter() - start, r.status_code
+        results = await asyncio.gather(*(one(t, b, w)
+                                         for (t, b), w in zip(calls, at, strict=True)))
+    return [d for d, _ in results], sum(1 for _, s in results if s == expect)
+
+
 async def _bid_storm(base: str, reference: str,
                      sealed: list[tuple[str, str]]) -> tuple[list[float], int]:
     return await _storm(base, f"/api/procurement/tenders/{reference}/bids",
@@ -220,10 +278,24 @@ async def _question_storm(base: str, reference: str, tokens: list[str]
 
 
 BIDS_DID = ("sahab: {n} companies at once, each POSTs a bid sealed and signed on its side: "
-            "envelope and signature checked, stored, its ledger entry appended, a receipt "
-            "returned")
+            "envelope and signature checked, stored, its ledger entry written and sequenced, "
+            "a receipt returned")
 QUESTIONS_DID = ("anchor: the same {n} companies at once on the same server, each POSTs a "
                  "question: checked, one row and its ledger entry")
+HEALTHZ_BURST_DID = ("anchor: {n} clients at once on the same server, each GETs /healthz "
+                     "(no token: middleware and one SELECT 1)")
+SPREAD_DID = ("sahab: {n} companies, each POSTs a bid sealed and signed on its side at its "
+              "own time, drawn uniformly over {s:g} s, on a second tender (same checks, "
+              "ledger entry, receipt)")
+HEALTHZ_SPREAD_DID = ("anchor: {n} GETs of /healthz on the same server, on the same "
+                      "schedule over {s:g} s, no token")
+
+
+def _ledger_count(base: str, bid_tag: str) -> int:
+    """How many bids the public ledger holds for a tender's sealed-bids subject."""
+    return httpx.get(f"{base}/ledger/entries", timeout=60,
+                     params={"subject": f"sealed-bids:{bid_tag}",
+                             "type": "procurement.bid.submitted"}).json()["count"]
 
 
 def _timed_gets(base: str, paths: list[str], n: int) -> list[float]:
@@ -260,6 +332,7 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="sahab-bench-")
     bidders = int(os.environ.get("SAHAB_BENCH_BIDDERS", "500"))
     tenders = int(os.environ.get("SAHAB_BENCH_TENDERS", "100000"))
+    spread_seconds = float(os.environ.get("SAHAB_BENCH_SPREAD_SECONDS", "60"))
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "SAHAB_HOME": home,
            "SAHAB_HTTP_PORT": str(port), "DJANGO_SETTINGS_MODULE": "sahab.settings"}
@@ -290,19 +363,53 @@ def main() -> None:
         if answered != bidders:
             raise RuntimeError(f"the anchor failed: {answered} of {bidders} questions taken")
         start = time.perf_counter()
+        checked, healthy = asyncio.run(_get_storm(base, "/healthz", bidders))
+        checked_in = time.perf_counter() - start
+        if healthy != bidders:
+            raise RuntimeError(f"the anchor failed: {healthy} of {bidders} /healthz answered")
+        start = time.perf_counter()
         latencies, accepted = asyncio.run(_bid_storm(base, setup["reference"], sealed))
         elapsed = time.perf_counter() - start
-        detail = httpx.get(f"{base}/ledger/entries",
-                           params={"subject": f"sealed-bids:{setup['bid_tag']}",
-                                   "type": "procurement.bid.submitted"}).json()
-        print(f"  {bidders} concurrent bidders: {accepted} accepted, {detail['count']} in the "
-              f"ledger, {'none lost' if accepted == detail['count'] == bidders else 'LOST'}")
-        did = {"subject_did": BIDS_DID.format(n=bidders),
-               "anchor_did": QUESTIONS_DID.format(n=bidders)}
+        in_ledger = _ledger_count(base, setup["bid_tag"])
+        print(f"  {bidders} concurrent bidders: {accepted} accepted, {in_ledger} in the "
+              f"ledger, {'none lost' if accepted == in_ledger == bidders else 'LOST'}")
+        bids_did = BIDS_DID.format(n=bidders)
+        against_health = {"subject_did": bids_did,
+                          "anchor_did": HEALTHZ_BURST_DID.format(n=bidders)}
+        against_questions = {"subject_did": bids_did,
+                             "anchor_did": QUESTIONS_DID.format(n=bidders)}
+        report("bids accepted per second (goal ratio >= 0.5)", accepted / elapsed, "/s",
+               "healthz/s", healthy / checked_in, **against_health)
         report("bids accepted per second", accepted / elapsed, "/s", "questions/s",
-               answered / asked_in, **did)
+               answered / asked_in, **against_questions)
+        report("bid submission p95", _percentile(latencies, 95), "ms", "healthz p95",
+               _percentile(checked, 95), **against_health)
         report("bid submission p95", _percentile(latencies, 95), "ms", "question p95",
-               _percentile(asked, 95), **did)
+               _percentile(asked, 95), **against_questions)
+
+        # the same bidders spread over the last minute, on a second tender
+        spread_sealed, _ = _seal_all(base, setup["spread"], setup["tokens"])
+        at = _schedule(bidders, spread_seconds)
+        checked, healthy = asyncio.run(_spread(base, "GET", "/healthz",
+                                               [(None, None)] * bidders, at, 200))
+        if healthy != bidders:
+            raise RuntimeError(f"the anchor failed: {healthy} of {bidders} /healthz answered")
+        spread_latencies, spread_accepted = asyncio.run(_spread(
+            base, "POST", f"/api/procurement/tenders/{setup['spread']}/bids",
+            [(token, {"envelope": envelope}) for token, envelope in spread_sealed], at, 201))
+        spread_in_ledger = _ledger_count(base, setup["spread_bid_tag"])
+        whole = spread_accepted == spread_in_ledger == bidders
+        print(f"  {bidders} bidders spread over {spread_seconds:g} s: {spread_accepted} "
+              f"accepted, {spread_in_ledger} in the ledger, {'none lost' if whole else 'LOST'}")
+        spread_did = {"subject_did": SPREAD_DID.format(n=bidders, s=spread_seconds)}
+        report("bid submission p95, spread", _percentile(spread_latencies, 95), "ms",
+               "goal", 300.0, **spread_did)
+        report("bid submission p95, spread", _percentile(spread_latencies, 95), "ms",
+               "healthz p95", _percentile(checked, 95), **spread_did,
+               anchor_did=HEALTHZ_SPREAD_DID.format(n=bidders, s=spread_seconds))
+        print(f"      spread bids: p50 {_percentile(spread_latencies, 50):.0f} ms, p99 "
+              f"{_percentile(spread_latencies, 99):.0f} ms, max "
+              f"{max(spread_latencies) * 1000:.0f} ms")
         opening = _child(env, f"open_after_deadline({url!r}, {home!r}, "
                               f"{setup['reference']!r}, {setup['opening_keys']!r})")
         whole = opening["opened"] == opening["listed"] == opening["commitments"] == accepted

@@ -110,3 +110,21 @@ def timed_gets(base: str, paths: list[str], n: int, *, timeout: float = 120) -> 
             client.get(paths[i % len(paths)]).raise_for_status()
             samples.append((time.perf_counter() - start) * 1000)
     return samples
+
+
+def copy_ledger_rows(pg, entries: list, nodes: list) -> None:
+    """COPY ledger rows on a psycopg connection, then empty both lists: ``entries`` as
+    (index, body, type, subject, actor, at), ``nodes`` as (key, hash), as ``append_many``
+    stores them (one COPY at a time on the connection: the entries, then their nodes)."""
+    from sahab.ledger.models import Entry, Node
+
+    with pg.cursor() as cur:
+        with cur.copy(f'COPY "{Entry._meta.db_table}" (index, body, type, subject, actor, '
+                      "at) FROM STDIN") as copy:
+            for row in entries:
+                copy.write_row(row)
+        with cur.copy(f'COPY "{Node._meta.db_table}" (key, hash) FROM STDIN') as copy:
+            for row in nodes:
+                copy.write_row(row)
+    entries.clear()
+    nodes.clear()

@@ -47,7 +47,7 @@ def inbox(user) -> list[email.message.EmailMessage]:
     from sahab.mail.models import Mailbox
 
     box = Mailbox.objects.get(agent__user=user)
-    stored = sorted(maildir.messages(box.maildir, "INBOX"), key=lambda m: m.path.name)
+    stored = reversed(maildir.messages(box.maildir, "INBOX"))
     return [email.message_from_bytes(m.path.read_bytes(), policy=email.policy.default)
             for m in stored]
 

@@ -35,3 +35,21 @@ def test_invalid_matricules_are_refused_with_an_explanation(raw):
 def test_normalisation_is_idempotent(digits, key, vat, cat, est):
     once = normalize_matricule_fiscal(f"{digits}{key}{vat}{cat}{est}")
     assert normalize_matricule_fiscal(once) == once == f"{digits}{key}/{vat}/{cat}/{est}"
+
+
+def test_a_demo_password_too_like_its_users_address_is_drawn_again(monkeypatch):
+    """Regression: `sahab demo` once drew a random password the rules refused as too like
+    the user's own address, and stopped. It now draws until the rules accept it."""
+    from django.contrib.auth import password_validation
+
+    from sahab.directory import demo
+
+    draws = iter(["acmeexample", "Xq7-kLm2pR9w"])
+    monkeypatch.setattr(demo.secrets, "token_urlsafe", lambda n: next(draws))
+    user = {"username": "acme", "email": "demo-acmeexample@example.tn",
+            "first_name": "Demo", "last_name": "Acme"}
+    with pytest.raises(ValidationError):
+        password_validation.validate_password("demo-acmeexample", demo.User(**user))
+    assert demo._password({}, **user) == "demo-Xq7-kLm2pR9w"
+    kept = {"users": [{"username": "acme", "password": "demo-kept-from-before"}]}
+    assert demo._password(kept, **user) == "demo-kept-from-before"

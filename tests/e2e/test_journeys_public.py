@@ -85,6 +85,15 @@ def test_a_citizen_follows_a_tender_from_the_search_to_the_ledger_and_the_open_d
     page.wait_for_url("**/tenders/")
     problems += phone_problems(page, english)
 
+    # the buyer field suggests buyers as one types (a country has too many to list)
+    page.fill("#buyer", "ms-")
+    suggestion = page.locator("#buyer-options option[value='MS-DAF']")
+    suggestion.wait_for(state="attached")
+    codes = page.locator("#buyer-options option").evaluate_all(
+        "options => options.map(o => o.value)")
+    assert codes and all(code.startswith("MS-") for code in codes)
+    page.fill("#buyer", "")
+
     page.fill("#q", "serveurs")
     page.locator("#tender-search button[type=submit]").click()
     page.wait_for_url("**/tenders/?*q=serveurs*")

@@ -312,3 +312,18 @@ def test_outlook_and_thunderbird_find_the_servers_and_dns_has_mta_sts(world, set
         "v=TLSRPTv1; rua=mailto:postmaster@sante.test"
     assert ("autodiscover.sante.test", "CNAME") in records
     assert records[("_imaps._tcp.sante.test", "SRV")].startswith(f"0 1 {settings.IMAPS_PORT} ")
+
+
+def test_messages_of_the_same_second_list_newest_first_whatever_their_digits(tmp_path,
+                                                                              monkeypatch):
+    """Maildir names carry unpadded microseconds (M99999 is earlier than M123456 of the
+    same second, though it sorts after it as text): the folder lists by time, not text."""
+    moments = iter([1764000000.099999, 1764000000.123456, 1764000001.5])
+    monkeypatch.setattr(maildir.time, "time", lambda: next(moments))
+    names = [maildir.deliver(tmp_path, f"Subject: {n}\r\n\r\n.\r\n".encode())
+             for n in ("first", "second", "third")]
+    assert names[0] > names[1]  # the text order is the wrong one
+    listed = maildir.messages(tmp_path / "Maildir", "INBOX")
+    assert [m.path.name for m in listed] == names[::-1]
+    assert maildir.delivery_time(listed[-1].key) == pytest.approx(1764000000.099999)
+    assert maildir.delivery_time("not-a-maildir-name") is None

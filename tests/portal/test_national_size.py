@@ -1,12 +1,16 @@
 """The portal at national size: pages read the red flags that the worker stored instead of
 computing them, and the faster tender search and list answer exactly as before."""
 
+import datetime as dt
+import re
+
 import pytest
 from django.db.models import Q
 from django.utils import translation
 
 from sahab.core import keys
 from sahab.core.demo import load_demo
+from sahab.directory.models import Administration
 from sahab.ledger import services as ledger
 from sahab.procurement import redflags, selectors, tasks
 from sahab.procurement.models import Award, Bid, RedFlagRun, Tender
@@ -80,6 +84,46 @@ def test_only_the_last_runs_are_kept(demo, worker_only):
     assert redflags.last_run() == RedFlagRun.objects.order_by("-pk").first()
 
 
+def test_the_worker_stores_the_dashboards_and_pages_read_them_without_aggregating(
+        demo, worker_only, client, monkeypatch, settings):
+    import json
+
+    from sahab.procurement import dashboard
+    from sahab.procurement.models import DashboardTable
+
+    redflags.refresh()
+    expected = {name: json.loads(json.dumps(aggregate()))
+                for name, aggregate in dashboard.TABLES.items()}
+    assert expected["spending"] and expected["competition"]  # the demo has both
+    took = tasks.refresh_dashboards.call()
+    assert set(took) == set(dashboard.TABLES) and min(took.values()) >= 0
+    assert {t.name: t.rows for t in DashboardTable.objects.all()} == expected
+
+    calls = []
+
+    def aggregating(name):
+        def aggregate():
+            calls.append(name)
+            return expected[name]
+        return aggregate
+
+    for name in dashboard.TABLES:
+        monkeypatch.setitem(dashboard.TABLES, name, aggregating(name))
+    # a page reads what the worker stored: no aggregation in a visitor's request
+    assert client.get("/tenders/dashboard/").status_code == 200
+    assert client.get("/tenders/dashboard/", {"table": "spending", "format": "json"}
+                      ).json() == expected["spending"]
+    assert calls == []
+    # a worker that stopped ten refreshes ago is not trusted: the page aggregates itself,
+    # and writes nothing (public pages may be read from a standby)
+    stale = DashboardTable.objects.get(name="competition").computed_at - dt.timedelta(
+        seconds=11 * settings.PORTAL_FIGURES_SECONDS)
+    DashboardTable.objects.update(computed_at=stale)
+    assert client.get("/tenders/dashboard/").status_code == 200
+    assert sorted(calls) == sorted(dashboard.TABLES)
+    assert set(DashboardTable.objects.values_list("computed_at", flat=True)) == {stale}
+
+
 def _search_as_before(q: str):
     """The tender search as it was written before: joins and DISTINCT."""
     opened = selectors.OPENED
@@ -141,3 +185,72 @@ def test_the_tender_list_api_pages_in_the_same_order_with_its_count(demo, client
         [r for r in expected if Tender.objects.get(reference=r).state == state]
     assert filtered["count"] == len(filtered["items"])
 
+
+
+def _listed(response) -> list[str]:
+    """The tender references of a search page's rows, in order."""
+    return re.findall(r'<a href="/tenders/[^"]+/"><code>([^<]+)</code>', response.text)
+
+
+def test_a_search_past_the_cap_says_more_than_and_sends_downloads_to_the_bulk_file(
+        demo, client, monkeypatch):
+    from sahab.procurement import views
+
+    published = list(selectors.public_tenders().values_list("reference", flat=True))
+    assert len(published) > 5
+    monkeypatch.setattr(views, "SEARCH_COUNT_CAP", 4)
+    monkeypatch.setattr(views, "TENDERS_PER_PAGE", 2)
+    with translation.override("en"):
+        first = client.get("/tenders/", HTTP_ACCEPT_LANGUAGE="en")
+        assert "More than 4 tenders: narrow the search to see them all" in first.text
+        assert "Page 1</span>" in first.text and "Page 1 of" not in first.text
+        assert _listed(first) == published[:2]
+        # the pages stop at the cap: asking beyond it gives the last one
+        assert _listed(client.get("/tenders/", {"page": 2})) == published[2:4]
+        assert _listed(client.get("/tenders/", {"page": 99})) == published[2:4]
+        # the page offers the bulk file instead of a download of the matches
+        assert "/ocds/releases.json.gz" in first.text and "format=csv" not in first.text
+        for fmt in ("csv", "json"):
+            refused = client.get("/tenders/", {"format": fmt})
+            assert refused.status_code == 400
+            assert refused["Content-Type"] == "application/problem+json"
+            assert refused.json()["title"] == "Too many tenders to download"
+            assert "/ocds/releases.json.gz" in refused.json()["detail"]
+        # a narrower search is counted exactly and downloads as before
+        reference = published[0]
+        narrow = client.get("/tenders/", {"q": reference})
+        assert "1 tender" in narrow.text and "Page 1 of" not in narrow.text
+        download = client.get("/tenders/", {"q": reference, "format": "csv"})
+        assert download.status_code == 200 and reference in download.content.decode()
+    # htmx asks for the rows only
+    rows = client.get("/tenders/", {"q": reference}, HTTP_HX_REQUEST="true")
+    assert "<form" not in rows.text and _listed(rows) == [reference]
+
+
+def test_the_buyer_field_suggests_buyers_by_code_or_name_and_names_the_chosen_one(
+        demo, client):
+    buyer = Tender.objects.exclude(state="draft").select_related("buyer").first().buyer
+    silent = Administration.objects.exclude(
+        pk__in=Tender.objects.filter(published_at__isnull=False).values("buyer")).first()
+
+    def suggested(text: str) -> list[str]:
+        response = client.get("/tenders/buyers/", {"buyer": text})
+        assert response.status_code == 200
+        return re.findall(r'<option value="([^"]+)">', response.text)
+
+    by_code = suggested(buyer.code[:2].lower())
+    assert buyer.code in by_code
+    assert all(code.startswith(buyer.code[:2]) for code in by_code[:by_code.index(buyer.code)])
+    assert buyer.code in suggested(buyer.name_fr[1:8])
+    assert suggested("") == [] and suggested("zzz-nobody") == []
+    if silent is not None:  # an administration that never published is no buyer to pick
+        assert silent.code not in suggested(silent.code)
+    with translation.override("fr"):
+        chosen = client.get("/tenders/", {"buyer": buyer.code.lower()},
+                            HTTP_ACCEPT_LANGUAGE="fr")
+        assert f'<small id="buyer-chosen">{buyer.name_fr}</small>' in chosen.text
+        assert _listed(chosen) and all(
+            Tender.objects.get(reference=r).buyer.path.startswith(buyer.path)
+            for r in _listed(chosen))
+        unknown = client.get("/tenders/", {"buyer": "NOPE"}, HTTP_ACCEPT_LANGUAGE="fr")
+        assert _listed(unknown) == [] and 'id="buyer-chosen"></small>' not in unknown.text

@@ -44,22 +44,26 @@ def paused_before_commit(event_type: str):
     reached, release = threading.Event(), threading.Event()
     armed = threading.local()
     ledger = services.ledger  # the module procurement records through
-    original = ledger.record
+    originals = {"record": ledger.record, "enqueue": ledger.enqueue}
 
-    def record(event, *args, **kwargs):
-        if event == f"procurement.{event_type}" and getattr(armed, "on", False):
-            reached.set()
-            release.wait(10)
-        return original(event, *args, **kwargs)
+    def paused(original):
+        def write(event, *args, **kwargs):
+            if event == f"procurement.{event_type}" and getattr(armed, "on", False):
+                reached.set()
+                release.wait(10)
+            return original(event, *args, **kwargs)
+        return write
 
     def arm() -> None:
         armed.on = True
 
-    ledger.record = record
+    for name, original in originals.items():  # bids are enqueued, other steps recorded
+        setattr(ledger, name, paused(original))
     try:
         yield arm, reached, release
     finally:
-        ledger.record = original
+        for name, original in originals.items():
+            setattr(ledger, name, original)
         release.set()
 
 

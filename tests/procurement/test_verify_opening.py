@@ -94,3 +94,18 @@ def test_releases_before_the_worker_closes_tendering_verify(world, wsgi_http):
     ledger.checkpoint_if_grown()
     result = verify_opening("http://testserver", ref, ledger.verifier_key(), client=wsgi_http)
     assert len(result.opened) == 1 and result.released == [2, 3]
+
+
+def test_verify_opening_fails_on_a_bid_entry_integrated_after_the_close(opened, wsgi_http):
+    """A sequencer that held a bid's pending entry back until after the close of
+    tendering (its promise dated before the deadline) is caught from public data: honest
+    code never puts a bid entry after its tender's close."""
+    from sahab.procurement.events import ProcurementEvent
+
+    ledger.enqueue(ProcurementEvent.BID_SUBMITTED, f"sealed-bids:{opened.bid_tag}", "system",
+                   {"commitment": "a" * 64, "replaces": []})
+    ledger.integrate()
+    ledger.checkpoint_if_grown()
+    with pytest.raises(OpeningFailure, match="after the close"):
+        verify_opening("http://testserver", opened.reference, ledger.verifier_key(),
+                       client=wsgi_http)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import secrets
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
 
 from sahab.directory import selectors, services
 from sahab.directory.models import Administration, AdministrationKind, Agent, Company, Role
@@ -184,11 +185,20 @@ COMPANIES: list[tuple] = [
 User = get_user_model()
 
 
-def _password(previous: dict, username: str) -> str:
+def _password(previous: dict, **attributes: str) -> str:
+    """The login's password of the previous run, else a fresh one that the password rules
+    accept for this user: a random draw can, rarely, resemble its address or its name."""
     for user in previous.get("users", []):
-        if user.get("username") == username:
+        if user.get("username") == attributes["username"]:
             return user["password"]
-    return "demo-" + secrets.token_urlsafe(9)
+    stand_in = User(**attributes)
+    while True:
+        candidate = "demo-" + secrets.token_urlsafe(9)
+        try:
+            password_validation.validate_password(candidate, stand_in)
+        except ValidationError:
+            continue
+        return candidate
 
 
 def _ensure_password(user, password: str) -> None:
@@ -210,14 +220,14 @@ def _load_administrations() -> dict[str, Administration]:
 def _load_agents(previous: dict, by_code: dict) -> list[dict]:
     users = []
     for username, first, last, code, roles, title in AGENTS:
-        password = _password(previous, username)
         domain = by_code[code].mail_domain or _domain_of(by_code[code], by_code)
+        email = f"{username.split('.')[0]}@{domain}"
+        password = _password(previous, username=username, email=email, first_name=first,
+                             last_name=last)
         agent = Agent.objects.filter(user__username=username).first()
         if agent is None:
             agent, _ = services.create_agent(
-                actor=SYSTEM, administration=by_code[code], username=username,
-                email=f"{username.split('.')[0]}@{domain}" if "." in username
-                else f"{username}@{domain}",
+                actor=SYSTEM, administration=by_code[code], username=username, email=email,
                 first_name=first, last_name=last, roles=roles, title=title, password=password)
         _ensure_password(agent.user, password)
         users.append({"username": username, "password": password,
@@ -241,7 +251,8 @@ def _load_companies(previous: dict) -> list[dict]:
 
     users = []
     for name, form, mf, city, provider, username, address, years in COMPANIES:
-        password = _password(previous, username)
+        password = _password(previous, username=username, email=f"{username}@example.tn",
+                             first_name="Demo", last_name=name)
         company = Company.objects.filter(name=name).first()
         if company is None:
             company = services.register_company(

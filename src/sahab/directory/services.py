@@ -794,7 +794,10 @@ def authenticate_token(token: str):
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     try:
-        record = ApiToken.objects.select_related("user").get(digest=token_digest(token))
+        # the agent or company member with the user: every API call asks who they are
+        record = ApiToken.objects.select_related(
+            "user__agent__administration", "user__company_member__company").get(
+                digest=token_digest(token))
     except ApiToken.DoesNotExist:
         return None
     if not record.is_usable or not record.user.is_active:

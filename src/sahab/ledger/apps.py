@@ -19,6 +19,9 @@ class LedgerConfig(AppConfig):
         from sahab.ledger import services, witnessing
 
         register(NavItem(_("Ledger"), "ledger:home", order=80))
+        # before the checkpoint: what a writer left pending is signed in the same tick
+        scheduler.register_periodic(services.integrate_pending, dt.timedelta(seconds=1),
+                                    inline=True)
         scheduler.register_periodic(
             services.checkpoint_if_grown,
             dt.timedelta(seconds=settings.LEDGER_CHECKPOINT_INTERVAL), inline=True)

@@ -17,6 +17,8 @@ class LedgerError(ErrorCode):
     ENTRY_NOT_IN_TREE = _("Entry %(index)s is not in a tree of size %(size)s.")
     NO_CONSISTENCY_PROOF = _("No consistency proof from size %(old)s to size %(new)s.")
     NO_ENTRY = _("The log has no entry %(index)s.")
+    NO_PROMISE = _("The log made no promise %(pending)s.")
+    PROMISE_DOES_NOT_VERIFY = _("This is not a promise signed by the log: %(error)s")
     ENTRY_NOT_PUBLISHED = _("No published checkpoint covers entry %(index)s yet.")
     CHECKPOINT_DOES_NOT_VERIFY = _("The latest checkpoint does not verify: %(error)s")
     ENTRY_NOT_COVERED = _("Ledger entry %(index)s is not the one the checkpoint covers.")

@@ -6,7 +6,10 @@ whatever code sends it (a bug, an injected query, a hurried operator in ``dbshel
 
 * entries, nodes, checkpoints and cosignatures: no UPDATE, no DELETE (nor TRUNCATE on
   PostgreSQL);
-* the log state row: its size never decreases and the row is never deleted.
+* the log state row: its size never decreases and the row is never deleted;
+* pending entries: inserted without an index, then given their index or the
+  sequencer's refusal once; never otherwise updated nor deleted (migration
+  ``0005_pending_entries``).
 
 Only the database's owner can lift them (drop the SQLite triggers, ``ALTER TABLE …
 DISABLE TRIGGER`` on PostgreSQL, or revoke the application role's privileges in
@@ -32,11 +35,16 @@ SQLITE_TRIGGERS = {
     **{f"{t}_no_delete": t for t in APPEND_ONLY},
     "ledger_logstate_no_shrink": "ledger_logstate",
     "ledger_logstate_no_delete": "ledger_logstate",
+    "ledger_pendingentry_index_once": "ledger_pendingentry",
+    "ledger_pendingentry_no_delete": "ledger_pendingentry",
+    "ledger_pendingentry_inserted_pending": "ledger_pendingentry",
 }
 POSTGRES_TRIGGERS = {
     **{f"{t}_append_only": t for t in APPEND_ONLY},
     **{f"{t}_no_truncate": t for t in (*APPEND_ONLY, *GROWS_ONLY)},
     "ledger_logstate_grows_only": "ledger_logstate",
+    "ledger_pendingentry_index_once": "ledger_pendingentry",
+    "ledger_pendingentry_no_truncate": "ledger_pendingentry",
 }
 
 

@@ -46,6 +46,38 @@ class Node(models.Model):
         return f"node {self.key >> NODE_LEVEL_SHIFT}/{self.key & ((1 << NODE_LEVEL_SHIFT) - 1)}"
 
 
+class PendingEntry(models.Model):
+    """An entry written in its change's transaction, before it has an index.
+
+    The sequencer (``services.integrate``) gives pending entries their indexes in
+    batches, in the order it finds them committed; the row stays as the register of the
+    promises handed out (``index`` or ``refused`` set once, never otherwise changed:
+    migration ``0005_pending_entries`` makes the database refuse anything else)."""
+
+    id = models.BigAutoField(primary_key=True)
+    body = models.BinaryField()
+    leaf_hash = models.BinaryField(max_length=32)
+    type = models.CharField(max_length=100)
+    subject = models.CharField(max_length=300)
+    actor = models.CharField(max_length=200)
+    at = models.DateTimeField()
+    index = models.BigIntegerField(null=True, blank=True, unique=True)
+    # why the sequencer will never integrate it (a row that is not an entry the platform
+    # wrote: edited or inserted in the database); set once, instead of an index
+    refused = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["id"], condition=models.Q(index__isnull=True,
+                                                                  refused=""),
+                                name="ledger_pending_waiting")]
+        verbose_name = _("pending ledger entry")
+        verbose_name_plural = _("pending ledger entries")
+
+    def __str__(self) -> str:
+        return f"pending {self.pk} {self.type} {self.subject}"
+
+
 class LogState(models.Model):
     """The single row that appends lock: the size and the tree's right edge."""
 

@@ -1,9 +1,23 @@
 """Every write to the ledger, and the proofs it serves.
 
-Other apps call ``append`` inside their own transaction, as the last step of it: the
-entry is committed if and only if their change is, and the append lock (the
-``LogState`` row) is held until their commit, so indexes are dense and follow commit
-order on PostgreSQL and SQLite alike.
+Entries reach the log in one of two ways, both committed if and only if the change
+they record is:
+
+* ``record``/``append`` inside the change's transaction, as its last step: the append
+  lock (the ``LogState`` row) is held until the change's commit and the entry has its
+  index at once. Simple, but every such write on the platform waits for the previous
+  one's commit.
+* ``enqueue`` (the hot paths: sealed bids): the entry is written to the pending table in
+  the change's transaction, which takes no global lock, and the caller gets a signed
+  promise at once (``Promise``: the leaf hash and time, signed by the log's key). The
+  sequencer (``integrate``) then gives the committed pending entries their indexes in
+  batches, in a short transaction of its own: the caller runs it right after its
+  commit, and the worker every second for entries whose writer died in between.
+
+Indexes stay dense and follow commit order where it matters: every append first
+integrates the pending entries already committed, so an entry written after a change
+that committed earlier (because it waited for that change's row lock) always comes
+after it in the log.
 """
 
 from __future__ import annotations
@@ -11,14 +25,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, router, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -33,6 +48,7 @@ from sahab.ledger.models import (
     Entry,
     LogState,
     Node,
+    PendingEntry,
     Witness,
     node_key,
 )
@@ -100,6 +116,12 @@ def record(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None 
 
     An event outside the vocabularies, or a data field its member does not declare, is a
     programming error, refused before anything is written."""
+    return append_many([_event_record(event, subject, actor, data, fields)])[0]
+
+
+def _event_record(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None,
+                  fields: dict[str, Any]) -> Record:
+    """The record of one event, checked against its pillar's vocabulary."""
     if not isinstance(event, LedgerEvent):
         raise TypeError(f"{event!r} is not an event of a pillar's ledger vocabulary")
     data = {**(data or {}), **fields}
@@ -111,35 +133,222 @@ def record(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None 
         from sahab.directory.selectors import actor_id
 
         actor = actor_id(actor)
-    return append(type=event.value, subject=subject, data=data, actor=actor)
+    return Record(event.value, subject, data, actor)
 
 
 def append_many(records: Sequence[Record]) -> list[Appended]:
-    """Append several entries under one lock (the fast path for batches)."""
+    """Append several entries under one lock (the fast path for batches), after the
+    pending entries already committed."""
     if not records:
         return []
     with transaction.atomic():
-        state = _locked_state()
-        frontier = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier))
+        growth = _Growth(_locked_state())
+        growth.integrate_pending()
         at = timezone.now()
-        entries, nodes, appended = [], [], []
-        for record in records:
-            body = encode_entry(record, at)
-            index = frontier.size
-            leaf = merkle.leaf_hash(body)
-            nodes.extend(Node(key=node_key(level, i), hash=h)
-                         for level, i, h in frontier.append(leaf))
-            entries.append(Entry(index=index, body=body, type=record.type,
-                                 subject=record.subject, actor=record.actor, at=at))
-            appended.append(Appended(index, leaf))
-        Entry.objects.bulk_create(entries)
-        Node.objects.bulk_create(nodes)
-        LogState.objects.filter(pk=1).update(size=frontier.size, frontier=frontier.to_bytes())
+        appended = [growth.add(encode_entry(record, at), record.type, record.subject,
+                               record.actor, at) for record in records]
+        growth.write()
+    _log_appended(appended)
+    return appended
+
+
+class _Growth:
+    """The entries and nodes one locked transaction adds to the tree."""
+
+    def __init__(self, state: LogState):
+        self.frontier = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier))
+        self.entries: list[Entry] = []
+        self.nodes: list[Node] = []
+        self.integrated: list[PendingEntry] = []
+        self.refused: list[PendingEntry] = []
+
+    def add(self, body: bytes, type: str, subject: str, actor: str,
+            at: dt.datetime) -> Appended:
+        index, leaf = self.frontier.size, merkle.leaf_hash(body)
+        self.nodes.extend(Node(key=node_key(level, i), hash=h)
+                          for level, i, h in self.frontier.append(leaf))
+        self.entries.append(Entry(index=index, body=body, type=type, subject=subject,
+                                  actor=actor, at=at))
+        return Appended(index, leaf)
+
+    def integrate_pending(self, limit: int | None = None) -> None:
+        """Give the committed pending entries, oldest first, the next indexes. A row that
+        is not an entry the platform wrote (edited or inserted in the database) is
+        refused for good instead: never integrated, reported by the status, and the
+        holder of its promise can show that the log broke it."""
+        waiting = PendingEntry.objects.filter(index__isnull=True, refused="").order_by("id")
+        for row in waiting[:limit] if limit else waiting:
+            body = bytes(row.body)
+            problem = _not_an_entry(row, body)
+            if problem:
+                log.error("pending ledger entry %d refused: %s", row.pk, problem)
+                row.refused = problem
+                self.refused.append(row)
+                continue
+            row.index = self.add(body, row.type, row.subject, row.actor, row.at).index
+            self.integrated.append(row)
+
+    def write(self) -> None:
+        if self.refused:
+            PendingEntry.objects.bulk_update(self.refused, ["refused"])
+        if not self.entries:
+            return
+        Entry.objects.bulk_create(self.entries)
+        Node.objects.bulk_create(self.nodes)
+        if self.integrated:
+            PendingEntry.objects.bulk_update(self.integrated, ["index"])
+        LogState.objects.filter(pk=1).update(size=self.frontier.size,
+                                             frontier=self.frontier.to_bytes())
+
+
+def _not_an_entry(row: PendingEntry, body: bytes) -> str:
+    """Why a pending row is not an entry ``enqueue`` wrote ("" when it is one): the
+    bytes ``encode_entry`` makes, hashing to the promised leaf, with the same columns."""
+    if len(body) > MAX_ENTRY_BYTES:
+        return "its body is larger than an entry may be"
+    if merkle.leaf_hash(body) != bytes(row.leaf_hash):
+        return "its body does not hash to its promised leaf"
+    try:
+        entry = json.loads(body)
+        canonical = rfc8785.dumps(entry)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        return "its body is not JSON"
+    if canonical != body or not isinstance(entry, dict) or \
+            set(entry) != {"type", "at", "actor", "subject", "data"}:
+        return "its body is not an entry's canonical form"
+    if [entry["type"], entry["subject"], entry["actor"], entry["at"]] != \
+            [row.type, row.subject, row.actor, _rfc3339(row.at)]:
+        return "its columns do not say what its body says"
+    return ""
+
+
+def _log_appended(appended: Sequence[Appended]) -> None:
+    if not appended:
+        return
     # logged once committed; the line's request id ties the entries to what caused them
     first, last = appended[0].index, appended[-1].index
     transaction.on_commit(lambda: log.info("ledger entries %d-%d appended", first, last, extra={
         "ledger_first": first, "ledger_last": last}))
-    return appended
+
+
+# --- pending entries and the sequencer -------------------------------------------------
+
+PROMISE_FORMAT = "sahab-ledger-promise/v1"
+# What a promise commits the log to: its entry integrated within this delay. The writer
+# integrates right after its commit and the worker every second; an entry older than
+# this is a broken promise, which the status reports.
+MAX_MERGE_DELAY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Promise:
+    """The log's signed promise for a pending entry (what Certificate Transparency calls
+    a signed certificate timestamp): the entry with this leaf hash, written at ``at``,
+    will be in the log within the sequencer's delay."""
+
+    pending: int
+    leaf_hash: bytes
+    at: dt.datetime
+
+    def text(self) -> str:
+        return (f"{PROMISE_FORMAT}\n{settings.LEDGER_ORIGIN}\n{self.pending}\n"
+                f"{_b64(self.leaf_hash)}\n{_rfc3339(self.at)}\n")
+
+    def signed(self) -> str:
+        """The promise as a signed note (c2sp.org/signed-note) by the log's key; its
+        first line keeps it from ever being read as a checkpoint."""
+        text = self.text()
+        return f"{text}\n{signer().signature_line(text.encode())}"
+
+
+def enqueue(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None = None,
+            **fields: Any) -> Promise:
+    """Record one event as ``record`` does, but as a pending entry: written in the
+    caller's transaction without the append lock, integrated by ``integrate`` once the
+    transaction committed. The caller runs ``integrate()`` after its commit."""
+    entry = _event_record(event, subject, actor, data, fields)
+    now = timezone.now()
+    at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as the entry says it
+    body = encode_entry(entry, at)
+    leaf = merkle.leaf_hash(body)
+    row = PendingEntry.objects.create(body=body, leaf_hash=leaf, type=entry.type,
+                                      subject=entry.subject, actor=entry.actor, at=at)
+    return Promise(row.pk, leaf, at)
+
+
+def integrate(batch: int = 5000) -> dict[int, int]:
+    """The sequencer: give every committed pending entry its index, in batches of
+    ``batch``, each in a short transaction under the append lock. Returns the indexes it
+    gave (pending number -> index; empty when another process took them first). Inside a
+    caller's transaction it integrates there, like an append."""
+    given: dict[int, int] = {}
+    while True:
+        with transaction.atomic():
+            growth = _Growth(_locked_state())
+            growth.integrate_pending(batch)
+            growth.write()
+        _log_appended([Appended(e.index, b"") for e in growth.entries])
+        given.update((row.pk, row.index) for row in growth.integrated)
+        if len(growth.integrated) + len(growth.refused) < batch:
+            return given
+
+
+def integrate_pending() -> None:
+    """Timer: integrate what writers that stopped before their own ``integrate`` left."""
+    if PendingEntry.objects.filter(index__isnull=True, refused="").exists():
+        integrate()
+
+
+def open_promise(signed: str | bytes) -> Promise:
+    """Check a signed promise against the log's key; returns what it promises."""
+    data = signed.encode() if isinstance(signed, str) else signed
+    try:
+        opened, _ = note.open_note(data, [signer().verifier])
+        lines = opened.text.decode().split("\n")
+        if len(lines) != 6 or lines[0] != PROMISE_FORMAT or lines[5] != "":
+            raise note.NoteError("not a promise note")
+        if lines[1] != settings.LEDGER_ORIGIN:
+            raise note.NoteError(f"made by {lines[1]!r}, not {settings.LEDGER_ORIGIN!r}")
+        at = dt.datetime.fromisoformat(lines[4].replace("Z", "+00:00"))
+        return Promise(int(lines[2]), base64.b64decode(lines[3], validate=True), at)
+    except (note.NoteError, ValueError) as exc:
+        raise InvalidInput(LedgerError.PROMISE_DOES_NOT_VERIFY, error=str(exc)) from None
+
+
+def promise_of(pending: int) -> Promise | None:
+    """The promise the log made for a pending entry (to hand it again)."""
+    row = PendingEntry.objects.filter(pk=pending).values("leaf_hash", "at").first()
+    return Promise(pending, bytes(row["leaf_hash"]), row["at"]) if row else None
+
+
+def promise_state(pending: int) -> dict:
+    """What became of a promise: its leaf hash and time, and its index once integrated
+    (the entry at that index has the promised leaf hash: its receipt proves it)."""
+    row = PendingEntry.objects.filter(pk=pending).values("leaf_hash", "at", "index",
+                                                         "refused").first()
+    if row is None:
+        raise NotFound(LedgerError.NO_PROMISE, pending=pending)
+    return {"pending": pending, "leaf_hash": _b64(bytes(row["leaf_hash"])),
+            "at": _rfc3339(row["at"]), "index": row["index"],
+            "refused": row["refused"] or None}
+
+
+def promised_index(promise: Promise | int) -> int | None:
+    """The index the sequencer gave a promised entry; None while it is pending."""
+    pending = promise.pending if isinstance(promise, Promise) else promise
+    return PendingEntry.objects.filter(pk=pending).values_list("index", flat=True).first()
+
+
+def pending_state() -> dict:
+    """How many entries wait for the sequencer, and since when, and how many rows it
+    refused as not written by the platform (for the status)."""
+    waiting = PendingEntry.objects.filter(index__isnull=True, refused="")
+    oldest = waiting.order_by("id").values_list("at", flat=True).first()
+    return {"count": waiting.count(),
+            "oldest_seconds": round((timezone.now() - oldest).total_seconds(), 3)
+            if oldest else None,
+            "refused": list(PendingEntry.objects.exclude(refused="").order_by("id")
+                            .values("id", "refused")[:20])}
 
 
 def _locked_state() -> LogState:
@@ -160,16 +369,52 @@ def _state() -> LogState:
 
 def tree_size() -> int:
     """The size of the committed log (which may be ahead of the latest checkpoint)."""
-    return _state().size
+    return _size_and_nodes([])[0]
+
+
+def _read_connection():
+    """The connection the router reads the ledger from (the replica for a public read
+    that may use it), as the ORM's own reads of these tables would."""
+    return connections[router.db_for_read(Node)]
+
+
+def _size_and_nodes(keys: list[tuple[int, int]]
+                    ) -> tuple[int, dict[tuple[int, int], bytes]]:
+    """The committed size and the stored nodes ``(level, index)`` among ``keys``, in one
+    statement: the size and the nodes come from the same snapshot, and a proof costs one
+    round trip. Raw SQL: the ORM's per-row model machinery was most of a proof's time."""
+    wanted = {node_key(level, index): (level, index) for level, index in keys}
+    state, node = LogState._meta.db_table, Node._meta.db_table
+    conn = _read_connection()
+    size, found = 0, {}
+    with conn.cursor() as cursor:
+        if not wanted:  # the size alone (a join on nothing would scan the nodes on SQLite)
+            cursor.execute(f'SELECT "size" FROM "{state}" WHERE "id" = 1')  # noqa: S608
+            row = cursor.fetchone()
+            return (row[0] if row else 0), found
+        for n, chunk in enumerate(_chunks(list(wanted), 500)):
+            if conn.vendor == "postgresql":
+                match, chunk = 'n."key" = ANY(%s::bigint[])', [chunk]
+            else:
+                match = f'n."key" IN ({", ".join(["%s"] * len(chunk))})'
+            if n == 0:
+                # LEFT JOIN: the state's row comes back even when no node matches (a size
+                # of 0 when a database emptied by hand lost the row, as ``_state`` says)
+                sql = (f'SELECT s."size", n."key", n."hash" FROM "{state}" s '  # noqa: S608 (model names)
+                       f'LEFT JOIN "{node}" n ON {match} WHERE s."id" = 1')
+            else:
+                sql = f'SELECT NULL, n."key", n."hash" FROM "{node}" n WHERE {match}'  # noqa: S608
+            cursor.execute(sql, chunk)
+            for row_size, key, h in cursor.fetchall():
+                if row_size is not None:
+                    size = row_size
+                if key is not None:
+                    found[wanted[key]] = bytes(h)
+    return size, found
 
 
 def _fetch_nodes(keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    wanted = {node_key(level, index): (level, index) for level, index in keys}
-    found = {}
-    for chunk in _chunks(list(wanted), 500):
-        for key, h in Node.objects.filter(key__in=chunk).values_list("key", "hash"):
-            found[wanted[key]] = bytes(h)
-    return found
+    return _size_and_nodes(keys)[1]
 
 
 def _chunks(items: list, n: int) -> Iterable[list]:
@@ -177,24 +422,50 @@ def _chunks(items: list, n: int) -> Iterable[list]:
         yield items[i:i + n]
 
 
-def _require_size(size: int) -> None:
-    if size < 0 or size > tree_size():
+def _require_size(size: int, committed: int | None = None) -> None:
+    """NotFound unless a tree of ``size`` entries is committed (``committed``: the size
+    already read in the same query as the nodes; None reads it)."""
+    if size < 0 or size > (tree_size() if committed is None else committed):
         raise NotFound(LedgerError.NO_TREE_OF_SIZE, size=size)
+
+
+def _subtrees(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [node for r in ranges for node in merkle.perfect_subtrees(*r)]
+
+
+def _given(stored: dict[tuple[int, int], bytes]
+           ) -> Callable[[list[tuple[int, int]]], dict[tuple[int, int], bytes]]:
+    """A ``merkle.resolve`` fetch that answers from nodes read already (a missing node
+    still fails as a missing node does)."""
+    return lambda keys: stored
 
 
 def root_at(size: int) -> bytes:
     """The root hash of the first ``size`` entries, from O(log n) stored nodes."""
-    _require_size(size)
-    if size == 0:
+    if size <= 0:
+        _require_size(size, 0)
         return merkle.EMPTY_ROOT
-    return merkle.resolve([(0, size)], _fetch_nodes)[0]
+    committed, stored = _size_and_nodes(_subtrees([(0, size)]))
+    _require_size(size, committed)
+    return merkle.resolve([(0, size)], _given(stored))[0]
+
+
+def _inclusion(index: int, size: int, *, extra: Sequence[tuple[int, int]] = ()
+               ) -> tuple[list[bytes], dict[tuple[int, int], bytes]]:
+    """The inclusion proof and the stored nodes read with it (``extra`` nodes too)."""
+    if size < 0:
+        _require_size(size, 0)
+    if not 0 <= index < size:
+        _require_size(size)  # a size beyond the log is told first
+        raise InvalidInput(LedgerError.ENTRY_NOT_IN_TREE, index=index, size=size)
+    ranges = merkle.inclusion_ranges(index, size)
+    committed, stored = _size_and_nodes(_subtrees(ranges) + list(extra))
+    _require_size(size, committed)
+    return merkle.resolve(ranges, _given(stored)), stored
 
 
 def inclusion_proof(index: int, size: int) -> list[bytes]:
-    _require_size(size)
-    if not 0 <= index < size:
-        raise InvalidInput(LedgerError.ENTRY_NOT_IN_TREE, index=index, size=size)
-    return merkle.resolve(merkle.inclusion_ranges(index, size), _fetch_nodes)
+    return _inclusion(index, size)[0]
 
 
 def _b64(h: bytes) -> str:
@@ -203,32 +474,53 @@ def _b64(h: bytes) -> str:
 
 def inclusion_proof_json(index: int, size: int) -> dict:
     """An inclusion proof as served and printed: base64 leaf hash, root and path."""
-    proof = inclusion_proof(index, size)
-    return {"index": index, "size": size, "leaf_hash": _b64(leaf_hash_of(index)),
-            "root": _b64(root_at(size)), "proof": [_b64(h) for h in proof]}
+    # one query for the path, the leaf and the root (the size is checked, the index is in it)
+    proof, stored = _inclusion(index, size, extra=[(0, index), *_subtrees([(0, size)])])
+    leaf = stored.get((0, index))
+    if leaf is None:
+        raise NotFound(LedgerError.NO_ENTRY, index=index)
+    root = merkle.resolve([(0, size)], _given(stored))[0]
+    return {"index": index, "size": size, "leaf_hash": _b64(leaf),
+            "root": _b64(root), "proof": [_b64(h) for h in proof]}
+
+
+def _consistency(old: int, new: int, *, roots: bool = False
+                 ) -> tuple[list[bytes], list[bytes]]:
+    """The consistency proof, and with ``roots`` both roots, from one query."""
+    if new < 0:
+        _require_size(new, 0)
+    if not 0 <= old <= new:
+        _require_size(new)  # a size beyond the log is told first
+        raise InvalidInput(LedgerError.NO_CONSISTENCY_PROOF, old=old, new=new)
+    ranges = merkle.consistency_ranges(old, new)
+    tops = [(0, size) for size in (old, new) if size] if roots else []
+    committed, stored = _size_and_nodes(_subtrees(ranges + tops))
+    _require_size(new, committed)
+    proof = merkle.resolve(ranges, _given(stored))
+    if not roots:
+        return proof, []
+    resolved = iter(merkle.resolve(tops, _given(stored)))
+    return proof, [next(resolved) if size else merkle.EMPTY_ROOT for size in (old, new)]
 
 
 def consistency_proof_json(old: int, new: int) -> dict:
     """A consistency proof as served and printed: both roots and the path, in base64."""
-    proof = consistency_proof(old, new)
-    return {"old": old, "new": new, "old_root": _b64(root_at(old)),
-            "new_root": _b64(root_at(new)), "proof": [_b64(h) for h in proof]}
+    proof, (old_root, new_root) = _consistency(old, new, roots=True)
+    return {"old": old, "new": new, "old_root": _b64(old_root),
+            "new_root": _b64(new_root), "proof": [_b64(h) for h in proof]}
 
 
 def consistency_proof(old: int, new: int) -> list[bytes]:
-    _require_size(new)
-    if not 0 <= old <= new:
-        raise InvalidInput(LedgerError.NO_CONSISTENCY_PROOF, old=old, new=new)
-    return merkle.resolve(merkle.consistency_ranges(old, new), _fetch_nodes)
+    return _consistency(old, new)[0]
 
 
 def leaf_hash_of(index: int) -> bytes:
-    if not 0 <= index < tree_size():
+    if index < 0:
         raise NotFound(LedgerError.NO_ENTRY, index=index)
-    node = Node.objects.filter(key=node_key(0, index)).values_list("hash", flat=True).first()
-    if node is None:
+    committed, stored = _size_and_nodes([(0, index)])
+    if index >= committed or (0, index) not in stored:
         raise NotFound(LedgerError.NO_ENTRY, index=index)
-    return bytes(node)
+    return stored[(0, index)]
 
 
 def get_entry(index: int) -> Entry:
@@ -252,8 +544,6 @@ def proven_entries(indexes: Iterable[int], *, signed: bool = True) -> dict[int, 
     ``signed=False`` proves them against the current tree instead (for a writer whose own
     transaction holds entries that no checkpoint may cover yet, such as the demo loader).
     """
-    import json
-
     indexes = sorted(set(indexes))
     if not indexes:
         return {}
@@ -667,10 +957,15 @@ def status() -> dict:
     missing = guard.missing(db)
     signer = signing.status()
     alarm = signer.get("alarm") or {}
+    pending = pending_state()
+    late = (pending["oldest_seconds"] or 0) > MAX_MERGE_DELAY_SECONDS
     return {
         "origin": settings.LEDGER_ORIGIN, "tree_size": tree_size(),
         "published": published_json, "cosignatures_required": cosignatures_required(),
         "signer": signer, "database_guard": {"whole": not missing, "missing": missing},
         "witnesses": witnesses,
-        "ok": not missing and not alarm.get("active") and not signer.get("damaged"),
+        "pending": {**pending, "max_merge_delay_seconds": MAX_MERGE_DELAY_SECONDS,
+                    "late": late},
+        "ok": not missing and not alarm.get("active") and not signer.get("damaged")
+        and not late and not pending["refused"],
     }

@@ -19,5 +19,6 @@ urlpatterns = [
     path("entries/<int:index>", views.entry, name="entry"),
     path("entries/<int:index>/raw", views.entry_raw, name="entry_raw"),
     path("entries/<int:index>/receipt", views.receipt, name="receipt"),
+    path("promises/<int:pending>", views.promise, name="promise"),
     path("witness/add-checkpoint", views.witness_add_checkpoint, name="witness"),
 ]

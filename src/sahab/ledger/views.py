@@ -14,6 +14,7 @@ import re
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -177,6 +178,17 @@ def receipt(request, index: int):
     response = _text(services.receipt(index), "public, max-age=60")
     response["Content-Disposition"] = f'attachment; filename="sahab-{index}.tlog-proof"'
     return response
+
+
+@require_GET
+@_problems
+def promise(request, pending: int):
+    """What became of a promise the log signed: pending, or the index it was given."""
+    state = services.promise_state(pending)
+    if state["index"] is not None:
+        state["receipt_url"] = request.build_absolute_uri(
+            reverse("ledger:receipt", args=[state["index"]]))
+    return _json(state, "public, max-age=1" if state["index"] is None else "public, max-age=3600")
 
 
 @require_GET

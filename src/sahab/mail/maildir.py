@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -237,6 +238,22 @@ def folders(maildir: Path) -> list[str]:
     return ["INBOX", *special, *(n for n in names if n not in special)]
 
 
+_DELIVERY_NAME = re.compile(r"(\d+)\.(?:M(\d{1,6})(?!\d))?")
+
+
+def delivery_time(key: str) -> float | None:
+    """When a message was delivered, read from its Maildir name ``<sec>.M<usec>P…``.
+
+    The microseconds are not zero-padded in the convention (ours and Dovecot's), so two
+    names of the same second do not sort as text; this gives a number that does. None
+    for a name that does not start with the seconds."""
+    match = _DELIVERY_NAME.match(key)
+    if match is None:
+        return None
+    seconds, micros = match.groups()
+    return int(seconds) + int(micros or 0) / 1_000_000
+
+
 def messages(maildir: Path, folder: str) -> list[StoredMessage]:
     """Every message of a folder, newest delivery first (no file is opened)."""
     base = folder_path(maildir, folder)
@@ -250,9 +267,8 @@ def messages(maildir: Path, folder: str) -> list[StoredMessage]:
                 continue
             key, _, info = entry.name.partition(":")
             flags = info[2:] if info.startswith("2,") else ""
-            try:
-                delivered = float(key.split(".", 1)[0])
-            except ValueError:
+            delivered = delivery_time(key)
+            if delivered is None:
                 delivered = entry.stat().st_mtime
             found.append(StoredMessage(key, Path(entry.path), flags, delivered))
     found.sort(key=lambda m: (m.delivered_at, m.key), reverse=True)

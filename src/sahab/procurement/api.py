@@ -140,7 +140,7 @@ class OpenedBidOut(Schema):
     matricule_fiscal: str
     status: str
     commitment: str
-    ledger_index: int
+    ledger_index: int | None
     prices: dict[str, Decimal]
 
 
@@ -529,19 +529,33 @@ class BidReceipt(Schema):
     bid: int
     tender: str
     commitment: str
-    ledger_index: int
+    ledger_index: int | None = Field(..., description="The entry's index in the log; empty "
+                                     "in the rare case the sequencer has not integrated it "
+                                     "yet (see promise_url).")
     submitted_at: dt.datetime
+    promise: str | None = Field(None, description="The log's signed promise (a signed note: "
+                                "format, origin, promise number, leaf hash, time) to "
+                                "integrate the entry within a minute.")
+    promise_url: str | None = Field(None, description="What became of the promise: the "
+                                    "index it was given, and the receipt's address.")
     receipt: str | None = Field(None, description="c2sp.org/tlog-proof@v1 receipt of the "
                                 "submission, when a checkpoint covers it already.")
-    receipt_url: str = Field(..., description="Where the receipt is, within about a second.")
+    receipt_url: str | None = Field(..., description="Where the receipt is, within about a "
+                                    "second (empty while the entry is pending).")
 
 
 def _receipt(request, bid: Bid) -> dict:
+    index = bid.ledger_index
+    promise = getattr(bid, "promise", None) or (
+        ledger.promise_of(bid.ledger_pending) if bid.ledger_pending is not None else None)
     return {"bid": bid.pk, "tender": bid.tender.reference, "commitment": bid.commitment,
-            "ledger_index": bid.ledger_index, "submitted_at": bid.submitted_at,
-            "receipt": ledger.receipt(bid.ledger_index, wait=False),
+            "ledger_index": index, "submitted_at": bid.submitted_at,
+            "promise": promise.signed() if promise else None,
+            "promise_url": request.build_absolute_uri(
+                f"/ledger/promises/{promise.pending}") if promise else None,
+            "receipt": ledger.receipt(index, wait=False) if index is not None else None,
             "receipt_url": request.build_absolute_uri(
-                f"/ledger/entries/{bid.ledger_index}/receipt")}
+                f"/ledger/entries/{index}/receipt") if index is not None else None}
 
 
 @router.post("/procurement/tenders/{reference}/bids", response={201: BidReceipt},
@@ -717,7 +731,7 @@ class MyBid(Schema):
                                           "bid must be confirmed (or replaced) before the "
                                           "deadline, else it is not opened.")
     commitment: str
-    ledger_index: int
+    ledger_index: int | None
     submitted_at: dt.datetime
 
 

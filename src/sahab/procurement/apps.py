@@ -28,6 +28,12 @@ class ProcurementConfig(AppConfig):
         # computed by one worker, read by every page: never in a visitor's request
         scheduler.register_periodic(
             tasks.refresh_red_flags, dt.timedelta(seconds=settings.RED_FLAGS_REFRESH_SECONDS))
+        # the dashboards' aggregates too (seconds each at a country's size); with no
+        # keeping at all (0 s), every page aggregates them itself
+        if settings.PORTAL_FIGURES_SECONDS > 0:
+            scheduler.register_periodic(
+                tasks.refresh_dashboards,
+                dt.timedelta(seconds=settings.PORTAL_FIGURES_SECONDS))
         # contracts fully paid and past their end date: a day's precision is enough
         scheduler.register_periodic(services.complete_finished_contracts,
                                     dt.timedelta(minutes=10), inline=True)

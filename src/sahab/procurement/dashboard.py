@@ -114,15 +114,60 @@ TABLES = {"spending": spending, "competition": competition,
           "non_competitive": non_competitive, "flags": flags_over_time}
 
 
+def refresh() -> dict[str, float]:
+    """Aggregate every table and store it (the worker's job, every
+    ``PORTAL_FIGURES_SECONDS``); returns how long each took, in seconds."""
+    import time
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from sahab.procurement.models import DashboardTable
+
+    took = {}
+    for name, aggregate in TABLES.items():
+        started = time.perf_counter()
+        rows = aggregate()
+        took[name] = round(time.perf_counter() - started, 3)
+        DashboardTable.objects.update_or_create(
+            name=name, defaults={"rows": rows, "computed_at": timezone.now(),
+                                 "seconds": took[name]})
+        cache.delete(_cache_key(name))
+    return took
+
+
+def _cache_key(name: str) -> str:
+    return f"sahab:dashboard:{name}"
+
+
+def _stored(name: str) -> list[dict] | None:
+    """The rows the worker stored for ``name``, unless it stopped storing them: a table
+    older than ten refreshes is not trusted, the page aggregates it itself."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from sahab.procurement.models import DashboardTable
+
+    oldest = timezone.now() - dt.timedelta(seconds=10 * settings.PORTAL_FIGURES_SECONDS)
+    return DashboardTable.objects.filter(name=name, computed_at__gte=oldest) \
+        .values_list("rows", flat=True).first()
+
+
 def table(name: str) -> list[dict]:
-    """One of the ``TABLES``, kept ``PORTAL_FIGURES_SECONDS`` by each process: the figures
-    of past years do not change and the current year's may be a minute behind. The rows
-    hold both languages' names, so one copy serves every language."""
+    """One of the ``TABLES``: as the worker stored it (``refresh``), or aggregated here
+    when no worker stored it lately (a page never writes it: public pages may be read
+    from a standby). Each process keeps it ``PORTAL_FIGURES_SECONDS``: the figures of past
+    years do not change and the current year's may be a minute behind. The rows hold
+    both languages' names, so one copy serves every language."""
     import copy
 
     from django.conf import settings
     from django.core.cache import cache
 
-    rows = cache.get_or_set(f"sahab:dashboard:{name}", TABLES[name],
-                            settings.PORTAL_FIGURES_SECONDS)
+    rows = cache.get(_cache_key(name))
+    if rows is None:
+        rows = _stored(name)
+        if rows is None:
+            rows = TABLES[name]()
+        cache.set(_cache_key(name), rows, settings.PORTAL_FIGURES_SECONDS)
     return copy.deepcopy(rows)  # pages add display fields to the rows they get

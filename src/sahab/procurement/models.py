@@ -349,7 +349,11 @@ class Bid(models.Model):
     # deadline; cleared by the confirmation. The opening decides from the ledger.
     confirm_amendment = models.PositiveIntegerField(null=True, blank=True)
     submitted_at = models.DateTimeField(default=timezone.now)
-    ledger_index = models.BigIntegerField()
+    # the bid's entry is written pending (``ledger.enqueue``); its index comes from the
+    # sequencer right after the bid's commit (empty for that moment, or until the worker
+    # integrates it if the server stopped in between)
+    ledger_pending = models.BigIntegerField(null=True, blank=True, unique=True)
+    ledger_index = models.BigIntegerField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     technical_offer = models.TextField(blank=True)  # readable after opening only
     documents = models.JSONField(default=list)  # names and SHA-256 after opening
@@ -358,7 +362,10 @@ class Bid(models.Model):
         ordering = ["submitted_at"]
         # the tender search by a bidder's name: its tenders without reading the bids
         indexes = [models.Index(fields=["company", "tender", "status"],
-                                name="procurement_bid_comp_tender")]
+                                name="procurement_bid_comp_tender"),
+                   # the few bids waiting for their ledger index, found by every tick
+                   models.Index(fields=["ledger_pending"], name="procurement_bid_unsequenced",
+                                condition=models.Q(ledger_index__isnull=True))]
 
     def __str__(self) -> str:
         return f"bid {self.pk} of {self.company} on {self.tender.reference}"
@@ -830,6 +837,20 @@ class RedFlagRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} flags at {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class DashboardTable(models.Model):
+    """One of the dashboards' tables (``dashboard.TABLES``) as the worker last aggregated
+    it: at a country's size an aggregation takes seconds, which no visitor should wait
+    for; pages read the stored rows."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    rows = models.JSONField()
+    computed_at = models.DateTimeField()
+    seconds = models.FloatField()  # how long the aggregation took
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class OfficialDocument(models.Model):

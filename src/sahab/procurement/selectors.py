@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from sahab.directory import selectors as directory
-from sahab.directory.models import Company
+from sahab.directory.models import Administration, Company
 from sahab.procurement.models import (
     Award,
     Bid,
@@ -79,6 +79,24 @@ def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: 
     if references is not None:
         qs = qs.filter(reference__in=references)
     return qs.order_by("-published_at", "-pk")
+
+
+def buyers_matching(text: str, limit: int = 20) -> list[Administration]:
+    """Up to ``limit`` administrations that published a tender, whose code starts with
+    ``text`` or whose name (in any language) holds it; codes first, then by code."""
+    text = text.strip()
+    if not text:
+        return []
+    published = Tender.objects.filter(buyer=OuterRef("pk"), published_at__isnull=False)
+    by_code = Administration.objects.filter(code__istartswith=text)
+    by_name = Administration.objects.filter(Q(name_fr__icontains=text)
+                                            | Q(name_ar__icontains=text)
+                                            | Q(name_en__icontains=text))
+    found: dict[int, Administration] = {}
+    for qs in (by_code, by_name):
+        for buyer in qs.filter(Exists(published)).order_by("code")[:limit]:
+            found.setdefault(buyer.pk, buyer)
+    return list(found.values())[:limit]
 
 
 def opened_bids(tender: Tender) -> QuerySet[Bid]:

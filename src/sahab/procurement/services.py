@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import rfc8785
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -32,6 +32,7 @@ from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
+from sahab.ledger.models import PendingEntry
 from sahab.procurement import notifications, ocds, sealing, selectors
 from sahab.procurement.errors import ProcurementError
 from sahab.procurement.events import ProcurementEvent
@@ -1105,9 +1106,10 @@ def _share_lock(tender: Tender) -> Tender:
     opening); SQLite runs one writing transaction at a time anyway.
     """
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM procurement_tender WHERE id = %s FOR SHARE",
-                           [tender.pk])
+        # Django's ORM knows FOR UPDATE and FOR NO KEY UPDATE but not FOR SHARE; one
+        # query both locks and reads the row
+        return next(iter(Tender.objects.raw(
+            "SELECT * FROM procurement_tender WHERE id = %s FOR SHARE", [tender.pk])))
     return Tender.objects.get(pk=tender.pk)
 
 
@@ -1150,17 +1152,41 @@ def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
     return key
 
 
-@transaction.atomic
 def submit_bid(*, actor, tender: Tender, envelope: bytes,
                now: dt.datetime | None = None) -> Bid:
     """Store a company's sealed, signed envelope; a previous bid of the company is
     replaced. The platform never sees the bid itself before the opening.
 
-    Returns the bid; ``ledger.receipt(bid.ledger_index)`` is the company's receipt.
+    The bid's ledger entry is written pending, in the bid's transaction, which holds the
+    tender's shared lock but not the ledger's: bids (and every other write) do not wait
+    for one another's commits. The sequencer gives the entry its index right after the
+    commit. Returns the bid, with ``bid.promise`` (the log's signed promise) and, once
+    integrated, ``bid.ledger_index``: ``ledger.receipt(bid.ledger_index)`` is the
+    company's receipt.
     """
+    with transaction.atomic():
+        bid = _store_bid(actor, tender, envelope, _now(now))
+    try:
+        bid.ledger_index = _sequence(bid)
+    except DatabaseError:  # the bid is in and promised: the worker integrates it
+        log.warning("the bid %s stays pending: sequencing failed", bid.pk, exc_info=True)
+    return bid
+
+
+def _sequence(bid: Bid) -> int | None:
+    """Run the sequencer and write the index it gave the bid's entry on the bid's row
+    (only that row); None if the entry could not be integrated."""
+    index = ledger.integrate().get(bid.ledger_pending)
+    if index is None:  # another writer's batch took it, or it was refused
+        index = ledger.promised_index(bid.ledger_pending)
+    if index is not None:
+        Bid.objects.filter(pk=bid.pk).update(ledger_index=index)
+    return index
+
+
+def _store_bid(actor, tender: Tender, envelope: bytes, now: dt.datetime) -> Bid:
     company = _company_user(actor)
     tender = _share_lock(tender)
-    now = _now(now)
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
         raise Conflict(ProcurementError.BID_LATE if now >= tender.submission_deadline else
                        ProcurementError.NOT_TAKING_BIDS, reference=tender.reference,
@@ -1171,22 +1197,48 @@ def submit_bid(*, actor, tender: Tender, envelope: bytes,
         raise InvalidInput(ProcurementError.ENVELOPE_REQUIRED)
     key = check_envelope(tender, company, bytes(envelope))
     commitment = sealing.commitment(bytes(envelope))
-    if Bid.objects.filter(tender=tender, commitment=commitment).exists():
+    # one read for both: the same envelope sent before (by anyone), and the company's
+    # bid that this one replaces
+    earlier = list(Bid.objects.filter(
+        Q(commitment=commitment) | Q(company=company, status=Bid.Status.SUBMITTED),
+        tender=tender).only("pk", "commitment"))
+    if any(b.commitment == commitment for b in earlier):
         raise Conflict(ProcurementError.ENVELOPE_SUBMITTED_ALREADY)
-    replaced = list(Bid.objects.filter(tender=tender, company=company,
-                                       status=Bid.Status.SUBMITTED).only("pk", "commitment"))
+    replaced = earlier
     Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
     # Before the opening the ledger shows that *a* bid came in, not from whom nor where.
-    index = ledger.record(
+    promise = ledger.enqueue(
         ProcurementEvent.BID_SUBMITTED,
         _bid_subject(tender),
         "system",
         {"commitment": commitment, "replaces": [b.commitment for b in replaced]},
-    ).index
-    return Bid.objects.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
-                              envelope=bytes(envelope), commitment=commitment,
-                              signing_key=key,
-                              submitted_at=now, ledger_index=index)
+    )
+    bid = Bid.objects.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
+                             envelope=bytes(envelope), commitment=commitment,
+                             signing_key=key, submitted_at=now,
+                             ledger_pending=promise.pending)
+    bid.promise = promise
+    return bid
+
+
+def fill_bid_indexes() -> int:
+    """Copy to each bid still without an index the one the sequencer gave its entry (the
+    worker's tick: for bids whose writer stopped before ``_sequence``)."""
+    integrated = PendingEntry.objects.filter(pk=models.OuterRef("ledger_pending"),
+                                             index__isnull=False)
+    return Bid.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False) \
+        .filter(models.Exists(integrated)) \
+        .update(ledger_index=models.Subquery(integrated.values("index")[:1]))
+
+
+def bid_index(bid: Bid) -> int | None:
+    """The bid's ledger index, integrating its entry first if it is still pending (in the
+    caller's transaction, which holds the bid's row: only that row is written, so that
+    two such callers never wait for each other's bids). None only if its pending entry
+    cannot be integrated."""
+    if bid.ledger_index is None and bid.ledger_pending is not None:
+        bid.ledger_index = _sequence(bid)
+    return bid.ledger_index
 
 
 @transaction.atomic
@@ -1223,7 +1275,7 @@ def confirm_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
                        deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
     # what the opening will require, read from the proven ledger, not from the bid's row
     amendment = _amendment_to_confirm(tender, bid) \
-        if bid.status == Bid.Status.SUBMITTED else None
+        if bid.status == Bid.Status.SUBMITTED and bid_index(bid) is not None else None
     if amendment is None:
         raise Conflict(ProcurementError.BID_NOT_TO_CONFIRM)
     bid.confirm_amendment = None
@@ -1272,6 +1324,7 @@ def advance_tenders(now: dt.datetime | None = None, *, signed: bool = True) -> l
     entries against the current tree instead of a signed checkpoint.
     """
     now = _now(now)
+    fill_bid_indexes()  # bids whose writer stopped before it could
     done = complaint_timers(now)
     for tender_id, state in _tenders_due(now).values_list("pk", "state"):
         with transaction.atomic():

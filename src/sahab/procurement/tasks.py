@@ -10,3 +10,12 @@ def refresh_red_flags() -> int:
     from sahab.procurement import redflags
 
     return redflags.refresh().count
+
+
+@task()
+def refresh_dashboards() -> dict[str, float]:
+    """Aggregate the dashboards' tables and store them; pages read the stored rows
+    (``dashboard.table``). Returns how long each table took, in seconds."""
+    from sahab.procurement import dashboard
+
+    return dashboard.refresh()

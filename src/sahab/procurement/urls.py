@@ -6,6 +6,7 @@ app_name = "procurement"
 
 urlpatterns = [
     path("", views.tenders, name="tenders"),
+    path("buyers/", views.tender_buyers, name="tender_buyers"),
     path("manage/", views.manage, name="manage"),
     path("red-flags/", views.red_flags, name="red_flags"),
     path("dashboard/", views.dashboard, name="dashboard"),

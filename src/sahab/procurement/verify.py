@@ -149,6 +149,17 @@ def _live(public: _Public, reference: str, tag: str, published: int,
                                                  bid_subject=subjects[0])
 
 
+def _no_bid_entry_after(public: _Public, tag: str, closed: int) -> None:
+    """No bid entry of the tender may follow its close of tendering: the platform refuses
+    bids after the close, and the close integrates every bid committed before it (the
+    ledger's sequencer). One there means a bid was held back past the close — its
+    company's promise, dated before the deadline, shows by whom."""
+    newest = public.json("/ledger/entries", subject=f"sealed-bids:{tag}", limit=1)["items"]
+    if newest and newest[0]["index"] > closed:
+        raise OpeningFailure(f"bid entry {newest[0]['index']} was integrated after the close "
+                             f"of tendering ({closed}): the ledger broke the bids' order")
+
+
 def _check_unconfirmed(report: dict, due: dict[str, int], opened: set[str]) -> set[str]:
     """The bids the report leaves unopened for want of a confirmation are exactly those
     the ledger says were not confirmed after the amendment it names."""
@@ -255,6 +266,7 @@ def verify_opening(url: str, reference: str, key: str,
         released[got["position"]] = private
     if len(released) < committee["threshold"]:
         raise OpeningFailure(f"{len(released)} keys released, {committee['threshold']} needed")
+    _no_bid_entry_after(public, report["bid_tag"], closed)
     live, due = _live(public, reference, report["bid_tag"], data["published"], closed)
     listed = {c["commitment"]: c["ledger_index"] for c in report["commitments"]}
     if len(listed) != len(report["commitments"]):

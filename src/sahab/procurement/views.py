@@ -7,14 +7,12 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 from django import forms as forms_module
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
-from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -22,6 +20,8 @@ from sahab.core.actions import run_form_action
 from sahab.core.charts import bars
 from sahab.core.downloads import attach, table_response
 from sahab.core.errors import DomainError
+from sahab.core.pagination import CappedPaginator
+from sahab.core.problems import problem_response
 from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
@@ -76,24 +76,58 @@ def _filtered(request):
     return form, selectors.public_tenders(**data)
 
 
+TENDERS_PER_PAGE = 25
+# A search counts and downloads its matches up to this many; past it, the page says
+# "more than" and the bulk OCDS files hold everything (see core.pagination).
+SEARCH_COUNT_CAP = 5000
+
+
 def tenders(request):
+    """The public tender search: its form, one page of rows (only the rows for htmx),
+    and the CSV or JSON of the matches."""
     form, qs = _filtered(request)
     if request.GET.get("format") in ("csv", "json"):
+        if qs[:SEARCH_COUNT_CAP + 1].count() > SEARCH_COUNT_CAP:
+            return _download_too_large(request)
         return _table_download(request.GET["format"], "tenders", _tender_table(qs))
-    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    page = CappedPaginator(qs, TENDERS_PER_PAGE, SEARCH_COUNT_CAP).get_page(
+        request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    template = ("procurement/_tender_rows.html" if request.headers.get("HX-Request")
-                else "procurement/tenders.html")
-    return render(request, template, {
-        "page": page, "form": form, "values": form.cleaned_data, "query": query.urlencode(),
+    context = {"page": page, "values": form.cleaned_data, "query": query.urlencode(),
+               "cap": SEARCH_COUNT_CAP}
+    if request.headers.get("HX-Request"):
+        return render(request, "procurement/_tender_rows.html", context)
+    return render(request, "procurement/tenders.html", {
+        **context, "form": form,
         "states": [(v, label) for v, label in State.choices if v != State.DRAFT],
         "procedures": Procedure.choices,
-        "buyers": cache.get_or_set("sahab:tenders:buyers", lambda: list(
-            Administration.objects.filter(Exists(Tender.objects.filter(
-                buyer=OuterRef("pk"), published_at__isnull=False))).order_by("name_fr")),
-            settings.PORTAL_FIGURES_SECONDS),
+        "chosen_buyer": _chosen_buyer(form.cleaned_data.get("buyer")),
         "flag_codes": list(redflags.TITLES.items())})
+
+
+def _chosen_buyer(code: str | None) -> Administration | None:
+    """The administration whose code the buyer field holds, to show its name."""
+    if not code:
+        return None
+    return Administration.objects.filter(code=code.upper()).first()
+
+
+def tender_buyers(request):
+    """The buyers whose code or name holds what was typed in the search's buyer field
+    (the options of its list): a country has thousands of buyers, too many to send
+    them all with every search page."""
+    buyers = selectors.buyers_matching(request.GET.get("buyer", "")[:100])
+    return render(request, "procurement/_buyer_options.html", {"buyers": buyers})
+
+
+def _download_too_large(request) -> HttpResponse:
+    return problem_response(
+        400, _("Too many tenders to download"),
+        _("More than %(n)s tenders match this search: narrow it, or download every "
+          "tender at once from the bulk OCDS file %(url)s.")
+        % {"n": SEARCH_COUNT_CAP,
+           "url": request.build_absolute_uri(reverse("ocds:bulk_releases"))})
 
 
 def _tender_table(qs) -> list[dict]:
@@ -390,6 +424,9 @@ def _answer(user, tender, data):
 def _bid(user, tender, data):
     # the page sealed and signed the bid: only the envelope arrives here
     bid = services.submit_bid(actor=user, tender=tender, envelope=data["envelope"])
+    if bid.ledger_index is None:  # the sequencer will integrate it within a minute
+        return _("Bid sealed. Commitment %(commitment)s, ledger entry promised.") % {
+            "commitment": bid.commitment}
     return _("Bid sealed. Commitment %(commitment)s, ledger entry #%(index)s.") % {
         "commitment": bid.commitment, "index": bid.ledger_index}
 
