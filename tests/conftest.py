@@ -59,9 +59,13 @@ def _fresh_routing_cache():
 def sahab_home(settings, tmp_path):
     """A fresh SAHAB_HOME for tests that write keys or demo files."""
     settings.SAHAB_HOME = tmp_path
-    settings.STATIC_ROOT = tmp_path / "static"
-    settings.STATIC_ROOT.mkdir()
     return tmp_path
+
+
+def shared_static_root() -> str:
+    """The run's collected static files (SAHAB_STATIC_ROOT) for the servers the tests start:
+    compressed once per run rather than by each installation's ``sahab init``."""
+    return str(settings.STATIC_ROOT)
 
 
 def in_ci() -> bool:

@@ -8,6 +8,7 @@ os.environ["SAHAB_HOME"] = tempfile.mkdtemp(prefix="sahab-test-")
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("DATABASE_REPLICA_URL", None)  # the replica tests start their own
 os.environ.pop("SAHAB_DBAAS_URL", None)  # tests that make databases ask for a cluster
+os.environ.pop("SAHAB_STATIC_ROOT", None)  # the run's own: see tests.conftest.shared_static_root
 
 from sahab.settings import *  # noqa: F403
 from sahab.settings import SAHAB_HOME, _database

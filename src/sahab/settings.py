@@ -463,7 +463,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = SAHAB_HOME / "static"
+# Collected (and compressed) static files: SAHAB_HOME/static unless SAHAB_STATIC_ROOT names
+# another folder, which several installations of one release may share (`sahab init`
+# collects again only when the sources changed: sahab.core.setup.collect_static).
+STATIC_ROOT = Path(os.environ.get("SAHAB_STATIC_ROOT") or SAHAB_HOME / "static").resolve()
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",

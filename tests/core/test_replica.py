@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from sahab.core.dbrouting import RECENT_WRITE_COOKIE
-from tests.conftest import missing
+from tests.conftest import missing, shared_static_root
 from tests.databases import Cluster, free_port, postgres_bindir
 
 pytestmark = [
@@ -145,6 +145,7 @@ def _environment(home: Path, replication: Replication, name: str = "init", **ext
     env.pop("DATABASE_REPLICA_URL", None)
     return env | {
         "DJANGO_SETTINGS_MODULE": "sahab.settings", "SAHAB_HOME": str(home),
+        "SAHAB_STATIC_ROOT": shared_static_root(),
         "DATABASE_URL": replication.primary.url("sahab"),
         "DATABASE_REPLICA_URL": replication.standby.url("sahab") +
         f"?application_name=sahab-{name}",

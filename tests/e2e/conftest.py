@@ -3,10 +3,13 @@ subprocess on a free port of 127.0.0.1, stopped when the tests end."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -18,7 +21,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.conftest import missing
+from tests.conftest import missing, shared_static_root
 from tests.databases import postgres_url
 from tests.ports import free_port, listening
 
@@ -31,8 +34,7 @@ def _database_url_for_subprocess(home: Path) -> tuple[str, callable]:
     import psycopg
 
     name = f"sahab_e2e_{uuid.uuid4().hex[:10]}"
-    dsn = dict(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"],
-               password=db["PASSWORD"] or None, dbname="postgres", autocommit=True)
+    dsn = _postgres_admin_dsn()
     with psycopg.connect(**dsn) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -42,6 +44,48 @@ def _database_url_for_subprocess(home: Path) -> tuple[str, callable]:
 
     auth = f"{db['USER']}:{db['PASSWORD']}@" if db["PASSWORD"] else f"{db['USER']}@"
     return f"postgresql://{auth}{db['HOST']}:{db['PORT'] or 5432}/{name}", drop
+
+
+def _postgres_admin_dsn() -> dict:
+    db = settings.DATABASES["default"]
+    return dict(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"],
+                password=db["PASSWORD"] or None, dbname="postgres", autocommit=True)
+
+
+@functools.cache
+def _migrated_template() -> str:
+    """A database migrated once per run, of the run's kind, that the installations the
+    tests start are copied from: migrating each of them again costs seconds."""
+    home = Path(tempfile.mkdtemp(prefix="sahab-template-"))
+    url, drop = _database_url_for_subprocess(home)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    atexit.register(drop)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
+    env |= {"SAHAB_HOME": str(home), "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "sahab.settings"}
+    subprocess.run([sys.executable, "-m", "sahab.cli", "manage", "migrate", "--verbosity", "0"],
+                   env=env, check=True, capture_output=True, timeout=600)
+    return url
+
+
+def start_from_migrated_template(url: str) -> None:
+    """Replace the (new, unused) database at ``url`` with a copy of the migrated template,
+    so that ``sahab init`` or ``sahab demo`` finds its migrations applied."""
+    template = _migrated_template()
+    if url.startswith("sqlite:///"):
+        source = sqlite3.connect(template.removeprefix("sqlite:///"))
+        target = sqlite3.connect(url.removeprefix("sqlite:///"))
+        with source, target:
+            source.backup(target)
+        source.close()
+        target.close()
+        return
+    import psycopg
+
+    name, template_name = url.rsplit("/", 1)[-1], template.rsplit("/", 1)[-1]
+    with psycopg.connect(**_postgres_admin_dsn()) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
 
 
 # The platform's demo databases live on the shared PostgreSQL cluster: drop them at the end.
@@ -100,8 +144,10 @@ def platform():
             "SAHAB_PROCUREMENT_MIN_DAYS": "0",
             "SAHAB_DEMO_TENDERS": "0",  # the planted cases: the ordinary year is tested apart
             # the reference broker makes real databases on the tests' PostgreSQL
-            "SAHAB_DBAAS_URL": postgres_url(), "SAHAB_CLOUD_POLL_SECONDS": "1"}
+            "SAHAB_DBAAS_URL": postgres_url(), "SAHAB_CLOUD_POLL_SECONDS": "1",
+            "SAHAB_STATIC_ROOT": shared_static_root()}
     sahab = [sys.executable, "-m", "sahab.cli"]
+    start_from_migrated_template(url)
     subprocess.run([*sahab, "demo"], env=env, check=True, capture_output=True, timeout=300)
     log = open(home / "serve.log", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen([*sahab, "serve", "--workers", "1"], env=env, stdout=log,

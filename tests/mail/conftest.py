@@ -99,8 +99,6 @@ def sahab_home(settings):
     unprivileged account can reach the Maildirs in it."""
     home = Path(tempfile.mkdtemp(prefix="sahab-mail-test-"))
     settings.SAHAB_HOME = home
-    settings.STATIC_ROOT = home / "static"
-    settings.STATIC_ROOT.mkdir()
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

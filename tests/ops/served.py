@@ -17,7 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import DROP_DBAAS_DATABASES, _database_url_for_subprocess, free_port
+from tests.e2e.conftest import (
+    DROP_DBAAS_DATABASES,
+    _database_url_for_subprocess,
+    free_port,
+    start_from_migrated_template,
+)
 
 SAHAB = [sys.executable, "-m", "sahab.cli"]
 STARTED = re.compile(r"sahab serve: (?:started|restarted) (\S+) \(pid (\d+)\)")
@@ -38,6 +43,7 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, detail
 
 
 def environment(home: Path, database_url: str, **extra: str) -> dict:
+    from tests.conftest import shared_static_root
     from tests.databases import postgres_url
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
@@ -55,7 +61,7 @@ def environment(home: Path, database_url: str, **extra: str) -> dict:
             "SAHAB_DEMO_TENDERS": "0",  # the planted cases: the ordinary year is tested apart
             "SAHAB_MAIL_PROCESSES": "2", "SAHAB_CLOUD_POLL_SECONDS": "1",
             "SAHAB_CLOUD_RETRY_BASE_SECONDS": "1", "SAHAB_CLOUD_RETRY_MAX_SECONDS": "3",
-            "SAHAB_DBAAS_URL": postgres_url()}
+            "SAHAB_DBAAS_URL": postgres_url(), "SAHAB_STATIC_ROOT": shared_static_root()}
     env["SAHAB_PUBLIC_URL"] = f"http://127.0.0.1:{env['SAHAB_HTTP_PORT']}/"
     return env | extra
 
@@ -67,6 +73,8 @@ class Served:
                  database: tuple[str, callable] | None = None, **extra: str):
         self.home = home or Path(tempfile.mkdtemp(prefix=prefix))
         self.database_url, self._drop = database or _database_url_for_subprocess(self.home)
+        # a database of its own starts as a copy of the run's migrated one (see prepare)
+        self._from_template = database is None
         self.env = environment(self.home, self.database_url, **extra)
         self.url = f"http://127.0.0.1:{self.env['SAHAB_HTTP_PORT']}"
         self.proc: subprocess.Popen | None = None
@@ -84,6 +92,9 @@ class Served:
         return result
 
     def prepare(self, demo: bool = True) -> dict:
+        if self._from_template:
+            start_from_migrated_template(self.database_url)
+            self._from_template = False
         self.sahab("demo" if demo else "init")
         return self.demo
 
