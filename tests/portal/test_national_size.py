@@ -8,24 +8,9 @@ import pytest
 from django.db.models import Q
 from django.utils import translation
 
-from sahab.core import keys
-from sahab.core.demo import load_demo
 from sahab.directory.models import Administration
-from sahab.ledger import services as ledger
 from sahab.procurement import redflags, selectors, tasks
 from sahab.procurement.models import Award, Bid, RedFlagRun, Tender
-
-
-@pytest.fixture
-def demo(db, sahab_home):
-    from sahab.mail import webmail
-
-    keys.ensure_ledger_key()
-    keys.ensure_opening_key()
-    ledger._signer.cache_clear()
-    webmail._cached = None
-    yield load_demo()
-    webmail._cached = None
 
 
 @pytest.fixture

@@ -12,29 +12,14 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.utils import timezone
 
-from sahab.core import keys
-from sahab.core.demo import load_demo
 from sahab.directory.models import Company
 from sahab.directory.selectors import SYSTEM
-from sahab.ledger import services as ledger
 from sahab.mail.models import Mailbox, OutboundMessage
 from sahab.portal import alerts
 from sahab.portal.models import Subscription
 from sahab.procurement import services
 from sahab.procurement.models import Contract, Tender
 from tests import factories
-
-
-@pytest.fixture
-def demo(db, sahab_home):
-    from sahab.mail import webmail
-
-    keys.ensure_ledger_key()
-    keys.ensure_opening_key()
-    ledger._signer.cache_clear()
-    webmail._cached = None  # the routing table (mailbox homes) of this test's database
-    yield load_demo()
-    webmail._cached = None
 
 
 def test_a_journalist_follows_a_company_from_search_to_profile_to_contracts(demo, client):

@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from sahab.core import keys
 from sahab.core.demo import load_demo
 from sahab.procurement import demo, redflags
 from sahab.procurement.models import Award, Bid, Contract, Payment, Procedure, Step, Tender
+from tests.module_data import demo_of_module, on_a_copy_of
 from tests.procurement.test_ocds import (
     check_time_never_runs_backwards_and_records_show_the_latest_state,
 )
@@ -19,15 +19,20 @@ pytestmark = pytest.mark.django_db
 TENDERS = 70
 
 
-@pytest.fixture
-def year(sahab_home, settings):
-    from sahab.ledger import services as ledger
+@pytest.fixture(scope="module")
+def _year_of_module(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The year loads once for the module (seconds): see tests.module_data."""
+    home = tmp_path_factory.mktemp("demo-year")
+    with demo_of_module(django_db_blocker, home, DEMO_TENDERS=TENDERS) as data:
+        yield home, data
 
-    keys.ensure_ledger_key()
-    keys.ensure_opening_key()
-    ledger._signer.cache_clear()
+
+@pytest.fixture
+def year(_year_of_module, db, settings, tmp_path):
+    home, data = _year_of_module
+    on_a_copy_of(home, settings, tmp_path)
     settings.DEMO_TENDERS = TENDERS
-    return load_demo()
+    return data
 
 
 def test_ordinary_purchases_are_the_same_at_every_load():
