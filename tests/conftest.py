@@ -18,6 +18,19 @@ def pytest_report_header(config):
     return f"sahab database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or ''}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_set_of_dkim_keys():
+    """RSA key generation is slow (tens of ms) and proves nothing here: every test domain,
+    the demo's and the factories' as well as the mail tests', shares one set of keys (each
+    domain still seals its own copy)."""
+    from sahab.mail import dkim
+
+    keys = dkim.generate_keys()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dkim, "generate_keys", lambda: keys)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _english(settings):
     """Assertions read English messages unless a test switches language."""

@@ -81,18 +81,6 @@ def make_world() -> MailWorld:
     return world
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_set_of_dkim_keys():
-    """RSA key generation is slow and proves nothing here: every test domain shares one
-    set of keys (each domain still seals its own copy)."""
-    from sahab.mail import dkim
-
-    keys = dkim.generate_keys()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dkim, "generate_keys", lambda: keys)
-        yield
-
-
 @pytest.fixture
 def sahab_home(settings):
     """A fresh SAHAB_HOME outside pytest's private temporary folder, so that Dovecot's
