@@ -123,10 +123,21 @@ def test_the_previous_release_demo_database_upgrades_with_nothing_lost():
         platform.remove()
 
 
+# More agents' roles than the "big table" threshold below, without a whole demo's seconds.
+AGENTS = """
+from sahab.directory.models import Role
+from tests import factories
+ministry = factories.administration(code="MLK")
+for _ in range(8):
+    factories.agent(administration=ministry, roles=[Role.PROCUREMENT_OFFICER])
+"""
+
+
 def test_upgrade_refuses_a_migration_that_locks_a_big_table_unless_allowed(tmp_path):
     platform = Served("sahab-upgrade-lock-")
     try:
-        platform.prepare(demo=True)
+        platform.prepare(demo=False)
+        platform.sahab("manage", "shell", "-c", AGENTS)
         # the directory's last migration alters a column of the agents' roles
         platform.sahab("manage", "migrate", "directory", "0001")
         refused = platform.sahab("upgrade", "--big-table-rows", "5", check=False)
