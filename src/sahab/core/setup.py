@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.staticfiles.finders import get_finders
 from django.core.management import call_command
@@ -73,9 +74,11 @@ def collect_static() -> bool:
 def static_sources_digest() -> str:
     """SHA-256 over the static storage backend and every file the finders would collect."""
     digest = hashlib.sha256(settings.STORAGES["staticfiles"]["BACKEND"].encode())
+    # the patterns collectstatic skips by default: the digest covers what it copies
+    ignore_patterns = apps.get_app_config("staticfiles").ignore_patterns
     found: dict[str, Path] = {}
     for finder in get_finders():
-        for name, storage in finder.list(ignore_patterns=["CVS", ".*", "*~"]):
+        for name, storage in finder.list(ignore_patterns):
             found.setdefault(name, Path(storage.path(name)))  # the first finder wins
     for name in sorted(found):
         digest.update(b"\0" + name.encode() + b"\0")
