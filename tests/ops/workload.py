@@ -39,22 +39,25 @@ print(json.dumps({{"tokens": tokens, "lots": [str(n) for n in
 """
 
 CHECK = """
-import json, sys
+import base64, json, sys
 from pathlib import Path
 from django.conf import settings
 from sahab.procurement.models import Bid
 from sahab.cloud.models import Order
 from sahab.exchange.models import Message
-from sahab.ledger.models import Entry
+from sahab.ledger.models import PendingEntry
 acks = json.loads(Path({path!r}).read_text())
 found = {{"bid": {{}}, "order": {{}}, "mail": {{}}, "exchange": {{}}}}
 for ack in acks:
     kind, key = ack["kind"], ack["key"]
     if kind == "bid":
+        # the bid, and the pending entry the log promised for it, with the promised leaf
         bid = Bid.objects.filter(pk=key["bid"]).first()
-        found[kind][str(key["bid"])] = (int(bid is not None and bid.commitment == key["commitment"]
-            and bid.ledger_index == key["ledger_index"])
-            + 0 * Entry.objects.filter(index=key["ledger_index"]).count())
+        promised = PendingEntry.objects.filter(pk=key["pending"]).first()
+        found[kind][str(key["bid"])] = int(
+            bid is not None and bid.commitment == key["commitment"]
+            and promised is not None and bid.ledger_pending == promised.pk
+            and base64.b64encode(bytes(promised.leaf_hash)).decode() == key["leaf_hash"])
     elif kind == "order":
         found[kind][key] = Order.objects.filter(number=key).count()
     elif kind == "exchange":
@@ -153,8 +156,10 @@ def submit_one_bid(w: Workload, client: httpx.Client) -> None:
                     json={"envelope": envelope}, headers={"Authorization": f"Bearer {token}"})
     if r.status_code == 201:
         body = r.json()
+        # the promise, a signed note: format, origin, pending number, leaf hash, time
+        _, _, pending, leaf_hash, _ = body["promise"].split("\n")[:5]
         w.acknowledged("bid", {"bid": body["bid"], "commitment": body["commitment"],
-                               "ledger_index": body["ledger_index"]})
+                               "pending": int(pending), "leaf_hash": leaf_hash})
     else:
         w.refused("bid", r)
 

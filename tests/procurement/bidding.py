@@ -9,6 +9,7 @@ import threading
 
 import time_machine
 
+from sahab.ledger import services as ledger
 from sahab.procurement import services
 from sahab.procurement.models import Bid, Tender
 from tests import factories
@@ -27,6 +28,13 @@ def run_timers_at(moment: dt.datetime) -> list[str]:
     keys are only released on a clock past the deadline, whatever ``now`` says."""
     with time_machine.travel(moment):
         return services.advance_tenders(now=moment)
+
+
+def sequence_bids() -> None:
+    """What the worker does within a second of a bid: the sequencer integrates the
+    pending entries and the bids get their indexes."""
+    ledger.integrate_pending()
+    services.fill_bid_indexes()
 
 
 def withdraw_bid(company_user, bid: Bid, *, now: dt.datetime | None = None) -> Bid:

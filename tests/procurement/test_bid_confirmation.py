@@ -199,7 +199,8 @@ def test_an_unconfirmed_bid_is_not_opened_and_is_named_in_the_opening_report(
     assert not Bid.objects.get(pk=a.pk).lot_prices.exists()  # it stays sealed
     report = opening_report(tender)
     assert report["unconfirmed"] == [{
-        "commitment": a.commitment, "ledger_index": a.ledger_index, "amendment": 2,
+        "commitment": a.commitment, "ledger_index": Bid.objects.get(pk=a.pk).ledger_index,
+        "amendment": 2,
         "company": "Atlas", "company_id": world["companies"][0][0].pk,
         "problem": "not confirmed after amendment no. 2"}]
     assert [b["company"] for b in report["bids"]] == ["Carthage"]

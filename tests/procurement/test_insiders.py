@@ -25,7 +25,7 @@ from sahab.procurement import client as bidder
 from sahab.procurement import sealing, services
 from sahab.procurement.models import Bid, SigningKey, Tender
 from tests import factories
-from tests.procurement.bidding import opening_report
+from tests.procurement.bidding import opening_report, sequence_bids
 from tests.procurement.conftest import publish, tender_payload
 
 
@@ -42,6 +42,7 @@ def tender(world):
     (_, a), (_, c), _ = world["companies"]
     assert a.bid(tender.reference, {"1": "250000", "2": "110000"}).status_code == 201
     assert c.bid(tender.reference, {"1": "240000"}).status_code == 201
+    sequence_bids()
     return tender
 
 

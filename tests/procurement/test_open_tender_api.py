@@ -48,11 +48,15 @@ def test_an_open_tender_from_draft_to_payment(world, wsgi_http, tmp_path):
         r = a.bid(ref, {"1": "238000", "2": "105000"})
         receipts["Atlas"] = r.json()
 
+        # the company holds the log's promise at once; the worker's sequencer gives the
+        # entry its index, which the promise's address then tells, with the receipt's
+        assert receipts["Atlas"]["ledger_index"] is None
+        ledger.integrate_pending()  # the worker's timer
+        promised = officer.client.get(receipts["Atlas"]["promise_url"]).json()
+        entry = bytes(ledger.get_entry(promised["index"]).body)
+        assert promised["receipt_url"].endswith(f"/ledger/entries/{promised['index']}/receipt")
         # the receipt proves the submission offline (fetched once a checkpoint covers it)
-        entry = bytes(ledger.get_entry(receipts["Atlas"]["ledger_index"]).body)
-        assert receipts["Atlas"]["receipt_url"].endswith(
-            f"/ledger/entries/{receipts['Atlas']['ledger_index']}/receipt")
-        receipt = officer.client.get(receipts["Atlas"]["receipt_url"]).content
+        receipt = officer.client.get(promised["receipt_url"]).content
         verify_proof_file(receipt, entry, ledger.verifier_key())
         assert receipts["Atlas"]["commitment"].encode() in entry
         assert b"Atlas" not in entry  # the ledger does not say who bid before the opening

@@ -1,7 +1,7 @@
 """Bids go through the ledger's sequencer: the bid's transaction writes a pending entry
-without the ledger's lock, the company gets the log's signed promise, and the entry's
-index right after the commit; a bid whose server stopped between its commit and the
-sequencer is integrated by the worker, before the close of tendering, and opened."""
+without the ledger's lock, the company gets the log's signed promise at once, and the
+worker's sequencer gives the entry its index in a batch; a bid stays pending until then,
+is integrated before the close of tendering, and is opened."""
 
 import base64
 import json
@@ -13,12 +13,12 @@ from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Bid
 from tests import factories
-from tests.procurement.bidding import opening_report, run_timers_at
+from tests.procurement.bidding import opening_report, run_timers_at, sequence_bids
 
 SECOND = __import__("datetime").timedelta(seconds=1)
 
 
-def test_the_company_gets_the_index_and_a_promise_that_proves_the_same_leaf(
+def test_the_company_gets_a_promise_at_once_and_the_index_it_promised_after_the_sequencer(
         world, published_tender):
     company = world["companies"][0][1]
     response = company.call("post", f"/tenders/{published_tender.reference}/bids", {
@@ -27,12 +27,17 @@ def test_the_company_gets_the_index_and_a_promise_that_proves_the_same_leaf(
     assert response.status_code == 201, response.content
     receipt = response.json()
     promise = ledger.open_promise(receipt["promise"])  # signed by the log's key
-    assert receipt["ledger_index"] == ledger.promised_index(promise)
-    assert ledger.leaf_hash_of(receipt["ledger_index"]) == promise.leaf_hash
+    # the request neither waited for the tree nor wrote it
+    assert receipt["ledger_index"] is None and receipt["receipt_url"] is None
+    assert ledger.promised_index(promise) is None
+    assert company.client.get(receipt["promise_url"]).json()["index"] is None
+    sequence_bids()  # the worker, within a second
     state = company.client.get(receipt["promise_url"]).json()
-    assert state["index"] == receipt["ledger_index"]
+    assert state["index"] == ledger.promised_index(promise) is not None
+    assert ledger.leaf_hash_of(state["index"]) == promise.leaf_hash
     assert state["leaf_hash"] == base64.b64encode(promise.leaf_hash).decode()
-    assert Bid.objects.get(pk=receipt["bid"]).ledger_index == receipt["ledger_index"]
+    assert state["receipt_url"].endswith(f"/ledger/entries/{state['index']}/receipt")
+    assert Bid.objects.get(pk=receipt["bid"]).ledger_index == state["index"]
 
 
 def _bid_whose_server_stopped_after_its_commit(tender, company_user) -> Bid:

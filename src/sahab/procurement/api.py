@@ -347,8 +347,13 @@ def _detail(tender: Tender) -> dict:
     }
 
 
-def _tender(request, reference: str) -> Tender:
-    tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
+def _tender(request, reference: str, *, key_only: bool = False) -> Tender:
+    """The tender the caller may see. ``key_only`` reads its key alone, for a write whose
+    service reads the row again under its lock (a bid's hot path)."""
+    tenders = selectors.tenders_visible_to(request.user).filter(reference=reference)
+    if key_only:
+        tenders = tenders.select_related(None).only("pk")
+    tender = tenders.first()
     if tender is None:
         raise NotFound(ProcurementError.NO_TENDER, reference=reference)
     return tender
@@ -529,9 +534,10 @@ class BidReceipt(Schema):
     bid: int
     tender: str
     commitment: str
-    ledger_index: int | None = Field(..., description="The entry's index in the log; empty "
-                                     "in the rare case the sequencer has not integrated it "
-                                     "yet (see promise_url).")
+    ledger_index: int | None = Field(..., description="The entry's index in the log: empty "
+                                     "when the bid is accepted, since the sequencer "
+                                     "integrates entries in batches within about a second "
+                                     "(promise_url then gives it).")
     submitted_at: dt.datetime
     promise: str | None = Field(None, description="The log's signed promise (a signed note: "
                                 "format, origin, promise number, leaf hash, time) to "
@@ -540,8 +546,10 @@ class BidReceipt(Schema):
                                     "index it was given, and the receipt's address.")
     receipt: str | None = Field(None, description="c2sp.org/tlog-proof@v1 receipt of the "
                                 "submission, when a checkpoint covers it already.")
-    receipt_url: str | None = Field(..., description="Where the receipt is, within about a "
-                                    "second (empty while the entry is pending).")
+    receipt_url: str | None = Field(..., description="Where the receipt is once the entry "
+                                    "is integrated (empty while it is pending: promise_url "
+                                    "gives the index, and the receipt is at "
+                                    "/ledger/entries/<index>/receipt).")
 
 
 def _receipt(request, bid: Bid) -> dict:
@@ -565,7 +573,8 @@ def submit_bid(request, payload: BidIn, reference: str = Path(..., max_length=40
         envelope = payload.envelope.encode("ascii")
     except UnicodeEncodeError:
         raise InvalidInput(ProcurementError.ENVELOPE_NOT_ASCII) from None
-    bid = services.submit_bid(actor=request.user, tender=_tender(request, reference),
+    bid = services.submit_bid(actor=request.user,
+                              tender=_tender(request, reference, key_only=True),
                               envelope=envelope)
     return Status(201, _receipt(request, bid))
 

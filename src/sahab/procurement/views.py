@@ -424,11 +424,9 @@ def _answer(user, tender, data):
 def _bid(user, tender, data):
     # the page sealed and signed the bid: only the envelope arrives here
     bid = services.submit_bid(actor=user, tender=tender, envelope=data["envelope"])
-    if bid.ledger_index is None:  # the sequencer will integrate it within a minute
-        return _("Bid sealed. Commitment %(commitment)s, ledger entry promised.") % {
-            "commitment": bid.commitment}
-    return _("Bid sealed. Commitment %(commitment)s, ledger entry #%(index)s.") % {
-        "commitment": bid.commitment, "index": bid.ledger_index}
+    # the sequencer gives the entry its index within a second or so: the page shows it
+    return _("Bid sealed. Commitment %(commitment)s, ledger entry promised.") % {
+        "commitment": bid.commitment}
 
 
 def _committee(user, tender, data):
