@@ -10,8 +10,11 @@ from tests.cloud.test_api import Caller
 # finance agents of the ministry, their roles, their mailboxes: three, however many) and
 # which of them turned approval notices off (one, however many); and since the ledger has
 # a sequencer, the append's look for pending entries committed before it (one); the token
-# brings its user's agent and administration along (two fewer than before, 28)
-ORDER_PLACEMENT = 26
+# brings its user's agent and administration along (two fewer than before, 28: 26). The
+# paying budget is read locked (the same one query), so that two orders on one budget are
+# checked one after the other; the order's number, ledger entry and row are written in a
+# savepoint (two), retried with the next number when another budget's order took it
+ORDER_PLACEMENT = 28
 
 
 def test_an_order_through_the_api_stays_within_its_query_budget(market):

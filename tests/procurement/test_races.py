@@ -15,7 +15,6 @@ import threading
 import pytest
 from django.db import connection
 
-from sahab.core.errors import Conflict
 from sahab.ledger.models import Entry
 from sahab.procurement import services
 from sahab.procurement.models import Bid, Notice, Step, Tender
@@ -27,6 +26,7 @@ from tests.procurement.bidding import (
     submit_bid,
     withdraw_bid,
 )
+from tests.threads import in_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif("connection.vendor != 'postgresql'",
@@ -38,25 +38,6 @@ SECOND = dt.timedelta(seconds=1)
 @pytest.fixture
 def tender(published_tender) -> Tender:
     return published_tender
-
-
-def in_thread(target, outcome: dict) -> threading.Thread:
-    """Run ``target`` on its own database connection; its result or Conflict in
-    ``outcome``."""
-
-    def run() -> None:
-        try:
-            outcome["result"] = target()
-        except Conflict as refused:
-            outcome["refused"] = refused
-        except Exception as failed:  # reported by the test, not lost in the thread
-            outcome["error"] = failed
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def opened_commitments(tender: Tender) -> set[str]:

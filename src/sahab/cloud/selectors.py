@@ -4,6 +4,7 @@ under its framework contract, who sees which orders, and the cost figures."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -263,11 +264,19 @@ def ministry_path(administration: Administration) -> str:
     return "/" + administration.path.strip("/").split("/")[0] + "/"
 
 
-def budget_for(administration: Administration, year: int) -> Budget | None:
-    """The budget that pays for an administration: its own, else its nearest parent's."""
-    budgets = Budget.objects.filter(year=year,
-                                    administration__path__in=_ancestor_paths(administration)) \
+def budgets_over(administration: Administration, year: int) -> QuerySet[Budget]:
+    """The budgets of ``year`` of an administration and of its parents."""
+    return Budget.objects.filter(year=year,
+                                 administration__path__in=_ancestor_paths(administration)) \
         .select_related("administration")
+
+
+def budget_for(administration: Administration, year: int,
+               budgets: Iterable[Budget] | None = None) -> Budget | None:
+    """The budget that pays for an administration: its own, else its nearest parent's
+    (among ``budgets``, when the caller read them already)."""
+    if budgets is None:
+        budgets = budgets_over(administration, year)
     return max(budgets, key=lambda b: len(b.administration.path), default=None)
 
 
@@ -309,9 +318,9 @@ class BudgetCheck:
 
 
 def budget_check(administration: Administration, monthly: Decimal,
-                 now: dt.datetime) -> BudgetCheck:
+                 now: dt.datetime, budgets: Iterable[Budget] | None = None) -> BudgetCheck:
     """Whether ``monthly`` more, from ``now`` to the end of the year, fits the budget."""
-    budget = budget_for(administration, now.year)
+    budget = budget_for(administration, now.year, budgets)
     if budget is None:
         return BudgetCheck(None, Decimal(0), Decimal(0))
     committed = committed_until_year_end(budget.administration, now)

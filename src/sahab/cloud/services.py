@@ -13,7 +13,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sahab.cloud import notifications, osb, selectors
@@ -500,6 +500,10 @@ def _it_officer(actor, administration: Administration):
     return _agent_with_role(actor, administration, Role.IT_OFFICER)
 
 
+# orders of different budgets are placed side by side and may draw the same next number
+ORDER_NUMBER_ATTEMPTS = 5
+
+
 def _next_number(now: dt.datetime) -> str:
     prefix = f"CL-{now.year}-"
     last = Order.objects.filter(number__startswith=prefix).order_by("-number") \
@@ -525,8 +529,14 @@ def _check_parameters(plan: ServicePlan, parameters) -> dict:
 
 
 def _check_budget(administration: Administration, monthly: Decimal, now: dt.datetime) -> None:
-    """The order must fit in what is left of the budget that pays for it this year."""
-    check = selectors.budget_check(administration, monthly, now)
+    """The order must fit in what is left of the budget that pays for it this year.
+
+    The paying budget's row stays locked until the caller's commit, so that two writes
+    spending one budget at the same moment (orders, approvals, plan changes) are checked
+    one after the other, the second seeing what the first committed."""
+    budgets = list(selectors.budgets_over(administration, now.year)
+                   .select_for_update(of=("self",)))
+    check = selectors.budget_check(administration, monthly, now, budgets)
     if check.budget is None:
         raise Conflict(CloudError.NO_BUDGET, year=now.year,
                        administration=read_when_rendered(lambda: administration.name))
@@ -559,28 +569,40 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
     monthly = selectors.monthly_cost(price.unit_price)
     _check_budget(administration, monthly, now)
     needs_approval = selectors.needs_approval(monthly)
-    number = _next_number(now)
-    index = ledger.record(
-        CloudEvent.ORDER_PLACED,
-        f"cloud:order:{number}",
-        actor,
-        {
-            "administration": administration.code,
-            "provider": plan.offering.broker.provider.company.matricule_fiscal,
-            "service": plan.offering.service_id,
-            "plan": plan.plan_id,
-            "contract": price.contract.tender.ocid,
-            "unit_price": str(price.unit_price),
-            "monthly_estimate": str(monthly),
-            "needs_approval": needs_approval,
-        },
-    ).index
-    order = Order.objects.create(
-        number=number, administration=administration, ordered_by=actor, plan=plan,
-        contract=price.contract, unit_price=price.unit_price, monthly_estimate=monthly,
-        purpose=_text(purpose, "The purpose", 500), parameters=parameters,
-        status=Order.Status.PENDING_APPROVAL if needs_approval else Order.Status.APPROVED,
-        created_at=now, ledger_index=index)
+    purpose = _text(purpose, "The purpose", 500)
+    for attempt in range(ORDER_NUMBER_ATTEMPTS):
+        number = _next_number(now)
+        try:
+            # a savepoint: an order of another budget that took the number meanwhile
+            # leaves this transaction usable, to try the next number
+            with transaction.atomic():
+                index = ledger.record(
+                    CloudEvent.ORDER_PLACED,
+                    f"cloud:order:{number}",
+                    actor,
+                    {
+                        "administration": administration.code,
+                        "provider": plan.offering.broker.provider.company.matricule_fiscal,
+                        "service": plan.offering.service_id,
+                        "plan": plan.plan_id,
+                        "contract": price.contract.tender.ocid,
+                        "unit_price": str(price.unit_price),
+                        "monthly_estimate": str(monthly),
+                        "needs_approval": needs_approval,
+                    },
+                ).index
+                order = Order.objects.create(
+                    number=number, administration=administration, ordered_by=actor,
+                    plan=plan, contract=price.contract, unit_price=price.unit_price,
+                    monthly_estimate=monthly, purpose=purpose, parameters=parameters,
+                    status=Order.Status.PENDING_APPROVAL if needs_approval
+                    else Order.Status.APPROVED,
+                    created_at=now, ledger_index=index)
+            break
+        except IntegrityError:
+            if attempt + 1 == ORDER_NUMBER_ATTEMPTS or \
+                    not Order.objects.filter(number=number).exists():
+                raise
     if not needs_approval:
         order.decided_at = now
         order.save(update_fields=["decided_at"])
