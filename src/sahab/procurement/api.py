@@ -15,7 +15,6 @@ from sahab.core.errors import CoreError, InvalidInput, NotFound
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory.models import Administration, Company
-from sahab.ledger import services as ledger
 from sahab.procurement import sealing, selectors, services
 from sahab.procurement.errors import ProcurementError
 from sahab.procurement.models import (
@@ -544,8 +543,9 @@ class BidReceipt(Schema):
                                 "integrate the entry within a minute.")
     promise_url: str | None = Field(None, description="What became of the promise: the "
                                     "index it was given, and the receipt's address.")
-    receipt: str | None = Field(None, description="c2sp.org/tlog-proof@v1 receipt of the "
-                                "submission, when a checkpoint covers it already.")
+    receipt: str | None = Field(None, description="Empty: the c2sp.org/tlog-proof@v1 "
+                                "receipt of the submission is at the address promise_url "
+                                "gives once the entry is integrated.")
     receipt_url: str | None = Field(..., description="Where the receipt is once the entry "
                                     "is integrated (empty while it is pending: promise_url "
                                     "gives the index, and the receipt is at "
@@ -553,17 +553,15 @@ class BidReceipt(Schema):
 
 
 def _receipt(request, bid: Bid) -> dict:
-    index = bid.ledger_index
-    promise = getattr(bid, "promise", None) or (
-        ledger.promise_of(bid.ledger_pending) if bid.ledger_pending is not None else None)
+    """The answer to a bid just stored: the log's signed promise. Its entry is pending
+    (the worker's sequencer integrates it), so the index and the receipt are not known
+    yet: ``promise_url`` gives them once they are."""
+    promise = bid.promise
     return {"bid": bid.pk, "tender": bid.tender.reference, "commitment": bid.commitment,
-            "ledger_index": index, "submitted_at": bid.submitted_at,
-            "promise": promise.signed() if promise else None,
-            "promise_url": request.build_absolute_uri(
-                f"/ledger/promises/{promise.pending}") if promise else None,
-            "receipt": ledger.receipt(index, wait=False) if index is not None else None,
-            "receipt_url": request.build_absolute_uri(
-                f"/ledger/entries/{index}/receipt") if index is not None else None}
+            "ledger_index": None, "submitted_at": bid.submitted_at,
+            "promise": promise.signed(),
+            "promise_url": request.build_absolute_uri(f"/ledger/promises/{promise.pending}"),
+            "receipt": None, "receipt_url": None}
 
 
 @router.post("/procurement/tenders/{reference}/bids", response={201: BidReceipt},

@@ -1135,7 +1135,8 @@ def _registered_key(fingerprint: str, company: Company) -> SigningKey:
 
 def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
     """Refuse at submission what could never open: another tender or company, wraps that
-    do not match the committee, an unregistered or revoked key, a bad signature."""
+    do not match the committee, an unregistered or revoked key, a bad signature.
+    ``tender`` is read by ``_share_lock``, with its committee's size."""
     try:
         envelope = sealing.parse(data)
     except sealing.SealError as exc:
@@ -1145,10 +1146,8 @@ def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
                            reference=tender.reference)
     if envelope.company != company.pk:
         raise InvalidInput(ProcurementError.ENVELOPE_OTHER_COMPANY)
-    n = getattr(tender, "committee_size", None)
-    if n is None:  # a tender not read by ``_share_lock``
-        n = tender.committee.count()
-    if [w[0] for w in envelope.wraps] != sealing.subsets(n, tender.committee_threshold):
+    if [w[0] for w in envelope.wraps] != sealing.subsets(tender.committee_size,
+                                                          tender.committee_threshold):
         raise InvalidInput(ProcurementError.ENVELOPE_OTHER_COMMITTEE)
     key = _registered_key(envelope.key, company)
     try:
