@@ -15,6 +15,10 @@ contracts, 150,000 companies, 300,000 agents and mailboxes, 10,000,000 ledger en
 
     python -m bench national                  # needs the PostgreSQL server binaries
     SAHAB_BENCH_NATIONAL_SCALE=0.01 SAHAB_BENCH_NATIONAL_REQUESTS=40
+
+``SAHAB_BENCH_NATIONAL_KEEP=<folder>`` keeps the loaded cluster in that folder: a later
+run with the same folder migrates it (a change's new migrations run on a country's data)
+and measures again without loading for an hour.
 """
 
 # The loader writes SQL from its own constants and table names only (S608), and md5 makes
@@ -216,7 +220,7 @@ def _load_procurement(pg, n: dict, bar) -> None:
                  "'Étude technique','Maintenance des ascenseurs'])[1 + i % 7] || ' n° ' || i",
         "procedure": "CASE WHEN i % 20 = 0 THEN 'negotiated' WHEN i % 20 = 1 THEN "
                      "'simplified' ELSE 'open' END",
-        "state": SQL_STATE, "estimated_value": "10000 + (i * 7919) % 2000000",
+        "state": SQL_STATE, "estimated_value": "10000 + (i::bigint * 7919) % 2000000",
         "committee_threshold": "2", "bid_tag": "md5('tag' || i) || md5('bid' || i)",
         "published_at": _ts(f"i * {step}"), "created_at": _ts(f"i * {step} - 86400"),
         "enquiry_deadline": f"CASE WHEN i % 10 = 0 THEN now() + interval '10 days' "
@@ -469,8 +473,8 @@ def fill(scale: float, *, progress: bool = True) -> dict:
             "company": f"{company:07d}{MF_KEYS[company % 23]}", "buyer": "N00001"}
 
 
-def load(url: str, home: str, scale: float) -> dict:
-    """In a child process: migrate sahab into ``url``, then :func:`fill` it."""
+def migrate(url: str, home: str) -> float:
+    """In a child process: bring sahab's schema in ``url`` up to date; returns seconds."""
     os.environ.update({"DATABASE_URL": url, "SAHAB_HOME": home,
                        "DJANGO_SETTINGS_MODULE": "sahab.settings"})
     import django
@@ -478,10 +482,17 @@ def load(url: str, home: str, scale: float) -> dict:
     django.setup()
     from django.core.management import call_command
 
-    from sahab.procurement import dashboard, redflags
-
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
+    return time.perf_counter() - started
+
+
+def load(url: str, home: str, scale: float) -> dict:
+    """In a child process: migrate sahab into ``url``, then :func:`fill` it."""
+    started = time.perf_counter()
+    migrate(url, home)
+    from sahab.procurement import dashboard, redflags
+
     setup = fill(scale) | {"seconds": time.perf_counter() - started}
     # the worker's jobs, as they run every few minutes (the flags) and every minute (the
     # dashboards) beside the web servers: the pages read what they stored
@@ -616,10 +627,15 @@ def main() -> None:
         return
     scale = float(os.environ.get("SAHAB_BENCH_NATIONAL_SCALE", "0.01"))
     requests = int(os.environ.get("SAHAB_BENCH_NATIONAL_REQUESTS", "40"))
-    root = Path(tempfile.mkdtemp(prefix="sahab-bench-national-"))
-    home = tempfile.mkdtemp(prefix="sahab-bench-")
+    kept = os.environ.get("SAHAB_BENCH_NATIONAL_KEEP")
+    root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="sahab-bench-national-"))
+    home = root / "home" if kept else Path(tempfile.mkdtemp(prefix="sahab-bench-"))
+    saved = root / "setup.json"
+    root.mkdir(parents=True, exist_ok=True)
+    home.mkdir(exist_ok=True)
     cluster = Cluster(bindir, root)
-    # a loading machine's settings: the data set is thrown away at the end
+    # a loading machine's settings: the data set is thrown away at the end (or kept as
+    # it stands after a clean stop)
     cluster.settings = {"shared_buffers": "1GB", "maintenance_work_mem": "512MB",
                         "work_mem": "64MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
                         "synchronous_commit": "off", "wal_level": "minimal",
@@ -629,22 +645,24 @@ def main() -> None:
     # cluster and the web server still stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    cluster.initdb().start()
+    if not saved.exists():
+        shutil.rmtree(cluster.datadir, ignore_errors=True)
+        cluster.initdb()
+    cluster.start()
     try:
-        cluster.query("CREATE DATABASE sahab")
         url = cluster.url("sahab")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SAHAB_"))}
-        env |= {"DATABASE_URL": url, "SAHAB_HOME": home,
+        env |= {"DATABASE_URL": url, "SAHAB_HOME": str(home),
                 "DJANGO_SETTINGS_MODULE": "sahab.settings"}
-        print(f"  scale {scale}: {sizes(scale)}", flush=True)
-        setup = child_json(env, "import json; from bench.bench_national import load; "
-                                f"print(json.dumps(load({url!r}, {home!r}, {scale})))",
-                           show_progress=True)
-        print(f"  loaded in {setup['seconds']:.0f} s: {setup['counts']}; "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
-        print(f"  the worker's red-flag run: {setup['red_flags']['count']} flags in "
-              f"{setup['red_flags']['seconds']:.0f} s; its dashboards' tables (s): "
-              f"{setup['dashboards']}", flush=True)
+        if saved.exists():
+            setup = json.loads(saved.read_text())
+            print(f"  the kept data set in {root}: {setup['counts']}", flush=True)
+            child_json(env, "import json; from bench.bench_national import migrate; "
+                            f"print(json.dumps(migrate({url!r}, {str(home)!r})))")
+        else:
+            setup = _load_cluster(cluster, env, url, home, scale)
+            if kept:
+                saved.write_text(json.dumps(setup))
         port = free_port()
         server = web_server(env, port, timeout=1800)
         results = measure(f"http://127.0.0.1:{port}", setup, requests)
@@ -653,9 +671,24 @@ def main() -> None:
     finally:
         if server is not None:
             stop_server(server)
-        cluster.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(home, ignore_errors=True)
+        cluster.stop("fast" if kept else "immediate")
+        if not kept:
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _load_cluster(cluster, env: dict, url: str, home: Path, scale: float) -> dict:
+    cluster.query("CREATE DATABASE sahab")
+    print(f"  scale {scale}: {sizes(scale)}", flush=True)
+    setup = child_json(env, "import json; from bench.bench_national import load; "
+                            f"print(json.dumps(load({url!r}, {str(home)!r}, {scale})))",
+                       show_progress=True)
+    print(f"  loaded in {setup['seconds']:.0f} s: {setup['counts']}; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"  the worker's red-flag run: {setup['red_flags']['count']} flags in "
+          f"{setup['red_flags']['seconds']:.0f} s; its dashboards' tables (s): "
+          f"{setup['dashboards']}", flush=True)
+    return setup
 
 
 if __name__ == "__main__":

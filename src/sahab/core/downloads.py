@@ -13,8 +13,9 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -51,16 +52,46 @@ def wants_download(request) -> str | None:
 
 
 def table_response(fmt: str, name: str, rows: list[dict]) -> HttpResponse:
+    """A table that is already in memory, as one CSV or JSON file ``sahab-<name>``."""
+    return _labelled(HttpResponse("".join(encoded_table(fmt, rows)),
+                                  content_type=_CONTENT_TYPES[fmt]), name, fmt)
+
+
+def streamed_table_response(fmt: str, name: str, rows: Iterable[dict]
+                            ) -> StreamingHttpResponse:
+    """A table of any length, encoded as its rows come (from a database cursor, say):
+    the server never holds the whole file."""
+    return _labelled(StreamingHttpResponse(encoded_table(fmt, rows),
+                                           content_type=_CONTENT_TYPES[fmt]), name, fmt)
+
+
+_CONTENT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+
+
+def encoded_table(fmt: str, rows: Iterable[dict]) -> Iterator[str]:
+    """``rows`` as CSV (a header from the first row's keys; no rows, no header) or as a
+    JSON array, piece by piece."""
     if fmt == "json":
-        response = HttpResponse(json.dumps(rows, ensure_ascii=False, indent=1),
-                                content_type="application/json")
-    else:
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        yield "["
+        for n, row in enumerate(rows):
+            yield ("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False)
+        yield "\n]"
+        return
+    out = io.StringIO()
+    writer = None
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row))
             writer.writeheader()
-            writer.writerows(csv_safe_row(row) for row in rows)
-        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        writer.writerow(csv_safe_row(row))
+        if out.tell() > 64 * 1024:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def _labelled(response, name: str, fmt: str):
     attach(response, f"sahab-{name}.{fmt}")
     response["Access-Control-Allow-Origin"] = "*"
     return response

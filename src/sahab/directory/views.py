@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from sahab.core import waiting
 from sahab.core.actions import run_form_action
-from sahab.core.downloads import table_response, wants_download
+from sahab.core.downloads import streamed_table_response, wants_download
 from sahab.core.errors import DomainError, TooManyAttempts
 from sahab.directory import forms, rules, selectors, services
 from sahab.directory import sessions as web_sessions
@@ -298,10 +298,12 @@ def administrations_view(request):
         kind = ""
     qs = selectors.administrations(q=q, kind=kind)
     if fmt := wants_download(request):
-        return table_response(fmt, "administrations", [
+        # every administration of the state: streamed from a cursor, never held whole
+        return streamed_table_response(fmt, "administrations", (
             {"code": a.code, "kind": a.kind, "parent": a.parent.code if a.parent else "",
              "name_fr": a.name_fr, "name_ar": a.name_ar, "name_en": a.name_en,
-             "acronym": a.acronym, "mail_domain": a.mail_domain or ""} for a in qs])
+             "acronym": a.acronym, "mail_domain": a.mail_domain or ""}
+            for a in qs.iterator(chunk_size=2000)))
     if not q and not kind:
         qs = qs.filter(parent=None)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
@@ -329,10 +331,10 @@ def administration_view(request, code: str):
 def companies_view(request):
     q = request.GET.get("q", "")[:100]
     if fmt := wants_download(request):
-        return table_response(fmt, "companies", [
+        return streamed_table_response(fmt, "companies", (
             {"name": c.name, "legal_form": c.legal_form, "matricule_fiscal": c.matricule_fiscal,
              "city": c.city, "bidder": c.is_bidder, "cloud_provider": c.is_cloud_provider}
-            for c in selectors.companies(q=q)])
+            for c in selectors.companies(q=q).iterator(chunk_size=2000)))
     page = Paginator(selectors.companies(q=q), 50).get_page(request.GET.get("page"))
     return render(request, "directory/companies.html", {"page": page, "q": q})
 

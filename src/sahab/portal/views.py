@@ -57,13 +57,14 @@ def home(request):
 
 # --- companies and buyers ---------------------------------------------------------------
 
-def _download(request, name: str, tables: dict):
-    """``?table=<name>&format=csv|json`` downloads one table of a profile."""
-    from sahab.core.downloads import table_response, wants_download
+def _download(request, name: str, profile):
+    """``?table=<name>&format=csv|json`` downloads one table of a profile, streamed."""
+    from sahab.core.downloads import streamed_table_response, wants_download
 
-    fmt, table = wants_download(request), request.GET.get("table", "")
-    if fmt and table in tables:
-        return table_response(fmt, f"{name}-{table}", tables[table])
+    fmt = wants_download(request)
+    rows = profile.download(request.GET.get("table", "")) if fmt else None
+    if rows is not None:
+        return streamed_table_response(fmt, f"{name}-{request.GET['table']}", rows)
     return None
 
 
@@ -78,40 +79,41 @@ def companies(request):
 
 def company(request, slug: str):
     from sahab.core.charts import bars
-    from sahab.procurement import ocds, redflags, selectors
+    from sahab.procurement import ocds, profiles, redflags, selectors
     from sahab.procurement.views import _linked
 
     item = selectors.company_by_slug(slug)
     if item is None:
         raise Http404
-    profile = selectors.company_profile(item)
+    profile = profiles.company_profile(item)
     download = _download(request, f"company-{ocds.company_slug(item)}", profile)
     if download:
         return download
     flags = [_linked(f) for f in redflags.for_organization(
         {ocds.company_party_id(item), item.matricule_fiscal})]
     return render(request, "portal/company.html", {
-        "company": item, "party_id": ocds.company_party_id(item), **profile,
-        "won_bars": bars(profile["years"], "year", "awarded_value"),
+        "company": item, "party_id": ocds.company_party_id(item), **profile.page(),
+        "won_bars": bars(profile.years, "year", "awarded_value"),
         "flags": flags})
 
 
 def buyer(request, code: str):
     from sahab.core.charts import bars
-    from sahab.procurement import ocds, redflags, selectors
+    from sahab.procurement import ocds, profiles, redflags
     from sahab.procurement.views import _linked
 
     item = get_object_or_404(Administration, code=code)
-    profile = selectors.buyer_profile(item)
+    profile = profiles.buyer_profile(item)
     download = _download(request, f"buyer-{item.code}", profile)
     if download:
         return download
     flags = [_linked(f) for f in redflags.for_organization(
         {ocds.administration_party_id(item), item.code})]
+    page = profile.page()
     return render(request, "portal/buyer.html", {
-        "buyer": item, "party_id": ocds.administration_party_id(item), **profile,
-        "spend_bars": bars(profile["years"], "year", "contracted_value"),
-        "supplier_bars": bars(profile["suppliers"][:10], "supplier", "value"),
+        "buyer": item, "party_id": ocds.administration_party_id(item), **page,
+        "spend_bars": bars(profile.years, "year", "contracted_value"),
+        "supplier_bars": bars(page["suppliers"][:10], "supplier", "value"),
         "flags": flags})
 
 
