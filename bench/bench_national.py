@@ -18,7 +18,9 @@ contracts, 150,000 companies, 300,000 agents and mailboxes, 10,000,000 ledger en
 
 ``SAHAB_BENCH_NATIONAL_KEEP=<folder>`` keeps the loaded cluster in that folder: a later
 run with the same folder migrates it (a change's new migrations run on a country's data)
-and measures again without loading for an hour.
+and measures again without loading for an hour; ``SAHAB_BENCH_NATIONAL_ONLY=tender
+search,tender API list`` measures those pages only, and ``SAHAB_BENCH_NATIONAL_WHOLE=0``
+the bulk files' first bytes without their whole download (minutes at full size).
 """
 
 # The loader writes SQL from its own constants and table names only (S608), and md5 makes
@@ -441,6 +443,7 @@ def fill(scale: float, *, progress: bool = True) -> dict:
 
     from sahab.core import keys
     from sahab.ledger import services as ledger
+    from sahab.procurement import search
     from sahab.procurement.models import Contract, Release, Tender
 
     n = sizes(scale)
@@ -452,6 +455,7 @@ def fill(scale: float, *, progress: bool = True) -> dict:
               mininterval=2, disable=not progress) as bar:
         _load_directory(pg, n, bar)
         _load_procurement(pg, n, bar)
+    search.refresh_party_names()  # the names the tender search finds, as the services keep
     with tqdm(total=n["entries"], desc="ledger entries", unit="entry", unit_scale=True,
               mininterval=2, disable=not progress) as bar:
         root = _load_ledger(pg, n, bar)
@@ -548,7 +552,8 @@ def pages(setup: dict) -> list[tuple[str, list[str]]]:
         ("dashboards", ["/tenders/dashboard/"]),
         ("tender API list", ["/api/procurement/tenders?limit=50",
                              "/api/procurement/tenders?limit=50&state=complete",
-                             "/api/procurement/tenders?limit=50&offset=5000"]),
+                             "/api/procurement/tenders?limit=50&offset=5000",
+                             "/api/procurement/tenders?limit=50&q=informatique"]),
         ("tender API detail", [f"/api/procurement/tenders/{setup['tender']}"]),
         ("OCDS releases, page", ["/ocds/releases", "/ocds/releases?page=50"]),
         ("OCDS record", [f"/ocds/records/{setup['ocid']}"]),
@@ -568,7 +573,11 @@ def measure(base: str, setup: dict, requests: int) -> list[dict]:
     health = timed_gets(base, ["/healthz"], max(100, requests))
     results.append({"what": "healthz (anchor)", "first": None, "p50": percentile(health, 50),
                     "p95": percentile(health, 95)})
+    only = [w.strip() for w in os.environ.get("SAHAB_BENCH_NATIONAL_ONLY", "").split(",")
+            if w.strip()]
     for name, paths in pages(setup):
+        if only and not any(name.startswith(w) for w in only):
+            continue
         # the first request pays for what a process reads once and keeps (the red flags'
         # stored run, the aggregates of the home page and dashboards for a minute)
         first = timed_gets(base, paths[:1], 1, timeout=1800)[0]
@@ -580,15 +589,20 @@ def measure(base: str, setup: dict, requests: int) -> list[dict]:
         results.append({"what": name, "first": first, "p50": percentile(samples, 50),
                         "p95": percentile(samples, 95), "path": paths[0]})
         print_row(results[-1], results[0]["p95"])
-    for kind in ("releases", "records"):
+    # a whole download at full size takes minutes (a quarter of an hour for the records):
+    # SAHAB_BENCH_NATIONAL_WHOLE=0 measures their first bytes only
+    whole_too = os.environ.get("SAHAB_BENCH_NATIONAL_WHOLE", "1") != "0"
+    for kind in () if only else ("releases", "records"):
         path = f"/ocds/{kind}.json.gz"
         ttfb = _first_bytes(base, path, 5)
-        _, whole, size = _bulk(base, path)
-        items = setup["counts"]["releases" if kind == "releases" else "tenders"]
         results.append({"what": f"OCDS bulk {kind}, first bytes", "first": None,
                         "p50": percentile(ttfb, 50), "p95": percentile(ttfb, 95),
-                        "path": path, "whole_ms": whole, "bytes": size,
-                        "per_second": items / (whole / 1000)})
+                        "path": path})
+        if whole_too:
+            _, whole, size = _bulk(base, path)
+            items = setup["counts"]["releases" if kind == "releases" else "tenders"]
+            results[-1] |= {"whole_ms": whole, "bytes": size,
+                            "per_second": items / (whole / 1000)}
         print_row(results[-1], results[0]["p95"])
     return results
 

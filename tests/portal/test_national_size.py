@@ -9,7 +9,8 @@ from django.db.models import Q
 from django.utils import translation
 
 from sahab.directory.models import Administration
-from sahab.procurement import redflags, selectors, tasks
+from sahab.directory.selectors import SYSTEM
+from sahab.procurement import redflags, search, selectors, tasks
 from sahab.procurement.models import Award, Bid, RedFlagRun, Tender
 
 
@@ -73,15 +74,18 @@ def test_the_worker_stores_the_dashboards_and_pages_read_them_without_aggregatin
         demo, worker_only, client, monkeypatch, settings):
     import json
 
+    from django.core.cache import cache
+
     from sahab.procurement import dashboard
     from sahab.procurement.models import DashboardTable
 
     redflags.refresh()
     expected = {name: json.loads(json.dumps(aggregate()))
-                for name, aggregate in dashboard.TABLES.items()}
+                for name, aggregate in dashboard.STORED.items()}
     assert expected["spending"] and expected["competition"]  # the demo has both
+    assert expected["home"]["contracts"] and expected["home"]["spend"]
     took = tasks.refresh_dashboards.call()
-    assert set(took) == set(dashboard.TABLES) and min(took.values()) >= 0
+    assert set(took) == set(dashboard.STORED) and min(took.values()) >= 0
     assert {t.name: t.rows for t in DashboardTable.objects.all()} == expected
 
     calls = []
@@ -92,10 +96,13 @@ def test_the_worker_stores_the_dashboards_and_pages_read_them_without_aggregatin
             return expected[name]
         return aggregate
 
-    for name in dashboard.TABLES:
-        monkeypatch.setitem(dashboard.TABLES, name, aggregating(name))
+    for name in dashboard.STORED:
+        monkeypatch.setitem(dashboard.STORED, name, aggregating(name))
     # a page reads what the worker stored: no aggregation in a visitor's request
+    cache.clear()  # a process that kept nothing yet
     assert client.get("/tenders/dashboard/").status_code == 200
+    home = client.get("/").content.decode()
+    assert f">{expected['home']['contracts']}<" in home
     assert client.get("/tenders/dashboard/", {"table": "spending", "format": "json"}
                       ).json() == expected["spending"]
     assert calls == []
@@ -104,8 +111,10 @@ def test_the_worker_stores_the_dashboards_and_pages_read_them_without_aggregatin
     stale = DashboardTable.objects.get(name="competition").computed_at - dt.timedelta(
         seconds=11 * settings.PORTAL_FIGURES_SECONDS)
     DashboardTable.objects.update(computed_at=stale)
+    cache.clear()
     assert client.get("/tenders/dashboard/").status_code == 200
-    assert sorted(calls) == sorted(dashboard.TABLES)
+    assert client.get("/").status_code == 200
+    assert sorted(calls) == sorted(dashboard.STORED)
     assert set(DashboardTable.objects.values_list("computed_at", flat=True)) == {stale}
 
 
@@ -239,3 +248,70 @@ def test_the_buyer_field_suggests_buyers_by_code_or_name_and_names_the_chosen_on
             for r in _listed(chosen))
         unknown = client.get("/tenders/", {"buyer": "NOPE"}, HTTP_ACCEPT_LANGUAGE="fr")
         assert _listed(unknown) == [] and 'id="buyer-chosen"></small>' not in unknown.text
+
+
+def _found(q: str, **filters) -> set[str]:
+    return set(selectors.public_tenders(q=q, **filters).values_list("reference", flat=True))
+
+
+def test_a_tender_saved_from_an_older_copy_keeps_the_names_the_search_finds(demo):
+    """Only procurement.search writes the names: a service saving a tender it read before
+    an opening or an award must not put the former names back."""
+    won = Award.objects.select_related("tender", "supplier").first()
+    older = Tender.objects.get(pk=won.tender_id)
+    Tender.objects.filter(pk=won.tender_id).update(party_names="Nouveau Titulaire SARL")
+    older.description = "Mise à jour de la description."
+    older.save()
+    again = Tender.objects.get(pk=won.tender_id)
+    assert again.party_names == "Nouveau Titulaire SARL"
+    assert again.description == "Mise à jour de la description."
+    search.refresh_party_names([won.tender_id])
+    assert won.tender.reference in _found(won.supplier.name)
+
+
+def test_a_renamed_company_is_found_by_its_new_name_only(demo):
+    from sahab.directory import services as directory
+
+    won = Award.objects.select_related("tender", "supplier").first()
+    former = won.supplier.name
+    assert won.tender.reference in _found(former)
+    directory.update_company(actor=SYSTEM, company=won.supplier, name="Numérique du Sud")
+    assert won.tender.reference in _found("Numérique du Sud")
+    assert won.tender.reference not in _found(former)
+    assert _found("Numérique du Sud") == _search_as_before("Numérique du Sud")
+
+
+def test_a_word_never_spans_two_names_nor_a_name_and_a_matricule(demo):
+    bid = Bid.objects.filter(status=Bid.Status.OPENED).select_related("company").first()
+    assert bid.tender.reference in _found(bid.company.name)
+    across = f"{bid.company.name}\n{bid.company.matricule_fiscal}"
+    assert _found(across) == _search_as_before(across) == set()
+    assert _found(f"{bid.company.name} {bid.company.matricule_fiscal}") == set()
+
+
+def test_the_api_counts_and_pages_a_broad_search_within_its_window(demo, client, monkeypatch):
+    """A common word matches a fifth of a country's tenders: the API counts up to the
+    window and pages through it, as search engines do, and says the count is capped."""
+    from sahab.core.pagination import SearchPaging
+
+    matches = list(selectors.public_tenders(q="e").values_list("reference", flat=True))
+    everything = selectors.public_tenders().count()
+    assert len(matches) > 4
+    monkeypatch.setattr(SearchPaging, "window", 4)
+    broad = client.get("/api/procurement/tenders", {"q": "e", "limit": 3}).json()
+    assert broad["count"] == 4 and broad["count_capped"] is True
+    assert [t["reference"] for t in broad["items"]] == matches[:3]
+    # the last page of the window stops at the window
+    last = client.get("/api/procurement/tenders", {"q": "e", "limit": 3, "offset": 3}).json()
+    assert [t["reference"] for t in last["items"]] == matches[3:4]
+    beyond = client.get("/api/procurement/tenders", {"q": "e", "offset": 4})
+    assert beyond.status_code == 422  # the API's invalid input, as a problem
+    assert beyond["Content-Type"] == "application/problem+json"
+    assert beyond.json()["code"] == "search_past_window"
+    assert "/ocds/releases.json.gz" in beyond.json()["detail"]
+    # a narrow search is counted exactly; the list without a word too, past the window
+    reference = matches[0]
+    narrow = client.get("/api/procurement/tenders", {"q": reference}).json()
+    assert narrow["count"] == 1 and narrow["count_capped"] is False
+    listed = client.get("/api/procurement/tenders", {"offset": 5, "limit": 1}).json()
+    assert listed["count"] == everything > 4 and listed["count_capped"] is False

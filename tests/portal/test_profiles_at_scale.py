@@ -10,7 +10,6 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from sahab.directory.models import Administration, Company
 from sahab.procurement import profiles
@@ -24,22 +23,22 @@ def _downloaded(response) -> str:
     return b"".join(response.streaming_content).decode()
 
 
-def _local_year(moment) -> int:
-    return timezone.localtime(moment).year
+def _year(moment) -> int:
+    return moment.year  # UTC's, as the dashboards' years
 
 
 def _company_years_in_python(company: Company) -> dict[int, tuple]:
     """What the profile computed row by row before the database aggregated it."""
     years = defaultdict(lambda: [set(), 0, 0, Decimal(0), Decimal(0)])
     for p in BidLot.objects.filter(bid__company=company, bid__status__in=OPENED):
-        y = years[_local_year(p.bid.tender.published_at)]
+        y = years[_year(p.bid.tender.published_at)]
         y[0].add(p.bid.tender_id)
         y[1] += 1
     for a in Award.objects.filter(supplier=company, status=Award.Status.ACTIVE):
-        years[_local_year(a.decided_at)][2] += 1
-        years[_local_year(a.decided_at)][3] += a.value
+        years[_year(a.decided_at)][2] += 1
+        years[_year(a.decided_at)][3] += a.value
     for c in Contract.objects.filter(supplier=company):
-        years[_local_year(c.signed_at)][4] += c.value
+        years[_year(c.signed_at)][4] += c.value
     return {year: (len(v[0]), v[1], v[2], v[3], v[4]) for year, v in years.items()}
 
 
@@ -61,10 +60,10 @@ def test_buyer_figures_and_supplier_shares_are_those_of_every_row(demo):
         published, signed = defaultdict(Decimal), defaultdict(Decimal)
         for t in Tender.objects.filter(buyer=buyer, state__in=PUBLIC_STATES,
                                        published_at__isnull=False):
-            published[_local_year(t.published_at)] += t.estimated_value
+            published[_year(t.published_at)] += t.estimated_value
         by_supplier = defaultdict(Decimal)
         for c in Contract.objects.filter(tender__buyer=buyer):
-            signed[_local_year(c.signed_at)] += c.value
+            signed[_year(c.signed_at)] += c.value
             by_supplier[c.supplier.matricule_fiscal] += c.value
         assert {y["year"]: Decimal(y["estimated_value"]) for y in profile.years
                 if y["tenders"]} == published

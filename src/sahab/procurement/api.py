@@ -8,12 +8,13 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from sahab.core.errors import CoreError, InvalidInput, NotFound
 from sahab.core.inputs import base64_content
-from sahab.core.pagination import Paging
+from sahab.core.pagination import SEARCH_WINDOW, Paging, SearchPaging
 from sahab.directory.models import Administration, Company
 from sahab.procurement import sealing, selectors, services
 from sahab.procurement.errors import ProcurementError
@@ -365,9 +366,17 @@ class TenderFilter(Schema):
     procedure: Procedure | None = None
 
 
+def _search_past_window(request, window: int):
+    raise InvalidInput(ProcurementError.SEARCH_PAST_WINDOW, window=window,
+                       url=request.build_absolute_uri(reverse("ocds:bulk_releases")))
+
+
 @router.get("/procurement/tenders", response=list[TenderSummary], auth=None,
-            summary="Published tenders (public)")
-@paginate(Paging)
+            summary="Published tenders (public)",
+            description=f"With q, the list counts and pages through the first "
+                        f"{SEARCH_WINDOW:,} matches (count_capped says when more match); "
+                        "every tender is in the bulk OCDS files.")
+@paginate(SearchPaging, past_window=_search_past_window)
 def list_tenders(request, filters: Query[TenderFilter]):
     return selectors.public_tenders(q=filters.q, state=filters.state or "",
                                     buyer=filters.buyer.upper(),

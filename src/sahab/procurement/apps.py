@@ -13,11 +13,16 @@ class ProcurementConfig(AppConfig):
         import datetime as dt
 
         from django.conf import settings
+        from django.db.models.signals import post_save
 
         from sahab.core import scheduler, waiting
         from sahab.core.navigation import NavItem, register
+        from sahab.directory.models import Company
         from sahab.procurement import notifications, official, services, tasks
 
+        # a company's new name is what the tender search finds it by
+        post_save.connect(_company_saved, sender=Company,
+                          dispatch_uid="sahab.procurement.search.company")
         register(NavItem(_("Tenders"), "procurement:tenders", order=20))
         register(NavItem(_("Buying"), "procurement:manage", order=25,
                          visible_to=lambda user: hasattr(user, "agent")))
@@ -37,3 +42,10 @@ class ProcurementConfig(AppConfig):
         # contracts fully paid and past their end date: a day's precision is enough
         scheduler.register_periodic(services.complete_finished_contracts,
                                     dt.timedelta(minutes=10), inline=True)
+
+
+def _company_saved(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    if not created and not raw:
+        from sahab.procurement import search
+
+        search.refresh_for_company(instance.pk)

@@ -114,6 +114,29 @@ TABLES = {"spending": spending, "competition": competition,
           "non_competitive": non_competitive, "flags": flags_over_time}
 
 
+def home_figures() -> dict:
+    """The portal home's procurement figures: tenders open and published, contracts, and
+    the eight buyers that contracted the most (seconds over a country's contracts)."""
+    from sahab.procurement.models import State
+
+    by_state = dict(Tender.objects.exclude(state=State.DRAFT).values_list("state")
+                    .annotate(n=Count("id")).values_list("state", "n").order_by())
+    spend = list(Contract.objects.values("tender__buyer__code", "tender__buyer__name_fr",
+                                         "tender__buyer__name_ar")
+                 .annotate(total=Sum("value")).order_by("-total")[:8])
+    top = max((row["total"] for row in spend), default=1) or 1
+    for row in spend:
+        row["percent"] = round(100 * row["total"] / top)
+        row["total"] = str(row["total"].quantize(MILLIME))
+    return {"open_tenders": by_state.get(State.ENQUIRIES, 0) + by_state.get(State.TENDERING, 0),
+            "published_tenders": sum(by_state.values()),
+            "contracts": Contract.objects.count(), "spend": spend}
+
+
+# what the worker aggregates and stores: the dashboards' tables and the home's figures
+STORED = {**TABLES, "home": home_figures}
+
+
 def refresh() -> dict[str, float]:
     """Aggregate every table and store it (the worker's job, every
     ``PORTAL_FIGURES_SECONDS``); returns how long each took, in seconds."""
@@ -125,7 +148,7 @@ def refresh() -> dict[str, float]:
     from sahab.procurement.models import DashboardTable
 
     took = {}
-    for name, aggregate in TABLES.items():
+    for name, aggregate in STORED.items():
         started = time.perf_counter()
         rows = aggregate()
         took[name] = round(time.perf_counter() - started, 3)
@@ -153,8 +176,8 @@ def _stored(name: str) -> list[dict] | None:
         .values_list("rows", flat=True).first()
 
 
-def table(name: str) -> list[dict]:
-    """One of the ``TABLES``: as the worker stored it (``refresh``), or aggregated here
+def table(name: str) -> list[dict] | dict:
+    """One of the ``STORED`` tables: as the worker stored it (``refresh``), or aggregated here
     when no worker stored it lately (a page never writes it: public pages may be read
     from a standby). Each process keeps it ``PORTAL_FIGURES_SECONDS``: the figures of past
     years do not change and the current year's may be a minute behind. The rows hold
@@ -168,6 +191,6 @@ def table(name: str) -> list[dict]:
     if rows is None:
         rows = _stored(name)
         if rows is None:
-            rows = TABLES[name]()
+            rows = STORED[name]()
         cache.set(_cache_key(name), rows, settings.PORTAL_FIGURES_SECONDS)
     return copy.deepcopy(rows)  # pages add display fields to the rows they get

@@ -44,6 +44,9 @@ class ProcurementError(ErrorCode):
     CALL_OFF_FRAMEWORK_INVALID = _(
         "Call off only a completed framework agreement of the same buyer.")
     TOO_MANY_CRITERIA = _("Give at most 30 distinct compliance criteria.")
+    SEARCH_PAST_WINDOW = _(
+        "A search pages through its first %(window)s matches: narrow it, or download every "
+        "tender from the bulk OCDS file %(url)s.")
     SIMPLIFIED_OVER_THRESHOLD = _(
         "A simplified consultation is for purchases up to %(threshold)s dinars; this one is "
         "%(total)s.")

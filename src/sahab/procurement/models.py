@@ -112,6 +112,10 @@ class Tender(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
+    # What the public search matches besides the texts above: the names and matricules of
+    # the companies whose bids were opened, the names of the winners (procurement.search
+    # rewrites it at the opening, the award and a company's renaming)
+    party_names = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = _("tender")
@@ -124,6 +128,17 @@ class Tender(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
+
+    def save(self, *args, **kwargs) -> None:
+        # party_names is written only by procurement.search, in SQL: saving a tender read
+        # before an opening or an award must not put the former names back
+        if not self._state.adding and kwargs.get("update_fields") is None \
+                and not kwargs.get("force_insert"):
+            skipped = {"party_names"} | self.get_deferred_fields()  # as Django's own save
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields
+                                       if not f.primary_key and f.name not in skipped
+                                       and f.attname not in skipped]
+        super().save(*args, **kwargs)
 
 
 def locked_tenders(*, skip_locked: bool = False) -> models.QuerySet:

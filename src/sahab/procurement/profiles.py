@@ -4,11 +4,13 @@ A ministry buys for years and a large company bids on thousands of lots, so a pr
 never holds all of its rows at once: the figures by year and by partner are aggregated by
 the database, a page shows the newest :data:`PAGE_ROWS` rows of each table with how many
 there are, and a table's CSV or JSON download streams every row from a cursor in chunks.
-A sealed bid is never counted or listed before its opening.
+A sealed bid is never counted or listed before its opening. Years are UTC's, as on the
+dashboards.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -74,6 +76,10 @@ def _money(value) -> str:
     return str(value if value is not None else ZERO)
 
 
+def _utc_year(field: str) -> ExtractYear:
+    return ExtractYear(field, tzinfo=dt.UTC)
+
+
 def _by_year(rows: QuerySet, **sums) -> dict[int, dict]:
     """``{year: {name: aggregate}}`` of ``rows``, whose ``year`` is annotated."""
     return {r["year"]: r for r in rows.values("year").annotate(**sums).order_by("year")}
@@ -114,12 +120,12 @@ def company_profile(company: Company) -> Profile:
 
 def _company_years(company: Company) -> list[dict]:
     bids = _by_year(BidLot.objects.filter(bid__company=company, bid__status__in=OPENED)
-                    .annotate(year=ExtractYear("bid__tender__published_at")),
+                    .annotate(year=_utc_year("bid__tender__published_at")),
                     tenders=Count("bid__tender", distinct=True), lots=Count("pk"))
     won = _by_year(Award.objects.filter(supplier=company, status=Award.Status.ACTIVE)
-                   .annotate(year=ExtractYear("decided_at")), won=Count("pk"), total=Sum("value"))
+                   .annotate(year=_utc_year("decided_at")), won=Count("pk"), total=Sum("value"))
     signed = _by_year(Contract.objects.filter(supplier=company)
-                      .annotate(year=ExtractYear("signed_at")), total=Sum("value"))
+                      .annotate(year=_utc_year("signed_at")), total=Sum("value"))
     return [{"year": year,
              "tenders_bid": bids.get(year, {}).get("tenders", 0),
              "lots_bid": bids.get(year, {}).get("lots", 0),
@@ -177,10 +183,10 @@ def buyer_profile(buyer: Administration) -> Profile:
 def _buyer_years(buyer: Administration) -> list[dict]:
     published = _by_year(Tender.objects.filter(buyer=buyer, state__in=PUBLIC_STATES,
                                                 published_at__isnull=False)
-                         .annotate(year=ExtractYear("published_at")),
+                         .annotate(year=_utc_year("published_at")),
                          n=Count("pk"), total=Sum("estimated_value"))
     signed = _by_year(Contract.objects.filter(tender__buyer=buyer)
-                      .annotate(year=ExtractYear("signed_at")), n=Count("pk"), total=Sum("value"))
+                      .annotate(year=_utc_year("signed_at")), n=Count("pk"), total=Sum("value"))
     return [{"year": year, "tenders": published.get(year, {}).get("n", 0),
              "estimated_value": _money(published.get(year, {}).get("total")),
              "contracts": signed.get(year, {}).get("n", 0),

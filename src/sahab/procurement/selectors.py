@@ -7,14 +7,15 @@ whoever asks (the content is not even decrypted before then).
 from __future__ import annotations
 
 import base64
+import re
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company
+from sahab.procurement import search
 from sahab.procurement.models import (
-    Award,
     Bid,
     Complaint,
     Lot,
@@ -27,6 +28,7 @@ from sahab.procurement.models import (
 
 PUBLIC_STATES = [s for s in State.values if s != State.DRAFT]
 OPENED = [Bid.Status.OPENED, Bid.Status.TAMPERED]
+MATRICULE_START = re.compile(r"\d{7}[A-Z]")  # a matricule fiscal's identifier and key
 
 
 def tenders_visible_to(user) -> QuerySet[Tender]:
@@ -46,20 +48,17 @@ def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: 
     qs = Tender.objects.filter(state__in=PUBLIC_STATES).select_related("buyer")
     if q:
         # A company's name or matricule finds the tenders it bid on (once its bid was
-        # opened: sealed bids name nobody) and those it won. Each way of matching is a
-        # subquery of tender ids (PostgreSQL hashes each once, served by the trigram
-        # indexes of migration 0013) rather than a join of every tender to its bids and
-        # awards made distinct again.
+        # opened: sealed bids name nobody) and those it won, through the names kept on
+        # the tender's row (procurement.search). Every way of matching is a column of
+        # the row: walking the list's order, the scan stops at the page's last match; for
+        # a rare word, PostgreSQL unites the trigram indexes of migrations 0016 and 0021.
+        q = q.replace(search.SEPARATOR, " ")
+        matches = (Q(title__icontains=q) | Q(reference__icontains=q)
+                   | Q(description__icontains=q) | Q(party_names__icontains=q))
         compact = q.replace("/", "").replace(" ", "").upper()
-        opened = Bid.objects.filter(status__in=OPENED)
-        by_bidder = Q(company__name__icontains=q) | Q(company__matricule_fiscal__icontains=q)
-        if len(compact) >= 8:
-            by_bidder |= Q(company__matricule_fiscal__startswith=compact[:8])
-        qs = qs.filter(
-            Q(pk__in=Tender.objects.filter(Q(title__icontains=q) | Q(reference__icontains=q)
-                                           | Q(description__icontains=q)).values("pk"))
-            | Q(pk__in=opened.filter(by_bidder).values("tender_id"))
-            | Q(pk__in=Award.objects.filter(supplier__name__icontains=q).values("tender_id")))
+        if MATRICULE_START.match(compact):  # "1234567 A", "1234567/A…": its first eight
+            matches |= Q(party_names__icontains=compact[:8])
+        qs = qs.filter(matches)
     if state:
         qs = qs.filter(state=state)
     if buyer:

@@ -33,7 +33,7 @@ from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
 from sahab.ledger.models import PendingEntry
-from sahab.procurement import notifications, ocds, sealing, selectors
+from sahab.procurement import notifications, ocds, sealing, search, selectors
 from sahab.procurement.errors import ProcurementError
 from sahab.procurement.events import ProcurementEvent
 from sahab.procurement.models import (
@@ -1582,6 +1582,7 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     tender.opened_at = now
     _move(tender, "open" if report else "fail")
     tender.save()
+    search.refresh_party_names([tender.pk])  # the bidders are public from now on
     commitments = [{"commitment": c, "ledger_index": i}
                    for c, i in sorted(live.items(), key=lambda kv: kv[1])]
     summary = {"bid_tag": tender.bid_tag, "tendering_closed": closed_at,
@@ -1870,6 +1871,7 @@ def award_tender(*, actor, tender: Tender, choices: dict | None = None,
         raise Conflict(ProcurementError.NO_ELIGIBLE_BID)
     _move(tender, "award")
     tender.save()
+    search.refresh_party_names([tender.pk])
     _step(
         tender,
         ProcurementEvent.TENDER_AWARDED,

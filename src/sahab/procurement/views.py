@@ -20,7 +20,7 @@ from sahab.core.actions import run_form_action
 from sahab.core.charts import bars
 from sahab.core.downloads import attach, table_response
 from sahab.core.errors import DomainError
-from sahab.core.pagination import CappedPaginator
+from sahab.core.pagination import SEARCH_WINDOW, CappedPaginator
 from sahab.core.problems import problem_response
 from sahab.directory import rules
 from sahab.directory import selectors as directory
@@ -79,7 +79,7 @@ def _filtered(request):
 TENDERS_PER_PAGE = 25
 # A search counts and downloads its matches up to this many; past it, the page says
 # "more than" and the bulk OCDS files hold everything (see core.pagination).
-SEARCH_COUNT_CAP = 5000
+SEARCH_COUNT_CAP = SEARCH_WINDOW
 
 
 def tenders(request):
