@@ -20,7 +20,7 @@ from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce, ExtractYear
 
 from sahab.directory.models import Administration, Company
-from sahab.procurement.models import Award, BidLot, Contract, Payment, Tender
+from sahab.procurement.models import MONEY, Award, BidLot, Contract, Payment, Tender
 from sahab.procurement.selectors import OPENED, PUBLIC_STATES
 
 PAGE_ROWS = 50  # rows of each table on a profile page; its download has every row
@@ -90,7 +90,7 @@ def _paid() -> Coalesce:
     total = (Payment.objects.filter(contract=OuterRef("pk")).order_by()
              .values("contract").annotate(total=Sum("amount")).values("total"))
     return Coalesce(Subquery(total), Value(ZERO),
-                    output_field=DecimalField(max_digits=18, decimal_places=3))
+                    output_field=DecimalField(**MONEY))
 
 
 # --- a company --------------------------------------------------------------------------

@@ -26,25 +26,20 @@ from sahab.procurement.models import Award, Bid, Tender
 SEPARATOR = "\n"  # between names: no search word spans two (a query holds no line break)
 CHUNK = 1000  # tenders rewritten by one statement
 
-_OPENED = tuple(str(s) for s in (Bid.Status.OPENED, Bid.Status.TAMPERED))
-
-
 def party_names_sql(vendor: str) -> str:
     """An SQL expression of the party names of the row of the tenders' table being
     updated, in the dialect of ``vendor``."""
-    if vendor == "postgresql":
-        sep = "E'\\n'"
+    from sahab.procurement.selectors import OPENED  # selectors searches through this module
 
-        def joined(expression: str) -> str:
-            return f"string_agg({expression}, {sep})"
-    else:
-        sep = "char(10)"
+    sep = "E'\\n'" if vendor == "postgresql" else "char(10)"
+    aggregate = "string_agg" if vendor == "postgresql" else "group_concat"
 
-        def joined(expression: str) -> str:
-            return f"group_concat({expression}, {sep})"
+    def joined(expression: str) -> str:
+        return f"{aggregate}({expression}, {sep})"
+
     tender, bid, award, company = (f'"{m._meta.db_table}"'
                                    for m in (Tender, Bid, Award, Company))
-    opened = ", ".join(f"'{s}'" for s in _OPENED)
+    opened = ", ".join(f"'{status}'" for status in OPENED)
     bidders = (f"SELECT {joined(f'c.name || {sep} || c.matricule_fiscal')} FROM {bid} b "
                f"JOIN {company} c ON c.id = b.company_id "
                f"WHERE b.tender_id = {tender}.id AND b.status IN ({opened})")
@@ -74,7 +69,9 @@ def refresh_party_names(tender_ids: Iterable[int] | None = None, *,
 
 def refresh_for_company(company_id: int) -> int:
     """A company renamed (or its matricule corrected): the tenders naming it follow."""
-    tenders = set(Bid.objects.filter(company_id=company_id, status__in=_OPENED)
+    from sahab.procurement.selectors import OPENED
+
+    tenders = set(Bid.objects.filter(company_id=company_id, status__in=OPENED)
                   .values_list("tender_id", flat=True))
     tenders |= set(Award.objects.filter(supplier_id=company_id)
                    .values_list("tender_id", flat=True))
