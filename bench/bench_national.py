@@ -6,7 +6,9 @@ generate_series and COPY, not the services one by one): administrations with mai
 domains, companies, agents with their mailboxes, tenders with lots, sealed bids and their
 prices, awards, contracts, OCDS releases, and the ledger's entries with a consistent
 Merkle tree (leaf and node hashes computed while streaming, a signed checkpoint on top),
-so that proofs are real. Then it runs sahab's web application on it (gunicorn, 2 workers)
+so that proofs are real. The worker's jobs run once as they would beside the servers (the
+red flags, the dashboards, the OCDS bulk files, each timed). Then it runs sahab's web
+application on it (gunicorn, 2 workers)
 and measures, in the same run, the p50 and p95 of each public page or API against
 ``/healthz`` through the same server, with the goal of 300 ms.
 
@@ -491,6 +493,23 @@ def migrate(url: str, home: str) -> float:
     return time.perf_counter() - started
 
 
+def publish_bulk(url: str, home: str) -> dict:
+    """In a child process: the worker's OCDS bulk files, written when releases were published
+    since (at once after a load); returns each one's seconds, bytes and items."""
+    os.environ.update({"DATABASE_URL": url, "SAHAB_HOME": home,
+                       "DJANGO_SETTINGS_MODULE": "sahab.settings"})
+    import django
+
+    django.setup()
+    from sahab.procurement import bulkfiles
+
+    started = time.perf_counter()
+    written = bulkfiles.publish()
+    return {"seconds": time.perf_counter() - started,
+            "files": {b.kind: {"seconds": b.seconds, "bytes": b.size, "items": b.items}
+                      for b in written}}
+
+
 def load(url: str, home: str, scale: float) -> dict:
     """In a child process: migrate sahab into ``url``, then :func:`fill` it."""
     started = time.perf_counter()
@@ -592,7 +611,8 @@ def measure(base: str, setup: dict, requests: int) -> list[dict]:
     # a whole download at full size takes minutes (a quarter of an hour for the records):
     # SAHAB_BENCH_NATIONAL_WHOLE=0 measures their first bytes only
     whole_too = os.environ.get("SAHAB_BENCH_NATIONAL_WHOLE", "1") != "0"
-    for kind in () if only else ("releases", "records"):
+    bulk_too = not only or any("OCDS bulk".startswith(w) for w in only)
+    for kind in ("releases", "records") if bulk_too else ():
         path = f"/ocds/{kind}.json.gz"
         ttfb = _first_bytes(base, path, 5)
         results.append({"what": f"OCDS bulk {kind}, first bytes", "first": None,
@@ -677,6 +697,10 @@ def main() -> None:
             setup = _load_cluster(cluster, env, url, home, scale)
             if kept:
                 saved.write_text(json.dumps(setup))
+        bulk = child_json(env, "import json; from bench.bench_national import publish_bulk; "
+                               f"print(json.dumps(publish_bulk({url!r}, {str(home)!r})))")
+        print(f"  the worker's OCDS bulk files, written in {bulk['seconds']:.0f} s: "
+              f"{bulk['files']}", flush=True)
         port = free_port()
         server = web_server(env, port, timeout=1800)
         results = measure(f"http://127.0.0.1:{port}", setup, requests)

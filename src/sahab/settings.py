@@ -214,6 +214,11 @@ OCDS_LICENSE = os.environ.get("SAHAB_OCDS_LICENSE",
                               "https://creativecommons.org/publicdomain/zero/1.0/")
 if not re.fullmatch(r"ocds-[a-z0-9]{6}", OCDS_PREFIX):
     raise ImproperlyConfigured("SAHAB_OCDS_PREFIX is 'ocds-' and six lowercase letters or digits")
+# The OCDS bulk files: the worker writes them this often when releases were published
+# since (0: never, every download streams from the database), to this folder (empty:
+# SAHAB_HOME/ocds; shared storage read by every application server when there are several).
+OCDS_BULK_SECONDS = _env_int("SAHAB_OCDS_BULK_SECONDS", 3600)
+OCDS_BULK_DIR = os.environ.get("SAHAB_OCDS_BULK_DIR", "")
 # Red-flag thresholds: overrides of the defaults of docs/red-flags.md, e.g.
 # {"R003": {"threshold": 21}}; R003's per-procedure minimums are the legal minimum days
 # between publication and the deadline below.

@@ -39,22 +39,46 @@ def registered() -> dict[str, tuple[object, dt.timedelta]]:
 
 
 def enqueue_due_jobs(now: dt.datetime | None = None) -> list[str]:
-    """Enqueue every registered task whose time has come; returns their names."""
+    """Enqueue every registered task whose time has come and whose last run has ended;
+    returns their names.
+
+    A run that outlasts its interval (the red flags of a country take minutes) is never
+    joined by a second one: the task waits, due, until it ends, then runs once. Without
+    this, runs would pile up in the queue and compute the same thing side by side."""
     from sahab.core.models import PeriodicJob
 
     now = now or timezone.now()
     enqueued = []
     for name, (task, every) in _PERIODIC.items():
         seconds = int(every.total_seconds())
-        PeriodicJob.objects.get_or_create(
+        job, _ = PeriodicJob.objects.get_or_create(
             name=name, defaults={"interval_seconds": seconds, "next_run_at": now})
+        if job.next_run_at > now or _unfinished(task, job.last_result_id):
+            continue
         with transaction.atomic():
-            claimed = PeriodicJob.objects.filter(name=name, next_run_at__lte=now).update(
+            claimed = PeriodicJob.objects.filter(
+                name=name, next_run_at__lte=now, last_result_id=job.last_result_id).update(
                 next_run_at=now + every, last_enqueued_at=now, interval_seconds=seconds)
             if claimed:
-                task.enqueue()
+                result = task.enqueue()
+                PeriodicJob.objects.filter(name=name).update(last_result_id=str(result.id))
                 enqueued.append(name)
     return enqueued
+
+
+def _unfinished(task, result_id: str) -> bool:
+    """Whether the run ``result_id`` still waits in the queue or runs (a worker that died
+    while running it has it put back by ``ops.heartbeats``, so it ends either way)."""
+    from django_tasks.base import TaskResultStatus
+    from django_tasks.exceptions import TaskResultDoesNotExist
+
+    if not result_id or not task.get_backend().supports_get_result:
+        return False
+    try:
+        status = task.get_result(result_id).status
+    except TaskResultDoesNotExist:  # pruned from the queue's table
+        return False
+    return status in (TaskResultStatus.READY, TaskResultStatus.RUNNING)
 
 
 def run_inline_jobs(last_run: dict[str, float], now: float) -> None:

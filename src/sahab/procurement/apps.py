@@ -39,6 +39,11 @@ class ProcurementConfig(AppConfig):
             scheduler.register_periodic(
                 tasks.refresh_dashboards,
                 dt.timedelta(seconds=settings.PORTAL_FIGURES_SECONDS))
+        # the OCDS bulk files: minutes of work at a country's size, done once for every
+        # download instead of once per download
+        if settings.OCDS_BULK_SECONDS > 0:
+            scheduler.register_periodic(
+                tasks.publish_bulk_files, dt.timedelta(seconds=settings.OCDS_BULK_SECONDS))
         # contracts fully paid and past their end date: a day's precision is enough
         scheduler.register_periodic(services.complete_finished_contracts,
                                     dt.timedelta(minutes=10), inline=True)

@@ -42,6 +42,37 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_publish_bulk(args) -> int:
+    """Write the bulk files served at /ocds/<kind>.json.gz now, as the worker does."""
+    from tqdm import tqdm
+
+    from sahab.procurement import bulkfiles
+    from sahab.procurement.models import Release
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(kind: str, n: int) -> None:
+        if kind not in bars:
+            total = (Release.objects.values("ocid").distinct().count() if kind == "records"
+                     else Release.objects.count())
+            bars[kind] = tqdm(total=total, desc=kind, unit=f" {kind[:-1]}s", file=sys.stderr,
+                              disable=args.quiet)
+        bars[kind].update(n)
+
+    try:
+        written = bulkfiles.publish(progress=progress)
+    except OSError as exc:
+        print(f"sahab ocds publish-bulk: cannot write the files: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for bar in bars.values():
+            bar.close()
+    for built in written:
+        print(f"{built.kind}: {built.items} items up to ledger index {built.up_to}, "
+              f"{built.size} bytes, sha256 {built.sha256} (ledger entry {built.ledger_index})")
+    return 0
+
+
 def read_compiled_releases(path: Path) -> list[dict]:
     """Compiled releases from a public OCDS file: a release package (compiled here with
     the standard's merge tooling), a record package, or JSON lines of either; gzip or not."""
@@ -175,6 +206,11 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="the file (compressed when it ends in .gz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
+    p = cmds.add_parser("publish-bulk",
+                        help="write the bulk files the platform serves now (the worker does it "
+                             "every SAHAB_OCDS_BULK_SECONDS)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_publish_bulk)
     p = sub.add_parser("redflags", help="compute the red flags of a public OCDS file")
     p.add_argument("--from-ocds", required=True, metavar="FILE",
                    help="a release or record package (or JSON lines), gzip or not")

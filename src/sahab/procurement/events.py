@@ -300,6 +300,13 @@ class ProcurementEvent(LedgerEvent):
         ("bid", "lot", "score"),
         _("Quality score given"),
     )
+    OCDS_BULK_PUBLISHED = (
+        "procurement.ocds.bulk_published",
+        "The worker wrote a new OCDS bulk file (releases or records) of every release up to a "
+        "ledger index; its SHA-256 is what /ocds/<kind>.json.gz serves until the next one.",
+        ("bytes", "file", "items", "releases_up_to", "sha256"),
+        _("OCDS bulk file published"),
+    )
     PLAN_CREATED = (
         "procurement.plan.created",
         "An administration's procurement plan for a year was created.",

@@ -836,6 +836,34 @@ class Release(models.Model):
         return self.release_id
 
 
+class OcdsBulkFile(models.Model):
+    """The current OCDS bulk file of one kind (``bulkfiles``): every release up to ledger
+    index ``up_to``, written by the worker, its SHA-256 recorded on the ledger at
+    ``ledger_index``."""
+
+    class Kind(models.TextChoices):
+        RELEASES = "releases", _("Releases")
+        RECORDS = "records", _("Records")
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, primary_key=True)
+    filename = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()  # bytes, compressed
+    items = models.BigIntegerField()  # releases or records in the package
+    up_to = models.BigIntegerField()  # the last release's ledger index (-1: none yet)
+    built_at = models.DateTimeField()
+    seconds = models.FloatField()  # how long writing it took
+    ledger_index = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} up to {self.up_to}"
+
+    def path(self):
+        from sahab.procurement.bulkfiles import bulk_dir
+
+        return bulk_dir() / self.filename
+
+
 class RedFlagRun(models.Model):
     """One computation of the red flags over every published record, by the worker:
     pages and the API read the latest run instead of computing the flags themselves."""

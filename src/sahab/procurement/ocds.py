@@ -742,15 +742,22 @@ def releases_of(ocid_: str) -> list[dict]:
                 .values_list("data", flat=True))
 
 
-def iter_releases(chunk: int = 1000) -> Iterator[dict]:
-    yield from Release.objects.order_by("ledger_index").values_list(
+def _published(up_to: int | None):
+    """Every release, or those up to ledger index ``up_to`` (a bulk file's extent)."""
+    qs = Release.objects.all()
+    return qs if up_to is None else qs.filter(ledger_index__lte=up_to)
+
+
+def iter_releases(chunk: int = 1000, *, up_to: int | None = None) -> Iterator[dict]:
+    yield from _published(up_to).order_by("ledger_index").values_list(
         "data", flat=True).iterator(chunk_size=chunk)
 
 
-def iter_records(chunk: int = 200) -> Iterator[dict]:
-    """Records one ocid at a time: memory stays flat whatever the number of processes."""
+def iter_records(chunk: int = 200, *, up_to: int | None = None) -> Iterator[dict]:
+    """Records one ocid at a time: memory stays flat whatever the number of processes.
+    With ``up_to``, each record compiles the releases up to that ledger index."""
     current, releases = None, []
-    for ocid_, data in Release.objects.order_by("ocid", "ledger_index") \
+    for ocid_, data in _published(up_to).order_by("ocid", "ledger_index") \
             .values_list("ocid", "data").iterator(chunk_size=chunk):
         if ocid_ != current and releases:
             yield compile_record(releases)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import zlib
-
 from django.conf import settings
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, JsonResponse, StreamingHttpResponse
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
 from django.views.decorators.http import require_GET
 
 from sahab.core.problems import problem_response
-from sahab.procurement import ocds
+from sahab.procurement import bulkfiles, ocds
 from sahab.procurement.models import Release
 
 PAGE = 100
@@ -37,6 +37,12 @@ def index(request):
         "organization_identifiers": ocds.IDENTIFIER_SCHEMES,
         "releases": f"{base}releases", "records": f"{base}records",
         "bulk": {"releases": f"{base}releases.json.gz", "records": f"{base}records.json.gz"},
+        # what each bulk URL sends now (absent: streamed live, no file written yet)
+        "bulk_files": {built.kind: {"sha256": built.sha256, "bytes": built.size,
+                                    "items": built.items, "releases_up_to": built.up_to,
+                                    "ledger_index": built.ledger_index,
+                                    "written_at": built.built_at.isoformat()}
+                       for built in bulkfiles.written()},
     })
 
 
@@ -78,22 +84,30 @@ def record(request, ocid: str):
     return _json(package)
 
 
-def _gzip_stream(chunks):
-    z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip container
-    for chunk in chunks:
-        data = z.compress(chunk)
-        if data:
-            yield data
-    yield z.flush()
-
-
 @require_GET
 def bulk(request, kind: str):
-    """The whole data set, gzip-compressed while it is written: constant memory."""
-    items = ocds.iter_releases() if kind == "releases" else ocds.iter_records()
-    stream = _gzip_stream(ocds.stream_package(kind, items, request.build_absolute_uri()))
+    """The whole data set as a gzip file: the one the worker last wrote, or, before it
+    wrote one, streamed from the database (constant memory)."""
+    built = bulkfiles.current(kind)
+    if built is None:
+        items = ocds.iter_releases() if kind == "releases" else ocds.iter_records()
+        response = StreamingHttpResponse(
+            bulkfiles.gzip_chunks(ocds.stream_package(kind, items,
+                                                      request.build_absolute_uri())),
+            content_type="application/gzip")
+    else:
+        etag, modified = f'"{built.sha256}"', built.built_at.timestamp()
+        response = get_conditional_response(request, etag=etag, last_modified=modified)
+        if response is None:
+            response = FileResponse(built.path().open("rb"), content_type="application/gzip")
+            response["Repr-Digest"] = bulkfiles.repr_digest(built.sha256)
+            # the ledger entry that recorded this digest, and the file's extent
+            response["Sahab-Ledger-Index"] = str(built.ledger_index)
+            response["Sahab-Releases-Up-To"] = str(built.up_to)
+        response["ETag"] = etag
+        response["Last-Modified"] = http_date(modified)
+        response["Cache-Control"] = "public, max-age=300"
     # A gzip file, not a compressed transfer of JSON: clients save what they receive.
-    response = StreamingHttpResponse(stream, content_type="application/gzip")
     response["Content-Disposition"] = f'attachment; filename="sahab-{kind}.json.gz"'
     response["Access-Control-Allow-Origin"] = "*"
     return response

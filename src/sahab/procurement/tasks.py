@@ -19,3 +19,12 @@ def refresh_dashboards() -> dict[str, float]:
     from sahab.procurement import dashboard
 
     return dashboard.refresh()
+
+
+@task()
+def publish_bulk_files() -> dict[str, int]:
+    """Rewrite the OCDS bulk files when releases were published since they were written;
+    returns each file's last release's ledger index."""
+    from sahab.procurement import bulkfiles
+
+    return {built.kind: built.up_to for built in bulkfiles.publish()}

@@ -1,0 +1,180 @@
+"""The OCDS bulk files (``/ocds/releases.json.gz``, ``/ocds/records.json.gz``), written by
+the worker and served as files.
+
+Streamed from the database for each download, the whole data set held a connection and
+a core for minutes at a country's size, and abandoned downloads kept compiling records
+in the server's threads: the next visitor's first bytes waited seconds. So the worker
+writes each package once (``publish``, every ``OCDS_BULK_SECONDS`` when releases were
+published since), and the view sends the file.
+
+Each file is exactly "every release up to ledger index N" (``up_to``), so anyone can
+rebuild it from the paged API; its SHA-256 is recorded on the ledger
+(``procurement.ocds.bulk_published``) in the transaction that makes it the current file,
+and the response carries the same digest (``Repr-Digest``): a file altered on disk
+afterwards no longer matches what the ledger says was published.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from sahab.core.localfiles import private_dir
+from sahab.procurement import ocds
+from sahab.procurement.events import ProcurementEvent
+from sahab.procurement.models import OcdsBulkFile, Release
+
+log = logging.getLogger(__name__)
+
+KINDS = ("releases", "records")
+
+
+def bulk_dir() -> Path:
+    """Where the files are written: ``OCDS_BULK_DIR``, or ``SAHAB_HOME/ocds``. With several
+    application servers it is shared storage that every one of them reads."""
+    if settings.OCDS_BULK_DIR:
+        path = Path(settings.OCDS_BULK_DIR)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return private_dir("ocds")
+
+
+def public_uri(kind: str) -> str:
+    return f"{settings.PUBLIC_URL.rstrip('/')}/ocds/{kind}.json.gz"
+
+
+def latest_release_index() -> int:
+    """The ledger index of the last published release; -1 when none is."""
+    latest = Release.objects.aggregate(n=Max("ledger_index"))["n"]
+    return -1 if latest is None else latest
+
+
+def gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` compressed into one gzip member as they come: constant memory."""
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    for chunk in chunks:
+        data = z.compress(chunk)
+        if data:
+            yield data
+    yield z.flush()
+
+
+def _items(kind: str, up_to: int) -> Iterator[dict]:
+    return ocds.iter_releases(up_to=up_to) if kind == "releases" \
+        else ocds.iter_records(up_to=up_to)
+
+
+def _counted(items: Iterator[dict], progress: Callable[[int], None] | None
+             ) -> Iterator[dict]:
+    for item in items:
+        if progress:
+            progress(1)
+        yield item
+
+
+def _write(kind: str, up_to: int, progress: Callable[[int], None] | None
+           ) -> tuple[Path, str, int, int]:
+    """Write the package to a new file beside the current one; returns (path, sha256 hex,
+    bytes, items). The file is complete and on disk before it is named."""
+    folder = bulk_dir()
+    digest, size, count = hashlib.sha256(), 0, 0
+
+    def items():
+        nonlocal count
+        for item in _counted(_items(kind, up_to), progress):
+            count += 1
+            yield item
+
+    partial = folder / f".sahab-{kind}-{os.getpid()}-{time.monotonic_ns()}.partial"
+    try:
+        with open(partial, "wb") as f:
+            for data in gzip_chunks(ocds.stream_package(kind, items(), public_uri(kind))):
+                f.write(data)
+                digest.update(data)
+                size += len(data)
+            f.flush()
+            os.fsync(f.fileno())
+        sha = digest.hexdigest()
+        final = folder / f"sahab-{kind}-{up_to + 1}-{sha[:16]}.json.gz"
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+    return final, sha, size, count
+
+
+def _remove_older(kind: str, keep: Path) -> None:
+    """Files of ``kind`` other than the current one: a download in progress keeps its open
+    file (POSIX), so they can go at once."""
+    for old in bulk_dir().glob(f"sahab-{kind}-*.json.gz"):
+        if old != keep:
+            old.unlink(missing_ok=True)
+
+
+def build(kind: str, *, progress: Callable[[int], None] | None = None) -> OcdsBulkFile:
+    """Write ``kind``'s package of every release published so far, make it the current
+    file and record its digest on the ledger; returns the current file unchanged when no
+    release was published since it was written."""
+    if kind not in KINDS:
+        raise ValueError(f"no OCDS bulk file {kind!r}")
+    up_to = latest_release_index()
+    current = OcdsBulkFile.objects.filter(kind=kind).first()
+    if current is not None and current.up_to == up_to and current.path().exists():
+        return current
+    started = time.perf_counter()
+    path, sha, size, count = _write(kind, up_to, progress)
+    seconds = time.perf_counter() - started
+    from sahab.ledger import services as ledger
+
+    with transaction.atomic():
+        built = OcdsBulkFile(kind=kind, filename=path.name, sha256=sha, size=size,
+                             items=count, up_to=up_to, built_at=dt.datetime.now(dt.UTC),
+                             seconds=seconds)
+        built.ledger_index = ledger.record(
+            ProcurementEvent.OCDS_BULK_PUBLISHED, f"ocds:{kind}", None,
+            {"file": path.name, "sha256": sha, "bytes": size, "items": count,
+             "releases_up_to": up_to}).index
+        built.save()
+    _remove_older(kind, path)
+    log.info("OCDS bulk %s: %d items, %d bytes in %.1f s", kind, count, size, seconds)
+    return built
+
+
+def publish(*, progress: Callable[[str, int], None] | None = None) -> list[OcdsBulkFile]:
+    """Both files, each rewritten when releases were published since it was."""
+    return [build(kind, progress=(lambda n, k=kind: progress(k, n)) if progress else None)
+            for kind in KINDS]
+
+
+def current(kind: str) -> OcdsBulkFile | None:
+    """The file to send for ``kind``, when one was written and this server can read it.
+
+    A file missing here (shared storage not mounted on this server, a folder emptied by
+    hand) is logged and ignored: the view streams from the database instead."""
+    built = OcdsBulkFile.objects.filter(kind=kind).first()
+    if built is None:
+        return None
+    if not built.path().is_file():
+        log.warning("OCDS bulk file %s is missing from %s", built.filename, bulk_dir())
+        return None
+    return built
+
+
+def written() -> list[OcdsBulkFile]:
+    """The current files, as the database lists them."""
+    return list(OcdsBulkFile.objects.order_by("kind"))
+
+
+def repr_digest(sha256_hex: str) -> str:
+    """The ``Repr-Digest`` header's value (RFC 9530) for a SHA-256 given in hex."""
+    return "sha-256=:" + base64.b64encode(bytes.fromhex(sha256_hex)).decode() + ":"
