@@ -37,6 +37,26 @@ def test_the_worker_stores_the_flags_that_a_computation_gives(demo, worker_only)
             assert [f.explanation for f in stored] == [f.explanation for f in expected]
 
 
+def test_the_worker_computes_the_flags_again_only_when_releases_or_settings_changed(
+        demo, worker_only, settings):
+    """At a country's size a run takes minutes: the worker's turn every few minutes
+    computes nothing when no release was published and no threshold changed."""
+    from sahab.procurement.models import Release
+
+    tasks.refresh_red_flags.call()
+    tasks.refresh_red_flags.call()
+    assert RedFlagRun.objects.count() == 1
+    settings.RED_FLAGS = {"R003": {"threshold": 21}}
+    tasks.refresh_red_flags.call()
+    assert RedFlagRun.objects.count() == 2
+    last = Release.objects.order_by("-ledger_index").first()
+    Release.objects.create(ocid=last.ocid, release_id=last.release_id + "-next",
+                           tender=last.tender, date=last.date, tags=last.tags, data=last.data,
+                           ledger_index=last.ledger_index + 1000)
+    tasks.refresh_red_flags.call()
+    assert RedFlagRun.objects.order_by("-pk").first().releases_upto == last.ledger_index + 1000
+
+
 def test_pages_read_the_stored_run_and_never_compute_flags(demo, worker_only, client,
                                                            monkeypatch,
                                                            django_assert_max_num_queries):

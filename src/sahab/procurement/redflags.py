@@ -1047,6 +1047,11 @@ def last_run():
     return RedFlagRun.objects.defer("flags").order_by("-pk").first()
 
 
+def is_current(run) -> bool:
+    """Whether ``run`` covers every published release, computed with today's settings."""
+    return run.releases_upto == _last_release() and run.config_sha256 == _config_sha256()
+
+
 def _run_key(run) -> tuple:
     return run.pk, run.computed_at
 
@@ -1067,9 +1072,7 @@ def current(max_age: int | None = None) -> list[Flag]:
     run = last_run()
     if run is None or (max_age is not None and
                        (timezone.now() - run.computed_at).total_seconds() >= max_age) \
-            or (settings.RED_FLAGS_RECOMPUTE_WHEN_STALE and
-                (run.releases_upto != _last_release()
-                 or run.config_sha256 != _config_sha256())):
+            or (settings.RED_FLAGS_RECOMPUTE_WHEN_STALE and not is_current(run)):
         run = refresh()
     key = _run_key(run)
     flags = _loaded.get(key)

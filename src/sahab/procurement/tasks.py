@@ -5,10 +5,15 @@ from django_tasks import task
 
 @task()
 def refresh_red_flags() -> int:
-    """Compute the red flags over every published record and store them; returns how
-    many. Pages and the API read the stored run (``redflags.current``)."""
+    """Compute the red flags over every published record and store them, unless the last
+    run already covers every release with today's settings (minutes at a country's size,
+    for nothing); returns how many flags. Pages and the API read the stored run
+    (``redflags.current``)."""
     from sahab.procurement import redflags
 
+    last = redflags.last_run()
+    if last is not None and redflags.is_current(last):
+        return last.count
     return redflags.refresh().count
 
 
