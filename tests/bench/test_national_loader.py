@@ -29,3 +29,11 @@ def test_loaded_ledger_proves_and_the_public_pages_read_the_loaded_data(client, 
     assert client.get(f"/companies/{setup['company']}/").status_code == 200
     assert client.get(f"/ocds/records/{setup['ocid']}").status_code == 200
     assert client.get(f"/ledger/proof/consistency?old=3&new={size}").status_code == 200
+    # the loader's last step keeps every process compiled, as the services do
+    from sahab.procurement import ocds, redflags
+    from sahab.procurement.models import Release
+
+    assert ocds.compile_all() == Release.objects.values("ocid").distinct().count() > 0
+    assert ocds.compiled_are_current()
+    assert list(redflags.compiled_releases()) == [r["compiledRelease"]
+                                                  for r in ocds.iter_records()]

@@ -836,6 +836,19 @@ class Release(models.Model):
         return self.release_id
 
 
+class CompiledRelease(models.Model):
+    """A contracting process's compiled release (ocdsmerge over all its releases), kept in
+    the transaction of each new release: the red flags and the records file read it
+    instead of merging a country's processes again on each run."""
+
+    ocid = models.CharField(max_length=100, primary_key=True)
+    up_to = models.BigIntegerField()  # the ledger index of the last release merged
+    data = models.JSONField()
+
+    def __str__(self) -> str:
+        return self.ocid
+
+
 class OcdsBulkFile(models.Model):
     """The current OCDS bulk file of one kind (``bulkfiles``): every release up to ledger
     index ``up_to``, written by the worker, its SHA-256 recorded on the ledger at

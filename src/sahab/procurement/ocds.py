@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -29,6 +30,7 @@ from sahab.procurement.models import (
     OPENING_REPORT,
     Award,
     Bid,
+    CompiledRelease,
     Contract,
     EvaluationReport,
     Explanation,
@@ -685,9 +687,11 @@ def publish_plan_item(item, ledger_index: int, date: dt.datetime | None = None) 
                        "items": [{"id": "1", "description": item.description,
                                   "classification": {"scheme": "CPV", "id": item.cpv}}]},
         })
-    return Release.objects.create(ocid=item.ocid, release_id=data["id"], plan_item=item,
-                                  date=at, tags=["planning"], data=data,
-                                  ledger_index=ledger_index)
+    release = Release.objects.create(ocid=item.ocid, release_id=data["id"], plan_item=item,
+                                     date=at, tags=["planning"], data=data,
+                                     ledger_index=ledger_index)
+    _keep_compiled(release)
+    return release
 
 
 def publish_step(tender: Tender, step: Step) -> Release | None:
@@ -699,9 +703,38 @@ def publish_step(tender: Tender, step: Step) -> Release | None:
                                            "plan_item").get(pk=tender.pk)
     at, date_text = _dated(ocid(tender), step.ledger_index)
     data = build_release(tender, step, tags, date_text)
-    return Release.objects.create(ocid=data["ocid"], release_id=data["id"], tender=tender,
-                                  date=at, tags=tags, data=data,
-                                  ledger_index=step.ledger_index)
+    release = Release.objects.create(ocid=data["ocid"], release_id=data["id"], tender=tender,
+                                     date=at, tags=tags, data=data,
+                                     ledger_index=step.ledger_index)
+    _keep_compiled(release)
+    return release
+
+
+def _keep_compiled(release: Release) -> None:
+    """Merge the process's releases again, in the new release's transaction."""
+    compiled = _merger().create_compiled_release(releases_of(release.ocid))
+    CompiledRelease.objects.update_or_create(
+        ocid=release.ocid, defaults={"up_to": release.ledger_index, "data": compiled})
+
+
+def compile_all(release_model=Release, compiled_model=None, batch: int = 500,
+                progress=None) -> int:
+    """Compile every process's releases into ``compiled_model`` from scratch (a migration
+    passes its historical models; a bulk-loaded data set calls it after loading);
+    returns how many processes."""
+    compiled_model = compiled_model or CompiledRelease
+    compiled_model.objects.all().delete()
+    rows, count = [], 0
+    for ocid_, last, releases in _processes(release_model.objects.all()):
+        rows.append(compiled_model(ocid=ocid_, up_to=last,
+                                   data=_merger().create_compiled_release(releases)))
+        if len(rows) >= batch:
+            compiled_model.objects.bulk_create(rows)
+            count, rows = count + len(rows), []
+            if progress:
+                progress(count)
+    compiled_model.objects.bulk_create(rows)
+    return count + len(rows)
 
 
 # --- packages and records -------------------------------------------------------------
@@ -753,19 +786,49 @@ def iter_releases(chunk: int = 1000, *, up_to: int | None = None) -> Iterator[di
         "data", flat=True).iterator(chunk_size=chunk)
 
 
+def _processes(releases, chunk: int = 200) -> Iterator[tuple[str, int, list[dict]]]:
+    """(ocid, last ledger index, releases in ledger order) for each process of the
+    ``releases`` queryset, one process at a time."""
+    current, last, datas = None, -1, []
+    for ocid_, index, data in releases.order_by("ocid", "ledger_index") \
+            .values_list("ocid", "ledger_index", "data").iterator(chunk_size=chunk):
+        if ocid_ != current and datas:
+            yield current, last, datas
+            datas = []
+        current, last = ocid_, index
+        datas.append(data)
+    if datas:
+        yield current, last, datas
+
+
 def iter_records(chunk: int = 200, *, up_to: int | None = None) -> Iterator[dict]:
     """Records one ocid at a time: memory stays flat whatever the number of processes.
-    With ``up_to``, each record compiles the releases up to that ledger index."""
-    current, releases = None, []
-    for ocid_, data in _published(up_to).order_by("ocid", "ledger_index") \
-            .values_list("ocid", "data").iterator(chunk_size=chunk):
-        if ocid_ != current and releases:
-            yield compile_record(releases)
-            releases = []
-        current = ocid_
-        releases.append(data)
-    if releases:
-        yield compile_record(releases)
+    With ``up_to``, each record holds the releases up to that ledger index. A record's
+    compiled release is the kept one when it merged the same releases, else merged here."""
+    processes = _processes(_published(up_to), chunk)
+    while batch := list(itertools.islice(processes, chunk)):
+        kept = {o: (last, data) for o, last, data in CompiledRelease.objects.filter(
+            ocid__in=[p[0] for p in batch]).values_list("ocid", "up_to", "data")}
+        for ocid_, last, releases in batch:
+            stored = kept.get(ocid_)
+            compiled = stored[1] if stored and stored[0] == last \
+                else _merger().create_compiled_release(releases)
+            yield {"ocid": ocid_, "releases": releases, "compiledRelease": compiled}
+
+
+def compiled_are_current() -> bool:
+    """Whether the kept compiled releases have merged the last release published (a
+    release written around ``publish_step``, by a bulk load say, leaves them behind)."""
+    from django.db.models import Max
+
+    kept = CompiledRelease.objects.aggregate(n=Max("up_to"))["n"]
+    return kept == Release.objects.aggregate(n=Max("ledger_index"))["n"]
+
+
+def iter_compiled_releases(chunk: int = 1000) -> Iterator[dict]:
+    """Every process's compiled release as kept with its releases, in ocid order."""
+    yield from CompiledRelease.objects.order_by("ocid").values_list(
+        "data", flat=True).iterator(chunk_size=chunk)
 
 
 def stream_package(kind: str, items: Iterable[dict], uri: str) -> Iterator[bytes]:

@@ -973,9 +973,12 @@ def as_cardinal(flags: Iterable[Flag]) -> dict:
 # --- sahab's own data -----------------------------------------------------------------
 
 def compiled_releases() -> Iterable[dict]:
-    """sahab's published records, compiled (the same as anyone compiles them)."""
+    """sahab's published records, compiled (the same as anyone compiles them): those kept
+    with the releases, or, when they are behind, merged again from the releases."""
     from sahab.procurement import ocds
 
+    if ocds.compiled_are_current():
+        return ocds.iter_compiled_releases()
     return (record["compiledRelease"] for record in ocds.iter_records())
 
 
