@@ -366,13 +366,14 @@ def _database(url: str) -> dict:
             # WAL lets readers run beside the one writer; synchronous=FULL makes every
             # commit durable (a signed checkpoint must never outlive its entries after a
             # power cut); IMMEDIATE takes the write lock at BEGIN so that two writers
-            # never deadlock on a lock upgrade.
+            # never deadlock on a lock upgrade. A writer waits up to 30 s for another's
+            # commit (a worker's step under load on a small machine), then gets a 503.
             "init_command": (
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;"
+                "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=30000;"
             ),
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
+            "timeout": 30,
         }
     return config
 

@@ -259,3 +259,28 @@ def test_a_deactivated_agent_is_signed_out_everywhere(client):
     sign_in(other, agent.user)
     services.set_agent_active(actor=SYSTEM, agent=agent, active=False)
     assert not signed_in(client) and not signed_in(other)
+
+
+def test_a_change_that_meets_a_busy_database_gets_a_503_not_a_500(client, monkeypatch):
+    """SQLite's write lock held past the busy timeout by another writer: the change was
+    rolled back whole; the answer says so and when to try again, for people and for
+    machines."""
+    from django.db import OperationalError
+
+    from sahab.directory import views
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    agent = factories.agent()
+    sign_in(client, agent.user)
+    monkeypatch.setattr(views, "render", locked)
+    page = client.get(HOME)
+    assert page.status_code == 503 and page["Retry-After"] == "5"
+    assert b"nothing was saved" in page.content
+    monkeypatch.undo()
+    monkeypatch.setattr(services, "issue_api_token", locked)
+    problem = client.post("/api/tokens", {"name": "x"},
+                          content_type="application/json")
+    assert problem.status_code == 503 and problem["Retry-After"] == "5"
+    assert problem["Content-Type"] == "application/problem+json"

@@ -296,9 +296,14 @@ def unavailable_response(request) -> HttpResponse:
     detail = _("The platform's main database cannot be reached for the moment. Public "
                "pages are still served; signing in and changes are not. Please try again "
                "in a few minutes.")
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    return _service_unavailable(request, "Service unavailable", detail, RETRY_AFTER_SECONDS)
+
+
+def _service_unavailable(request, title: str, detail: str, retry_after: int) -> HttpResponse:
+    """503 with Retry-After: a problem for machines, a page for people."""
+    headers = {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
     if is_machine_path(request.path):
-        return problem_response(503, "Service unavailable", detail, headers=headers)
+        return problem_response(503, title, detail, headers=headers)
     # No context processors: they would ask the database for the user's menu.
     response = HttpResponse(render_to_string("core/unavailable.html", {"detail": detail}),
                             status=503)
@@ -331,7 +336,7 @@ class DatabaseRoutingMiddleware:
         return response
 
     def process_exception(self, request, exception):
-        return answer_unreachable(request, exception)
+        return answer_unreachable(request, exception) or answer_busy(request, exception)
 
 
 def answer_unreachable(request, exception: Exception) -> HttpResponse | None:
@@ -349,6 +354,25 @@ def answer_unreachable(request, exception: Exception) -> HttpResponse | None:
     response = unavailable_response(request)
     response.unreachable_database = alias
     return response
+
+
+def _busy(exception: Exception) -> bool:
+    """SQLite's write lock held by another writer past ``busy_timeout``: the transaction
+    was rolled back whole, and the same request a moment later succeeds."""
+    return isinstance(exception, OperationalError) and \
+        "database is locked" in str(exception)
+
+
+def answer_busy(request, exception: Exception) -> HttpResponse | None:
+    """A 503 with Retry-After, rather than a 500, for a write that met a busy database;
+    None for any other error."""
+    if not _busy(exception):
+        return None
+    log.warning("%s %s: the database stayed busy past its timeout", request.method,
+                request.path)
+    detail = _("The platform is busy and could not save this change; nothing was saved. "
+               "Please try again in a moment.")
+    return _service_unavailable(request, "Service busy", detail, 5)
 
 
 class SessionMiddleware(DjangoSessionMiddleware):
