@@ -23,28 +23,32 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 
 from sahab.core.localfiles import private_dir
 from sahab.procurement import ocds
 from sahab.procurement.events import ProcurementEvent
-from sahab.procurement.models import OcdsBulkFile, Release
+from sahab.procurement.models import OcdsBulkFile
 
 log = logging.getLogger(__name__)
 
 KINDS = ("releases", "records")
 
 
-def bulk_dir() -> Path:
-    """Where the files are written: ``OCDS_BULK_DIR``, or ``SAHAB_HOME/ocds``. With several
+def bulk_folder() -> Path:
+    """Where the files are: ``OCDS_BULK_DIR``, or ``SAHAB_HOME/ocds``. With several
     application servers it is shared storage that every one of them reads."""
+    return Path(settings.OCDS_BULK_DIR or Path(settings.SAHAB_HOME, "ocds"))
+
+
+def _folder_to_write() -> Path:
+    """The folder, created (``SAHAB_HOME/ocds`` at 0700, as every folder there)."""
     if settings.OCDS_BULK_DIR:
-        path = Path(settings.OCDS_BULK_DIR)
+        path = bulk_folder()
         path.mkdir(parents=True, exist_ok=True)
         return path
     return private_dir("ocds")
@@ -56,50 +60,40 @@ def public_uri(kind: str) -> str:
 
 def latest_release_index() -> int:
     """The ledger index of the last published release; -1 when none is."""
-    latest = Release.objects.aggregate(n=Max("ledger_index"))["n"]
+    latest = ocds.last_release_index()
     return -1 if latest is None else latest
 
 
-def gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """``chunks`` compressed into one gzip member as they come: constant memory."""
+def gzipped_package(kind: str, items: Iterable[dict], uri: str) -> Iterator[bytes]:
+    """The package of ``items`` as a gzip file, compressed as it is written: constant
+    memory."""
     z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip container
-    for chunk in chunks:
+    for chunk in ocds.stream_package(kind, items, uri):
         data = z.compress(chunk)
         if data:
             yield data
     yield z.flush()
 
 
-def _items(kind: str, up_to: int) -> Iterator[dict]:
-    return ocds.iter_releases(up_to=up_to) if kind == "releases" \
-        else ocds.iter_records(up_to=up_to)
-
-
-def _counted(items: Iterator[dict], progress: Callable[[int], None] | None
-             ) -> Iterator[dict]:
-    for item in items:
-        if progress:
-            progress(1)
-        yield item
-
-
 def _write(kind: str, up_to: int, progress: Callable[[int], None] | None
            ) -> tuple[Path, str, int, int]:
     """Write the package to a new file beside the current one; returns (path, sha256 hex,
     bytes, items). The file is complete and on disk before it is named."""
-    folder = bulk_dir()
+    folder = _folder_to_write()
     digest, size, count = hashlib.sha256(), 0, 0
 
     def items():
         nonlocal count
-        for item in _counted(_items(kind, up_to), progress):
+        for item in ocds.package_items(kind, up_to):
             count += 1
+            if progress:
+                progress(1)
             yield item
 
     partial = folder / f".sahab-{kind}-{os.getpid()}-{time.monotonic_ns()}.partial"
     try:
         with open(partial, "wb") as f:
-            for data in gzip_chunks(ocds.stream_package(kind, items(), public_uri(kind))):
+            for data in gzipped_package(kind, items(), public_uri(kind)):
                 f.write(data)
                 digest.update(data)
                 size += len(data)
@@ -116,7 +110,7 @@ def _write(kind: str, up_to: int, progress: Callable[[int], None] | None
 def _remove_older(kind: str, keep: Path) -> None:
     """Files of ``kind`` other than the current one: a download in progress keeps its open
     file (POSIX), so they can go at once."""
-    for old in bulk_dir().glob(f"sahab-{kind}-*.json.gz"):
+    for old in bulk_folder().glob(f"sahab-{kind}-*.json.gz"):
         if old != keep:
             old.unlink(missing_ok=True)
 
@@ -165,7 +159,7 @@ def current(kind: str) -> OcdsBulkFile | None:
     if built is None:
         return None
     if not built.path().is_file():
-        log.warning("OCDS bulk file %s is missing from %s", built.filename, bulk_dir())
+        log.warning("OCDS bulk file %s is missing from %s", built.filename, bulk_folder())
         return None
     return built
 

@@ -8,18 +8,24 @@ import sys
 from pathlib import Path
 
 
+def _package_size(kind: str) -> int:
+    """How many releases, or records (processes), a whole package holds: a bar's total."""
+    from sahab.procurement.models import Release
+
+    return Release.objects.values("ocid").distinct().count() if kind == "records" \
+        else Release.objects.count()
+
+
 def cmd_export(args) -> int:
     from django.conf import settings
     from tqdm import tqdm
 
     from sahab.procurement import ocds
-    from sahab.procurement.models import Release
 
     out = Path(args.out)
     kind = "records" if args.records else "releases"
-    total = (Release.objects.values("ocid").distinct().count() if args.records
-             else Release.objects.count())
-    items = ocds.iter_records() if args.records else ocds.iter_releases()
+    items = ocds.package_items(kind)
+    total = _package_size(kind)
     bar = tqdm(total=total, unit=f" {kind[:-1]}s", file=sys.stderr, disable=args.quiet)
 
     def counted():
@@ -47,16 +53,13 @@ def cmd_publish_bulk(args) -> int:
     from tqdm import tqdm
 
     from sahab.procurement import bulkfiles
-    from sahab.procurement.models import Release
 
     bars: dict[str, tqdm] = {}
 
     def progress(kind: str, n: int) -> None:
         if kind not in bars:
-            total = (Release.objects.values("ocid").distinct().count() if kind == "records"
-                     else Release.objects.count())
-            bars[kind] = tqdm(total=total, desc=kind, unit=f" {kind[:-1]}s", file=sys.stderr,
-                              disable=args.quiet)
+            bars[kind] = tqdm(total=_package_size(kind), desc=kind, unit=f" {kind[:-1]}s",
+                              file=sys.stderr, disable=args.quiet)
         bars[kind].update(n)
 
     try:

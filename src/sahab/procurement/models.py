@@ -872,9 +872,9 @@ class OcdsBulkFile(models.Model):
         return f"{self.kind} up to {self.up_to}"
 
     def path(self):
-        from sahab.procurement.bulkfiles import bulk_dir
+        from sahab.procurement.bulkfiles import bulk_folder
 
-        return bulk_dir() / self.filename
+        return bulk_folder() / self.filename
 
 
 class RedFlagRun(models.Model):

@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Max, Sum
 
 from sahab.procurement.models import (
     OPENING_REPORT,
@@ -816,13 +816,20 @@ def iter_records(chunk: int = 200, *, up_to: int | None = None) -> Iterator[dict
             yield {"ocid": ocid_, "releases": releases, "compiledRelease": compiled}
 
 
+def last_release_index() -> int | None:
+    """The ledger index of the last published release (``None`` before the first)."""
+    return Release.objects.aggregate(n=Max("ledger_index"))["n"]
+
+
 def compiled_are_current() -> bool:
     """Whether the kept compiled releases have merged the last release published (a
     release written around ``publish_step``, by a bulk load say, leaves them behind)."""
-    from django.db.models import Max
+    return CompiledRelease.objects.aggregate(n=Max("up_to"))["n"] == last_release_index()
 
-    kept = CompiledRelease.objects.aggregate(n=Max("up_to"))["n"]
-    return kept == Release.objects.aggregate(n=Max("ledger_index"))["n"]
+
+def package_items(kind: str, up_to: int | None = None) -> Iterator[dict]:
+    """The releases, or the records, of a whole package."""
+    return iter_releases(up_to=up_to) if kind == "releases" else iter_records(up_to=up_to)
 
 
 def iter_compiled_releases(chunk: int = 1000) -> Iterator[dict]:

@@ -90,10 +90,9 @@ def bulk(request, kind: str):
     wrote one, streamed from the database (constant memory)."""
     built = bulkfiles.current(kind)
     if built is None:
-        items = ocds.iter_releases() if kind == "releases" else ocds.iter_records()
         response = StreamingHttpResponse(
-            bulkfiles.gzip_chunks(ocds.stream_package(kind, items,
-                                                      request.build_absolute_uri())),
+            bulkfiles.gzipped_package(kind, ocds.package_items(kind),
+                                      request.build_absolute_uri()),
             content_type="application/gzip")
     else:
         etag, modified = f'"{built.sha256}"', built.built_at.timestamp()

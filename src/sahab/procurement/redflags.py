@@ -983,10 +983,9 @@ def compiled_releases() -> Iterable[dict]:
 
 
 def _last_release() -> int | None:
-    from sahab.procurement.models import Release
+    from sahab.procurement import ocds
 
-    return Release.objects.order_by("-ledger_index").values_list(
-        "ledger_index", flat=True).first()
+    return ocds.last_release_index()
 
 
 def _config_sha256() -> str:
