@@ -1,10 +1,15 @@
 """The signer keeps its own record outside the database and signs only trees that
 continue it; restoring an old backup is accepted only knowingly."""
 
+import fcntl
 import json
+import os
 import stat
+import threading
+import time
 
 import pytest
+from django.db import connection, transaction
 
 from sahab.core.errors import Conflict
 from sahab.ledger import merkle, note, services, signing
@@ -210,3 +215,91 @@ def test_the_portal_shows_each_witness_and_the_alarm(client):
     page = client.get("/ledger/").content.decode()
     assert "refuses to sign" in page and "number 4" in page
     assert client.get("/ledger/status").json()["signer"]["alarm"]["first_bad_index"] == 4
+
+
+def _witness(name: str = "w.example"):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    vkey = note.Verifier(name, note.SIG_COSIGNATURE_V1,
+                         note.Signer("w", key).verifier.public_key).vkey()
+    return services.register_witness(name=name, vkey=vkey), key
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleted_checkpoints_come_back_with_their_cosignatures():
+    """Before: putting back a lost checkpoint re-stored its cosignatures while the signer
+    held its lock, and keeping each one with the record asked for that lock again from
+    the same process: the signer waited for itself for ever."""
+    witness, key = _witness()
+    fill(5)
+    checkpoint = services.checkpoint_if_grown()
+    services.add_cosignature(checkpoint, witness,
+                             note.cosign(witness.name, key, checkpoint.text.encode(), 1))
+    with as_database_owner():
+        Cosignature.objects.all().delete()
+        Checkpoint.objects.all().delete()
+    done = {}
+
+    def sign():
+        try:
+            done["result"] = services.checkpoint_if_grown()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sign, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the signer waited for its own lock"
+    assert done["result"] is None
+    restored = Checkpoint.objects.get(size=checkpoint.size)
+    assert list(restored.cosignatures.values_list("witness__name", flat=True)) == [witness.name]
+
+
+def test_the_signers_lock_is_never_taken_inside_a_transaction():
+    fill(2)
+    with transaction.atomic(), pytest.raises(signing.LockOrderError):
+        signing.sign_latest()
+    assert services.checkpoint_if_grown().size == 2  # outside one, it signs
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cosignature_stored_while_a_signer_holds_its_lock_does_not_lock_the_database():
+    """Replays the lock inversion seen on the served platform: a witness's cosignature
+    was stored in a transaction (holding SQLite's write lock) that then waited for the
+    signer's file lock, while the signer, holding that lock, waited for the database to
+    write its checkpoint. Both waited until the busy timeout, and every request behind
+    them. Now the cosignature commits without the file lock and joins the record after."""
+    witness, key = _witness()
+    fill(3)
+    checkpoint = services.checkpoint_if_grown()
+    line = note.cosign(witness.name, key, checkpoint.text.encode(), 1)
+    outcome: dict = {}
+
+    def store_as_the_witness_submission_does():
+        try:
+            with transaction.atomic():
+                outcome["stored"] = services.add_cosignature(checkpoint, witness, line)
+        except Exception as exc:  # surfaced below
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    fd = os.open(signing.signer_dir() / "signer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a signer in the middle of signing
+    try:
+        thread = threading.Thread(target=store_as_the_witness_submission_does, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while not Cosignature.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Cosignature.objects.exists(), \
+            "the cosignature's transaction waited for the signer's lock"
+        with transaction.atomic():  # what the signer writes next: the database is free
+            fill(1, 3)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    thread.join(10)
+    assert not thread.is_alive() and "error" not in outcome and outcome["stored"]
+    assert "— w.example " in signing.load_record().cosignatures

@@ -919,7 +919,7 @@ def add_cosignature(checkpoint: Checkpoint, witness: Witness, lines: str) -> boo
             defaults={"line": parsed.line, "timestamp": timestamp})
         Witness.objects.filter(pk=witness.pk, last_size__lt=checkpoint.size).update(
             last_size=checkpoint.size)
-        signing.add_cosignature_line(checkpoint.size, bytes(checkpoint.root), parsed.line)
+        signing.keep_cosignature(checkpoint.size, bytes(checkpoint.root), parsed.line)
         return True
     return False
 

@@ -27,6 +27,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,15 +108,45 @@ def _ensure_dir() -> Path:
     return path
 
 
+class LockOrderError(RuntimeError):
+    """The signer's lock was asked for inside a database transaction."""
+
+
+_held = threading.local()
+
+
 @contextlib.contextmanager
 def _locked() -> Iterator[Path]:
-    """One signer at a time on this machine (workers, web requests signing on demand)."""
+    """One signer at a time on this machine (workers, web requests signing on demand).
+
+    The lock order is the signer's file lock first, then the database. Signing opens
+    write transactions while it holds the file lock, so a caller whose transaction
+    already holds the database's write lock (SQLite's, or rows on PostgreSQL) must not
+    wait for the file lock: each side would wait for the other until SQLite's busy
+    timeout, and for ever on PostgreSQL, which cannot see a file lock in a deadlock.
+    Such a caller is refused here, and the code that keeps state beside the record does
+    it after its commit (``keep_cosignature``). Re-entrant within a thread.
+    """
+    if getattr(_held, "depth", 0):
+        _held.depth += 1
+        try:
+            yield signer_dir()
+        finally:
+            _held.depth -= 1
+        return
+    from sahab.ledger import services
+
+    if services._in_callers_transaction():
+        raise LockOrderError("the signer's lock is taken before any database transaction, "
+                             "never inside one")
     path = _ensure_dir()
     fd = os.open(path / "signer.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _held.depth = 1
         yield path
     finally:
+        _held.depth = 0
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
@@ -417,6 +448,18 @@ def _restore_database_copy(record: SignedRecord) -> None:
         services.accept_cosignatures(checkpoint, record.cosignatures)
         log.warning("ledger signer: the checkpoint of size %s was missing from the database; "
                     "restored from the signer's record", record.size)
+
+
+def keep_cosignature(size: int, root: bytes, line: str) -> None:
+    """Keep a verified cosignature with the record once the caller's transaction
+    committed (at once outside one): the file lock is never waited for while the
+    database's write lock is held (see ``_locked``)."""
+    from sahab.ledger import services
+
+    if services._in_callers_transaction():
+        transaction.on_commit(lambda: add_cosignature_line(size, root, line))
+    else:
+        add_cosignature_line(size, root, line)
 
 
 def add_cosignature_line(size: int, root: bytes, line: str) -> None:
