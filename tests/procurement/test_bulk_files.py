@@ -112,6 +112,35 @@ def test_a_file_altered_on_disk_no_longer_matches_the_ledger(published_tender):
     assert hashlib.sha256(served).hexdigest() != _recorded(built)["sha256"]
 
 
+def test_a_file_altered_on_disk_and_in_its_row_is_recorded_and_written_again(
+        published_tender, caplog):
+    """The operator who edits the published file also sets its row's digest to match, so
+    the download's Repr-Digest agrees with the row. The worker compares the file with the
+    ledger entry that published it instead: the alteration is recorded on the ledger and
+    the file written again from the database."""
+    built = bulkfiles.build("releases")
+    package = json.loads(gzip.decompress(built.path().read_bytes()))
+    package["releases"][0]["tender"]["title"] = "Tout autre chose"
+    altered = gzip.compress(json.dumps(package).encode())
+    built.path().write_bytes(altered)
+    OcdsBulkFile.objects.filter(pk=built.pk).update(sha256=hashlib.sha256(altered).hexdigest(),
+                                                    size=len(altered))
+    before = ledger.tree_size()
+    rebuilt = bulkfiles.build("releases")
+    found = [json.loads(bytes(e.body)) for e in ledger.entries_about("ocds:releases")
+             if e.index >= before]
+    assert [e["type"] for e in found] == ["procurement.ocds.bulk_altered",
+                                          "procurement.ocds.bulk_published"]
+    assert found[0]["data"] == {
+        "file": built.filename, "found_sha256": hashlib.sha256(altered).hexdigest(),
+        "recorded_index": built.ledger_index, "recorded_sha256": built.sha256}
+    served = _body(_get("/ocds/releases.json.gz"))
+    assert hashlib.sha256(served).hexdigest() == _recorded(rebuilt)["sha256"]
+    assert b"Tout autre chose" not in gzip.decompress(served)
+    assert "not to the" in caplog.text
+    assert bulkfiles.build("releases").pk == rebuilt.pk and ledger.tree_size() == before + 2
+
+
 def test_a_file_this_server_cannot_read_is_streamed_from_the_database(published_tender,
                                                                       caplog):
     built = bulkfiles.build("releases")

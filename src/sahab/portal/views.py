@@ -28,6 +28,7 @@ def _figures() -> dict:
         "by_kind": rows,
         # aggregated over every tender and contract by the worker, which stores them
         **dashboard.table("home"),
+        "figures_freshness": dashboard.freshness(["home"]),
     }
 
 

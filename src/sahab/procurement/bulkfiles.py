@@ -11,7 +11,10 @@ Each file is exactly "every release up to ledger index N" (``up_to``), so anyone
 rebuild it from the paged API; its SHA-256 is recorded on the ledger
 (``procurement.ocds.bulk_published``) in the transaction that makes it the current file,
 and the response carries the same digest (``Repr-Digest``): a file altered on disk
-afterwards no longer matches what the ledger says was published.
+afterwards no longer matches what the ledger says was published. The worker also hashes
+the current file at each turn against that ledger entry (not the file's row, which a
+database writer could edit along with the file); one that no longer matches is recorded
+on the ledger (``procurement.ocds.bulk_altered``) and written again.
 """
 
 from __future__ import annotations
@@ -123,14 +126,19 @@ def build(kind: str, *, progress: Callable[[int], None] | None = None) -> OcdsBu
         raise ValueError(f"no OCDS bulk file {kind!r}")
     up_to = latest_release_index()
     current = OcdsBulkFile.objects.filter(kind=kind).first()
-    if current is not None and current.up_to == up_to and current.path().exists():
-        return current
+    altered = None
+    if current is not None and current.path().exists():
+        altered = _altered(current)
+        if altered is None and current.up_to == up_to:
+            return current
     started = time.perf_counter()
     path, sha, size, count = _write(kind, up_to, progress)
     seconds = time.perf_counter() - started
     from sahab.ledger import services as ledger
 
     with transaction.atomic():
+        if altered is not None:
+            ledger.record(ProcurementEvent.OCDS_BULK_ALTERED, f"ocds:{kind}", None, altered)
         built = OcdsBulkFile(kind=kind, filename=path.name, sha256=sha, size=size,
                              items=count, up_to=up_to, built_at=dt.datetime.now(dt.UTC),
                              seconds=seconds)
@@ -142,6 +150,46 @@ def build(kind: str, *, progress: Callable[[int], None] | None = None) -> OcdsBu
     _remove_older(kind, path)
     log.info("OCDS bulk %s: %d items, %d bytes in %.1f s", kind, count, size, seconds)
     return built
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _altered(current: OcdsBulkFile) -> dict | None:
+    """What the ledger recorded for the current file and what the file hashes to now, when
+    the two differ (None when the file is what was published). Compared with the ledger's
+    entry, not the row: whoever edits the file in place can edit the row as well."""
+    recorded = _recorded_publication(current)
+    found = _file_sha256(current.path())
+    if found == recorded.get("sha256") and current.filename == recorded.get("file"):
+        return None
+    log.error("OCDS bulk file %s hashes to %s, not to the %s the ledger recorded at %d: "
+              "writing it again", current.filename, found, recorded.get("sha256"),
+              current.ledger_index)
+    return {"file": current.filename, "found_sha256": found,
+            "recorded_index": current.ledger_index,
+            "recorded_sha256": recorded.get("sha256", "")}
+
+
+def _recorded_publication(current: OcdsBulkFile) -> dict:
+    """The data of the ledger entry that published ``current``, proven in the tree; {}
+    when the row names no such entry (edited in the database) or it does not prove."""
+    from sahab.core.errors import Conflict
+    from sahab.ledger import services as ledger
+
+    try:
+        entry = ledger.proven_entries([current.ledger_index], signed=False)[current.ledger_index]
+    except (Conflict, ValueError):
+        return {}
+    if entry.get("type") != ProcurementEvent.OCDS_BULK_PUBLISHED.value or \
+            entry.get("subject") != f"ocds:{current.kind}":
+        return {}
+    return entry.get("data") or {}
 
 
 def publish(*, progress: Callable[[str, int], None] | None = None) -> list[OcdsBulkFile]:

@@ -163,30 +163,30 @@ def _cache_key(name: str) -> str:
     return f"sahab:dashboard:{name}"
 
 
-def _stored(name: str) -> list[dict] | None:
-    """The rows the worker stored for ``name``, unless it stopped storing them: a table
-    older than ten refreshes is not trusted, the page aggregates it itself."""
-    from django.conf import settings
-    from django.utils import timezone
-
+def _stored(name: str) -> list[dict] | dict | None:
+    """The rows the worker last stored for ``name``, whatever their age; None before its
+    first refresh."""
     from sahab.procurement.models import DashboardTable
 
-    oldest = timezone.now() - dt.timedelta(seconds=10 * settings.PORTAL_FIGURES_SECONDS)
-    return DashboardTable.objects.filter(name=name, computed_at__gte=oldest) \
-        .values_list("rows", flat=True).first()
+    return DashboardTable.objects.filter(name=name).values_list("rows", flat=True).first()
 
 
 def table(name: str) -> list[dict] | dict:
-    """One of the ``STORED`` tables: as the worker stored it (``refresh``), or aggregated here
-    when no worker stored it lately (a page never writes it: public pages may be read
-    from a standby). Each process keeps it ``PORTAL_FIGURES_SECONDS``: the figures of past
-    years do not change and the current year's may be a minute behind. The rows hold
-    both languages' names, so one copy serves every language."""
+    """One of the ``STORED`` tables: as the worker last stored it (``refresh``), however
+    old, or aggregated here before the worker's first refresh (a page never writes it:
+    public pages may be read from a standby). A worker that stopped leaves the figures
+    of its last refresh, shown with their time (``freshness``), rather than each visitor
+    waiting for an aggregation over a country's tenders (seconds at that size). Each
+    process keeps it ``PORTAL_FIGURES_SECONDS``: the figures of past years do not change
+    and the current year's may be a minute behind. The rows hold both languages' names,
+    so one copy serves every language."""
     import copy
 
     from django.conf import settings
     from django.core.cache import cache
 
+    if settings.PORTAL_FIGURES_SECONDS <= 0:  # no worker stores them: always aggregated
+        return STORED[name]()
     rows = cache.get(_cache_key(name))
     if rows is None:
         rows = _stored(name)
@@ -194,3 +194,31 @@ def table(name: str) -> list[dict] | dict:
             rows = STORED[name]()
         cache.set(_cache_key(name), rows, settings.PORTAL_FIGURES_SECONDS)
     return copy.deepcopy(rows)  # pages add display fields to the rows they get
+
+
+def freshness(names) -> dict:
+    """When the oldest of the tables ``names`` was computed (``at``; None while one was
+    never stored, so pages aggregate it) and whether it is ``stale``: older than ten
+    refreshes, so the worker that refreshes it is stopped or far behind. One query, kept
+    by this process as long as the tables."""
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.db.models import Min
+    from django.utils import timezone
+
+    from sahab.procurement.models import DashboardTable
+
+    every = settings.PORTAL_FIGURES_SECONDS
+    if every <= 0:  # aggregated in each request (``table``)
+        return {"at": None, "stale": False, "every": every}
+    names = sorted(names)
+    key = _cache_key("computed-at:" + ",".join(names))
+    at = cache.get(key)
+    if at is None:
+        stored = DashboardTable.objects.filter(name__in=names).aggregate(
+            n=Count("name"), at=Min("computed_at"))
+        at = stored["at"] if stored["n"] == len(names) else None
+        if at is not None:
+            cache.set(key, at, every)
+    stale = at is not None and timezone.now() - at > dt.timedelta(seconds=10 * every)
+    return {"at": at, "stale": stale, "every": every}

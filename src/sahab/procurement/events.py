@@ -307,6 +307,14 @@ class ProcurementEvent(LedgerEvent):
         ("bytes", "file", "items", "releases_up_to", "sha256"),
         _("OCDS bulk file published"),
     )
+    OCDS_BULK_ALTERED = (
+        "procurement.ocds.bulk_altered",
+        "The worker found the current OCDS bulk file no longer hashing to the SHA-256 the "
+        "ledger recorded when it was published (altered or damaged on disk); it wrote the "
+        "file again in the same turn.",
+        ("file", "found_sha256", "recorded_index", "recorded_sha256"),
+        _("OCDS bulk file found altered"),
+    )
     PLAN_CREATED = (
         "procurement.plan.created",
         "An administration's procurement plan for a year was created.",

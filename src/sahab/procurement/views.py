@@ -316,6 +316,7 @@ def dashboard(request):
             [{"year": r["year"], "pct": round(100 * r["share_of_tenders"])}
              for r in non_competitive], "year", "pct", scale=100),
         "flags": flags, "flag_bars": bars(flags, "month", "flags"),
+        "figures": boards.freshness(boards.TABLES),
     })
 
 
