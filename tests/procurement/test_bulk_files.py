@@ -187,3 +187,44 @@ def test_an_empty_platform_publishes_empty_packages(db, sahab_home, kind):
     built = bulkfiles.build(kind)
     assert built.items == 0 and built.up_to == -1
     assert _package(_get(f"/ocds/{kind}.json.gz"))[kind] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_beside_another_waits_for_it_and_keeps_its_file(world, published_tender):
+    """Before: the command run beside the worker's turn could remove the file the other
+    build had just made current (each removes the files older than its own), and the
+    download fell back to streaming until the next turn. Now the second build waits for
+    the first, then finds the file current."""
+    import fcntl
+    import os
+    import threading
+
+    from django.db import connection
+
+    first = bulkfiles.build("releases")
+    _publish_another(world)
+    outcome: dict = {}
+
+    def second_build():
+        try:
+            outcome["built"] = bulkfiles.build("releases")
+        finally:
+            connection.close()
+
+    lock = os.open(bulkfiles.bulk_folder() / ".sahab-build.lock", os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a build in progress
+    try:
+        waiting = threading.Thread(target=second_build, daemon=True)
+        waiting.start()
+        waiting.join(1)
+        assert waiting.is_alive(), "the second build did not wait for the first"
+        made_meanwhile = bulkfiles._build("releases", None)  # the build holding the lock
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+    waiting.join(30)
+    assert made_meanwhile.up_to > first.up_to
+    assert outcome["built"].filename == made_meanwhile.filename  # found current, not redone
+    assert ledger.entries_about("ocds:releases").count() == 2
+    assert made_meanwhile.path().is_file() and not first.path().exists()
+    assert isinstance(_get("/ocds/releases.json.gz"), FileResponse)

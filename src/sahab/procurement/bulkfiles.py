@@ -20,7 +20,9 @@ on the ledger (``procurement.ocds.bulk_altered``) and written again.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import logging
 import os
@@ -118,12 +120,32 @@ def _remove_older(kind: str, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _one_build_at_a_time() -> Iterator[None]:
+    """Builds of the files queue behind each other (the worker's turn and the command run
+    beside it): each removes the files older than its own, so two at once could remove
+    each other's new file. A file lock in the folder, taken before any database
+    transaction (the signer's lock order)."""
+    fd = os.open(_folder_to_write() / ".sahab-build.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def build(kind: str, *, progress: Callable[[int], None] | None = None) -> OcdsBulkFile:
     """Write ``kind``'s package of every release published so far, make it the current
     file and record its digest on the ledger; returns the current file unchanged when no
-    release was published since it was written."""
+    release was published since it was written (by a build that ran meanwhile, too)."""
     if kind not in KINDS:
         raise ValueError(f"no OCDS bulk file {kind!r}")
+    with _one_build_at_a_time():
+        return _build(kind, progress)
+
+
+def _build(kind: str, progress: Callable[[int], None] | None) -> OcdsBulkFile:
     up_to = latest_release_index()
     current = OcdsBulkFile.objects.filter(kind=kind).first()
     altered = None
