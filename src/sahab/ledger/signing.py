@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sahab.core.errors import Conflict, DomainError
+from sahab.core.localfiles import exclusive_lock
 from sahab.ledger import merkle, note
 from sahab.ledger.errors import LedgerError
 from sahab.ledger.events import LedgerOwnEvent
@@ -140,15 +140,12 @@ def _locked() -> Iterator[Path]:
         raise LockOrderError("the signer's lock is taken before any database transaction, "
                              "never inside one")
     path = _ensure_dir()
-    fd = os.open(path / "signer.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(path / "signer.lock"):
         _held.depth = 1
-        yield path
-    finally:
-        _held.depth = 0
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        try:
+            yield path
+        finally:
+            _held.depth = 0
 
 
 _cache: dict[tuple, SignedRecord] = {}

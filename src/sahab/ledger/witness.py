@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import fcntl
 import json
 import os
 import socketserver
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -29,6 +26,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from sahab.core.localfiles import exclusive_lock
 from sahab.ledger import merkle, note
 
 MAX_PROOF_LINES = 63
@@ -178,15 +176,8 @@ class WitnessHome:
             return {"origin": origin, "size": 0, "root": "", "checkpoint": ""}
         return json.loads(path.read_text())
 
-    @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        fd = os.open(self.path / f".{_safe(name)}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self, name: str):
+        return exclusive_lock(self.path / f".{_safe(name)}.lock")
 
     def _keep_evidence(self, origin: str, body: bytes, reply: Reply) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())

@@ -20,9 +20,7 @@ on the ledger (``procurement.ocds.bulk_altered``) and written again.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import logging
 import os
@@ -34,7 +32,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from sahab.core.localfiles import private_dir
+from sahab.core.localfiles import exclusive_lock, private_dir
 from sahab.procurement import ocds
 from sahab.procurement.events import ProcurementEvent
 from sahab.procurement.models import OcdsBulkFile
@@ -120,19 +118,12 @@ def _remove_older(kind: str, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _one_build_at_a_time() -> Iterator[None]:
+def _one_build_at_a_time():
     """Builds of the files queue behind each other (the worker's turn and the command run
     beside it): each removes the files older than its own, so two at once could remove
     each other's new file. A file lock in the folder, taken before any database
     transaction (the signer's lock order)."""
-    fd = os.open(_folder_to_write() / ".sahab-build.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return exclusive_lock(_folder_to_write() / ".sahab-build.lock")
 
 
 def build(kind: str, *, progress: Callable[[int], None] | None = None) -> OcdsBulkFile:
