@@ -141,6 +141,21 @@ def test_a_file_altered_on_disk_and_in_its_row_is_recorded_and_written_again(
     assert bulkfiles.build("releases").pk == rebuilt.pk and ledger.tree_size() == before + 2
 
 
+@pytest.mark.parametrize("index", [0, 10**9], ids=["another entry", "beyond the log"])
+def test_a_row_naming_an_entry_that_did_not_publish_its_file_is_not_trusted(
+        published_tender, index):
+    """A database writer points the file's row at another entry: the worker trusts only
+    a bulk_published entry about the same kind, proven in the tree."""
+    built = bulkfiles.build("releases")
+    OcdsBulkFile.objects.filter(pk=built.pk).update(ledger_index=index)
+    before = ledger.tree_size()
+    rebuilt = bulkfiles.build("releases")
+    found = json.loads(bytes(ledger.get_entry(before).body))
+    assert found["type"] == "procurement.ocds.bulk_altered"
+    assert found["data"]["recorded_index"] == index and found["data"]["recorded_sha256"] == ""
+    assert _recorded(rebuilt)["sha256"] == rebuilt.sha256
+
+
 def test_a_file_this_server_cannot_read_is_streamed_from_the_database(published_tender,
                                                                       caplog):
     built = bulkfiles.build("releases")

@@ -192,12 +192,12 @@ def _altered(current: OcdsBulkFile) -> dict | None:
 def _recorded_publication(current: OcdsBulkFile) -> dict:
     """The data of the ledger entry that published ``current``, proven in the tree; {}
     when the row names no such entry (edited in the database) or it does not prove."""
-    from sahab.core.errors import Conflict
+    from sahab.core.errors import DomainError
     from sahab.ledger import services as ledger
 
     try:
         entry = ledger.proven_entries([current.ledger_index], signed=False)[current.ledger_index]
-    except (Conflict, ValueError):
+    except (DomainError, ValueError):  # not in the tree, or not an entry at all
         return {}
     if entry.get("type") != ProcurementEvent.OCDS_BULK_PUBLISHED.value or \
             entry.get("subject") != f"ocds:{current.kind}":
