@@ -763,11 +763,12 @@ def _merger():
     return ocdsmerge.Merger(release_schema())
 
 
-def compile_record(releases: list[dict]) -> dict:
-    """A record: its releases and the compiled release made by ocdsmerge."""
-    merger = _merger()
-    return {"ocid": releases[0]["ocid"], "releases": releases,
-            "compiledRelease": merger.create_compiled_release(releases)}
+def compile_record(releases: list[dict], compiled: dict | None = None) -> dict:
+    """A record: its releases and the compiled release made by ocdsmerge (``compiled``
+    when the caller has the one ocdsmerge made of these very releases)."""
+    if compiled is None:
+        compiled = _merger().create_compiled_release(releases)
+    return {"ocid": releases[0]["ocid"], "releases": releases, "compiledRelease": compiled}
 
 
 def releases_of(ocid_: str) -> list[dict]:
@@ -811,9 +812,7 @@ def iter_records(chunk: int = 200, *, up_to: int | None = None) -> Iterator[dict
             ocid__in=[p[0] for p in batch]).values_list("ocid", "up_to", "data")}
         for ocid_, last, releases in batch:
             stored = kept.get(ocid_)
-            compiled = stored[1] if stored and stored[0] == last \
-                else _merger().create_compiled_release(releases)
-            yield {"ocid": ocid_, "releases": releases, "compiledRelease": compiled}
+            yield compile_record(releases, stored[1] if stored and stored[0] == last else None)
 
 
 def last_release_index() -> int | None:
