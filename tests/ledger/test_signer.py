@@ -303,3 +303,20 @@ def test_a_cosignature_stored_while_a_signer_holds_its_lock_does_not_lock_the_da
     thread.join(10)
     assert not thread.is_alive() and "error" not in outcome and outcome["stored"]
     assert "— w.example " in signing.load_record().cosignatures
+
+
+def test_a_cosignature_the_record_missed_is_copied_at_the_next_tick():
+    """The process stopped between the cosignature's commit and its copy to the record:
+    the worker's witness tick copies what the database holds."""
+    from sahab.ledger import witnessing
+
+    witness, key = _witness()
+    fill(2)
+    checkpoint = services.checkpoint_if_grown()
+    services.add_cosignature(checkpoint, witness,
+                             note.cosign(witness.name, key, checkpoint.text.encode(), 1))
+    record = signing.load_record()
+    record.cosignatures = ""  # what the record holds when the copy never ran
+    signing._save_record(record)
+    witnessing.submit_to_all()
+    assert "— w.example " in signing.load_record().cosignatures

@@ -346,3 +346,19 @@ def test_the_api_counts_and_pages_a_broad_search_within_its_window(demo, client,
     assert narrow["count"] == 1 and narrow["count_capped"] is False
     listed = client.get("/api/procurement/tenders", {"offset": 5, "limit": 1}).json()
     assert listed["count"] == everything > 4 and listed["count_capped"] is False
+
+
+def test_one_table_that_fails_does_not_stop_the_others_being_refreshed(
+        demo, worker_only, monkeypatch, caplog):
+    from sahab.procurement import dashboard
+    from sahab.procurement.models import DashboardTable
+
+    def failing():
+        raise RuntimeError("a query the database refused")
+
+    monkeypatch.setitem(dashboard.STORED, "competition", failing)
+    took = dashboard.refresh()
+    assert "competition" not in took
+    assert set(DashboardTable.objects.values_list("name", flat=True)) == \
+        set(dashboard.STORED) - {"competition"}
+    assert "could not be aggregated" in caplog.text

@@ -141,19 +141,32 @@ def test_a_file_altered_on_disk_and_in_its_row_is_recorded_and_written_again(
     assert bulkfiles.build("releases").pk == rebuilt.pk and ledger.tree_size() == before + 2
 
 
-@pytest.mark.parametrize("index", [0, 10**9], ids=["another entry", "beyond the log"])
-def test_a_row_naming_an_entry_that_did_not_publish_its_file_is_not_trusted(
-        published_tender, index):
-    """A database writer points the file's row at another entry: the worker trusts only
-    a bulk_published entry about the same kind, proven in the tree."""
+@pytest.mark.parametrize("name", ["{home}/keys/ledger-ed25519.pem", "/dev/zero",
+                                  "../keys/ledger-ed25519.pem"])
+def test_a_row_naming_another_file_is_never_opened(published_tender, sahab_home, name):
+    """A database writer sets the row's file name to the log's private key, or to a file
+    that never ends: the download streams from the database instead of sending it, and
+    the worker writes the file again rather than reading it."""
     built = bulkfiles.build("releases")
-    OcdsBulkFile.objects.filter(pk=built.pk).update(ledger_index=index)
-    before = ledger.tree_size()
+    OcdsBulkFile.objects.filter(pk=built.pk).update(filename=name.format(home=sahab_home))
+    response = _get("/ocds/releases.json.gz")
+    assert isinstance(response, StreamingHttpResponse)
+    assert len(_package(response)["releases"]) == Release.objects.count()
     rebuilt = bulkfiles.build("releases")
-    found = json.loads(bytes(ledger.get_entry(before).body))
-    assert found["type"] == "procurement.ocds.bulk_altered"
-    assert found["data"]["recorded_index"] == index and found["data"]["recorded_sha256"] == ""
-    assert _recorded(rebuilt)["sha256"] == rebuilt.sha256
+    assert rebuilt.path() is not None and rebuilt.filename.startswith("sahab-releases-")
+    assert isinstance(_get("/ocds/releases.json.gz"), FileResponse)
+
+
+def test_a_row_kept_up_to_date_by_hand_does_not_stop_the_next_file(world, published_tender):
+    """A database writer keeps the row's last release at the newest one: the worker reads
+    the extent from the ledger's last publication, so it still writes the new file."""
+    built = bulkfiles.build("releases")
+    _publish_another(world)
+    newest = bulkfiles.latest_release_index()
+    OcdsBulkFile.objects.filter(pk=built.pk).update(up_to=newest)
+    rebuilt = bulkfiles.build("releases")
+    assert rebuilt.ledger_index > built.ledger_index
+    assert _recorded(rebuilt)["releases_up_to"] == newest
 
 
 def test_a_file_this_server_cannot_read_is_streamed_from_the_database(published_tender,
@@ -241,5 +254,5 @@ def test_a_build_beside_another_waits_for_it_and_keeps_its_file(world, published
     assert made_meanwhile.up_to > first.up_to
     assert outcome["built"].filename == made_meanwhile.filename  # found current, not redone
     assert ledger.entries_about("ocds:releases").count() == 2
-    assert made_meanwhile.path().is_file() and not first.path().exists()
+    assert made_meanwhile.path().is_file() and first.path() is None
     assert isinstance(_get("/ocds/releases.json.gz"), FileResponse)

@@ -454,9 +454,31 @@ def keep_cosignature(size: int, root: bytes, line: str) -> None:
     from sahab.ledger import services
 
     if services._in_callers_transaction():
-        transaction.on_commit(lambda: add_cosignature_line(size, root, line))
+        # robust: a record that cannot be written now is caught up by ``copy_cosignatures``
+        transaction.on_commit(lambda: add_cosignature_line(size, root, line), robust=True)
     else:
         add_cosignature_line(size, root, line)
+
+
+def copy_cosignatures() -> None:
+    """Copy to the record the cosignatures the database holds for the checkpoint it
+    signed last but the record lacks: those of a process that stopped between a
+    cosignature's commit and its copy (the worker's tick)."""
+    from sahab.ledger import services
+    from sahab.ledger.models import Cosignature
+
+    if services._in_callers_transaction():
+        return  # the lock order: never the signer's lock inside a transaction
+    try:
+        record = load_record()
+    except RecordDamaged:
+        return
+    if record is None:
+        return
+    for line, root in Cosignature.objects.filter(checkpoint__size=record.size).values_list(
+            "line", "checkpoint__root"):
+        if line not in record.cosignatures:
+            add_cosignature_line(record.size, bytes(root), line)
 
 
 def add_cosignature_line(size: int, root: bytes, line: str) -> None:

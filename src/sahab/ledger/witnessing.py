@@ -74,6 +74,9 @@ def submit(witness: Witness, *, client: httpx.Client | None = None) -> bool:
 def submit_to_all() -> list[str]:
     """Submit the latest signed checkpoint to every active witness with a URL; the names
     of those that cosigned. An unreachable witness is logged, never fatal."""
+    from sahab.ledger import signing
+
+    signing.copy_cosignatures()
     cosigned = []
     for witness in Witness.objects.filter(active=True).exclude(url=""):
         try:

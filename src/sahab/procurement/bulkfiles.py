@@ -24,6 +24,8 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
+import stat
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +57,24 @@ def _folder_to_write() -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     return private_dir("ocds")
+
+
+# The only names ``_write`` gives a file: a row naming anything else (an absolute path, a
+# key under SAHAB_HOME, /dev/zero) was edited in the database and is never opened.
+FILE_NAME = re.compile(r"sahab-(releases|records)-\d+-[0-9a-f]{16}\.json\.gz")
+
+
+def file_of(built: OcdsBulkFile) -> Path | None:
+    """The row's file in the folder when its name is one the worker writes and it is a
+    regular file (not a link, a device or a pipe); None otherwise."""
+    match = FILE_NAME.fullmatch(built.filename or "")
+    if match is None or match.group(1) != built.kind:
+        return None
+    path = bulk_folder() / built.filename
+    try:
+        return path if stat.S_ISREG(os.lstat(path).st_mode) else None
+    except OSError:
+        return None
 
 
 def public_uri(kind: str) -> str:
@@ -139,11 +159,16 @@ def build(kind: str, *, progress: Callable[[int], None] | None = None) -> OcdsBu
 def _build(kind: str, progress: Callable[[int], None] | None) -> OcdsBulkFile:
     up_to = latest_release_index()
     current = OcdsBulkFile.objects.filter(kind=kind).first()
+    published = _last_publication(kind)
     altered = None
-    if current is not None and current.path().exists():
-        altered = _altered(current)
-        if altered is None and current.up_to == up_to:
+    if current is not None and file_of(current) is not None:
+        altered = _altered(current, published)
+        # the ledger's extent, not the row's: a row kept "up to date" by hand stops nothing
+        if altered is None and published[1].get("releases_up_to") == up_to:
             return current
+    elif current is not None:
+        log.warning("OCDS bulk file %r is not a file the worker wrote in %s: writing it again",
+                    current.filename, bulk_folder())
     started = time.perf_counter()
     path, sha, size, count = _write(kind, up_to, progress)
     seconds = time.perf_counter() - started
@@ -173,36 +198,37 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _altered(current: OcdsBulkFile) -> dict | None:
-    """What the ledger recorded for the current file and what the file hashes to now, when
-    the two differ (None when the file is what was published). Compared with the ledger's
-    entry, not the row: whoever edits the file in place can edit the row as well."""
-    recorded = _recorded_publication(current)
-    found = _file_sha256(current.path())
+def _altered(current: OcdsBulkFile, published: tuple[int | None, dict]) -> dict | None:
+    """What the ledger last recorded for ``current``'s kind and what the file hashes to
+    now, when they differ (None when the file is what was last published). Compared with
+    the ledger's last publication of the kind, not the row: whoever edits the file in
+    place can edit the row as well, or point it at an older entry."""
+    index, recorded = published
+    found = _file_sha256(file_of(current))
     if found == recorded.get("sha256") and current.filename == recorded.get("file"):
         return None
-    log.error("OCDS bulk file %s hashes to %s, not to the %s the ledger recorded at %d: "
-              "writing it again", current.filename, found, recorded.get("sha256"),
-              current.ledger_index)
-    return {"file": current.filename, "found_sha256": found,
-            "recorded_index": current.ledger_index,
+    log.error("OCDS bulk file %s hashes to %s, not to the %s the ledger recorded at %s: "
+              "writing it again", current.filename, found, recorded.get("sha256"), index)
+    return {"file": current.filename, "found_sha256": found, "recorded_index": index,
             "recorded_sha256": recorded.get("sha256", "")}
 
 
-def _recorded_publication(current: OcdsBulkFile) -> dict:
-    """The data of the ledger entry that published ``current``, proven in the tree; {}
-    when the row names no such entry (edited in the database) or it does not prove."""
+def _last_publication(kind: str) -> tuple[int | None, dict]:
+    """The index and data of the ledger's last ``bulk_published`` entry about ``kind``,
+    proven in the tree; (None, {}) before the first, or when it does not prove."""
     from sahab.core.errors import DomainError
     from sahab.ledger import services as ledger
 
+    index = ledger.entries_about(f"ocds:{kind}").filter(
+        type=ProcurementEvent.OCDS_BULK_PUBLISHED.value).values_list("index", flat=True).last()
+    if index is None:
+        return None, {}
     try:
-        entry = ledger.proven_entries([current.ledger_index], signed=False)[current.ledger_index]
+        entry = ledger.proven_entries([index], signed=False)[index]
     except (DomainError, ValueError):  # not in the tree, or not an entry at all
-        return {}
-    if entry.get("type") != ProcurementEvent.OCDS_BULK_PUBLISHED.value or \
-            entry.get("subject") != f"ocds:{current.kind}":
-        return {}
-    return entry.get("data") or {}
+        return index, {}
+    data = entry.get("data")
+    return index, data if isinstance(data, dict) else {}
 
 
 def publish(*, progress: Callable[[str, int], None] | None = None) -> list[OcdsBulkFile]:
@@ -219,8 +245,8 @@ def current(kind: str) -> OcdsBulkFile | None:
     built = OcdsBulkFile.objects.filter(kind=kind).first()
     if built is None:
         return None
-    if not built.path().is_file():
-        log.warning("OCDS bulk file %s is missing from %s", built.filename, bulk_folder())
+    if file_of(built) is None:
+        log.warning("OCDS bulk file %r is missing from %s", built.filename, bulk_folder())
         return None
     return built
 

@@ -872,9 +872,11 @@ class OcdsBulkFile(models.Model):
         return f"{self.kind} up to {self.up_to}"
 
     def path(self):
-        from sahab.procurement.bulkfiles import bulk_folder
+        """The file, when the row names one the worker wrote (``bulkfiles.file_of``);
+        None otherwise."""
+        from sahab.procurement.bulkfiles import file_of
 
-        return bulk_folder() / self.filename
+        return file_of(self)
 
 
 class RedFlagRun(models.Model):
