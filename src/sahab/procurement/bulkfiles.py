@@ -161,8 +161,9 @@ def _build(kind: str, progress: Callable[[int], None] | None) -> OcdsBulkFile:
     current = OcdsBulkFile.objects.filter(kind=kind).first()
     published = _last_publication(kind)
     altered = None
-    if current is not None and file_of(current) is not None:
-        altered = _altered(current, published)
+    on_disk = file_of(current) if current is not None else None
+    if on_disk is not None:
+        altered = _altered(current, on_disk, published)
         # the ledger's extent, not the row's: a row kept "up to date" by hand stops nothing
         if altered is None and published[1].get("releases_up_to") == up_to:
             return current
@@ -198,13 +199,14 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _altered(current: OcdsBulkFile, published: tuple[int | None, dict]) -> dict | None:
+def _altered(current: OcdsBulkFile, path: Path, published: tuple[int | None, dict]
+             ) -> dict | None:
     """What the ledger last recorded for ``current``'s kind and what the file hashes to
     now, when they differ (None when the file is what was last published). Compared with
     the ledger's last publication of the kind, not the row: whoever edits the file in
     place can edit the row as well, or point it at an older entry."""
     index, recorded = published
-    found = _file_sha256(file_of(current))
+    found = _file_sha256(path)
     if found == recorded.get("sha256") and current.filename == recorded.get("file"):
         return None
     log.error("OCDS bulk file %s hashes to %s, not to the %s the ledger recorded at %s: "

@@ -204,8 +204,8 @@ def table(name: str) -> list[dict] | dict:
 
 
 def freshness(names) -> dict:
-    """When the oldest of the tables ``names`` was computed (``at``; None while one was
-    never stored, so pages aggregate it) and whether it is ``stale``: older than ten
+    """When the oldest stored table of ``names`` was computed (``at``; None while none
+    was ever stored, so pages aggregate them) and whether it is ``stale``: older than ten
     refreshes, so the worker that refreshes it is stopped or far behind. One query, kept
     by this process as long as the tables."""
     from django.conf import settings
