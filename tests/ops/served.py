@@ -113,11 +113,11 @@ class Served:
         try:
             wait_for(self._healthy, 180, "sahab serve to answer /healthz")
         except AssertionError:
-            raise AssertionError("sahab serve did not start:\n" + self.log()[-5000:]) from None
+            raise AssertionError("sahab serve did not start:\n" + self.log_tail()) from None
 
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError("sahab serve exited:\n" + self.log()[-5000:])
+            raise AssertionError("sahab serve exited:\n" + self.log_tail())
         try:
             return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -125,6 +125,13 @@ class Served:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, chars: int = 5000) -> str:
+        """The log's last ``chars`` characters without the probes' request lines, so that
+        a failure shows what the children said rather than the test's own polling."""
+        said = [line for line in self.log().splitlines()
+                if "/readyz" not in line and "/healthz" not in line]
+        return "\n".join(said)[-chars:]
 
     def children(self) -> dict[str, int]:
         """The latest pid of each child, from the supervisor's log lines."""

@@ -69,7 +69,7 @@ def test_backup_under_load_restores_every_acknowledged_action_and_the_log_goes_o
             wait_for(target.is_ready, 90, "the restored platform ready")
         except AssertionError:
             raise AssertionError("the restored platform is not ready: "
-                                 f"{target.last_readiness}\n{target.log()[-3000:]}") from None
+                                 f"{target.last_readiness}\n{target.log_tail()}") from None
 
         found = workload.check(target, acknowledged, tmp_path)
         assert workload.missing_or_doubled(found) == {}
