@@ -3,6 +3,7 @@ computing them, and the faster tender search and list answer exactly as before."
 
 import datetime as dt
 import re
+from email.utils import parsedate_to_datetime
 
 import pytest
 from django.db.models import Q
@@ -123,8 +124,13 @@ def test_the_worker_stores_the_dashboards_and_pages_read_them_without_aggregatin
     assert client.get("/tenders/dashboard/").status_code == 200
     home = client.get("/").content.decode()
     assert f">{expected['home']['contracts']}<" in home
-    assert client.get("/tenders/dashboard/", {"table": "spending", "format": "json"}
-                      ).json() == expected["spending"]
+    download = client.get("/tenders/dashboard/", {"table": "spending", "format": "json"})
+    assert download.json() == expected["spending"]
+    # the download says when its figures were computed, as the page does
+    stored_at = DashboardTable.objects.get(name="spending").computed_at
+    assert parsedate_to_datetime(download["Last-Modified"]) == stored_at.replace(microsecond=0)
+    assert client.get("/tenders/dashboard/", {"table": "spending", "format": "csv"}
+                      )["Last-Modified"] == download["Last-Modified"]
     assert calls == []
     assert "Figures computed on" in client.get("/tenders/dashboard/").content.decode()
     # a worker that stopped ten refreshes ago leaves its last figures, shown with their

@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.http import http_date
 from django.utils.translation import gettext as _
 
 from sahab.core.actions import run_form_action
@@ -295,7 +296,12 @@ def dashboard(request):
     tables; ``?table=<name>&format=csv|json`` downloads one table."""
     name = request.GET.get("table", "")
     if name in boards.TABLES and request.GET.get("format") in ("csv", "json"):
-        return _table_download(request.GET["format"], name, boards.table(name))
+        response = _table_download(request.GET["format"], name, boards.table(name))
+        # the time the worker computed the table, as the page shows it (none when the
+        # table was aggregated for this request)
+        if (computed := boards.freshness([name])["at"]) is not None:
+            response["Last-Modified"] = http_date(computed.timestamp())
+        return response
     spending = boards.table("spending")
     arabic = (translation.get_language() or "").startswith("ar")
     per_ministry: dict[str, Decimal] = defaultdict(Decimal)
