@@ -15,10 +15,11 @@ A flag is a reason to look closer, never a verdict.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -369,45 +370,43 @@ def _parse(text) -> dt.datetime | None:
 
 
 class _Run:
-    """One computation: the flags, and what the organization flags need to name things."""
+    """One computation: the flags, and what the organization flags need to name things.
 
-    def __init__(self, releases: list[dict], cfg: dict):
+    The releases go by once (``see``), each handed to every indicator at once: the run
+    keeps what the indicators keep (a few numbers and ids per process), never the
+    releases, so that a country's processes fit in the worker's memory."""
+
+    def __init__(self, cfg: dict):
         self.cfg = cfg
-        self.all = releases
-        exclude = cfg["exclusions"].get("procurement_method_details", [])
-        # Cardinal's global rule: cancelled processes and excluded procedures are skipped.
-        self.releases = [r for r in releases if _str(r.get("ocid"))
-                         and _get(r, "tender", "status") != "cancelled"
-                         and _matches_details(r, [], exclude)]
+        self.exclude = cfg["exclusions"].get("procurement_method_details", [])
         self.flags: dict[tuple[str, str, str], Flag] = {}
         self.currency = cfg.get("currency")
         self.names: dict[str, str] = {}
         self.tax_ids: dict[str, str] = {}
         self.references: dict[str, str] = {}
         self.titles: dict[str, str] = {}
-        for r in releases:
-            if _str(r.get("ocid")):
-                self.references[r["ocid"]] = _str(_get(r, "tender", "id")) or ""
-                self.titles[r["ocid"]] = _str(_get(r, "tender", "title")) or ""
-            for party in r.get("parties") or []:
-                if isinstance(party, dict) and _str(party.get("id")):
-                    self.names[party["id"]] = _str(party.get("name")) or party["id"]
-                    for other in party.get("additionalIdentifiers") or []:
-                        if _get(other, "scheme") == "TN-MF" and _str(_get(other, "id")):
-                            self.tax_ids[party["id"]] = other["id"]
+
+    def see(self, r: dict) -> bool:
+        """Keep the names ``r`` gives; whether the indicators consider it (Cardinal's
+        global rule: cancelled processes and excluded procedures are skipped)."""
+        ocid = _str(r.get("ocid"))
+        if ocid:
+            self.references[ocid] = _str(_get(r, "tender", "id")) or ""
+            self.titles[ocid] = _str(_get(r, "tender", "title")) or ""
+        for party in r.get("parties") or []:
+            if isinstance(party, dict) and _str(party.get("id")):
+                self.names[party["id"]] = _str(party.get("name")) or party["id"]
+                for other in party.get("additionalIdentifiers") or []:
+                    if _get(other, "scheme") == "TN-MF" and _str(_get(other, "id")):
+                        self.tax_ids[party["id"]] = other["id"]
+        return bool(ocid) and _get(r, "tender", "status") != "cancelled" \
+            and _matches_details(r, [], self.exclude)
 
     def flag(self, code: str, group: str, key: str, value: float, ocid: str | None = None,
              /, **params) -> Flag:
         flag = self.flags.get((code, group, key))
         if flag is None:
-            flag = Flag(code, group, key, value, params)
-            if group == OCID:
-                flag.name, flag.reference = self.titles.get(key, ""), self.references.get(key, "")
-                flag.ocids = [key]
-            else:
-                flag.name = self.names.get(key, key)
-                flag.reference = (self.tax_ids.get(key) or key.removeprefix("TN-SAHAB-")
-                                  if group != TENDERER else self.tax_ids.get(key, key))
+            flag = Flag(code, group, key, value, params, [key] if group == OCID else [])
             self.flags[(code, group, key)] = flag
         else:
             flag.value = value
@@ -421,7 +420,17 @@ class _Run:
         return currency == self.currency
 
     def result(self) -> list[Flag]:
+        """The flags, named after every release was seen (the last name given wins)."""
         for flag in self.flags.values():
+            if flag.group == OCID:
+                flag.name = self.titles.get(flag.key, "")
+                flag.reference = self.references.get(flag.key, "")
+            else:
+                flag.name = self.names.get(flag.key, flag.key)
+                flag.reference = (self.tax_ids.get(flag.key) or
+                                  flag.key.removeprefix("TN-SAHAB-")
+                                  if flag.group != TENDERER else
+                                  self.tax_ids.get(flag.key, flag.key))
             flag.references = sorted({self.references[o] for o in flag.ocids
                                       if self.references.get(o)})
         return sorted(self.flags.values(), key=lambda f: (f.code, f.group, f.key))
@@ -429,10 +438,10 @@ class _Run:
 
 # --- the R-codes (Cardinal) -----------------------------------------------------------
 
-def _r003(run: _Run) -> None:
+def _r003(run: _Run) -> Indicator:
     cfg = run.cfg["R003"]
     methods, per_details = cfg["procurement_methods"], cfg["procurement_method_details"]
-    for r in run.releases:
+    while (r := (yield)) is not None:
         tender = r.get("tender")
         if not isinstance(tender, dict):
             continue
@@ -450,9 +459,9 @@ def _r003(run: _Run) -> None:
             run.flag("R003", OCID, r["ocid"], 1.0, days=days, minimum=threshold)
 
 
-def _r018(run: _Run) -> None:
+def _r018(run: _Run) -> Indicator:
     methods = run.cfg["R018"]["procurement_methods"]
-    for r in run.releases:
+    while (r := (yield)) is not None:
         tender = r.get("tender")
         if not isinstance(tender, dict) or (methods and
                                             tender.get("procurementMethod") not in methods):
@@ -477,12 +486,13 @@ def _valid_bids_with_value(details: list) -> list[tuple[str, float, str]]:
     return out
 
 
-def _second_lowest_ratios(run: _Run) -> dict[str, tuple[float, str, str, float, float]]:
+def _second_lowest_ratios(run: _Run) -> Generator[None, dict | None,
+                                                  dict[str, tuple[float, str, str, float, float]]]:
     """Per process: (second-lowest valid - winning) / winning, with one active award."""
     price, no_price = (run.cfg["price_comparison_procurement_methods"],
                        run.cfg["no_price_comparison_procurement_methods"])
     ratios = {}
-    for r in run.releases:
+    while (r := (yield)) is not None:
         details = _pmd(r)
         if (details in no_price) or (price and details not in price):
             continue
@@ -509,8 +519,8 @@ def _second_lowest_ratios(run: _Run) -> dict[str, tuple[float, str, str, float, 
     return ratios
 
 
-def _r024_r058(run: _Run) -> None:
-    ratios = _second_lowest_ratios(run)
+def _r024_r058(run: _Run) -> Indicator:
+    ratios = yield from _second_lowest_ratios(run)
     values = [v[0] for v in ratios.values()]
     q1, q3 = quartiles(values)
     threshold = run.cfg["R024"]["threshold"]
@@ -534,11 +544,11 @@ def _r024_r058(run: _Run) -> None:
                 run.flag("R058", TENDERER, winner, 0.0, ocid, **params)
 
 
-def _r025(run: _Run) -> None:
+def _r025(run: _Run) -> Indicator:
     cfg = run.cfg["R025"]
     wins: dict[str, int] = defaultdict(int)
     bids: dict[str, int] = defaultdict(int)
-    for r in run.releases:
+    while (r := (yield)) is not None:
         found = _complete_awards_and_bids(r)
         if found is None or len(found[0]) != 1:
             continue
@@ -570,10 +580,10 @@ def _r025(run: _Run) -> None:
                          top=round(top, 2), fence=Percent(low))
 
 
-def _r028(run: _Run) -> None:
+def _r028(run: _Run) -> Indicator:
     include, exclude = (run.cfg["price_comparison_procurement_methods"],
                         run.cfg["no_price_comparison_procurement_methods"])
-    for r in run.releases:
+    while (r := (yield)) is not None:
         if not _matches_details(r, include, exclude):
             continue
         prices: dict[tuple[float, str], frozenset] = {}
@@ -594,8 +604,8 @@ def _r028(run: _Run) -> None:
             prices[(amount, currency)] = ids
 
 
-def _r030(run: _Run) -> None:
-    for r in run.releases:
+def _r030(run: _Run) -> Indicator:
+    while (r := (yield)) is not None:
         end = _get(r, "tender", "tenderPeriod", "endDate")
         awards, details = r.get("awards"), _get(r, "bids", "details")
         if not _str(end) or not isinstance(awards, list) or not isinstance(details, list):
@@ -614,9 +624,9 @@ def _r030(run: _Run) -> None:
                         run.flag("R030", TENDERER, tenderer, 1.0, r["ocid"], **params)
 
 
-def _r035(run: _Run) -> None:
+def _r035(run: _Run) -> Indicator:
     threshold = max(run.cfg["R035"]["threshold"], 1)
-    for r in run.releases:
+    while (r := (yield)) is not None:
         found = _complete_awards_and_bids(r)
         if found is None:
             continue
@@ -633,10 +643,10 @@ def _r035(run: _Run) -> None:
                      disqualified=difference)
 
 
-def _r036(run: _Run) -> None:
+def _r036(run: _Run) -> Indicator:
     include, exclude = (run.cfg["price_comparison_procurement_methods"],
                         run.cfg["no_price_comparison_procurement_methods"])
-    for r in run.releases:
+    while (r := (yield)) is not None:
         if not _matches_details(r, include, exclude):
             continue
         awards = r.get("awards")
@@ -656,13 +666,13 @@ def _r036(run: _Run) -> None:
             run.flag("R036", OCID, r["ocid"], 1.0, price=Money(lowest))
 
 
-def _r038(run: _Run) -> None:
+def _r038(run: _Run) -> Indicator:
     cfg = run.cfg["R038"]
     counts = {BUYER: defaultdict(lambda: [0, 0]), PROCURING_ENTITY: defaultdict(lambda: [0, 0]),
               TENDERER: defaultdict(lambda: [0, 0])}
     ocids = {BUYER: defaultdict(list), PROCURING_ENTITY: defaultdict(list),
              TENDERER: defaultdict(list)}
-    for r in run.releases:
+    while (r := (yield)) is not None:
         submitted = _submitted_bids(r)
         if not submitted:
             continue
@@ -718,8 +728,8 @@ def _same_contact(one, other) -> bool:
     return False
 
 
-def _r044(run: _Run) -> None:
-    for r in run.releases:
+def _r044(run: _Run) -> Indicator:
+    while (r := (yield)) is not None:
         tenderers = {p["id"]: (_address(p), p.get("contactPoint"))
                      for p in r.get("parties") or []
                      if isinstance(p, dict) and isinstance(p.get("roles"), list)
@@ -732,10 +742,10 @@ def _r044(run: _Run) -> None:
                     run.flag("R044", TENDERER, one, 1.0, r["ocid"])
 
 
-def _r048(run: _Run) -> None:
+def _r048(run: _Run) -> Indicator:
     cfg = run.cfg["R048"]
     seen: dict[str, list] = defaultdict(lambda: [0, set(), []])
-    for r in run.releases:
+    while (r := (yield)) is not None:
         observed = set()
         for award in r.get("awards") or []:
             suppliers = _get(award, "suppliers")
@@ -769,22 +779,22 @@ def _r048(run: _Run) -> None:
 
 # --- sahab's own (S-codes) ----------------------------------------------------------
 
-def _processes(run: _Run) -> Iterable[dict]:
-    """Every process with a tender, cancelled ones included (for S09)."""
-    return (r for r in run.all if _str(r.get("ocid")) and isinstance(r.get("tender"), dict))
+def _is_process(r: dict) -> bool:
+    """A process with a tender, cancelled ones included (what S09 reads)."""
+    return bool(_str(r.get("ocid"))) and isinstance(r.get("tender"), dict)
 
 
 def _active_awards(r: dict) -> list[dict]:
     return [a for a in r.get("awards") or [] if _get(a, "status") == "active"]
 
 
-def _s01(run: _Run) -> None:
+def _s01(run: _Run) -> Indicator:
     cfg = run.cfg["S01"]
     threshold = cfg["threshold"]
     floor = threshold * cfg["share_of_threshold"]
     window = dt.timedelta(days=cfg["window_days"])
     groups: dict[tuple[str, str], list[tuple[dt.datetime, float, str]]] = defaultdict(list)
-    for r in run.releases:
+    while (r := (yield)) is not None:
         value = _number(_get(r, "tender", "value", "amount"))
         start = _parse(_get(r, "tender", "tenderPeriod", "startDate"))
         items = _get(r, "tender", "items") or []
@@ -807,11 +817,11 @@ def _s01(run: _Run) -> None:
                 break
 
 
-def _s02(run: _Run) -> None:
+def _s02(run: _Run) -> Indicator:
     cfg = run.cfg["S02"]
     window = dt.timedelta(days=cfg["window_days"])
     pairs: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = defaultdict(list)
-    for r in run.releases:
+    while (r := (yield)) is not None:
         tender = r["tender"] if isinstance(r.get("tender"), dict) else {}
         limited = tender.get("procurementMethod") == "limited"
         single = tender.get("numberOfTenderers") == 1
@@ -833,9 +843,9 @@ def _s02(run: _Run) -> None:
             flag.ocids = sorted({o for _d, o in recent} | set(flag.ocids))
 
 
-def _s03(run: _Run) -> None:
+def _s03(run: _Run) -> Indicator:
     share = run.cfg["S03"]["share"]
-    for r in run.releases:
+    while (r := (yield)) is not None:
         awards = {a.get("id"): a for a in r.get("awards") or [] if isinstance(a, dict)}
         for contract in r.get("contracts") or []:
             award = awards.get(_get(contract, "awardID"))
@@ -849,12 +859,12 @@ def _s03(run: _Run) -> None:
                          increase=Percent(current / awarded - 1))
 
 
-def _s05(run: _Run) -> None:
+def _s05(run: _Run) -> Indicator:
     cfg = run.cfg["S05"]
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     counts: dict[str, int] = defaultdict(int)
     ocids: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for r in run.releases:
+    while (r := (yield)) is not None:
         buyer = _str(_get(r, "buyer", "id"))
         for award in _active_awards(r):
             amount = _number(_get(award, "value", "amount"))
@@ -874,9 +884,9 @@ def _s05(run: _Run) -> None:
             flag.ocids = list(dict.fromkeys(ocids[(buyer, supplier)]))
 
 
-def _s06(run: _Run) -> None:
+def _s06(run: _Run) -> Indicator:
     gap = run.cfg["S06"]["gap"]
-    for r in run.releases:
+    while (r := (yield)) is not None:
         lots = {lot.get("id"): _number(_get(lot, "value", "amount"))
                 for lot in _get(r, "tender", "lots") or [] if isinstance(lot, dict)}
         for award in _active_awards(r):
@@ -895,10 +905,10 @@ def _bidders(r: dict) -> set[str]:
     return {t for b in _submitted_bids(r) for t in _ids(b.get("tenderers"))}
 
 
-def _s07_s08(run: _Run) -> None:
+def _s07_s08(run: _Run) -> Indicator:
     together: dict[tuple[str, str], list[str]] = defaultdict(list)
     winners: dict[str, set[str]] = {}
-    for r in run.releases:
+    while (r := (yield)) is not None:
         bidders = sorted(_bidders(r))
         winners[r["ocid"]] = {s for a in _active_awards(r) for s in _ids(a.get("suppliers"))}
         for i, one in enumerate(bidders):
@@ -923,17 +933,17 @@ def _s07_s08(run: _Run) -> None:
                 flag.ocids = list(dict.fromkeys([*flag.ocids, *ocids]))
 
 
-def _s09(run: _Run) -> None:
-    for r in _processes(run):
+def _s09(run: _Run) -> Indicator:
+    while (r := (yield)) is not None:
         opened = [b for b in _submitted_bids(r) if b["status"] != "pending" or b.get("value")]
         if r["tender"].get("status") == "cancelled" and opened:
             run.flag("S09", OCID, r["ocid"], float(len(opened)),
                      bids=len({t for b in opened for t in _ids(b.get("tenderers"))}))
 
 
-def _s10_s11(run: _Run) -> None:
+def _s10_s11(run: _Run) -> Indicator:
     award_days, payment_days = run.cfg["S10"]["days"], run.cfg["S11"]["days"]
-    for r in run.releases:
+    while (r := (yield)) is not None:
         awards = {a.get("id"): a for a in r.get("awards") or [] if isinstance(a, dict)}
         for contract in r.get("contracts") or []:
             signed = _parse(_get(contract, "dateSigned"))
@@ -950,15 +960,33 @@ def _s10_s11(run: _Run) -> None:
                          days=(min(paid) - signed).days, limit=payment_days)
 
 
+# Each indicator is a generator: it receives the releases it considers one by one
+# (``yield`` gives the next, None once there are no more), keeps what it needs of each,
+# and flags at the end what needs every process (quartiles, counts per organization).
+Indicator = Generator[None, dict | None, None]
+
 INDICATORS = [_r003, _r018, _r024_r058, _r025, _r028, _r030, _r035, _r036, _r038, _r044,
               _r048, _s01, _s02, _s03, _s05, _s06, _s07_s08, _s09, _s10_s11]
+# S09 reads the cancelled processes too: every process with a tender
+EVERY_PROCESS = {_s09}
 
 
 def compute(releases: Iterable[dict], cfg: dict | None = None) -> list[Flag]:
-    """Every flag over compiled releases (one per contracting process)."""
-    run = _Run(list(releases), cfg or config())
-    for indicator in INDICATORS:
-        indicator(run)
+    """Every flag over compiled releases (one per contracting process), read once: the
+    releases may be a stream, of which no more than one is held at a time."""
+    run = _Run(cfg or config())
+    indicators = [(indicator(run), indicator in EVERY_PROCESS) for indicator in INDICATORS]
+    for indicator, _every in indicators:
+        next(indicator)
+    for release in releases:
+        considered = run.see(release)
+        process = _is_process(release)
+        for indicator, every in indicators:
+            if process if every else considered:
+                indicator.send(release)
+    for indicator, _every in indicators:
+        with contextlib.suppress(StopIteration):
+            indicator.send(None)
     return run.result()
 
 
