@@ -138,6 +138,24 @@ def test_r036_lowest_bid_disqualified():
     assert only(cardinal(example), "R036") == {"OCID": {"F": {"R036": 1.0}}}
 
 
+def test_prices_are_compared_in_the_first_currency_the_processes_show():
+    """Without a ``currency`` setting, the first bid amount that a price comparison reads,
+    in the order of the processes, sets it; prices in another currency are left out."""
+    def lowest_disqualified(ocid, currency, awards=1):
+        release = {"ocid": ocid, "bids": {"details": [
+            bid("disqualified", "D", amount=1), bid("valid", "W", amount=2)]},
+            "awards": [{"status": "active", "suppliers": [{"id": "W"}]}] * awards}
+        for b in release["bids"]["details"]:
+            b["value"]["currency"] = currency
+        return release
+
+    # the first process has two awards (no second-lowest ratio) but its prices are read
+    dollars_first = [lowest_disqualified("A", "USD", awards=2), lowest_disqualified("B", "TND")]
+    assert only(cardinal(dollars_first), "R036") == {"OCID": {"A": {"R036": 1.0}}}
+    assert only(cardinal(dollars_first, currency="TND"), "R036") == {
+        "OCID": {"B": {"R036": 1.0}}}
+
+
 def test_r038_excessive_disqualified_bids():
     example = [process("0", [bid("valid", "W1"), bid("disqualified", "D")], buyer={"id": "B"})]
     example += [process(str(i), [bid("valid", f"W{i + 1}")], buyer={"id": str(i)})

@@ -415,6 +415,8 @@ class _Run:
         return flag
 
     def currency_ok(self, currency: str) -> bool:
+        """Whether an amount in ``currency`` is compared: the setting's currency, or the
+        first one a price comparison reads, in the order of the processes."""
         if self.currency is None:
             self.currency = currency
         return currency == self.currency
