@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,10 +29,11 @@ def setup_django(database_url: str | None = None) -> None:
 
 
 def free_port() -> int:
-    """A port of 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of 127.0.0.1 that nothing listens on now, chosen as the tests choose theirs
+    (below the ephemeral range, never twice: ``tests.ports``)."""
+    from tests.ports import free_port as chosen
+
+    return chosen()
 
 
 def rate(fn: Callable[[], object], *, n: int, repeat: int = 3) -> float:
