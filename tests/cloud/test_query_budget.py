@@ -6,15 +6,17 @@ from django.test.utils import CaptureQueriesContext
 from tests.cloud.test_api import Caller
 
 # token and agent, the plan, its offering, broker and contract price, the budget, the
-# order number, the order, its ledger entry; for an order to approve, its approvers (the
-# finance agents of the ministry, their roles, their mailboxes: three, however many) and
-# which of them turned approval notices off (one, however many); and since the ledger has
-# a sequencer, the append's look for pending entries committed before it (one); the token
-# brings its user's agent and administration along (two fewer than before, 28: 26). The
-# paying budget is read locked (the same one query), so that two orders on one budget are
-# checked one after the other; the order's number, ledger entry and row are written in a
-# savepoint (two), retried with the next number when another budget's order took it
-ORDER_PLACEMENT = 28
+# order number, the order, its pending ledger entry; for an order to approve, its
+# approvers (the finance agents of the ministry, their roles, their mailboxes: three,
+# however many) and which of them turned approval notices off (one, however many); the
+# token brings its user's agent and administration along. The paying budget is read
+# locked (the same one query), so that two orders on one budget are checked one after
+# the other; the order's number, pending entry and row are written in a savepoint (two),
+# retried with the next number when another budget's order took it. The order's entry
+# and its instance's are written pending, without the ledger's lock: 28 before, when
+# each was appended to the tree in the request (the append's lock, its look for pending
+# entries committed before it, the tree's nodes and size)
+ORDER_PLACEMENT = 22
 
 
 def test_an_order_through_the_api_stays_within_its_query_budget(market):

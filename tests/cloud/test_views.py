@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from sahab.cloud import metering
 from sahab.cloud.models import Attestation, Binding, Instance, Order, Provider
+from sahab.ledger import services as ledger
 from tests import factories
 
 
@@ -104,6 +105,12 @@ def test_an_order_placed_approved_and_credentials_shown_once_through_the_pages(m
     assert placed.status_code == 302 and placed["Location"].endswith(f"/{order.number}/")
     page = finance.get(f"/cloud/orders/{order.number}/").content.decode()
     assert "Approve" in page
+    # the order's entry is pending until the worker's sequencer integrates it
+    assert f'href="/ledger/promises/{order.ledger_pending}">ledger entry promised' in page
+    ledger.integrate_pending()
+    order.refresh_from_db()
+    page = finance.get(f"/cloud/orders/{order.number}/").content.decode()
+    assert f'href="/ledger/view/{order.ledger_index}/">#{order.ledger_index}' in page
     assert '<span title="cloud.order.placed">Cloud order placed</span>' in page  # a title
     finance.post(f"/cloud/orders/{order.number}/approve", {"note": ""})
     market.work(rounds=3)

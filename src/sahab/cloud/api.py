@@ -219,7 +219,14 @@ class OrderOut(Schema):
     status: str
     created_at: dt.datetime
     decided_at: dt.datetime | None
-    ledger_index: int
+    ledger_index: int | None = Field(..., description="The order's entry in the log: empty "
+                                     "for about a second after the order, until the "
+                                     "sequencer integrates it (promise_url gives it then).")
+    promise: str | None = Field(None, description="When the order is placed: the log's "
+                                "signed promise (a signed note) to integrate its entry "
+                                "within a minute.")
+    promise_url: str | None = Field(None, description="What became of the promise: the "
+                                    "index it was given, and the receipt's address.")
     instance: InstanceOut | None
 
     @staticmethod
@@ -241,6 +248,17 @@ class OrderOut(Schema):
     @staticmethod
     def resolve_hourly_price(obj: Order) -> Decimal:
         return obj.unit_price
+
+    @staticmethod
+    def resolve_promise(obj: Order) -> str | None:
+        promise = getattr(obj, "promise", None)  # set on the order just placed
+        return promise.signed() if promise else None
+
+    @staticmethod
+    def resolve_promise_url(obj: Order, context) -> str | None:
+        if obj.ledger_pending is None:
+            return None
+        return context["request"].build_absolute_uri(f"/ledger/promises/{obj.ledger_pending}")
 
     @staticmethod
     def resolve_instance(obj: Order):

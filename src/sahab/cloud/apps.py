@@ -13,14 +13,17 @@ class CloudConfig(AppConfig):
         import datetime as dt
 
         from sahab.cloud import tasks
+        from sahab.cloud.models import Order
         from sahab.core import scheduler
         from sahab.core.navigation import NavItem, register
+        from sahab.ledger import services as ledger
 
         register(NavItem(_("Cloud"), "cloud:catalogue", order=30))
         from sahab.cloud import notifications
         from sahab.core import waiting
 
         waiting.register(notifications.waiting_for)
+        ledger.keeps_pending_entries(Order)
         every = dt.timedelta
         scheduler.register_periodic(tasks.dispatch_due_work, every(seconds=1), inline=True)
         scheduler.register_periodic(tasks.meter_usage, every(minutes=5))

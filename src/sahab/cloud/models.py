@@ -222,12 +222,18 @@ class Order(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
-    ledger_index = models.BigIntegerField()
+    # as a bid's: the order's entry is written pending (``ledger.enqueue``), and its index
+    # comes from the sequencer within a second of the order's commit
+    ledger_pending = models.BigIntegerField(null=True, blank=True, unique=True)
+    ledger_index = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("cloud order")
         verbose_name_plural = _("cloud orders")
         ordering = ["-created_at"]
+        # the few orders waiting for their ledger index, found by every tick
+        indexes = [models.Index(fields=["ledger_pending"], name="cloud_order_unsequenced",
+                                condition=models.Q(ledger_index__isnull=True))]
 
     def __str__(self) -> str:
         return self.number

@@ -553,6 +553,12 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
 
     Orders above the approval threshold wait for the administration's finance role;
     the others are approved at once and provisioning starts.
+
+    The order's entries are written pending (``ledger.enqueue``), as a bid's: the order
+    holds its budget's row until its commit, but not the ledger's lock, so orders on
+    other budgets and every other write go on meanwhile. ``order.promise`` is the log's
+    signed promise; the sequencer gives the entry its index within a second and
+    ``ledger.fill_indexes`` copies it to ``order.ledger_index``.
     """
     now = _now(now)
     if administration is None:
@@ -576,7 +582,7 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
             # a savepoint: an order of another budget that took the number meanwhile
             # leaves this transaction usable, to try the next number
             with transaction.atomic():
-                index = ledger.record(
+                promise = ledger.enqueue(
                     CloudEvent.ORDER_PLACED,
                     f"cloud:order:{number}",
                     actor,
@@ -590,14 +596,14 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
                         "monthly_estimate": str(monthly),
                         "needs_approval": needs_approval,
                     },
-                ).index
+                )
                 order = Order.objects.create(
                     number=number, administration=administration, ordered_by=actor,
                     plan=plan, contract=price.contract, unit_price=price.unit_price,
                     monthly_estimate=monthly, purpose=purpose, parameters=parameters,
                     status=Order.Status.PENDING_APPROVAL if needs_approval
                     else Order.Status.APPROVED,
-                    created_at=now, ledger_index=index)
+                    created_at=now, ledger_pending=promise.pending)
             break
         except IntegrityError:
             if attempt + 1 == ORDER_NUMBER_ATTEMPTS or \
@@ -609,6 +615,7 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
         _start_instance(order, now)
     else:
         notifications.approval_needed(order)
+    order.promise = promise
     return order
 
 
@@ -617,7 +624,9 @@ def _start_instance(order: Order, now: dt.datetime) -> Instance:
         order=order, instance_id=str(uuid.uuid4()), plan=order.plan, unit_price=order.unit_price,
         state=InstanceState.REQUESTED, operation=Operation.PROVISION, next_attempt_at=now,
         created_at=now, requested_by=order.ordered_by)
-    ledger.record(
+    # pending, as the order's own entry: after it in the log, since the sequencer
+    # integrates entries in the order they were written
+    ledger.enqueue(
         CloudEvent.INSTANCE_REQUESTED,
         f"cloud:order:{order.number}",
         directory.SYSTEM,

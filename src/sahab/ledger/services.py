@@ -34,7 +34,7 @@ from typing import Any
 import rfc8785
 from django.conf import settings
 from django.db import connection, connections, router, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Model, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from sahab.core import dbrouting
@@ -293,10 +293,37 @@ def integrate(batch: int = 5000) -> dict[int, int]:
             return given
 
 
+# the models whose rows keep their entry's promise number (``ledger_pending``) and, once
+# the sequencer integrated it, its index (``ledger_index``): bids, orders
+_index_holders: list[type[Model]] = []
+
+
+def keeps_pending_entries(model: type[Model]) -> type[Model]:
+    """Register a model whose rows are written with a pending entry (``enqueue``): the
+    sequencer's timer copies the index it gave each entry to the row that promised it."""
+    if model not in _index_holders:
+        _index_holders.append(model)
+    return model
+
+
+def fill_indexes(model: type[Model]) -> int:
+    """Copy to each row of ``model`` still without an index the one the sequencer gave
+    its pending entry; returns how many rows were filled. One statement, which finds the
+    few waiting rows by their partial index, however many rows the table has."""
+    integrated = PendingEntry.objects.filter(pk=OuterRef("ledger_pending"),
+                                             index__isnull=False)
+    return model.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False) \
+        .filter(Exists(integrated)) \
+        .update(ledger_index=Subquery(integrated.values("index")[:1]))
+
+
 def integrate_pending() -> None:
-    """Timer: integrate what writers that stopped before their own ``integrate`` left."""
+    """Timer: integrate what writers left pending, then give the rows that promised those
+    entries their indexes."""
     if PendingEntry.objects.filter(index__isnull=True, refused="").exists():
         integrate()
+    for model in _index_holders:
+        fill_indexes(model)
 
 
 def open_promise(signed: str | bytes) -> Promise:

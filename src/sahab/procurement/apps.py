@@ -18,7 +18,9 @@ class ProcurementConfig(AppConfig):
         from sahab.core import scheduler, waiting
         from sahab.core.navigation import NavItem, register
         from sahab.directory.models import Company
+        from sahab.ledger import services as ledger
         from sahab.procurement import notifications, official, services, tasks
+        from sahab.procurement.models import Bid
 
         # a company's new name is what the tender search finds it by
         post_save.connect(_company_saved, sender=Company,
@@ -27,6 +29,7 @@ class ProcurementConfig(AppConfig):
         register(NavItem(_("Buying"), "procurement:manage", order=25,
                          visible_to=lambda user: hasattr(user, "agent")))
         waiting.register(notifications.waiting_for)
+        ledger.keeps_pending_entries(Bid)
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)
         scheduler.register_periodic(official.issue_documents, dt.timedelta(seconds=10))

@@ -32,7 +32,6 @@ from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
 from sahab.ledger import services as ledger
-from sahab.ledger.models import PendingEntry
 from sahab.procurement import notifications, ocds, sealing, search, selectors
 from sahab.procurement.errors import ProcurementError
 from sahab.procurement.events import ProcurementEvent
@@ -1226,11 +1225,7 @@ def _store_bid(actor, tender: Tender, envelope: bytes, now: dt.datetime) -> Bid:
 def fill_bid_indexes() -> int:
     """Copy to each bid still without an index the one the sequencer gave its entry (the
     worker's tick: for bids whose writer stopped before ``_sequence``)."""
-    integrated = PendingEntry.objects.filter(pk=models.OuterRef("ledger_pending"),
-                                             index__isnull=False)
-    return Bid.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False) \
-        .filter(models.Exists(integrated)) \
-        .update(ledger_index=models.Subquery(integrated.values("index")[:1]))
+    return ledger.fill_indexes(Bid)
 
 
 def bid_index(bid: Bid) -> int | None:

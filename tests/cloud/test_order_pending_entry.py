@@ -1,0 +1,94 @@
+"""An order's ledger entries are written pending, as a bid's: the order holds its budget's
+row until its commit, never the ledger's lock, and gets the log's signed promise at once;
+the worker's sequencer gives the entries their indexes and copies the order's to its row."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from sahab.cloud import services
+from sahab.cloud.models import Order
+from sahab.ledger import merkle
+from sahab.ledger import services as ledger
+from sahab.ledger.models import Entry
+from sahab.ledger.services import Record
+from tests.cloud.test_api import Caller
+from tests.threads import in_thread
+
+
+def _types_from(index: int) -> list[str]:
+    return list(Entry.objects.filter(index__gte=index).order_by("index")
+                .values_list("type", flat=True))
+
+
+def test_an_order_gets_a_promise_at_once_and_its_index_from_the_sequencer(market):
+    order = services.place_order(actor=market.it, plan=market.plan("pg-small"),
+                                 purpose="Paie")
+    assert order.ledger_index is None and order.ledger_pending is not None
+    promise = ledger.open_promise(order.promise.signed())  # verifies with the log's key
+    assert promise.pending == order.ledger_pending
+    ledger.integrate_pending()  # the worker's timer, every second
+    order.refresh_from_db()
+    entry = Entry.objects.get(index=order.ledger_index)
+    assert merkle.leaf_hash(bytes(entry.body)) == promise.leaf_hash
+    assert entry.subject == f"cloud:order:{order.number}"
+    # approved at once (under the threshold): the instance's request follows the order
+    assert _types_from(order.ledger_index) == ["cloud.order.placed", "cloud.instance.requested"]
+
+
+def test_the_api_hands_the_promise_then_the_index(market):
+    it = Caller(market.it)
+    plan = Caller()("get", "/catalogue").json()[0]["plan"]
+    placed = it("post", "/orders", json={"plan": plan, "purpose": "GRH",
+                                        "parameters": {"environment": "production"}})
+    assert placed.status_code == 201, placed.json()
+    body = placed.json()
+    assert body["ledger_index"] is None
+    pending = ledger.open_promise(body["promise"]).pending
+    assert body["promise_url"] == f"http://testserver/ledger/promises/{pending}"
+    ledger.integrate_pending()
+    shown = it("get", f"/orders/{body['number']}").json()
+    assert shown["ledger_index"] == ledger.promised_index(pending) is not None
+    assert shown["promise"] is None  # handed once, with the order; promise_url stays
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_open_order_does_not_hold_back_other_writes(market):
+    """Before: the order appended its entry under the ledger's lock and held it until its
+    commit, so every write of the platform (a bid, a mail receipt, another budget's order)
+    queued behind an order whose transaction was slow. Now another change appends and
+    commits while the order's transaction is still open."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time whatever the ledger does")
+    placed, release = threading.Event(), threading.Event()
+    plan = market.plan("pg-small")
+
+    def order() -> Order:
+        with transaction.atomic():
+            placed_order = services.place_order(actor=market.it, plan=plan, purpose="Paie")
+            placed.set()
+            release.wait(10)  # its transaction stays open, its entry written
+        return placed_order
+
+    def other_change() -> None:
+        with transaction.atomic():
+            ledger.append_many([Record("test.other", "s", {}, "system")])
+
+    size = ledger.tree_size()
+    ordered, other = {}, {}
+    ordering = in_thread(order, ordered)
+    assert placed.wait(20), ordered
+    changing = in_thread(other_change, other)
+    changing.join(5)
+    held_back = changing.is_alive()
+    release.set()
+    ordering.join(10)
+    changing.join(10)
+    assert set(ordered) == {"result"} and set(other) == {"result"}, (ordered, other)
+    assert not held_back, "the other write waited for the open order's transaction"
+    ledger.integrate_pending()
+    order_row = Order.objects.get(pk=ordered["result"].pk)
+    # in commit order, dense: the other change committed first
+    assert _types_from(size) == ["test.other", "cloud.order.placed", "cloud.instance.requested"]
+    assert order_row.ledger_index == size + 1
