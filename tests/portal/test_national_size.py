@@ -155,6 +155,32 @@ def test_the_worker_stores_the_dashboards_and_pages_read_them_without_aggregatin
     assert not DashboardTable.objects.exists()
 
 
+def test_a_download_is_dated_by_the_refresh_that_computed_its_rows(demo, worker_only, client,
+                                                                   settings):
+    """Before: the rows and their time were kept by the process as two entries, set by
+    different requests. Rows kept from the page before the worker's next refresh (in
+    another process, which cannot clear this one's copy) went out dated by that next
+    refresh: figures older than their Last-Modified said."""
+    from django.core.cache import cache
+
+    from sahab.procurement import dashboard
+    from sahab.procurement.models import DashboardTable
+
+    settings.CACHES = {"default": {  # as a server process keeps them
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    dashboard.refresh()
+    cache.clear()
+    first = DashboardTable.objects.get(name="spending")
+    assert client.get("/tenders/dashboard/").status_code == 200  # keeps the rows
+    # the worker's next refresh, in its own process: new figures, a later time
+    DashboardTable.objects.filter(name="spending").update(
+        rows=[], computed_at=first.computed_at + dt.timedelta(seconds=30))
+    download = client.get("/tenders/dashboard/", {"table": "spending", "format": "json"})
+    assert download.json() == first.rows  # what this process kept, for now
+    assert parsedate_to_datetime(download["Last-Modified"]) == \
+        first.computed_at.replace(microsecond=0)  # dated by the refresh that made them
+
+
 def _search_as_before(q: str):
     """The tender search as it was written before: joins and DISTINCT."""
     opened = selectors.OPENED

@@ -170,12 +170,12 @@ def _cache_key(name: str) -> str:
     return f"sahab:dashboard:{name}"
 
 
-def _stored(name: str) -> list[dict] | dict | None:
-    """The rows the worker last stored for ``name``, whatever their age; None before its
-    first refresh."""
+def _stored(name: str) -> tuple[list[dict] | dict, dt.datetime] | None:
+    """The rows the worker last stored for ``name``, whatever their age, with the time it
+    computed them; None before its first refresh."""
     from sahab.procurement.models import DashboardTable
 
-    return DashboardTable.objects.filter(name=name).values_list("rows", flat=True).first()
+    return DashboardTable.objects.filter(name=name).values_list("rows", "computed_at").first()
 
 
 def table(name: str) -> list[dict] | dict:
@@ -187,45 +187,56 @@ def table(name: str) -> list[dict] | dict:
     process keeps it ``PORTAL_FIGURES_SECONDS``: the figures of past years do not change
     and the current year's may be a minute behind. The rows hold both languages' names,
     so one copy serves every language."""
+    return table_computed(name)[0]
+
+
+def table_computed(name: str) -> tuple[list[dict] | dict, dt.datetime | None]:
+    """``table(name)`` with the time the worker computed those very rows (None when they
+    were aggregated for this request): kept together, so that a download's
+    ``Last-Modified`` and a page's "computed on" are the time of the rows shown."""
     import copy
 
     from django.conf import settings
-    from django.core.cache import cache
 
     if settings.PORTAL_FIGURES_SECONDS <= 0:  # no worker stores them: always aggregated
-        return STORED[name]()
-    rows = cache.get(_cache_key(name))
-    if rows is None:
-        rows = _stored(name)
-        if rows is None:
-            rows = STORED[name]()
-        cache.set(_cache_key(name), rows, settings.PORTAL_FIGURES_SECONDS)
-    return copy.deepcopy(rows)  # pages add display fields to the rows they get
+        return STORED[name](), None
+    rows, at = _kept(name)
+    return copy.deepcopy(rows), at  # pages add display fields to the rows they get
+
+
+def _kept(name: str, *, aggregate: bool = True
+          ) -> tuple[list[dict] | dict, dt.datetime | None] | None:
+    """The rows this process keeps for ``name`` with their time, read from what the
+    worker stored when it keeps none; aggregated here if the worker never stored them
+    (None instead, without ``aggregate``)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    kept = cache.get(_cache_key(name))
+    if kept is None:
+        kept = _stored(name)
+        if kept is None:
+            if not aggregate:
+                return None
+            kept = (STORED[name](), None)
+        cache.set(_cache_key(name), kept, settings.PORTAL_FIGURES_SECONDS)
+    return kept
 
 
 def freshness(names) -> dict:
     """When the oldest stored table of ``names`` was computed (``at``; None while none
     was ever stored, so pages aggregate them) and whether it is ``stale``: older than ten
-    refreshes, so the worker that refreshes it is stopped or far behind. One query, kept
-    by this process as long as the tables."""
+    refreshes, so the worker that refreshes it is stopped or far behind. The time kept
+    with each table's rows: a page that showed them gives their time, without a query."""
     from django.conf import settings
-    from django.core.cache import cache
-    from django.db.models import Min
     from django.utils import timezone
-
-    from sahab.procurement.models import DashboardTable
 
     every = settings.PORTAL_FIGURES_SECONDS
     if every <= 0:  # aggregated in each request (``table``)
         return {"at": None, "stale": False, "every": every}
-    names = sorted(names)
-    key = _cache_key("computed-at:" + ",".join(names))
-    at = cache.get(key)
-    if at is None:
-        # a table never stored is aggregated in the request: the others give the time
-        at = DashboardTable.objects.filter(name__in=names).aggregate(
-            at=Min("computed_at"))["at"]
-        if at is not None:
-            cache.set(key, at, every)
+    # a table never stored is aggregated in the request: the others give the time
+    times = [kept[1] for name in names
+             if (kept := _kept(name, aggregate=False)) and kept[1] is not None]
+    at = min(times, default=None)
     stale = at is not None and timezone.now() - at > dt.timedelta(seconds=10 * every)
     return {"at": at, "stale": stale, "every": every}

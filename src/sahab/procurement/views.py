@@ -296,10 +296,11 @@ def dashboard(request):
     tables; ``?table=<name>&format=csv|json`` downloads one table."""
     name = request.GET.get("table", "")
     if name in boards.TABLES and request.GET.get("format") in ("csv", "json"):
-        response = _table_download(request.GET["format"], name, boards.table(name))
-        # the time the worker computed the table, as the page shows it (none when the
-        # table was aggregated for this request)
-        if (computed := boards.freshness([name])["at"]) is not None:
+        rows, computed = boards.table_computed(name)
+        response = _table_download(request.GET["format"], name, rows)
+        # the time the worker computed these rows (none when they were aggregated for
+        # this request)
+        if computed is not None:
             response["Last-Modified"] = http_date(computed.timestamp())
         return response
     spending = boards.table("spending")
