@@ -67,6 +67,10 @@ def free_port() -> int:
                 continue
         _given.add(port)
         return port
-    with socket.socket() as s:  # a machine whose low ports are all taken: any free port
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:  # a machine whose low ports are all taken: any free port, never twice
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
