@@ -255,6 +255,24 @@ def test_rows_the_platform_did_not_write_are_refused_for_good_and_never_block_th
         PendingEntry.objects.filter(pk=forged[0].pk).update(refused="", index=9)
 
 
+def test_each_row_of_a_batch_with_gaps_keeps_the_index_of_its_own_leaf():
+    """The sequencer writes the indexes of a batch by runs of rows whose ids follow one
+    another; a rolled-back row and a refused one, between real ones, start new runs."""
+    promises = [_enqueue(1), _enqueue(2)]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        _enqueue(3)
+        raise RuntimeError("a bid refused after its entry was written: a gap in the ids")
+    promises.append(_enqueue(4))
+    _row(b'{"not": "an entry"}')  # refused: takes no index
+    promises += [_enqueue(i) for i in range(5, 9)]
+    given = services.integrate()
+    assert sorted(given.values()) == list(range(len(promises)))
+    rows = PendingEntry.objects.filter(index__isnull=False)
+    assert {row.pk: row.index for row in rows} == given
+    for promise in promises:
+        assert services.leaf_hash_of(services.promised_index(promise)) == promise.leaf_hash
+
+
 def test_a_promise_older_than_the_merge_delay_makes_the_status_fail():
     """The worker stopped: an entry waits beyond the delay the promise commits to."""
     at = (timezone.now() - dt.timedelta(seconds=services.MAX_MERGE_DELAY_SECONDS + 5)) \

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -34,7 +35,7 @@ from typing import Any
 import rfc8785
 from django.conf import settings
 from django.db import connection, connections, router, transaction
-from django.db.models import Count, Exists, Model, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, Model, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from sahab.core import dbrouting
@@ -195,10 +196,21 @@ class _Growth:
             return
         Entry.objects.bulk_create(self.entries)
         Node.objects.bulk_create(self.nodes)
-        if self.integrated:
-            PendingEntry.objects.bulk_update(self.integrated, ["index"])
+        _mark_integrated(self.integrated)
         LogState.objects.filter(pk=1).update(size=self.frontier.size,
                                              frontier=self.frontier.to_bytes())
+
+
+def _mark_integrated(rows: list[PendingEntry]) -> None:
+    """Write on each integrated pending row the index it was given: one UPDATE per run of
+    rows whose index and id differ by the same number, usually one for a whole batch
+    (the rows' ids follow one another as their indexes do; a gap is a rolled-back or a
+    refused row). Django's ``bulk_update``, one CASE branch per row, took half of the
+    sequencer's time for a batch of 5,000. The ids are named, never a range: a row
+    committed since the batch was read has no index yet."""
+    for delta, run in itertools.groupby(rows, key=lambda row: row.index - row.pk):
+        PendingEntry.objects.filter(pk__in=[row.pk for row in run]) \
+            .update(index=F("id") + delta)
 
 
 def _not_an_entry(row: PendingEntry, body: bytes) -> str:
