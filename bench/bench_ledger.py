@@ -102,7 +102,7 @@ def _copy_growth(start: int, size: int, record, chunk: int = 50_000) -> float:
     entries, nodes = [], []
 
     def flush() -> None:
-        copy_ledger_rows(pg, entries, nodes)
+        copy_ledger_rows(entries, nodes)
 
     with pg.transaction():
         for i in range(start, size):

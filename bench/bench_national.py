@@ -420,7 +420,7 @@ def _load_ledger(pg, n: dict, bar, chunk: int = 50_000) -> bytes:
 
     def flush() -> None:
         bar.update(len(entries))
-        copy_ledger_rows(pg, entries, nodes)
+        copy_ledger_rows(entries, nodes)
 
     with pg.transaction():
         for type_, subject, actor, at, body in _entries(n):

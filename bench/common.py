@@ -112,19 +112,12 @@ def timed_gets(base: str, paths: list[str], n: int, *, timeout: float = 120) -> 
     return samples
 
 
-def copy_ledger_rows(pg, entries: list, nodes: list) -> None:
-    """COPY ledger rows on a psycopg connection, then empty both lists: ``entries`` as
-    (index, body, type, subject, actor, at), ``nodes`` as (key, hash), as ``append_many``
-    stores them (one COPY at a time on the connection: the entries, then their nodes)."""
-    from sahab.ledger.models import Entry, Node
+def copy_ledger_rows(entries: list, nodes: list) -> None:
+    """COPY ledger rows in the transaction open on Django's connection, as
+    ``append_many`` stores them, then empty both lists: ``entries`` as (index, body,
+    type, subject, actor, at), ``nodes`` as (key, hash)."""
+    from sahab.ledger.services import store_rows
 
-    with pg.cursor() as cur:
-        with cur.copy(f'COPY "{Entry._meta.db_table}" (index, body, type, subject, actor, '
-                      "at) FROM STDIN") as copy:
-            for row in entries:
-                copy.write_row(row)
-        with cur.copy(f'COPY "{Node._meta.db_table}" (key, hash) FROM STDIN') as copy:
-            for row in nodes:
-                copy.write_row(row)
+    store_rows(entries, nodes)
     entries.clear()
     nodes.clear()

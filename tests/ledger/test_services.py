@@ -53,6 +53,20 @@ def test_an_entry_is_committed_if_and_only_if_the_change_is():
     assert fill(1)[0].index == 3
 
 
+
+def test_entries_carrying_the_bulk_loaders_separators_read_back_byte_for_byte():
+    # PostgreSQL stores a batch by COPY, whose text format gives a meaning to tabs,
+    # newlines, backslashes and "\N" (NULL): none may change what was appended
+    awkward = ["\\N", "a\tb", "line\nbreak\r", "back\\slash", "\\.", "مرحبا é 漢"]
+    appended = services.append_many([Record("test.event", text, {"text": text, "i": i}, text)
+                                      for i, text in enumerate(awkward * 50)])
+    stored = Entry.objects.order_by("index")
+    assert [(e.subject, e.actor) for e in stored] == [(t, t) for t in awkward * 50]
+    assert [merkle.leaf_hash(bytes(e.body)) for e in stored] == [a.leaf_hash for a in appended]
+    assert [json.loads(bytes(e.body))["data"]["text"] for e in stored] == awkward * 50
+    # the nodes (hashes holding every byte value) give back the root of the leaves
+    assert services.root_at(300) == merkle.root_of([a.leaf_hash for a in appended])
+
 @pytest.mark.parametrize("record", [
     Record("", "s", {}, "a"), Record("t", "s", [], "a"), Record("t", "s", {"x": object()}, "a"),
     Record("t", "s", {"big": 2**80}, "a"), Record("t", "s", {"doc": "x" * 70000}, "a"),

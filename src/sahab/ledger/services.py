@@ -158,18 +158,19 @@ class _Growth:
 
     def __init__(self, state: LogState):
         self.frontier = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier))
-        self.entries: list[Entry] = []
-        self.nodes: list[Node] = []
+        # rows as ``store_rows`` takes them: (index, body, type, subject, actor, at) and
+        # (key, hash)
+        self.entries: list[tuple] = []
+        self.nodes: list[tuple[int, bytes]] = []
         self.integrated: list[PendingEntry] = []
         self.refused: list[PendingEntry] = []
 
     def add(self, body: bytes, type: str, subject: str, actor: str,
             at: dt.datetime) -> Appended:
         index, leaf = self.frontier.size, merkle.leaf_hash(body)
-        self.nodes.extend(Node(key=node_key(level, i), hash=h)
+        self.nodes.extend((node_key(level, i), h)
                           for level, i, h in self.frontier.append(leaf))
-        self.entries.append(Entry(index=index, body=body, type=type, subject=subject,
-                                  actor=actor, at=at))
+        self.entries.append((index, body, type, subject, actor, at))
         return Appended(index, leaf)
 
     def integrate_pending(self, limit: int | None = None) -> None:
@@ -194,11 +195,32 @@ class _Growth:
             PendingEntry.objects.bulk_update(self.refused, ["refused"])
         if not self.entries:
             return
-        Entry.objects.bulk_create(self.entries)
-        Node.objects.bulk_create(self.nodes)
+        store_rows(self.entries, self.nodes)
         _mark_integrated(self.integrated)
         LogState.objects.filter(pk=1).update(size=self.frontier.size,
                                              frontier=self.frontier.to_bytes())
+
+
+def store_rows(entries: Sequence[tuple], nodes: Sequence[tuple[int, bytes]]) -> None:
+    """Insert ledger rows in the current transaction: ``entries`` as (index, body, type,
+    subject, actor, at), ``nodes`` as (key, hash). PostgreSQL takes them by COPY: a
+    multi-row INSERT of a batch of 1,000 entries spent two thirds of ``append_many`` in
+    building and parsing its 30,000 parameters. The triggers of migration
+    ``0003_append_only`` see a COPY as they see an INSERT."""
+    if connection.vendor != "postgresql":
+        Entry.objects.bulk_create(
+            Entry(index=index, body=body, type=type, subject=subject, actor=actor, at=at)
+            for index, body, type, subject, actor, at in entries)
+        Node.objects.bulk_create(Node(key=key, hash=h) for key, h in nodes)
+        return
+    with connection.cursor() as cursor:
+        with cursor.copy(f'COPY "{Entry._meta.db_table}" '
+                         "(index, body, type, subject, actor, at) FROM STDIN") as copy:
+            for row in entries:
+                copy.write_row(row)
+        with cursor.copy(f'COPY "{Node._meta.db_table}" (key, hash) FROM STDIN') as copy:
+            for row in nodes:
+                copy.write_row(row)
 
 
 def _mark_integrated(rows: list[PendingEntry]) -> None:
@@ -299,7 +321,7 @@ def integrate(batch: int = 5000) -> dict[int, int]:
             growth = _Growth(_locked_state())
             growth.integrate_pending(batch)
             growth.write()
-        _log_appended([Appended(e.index, b"") for e in growth.entries])
+        _log_appended([Appended(e[0], b"") for e in growth.entries])
         given.update((row.pk, row.index) for row in growth.integrated)
         if len(growth.integrated) + len(growth.refused) < batch:
             return given
