@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
@@ -258,7 +259,8 @@ class OrderOut(Schema):
     def resolve_promise_url(obj: Order, context) -> str | None:
         if obj.ledger_pending is None:
             return None
-        return context["request"].build_absolute_uri(f"/ledger/promises/{obj.ledger_pending}")
+        return context["request"].build_absolute_uri(
+            reverse("ledger:promise", args=[obj.ledger_pending]))
 
     @staticmethod
     def resolve_instance(obj: Order):

@@ -569,7 +569,8 @@ def _receipt(request, bid: Bid) -> dict:
     return {"bid": bid.pk, "tender": bid.tender.reference, "commitment": bid.commitment,
             "ledger_index": None, "submitted_at": bid.submitted_at,
             "promise": promise.signed(),
-            "promise_url": request.build_absolute_uri(f"/ledger/promises/{promise.pending}"),
+            "promise_url": request.build_absolute_uri(
+                reverse("ledger:promise", args=[promise.pending])),
             "receipt": None, "receipt_url": None}
 
 
