@@ -6,6 +6,8 @@ import math
 
 import pytest
 from django.utils import translation
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sahab.procurement import redflags
 
@@ -295,6 +297,47 @@ def test_s07_companies_that_keep_bidding_together_and_s08_take_turns_winning():
                         bids={"details": [bid("valid", "A", 10), bid("valid", "B", 11)]})
                 for i in range(4)]
     assert own(always_a, "S08") == set()
+
+
+def _pairs_by_name(releases, together_minimum, turns_minimum):
+    """S07 and S08 counted the plain way, by the companies' and processes' ids."""
+    together, winners = {}, {}
+    for r in releases:
+        names = sorted({t["tenderers"][0]["id"] for t in r["bids"]["details"]})
+        winners[r["ocid"]] = {s["id"] for a in r.get("awards", []) for s in a["suppliers"]}
+        for i, one in enumerate(names):
+            for other in names[i + 1:]:
+                together.setdefault((one, other), []).append(r["ocid"])
+    flags = {}
+    for (one, other), ocids in together.items():
+        if len(ocids) >= together_minimum:
+            for company in (one, other):
+                flags.setdefault(("S07", company), set()).update(ocids)
+        if len(ocids) >= turns_minimum and all(any(c in winners[o] for o in ocids)
+                                               for c in (one, other)) \
+                and all(winners[o] & {one, other} for o in ocids):
+            for company in (one, other):
+                flags.setdefault(("S08", company), set()).update(ocids)
+    return flags
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sets(st.sampled_from("ABCDEF"), min_size=1, max_size=4),
+                          st.sets(st.sampled_from("ABCDEF"), max_size=2)),
+                max_size=25),
+       st.integers(1, 4), st.integers(1, 4))
+def test_s07_s08_flag_the_pairs_a_plain_count_by_name_flags(processes, together, turns):
+    # the indicators keep companies, processes and pairs as numbers to hold a country's
+    # processes: what they flag is what counting the pairs by name flags
+    releases = [process(f"p{i}", [bid("valid", c, 10) for c in sorted(bidders)],
+                        **({"awards": [{"status": "active", "suppliers": [{"id": w}]}
+                                       for w in sorted(won)]} if won else {}))
+                for i, (bidders, won) in enumerate(processes)]
+    cfg = R.config()
+    cfg["S07"], cfg["S08"] = {"minimum_processes": together}, {"minimum_processes": turns}
+    flagged = {(f.code, f.key): set(f.ocids) for f in R.compute(releases, cfg)
+               if f.code in ("S07", "S08")}
+    assert flagged == _pairs_by_name(releases, together, turns)
 
 
 def test_s09_cancelled_after_the_bids_were_opened():

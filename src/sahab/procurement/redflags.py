@@ -908,30 +908,79 @@ def _bidders(r: dict) -> set[str]:
 
 
 def _s07_s08(run: _Run) -> Indicator:
-    together: dict[tuple[str, str], list[str]] = defaultdict(list)
-    winners: dict[str, set[str]] = {}
+    # Kept for every process of a country, so kept small: companies and processes as
+    # numbers, a pair of companies as one integer, and a pair seen once (most of them)
+    # as the one process number rather than a list. A process's winners are kept as the
+    # single company number when there is one (a tuple otherwise).
+    companies: dict[str, int] = {}
+    company_ids: list[str] = []
+    processes: list[str] = []
+    winners: list[int | tuple[int, ...]] = []
+    together: dict[int, int | list[int]] = {}
+    shift = 32  # a pair's key: the first company's number above the second's
+
+    def number(company: str) -> int:
+        n = companies.get(company)
+        if n is None:
+            n = companies[company] = len(company_ids)
+            company_ids.append(company)
+        return n
+
     while (r := (yield)) is not None:
-        bidders = sorted(_bidders(r))
-        winners[r["ocid"]] = {s for a in _active_awards(r) for s in _ids(a.get("suppliers"))}
+        bidders = [number(c) for c in sorted(_bidders(r))]
+        if len(bidders) < 2:
+            continue
+        process = len(processes)
+        processes.append(r["ocid"])
+        won = tuple(dict.fromkeys(
+            number(s) for a in _active_awards(r) for s in _ids(a.get("suppliers"))))
+        winners.append(won[0] if len(won) == 1 else won)
         for i, one in enumerate(bidders):
             for other in bidders[i + 1:]:
-                together[(one, other)].append(r["ocid"])
+                key = one << shift | other
+                seen = together.get(key)
+                if seen is None:
+                    together[key] = process
+                elif isinstance(seen, int):
+                    together[key] = [seen, process]
+                else:
+                    seen.append(process)
+    _flag_pairs(run, together, company_ids, processes, winners, shift)
+
+
+def _flag_pairs(run: _Run, together: dict[int, int | list[int]], company_ids: list[str],
+                processes: list[str], winners: list[int | tuple[int, ...]],
+                shift: int) -> None:
+    """S07 and S08 over the pairs ``_s07_s08`` counted."""
     minimum_together = run.cfg["S07"]["minimum_processes"]
     minimum_turns = run.cfg["S08"]["minimum_processes"]
-    for (one, other), ocids in together.items():
+    low = (1 << shift) - 1
+
+    def won_by(process: int) -> set[int]:
+        w = winners[process]
+        return {w} if isinstance(w, int) else set(w)
+
+    for key, seen in together.items():
+        seen = [seen] if isinstance(seen, int) else seen
+        if len(seen) < min(minimum_together, minimum_turns):
+            continue
+        pair = (key >> shift, key & low)
+        one, other = company_ids[pair[0]], company_ids[pair[1]]
+        ocids = [processes[p] for p in seen]
         names = [run.names.get(one, one), run.names.get(other, other)]
-        if len(ocids) >= minimum_together:
+        if len(seen) >= minimum_together:
             for company in (one, other):
-                flag = run.flag("S07", TENDERER, company, float(len(ocids)), names=names,
-                                count=len(ocids))
+                flag = run.flag("S07", TENDERER, company, float(len(seen)), names=names,
+                                count=len(seen))
                 flag.ocids = list(dict.fromkeys([*flag.ocids, *ocids]))
-        won = {c: sum(1 for o in ocids if c in winners[o]) for c in (one, other)}
-        if len(ocids) >= minimum_turns and all(won.values()) and \
-                all(winners[o] & {one, other} for o in ocids):
-            wins = [f"{run.names.get(c, c)} {n}" for c, n in won.items()]
+        won = {c: sum(1 for p in seen if c in won_by(p)) for c in pair}
+        if len(seen) >= minimum_turns and all(won.values()) and \
+                all(won_by(p) & set(pair) for p in seen):
+            wins = [f"{run.names.get(company_ids[c], company_ids[c])} {n}"
+                    for c, n in won.items()]
             for company in (one, other):
-                flag = run.flag("S08", TENDERER, company, float(len(ocids)), names=names,
-                                count=len(ocids), wins=wins)
+                flag = run.flag("S08", TENDERER, company, float(len(seen)), names=names,
+                                count=len(seen), wins=wins)
                 flag.ocids = list(dict.fromkeys([*flag.ocids, *ocids]))
 
 
