@@ -2,10 +2,8 @@
 row until its commit, never the ledger's lock, and gets the log's signed promise at once;
 the worker's sequencer gives the entries their indexes and copies the order's to its row."""
 
-import threading
-
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from sahab.cloud import services
 from sahab.cloud.models import Order
@@ -14,7 +12,7 @@ from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 from sahab.ledger.services import Record
 from tests.cloud.test_api import Caller
-from tests.threads import in_thread
+from tests.threads import waits_for_open_transaction
 
 
 def _types_from(index: int) -> list[str]:
@@ -61,30 +59,11 @@ def test_an_open_order_does_not_hold_back_other_writes(market):
     commits while the order's transaction is still open."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite runs one writing transaction at a time whatever the ledger does")
-    placed, release = threading.Event(), threading.Event()
     plan = market.plan("pg-small")
-
-    def order() -> Order:
-        with transaction.atomic():
-            placed_order = services.place_order(actor=market.it, plan=plan, purpose="Paie")
-            placed.set()
-            release.wait(10)  # its transaction stays open, its entry written
-        return placed_order
-
-    def other_change() -> None:
-        with transaction.atomic():
-            ledger.append_many([Record("test.other", "s", {}, "system")])
-
     size = ledger.tree_size()
-    ordered, other = {}, {}
-    ordering = in_thread(order, ordered)
-    assert placed.wait(20), ordered
-    changing = in_thread(other_change, other)
-    changing.join(5)
-    held_back = changing.is_alive()
-    release.set()
-    ordering.join(10)
-    changing.join(10)
+    ordered, other, held_back = waits_for_open_transaction(
+        lambda: services.place_order(actor=market.it, plan=plan, purpose="Paie"),
+        lambda: ledger.append_many([Record("test.other", "s", {}, "system")]))
     assert set(ordered) == {"result"} and set(other) == {"result"}, (ordered, other)
     assert not held_back, "the other write waited for the open order's transaction"
     ledger.integrate_pending()

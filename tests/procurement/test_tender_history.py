@@ -10,6 +10,7 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
+from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 
 STEP = re.compile(r'<span title="([a-z_]+\.[a-z_.]+)">([^<]+)</span>')
@@ -43,6 +44,7 @@ def test_the_steps_are_listed_in_the_order_of_their_recorded_times(world, publis
         asked = company.call("post", f"/tenders/{reference}/questions",
                              {"text": "Les serveurs sont-ils livrés montés en baie ?"})
     assert asked.status_code == 201, asked.content
+    ledger.integrate_pending()  # the worker's sequencer gives the question its index
     steps = list(published_tender.steps.all())
     times = dict(Entry.objects.filter(index__in=[s.ledger_index for s in steps])
                  .values_list("index", "at"))

@@ -197,6 +197,9 @@ class _Growth:
             return
         store_rows(self.entries, self.nodes)
         _mark_integrated(self.integrated)
+        if self.integrated:
+            for model in _filled_on_integration:
+                fill_indexes(model)
         LogState.objects.filter(pk=1).update(size=self.frontier.size,
                                              frontier=self.frontier.to_bytes())
 
@@ -328,15 +331,26 @@ def integrate(batch: int = 5000) -> dict[int, int]:
 
 
 # the models whose rows keep their entry's promise number (``ledger_pending``) and, once
-# the sequencer integrated it, its index (``ledger_index``): bids, orders
+# the sequencer integrated it, its index (``ledger_index``): bids, orders, steps; and
+# those of them whose index is copied in the integrating transaction itself
 _index_holders: list[type[Model]] = []
+_filled_on_integration: list[type[Model]] = []
 
 
-def keeps_pending_entries(model: type[Model]) -> type[Model]:
+def keeps_pending_entries(model: type[Model], *, read_in_index_order: bool = False
+                          ) -> type[Model]:
     """Register a model whose rows are written with a pending entry (``enqueue``): the
-    sequencer's timer copies the index it gave each entry to the row that promised it."""
+    sequencer's timer copies the index it gave each entry to the row that promised it.
+
+    ``read_in_index_order``: readers page through the rows by index (the changes feed of
+    tender steps), so a row must never get its index after a row with a later one is
+    visible: the index is then copied in the transaction that integrates the entry,
+    under the append lock. Only for rows that no transaction locks once committed (the
+    copy would wait for them while holding the lock)."""
     if model not in _index_holders:
         _index_holders.append(model)
+    if read_in_index_order and model not in _filled_on_integration:
+        _filled_on_integration.append(model)
     return model
 
 

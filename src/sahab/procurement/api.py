@@ -28,6 +28,7 @@ from sahab.procurement.models import (
     Procedure,
     Question,
     State,
+    Step,
     Tender,
 )
 
@@ -95,8 +96,19 @@ class LotOut(Schema):
 
 class StepOut(Schema):
     type: str
-    ledger_index: int
+    ledger_index: int | None = Field(
+        description="The step's ledger entry; null while it is pending (a question asked "
+                    "is written with a pending entry, which the worker's sequencer "
+                    "integrates within a second): promise_url gives it then.")
+    promise_url: str | None = None
     at: dt.datetime
+
+    @staticmethod
+    def resolve_promise_url(obj: Step, context) -> str | None:
+        if obj.ledger_index is not None or obj.ledger_pending is None:
+            return None
+        return context["request"].build_absolute_uri(
+            reverse("ledger:promise", args=[obj.ledger_pending]))
 
 
 class TenderSummary(Schema):

@@ -20,7 +20,7 @@ class ProcurementConfig(AppConfig):
         from sahab.directory.models import Company
         from sahab.ledger import services as ledger
         from sahab.procurement import notifications, official, services, tasks
-        from sahab.procurement.models import Bid
+        from sahab.procurement.models import Bid, Step
 
         # a company's new name is what the tender search finds it by
         post_save.connect(_company_saved, sender=Company,
@@ -30,6 +30,8 @@ class ProcurementConfig(AppConfig):
                          visible_to=lambda user: hasattr(user, "agent")))
         waiting.register(notifications.waiting_for)
         ledger.keeps_pending_entries(Bid)
+        # the changes feed pages through steps by index
+        ledger.keeps_pending_entries(Step, read_in_index_order=True)
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)
         scheduler.register_periodic(official.issue_documents, dt.timedelta(seconds=10))

@@ -788,13 +788,20 @@ class Step(models.Model):
 
     tender = models.ForeignKey(Tender, on_delete=models.CASCADE, related_name="steps")
     type = models.CharField(max_length=100)
-    ledger_index = models.BigIntegerField(unique=True)
+    # a step that publishes nothing (a question asked) is written with a pending entry
+    # (``ledger.enqueue``): it keeps the promise's number until the worker's sequencer
+    # gives it its index, within a second
+    ledger_pending = models.BigIntegerField(null=True, blank=True, unique=True)
+    ledger_index = models.BigIntegerField(unique=True, null=True, blank=True)
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = _("procedure step")
         verbose_name_plural = _("procedure steps")
-        ordering = ["ledger_index"]
+        # in ledger order, a step still pending last (on both databases)
+        ordering = [models.F("ledger_index").asc(nulls_last=True), "id"]
+        indexes = [models.Index(fields=["ledger_pending"], name="procurement_step_unsequenced",
+                                condition=models.Q(ledger_index__isnull=True))]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.ledger_index}"

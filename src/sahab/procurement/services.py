@@ -130,6 +130,20 @@ def _step(tender: Tender, event: ProcurementEvent, actor, data: dict, *,
     return appended.index
 
 
+def _pending_step(tender: Tender, event: ProcurementEvent, actor, data: dict) -> None:
+    """The pending ledger entry and the step of a change that publishes no release (a
+    question asked), in the change's transaction: written without the ledger's append
+    lock, so that a burst of such changes (companies asking before the enquiry deadline)
+    never queues on it nor holds up unrelated writes. The worker's sequencer gives the
+    entry, then the step, its index."""
+    type_ = event.value.removeprefix("procurement.")
+    if type_ in ocds.STEP_TAGS:
+        raise ValueError(f"{event.value} publishes a release, which needs its index at once")
+    promise = ledger.enqueue(event, f"tender:{tender.reference}", actor, data)
+    Step.objects.create(tender=tender, type=type_, ledger_pending=promise.pending,
+                        at=promise.at)
+
+
 def _publish(tender: Tender, index: int) -> None:
     ocds.publish_step(tender, Step.objects.get(ledger_index=index))
 
@@ -1057,7 +1071,7 @@ def ask_question(*, actor, tender: Tender, text: str,
         raise Conflict(ProcurementError.QUESTION_AFTER_DEADLINE)
     question = Question.objects.create(tender=tender, company=company, asked_at=now,
                                        text=_text(text, "The question", 5000))
-    _step(
+    _pending_step(
         tender,
         ProcurementEvent.QUESTION_ASKED,
         actor,

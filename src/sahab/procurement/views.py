@@ -384,7 +384,8 @@ def _tender_page(request, item):
 def _steps(item):
     """Every step, in ledger order, at its ledger entry's time (the time that proves it)."""
     steps = list(item.steps.all())
-    times = dict(Entry.objects.filter(index__in=[s.ledger_index for s in steps])
+    times = dict(Entry.objects.filter(index__in=[s.ledger_index for s in steps
+                                                 if s.ledger_index is not None])
                  .values_list("index", "at"))
     for step in steps:
         step.recorded_at = times.get(step.ledger_index, step.at)
