@@ -204,3 +204,30 @@ def test_concurrent_writers_get_dense_indexes_in_commit_order():
         mine = [json.loads(bytes(b))["data"]["i"] for b in
                 Entry.objects.filter(subject=f"w{n}").values_list("body", flat=True)]
         assert mine == list(range(25))
+
+
+def test_a_session_without_standard_strings_still_stores_the_exact_bytes():
+    # a role may set standard_conforming_strings off; COPY's bytea text would then be
+    # stored as the hex digits themselves, under the append-only triggers for good
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    with connection.cursor() as cursor:
+        cursor.execute("SET standard_conforming_strings = off")
+    try:
+        appended = services.append_many([Record("t.e", "a\\b", {"k": "v\\w"}, "x")])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET standard_conforming_strings = on")
+    body = bytes(Entry.objects.get(index=appended[0].index).body)
+    assert merkle.leaf_hash(body) == appended[0].leaf_hash
+    assert services.root_at(1) == appended[0].leaf_hash
+
+
+def test_a_refused_row_is_a_database_error_django_knows():
+    from django.db import IntegrityError
+
+    fill(1)
+    entry = Entry.objects.get(index=0)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        services.store_rows([(0, bytes(entry.body), entry.type, entry.subject, entry.actor,
+                              entry.at)], [])

@@ -216,7 +216,11 @@ def store_rows(entries: Sequence[tuple], nodes: Sequence[tuple[int, bytes]]) -> 
             for index, body, type, subject, actor, at in entries)
         Node.objects.bulk_create(Node(key=key, hash=h) for key, h in nodes)
         return
-    with connection.cursor() as cursor:
+    # Django does not wrap a COPY's errors (a lost primary must still read as one); and
+    # COPY's text format writes bytea as hex behind an escaped backslash, which a session
+    # with standard_conforming_strings off (a role's setting) would store as text
+    with connection.wrap_database_errors, connection.cursor() as cursor:
+        cursor.execute("SET LOCAL standard_conforming_strings = on")
         with cursor.copy(f'COPY "{Entry._meta.db_table}" '
                          "(index, body, type, subject, actor, at) FROM STDIN") as copy:
             for row in entries:
