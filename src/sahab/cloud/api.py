@@ -11,7 +11,6 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
@@ -33,6 +32,7 @@ from sahab.core.errors import CoreError, NotFound
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory.models import Administration
+from sahab.ledger.views import promise_url
 
 router = Router(tags=["cloud"])
 Id = Path(..., ge=1, le=2**63 - 1)
@@ -259,8 +259,7 @@ class OrderOut(Schema):
     def resolve_promise_url(obj: Order, context) -> str | None:
         if obj.ledger_pending is None:
             return None
-        return context["request"].build_absolute_uri(
-            reverse("ledger:promise", args=[obj.ledger_pending]))
+        return promise_url(context["request"], obj.ledger_pending)
 
     @staticmethod
     def resolve_instance(obj: Order):

@@ -180,6 +180,11 @@ def receipt(request, index: int):
     return response
 
 
+def promise_url(request, pending: int) -> str:
+    """Where the holder of promise ``pending`` learns its index and receipt."""
+    return request.build_absolute_uri(reverse("ledger:promise", args=[pending]))
+
+
 @require_GET
 @_problems
 def promise(request, pending: int):

@@ -16,6 +16,7 @@ from sahab.core.errors import CoreError, InvalidInput, NotFound
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import SEARCH_WINDOW, Paging, SearchPaging
 from sahab.directory.models import Administration, Company
+from sahab.ledger.views import promise_url
 from sahab.procurement import sealing, selectors, services
 from sahab.procurement.errors import ProcurementError
 from sahab.procurement.models import (
@@ -107,8 +108,7 @@ class StepOut(Schema):
     def resolve_promise_url(obj: Step, context) -> str | None:
         if obj.ledger_index is not None or obj.ledger_pending is None:
             return None
-        return context["request"].build_absolute_uri(
-            reverse("ledger:promise", args=[obj.ledger_pending]))
+        return promise_url(context["request"], obj.ledger_pending)
 
 
 class TenderSummary(Schema):
@@ -581,8 +581,7 @@ def _receipt(request, bid: Bid) -> dict:
     return {"bid": bid.pk, "tender": bid.tender.reference, "commitment": bid.commitment,
             "ledger_index": None, "submitted_at": bid.submitted_at,
             "promise": promise.signed(),
-            "promise_url": request.build_absolute_uri(
-                reverse("ledger:promise", args=[promise.pending])),
+            "promise_url": promise_url(request, promise.pending),
             "receipt": None, "receipt_url": None}
 
 
