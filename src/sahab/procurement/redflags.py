@@ -973,9 +973,10 @@ def _flag_pairs(run: _Run, together: dict[int, int | list[int]], company_ids: li
                 flag = run.flag("S07", TENDERER, company, float(len(seen)), names=names,
                                 count=len(seen))
                 flag.ocids = list(dict.fromkeys([*flag.ocids, *ocids]))
-        won = {c: sum(1 for p in seen if c in won_by(p)) for c in pair}
+        won_in = [won_by(p) for p in seen]
+        won = {c: sum(1 for w in won_in if c in w) for c in pair}
         if len(seen) >= minimum_turns and all(won.values()) and \
-                all(won_by(p) & set(pair) for p in seen):
+                all(w & set(pair) for w in won_in):
             wins = [f"{run.names.get(company_ids[c], company_ids[c])} {n}"
                     for c, n in won.items()]
             for company in (one, other):
