@@ -71,3 +71,23 @@ def test_an_open_order_does_not_hold_back_other_writes(market):
     # in commit order, dense: the other change committed first
     assert _types_from(size) == ["test.other", "cloud.order.placed", "cloud.instance.requested"]
     assert order_row.ledger_index == size + 1
+
+
+def test_an_order_pointed_at_another_entry_gets_no_index(market, monkeypatch):
+    """An order's row pointed, in the database, at its instance's pending entry (the same
+    subject, another event). Before: the order got that entry's index, and its receipt
+    proved an entry that places no order. Now it stays without one and the status says
+    so."""
+    from sahab.ledger.models import PendingEntry
+
+    order = services.place_order(actor=market.it, plan=market.plan("pg-small"),
+                                 purpose="Paie")
+    instance = PendingEntry.objects.filter(type="cloud.instance.requested").latest("id")
+    Order.objects.filter(pk=order.pk).update(ledger_pending=instance.pk)
+
+    ledger.integrate_pending()
+
+    order.refresh_from_db()
+    assert order.ledger_index is None
+    monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
+    assert ledger.pending_state()["rows_without_index"] == {"cloud.order": 1}

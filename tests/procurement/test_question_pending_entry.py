@@ -70,11 +70,15 @@ def test_a_mirror_never_sees_a_later_step_before_the_question_it_follows(
 
 
 def test_only_a_step_that_publishes_nothing_may_wait_for_its_index(published_tender):
+    from sahab.procurement import ocds
     from sahab.procurement.events import ProcurementEvent
 
-    with pytest.raises(ValueError, match="publishes a release"):
+    with pytest.raises(ValueError, match="may wait for its index"):
         services._pending_step(published_tender, ProcurementEvent.QUESTION_ANSWERED,
                                "system", {})
+    # a release's id and date come from its step's index
+    assert not {e.value.removeprefix("procurement.") for e in services.PENDING_STEPS} \
+        & set(ocds.STEP_TAGS)
 
 
 @pytest.mark.django_db(transaction=True)

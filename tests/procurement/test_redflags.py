@@ -6,7 +6,7 @@ import math
 
 import pytest
 from django.utils import translation
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sahab.procurement import redflags
@@ -322,17 +322,21 @@ def _pairs_by_name(releases, together_minimum, turns_minimum):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sets(st.sampled_from("ABCDEF"), min_size=1, max_size=4),
+# the same process twice, won by each company in turn: its winners are the last record's
+@example(processes=[(0, {"A", "B"}, {"A"}), (0, {"A", "B"}, {"B"})], together=2, turns=2)
+@given(st.lists(st.tuples(st.integers(0, 15),
+                          st.sets(st.sampled_from("ABCDEF"), min_size=1, max_size=4),
                           st.sets(st.sampled_from("ABCDEF"), max_size=2)),
                 max_size=25),
        st.integers(1, 4), st.integers(1, 4))
 def test_s07_s08_flag_the_pairs_a_plain_count_by_name_flags(processes, together, turns):
     # the indicators keep companies, processes and pairs as numbers to hold a country's
-    # processes: what they flag is what counting the pairs by name flags
-    releases = [process(f"p{i}", [bid("valid", c, 10) for c in sorted(bidders)],
+    # processes: what they flag is what counting the pairs by name flags, also when a
+    # file holds the same process twice (``sahab redflags --from-ocds``)
+    releases = [process(f"p{n}", [bid("valid", c, 10) for c in sorted(bidders)],
                         **({"awards": [{"status": "active", "suppliers": [{"id": w}]}
                                        for w in sorted(won)]} if won else {}))
-                for i, (bidders, won) in enumerate(processes)]
+                for n, bidders, won in processes]
     cfg = R.config()
     cfg["S07"], cfg["S08"] = {"minimum_processes": together}, {"minimum_processes": turns}
     flagged = {(f.code, f.key): set(f.ocids) for f in R.compute(releases, cfg)

@@ -12,7 +12,7 @@ class CloudConfig(AppConfig):
     def ready(self) -> None:
         import datetime as dt
 
-        from sahab.cloud import tasks
+        from sahab.cloud import services, tasks
         from sahab.cloud.models import Order
         from sahab.core import scheduler
         from sahab.core.navigation import NavItem, register
@@ -23,7 +23,7 @@ class CloudConfig(AppConfig):
         from sahab.core import waiting
 
         waiting.register(notifications.waiting_for)
-        ledger.keeps_pending_entries(Order)
+        ledger.keeps_pending_entries(Order, fields=["number"], entry=services.order_entry)
         every = dt.timedelta
         scheduler.register_periodic(tasks.dispatch_due_work, every(seconds=1), inline=True)
         scheduler.register_periodic(tasks.meter_usage, every(minutes=5))

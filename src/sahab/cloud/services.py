@@ -619,6 +619,12 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
     return order
 
 
+def order_entry(order: dict) -> tuple[str, str]:
+    """The (type, subject) of the pending entry an order row holds, from its ``number``
+    (``ledger.keeps_pending_entries``)."""
+    return CloudEvent.ORDER_PLACED.value, f"cloud:order:{order['number']}"
+
+
 def _start_instance(order: Order, now: dt.datetime) -> Instance:
     instance = Instance.objects.create(
         order=order, instance_id=str(uuid.uuid4()), plan=order.plan, unit_price=order.unit_price,

@@ -34,7 +34,7 @@ from typing import Any
 
 import rfc8785
 from django.conf import settings
-from django.db import connection, connections, router, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import Count, Exists, F, Model, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -198,8 +198,9 @@ class _Growth:
         store_rows(self.entries, self.nodes)
         _mark_integrated(self.integrated)
         if self.integrated:
-            for model in _filled_on_integration:
-                fill_indexes(model)
+            for holder in _holders.values():
+                if holder.read_in_index_order:
+                    fill_indexes(holder.model)
         LogState.objects.filter(pk=1).update(size=self.frontier.size,
                                              frontier=self.frontier.to_bytes())
 
@@ -335,38 +336,108 @@ def integrate(batch: int = 5000) -> dict[int, int]:
 
 
 # the models whose rows keep their entry's promise number (``ledger_pending``) and, once
-# the sequencer integrated it, its index (``ledger_index``): bids, orders, steps; and
-# those of them whose index is copied in the integrating transaction itself
-_index_holders: list[type[Model]] = []
-_filled_on_integration: list[type[Model]] = []
+# the sequencer integrated it, its index (``ledger_index``): bids, orders, steps
+@dataclass(frozen=True)
+class _Holder:
+    model: type[Model]
+    # the row's columns (Django lookups, joins allowed) that say which entry it promised
+    fields: tuple[str, ...]
+    # those columns -> (type, subject) of the only entry the row may hold; None when a
+    # row like it is never written with a pending entry
+    entry: Callable[[dict], tuple[str, str] | None]
+    # its index is copied in the transaction that integrates the entry (see below)
+    read_in_index_order: bool
 
 
-def keeps_pending_entries(model: type[Model], *, read_in_index_order: bool = False
-                          ) -> type[Model]:
+_holders: dict[type[Model], _Holder] = {}
+
+
+def keeps_pending_entries(model: type[Model], *, fields: Sequence[str],
+                          entry: Callable[[dict], tuple[str, str] | None],
+                          read_in_index_order: bool = False) -> type[Model]:
     """Register a model whose rows are written with a pending entry (``enqueue``): the
     sequencer's timer copies the index it gave each entry to the row that promised it.
+
+    ``fields`` and ``entry`` say which entry a row may hold: ``entry`` gets the row's
+    ``fields`` as a dict and returns the entry's (type, subject), or None for a row that
+    never waits for an entry. A row that names another entry (one planted or edited in
+    the database to borrow a real entry's index) never gets an index, and the status
+    reports it.
 
     ``read_in_index_order``: readers page through the rows by index (the changes feed of
     tender steps), so a row must never get its index after a row with a later one is
     visible: the index is then copied in the transaction that integrates the entry,
     under the append lock. Only for rows that no transaction locks once committed (the
     copy would wait for them while holding the lock)."""
-    if model not in _index_holders:
-        _index_holders.append(model)
-    if read_in_index_order and model not in _filled_on_integration:
-        _filled_on_integration.append(model)
+    _holders[model] = _Holder(model, tuple(fields), entry, read_in_index_order)
     return model
 
 
-def fill_indexes(model: type[Model]) -> int:
-    """Copy to each row of ``model`` still without an index the one the sequencer gave
-    its pending entry; returns how many rows were filled. One statement, which finds the
-    few waiting rows by their partial index, however many rows the table has."""
-    integrated = PendingEntry.objects.filter(pk=OuterRef("ledger_pending"),
-                                             index__isnull=False)
-    return model.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False) \
-        .filter(Exists(integrated)) \
-        .update(ledger_index=Subquery(integrated.values("index")[:1]))
+def fill_indexes(model: type[Model], rows: Sequence[int] | None = None) -> int:
+    """Copy to each row of ``model`` still without an index (of ``rows``, primary keys,
+    if given) the one the sequencer gave its pending entry; returns how many rows were
+    filled. Finds the few waiting rows by their partial index, however many rows the
+    table has (one query when none waits).
+
+    A row is filled only if its entry is the one it may hold (``keeps_pending_entries``)
+    and, where indexes are unique (steps), no other row has that index already: a row
+    planted with the index the sequencer is about to give must not make every
+    integration, hence every append, fail on the unique constraint. Such rows stay
+    without an index and ``pending_state`` reports them."""
+    holder = _holders[model]
+    waiting = model.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False)
+    if rows is not None:
+        waiting = waiting.filter(pk__in=rows)
+    waiting = list(waiting.values("pk", "ledger_pending", *holder.fields))
+    if not waiting:
+        return 0
+    integrated = {row["pk"]: row for row in PendingEntry.objects.filter(
+        pk__in=[row["ledger_pending"] for row in waiting], index__isnull=False)
+        .values("pk", "index", "type", "subject")}
+    matching = {}
+    for row in waiting:
+        pending = integrated.get(row["ledger_pending"])
+        if pending is None:
+            continue
+        if holder.entry(row) != (pending["type"], pending["subject"]):
+            log.error("%s %s names pending entry %d, which is not its own: left without an "
+                      "index", model._meta.label, row["pk"], pending["pk"])
+            continue
+        matching[pending["index"]] = row["pk"]
+    if model._meta.get_field("ledger_index").unique:
+        for index in model.objects.filter(ledger_index__in=list(matching)) \
+                .values_list("ledger_index", flat=True):
+            log.error("%s %s is left without its index %d, which another row holds",
+                      model._meta.label, matching.pop(index), index)
+    if not matching:
+        return 0
+    given = PendingEntry.objects.filter(pk=OuterRef("ledger_pending")).values("index")[:1]
+    try:
+        # a savepoint: a row planted with one of these indexes since the read above
+        # fails this statement, not the caller's transaction (an append, a bid)
+        with transaction.atomic():
+            return model.objects.filter(pk__in=list(matching.values())) \
+                .update(ledger_index=Subquery(given))
+    except IntegrityError:
+        log.error("%s: an index to copy was taken meanwhile; next tick retries",
+                  model._meta.label)
+        return 0
+
+
+def stranded_rows(older_than: dt.timedelta) -> dict[str, int]:
+    """Per registered model, how many rows still have no index although their pending
+    entry was written more than ``older_than`` ago and integrated: rows the fill
+    refused (see ``fill_indexes``)."""
+    stranded = {}
+    for model in _holders:
+        integrated = PendingEntry.objects.filter(
+            pk=OuterRef("ledger_pending"), index__isnull=False,
+            at__lt=timezone.now() - older_than)
+        count = model.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False) \
+            .filter(Exists(integrated)).count()
+        if count:
+            stranded[model._meta.label_lower] = count
+    return stranded
 
 
 def integrate_pending() -> None:
@@ -374,7 +445,7 @@ def integrate_pending() -> None:
     entries their indexes."""
     if PendingEntry.objects.filter(index__isnull=True, refused="").exists():
         integrate()
-    for model in _index_holders:
+    for model in _holders:
         fill_indexes(model)
 
 
@@ -419,15 +490,18 @@ def promised_index(promise: Promise | int) -> int | None:
 
 
 def pending_state() -> dict:
-    """How many entries wait for the sequencer, and since when, and how many rows it
-    refused as not written by the platform (for the status)."""
+    """How many entries wait for the sequencer, and since when, how many rows it
+    refused as not written by the platform, and the rows left without the index of an
+    entry integrated long ago (for the status)."""
     waiting = PendingEntry.objects.filter(index__isnull=True, refused="")
     oldest = waiting.order_by("id").values_list("at", flat=True).first()
     return {"count": waiting.count(),
             "oldest_seconds": round((timezone.now() - oldest).total_seconds(), 3)
             if oldest else None,
             "refused": list(PendingEntry.objects.exclude(refused="").order_by("id")
-                            .values("id", "refused")[:20])}
+                            .values("id", "refused")[:20]),
+            "rows_without_index": stranded_rows(
+                dt.timedelta(seconds=MAX_MERGE_DELAY_SECONDS))}
 
 
 def _locked_state() -> LogState:
@@ -1046,5 +1120,5 @@ def status() -> dict:
         "pending": {**pending, "max_merge_delay_seconds": MAX_MERGE_DELAY_SECONDS,
                     "late": late},
         "ok": not missing and not alarm.get("active") and not signer.get("damaged")
-        and not late and not pending["refused"],
+        and not late and not pending["refused"] and not pending["rows_without_index"],
     }

@@ -29,9 +29,10 @@ class ProcurementConfig(AppConfig):
         register(NavItem(_("Buying"), "procurement:manage", order=25,
                          visible_to=lambda user: hasattr(user, "agent")))
         waiting.register(notifications.waiting_for)
-        ledger.keeps_pending_entries(Bid)
+        ledger.keeps_pending_entries(Bid, fields=["tender__bid_tag"], entry=services.bid_entry)
         # the changes feed pages through steps by index
-        ledger.keeps_pending_entries(Step, read_in_index_order=True)
+        ledger.keeps_pending_entries(Step, fields=["type", "tender__reference"],
+                                     entry=services.step_entry, read_in_index_order=True)
         scheduler.register_periodic(services.advance_tenders, dt.timedelta(seconds=2),
                                     inline=True)
         scheduler.register_periodic(official.issue_documents, dt.timedelta(seconds=10))

@@ -804,6 +804,8 @@ class Step(models.Model):
                                 condition=models.Q(ledger_index__isnull=True))]
 
     def __str__(self) -> str:
+        if self.ledger_index is None and self.ledger_pending is not None:
+            return f"{self.type} (promise {self.ledger_pending})"
         return f"{self.type} #{self.ledger_index}"
 
 

@@ -309,7 +309,10 @@ def _bids(tender: Tender, lots: list, parties: _Parties) -> dict:
 
 
 def _step_index(tender: Tender, event: str) -> int | None:
-    return (Step.objects.filter(tender=tender, type=event).order_by("-ledger_index")
+    # a step still waiting for its index (NULL: first in a descending order on
+    # PostgreSQL) is never one of these, which publish a release
+    return (Step.objects.filter(tender=tender, type=event, ledger_index__isnull=False)
+            .order_by("-ledger_index")
             .values_list("ledger_index", flat=True).first())
 
 

@@ -911,10 +911,13 @@ def _s07_s08(run: _Run) -> Indicator:
     # Kept for every process of a country, so kept small: companies and processes as
     # numbers, a pair of companies as one integer, and a pair seen once (most of them)
     # as the one process number rather than a list. A process's winners are kept as the
-    # single company number when there is one (a tuple otherwise).
+    # single company number when there is one (a tuple otherwise). An ocid met again
+    # (a file with the same process twice) keeps its number: its pairs count each time,
+    # and its winners are the last record's.
     companies: dict[str, int] = {}
     company_ids: list[str] = []
     processes: list[str] = []
+    process_of: dict[str, int] = {}
     winners: list[int | tuple[int, ...]] = []
     together: dict[int, int | list[int]] = {}
     shift = 32  # a pair's key: the first company's number above the second's
@@ -926,15 +929,22 @@ def _s07_s08(run: _Run) -> Indicator:
             company_ids.append(company)
         return n
 
-    while (r := (yield)) is not None:
-        bidders = [number(c) for c in sorted(_bidders(r))]
-        if len(bidders) < 2:
-            continue
-        process = len(processes)
-        processes.append(r["ocid"])
+    def won(r: dict) -> int | tuple[int, ...]:
         won = tuple(dict.fromkeys(
             number(s) for a in _active_awards(r) for s in _ids(a.get("suppliers"))))
-        winners.append(won[0] if len(won) == 1 else won)
+        return won[0] if len(won) == 1 else won
+
+    while (r := (yield)) is not None:
+        bidders = [number(c) for c in sorted(_bidders(r))]
+        process = process_of.get(r["ocid"])
+        if process is not None:
+            winners[process] = won(r)
+        if len(bidders) < 2:
+            continue
+        if process is None:
+            process = process_of[r["ocid"]] = len(processes)
+            processes.append(r["ocid"])
+            winners.append(won(r))
         for i, one in enumerate(bidders):
             for other in bidders[i + 1:]:
                 key = one << shift | other

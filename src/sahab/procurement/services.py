@@ -136,12 +136,32 @@ def _pending_step(tender: Tender, event: ProcurementEvent, actor, data: dict) ->
     lock, so that a burst of such changes (companies asking before the enquiry deadline)
     never queues on it nor holds up unrelated writes. The worker's sequencer gives the
     entry, then the step, its index."""
-    type_ = event.value.removeprefix("procurement.")
-    if type_ in ocds.STEP_TAGS:
-        raise ValueError(f"{event.value} publishes a release, which needs its index at once")
+    if event not in PENDING_STEPS:
+        raise ValueError(f"{event.value} is not a step that may wait for its index")
     promise = ledger.enqueue(event, f"tender:{tender.reference}", actor, data)
-    Step.objects.create(tender=tender, type=type_, ledger_pending=promise.pending,
-                        at=promise.at)
+    Step.objects.create(tender=tender, type=event.value.removeprefix("procurement."),
+                        ledger_pending=promise.pending, at=promise.at)
+
+
+# the steps written with a pending entry (``_pending_step``): none publishes an OCDS
+# release, whose id and date come from the step's index
+PENDING_STEPS = frozenset({ProcurementEvent.QUESTION_ASKED})
+
+
+def step_entry(step: dict) -> tuple[str, str] | None:
+    """The (type, subject) of the pending entry a step row may hold, from its ``type``
+    and ``tender__reference`` (``ledger.keeps_pending_entries``); None for a step that
+    never waits for its index."""
+    event = f"procurement.{step['type']}"
+    if event not in {e.value for e in PENDING_STEPS}:
+        return None
+    return event, f"tender:{step['tender__reference']}"
+
+
+def bid_entry(bid: dict) -> tuple[str, str]:
+    """The (type, subject) of the pending entry a bid row holds, from its tender's
+    ``bid_tag`` (``ledger.keeps_pending_entries``)."""
+    return ProcurementEvent.BID_SUBMITTED.value, _bid_subject_of(bid["tender__bid_tag"])
 
 
 def _publish(tender: Tender, index: int) -> None:
@@ -1133,7 +1153,11 @@ def _share_lock(tender: Tender) -> Tender:
 def _bid_subject(tender: Tender) -> str:
     """Bid entries are recorded under a tag that only the opening report reveals, so that
     the public log does not tell how many bids a tender has before its opening."""
-    return f"sealed-bids:{tender.bid_tag}"
+    return _bid_subject_of(tender.bid_tag)
+
+
+def _bid_subject_of(bid_tag: str) -> str:
+    return f"sealed-bids:{bid_tag}"
 
 
 def _registered_key(fingerprint: str, company: Company) -> SigningKey:
@@ -1190,13 +1214,10 @@ def submit_bid(*, actor, tender: Tender, envelope: bytes,
 
 def _sequence(bid: Bid) -> int | None:
     """Run the sequencer and write the index it gave the bid's entry on the bid's row
-    (only that row); None if the entry could not be integrated."""
-    index = ledger.integrate().get(bid.ledger_pending)
-    if index is None:  # another writer's batch took it, or it was refused
-        index = ledger.promised_index(bid.ledger_pending)
-    if index is not None:
-        Bid.objects.filter(pk=bid.pk).update(ledger_index=index)
-    return index
+    (only that row); None if the entry could not be integrated (or its index copied)."""
+    ledger.integrate()
+    ledger.fill_indexes(Bid, [bid.pk])
+    return Bid.objects.filter(pk=bid.pk).values_list("ledger_index", flat=True).get()
 
 
 def _store_bid(actor, tender: Tender, envelope: bytes, now: dt.datetime) -> Bid:
