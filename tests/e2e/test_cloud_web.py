@@ -21,11 +21,13 @@ def test_order_a_database_and_use_its_credentials(platform, browser, output_dir)
     page.fill("#id_purpose", "Gestion des congés")
     page.get_by_role("button", name="Passer la commande").click()
     page.wait_for_url("**/cloud/orders/CL-*/")
-    page.get_by_text("En vigueur").wait_for(timeout=60_000)  # provisioned by the worker
+    # provisioned by the worker through the broker, which creates a real database: a
+    # minute was not always enough on two busy cores
+    page.get_by_text("En vigueur").wait_for(timeout=120_000)
 
     page.fill("#name", "conges-app")
     page.get_by_role("button", name="Créer les identifiants").click()
-    page.get_by_role("button", name="Afficher une fois").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Afficher une fois").wait_for(timeout=120_000)
     page.get_by_role("button", name="Afficher une fois").click()
     uri = re.search(r"postgresql://\S+", page.locator("table.credentials").inner_text()).group(0)
     page.screenshot(path=str(output_dir / "credentials.png"))

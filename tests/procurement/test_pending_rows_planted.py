@@ -130,3 +130,18 @@ def test_a_bid_naming_a_questions_pending_entry_gets_no_index(world, published_t
     assert bid.ledger_index is None
     assert question.ledger_index == ledger.promised_index(question.ledger_pending) is not None
     assert ledger.pending_state()["rows_without_index"] == {"procurement.bid": 1}
+
+
+def test_the_admin_status_page_names_the_tables_with_such_rows(world, published_tender,
+                                                              report_at_once, admin_client):
+    question = _ask(world, published_tender)
+    Step.objects.filter(pk=question.pk).update(type="tender.awarded")
+    ledger.integrate_pending()
+
+    page = admin_client.get("/admin/ledger/checkpoint/status/", HTTP_ACCEPT_LANGUAGE="fr")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Lignes laissées sans l'index de leur entrée" in text
+    assert "<strong>procurement.step: 1</strong>" in text
+    assert "Entrées en attente du séquenceur</th><td>0</td>" in text
