@@ -46,6 +46,11 @@ def test_a_letter_is_accepted_delivered_then_opened_with_signed_receipts(
     assert opened.kind == Receipt.Kind.OPENING
     kinds = [r.kind for r in letter.receipts.all()]
     assert kinds == ["acceptance", "delivery", "opening"]
+    # the entries are pending (the letter held no ledger lock), then the worker's tick
+    assert [r.ledger_index for r in letter.receipts.all()] == [None] * 3
+    ledger.integrate_pending()
+    indexes = [r.ledger_index for r in letter.receipts.all()]
+    assert indexes == sorted(indexes) and None not in indexes
     vkey = letters.verifier_key()
     for receipt in letter.receipts.all():
         fields = verify_receipt(receipt.document, vkey)

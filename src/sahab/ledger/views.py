@@ -17,6 +17,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from ninja import Field, Schema
 
 from sahab.core.errors import DomainError, InvalidInput
 from sahab.core.problems import domain_problem, problem_response
@@ -183,6 +184,22 @@ def receipt(request, index: int):
 def promise_url(request, pending: int) -> str:
     """Where the holder of promise ``pending`` learns its index and receipt."""
     return request.build_absolute_uri(reverse("ledger:promise", args=[pending]))
+
+
+class IndexOrPromise(Schema):
+    """API fields of a row written with a pending entry (``ledger.enqueue``): its ledger
+    index, or while the worker's sequencer has not integrated it, its promise's URL."""
+
+    ledger_index: int | None = Field(
+        description="The ledger entry; null while it is pending (the worker's sequencer "
+                    "integrates it within a second): promise_url gives it then.")
+    promise_url: str | None = None
+
+    @staticmethod
+    def resolve_promise_url(obj, context) -> str | None:
+        if obj.ledger_index is not None or obj.ledger_pending is None:
+            return None
+        return promise_url(context["request"], obj.ledger_pending)
 
 
 @require_GET

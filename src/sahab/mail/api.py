@@ -13,6 +13,7 @@ from sahab.core.inputs import base64_content
 from sahab.core.pagination import Paging
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration
+from sahab.ledger.views import IndexOrPromise
 from sahab.mail import letters, selectors, services
 from sahab.mail.errors import MailError
 from sahab.mail.models import Classification, Letter, MailDomain
@@ -68,10 +69,9 @@ def domains(request):
             for d in MailDomain.objects.filter(active=True).select_related("administration")]
 
 
-class ReceiptOut(Schema):
+class ReceiptOut(IndexOrPromise):
     kind: str
     at: dt.datetime
-    ledger_index: int
     document: str = Field(..., description="Signed note; check it with the receipts key")
 
 

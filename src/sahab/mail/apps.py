@@ -17,12 +17,16 @@ class MailConfig(AppConfig):
         from sahab.core import scheduler
         from sahab.core.navigation import NavItem, register
         from sahab.directory.models import Agent
-        from sahab.mail import tasks
+        from sahab.ledger import services as ledger
+        from sahab.mail import letters, tasks
+        from sahab.mail.models import Receipt
 
         register(NavItem(_("Mail"), "mail:inbox", order=25,
                          visible_to=lambda user: hasattr(user, "agent")))
         post_save.connect(_new_agent_gets_a_mailbox, sender=Agent,
                           dispatch_uid="mail-new-agent")
+        ledger.keeps_pending_entries(Receipt, fields=["kind", "letter_id"],
+                                     entry=letters.receipt_entry)
         scheduler.register_periodic(tasks.advance_letters, dt.timedelta(seconds=30))
         scheduler.register_periodic(tasks.send_outbound, dt.timedelta(minutes=1))
         scheduler.register_periodic(tasks.housekeeping, dt.timedelta(minutes=10))

@@ -181,7 +181,10 @@ def send_from_mail_client(*, login: str, mail_from: str, registry: str, data: by
 
 def _issue(letter: Letter, kind: str, actor, detail: str = "",
            person: dict[str, str] | None = None) -> Receipt:
-    """Sign a receipt, append its ledger entry and keep it — in the caller's transaction."""
+    """Sign a receipt, write its ledger entry and keep it — in the caller's transaction.
+    The entry is pending (``ledger.enqueue``): letters between administrations never
+    queue on the ledger's append lock nor hold it while their transaction is open; the
+    worker's sequencer gives the entry, then the receipt, its index within a second."""
     now = timezone.now()
     fields = {
         "kind": kind, "letter": str(letter.pk), "reference": letter.reference,
@@ -196,16 +199,23 @@ def _issue(letter: Letter, kind: str, actor, detail: str = "",
         fields[key] = " ".join(value.split())[:300]
     text = receipt_text(fields).encode()
     document = text + b"\n" + signer().signature_line(text).encode()
-    appended = ledger.record(
+    promise = ledger.enqueue(
         MailEvent(f"mail.letter.{kind}"), letter.subject_uri, actor,
         data={"receipt_sha256": hashlib.sha256(document).hexdigest(),
               "message_sha256": letter.message_sha256,
               "from_administration": letter.sender.domain.administration.code,
               "to_administration": letter.recipient.domain.administration.code})
     receipt = Receipt.objects.create(letter=letter, kind=kind, at=now,
-                                     document=document.decode(), ledger_index=appended.index)
+                                     document=document.decode(),
+                                     ledger_pending=promise.pending)
     transaction.on_commit(lambda: _mail_receipt(letter, receipt))
     return receipt
+
+
+def receipt_entry(receipt: dict) -> tuple[str, str]:
+    """The (type, subject) of the pending entry a receipt row holds, from its ``kind``
+    and ``letter_id`` (``ledger.keeps_pending_entries``)."""
+    return f"mail.letter.{receipt['kind']}", f"mail:letter:{receipt['letter_id']}"
 
 
 def _mail_receipt(letter: Letter, receipt: Receipt) -> None:

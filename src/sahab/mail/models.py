@@ -244,7 +244,10 @@ class Receipt(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     at = models.DateTimeField()
     document = models.TextField()  # the signed note, verifiable offline
-    ledger_index = models.BigIntegerField()
+    # as a bid's: the receipt's entry is written pending (``ledger.enqueue``), and its
+    # index comes from the worker's sequencer within a second of the receipt's commit
+    ledger_pending = models.BigIntegerField(null=True, blank=True, unique=True)
+    ledger_index = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("receipt")
@@ -252,6 +255,9 @@ class Receipt(models.Model):
         ordering = ["at", "pk"]
         constraints = [models.UniqueConstraint(fields=["letter", "kind"],
                                                name="one_receipt_of_each_kind")]
+        # the few receipts waiting for their ledger index, found by every tick
+        indexes = [models.Index(fields=["ledger_pending"], name="mail_receipt_unsequenced",
+                                condition=models.Q(ledger_index__isnull=True))]
 
     def __str__(self) -> str:
         return f"{self.letter}: {self.kind}"

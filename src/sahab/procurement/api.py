@@ -16,7 +16,7 @@ from sahab.core.errors import CoreError, InvalidInput, NotFound
 from sahab.core.inputs import base64_content
 from sahab.core.pagination import SEARCH_WINDOW, Paging, SearchPaging
 from sahab.directory.models import Administration, Company
-from sahab.ledger.views import promise_url
+from sahab.ledger.views import IndexOrPromise, promise_url
 from sahab.procurement import sealing, selectors, services
 from sahab.procurement.errors import ProcurementError
 from sahab.procurement.models import (
@@ -29,7 +29,6 @@ from sahab.procurement.models import (
     Procedure,
     Question,
     State,
-    Step,
     Tender,
 )
 
@@ -95,20 +94,11 @@ class LotOut(Schema):
         return list(obj.items.all())
 
 
-class StepOut(Schema):
-    type: str
-    ledger_index: int | None = Field(
-        description="The step's ledger entry; null while it is pending (a question asked "
-                    "is written with a pending entry, which the worker's sequencer "
-                    "integrates within a second): promise_url gives it then.")
-    promise_url: str | None = None
-    at: dt.datetime
+class StepOut(IndexOrPromise):
+    """A step of the procedure; a question asked waits for its index a moment."""
 
-    @staticmethod
-    def resolve_promise_url(obj: Step, context) -> str | None:
-        if obj.ledger_index is not None or obj.ledger_pending is None:
-            return None
-        return promise_url(context["request"], obj.ledger_pending)
+    type: str
+    at: dt.datetime
 
 
 class TenderSummary(Schema):
