@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -79,7 +80,6 @@ def cmd_verify(args) -> int:
 
 def _until(value: str | None) -> float | None:
     """``--until``: seconds from now, or an ISO 8601 time."""
-    import datetime as dt
     import time
 
     if value is None:
@@ -118,6 +118,18 @@ def cmd_status(args) -> int:
     status = services.status()
     print(json.dumps(status, indent=2, ensure_ascii=False))
     return 0 if status["ok"] else 1
+
+
+def cmd_fill_rows(args) -> int:
+    from sahab.ledger import services
+
+    for table, filled in services.fill_left_rows().items():
+        print(f"{table}: {filled} row(s) given their index")
+    left = services.stranded_rows(dt.timedelta(0))
+    for table, count in left.items():
+        print(f"{table}: {count} row(s) still without an index (see the log)",
+              file=sys.stderr)
+    return 1 if left else 0
 
 
 def cmd_accept_restore(args) -> int:
@@ -377,6 +389,9 @@ def register(sub) -> None:
 
     cmds.add_parser("status", help="the signer, the database guard and the witnesses "
                     "(exit 1 on an alarm)").set_defaults(func=cmd_status)
+    cmds.add_parser("fill-rows", help="after removing rows planted in the database: give "
+                    "the rows left without their ledger index theirs (exit 1 if some are "
+                    "still left)").set_defaults(func=cmd_fill_rows)
     p = cmds.add_parser("accept-restore", help="after restoring a database backup: accept "
                         "the restored log knowingly (recorded in the ledger)")
     p.add_argument("--reason", required=True, help="why (recorded in the public ledger)")

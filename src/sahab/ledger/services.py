@@ -198,9 +198,10 @@ class _Growth:
         store_rows(self.entries, self.nodes)
         _mark_integrated(self.integrated)
         if self.integrated:
+            integrated = [row.pk for row in self.integrated]
             for holder in _holders.values():
                 if holder.read_in_index_order:
-                    fill_indexes(holder.model)
+                    fill_indexes(holder.model, entries=integrated)
         LogState.objects.filter(pk=1).update(size=self.frontier.size,
                                              frontier=self.frontier.to_bytes())
 
@@ -373,68 +374,127 @@ def keeps_pending_entries(model: type[Model], *, fields: Sequence[str],
     return model
 
 
-def fill_indexes(model: type[Model], rows: Sequence[int] | None = None) -> int:
-    """Copy to each row of ``model`` still without an index (of ``rows``, primary keys,
-    if given) the one the sequencer gave its pending entry; returns how many rows were
-    filled. Finds the few waiting rows by their partial index, however many rows the
-    table has (one query when none waits).
+# rows a fill reads at once, the newest promises first
+FILL_BATCH = 5000
 
-    A row is filled only if its entry is the one it may hold (``keeps_pending_entries``)
-    and, where indexes are unique (steps), no other row has that index already: a row
-    planted with the index the sequencer is about to give must not make every
-    integration, hence every append, fail on the unique constraint. Such rows stay
-    without an index and ``pending_state`` reports them."""
+
+def fill_indexes(model: type[Model], rows: Sequence[int] | None = None, *,
+                 entries: Sequence[int] | None = None) -> int:
+    """Copy to each row of ``model`` still without an index (of ``rows``, primary keys,
+    or of the rows that promised ``entries``, pending numbers, if given) the index the
+    sequencer gave its pending entry; returns how many rows were filled. Reads the few
+    waiting rows by their partial index, however many rows the table has.
+
+    The rows are ordinary tables, so nothing in them is trusted. A row is filled only if
+    its entry is the one it may hold (``keeps_pending_entries``) and, where indexes are
+    unique (steps), no other row has that index already: a row planted with the index
+    the sequencer is about to give must not make every integration, hence every append,
+    fail on the unique constraint. The rows are read locked, so that what is checked is
+    what is written, and a row that another transaction holds (someone editing it, an
+    amendment holding a bid) is skipped, never waited for. Rows refused stay without an
+    index and ``pending_state`` reports them."""
     holder = _holders[model]
-    waiting = model.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False)
+    chunks = [None] if entries is None else \
+        [entries[i:i + FILL_BATCH] for i in range(0, len(entries), FILL_BATCH)]
+    filled = 0
+    for chunk in chunks:
+        while True:
+            try:
+                # a savepoint (a transaction outside one) for the read and the write: a
+                # row planted with one of these indexes since the read fails this, not
+                # the caller's transaction (an append, a bid's confirmation)
+                with transaction.atomic():
+                    read, done = _fill_checked(holder, rows, chunk)
+            except IntegrityError:
+                log.error("%s: an index to copy was taken meanwhile; the next fill "
+                          "retries", model._meta.label)
+                return filled
+            filled += done
+            if read < FILL_BATCH or not done:
+                break
+    return filled
+
+
+def _fill_checked(holder: _Holder, rows: Sequence[int] | None,
+                  entries: Sequence[int] | None) -> tuple[int, int]:
+    """One batch of ``fill_indexes``: how many rows it read, how many it filled."""
+    model = holder.model
+    integrated = PendingEntry.objects.filter(pk=OuterRef("ledger_pending"),
+                                             index__isnull=False)
+    waiting = model.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False) \
+        .filter(Exists(integrated))
     if rows is not None:
         waiting = waiting.filter(pk__in=rows)
-    waiting = list(waiting.values("pk", "ledger_pending", *holder.fields))
+    if entries is not None:
+        waiting = waiting.filter(ledger_pending__in=entries)
+    waiting = list(waiting.select_for_update(skip_locked=True, of=("self",))
+                   .order_by("-ledger_pending")
+                   .values("pk", "ledger_pending", *holder.fields)[:FILL_BATCH])
     if not waiting:
-        return 0
-    integrated = {row["pk"]: row for row in PendingEntry.objects.filter(
-        pk__in=[row["ledger_pending"] for row in waiting], index__isnull=False)
-        .values("pk", "index", "type", "subject")}
+        return 0, 0
+    given = {row["pk"]: row for row in PendingEntry.objects.filter(
+        pk__in=[row["ledger_pending"] for row in waiting]).values("pk", "index", "type",
+                                                                 "subject")}
     matching = {}
     for row in waiting:
-        pending = integrated.get(row["ledger_pending"])
-        if pending is None:
-            continue
+        pending = given[row["ledger_pending"]]
         if holder.entry(row) != (pending["type"], pending["subject"]):
-            log.error("%s %s names pending entry %d, which is not its own: left without an "
-                      "index", model._meta.label, row["pk"], pending["pk"])
+            _refused(model, row["pk"], "names pending entry %d, which is not its own",
+                     pending["pk"])
             continue
         matching[pending["index"]] = row["pk"]
     if model._meta.get_field("ledger_index").unique:
         for index in model.objects.filter(ledger_index__in=list(matching)) \
                 .values_list("ledger_index", flat=True):
-            log.error("%s %s is left without its index %d, which another row holds",
-                      model._meta.label, matching.pop(index), index)
+            _refused(model, matching.pop(index), "cannot take index %d, which another "
+                     "row holds", index)
     if not matching:
-        return 0
-    given = PendingEntry.objects.filter(pk=OuterRef("ledger_pending")).values("index")[:1]
-    try:
-        # a savepoint: a row planted with one of these indexes since the read above
-        # fails this statement, not the caller's transaction (an append, a bid)
-        with transaction.atomic():
-            return model.objects.filter(pk__in=list(matching.values())) \
-                .update(ledger_index=Subquery(given))
-    except IntegrityError:
-        log.error("%s: an index to copy was taken meanwhile; next tick retries",
-                  model._meta.label)
-        return 0
+        return len(waiting), 0
+    # the rows are locked: their promise is the one checked
+    index_given = PendingEntry.objects.filter(pk=OuterRef("ledger_pending")).values("index")
+    return len(waiting), model.objects.filter(pk__in=list(matching.values()),
+                                              ledger_index__isnull=True) \
+        .update(ledger_index=Subquery(index_given[:1]))
+
+
+# (model, row, detail) already logged by this process: a planted row is met on every
+# fill, and logged once
+_logged_refusals: set[tuple[str, int, str]] = set()
+
+
+def _refused(model: type[Model], pk: int, why: str, *args) -> None:
+    """Log, once per process, why a row is left without an index."""
+    key = (model._meta.label, pk, why % args)
+    if key in _logged_refusals:
+        return
+    if len(_logged_refusals) > 10_000:
+        _logged_refusals.clear()
+    _logged_refusals.add(key)
+    log.error("%s %s %s: left without an index", model._meta.label, pk, why % args)
+
+
+def fill_left_rows() -> dict[str, int]:
+    """The operator's late copy (``sahab ledger fill-rows``), once what kept rows from
+    their index is removed: every registered model, those read in index order too (the
+    worker never copies their index late: a mirror whose cursor passed it would miss the
+    row; it must read the feed again from before the index). Under the append lock, so
+    that no integration runs meanwhile. Returns the rows filled per model."""
+    with transaction.atomic():
+        _locked_state()
+        return {model._meta.label_lower: fill_indexes(model) for model in _holders}
 
 
 def stranded_rows(older_than: dt.timedelta) -> dict[str, int]:
-    """Per registered model, how many rows still have no index although their pending
-    entry was written more than ``older_than`` ago and integrated: rows the fill
-    refused (see ``fill_indexes``)."""
+    """Per registered model, the rows without an index that will not get one by
+    themselves: their entry was integrated more than ``older_than`` ago (the fill refused
+    them, see ``fill_indexes``), refused by the sequencer, or is not there (a promise
+    number, or its absence, written outside the platform)."""
     stranded = {}
+    on_its_way = PendingEntry.objects.filter(pk=OuterRef("ledger_pending")).filter(
+        Q(index__isnull=True, refused="") | Q(at__gte=timezone.now() - older_than))
     for model in _holders:
-        integrated = PendingEntry.objects.filter(
-            pk=OuterRef("ledger_pending"), index__isnull=False,
-            at__lt=timezone.now() - older_than)
-        count = model.objects.filter(ledger_index__isnull=True, ledger_pending__isnull=False) \
-            .filter(Exists(integrated)).count()
+        count = model.objects.filter(ledger_index__isnull=True) \
+            .exclude(Exists(on_its_way)).count()
         if count:
             stranded[model._meta.label_lower] = count
     return stranded
@@ -445,8 +505,11 @@ def integrate_pending() -> None:
     entries their indexes."""
     if PendingEntry.objects.filter(index__isnull=True, refused="").exists():
         integrate()
-    for model in _holders:
-        fill_indexes(model)
+    for holder in _holders.values():
+        # rows read in index order get theirs only where their entry is integrated, never
+        # later: a late index would fall behind the cursor of a mirror that went past it
+        if not holder.read_in_index_order:
+            fill_indexes(holder.model)
 
 
 def open_promise(signed: str | bytes) -> Promise:

@@ -122,12 +122,28 @@ def _step(tender: Tender, event: ProcurementEvent, actor, data: dict, *,
     With ``publish=False`` the caller publishes the OCDS release itself (``_publish``),
     once the rows the step records exist."""
     appended = ledger.record(event, f"tender:{tender.reference}", actor, data)
+    _evict_squatters([appended.index])
     step = Step.objects.create(tender=tender, type=event.value.removeprefix("procurement."),
                                ledger_index=appended.index,
                                at=at or timezone.now())
     if publish:
         ocds.publish_step(tender, step)
     return appended.index
+
+
+def _evict_squatters(indexes: list[int]) -> None:
+    """Take their index from step rows that hold one the ledger has just given to another
+    change (rows planted in the database: an honest step gets its index once, from its
+    own entry), so that the honest step is stored; the row stays, without an index, as
+    evidence, logged here and reported by the ledger's status."""
+    squatters = list(Step.objects.filter(ledger_index__in=indexes)
+                     .values_list("pk", "tender_id", "type", "ledger_index"))
+    for pk, tender_id, type_, index in squatters:
+        log.error("procurement.Step %s (tender %s, %s) held ledger index %d, which the "
+                  "ledger gave to another change: index taken away", pk, tender_id, type_,
+                  index)
+    if squatters:
+        Step.objects.filter(pk__in=[row[0] for row in squatters]).update(ledger_index=None)
 
 
 def _pending_step(tender: Tender, event: ProcurementEvent, actor, data: dict) -> None:
@@ -1605,10 +1621,12 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     unconfirmed = [_unconfirmed_line(c, live[c], n, unconfirmed_rows.get(c))
                    for c, n in sorted(to_confirm.items(), key=lambda kv: live[kv[0]])]
     known = set(Step.objects.filter(tender=tender).values_list("ledger_index", flat=True))
-    Step.objects.bulk_create([Step(tender=tender, type=e["type"].removeprefix("procurement."),
-                                   ledger_index=i, at=_entry_time(e))
-                              for i, e in sorted(entries.items())
-                              if i not in known and e["subject"] == _bid_subject(tender)])
+    bid_steps = [Step(tender=tender, type=e["type"].removeprefix("procurement."),
+                      ledger_index=i, at=_entry_time(e))
+                 for i, e in sorted(entries.items())
+                 if i not in known and e["subject"] == _bid_subject(tender)]
+    _evict_squatters([step.ledger_index for step in bid_steps])
+    Step.objects.bulk_create(bid_steps)
     tender.opened_at = now
     _move(tender, "open" if report else "fail")
     tender.save()
