@@ -95,3 +95,33 @@ def test_a_receipt_pointed_at_another_letters_entry_gets_no_index(world, monkeyp
     assert accepted.ledger_index is None
     monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
     assert ledger.pending_state()["rows_without_index"] == {"mail.receipt": 2}
+
+
+def test_a_receipt_given_an_entry_of_its_type_and_letter_but_another_hash_gets_no_index(
+        world, monkeypatch):
+    """From the second review: a pending entry written in the database for the same
+    letter and kind, with another receipt's hash, and the receipt pointed at it: the
+    receipt took that entry's index. The entry's hash must be the receipt's."""
+    from sahab.mail.events import MailEvent
+
+    letter = _send(world)
+    delivery = letter.receipts.get(kind="delivery")
+    forged = ledger.enqueue(MailEvent.LETTER_DELIVERY, letter.subject_uri, "system",
+                            {"receipt_sha256": "00" * 32})
+    Receipt.objects.filter(pk=delivery.pk).update(ledger_pending=forged.pending)
+
+    ledger.integrate_pending()
+
+    delivery.refresh_from_db()
+    assert delivery.ledger_index is None
+    monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
+    assert ledger.pending_state()["rows_without_index"] == {"mail.receipt": 1}
+
+
+def test_the_tracking_page_shows_a_receipt_with_neither_index_nor_promise(world):
+    letter = _send(world)
+    Receipt.objects.filter(letter=letter).update(ledger_pending=None, ledger_index=None)
+    client = Client()
+    client.force_login(world.alice.user)
+
+    assert client.get(f"/mail/letters/{letter.pk}/").status_code == 200

@@ -217,7 +217,7 @@ def test_planted_rows_cost_the_fill_nothing_and_are_logged_once(world, published
     Step.objects.bulk_create(Step(tender=published_tender, type="question.asked",
                                   ledger_pending=10**9 + i) for i in range(3000))
     holder = ledger._holders[Step]
-    assert ledger._fill_checked(holder, None, None) == (0, 0)  # none of them read
+    assert ledger._fill_checked(holder, None, None, None) == (0, 0, None)  # none read
     bid = _pending_bid(world, published_tender)
     ledger.integrate()
     planted = Step.objects.create(tender=published_tender, type="question.asked",
@@ -300,3 +300,75 @@ def test_a_step_planted_on_another_tender_with_a_bids_index_does_not_stop_the_op
     assert Step.objects.get(ledger_index=bid.ledger_index).tender == published_tender
     planted.refresh_from_db()
     assert planted.ledger_index is None
+
+
+# --- from the second review -------------------------------------------------------------
+
+def test_refused_rows_never_hide_an_honest_row_behind_them(world, published_tender,
+                                                           report_at_once, monkeypatch):
+    """From the second review: a fill read the newest promises first and stopped at a
+    batch it filled nothing of, so a batch's worth of refused rows with higher promise
+    numbers kept an honest row from its index for good. It pages on now."""
+    monkeypatch.setattr(ledger, "FILL_BATCH", 2)
+    honest, *later = [_pending_bid(world, published_tender, n) for n in range(3)]
+    ledger.integrate()
+    # a database writer changes the later bids' commitments: not what their entries say
+    for n, bid in enumerate(later):
+        Bid.objects.filter(pk=bid.pk).update(commitment=f"{n}" * 64)
+
+    ledger.integrate_pending()
+
+    honest.refresh_from_db()
+    assert honest.ledger_index == ledger.promised_index(honest.ledger_pending) is not None
+    assert ledger.pending_state()["rows_without_index"] == {"procurement.bid": 2}
+
+
+def test_a_step_planted_with_a_bids_index_on_the_same_tender_loses_it_at_the_opening(
+        world, published_tender, report_at_once):
+    """From the second review: the opening skipped every index a step of the tender
+    held already, so a step planted on the tender itself with a bid's index kept it, and
+    the bid's step was never stored. Only the bid's own step counts as stored now."""
+    bid = _pending_bid(world, published_tender)
+    ledger.integrate_pending()
+    bid.refresh_from_db()
+    planted = Step.objects.create(tender=published_tender, type="tender.awarded",
+                                  ledger_index=bid.ledger_index)
+
+    run_timers_at(published_tender.submission_deadline + SECOND)
+    run_timers_at(published_tender.submission_deadline + 2 * SECOND)
+
+    assert Step.objects.get(ledger_index=bid.ledger_index).type == "bid.submitted"
+    planted.refresh_from_db()
+    assert planted.ledger_index is None
+
+
+def test_the_opening_never_takes_its_index_from_another_tenders_bid_step(
+        world, published_tender):
+    """From the second review: a tender given, in the database, another opened tender's
+    bid tag would read that tender's bid entries at its own opening, and took the index
+    from its honest bid steps. A step of the entry's type on the entry's tender keeps
+    it."""
+    bid = _pending_bid(world, published_tender)
+    ledger.integrate_pending()
+    bid.refresh_from_db()
+    run_timers_at(published_tender.submission_deadline + SECOND)
+    run_timers_at(published_tender.submission_deadline + 2 * SECOND)
+    entry = {"type": "procurement.bid.submitted",
+             "subject": f"sealed-bids:{published_tender.bid_tag}"}
+
+    assert services._evict_squatters({bid.ledger_index: entry}) == {bid.ledger_index}
+
+    step = Step.objects.get(ledger_index=bid.ledger_index)
+    assert (step.tender_id, step.type) == (published_tender.pk, "bid.submitted")
+
+
+def test_pages_show_a_row_with_neither_index_nor_promise(world, published_tender):
+    """From the second review: a step (or a letter's receipt) whose index and promise
+    number were both emptied in the database made its page fail (a link to promise
+    None)."""
+    question = _ask(world, published_tender)
+    Step.objects.filter(pk=question.pk).update(ledger_pending=None)
+
+    page = Client().get(f"/tenders/{published_tender.reference}/")
+
+    assert page.status_code == 200

@@ -619,10 +619,10 @@ def place_order(*, actor, plan: ServicePlan, purpose: str, parameters: dict | No
     return order
 
 
-def order_entry(order: dict) -> tuple[str, str]:
-    """The (type, subject) of the pending entry an order row holds, from its ``number``
-    (``ledger.keeps_pending_entries``)."""
-    return CloudEvent.ORDER_PLACED.value, f"cloud:order:{order['number']}"
+def order_entry(order: dict) -> ledger.HeldEntry:
+    """The pending entry an order row holds, from its ``number`` (unique, and the
+    entry's subject: ``ledger.keeps_pending_entries``)."""
+    return ledger.HeldEntry(CloudEvent.ORDER_PLACED.value, f"cloud:order:{order['number']}")
 
 
 def _start_instance(order: Order, now: dt.datetime) -> Instance:

@@ -30,7 +30,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import rfc8785
 from django.conf import settings
@@ -338,14 +338,23 @@ def integrate(batch: int = 5000) -> dict[int, int]:
 
 # the models whose rows keep their entry's promise number (``ledger_pending``) and, once
 # the sequencer integrated it, its index (``ledger_index``): bids, orders, steps
+class HeldEntry(NamedTuple):
+    """The only entry a row may hold: its type, subject and, where the row keeps what the
+    entry's data says (a bid's commitment, a receipt's hash), those data fields."""
+
+    type: str
+    subject: str
+    data: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class _Holder:
     model: type[Model]
     # the row's columns (Django lookups, joins allowed) that say which entry it promised
     fields: tuple[str, ...]
-    # those columns -> (type, subject) of the only entry the row may hold; None when a
-    # row like it is never written with a pending entry
-    entry: Callable[[dict], tuple[str, str] | None]
+    # those columns -> the only entry the row may hold; None when a row like it is never
+    # written with a pending entry
+    entry: Callable[[dict], HeldEntry | None]
     # its index is copied in the transaction that integrates the entry (see below)
     read_in_index_order: bool
 
@@ -354,13 +363,13 @@ _holders: dict[type[Model], _Holder] = {}
 
 
 def keeps_pending_entries(model: type[Model], *, fields: Sequence[str],
-                          entry: Callable[[dict], tuple[str, str] | None],
+                          entry: Callable[[dict], HeldEntry | None],
                           read_in_index_order: bool = False) -> type[Model]:
     """Register a model whose rows are written with a pending entry (``enqueue``): the
     sequencer's timer copies the index it gave each entry to the row that promised it.
 
     ``fields`` and ``entry`` say which entry a row may hold: ``entry`` gets the row's
-    ``fields`` as a dict and returns the entry's (type, subject), or None for a row that
+    ``fields`` as a dict and returns the entry (``HeldEntry``), or None for a row that
     never waits for an entry. A row that names another entry (one planted or edited in
     the database to borrow a real entry's index) never gets an index, and the status
     reports it.
@@ -398,26 +407,29 @@ def fill_indexes(model: type[Model], rows: Sequence[int] | None = None, *,
         [entries[i:i + FILL_BATCH] for i in range(0, len(entries), FILL_BATCH)]
     filled = 0
     for chunk in chunks:
+        below = None  # pages by promise number: refused rows never hide those behind
         while True:
             try:
                 # a savepoint (a transaction outside one) for the read and the write: a
                 # row planted with one of these indexes since the read fails this, not
                 # the caller's transaction (an append, a bid's confirmation)
                 with transaction.atomic():
-                    read, done = _fill_checked(holder, rows, chunk)
+                    read, done, below = _fill_checked(holder, rows, chunk, below)
             except IntegrityError:
                 log.error("%s: an index to copy was taken meanwhile; the next fill "
                           "retries", model._meta.label)
                 return filled
             filled += done
-            if read < FILL_BATCH or not done:
+            if read < FILL_BATCH:
                 break
     return filled
 
 
 def _fill_checked(holder: _Holder, rows: Sequence[int] | None,
-                  entries: Sequence[int] | None) -> tuple[int, int]:
-    """One batch of ``fill_indexes``: how many rows it read, how many it filled."""
+                  entries: Sequence[int] | None, below: int | None
+                  ) -> tuple[int, int, int | None]:
+    """One batch of ``fill_indexes``, of the rows whose promise number is ``below``
+    (when given): how many rows it read and filled, and the lowest number read."""
     model = holder.model
     integrated = PendingEntry.objects.filter(pk=OuterRef("ledger_pending"),
                                              index__isnull=False)
@@ -427,18 +439,20 @@ def _fill_checked(holder: _Holder, rows: Sequence[int] | None,
         waiting = waiting.filter(pk__in=rows)
     if entries is not None:
         waiting = waiting.filter(ledger_pending__in=entries)
+    if below is not None:
+        waiting = waiting.filter(ledger_pending__lt=below)
     waiting = list(waiting.select_for_update(skip_locked=True, of=("self",))
                    .order_by("-ledger_pending")
                    .values("pk", "ledger_pending", *holder.fields)[:FILL_BATCH])
     if not waiting:
-        return 0, 0
+        return 0, 0, below
     given = {row["pk"]: row for row in PendingEntry.objects.filter(
         pk__in=[row["ledger_pending"] for row in waiting]).values("pk", "index", "type",
-                                                                 "subject")}
+                                                                 "subject", "body")}
     matching = {}
     for row in waiting:
         pending = given[row["ledger_pending"]]
-        if holder.entry(row) != (pending["type"], pending["subject"]):
+        if not _holds(holder.entry(row), pending):
             _refused(model, row["pk"], "names pending entry %d, which is not its own",
                      pending["pk"])
             continue
@@ -448,13 +462,25 @@ def _fill_checked(holder: _Holder, rows: Sequence[int] | None,
                 .values_list("ledger_index", flat=True):
             _refused(model, matching.pop(index), "cannot take index %d, which another "
                      "row holds", index)
+    lowest = waiting[-1]["ledger_pending"]
     if not matching:
-        return len(waiting), 0
+        return len(waiting), 0, lowest
     # the rows are locked: their promise is the one checked
     index_given = PendingEntry.objects.filter(pk=OuterRef("ledger_pending")).values("index")
     return len(waiting), model.objects.filter(pk__in=list(matching.values()),
                                               ledger_index__isnull=True) \
-        .update(ledger_index=Subquery(index_given[:1]))
+        .update(ledger_index=Subquery(index_given[:1])), lowest
+
+
+def _holds(expected: HeldEntry | None, pending: dict) -> bool:
+    """Whether the integrated ``pending`` entry is the one a row may hold."""
+    if expected is None or (expected.type, expected.subject) != (pending["type"],
+                                                                 pending["subject"]):
+        return False
+    if not expected.data:
+        return True
+    data = json.loads(bytes(pending["body"]))["data"]  # canonical: the sequencer checked
+    return all(data.get(key) == value for key, value in expected.data.items())
 
 
 # (model, row, detail) already logged by this process: a planted row is met on every

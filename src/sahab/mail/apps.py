@@ -25,7 +25,7 @@ class MailConfig(AppConfig):
                          visible_to=lambda user: hasattr(user, "agent")))
         post_save.connect(_new_agent_gets_a_mailbox, sender=Agent,
                           dispatch_uid="mail-new-agent")
-        ledger.keeps_pending_entries(Receipt, fields=["kind", "letter_id"],
+        ledger.keeps_pending_entries(Receipt, fields=["kind", "letter_id", "document"],
                                      entry=letters.receipt_entry)
         scheduler.register_periodic(tasks.advance_letters, dt.timedelta(seconds=30))
         scheduler.register_periodic(tasks.send_outbound, dt.timedelta(minutes=1))

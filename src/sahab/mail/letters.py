@@ -212,10 +212,12 @@ def _issue(letter: Letter, kind: str, actor, detail: str = "",
     return receipt
 
 
-def receipt_entry(receipt: dict) -> tuple[str, str]:
-    """The (type, subject) of the pending entry a receipt row holds, from its ``kind``
-    and ``letter_id`` (``ledger.keeps_pending_entries``)."""
-    return f"mail.letter.{receipt['kind']}", f"mail:letter:{receipt['letter_id']}"
+def receipt_entry(receipt: dict) -> ledger.HeldEntry:
+    """The pending entry a receipt row holds, from its ``kind``, ``letter_id`` and
+    ``document`` (the entry holds the document's hash: ``ledger.keeps_pending_entries``)."""
+    return ledger.HeldEntry(
+        f"mail.letter.{receipt['kind']}", f"mail:letter:{receipt['letter_id']}",
+        {"receipt_sha256": hashlib.sha256(receipt["document"].encode()).hexdigest()})
 
 
 def _mail_receipt(letter: Letter, receipt: Receipt) -> None:

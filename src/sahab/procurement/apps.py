@@ -29,7 +29,8 @@ class ProcurementConfig(AppConfig):
         register(NavItem(_("Buying"), "procurement:manage", order=25,
                          visible_to=lambda user: hasattr(user, "agent")))
         waiting.register(notifications.waiting_for)
-        ledger.keeps_pending_entries(Bid, fields=["tender__bid_tag"], entry=services.bid_entry)
+        ledger.keeps_pending_entries(Bid, fields=["tender__bid_tag", "commitment"],
+                                     entry=services.bid_entry)
         # the changes feed pages through steps by index
         ledger.keeps_pending_entries(Step, fields=["type", "tender__reference"],
                                      entry=services.step_entry, read_in_index_order=True)

@@ -122,7 +122,8 @@ def _step(tender: Tender, event: ProcurementEvent, actor, data: dict, *,
     With ``publish=False`` the caller publishes the OCDS release itself (``_publish``),
     once the rows the step records exist."""
     appended = ledger.record(event, f"tender:{tender.reference}", actor, data)
-    _evict_squatters([appended.index])
+    _evict_squatters({appended.index: {"type": event.value,
+                                       "subject": f"tender:{tender.reference}"}})
     step = Step.objects.create(tender=tender, type=event.value.removeprefix("procurement."),
                                ledger_index=appended.index,
                                at=at or timezone.now())
@@ -131,19 +132,28 @@ def _step(tender: Tender, event: ProcurementEvent, actor, data: dict, *,
     return appended.index
 
 
-def _evict_squatters(indexes: list[int]) -> None:
-    """Take their index from step rows that hold one the ledger has just given to another
-    change (rows planted in the database: an honest step gets its index once, from its
-    own entry), so that the honest step is stored; the row stays, without an index, as
-    evidence, logged here and reported by the ledger's status."""
-    squatters = list(Step.objects.filter(ledger_index__in=indexes)
-                     .values_list("pk", "tender_id", "type", "ledger_index"))
-    for pk, tender_id, type_, index in squatters:
-        log.error("procurement.Step %s (tender %s, %s) held ledger index %d, which the "
-                  "ledger gave to another change: index taken away", pk, tender_id, type_,
-                  index)
+def _evict_squatters(entries: dict[int, dict]) -> set[int]:
+    """Before storing the steps of ``entries`` (index -> the entry's ``type`` and
+    ``subject``): take its index from a step row that holds one of them without being
+    that entry's step (a row planted in the database), so that the honest step is
+    stored; that row stays, without an index, as evidence, logged here and reported by
+    the ledger's status. Returns the indexes already held by their own step (a step of
+    the entry's type on the entry's tender), which the caller does not store again."""
+    held, squatters = set(), []
+    for pk, reference, tag, type_, index in Step.objects.filter(
+            ledger_index__in=list(entries)).values_list(
+                "pk", "tender__reference", "tender__bid_tag", "type", "ledger_index"):
+        entry = entries[index]
+        subjects = {f"tender:{reference}", *([_bid_subject_of(tag)] if tag else [])}
+        if f"procurement.{type_}" == entry["type"] and entry["subject"] in subjects:
+            held.add(index)
+            continue
+        log.error("procurement.Step %s (tender %s, %s) held ledger index %d, which is "
+                  "another change's: index taken away", pk, reference, type_, index)
+        squatters.append(pk)
     if squatters:
-        Step.objects.filter(pk__in=[row[0] for row in squatters]).update(ledger_index=None)
+        Step.objects.filter(pk__in=squatters).update(ledger_index=None)
+    return held
 
 
 def _pending_step(tender: Tender, event: ProcurementEvent, actor, data: dict) -> None:
@@ -164,20 +174,22 @@ def _pending_step(tender: Tender, event: ProcurementEvent, actor, data: dict) ->
 PENDING_STEPS = frozenset({ProcurementEvent.QUESTION_ASKED})
 
 
-def step_entry(step: dict) -> tuple[str, str] | None:
-    """The (type, subject) of the pending entry a step row may hold, from its ``type``
-    and ``tender__reference`` (``ledger.keeps_pending_entries``); None for a step that
-    never waits for its index."""
+def step_entry(step: dict) -> ledger.HeldEntry | None:
+    """The pending entry a step row may hold, from its ``type`` and
+    ``tender__reference`` (``ledger.keeps_pending_entries``); None for a step that never
+    waits for its index."""
     event = f"procurement.{step['type']}"
     if event not in {e.value for e in PENDING_STEPS}:
         return None
-    return event, f"tender:{step['tender__reference']}"
+    return ledger.HeldEntry(event, f"tender:{step['tender__reference']}")
 
 
-def bid_entry(bid: dict) -> tuple[str, str]:
-    """The (type, subject) of the pending entry a bid row holds, from its tender's
-    ``bid_tag`` (``ledger.keeps_pending_entries``)."""
-    return ProcurementEvent.BID_SUBMITTED.value, _bid_subject_of(bid["tender__bid_tag"])
+def bid_entry(bid: dict) -> ledger.HeldEntry:
+    """The pending entry a bid row holds, from its tender's ``bid_tag`` and its
+    ``commitment`` (``ledger.keeps_pending_entries``)."""
+    return ledger.HeldEntry(ProcurementEvent.BID_SUBMITTED.value,
+                            _bid_subject_of(bid["tender__bid_tag"]),
+                            {"commitment": bid["commitment"]})
 
 
 def _publish(tender: Tender, index: int) -> None:
@@ -1620,13 +1632,12 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
                if c not in seen and c not in to_confirm]
     unconfirmed = [_unconfirmed_line(c, live[c], n, unconfirmed_rows.get(c))
                    for c, n in sorted(to_confirm.items(), key=lambda kv: live[kv[0]])]
-    known = set(Step.objects.filter(tender=tender).values_list("ledger_index", flat=True))
-    bid_steps = [Step(tender=tender, type=e["type"].removeprefix("procurement."),
-                      ledger_index=i, at=_entry_time(e))
-                 for i, e in sorted(entries.items())
-                 if i not in known and e["subject"] == _bid_subject(tender)]
-    _evict_squatters([step.ledger_index for step in bid_steps])
-    Step.objects.bulk_create(bid_steps)
+    # a step per bid entry, but those stored already (an opening that failed after them)
+    bid_entries = {i: e for i, e in entries.items() if e["subject"] == _bid_subject(tender)}
+    held = _evict_squatters(bid_entries)
+    Step.objects.bulk_create([Step(tender=tender, type=e["type"].removeprefix("procurement."),
+                                   ledger_index=i, at=_entry_time(e))
+                              for i, e in sorted(bid_entries.items()) if i not in held])
     tender.opened_at = now
     _move(tender, "open" if report else "fail")
     tender.save()
