@@ -372,3 +372,16 @@ def test_pages_show_a_row_with_neither_index_nor_promise(world, published_tender
     page = Client().get(f"/tenders/{published_tender.reference}/")
 
     assert page.status_code == 200
+
+
+def test_the_database_refuses_a_bid_tag_copied_onto_another_tender(world, published_tender):
+    """From the second review: a tender given another tender's bid tag in the database
+    would read that tender's sealed bids at its own opening. Two tenders never share a
+    tag now (an unpublished tender has none)."""
+    from django.db import IntegrityError, transaction
+
+    other = Tender.objects.get(
+        reference=world["officer"].call("post", "/tenders", tender_payload()).json()["reference"])
+    assert other.bid_tag == ""
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Tender.objects.filter(pk=other.pk).update(bid_tag=published_tender.bid_tag)

@@ -125,6 +125,10 @@ class Tender(models.Model):
                    # the public list's order, whatever the states asked for
                    models.Index(fields=["-published_at", "-id"],
                                 name="procurement_tender_pub_id")]
+        # a tender's sealed bids are the ledger's entries under its tag: a tag copied
+        # onto another tender in the database would open the first tender's bids there
+        constraints = [models.UniqueConstraint(fields=["bid_tag"], condition=~models.Q(bid_tag=""),
+                                               name="procurement_tender_bid_tag_once")]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
