@@ -69,6 +69,15 @@ def _fresh_routing_cache():
 
 
 @pytest.fixture
+def report_at_once(monkeypatch):
+    """The ledger's status reports a row left without its index once its entry is older
+    than the merge delay; here at once."""
+    from sahab.ledger import services as ledger
+
+    monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
+
+
+@pytest.fixture
 def sahab_home(settings, tmp_path):
     """A fresh SAHAB_HOME for tests that write keys or demo files."""
     settings.SAHAB_HOME = tmp_path

@@ -73,7 +73,7 @@ def test_an_open_order_does_not_hold_back_other_writes(market):
     assert order_row.ledger_index == size + 1
 
 
-def test_an_order_pointed_at_another_entry_gets_no_index(market, monkeypatch):
+def test_an_order_pointed_at_another_entry_gets_no_index(market, report_at_once):
     """An order's row pointed, in the database, at its instance's pending entry (the same
     subject, another event). Before: the order got that entry's index, and its receipt
     proved an entry that places no order. Now it stays without one and the status says
@@ -89,5 +89,4 @@ def test_an_order_pointed_at_another_entry_gets_no_index(market, monkeypatch):
 
     order.refresh_from_db()
     assert order.ledger_index is None
-    monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
     assert ledger.pending_state()["rows_without_index"] == {"cloud.order": 1}

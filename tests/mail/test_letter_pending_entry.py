@@ -9,13 +9,13 @@ import base64
 
 import pytest
 from django.db import connection
-from django.test import Client
 
 from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry, PendingEntry
 from sahab.ledger.services import Record
 from sahab.mail import letters
 from sahab.mail.models import Receipt
+from tests.mail.test_api import api_client
 from tests.threads import waits_for_open_transaction
 
 
@@ -27,8 +27,7 @@ def _send(world, reference: str = "MF/API/7"):
 
 
 def test_the_receipts_show_their_promise_then_their_index(world):
-    client = Client()
-    client.force_login(world.alice.user)
+    client = api_client(world.alice)
     sent = client.post("/api/mail/letters", {
         "sender": world.alice_box.address, "to": "MS", "reference": "MF/API/7",
         "classification": "legal", "subject": "Avis", "body": "Texte",
@@ -78,7 +77,7 @@ def test_an_open_letter_does_not_hold_back_other_writes(world):
                 .values_list("type", flat=True))[:2] == ["test.other", "mail.letter.acceptance"]
 
 
-def test_a_receipt_pointed_at_another_letters_entry_gets_no_index(world, monkeypatch):
+def test_a_receipt_pointed_at_another_letters_entry_gets_no_index(world, report_at_once):
     """A receipt's row pointed, in the database, at another letter's pending entry (to
     date a letter by another's ledger entry) gets no index; the status reports it, and
     the receipt whose promise number was taken away too."""
@@ -93,12 +92,11 @@ def test_a_receipt_pointed_at_another_letters_entry_gets_no_index(world, monkeyp
 
     accepted.refresh_from_db()
     assert accepted.ledger_index is None
-    monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
     assert ledger.pending_state()["rows_without_index"] == {"mail.receipt": 2}
 
 
 def test_a_receipt_given_an_entry_of_its_type_and_letter_but_another_hash_gets_no_index(
-        world, monkeypatch):
+        world, report_at_once):
     """From the second review: a pending entry written in the database for the same
     letter and kind, with another receipt's hash, and the receipt pointed at it: the
     receipt took that entry's index. The entry's hash must be the receipt's."""
@@ -114,14 +112,10 @@ def test_a_receipt_given_an_entry_of_its_type_and_letter_but_another_hash_gets_n
 
     delivery.refresh_from_db()
     assert delivery.ledger_index is None
-    monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
     assert ledger.pending_state()["rows_without_index"] == {"mail.receipt": 1}
 
 
 def test_the_tracking_page_shows_a_receipt_with_neither_index_nor_promise(world):
     letter = _send(world)
     Receipt.objects.filter(letter=letter).update(ledger_pending=None, ledger_index=None)
-    client = Client()
-    client.force_login(world.alice.user)
-
-    assert client.get(f"/mail/letters/{letter.pk}/").status_code == 200
+    assert api_client(world.alice).get(f"/mail/letters/{letter.pk}/").status_code == 200

@@ -23,13 +23,6 @@ SECOND = dt.timedelta(seconds=1)
 TEXT = "Les serveurs sont-ils livrés montés en baie ?"
 
 
-@pytest.fixture
-def report_at_once(monkeypatch):
-    """The status reports a row left without its index once its entry is older than the
-    merge delay; here at once."""
-    monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
-
-
 def _ask(world, tender, text: str = TEXT) -> Step:
     """A company's question, committed, its entry still pending (the sequencer not run)."""
     services.ask_question(actor=world["companies"][0][1].user, tender=tender, text=text)

@@ -496,7 +496,7 @@ def _refused(model: type[Model], pk: int, why: str, *args) -> None:
     if len(_logged_refusals) > 10_000:
         _logged_refusals.clear()
     _logged_refusals.add(key)
-    log.error("%s %s %s: left without an index", model._meta.label, pk, why % args)
+    log.error("%s %s %s: left without an index", *key)
 
 
 def fill_left_rows() -> dict[str, int]:

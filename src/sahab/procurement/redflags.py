@@ -930,9 +930,9 @@ def _s07_s08(run: _Run) -> Indicator:
         return n
 
     def won(r: dict) -> int | tuple[int, ...]:
-        won = tuple(dict.fromkeys(
+        suppliers = tuple(dict.fromkeys(
             number(s) for a in _active_awards(r) for s in _ids(a.get("suppliers"))))
-        return won[0] if len(won) == 1 else won
+        return suppliers[0] if len(suppliers) == 1 else suppliers
 
     while (r := (yield)) is not None:
         bidders = [number(c) for c in sorted(_bidders(r))]
