@@ -27,7 +27,7 @@ class TenderAdmin(ReadOnlyAdmin):
                     "submission_deadline"]
     list_filter = ["state", "procedure", "suspended"]
     search_fields = ["reference", "title"]
-    exclude = ["bid_tag"]
+    exclude = ["bid_tag", "bid_tag_salt"]
     inlines = [LotInline]
 
 

@@ -137,6 +137,9 @@ class ProcurementError(ErrorCode):
                               "too late to confirm this one.")
     TENDERING_CLOSE_NOT_RECORDED = _(
         "The ledger does not record the close of tendering where expected.")
+    BID_TAG_ALTERED = _(
+        "The tender's sealed-bid tag is not the one its publication committed to on the "
+        "ledger: the database was altered. The bids stay sealed until the tag is restored.")
     OPENING_NEEDS_CLOSED_TENDER = _("Only a tender whose submission deadline passed is opened.")
     OPENING_BEFORE_DEADLINE = _("Bids are never opened before the deadline.")
     OPENING_KEYS_NOT_RELEASED = _(

@@ -397,15 +397,18 @@ class ProcurementEvent(LedgerEvent):
         "procurement.tender.opened",
         "The bids were opened by the committee's released keys. The full opening report "
         "(every commitment, opened bid, rejected or missing one and why) is a public "
-        "document of the tender; the entry holds its SHA-256, size and counts.",
-        ("bid_tag", "counts", "released", "report", "tendering_closed"),
+        "document of the tender; the entry holds its SHA-256, size and counts, and the "
+        "bid tag and salt that the publication committed to.",
+        ("bid_tag", "bid_tag_salt", "counts", "released", "report", "tendering_closed"),
         _("Opening of the bids"),
     )
     TENDER_PUBLISHED = (
         "procurement.tender.published",
-        "A tender was published: details, lots, deadlines, criteria and its opening "
-        "committee's keys.",
+        "A tender was published: details, lots, deadlines, criteria, its opening "
+        "committee's keys and the commitment to its secret sealed-bid tag (SHA-256 of the "
+        "tag with a salt that the opening report reveals).",
         (
+            "bid_tag_commitment",
             "buyer",
             "committee",
             "compliance_criteria",

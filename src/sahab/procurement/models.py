@@ -107,6 +107,10 @@ class Tender(models.Model):
     # evaluation report before the award (0 until the committee is named).
     evaluation_quorum = models.PositiveSmallIntegerField(default=0)
     bid_tag = models.CharField(max_length=64, blank=True)
+    # the publication entry commits to the tag (``sealing.tag_commitment``) with this
+    # secret salt, which the opening report reveals: a tag changed in the database after
+    # the publication no longer matches, and the opening refuses it
+    bid_tag_salt = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
                                    on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

@@ -79,6 +79,13 @@ def commitment(envelope: bytes) -> str:
     return hashlib.sha256(envelope).hexdigest()
 
 
+def tag_commitment(tag: str, salt: str) -> str:
+    """What a tender's publication entry commits to about its secret bid tag: SHA-256
+    (hex) of the tag with a secret salt, so that nobody links the bid entries' subjects
+    to the tender before the opening, and nobody gives the tender another tag after it."""
+    return hashlib.sha256(f"sahab-bid-tag/1\n{salt}\n{tag}\n".encode()).hexdigest()
+
+
 def registration_message(company_id: int, public_key: bytes) -> bytes:
     """What a company signs with a new key to prove that it holds it."""
     return f"sahab-signing-key/1\ncompany {company_id}\nkey {b64(public_key)}\n".encode()

@@ -457,7 +457,7 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
     missing = [m.position for m in members if not bytes(m.public_key)]
     if missing:
         raise InvalidInput(ProcurementError.OPENING_KEYS_MISSING, missing=missing)
-    tender.bid_tag = secrets.token_hex(16)
+    tender.bid_tag, tender.bid_tag_salt = secrets.token_hex(16), secrets.token_hex(16)
     tender.published_at = now
     tender.save()
     _step(
@@ -479,6 +479,7 @@ def publish_tender(*, actor, tender: Tender, now: dt.datetime | None = None) -> 
                 for lot in tender.lots.all()
             ],
             "committee": _committee_data(tender, members),
+            "bid_tag_commitment": sealing.tag_commitment(tender.bid_tag, tender.bid_tag_salt),
         },
         at=now,
     )
@@ -1433,6 +1434,26 @@ def releases_missing(tender: Tender) -> int:
     return max(0, tender.committee_threshold - released)
 
 
+def _check_bid_tag(tender: Tender, signed: bool) -> None:
+    """Refuse to open under a tag other than the one the tender's proven publication entry
+    committed to: a tag changed in the database would open none of the tender's bids (an
+    unsuccessful tender that nobody could tell from an honest one) or another's.
+
+    Tenders published before the commitment have none to check, but never an empty tag."""
+    if not tender.bid_tag:
+        raise Conflict(ProcurementError.BID_TAG_ALTERED)
+    published = ledger.entries_about(f"tender:{tender.reference}").filter(
+        type=ProcurementEvent.TENDER_PUBLISHED.value).order_by("-index") \
+        .values_list("index", flat=True).first()
+    if published is None:
+        raise Conflict(ProcurementError.BID_TAG_ALTERED)
+    committed = ledger.proven_entries([published], signed=signed)[published]["data"] \
+        .get("bid_tag_commitment")
+    if committed is not None and \
+            sealing.tag_commitment(tender.bid_tag, tender.bid_tag_salt) != committed:
+        raise Conflict(ProcurementError.BID_TAG_ALTERED)
+
+
 def _ledger_bids(tender: Tender, closed_at: int, signed: bool
                  ) -> tuple[dict[str, int], dict[int, dict], dict[str, int]]:
     """The live commitments (commitment → ledger index) as the proven ledger says, every
@@ -1584,6 +1605,7 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
     released = {m.position: bytes(m.released_key) for m in tender.committee.all()
                 if bytes(m.released_key) and
                 sealing.member_public_key(bytes(m.released_key)) == bytes(m.public_key)}
+    _check_bid_tag(tender, signed)
     closed_at = Step.objects.get(tender=tender, type="tender.tendering_closed").ledger_index
     live, entries, to_confirm = _ledger_bids(tender, closed_at, signed)
     lots = {str(lot.number): lot for lot in tender.lots.all()}
@@ -1646,6 +1668,8 @@ def open_tender(*, tender: Tender, now: dt.datetime | None = None,
                    for c, i in sorted(live.items(), key=lambda kv: kv[1])]
     summary = {"bid_tag": tender.bid_tag, "tendering_closed": closed_at,
                "released": sorted(released)}
+    if tender.bid_tag_salt:  # what anyone checks the publication's commitment with
+        summary["bid_tag_salt"] = tender.bid_tag_salt
     document = _store_opening_report(tender, {
         **summary, "format": OPENING_REPORT_FORMAT, "tender": tender.reference,
         "commitments": commitments, "bids": report, "rejected": rejected,

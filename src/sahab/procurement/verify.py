@@ -214,10 +214,26 @@ def _report(public: _Public, reference: str, entry: dict) -> dict:
         raise OpeningFailure("the opening report is not a sahab opening report") from None
     if report.get("format") != "sahab-opening-report/1" or report.get("tender") != reference:
         raise OpeningFailure(f"the opening report is not the one of {reference}")
-    if counts != entry["counts"] or any(report.get(k) != entry[k] for k in
-                                        ("bid_tag", "tendering_closed", "released")):
+    if counts != entry["counts"] or any(report.get(k) != entry.get(k) for k in
+                                        ("bid_tag", "bid_tag_salt", "tendering_closed",
+                                         "released")):
         raise OpeningFailure("the opening report and its ledger entry disagree")
     return report
+
+
+def _check_bid_tag(published: dict, report: dict) -> None:
+    """The report's bid tag must be the one the publication committed to (tenders
+    published before the commitment carry none): under another tag the opening would
+    have read other bid entries, or none."""
+    committed = published.get("bid_tag_commitment")
+    if committed is None:
+        return
+    tag, salt = report.get("bid_tag"), report.get("bid_tag_salt")
+    if not isinstance(tag, str) or not isinstance(salt, str) or \
+            sealing.tag_commitment(tag, salt) != committed:
+        raise OpeningFailure("the report's bid tag is not the one the tender's publication "
+                             "committed to: the opening read other bid entries than the "
+                             "tender's")
 
 
 def _time(text: str) -> dt.datetime:
@@ -251,6 +267,7 @@ def verify_opening(url: str, reference: str, key: str,
                                                 data["opened"]))
     if report["tendering_closed"] != closed:
         raise OpeningFailure("the report and the tender disagree on the close of tendering")
+    _check_bid_tag(published, report)
     released = {}
     for member in data["committee"]["members"]:
         index = member.get("release_ledger_index")
