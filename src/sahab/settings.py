@@ -188,6 +188,11 @@ PROCUREMENT_MIN_DAYS = (int(os.environ["SAHAB_PROCUREMENT_MIN_DAYS"])
 # placeholder: set it from the Décret n° 2014-1039 and the buyer's rules. Like every
 # minimum, SAHAB_PROCUREMENT_MIN_DAYS (training and test platforms) replaces it when set.
 PROCUREMENT_MIN_DAYS_AFTER_AMENDMENT = _env_int("SAHAB_PROCUREMENT_MIN_DAYS_AFTER_AMENDMENT", 10)
+# A tender's publication entry commits to its secret bid tag; one without that commitment
+# is accepted (opened, and bid on) only if its ledger index is below this one: the log's
+# size when a platform that published tenders before the commitment was upgraded. New
+# platforms keep 0 (every publication commits). docs/procurement.md, "Sealed bids".
+PROCUREMENT_BID_TAGS_COMMITTED_FROM = _env_int("SAHAB_PROCUREMENT_BID_TAGS_COMMITTED_FROM", 0)
 # Bid-signing keys: a PEM file of the national CA's certificates (e.g. TunTrust) that
 # must issue every company key's certificate; unset, the platform's demo CA issues them.
 PROCUREMENT_CA_ROOTS = os.environ.get("SAHAB_PROCUREMENT_CA_ROOTS", "")

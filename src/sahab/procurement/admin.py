@@ -2,6 +2,7 @@
 bid through the admin, before or after the opening (the public pages show opened bids)."""
 
 from django.contrib import admin
+from django.db.models.constants import LOOKUP_SEP
 
 from sahab.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from sahab.procurement.models import (
@@ -27,8 +28,16 @@ class TenderAdmin(ReadOnlyAdmin):
                     "submission_deadline"]
     list_filter = ["state", "procedure", "suspended"]
     search_fields = ["reference", "title"]
-    exclude = ["bid_tag", "bid_tag_salt"]
+    exclude = SECRET_FIELDS = ["bid_tag", "bid_tag_salt"]
     inlines = [LotInline]
+
+    def lookup_allowed(self, lookup: str, value: str, request=None) -> bool:
+        """No filter on the secret tag or its salt: ``?bid_tag__startswith=`` would read
+        them out a character at a time (Django allows any lookup on a model's own
+        fields)."""
+        if lookup.split(LOOKUP_SEP)[0] in self.SECRET_FIELDS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
 
 @admin.register(Contract)

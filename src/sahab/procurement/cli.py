@@ -134,7 +134,8 @@ def cmd_verify_opening(args) -> int:
     from sahab.procurement.verify import OpeningFailure, verify_opening
 
     try:
-        result = verify_opening(args.url, args.reference, args.key)
+        result = verify_opening(args.url, args.reference, args.key, my_bids=args.my_bid,
+                                tags_committed_from=args.tags_committed_from)
     except OpeningFailure as exc:
         print(f"OPENING VERIFICATION FAILED: {exc}", file=sys.stderr)
         return 1
@@ -146,6 +147,12 @@ def cmd_verify_opening(args) -> int:
           f"{len(result.rejected)} rejected, {len(result.missing)} missing and "
           f"{len(result.unconfirmed)} not confirmed after an amendment, named in the "
           f"report; opened with the keys of members {result.released}.")
+    if args.my_bid:
+        print(f"Your bid entries {args.my_bid} are among those the opening read.")
+    if not result.tag_committed:
+        print("NOTE: the tender was published before bid tags were committed on the log: "
+              "that the opening read the tender's own bid entries rests on the platform's "
+              "word (check your bid with --my-bid).")
     return 0
 
 
@@ -227,6 +234,13 @@ def register(sub) -> None:
     p.add_argument("reference")
     p.add_argument("--url", required=True, help="the platform's web address")
     p.add_argument("--key", required=True, help="the log's verifier key (sahab ledger key)")
+    p.add_argument("--my-bid", type=int, action="append", default=[], metavar="INDEX",
+                   help="the ledger index of your bid's entry (from its promise or "
+                        "receipt): check that the opening read it; repeat for several")
+    p.add_argument("--tags-committed-from", type=int, default=0, metavar="INDEX",
+                   help="the log's index from which every publication commits to its bid "
+                        "tag (0, the default: every one; the platform's docs name it for a "
+                        "platform upgraded with tenders already published)")
     p.set_defaults(func=cmd_verify_opening, needs_django=False)
     bid = sub.add_parser("bid", help="a company's side of sealed bids (offline)")
     cmds = bid.add_subparsers(dest="bid_command", required=True, metavar="COMMAND")

@@ -1260,6 +1260,7 @@ def _store_bid(actor, tender: Tender, envelope: bytes, now: dt.datetime) -> Bid:
         raise PermissionDenied(ProcurementError.BIDDER_NOT_ADMITTED)
     if not isinstance(envelope, bytes | bytearray) or not envelope:
         raise InvalidInput(ProcurementError.ENVELOPE_REQUIRED)
+    _check_bid_tag(tender)  # the entry goes under the tag; never under another one
     key = check_envelope(tender, company, bytes(envelope))
     commitment = sealing.commitment(bytes(envelope))
     # one read for both: the same envelope sent before (by anyone), and the company's
@@ -1310,6 +1311,7 @@ def withdraw_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
         raise NotFound(ProcurementError.NO_SUCH_BID)
     if bid.status != Bid.Status.SUBMITTED or _now(now) >= bid.tender.submission_deadline:
         raise Conflict(ProcurementError.BID_NOT_WITHDRAWABLE)
+    _check_bid_tag(bid.tender)
     bid.status = Bid.Status.WITHDRAWN
     bid.save(update_fields=["status"])
     ledger.record(ProcurementEvent.BID_WITHDRAWN, _bid_subject(bid.tender), "system",
@@ -1339,6 +1341,7 @@ def confirm_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
         if bid.status == Bid.Status.SUBMITTED and bid_index(bid) is not None else None
     if amendment is None:
         raise Conflict(ProcurementError.BID_NOT_TO_CONFIRM)
+    _check_bid_tag(tender)
     bid.confirm_amendment = None
     bid.save(update_fields=["confirm_amendment"])
     ledger.record(ProcurementEvent.BID_CONFIRMED, _bid_subject(tender), "system",
@@ -1434,24 +1437,63 @@ def releases_missing(tender: Tender) -> int:
     return max(0, tender.committee_threshold - released)
 
 
-def _check_bid_tag(tender: Tender, signed: bool) -> None:
-    """Refuse to open under a tag other than the one the tender's proven publication entry
-    committed to: a tag changed in the database would open none of the tender's bids (an
-    unsuccessful tender that nobody could tell from an honest one) or another's.
+def _check_bid_tag(tender: Tender, signed: bool | None = None) -> None:
+    """Refuse to file or open bids under a tag other than the one the tender's publication
+    entry committed to: a tag changed in the database, even for a moment, would put a bid
+    where the opening never reads it, or make the opening read none of the tender's bids
+    (an unsuccessful tender that nobody could tell from an honest one) or another's.
 
-    Tenders published before the commitment have none to check, but never an empty tag."""
+    ``signed`` (the opening) proves the publication entry against the tree (against a
+    signed checkpoint when true); bid writes read it once per process."""
     if not tender.bid_tag:
         raise Conflict(ProcurementError.BID_TAG_ALTERED)
-    published = ledger.entries_about(f"tender:{tender.reference}").filter(
-        type=ProcurementEvent.TENDER_PUBLISHED.value).order_by("-index") \
-        .values_list("index", flat=True).first()
-    if published is None:
-        raise Conflict(ProcurementError.BID_TAG_ALTERED)
-    committed = ledger.proven_entries([published], signed=signed)[published]["data"] \
-        .get("bid_tag_commitment")
+    if signed is None:
+        key = (tender.pk, tender.reference, tender.bid_tag, tender.bid_tag_salt)
+        if key not in _tag_commitments:
+            if len(_tag_commitments) >= 10_000:
+                _tag_commitments.clear()
+            _tag_commitments[key] = _publication_commitment(tender, signed=None)
+        committed = _tag_commitments[key]
+    else:
+        committed = _publication_commitment(tender, signed=signed)
     if committed is not None and \
             sealing.tag_commitment(tender.bid_tag, tender.bid_tag_salt) != committed:
         raise Conflict(ProcurementError.BID_TAG_ALTERED)
+
+
+# what each tender's publication entry committed to (it never changes), read once per
+# process for the bid writes
+_tag_commitments: dict[tuple[int, str, str, str], str | None] = {}
+
+
+def _publication_commitment(tender: Tender, *, signed: bool | None) -> str | None:
+    """The commitment to its bid tag that the tender's publication entry records, read
+    from the entry's own bytes (the columns the log is searched by are the database's).
+    None only for a publication older than ``PROCUREMENT_BID_TAGS_COMMITTED_FROM``; a
+    tender published again under its reference (drafted or published after it) has no
+    commitment to trust."""
+    subject = f"tender:{tender.reference}"
+    index = Step.objects.filter(tender=tender, type="tender.published") \
+        .values_list("ledger_index", flat=True).first()
+    if index is None or ledger.entries_about(subject).filter(
+            index__gt=index, type__in=[ProcurementEvent.TENDER_PUBLISHED.value,
+                                       ProcurementEvent.TENDER_DRAFTED.value]).exists():
+        raise Conflict(ProcurementError.BID_TAG_ALTERED)
+    if signed is None:
+        try:
+            entry = json.loads(bytes(ledger.get_entry(index).body))
+        except NotFound:
+            raise Conflict(ProcurementError.BID_TAG_ALTERED) from None
+    else:
+        entry = ledger.proven_entries([index], signed=signed)[index]
+    data = entry.get("data") or {}
+    committed = data.get("bid_tag_commitment")
+    if entry.get("type") != ProcurementEvent.TENDER_PUBLISHED.value or \
+            entry.get("subject") != subject or data.get("reference") != tender.reference or \
+            not isinstance(committed, str | None) or \
+            (committed is None and index >= settings.PROCUREMENT_BID_TAGS_COMMITTED_FROM):
+        raise Conflict(ProcurementError.BID_TAG_ALTERED)
+    return committed
 
 
 def _ledger_bids(tender: Tender, closed_at: int, signed: bool

@@ -4,7 +4,12 @@ It needs the platform's web address and the log's verifier key, nothing else (no
 database, no installation of sahab's server side). Every ledger entry it relies on is
 checked with its receipt (inclusion proof to a checkpoint signed by that key):
 
-* the committee (threshold, public keys) is the one published with the tender;
+* the committee (threshold, public keys) is the one published with the tender, and the
+  report's bid tag and salt hash to the commitment the publication records (the tag the
+  bid entries are filed under); nothing drafts or publishes the tender again between its
+  publication and its close;
+* each bid entry a company names (``--my-bid``, the index its promise or receipt gave)
+  is one of the tender's: filed under that tag between the publication and the close;
 * at least t members released keys after the deadline, each matching its public key;
 * the full opening report (a JSON document) has the SHA-256, size and counts that the
   opening's ledger entry records;
@@ -29,6 +34,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -51,6 +57,7 @@ class Verified:
     missing: list[str] = field(default_factory=list)
     unconfirmed: list[str] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
+    tag_committed: bool = True  # False: published before bid tags were committed
 
 
 class _Public:
@@ -134,6 +141,9 @@ def _expect(entry: dict, type_: str, subject: str, index: int) -> dict:
     return entry["data"]
 
 
+REPUBLISHED = ("procurement.tender.drafted", "procurement.tender.published")
+
+
 def _live(public: _Public, reference: str, tag: str, published: int,
           closed: int) -> tuple[dict[str, int], dict[str, int]]:
     """The live commitments, and those of them still to confirm after an amendment, from
@@ -141,6 +151,12 @@ def _live(public: _Public, reference: str, tag: str, published: int,
     (no bid or amendment entry can lie outside)."""
     window = public.window(published, closed)
     subjects = (f"sealed-bids:{tag}", f"tender:{reference}")
+    again = [i for i, e in window.items()
+             if i != published and e["subject"] == subjects[1] and e["type"] in REPUBLISHED]
+    if again:
+        raise OpeningFailure(f"the tender was drafted or published again (entry {again[0]}) "
+                             f"after the publication the platform names ({published}): "
+                             "its reference was given to another tender")
     entries = [(index, entry) for index, entry in sorted(window.items())
                if entry["subject"] in subjects]
     live = sealing.live_commitments((index, entry) for index, entry in entries
@@ -221,19 +237,38 @@ def _report(public: _Public, reference: str, entry: dict) -> dict:
     return report
 
 
-def _check_bid_tag(published: dict, report: dict) -> None:
-    """The report's bid tag must be the one the publication committed to (tenders
-    published before the commitment carry none): under another tag the opening would
-    have read other bid entries, or none."""
+def _check_bid_tag(published: dict, index: int, report: dict, committed_from: int) -> bool:
+    """The report's bid tag must be the one the publication committed to: under another
+    tag the opening would have read other bid entries, or none. Only a publication below
+    ``committed_from`` (the log's index when its platform began committing tags) may
+    carry no commitment; returns whether it carried one."""
     committed = published.get("bid_tag_commitment")
+    if committed is None and index < committed_from:
+        return False
     if committed is None:
-        return
+        raise OpeningFailure("the tender's publication commits to no bid tag: the opening "
+                             "could have read any bid entries")
     tag, salt = report.get("bid_tag"), report.get("bid_tag_salt")
     if not isinstance(tag, str) or not isinstance(salt, str) or \
             sealing.tag_commitment(tag, salt) != committed:
         raise OpeningFailure("the report's bid tag is not the one the tender's publication "
                              "committed to: the opening read other bid entries than the "
                              "tender's")
+    return True
+
+
+def _check_own_bids(public: _Public, indexes: list[int], tag: str, published: int,
+                    closed: int) -> None:
+    """Each bid entry a company names (from its promise or receipt) is one of the
+    tender's: a bid filed under another tag, even for a moment, is one the opening never
+    read."""
+    for index in indexes:
+        entry = public.entry(index)
+        if not (entry["type"].startswith("procurement.bid.") and
+                entry["subject"] == f"sealed-bids:{tag}" and published < index <= closed):
+            raise OpeningFailure(f"your bid entry {index} is not one the opening read: it is "
+                                 f"{entry['type']} of {entry['subject']}, not a bid entry of "
+                                 "the tender between its publication and its close")
 
 
 def _time(text: str) -> dt.datetime:
@@ -248,8 +283,13 @@ def _amounts(prices: dict) -> dict[str, Decimal]:
 
 
 def verify_opening(url: str, reference: str, key: str,
-                   client: httpx.Client | None = None) -> Verified:
-    """Raise ``OpeningFailure`` unless the opening of ``reference`` checks out."""
+                   client: httpx.Client | None = None, *, my_bids: Iterable[int] = (),
+                   tags_committed_from: int = 0) -> Verified:
+    """Raise ``OpeningFailure`` unless the opening of ``reference`` checks out.
+
+    ``my_bids``: ledger indexes of a company's own bid entries, each of which must be
+    among those the opening read. ``tags_committed_from``: the log's index below which a
+    publication may commit to no bid tag (0: every one must)."""
     public = _Public(url, key, client or httpx.Client(timeout=30))
     data = public.json(f"/api/procurement/tenders/{reference}/opening")
     subject = f"tender:{reference}"
@@ -267,7 +307,9 @@ def verify_opening(url: str, reference: str, key: str,
                                                 data["opened"]))
     if report["tendering_closed"] != closed:
         raise OpeningFailure("the report and the tender disagree on the close of tendering")
-    _check_bid_tag(published, report)
+    if not data["published"] < closed:
+        raise OpeningFailure("the tender's publication does not precede its close")
+    tag_committed = _check_bid_tag(published, data["published"], report, tags_committed_from)
     released = {}
     for member in data["committee"]["members"]:
         index = member.get("release_ledger_index")
@@ -285,6 +327,7 @@ def verify_opening(url: str, reference: str, key: str,
         raise OpeningFailure(f"{len(released)} keys released, {committee['threshold']} needed")
     _no_bid_entry_after(public, report["bid_tag"], closed)
     live, due = _live(public, reference, report["bid_tag"], data["published"], closed)
+    _check_own_bids(public, list(my_bids), report["bid_tag"], data["published"], closed)
     listed = {c["commitment"]: c["ledger_index"] for c in report["commitments"]}
     if len(listed) != len(report["commitments"]):
         raise OpeningFailure("the report lists a commitment twice")
@@ -321,4 +364,4 @@ def verify_opening(url: str, reference: str, key: str,
                     rejected=[r["commitment"] for r in report["rejected"]],
                     missing=[m["commitment"] for m in report["missing"]],
                     unconfirmed=[u["commitment"] for u in report.get("unconfirmed", [])],
-                    released=sorted(released))
+                    released=sorted(released), tag_committed=tag_committed)
