@@ -36,8 +36,10 @@ def staff(client):
 
 
 def entries(type_: str) -> list[dict]:
+    """The entries of ``type_`` once the worker's sequencer integrated what is pending."""
     import json
 
+    ledger.integrate_pending()
     return [json.loads(bytes(e.body)) for e in Entry.objects.filter(type=type_)]
 
 
@@ -135,11 +137,13 @@ def test_deactivating_a_company_and_changing_its_matricule_in_the_admin_records_
 
 def test_a_bad_matricule_in_the_admin_is_refused_and_nothing_is_recorded(staff, client):
     company, _ = factories.company()
+    ledger.integrate_pending()
     size = ledger.tree_size()
     data = {"name": company.name, "matricule_fiscal": "not-a-matricule", "active": "on",
             "members-TOTAL_FORMS": "0", "members-INITIAL_FORMS": "0"}
     response = client.post(f"/admin/directory/company/{company.pk}/change/", data)
     assert response.status_code == 200  # the form again, with its error
+    ledger.integrate_pending()  # nothing pending either
     assert ledger.tree_size() == size
     assert Company.objects.get(pk=company.pk).matricule_fiscal == company.matricule_fiscal
 
@@ -271,9 +275,11 @@ def test_after_a_flush_the_signer_refuses_the_emptied_log(sahab_home):
     keys.ensure_ledger_key()
     ledger._signer.cache_clear()
     factories.administration()
+    ledger.integrate_pending()  # the worker's tick: the entry was written pending
     assert ledger.checkpoint_if_grown().size == 1
     call_command("flush", interactive=False, verbosity=0)
     factories.administration()
     factories.administration()
+    ledger.integrate_pending()
     assert ledger.checkpoint_if_grown() is None
     assert signing.alarm()["active"] and ledger.latest_checkpoint().size == 1

@@ -9,6 +9,7 @@ from django.test import Client
 from sahab.core.errors import NotFound
 from sahab.directory import services
 from sahab.directory.models import SignIn
+from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 from sahab.mail import services as mail
 from tests import factories, notices
@@ -50,6 +51,7 @@ def test_the_account_page_lists_each_session_and_ends_one_with_the_password(user
     laptop.post("/accounts/sessions/end/", {"sign_in": the_phone.pk, "password": PASSWORD})
     assert phone.get("/accounts/").status_code == 302  # sent to the sign-in page
     assert laptop.get("/accounts/").status_code == 200
+    ledger.integrate_pending()  # the worker's tick: the entry was written pending
     assert Entry.objects.filter(type="directory.user.sessions_ended").count() == 1
 
 

@@ -12,6 +12,7 @@ from sahab.core import secrets as sealing
 from sahab.core.errors import PermissionDenied, TooManyAttempts
 from sahab.directory import services
 from sahab.directory.models import Agent, ApiToken
+from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 from tests import factories
 from tests.factories import PASSWORD
@@ -76,6 +77,7 @@ def test_twenty_wrong_codes_then_the_right_one_is_refused_even_after_signing_in_
     assert "_auth_user_id" not in client.session
     agent.refresh_from_db()
     assert agent.totp_locked_until > timezone.now()
+    ledger.integrate_pending()  # the worker's tick: the entry was written pending
     assert Entry.objects.filter(type="directory.agent.second_factor_locked").exists()
 
 

@@ -13,6 +13,7 @@ from django.utils.http import urlsafe_base64_encode
 from sahab.directory import services
 from sahab.directory.events import DirectoryEvent
 from sahab.directory.models import PasswordResetMail
+from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 from sahab.mail.models import Mailbox
 
@@ -56,6 +57,7 @@ def test_an_agent_sets_a_new_password_from_the_link_in_their_mailbox(reset_world
 
     assert Client().post("/accounts/login/", {"username": alice.user.username,
                                               "password": NEW}).status_code == 302
+    ledger.integrate_pending()  # the worker's tick: the entry was written pending
     entry = Entry.objects.filter(type=DirectoryEvent.USER_PASSWORD_RESET_BY_MAIL).get()
     assert entry.subject == f"user:{alice.user.pk}"
     assert NEW not in entry.body.decode(errors="replace")

@@ -8,6 +8,7 @@ import pytest
 from sahab.core.errors import InvalidInput, PermissionDenied
 from sahab.directory import services as directory
 from sahab.directory.models import Administration, AdministrationKind, Role
+from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 from sahab.mail import services
 from sahab.mail.models import Mailbox, MailDomain
@@ -47,6 +48,7 @@ def test_a_ministry_admin_cannot_give_a_unit_the_presidencys_domain(ministry):
     # gets a mailbox of the ministry's own domain
     clerk = factories.agent(administration=unit)
     assert services.provision_agent_mailbox(clerk).address.endswith("@finances.gov.tn")
+    ledger.integrate_pending()  # the worker's tick: the entry was written pending
     assert Entry.objects.count() > entries  # the unit and the agent, nothing else
 
 
@@ -65,6 +67,7 @@ def test_a_platform_admin_assigns_only_domains_of_the_state(ministry):
         name_fr="Cabinet", name_ar="الديوان", mail_domain="cabinet.finances.gov.tn")
     domain = MailDomain.objects.get(name="cabinet.finances.gov.tn")
     assert domain.administration == unit and domain.dkim_ed25519_public
+    ledger.integrate_pending()  # the worker's tick: the entry was written pending
     created = Entry.objects.filter(type="mail.domain.created",
                                    subject="mail:domain:cabinet.finances.gov.tn").get()
     assert created.actor == f"user:{platform.pk}"

@@ -5,6 +5,7 @@ import pytest
 from django.test import Client
 
 from sahab.core.errors import InvalidInput, PermissionDenied
+from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 from sahab.mail import notices, services
 from sahab.mail.models import NoticeKind, NoticePreference
@@ -19,6 +20,7 @@ def test_a_choice_turns_the_other_kinds_off_and_is_recorded(sahab_home):
     assert services.muted_notices(user) == set(NoticeKind.values) - {"approvals"}
     assert notices.wanting([user], NoticeKind.APPROVALS) == [user]
     assert notices.wanting([user], NoticeKind.COMPLAINTS) == []
+    ledger.integrate_pending()  # the worker's tick: the entry was written pending
     entry = Entry.objects.filter(type="mail.notices.chosen").latest("index")
     assert entry.subject == f"user:{user.pk}"
 

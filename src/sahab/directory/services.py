@@ -121,7 +121,7 @@ def create_administration(*, actor, code: str, kind: str, name_fr: str, name_ar:
             admin.save()
     except IntegrityError:
         raise Conflict(DirectoryError.ADMINISTRATION_EXISTS) from None
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.ADMINISTRATION_CREATED,
         f"administration:{admin.code}",
         actor,
@@ -166,7 +166,7 @@ def update_administration(*, actor, administration: Administration,
                 admin.save()
         except IntegrityError:
             raise Conflict(DirectoryError.MAIL_DOMAIN_TAKEN) from None
-        ledger.record(
+        ledger.enqueue(
             DirectoryEvent.ADMINISTRATION_UPDATED,
             f"administration:{admin.code}",
             actor,
@@ -289,7 +289,7 @@ def create_agent(*, actor, administration: Administration, username: str, email:
     agent.save()
     AgentRole.objects.bulk_create([AgentRole(agent=agent, role=r) for r in roles])
     _sync_staff_flags(agent)
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.AGENT_CREATED,
         f"user:{user.pk}",
         actor,
@@ -314,7 +314,7 @@ def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
         [AgentRole(agent=agent, role=r) for r in roles if r not in existing])
     agent = Agent.objects.prefetch_related("roles").get(pk=agent.pk)
     _sync_staff_flags(agent)
-    ledger.record(DirectoryEvent.AGENT_ROLES_CHANGED, f"user:{agent.user_id}", actor, roles=roles)
+    ledger.enqueue(DirectoryEvent.AGENT_ROLES_CHANGED, f"user:{agent.user_id}", actor, roles=roles)
     return agent
 
 
@@ -329,7 +329,7 @@ def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
     if not active:
         ApiToken.objects.filter(user=agent.user, revoked_at=None).update(
             revoked_at=timezone.now())
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.AGENT_ENABLED if active else DirectoryEvent.AGENT_DISABLED,
         f"user:{agent.user_id}",
         actor,
@@ -343,7 +343,7 @@ def move_agent(*, actor, agent: Agent, administration: Administration) -> Agent:
              DirectoryError.AGENT_MOVE_OUTSIDE_OWN)
     agent.administration = administration
     agent.save(update_fields=["administration"])
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.AGENT_MOVED,
         f"user:{agent.user_id}",
         actor,
@@ -392,7 +392,7 @@ def register_company(*, actor, admin_username: str, admin_email: str, admin_pass
     except IntegrityError:
         raise Conflict(DirectoryError.COMPANY_EXISTS) from None
     member = CompanyMember.objects.create(user=user, company=company, is_company_admin=True)
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.COMPANY_REGISTERED,
         f"company:{company.pk}",
         actor,
@@ -427,7 +427,7 @@ def update_company(*, actor, company: Company, **changes) -> Company:
             company.save()
     except IntegrityError:
         raise Conflict(DirectoryError.COMPANY_EXISTS) from None
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.COMPANY_UPDATED, f"company:{company.pk}", actor, **_company_data(company)
     )
     return company
@@ -443,7 +443,7 @@ def add_company_user(*, actor, company: Company, username: str, email: str,
                                 last_name=last_name, password=password)
     member = CompanyMember.objects.create(user=user, company=company,
                                           is_company_admin=is_company_admin)
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.COMPANY_USER_ADDED,
         f"company:{company.pk}",
         actor,
@@ -463,7 +463,7 @@ def change_password(*, user, old_password: str, new_password: str) -> None:
     _validate_password(new_password, user)
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    ledger.record(DirectoryEvent.USER_PASSWORD_CHANGED, f"user:{user.pk}", user)
+    ledger.enqueue(DirectoryEvent.USER_PASSWORD_CHANGED, f"user:{user.pk}", user)
     notifications.sign_in_changed(user, "password_changed")
 
 
@@ -555,7 +555,7 @@ def reset_password(*, uidb64: str, token: str, new_password: str):
     _validate_password(new_password, user)
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    ledger.record(DirectoryEvent.USER_PASSWORD_RESET_BY_MAIL, f"user:{user.pk}", user)
+    ledger.enqueue(DirectoryEvent.USER_PASSWORD_RESET_BY_MAIL, f"user:{user.pk}", user)
     notifications.sign_in_changed(user, "password_reset")
     return user
 
@@ -613,7 +613,7 @@ def enable_totp(*, agent: Agent, secret: str, code: str) -> None:
     agent.totp_failures, agent.totp_locked_until = 0, None
     agent.save(update_fields=["totp_secret", "totp_enabled", "totp_failures",
                               "totp_locked_until"])
-    ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_ENABLED, f"user:{agent.user_id}", agent.user)
+    ledger.enqueue(DirectoryEvent.AGENT_SECOND_FACTOR_ENABLED, f"user:{agent.user_id}", agent.user)
     notifications.sign_in_changed(agent.user, "second_factor_on")
 
 
@@ -648,7 +648,7 @@ def verify_totp(*, agent: Agent, code: str) -> bool:
                                                  totp_locked_until=locked_until)
     if locked_until is not None:
         with transaction.atomic():
-            ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_LOCKED, f"user:{agent.user_id}",
+            ledger.enqueue(DirectoryEvent.AGENT_SECOND_FACTOR_LOCKED, f"user:{agent.user_id}",
                           agent.user)
     return False
 
@@ -683,7 +683,7 @@ def disable_totp(*, actor, agent: Agent, code: str | None = None) -> None:
 def _turn_off_totp(actor, agent: Agent) -> None:
     Agent.objects.filter(pk=agent.pk).update(totp_enabled=False, totp_secret="",
                                              totp_failures=0, totp_locked_until=None)
-    ledger.record(DirectoryEvent.AGENT_SECOND_FACTOR_DISABLED, f"user:{agent.user_id}", actor)
+    ledger.enqueue(DirectoryEvent.AGENT_SECOND_FACTOR_DISABLED, f"user:{agent.user_id}", actor)
     notifications.sign_in_changed(agent.user, "second_factor_off")
 
 
@@ -708,7 +708,7 @@ def end_sessions(*, user, password: str, current_key: str | None,
         keys = [key for key in alive.values() if key != current_key]
     for key in keys:
         web_sessions.end_session(key)
-    ledger.record(DirectoryEvent.USER_SESSIONS_ENDED, f"user:{user.pk}", user,
+    ledger.enqueue(DirectoryEvent.USER_SESSIONS_ENDED, f"user:{user.pk}", user,
                   {"count": len(keys)})
     notifications.sign_in_changed(user, "sessions_ended")
     return len(keys)
@@ -767,7 +767,7 @@ def _issue_token(actor, user, name: str, expires_at: dt.datetime | None) -> tupl
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken.objects.create(user=user, name=name, prefix=token[:12],
                                      digest=token_digest(token), expires_at=expires_at)
-    ledger.record(
+    ledger.enqueue(
         DirectoryEvent.TOKEN_ISSUED,
         f"user:{user.pk}",
         actor,
@@ -785,7 +785,7 @@ def revoke_api_token(*, actor, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        ledger.record(DirectoryEvent.TOKEN_REVOKED, f"user:{token.user_id}", actor, token=token.pk)
+        ledger.enqueue(DirectoryEvent.TOKEN_REVOKED, f"user:{token.user_id}", actor, token=token.pk)
     return token
 
 

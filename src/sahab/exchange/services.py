@@ -47,10 +47,11 @@ TOKEN_PREFIX = "xrd_"  # noqa: S105 (a marker, not a secret)
 MANAGERS = {Role.IT_OFFICER, Role.ADMINISTRATION_ADMIN}
 
 
-def _record(event: ExchangeEvent, subject: str, actor, data: dict) -> int:
-    """The ledger entry of a registry change; gateways see the change at once."""
+def _record(event: ExchangeEvent, subject: str, actor, data: dict) -> None:
+    """The ledger entry of a registry change, written pending (the worker's sequencer
+    integrates it within a second); gateways see the change at once."""
     bump_registry_version()
-    return ledger.record(event, subject, actor, data).index
+    ledger.enqueue(event, subject, actor, data)
 
 
 def bump_registry_version() -> None:

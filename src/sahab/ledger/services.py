@@ -308,7 +308,8 @@ def enqueue(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None
             **fields: Any) -> Promise:
     """Record one event as ``record`` does, but as a pending entry: written in the
     caller's transaction without the append lock, integrated by ``integrate`` once the
-    transaction committed. The caller runs ``integrate()`` after its commit."""
+    transaction committed: the worker's sequencer does within a second, and so does the
+    next append (which integrates every committed pending entry before its own)."""
     entry = _event_record(event, subject, actor, data, fields)
     now = timezone.now()
     at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as the entry says it

@@ -121,7 +121,7 @@ def ensure_domain(*, actor, administration: Administration, name: str) -> MailDo
         dkim_rsa_private=sealing.seal(rsa_pem, f"dkim-rsa:{name}"), dkim_rsa_public=rsa_public,
         dkim_ed25519_private=sealing.seal(seed, f"dkim-ed25519:{name}"),
         dkim_ed25519_public=ed_public)
-    ledger.record(
+    ledger.enqueue(
         MailEvent.DOMAIN_CREATED,
         f"mail:domain:{name}",
         actor,
@@ -229,7 +229,7 @@ def _create_mailbox(actor, domain: MailDomain, local_part: str, kind: str,
     mailbox = Mailbox.objects.create(domain=domain, local_part=local_part, address=address,
                                      kind=kind, agent=agent, display_name=display_name[:200],
                                      quota_bytes=settings.MAIL_DEFAULT_QUOTA_BYTES)
-    ledger.record(
+    ledger.enqueue(
         MailEvent.MAILBOX_CREATED,
         f"mail:mailbox:{mailbox.pk}",
         actor,
@@ -286,7 +286,7 @@ def set_mailbox_active(*, actor, mailbox: Mailbox, active: bool) -> Mailbox:
     if mailbox.active != active:
         mailbox.active = active
         mailbox.save(update_fields=["active"])
-        ledger.record(
+        ledger.enqueue(
             MailEvent.MAILBOX_ENABLED if active else MailEvent.MAILBOX_DISABLED,
             f"mail:mailbox:{mailbox.pk}",
             actor,
@@ -303,7 +303,7 @@ def set_quota(*, actor, mailbox: Mailbox, quota_bytes: int) -> Mailbox:
                            field_errors={"quota_bytes": [_("Out of range.")]})
     mailbox.quota_bytes = quota_bytes
     mailbox.save(update_fields=["quota_bytes"])
-    ledger.record(
+    ledger.enqueue(
         MailEvent.MAILBOX_QUOTA_SET, f"mail:mailbox:{mailbox.pk}", actor, quota_bytes=quota_bytes
     )
     _routing_changed()
@@ -339,7 +339,7 @@ def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str
     mailbox.password_digest = "{ARGON2ID}" + _HASHER.hash(password)
     mailbox.password_set_at = timezone.now()
     mailbox.save(update_fields=["password_digest", "password_set_at"])
-    ledger.record(MailEvent.MAILBOX_PASSWORD_SET, f"mail:mailbox:{mailbox.pk}", actor)
+    ledger.enqueue(MailEvent.MAILBOX_PASSWORD_SET, f"mail:mailbox:{mailbox.pk}", actor)
     _routing_changed()
     return password
 
@@ -378,7 +378,7 @@ def create_alias(*, actor, administration: Administration, local_part: str,
     alias = Alias.objects.create(domain=domain, address=address, is_list=is_list,
                                  description=description.strip()[:200])
     AliasMember.objects.bulk_create([AliasMember(alias=alias, mailbox=m) for m in members])
-    ledger.record(
+    ledger.enqueue(
         MailEvent.LIST_CREATED if is_list else MailEvent.ALIAS_CREATED,
         f"mail:alias:{alias.pk}",
         actor,
@@ -392,7 +392,7 @@ def create_alias(*, actor, administration: Administration, local_part: str,
 @transaction.atomic
 def delete_alias(*, actor, alias: Alias) -> None:
     _require_manager(actor, alias.domain.administration)
-    ledger.record(MailEvent.ALIAS_DELETED, f"mail:alias:{alias.pk}", actor)
+    ledger.enqueue(MailEvent.ALIAS_DELETED, f"mail:alias:{alias.pk}", actor)
     alias.delete()
     _routing_changed()
 
@@ -407,7 +407,7 @@ def delegate(*, actor, mailbox: Mailbox, agent: Agent, can_send: bool) -> Delega
         raise InvalidInput(MailError.DELEGATE_AGENTS_ONLY)
     delegation, _created = Delegation.objects.update_or_create(
         mailbox=mailbox, agent=agent, defaults={"can_send": can_send})
-    ledger.record(
+    ledger.enqueue(
         MailEvent.DELEGATION_GRANTED,
         f"mail:mailbox:{mailbox.pk}",
         actor,
@@ -421,7 +421,7 @@ def delegate(*, actor, mailbox: Mailbox, agent: Agent, can_send: bool) -> Delega
 @transaction.atomic
 def revoke_delegation(*, actor, delegation: Delegation) -> None:
     _require_manager(actor, delegation.mailbox.domain.administration)
-    ledger.record(
+    ledger.enqueue(
         MailEvent.DELEGATION_REVOKED,
         f"mail:mailbox:{delegation.mailbox_id}",
         actor,
@@ -491,7 +491,7 @@ def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
     script = dovecot.vacation_script(mailbox.home)
     if not enabled:
         script.unlink(missing_ok=True)
-        ledger.record(MailEvent.VACATION_DISABLED, f"mail:mailbox:{mailbox.pk}", actor)
+        ledger.enqueue(MailEvent.VACATION_DISABLED, f"mail:mailbox:{mailbox.pk}", actor)
         return
     subject, text = subject.strip(), text.strip()
     errors = {}
@@ -510,7 +510,7 @@ def set_vacation(*, actor, mailbox: Mailbox, enabled: bool, subject: str = "",
     staged.unlink(missing_ok=True)
     maildir.write_durably(staged, body.encode(), maildir.mail_owner())
     staged.replace(script)
-    ledger.record(MailEvent.VACATION_ENABLED, f"mail:mailbox:{mailbox.pk}", actor)
+    ledger.enqueue(MailEvent.VACATION_ENABLED, f"mail:mailbox:{mailbox.pk}", actor)
 
 
 def vacation_of(mailbox: Mailbox) -> bool:
@@ -536,7 +536,7 @@ def choose_notices(*, actor, user, wanted) -> NoticePreference:
         user=user)
     preference.muted = sorted(set(NoticeKind.values) - wanted)
     preference.save(update_fields=["muted"])
-    ledger.record(MailEvent.NOTICES_CHOSEN, f"user:{user.pk}", actor,
+    ledger.enqueue(MailEvent.NOTICES_CHOSEN, f"user:{user.pk}", actor,
                   {"muted": preference.muted})
     return preference
 
