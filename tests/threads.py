@@ -56,3 +56,23 @@ def waits_for_open_transaction(opened, other) -> tuple[dict, dict, bool]:
     opening.join(10)
     changing.join(10)
     return first, second, held_back
+
+
+def append_beside_open_change(change) -> list[str]:
+    """Run ``change`` in a transaction kept open, and an append of another entry beside
+    it; assert that both succeed and that the append did not wait for the change's
+    commit (which it did while the change held the ledger's append lock). Returns the
+    types of the entries the log got from then on, once the pending ones are integrated
+    (the append first: it committed first)."""
+    from sahab.ledger import services as ledger
+    from sahab.ledger.models import Entry
+
+    ledger.integrate_pending()
+    size = ledger.tree_size()
+    changed, other, held_back = waits_for_open_transaction(
+        change, lambda: ledger.append_many([ledger.Record("test.other", "s", {}, "system")]))
+    assert set(changed) == {"result"} and set(other) == {"result"}, (changed, other)
+    assert not held_back, "the other write waited for the open change's transaction"
+    ledger.integrate_pending()
+    return list(Entry.objects.filter(index__gte=size).order_by("index")
+                .values_list("type", flat=True))
