@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -1448,32 +1449,33 @@ def _check_bid_tag(tender: Tender, signed: bool | None = None) -> None:
     if not tender.bid_tag:
         raise Conflict(ProcurementError.BID_TAG_ALTERED)
     if signed is None:
-        key = (tender.pk, tender.reference, tender.bid_tag, tender.bid_tag_salt)
-        if key not in _tag_commitments:
-            if len(_tag_commitments) >= 10_000:
-                _tag_commitments.clear()
-            _tag_commitments[key] = _publication_commitment(tender, signed=None)
-        committed = _tag_commitments[key]
+        committed = _publication_commitment_once(tender.pk, tender.reference, tender.bid_tag,
+                                                 tender.bid_tag_salt)
     else:
-        committed = _publication_commitment(tender, signed=signed)
+        committed = _publication_commitment(tender.pk, tender.reference, signed=signed)
     if committed is not None and \
             sealing.tag_commitment(tender.bid_tag, tender.bid_tag_salt) != committed:
         raise Conflict(ProcurementError.BID_TAG_ALTERED)
 
 
-# what each tender's publication entry committed to (it never changes), read once per
-# process for the bid writes
-_tag_commitments: dict[tuple[int, str, str, str], str | None] = {}
+@functools.lru_cache(maxsize=10_000)
+def _publication_commitment_once(tender_pk: int, reference: str, tag: str,
+                                 salt: str) -> str | None:
+    """What the tender's publication entry committed to (it never changes), read once
+    per process for the bid writes; the row's tag and salt are in the key, so that a row
+    changed since is read again (a refusal is never cached)."""
+    return _publication_commitment(tender_pk, reference, signed=None)
 
 
-def _publication_commitment(tender: Tender, *, signed: bool | None) -> str | None:
+def _publication_commitment(tender_pk: int, reference: str, *,
+                            signed: bool | None) -> str | None:
     """The commitment to its bid tag that the tender's publication entry records, read
     from the entry's own bytes (the columns the log is searched by are the database's).
     None only for a publication older than ``PROCUREMENT_BID_TAGS_COMMITTED_FROM``; a
     tender published again under its reference (drafted or published after it) has no
     commitment to trust."""
-    subject = f"tender:{tender.reference}"
-    index = Step.objects.filter(tender=tender, type="tender.published") \
+    subject = f"tender:{reference}"
+    index = Step.objects.filter(tender_id=tender_pk, type="tender.published") \
         .values_list("ledger_index", flat=True).first()
     if index is None or ledger.entries_about(subject).filter(
             index__gt=index, type__in=[ProcurementEvent.TENDER_PUBLISHED.value,
@@ -1489,7 +1491,7 @@ def _publication_commitment(tender: Tender, *, signed: bool | None) -> str | Non
     data = entry.get("data") or {}
     committed = data.get("bid_tag_commitment")
     if entry.get("type") != ProcurementEvent.TENDER_PUBLISHED.value or \
-            entry.get("subject") != subject or data.get("reference") != tender.reference or \
+            entry.get("subject") != subject or data.get("reference") != reference or \
             not isinstance(committed, str | None) or \
             (committed is None and index >= settings.PROCUREMENT_BID_TAGS_COMMITTED_FROM):
         raise Conflict(ProcurementError.BID_TAG_ALTERED)
