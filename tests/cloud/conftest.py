@@ -59,11 +59,13 @@ class Market:
 
     def work(self, rounds: int = 1) -> None:
         """Passes of the worker, a minute apart: the platform's broker calls (requests,
-        polls, retries whose back-off has passed), then the reference broker's jobs."""
+        polls, retries whose back-off has passed), then the reference broker's jobs, then
+        the sequencer, which integrates the ledger entries they left pending."""
         for _ in range(rounds):
             self.clock += dt.timedelta(minutes=1)
             operations.advance_operations(self.clock, transport=self.transport)
             broker.run_pending_operations()
+            ledger.integrate_pending()
 
 
 def make_provider(*, name: str, reviewer, labels=(Label.G_CLOUD, Label.ISO_27001),

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from sahab.cloud import services
 from sahab.cloud.models import Attestation, InstanceState, Label
+from sahab.ledger import services as ledger
 from sahab.ledger.models import Entry
 from tests import notices
 from tests.cloud.test_faults import FaultyBroker, _provision
@@ -96,6 +97,7 @@ def test_a_label_about_to_expire_is_told_to_the_provider_and_its_customers_twice
         assert smart_host.subjects_to(market.provider_user)[1:] == [
             "Your ANCS G-cloud label expires in 5 days"]
     assert len(_about_labels(market.it)) == 2
+    ledger.integrate_pending()
     warned = [json.loads(bytes(e.body))["data"] for e in Entry.objects.filter(
         type="cloud.attestation.expiry_warned").order_by("index")]
     assert [(d["days_left"], d["customers_told"]) for d in warned] == [(30, 1), (5, 1)]
@@ -159,6 +161,7 @@ def test_the_ledger_counts_the_customers_actually_written_to(market, commits, se
     _expiring_in(market, 20)
     with notices.SmartHost(settings):
         assert commits(services.warn_expiring_attestations) == 1
+    ledger.integrate_pending()
     [entry] = Entry.objects.filter(type="cloud.attestation.expiry_warned")
     assert json.loads(bytes(entry.body))["data"]["customers_told"] == 0
     assert _about_labels(market.it) == []

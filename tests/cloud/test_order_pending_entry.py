@@ -2,8 +2,11 @@
 row until its commit, never the ledger's lock, and gets the log's signed promise at once;
 the worker's sequencer gives the entries their indexes and copies the order's to its row."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from sahab.cloud import services
 from sahab.cloud.models import Order
@@ -13,6 +16,9 @@ from sahab.ledger.models import Entry
 from sahab.ledger.services import Record
 from tests.cloud.test_api import Caller
 from tests.threads import waits_for_open_transaction
+
+HOUR = dt.timedelta(hours=1)
+HOURS_5 = 5 * HOUR
 
 
 def _types_from(index: int) -> list[str]:
@@ -60,6 +66,7 @@ def test_an_open_order_does_not_hold_back_other_writes(market):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite runs one writing transaction at a time whatever the ledger does")
     plan = market.plan("pg-small")
+    ledger.integrate_pending()  # the market's own entries, written pending
     size = ledger.tree_size()
     ordered, other, held_back = waits_for_open_transaction(
         lambda: services.place_order(actor=market.it, plan=plan, purpose="Paie"),
@@ -90,3 +97,27 @@ def test_an_order_pointed_at_another_entry_gets_no_index(market, report_at_once)
     order.refresh_from_db()
     assert order.ledger_index is None
     assert ledger.pending_state()["rows_without_index"] == {"cloud.order": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_open_usage_report_does_not_hold_back_other_writes(market):
+    """Before: a provider's usage report (one per instance and hour, the cloud's busiest
+    write) and every other cloud change (an approval, a binding, the worker's provisioning
+    steps) appended under the ledger's lock and held it until its commit. Now another
+    change appends and commits while the report's transaction is still open, and the
+    report's entry follows it in the log."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time whatever the ledger does")
+    from sahab.cloud import metering
+    from sahab.cloud.models import Instance
+    from tests.threads import append_beside_open_change
+
+    services.place_order(actor=market.it, plan=market.plan("pg-small"), purpose="Web")
+    market.work(rounds=3)
+    instance = Instance.objects.get()
+    Instance.objects.filter(pk=instance.pk).update(activated_at=timezone.now() - HOURS_5)
+    hour = (timezone.now() - 2 * HOUR).replace(minute=0, second=0, microsecond=0)
+    added = append_beside_open_change(lambda: metering.report_usage(
+        actor=market.provider_user, instance_id=instance.instance_id, period_start=hour,
+        size_bytes=1024, connections=1))
+    assert added[:2] == ["test.other", "cloud.usage.reported"]

@@ -50,6 +50,16 @@ def publish(officer: Actor, reference: str, **committee):
     return officer.call("post", f"/tenders/{reference}/publish")
 
 
+def published_through_api(world, **committee):
+    """A new tender of ``world``'s officer (``tender_payload``), created and published
+    through the API with its committee."""
+    from sahab.procurement.models import Tender
+
+    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    assert publish(world["officer"], ref, **committee).status_code == 200
+    return Tender.objects.get(reference=ref)
+
+
 @pytest.fixture
 def world(db, sahab_home):
     """Two ministries, their buyers, evaluators and finance, an auditor, three companies."""

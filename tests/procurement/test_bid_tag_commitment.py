@@ -35,13 +35,7 @@ from sahab.procurement.models import (
 from sahab.procurement.verify import OpeningFailure, verify_opening
 from tests.ledger.insider import as_database_owner
 from tests.procurement.bidding import opening_report, sequence_bids, withdraw_bid
-from tests.procurement.conftest import publish, tender_payload
-
-
-def _published(world) -> Tender:
-    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
-    assert publish(world["officer"], ref).status_code == 200
-    return Tender.objects.get(reference=ref)
+from tests.procurement.conftest import published_through_api
 
 
 def _with_bids(world, tender: Tender) -> Tender:
@@ -54,7 +48,7 @@ def _with_bids(world, tender: Tender) -> Tender:
 
 @pytest.fixture
 def tender(world) -> Tender:
-    return _with_bids(world, _published(world))
+    return _with_bids(world, published_through_api(world))
 
 
 @pytest.fixture
@@ -71,7 +65,7 @@ def published_without_commitment(monkeypatch):
 
         with monkeypatch.context() as patch:
             patch.setattr(services, "_step", publication_of_before)
-            tender = _published(world)
+            tender = published_through_api(world)
         Tender.objects.filter(pk=tender.pk).update(bid_tag_salt="")
         tender.refresh_from_db()
         return tender
@@ -197,7 +191,7 @@ def test_review_1_a_tag_switched_while_one_company_bids_refuses_that_bid(world):
     then restored it and marked the bid withdrawn: the bid's entry lay under the other
     tag, the opening never read it, and every check passed. A bid is now filed only under
     the committed tag."""
-    tender = _published(world)
+    tender = published_through_api(world)
     (_, a), (carthage, c), _ = world["companies"]
     assert a.bid(tender.reference, {"1": "250000", "2": "110000"}).status_code == 201
     Tender.objects.filter(pk=tender.pk).update(bid_tag=secrets.token_hex(16))
@@ -219,7 +213,7 @@ def test_review_1_a_company_checks_that_the_opening_read_its_bid(world, wsgi_htt
                                                                 monkeypatch):
     """Root's code files the victim's bid under another tag: the company, with the index
     its promise gave, finds out from public data."""
-    tender = _published(world)
+    tender = published_through_api(world)
     honest = tender.bid_tag
     (_, a), (carthage, c), _ = world["companies"]
     assert a.bid(tender.reference, {"1": "250000", "2": "110000"}).status_code == 201
@@ -254,7 +248,7 @@ def test_review_2_a_reused_reference_fails_the_opening_and_the_verification(
     releases = dict(old.committee.values_list("position", "release_ledger_index"))
     reference = old.reference
     Tender.objects.filter(pk=old.pk).update(reference="ZZ-1999-0001")
-    new = _with_bids(world, _published(world))
+    new = _with_bids(world, published_through_api(world))
     assert new.reference == reference
     publication = new.steps.get(type="tender.published").ledger_index
     with as_database_owner():

@@ -26,19 +26,13 @@ from sahab.procurement import sealing, services
 from sahab.procurement.models import Bid, SigningKey, Tender
 from tests import factories
 from tests.procurement.bidding import opening_report, sequence_bids
-from tests.procurement.conftest import publish, tender_payload
-
-
-def _published(world, **committee) -> Tender:
-    ref = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
-    assert publish(world["officer"], ref, **committee).status_code == 200
-    return Tender.objects.get(reference=ref)
+from tests.procurement.conftest import published_through_api
 
 
 @pytest.fixture
 def tender(world):
     """Atlas and Carthage bid; Medina does not."""
-    tender = _published(world)
+    tender = published_through_api(world)
     (_, a), (_, c), _ = world["companies"]
     assert a.bid(tender.reference, {"1": "250000", "2": "110000"}).status_code == 201
     assert c.bid(tender.reference, {"1": "240000"}).status_code == 201
@@ -106,7 +100,7 @@ def test_3_a_bid_whose_company_was_changed_is_rejected_and_named(world, tender):
 
 
 def test_4_a_valid_envelope_copied_from_another_tender_is_rejected_and_named(world, tender):
-    other = _published(world)
+    other = published_through_api(world)
     medina_actor = world["companies"][2][1]
     assert medina_actor.bid(other.reference, {"1": "90000"}).status_code == 201
     copied = Bid.objects.get(tender=other)
@@ -144,7 +138,8 @@ def _x25519_candidates(data: bytes):
 
 
 def test_5_the_platform_alone_cannot_open_a_bid_before_t_releases(world, sahab_home):
-    tender = _published(world, demo_keys=False)  # members keep their keys, as in production
+    # members keep their keys, as in production
+    tender = published_through_api(world, demo_keys=False)
     (_, a), _, _ = world["companies"]
     assert a.bid(tender.reference, {"1": "123456.789"}).status_code == 201
     publics = {bytes(m.public_key) for m in tender.committee.all()}
@@ -199,7 +194,7 @@ def _remember_member_keys(monkeypatch):
 
 
 def test_releases_are_checked_public_and_open_the_bids(world):
-    tender = _published(world, demo_keys=False)
+    tender = published_through_api(world, demo_keys=False)
     (_, a), _, _ = world["companies"]
     assert a.bid(tender.reference, {"1": "250000"}).status_code == 201
     keys = _member_keys(tender)
@@ -230,7 +225,7 @@ def test_a_company_whose_details_are_edited_keeps_valid_bids(world, tender):
 
 
 def test_a_bid_signed_by_a_revoked_key_is_refused(world):
-    tender = _published(world)
+    tender = published_through_api(world)
     (_, a), _, _ = world["companies"]
     key = factories.signing_key(a.user)
     envelope = factories.sealed(tender, a.user, {"1": "100"})

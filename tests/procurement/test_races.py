@@ -26,7 +26,7 @@ from tests.procurement.bidding import (
     submit_bid,
     withdraw_bid,
 )
-from tests.threads import in_thread
+from tests.threads import append_beside_open_change, in_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif("connection.vendor != 'postgresql'",
@@ -109,6 +109,18 @@ def test_a_withdrawal_in_flight_at_the_deadline_is_refused_or_the_bid_stays_clos
         assert bid.commitment not in opened_commitments(tender), \
             "a bid the ledger shows withdrawn was opened"
         assert bid.status == Bid.Status.WITHDRAWN
+
+
+def test_an_open_withdrawal_does_not_hold_back_other_writes(world, tender):
+    """Before: a withdrawal appended its entry under the ledger's lock and held it until
+    its commit, so every write of the platform queued behind it. Now another change
+    appends and commits while the withdrawal's transaction is still open; the opening
+    still waits for it (the race above), through the tender's shared lock."""
+    bidder = world["companies"][0][1].user
+    bid = submit_bid(bidder, tender, {"1": "100000"}, now=tender.submission_deadline - 60 * SECOND)
+    added = append_beside_open_change(
+        lambda: withdraw_bid(bidder, bid, now=tender.submission_deadline - SECOND))
+    assert added[:2] == ["test.other", "procurement.bid.withdrawn"]
 
 
 def _amend(world, tender: Tender):

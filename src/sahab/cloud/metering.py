@@ -126,7 +126,7 @@ def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=N
             _insert(records)
             for pk, until_ in metered:
                 Instance.objects.filter(pk=pk).update(metered_until=until_)
-            ledger.record(
+            ledger.enqueue(
                 CloudEvent.USAGE_METERED,
                 "cloud:usage",
                 "system",
@@ -181,7 +181,7 @@ def check_budgets(now: dt.datetime, administrations) -> list[Alert]:
                     administration=budget.administration, kind=Alert.Kind.BUDGET,
                     message=f"{threshold} % of the {now.year} cloud budget is used: "
                             f"{spent} of {budget.amount} TND."))
-                ledger.record(
+                ledger.enqueue(
                     CloudEvent.BUDGET_THRESHOLD,
                     f"cloud:budget:{budget.administration.code}:{now.year}",
                     "system",
@@ -227,7 +227,7 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
         raise Conflict(CloudError.HOUR_ALREADY_REPORTED)
     record.size_bytes, record.connections, record.reported_at = size_bytes, connections, now
     record.save()
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.USAGE_REPORTED,
         f"cloud:order:{instance.order.number}",
         actor,

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def _record(event: CloudEvent, order_number: str, data: dict) -> None:
     """The ledger entry of what the broker did to an order (the platform acts)."""
-    ledger.record(event, f"cloud:order:{order_number}", "system", data)
+    ledger.enqueue(event, f"cloud:order:{order_number}", "system", data)
 
 
 def _backoff(attempts: int) -> dt.timedelta:

@@ -82,7 +82,7 @@ def apply_as_provider(*, actor, description: str, locations: str) -> Provider:
     if not company.is_cloud_provider:
         company.is_cloud_provider = True
         company.save(update_fields=["is_cloud_provider"])
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.PROVIDER_APPLIED,
         f"cloud:provider:{provider.pk}",
         actor,
@@ -113,7 +113,7 @@ def submit_attestation(*, actor, label: str, issuer: str, scope: str, reference:
         valid_from=valid_from, expires_on=expires_on,
         document_name=document_name if document is not None else "", document_type=media_type,
         document_sha256=digest, document=document)
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.ATTESTATION_SUBMITTED,
         f"cloud:provider:{provider.pk}",
         actor,
@@ -142,7 +142,7 @@ def review_attestation(*, actor, attestation: Attestation, accept: bool,
     attestation.reviewed_at = timezone.now()
     attestation.review_note = _text(note, "The note", 2000, required=not accept)
     attestation.save()
-    ledger.record(
+    ledger.enqueue(
         (CloudEvent.ATTESTATION_ACCEPTED if accept else CloudEvent.ATTESTATION_REFUSED),
         f"cloud:provider:{attestation.provider_id}",
         actor,
@@ -161,7 +161,7 @@ def revoke_attestation(*, actor, attestation: Attestation, reason: str) -> Attes
     attestation.status = Attestation.Status.REVOKED
     attestation.review_note = _text(reason, "The reason", 2000)
     attestation.save()
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.ATTESTATION_REVOKED,
         f"cloud:provider:{attestation.provider_id}",
         actor,
@@ -184,7 +184,7 @@ def expire_attestations(today: dt.date | None = None) -> int:
                 continue
             attestation.status = Attestation.Status.EXPIRED
             attestation.save(update_fields=["status"])
-            ledger.record(
+            ledger.enqueue(
                 CloudEvent.ATTESTATION_EXPIRED,
                 f"cloud:provider:{attestation.provider_id}",
                 directory.SYSTEM,
@@ -224,11 +224,11 @@ def warn_expiring_attestations(today: dt.date | None = None) -> int:
             attestation.save(update_fields=["expiry_warned_days"])
             customers = notifications.label_expiring(attestation, days_left=days_left,
                                                      suspends=suspends)
-            ledger.record(CloudEvent.ATTESTATION_EXPIRY_WARNED,
-                          f"cloud:provider:{attestation.provider_id}", directory.SYSTEM,
-                          attestation=attestation.pk, label=attestation.label,
-                          expires_on=attestation.expires_on.isoformat(),
-                          days_left=days_left, customers_told=customers)
+            ledger.enqueue(CloudEvent.ATTESTATION_EXPIRY_WARNED,
+                           f"cloud:provider:{attestation.provider_id}", directory.SYSTEM,
+                           attestation=attestation.pk, label=attestation.label,
+                           expires_on=attestation.expires_on.isoformat(),
+                           days_left=days_left, customers_told=customers)
             warned += 1
     return warned
 
@@ -286,7 +286,7 @@ def decide_provider(*, actor, provider: Provider, qualify: bool, note: str = "")
     provider.decided_at = timezone.now()
     provider.decision_note = _text(note, "The note", 2000, required=not qualify)
     provider.save()
-    ledger.record(
+    ledger.enqueue(
         (CloudEvent.PROVIDER_QUALIFIED if qualify else CloudEvent.PROVIDER_REFUSED),
         f"cloud:provider:{provider.pk}",
         actor,
@@ -323,7 +323,7 @@ def register_broker(*, actor, url: str, username: str, password: str,
     broker, _ = Broker.objects.update_or_create(provider=provider, defaults={
         "url": url, "username": username, "catalog_error": "",
         "password_sealed": sealing.seal(password.encode(), f"broker:{provider.pk}")})
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.BROKER_REGISTERED, f"cloud:provider:{provider.pk}", actor, {"url": url}
     )
     return broker
@@ -412,7 +412,7 @@ def store_catalog(broker: Broker, catalog: dict) -> None:
     ServicePlan.objects.filter(offering__broker=broker).exclude(pk__in=seen_plans) \
         .update(active=False)
     Broker.objects.filter(pk=broker.pk).update(catalog_read_at=timezone.now(), catalog_error="")
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.CATALOG_READ,
         f"cloud:provider:{broker.provider_id}",
         directory.SYSTEM,
@@ -463,7 +463,7 @@ def set_budget(*, actor, administration: Administration, year: int, amount,
     spent = selectors.spent(administration, year)
     budget.alerted = [t for t in budget.alerted if spent * 100 >= amount * t]
     budget.save(update_fields=["alerted"])
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.BUDGET_SET,
         f"cloud:budget:{administration.code}:{year}",
         actor,
@@ -666,7 +666,7 @@ def decide_order(*, actor, order: Order, approve: bool, note: str = "",
     order.decided_at = now
     order.decision_note = _text(note, "The note", 2000, required=not approve)
     order.save()
-    ledger.record(
+    ledger.enqueue(
         (CloudEvent.ORDER_APPROVED if approve else CloudEvent.ORDER_REFUSED),
         f"cloud:order:{order.number}",
         actor,
@@ -698,7 +698,7 @@ def request_binding(*, actor, instance: Instance, name: str,
         instance=instance, binding_id=str(uuid.uuid4()), name=_text(name, "The name", 100),
         state=BindingState.REQUESTED, operation=Operation.BIND, next_attempt_at=now,
         created_by=actor, requested_by=actor, created_at=now)
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.BINDING_REQUESTED,
         f"cloud:order:{instance.order.number}",
         actor,
@@ -720,7 +720,7 @@ def reveal_credentials(*, actor, binding: Binding) -> dict:
         raise Conflict(CloudError.CREDENTIALS_ALREADY_SHOWN)
     binding.credentials_revealed_at = timezone.now()
     binding.save(update_fields=["credentials_revealed_at"])
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.BINDING_CREDENTIALS_SHOWN,
         f"cloud:order:{binding.instance.order.number}",
         actor,
@@ -746,7 +746,7 @@ def _schedule_unbind(binding: Binding, actor, now: dt.datetime) -> None:
     binding.operation, binding.polling, binding.attempts = Operation.UNBIND, False, 0
     binding.next_attempt_at, binding.requested_by = now, actor if actor.pk else None
     binding.save()
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.BINDING_UNBIND_REQUESTED,
         f"cloud:order:{binding.instance.order.number}",
         actor,
@@ -777,7 +777,7 @@ def request_plan_change(*, actor, instance: Instance, plan: ServicePlan,
     instance.operation, instance.polling, instance.attempts = Operation.UPDATE, False, 0
     instance.next_attempt_at, instance.requested_by, instance.last_error = now, actor, ""
     instance.save()
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.INSTANCE_UPDATE_REQUESTED,
         f"cloud:order:{instance.order.number}",
         actor,
@@ -801,7 +801,7 @@ def request_deprovision(*, actor, instance: Instance,
     instance.operation, instance.polling, instance.attempts = Operation.DEPROVISION, False, 0
     instance.next_attempt_at, instance.requested_by, instance.last_error = now, actor, ""
     instance.save()
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.INSTANCE_DEPROVISION_REQUESTED,
         f"cloud:order:{instance.order.number}",
         actor,
@@ -825,7 +825,7 @@ def retry_provisioning(*, actor, instance: Instance, now: dt.datetime | None = N
     instance.next_attempt_at, instance.requested_by = now, actor
     instance.failure = instance.last_error = ""
     instance.save()
-    ledger.record(
+    ledger.enqueue(
         CloudEvent.INSTANCE_RETRY_REQUESTED,
         f"cloud:order:{instance.order.number}",
         actor,

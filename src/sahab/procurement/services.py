@@ -1306,17 +1306,24 @@ def bid_index(bid: Bid) -> int | None:
 
 @transaction.atomic
 def withdraw_bid(*, actor, bid: Bid, now: dt.datetime | None = None) -> Bid:
+    """Withdraw a company's sealed bid before the deadline. Its entry is written pending,
+    as the bid's was; the tender's shared lock, taken first as a submission takes it,
+    makes the opening wait for this transaction, so that the withdrawal is in the log
+    before the close whenever it committed before the opening."""
     company = _company_user(actor)
-    bid = Bid.objects.select_for_update().select_related("tender").get(pk=bid.pk)
+    bid = Bid.objects.select_related("tender").get(pk=bid.pk)
     if bid.company_id != company.pk:
         raise NotFound(ProcurementError.NO_SUCH_BID)
-    if bid.status != Bid.Status.SUBMITTED or _now(now) >= bid.tender.submission_deadline:
+    tender = _share_lock(bid.tender)
+    bid = Bid.objects.select_for_update().get(pk=bid.pk)
+    if bid.status != Bid.Status.SUBMITTED or _now(now) >= tender.submission_deadline:
         raise Conflict(ProcurementError.BID_NOT_WITHDRAWABLE)
-    _check_bid_tag(bid.tender)
+    _check_bid_tag(tender)
     bid.status = Bid.Status.WITHDRAWN
     bid.save(update_fields=["status"])
-    ledger.record(ProcurementEvent.BID_WITHDRAWN, _bid_subject(bid.tender), "system",
-                  {"commitment": bid.commitment})
+    ledger.enqueue(ProcurementEvent.BID_WITHDRAWN, _bid_subject(tender), "system",
+                   {"commitment": bid.commitment})
+    bid.tender = tender
     return bid
 
 

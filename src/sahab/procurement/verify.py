@@ -144,12 +144,11 @@ def _expect(entry: dict, type_: str, subject: str, index: int) -> dict:
 REPUBLISHED = ("procurement.tender.drafted", "procurement.tender.published")
 
 
-def _live(public: _Public, reference: str, tag: str, published: int,
-          closed: int) -> tuple[dict[str, int], dict[str, int]]:
+def _live(window: dict[int, dict], reference: str, tag: str,
+          published: int) -> tuple[dict[str, int], dict[str, int]]:
     """The live commitments, and those of them still to confirm after an amendment, from
-    every entry the log holds between the tender's publication and its close of tendering
-    (no bid or amendment entry can lie outside)."""
-    window = public.window(published, closed)
+    ``window``: every entry the log holds between the tender's publication and its close
+    of tendering (no bid or amendment entry can lie outside)."""
     subjects = (f"sealed-bids:{tag}", f"tender:{reference}")
     again = [i for i, e in window.items()
              if i != published and e["subject"] == subjects[1] and e["type"] in REPUBLISHED]
@@ -257,15 +256,17 @@ def _check_bid_tag(published: dict, index: int, report: dict, committed_from: in
     return True
 
 
-def _check_own_bids(public: _Public, indexes: list[int], tag: str, published: int,
-                    closed: int) -> None:
+def _check_own_bids(public: _Public, window: dict[int, dict], indexes: list[int], tag: str,
+                    published: int) -> None:
     """Each bid entry a company names (from its promise or receipt) is one of the
     tender's: a bid filed under another tag, even for a moment, is one the opening never
-    read."""
+    read. ``window`` holds the proven entries from the publication to the close; an entry
+    outside it is read and proven on its own, to say what it is."""
     for index in indexes:
-        entry = public.entry(index)
+        entry = window[index] if index in window else public.entry(index)
         if not (entry["type"].startswith("procurement.bid.") and
-                entry["subject"] == f"sealed-bids:{tag}" and published < index <= closed):
+                entry["subject"] == f"sealed-bids:{tag}" and index in window and
+                index != published):
             raise OpeningFailure(f"your bid entry {index} is not one the opening read: it is "
                                  f"{entry['type']} of {entry['subject']}, not a bid entry of "
                                  "the tender between its publication and its close")
@@ -326,8 +327,9 @@ def verify_opening(url: str, reference: str, key: str,
     if len(released) < committee["threshold"]:
         raise OpeningFailure(f"{len(released)} keys released, {committee['threshold']} needed")
     _no_bid_entry_after(public, report["bid_tag"], closed)
-    live, due = _live(public, reference, report["bid_tag"], data["published"], closed)
-    _check_own_bids(public, list(my_bids), report["bid_tag"], data["published"], closed)
+    window = public.window(data["published"], closed)
+    live, due = _live(window, reference, report["bid_tag"], data["published"])
+    _check_own_bids(public, window, list(my_bids), report["bid_tag"], data["published"])
     listed = {c["commitment"]: c["ledger_index"] for c in report["commitments"]}
     if len(listed) != len(report["commitments"]):
         raise OpeningFailure("the report lists a commitment twice")
