@@ -83,7 +83,7 @@ def _copy_growth(start: int, size: int, record, chunk: int = 50_000) -> float:
     from bench.common import copy_ledger_rows
     from sahab.ledger import merkle
     from sahab.ledger.models import Entry, LogState, Node, node_key
-    from sahab.ledger.services import encode_entry
+    from sahab.ledger.services import encode_entry, entry_mac
 
     began = time.perf_counter()
     state = LogState.objects.get(pk=1)
@@ -112,7 +112,7 @@ def _copy_growth(start: int, size: int, record, chunk: int = 50_000) -> float:
                 raise RuntimeError("the COPY template differs from encode_entry")
             nodes.extend((node_key(level, n), h)
                          for level, n, h in tree.append(merkle.leaf_hash(data)))
-            entries.append((i, data, r.type, r.subject, r.actor, at))
+            entries.append((i, data, r.type, r.subject, r.actor, at, entry_mac(data, i)))
             if len(entries) == chunk:
                 flush()
         flush()

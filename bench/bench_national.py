@@ -414,6 +414,7 @@ def _load_ledger(pg, n: dict, bar, chunk: int = 50_000) -> bytes:
     connection: a chunk of entries, then its nodes); returns the root."""
     from sahab.ledger import merkle
     from sahab.ledger.models import LogState, node_key
+    from sahab.ledger.services import entry_mac
 
     tree = merkle.CompactRange()
     entries, nodes = [], []
@@ -427,7 +428,7 @@ def _load_ledger(pg, n: dict, bar, chunk: int = 50_000) -> bytes:
             index = tree.size
             nodes.extend((node_key(level, i), h)
                          for level, i, h in tree.append(merkle.leaf_hash(body)))
-            entries.append((index, body, type_, subject, actor, at))
+            entries.append((index, body, type_, subject, actor, at, entry_mac(body, index)))
             if len(entries) == chunk:
                 flush()
         flush()

@@ -115,7 +115,7 @@ def timed_gets(base: str, paths: list[str], n: int, *, timeout: float = 120) -> 
 def copy_ledger_rows(entries: list, nodes: list) -> None:
     """COPY ledger rows in the transaction open on Django's connection, as
     ``append_many`` stores them, then empty both lists: ``entries`` as (index, body,
-    type, subject, actor, at), ``nodes`` as (key, hash)."""
+    type, subject, actor, at, mac), ``nodes`` as (key, hash)."""
     from sahab.ledger.services import store_rows
 
     store_rows(entries, nodes)

@@ -77,10 +77,23 @@ def report_at_once(monkeypatch):
     monkeypatch.setattr(ledger, "MAX_MERGE_DELAY_SECONDS", 0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _ledger_key():
+    """The test run's SAHAB_HOME holds a ledger key, as every installation does (``sahab
+    init``): the log's entries carry a MAC derived from it."""
+    from sahab.core import keys
+
+    keys.ensure_ledger_key()
+
+
 @pytest.fixture
 def sahab_home(settings, tmp_path):
-    """A fresh SAHAB_HOME for tests that write keys or demo files."""
+    """A fresh SAHAB_HOME for tests that write keys or demo files; it has the ledger key
+    that writing to the log needs, as an installation has."""
+    from sahab.core import keys
+
     settings.SAHAB_HOME = tmp_path
+    keys.ensure_ledger_key()
     return tmp_path
 
 

@@ -175,6 +175,9 @@ LEDGER_CHECKPOINT_INTERVAL = float(os.environ.get("SAHAB_LEDGER_CHECKPOINT_INTER
 LEDGER_SIGNER_DIR = os.environ.get("SAHAB_LEDGER_SIGNER_DIR", "")
 # A checkpoint is published (served, put in receipts) once this many witnesses cosigned it.
 LEDGER_COSIGNATURES_REQUIRED = _env_int("SAHAB_LEDGER_COSIGNATURES_REQUIRED", 0)
+# The log's index from which every entry carries the platform's MAC (ledger/docs): 0 on
+# a platform installed with entry MACs; the log's size at the upgrade on one upgraded
+LEDGER_MACS_FROM = _env_int("SAHAB_LEDGER_MACS_FROM", 0)
 # The local witness that `sahab serve` runs beside the platform once `sahab demo` (or
 # `sahab witness init`) set it up in SAHAB_HOME/witness.
 WITNESS_PORT = _env_int("SAHAB_WITNESS_PORT", 8081)

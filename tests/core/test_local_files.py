@@ -57,7 +57,8 @@ def test_the_sahab_command_creates_files_for_its_owner_only(loose_umask, monkeyp
 
 
 def test_tighten_fixes_an_older_installation(sahab_home):
-    (sahab_home / "keys").mkdir(mode=0o755)
+    (sahab_home / "keys").mkdir(exist_ok=True)  # the ledger key's folder, already there
+    (sahab_home / "keys").chmod(0o755)
     key = sahab_home / "keys" / "secrets.key"
     key.write_bytes(b"k" * 32)
     key.chmod(0o644)

@@ -231,4 +231,4 @@ def test_a_refused_row_is_a_database_error_django_knows():
     entry = Entry.objects.get(index=0)
     with pytest.raises(IntegrityError), transaction.atomic():
         services.store_rows([(0, bytes(entry.body), entry.type, entry.subject, entry.actor,
-                              entry.at)], [])
+                              entry.at, bytes(entry.mac))], [])

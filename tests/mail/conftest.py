@@ -84,9 +84,13 @@ def make_world() -> MailWorld:
 @pytest.fixture
 def sahab_home(settings):
     """A fresh SAHAB_HOME outside pytest's private temporary folder, so that Dovecot's
-    unprivileged account can reach the Maildirs in it."""
+    unprivileged account can reach the Maildirs in it; with the ledger key, as
+    ``tests.conftest.sahab_home``."""
+    from sahab.core import keys
+
     home = Path(tempfile.mkdtemp(prefix="sahab-mail-test-"))
     settings.SAHAB_HOME = home
+    keys.ensure_ledger_key()
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

@@ -25,6 +25,11 @@ class Entry(models.Model):
     subject = models.CharField(max_length=300, db_index=True)
     actor = models.CharField(max_length=200)
     at = models.DateTimeField()
+    # HMAC of the index and body under a key derived from the log's signing key
+    # (``services.entry_mac``): the signer signs no entry without it, so that a database
+    # writer cannot put in the log an entry the platform did not write. Never served;
+    # None before the upgrade that brought it (``settings.LEDGER_MACS_FROM``)
+    mac = models.BinaryField(max_length=32, null=True)
 
     class Meta:
         ordering = ["index"]
@@ -61,6 +66,8 @@ class PendingEntry(models.Model):
     subject = models.CharField(max_length=300)
     actor = models.CharField(max_length=200)
     at = models.DateTimeField()
+    # as ``Entry.mac``, over the body alone: the sequencer integrates no row without it
+    mac = models.BinaryField(max_length=32, null=True)
     index = models.BigIntegerField(null=True, blank=True, unique=True)
     # why the sequencer will never integrate it (a row that is not an entry the platform
     # wrote: edited or inserted in the database); set once, instead of an index

@@ -25,6 +25,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import rfc8785
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import Count, Exists, F, Model, OuterRef, Q, Subquery
@@ -146,8 +150,10 @@ def append_many(records: Sequence[Record]) -> list[Appended]:
         growth = _Growth(_locked_state())
         growth.integrate_pending()
         at = timezone.now()
-        appended = [growth.add(encode_entry(record, at), record.type, record.subject,
-                               record.actor, at) for record in records]
+        appended = []
+        for record in records:
+            body = encode_entry(record, at)
+            appended.append(growth.add(body, record.type, record.subject, record.actor, at))
         growth.write()
     _log_appended(appended)
     return appended
@@ -158,8 +164,8 @@ class _Growth:
 
     def __init__(self, state: LogState):
         self.frontier = merkle.CompactRange.from_bytes(state.size, bytes(state.frontier))
-        # rows as ``store_rows`` takes them: (index, body, type, subject, actor, at) and
-        # (key, hash)
+        # rows as ``store_rows`` takes them: (index, body, type, subject, actor, at, mac)
+        # and (key, hash)
         self.entries: list[tuple] = []
         self.nodes: list[tuple[int, bytes]] = []
         self.integrated: list[PendingEntry] = []
@@ -170,7 +176,7 @@ class _Growth:
         index, leaf = self.frontier.size, merkle.leaf_hash(body)
         self.nodes.extend((node_key(level, i), h)
                           for level, i, h in self.frontier.append(leaf))
-        self.entries.append((index, body, type, subject, actor, at))
+        self.entries.append((index, body, type, subject, actor, at, entry_mac(body, index)))
         return Appended(index, leaf)
 
     def integrate_pending(self, limit: int | None = None) -> None:
@@ -181,7 +187,8 @@ class _Growth:
         waiting = PendingEntry.objects.filter(index__isnull=True, refused="").order_by("id")
         for row in waiting[:limit] if limit else waiting:
             body = bytes(row.body)
-            problem = _not_an_entry(row, body)
+            problem = _not_an_entry(row, body) or not_the_platforms(
+                body, row.mac, index=self.frontier.size, pending=True)
             if problem:
                 log.error("pending ledger entry %d refused: %s", row.pk, problem)
                 row.refused = problem
@@ -208,14 +215,15 @@ class _Growth:
 
 def store_rows(entries: Sequence[tuple], nodes: Sequence[tuple[int, bytes]]) -> None:
     """Insert ledger rows in the current transaction: ``entries`` as (index, body, type,
-    subject, actor, at), ``nodes`` as (key, hash). PostgreSQL takes them by COPY: a
+    subject, actor, at, mac), ``nodes`` as (key, hash). PostgreSQL takes them by COPY: a
     multi-row INSERT of a batch of 1,000 entries spent two thirds of ``append_many`` in
     building and parsing its 30,000 parameters. The triggers of migration
     ``0003_append_only`` see a COPY as they see an INSERT."""
     if connection.vendor != "postgresql":
         Entry.objects.bulk_create(
-            Entry(index=index, body=body, type=type, subject=subject, actor=actor, at=at)
-            for index, body, type, subject, actor, at in entries)
+            Entry(index=index, body=body, type=type, subject=subject, actor=actor, at=at,
+                  mac=mac)
+            for index, body, type, subject, actor, at, mac in entries)
         Node.objects.bulk_create(Node(key=key, hash=h) for key, h in nodes)
         return
     # Django does not wrap a COPY's errors (a lost primary must still read as one); and
@@ -224,7 +232,7 @@ def store_rows(entries: Sequence[tuple], nodes: Sequence[tuple[int, bytes]]) -> 
     with connection.wrap_database_errors, connection.cursor() as cursor:
         cursor.execute("SET LOCAL standard_conforming_strings = on")
         with cursor.copy(f'COPY "{Entry._meta.db_table}" '
-                         "(index, body, type, subject, actor, at) FROM STDIN") as copy:
+                         "(index, body, type, subject, actor, at, mac) FROM STDIN") as copy:
             for row in entries:
                 copy.write_row(row)
         with cursor.copy(f'COPY "{Node._meta.db_table}" (key, hash) FROM STDIN') as copy:
@@ -262,6 +270,45 @@ def _not_an_entry(row: PendingEntry, body: bytes) -> str:
     if [entry["type"], entry["subject"], entry["actor"], entry["at"]] != \
             [row.type, row.subject, row.actor, _rfc3339(row.at)]:
         return "its columns do not say what its body says"
+    return ""
+
+
+ENTRY_MAC_INFO = b"sahab-ledger-entry-mac/1"
+
+
+@functools.lru_cache(maxsize=4)
+def _mac_key(signer: note.Signer) -> bytes:
+    seed = signer.private_key.private_bytes(serialization.Encoding.Raw,
+                                            serialization.PrivateFormat.Raw,
+                                            serialization.NoEncryption())
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=ENTRY_MAC_INFO).derive(seed)
+
+
+def entry_mac(body: bytes, index: int | None = None) -> bytes:
+    """The platform's MAC of an entry: HMAC-SHA256 under a key derived (HKDF) from the
+    log's signing key, which the application servers and the signer hold and the
+    database does not. A pending row's MAC covers its bytes; a logged entry's covers its
+    index too, so that a copy of an entry at another index is refused as well.
+
+    The sequencer integrates no pending row and the signer signs no entry without it: a
+    database writer who inserts a well-formed entry (a bid's withdrawal its company
+    never asked for) is refused and reported, not logged."""
+    message = b"pending\0" + body if index is None else \
+        b"entry\0" + index.to_bytes(8, "big") + body
+    return hmac.new(_mac_key(signer()), message, hashlib.sha256).digest()
+
+
+def not_the_platforms(body: bytes, mac, *, index: int, pending: bool) -> str:
+    """Why the entry at ``index`` (the pending row that would take it, with ``pending``)
+    was not written by the platform: "" when its MAC is the platform's, or when the
+    log's entries carry one only from a later index (``settings.LEDGER_MACS_FROM``, set
+    on a platform upgraded with entries logged before MACs)."""
+    if index < settings.LEDGER_MACS_FROM:
+        return ""
+    expected = entry_mac(body, None if pending else index)
+    if mac is None or not hmac.compare_digest(bytes(mac), expected):
+        return "it does not carry the platform's MAC: the platform did not write it"
     return ""
 
 
@@ -316,7 +363,8 @@ def enqueue(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None
     body = encode_entry(entry, at)
     leaf = merkle.leaf_hash(body)
     row = PendingEntry.objects.create(body=body, leaf_hash=leaf, type=entry.type,
-                                      subject=entry.subject, actor=entry.actor, at=at)
+                                      subject=entry.subject, actor=entry.actor, at=at,
+                                      mac=entry_mac(body))
     return Promise(row.pk, leaf, at)
 
 
@@ -766,8 +814,22 @@ def leaf_hash_of(index: int) -> bytes:
     return stored[(0, index)]
 
 
+def logged_entries():
+    """The log's entries: the rows below its size. A row beyond it is no entry: no append
+    made it (an INSERT in the database, which the status reports), and the signer, which
+    reads the tree up to its size, would never see it; services must not act on it."""
+    return Entry.objects.filter(
+        index__lt=Subquery(LogState.objects.filter(pk=1).values("size")[:1]))
+
+
+def rows_beyond_the_log() -> int:
+    """How many rows of the entries' table lie beyond the log's size."""
+    return Entry.objects.filter(
+        index__gte=Subquery(LogState.objects.filter(pk=1).values("size")[:1])).count()
+
+
 def get_entry(index: int) -> Entry:
-    entry = Entry.objects.filter(index=index).first()
+    entry = logged_entries().filter(index=index).first()
     if entry is None:
         raise NotFound(LedgerError.NO_ENTRY, index=index)
     return entry
@@ -775,7 +837,7 @@ def get_entry(index: int) -> Entry:
 
 def entries_about(subject: str):
     """Entries recorded about one subject, oldest first."""
-    return Entry.objects.filter(subject=subject).order_by("index")
+    return logged_entries().filter(subject=subject).order_by("index")
 
 
 def proven_entries(indexes: Iterable[int], *, signed: bool = True) -> dict[int, dict]:
@@ -1202,6 +1264,7 @@ def status() -> dict:
     alarm = signer.get("alarm") or {}
     pending = pending_state()
     late = (pending["oldest_seconds"] or 0) > MAX_MERGE_DELAY_SECONDS
+    beyond = rows_beyond_the_log()
     return {
         "origin": settings.LEDGER_ORIGIN, "tree_size": tree_size(),
         "published": published_json, "cosignatures_required": cosignatures_required(),
@@ -1209,6 +1272,8 @@ def status() -> dict:
         "witnesses": witnesses,
         "pending": {**pending, "max_merge_delay_seconds": MAX_MERGE_DELAY_SECONDS,
                     "late": late},
+        "rows_beyond_the_log": beyond,
         "ok": not missing and not alarm.get("active") and not signer.get("damaged")
-        and not late and not pending["refused"] and not pending["rows_without_index"],
+        and not late and not pending["refused"] and not pending["rows_without_index"]
+        and not beyond,
     }

@@ -287,23 +287,33 @@ def divergence_proof(record: SignedRecord, index: int) -> dict:
 
 # --- signing ---------------------------------------------------------------------------
 
-def _tree_leaves(first: int, last: int) -> tuple[list[bytes], list[bytes]]:
-    """The database's leaf hashes ``[first, last)``: from the entries' bytes, and stored."""
+def _tree_leaves(first: int, last: int, *, macs_from: int | None = None
+                 ) -> tuple[list[bytes], list[bytes], int | None]:
+    """The database's leaf hashes ``[first, last)``: from the entries' bytes, and stored;
+    with ``macs_from``, also the first index from there whose entry lacks the platform's
+    MAC (``services.not_the_platforms``), checked on the very rows hashed: a row swapped
+    between two reads would otherwise be hashed in one form and checked in another."""
+    from sahab.ledger import services
     from sahab.ledger.models import Entry, Node, node_key
 
-    hashed, stored = [], []
+    hashed, stored, unwritten = [], [], None
     for lo in range(first, last, CHUNK):
         hi = min(last, lo + CHUNK)
-        bodies = dict(Entry.objects.filter(index__gte=lo, index__lt=hi)
-                      .values_list("index", "body"))
+        rows = {index: (bytes(body), mac) for index, body, mac in
+                Entry.objects.filter(index__gte=lo, index__lt=hi)
+                .values_list("index", "body", "mac")}
         nodes = dict(Node.objects.filter(key__gte=node_key(0, lo), key__lt=node_key(0, hi))
                      .values_list("key", "hash"))
         for i in range(lo, hi):
-            body = bodies.get(i)
-            hashed.append(merkle.leaf_hash(bytes(body)) if body is not None else b"")
+            body, mac = rows.get(i, (None, None))
+            hashed.append(merkle.leaf_hash(body) if body is not None else b"")
             node = nodes.get(node_key(0, i))
             stored.append(bytes(node) if node is not None else b"")
-    return hashed, stored
+            if unwritten is None and macs_from is not None and i >= macs_from and \
+                    body is not None and \
+                    services.not_the_platforms(body, mac, index=i, pending=False):
+                unwritten = i
+    return hashed, stored, unwritten
 
 
 def _first_difference(record: SignedRecord, tree_size: int) -> int | None:
@@ -311,7 +321,8 @@ def _first_difference(record: SignedRecord, tree_size: int) -> int | None:
     for lo in range(0, record.size, CHUNK):
         hi = min(record.size, lo + CHUNK)
         signed = _read_leaves(lo, hi)
-        hashed, stored = _tree_leaves(lo, min(hi, tree_size)) if lo < tree_size else ([], [])
+        hashed, stored, _ = _tree_leaves(lo, min(hi, tree_size)) if lo < tree_size \
+            else ([], [], None)
         for i, leaf in enumerate(signed):
             if i >= len(hashed) or leaf != hashed[i] or leaf != stored[i]:
                 return lo + i
@@ -354,7 +365,7 @@ def sign_latest():
         record = None
         try:
             record = load_record()
-            _verify_tree(record, size, root)
+            signed = _verify_tree(record, size, root)
         except RecordDamaged as exc:
             refusal = SigningRefused(f"the signer's own record is damaged: {exc}")
             _raise_alarm(refusal, f"damaged:{exc}", None, size)
@@ -378,7 +389,9 @@ def sign_latest():
         if latest is not None and latest.size >= size:
             return None
         start = record.size if record else 0
-        hashed, stored = _tree_leaves(start, size)
+        # what the key signed already was checked then (or predates MACs)
+        hashed, stored, unwritten = _tree_leaves(
+            start, size, macs_from=max(signed, settings.LEDGER_MACS_FROM))
         for i, (h, n) in enumerate(zip(hashed, stored, strict=True)):
             if not h or h != n:
                 refusal = SigningRefused(
@@ -386,6 +399,12 @@ def sign_latest():
                     first_bad_index=start + i)
                 _raise_alarm(refusal, f"leaf:{start + i}:{_b64(root)}", record, size)
                 raise refusal
+        if unwritten is not None:
+            refusal = SigningRefused(
+                f"entry {unwritten} does not carry the platform's MAC: the platform did "
+                "not write it (a row inserted in the database)", first_bad_index=unwritten)
+            _raise_alarm(refusal, f"mac:{unwritten}:{_b64(root)}", record, size)
+            raise refusal
         mine = merkle.CompactRange.from_bytes(start, record.frontier) if record \
             else merkle.CompactRange()
         for leaf in hashed:
@@ -403,24 +422,29 @@ def sign_latest():
         return _database_copy(size, root, text.decode(), signature)
 
 
-def _verify_tree(record: SignedRecord | None, size: int, root: bytes) -> None:
-    """Refuse unless the tree continues the record and the database's last checkpoint."""
+def _verify_tree(record: SignedRecord | None, size: int, root: bytes) -> int:
+    """Refuse unless the tree continues the record and the database's last checkpoint;
+    returns the size the log's key is known to have signed (by either)."""
     from sahab.ledger import services
     from sahab.ledger.models import Checkpoint
 
+    signed = 0
     if record is not None:
         _check_consistent(record.size, record.root, size, root,
                           "the last checkpoint this signer signed")
+        signed = record.size
     latest = Checkpoint.objects.order_by("-size").first()
-    if latest is not None and (record is None or latest.size > record.size):
+    if latest is not None and latest.size > signed:
         # signed by this key elsewhere (another server) or before the record existed
         try:
             opened, _ = note.open_checkpoint(
                 services.signed_checkpoint(latest).encode(), services.signer().verifier)
         except note.NoteError:
-            return  # not ours: a row that proves nothing is no anchor
+            return signed  # not ours: a row that proves nothing is no anchor
         _check_consistent(opened.size, opened.root, size, root,
                           "the latest checkpoint in the database")
+        signed = opened.size
+    return signed
 
 
 def _database_copy(size: int, root: bytes, text: str, signature: str):

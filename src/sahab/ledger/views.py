@@ -220,7 +220,7 @@ def search(request):
     type_ = request.GET.get("type", "")[:100]
     limit = min(_int_param(request, "limit", 50), 500)
     offset = _int_param(request, "offset", 0)
-    qs = Entry.objects.order_by("-index")
+    qs = services.logged_entries().order_by("-index")
     if subject:
         qs = qs.filter(subject=subject)
     if type_:
@@ -265,7 +265,7 @@ def home(request):
         latest = services.latest_checkpoint()
     except DomainError:
         latest = None  # no checkpoint has its witnesses' cosignatures yet
-    page = Paginator(Entry.objects.order_by("-index").only(
+    page = Paginator(services.logged_entries().order_by("-index").only(
         "index", "type", "subject", "actor", "at"), 25).get_page(request.GET.get("page"))
     alarm = signing.alarm()
     return render(request, "ledger/home.html", {

@@ -26,7 +26,7 @@ from sahab.core.problems import problem_response
 from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
-from sahab.ledger.models import Entry
+from sahab.ledger import services as ledger_services
 from sahab.portal.links import flag_url
 from sahab.procurement import dashboard as boards
 from sahab.procurement import forms, ocds, redflags, selectors, services
@@ -384,9 +384,9 @@ def _tender_page(request, item):
 def _steps(item):
     """Every step, in ledger order, at its ledger entry's time (the time that proves it)."""
     steps = list(item.steps.all())
-    times = dict(Entry.objects.filter(index__in=[s.ledger_index for s in steps
-                                                 if s.ledger_index is not None])
-                 .values_list("index", "at"))
+    times = dict(ledger_services.logged_entries().filter(
+        index__in=[s.ledger_index for s in steps if s.ledger_index is not None])
+        .values_list("index", "at"))
     for step in steps:
         step.recorded_at = times.get(step.ledger_index, step.at)
     return steps
