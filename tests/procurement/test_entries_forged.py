@@ -80,3 +80,35 @@ def test_an_amendment_planted_beyond_the_log_does_not_misdirect_a_confirmation(
     open_at(tender)
     bid.refresh_from_db()
     assert bid.status == Bid.Status.OPENED
+
+
+def test_a_copy_of_a_withdrawn_bids_pending_row_does_not_bring_it_back(world):
+    """A copy of a real pending row carries the platform's MAC, so the sequencer logs it
+    again (docs/ledger.md names the gap). A copy of a bid's ``bid.submitted`` inserted
+    after the bid's withdrawal made its commitment live again: the opening opened a bid
+    its company had withdrawn. The platform takes a commitment once, so a second
+    submission of one now counts for nothing, at the opening as in ``verify-opening``."""
+    from tests.procurement.bidding import withdraw_bid
+
+    tender = published_through_api(world)
+    (_, atlas), (_, carthage), _ = world["companies"]
+    assert atlas.bid(tender.reference, {"1": "250000"}).status_code == 201
+    assert carthage.bid(tender.reference, {"1": "240000"}).status_code == 201
+    sequence_bids()
+    rival = Bid.objects.get(tender=tender, company__name__icontains="carthage")
+    withdraw_bid(carthage.user, rival)
+    ledger.integrate_pending()
+    real = PendingEntry.objects.get(pk=rival.ledger_pending)
+    PendingEntry.objects.create(body=real.body, leaf_hash=real.leaf_hash, type=real.type,
+                                subject=real.subject, actor=real.actor, at=real.at,
+                                mac=real.mac)
+    ledger.integrate_pending()
+    assert PendingEntry.objects.filter(leaf_hash=real.leaf_hash, index__isnull=False) \
+        .count() == 2  # logged again: the gap the MAC leaves
+    with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
+        services.advance_tenders()
+    report = json.loads(bytes(tender.documents.get(name=OPENING_REPORT).content))
+    assert rival.commitment not in {b["commitment"] for b in report["bids"]}
+    assert rival.commitment not in {c["commitment"] for c in report["commitments"]}
+    rival.refresh_from_db()
+    assert rival.status == Bid.Status.WITHDRAWN

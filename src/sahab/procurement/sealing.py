@@ -243,11 +243,20 @@ def open_envelope(envelope: Envelope, released: dict[int, bytes]) -> dict:
 def live_commitments(entries) -> dict[str, int]:
     """Replay a tender's bid entries, ``(index, entry)`` in ledger order: the commitments
     still live at the end (submitted, neither replaced nor withdrawn), each with the index
-    of its entry. The opening and ``verify-opening`` count bids by this one rule."""
+    of its entry. The opening and ``verify-opening`` count bids by this one rule.
+
+    The platform takes a commitment once (``ENVELOPE_SUBMITTED_ALREADY``): a second
+    submission of one is a copy of its entry that the platform did not make (a pending
+    row inserted again in the database, with its MAC), and would bring a withdrawn or
+    replaced bid back; it counts for nothing."""
     live: dict[str, int] = {}
+    submitted: set[str] = set()
     for index, entry in entries:
         data = entry["data"]
         if entry["type"] == "procurement.bid.submitted":
+            if data["commitment"] in submitted:
+                continue
+            submitted.add(data["commitment"])
             for old in data.get("replaces", []):
                 live.pop(old, None)
             live[data["commitment"]] = index
