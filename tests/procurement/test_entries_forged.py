@@ -112,3 +112,27 @@ def test_a_copy_of_a_withdrawn_bids_pending_row_does_not_bring_it_back(world):
     assert rival.commitment not in {c["commitment"] for c in report["commitments"]}
     rival.refresh_from_db()
     assert rival.status == Bid.Status.WITHDRAWN
+
+
+def test_a_signed_bid_entry_whose_subject_column_was_edited_still_counts(world):
+    """The review's third finding (older than the MACs): the opening chose a tender's bid
+    entries by the ``subject`` column, and the signer checks bodies, not columns. A
+    database owner who set the column of a rival's signed ``bid.submitted`` to another
+    subject hid it: the opening left the rival's bid out as tampered (``verify-opening``
+    caught it afterwards). Now the bid rows' own indexes are read too, and the proven
+    body decides."""
+    from sahab.ledger.models import Entry
+    from tests.ledger.insider import as_database_owner
+
+    tender = published_through_api(world)
+    (_, atlas), (_, carthage), _ = world["companies"]
+    assert atlas.bid(tender.reference, {"1": "250000"}).status_code == 201
+    assert carthage.bid(tender.reference, {"1": "240000"}).status_code == 201
+    sequence_bids()
+    rival = Bid.objects.get(tender=tender, company__name__icontains="carthage")
+    with as_database_owner():
+        Entry.objects.filter(index=rival.ledger_index).update(subject="sealed-bids:elsewhere")
+    with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
+        services.advance_tenders()
+    rival.refresh_from_db()
+    assert rival.status == Bid.Status.OPENED, rival.problem

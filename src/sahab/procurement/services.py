@@ -1509,8 +1509,15 @@ def _ledger_bids(tender: Tender, closed_at: int, signed: bool
                  ) -> tuple[dict[str, int], dict[int, dict], dict[str, int]]:
     """The live commitments (commitment → ledger index) as the proven ledger says, every
     proven bid entry of the tender (index → entry), and the live commitments still to
-    confirm after an amendment (commitment → the amendment's number)."""
-    indexes = list(ledger.entries_about(_bid_subject(tender)).values_list("index", flat=True))
+    confirm after an amendment (commitment → the amendment's number).
+
+    The entries are found by the ``subject`` column, and by the indexes the tender's bid
+    rows hold; what counts is the subject their proven bodies say. The signer checks
+    bodies, not columns: a database owner who edited the column of a rival's signed
+    ``bid.submitted`` hid it from the opening, which left the bid out as tampered."""
+    indexes = {*ledger.entries_about(_bid_subject(tender)).values_list("index", flat=True),
+               *tender.bids.filter(ledger_index__gte=0, ledger_index__lt=closed_at)
+               .values_list("ledger_index", flat=True)}
     amended = list(ledger.entries_about(f"tender:{tender.reference}").filter(
         type=ProcurementEvent.TENDER_AMENDED.value, index__lt=closed_at)
         .values_list("index", flat=True))
