@@ -10,6 +10,7 @@ and the rival's bid is opened (tests/ledger/test_entry_macs.py has the ledger's 
 import datetime as dt
 import json
 
+import pytest
 import time_machine
 
 from sahab.ledger import merkle
@@ -29,14 +30,21 @@ def _forged_pending(type_: str, subject: str, data: dict) -> PendingEntry:
                                        type=type_, subject=subject, actor="system", at=at)
 
 
-def test_a_withdrawal_forged_in_the_database_does_not_unseat_a_rivals_bid(world):
+@pytest.fixture
+def rivals(world):
+    """A tender with Atlas's and Carthage's bids on the ledger, and Carthage's bid: the
+    rival an insider would push out."""
     tender = published_through_api(world)
     (_, atlas), (_, carthage), _ = world["companies"]
     assert atlas.bid(tender.reference, {"1": "250000"}).status_code == 201
     assert carthage.bid(tender.reference, {"1": "240000"}).status_code == 201
     sequence_bids()
     rival = Bid.objects.get(tender=tender, company__name__icontains="carthage")
-    tender = Tender.objects.get(pk=tender.pk)
+    return Tender.objects.get(pk=tender.pk), carthage, rival
+
+
+def test_a_withdrawal_forged_in_the_database_does_not_unseat_a_rivals_bid(rivals):
+    tender, _, rival = rivals
     forged = _forged_pending("procurement.bid.withdrawn", f"sealed-bids:{tender.bid_tag}",
                              {"commitment": rival.commitment})
     ledger.integrate_pending()
@@ -82,7 +90,7 @@ def test_an_amendment_planted_beyond_the_log_does_not_misdirect_a_confirmation(
     assert bid.status == Bid.Status.OPENED
 
 
-def test_a_copy_of_a_withdrawn_bids_pending_row_does_not_bring_it_back(world):
+def test_a_copy_of_a_withdrawn_bids_pending_row_does_not_bring_it_back(rivals):
     """A copy of a real pending row carries the platform's MAC, so the sequencer logs it
     again (docs/ledger.md names the gap). A copy of a bid's ``bid.submitted`` inserted
     after the bid's withdrawal made its commitment live again: the opening opened a bid
@@ -90,12 +98,7 @@ def test_a_copy_of_a_withdrawn_bids_pending_row_does_not_bring_it_back(world):
     submission of one now counts for nothing, at the opening as in ``verify-opening``."""
     from tests.procurement.bidding import withdraw_bid
 
-    tender = published_through_api(world)
-    (_, atlas), (_, carthage), _ = world["companies"]
-    assert atlas.bid(tender.reference, {"1": "250000"}).status_code == 201
-    assert carthage.bid(tender.reference, {"1": "240000"}).status_code == 201
-    sequence_bids()
-    rival = Bid.objects.get(tender=tender, company__name__icontains="carthage")
+    tender, carthage, rival = rivals
     withdraw_bid(carthage.user, rival)
     ledger.integrate_pending()
     real = PendingEntry.objects.get(pk=rival.ledger_pending)
@@ -114,7 +117,7 @@ def test_a_copy_of_a_withdrawn_bids_pending_row_does_not_bring_it_back(world):
     assert rival.status == Bid.Status.WITHDRAWN
 
 
-def test_a_signed_bid_entry_whose_subject_column_was_edited_still_counts(world):
+def test_a_signed_bid_entry_whose_subject_column_was_edited_still_counts(rivals):
     """The review's third finding (older than the MACs): the opening chose a tender's bid
     entries by the ``subject`` column, and the signer checks bodies, not columns. A
     database owner who set the column of a rival's signed ``bid.submitted`` to another
@@ -124,12 +127,7 @@ def test_a_signed_bid_entry_whose_subject_column_was_edited_still_counts(world):
     from sahab.ledger.models import Entry
     from tests.ledger.insider import as_database_owner
 
-    tender = published_through_api(world)
-    (_, atlas), (_, carthage), _ = world["companies"]
-    assert atlas.bid(tender.reference, {"1": "250000"}).status_code == 201
-    assert carthage.bid(tender.reference, {"1": "240000"}).status_code == 201
-    sequence_bids()
-    rival = Bid.objects.get(tender=tender, company__name__icontains="carthage")
+    tender, _, rival = rivals
     with as_database_owner():
         Entry.objects.filter(index=rival.ledger_index).update(subject="sealed-bids:elsewhere")
     with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):

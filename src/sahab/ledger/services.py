@@ -150,10 +150,8 @@ def append_many(records: Sequence[Record]) -> list[Appended]:
         growth = _Growth(_locked_state())
         growth.integrate_pending()
         at = timezone.now()
-        appended = []
-        for record in records:
-            body = encode_entry(record, at)
-            appended.append(growth.add(body, record.type, record.subject, record.actor, at))
+        appended = [growth.add(encode_entry(record, at), record.type, record.subject,
+                               record.actor, at) for record in records]
         growth.write()
     _log_appended(appended)
     return appended
@@ -814,18 +812,21 @@ def leaf_hash_of(index: int) -> bytes:
     return stored[(0, index)]
 
 
+def _log_size() -> Subquery:
+    """The log's size, as a subquery, so that one query compares rows with it."""
+    return Subquery(LogState.objects.filter(pk=1).values("size")[:1])
+
+
 def logged_entries():
     """The log's entries: the rows below its size. A row beyond it is no entry: no append
     made it (an INSERT in the database, which the status reports), and the signer, which
     reads the tree up to its size, would never see it; services must not act on it."""
-    return Entry.objects.filter(
-        index__lt=Subquery(LogState.objects.filter(pk=1).values("size")[:1]))
+    return Entry.objects.filter(index__lt=_log_size())
 
 
 def rows_beyond_the_log() -> int:
     """How many rows of the entries' table lie beyond the log's size."""
-    return Entry.objects.filter(
-        index__gte=Subquery(LogState.objects.filter(pk=1).values("size")[:1])).count()
+    return Entry.objects.filter(index__gte=_log_size()).count()
 
 
 def get_entry(index: int) -> Entry:
