@@ -11,6 +11,7 @@ it, and the signer signs no entry without it (bound to the entry's index: a copy
 real entry elsewhere is refused too), and raises the alarm naming the entry."""
 
 import datetime as dt
+import secrets
 
 import pytest
 
@@ -31,7 +32,8 @@ def log(sahab_home):
     assert signing.sign_latest().size == 5
 
 
-def _insert_pending(body: bytes, mac: bytes | None = None) -> PendingEntry:
+def _insert_pending(body: bytes, mac: bytes | None = None,
+                    nonce: bytes | None = None) -> PendingEntry:
     """What the writer inserts: the entry's canonical bytes, as ``enqueue`` writes them."""
     import json
 
@@ -39,7 +41,7 @@ def _insert_pending(body: bytes, mac: bytes | None = None) -> PendingEntry:
     at = dt.datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
     return PendingEntry.objects.create(body=body, leaf_hash=merkle.leaf_hash(body),
                                        type=entry["type"], subject=entry["subject"],
-                                       actor=entry["actor"], at=at, mac=mac)
+                                       actor=entry["actor"], at=at, mac=mac, nonce=nonce)
 
 
 def _forged_body(subject: str = "sealed-bids:0f1e", data: dict | None = None) -> bytes:
@@ -88,12 +90,56 @@ def test_a_real_rows_mac_on_another_body_is_refused(log):
 
     promise = services.enqueue(ProcurementEvent.BID_WITHDRAWN, "sealed-bids:0f1e", "system",
                                {"commitment": "cd" * 32})
-    mac = bytes(PendingEntry.objects.get(pk=promise.pending).mac)
-    row = _insert_pending(_forged_body(), mac)
+    real = PendingEntry.objects.get(pk=promise.pending)
+    row = _insert_pending(_forged_body(), bytes(real.mac), secrets.token_bytes(16))
     services.integrate_pending()
     row.refresh_from_db()
     assert row.index is None and "MAC" in row.refused
     assert services.promised_index(promise.pending) is not None  # the real one is logged
+
+
+@pytest.mark.django_db
+def test_a_copy_of_a_real_pending_row_is_refused_whatever_its_nonce(log):
+    """A replay, as a review made it: the same bytes and MAC as a real pending row,
+    inserted again; the sequencer logged the entry a second time. The MAC now covers
+    the row's nonce, which the table holds once: the exact copy is refused by the
+    database, a copy under another nonce or none by the sequencer, before and after the
+    real row is integrated."""
+    from django.db import IntegrityError, transaction
+
+    from sahab.procurement.events import ProcurementEvent
+
+    promise = services.enqueue(ProcurementEvent.BID_SUBMITTED, "sealed-bids:0f1e", "system",
+                               {"commitment": "cd" * 32, "replaces": []})
+    real = PendingEntry.objects.get(pk=promise.pending)
+    copies = []
+    for when in (b"before", b"after"):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            _insert_pending(bytes(real.body), bytes(real.mac), bytes(real.nonce))
+        copies += [_insert_pending(bytes(real.body), bytes(real.mac), nonce)
+                   for nonce in (secrets.token_bytes(16), None, when)]
+        services.integrate_pending()
+    for copy in copies:
+        copy.refresh_from_db()
+        assert copy.index is None and "MAC" in copy.refused
+    assert services.promised_index(promise.pending) == 5 and services.tree_size() == 6
+
+
+@pytest.mark.django_db
+def test_a_pending_rows_nonce_is_set_once_with_the_row(log):
+    """Else the application's connection could swap a waiting row's nonce (which would
+    have it refused: a bid lost) or free a nonce for a copy."""
+    from django.db import IntegrityError, transaction
+
+    from sahab.procurement.events import ProcurementEvent
+
+    promise = services.enqueue(ProcurementEvent.BID_WITHDRAWN, "sealed-bids:0f1e", "system",
+                               {"commitment": "cd" * 32})
+    for nonce in (secrets.token_bytes(16), None):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            PendingEntry.objects.filter(pk=promise.pending).update(nonce=nonce)
+    services.integrate_pending()
+    assert services.promised_index(promise.pending) == 5
 
 
 @pytest.mark.django_db

@@ -91,23 +91,42 @@ def test_an_amendment_planted_beyond_the_log_does_not_misdirect_a_confirmation(
 
 
 def test_a_copy_of_a_withdrawn_bids_pending_row_does_not_bring_it_back(rivals):
-    """A copy of a real pending row carries the platform's MAC, so the sequencer logs it
-    again (docs/ledger.md names the gap). A copy of a bid's ``bid.submitted`` inserted
-    after the bid's withdrawal made its commitment live again: the opening opened a bid
-    its company had withdrawn. The platform takes a commitment once, so a second
-    submission of one now counts for nothing, at the opening as in ``verify-opening``."""
+    """A database writer copied a real pending row (same bytes, same MAC): a bid's
+    ``bid.submitted``, inserted after the bid's withdrawal. The sequencer logged it
+    again and, before the rule below, the opening opened a bid its company had
+    withdrawn. Now a pending row's MAC covers its nonce, unique in the table: the exact
+    copy is refused by the database, and one with another nonce (or none) by the
+    sequencer. An owner who lifts the guard and hands the real row back to the
+    sequencer still gets it logged again; the platform takes a commitment once, so that
+    second submission counts for nothing, at the opening as in ``verify-opening``."""
+    import secrets
+
+    from django.db import IntegrityError, transaction
+
+    from tests.ledger.insider import as_database_owner
     from tests.procurement.bidding import withdraw_bid
 
     tender, carthage, rival = rivals
     withdraw_bid(carthage.user, rival)
     ledger.integrate_pending()
     real = PendingEntry.objects.get(pk=rival.ledger_pending)
-    PendingEntry.objects.create(body=real.body, leaf_hash=real.leaf_hash, type=real.type,
-                                subject=real.subject, actor=real.actor, at=real.at,
-                                mac=real.mac)
+    copy = {"body": real.body, "leaf_hash": real.leaf_hash, "type": real.type,
+            "subject": real.subject, "actor": real.actor, "at": real.at, "mac": real.mac}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PendingEntry.objects.create(**copy, nonce=real.nonce)
+    others = [PendingEntry.objects.create(**copy, nonce=nonce)
+              for nonce in (secrets.token_bytes(16), None)]
     ledger.integrate_pending()
+    for other in others:
+        other.refresh_from_db()
+        assert other.index is None and "MAC" in other.refused
     assert PendingEntry.objects.filter(leaf_hash=real.leaf_hash, index__isnull=False) \
-        .count() == 2  # logged again: the gap the MAC leaves
+        .count() == 1
+    with as_database_owner():  # the owner's replay: the real row, pending again
+        PendingEntry.objects.filter(pk=real.pk).update(index=None)
+    ledger.integrate_pending()
+    assert ledger.logged_entries().filter(subject=real.subject, type=real.type,
+                                          body=real.body).count() == 2
     with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
         services.advance_tenders()
     report = json.loads(bytes(tender.documents.get(name=OPENING_REPORT).content))

@@ -66,8 +66,12 @@ class PendingEntry(models.Model):
     subject = models.CharField(max_length=300)
     actor = models.CharField(max_length=200)
     at = models.DateTimeField()
-    # as ``Entry.mac``, over the body alone: the sequencer integrates no row without it
+    # as ``Entry.mac``, over the nonce and the body: the sequencer integrates no row
+    # without it
     mac = models.BinaryField(max_length=32, null=True)
+    # random, unique, under the MAC: a copy of a real row (same bytes, same MAC) cannot
+    # be inserted beside it, and one with another nonce does not carry the MAC
+    nonce = models.BinaryField(max_length=16, null=True)
     index = models.BigIntegerField(null=True, blank=True, unique=True)
     # why the sequencer will never integrate it (a row that is not an entry the platform
     # wrote: edited or inserted in the database); set once, instead of an index
@@ -78,6 +82,10 @@ class PendingEntry(models.Model):
         indexes = [models.Index(fields=["id"], condition=models.Q(index__isnull=True,
                                                                   refused=""),
                                 name="ledger_pending_waiting")]
+        # a partial unique index: both engines build it without rewriting the table
+        constraints = [models.UniqueConstraint(fields=["nonce"],
+                                               condition=models.Q(nonce__isnull=False),
+                                               name="ledger_pending_nonce_once")]
         verbose_name = _("pending ledger entry")
         verbose_name_plural = _("pending ledger entries")
 

@@ -30,6 +30,7 @@ import hmac
 import itertools
 import json
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -186,7 +187,7 @@ class _Growth:
         for row in waiting[:limit] if limit else waiting:
             body = bytes(row.body)
             problem = _not_an_entry(row, body) or not_the_platforms(
-                body, row.mac, index=self.frontier.size, pending=True)
+                body, row.mac, index=self.frontier.size, pending=True, nonce=row.nonce)
             if problem:
                 log.error("pending ledger entry %d refused: %s", row.pk, problem)
                 row.refused = problem
@@ -283,28 +284,41 @@ def _mac_key(signer: note.Signer) -> bytes:
                 info=ENTRY_MAC_INFO).derive(seed)
 
 
-def entry_mac(body: bytes, index: int | None = None) -> bytes:
+PENDING_NONCE_BYTES = 16
+
+
+def entry_mac(body: bytes, index: int | None = None, *, nonce: bytes | None = None) -> bytes:
     """The platform's MAC of an entry: HMAC-SHA256 under a key derived (HKDF) from the
     log's signing key, which the application servers and the signer hold and the
-    database does not. A pending row's MAC covers its bytes; a logged entry's covers its
-    index too, so that a copy of an entry at another index is refused as well.
+    database does not. A logged entry's MAC covers its index and its bytes, so that a
+    copy of an entry at another index is refused as well. A pending row's (``nonce``
+    given, ``index`` not) covers the row's nonce and its bytes: the nonce is unique in
+    the table, so a second copy of a real row is no row of the platform's either.
 
     The sequencer integrates no pending row and the signer signs no entry without it: a
     database writer who inserts a well-formed entry (a bid's withdrawal its company
-    never asked for) is refused and reported, not logged."""
-    message = b"pending\0" + body if index is None else \
-        b"entry\0" + index.to_bytes(8, "big") + body
+    never asked for) or a copy of a real one is refused and reported, not logged."""
+    if index is not None:
+        message = b"entry\0" + index.to_bytes(8, "big") + body
+    elif nonce is not None and len(nonce) == PENDING_NONCE_BYTES:
+        message = b"pending/2\0" + nonce + body
+    else:
+        raise ValueError("a pending entry's MAC needs its nonce")
     return hmac.new(_mac_key(signer()), message, hashlib.sha256).digest()
 
 
-def not_the_platforms(body: bytes, mac, *, index: int, pending: bool) -> str:
-    """Why the entry at ``index`` (the pending row that would take it, with ``pending``)
-    was not written by the platform: "" when its MAC is the platform's, or when the
-    log's entries carry one only from a later index (``settings.LEDGER_MACS_FROM``, set
-    on a platform upgraded with entries logged before MACs)."""
+def not_the_platforms(body: bytes, mac, *, index: int, pending: bool = False,
+                      nonce=None) -> str:
+    """Why the entry at ``index`` (the pending row with ``nonce`` that would take it,
+    with ``pending``) was not written by the platform: "" when its MAC is the
+    platform's, or when the log's entries carry one only from a later index
+    (``settings.LEDGER_MACS_FROM``, set on a platform upgraded with entries logged before
+    MACs)."""
     if index < settings.LEDGER_MACS_FROM:
         return ""
-    expected = entry_mac(body, None if pending else index)
+    if pending and (nonce is None or len(nonce) != PENDING_NONCE_BYTES):
+        return "it does not carry the platform's MAC: it has no nonce of the platform's"
+    expected = entry_mac(body, nonce=bytes(nonce)) if pending else entry_mac(body, index)
     if mac is None or not hmac.compare_digest(bytes(mac), expected):
         return "it does not carry the platform's MAC: the platform did not write it"
     return ""
@@ -360,9 +374,10 @@ def enqueue(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None
     at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as the entry says it
     body = encode_entry(entry, at)
     leaf = merkle.leaf_hash(body)
+    nonce = secrets.token_bytes(PENDING_NONCE_BYTES)
     row = PendingEntry.objects.create(body=body, leaf_hash=leaf, type=entry.type,
                                       subject=entry.subject, actor=entry.actor, at=at,
-                                      mac=entry_mac(body))
+                                      nonce=nonce, mac=entry_mac(body, nonce=nonce))
     return Promise(row.pk, leaf, at)
 
 
