@@ -11,6 +11,7 @@ it, and the signer signs no entry without it (bound to the entry's index: a copy
 real entry elsewhere is refused too), and raises the alarm naming the entry."""
 
 import datetime as dt
+import json
 import secrets
 
 import pytest
@@ -80,8 +81,12 @@ def test_a_pending_row_inserted_in_the_database_is_refused_not_logged(log):
     services.integrate_pending()
     row.refresh_from_db()
     assert row.index is None and "MAC" in row.refused
-    assert services.tree_size() == 5
-    assert {"id": row.pk, "refused": row.refused} in services.pending_state()["refused"]
+    refusal = services.get_entry(5)  # the log says it refused it, and why
+    assert services.tree_size() == 6 and refusal.type == "ledger.pending.refused"
+    assert json.loads(bytes(refusal.body))["data"]["pending"] == row.pk
+    state = services.pending_state()
+    assert {"id": row.pk, "refused": row.refused} in state["refused"]
+    assert state["refused_outside_the_sequencer"] == []
 
 
 @pytest.mark.django_db
@@ -122,7 +127,8 @@ def test_a_copy_of_a_real_pending_row_is_refused_whatever_its_nonce(log):
     for copy in copies:
         copy.refresh_from_db()
         assert copy.index is None and "MAC" in copy.refused
-    assert services.promised_index(promise.pending) == 5 and services.tree_size() == 6
+    assert services.promised_index(promise.pending) == 5
+    assert services.tree_size() == 6 + len(copies)  # each refusal is an entry
 
 
 @pytest.mark.django_db
@@ -232,3 +238,49 @@ def test_a_pending_row_takes_no_index_but_its_own_leafs(log):
             PendingEntry.objects.filter(pk=promise.pending).update(index=index)
     services.integrate_pending()
     assert services.promised_index(promise.pending) == 5
+
+
+@pytest.mark.django_db
+def test_an_entry_planted_below_index_zero_is_no_entry(log):
+    """A review found a plain INSERT at index -1 (no MAC, no node) served as an entry of
+    the log: neither below-the-size reads nor the rows-beyond count looked below 0, and
+    an opening that proved it failed for good. Now it is no entry, and reported."""
+    body = _forged_body()
+    Entry.objects.create(index=-1, body=body, type="procurement.bid.withdrawn",
+                         subject="sealed-bids:0f1e", actor="system",
+                         at=dt.datetime.now(dt.UTC))
+    assert not services.entries_about("sealed-bids:0f1e").exists()
+    with pytest.raises(services.NotFound):
+        services.get_entry(-1)
+    status = services.status()
+    assert status["rows_beyond_the_log"] == 1 and not status["ok"]
+
+
+@pytest.mark.django_db
+def test_a_pending_row_nested_past_the_parser_is_refused_and_appends_go_on(log):
+    """One pending row whose body nests deeper than the JSON parser goes raised
+    ``RecursionError`` in the sequencer, and every append (each integrates the pending
+    rows first) failed, for good. Now the row is refused like any body that is no JSON."""
+    row = _insert_pending_raw(b"[" * 30000 + b"]" * 30000)
+    services.append(type="test.after", subject="s", data={}, actor="system")
+    row.refresh_from_db()
+    assert "not JSON" in row.refused
+    assert services.tree_size() == 7  # the refusal's entry, then the append
+
+
+@pytest.mark.django_db
+def test_a_node_planted_at_the_next_key_is_reported(log):
+    """A node inserted where the next append writes makes every append fail on the
+    nodes' primary key; the status now names such rows."""
+    from django.db import IntegrityError, transaction
+
+    Node.objects.create(key=services.tree_size(), hash=b"\0" * 32)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        services.append(type="test.after", subject="s", data={}, actor="system")
+    status = services.status()
+    assert status["nodes_beyond_the_tree"] == 1 and not status["ok"]
+
+
+def _insert_pending_raw(body: bytes) -> PendingEntry:
+    return PendingEntry.objects.create(body=body, leaf_hash=merkle.leaf_hash(body), type="x",
+                                       subject="x", actor="x", at=dt.datetime.now(dt.UTC))

@@ -120,9 +120,11 @@ def test_a_pending_entry_edited_by_the_database_owner_is_left_out_and_reported()
     other = _enqueue(2)
     services.integrate()
     assert services.promised_index(promise) is None
-    assert services.promised_index(other) == 0
+    assert services.promised_index(other) == 1  # after the refusal's own entry, 0
+    assert services.get_entry(0).subject == services.refusal_subject(promise.pending)
     status = services.status()
     assert [r["id"] for r in status["pending"]["refused"]] == [promise.pending]
+    assert status["pending"]["refused_outside_the_sequencer"] == []
     assert not status["ok"]
     assert "hash" in services.promise_state(promise.pending)["refused"]
 
@@ -244,7 +246,10 @@ def test_rows_the_platform_did_not_write_are_refused_for_good_and_never_block_th
     last = _enqueue(2)
     given = services.integrate(batch=2)  # batches full of refused rows move on
     assert sorted(given) == [real.pending, last.pending]
-    assert sorted(given.values()) == [0, 1] and services.tree_size() == 2
+    # each refusal is an entry of the log, between them
+    assert sorted(given.values()) == [0, 5] and services.tree_size() == 6
+    assert [services.get_entry(i).subject for i in range(1, 5)] == \
+        [services.refusal_subject(row.pk) for row in forged]
     refused = {row.pk: row.refused for row in PendingEntry.objects.exclude(refused="")}
     assert set(refused) == {row.pk for row in forged}
     assert "larger" in refused[forged[0].pk] and "columns" in refused[forged[3].pk]
@@ -266,7 +271,7 @@ def test_each_row_of_a_batch_with_gaps_keeps_the_index_of_its_own_leaf():
     _row(b'{"not": "an entry"}')  # refused: takes no index
     promises += [_enqueue(i) for i in range(5, 9)]
     given = services.integrate()
-    assert sorted(given.values()) == list(range(len(promises)))
+    assert sorted(given.values()) == [i for i in range(len(promises) + 1) if i != 3]
     rows = PendingEntry.objects.filter(index__isnull=False)
     assert {row.pk: row.index for row in rows} == given
     for promise in promises:

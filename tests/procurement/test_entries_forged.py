@@ -153,3 +153,88 @@ def test_a_signed_bid_entry_whose_subject_column_was_edited_still_counts(rivals)
         services.advance_tenders()
     rival.refresh_from_db()
     assert rival.status == Bid.Status.OPENED, rival.problem
+
+
+def _plant_index(pending: int, key: int) -> None:
+    """What a database writer did (no trigger lifted): insert a node whose hash is an
+    honest pending row's leaf at a key the tree never reads, then give the row that key
+    as its index, which the guard took for the entry's own."""
+    from sahab.ledger.models import Node
+
+    row = PendingEntry.objects.get(pk=pending)
+    Node.objects.create(key=key, hash=bytes(row.leaf_hash))
+    PendingEntry.objects.filter(pk=pending).update(index=key)
+
+
+def test_a_rivals_pending_bid_given_a_planted_index_is_still_logged_and_opened(world):
+    """A review found that a database writer could drop any pending entry unseen: a node
+    planted at key -1 with a rival's leaf hash, the rival's pending row given index -1;
+    the sequencer passed it over, the bid's row took -1 too, the status stayed ok and the
+    opening rejected the bid as tampered. Now the database gives a pending row an index
+    only within the log, and the planted node is reported."""
+    from django.db import IntegrityError, transaction
+
+    tender = published_through_api(world)
+    (_, atlas), (_, carthage), _ = world["companies"]
+    assert atlas.bid(tender.reference, {"1": "250000"}).status_code == 201
+    assert carthage.bid(tender.reference, {"1": "240000"}).status_code == 201
+    rival = Bid.objects.get(tender=tender, company__name__icontains="carthage")
+    assert rival.ledger_index is None  # still pending
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _plant_index(rival.ledger_pending, -1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _plant_index(rival.ledger_pending, ledger.tree_size() + 1000)  # beyond the log
+    from sahab.ledger.models import Node
+
+    Node.objects.create(key=-1, hash=b"\0" * 32)  # the plant alone: reported
+    assert ledger.status()["nodes_beyond_the_tree"] == 1 and not ledger.status()["ok"]
+    sequence_bids()
+    rival.refresh_from_db()
+    assert rival.ledger_index is not None and rival.ledger_index >= 0
+    tender = Tender.objects.get(pk=tender.pk)
+    with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
+        services.advance_tenders()
+    rival.refresh_from_db()
+    assert rival.status == Bid.Status.OPENED, rival.problem
+
+
+def test_a_withdrawal_given_a_planted_index_still_counts(rivals):
+    """The same plant on a withdrawal (which no row holds) had the bid its company
+    withdrew opened, and nothing was reported."""
+    from django.db import IntegrityError, transaction
+
+    from tests.procurement.bidding import withdraw_bid
+
+    tender, carthage, rival = rivals
+    withdraw_bid(carthage.user, rival)
+    withdrawal = PendingEntry.objects.get(index__isnull=True, refused="",
+                                          type="procurement.bid.withdrawn")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _plant_index(withdrawal.pk, -7)
+    sequence_bids()
+    with time_machine.travel(tender.submission_deadline + dt.timedelta(seconds=1)):
+        services.advance_tenders()
+    rival.refresh_from_db()
+    assert rival.status == Bid.Status.WITHDRAWN
+
+
+def test_an_honest_bid_marked_refused_by_a_writer_is_reported_as_such(world, rivals):
+    """A writer set the platform's own wording of a refusal on a rival's honest pending
+    row (the guard lets a refusal be set once): the bid was left out as tampered and the
+    status read as if a forgery had been blocked. Every refusal of the sequencer is now
+    an entry of the log, so the status names a refused row without one as refused
+    outside the sequencer, and is not ok."""
+    tender, _, _ = rivals
+    _, _, (_, medina) = world["companies"]
+    assert medina.bid(tender.reference, {"1": "230000"}).status_code == 201
+    honest = Bid.objects.get(tender=tender, company__name__icontains="medina")
+    assert honest.ledger_index is None  # still pending
+    PendingEntry.objects.filter(pk=honest.ledger_pending).update(
+        refused="it does not carry the platform's MAC: the platform did not write it")
+    forged = _forged_pending("procurement.bid.withdrawn", f"sealed-bids:{tender.bid_tag}",
+                             {"commitment": honest.commitment})
+    sequence_bids()  # refuses the forged row itself, and logs that refusal
+    status = ledger.status()
+    assert status["pending"]["refused_outside_the_sequencer"] == [honest.ledger_pending]
+    assert forged.pk not in status["pending"]["refused_outside_the_sequencer"]
+    assert not status["ok"]

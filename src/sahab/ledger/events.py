@@ -13,6 +13,14 @@ class LedgerOwnEvent(LedgerEvent):
         ("backup", "root", "seen_by", "seen_size", "size"),
         _("Log restored from a backup"),
     )
+    PENDING_REFUSED = (
+        "ledger.pending.refused",
+        "The sequencer refused a pending row as no entry of the platform's (inserted or "
+        "edited in the database): its promise number, leaf hash and why. A refused row "
+        "with no such entry was refused by someone else.",
+        ("leaf_hash", "pending", "reason"),
+        _("Pending row refused"),
+    )
     SIGNER_RESTORED = (
         "ledger.signer.restored",
         "The operator accepted a restored log: the signer's record before and after.",

@@ -192,9 +192,21 @@ class _Growth:
                 log.error("pending ledger entry %d refused: %s", row.pk, problem)
                 row.refused = problem
                 self.refused.append(row)
+                self._log_refusal(row)
                 continue
             row.index = self.add(body, row.type, row.subject, row.actor, row.at).index
             self.integrated.append(row)
+
+    def _log_refusal(self, row: PendingEntry) -> None:
+        """Every refusal is an entry of the log, so that a row refused by anyone else (a
+        database writer setting ``refused`` on an honest row) is one without its entry,
+        which the status reports."""
+        record = _event_record(LedgerOwnEvent.PENDING_REFUSED, refusal_subject(row.pk),
+                               "system", {"pending": row.pk,
+                                          "leaf_hash": _b64(bytes(row.leaf_hash)),
+                                          "reason": row.refused}, {})
+        at = timezone.now()
+        self.add(encode_entry(record, at), record.type, record.subject, record.actor, at)
 
     def write(self) -> None:
         if self.refused:
@@ -202,14 +214,20 @@ class _Growth:
         if not self.entries:
             return
         store_rows(self.entries, self.nodes)
+        # the size first: the database gives a pending row only an index below it
+        LogState.objects.filter(pk=1).update(size=self.frontier.size,
+                                             frontier=self.frontier.to_bytes())
         _mark_integrated(self.integrated)
         if self.integrated:
             integrated = [row.pk for row in self.integrated]
             for holder in _holders.values():
                 if holder.read_in_index_order:
                     fill_indexes(holder.model, entries=integrated)
-        LogState.objects.filter(pk=1).update(size=self.frontier.size,
-                                             frontier=self.frontier.to_bytes())
+
+
+def refusal_subject(pending: int) -> str:
+    """The subject of the sequencer's entry refusing pending row ``pending``."""
+    return f"ledger-pending:{pending}"
 
 
 def store_rows(entries: Sequence[tuple], nodes: Sequence[tuple[int, bytes]]) -> None:
@@ -261,7 +279,9 @@ def _not_an_entry(row: PendingEntry, body: bytes) -> str:
     try:
         entry = json.loads(body)
         canonical = rfc8785.dumps(entry)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError):
+        # RecursionError: a body nested deeper than the parser goes, which would
+        # otherwise stop every append (each integrates the pending rows first)
         return "its body is not JSON"
     if canonical != body or not isinstance(entry, dict) or \
             set(entry) != {"type", "at", "actor", "subject", "data"}:
@@ -651,8 +671,29 @@ def pending_state() -> dict:
             if oldest else None,
             "refused": list(PendingEntry.objects.exclude(refused="").order_by("id")
                             .values("id", "refused")[:20]),
+            "refused_outside_the_sequencer": refused_outside_the_sequencer(),
+            "indexes_outside_the_log": PendingEntry.objects.filter(
+                Q(index__lt=0) | Q(index__gte=_log_size())).count(),
             "rows_without_index": stranded_rows(
                 dt.timedelta(seconds=MAX_MERGE_DELAY_SECONDS))}
+
+
+def refused_outside_the_sequencer() -> list[int]:
+    """The pending rows refused without the sequencer's entry saying so: someone with
+    the database's rights set ``refused`` on them, perhaps on an honest entry (a rival's
+    bid) to keep it out of the log. At most 20, oldest first."""
+    logged = logged_entries().filter(type=LedgerOwnEvent.PENDING_REFUSED.value)
+    refused = PendingEntry.objects.exclude(refused="")
+    if refused.count() <= logged.count():
+        return []  # the usual case, in two counts; else find which, a chunk at a time
+    found: list[int] = []
+    for chunk in _chunks(list(refused.order_by("id").values_list("id", flat=True)), 1000):
+        subjects = set(logged.filter(subject__in=[refusal_subject(pk) for pk in chunk])
+                       .values_list("subject", flat=True))
+        found += [pk for pk in chunk if refusal_subject(pk) not in subjects]
+        if len(found) >= 20:
+            break
+    return found[:20]
 
 
 def _locked_state() -> LogState:
@@ -833,15 +874,30 @@ def _log_size() -> Subquery:
 
 
 def logged_entries():
-    """The log's entries: the rows below its size. A row beyond it is no entry: no append
-    made it (an INSERT in the database, which the status reports), and the signer, which
-    reads the tree up to its size, would never see it; services must not act on it."""
-    return Entry.objects.filter(index__lt=_log_size())
+    """The log's entries: the rows from index 0 to below its size. A row elsewhere (at or
+    beyond the size, or below 0) is no entry: no append made it (an INSERT in the
+    database, which the status reports), and the signer, which reads the tree from 0 up
+    to its size, would never see it; services must not act on it."""
+    return Entry.objects.filter(index__gte=0, index__lt=_log_size())
 
 
 def rows_beyond_the_log() -> int:
-    """How many rows of the entries' table lie beyond the log's size."""
-    return Entry.objects.filter(index__gte=_log_size()).count()
+    """How many rows of the entries' table lie outside the log: below index 0 or at or
+    beyond its size."""
+    return Entry.objects.filter(Q(index__lt=0) | Q(index__gte=_log_size())).count()
+
+
+def nodes_beyond_the_tree() -> int:
+    """How many rows of the nodes' table name a node the tree does not have yet (or never
+    will: a negative key). Such a row, planted at a key the next append takes, makes
+    every append fail on the table's primary key; the status names it."""
+    size = tree_size()
+    beyond = Q(key__lt=0)
+    for level in range(size.bit_length() + 1):
+        # the nodes of ``level`` the tree has are those of index < size >> level
+        beyond |= Q(key__gte=node_key(level, size >> level), key__lt=node_key(level + 1, 0))
+    beyond |= Q(key__gte=node_key(size.bit_length() + 1, 0))
+    return Node.objects.filter(beyond).count()
 
 
 def get_entry(index: int) -> Entry:
@@ -1281,6 +1337,7 @@ def status() -> dict:
     pending = pending_state()
     late = (pending["oldest_seconds"] or 0) > MAX_MERGE_DELAY_SECONDS
     beyond = rows_beyond_the_log()
+    planted_nodes = nodes_beyond_the_tree()
     return {
         "origin": settings.LEDGER_ORIGIN, "tree_size": tree_size(),
         "published": published_json, "cosignatures_required": cosignatures_required(),
@@ -1289,7 +1346,8 @@ def status() -> dict:
         "pending": {**pending, "max_merge_delay_seconds": MAX_MERGE_DELAY_SECONDS,
                     "late": late},
         "rows_beyond_the_log": beyond,
+        "nodes_beyond_the_tree": planted_nodes,
         "ok": not missing and not alarm.get("active") and not signer.get("damaged")
         and not late and not pending["refused"] and not pending["rows_without_index"]
-        and not beyond,
+        and not pending["indexes_outside_the_log"] and not beyond and not planted_nodes,
     }
