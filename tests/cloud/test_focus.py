@@ -14,8 +14,9 @@ from tests.cloud.focus_rules import Model
 
 
 @pytest.fixture
-def usage(market):
+def usage(market, settings):
     """Two instances metered over three days, one of them changing plan on the way."""
+    settings.CLOUD_APPROVAL_THRESHOLD = Decimal("1000")  # the change needs no approval
     now = timezone.now()
     started = now - dt.timedelta(days=3, minutes=20)
     for plan in ("pg-small", "pg-small"):

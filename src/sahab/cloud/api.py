@@ -348,7 +348,7 @@ class CostFilter(Schema):
 
 def _entry(row) -> dict:
     plan = row.plan
-    schema = ((plan.schemas.get("service_instance") or {}).get("create") or {}).get("parameters")
+    schema = plan.parameters_schema
     return {"plan": plan.pk, "plan_id": plan.plan_id, "plan_name": plan.display_name,
             "service": plan.offering.display_name, "category": plan.offering.category,
             "provider": row.provider.company.name, "locations": row.locations,

@@ -15,7 +15,8 @@ class CloudError(ErrorCode):
     DATE_OPTION_INVALID = _("--%(option)s must be a date like 2026-01-31.")
     NO_SUCH_INSTANCE = _("No such instance.")
     USAGE_FROM_PROVIDER_ONLY = _("Only the instance's provider reports its usage.")
-    PERIOD_NOT_AN_HOUR = _("period_start must be the start of an hour, with its time zone.")
+    PERIOD_NOT_AN_HOUR = _(
+        "period_start must be the start of an hour in UTC, with its time zone.")
     INSTANCE_ABSENT_THAT_HOUR = _("The instance did not exist during that hour.")
     USAGE_NOT_WHOLE_NUMBER = _("%(what)s must be a whole number, 0 or more.")
     HOUR_ALREADY_REPORTED = _("This hour was already reported with other figures.")
@@ -38,6 +39,10 @@ class CloudError(ErrorCode):
     CATALOGUE_WITHOUT_SERVICES = _("The catalogue has no services list.")
     CATALOGUE_SERVICE_INCOMPLETE = _("Each service needs an id, a name and at least one plan.")
     CATALOGUE_PLAN_INCOMPLETE = _("Each plan needs an id and a name.")
+    CATALOGUE_FIELD_WRONG_TYPE = _(
+        "The catalogue's %(field)s of %(item)s is not of the type the service broker API "
+        "sets.")
+    CATALOGUE_NOT_STORED = _("The catalogue could not be stored (%(error)s); nothing changed.")
     BUDGET_FORBIDDEN = _(
         "Only finance agents or administrators of %(administration)s set its cloud budget.")
     BUDGET_YEAR_OUT_OF_RANGE = _("The year must be between 2000 and 2100.")
@@ -75,6 +80,9 @@ class CloudError(ErrorCode):
     PLAN_CHANGE_NEEDS_ACTIVE = _("The plan of an active instance is changed.")
     PLAN_CHANGE_SAME_OR_OTHER_SERVICE = _("Choose another plan of the same service.")
     PLAN_NOT_UPDATEABLE = _("The provider does not allow changing this plan.")
+    PLAN_CHANGE_NEEDS_APPROVAL = _(
+        "This plan costs %(monthly)s TND a month, above the %(threshold)s TND that needs the "
+        "finance service's approval: order it as a new instance.")
     DELETE_NEEDS_ACTIVE = _("Only an active instance is deleted.")
     RETRY_NEEDS_FAILED = _("Only a failed instance is retried.")
     CATALOGUE_UNREADABLE = _(

@@ -210,18 +210,14 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
     if not isinstance(actor, directory.SystemActor) and \
             directory.company_of(actor) != provider.company:
         raise PermissionDenied(CloudError.USAGE_FROM_PROVIDER_ONLY)
-    if period_start.tzinfo is None or period_start != _floor_hour(period_start):
-        raise InvalidInput(CloudError.PERIOD_NOT_AN_HOUR)
+    period_start = _utc_hour(period_start)
     if instance.activated_at is None or period_start + HOUR <= instance.activated_at or \
             period_start > now or (instance.ended_at and period_start >= instance.ended_at):
         raise InvalidInput(CloudError.INSTANCE_ABSENT_THAT_HOUR)
     for value, what in ((size_bytes, "size_bytes"), (connections, "connections")):
         if value is not None and (not isinstance(value, int) or not 0 <= value < 2**62):
             raise InvalidInput(CloudError.USAGE_NOT_WHOLE_NUMBER, what=what)
-    record = UsageRecord.objects.select_for_update().filter(instance=instance,
-                                                            period_start=period_start).first()
-    if record is None:
-        record = _record_for(instance, period_start)
+    record = _hour_record_for_update(instance, period_start)
     if record.reported_at is not None and (record.size_bytes, record.connections) != \
             (size_bytes, connections):
         raise Conflict(CloudError.HOUR_ALREADY_REPORTED)
@@ -240,6 +236,26 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
     )
     _alert_if_over_limit(instance, record)
     return record
+
+
+def _utc_hour(period_start: dt.datetime) -> dt.datetime:
+    """The reported hour in UTC, which must start on it. Hours are billed per UTC hour:
+    with zones a few minutes apart, "the start of an hour" would name many moments of
+    one UTC hour, each billed as another."""
+    utc = period_start.astimezone(dt.UTC) if period_start.tzinfo is not None else None
+    if utc is None or utc != _floor_hour(utc):
+        raise InvalidInput(CloudError.PERIOD_NOT_AN_HOUR)
+    return utc
+
+
+def _hour_record_for_update(instance: Instance, hour: dt.datetime) -> UsageRecord:
+    """The instance's usage record of ``hour``, locked; made as metering would if it is
+    not there yet. The insert skips a record another report or metering run made
+    meanwhile, so two reports of one hour at once wait for each other instead of
+    failing on the unique hour."""
+    rows, _ = _rows(instance, [hour])
+    _insert(rows)
+    return UsageRecord.objects.select_for_update().get(instance=instance, period_start=hour)
 
 
 def _alert_if_over_limit(instance: Instance, record: UsageRecord) -> None:

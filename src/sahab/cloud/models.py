@@ -148,6 +148,13 @@ class Offering(models.Model):
         return self.metadata.get("displayName") or self.name
 
 
+# The longest the platform polls one operation of a plan, whatever its catalogue's
+# maximum_polling_duration says: the Open Service Broker API sets no bound, and a deletion
+# a broker keeps "in progress" would stay billed for ever. A day covers any real
+# provisioning, update or deletion.
+MAX_POLLING_SECONDS = 24 * 3600
+
+
 class ServicePlan(models.Model):
     """A plan of an offering, as the broker's catalogue describes it."""
 
@@ -177,6 +184,15 @@ class ServicePlan(models.Model):
     @property
     def display_name(self) -> str:
         return self.metadata.get("displayName") or self.name
+
+    @property
+    def parameters_schema(self) -> dict | None:
+        """The JSON schema of an instance's creation parameters, or None when the
+        catalogue gives none (or gave one of another type, before catalogues were checked)."""
+        step: object = self.schemas
+        for key in ("service_instance", "create", "parameters"):
+            step = step.get(key) if isinstance(step, dict) else None
+        return step if isinstance(step, dict) and step else None
 
 
 class Budget(models.Model):

@@ -20,6 +20,7 @@ from django.utils import timezone
 from sahab.cloud import notifications, osb
 from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
+    MAX_POLLING_SECONDS,
     Alert,
     Binding,
     BindingState,
@@ -182,7 +183,10 @@ def _start_polling(work, reply: Reply, now: dt.datetime, deadline_seconds: int) 
 
 
 def _polling_budget(instance: Instance) -> int:
-    return instance.plan.maximum_polling_duration or settings.CLOUD_MAX_POLLING_SECONDS
+    """The plan's polling duration, capped (plans stored before catalogues were checked
+    may hold any number)."""
+    return min(instance.plan.maximum_polling_duration or settings.CLOUD_MAX_POLLING_SECONDS,
+               MAX_POLLING_SECONDS)
 
 
 @transaction.atomic

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Q, QuerySet, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models.functions import Coalesce, Greatest, TruncMonth
 from django.utils import timezone
 
 from sahab.cloud.errors import CloudError
@@ -271,15 +271,6 @@ def budgets_over(administration: Administration, year: int) -> QuerySet[Budget]:
         .select_related("administration")
 
 
-def budget_for(administration: Administration, year: int,
-               budgets: Iterable[Budget] | None = None) -> Budget | None:
-    """The budget that pays for an administration: its own, else its nearest parent's
-    (among ``budgets``, when the caller read them already)."""
-    if budgets is None:
-        budgets = budgets_over(administration, year)
-    return max(budgets, key=lambda b: len(b.administration.path), default=None)
-
-
 def spent(administration: Administration, year: int) -> Decimal:
     start, end = _year_bounds(year)
     total = _usage_in(administration, start, end).aggregate(total=Sum("cost"))["total"]
@@ -292,16 +283,21 @@ def months_left(now: dt.datetime) -> Decimal:
 
 
 def committed_until_year_end(administration: Administration, now: dt.datetime) -> Decimal:
-    """Spent this year plus what the live instances will cost until 31 December."""
+    """Spent this year plus what the live instances will cost until 31 December.
+
+    An instance whose plan change is under way counts at the higher of its two prices:
+    the change was checked against the budget when asked, and the budget stays taken
+    while the broker works, so that orders placed meanwhile cannot spend it again."""
     live = Instance.objects.filter(order__administration__path__startswith=administration.path,
-                                   state__in=LIVE_STATES).aggregate(total=Sum("unit_price"))
+                                   state__in=LIVE_STATES).aggregate(total=Sum(Greatest(
+                                       "unit_price", Coalesce("target_unit_price", "unit_price"))))
     hourly = live["total"] or Decimal(0)
     return spent(administration, now.year) + hourly * HOURS_PER_MONTH * months_left(now)
 
 
 @dataclass(frozen=True)
 class BudgetCheck:
-    """What an extra monthly cost does to the budget that pays for an administration this
+    """What an extra monthly cost does to the tightest budget over an administration this
     year: the order page shows it before ordering, and the services refuse with it."""
 
     budget: Budget | None
@@ -319,10 +315,21 @@ class BudgetCheck:
 
 def budget_check(administration: Administration, monthly: Decimal,
                  now: dt.datetime, budgets: Iterable[Budget] | None = None) -> BudgetCheck:
-    """Whether ``monthly`` more, from ``now`` to the end of the year, fits the budget."""
-    budget = budget_for(administration, now.year, budgets)
-    if budget is None:
+    """Whether ``monthly`` more, from ``now`` to the end of the year, fits the budget.
+
+    Every budget over the administration must hold it: a unit's own budget adds a
+    limit under its ministry's, it does not lift the ministry's. The check returned is
+    the tightest (least left), the nearest budget when several leave the same."""
+    if budgets is None:
+        budgets = budgets_over(administration, now.year)
+    checks = [_check_one(budget, monthly, now) for budget in
+              sorted(budgets, key=lambda b: -len(b.administration.path))]
+    if not checks:
         return BudgetCheck(None, Decimal(0), Decimal(0))
+    return min(checks, key=lambda check: check.remaining)
+
+
+def _check_one(budget: Budget, monthly: Decimal, now: dt.datetime) -> BudgetCheck:
     committed = committed_until_year_end(budget.administration, now)
     return BudgetCheck(budget, committed.quantize(Decimal("0.001")),
                        (monthly * months_left(now)).quantize(Decimal("0.001")))

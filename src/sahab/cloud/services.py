@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import uuid
 from decimal import Decimal
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,6 +22,7 @@ from sahab.cloud import notifications, osb, selectors
 from sahab.cloud.errors import CloudError
 from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
+    MAX_POLLING_SECONDS,
     Alert,
     Attestation,
     Binding,
@@ -44,6 +47,8 @@ from sahab.core.inputs import text as _text
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
 from sahab.ledger import services as ledger
+
+log = logging.getLogger(__name__)
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -368,11 +373,89 @@ def _valid_catalog(catalog: dict) -> list[dict]:
                 isinstance(service.get(k), str) and service.get(k) for k in ("id", "name")) or \
                 not isinstance(service.get("plans"), list) or not service["plans"]:
             raise InvalidInput(CloudError.CATALOGUE_SERVICE_INCOMPLETE)
+        _check_service_types(service)
         for plan in service["plans"]:
             if not isinstance(plan, dict) or not all(
                     isinstance(plan.get(k), str) and plan.get(k) for k in ("id", "name")):
                 raise InvalidInput(CloudError.CATALOGUE_PLAN_INCOMPLETE)
+            _check_plan_types(plan)
     return services
+
+
+# The catalogue fields the platform reads, with their types (the Open Service Broker API's,
+# and the metadata conventions of docs/cloud.md). A catalogue is outside input: a value
+# of another type is refused with it, not stored to break the public catalogue, orders,
+# metering or reports later. Absent and null values are allowed.
+_SERVICE_TYPES = {"tags": list, "metadata": dict}
+_SERVICE_METADATA_TYPES = {"displayName": str, "category": str, "locations": list}
+_PLAN_TYPES = {"metadata": dict, "schemas": dict, "maximum_polling_duration": int}
+_PLAN_METADATA_TYPES = {"displayName": str, "unavailableReason": str, "limits": dict,
+                        "resources": dict, "costs": list}
+_SCHEMA_ACTIONS = {"service_instance": ("create", "update"), "service_binding": ("create",)}
+
+
+def _check_types(values: dict, types: dict, *, item: str, within: str = "") -> None:
+    for field, kind in types.items():
+        value = values.get(field)
+        # bool is an int to Python, never to the catalogue
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            _wrong_type(within + field, item)
+
+
+def _wrong_type(field: str, item: str) -> NoReturn:
+    raise InvalidInput(CloudError.CATALOGUE_FIELD_WRONG_TYPE, field=field, item=item)
+
+
+def _check_service_types(service: dict) -> None:
+    item = service["id"]
+    _check_types(service, _SERVICE_TYPES, item=item)
+    metadata = service.get("metadata") or {}
+    _check_types(metadata, _SERVICE_METADATA_TYPES, item=item, within="metadata.")
+    if not all(isinstance(tag, str) for tag in service.get("tags") or []):
+        _wrong_type("tags", item)
+    if not all(isinstance(place, str) for place in metadata.get("locations") or []):
+        _wrong_type("metadata.locations", item)
+
+
+def _check_plan_types(plan: dict) -> None:
+    item = plan["id"]
+    _check_types(plan, _PLAN_TYPES, item=item)
+    if plan.get("maximum_polling_duration") is not None and plan["maximum_polling_duration"] <= 0:
+        _wrong_type("maximum_polling_duration", item)
+    metadata = plan.get("metadata") or {}
+    _check_types(metadata, _PLAN_METADATA_TYPES, item=item, within="metadata.")
+    for cost in metadata.get("costs") or []:
+        if not isinstance(cost, dict) or not isinstance(cost.get("unit", ""), str) or \
+                not isinstance(cost.get("amount") or {}, dict):
+            _wrong_type("metadata.costs", item)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool)
+               for v in (metadata.get("resources") or {}).values()):
+        _wrong_type("metadata.resources", item)
+    _check_schemas(plan.get("schemas") or {}, item)
+
+
+def _check_schemas(schemas: dict, item: str) -> None:
+    """Each parameters schema is an object and a valid JSON schema of its own draft."""
+    import jsonschema
+
+    for kind, actions in _SCHEMA_ACTIONS.items():
+        steps = _object_or_absent(schemas.get(kind), f"schemas.{kind}", item)
+        for action in actions:
+            field = f"schemas.{kind}.{action}"
+            step = _object_or_absent(steps.get(action), field, item)
+            parameters = _object_or_absent(step.get("parameters"), f"{field}.parameters", item)
+            try:
+                jsonschema.validators.validator_for(parameters).check_schema(parameters)
+            except jsonschema.SchemaError:
+                _wrong_type(f"{field}.parameters", item)
+
+
+def _object_or_absent(value, field: str, item: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _wrong_type(field, item)
+    return value
 
 
 @transaction.atomic
@@ -404,8 +487,8 @@ def store_catalog(broker: Broker, catalog: dict) -> None:
                     "plan_updateable": bool(plan.get("plan_updateable",
                                                      service.get("plan_updateable"))),
                     "metadata": metadata, "schemas": plan.get("schemas") or {},
-                    "maximum_polling_duration": polling if isinstance(polling, int) and
-                    polling > 0 else None,
+                    "maximum_polling_duration": min(polling, MAX_POLLING_SECONDS)
+                    if polling else None,
                     "available": metadata.get("available", True) is not False, "active": True})
             seen_plans.append(record.pk)
     Offering.objects.filter(broker=broker).exclude(pk__in=seen_offerings).update(active=False)
@@ -421,11 +504,17 @@ def store_catalog(broker: Broker, catalog: dict) -> None:
 
 
 def refresh_all_catalogs() -> int:
-    """Timer: read every registered broker's catalogue."""
+    """Timer: read every registered broker's catalogue. One broker's failure, whatever
+    it is, is recorded as its catalogue error and stops nobody else's refresh."""
     count = 0
     for broker in Broker.objects.select_related("provider").filter(
             provider__status=Provider.Status.QUALIFIED):
-        refresh_catalog(broker)
+        try:
+            refresh_catalog(broker)
+        except Exception as exc:  # outside input: isolate, record, go on
+            log.exception("The catalogue of broker %s could not be stored", broker.pk)
+            refusal = InvalidInput(CloudError.CATALOGUE_NOT_STORED, error=type(exc).__name__)
+            Broker.objects.filter(pk=broker.pk).update(catalog_error=refusal.detail[:2000])
         count += 1
     return count
 
@@ -514,24 +603,28 @@ def _next_number(now: dt.datetime) -> str:
 def _check_parameters(plan: ServicePlan, parameters) -> dict:
     if not isinstance(parameters, dict):
         raise InvalidInput(CloudError.PARAMETERS_NOT_OBJECT)
-    schema = ((plan.schemas.get("service_instance") or {}).get("create") or {}).get("parameters")
+    schema = plan.parameters_schema
     if schema:
         import jsonschema
+        from referencing import Registry
+        from referencing.exceptions import Unresolvable
 
         try:
-            jsonschema.validate(parameters, schema)
+            # an empty registry: a "$ref" to anything outside the schema is unresolvable,
+            # never fetched (jsonschema's default would fetch remote URLs)
+            jsonschema.validate(parameters, schema, registry=Registry())
         except jsonschema.ValidationError as exc:
             raise InvalidInput(CloudError.PARAMETERS_INVALID, error=exc.message) from None
-        except jsonschema.SchemaError:
-            raise InvalidInput(CloudError.PARAMETER_SCHEMA_INVALID) \
-                from None
+        except (jsonschema.SchemaError, Unresolvable):
+            raise InvalidInput(CloudError.PARAMETER_SCHEMA_INVALID) from None
     return parameters
 
 
 def _check_budget(administration: Administration, monthly: Decimal, now: dt.datetime) -> None:
-    """The order must fit in what is left of the budget that pays for it this year.
+    """The order must fit in what is left of every budget over the administration this
+    year (its own and its parents'), so that no unit's budget lifts its ministry's.
 
-    The paying budget's row stays locked until the caller's commit, so that two writes
+    The budgets' rows stay locked until the caller's commit, so that two writes
     spending one budget at the same moment (orders, approvals, plan changes) are checked
     one after the other, the second seeing what the first committed."""
     budgets = list(selectors.budgets_over(administration, now.year)
@@ -754,6 +847,16 @@ def _schedule_unbind(binding: Binding, actor, now: dt.datetime) -> None:
     )
 
 
+def _refuse_unapproved_increase(unit_price: Decimal) -> None:
+    """A change to a dearer plan whose monthly cost needs the finance service's approval
+    is refused: only an order goes through that approval, so the larger plan is ordered
+    as a new instance (an order approved for one plan approves no other)."""
+    monthly = selectors.monthly_cost(unit_price)
+    if selectors.needs_approval(monthly):
+        raise Conflict(CloudError.PLAN_CHANGE_NEEDS_APPROVAL, monthly=f"{monthly:.3f}",
+                       threshold=f"{settings.CLOUD_APPROVAL_THRESHOLD:.3f}")
+
+
 @transaction.atomic
 def request_plan_change(*, actor, instance: Instance, plan: ServicePlan,
                         now: dt.datetime | None = None) -> Instance:
@@ -771,6 +874,7 @@ def request_plan_change(*, actor, instance: Instance, plan: ServicePlan,
     price = selectors.contract_price(plan)
     extra = (price.unit_price - instance.unit_price) * selectors.HOURS_PER_MONTH
     if extra > 0:
+        _refuse_unapproved_increase(price.unit_price)
         _check_budget(instance.order.administration, extra, now)
     instance.state = InstanceState.UPDATING
     instance.target_plan, instance.target_unit_price = plan, price.unit_price
@@ -820,6 +924,9 @@ def retry_provisioning(*, actor, instance: Instance, now: dt.datetime | None = N
         raise Conflict(CloudError.RETRY_NEEDS_FAILED)
     if refusal := selectors.not_orderable(instance.plan):
         raise refusal
+    # a failed instance counts for nothing in the budget: trying again spends it anew
+    _check_budget(instance.order.administration, selectors.monthly_cost(instance.unit_price),
+                  now)
     instance.state = InstanceState.REQUESTED
     instance.operation, instance.polling, instance.attempts = Operation.PROVISION, False, 0
     instance.next_attempt_at, instance.requested_by = now, actor
