@@ -20,6 +20,7 @@ class CloudError(ErrorCode):
     INSTANCE_ABSENT_THAT_HOUR = _("The instance did not exist during that hour.")
     USAGE_NOT_WHOLE_NUMBER = _("%(what)s must be a whole number, 0 or more.")
     HOUR_ALREADY_REPORTED = _("This hour was already reported with other figures.")
+    HOUR_NOT_OVER = _("This hour is not over yet: report it once it has ended.")
     COMPANY_MEMBERS_ONLY = _("Only a member of a registered company may do this.")
     PROVIDER_NOT_APPLIED = _("The company has not applied as a cloud provider.")
     PROVIDER_REVIEW_FORBIDDEN = _("Only a platform administrator reviews cloud providers.")

@@ -242,7 +242,9 @@ class CloudEvent(LedgerEvent):
     )
     USAGE_REPORTED = (
         "cloud.usage.reported",
-        "A broker reported an instance's usage (size, connections) for a period.",
-        ("connections", "instance", "period_start", "size_bytes"),
+        "A broker reported an instance's usage (size, connections) for a period; with "
+        "the hours and cost of the hour's record when the report made it (metering had not "
+        "reached that hour).",
+        ("connections", "cost", "hours", "instance", "period_start", "size_bytes"),
         _("Usage reported"),
     )

@@ -5,6 +5,7 @@ Budgets are checked after each metering run and alert at their thresholds."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -62,32 +63,34 @@ _COLUMNS = ("instance_id", "administration_id", "provider_id", "period_start", "
             "unit_price", "cost")
 
 
-def _rows(instance: Instance, hours: list[dt.datetime]) -> tuple[list[tuple], Decimal]:
-    """The instance's usage rows for these hours, ready for the driver, and their cost."""
+def _rows(instance: Instance, hours: list[dt.datetime]) -> tuple[list[tuple], list[Decimal]]:
+    """The instance's usage rows for these hours, ready for the driver, and each one's
+    cost."""
     ops = connection.ops
     head = (instance.pk, instance.order.administration_id,
             instance.plan.offering.broker.provider_id)
     price = instance.unit_price
     whole = (ops.adapt_decimalfield_value(ONE), ops.adapt_decimalfield_value(price),
              ops.adapt_decimalfield_value(price))
-    rows, total = [], Decimal(0)
+    rows, costs = [], []
     for hour in hours:
         record = _record_for(instance, hour) if hour < instance.activated_at or (
             instance.ended_at and instance.ended_at < hour + HOUR) else None
         if record is None:  # a whole hour: the common case, no Decimal arithmetic
             rows.append((*head, ops.adapt_datetimefield_value(hour), *whole))
-            total += price
+            costs.append(price)
         else:
             rows.append((*head, ops.adapt_datetimefield_value(hour),
                          ops.adapt_decimalfield_value(record.hours),
                          ops.adapt_decimalfield_value(price),
                          ops.adapt_decimalfield_value(record.cost)))
-            total += record.cost
-    return rows, total
+            costs.append(record.cost)
+    return rows, costs
 
 
-def _insert(rows: list[tuple]) -> None:
-    """Insert usage rows, skipping hours already billed (unique instance and hour).
+def _insert(rows: list[tuple]) -> int:
+    """Insert usage rows, skipping hours already billed (unique instance and hour);
+    returns how many it inserted.
 
     Through the driver's executemany: the ORM's bulk_create spends most of its time
     preparing each field of millions of rows (bench/bench_cloud.py).
@@ -99,14 +102,66 @@ def _insert(rows: list[tuple]) -> None:
                  f"({', '.join(['%s'] * len(_COLUMNS))}) "
                  "ON CONFLICT (instance_id, period_start) DO NOTHING")
     with connection.cursor() as cursor:
-        cursor.executemany(statement, rows)
+        if len(rows) == 1:
+            cursor.execute(statement, rows[0])
+        else:
+            cursor.executemany(statement, rows)
+        return cursor.rowcount
+
+
+@dataclass
+class _Metering:
+    """One instance's hours to meter in a run, and what it read them from."""
+
+    instance: int
+    read_until: dt.datetime | None  # the instance's ``metered_until`` when read
+    until: dt.datetime  # what it becomes
+    hours: list[dt.datetime]
+    rows: list[tuple]
+    costs: list[Decimal]
+
+
+def _record_batch(batch: list[_Metering], until: dt.datetime) -> tuple[int, int]:
+    """Insert a batch's usage rows and its ``cloud.usage.metered`` entry, in one
+    transaction; returns (records, instances).
+
+    The entry says exactly what the table bills: the instances are locked, one that
+    another run metered meanwhile (its ``metered_until`` moved) is left to that run, and
+    an hour a provider's report already recorded (whose cost is on the report's entry)
+    is neither inserted nor counted. Before, two runs at once put twice the cost on the
+    ledger, and a reported hour was counted again at metering's price."""
+    with transaction.atomic():
+        locked = dict(Instance.objects.select_for_update().filter(
+            pk__in=[m.instance for m in batch]).order_by("pk").values_list("pk",
+                                                                          "metered_until"))
+        batch = [m for m in batch if m.instance in locked and
+                 locked[m.instance] == m.read_until]
+        taken = set(UsageRecord.objects.filter(
+            instance_id__in=[m.instance for m in batch],
+            period_start__gte=min((m.hours[0] for m in batch), default=until))
+            .values_list("instance_id", "period_start")) if batch else set()
+        rows, cost = [], Decimal(0)
+        for m in batch:
+            for hour, row, row_cost in zip(m.hours, m.rows, m.costs, strict=True):
+                if (m.instance, hour) not in taken:
+                    rows.append(row)
+                    cost += row_cost
+        inserted = _insert(rows) if rows else 0
+        for m in batch:
+            Instance.objects.filter(pk=m.instance).update(metered_until=m.until)
+        if batch:
+            ledger.enqueue(CloudEvent.USAGE_METERED, "cloud:usage", "system",
+                           {"records": inserted, "instances": len(batch),
+                            "until": until.isoformat(), "cost": str(cost)})
+    return inserted, len(batch)
 
 
 def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=None) -> int:
     """Create the usage records of every complete hour not yet metered; returns how many.
 
     Runs hourly (and catches up after downtime); records are unique per instance and
-    hour, so a run repeated by two workers cannot bill an hour twice.
+    hour, and each batch locks its instances, so a run repeated by two workers bills an
+    hour once and puts it once on the ledger.
     """
     now = now or timezone.now()
     until = _floor_hour(now)
@@ -114,49 +169,33 @@ def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=N
         Q(metered_until__isnull=True) | Q(metered_until__lt=until)).filter(
         Q(ended_at__isnull=True) | Q(metered_until__isnull=True) |
         Q(metered_until__lt=F("ended_at"))).select_related("order", "plan__offering__broker")
-    created = 0
-    cost = Decimal(0)
+    created = waiting = 0
     touched: set[int] = set()
-    records: list[tuple] = []
-    metered: list[tuple[int, dt.datetime]] = []
+    planned: list[_Metering] = []
 
     def flush() -> None:
-        nonlocal created, cost
-        with transaction.atomic():
-            _insert(records)
-            for pk, until_ in metered:
-                Instance.objects.filter(pk=pk).update(metered_until=until_)
-            ledger.enqueue(
-                CloudEvent.USAGE_METERED,
-                "cloud:usage",
-                "system",
-                {
-                    "records": len(records),
-                    "instances": len(metered),
-                    "until": until.isoformat(),
-                    "cost": str(cost),
-                },
-            )
-        created += len(records)
+        nonlocal created, waiting
+        records, instances = _record_batch(planned, until)
+        created += records
         if progress:
-            progress(len(metered))
-        records.clear()
-        metered.clear()
-        cost = Decimal(0)
+            progress(instances)
+        planned.clear()
+        waiting = 0
 
     for instance in pending.iterator(chunk_size=1000):
         hours = _hours_to_meter(instance, until)
         if not hours:
             continue
-        rows, total = _rows(instance, hours)
-        records.extend(rows)
-        cost += total
+        rows, costs = _rows(instance, hours)
         end = hours[-1] + HOUR
-        metered.append((instance.pk, min(end, instance.ended_at) if instance.ended_at else end))
+        planned.append(_Metering(instance.pk, instance.metered_until,
+                                 min(end, instance.ended_at) if instance.ended_at else end,
+                                 hours, rows, costs))
         touched.add(instance.order.administration_id)
-        if len(records) >= batch:
+        waiting += len(rows)
+        if waiting >= batch:
             flush()
-    if records or metered:
+    if planned:
         flush()
     check_budgets(now, Administration.objects.filter(pk__in=touched))
     return created
@@ -201,9 +240,10 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
     always the contract's, whatever the provider reports.
     """
     now = now or timezone.now()
+    # locked, as metering locks the instances it meters: one of the two records an hour
     instance = Instance.objects.select_related(
-        "order__administration", "plan__offering__broker__provider__company").filter(
-        instance_id=instance_id).first()
+        "order__administration", "plan__offering__broker__provider__company").select_for_update(
+        of=("self",)).filter(instance_id=instance_id).first()
     if instance is None:
         raise NotFound(CloudError.NO_SUCH_INSTANCE)
     provider = instance.plan.offering.broker.provider
@@ -214,10 +254,13 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
     if instance.activated_at is None or period_start + HOUR <= instance.activated_at or \
             period_start > now or (instance.ended_at and period_start >= instance.ended_at):
         raise InvalidInput(CloudError.INSTANCE_ABSENT_THAT_HOUR)
+    if period_start + HOUR > now:
+        # its record would bill the whole hour, the instance deleted minutes later or not
+        raise InvalidInput(CloudError.HOUR_NOT_OVER)
     for value, what in ((size_bytes, "size_bytes"), (connections, "connections")):
         if value is not None and (not isinstance(value, int) or not 0 <= value < 2**62):
             raise InvalidInput(CloudError.USAGE_NOT_WHOLE_NUMBER, what=what)
-    record = _hour_record_for_update(instance, period_start)
+    record, created = _hour_record_for_update(instance, period_start)
     if record.reported_at is not None and (record.size_bytes, record.connections) != \
             (size_bytes, connections):
         raise Conflict(CloudError.HOUR_ALREADY_REPORTED)
@@ -232,6 +275,10 @@ def report_usage(*, actor, instance_id: str, period_start: dt.datetime,
             "period_start": period_start.isoformat(),
             "size_bytes": size_bytes,
             "connections": connections,
+            # the hour's record, when this report made it (metering then skips it): its
+            # cost is on the ledger once, here
+            "hours": str(record.hours) if created else None,
+            "cost": str(record.cost) if created else None,
         },
     )
     _alert_if_over_limit(instance, record)
@@ -248,14 +295,16 @@ def _utc_hour(period_start: dt.datetime) -> dt.datetime:
     return utc
 
 
-def _hour_record_for_update(instance: Instance, hour: dt.datetime) -> UsageRecord:
-    """The instance's usage record of ``hour``, locked; made as metering would if it is
-    not there yet. The insert skips a record another report or metering run made
-    meanwhile, so two reports of one hour at once wait for each other instead of
-    failing on the unique hour."""
+def _hour_record_for_update(instance: Instance, hour: dt.datetime
+                            ) -> tuple[UsageRecord, bool]:
+    """The instance's usage record of ``hour``, locked, and whether this call made it
+    (as metering would, if it was not there yet). The insert skips a record another
+    report or metering run made meanwhile, so two reports of one hour at once wait for
+    each other instead of failing on the unique hour."""
     rows, _ = _rows(instance, [hour])
-    _insert(rows)
-    return UsageRecord.objects.select_for_update().get(instance=instance, period_start=hour)
+    created = _insert(rows) == 1
+    return (UsageRecord.objects.select_for_update().get(instance=instance, period_start=hour),
+            created)
 
 
 def _alert_if_over_limit(instance: Instance, record: UsageRecord) -> None:
