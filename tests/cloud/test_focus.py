@@ -25,7 +25,9 @@ def usage(market, settings):
     Instance.objects.update(activated_at=started)
     metering.meter_usage(now - dt.timedelta(days=1))
     first = Instance.objects.order_by("pk").first()
-    services.request_plan_change(actor=market.it, instance=first, plan=market.plan("pg-medium"))
+    market.clock = now - dt.timedelta(days=1)  # the change takes effect a day ago
+    services.request_plan_change(actor=market.it, instance=first,
+                                 plan=market.plan("pg-medium"), now=market.clock)
     market.work(rounds=3)
     first.refresh_from_db()
     assert first.plan.name == "pg-medium"

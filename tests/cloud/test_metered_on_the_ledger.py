@@ -126,3 +126,25 @@ def test_two_metering_runs_at_once_put_the_cost_on_the_ledger_once(market):
     assert UsageRecord.objects.filter(instance=instance).count() == 10
     assert sum(e["records"] for e in entries) == 10
     assert sum(Decimal(e["cost"]) for e in entries) == _billed(instance)
+
+
+def test_hours_before_a_plan_change_are_billed_at_the_former_price(market, settings):
+    """Six hours used on pg-small (0.150/h), metered once an upgrade to pg-large had
+    finished, were all billed at 2.100/h: metering priced past hours at the price in
+    force when it ran. The hours before a change are now metered as it takes effect."""
+    instance = _active(market)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    now = market.clock = hour + dt.timedelta(minutes=10)  # the worker's clock too
+    start = hour - dt.timedelta(hours=6)
+    Instance.objects.filter(pk=instance.pk).update(activated_at=start, metered_until=None)
+    instance.refresh_from_db()
+    settings.CLOUD_APPROVAL_THRESHOLD = Decimal("5000")  # the upgrade needs no approval
+    services.request_plan_change(actor=market.it, instance=instance,
+                                 plan=market.plan("pg-large"), now=now)
+    market.work(rounds=3)
+    instance.refresh_from_db()
+    assert instance.state == InstanceState.ACTIVE and instance.unit_price == Decimal("2.100")
+    metering.meter_usage(now)
+    records = UsageRecord.objects.filter(instance=instance)
+    assert records.count() == 6
+    assert set(records.values_list("unit_price", flat=True)) == {Decimal("0.150")}

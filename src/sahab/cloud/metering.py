@@ -201,6 +201,29 @@ def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=N
     return created
 
 
+def meter_instance(instance: Instance, now: dt.datetime) -> int:
+    """Meter one instance's complete hours before ``now`` at its price now; returns how
+    many records. Called before a plan change takes effect, so that hours used on the
+    former plan are billed at its price, not at the new one's when metering comes (every
+    hour of a worker that was behind). The hour of the change is billed at the new price.
+    ``instance.metered_until`` is brought up to date, for a caller that saves it."""
+    until = _floor_hour(now)
+    instance.metered_until = Instance.objects.filter(pk=instance.pk).values_list(
+        "metered_until", flat=True).get()
+    hours = _hours_to_meter(instance, until)
+    if not hours:
+        return 0
+    rows, costs = _rows(instance, hours)
+    end = hours[-1] + HOUR
+    planned = _Metering(instance.pk, instance.metered_until,
+                        min(end, instance.ended_at) if instance.ended_at else end,
+                        hours, rows, costs)
+    records, metered = _record_batch([planned], until)
+    if metered:
+        instance.metered_until = planned.until
+    return records
+
+
 def check_budgets(now: dt.datetime, administrations) -> list[Alert]:
     """Alert once per threshold crossed by the administration's (or a parent's) budget."""
     alerts = []

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sahab.cloud import notifications, osb
+from sahab.cloud import metering, notifications, osb
 from sahab.cloud.events import CloudEvent
 from sahab.cloud.models import (
     MAX_POLLING_SECONDS,
@@ -283,6 +283,7 @@ def _polled_failure(instance: Instance, why: str, now: dt.datetime) -> None:
 @transaction.atomic
 def _updated(instance: Instance, now: dt.datetime) -> None:
     old = instance.plan.plan_id
+    metering.meter_instance(instance, now)  # the hours before, at the former plan's price
     _save(instance, state=InstanceState.ACTIVE, plan=instance.target_plan, target_plan=None,
           unit_price=instance.target_unit_price or instance.unit_price, target_unit_price=None,
           operation=Operation.NONE, polling=False, broker_operation="", next_attempt_at=None,
