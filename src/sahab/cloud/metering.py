@@ -121,6 +121,15 @@ class _Metering:
     costs: list[Decimal]
 
 
+def _planned(instance: Instance, hours: list[dt.datetime]) -> _Metering:
+    """What metering ``hours`` (not empty) of ``instance`` inserts, and where its
+    ``metered_until`` ends: after the last hour, or at the instance's end within it."""
+    rows, costs = _rows(instance, hours)
+    end = hours[-1] + HOUR
+    until = min(end, instance.ended_at) if instance.ended_at else end
+    return _Metering(instance.pk, instance.metered_until, until, hours, rows, costs)
+
+
 def _record_batch(batch: list[_Metering], until: dt.datetime) -> tuple[int, int]:
     """Insert a batch's usage rows and its ``cloud.usage.metered`` entry, in one
     transaction; returns (records, instances).
@@ -186,13 +195,9 @@ def meter_usage(now: dt.datetime | None = None, *, batch: int = 5000, progress=N
         hours = _hours_to_meter(instance, until)
         if not hours:
             continue
-        rows, costs = _rows(instance, hours)
-        end = hours[-1] + HOUR
-        planned.append(_Metering(instance.pk, instance.metered_until,
-                                 min(end, instance.ended_at) if instance.ended_at else end,
-                                 hours, rows, costs))
+        planned.append(_planned(instance, hours))
         touched.add(instance.order.administration_id)
-        waiting += len(rows)
+        waiting += len(hours)
         if waiting >= batch:
             flush()
     if planned:
@@ -213,11 +218,7 @@ def meter_instance(instance: Instance, now: dt.datetime) -> int:
     hours = _hours_to_meter(instance, until)
     if not hours:
         return 0
-    rows, costs = _rows(instance, hours)
-    end = hours[-1] + HOUR
-    planned = _Metering(instance.pk, instance.metered_until,
-                        min(end, instance.ended_at) if instance.ended_at else end,
-                        hours, rows, costs)
+    planned = _planned(instance, hours)
     records, metered = _record_batch([planned], until)
     if metered:
         instance.metered_until = planned.until
