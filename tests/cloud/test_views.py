@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from sahab.cloud import metering
+from sahab.cloud import metering, services
 from sahab.cloud.models import Attestation, Binding, Instance, Order, Provider
 from sahab.ledger import services as ledger
 from tests import factories
@@ -127,6 +127,22 @@ def test_an_order_placed_approved_and_credentials_shown_once_through_the_pages(m
     assert client_for(market.other_it).get(f"/cloud/orders/{order.number}/").status_code == 404
     listing = it.get("/cloud/orders/", {"format": "json"}).json()
     assert listing[0]["number"] == order.number and listing[0]["instance_state"] == "active"
+
+
+def test_the_brokers_dashboard_link_names_the_order_only_to_those_who_may_see_it(market):
+    """The reference broker's dashboard_url (/osb/dashboard/<instance id>) redirected
+    anybody, signed in or not, to the order's page, naming the order's number."""
+    order = services.place_order(actor=market.it, plan=market.plan("pg-small"),
+                                 purpose="Test")
+    instance = Instance.objects.get(order=order)
+    link = f"/osb/dashboard/{instance.instance_id}"
+    anonymous = client_for().get(link)
+    assert anonymous.status_code == 302 and order.number not in anonymous["Location"]
+    assert "/login" in anonymous["Location"] or "/accounts/" in anonymous["Location"]
+    assert client_for(market.other_it).get(link).status_code == 404
+    assert client_for(market.it).get(link)["Location"] == f"/cloud/orders/{order.number}/"
+    assert client_for(market.provider_user).get(link).status_code == 302
+    assert client_for(market.it).get("/osb/dashboard/no-such-instance").status_code == 404
 
 
 def test_a_refused_action_shows_its_reason(market):

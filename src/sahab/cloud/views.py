@@ -441,12 +441,15 @@ def focus_export(request) -> HttpResponse:
     return response
 
 
+@login_required
 def osb_dashboard(request, instance_id: str):
-    """Where the reference broker's dashboard_url points: back to the order's page."""
-    instance = Instance.objects.filter(instance_id=instance_id).select_related("order").first()
-    if instance is None:
+    """Where the reference broker's dashboard_url points: back to the order's page, for
+    those who may see the order (anybody else learns nothing, not even its number)."""
+    number = selectors.orders_visible_to(request.user).filter(
+        instance__instance_id=instance_id).values_list("number", flat=True).first()
+    if number is None:
         raise Http404
-    return redirect("cloud:order", number=instance.order.number)
+    return redirect("cloud:order", number=number)
 
 
 @login_required
