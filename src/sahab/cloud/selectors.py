@@ -30,7 +30,7 @@ from sahab.cloud.models import (
 from sahab.core.errors import Conflict
 from sahab.directory import rules
 from sahab.directory import selectors as directory
-from sahab.directory.models import Administration, Role
+from sahab.directory.models import Administration, AdministrationKind, Role
 from sahab.procurement import selectors as procurement
 
 HOURS_PER_MONTH = Decimal(730)
@@ -173,7 +173,11 @@ def sees_everything(user) -> bool:
 
 
 def _ict_ministry_path() -> str:
-    ministry = Administration.objects.filter(code=settings.CLOUD_ICT_MINISTRY).first()
+    """The ICT ministry's path. Only an administration of the ministry kind counts (the
+    tree places one at the top or under the presidency only), so that no administrator
+    gets its oversight by giving one of their own units the ministry's code."""
+    ministry = Administration.objects.filter(code=settings.CLOUD_ICT_MINISTRY,
+                                             kind=AdministrationKind.MINISTRY).first()
     return ministry.path if ministry else "\x00"
 
 

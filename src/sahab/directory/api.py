@@ -3,6 +3,7 @@
 
 import datetime as dt
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from ninja import Field, Path, Query, Router, Schema, Status
 from ninja.pagination import paginate
@@ -284,17 +285,23 @@ def update_agent(request, username: str, payload: AgentPatch):
     agent = _agent(username, request.user)
     # the rule table first: a refused change leaves the agent as it was (no partial update)
     if not rules.can_manage_agent(request.user, agent):
+        if rules.can_manage_administration(request.user, agent.administration) \
+                and not agent.role_set & rules.POWERFUL_ROLES:
+            raise PermissionDenied(DirectoryError.MINISTRY_ROLE_HOLDER)
         raise PermissionDenied(DirectoryError.PROTECTED_ROLES)
-    if payload.reset_second_factor:
-        services.disable_totp(actor=request.user, agent=agent)
-    if payload.administration is not None:
-        agent = services.move_agent(actor=request.user, agent=agent,
-                                    administration=_administration(payload.administration))
-    if payload.roles is not None:
-        agent = services.set_agent_roles(actor=request.user, agent=agent, roles=payload.roles)
-    if payload.active is not None:
-        agent = services.set_agent_active(actor=request.user, agent=agent,
-                                          active=payload.active)
+    # one change: a refusal of any part leaves every part undone, the ledger's entries too
+    with transaction.atomic():
+        if payload.reset_second_factor:
+            services.disable_totp(actor=request.user, agent=agent)
+        if payload.administration is not None:
+            agent = services.move_agent(actor=request.user, agent=agent,
+                                        administration=_administration(payload.administration))
+        if payload.roles is not None:
+            agent = services.set_agent_roles(actor=request.user, agent=agent,
+                                             roles=payload.roles)
+        if payload.active is not None:
+            agent = services.set_agent_active(actor=request.user, agent=agent,
+                                              active=payload.active)
     return Agent.objects.select_related("user", "administration").get(pk=agent.pk)
 
 

@@ -31,6 +31,15 @@ class DirectoryError(ErrorCode):
     UNKNOWN_ROLES = _("Unknown roles: %(roles)s.")
     ROLES_FOR_PLATFORM_ADMINS = _(
         "Only platform administrators grant or remove these roles: %(roles)s.")
+    ROLES_FOR_MINISTRY_ADMINS = _(
+        "Only the administrators of the whole ministry grant or remove these roles, which act "
+        "over all of it: %(roles)s.")
+    MINISTRY_ROLE_HOLDER = _(
+        "You cannot change this agent: a holder of a role that acts over the whole ministry "
+        "(finance) is managed by the ministry's administrators.")
+    PERSONAL_MAILBOX_OUT_OF_REACH = _(
+        "Only someone who could give %(name)s every role they hold may set their personal "
+        "mailbox's password: the links that reset their sign-in are mailed there.")
     PASSWORD_REFUSED = _("The password is refused: %(reasons)s")
     USERNAME_TAKEN = _("The username %(username)s is taken.")
     AGENTS_OUTSIDE_OWN = _("You can only create agents in the administration you manage.")

@@ -227,10 +227,16 @@ def _validate_roles(actor, roles: Iterable[str], administration: Administration,
     refused = sorted(r for r in set(roles) ^ set(current)
                      if not rules.can_grant_role(actor, r, administration))
     if refused:
+        powerful = [r for r in refused if r in rules.POWERFUL_ROLES]
+        field_errors = {"roles": [_("Not yours to grant.")]}
+        if not powerful and set(refused) <= rules.MINISTRY_WIDE_ROLES:
+            raise PermissionDenied(DirectoryError.ROLES_FOR_MINISTRY_ADMINS,
+                                   roles=", ".join(str(Role(r).label) for r in refused),
+                                   field_errors=field_errors)
         raise PermissionDenied(
             DirectoryError.ROLES_FOR_PLATFORM_ADMINS,
-            roles=", ".join(str(Role(r).label) for r in refused),
-            field_errors={"roles": [_("Not yours to grant.")]})
+            roles=", ".join(str(Role(r).label) for r in (powerful or refused)),
+            field_errors=field_errors)
     return roles
 
 
@@ -320,7 +326,9 @@ def set_agent_roles(*, actor, agent: Agent, roles: Iterable[str]) -> Agent:
 
 @transaction.atomic
 def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
-    """Enable or disable an agent's sign-in; disabling also revokes their API tokens."""
+    """Enable or disable an agent's sign-in; disabling also revokes their API tokens and
+    ends their web sessions in the store, so that enabling the account again does not
+    bring back a session opened before (perhaps by whoever it was disabled against)."""
     if selectors.agent_of(actor) == agent and not active:
         raise PermissionDenied(DirectoryError.DISABLE_OWN_ACCOUNT)
     _require(rules.can_set_agent_active(actor, agent), DirectoryError.AGENT_CHANGE_FORBIDDEN)
@@ -329,6 +337,7 @@ def set_agent_active(*, actor, agent: Agent, active: bool) -> Agent:
     if not active:
         ApiToken.objects.filter(user=agent.user, revoked_at=None).update(
             revoked_at=timezone.now())
+        web_sessions.end_all_sessions(agent.user)
     ledger.enqueue(
         DirectoryEvent.AGENT_ENABLED if active else DirectoryEvent.AGENT_DISABLED,
         f"user:{agent.user_id}",

@@ -84,6 +84,17 @@ def end_session(session_key: str) -> None:
     SignIn.objects.filter(session_key=session_key).delete()
 
 
+def end_all_sessions(user) -> int:
+    """End every web session of ``user`` (those its sign-ins name), wherever they are used;
+    returns how many there were."""
+    from sahab.directory.models import SignIn
+
+    keys = list(SignIn.objects.filter(user=user).values_list("session_key", flat=True))
+    for key in keys:
+        end_session(key)
+    return len(keys)
+
+
 def forget_ended_sessions() -> int:
     """Clear expired sessions from the store and the sign-ins of sessions that ended;
     returns how many sign-ins were forgotten (run by the worker every hour)."""

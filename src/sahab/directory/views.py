@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,6 +23,7 @@ from sahab.core.downloads import streamed_table_response, wants_download
 from sahab.core.errors import DomainError, TooManyAttempts
 from sahab.directory import forms, rules, selectors, services
 from sahab.directory import sessions as web_sessions
+from sahab.directory.errors import DirectoryError
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
 from sahab.mail import views as mail_views
 
@@ -434,8 +436,11 @@ def manage_agent_view(request, username: str):
     agent = get_object_or_404(Agent.objects.select_related("user", "administration"),
                               user__username=username)
     if not rules.can_manage_agent(request.user, agent):
-        return HttpResponseForbidden(_("You do not manage this agent: only platform "
-                                       "administrators manage holders of powerful roles."))
+        if agent.role_set & rules.POWERFUL_ROLES \
+                or not rules.can_manage_administration(request.user, agent.administration):
+            return HttpResponseForbidden(_("You do not manage this agent: only platform "
+                                           "administrators manage holders of powerful roles."))
+        return HttpResponseForbidden(DirectoryError.MINISTRY_ROLE_HOLDER.render())
     form = forms.AgentRolesForm(request.POST or None,
                                 grantable=rules.grantable_roles(request.user,
                                                                 agent.administration),
@@ -443,11 +448,12 @@ def manage_agent_view(request, username: str):
                                          "active": agent.user.is_active})
     if request.method == "POST" and form.is_valid():
         try:
-            services.set_agent_roles(actor=request.user, agent=agent,
-                                     roles=form.cleaned_data["roles"])
-            if form.cleaned_data["active"] != agent.user.is_active:
-                services.set_agent_active(actor=request.user, agent=agent,
-                                          active=form.cleaned_data["active"])
+            with transaction.atomic():  # both or neither
+                services.set_agent_roles(actor=request.user, agent=agent,
+                                         roles=form.cleaned_data["roles"])
+                if form.cleaned_data["active"] != agent.user.is_active:
+                    services.set_agent_active(actor=request.user, agent=agent,
+                                              active=form.cleaned_data["active"])
         except DomainError as exc:
             forms.apply_domain_error(form, exc)
         else:

@@ -22,9 +22,16 @@ from django.utils.translation import gettext as _
 
 from sahab.core import keys
 from sahab.core import secrets as sealing
-from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    read_when_rendered,
+)
 from sahab.directory import rules
 from sahab.directory import selectors as directory
+from sahab.directory.errors import DirectoryError
 from sahab.directory.models import Administration, Agent, Role
 from sahab.ledger import services as ledger
 from sahab.mail import dkim
@@ -330,6 +337,12 @@ def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str
     own = mailbox.agent_id is not None and directory.agent_of(actor) == mailbox.agent
     if not own:
         _require_manager(actor, mailbox.domain.administration)
+        # password-reset links go to a personal mailbox: holding it is holding the account
+        if mailbox.agent_id is not None and \
+                not rules.can_set_personal_mailbox(actor, mailbox.agent):
+            owner = mailbox.agent
+            raise PermissionDenied(DirectoryError.PERSONAL_MAILBOX_OUT_OF_REACH,
+                                   name=read_when_rendered(lambda: str(owner)))
     if password is None:
         password = "-".join(secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
                             for _ in range(3))
