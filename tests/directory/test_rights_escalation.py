@@ -8,9 +8,9 @@ from django.test import Client
 from sahab.cloud import selectors as cloud
 from sahab.cloud.models import Budget
 from sahab.core import keys
-from sahab.core.errors import PermissionDenied
+from sahab.core.errors import Conflict, PermissionDenied
 from sahab.directory import rules, services
-from sahab.directory.models import AdministrationKind, Agent, Role
+from sahab.directory.models import AdministrationKind, Agent, Company, Role
 from sahab.directory.selectors import SYSTEM
 from sahab.ledger.models import Entry, PendingEntry
 from sahab.mail import services as mail
@@ -161,6 +161,39 @@ def test_a_unit_given_the_ict_ministrys_code_sees_no_other_administration(settin
     squat.delete()
     ict = factories.administration(code="MTC")
     assert cloud.sees_everything(factories.agent(administration=ict).user)
+
+
+def _register(client: Client, matricule: str, n: int):
+    return client.post("/accounts/register-company/", {
+        "name": "Sahel Informatique", "matricule_fiscal": matricule, "email": f"x{n}@squat.tn",
+        "admin_username": f"squatter{n}", "admin_first_name": "S", "admin_last_name": "Q",
+        "admin_email": f"s{n}@squat.tn", "admin_password": "Squatter-pass-123"})
+
+
+def test_nobody_registers_a_company_under_another_companys_identifier():
+    """The finding: anyone registered a second 'Sahel Informatique' under its identifiant
+    unique 0987512P, written short or as establishment 001: the same registre national
+    and OCDS party id as the real company, whose profile /companies/0987512P/ then showed
+    the impostor."""
+    sahel, sahel_admin = factories.company(name="Sahel Informatique",
+                                           matricule="0987512P/A/M/000")
+    entries = ledger_rows()
+    for n, matricule in enumerate(["0987512P", "0987512P/A/M/001", "0987512 P/B/C/002"]):
+        page = _register(Client(), matricule, n)
+        assert page.status_code == 400, (matricule, page.status_code)
+        assert "A company with this matricule fiscal is registered." in page.content.decode()
+    assert list(Company.objects.all()) == [sahel]
+    assert ledger_rows() == entries
+    # nor by changing another company's matricule to it
+    other, other_admin = factories.company(matricule="1234567A/A/M/000")
+    with pytest.raises(Conflict):
+        services.update_company(actor=other_admin.user, company=other,
+                                matricule_fiscal="0987512P/A/M/003")
+    other.refresh_from_db()
+    assert other.matricule_fiscal == "1234567A/A/M/000"
+    # the company itself moves to another establishment number of its own identifier
+    services.update_company(actor=sahel_admin.user, company=sahel,
+                            matricule_fiscal="0987512P/A/M/001")
 
 
 def test_enabling_an_agent_again_does_not_bring_back_their_old_sessions():

@@ -374,6 +374,21 @@ def _company_fields(fields: dict) -> dict:
     return cleaned
 
 
+def _check_company_identity(company: Company) -> None:
+    """A company is one legal person: its *identifiant unique* (the matricule fiscal's first
+    eight characters, the registre national's id and the OCDS party id) is held by one
+    company only, whether written short or with another establishment number. Another
+    registration under it would take the identity of the company that holds it."""
+    identifier = company.matricule_fiscal[:8]
+    others = Company.objects.filter(matricule_fiscal__startswith=identifier)
+    if company.pk is not None:
+        others = others.exclude(pk=company.pk)
+    if others.exists():
+        raise Conflict(DirectoryError.COMPANY_EXISTS,
+                       field_errors={"matricule_fiscal": [
+                           _("A company with this matricule fiscal is registered.")]})
+
+
 _COMPANY_FIELDS = {"name", "legal_form", "matricule_fiscal", "address", "city", "postal_code",
                    "email", "phone", "website", "is_bidder", "is_cloud_provider"}
 
@@ -392,6 +407,7 @@ def register_company(*, actor, admin_username: str, admin_email: str, admin_pass
         raise InvalidInput(CoreError.UNKNOWN_FIELDS, fields=", ".join(sorted(unknown)))
     company = Company(**_company_fields(company_fields))
     _full_clean(company)
+    _check_company_identity(company)
     user, generated = _new_user(username=admin_username, email=admin_email,
                                 first_name=admin_first_name, last_name=admin_last_name,
                                 password=admin_password)
@@ -431,6 +447,7 @@ def update_company(*, actor, company: Company, **changes) -> Company:
     for field, value in _company_fields(changes).items():
         setattr(company, field, value)
     _full_clean(company)
+    _check_company_identity(company)
     try:
         with transaction.atomic():
             company.save()
