@@ -142,6 +142,7 @@ KeyFile {home}/dkim/{algorithm}.pem
 SignatureAlgorithm {algorithm}-sha256
 Canonicalization relaxed/simple
 SignHeaders {headers}
+OversignHeaders {oversigned}
 RequireSafeKeys no
 Nameservers 127.0.0.1
 """
@@ -402,13 +403,14 @@ def _wait_socket(path: Path, proc: subprocess.Popen, name: str,
 
 def _opendkim(stack: contextlib.ExitStack, home: Path, algorithm: str) -> str:
     """One OpenDKIM milter signing for finances.bench; returns its Postfix milter address."""
-    from sahab.mail.dkim import SIGNED_HEADERS
+    from sahab.mail.dkim import OVERSIGNED_HEADERS, SIGNED_HEADERS
 
     conf = home / f"opendkim-{algorithm}.conf"
     socket_path = home / "dkim" / f"{algorithm}.sock"
     conf.write_text(OPENDKIM_CONF.format(
         socket=socket_path, home=home, algorithm=algorithm,
-        headers=",".join(h.decode() for h in SIGNED_HEADERS)))
+        headers=",".join(h.decode() for h in SIGNED_HEADERS),
+        oversigned=",".join(h.decode() for h in OVERSIGNED_HEADERS)))
     proc = _daemon(stack, ["opendkim", "-f", "-x", str(conf)])
     _wait_socket(socket_path, proc, "OpenDKIM")
     return f"unix:{socket_path}"

@@ -227,3 +227,39 @@ def test_a_letter_is_opened_only_by_a_named_person_fetching_its_body(
     assert fields["opened-by"] == f"{name} <{box.address}>"
     assert fields["opened-by-administration"] == "MS Ministère de la Santé"
     assert fields["message-sha256"] == letter.message_sha256
+
+
+def test_a_sieve_script_cannot_send_as_another_mailbox(
+        committed_world, clerk, smtp_server, dovecot, monkeypatch):
+    """The finding: a script uploaded over ManageSieve wrote ``vacation :from`` and
+    ``notify :from`` naming an agent of another ministry, and the worker signed both for
+    that ministry's domain: bob saw a *verified* order from alice. Now what a mailbox's
+    filters send goes out as that mailbox only; a redirect keeps its genuine author."""
+    from sievelib.managesieve import Client as ManageSieve
+
+    w = committed_world
+    box, password, _shared = clerk
+    alice, bob = w.alice_box.address, w.bob_box.address
+    monkeypatch.setenv("SSL_CERT_FILE", str(keys.tls_cert_path()))
+    sieve = ManageSieve("127.0.0.1", dovecot.managesieve_port)
+    assert sieve.connect(box.address, password, starttls=True, authmech="PLAIN")
+    script = ('require ["vacation", "enotify", "copy"];\n'
+              f'notify :from "{alice}" :message "Virement urgent" '
+              f'"mailto:{bob}?body=Faites%20le%20virement";\n'
+              f'vacation :days 1 :from "{alice}" :subject "Ordre du ministre" "Payez.";\n'
+              f'redirect :copy "{bob}";\n')
+    assert sieve.putscript("piege", script) and sieve.setactive("piege")
+    sieve.logout()
+    submit(smtp_server, alice, w.passwords[alice], box.address, "Note de service")
+    assert outbound.send_sieve_outbox() == 1  # the redirect alone
+    [got] = [webmail.read(m.path.read_bytes())
+             for m in maildir.messages(w.bob_box.maildir, "INBOX")]
+    assert got.subject == "Note de service" and alice in got.sender
+    assert not list(dovecot_outbox())  # the forged ones were dropped, not left waiting
+    assert maildir.messages(w.alice_box.maildir, "INBOX") == []  # no vacation as alice
+
+
+def dovecot_outbox():
+    from sahab.mail import dovecot as glue
+
+    return glue.vacation_spool().glob("*")

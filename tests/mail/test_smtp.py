@@ -324,3 +324,70 @@ def test_postmaster_abuse_and_the_dmarc_address_reach_the_administrators(committ
                                   subject="Rapport DMARC"))[0] == 250
     assert len(stored(admin_box)) == 1  # postmaster@, abuse@ and dmarc@: one copy
     assert len(stored(platform_box)) == 1  # the bare postmaster
+
+
+def test_a_header_line_readers_see_differently_is_refused(committed_world, smtp_server):
+    """The finding: ``From : Le Ministre <…@finances.test>`` (a space before the colon)
+    is no header for Python's parser, which checked the sender, so the message passed as
+    one from evil.org; Dovecot read it as a From header and IMAP clients showed the
+    minister as the sender. Lines that are neither a field nor a continuation, and bare
+    CRs, are now refused at DATA on both ports."""
+    w = committed_world
+    minister, bob = w.alice_box.address, w.bob_box.address
+    tricks = [
+        f"From : Le Ministre <{minister}>\r\nFrom: x@evil.org\r\n",
+        f"From: x@evil.org\r\nFrom <{minister}>\r\n",
+        f"From: x@evil.org\r\nX-Note: a\rFrom: <{minister}>\r\n",
+        f"From: x@evil.org\r\nLe Ministre <{minister}>\r\n",
+    ]
+    for trick in tricks:
+        data = (f"{trick}To: {bob}\r\nSubject: ordre\r\nMessage-ID: <1@evil.org>\r\n\r\n"
+                f"Payez.\r\n").encode()
+        with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+            client.ehlo("mx.evil.org")
+            client.mail("x@evil.org")
+            assert client.rcpt(bob)[0] == 250
+            code, reply = client.data(data)
+            assert (code, reply[:5]) == (554, b"5.6.0"), (trick, code, reply)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(smtp_server, bob, w.passwords[bob], bob, [minister],
+               f"From : <{minister}>\r\nFrom: {bob}\r\nSubject: x\r\n\r\nx\r\n".encode())
+    assert refused.value.smtp_code == 554
+    assert stored(w.bob_box) == [] and stored(w.alice_box) == []
+    # ordinary mail, folded headers included, still passes
+    data = (f"From: x@evil.org\r\nTo: {bob}\r\nSubject: a long\r\n\tsubject\r\n\r\n"
+            f"ok\r\n").encode()
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        assert client.sendmail("x@evil.org", [bob], data) == {}
+    assert len(stored(w.bob_box)) == 1
+
+
+def test_a_signed_message_replayed_with_a_subject_of_ones_own_is_refused(committed_world,
+                                                                          smtp_server):
+    """The finding: anybody holding one genuine message of a ministry put a ``Subject:``
+    of their own above it and sent it to the MX: the DKIM signature (over the bottom-most
+    Subject) held, the webmail showed the new subject as from a *verified sender*. A
+    second instance of a single field is refused at DATA, and the signature covers each
+    such field once more than it appears, so an added one breaks it."""
+    w = committed_world
+    alice, bob = w.alice_box.address, w.bob_box.address
+    submit(smtp_server, alice, w.passwords[alice], alice, [bob],
+           letter(alice, bob, subject="Bonjour"))
+    [raw] = stored(w.bob_box)
+    genuine = raw[raw.index(b"DKIM-Signature"):]  # as it left the platform
+    replay = b"Subject: Ordre: virement immediat\r\n" + genuine
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        client.ehlo("mx.evil.org")
+        client.mail("x@evil.org")
+        assert client.rcpt(w.registry_sante.address)[0] == 250
+        code, reply = client.data(replay)
+        assert (code, reply[:5]) == (554, b"5.6.0"), reply
+    assert stored(w.registry_sante) == []
+    assert dkim.verify(genuine, dnsfunc=_records(smtp_server))
+    assert not dkim.verify(replay, dnsfunc=_records(smtp_server))
+
+
+def _records(server):
+    def lookup(name, timeout=5):
+        return server.live.table.records.get(name.decode().rstrip("."), "").encode()
+    return lookup

@@ -72,12 +72,14 @@ def normalise(address: str) -> str | None:
 
 
 def header_block(data: bytes) -> bytes:
-    """The header section of a raw message (all of it when there is no body)."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        end = data.find(separator)
-        if end != -1:
-            return data[:end + len(separator) // 2]
-    return data
+    """The header section of a raw message (all of it when there is no body): up to the
+    first empty line, whichever line ending it uses — where every reader stops."""
+    ends = [(end, len(separator) // 2) for separator in (b"\r\n\r\n", b"\n\n")
+            if (end := data.find(separator)) != -1]
+    if not ends:
+        return data
+    end, keep = min(ends)
+    return data[:end + keep]
 
 
 def headers_of(data: bytes):
@@ -90,13 +92,34 @@ def addresses_in(headers, name: str) -> list[str]:
     return [addr.lower() for _, addr in email.utils.getaddresses(values) if addr]
 
 
+# A header line is a field (RFC 5322 §2.2: printable name, no space, then ":") or the
+# continuation of one (it starts with a space or a tab).
+_FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]")
+
+
 def check_headers(data: bytes) -> None:
-    """Refuse messages whose headers no reader should have to cope with."""
+    """Refuse messages whose headers no reader should have to cope with — and those that
+    readers would read differently: a line that is not a header field (``From :`` with a
+    space before the colon, ``From `` envelope lines, a line without a colon) is skipped
+    by Python's parser, which checks the sender, but shown as ``From`` by Dovecot and mail
+    clients; a bare CR ends a line for Python only."""
     block = header_block(data)
     if len(block) > settings.MAIL_MAX_HEADER_BYTES:
         raise Refused("552 5.3.4 Message header section too large")
     if b"\x00" in block:
         raise Refused("554 5.6.0 NUL character in the message header")
+    lines = block.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # after the last line ending
+    for number, line in enumerate(lines):
+        line = line.removesuffix(b"\r")
+        if not line and number == len(lines) - 1:
+            break  # the empty line that ends the section
+        if b"\r" in line:
+            raise Refused("554 5.6.0 Bare CR in the message header")
+        if not _FIELD_LINE.match(line) or (number == 0 and line[:1] in b" \t"):
+            raise Refused("554 5.6.0 Malformed header field (a line of the header is "
+                          "neither a field nor its continuation)")
 
 
 # --- header fields that must not pass -------------------------------------------------------

@@ -23,6 +23,12 @@ from sahab.mail import resolver
 SIGNED_HEADERS = [b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to",
                   b"in-reply-to", b"references", b"mime-version", b"content-type",
                   b"content-transfer-encoding", b"sender", b"x-sahab-letter"]
+# Signed once more than they appear (RFC 6376 §8.15, "oversigning"): a field of these
+# added to the signed message on its way breaks the signature, instead of being shown
+# above the signed one by readers that take the first.
+OVERSIGNED_HEADERS = [b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to",
+                      b"sender", b"x-sahab-letter"]
+HEADER_LIST = SIGNED_HEADERS + OVERSIGNED_HEADERS
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,10 @@ def sign(message: bytes, keys: DomainKeys) -> bytes:
     is parsed once for both; neither signature covers the other)."""
     signer = dkim.DKIM(message, linesep=b"\r\n")
     ed = signer.sign(keys.ed25519_selector.encode(), keys.domain.encode(),
-                     keys.ed25519_seed_b64, include_headers=SIGNED_HEADERS,
+                     keys.ed25519_seed_b64, include_headers=HEADER_LIST,
                      signature_algorithm=b"ed25519-sha256")
     rsa_sig = signer.sign(keys.rsa_selector.encode(), keys.domain.encode(), keys.rsa_pem,
-                          include_headers=SIGNED_HEADERS, signature_algorithm=b"rsa-sha256")
+                          include_headers=HEADER_LIST, signature_algorithm=b"rsa-sha256")
     return ed + rsa_sig
 
 

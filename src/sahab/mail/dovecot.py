@@ -167,7 +167,8 @@ def write_config(port: int | None = None) -> Path:
         policy_url=f"{callback}/auth-policy", secret=secret,
         nonce=hashlib.sha256(f"nonce:{secret}".encode()).hexdigest(),
         events_url=f"{callback}/events?key={secret}",
-        sendmail=f"{_sendmail_script(owner)} {outbox}",
+        # nobody's by default: sahab names the mailbox for each delivery it runs
+        sendmail=sendmail_command(_sendmail_script(owner), "-"),
         postmaster=f"postmaster@{settings.MAIL_HOSTNAME}", hostname=settings.MAIL_HOSTNAME)
     config_path().write_text(config)
     os.chmod(config_path(), 0o600)
@@ -175,6 +176,12 @@ def write_config(port: int | None = None) -> Path:
         os.chown(config_path(), owner.uid, owner.gid)
     write_passwd_file()
     return config_path()
+
+
+def sendmail_command(script: Path, mailbox: str) -> str:
+    """Dovecot's ``sendmail_path``: the outbox script, told which mailbox's filters write
+    (an address has no space: Dovecot splits the command on spaces, with no shell)."""
+    return f"{script} {vacation_spool()} {mailbox}"
 
 
 def _sendmail_script(owner) -> Path:
@@ -234,7 +241,12 @@ def deliver_with_filters(home: Path, address: str, mail_from: str, data: bytes) 
     (vacation) or refuse it; Dovecot fsyncs before it exits with 0."""
     if not config_path().exists():
         write_config()
-    argv = _as_mail_owner([lda_binary(), "-c", str(config_path()), "-a", address,
+    # what the mailbox's filters send (vacation, notify, redirect) is marked as its own, so
+    # that the worker signs only what this mailbox may send as
+    sendmail = sendmail_command(directory() / "sendmail",
+                                "-" if any(c.isspace() for c in address) else address)
+    argv = _as_mail_owner([lda_binary(), "-c", str(config_path()), "-o",
+                           f"sendmail_path={sendmail}", "-a", address,
                            "-f", mail_from or "MAILER-DAEMON"])
     env = {"HOME": str(home), "USER": address, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(argv, input=data, env=env, capture_output=True, timeout=120,

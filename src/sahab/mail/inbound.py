@@ -27,6 +27,9 @@ from sahab.mail.delivery import Refused, addresses_in, headers_of
 from sahab.mail.routing import Routing
 
 JUNK = "Junk"
+# The fields a message has at most once (RFC 5322 §3.6).
+SINGLE_FIELDS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Subject", "Date",
+                 "Message-ID", "In-Reply-To", "References")
 
 
 @dataclass
@@ -103,6 +106,13 @@ def authenticate(data: bytes, *, peer: str, helo: str, mail_from: str,
                  routing: Routing) -> Verdict:
     """The verdict on a message from outside; raises ``Refused`` for what is refused."""
     headers = headers_of(data)
+    for name in SINGLE_FIELDS:
+        if len(headers.get_all(name, [])) > 1:
+            # a DKIM signature covers the bottom-most instance; readers show the first:
+            # a genuine signed message replayed with a Subject: of one's own added on
+            # top would read as verified
+            raise Refused(f"554 5.6.0 The message has more than one {name}: header "
+                          f"(RFC 5322 §3.6)")
     senders = addresses_in(headers, "From")
     if len(senders) != 1:
         raise Refused("550 5.7.1 A message must name exactly one sender in its From: header")

@@ -122,10 +122,18 @@ def _bounce(row: OutboundMessage, data: bytes, error: str) -> None:
 
 
 def send_sieve_outbox() -> int:
-    """Send what Sieve filters wrote (vacation replies, redirects): signed for the
-    mailbox they answer for, delivered or queued like any other mail."""
-    from sahab.mail import dovecot, webmail
-    from sahab.mail.sendmail import parse_arguments
+    """Send what Sieve filters wrote (vacation replies, notifications, redirects), as the
+    mailbox whose filters wrote them — never as anyone else, whatever the script put in
+    ``From:`` (``vacation :from``, ``notify :from``):
+
+    - a message whose ``From:`` (and ``Sender:``) the mailbox may send as is signed for it
+      and delivered or queued like any other mail;
+    - a redirected message keeps its author: it goes only when it carries that author's
+      own valid DKIM signature (mail of a hosted domain is signed by sahab), and it is
+      not signed again;
+    - anything else is dropped, with a warning in the log."""
+    from sahab.mail import dkim, dovecot, webmail
+    from sahab.mail.sendmail import parse_outbox_arguments
 
     outbox = dovecot.vacation_spool()
     if not outbox.is_dir():
@@ -134,23 +142,38 @@ def send_sieve_outbox() -> int:
     for arguments in sorted(outbox.glob("*.args")):
         message = arguments.with_suffix(".eml")
         try:
-            sender, recipients = parse_arguments(arguments.read_text().splitlines())
+            owner, sender, recipients = parse_outbox_arguments(
+                arguments.read_text().splitlines())
             data = message.read_bytes()
         except OSError:
             continue
         table = webmail.current_routing()
-        authors = delivery.addresses_in(delivery.headers_of(data), "From")
+        headers = delivery.headers_of(data)
+        authors = delivery.addresses_in(headers, "From")
         author = authors[0] if len(authors) == 1 else ""
         recipients = [r for r in (delivery.normalise(a) for a in recipients) if r]
-        if author in table.mailboxes and recipients:  # only replies for our own mailboxes
+        allowed = ({owner} | table.senders.get(owner, set())) if owner in table.mailboxes \
+            else set()
+        own = bool(author) and author in allowed and \
+            set(delivery.addresses_in(headers, "Sender")) <= allowed
+        signed_by = {r.domain.lower() for r in dkim.verify(data, table.records)
+                     if r.verdict == "pass"} if author and not own else set()
+        redirected = author in table.mailboxes and author.rpartition("@")[2] in signed_by
+        if recipients and (own or redirected):
+            if sender and sender not in allowed and not redirected:
+                sender = owner  # bounces come back to the mailbox that sent it
             try:
                 delivery.accept(delivery.Submission(
                     mail_from=sender, recipients=recipients, data=data, auth_user="",
-                    helo="sieve", protocol="LOCAL", sign_as=author.rpartition("@")[2]),
-                    table, sign=True)
+                    helo="sieve", protocol="LOCAL",
+                    sign_as=author.rpartition("@")[2] if own else ""), table, sign=own)
                 sent += 1
             except delivery.Refused as refused:
                 log.warning("a Sieve reply from %s was refused: %s", author, refused.reply)
+        elif recipients:
+            log.warning("dropped a Sieve message of %s written as %s: a mailbox's filters "
+                        "send only as that mailbox", owner or "an unknown mailbox",
+                        author or "nobody")
         arguments.unlink(missing_ok=True)
         message.unlink(missing_ok=True)
     return sent
