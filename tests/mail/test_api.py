@@ -58,3 +58,21 @@ def test_letter_refusals_are_problems(world):
                    "classification": "general", "subject": "s", "body": "b", **change}
         answer = client.post("/api/mail/letters", payload, content_type="application/json")
         assert answer.status_code == status, (change, answer.content)
+
+
+def test_attachment_names_of_a_letter_are_plain_file_names(world):
+    """The finding: an attachment named ``a\\nb.pdf`` made the email package raise (500),
+    and ``../../etc/passwd`` went into the registry's mailbox as the evidence's name.
+    Both are refused as problems, and nothing is sent."""
+    client = api_client(world.alice)
+    for n, name in enumerate(["a\nb.pdf", "../../etc/passwd", "a\u2028b.pdf", "..",
+                              "dossier\\note.pdf"]):
+        answer = client.post("/api/mail/letters", {
+            "sender": world.alice_box.address, "to": "MS", "reference": f"MF/PJ/{n}",
+            "classification": "legal", "subject": "s", "body": "b",
+            "attachments": [{"filename": name,
+                             "content_base64": base64.b64encode(b"x").decode()}]},
+            content_type="application/json")
+        assert answer.status_code == 422, (name, answer.content)
+        assert answer["Content-Type"] == "application/problem+json"
+    assert client.get("/api/mail/letters").json()["items"] == []

@@ -190,3 +190,23 @@ def test_a_letter_sent_from_a_mail_client_gets_the_same_evidence(committed_world
     raw = stored.path.read_bytes()
     assert b"X-Sahab-Letter: reference=MF/2026/88" in raw and b"annexe.pdf" in raw
     assert stored.key == letter.delivered_file
+
+
+def test_a_receipt_field_cannot_hide_a_second_one():
+    """A value holding a line break ``str.splitlines`` knows (U+2028…) would read as two
+    fields — ``kind opening`` inside an acceptance receipt: refused when writing, and a
+    receipt whose text does so, or names a field twice, does not verify."""
+    from sahab.mail.receipts import RECEIPT_HEADER, receipt_text
+
+    with pytest.raises(ValueError):
+        receipt_text({"kind": "acceptance", "reference": "R1\u2028kind opening"})
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sahab.ledger import note
+
+    signer = note.Signer("test/receipts", Ed25519PrivateKey.generate())
+    for text in (f"{RECEIPT_HEADER}\nkind acceptance\nreference R1\u2028kind opening\n",
+                 f"{RECEIPT_HEADER}\nkind acceptance\nkind opening\n"):
+        document = text.encode() + b"\n" + signer.signature_line(text.encode()).encode()
+        with pytest.raises(NoteError):
+            verify_receipt(document, signer.verifier.vkey())

@@ -12,8 +12,8 @@ from django.utils import timezone
 from sahab.core.errors import Conflict, InvalidInput, PermissionDenied
 from sahab.directory.models import Role
 from sahab.directory.selectors import SYSTEM
-from sahab.mail import delivery, dovecot, maildir, outbound, routing, services
-from sahab.mail.models import Mailbox, OutboundMessage
+from sahab.mail import delivery, dovecot, letters, maildir, outbound, routing, services
+from sahab.mail.models import Alias, Mailbox, OutboundMessage
 from tests import factories
 from tests.mail.conftest import free_port
 
@@ -137,3 +137,67 @@ def test_outbound_mail_is_retried_then_returned_to_its_sender(world, settings):
     [notice] = maildir.messages(world.alice_box.maildir, "INBOX")
     text = notice.path.read_bytes()
     assert b"Undelivered mail: partner@example.org" in text and b"Subject: lost" in text
+
+
+def test_a_units_administrator_gives_no_address_of_the_ministrys_domain(world):
+    """The finding: the mail administrator of a directorate without a domain of its own
+    made ``postmaster@sante.test`` an alias of their own mailbox (the ministry's
+    postmaster, abuse and DMARC mail, and the right to send as it), and a second registry
+    office that could take the ministry's registered letters. The addresses of a domain
+    are given by the mail administrators of the administration that holds it, and a
+    domain has one registry office."""
+    unit = factories.administration(code="MS-DR", kind="directorate", parent=world.sante,
+                                    name_fr="Direction régionale")
+    unit_admin = factories.agent(administration=unit, roles=[Role.MAIL_ADMIN])
+    own = services.provision_agent_mailbox(unit_admin)
+    services.set_password(actor=unit_admin.user, mailbox=own)
+    with pytest.raises(PermissionDenied):
+        services.create_alias(actor=unit_admin.user, administration=unit,
+                              local_part="postmaster", members=[own])
+    with pytest.raises(PermissionDenied):
+        services.create_shared_mailbox(actor=unit_admin.user, administration=unit,
+                                       local_part="zz-bureau-ordre", display_name="BO",
+                                       registry=True)
+    with pytest.raises(PermissionDenied):
+        services.create_shared_mailbox(actor=unit_admin.user, administration=unit,
+                                       local_part="cabinet", display_name="Cabinet")
+    table = routing.load()
+    assert "postmaster@sante.test" not in table.senders[own.address]
+    assert Alias.objects.filter(address="postmaster@sante.test").count() == 0
+    # the ministry's own administrator gives addresses for the unit, but no second
+    # registry office, whatever its display name
+    ministry_admin = factories.agent(administration=world.sante, roles=[Role.MAIL_ADMIN])
+    services.create_shared_mailbox(actor=ministry_admin.user, administration=unit,
+                                   local_part="dr-accueil", display_name="Accueil")
+    with pytest.raises(Conflict):
+        services.create_shared_mailbox(actor=ministry_admin.user, administration=world.sante,
+                                       local_part="zz-bureau-ordre", display_name="Autre",
+                                       registry=True)
+    assert letters.registry_of(unit) == world.registry_sante
+
+
+def test_a_mail_administrator_does_not_take_over_an_administrators_mailbox(world):
+    """The finding: a mail administrator reset the mail password of the platform
+    administrator's (or the administration administrator's) mailbox, read it over IMAP —
+    and with it the link that resets their sign-in. An agent's mailbox is reset by whoever
+    may manage the agent; a mail administrator resets those of agents who administer
+    nothing."""
+    platform = factories.agent(administration=world.sante, roles=[Role.PLATFORM_ADMIN])
+    ministry = factories.agent(administration=world.sante, roles=[Role.ADMINISTRATION_ADMIN])
+    peer = factories.agent(administration=world.sante, roles=[Role.MAIL_ADMIN])
+    mail_admin = factories.agent(administration=world.sante, roles=[Role.MAIL_ADMIN])
+    boxes = {a: services.provision_agent_mailbox(a) for a in (platform, ministry, peer)}
+    for agent, box in boxes.items():
+        with pytest.raises(PermissionDenied):
+            services.set_password(actor=mail_admin.user, mailbox=box)
+        box.refresh_from_db()
+        assert box.password_digest == "", agent
+    # an ordinary agent's mailbox, a registry office: as before
+    assert services.set_password(actor=mail_admin.user, mailbox=world.bob_box)
+    assert services.set_password(actor=mail_admin.user, mailbox=world.registry_sante)
+    # the administration administrator resets the mail administrator's; a platform
+    # administrator anyone's
+    assert services.set_password(actor=ministry.user, mailbox=boxes[peer])
+    with pytest.raises(PermissionDenied):
+        services.set_password(actor=ministry.user, mailbox=boxes[platform])
+    assert services.set_password(actor=platform.user, mailbox=boxes[ministry])

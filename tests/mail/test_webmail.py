@@ -327,3 +327,49 @@ def test_messages_of_the_same_second_list_newest_first_whatever_their_digits(tmp
     assert [m.path.name for m in listed] == names[::-1]
     assert maildir.delivery_time(listed[-1].key) == pytest.approx(1764000000.099999)
     assert maildir.delivery_time("not-a-maildir-name") is None
+
+
+def test_the_webmail_keeps_the_submission_limits(world, settings):
+    """The finding: the submission port allows 100 recipients a message and 120 messages
+    a minute, but the compose page had no limit: 50 outside recipients in five posts went
+    to the outbound queue with both limits set far lower. Now the same limits hold, as
+    form errors."""
+    from sahab.mail.models import OutboundMessage
+
+    settings.MAIL_MAX_RECIPIENTS, settings.MAIL_RATE_PER_MINUTE = 3, 2
+    alice = client_for(world.alice)
+    url = f"/mail/box/{world.alice_box.pk}/compose/"
+    page = alice.post(url, {"to": ", ".join(f"x{j}@ext.example.org" for j in range(10)),
+                            "subject": "s", "body": "b"})
+    assert page.status_code == 200 and "3 recipients at most" in page.content.decode()
+    assert OutboundMessage.objects.count() == 0
+    answers = [alice.post(url, {"to": f"x{i}@ext.example.org", "subject": "s", "body": "b"})
+               for i in range(3)]
+    assert [a.status_code for a in answers] == [302, 302, 200]
+    assert "try again in a minute" in answers[2].content.decode()
+    assert OutboundMessage.objects.count() == 2
+
+
+def test_unicode_line_breaks_in_headers_are_form_errors_not_crashes(world):
+    """The finding: a subject, an address field or a letter's reference holding U+2028
+    (or another break ``str.splitlines`` knows) passed the one-line check, then the email
+    package raised: 500. They are form errors now — and a receipt could not hold a second
+    field that way."""
+    alice = client_for(world.alice)
+    for breaker in ("\u2028", "\u2029", "\x85", "\x0b", "\x1c"):
+        page = alice.post(f"/mail/box/{world.alice_box.pk}/compose/",
+                          {"to": world.bob_box.address, "subject": f"a{breaker}Bcc: x",
+                           "body": "b"})
+        assert page.status_code == 200 and "One line only" in page.content.decode()
+        page = alice.post("/mail/letters/", {
+            "sender": world.alice_box.pk, "to": world.sante.pk,
+            "reference": f"R1{breaker}kind opening", "classification": "budget",
+            "subject": "s", "body": "b"})
+        assert page.status_code == 200 and "on one line" in page.content.decode()
+    answer = alice.post("/api/mail/letters", {
+        "sender": world.alice_box.address, "to": "MS", "classification": "budget",
+        "reference": "R1\u2028kind opening\u2028opened-by Le Ministre", "subject": "s",
+        "body": "b"}, content_type="application/json")
+    assert answer.status_code == 422 and answer["Content-Type"] == "application/problem+json"
+    assert maildir.messages(world.bob_box.maildir, "INBOX") == []
+    assert not letters.letters_visible_to(world.alice.user).exists()

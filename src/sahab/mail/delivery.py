@@ -71,6 +71,17 @@ def normalise(address: str) -> str | None:
         return None
 
 
+# Every character Python's str.splitlines() breaks a line at: a header value holding one
+# is refused by the email package (a ValueError, not a user's error), and a receipt's
+# field holding one would read as two fields.
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def is_one_line(value: str) -> bool:
+    """No line break of any kind, and no NUL."""
+    return "\x00" not in value and LINE_BREAKS.isdisjoint(value)
+
+
 def header_block(data: bytes) -> bytes:
     """The header section of a raw message (all of it when there is no body): up to the
     first empty line, whichever line ending it uses — where every reader stops."""

@@ -39,5 +39,7 @@ class MailError(ErrorCode):
     ADDRESS_INVALID = _("%(value)s is not a valid address.")
     FIELD_NOT_ONE_LINE = _("This field must be one line.")
     NO_RECIPIENT = _("Give at least one recipient.")
+    TOO_MANY_RECIPIENTS = _("A message may have %(max)s recipients at most.")
+    SENDING_TOO_FAST = _("Too many messages from this mailbox; try again in a minute.")
     SENDER_FORBIDDEN = _("You may not send from this mailbox.")
     MESSAGE_TOO_LARGE = _("The message is too large.")

@@ -28,6 +28,7 @@ from sahab.directory.models import Administration
 from sahab.ledger import note
 from sahab.ledger import services as ledger
 from sahab.mail import dkim, maildir, routing, selectors
+from sahab.mail.delivery import is_one_line
 from sahab.mail.errors import MailError
 from sahab.mail.events import MailEvent
 from sahab.mail.models import Classification, Letter, Mailbox, Receipt
@@ -63,9 +64,12 @@ def verifier_key() -> str:
 def registry_of(administration: Administration) -> Mailbox | None:
     """The registry office mailbox of an administration (or of its nearest ancestor)."""
     codes = directory.lineage_codes(administration)
+    # one registry per domain (services.create_shared_mailbox); were there several, the
+    # oldest keeps the letters
     boxes = {m.domain.administration.code: m for m in Mailbox.objects.filter(
         kind=Mailbox.Kind.REGISTRY, active=True,
-        domain__administration__code__in=codes).select_related("domain__administration")}
+        domain__administration__code__in=codes).select_related("domain__administration")
+        .order_by("-pk")}
     for code in codes:
         if code in boxes:
             return boxes[code]
@@ -96,6 +100,11 @@ def _build(sender: Mailbox, recipient: Mailbox, reference: str, classification: 
     return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
+def _plain_name(name: str) -> bool:
+    return 0 < len(name) <= 200 and is_one_line(name) and name.isprintable() \
+        and not any(c in name for c in "/\\") and name.strip(". ") != ""
+
+
 def send_letter(*, actor, sender: Mailbox, to: Administration, reference: str,
                 classification: str, subject: str, body: str,
                 attachments: list[tuple[str, str, bytes]] | None = None) -> Letter:
@@ -107,12 +116,16 @@ def send_letter(*, actor, sender: Mailbox, to: Administration, reference: str,
         raise PermissionDenied(MailError.LETTER_SENDER_FORBIDDEN)
     reference, subject = reference.strip(), subject.strip()
     errors = {}
-    if not reference or len(reference) > 60 or any(c in reference for c in "\r\n"):
+    if not reference or len(reference) > 60 or not is_one_line(reference):
         errors["reference"] = [_("A reference of 1 to 60 characters on one line.")]
-    if not subject or len(subject) > 300 or any(c in subject for c in "\r\n"):
+    if not subject or len(subject) > 300 or not is_one_line(subject):
         errors["subject"] = [_("A subject of 1 to 300 characters on one line.")]
     if classification not in Classification.values:
         errors["classification"] = [_("Choose a classification.")]
+    if not all(_plain_name(name) for name, _type, _content in attachments or []):
+        # a letter's attachments are evidence: their names are plain file names, which
+        # no reader takes for a path (``../../x``) or a second header line
+        errors["attachments"] = [_("Attachment names are plain file names on one line.")]
     if errors:
         raise InvalidInput(MailError.LETTER_INCOMPLETE, field_errors=errors)
     recipient = registry_of(to)

@@ -35,7 +35,7 @@ from sahab.directory.errors import DirectoryError
 from sahab.directory.models import Administration, Agent, Role
 from sahab.ledger import services as ledger
 from sahab.mail import dkim
-from sahab.mail.delivery import normalise
+from sahab.mail.delivery import LINE_BREAKS, normalise
 from sahab.mail.errors import MailError
 from sahab.mail.events import MailEvent
 from sahab.mail.models import (
@@ -233,6 +233,9 @@ def _create_mailbox(actor, domain: MailDomain, local_part: str, kind: str,
     address = f"{local_part}@{domain.name}"
     if _address_taken(address):
         raise Conflict(MailError.ADDRESS_IN_USE, address=address)
+    # the display name goes into From: headers: one line, whatever the directory holds
+    display_name = "".join(" " if c in LINE_BREAKS or c == "\x00" else c
+                           for c in display_name).strip()
     mailbox = Mailbox.objects.create(domain=domain, local_part=local_part, address=address,
                                      kind=kind, agent=agent, display_name=display_name[:200],
                                      quota_bytes=settings.MAIL_DEFAULT_QUOTA_BYTES)
@@ -272,16 +275,28 @@ def provision_agent_mailbox(agent: Agent) -> Mailbox | None:
                            user.get_full_name() or user.username, agent=agent)
 
 
-@transaction.atomic
-def create_shared_mailbox(*, actor, administration: Administration, local_part: str,
-                          display_name: str, registry: bool = False) -> Mailbox:
-    """A mailbox of a service (shared) or the administration's registry office."""
+def _domain_to_give_addresses_in(actor, administration: Administration) -> MailDomain:
+    """The domain in which ``actor`` makes an address for ``administration``: its own or
+    its nearest ancestor's. The addresses of a domain are given by the mail
+    administrators of the administration that holds it — the same who manage its
+    mailboxes afterwards — so that a unit's administrator cannot take ``postmaster@``,
+    the registry office or any free name of the ministry's domain."""
     _require_manager(actor, administration)
     domain = domain_for(administration)
     if domain is None:
         raise InvalidInput(MailError.NO_MAIL_DOMAIN)
-    if registry and Mailbox.objects.filter(domain=domain, kind=Mailbox.Kind.REGISTRY,
-                                           display_name=display_name).exists():
+    _require_manager(actor, domain.administration)
+    return domain
+
+
+@transaction.atomic
+def create_shared_mailbox(*, actor, administration: Administration, local_part: str,
+                          display_name: str, registry: bool = False) -> Mailbox:
+    """A mailbox of a service (shared) or the administration's registry office."""
+    domain = _domain_to_give_addresses_in(actor, administration)
+    if registry and Mailbox.objects.filter(domain=domain, kind=Mailbox.Kind.REGISTRY).exists():
+        # one registry office per domain: letters to the administration go there, and a
+        # second one would take them (docs/mail.md)
         raise Conflict(MailError.REGISTRY_MAILBOX_EXISTS)
     kind = Mailbox.Kind.REGISTRY if registry else Mailbox.Kind.SHARED
     return _create_mailbox(actor, domain, _check_local_part(local_part), kind, display_name)
@@ -378,10 +393,7 @@ def create_alias(*, actor, administration: Administration, local_part: str,
                  members: list[Mailbox], is_list: bool = False, description: str = "") -> Alias:
     """An alias (one mailbox) or a distribution list (several) in the administration's
     domain; members may be mailboxes of any administration."""
-    _require_manager(actor, administration)
-    domain = domain_for(administration)
-    if domain is None:
-        raise InvalidInput(MailError.NO_MAIL_DOMAIN)
+    domain = _domain_to_give_addresses_in(actor, administration)
     if not members or (not is_list and len(members) != 1):
         raise InvalidInput(MailError.ALIAS_TARGETS,
                            field_errors={"members": [_("Choose the members.")]})

@@ -20,7 +20,8 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from imapclient import imap_utf7
 
-from sahab.core.errors import InvalidInput, PermissionDenied
+from sahab.core.errors import InvalidInput, PermissionDenied, TooManyAttempts
+from sahab.core.ratelimit import SlidingWindow
 from sahab.mail import delivery, inbound, maildir, routing
 from sahab.mail.errors import MailError
 from sahab.mail.models import Mailbox
@@ -252,7 +253,7 @@ def _addresses(text: str, field_name: str) -> list[str]:
 
 def one_line(value: str, field_name: str, max_length: int = 900) -> str:
     """Refuse header injection: a header value from a form is one line."""
-    if any(c in value for c in "\r\n\x00") or len(value) > max_length:
+    if not delivery.is_one_line(value) or len(value) > max_length:
         raise InvalidInput(MailError.FIELD_NOT_ONE_LINE,
                            field_errors={field_name: [_("One line only.")]})
     return value.strip()
@@ -290,13 +291,30 @@ def compose(*, mailbox: Mailbox, to: str, cc: str, subject: str, body: str,
     return message, list(dict.fromkeys(recipients))
 
 
+# The submission port's limits hold for the webmail too: at most SAHAB_MAIL_MAX_RECIPIENTS
+# recipients a message, SAHAB_MAIL_RATE_PER_MINUTE messages a sending mailbox and minute
+# (in this process, as for SMTP).
+_sent = SlidingWindow(60.0)
+_sent_lock = threading.Lock()
+
+
 def send(*, actor, mailbox: Mailbox, message: EmailMessage,
          recipients: list[str]) -> delivery.Accepted:
-    """Send from the web as submission would; keeps a copy in the Sent folder."""
+    """Send from the web as submission would, within the same limits; keeps a copy in the
+    Sent folder."""
+    import time
+
     from sahab.mail import services
 
     if not services.can_use_mailbox(actor, mailbox, send=True):
         raise PermissionDenied(MailError.SENDER_FORBIDDEN)
+    if len(recipients) > settings.MAIL_MAX_RECIPIENTS:
+        raise InvalidInput(MailError.TOO_MANY_RECIPIENTS, max=settings.MAIL_MAX_RECIPIENTS,
+                           field_errors={"to": [_("Too many recipients.")]})
+    with _sent_lock:
+        allowed = _sent.allow(mailbox.address, settings.MAIL_RATE_PER_MINUTE, time.monotonic())
+    if not allowed:
+        raise TooManyAttempts(MailError.SENDING_TOO_FAST)
     table = current_routing()
     unknown = [r for r in recipients if table.is_hosted(r) and not table.knows(r)]
     if unknown:
