@@ -106,6 +106,8 @@ class LogStatusOut(Schema):
     oldest_pending_at: dt.datetime | None
     backlog_age_seconds: float
     refused: int
+    disagreeing: int = Field(..., description="Latest logged records that differ from "
+                                              "their ledger entry")
     alert: bool
     alert_reasons: list[str]
     alert_after_seconds: int

@@ -17,6 +17,9 @@ def register(sub) -> None:
     r = commands.add_parser("retry-refused", help="put the log records the ledger refused "
                                                   "back in its backlog")
     r.set_defaults(func=cmd_retry_refused)
+    v = commands.add_parser("verify-log", help="compare every logged record of the message "
+                                               "log with its ledger entry")
+    v.set_defaults(func=cmd_verify_log)
 
 
 def cmd_gateway(args) -> int:
@@ -38,6 +41,24 @@ def cmd_retry_refused(args) -> int:
     from sahab.exchange import messagelog
 
     print(f"{messagelog.retry_refused(actor=SYSTEM)} records back in the backlog")
+    return 0
+
+
+def cmd_verify_log(args) -> int:
+    """Exit 1, naming them, when records disagree with the ledger or lack the gateway's
+    MAC (edited, inserted or marked as logged in the database)."""
+    from django.utils.translation import gettext as _
+
+    from sahab.exchange import messagelog
+
+    found = messagelog.disagreements()
+    for pk, why in found:
+        print(_("record %(id)s: %(why)s") % {"id": pk, "why": why}, file=sys.stderr)
+    if found:
+        print(_("Records of the message log that disagree with the ledger: %(n)d.") % {
+            "n": len(found)}, file=sys.stderr)
+        return 1
+    print(_("Every logged record of the message log agrees with the ledger."))
     return 0
 
 

@@ -777,6 +777,7 @@ def prepare_keys() -> None:
     ca.ensure_ca()
     ca.ensure_gateway_certificate()
     keys.ensure_tls_certificate()
+    messagelog.ensure_key()
 
 
 async def start(host: str = "127.0.0.1", port: int | None = None,

@@ -16,12 +16,22 @@ Three guarantees, each in one place here:
 3. **One bad record never blocks the others** (``flush_to_ledger``): records reach the
    ledger in batches; if a batch fails, each record is tried alone and the ones the
    ledger refuses are set aside (``ledger_failed_at``) for inspection.
+4. **Only the gateway writes records** (``seal``): each record carries the gateway's MAC
+   (HMAC-SHA256 under ``SAHAB_HOME/keys/exchange-log.key``, which the database does not
+   hold) over its fields and its random request id; the MAC column is unique. The
+   worker sends no record to the ledger without it (a fake, copied or edited record is
+   set aside and raises the alert), and ``disagreements`` compares logged records with
+   their ledger entries (the status checks the latest, ``sahab exchange verify-log``
+   all of them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -105,7 +115,73 @@ def capture(**fields) -> dict:
 COLUMNS = ("x_road_id", "client", "service", "grant_id", "method", "path_sha256",
            "request_id", "request_hash", "user_id", "issue", "request_sha256",
            "request_bytes", "response_sha256", "response_bytes", "status", "error",
-           "started_at", "duration_ms", "ledger_error")
+           "started_at", "duration_ms", "ledger_error", "mac")
+
+# What the gateway's MAC covers: every field of the record but the grant (a grant
+# deleted meanwhile leaves its records) and the ledger's bookkeeping. The request id is
+# the gateway's random UUID: no two records have the same MAC.
+SEALED = ("x_road_id", "request_id", "client", "service", "method", "path_sha256",
+          "request_hash", "user_id", "issue", "request_sha256", "request_bytes",
+          "response_sha256", "response_bytes", "status", "error", "started_at",
+          "duration_ms")
+MAC_CONTEXT = b"sahab-exchange-message/1\0"
+
+
+def key_path():
+    from sahab.core import keys
+
+    return keys.keys_dir() / "exchange-log.key"
+
+
+def ensure_key() -> bool:
+    """The gateway's key for the message log's MACs (made once, before the gateway's
+    processes start; the worker, which checks them, reads the same file)."""
+    import os
+
+    from sahab.core import keys
+
+    path = key_path()
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys.write_private_once(path, os.urandom(32))
+    return True
+
+
+@functools.lru_cache(maxsize=4)
+def _key(path: str) -> bytes:
+    ensure_key()
+    key = open(path, "rb").read()  # noqa: SIM115 (read whole, closed by the GC)
+    if len(key) != 32:
+        raise ValueError(f"{path} is not a 32-byte key")
+    return key
+
+
+def seal(record) -> str:
+    """The gateway's MAC of a record (a captured dict or a ``Message``), in hexadecimal."""
+    get = record.get if isinstance(record, dict) else functools.partial(getattr, record)
+    values = []
+    for name in SEALED:
+        value = get(name)
+        if name == "started_at":
+            value = value.astimezone(dt.UTC).isoformat()
+        elif name == "duration_ms":
+            value = float(value)
+        values.append(value)
+    message = MAC_CONTEXT + json.dumps(values, ensure_ascii=False,
+                                       separators=(",", ":")).encode()
+    return hmac.new(_key(str(key_path())), message, hashlib.sha256).hexdigest()
+
+
+def not_the_gateways(message: Message) -> str:
+    """Why a stored record is not one the gateway wrote ("" when its MAC is right)."""
+    try:
+        expected = seal(message)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return "it is not a record of the gateway's: its fields do not read as one"
+    if not message.mac or not hmac.compare_digest(str(message.mac), expected):
+        return "it does not carry the gateway's MAC: the gateway did not write it so"
+    return ""
 
 
 def write(batch: list[dict]) -> None:
@@ -121,6 +197,9 @@ def write(batch: list[dict]) -> None:
     columns = ", ".join(connection.ops.quote_name(c) for c in COLUMNS)
     sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
     adapt = connection.ops.adapt_datetimefield_value
+
+    for row in batch:
+        row["mac"] = seal(row)
 
     def values(row: dict) -> list:
         return [adapt(row[c]) if c == "started_at" else row[c] for c in COLUMNS]
@@ -280,13 +359,17 @@ def _flush_batch(limit: int) -> tuple[int, bool]:
             .order_by("started_at", "pk")[:limit])
         if not batch:
             return 0, False
+        full = len(batch) == limit
+        batch = [m for m in batch if not _forged(m)]
+        if not batch:
+            return 0, full
         try:
             with transaction.atomic():
                 appended = ledger.append_many([ledger_record(m) for m in batch])
             for message, entry in zip(batch, appended, strict=True):
                 message.ledger_index = entry.index
             Message.objects.bulk_update(batch, ["ledger_index"])
-            return len(batch), len(batch) == limit
+            return len(batch), full
         except _REFUSED:
             pass  # some record is refused: isolate it below
         count = 0
@@ -303,7 +386,21 @@ def _flush_batch(limit: int) -> tuple[int, bool]:
                 message.save(update_fields=["ledger_failed_at", "ledger_error"])
                 log.error("message %s was refused by the ledger and set aside: %s",
                           message.pk, exc)
-        return count, len(batch) == limit
+        return count, full
+
+
+def _forged(message: Message) -> bool:
+    """A record the gateway did not write (inserted, copied or edited in the database) is
+    set aside, never logged: the alert names it for an operator."""
+    why = not_the_gateways(message)
+    if not why:
+        return False
+    message.ledger_failed_at = timezone.now()
+    message.ledger_error = f"Refused: {why}."
+    message.save(update_fields=["ledger_failed_at", "ledger_error"])
+    log.error("message-log record %s was not written by the gateway and was set aside: %s",
+              message.pk, why)
+    return True
 
 
 @transaction.atomic
@@ -318,9 +415,57 @@ def retry_refused(*, actor) -> int:
         ledger_failed_at=None, ledger_error="")
 
 
+def disagreements(latest: int | None = None, chunk: int = 2000) -> list[tuple[int, str]]:
+    """The records said to be on the ledger (``ledger_index``) that are not what the
+    ledger holds: edited after they were logged, or marked as logged to keep them off
+    it. (record id, why) for each; ``latest``: only the latest records logged."""
+    logged = Message.objects.filter(ledger_index__isnull=False).order_by("-ledger_index")
+    if latest is not None:
+        logged = logged[:latest]
+    found: list[tuple[int, str]] = []
+    seen: dict[int, int] = {}
+    rows = list(logged)
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        entries = {e.index: bytes(e.body) for e in ledger.logged_entries().filter(
+            index__in=[m.ledger_index for m in part])}
+        for message in part:
+            why = not_the_gateways(message)
+            body = entries.get(message.ledger_index)
+            if not why and message.ledger_index in seen:
+                why = f"record {seen[message.ledger_index]} has the same ledger index"
+            if not why:
+                why = _differs_from(message, body)
+            seen.setdefault(message.ledger_index, message.pk)
+            if why:
+                found.append((message.pk, why))
+    return sorted(found)
+
+
+def _differs_from(message: Message, body: bytes | None) -> str:
+    if body is None:
+        return f"the ledger has no entry {message.ledger_index}"
+    try:
+        entry = json.loads(body)
+    except ValueError:
+        return f"ledger entry {message.ledger_index} is not JSON"
+    expected = ledger_record(message)
+    if entry.get("type") != expected.type or entry.get("subject") != expected.subject:
+        return f"ledger entry {message.ledger_index} is not this exchange"
+    if entry.get("data") != json.loads(json.dumps(expected.data)):
+        return f"the record differs from ledger entry {message.ledger_index}"
+    return ""
+
+
+# The records the status compares with the ledger each time (the latest logged);
+# ``sahab exchange verify-log`` compares them all.
+STATUS_VERIFIES = 1000
+
+
 def status(now: dt.datetime | None = None) -> dict:
     """The log's health: records waiting for the ledger, the age of the oldest, records
-    set aside, and whether an operator should act."""
+    set aside, the latest logged records that disagree with the ledger, and whether an
+    operator should act."""
     now = now or timezone.now()
     backlog = Message.objects.filter(ledger_index__isnull=True, ledger_failed_at__isnull=True)
     oldest = backlog.order_by("started_at").values_list("started_at", flat=True).first()
@@ -331,7 +476,11 @@ def status(now: dt.datetime | None = None) -> dict:
         reasons.append("backlog")
     if refused:
         reasons.append("refused")
+    disagreeing = len(disagreements(latest=STATUS_VERIFIES))
+    if disagreeing:
+        reasons.append("disagrees")
     return {"backlog": backlog.count(), "oldest_pending_at": oldest,
             "backlog_age_seconds": round(age, 3), "refused": refused,
+            "disagreeing": disagreeing,
             "alert": bool(reasons), "alert_reasons": reasons,
             "alert_after_seconds": settings.EXCHANGE_LOG_ALERT_SECONDS}

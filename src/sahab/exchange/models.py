@@ -244,6 +244,10 @@ class Message(models.Model):
     # A record the ledger refused: kept for inspection, out of the backlog's way.
     ledger_failed_at = models.DateTimeField(null=True, blank=True)
     ledger_error = models.TextField(blank=True)
+    # The gateway's MAC of the record (``messagelog.seal``), which the database cannot
+    # make: the worker logs no record without it. Unique, so that a copy is refused.
+    # None: written before the MAC existed (a nullable column: no table rebuild).
+    mac = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         verbose_name = _("exchange message")
@@ -252,6 +256,8 @@ class Message(models.Model):
         indexes = [models.Index(fields=["started_at", "id"], name="message_log_backlog",
                                 condition=models.Q(ledger_index__isnull=True,
                                                    ledger_failed_at__isnull=True))]
+        constraints = [models.UniqueConstraint(fields=["mac"], name="one_record_per_mac",
+                                               condition=models.Q(mac__isnull=False))]
 
     def __str__(self) -> str:
         return f"{self.x_road_id} {self.client} → {self.service} {self.status}"

@@ -1,0 +1,103 @@
+"""Only the gateway writes the message log: a database writer who inserts a fake
+exchange, copies or edits a record, or marks one as logged without it being on the
+ledger is refused or reported, never logged as the platform's word."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from sahab.exchange import messagelog
+from sahab.exchange.models import Message
+from sahab.ledger import services as ledger
+
+
+def _exchange_entries() -> list[dict]:
+    return [json.loads(bytes(e.body))["data"]
+            for e in ledger.logged_entries().filter(type="exchange.message")]
+
+
+def _insert_copy(message: Message, **changes) -> None:
+    """What a database writer does: an INSERT with the columns of a real record."""
+    row = {c: getattr(message, c) for c in messagelog.COLUMNS if hasattr(message, c)}
+    row.update(changes)
+    row["started_at"] = connection.ops.adapt_datetimefield_value(row["started_at"])
+    names = list(row)
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608
+                       f"VALUES ({', '.join(['%s'] * len(names))})", [row[n] for n in names])
+
+
+def test_a_fake_exchange_inserted_in_the_database_never_reaches_the_ledger(intranet):
+    """Finding: an INSERT into exchange_message naming the cabinet of the prime minister
+    as the caller of the civil registry was appended to the public ledger by the worker
+    as an exchange like any other, actor "system"."""
+    assert intranet.call("persons/1").status_code == 200
+    genuine = Message.objects.get()
+    _insert_copy(genuine, client="TN/GOV/PM/CABINET", x_road_id="forged-1",
+                 request_id="00000000-0000-4000-8000-000000000001", mac="0" * 64)
+    messagelog.flush_to_ledger()
+    assert [d["client"] for d in _exchange_entries()] == [intranet.client.identifier]
+    forged = Message.objects.get(x_road_id="forged-1")
+    assert forged.ledger_index is None and forged.ledger_failed_at is not None
+    assert "MAC" in forged.ledger_error
+    status = messagelog.status()
+    assert status["alert"] and "refused" in status["alert_reasons"]
+
+
+def test_a_pending_record_edited_in_the_database_is_refused(intranet):
+    """Finding: a refused call (403) turned into an answered one (200) in the database
+    before the worker's next second went to the ledger as answered."""
+    intranet.call("persons/1", client=intranet.other.identifier, token=intranet.other_token)
+    Message.objects.update(status=200, error="")
+    messagelog.flush_to_ledger()
+    assert _exchange_entries() == []
+    assert Message.objects.get().ledger_failed_at is not None
+
+
+def test_a_copy_of_a_genuine_record_is_refused_by_the_database(intranet):
+    """Finding: a second copy of a real record went to the ledger as a second exchange."""
+    assert intranet.call("persons/1").status_code == 200
+    with pytest.raises(IntegrityError):
+        _insert_copy(Message.objects.get())
+    messagelog.flush_to_ledger()
+    assert len(_exchange_entries()) == 1
+
+
+def test_a_record_marked_as_logged_that_the_ledger_does_not_hold_is_reported(intranet):
+    """Finding: setting ledger_index on a fresh record (to the index of any other entry)
+    kept it off the ledger for good, and neither the status nor anything else noticed."""
+    ledger.integrate_pending()
+    assert intranet.call("persons/1").status_code == 200
+    Message.objects.update(ledger_index=0)  # the registry's first entry
+    assert messagelog.flush_to_ledger() == 0
+    status = messagelog.status()
+    assert status["alert"] and "disagrees" in status["alert_reasons"]
+    assert status["disagreeing"] == 1
+
+
+def test_a_record_edited_after_it_reached_the_ledger_is_reported(intranet):
+    """Finding: a record changed after it was logged (status 200 → 500) disagreed with
+    its ledger entry, and the statistics and receipts said what the database said."""
+    assert intranet.call("persons/1").status_code == 200
+    assert messagelog.flush_to_ledger() == 1
+    assert messagelog.status()["alert"] is False
+    Message.objects.update(status=500)
+    status = messagelog.status()
+    assert status["alert"] and status["disagreeing"] == 1
+    found = messagelog.disagreements()
+    assert len(found) == 1 and "MAC" in found[0][1]
+
+
+def test_the_verify_command_names_the_records_that_disagree(intranet, settings):
+    assert intranet.call("persons/1").status_code == 200
+    assert messagelog.flush_to_ledger() == 1
+    from sahab.directory.selectors import SYSTEM  # noqa: F401 (the platform's own actor)
+    from sahab.exchange import cli
+
+    assert cli.cmd_verify_log(None) == 0
+    Message.objects.update(status=500)
+    assert cli.cmd_verify_log(None) == 1
