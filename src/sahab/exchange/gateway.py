@@ -396,6 +396,7 @@ class Gateway:
             raise ProtocolError(405, "Client.BadRequest", f"{request.method[:20]} is not relayed.")
         if len(request.raw_path) > protocol.MAX_TARGET:
             raise ProtocolError(414, "Client.BadRequest", "The request URI is too long.")
+        protocol.check_target(request.raw_path)
         target = None if rest == "listClients" else protocol.parse_target(rest)
         claimed = request.headers.get("X-Road-Client")
         client = protocol.parse_client(claimed) if (claimed or target is not None) else None
@@ -521,8 +522,8 @@ class Gateway:
         url = f"{service.base_url}/{target.path}" + (f"?{query}" if query else "")
         dropped = protocol.filtered(request.headers.getall("Connection", []))
         headers = [(n, v) for n, v in request.headers.items()
-                   if n.lower() not in dropped and n.lower() not in
-                   protocol.GATEWAY_HEADERS and not _is_gateway_token(n, v)]
+                   if n.lower() not in dropped and not protocol.gateway_header(n)
+                   and not _is_gateway_token(n, v)]
         headers += [("X-Road-Client", call.caller.identifier), ("X-Road-Service", call.service),
                     ("X-Road-Id", call.x_road_id), ("X-Road-Request-Id", call.request_id)]
         remaining = max(0.001, deadline - time.monotonic())
@@ -555,7 +556,7 @@ class Gateway:
         dropped = protocol.filtered(upstream.headers.getall("Connection", []))
         for name, value in upstream.raw_headers:
             lower = name.lower().decode("latin-1")
-            if lower not in dropped and lower not in protocol.GATEWAY_HEADERS and \
+            if lower not in dropped and not protocol.gateway_header(lower) and \
                     lower != "date":
                 response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
         if upstream.content_length is not None:
@@ -681,8 +682,14 @@ def _peer_certificate(request: web.BaseRequest) -> bytes | None:
 
 
 def _is_gateway_token(name: str, value: str) -> bool:
-    """The client's gateway token is for the gateway: it never reaches the provider."""
-    return name.lower() == "authorization" and value.strip().startswith(TOKEN_PREFIX)
+    """The client's gateway token is for the gateway: it never reaches the provider,
+    however the Authorization header spaces it (``Bearer  xrd_…``, a tab) or spells its
+    scheme."""
+    if name.lower() != "authorization":
+        return False
+    parts = value.split(None, 1)
+    credentials = parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else value
+    return credentials.strip().startswith(TOKEN_PREFIX[len("Bearer "):])
 
 
 def _hashed_headers(request: web.BaseRequest, call: Call) -> list[tuple[bytes, bytes]]:

@@ -38,6 +38,14 @@ GATEWAY_HEADERS = frozenset({"x-road-client", "x-road-service", "x-road-id",
 JSON_TYPE = "application/json;charset=utf-8"
 
 
+def gateway_header(name: str) -> bool:
+    """Whether a header is one the gateway sets, however it is spelt: WSGI, CGI and
+    FastCGI servers read ``X_Road_Client`` as ``X-Road-Client`` (both become
+    ``HTTP_X_ROAD_CLIENT``), so a client's or provider's header of that spelling would
+    speak for the gateway."""
+    return name.lower().replace("_", "-") in GATEWAY_HEADERS
+
+
 def filtered(connection_values: list[str]) -> frozenset[str]:
     """The filtered headers of one message: FILTERED and those its ``Connection`` header
     names (hop-by-hop by nomination, RFC 9110 7.6.1), in lower case."""
@@ -125,9 +133,20 @@ def parse_target(raw: str) -> Target:
     return Target(member, subsystem, service, path)
 
 
+def check_target(target: str) -> None:
+    """A request URI carries no fragment: a '#' would end the path (or the query) on
+    the way to the provider, which would then read a shorter path than the one the grant
+    was checked on."""
+    if "#" in target:
+        raise ProtocolError(400, "Client.BadRequest",
+                            "The request URI may not contain '#' (a fragment is never sent; "
+                            "encode it as %23).")
+
+
 def check_path(path: str) -> None:
     """Refuse what could make the provider read another resource than the one named:
-    dot segments (encoded or not), encoded separators, backslashes, NUL."""
+    dot segments (encoded or not), encoded separators, backslashes, NUL, a fragment."""
+    check_target(path)
     for segment in path.split("/"):
         decoded = unquote(segment)
         if decoded in (".", "..") or "\\" in segment or any(c in decoded for c in "/\\\x00"):
