@@ -36,6 +36,7 @@ from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from django.conf import settings
 from django.utils import timezone
@@ -329,6 +330,8 @@ class Gateway:
     # -- routing --
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if isinstance(request.protocol, _Connection):
+            request.protocol.head_received()
         path = request.raw_path.split("?", 1)[0]
         if path in ("/listCentralServices", "/exchange/listCentralServices",
                     "/r1/listCentralServices", "/exchange/r1/listCentralServices"):
@@ -377,7 +380,10 @@ class Gateway:
             return await self._call(call, rest)
         except Refused as exc:
             await self.log.record(call.record(status=exc.status, error=exc.type))
-            return self.error(request, exc, call.headers())
+            response = self.error(request, exc, call.headers())
+            if exc.status == 408:  # the rest of the body is not waited for
+                response.force_close()
+            return response
         except ProtocolError as exc:  # before the caller was known: nothing exchanged
             self.refused_anonymous += 1
             log.info("refused %s %s: %s", request.method, request.raw_path[:200], exc.type)
@@ -463,7 +469,7 @@ class Gateway:
             raise Refused(403, "Server.ServerProxy.AccessDenied",
                           f"The grant of {caller.identifier} does not cover {request.method} "
                           f"on this path of {service.identifier}.")
-        body = await self.read_body(call)
+        body = await self.read_body(call, service.timeout_seconds)
         if not self.rates.allow(grant, time.monotonic()):
             raise Refused(429, "Client.RateLimitExceeded",
                           f"The grant allows {grant.rate_per_minute} calls a minute.")
@@ -494,19 +500,31 @@ class Gateway:
         finally:
             limit.release()
 
-    async def read_body(self, call: Call) -> bytes:
+    async def read_body(self, call: Call, timeout: float) -> bytes:
+        """The whole body, within the service's timeout: a client that sends it slowly
+        (or not at all) holds its connection no longer than a provider may take."""
         request, limit = call.request, settings.EXCHANGE_MAX_BODY_BYTES
         if (request.content_length or 0) > limit:
             raise Refused(413, "Client.RequestTooLarge", f"Bodies are {limit} bytes at most.")
-        if request.headers.get("Expect", "").lower() == "100-continue":
-            # Answered here, once the call is known to be allowed (PR-REST 4.3).
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         chunks, size = [], 0
-        while chunk := await request.content.read(65536):
-            size += len(chunk)
-            if size > limit:
-                raise Refused(413, "Client.RequestTooLarge", f"Bodies are {limit} bytes at most.")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(timeout):
+                if request.headers.get("Expect", "").lower() == "100-continue":
+                    # Answered here, once the call is known to be allowed (PR-REST 4.3).
+                    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                while chunk := await request.content.read(65536):
+                    size += len(chunk)
+                    if size > limit:
+                        raise Refused(413, "Client.RequestTooLarge",
+                                      f"Bodies are {limit} bytes at most.")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise Refused(408, "Client.RequestTimeout", f"The request body did not arrive "
+                                                         f"within {timeout:g} s.") from None
+        except (ConnectionError, aiohttp.ClientPayloadError, HttpProcessingError):
+            # the client hung up, or its chunked body was malformed
+            raise Refused(400, "Client.BadRequest", "The client broke off its request "
+                                                    "body.") from None
         body = b"".join(chunks)
         call.request_bytes = len(body)
         call.request_sha256 = hashlib.sha256(body).hexdigest()
@@ -706,12 +724,41 @@ def _hashed_headers(request: web.BaseRequest, call: Call) -> list[tuple[bytes, b
 
 # --- processes ------------------------------------------------------------------------------
 
+# A new connection sends its first request line and headers within this time, or is
+# closed: a stranger cannot hold the gateway's connections by sending them byte by byte
+# (later requests on a kept-alive connection are bounded by aiohttp's keep-alive timeout).
+HEAD_TIMEOUT_SECONDS = 10.0
+
+
 class _Connection(RequestHandler):
     """aiohttp's connection handler, but what its HTTP/1.1 parser refuses (an HTTP/2
     preface sent with prior knowledge, a garbled request line) is answered with an X-Road
-    error from ``Server: sahab``, not aiohttp's text page naming its version."""
+    error from ``Server: sahab``, not aiohttp's text page naming its version; and a
+    connection whose first request does not arrive in ``HEAD_TIMEOUT_SECONDS`` is closed."""
 
     gateway: Gateway
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._head_timer = asyncio.get_running_loop().call_later(
+            HEAD_TIMEOUT_SECONDS, self._head_timed_out, transport)
+
+    def head_received(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self, transport) -> None:
+        self._head_timer = None
+        log.info("closed a connection that sent no request within %g s", HEAD_TIMEOUT_SECONDS)
+        self.gateway.refused_anonymous += 1
+        self.force_close()
+        transport.close()
+
+    def connection_lost(self, exc) -> None:
+        self.head_received()
+        super().connection_lost(exc)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None, message: str | None = None
