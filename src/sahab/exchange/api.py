@@ -18,6 +18,7 @@ from sahab.exchange.errors import ExchangeError
 from sahab.exchange.models import (
     Classification,
     ClientCertificate,
+    ClientToken,
     Grant,
     ProviderHost,
     Service,
@@ -192,9 +193,23 @@ class GatewayTokenIn(Schema):
 
 
 class GatewayTokenOut(Schema):
+    id: int
     token: str = Field(..., description="Shown once; send it as Authorization: Bearer")
     prefix: str
     subsystem: str
+
+
+class GatewayTokenInfo(Schema):
+    id: int
+    name: str
+    prefix: str
+    subsystem: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_subsystem(obj: ClientToken) -> str:
+        return obj.subsystem.identifier
 
 
 class StatsOut(Schema):
@@ -298,8 +313,24 @@ def issue_token(request, payload: GatewayTokenIn, subsystem_id: int = Id):
                                   pk=subsystem_id)
     record, token = services.issue_client_token(actor=request.user, subsystem=subsystem,
                                                 name=payload.name)
-    return Status(201, {"token": token, "prefix": record.prefix,
+    return Status(201, {"id": record.pk, "token": token, "prefix": record.prefix,
                         "subsystem": subsystem.identifier})
+
+
+@router.get("/exchange/subsystems/{subsystem_id}/tokens", response=list[GatewayTokenInfo],
+            summary="A client subsystem's gateway tokens (never the tokens themselves)")
+def list_tokens(request, subsystem_id: int = Id):
+    subsystem = get_object_or_404(Subsystem.objects.select_related("administration"),
+                                  pk=subsystem_id)
+    return services.client_tokens(actor=request.user, subsystem=subsystem)
+
+
+@router.post("/exchange/tokens/{token_id}/revoke", response=GatewayTokenInfo,
+             summary="Revoke a gateway token: the very next call with it is refused")
+def revoke_token(request, token_id: int = Id):
+    token = get_object_or_404(ClientToken.objects.select_related("subsystem__administration"),
+                              pk=token_id)
+    return services.revoke_client_token(actor=request.user, token=token)
 
 
 class CertificateIn(Schema):

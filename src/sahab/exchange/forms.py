@@ -7,7 +7,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from sahab.directory.models import Administration
-from sahab.exchange.models import Grant, ProviderHost, Service, Subsystem
+from sahab.exchange.models import ClientToken, Grant, ProviderHost, Service, Subsystem
 
 TEXT = 5000
 
@@ -73,3 +73,8 @@ class HostRevocationForm(forms.Form):
 class TokenForm(forms.Form):
     subsystem = forms.ModelChoiceField(Subsystem.objects.all(), label=_("Information system"))
     name = forms.CharField(label=_("Token name"), required=False, max_length=100)
+
+
+class TokenRevocationForm(forms.Form):
+    token = forms.ModelChoiceField(ClientToken.objects.select_related(
+        "subsystem__administration"), label=_("Gateway token"))

@@ -422,8 +422,18 @@ def issue_client_token(*, actor, subsystem: Subsystem, name: str) -> tuple[Clien
     return record, token
 
 
+def client_tokens(*, actor, subsystem: Subsystem) -> list[ClientToken]:
+    """The subsystem's gateway tokens (prefix, name, dates), for those who manage it."""
+    _manager(actor, subsystem.administration)
+    return list(subsystem.tokens.select_related("subsystem__administration")
+                .order_by("-created_at", "-pk"))
+
+
 @transaction.atomic
 def revoke_client_token(*, actor, token: ClientToken) -> ClientToken:
+    """A token that leaked stops at the next call (the registry's version moves)."""
+    token = ClientToken.objects.select_for_update().select_related(
+        "subsystem__administration").get(pk=token.pk)
     _manager(actor, token.subsystem.administration)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()

@@ -100,6 +100,8 @@ REGISTRY_ACTIONS = {
     "host": (forms.HostForm, _host),
     "host-revoke": (forms.HostRevocationForm, lambda user, data: services.revoke_provider_host(
         actor=user, host=data["host"])),
+    "token-revoke": (forms.TokenRevocationForm, lambda user, data: services.revoke_client_token(
+        actor=user, token=data["token"])),
 }
 
 
