@@ -85,3 +85,48 @@ def test_a_client_cannot_pass_an_x_road_header_under_another_spelling(intranet, 
     sent = Provider.seen[-1]["raw_headers"]
     assert not any(v == "TN/GOV/PM/CABINET" for _, v in sent)
     assert ("X-Road-Client", intranet.client.identifier) in sent
+
+
+@pytest.mark.parametrize("path", ["persons/..;/..;/admin", "persons/..;x=1/secret",
+                                  "persons/%2e%2e;/secret", "persons/.;/1"])
+def test_dot_segments_with_parameters_are_refused(intranet, path):
+    """Finding: `GET …/personnes/persons/..;/..;/admin` under a grant for GET /persons/**
+    reached the provider as /registry/persons/..;/..;/admin, which Tomcat, Jetty and
+    Spring read as /admin: out of the service's base URL, to whatever else the host
+    serves."""
+    services.revoke_grant(actor=intranet.it_interior, grant=intranet.grant, reason="narrower")
+    grant = services.request_grant(
+        actor=intranet.it_finances, client=intranet.client, service=intranet.service,
+        legal_basis="Décret 2020-1", purpose="Fiches",
+        endpoints=[{"method": "GET", "path": "/persons/**"}])
+    services.decide_grant(actor=intranet.it_interior, grant=grant, approve=True)
+    Provider.seen.clear()
+    status, headers, _ = intranet.raw("GET", f"/r1/{intranet.service.identifier}/{path}")
+    assert status == 400 and headers["x-road-error"] == "Client.BadRequest"
+    assert Provider.seen == []
+
+
+def test_a_provider_url_with_a_dot_segment_and_parameters_is_refused(intranet, provider_url):
+    from sahab.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        services.update_service(actor=intranet.it_interior, service=intranet.service,
+                                base_url=provider_url + "/..;/other")
+
+
+def test_one_segment_of_a_grant_is_never_an_empty_one(intranet):
+    """Finding: a grant for GET /persons/* (one person) let `GET …/personnes/persons/`
+    through to the provider, which most frameworks serve as /persons, the whole list."""
+    services.revoke_grant(actor=intranet.it_interior, grant=intranet.grant, reason="narrower")
+    grant = services.request_grant(
+        actor=intranet.it_finances, client=intranet.client, service=intranet.service,
+        legal_basis="Décret 2020-1", purpose="Une fiche",
+        endpoints=[{"method": "GET", "path": "/persons/*"}])
+    services.decide_grant(actor=intranet.it_interior, grant=grant, approve=True)
+    Provider.seen.clear()
+    for path in ("persons/", "persons//"):
+        status, headers, _ = intranet.raw("GET", f"/r1/{intranet.service.identifier}/{path}")
+        assert status == 403 and headers["x-road-error"] == "Server.ServerProxy.AccessDenied"
+    assert Provider.seen == []
+    status, _, _ = intranet.raw("GET", f"/r1/{intranet.service.identifier}/persons/1")
+    assert status == 200

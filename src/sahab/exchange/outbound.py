@@ -83,7 +83,8 @@ def clean_path(path: str) -> str:
     path = path.rstrip("/")
     for segment in path.split("/")[1:]:
         decoded = unquote(segment)
-        if decoded in (".", "..") or any(c in decoded for c in "/\\\x00") or "\\" in segment:
+        if decoded.split(";", 1)[0] in (".", "..") or any(c in decoded for c in "/\\\x00") \
+                or "\\" in segment:
             raise InvalidInput(ExchangeError.URL_PATH_UNSAFE)
     return path
 

@@ -149,10 +149,17 @@ def check_path(path: str) -> None:
     check_target(path)
     for segment in path.split("/"):
         decoded = unquote(segment)
-        if decoded in (".", "..") or "\\" in segment or any(c in decoded for c in "/\\\x00"):
+        if dot_segment(decoded) or "\\" in segment or any(c in decoded for c in "/\\\x00"):
             raise ProtocolError(400, "Client.BadRequest",
-                                "The path may not contain '.' or '..' segments, backslashes, "
-                                "encoded '/' or NUL.")
+                                "The path may not contain '.' or '..' segments (with or "
+                                "without ';' parameters), backslashes, encoded '/' or NUL.")
+
+
+def dot_segment(decoded: str) -> bool:
+    """Whether a decoded segment is '.' or '..' for some server: Tomcat, Jetty and Spring
+    drop a segment's ';' parameters before they resolve dot segments, so '..;' and
+    '..;x=1' climb a level there as '..' does."""
+    return decoded.split(";", 1)[0] in (".", "..")
 
 
 def valid_x_road_id(value: str) -> bool:
@@ -184,7 +191,10 @@ class Endpoint:
 
 
 def _segments_match(pattern: list[str], segments: list[str]) -> bool:
-    return all(p == "*" or p == s for p, s in zip(pattern, segments, strict=True))
+    """``*`` is one segment, never an empty one: a grant for ``/persons/*`` does not open
+    ``/persons/``, which most frameworks serve as the collection ``/persons``."""
+    return all(p == s or (p == "*" and s != "")
+               for p, s in zip(pattern, segments, strict=True))
 
 
 def path_segments(path: str) -> list[str]:
