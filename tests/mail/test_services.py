@@ -176,6 +176,27 @@ def test_a_units_administrator_gives_no_address_of_the_ministrys_domain(world):
     assert letters.registry_of(unit) == world.registry_sante
 
 
+def test_a_mail_administrator_does_not_switch_off_an_administrators_mailbox(world):
+    """The finding: a mail administrator who may not set the password of their ministry
+    administrator's personal mailbox could still disable it, sending the links that reset
+    that administrator's sign-in to the account's e-mail address (and their mail nowhere).
+    Switching another agent's personal mailbox needs the same reach as its password."""
+    ministry = factories.agent(administration=world.sante, roles=[Role.ADMINISTRATION_ADMIN])
+    mail_admin = factories.agent(administration=world.sante, roles=[Role.MAIL_ADMIN])
+    box = services.provision_agent_mailbox(ministry)
+    with pytest.raises(PermissionDenied) as refused:
+        services.set_mailbox_active(actor=mail_admin.user, mailbox=box, active=False)
+    assert refused.value.code == "personal_mailbox_switch_out_of_reach"
+    box.refresh_from_db()
+    assert box.active
+    # an agent without roles: as before; the ministry administrator switches theirs
+    assert not services.set_mailbox_active(actor=mail_admin.user, mailbox=world.bob_box,
+                                           active=False).active
+    mail_box = services.provision_agent_mailbox(mail_admin)
+    assert not services.set_mailbox_active(actor=ministry.user, mailbox=mail_box,
+                                           active=False).active
+
+
 def test_a_mail_administrator_does_not_take_over_an_administrators_mailbox(world):
     """The finding: a mail administrator reset the mail password of the platform
     administrator's (or the administration administrator's) mailbox, read it over IMAP —

@@ -14,7 +14,7 @@ import dkim
 import pytest
 
 from sahab.directory.selectors import SYSTEM
-from sahab.mail import maildir
+from sahab.mail import delivery, maildir
 from sahab.mail.routing import load
 from tests import factories
 from tests.mail.conftest import client_tls, wait_for
@@ -359,6 +359,29 @@ def test_a_header_line_readers_see_differently_is_refused(committed_world, smtp_
             f"ok\r\n").encode()
     with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
         assert client.sendmail("x@evil.org", [bob], data) == {}
+    assert len(stored(w.bob_box)) == 1
+
+
+def test_a_looping_message_is_refused_at_the_hop_limit(committed_world, smtp_server):
+    """The finding: the MX counted no hops, so a Sieve redirect to an outside address that
+    forwards back went round for ever. At 50 Received: fields (Postfix's limit) the
+    message is refused as looping; below it, it is delivered."""
+    w = committed_world
+    bob = w.bob_box.address
+    hops = "".join(f"Received: from relay{i}.example.org by relay{i + 1}.example.org; "
+                   f"Sun, 6 Dec 2026 09:00:00 +0000\r\n" for i in range(delivery.MAX_HOPS))
+    data = (f"{hops}From: x@example.org\r\nTo: {bob}\r\nSubject: boucle\r\n"
+            f"Message-ID: <loop@example.org>\r\n\r\nencore\r\n").encode()
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        client.ehlo("mx.example.org")
+        client.mail("x@example.org")
+        assert client.rcpt(bob)[0] == 250
+        code, reply = client.data(data)
+    assert (code, reply[:5]) == (554, b"5.4.6"), reply
+    assert stored(w.bob_box) == []
+    one_less = data.split(b"\r\n", 1)[1]
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        assert client.sendmail("x@example.org", [bob], one_less) == {}
     assert len(stored(w.bob_box)) == 1
 
 

@@ -106,6 +106,11 @@ def addresses_in(headers, name: str) -> list[str]:
 # A header line is a field (RFC 5322 §2.2: printable name, no space, then ":") or the
 # continuation of one (it starts with a space or a tab).
 _FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]")
+_RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
+# A message that went through this many relays is looping (a redirect to an outside
+# address that forwards back, say): refused, as Postfix does at the same count
+# (hopcount_limit), instead of going round for ever (RFC 5321 §6.3).
+MAX_HOPS = 50
 
 
 def check_headers(data: bytes) -> None:
@@ -113,7 +118,8 @@ def check_headers(data: bytes) -> None:
     readers would read differently: a line that is not a header field (``From :`` with a
     space before the colon, ``From `` envelope lines, a line without a colon) is skipped
     by Python's parser, which checks the sender, but shown as ``From`` by Dovecot and mail
-    clients; a bare CR ends a line for Python only."""
+    clients; a bare CR ends a line for Python only. A message with ``MAX_HOPS`` Received:
+    fields is looping."""
     block = header_block(data)
     if len(block) > settings.MAIL_MAX_HEADER_BYTES:
         raise Refused("552 5.3.4 Message header section too large")
@@ -131,6 +137,9 @@ def check_headers(data: bytes) -> None:
         if not _FIELD_LINE.match(line) or (number == 0 and line[:1] in b" \t"):
             raise Refused("554 5.6.0 Malformed header field (a line of the header is "
                           "neither a field nor its continuation)")
+    if len(_RECEIVED.findall(block)) >= MAX_HOPS:
+        raise Refused(f"554 5.4.6 Too many hops ({MAX_HOPS} Received: fields): the message "
+                      f"is looping")
 
 
 # --- header fields that must not pass -------------------------------------------------------

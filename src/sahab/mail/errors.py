@@ -27,6 +27,10 @@ class MailError(ErrorCode):
     REGISTRY_MAILBOX_EXISTS = _("This administration already has a registry mailbox.")
     QUOTA_OUT_OF_RANGE = _("The quota must be between 1 MB and %(max)s bytes.")
     PASSWORD_LENGTH = _("A mail password has 12 to 200 characters.")
+    PERSONAL_MAILBOX_SWITCH_OUT_OF_REACH = _(
+        "Only someone who could give %(name)s every role they hold may disable or enable "
+        "their personal mailbox: while it is off, the links that reset their sign-in go "
+        "elsewhere.")
     ALIAS_TARGETS = _("An alias has one target; a list has at least one member.")
     PERSONAL_NOT_DELEGATED = _("Personal mailboxes are not delegated.")
     DELEGATE_AGENTS_ONLY = _("Only agents of the administration may use its mailboxes.")

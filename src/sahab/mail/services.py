@@ -304,7 +304,15 @@ def create_shared_mailbox(*, actor, administration: Administration, local_part: 
 
 @transaction.atomic
 def set_mailbox_active(*, actor, mailbox: Mailbox, active: bool) -> Mailbox:
+    """Enable or disable a mailbox. Another agent's personal mailbox is switched only by
+    someone who could set its password: while it is off, the links that reset its owner's
+    sign-in go to the account's e-mail address instead, and its owner gets no mail."""
     _require_manager(actor, mailbox.domain.administration)
+    if mailbox.agent_id is not None and directory.agent_of(actor) != mailbox.agent \
+            and not rules.can_set_personal_mailbox(actor, mailbox.agent):
+        owner = mailbox.agent
+        raise PermissionDenied(MailError.PERSONAL_MAILBOX_SWITCH_OUT_OF_REACH,
+                               name=read_when_rendered(lambda: str(owner)))
     if mailbox.active != active:
         mailbox.active = active
         mailbox.save(update_fields=["active"])
