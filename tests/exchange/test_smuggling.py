@@ -10,13 +10,18 @@ from sahab.exchange.models import Message
 from tests.exchange.conftest import Provider
 
 
-def _only_public_records(intranet):
+def _narrower_grant(intranet, path: str, purpose: str) -> None:
+    """The client's grant replaced by one for GET ``path`` only."""
     services.revoke_grant(actor=intranet.it_interior, grant=intranet.grant, reason="narrower")
     grant = services.request_grant(
         actor=intranet.it_finances, client=intranet.client, service=intranet.service,
-        legal_basis="Décret 2020-1", purpose="Fiche publique",
-        endpoints=[{"method": "GET", "path": "/persons/*/public"}])
+        legal_basis="Décret 2020-1", purpose=purpose,
+        endpoints=[{"method": "GET", "path": path}])
     services.decide_grant(actor=intranet.it_interior, grant=grant, approve=True)
+
+
+def _only_public_records(intranet):
+    _narrower_grant(intranet, "/persons/*/public", "Fiche publique")
 
 
 @pytest.mark.parametrize("target", ["persons/123#/public", "persons/123?x=1#/public",
@@ -94,12 +99,7 @@ def test_dot_segments_with_parameters_are_refused(intranet, path):
     reached the provider as /registry/persons/..;/..;/admin, which Tomcat, Jetty and
     Spring read as /admin: out of the service's base URL, to whatever else the host
     serves."""
-    services.revoke_grant(actor=intranet.it_interior, grant=intranet.grant, reason="narrower")
-    grant = services.request_grant(
-        actor=intranet.it_finances, client=intranet.client, service=intranet.service,
-        legal_basis="Décret 2020-1", purpose="Fiches",
-        endpoints=[{"method": "GET", "path": "/persons/**"}])
-    services.decide_grant(actor=intranet.it_interior, grant=grant, approve=True)
+    _narrower_grant(intranet, "/persons/**", "Fiches")
     Provider.seen.clear()
     status, headers, _ = intranet.raw("GET", f"/r1/{intranet.service.identifier}/{path}")
     assert status == 400 and headers["x-road-error"] == "Client.BadRequest"
@@ -117,12 +117,7 @@ def test_a_provider_url_with_a_dot_segment_and_parameters_is_refused(intranet, p
 def test_one_segment_of_a_grant_is_never_an_empty_one(intranet):
     """Finding: a grant for GET /persons/* (one person) let `GET …/personnes/persons/`
     through to the provider, which most frameworks serve as /persons, the whole list."""
-    services.revoke_grant(actor=intranet.it_interior, grant=intranet.grant, reason="narrower")
-    grant = services.request_grant(
-        actor=intranet.it_finances, client=intranet.client, service=intranet.service,
-        legal_basis="Décret 2020-1", purpose="Une fiche",
-        endpoints=[{"method": "GET", "path": "/persons/*"}])
-    services.decide_grant(actor=intranet.it_interior, grant=grant, approve=True)
+    _narrower_grant(intranet, "/persons/*", "Une fiche")
     Provider.seen.clear()
     for path in ("persons/", "persons//"):
         status, headers, _ = intranet.raw("GET", f"/r1/{intranet.service.identifier}/{path}")

@@ -326,6 +326,16 @@ def test_postmaster_abuse_and_the_dmarc_address_reach_the_administrators(committ
     assert len(stored(platform_box)) == 1  # the bare postmaster
 
 
+def _data_reply_of_mx(smtp_server, sender: str, recipient: str, data: bytes
+                      ) -> tuple[int, bytes]:
+    """What the MX port answers at the end of DATA, the recipient taken."""
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        client.ehlo(f"mx.{sender.rpartition('@')[2]}")
+        client.mail(sender)
+        assert client.rcpt(recipient)[0] == 250
+        return client.data(data)
+
+
 def test_a_header_line_readers_see_differently_is_refused(committed_world, smtp_server):
     """The finding: ``From : Le Ministre <…@finances.test>`` (a space before the colon)
     is no header for Python's parser, which checked the sender, so the message passed as
@@ -343,12 +353,8 @@ def test_a_header_line_readers_see_differently_is_refused(committed_world, smtp_
     for trick in tricks:
         data = (f"{trick}To: {bob}\r\nSubject: ordre\r\nMessage-ID: <1@evil.org>\r\n\r\n"
                 f"Payez.\r\n").encode()
-        with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
-            client.ehlo("mx.evil.org")
-            client.mail("x@evil.org")
-            assert client.rcpt(bob)[0] == 250
-            code, reply = client.data(data)
-            assert (code, reply[:5]) == (554, b"5.6.0"), (trick, code, reply)
+        code, reply = _data_reply_of_mx(smtp_server, "x@evil.org", bob, data)
+        assert (code, reply[:5]) == (554, b"5.6.0"), (trick, code, reply)
     with pytest.raises(smtplib.SMTPDataError) as refused:
         submit(smtp_server, bob, w.passwords[bob], bob, [minister],
                f"From : <{minister}>\r\nFrom: {bob}\r\nSubject: x\r\n\r\nx\r\n".encode())
@@ -372,11 +378,7 @@ def test_a_looping_message_is_refused_at_the_hop_limit(committed_world, smtp_ser
                    f"Sun, 6 Dec 2026 09:00:00 +0000\r\n" for i in range(delivery.MAX_HOPS))
     data = (f"{hops}From: x@example.org\r\nTo: {bob}\r\nSubject: boucle\r\n"
             f"Message-ID: <loop@example.org>\r\n\r\nencore\r\n").encode()
-    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
-        client.ehlo("mx.example.org")
-        client.mail("x@example.org")
-        assert client.rcpt(bob)[0] == 250
-        code, reply = client.data(data)
+    code, reply = _data_reply_of_mx(smtp_server, "x@example.org", bob, data)
     assert (code, reply[:5]) == (554, b"5.4.6"), reply
     assert stored(w.bob_box) == []
     one_less = data.split(b"\r\n", 1)[1]
@@ -399,12 +401,9 @@ def test_a_signed_message_replayed_with_a_subject_of_ones_own_is_refused(committ
     [raw] = stored(w.bob_box)
     genuine = raw[raw.index(b"DKIM-Signature"):]  # as it left the platform
     replay = b"Subject: Ordre: virement immediat\r\n" + genuine
-    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
-        client.ehlo("mx.evil.org")
-        client.mail("x@evil.org")
-        assert client.rcpt(w.registry_sante.address)[0] == 250
-        code, reply = client.data(replay)
-        assert (code, reply[:5]) == (554, b"5.6.0"), reply
+    code, reply = _data_reply_of_mx(smtp_server, "x@evil.org", w.registry_sante.address,
+                                    replay)
+    assert (code, reply[:5]) == (554, b"5.6.0"), reply
     assert stored(w.registry_sante) == []
     assert dkim.verify(genuine, dnsfunc=_records(smtp_server))
     assert not dkim.verify(replay, dnsfunc=_records(smtp_server))
