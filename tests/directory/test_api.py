@@ -87,8 +87,10 @@ def test_companies_register_through_the_api_only_by_platform_admins(client):
                            **bearer(admin.user))
     assert response.status_code == 201
     assert response.json()["matricule_fiscal"] == "1234567B/A/M/000"
-    assert_problem(client.post("/api/companies", payload | {"admin_username": "oasis2"},
-                               content_type="application/json", **bearer(admin.user)), 422)
+    again = assert_problem(client.post("/api/companies", payload | {"admin_username": "oasis2"},
+                                       content_type="application/json", **bearer(admin.user)),
+                           409)
+    assert again["code"] == "company_exists" and "matricule_fiscal" in again["errors"]
     bad = payload | {"matricule_fiscal": "0000", "admin_username": "x3"}
     body = assert_problem(client.post("/api/companies", bad, content_type="application/json",
                                       **bearer(admin.user)), 422)

@@ -3,6 +3,7 @@ and a company's seat: each finding replayed as it was found, and refused."""
 
 import pyotp
 import pytest
+from django.db import IntegrityError, transaction
 from django.test import Client
 
 from sahab.cloud import selectors as cloud
@@ -194,6 +195,18 @@ def test_nobody_registers_a_company_under_another_companys_identifier():
     # the company itself moves to another establishment number of its own identifier
     services.update_company(actor=sahel_admin.user, company=sahel,
                             matricule_fiscal="0987512P/A/M/001")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_registrations_of_one_identifier_at_once_leave_one_company():
+    """Left open by the finding above: the service's check reads, then inserts, so two
+    registrations under one identifier at the same instant both passed it. The database
+    holds each identifier once: the second insert, past the check, is refused."""
+    factories.company(name="Sahel Informatique", matricule="0987512P/A/M/000")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Company.objects.create(name="Sahel Informatique", matricule_fiscal="0987512P/A/M/001")
+    assert Company.objects.filter(matricule_fiscal__startswith="0987512P").count() == 1
+    Company.objects.create(name="Autre", matricule_fiscal="0987513P/A/M/000")  # another one
 
 
 def test_enabling_an_agent_again_does_not_bring_back_their_old_sessions():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Substr
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -169,6 +170,15 @@ class Company(models.Model):
         ordering = ["name"]
         verbose_name = _("company")
         verbose_name_plural = _("companies")
+        constraints = [
+            # One company per identifiant unique (the matricule's first eight characters):
+            # the service refuses a second one, and this holds when two register at once.
+            models.UniqueConstraint(
+                Substr("matricule_fiscal", 1, 8),
+                name="directory_company_identifier_once",
+                violation_error_message=_("A company with this matricule fiscal is "
+                                          "registered.")),
+        ]
 
     def __str__(self) -> str:
         return self.name

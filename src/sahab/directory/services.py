@@ -406,8 +406,8 @@ def register_company(*, actor, admin_username: str, admin_email: str, admin_pass
     if unknown:
         raise InvalidInput(CoreError.UNKNOWN_FIELDS, fields=", ".join(sorted(unknown)))
     company = Company(**_company_fields(company_fields))
+    _check_company_identity(company)  # before the model's checks: a 409 naming the field
     _full_clean(company)
-    _check_company_identity(company)
     user, generated = _new_user(username=admin_username, email=admin_email,
                                 first_name=admin_first_name, last_name=admin_last_name,
                                 password=admin_password)
@@ -446,8 +446,8 @@ def update_company(*, actor, company: Company, **changes) -> Company:
     company = Company.objects.select_for_update().get(pk=company.pk)
     for field, value in _company_fields(changes).items():
         setattr(company, field, value)
-    _full_clean(company)
     _check_company_identity(company)
+    _full_clean(company)
     try:
         with transaction.atomic():
             company.save()
