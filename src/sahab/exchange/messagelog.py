@@ -32,6 +32,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import math
@@ -424,9 +425,8 @@ def disagreements(latest: int | None = None, chunk: int = 2000) -> list[tuple[in
         logged = logged[:latest]
     found: list[tuple[int, str]] = []
     seen: dict[int, int] = {}
-    rows = list(logged)
-    for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
+    rows = logged.iterator(chunk_size=chunk)  # the whole log need not fit in memory
+    while part := list(itertools.islice(rows, chunk)):
         entries = {e.index: bytes(e.body) for e in ledger.logged_entries().filter(
             index__in=[m.ledger_index for m in part])}
         for message in part:
