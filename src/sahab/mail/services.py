@@ -302,24 +302,17 @@ def create_shared_mailbox(*, actor, administration: Administration, local_part: 
     return _create_mailbox(actor, domain, _check_local_part(local_part), kind, display_name)
 
 
-def _require_reach(actor, mailbox: Mailbox, error) -> None:
-    """Another agent's personal mailbox receives the links that reset their sign-in:
-    holding it is holding the account, so only someone who could give its owner every
-    role they hold sets its password or switches it (``rules.can_set_personal_mailbox``)."""
-    if mailbox.agent_id is None or directory.agent_of(actor) == mailbox.agent:
-        return
-    if not rules.can_set_personal_mailbox(actor, mailbox.agent):
-        owner = mailbox.agent
-        raise PermissionDenied(error, name=read_when_rendered(lambda: str(owner)))
-
-
 @transaction.atomic
 def set_mailbox_active(*, actor, mailbox: Mailbox, active: bool) -> Mailbox:
     """Enable or disable a mailbox. Another agent's personal mailbox is switched only by
     someone who could set its password: while it is off, the links that reset its owner's
     sign-in go to the account's e-mail address instead, and its owner gets no mail."""
     _require_manager(actor, mailbox.domain.administration)
-    _require_reach(actor, mailbox, MailError.PERSONAL_MAILBOX_SWITCH_OUT_OF_REACH)
+    if mailbox.agent_id is not None and directory.agent_of(actor) != mailbox.agent \
+            and not rules.can_set_personal_mailbox(actor, mailbox.agent):
+        owner = mailbox.agent
+        raise PermissionDenied(MailError.PERSONAL_MAILBOX_SWITCH_OUT_OF_REACH,
+                               name=read_when_rendered(lambda: str(owner)))
     if mailbox.active != active:
         mailbox.active = active
         mailbox.save(update_fields=["active"])
@@ -367,7 +360,12 @@ def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str
     own = mailbox.agent_id is not None and directory.agent_of(actor) == mailbox.agent
     if not own:
         _require_manager(actor, mailbox.domain.administration)
-        _require_reach(actor, mailbox, DirectoryError.PERSONAL_MAILBOX_OUT_OF_REACH)
+        # password-reset links go to a personal mailbox: holding it is holding the account
+        if mailbox.agent_id is not None and \
+                not rules.can_set_personal_mailbox(actor, mailbox.agent):
+            owner = mailbox.agent
+            raise PermissionDenied(DirectoryError.PERSONAL_MAILBOX_OUT_OF_REACH,
+                                   name=read_when_rendered(lambda: str(owner)))
     if password is None:
         password = "-".join(secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
                             for _ in range(3))
