@@ -154,6 +154,42 @@ def test_expired_tokens_do_not_authenticate():
                                  expires_at=timezone.now() - dt.timedelta(days=1))
 
 
+def _fields(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+@pytest.mark.parametrize("holder", ["agent", "company", "neither"])
+def test_a_token_is_read_with_its_holder_as_the_orm_reads_it(holder, django_assert_num_queries):
+    """The token's one prebuilt query gives the same rows, with the same Python types on
+    both databases, as the ORM's select_related; asking for the holder costs no query."""
+    user = {"agent": lambda: factories.agent().user,
+            "company": lambda: factories.company()[1].user,
+            "neither": lambda: get_user_model().objects.create_user("plain")}[holder]()
+    record, _token = services.issue_api_token(actor=SYSTEM, user=user, name="api",
+                                              expires_at=timezone.now() + dt.timedelta(days=1))
+    ApiToken.objects.filter(pk=record.pk).update(last_used_at=timezone.now())
+    expected = ApiToken.objects.select_related(
+        "user__agent__administration", "user__company_member__company").get(pk=record.pk)
+    with django_assert_num_queries(1):
+        found = selectors.token_with_holder(record.digest)
+        assert _fields(found) == _fields(expected)
+        assert _fields(found.user) == _fields(expected.user)
+        assert isinstance(found.expires_at, dt.datetime) and found.expires_at.tzinfo
+        assert selectors.company_of(found.user) == selectors.company_of(expected.user)
+        agent = selectors.agent_of(found.user)
+        assert (agent is None) == (holder != "agent")
+        if agent is not None:
+            assert _fields(agent) == _fields(expected.user.agent)
+            assert _fields(agent.administration) == _fields(expected.user.agent.administration)
+            assert agent.user is found.user
+        company = selectors.company_of(found.user)
+        if holder == "company":
+            assert _fields(company) == _fields(expected.user.company_member.company)
+        else:
+            assert company is None
+    assert selectors.token_with_holder("0" * 64) is None
+
+
 @pytest.mark.parametrize("garbage", ["", "sahab_", "Bearer x", "sahab_" + "x" * 300, "🙂"])
 def test_garbage_tokens_do_not_authenticate(garbage):
     assert services.authenticate_token(garbage) is None

@@ -819,12 +819,9 @@ def authenticate_token(token: str):
     """The active user a bearer token belongs to, or None. Records the last use."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    try:
-        # the agent or company member with the user: every API call asks who they are
-        record = ApiToken.objects.select_related(
-            "user__agent__administration", "user__company_member__company").get(
-                digest=token_digest(token))
-    except ApiToken.DoesNotExist:
+    # the agent or company member with the user: every API call asks who they are
+    record = selectors.token_with_holder(token_digest(token))
+    if record is None:
         return None
     if not record.is_usable or not record.user.is_active:
         return None

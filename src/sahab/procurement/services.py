@@ -1272,7 +1272,8 @@ def _store_bid(actor, tender: Tender, envelope: bytes, now: dt.datetime) -> Bid:
     if any(b.commitment == commitment for b in earlier):
         raise Conflict(ProcurementError.ENVELOPE_SUBMITTED_ALREADY)
     replaced = earlier
-    Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
+    if replaced:  # a company's first bid replaces none: no query for it
+        Bid.objects.filter(pk__in=[b.pk for b in replaced]).update(status=Bid.Status.REPLACED)
     # Before the opening the ledger shows that *a* bid came in, not from whom nor where.
     promise = ledger.enqueue(
         ProcurementEvent.BID_SUBMITTED,
