@@ -2,7 +2,7 @@ import pytest
 from django.test import Client
 
 from sahab.directory import services
-from sahab.directory.models import Agent, Role
+from sahab.directory.models import AdministrationKind, Agent, Role
 from sahab.directory.selectors import SYSTEM
 from tests import factories
 
@@ -136,3 +136,43 @@ def test_nul_characters_are_refused_with_400_on_every_database(client, method, u
     kwargs = {"content_type": "application/json", "data": body} if body else {}
     response = getattr(client, method)(url, **kwargs, **bearer(admin.user))
     assert_problem(response, 400)
+
+
+def test_the_address_book_shows_roles_status_and_second_factor_only_within_reach(
+        client, django_assert_max_num_queries):
+    """The finding: any agent could read, through GET /api/agents, every other agent's
+    roles, whether their account is active and whether they sign in without a second
+    factor, across every ministry: a list of targets for an intruder. The address book now
+    gives those to the agent themself and to whoever manages the agent's administration,
+    null to the rest; names, title, administration and address stay readable by all."""
+    mf = factories.administration(code="MF")
+    daf = factories.administration(code="MF-DAF", kind=AdministrationKind.DIRECTORATE,
+                                   parent=mf)
+    ms = factories.administration(code="MS")
+    reader = factories.agent(administration=ms, roles=[Role.PROCUREMENT_OFFICER])
+    target = factories.agent(administration=daf, roles=[Role.EVALUATOR])
+    mf_admin = factories.agent(administration=mf, roles=[Role.ADMINISTRATION_ADMIN])
+    platform = factories.platform_admin()
+    hidden = {"roles": None, "active": None, "totp_enabled": None}
+    name = target.user.username
+
+    def seen_by(user, path=f"/api/agents/{name}") -> dict:
+        response = client.get(path, **bearer(user))
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    by_outsider = seen_by(reader.user)
+    assert {k: by_outsider[k] for k in hidden} == hidden
+    assert by_outsider["administration"] == "MF-DAF" and by_outsider["email"]
+    listed = {a["username"]: a for a in seen_by(reader.user, "/api/agents?limit=100")["items"]}
+    assert {k: listed[name][k] for k in hidden} == hidden
+    assert listed[reader.user.username]["roles"] == ["procurement_officer"]  # their own
+    shown = {"roles": ["evaluator"], "active": True, "totp_enabled": False}
+    for manager in (mf_admin.user, platform.user, target.user):
+        assert {k: seen_by(manager)[k] for k in hidden} == shown
+    # the rule is decided once a request, not once an agent
+    for _ in range(20):
+        factories.agent(administration=ms)
+    headers = bearer(mf_admin.user)
+    with django_assert_max_num_queries(8):
+        assert client.get("/api/agents?limit=100", **headers).status_code == 200

@@ -65,6 +65,21 @@ class AdministrationFilter(Schema):
     parent: str = Field("", max_length=32)
 
 
+_DETAILS = ("Shown to the agent and to those who manage the agent's administration; "
+            "null to every other reader of the address book.")
+
+
+def _details_visible(agent: Agent, context) -> bool:
+    """The caller's right to an agent's roles, status and second factor, decided once a
+    request (``selectors.agent_details_visible_to``)."""
+    request = context["request"]
+    rule = getattr(request, "_agent_details_visible", None)
+    if rule is None:
+        rule = request._agent_details_visible = selectors.agent_details_visible_to(
+            request.user)
+    return rule(agent)
+
+
 class AgentOut(Schema):
     username: str
     first_name: str
@@ -72,9 +87,9 @@ class AgentOut(Schema):
     email: str
     administration: str
     title: str
-    roles: list[Role]
-    active: bool
-    totp_enabled: bool
+    roles: list[Role] | None = Field(description=_DETAILS)
+    active: bool | None = Field(description=_DETAILS)
+    totp_enabled: bool | None = Field(description=_DETAILS)
 
     @staticmethod
     def resolve_username(obj: Agent) -> str:
@@ -97,12 +112,16 @@ class AgentOut(Schema):
         return obj.administration.code
 
     @staticmethod
-    def resolve_roles(obj: Agent) -> list[str]:
-        return sorted(obj.role_set)
+    def resolve_roles(obj: Agent, context) -> list[str] | None:
+        return sorted(obj.role_set) if _details_visible(obj, context) else None
 
     @staticmethod
-    def resolve_active(obj: Agent) -> bool:
-        return obj.user.is_active
+    def resolve_active(obj: Agent, context) -> bool | None:
+        return obj.user.is_active if _details_visible(obj, context) else None
+
+    @staticmethod
+    def resolve_totp_enabled(obj: Agent, context) -> bool | None:
+        return obj.totp_enabled if _details_visible(obj, context) else None
 
 
 class AgentIn(Schema):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connections, router
@@ -130,6 +132,19 @@ def agents_visible_to(user, *, q: str = "", administration: str = "") -> QuerySe
     if administration:
         qs = qs.filter(administration__code=administration)
     return qs
+
+
+def agent_details_visible_to(user) -> Callable[[Agent], bool]:
+    """Whether ``user`` may read an agent's roles, account status and second factor: the
+    agent themself, and whoever manages the agent's administration. To everyone else
+    the address book gives names, title, administration and address only: who holds
+    which role and who signs in without a second factor is a map for an intruder."""
+    if is_platform_admin(user):
+        return lambda agent: True
+    root = managed_root(user)
+    user_id = getattr(user, "pk", None)
+    return lambda agent: agent.user_id == user_id or (
+        root is not None and agent.administration.is_within(root))
 
 
 def companies(*, q: str = "", cloud_providers_only: bool = False) -> QuerySet[Company]:
