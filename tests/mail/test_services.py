@@ -222,3 +222,44 @@ def test_a_mail_administrator_does_not_take_over_an_administrators_mailbox(world
     with pytest.raises(PermissionDenied):
         services.set_password(actor=ministry.user, mailbox=boxes[platform])
     assert services.set_password(actor=platform.user, mailbox=boxes[ministry])
+
+
+def test_the_owner_is_told_when_someone_else_sets_their_mailbox_password(world, commits):
+    """The finding: a mail administrator set the password of an agent's personal mailbox,
+    and only the ledger knew: the agent was not told, and the administrator, reading the
+    mailbox over IMAP, could read anything that came. The owner is now mailed at once, and
+    the account page, which the administrator cannot sign in to, says it from the ledger
+    even if that mail was deleted; the owner's own change, and the platform's (the
+    operator's demo or command line), say nothing."""
+    from django.test import Client
+
+    from sahab.mail import selectors
+    from tests import notices
+
+    bob = world.bob.user
+    mail_admin = factories.agent(administration=world.sante, roles=[Role.MAIL_ADMIN])
+    assert selectors.password_set_by_someone_else(bob) is None  # set by the platform
+    commits(services.set_password, actor=bob, mailbox=world.bob_box,
+            password="un mot de passe de bob")
+    assert selectors.password_set_by_someone_else(bob) is None
+    told = "sahab: The password of your mailbox was set by someone else"
+    assert told not in [m["Subject"] for m in notices.inbox(bob)]
+    commits(services.set_password, actor=mail_admin.user, mailbox=world.bob_box)
+    assert told in [m["Subject"] for m in notices.inbox(bob)]
+    # the administrator deletes the mail from the box: the account page still says it
+    for message in maildir.messages(world.bob_box.maildir, "INBOX"):
+        message.path.unlink()
+    set_at = selectors.password_set_by_someone_else(bob)
+    assert set_at is not None
+    web = Client(HTTP_ACCEPT_LANGUAGE="en")
+    web.force_login(bob)
+    assert "was last set by someone else" in web.get("/accounts/").content.decode()
+    # and once integrated into the tree, the same
+    from sahab.ledger import services as ledger
+
+    ledger.integrate()
+    assert selectors.password_set_by_someone_else(bob) == set_at
+    commits(services.set_password, actor=bob, mailbox=world.bob_box,
+            password="encore un mot de passe")
+    assert selectors.password_set_by_someone_else(bob) is None
+    assert "was last set by someone else" not in web.get("/accounts/").content.decode()

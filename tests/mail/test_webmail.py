@@ -122,7 +122,9 @@ def test_hostile_messages_are_shown_without_crashing(world):
     bob = client_for(world.bob)
     listing = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/")
     assert listing.status_code == 200
-    for stored in maildir.messages(world.bob_box.maildir, "INBOX"):
+    stored_messages = maildir.messages(world.bob_box.maildir, "INBOX")
+    assert len(stored_messages) == len(HOSTILE)
+    for stored in stored_messages:
         page = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/")
         assert page.status_code == 200
         body = page.content.decode()
@@ -373,3 +375,36 @@ def test_unicode_line_breaks_in_headers_are_form_errors_not_crashes(world):
     assert answer.status_code == 422 and answer["Content-Type"] == "application/problem+json"
     assert maildir.messages(world.bob_box.maildir, "INBOX") == []
     assert not letters.letters_visible_to(world.alice.user).exists()
+
+
+def test_mail_from_outside_the_states_domains_says_so_whatever_its_name(world):
+    """The finding: mail from any outside domain could take a ministry's name as its
+    display name ("Ministère des Finances <direction@finances-gov.example>"), and its
+    own domain's valid signature showed it as a verified sender: the reader saw a
+    verified ministry. The reader now marks every message whose address is on no domain
+    the platform hosts as coming from outside, whatever the name says; mail between
+    administrations carries no such mark."""
+    from django.conf import settings
+
+    lookalike = (
+        "From: =?utf-8?q?Minist=C3=A8re_des_Finances?= <direction@finances-gov.example>\r\n"
+        f"To: {world.bob_box.address}\r\nSubject: Virement urgent\r\n"
+        "Message-ID: <l@finances-gov.example>\r\n"
+        f"Authentication-Results: {settings.MAIL_HOSTNAME}; dkim=pass "
+        "header.d=finances-gov.example; dmarc=pass header.from=finances-gov.example\r\n"
+        "\r\nMerci de payer.\r\n").encode()
+    maildir.deliver(world.bob_box.home, lookalike)
+    send_web(world, subject="Entre ministères")
+    bob = client_for(world.bob)
+    pages = {}
+    for stored in maildir.messages(world.bob_box.maildir, "INBOX"):
+        reading = webmail.read(stored.path.read_bytes())
+        page = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/",
+                       HTTP_ACCEPT_LANGUAGE="en")
+        assert page.status_code == 200
+        pages[reading.subject] = page.content.decode()
+    outside = 'id="outside-mark"'
+    assert outside in pages["Virement urgent"] and "verified sender" in pages["Virement urgent"]
+    assert outside not in pages["Entre ministères"]
+    assert webmail.from_outside("not an address") and webmail.from_outside("")
+    assert not webmail.from_outside(f"Alice <{world.alice_box.address.upper()}>")

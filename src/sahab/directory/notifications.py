@@ -17,6 +17,8 @@ CHANGES = {
     "second_factor_on": gettext_lazy("Two-factor sign-in was turned on"),
     "second_factor_off": gettext_lazy("Two-factor sign-in was turned off"),
     "sessions_ended": gettext_lazy("Sessions of your account were ended"),
+    "mailbox_password_set": gettext_lazy(
+        "The password of your mailbox was set by someone else"),
 }
 
 

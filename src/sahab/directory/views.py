@@ -25,6 +25,7 @@ from sahab.directory import forms, rules, selectors, services
 from sahab.directory import sessions as web_sessions
 from sahab.directory.errors import DirectoryError
 from sahab.directory.models import Administration, AdministrationKind, Agent, Role
+from sahab.mail import selectors as mail_selectors
 from sahab.mail import views as mail_views
 
 _PENDING_2FA = "sahab_pending_2fa"
@@ -175,6 +176,8 @@ def home(request):
         "sessions": web_sessions.active_sessions(request.user),
         "current_session": request.session.session_key,
         "end_sessions_form": forms.EndSessionsForm(),
+        "mailbox_password_set_by_another": mail_selectors.password_set_by_someone_else(
+            request.user),
     })
 
 

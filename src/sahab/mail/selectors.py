@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 
 from django.db.models import Count, ExpressionWrapper, F, FloatField, Q, QuerySet, Sum, Value
@@ -9,6 +10,7 @@ from django.db.models.functions import Greatest
 
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Role
+from sahab.mail.events import MailEvent
 from sahab.mail.models import Alias, Mailbox, MailDomain
 
 
@@ -146,3 +148,28 @@ def fullest_mailboxes(domain: MailDomain, limit: int = 15) -> list[Mailbox]:
                               output_field=FloatField())
     return list(Mailbox.objects.filter(domain=domain).annotate(share=share)
                 .order_by("-share", "address")[:limit])
+
+
+def password_set_by_someone_else(user) -> dt.datetime | None:
+    """When the password of ``user``'s personal mailbox was last set, if it was set by
+    another user (a mail administrator; not the platform itself, see
+    ``services.set_password``): read from the ledger's entries, the integrated ones and
+    those still pending, not from a row the setter could edit."""
+    from sahab.ledger.models import Entry, PendingEntry
+
+    agent = directory.agent_of(user)
+    mailbox = Mailbox.objects.filter(agent=agent).only("pk").first() if agent else None
+    if mailbox is None:
+        return None
+    about = {"type": MailEvent.MAILBOX_PASSWORD_SET.value,
+             "subject": f"mail:mailbox:{mailbox.pk}"}
+    last = max((row for rows in (Entry.objects.filter(**about).order_by("-at")[:1],
+                                 PendingEntry.objects.filter(**about, index__isnull=True,
+                                                             refused="")
+                                 .order_by("-at")[:1])
+                for row in rows.values("actor", "at")),
+               key=lambda row: row["at"], default=None)
+    if last is None or last["actor"] in (directory.actor_id(user),
+                                         directory.actor_id(directory.SYSTEM)):
+        return None
+    return last["at"]

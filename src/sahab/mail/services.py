@@ -29,7 +29,7 @@ from sahab.core.errors import (
     PermissionDenied,
     read_when_rendered,
 )
-from sahab.directory import rules
+from sahab.directory import notifications, rules
 from sahab.directory import selectors as directory
 from sahab.directory.errors import DirectoryError
 from sahab.directory.models import Administration, Agent, Role
@@ -377,6 +377,11 @@ def set_password(*, actor, mailbox: Mailbox, password: str | None = None) -> str
     mailbox.save(update_fields=["password_digest", "password_set_at"])
     ledger.enqueue(MailEvent.MAILBOX_PASSWORD_SET, f"mail:mailbox:{mailbox.pk}", actor)
     _routing_changed()
+    if not own and mailbox.agent_id is not None and actor is not directory.SYSTEM:
+        # whoever set it can read this mailbox now: the account page says it too (the
+        # platform itself, at the demo or from the command line, is the operator, who
+        # holds the mail storage anyway)
+        notifications.sign_in_changed(mailbox.agent.user, "mailbox_password_set")
     return password
 
 

@@ -110,6 +110,7 @@ def message(request, pk: int, folder: str, key: str):
     stored = _stored(mailbox, folder, key)
     stored = maildir.set_flag(stored, "S")
     reading = webmail.read(stored.path.read_bytes())
+    reading.outside = webmail.from_outside(reading.sender)
     # a letter is the very file the platform delivered, whatever the message's headers say
     letter = letters.letter_in(mailbox, stored.key) if folder == "INBOX" else None
     if letter is not None:

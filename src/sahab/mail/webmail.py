@@ -129,6 +129,10 @@ class Reading:
     attachments: list[Attachment] = field(default_factory=list)
     letter_reference: str = ""
     auth: str = "unverified"  # verified, unverified or failed (inbound.mark)
+    # the From address is on no domain this platform hosts (``from_outside``, set by the
+    # reader's view): a name such as "Ministère des Finances" may then be anyone's, even
+    # with a verified signature of the sender's own domain
+    outside: bool = False
 
 
 def parse(raw: bytes) -> Message:
@@ -207,6 +211,19 @@ def read(raw: bytes) -> Reading:
                    header(message, "Cc"), header(message, "Date"), header(message, "Message-ID"),
                    text, html, attachments, reference,
                    inbound.mark(message, settings.MAIL_HOSTNAME))
+
+
+def sender_address(sender: str) -> str:
+    """The address of a From header's value (its last mailbox), lower-cased; "" if none."""
+    addresses = email.utils.getaddresses([sender])
+    return addresses[-1][1].lower() if addresses else ""
+
+
+def from_outside(sender: str) -> bool:
+    """Whether mail from ``sender`` comes from outside the state's mail: its address is
+    on no domain hosted here (an unreadable address counts as outside)."""
+    address = sender_address(sender)
+    return not address or not current_routing().is_hosted(address)
 
 
 def attachment(raw: bytes, index: int) -> tuple[str, str, bytes]:
