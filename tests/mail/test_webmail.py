@@ -408,3 +408,5 @@ def test_mail_from_outside_the_states_domains_says_so_whatever_its_name(world):
     assert outside not in pages["Entre ministères"]
     assert webmail.from_outside("not an address") and webmail.from_outside("")
     assert not webmail.from_outside(f"Alice <{world.alice_box.address.upper()}>")
+    # a hosted address beside an outside one does not cover it
+    assert webmail.from_outside(f"x@finances-gov.example, {world.alice_box.address}")

@@ -213,17 +213,14 @@ def read(raw: bytes) -> Reading:
                    inbound.mark(message, settings.MAIL_HOSTNAME))
 
 
-def sender_address(sender: str) -> str:
-    """The address of a From header's value (its last mailbox), lower-cased; "" if none."""
-    addresses = email.utils.getaddresses([sender])
-    return addresses[-1][1].lower() if addresses else ""
-
-
 def from_outside(sender: str) -> bool:
-    """Whether mail from ``sender`` comes from outside the state's mail: its address is
-    on no domain hosted here (an unreadable address counts as outside)."""
-    address = sender_address(sender)
-    return not address or not current_routing().is_hosted(address)
+    """Whether mail from ``sender`` (a From header's value) comes from outside the state's
+    mail: one of its addresses is on no domain hosted here (an unreadable one counts as
+    outside)."""
+    addresses = [address.lower() for _name, address in email.utils.getaddresses([sender])]
+    routing_table = current_routing()
+    return not addresses or any(not address or not routing_table.is_hosted(address)
+                                for address in addresses)
 
 
 def attachment(raw: bytes, index: int) -> tuple[str, str, bytes]:
