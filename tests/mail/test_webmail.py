@@ -406,7 +406,46 @@ def test_mail_from_outside_the_states_domains_says_so_whatever_its_name(world):
     outside = 'id="outside-mark"'
     assert outside in pages["Virement urgent"] and "verified sender" in pages["Virement urgent"]
     assert outside not in pages["Entre ministères"]
-    assert webmail.from_outside("not an address") and webmail.from_outside("")
-    assert not webmail.from_outside(f"Alice <{world.alice_box.address.upper()}>")
+    listing = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/", HTTP_ACCEPT_LANGUAGE="en")
+    assert listing.content.decode().count('class="outside-mark"') == 1
+    def from_(value: str) -> bool:
+        return webmail.from_outside(f"From: {value}\r\nSubject: x\r\n\r\n".encode())
+
+    assert from_("not an address") and from_("") and webmail.from_outside(b"Subject: x\r\n")
+    assert not from_(f"Alice <{world.alice_box.address.upper()}>")
+    assert not from_(f"=?utf-8?q?Alic=C3=A9?= <{world.alice_box.address}>")
     # a hosted address beside an outside one does not cover it
-    assert webmail.from_outside(f"x@finances-gov.example, {world.alice_box.address}")
+    assert from_(f"x@finances-gov.example, {world.alice_box.address}")
+
+
+@pytest.mark.parametrize("claimed", [
+    "=?utf-8?q?dg=40finances=2Etest?=",
+    "=?utf-8?q?Minist=C3=A8re_des_Finances_dg=40finances=2Etest?=",
+    "=?utf-8?q?Minist=C3=A8re_des_Finances?= =?utf-8?q?_dg=40finances=2Etest?=",
+    "=?utf-8?q?Minist=C3=A8re_des_Finances?= <postmaster>",
+    "Ministere des Finances <POSTMASTER>",
+])
+def test_an_address_spelt_in_an_encoded_word_is_from_outside(world, claimed):
+    """The finding: the mark was decided on the decoded From text, so a From made only of
+    an encoded word that decodes to "Ministère des Finances dg@finances.test" (no real
+    address, hence no hosted domain claimed and no signature asked for at the MX), or a
+    bare "postmaster", was taken for mail from inside. The mark is now decided on the raw
+    field, as the receiving server reads it: one plain address on a hosted domain, or
+    outside. The listing carries the mark too."""
+    from sahab.mail import delivery, inbound
+
+    raw = (f"From: {claimed}\r\nTo: {world.bob_box.address}\r\nSubject: Virement urgent\r\n"
+           "Message-ID: <x@evil.example>\r\n\r\nMerci de payer.\r\n").encode()
+    delivery.check_headers(raw)
+    verdict = inbound.authenticate(raw, peer="192.0.2.1", helo="mx.evil.example",
+                                   mail_from="bounce@evil.example",
+                                   routing=webmail.current_routing())
+    assert verdict.folder == ""  # accepted on the MX port, to the inbox
+    maildir.deliver(world.bob_box.home, raw)
+    [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
+    bob = client_for(world.bob)
+    page = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/{stored.key}/",
+                   HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200 and 'id="outside-mark"' in page.content.decode()
+    listing = bob.get(f"/mail/box/{world.bob_box.pk}/INBOX/", HTTP_ACCEPT_LANGUAGE="en")
+    assert 'class="outside-mark"' in listing.content.decode()

@@ -163,10 +163,12 @@ def password_set_by_someone_else(user) -> dt.datetime | None:
         return None
     about = {"type": MailEvent.MAILBOX_PASSWORD_SET.value,
              "subject": f"mail:mailbox:{mailbox.pk}"}
-    last = max((row for rows in (Entry.objects.filter(**about).order_by("-at")[:1],
-                                 PendingEntry.objects.filter(**about, index__isnull=True,
+    # the pending rows first: an entry integrated between the two reads is then found
+    # in the log, never missed by both
+    last = max((row for rows in (PendingEntry.objects.filter(**about, index__isnull=True,
                                                              refused="")
-                                 .order_by("-at")[:1])
+                                 .order_by("-at")[:1],
+                                 Entry.objects.filter(**about).order_by("-at")[:1])
                 for row in rows.values("actor", "at")),
                key=lambda row: row["at"], default=None)
     if last is None or last["actor"] in (directory.actor_id(user),

@@ -90,9 +90,10 @@ def folder(request, pk: int, folder: str):
     except ValueError:
         page = 1
     shown = stored[(page - 1) * webmail.PAGE_SIZE:page * webmail.PAGE_SIZE]
+    table = webmail.current_routing()  # once for the page, not once a message
     return render(request, "mail/folder.html", {
         **_nav(request, mailbox, folder),
-        "rows": [webmail.summary(m) for m in shown], "query": query, "page": page,
+        "rows": [webmail.summary(m, table) for m in shown], "query": query, "page": page,
         "pages": pages, "total": len(stored)})
 
 
@@ -109,8 +110,9 @@ def message(request, pk: int, folder: str, key: str):
     mailbox = _mailbox(request, pk)
     stored = _stored(mailbox, folder, key)
     stored = maildir.set_flag(stored, "S")
-    reading = webmail.read(stored.path.read_bytes())
-    reading.outside = webmail.from_outside(reading.sender)
+    raw = stored.path.read_bytes()
+    reading = webmail.read(raw)
+    reading.outside = webmail.from_outside(raw)
     # a letter is the very file the platform delivered, whatever the message's headers say
     letter = letters.letter_in(mailbox, stored.key) if folder == "INBOX" else None
     if letter is not None:

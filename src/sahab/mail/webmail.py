@@ -11,6 +11,7 @@ import datetime as dt
 import email
 import email.policy
 import email.utils
+import re
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
@@ -71,6 +72,7 @@ class Summary:
     date: dt.datetime | None
     seen: bool
     size: int
+    outside: bool = False  # from_outside
 
 
 @dataclass(frozen=True)
@@ -149,13 +151,13 @@ def header(message: Message, name: str) -> str:
         return " ".join(str(raw[0]).split()) if raw else ""
 
 
-def summary(stored: maildir.StoredMessage) -> Summary:
+def summary(stored: maildir.StoredMessage, table: routing.Routing | None = None) -> Summary:
     with open(stored.path, "rb") as f:
         head = f.read(64 * 1024)
     message = parse(delivery.header_block(head) + b"\n")
     return Summary(stored.key, header(message, "Subject") or _("(no subject)"),
                    header(message, "From"), parse_date(header(message, "Date")), stored.seen,
-                   stored.path.stat().st_size)
+                   stored.path.stat().st_size, from_outside(head, table))
 
 
 def _parts(message: Message):
@@ -213,14 +215,22 @@ def read(raw: bytes) -> Reading:
                    inbound.mark(message, settings.MAIL_HOSTNAME))
 
 
-def from_outside(sender: str) -> bool:
-    """Whether mail from ``sender`` (a From header's value) comes from outside the state's
-    mail: one of its addresses is on no domain hosted here (an unreadable one counts as
-    outside)."""
-    addresses = [address.lower() for _name, address in email.utils.getaddresses([sender])]
-    routing_table = current_routing()
-    return not addresses or any(not address or not routing_table.is_hosted(address)
-                                for address in addresses)
+# one plain address: no encoded word, quote, comment, bracket or space left in it
+_PLAIN_ADDRESS = re.compile(r"[^\s@<>\"()=?,;:\\\[\]]+@[^\s@<>\"()=?,;:\\\[\]]+")
+
+
+def from_outside(raw: bytes, table: routing.Routing | None = None) -> bool:
+    """Whether a message comes from outside the state's mail, decided on its raw From
+    field as the receiving server reads it (never on the decoded text a reader sees: an
+    encoded word can spell "dg@finances.tn" inside a display name). Inside means exactly
+    one plain address, on a domain hosted here; anything else is outside. ``table``: the
+    routing table, for a caller that asks for many messages."""
+    values = [str(v) for v in delivery.headers_of(raw).get_all("From", [])]
+    addresses = [address.lower() for _name, address in email.utils.getaddresses(values)]
+    if len(values) != 1 or len(addresses) != 1 or not _PLAIN_ADDRESS.fullmatch(addresses[0]):
+        return True
+    domain = addresses[0].rpartition("@")[2]
+    return domain not in (table or current_routing()).domains
 
 
 def attachment(raw: bytes, index: int) -> tuple[str, str, bytes]:
