@@ -368,6 +368,27 @@ def test_a_header_line_readers_see_differently_is_refused(committed_world, smtp_
     assert len(stored(w.bob_box)) == 1
 
 
+def test_a_from_without_a_real_address_is_refused_at_the_mx(committed_world, smtp_server):
+    """The finding: ``From: =?utf-8?q?Minist=C3=A8re_des_Finances_dg=40finances=2Etest?=``
+    (an encoded word, no address) names no domain, so none was checked, and the reader
+    showed "Ministère des Finances dg@finances.test" as the sender. The MX refuses a From
+    that gives no local-part@domain; an ordinary one still passes."""
+    w = committed_world
+    bob = w.bob_box.address
+    for claimed in ("=?utf-8?q?Minist=C3=A8re_des_Finances_dg=40finances=2Etest?=",
+                    "Ministere des Finances <postmaster>", "undisclosed"):
+        data = (f"From: {claimed}\r\nTo: {bob}\r\nSubject: ordre\r\n"
+                f"Message-ID: <2@evil.org>\r\n\r\nPayez.\r\n").encode()
+        code, reply = _data_reply_of_mx(smtp_server, "x@evil.org", bob, data)
+        assert (code, reply[:5]) == (550, b"5.7.1"), (claimed, code, reply)
+    assert stored(w.bob_box) == []
+    data = (f"From: =?utf-8?q?Soci=C3=A9t=C3=A9?= <x@evil.org>\r\nTo: {bob}\r\n"
+            f"Subject: ok\r\n\r\nok\r\n").encode()
+    with smtplib.SMTP(smtp_server.host, smtp_server.smtp_port, timeout=10) as client:
+        assert client.sendmail("x@evil.org", [bob], data) == {}
+    assert len(stored(w.bob_box)) == 1
+
+
 def test_a_looping_message_is_refused_at_the_hop_limit(committed_world, smtp_server):
     """The finding: the MX counted no hops, so a Sieve redirect to an outside address that
     forwards back went round for ever. At 50 Received: fields (Postfix's limit) the

@@ -426,21 +426,22 @@ def test_mail_from_outside_the_states_domains_says_so_whatever_its_name(world):
     "Ministere des Finances <POSTMASTER>",
 ])
 def test_an_address_spelt_in_an_encoded_word_is_from_outside(world, claimed):
-    """The finding: the mark was decided on the decoded From text, so a From made only of
-    an encoded word that decodes to "Ministère des Finances dg@finances.test" (no real
-    address, hence no hosted domain claimed and no signature asked for at the MX), or a
-    bare "postmaster", was taken for mail from inside. The mark is now decided on the raw
-    field, as the receiving server reads it: one plain address on a hosted domain, or
-    outside. The listing carries the mark too."""
+    """The finding: the mark was decided on the decoded From text, and the MX took a From
+    without a real address: one made only of an encoded word that decodes to "Ministère
+    des Finances dg@finances.test" (no domain, hence none claimed and no signature asked
+    for), or a bare "postmaster", reached the inbox unmarked. The MX now refuses a From
+    without local-part@domain, and the reader decides on the raw field as the MX reads
+    it, so that such a message already in a box (delivered before) is marked, in the
+    folder's list too."""
     from sahab.mail import delivery, inbound
 
     raw = (f"From: {claimed}\r\nTo: {world.bob_box.address}\r\nSubject: Virement urgent\r\n"
            "Message-ID: <x@evil.example>\r\n\r\nMerci de payer.\r\n").encode()
     delivery.check_headers(raw)
-    verdict = inbound.authenticate(raw, peer="192.0.2.1", helo="mx.evil.example",
-                                   mail_from="bounce@evil.example",
-                                   routing=webmail.current_routing())
-    assert verdict.folder == ""  # accepted on the MX port, to the inbox
+    with pytest.raises(delivery.Refused, match=r"550 5\.7\.1 The From: header must give"):
+        inbound.authenticate(raw, peer="192.0.2.1", helo="mx.evil.example",
+                             mail_from="bounce@evil.example",
+                             routing=webmail.current_routing())
     maildir.deliver(world.bob_box.home, raw)
     [stored] = maildir.messages(world.bob_box.maildir, "INBOX")
     bob = client_for(world.bob)

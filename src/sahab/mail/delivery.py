@@ -98,6 +98,11 @@ def headers_of(data: bytes):
     return BytesHeaderParser(policy=compat32).parsebytes(header_block(data))
 
 
+# one plain address (addr-spec): no encoded word, quote, comment, bracket or space left
+# in it, and a domain
+PLAIN_ADDRESS = re.compile(r"[^\s@<>\"()=?,;:\\\[\]]+@[^\s@<>\"()=?,;:\\\[\]]+")
+
+
 def addresses_in(headers, name: str) -> list[str]:
     values = [str(v) for v in headers.get_all(name, [])]
     return [addr.lower() for _, addr in email.utils.getaddresses(values) if addr]

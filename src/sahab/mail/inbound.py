@@ -23,7 +23,7 @@ from authheaders.dmarc_lookup import DMARCException
 from authres import DKIMAuthenticationResult, SPFAuthenticationResult
 
 from sahab.mail import dkim, resolver
-from sahab.mail.delivery import Refused, addresses_in, headers_of
+from sahab.mail.delivery import PLAIN_ADDRESS, Refused, addresses_in, headers_of
 from sahab.mail.routing import Routing
 
 JUNK = "Junk"
@@ -116,6 +116,12 @@ def authenticate(data: bytes, *, peer: str, helo: str, mail_from: str,
     senders = addresses_in(headers, "From")
     if len(senders) != 1:
         raise Refused("550 5.7.1 A message must name exactly one sender in its From: header")
+    if not PLAIN_ADDRESS.fullmatch(senders[0]):
+        # RFC 5322 §3.4.1: an address with its domain. Without one no domain is claimed,
+        # none is checked, and a display text such as "dg@finances.tn" spelt in an
+        # encoded word passes for an address
+        raise Refused("550 5.7.1 The From: header must give the sender's address, "
+                      "local-part@domain (RFC 5322 §3.4.1)")
     from_domain = _domain(senders[0])
     verdict = Verdict(from_domain=from_domain, spf_domain=_domain(mail_from))
     verdict.dkim = dkim.verify(data, routing.records)

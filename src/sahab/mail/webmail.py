@@ -11,7 +11,6 @@ import datetime as dt
 import email
 import email.policy
 import email.utils
-import re
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
@@ -215,10 +214,6 @@ def read(raw: bytes) -> Reading:
                    inbound.mark(message, settings.MAIL_HOSTNAME))
 
 
-# one plain address: no encoded word, quote, comment, bracket or space left in it
-_PLAIN_ADDRESS = re.compile(r"[^\s@<>\"()=?,;:\\\[\]]+@[^\s@<>\"()=?,;:\\\[\]]+")
-
-
 def from_outside(raw: bytes, table: routing.Routing | None = None) -> bool:
     """Whether a message comes from outside the state's mail, decided on its raw From
     field as the receiving server reads it (never on the decoded text a reader sees: an
@@ -227,7 +222,8 @@ def from_outside(raw: bytes, table: routing.Routing | None = None) -> bool:
     routing table, for a caller that asks for many messages."""
     values = [str(v) for v in delivery.headers_of(raw).get_all("From", [])]
     addresses = [address.lower() for _name, address in email.utils.getaddresses(values)]
-    if len(values) != 1 or len(addresses) != 1 or not _PLAIN_ADDRESS.fullmatch(addresses[0]):
+    if len(values) != 1 or len(addresses) != 1 \
+            or not delivery.PLAIN_ADDRESS.fullmatch(addresses[0]):
         return True
     domain = addresses[0].rpartition("@")[2]
     return domain not in (table or current_routing()).domains
