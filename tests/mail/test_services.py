@@ -259,6 +259,16 @@ def test_the_owner_is_told_when_someone_else_sets_their_mailbox_password(world, 
 
     ledger.integrate()
     assert selectors.password_set_by_someone_else(bob) == set_at
+    # a database writer plants, beyond the signed log, a later row in which bob set it
+    # himself: no entry of the log, it hides nothing
+    from sahab.directory import selectors as directory
+    from sahab.ledger.models import Entry
+
+    Entry.objects.create(index=10**12, body=b"{}", type="mail.mailbox.password_set",
+                         subject=f"mail:mailbox:{world.bob_box.pk}",
+                         actor=directory.actor_id(bob), at=set_at + dt.timedelta(hours=1))
+    assert selectors.password_set_by_someone_else(bob) == set_at
+    assert "was last set by someone else" in web.get("/accounts/").content.decode()
     commits(services.set_password, actor=bob, mailbox=world.bob_box,
             password="encore un mot de passe")
     assert selectors.password_set_by_someone_else(bob) is None

@@ -155,21 +155,21 @@ def password_set_by_someone_else(user) -> dt.datetime | None:
     another user (a mail administrator; not the platform itself, see
     ``services.set_password``): read from the ledger's entries, the integrated ones and
     those still pending, not from a row the setter could edit."""
-    from sahab.ledger.models import Entry, PendingEntry
+    from sahab.ledger import services as ledger
+    from sahab.ledger.models import PendingEntry
 
     agent = directory.agent_of(user)
     mailbox = Mailbox.objects.filter(agent=agent).only("pk").first() if agent else None
     if mailbox is None:
         return None
-    about = {"type": MailEvent.MAILBOX_PASSWORD_SET.value,
-             "subject": f"mail:mailbox:{mailbox.pk}"}
+    subject, kind = f"mail:mailbox:{mailbox.pk}", MailEvent.MAILBOX_PASSWORD_SET.value
     # the pending rows first: an entry integrated between the two reads is then found
-    # in the log, never missed by both
-    last = max((row for rows in (PendingEntry.objects.filter(**about, index__isnull=True,
-                                                             refused="")
-                                 .order_by("-at")[:1],
-                                 Entry.objects.filter(**about).order_by("-at")[:1])
-                for row in rows.values("actor", "at")),
+    # in the log, never missed by both. The log's side reads only the signed log's
+    # entries: a row planted beyond it must not hide the notice.
+    pending = PendingEntry.objects.filter(subject=subject, type=kind, index__isnull=True,
+                                          refused="").order_by("-at")[:1]
+    logged = ledger.entries_about(subject).filter(type=kind).order_by("-index")[:1]
+    last = max((row for rows in (pending, logged) for row in rows.values("actor", "at")),
                key=lambda row: row["at"], default=None)
     if last is None or last["actor"] in (directory.actor_id(user),
                                          directory.actor_id(directory.SYSTEM)):

@@ -220,9 +220,9 @@ def from_outside(raw: bytes, table: routing.Routing | None = None) -> bool:
     encoded word can spell "dg@finances.tn" inside a display name). Inside means exactly
     one plain address, on a domain hosted here; anything else is outside. ``table``: the
     routing table, for a caller that asks for many messages."""
-    values = [str(v) for v in delivery.headers_of(raw).get_all("From", [])]
-    addresses = [address.lower() for _name, address in email.utils.getaddresses(values)]
-    if len(values) != 1 or len(addresses) != 1 \
+    headers = delivery.headers_of(raw)
+    addresses = delivery.addresses_in(headers, "From")
+    if len(headers.get_all("From", [])) != 1 or len(addresses) != 1 \
             or not delivery.PLAIN_ADDRESS.fullmatch(addresses[0]):
         return True
     domain = addresses[0].rpartition("@")[2]
