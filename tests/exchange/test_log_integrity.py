@@ -4,6 +4,7 @@ ledger is refused or reported, never logged as the platform's word."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -101,3 +102,67 @@ def test_the_verify_command_names_the_records_that_disagree(intranet, settings):
     assert cli.cmd_verify_log(None) == 0
     Message.objects.update(status=500)
     assert cli.cmd_verify_log(None) == 1
+
+
+def _three_exchanges_numbered(intranet) -> str:
+    """Three calls through the gateway, numbered 1, 2, 3 by its process: its run id."""
+    for _ in range(3):
+        assert intranet.call("persons/1").status_code == 200
+    records = list(Message.objects.order_by("seq"))
+    assert [m.seq for m in records] == [1, 2, 3] and len({m.run for m in records}) == 1
+    return records[0].run
+
+
+def test_a_record_deleted_before_it_reached_the_ledger_leaves_a_hole_that_is_reported(
+        intranet, capsys, settings):
+    """Finding: a database writer deleted a record of the message log in the second before
+    the worker logged it: the ledger never saw the exchange, and nothing told. The
+    gateway's process now numbers its records under its MAC and in the public entry; the
+    hole is reported by the status (once it is older than a record on its way could be)
+    and by the verify command, from the ledger's entries: deleting the later records from
+    the table as well hides nothing."""
+    from django.utils import timezone
+
+    from sahab.exchange import cli
+
+    run = _three_exchanges_numbered(intranet)
+    Message.objects.filter(seq=2).delete()
+    assert messagelog.flush_to_ledger() == 2
+    assert [(d["run"], d["seq"]) for d in _exchange_entries()] == [(run, 1), (run, 3)]
+    assert messagelog.gaps() == []  # as young as a record still on its way
+    later = timezone.now() + dt.timedelta(seconds=120)
+    assert messagelog.gaps(now=later) == [(run, 2)]
+    status = messagelog.status(now=later)
+    assert status["missing"] == 1 and "missing" in status["alert_reasons"]
+    Message.objects.filter(seq=3).delete()  # the later record, gone from the table too
+    assert messagelog.gaps(now=later) == [(run, 2)]
+    settings.EXCHANGE_LOG_ALERT_SECONDS = 0  # the command, run two minutes later
+    assert cli.cmd_verify_log(None) == 1
+    assert f"gateway process {run}: record 2 is missing" in capsys.readouterr().err
+
+
+def test_no_record_takes_the_number_of_a_deleted_one(intranet):
+    """The number is under the gateway's MAC: the writer who deleted record 2 cannot give
+    record 3 its number (nor strip record 3 of its number) to close the hole."""
+    _three_exchanges_numbered(intranet)
+    Message.objects.filter(seq=2).delete()
+    Message.objects.filter(seq=3).update(seq=2)
+    Message.objects.filter(seq=1).update(seq=None, run=None)
+    assert messagelog.flush_to_ledger() == 0
+    assert Message.objects.filter(ledger_failed_at__isnull=False).count() == 2
+    assert "refused" in messagelog.status()["alert_reasons"]
+
+
+def test_records_waiting_for_the_ledger_or_set_aside_are_no_hole(intranet):
+    """A record of the numbering still in the backlog or set aside is accounted for (the
+    backlog and the set-aside count show it): only a record gone is a hole."""
+    from django.utils import timezone
+
+    _three_exchanges_numbered(intranet)
+    Message.objects.filter(seq=2).update(status=500)  # edited: set aside at the flush
+    assert messagelog.flush_to_ledger() == 2
+    later = timezone.now() + dt.timedelta(seconds=120)
+    assert messagelog.gaps(now=later) == []
+    status = messagelog.status(now=later)
+    assert status["missing"] == 0 and status["refused"] == 1
+

@@ -109,6 +109,8 @@ class LogStatusOut(Schema):
     refused: int
     disagreeing: int = Field(..., description="Latest logged records that differ from "
                                               "their ledger entry")
+    missing: int = Field(..., description="Records missing between the numbers of the "
+                                          "latest logged ones (deleted before the ledger)")
     alert: bool
     alert_reasons: list[str]
     alert_after_seconds: int

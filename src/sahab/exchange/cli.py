@@ -18,7 +18,8 @@ def register(sub) -> None:
                                                   "back in its backlog")
     r.set_defaults(func=cmd_retry_refused)
     v = commands.add_parser("verify-log", help="compare every logged record of the message "
-                                               "log with its ledger entry")
+                                               "log with its ledger entry, and look for "
+                                               "records missing from the ledger")
     v.set_defaults(func=cmd_verify_log)
 
 
@@ -57,8 +58,17 @@ def cmd_verify_log(args) -> int:
     if found:
         print(_("Records of the message log that disagree with the ledger: %(n)d.") % {
             "n": len(found)}, file=sys.stderr)
+    missing = messagelog.gaps()
+    for run, number in missing:
+        print(_("gateway process %(run)s: record %(number)d is missing from the ledger") % {
+            "run": run, "number": number}, file=sys.stderr)
+    if missing:
+        print(_("Records missing from the ledger (deleted before they reached it): "
+                "%(n)d.") % {"n": len(missing)}, file=sys.stderr)
+    if found or missing:
         return 1
-    print(_("Every logged record of the message log agrees with the ledger."))
+    print(_("Every logged record of the message log agrees with the ledger, and none is "
+            "missing."))
     return 0
 
 

@@ -72,6 +72,8 @@ class ExchangeEvent(LedgerEvent):
             "request_sha256",
             "response_bytes",
             "response_sha256",
+            "run",
+            "seq",
             "service",
             "started_at",
             "status",

@@ -23,6 +23,12 @@ Three guarantees, each in one place here:
    set aside and raises the alert), and ``disagreements`` compares logged records with
    their ledger entries (the status checks the latest, ``sahab exchange verify-log``
    all of them).
+5. **No record disappears unseen** (``MessageLog.record``, ``gaps``): each gateway
+   process numbers its records from 1 under a random id of its own, both under the MAC
+   and in the ledger entry, so a record deleted in the database before it reached the
+   ledger leaves a hole in the public numbering once a later record of the same process
+   is logged. What stays out of reach: the last records of a process that stops before
+   writing another, and a process all of whose records are deleted.
 """
 
 from __future__ import annotations
@@ -108,7 +114,7 @@ def capture(**fields) -> dict:
         "response_sha256": _hex64(fields.get("response_sha256")),
         "response_bytes": _count(fields.get("response_bytes")), "status": status,
         "error": _text(fields.get("error"), 100), "started_at": started,
-        "duration_ms": duration, "ledger_error": ""}
+        "duration_ms": duration, "ledger_error": "", "run": None, "seq": None}
 
 
 # --- writing records ----------------------------------------------------------------------
@@ -116,7 +122,7 @@ def capture(**fields) -> dict:
 COLUMNS = ("x_road_id", "client", "service", "grant_id", "method", "path_sha256",
            "request_id", "request_hash", "user_id", "issue", "request_sha256",
            "request_bytes", "response_sha256", "response_bytes", "status", "error",
-           "started_at", "duration_ms", "ledger_error", "mac")
+           "started_at", "duration_ms", "ledger_error", "run", "seq", "mac")
 
 # What the gateway's MAC covers: every field of the record but the grant (a grant
 # deleted meanwhile leaves its records) and the ledger's bookkeeping. The request id is
@@ -126,6 +132,10 @@ SEALED = ("x_road_id", "request_id", "client", "service", "method", "path_sha256
           "response_sha256", "response_bytes", "status", "error", "started_at",
           "duration_ms")
 MAC_CONTEXT = b"sahab-exchange-message/1\0"
+# A numbered record (``MessageLog.record``): its process and number are sealed as well, so
+# that no record can take the number of one that was deleted.
+NUMBERED = (*SEALED, "run", "seq")
+NUMBERED_CONTEXT = b"sahab-exchange-message/2\0"
 
 
 def key_path():
@@ -161,16 +171,17 @@ def _key(path: str) -> bytes:
 def seal(record) -> str:
     """The gateway's MAC of a record (a captured dict or a ``Message``), in hexadecimal."""
     get = record.get if isinstance(record, dict) else functools.partial(getattr, record)
+    numbered = get("seq") is not None
     values = []
-    for name in SEALED:
+    for name in NUMBERED if numbered else SEALED:
         value = get(name)
         if name == "started_at":
             value = value.astimezone(dt.UTC).isoformat()
         elif name == "duration_ms":
             value = float(value)
         values.append(value)
-    message = MAC_CONTEXT + json.dumps(values, ensure_ascii=False,
-                                       separators=(",", ":")).encode()
+    context = NUMBERED_CONTEXT if numbered else MAC_CONTEXT
+    message = context + json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
     return hmac.new(_key(str(key_path())), message, hashlib.sha256).hexdigest()
 
 
@@ -234,10 +245,14 @@ def _set_aside(row: dict, exc: Exception) -> None:
 
 
 class MessageLog:
-    """The gateway's side of the log (one per process, on its event loop)."""
+    """The gateway's side of the log (one per process, on its event loop). It numbers
+    the records it keeps, from 1, under a random id of its own (``run``): the ledger
+    then shows a hole where a record was deleted before reaching it (``gaps``)."""
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+        self.run = uuid.uuid4().hex
+        self.numbers = itertools.count(1)
         self.pending: list[dict] = []
         self.oldest: float | None = None  # monotonic time of the oldest pending record
         self.failures = 0
@@ -256,6 +271,7 @@ class MessageLog:
 
     async def record(self, message: dict) -> None:
         """Keep a record; in strict mode, return once it is committed."""
+        message["run"], message["seq"] = self.run, next(self.numbers)
         if self.strict:
             while True:
                 try:
@@ -315,6 +331,7 @@ def _write_and_close(batch: list[dict]) -> None:
 # --- to the ledger -------------------------------------------------------------------------
 
 def ledger_record(message: Message) -> ledger.Record:
+    numbers = {"run": message.run, "seq": message.seq} if message.seq is not None else {}
     return ledger.Record(
         type=ExchangeEvent.MESSAGE,
         subject=message.service or message.client,
@@ -335,6 +352,7 @@ def ledger_record(message: Message) -> ledger.Record:
             "error": message.error,
             "started_at": message.started_at.isoformat(),
             "duration_ms": round(message.duration_ms, 3),
+            **numbers,
         },
     )
 
@@ -457,6 +475,45 @@ def _differs_from(message: Message, body: bytes | None) -> str:
     return ""
 
 
+def gaps(latest: int | None = None, now: dt.datetime | None = None,
+         chunk: int = 2000) -> list[tuple[str, int]]:
+    """The records missing from the ledger: (gateway process, number) of each number a
+    gateway process gave that no ledger entry holds, although a later record of the same
+    process is on the ledger, and that is neither waiting for the ledger nor set aside.
+    Such a record was deleted in the database before it reached the ledger (or refused
+    by the database and kept in the gateway's file of refused records).
+
+    Read from the ledger's entries, which no database writer can edit unseen, not from
+    the table: deleting the later records from the table hides nothing. ``latest``: only
+    the latest entries of the exchanges, and the holes between their numbers; otherwise
+    every entry, and each process's numbers from 1. A hole that the next record's entry
+    has shown for less than ``EXCHANGE_LOG_ALERT_SECONDS`` may be a record still on its
+    way (in strict mode, records are committed in parallel) and is left out."""
+    now = now or timezone.now()
+    entries = ledger.logged_entries().filter(type=ExchangeEvent.MESSAGE.value) \
+        .order_by("-index")
+    if latest is not None:
+        entries = entries[:latest]
+    logged: dict[str, dict[int, dt.datetime]] = {}  # process → number → when logged
+    for body, at in entries.values_list("body", "at").iterator(chunk_size=chunk):
+        data = json.loads(bytes(body)).get("data", {})
+        if isinstance(data.get("seq"), int) and isinstance(data.get("run"), str):
+            logged.setdefault(data["run"], {})[data["seq"]] = at
+    settled = now - dt.timedelta(seconds=settings.EXCHANGE_LOG_ALERT_SECONDS)
+    missing: list[tuple[str, int]] = []
+    for run, numbers in logged.items():
+        holes, before = [], (min(numbers) if latest is not None else 1) - 1
+        for number in sorted(numbers):
+            if numbers[number] < settled:
+                holes += range(before + 1, number)
+            before = number
+        on_their_way = set(Message.objects.filter(run=run, seq__in=holes,
+                                                  ledger_index__isnull=True)
+                           .values_list("seq", flat=True)) if holes else set()
+        missing += [(run, n) for n in holes if n not in on_their_way]
+    return sorted(missing)
+
+
 # The records the status compares with the ledger each time (the latest logged);
 # ``sahab exchange verify-log`` compares them all.
 STATUS_VERIFIES = 1000
@@ -479,8 +536,11 @@ def status(now: dt.datetime | None = None) -> dict:
     disagreeing = len(disagreements(latest=STATUS_VERIFIES))
     if disagreeing:
         reasons.append("disagrees")
+    missing = len(gaps(latest=STATUS_VERIFIES, now=now))
+    if missing:
+        reasons.append("missing")
     return {"backlog": backlog.count(), "oldest_pending_at": oldest,
             "backlog_age_seconds": round(age, 3), "refused": refused,
-            "disagreeing": disagreeing,
+            "disagreeing": disagreeing, "missing": missing,
             "alert": bool(reasons), "alert_reasons": reasons,
             "alert_after_seconds": settings.EXCHANGE_LOG_ALERT_SECONDS}

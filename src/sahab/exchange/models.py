@@ -248,6 +248,13 @@ class Message(models.Model):
     # make: the worker logs no record without it. Unique, so that a copy is refused.
     # None: written before the MAC existed (a nullable column: no table rebuild).
     mac = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # The gateway process that wrote the record (a random id drawn at its start) and the
+    # record's number in that process, from 1, both under the MAC: a record deleted
+    # before it reached the ledger leaves a hole in its process's numbers
+    # (``messagelog.gaps``). None: written before the numbering existed (nullable
+    # columns: no table rebuild).
+    run = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("exchange message")
@@ -255,7 +262,9 @@ class Message(models.Model):
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["started_at", "id"], name="message_log_backlog",
                                 condition=models.Q(ledger_index__isnull=True,
-                                                   ledger_failed_at__isnull=True))]
+                                                   ledger_failed_at__isnull=True)),
+                   models.Index(fields=["run", "seq"], name="message_log_numbers",
+                                condition=models.Q(seq__isnull=False))]
         constraints = [models.UniqueConstraint(fields=["mac"], name="one_record_per_mac",
                                                condition=models.Q(mac__isnull=False))]
 
