@@ -109,8 +109,9 @@ class LogStatusOut(Schema):
     refused: int
     disagreeing: int = Field(..., description="Latest logged records that differ from "
                                               "their ledger entry")
-    missing: int = Field(..., description="Records missing between the numbers of the "
-                                          "latest logged ones (deleted before the ledger)")
+    missing: int = Field(..., description="Records the worker reported missing from a "
+                                          "gateway process's numbering in the last 7 days "
+                                          "(deleted before they reached the ledger)")
     alert: bool
     alert_reasons: list[str]
     alert_after_seconds: int

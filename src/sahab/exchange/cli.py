@@ -58,14 +58,19 @@ def cmd_verify_log(args) -> int:
     if found:
         print(_("Records of the message log that disagree with the ledger: %(n)d.") % {
             "n": len(found)}, file=sys.stderr)
-    missing = messagelog.gaps()
-    for run, number in missing:
-        print(_("gateway process %(run)s: record %(number)d is missing from the ledger") % {
+    holes, twice = messagelog.gaps()
+    for run, first, last in holes:
+        print(_("gateway process %(run)s: records %(first)d to %(last)d are missing from "
+                "the ledger") % {"run": run, "first": first, "last": last}, file=sys.stderr)
+    for run, number in twice:
+        print(_("gateway process %(run)s: record %(number)d is on the ledger twice") % {
             "run": run, "number": number}, file=sys.stderr)
-    if missing:
+    if holes or twice:
         print(_("Records missing from the ledger (deleted before they reached it): "
-                "%(n)d.") % {"n": len(missing)}, file=sys.stderr)
-    if found or missing:
+                "%(n)d; logged twice: %(twice)d.") % {
+            "n": sum(last - first + 1 for _run, first, last in holes),
+            "twice": len(twice)}, file=sys.stderr)
+    if found or holes or twice:
         return 1
     print(_("Every logged record of the message log agrees with the ledger, and none is "
             "missing."))

@@ -81,6 +81,13 @@ class ExchangeEvent(LedgerEvent):
         ),
         _("Exchange message"),
     )
+    MESSAGES_MISSING = (
+        "exchange.message.missing",
+        "Records of a gateway process missing from the log: its numbers first to last "
+        "were deleted in the database before they reached the ledger.",
+        ("first", "last", "run"),
+        _("Exchange records missing"),
+    )
     SERVICE_CHANGED = (
         "exchange.service.changed",
         "A service's settings changed (hashes of its base URL and OpenAPI description).",

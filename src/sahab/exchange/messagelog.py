@@ -23,16 +23,19 @@ Three guarantees, each in one place here:
    set aside and raises the alert), and ``disagreements`` compares logged records with
    their ledger entries (the status checks the latest, ``sahab exchange verify-log``
    all of them).
-5. **No record disappears unseen** (``MessageLog.record``, ``gaps``): each gateway
-   process numbers its records from 1 under a random id of its own, both under the MAC
-   and in the ledger entry, so a record deleted in the database before it reached the
-   ledger leaves a hole in the public numbering once a later record of the same process
-   is logged. What stays out of reach: the last records of a process that stops before
-   writing another, and a process all of whose records are deleted.
+5. **No record disappears unseen** (``MessageLog.record``, ``_in_order``, ``gaps``):
+   each gateway process numbers its records from 1 under a random id of its own, both
+   under the MAC and in the ledger entry. A record deleted in the database before it
+   reached the ledger leaves a hole: the worker, logging the record above it, appends a
+   public ``exchange.message.missing`` entry, and ``verify-log`` finds every hole (and
+   every number logged twice) in the ledger's entries. What stays out of reach: the
+   last records of a process that stops before writing another, and a process all of
+   whose records are deleted.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import datetime as dt
 import functools
@@ -42,12 +45,14 @@ import itertools
 import json
 import logging
 import math
+import operator
 import time
 import uuid
 from concurrent.futures import Executor
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sahab.core.errors import DomainError
@@ -379,9 +384,10 @@ def _flush_batch(limit: int) -> tuple[int, bool]:
         if not batch:
             return 0, False
         full = len(batch) == limit
-        batch = [m for m in batch if not _forged(m)]
+        batch, missing = _in_order([m for m in batch if not _forged(m)], timezone.now())
         if not batch:
             return 0, full
+        ledger.append_many(missing)  # the alarm is public whatever becomes of the batch
         try:
             with transaction.atomic():
                 appended = ledger.append_many([ledger_record(m) for m in batch])
@@ -475,45 +481,118 @@ def _differs_from(message: Message, body: bytes | None) -> str:
     return ""
 
 
-def gaps(latest: int | None = None, now: dt.datetime | None = None,
-         chunk: int = 2000) -> list[tuple[str, int]]:
-    """The records missing from the ledger: (gateway process, number) of each number a
-    gateway process gave that no ledger entry holds, although a later record of the same
-    process is on the ledger, and that is neither waiting for the ledger nor set aside.
-    Such a record was deleted in the database before it reached the ledger (or refused
-    by the database and kept in the gateway's file of refused records).
-
-    Read from the ledger's entries, which no database writer can edit unseen, not from
-    the table: deleting the later records from the table hides nothing. ``latest``: only
-    the latest entries of the exchanges, and the holes between their numbers; otherwise
-    every entry, and each process's numbers from 1. A hole that the next record's entry
-    has shown for less than ``EXCHANGE_LOG_ALERT_SECONDS`` may be a record still on its
-    way (in strict mode, records are committed in parallel) and is left out."""
-    now = now or timezone.now()
-    entries = ledger.logged_entries().filter(type=ExchangeEvent.MESSAGE.value) \
-        .order_by("-index")
-    if latest is not None:
-        entries = entries[:latest]
-    logged: dict[str, dict[int, dt.datetime]] = {}  # process → number → when logged
-    for body, at in entries.values_list("body", "at").iterator(chunk_size=chunk):
-        data = json.loads(bytes(body)).get("data", {})
-        if isinstance(data.get("seq"), int) and isinstance(data.get("run"), str):
-            logged.setdefault(data["run"], {})[data["seq"]] = at
+def _in_order(batch: list[Message], now: dt.datetime) -> tuple[list[Message],
+                                                                list[ledger.Record]]:
+    """The records of ``batch`` that may go to the ledger now, and an entry for each hole
+    found below them: a record whose number's predecessor (in its gateway process) is
+    neither in the batch nor a record of the gateway's in the table was deleted before it
+    reached the ledger. The check is made once, when the record above the hole is
+    logged, and its alarm is a public entry (``exchange.message.missing``) that no later
+    deletion can take back. A record whose predecessor may still be on its way (younger
+    than ``EXCHANGE_LOG_ALERT_SECONDS``: in strict mode records are committed in
+    parallel) waits for a later flush."""
+    numbered = {(m.run, m.seq) for m in batch if m.seq is not None}
+    needed = {(run, seq - 1) for run, seq in numbered
+              if seq > 1 and (run, seq - 1) not in numbered}
+    if not needed:
+        return batch, []
+    present = _genuine(needed)
     settled = now - dt.timedelta(seconds=settings.EXCHANGE_LOG_ALERT_SECONDS)
-    missing: list[tuple[str, int]] = []
+    ready, missing = [], []
+    for message in batch:
+        before = (message.run, message.seq - 1) if message.seq is not None else None
+        if before not in needed or before in present:
+            ready.append(message)
+        elif message.started_at < settled:
+            first = _last_genuine_below(message.run, message.seq) + 1
+            missing.append(ledger.Record(
+                type=ExchangeEvent.MESSAGES_MISSING, subject=f"exchange:gateway:{message.run}",
+                actor="system", data={"run": message.run, "first": first,
+                                      "last": message.seq - 1}))
+            log.error("message-log records %d to %d of gateway process %s are missing: "
+                      "deleted before they reached the ledger", first, message.seq - 1,
+                      message.run)
+            ready.append(message)
+    return ready, missing
+
+
+def _genuine(numbers: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these (process, number) have a record in the table that the gateway
+    wrote (a row inserted under a deleted record's number is no record of the gateway's)."""
+    query = functools.reduce(operator.or_, (Q(run=run, seq=seq) for run, seq in numbers))
+    return {(m.run, m.seq) for m in Message.objects.filter(query)
+            if not not_the_gateways(m)}
+
+
+def _last_genuine_below(run: str, seq: int) -> int:
+    """The highest number below ``seq`` of a record of process ``run`` that the gateway
+    wrote, 0 if none."""
+    for message in Message.objects.filter(run=run, seq__lt=seq).order_by("-seq") \
+            .iterator(chunk_size=100):
+        if not not_the_gateways(message):
+            return message.seq
+    return 0
+
+
+def gaps(chunk: int = 2000) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+    """Every hole in the numbering of the ledger's exchange entries, and every number
+    logged twice: (process, first, last) of each run of numbers that no entry holds below
+    a number that one does, and that is neither waiting for the ledger nor set aside as
+    a record of the gateway's; (process, number) of each number on the ledger twice (a
+    logged record deleted and inserted again). Read from the ledger's entries, which no
+    database writer can edit unseen, never from the table: what ``verify-log`` reports.
+    Memory: 8 bytes a numbered exchange."""
+    logged: dict[str, array.array] = {}
+    entries = ledger.logged_entries().filter(type=ExchangeEvent.MESSAGE.value) \
+        .values_list("body", flat=True)
+    for body in entries.iterator(chunk_size=chunk):
+        data = json.loads(bytes(body)).get("data", {})
+        run, seq = data.get("run"), data.get("seq")
+        if isinstance(run, str) and isinstance(seq, int) and not isinstance(seq, bool):
+            logged.setdefault(run, array.array("q")).append(seq)
+    holes: list[tuple[str, int, int]] = []
+    twice: list[tuple[str, int]] = []
     for run, numbers in logged.items():
-        holes, before = [], (min(numbers) if latest is not None else 1) - 1
-        for number in sorted(numbers):
-            if numbers[number] < settled:
-                holes += range(before + 1, number)
-            before = number
-        on_their_way = set(Message.objects.filter(run=run, seq__in=holes,
-                                                  ledger_index__isnull=True)
-                           .values_list("seq", flat=True)) if holes else set()
-        missing += [(run, n) for n in holes if n not in on_their_way]
-    return sorted(missing)
+        before = 0
+        for seq in sorted(numbers):
+            if seq == before:
+                twice.append((run, seq))
+            elif seq > before + 1:
+                holes += _unaccounted(run, before + 1, seq - 1)
+            before = seq
+    return sorted(holes), sorted(twice)
 
 
+def _unaccounted(run: str, first: int, last: int) -> list[tuple[str, int, int]]:
+    """The parts of ``first``..``last`` of process ``run`` that no record of the
+    gateway's waiting for the ledger or set aside accounts for."""
+    waiting = sorted(m.seq for m in Message.objects.filter(
+        run=run, seq__gte=first, seq__lte=last, ledger_index__isnull=True).iterator()
+        if not not_the_gateways(m))
+    parts, low = [], first
+    for seq in waiting:
+        if seq > low:
+            parts.append((run, low, seq - 1))
+        low = max(low, seq + 1)
+    if low <= last:
+        parts.append((run, low, last))
+    return parts
+
+
+def missing_reported(since: dt.datetime) -> int:
+    """How many records the worker reported missing (``exchange.message.missing``) since
+    ``since``."""
+    total = 0
+    for body in ledger.logged_entries().filter(type=ExchangeEvent.MESSAGES_MISSING.value,
+                                               at__gte=since).values_list("body", flat=True):
+        data = json.loads(bytes(body))["data"]
+        total += data["last"] - data["first"] + 1
+    return total
+
+
+# How long the status keeps alerting on records reported missing (their ledger entries
+# stay for ever).
+MISSING_ALERT_DAYS = 7
 # The records the status compares with the ledger each time (the latest logged);
 # ``sahab exchange verify-log`` compares them all.
 STATUS_VERIFIES = 1000
@@ -536,7 +615,7 @@ def status(now: dt.datetime | None = None) -> dict:
     disagreeing = len(disagreements(latest=STATUS_VERIFIES))
     if disagreeing:
         reasons.append("disagrees")
-    missing = len(gaps(latest=STATUS_VERIFIES, now=now))
+    missing = missing_reported(now - dt.timedelta(days=MISSING_ALERT_DAYS))
     if missing:
         reasons.append("missing")
     return {"backlog": backlog.count(), "oldest_pending_at": oldest,
