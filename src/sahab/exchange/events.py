@@ -83,8 +83,9 @@ class ExchangeEvent(LedgerEvent):
     )
     MESSAGES_MISSING = (
         "exchange.message.missing",
-        "Records of a gateway process missing from the log: its numbers first to last "
-        "were deleted in the database before they reached the ledger.",
+        "Records of a gateway process not in the message log when the record above them "
+        "was logged: its numbers first to last (deleted in the database before they "
+        "reached the ledger).",
         ("first", "last", "run"),
         _("Exchange records missing"),
     )

@@ -25,9 +25,10 @@ Three guarantees, each in one place here:
    all of them).
 5. **No record disappears unseen** (``MessageLog.record``, ``_in_order``, ``gaps``):
    each gateway process numbers its records from 1 under a random id of its own, both
-   under the MAC and in the ledger entry. A record deleted in the database before it
-   reached the ledger leaves a hole: the worker, logging the record above it, appends a
-   public ``exchange.message.missing`` entry, and ``verify-log`` finds every hole (and
+   under the MAC and in the ledger entry. The worker logs a process's records in the
+   order of their numbers; a record deleted in the database before it reached the ledger
+   leaves a hole, which the worker reports by a public ``exchange.message.missing``
+   entry when it logs the record above it, and ``verify-log`` finds every hole (and
    every number logged twice) in the ledger's entries. What stays out of reach: the
    last records of a process that stops before writing another, and a process all of
    whose records are deleted.
@@ -45,14 +46,12 @@ import itertools
 import json
 import logging
 import math
-import operator
 import time
 import uuid
 from concurrent.futures import Executor
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from sahab.core.errors import DomainError
@@ -385,8 +384,8 @@ def _flush_batch(limit: int) -> tuple[int, bool]:
             return 0, False
         full = len(batch) == limit
         batch, missing = _in_order([m for m in batch if not _forged(m)], timezone.now())
-        if not batch:
-            return 0, full
+        if not batch:  # every record waits for one below it: no use reading them again
+            return 0, False
         ledger.append_many(missing)  # the alarm is public whatever becomes of the batch
         try:
             with transaction.atomic():
@@ -484,54 +483,73 @@ def _differs_from(message: Message, body: bytes | None) -> str:
 def _in_order(batch: list[Message], now: dt.datetime) -> tuple[list[Message],
                                                                 list[ledger.Record]]:
     """The records of ``batch`` that may go to the ledger now, and an entry for each hole
-    found below them: a record whose number's predecessor (in its gateway process) is
-    neither in the batch nor a record of the gateway's in the table was deleted before it
-    reached the ledger. The check is made once, when the record above the hole is
-    logged, and its alarm is a public entry (``exchange.message.missing``) that no later
-    deletion can take back. A record whose predecessor may still be on its way (younger
-    than ``EXCHANGE_LOG_ALERT_SECONDS``: in strict mode records are committed in
-    parallel) waits for a later flush."""
-    numbered = {(m.run, m.seq) for m in batch if m.seq is not None}
-    needed = {(run, seq - 1) for run, seq in numbered
-              if seq > 1 and (run, seq - 1) not in numbered}
-    if not needed:
-        return batch, []
-    present = _genuine(needed)
+    found below them. Each gateway process's records are logged in the order of their
+    numbers: a record goes once every number below it is accounted for (on the ledger,
+    verified against its entry; set aside; or going in this batch). A record waiting for
+    the ledger below it holds it back, with the rest of its process; a number with no
+    record of the gateway's (deleted; replaced by a row the gateway did not write; marked
+    as logged but not what the ledger holds) is a hole: once the record above it ended
+    more than ``EXCHANGE_LOG_ALERT_SECONDS`` ago (in strict mode records are committed in
+    parallel), it is logged with a public ``exchange.message.missing`` entry that no
+    later deletion takes back. Everything below a process's highest logged number is thus
+    on the ledger, set aside or reported missing."""
     settled = now - dt.timedelta(seconds=settings.EXCHANGE_LOG_ALERT_SECONDS)
-    ready, missing = [], []
+    ready = [m for m in batch if m.seq is None]
+    runs: dict[str, list[Message]] = {}
     for message in batch:
-        before = (message.run, message.seq - 1) if message.seq is not None else None
-        if before not in needed or before in present:
+        if message.seq is not None:
+            runs.setdefault(message.run, []).append(message)
+    missing: list[ledger.Record] = []
+    for run, messages in runs.items():
+        going: set[int] = set()
+        for message in sorted(messages, key=lambda m: m.seq):
+            if message.seq - 1 not in going:
+                below, waiting = _accounted_below(run, message.seq, going)
+                if waiting and below == message.seq - 1:
+                    break  # it goes after the record below it
+                if below < message.seq - 1:
+                    if _ended(message) > settled:
+                        break  # the records below may still be on their way
+                    missing.append(_missing(run, below + 1, message.seq - 1))
             ready.append(message)
-        elif message.started_at < settled:
-            first = _last_genuine_below(message.run, message.seq) + 1
-            missing.append(ledger.Record(
-                type=ExchangeEvent.MESSAGES_MISSING, subject=f"exchange:gateway:{message.run}",
-                actor="system", data={"run": message.run, "first": first,
-                                      "last": message.seq - 1}))
-            log.error("message-log records %d to %d of gateway process %s are missing: "
-                      "deleted before they reached the ledger", first, message.seq - 1,
-                      message.run)
-            ready.append(message)
+            going.add(message.seq)
     return ready, missing
 
 
-def _genuine(numbers: set[tuple[str, int]]) -> set[tuple[str, int]]:
-    """Which of these (process, number) have a record in the table that the gateway
-    wrote (a row inserted under a deleted record's number is no record of the gateway's)."""
-    query = functools.reduce(operator.or_, (Q(run=run, seq=seq) for run, seq in numbers))
-    return {(m.run, m.seq) for m in Message.objects.filter(query)
-            if not not_the_gateways(m)}
+def _ended(message: Message) -> dt.datetime:
+    return message.started_at + dt.timedelta(milliseconds=message.duration_ms)
 
 
-def _last_genuine_below(run: str, seq: int) -> int:
-    """The highest number below ``seq`` of a record of process ``run`` that the gateway
-    wrote, 0 if none."""
+def _missing(run: str, first: int, last: int) -> ledger.Record:
+    log.error("message-log records %d to %d of gateway process %s are not in the log: "
+              "deleted in the database before they reached the ledger", first, last, run)
+    return ledger.Record(type=ExchangeEvent.MESSAGES_MISSING, subject=f"exchange:gateway:{run}",
+                         actor="system", data={"run": run, "first": first, "last": last})
+
+
+def _accounted_below(run: str, seq: int, going: set[int]) -> tuple[int, bool]:
+    """The highest number below ``seq`` of process ``run`` that is accounted for (0 if
+    none), and whether its record is still waiting for the ledger. A row the gateway did
+    not write, or marked as logged but not what the ledger holds, accounts for nothing."""
     for message in Message.objects.filter(run=run, seq__lt=seq).order_by("-seq") \
             .iterator(chunk_size=100):
-        if not not_the_gateways(message):
-            return message.seq
-    return 0
+        if message.seq in going:
+            return message.seq, False
+        if not_the_gateways(message):
+            continue
+        if message.ledger_index is not None:
+            if _on_the_ledger(message):
+                return message.seq, False
+            continue
+        return message.seq, message.ledger_failed_at is None
+    return 0, False
+
+
+def _on_the_ledger(message: Message) -> bool:
+    """Whether the ledger holds this record at its ``ledger_index``."""
+    body = ledger.logged_entries().filter(index=message.ledger_index) \
+        .values_list("body", flat=True).first()
+    return not _differs_from(message, None if body is None else bytes(body))
 
 
 def gaps(chunk: int = 2000) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
@@ -581,12 +599,27 @@ def _unaccounted(run: str, first: int, last: int) -> list[tuple[str, int, int]]:
 
 def missing_reported(since: dt.datetime) -> int:
     """How many records the worker reported missing (``exchange.message.missing``) since
-    ``since``."""
-    total = 0
+    ``since`` and are still not on the ledger: each number counted once, and a record
+    that arrived after all (strict mode's records after a long database outage may) no
+    longer counts."""
+    ranges: dict[str, set[tuple[int, int]]] = {}
     for body in ledger.logged_entries().filter(type=ExchangeEvent.MESSAGES_MISSING.value,
                                                at__gte=since).values_list("body", flat=True):
         data = json.loads(bytes(body))["data"]
-        total += data["last"] - data["first"] + 1
+        ranges.setdefault(data["run"], set()).add((data["first"], data["last"]))
+    total = 0
+    for run, parts in ranges.items():
+        merged: list[list[int]] = []
+        for first, last in sorted(parts):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        for first, last in merged:
+            arrived = sum(1 for m in Message.objects.filter(
+                run=run, seq__gte=first, seq__lte=last, ledger_index__isnull=False).iterator()
+                if not not_the_gateways(m) and _on_the_ledger(m))
+            total += last - first + 1 - arrived
     return total
 
 
