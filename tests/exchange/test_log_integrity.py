@@ -239,20 +239,26 @@ def test_a_logged_record_inserted_again_is_reported_as_logged_twice(intranet, se
     assert messagelog.gaps() == ([], [(run, 2)])
 
 
-def test_records_set_aside_by_the_ledger_are_no_hole(intranet, settings):
-    """A number whose record of the gateway's was refused by the ledger (set aside, its MAC
-    intact) is accounted for, by the set-aside count: only a record gone, or replaced by
-    one the gateway did not write, is a hole."""
+def test_a_record_set_aside_is_reported_missing_until_it_reaches_the_ledger(
+        intranet, settings):
+    """A writer could mark record 2 as set aside (its MAC intact), let record 3 go to the
+    ledger above it, then delete it: the set-aside count showed it only meanwhile. A
+    record set aside is not on the ledger, so it is a hole like a deleted one; put back
+    and logged (``retry-refused``), it no longer counts."""
+    from sahab.directory.selectors import SYSTEM
+
     run = _three_exchanges_numbered(intranet)
     Message.objects.filter(seq=2).update(ledger_failed_at=dt.datetime.now(dt.UTC),
                                          ledger_error="refused by the ledger")
     _settled(settings)
     assert messagelog.flush_to_ledger() == 2
-    assert _missing_entries() == []
-    assert messagelog.gaps() == ([], [])
-    assert messagelog.status()["refused"] == 1
-    Message.objects.filter(seq=2).delete()
+    assert _missing_entries() == [{"run": run, "first": 2, "last": 2}]
     assert messagelog.gaps() == ([(run, 2, 2)], [])
+    status = messagelog.status()
+    assert status["missing"] == 1 and status["refused"] == 1
+    assert messagelog.retry_refused(actor=SYSTEM) == 1
+    assert messagelog.flush_to_ledger() == 1
+    assert messagelog.gaps() == ([], []) and messagelog.status()["missing"] == 0
 
 
 def test_a_hole_deleted_in_two_steps_is_reported_by_the_worker(intranet, settings):

@@ -485,14 +485,15 @@ def _in_order(batch: list[Message], now: dt.datetime) -> tuple[list[Message],
     """The records of ``batch`` that may go to the ledger now, and an entry for each hole
     found below them. Each gateway process's records are logged in the order of their
     numbers: a record goes once every number below it is accounted for (on the ledger,
-    verified against its entry; set aside; or going in this batch). A record waiting for
-    the ledger below it holds it back, with the rest of its process; a number with no
-    record of the gateway's (deleted; replaced by a row the gateway did not write; marked
-    as logged but not what the ledger holds) is a hole: once the record above it ended
+    verified against its entry, or going in this batch). A record waiting for the ledger
+    below it holds it back, with the rest of its process; a number with no record of the
+    gateway's on its way (deleted; replaced by a row the gateway did not write; marked as
+    logged but not what the ledger holds; set aside, which a writer can mark a record as
+    and delete it once the record above is logged) is a hole: once the record above it ended
     more than ``EXCHANGE_LOG_ALERT_SECONDS`` ago (in strict mode records are committed in
     parallel), it is logged with a public ``exchange.message.missing`` entry that no
     later deletion takes back. Everything below a process's highest logged number is thus
-    on the ledger, set aside or reported missing."""
+    on the ledger or reported missing."""
     settled = now - dt.timedelta(seconds=settings.EXCHANGE_LOG_ALERT_SECONDS)
     ready = [m for m in batch if m.seq is None]
     runs: dict[str, list[Message]] = {}
@@ -530,7 +531,8 @@ def _missing(run: str, first: int, last: int) -> ledger.Record:
 def _accounted_below(run: str, seq: int, going: set[int]) -> tuple[int, bool]:
     """The highest number below ``seq`` of process ``run`` that is accounted for (0 if
     none), and whether its record is still waiting for the ledger. A row the gateway did
-    not write, or marked as logged but not what the ledger holds, accounts for nothing."""
+    not write, marked as logged but not what the ledger holds, or set aside, accounts for
+    nothing."""
     for message in Message.objects.filter(run=run, seq__lt=seq).order_by("-seq") \
             .iterator(chunk_size=100):
         if message.seq in going:
@@ -540,8 +542,8 @@ def _accounted_below(run: str, seq: int, going: set[int]) -> tuple[int, bool]:
         if message.ledger_index is not None:
             if _on_the_ledger(message):
                 return message.seq, False
-            continue
-        return message.seq, message.ledger_failed_at is None
+        elif message.ledger_failed_at is None:
+            return message.seq, True
     return 0, False
 
 
@@ -555,11 +557,11 @@ def _on_the_ledger(message: Message) -> bool:
 def gaps(chunk: int = 2000) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
     """Every hole in the numbering of the ledger's exchange entries, and every number
     logged twice: (process, first, last) of each run of numbers that no entry holds below
-    a number that one does, and that is neither waiting for the ledger nor set aside as
-    a record of the gateway's; (process, number) of each number on the ledger twice (a
-    logged record deleted and inserted again). Read from the ledger's entries, which no
-    database writer can edit unseen, never from the table: what ``verify-log`` reports.
-    Memory: 8 bytes a numbered exchange."""
+    a number that one does, and that no record of the gateway's waiting for the ledger
+    accounts for (one set aside does not: it is not on the ledger); (process, number) of
+    each number on the ledger twice (a logged record deleted and inserted again). Read
+    from the ledger's entries, which no database writer can edit unseen, never from the
+    table: what ``verify-log`` reports. Memory: 8 bytes a numbered exchange."""
     logged: dict[str, array.array] = {}
     entries = ledger.logged_entries().filter(type=ExchangeEvent.MESSAGE.value) \
         .values_list("body", flat=True)
@@ -583,10 +585,10 @@ def gaps(chunk: int = 2000) -> tuple[list[tuple[str, int, int]], list[tuple[str,
 
 def _unaccounted(run: str, first: int, last: int) -> list[tuple[str, int, int]]:
     """The parts of ``first``..``last`` of process ``run`` that no record of the
-    gateway's waiting for the ledger or set aside accounts for."""
+    gateway's waiting for the ledger accounts for."""
     waiting = sorted(m.seq for m in Message.objects.filter(
-        run=run, seq__gte=first, seq__lte=last, ledger_index__isnull=True).iterator()
-        if not not_the_gateways(m))
+        run=run, seq__gte=first, seq__lte=last, ledger_index__isnull=True,
+        ledger_failed_at__isnull=True).iterator() if not not_the_gateways(m))
     parts, low = [], first
     for seq in waiting:
         if seq > low:
