@@ -334,6 +334,55 @@ def test_a_record_reported_missing_that_arrives_after_all_no_longer_counts(
     assert status["missing"] == 0 and "missing" not in status["alert_reasons"]
 
 
+def test_a_record_set_aside_in_the_database_then_deleted_is_reported(intranet, settings):
+    """Review: the writer deleted record 1 and marked record 2 as set aside (its MAC
+    intact, the column is not under it); record 3 went to the ledger at once, and once
+    record 2 was deleted too, nothing but the verify command said so. A record set aside
+    accounts for no number."""
+    run = _three_exchanges_numbered(intranet)
+    Message.objects.filter(seq=1).delete()
+    Message.objects.filter(seq=2).update(ledger_failed_at=dt.datetime.now(dt.UTC),
+                                         ledger_error="refused by the ledger")
+    _settled(settings)
+    messagelog.flush_to_ledger()
+    Message.objects.filter(seq=2).delete()
+    messagelog.flush_to_ledger()
+    assert [d["seq"] for d in _exchange_entries()] == [3]
+    assert _missing_entries() == [{"run": run, "first": 1, "last": 2}]
+    assert messagelog.gaps() == ([(run, 1, 2)], [])
+    assert "missing" in messagelog.status()["alert_reasons"]
+
+
+def test_long_calls_at_the_head_of_the_backlog_do_not_stall_the_log(intranet):
+    """Review: the backlog is read by start time and records are numbered at their end:
+    2000 slow calls that started first filled the batch, all waiting for a short call
+    numbered below them outside it, and nothing reached the ledger any more, other
+    gateway processes' records included. The records they wait for are brought in."""
+    import uuid
+
+    from django.utils import timezone
+
+    template, run, now = Message.objects.get(pk=_one_logged(intranet)), uuid.uuid4().hex, \
+        timezone.now()
+
+    def calls(run: str, numbered) -> None:
+        _as_the_gateway(template, run, [seq for seq, _, _ in numbered])
+        for seq, started, duration in numbered:  # as the gateway sealed them
+            record = Message.objects.get(run=run, seq=seq)
+            record.started_at, record.duration_ms = started, duration
+            record.mac = messagelog.seal(record)
+            record.save()
+
+    slow = [(seq, now - dt.timedelta(seconds=40), 30_000.0) for seq in range(2, 2002)]
+    calls(run, [(1, now - dt.timedelta(seconds=20), 5.0), *slow])
+    other = uuid.uuid4().hex  # another gateway process, a later call
+    calls(other, [(1, now - dt.timedelta(seconds=1), 5.0)])
+    for _ in range(3):  # three ticks of the worker
+        messagelog.flush_to_ledger()
+    assert Message.objects.filter(ledger_index__isnull=True).count() == 0
+    assert _missing_entries() == [] and messagelog.gaps() == ([], [])
+
+
 def _one_logged(intranet) -> int:
     assert intranet.call("persons/1").status_code == 200
     messagelog.flush_to_ledger()

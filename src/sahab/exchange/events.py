@@ -84,8 +84,8 @@ class ExchangeEvent(LedgerEvent):
     MESSAGES_MISSING = (
         "exchange.message.missing",
         "Records of a gateway process not in the message log when the record above them "
-        "was logged: its numbers first to last (deleted in the database before they "
-        "reached the ledger).",
+        "was logged: its numbers first to last never reached the ledger (deleted in the "
+        "database, or never written there).",
         ("first", "last", "run"),
         _("Exchange records missing"),
     )

@@ -375,16 +375,27 @@ def flush_to_ledger(limit: int = 2000, budget_seconds: float = 0.8) -> int:
             return done
 
 
+def _backlog():
+    return Message.objects.select_for_update().filter(ledger_index__isnull=True,
+                                                      ledger_failed_at__isnull=True)
+
+
 def _flush_batch(limit: int) -> tuple[int, bool]:
     with transaction.atomic():
-        batch = list(Message.objects.select_for_update().filter(
-            ledger_index__isnull=True, ledger_failed_at__isnull=True)
-            .order_by("started_at", "pk")[:limit])
+        batch = list(_backlog().order_by("started_at", "pk")[:limit])
         if not batch:
             return 0, False
         full = len(batch) == limit
-        batch, missing = _in_order([m for m in batch if not _forged(m)], timezone.now())
-        if not batch:  # every record waits for one below it: no use reading them again
+        batch = [m for m in batch if not _forged(m)]
+        now = timezone.now()
+        ready, missing, behind = _in_order(batch, now)
+        if behind:  # records wait for lower numbers outside the batch: bring those in
+            taken = [m.pk for m in batch]
+            batch += [m for run in behind for m in _backlog().filter(run=run)
+                      .exclude(pk__in=taken).order_by("seq")[:limit] if not _forged(m)]
+            ready, missing, _ = _in_order(batch, now)
+        batch = ready
+        if not batch:  # every record waits for a hole to settle: no use reading them again
             return 0, False
         ledger.append_many(missing)  # the alarm is public whatever becomes of the batch
         try:
@@ -480,8 +491,8 @@ def _differs_from(message: Message, body: bytes | None) -> str:
     return ""
 
 
-def _in_order(batch: list[Message], now: dt.datetime) -> tuple[list[Message],
-                                                                list[ledger.Record]]:
+def _in_order(batch: list[Message], now: dt.datetime
+              ) -> tuple[list[Message], list[ledger.Record], set[str]]:
     """The records of ``batch`` that may go to the ledger now, and an entry for each hole
     found below them. Each gateway process's records are logged in the order of their
     numbers: a record goes once every number below it is accounted for (on the ledger,
@@ -493,7 +504,10 @@ def _in_order(batch: list[Message], now: dt.datetime) -> tuple[list[Message],
     more than ``EXCHANGE_LOG_ALERT_SECONDS`` ago (in strict mode records are committed in
     parallel), it is logged with a public ``exchange.message.missing`` entry that no
     later deletion takes back. Everything below a process's highest logged number is thus
-    on the ledger or reported missing."""
+    on the ledger or reported missing.
+
+    Also returns the processes whose records wait for a lower number waiting outside the
+    batch (the backlog is read by start time, records are numbered at their end)."""
     settled = now - dt.timedelta(seconds=settings.EXCHANGE_LOG_ALERT_SECONDS)
     ready = [m for m in batch if m.seq is None]
     runs: dict[str, list[Message]] = {}
@@ -501,12 +515,14 @@ def _in_order(batch: list[Message], now: dt.datetime) -> tuple[list[Message],
         if message.seq is not None:
             runs.setdefault(message.run, []).append(message)
     missing: list[ledger.Record] = []
+    behind: set[str] = set()
     for run, messages in runs.items():
         going: set[int] = set()
         for message in sorted(messages, key=lambda m: m.seq):
             if message.seq - 1 not in going:
                 below, waiting = _accounted_below(run, message.seq, going)
                 if waiting and below == message.seq - 1:
+                    behind.add(run)
                     break  # it goes after the record below it
                 if below < message.seq - 1:
                     if _ended(message) > settled:
@@ -514,7 +530,7 @@ def _in_order(batch: list[Message], now: dt.datetime) -> tuple[list[Message],
                     missing.append(_missing(run, below + 1, message.seq - 1))
             ready.append(message)
             going.add(message.seq)
-    return ready, missing
+    return ready, missing, behind
 
 
 def _ended(message: Message) -> dt.datetime:
@@ -523,7 +539,8 @@ def _ended(message: Message) -> dt.datetime:
 
 def _missing(run: str, first: int, last: int) -> ledger.Record:
     log.error("message-log records %d to %d of gateway process %s are not in the log: "
-              "deleted in the database before they reached the ledger", first, last, run)
+              "deleted in the database before they reached the ledger, or never written "
+              "there (a row the database refused)", first, last, run)
     return ledger.Record(type=ExchangeEvent.MESSAGES_MISSING, subject=f"exchange:gateway:{run}",
                          actor="system", data={"run": run, "first": first, "last": last})
 
@@ -618,11 +635,22 @@ def missing_reported(since: dt.datetime) -> int:
             else:
                 merged.append([first, last])
         for first, last in merged:
-            arrived = sum(1 for m in Message.objects.filter(
-                run=run, seq__gte=first, seq__lte=last, ledger_index__isnull=False).iterator()
-                if not not_the_gateways(m) and _on_the_ledger(m))
-            total += last - first + 1 - arrived
+            total += last - first + 1 - _arrived(run, first, last)
     return total
+
+
+def _arrived(run: str, first: int, last: int) -> int:
+    """How many numbers of ``first``..``last`` reached the ledger after all. Reads at
+    most a thousand rows more than the range holds numbers: rows a writer inserted there
+    cannot make the status slow; unread, they count as still missing."""
+    rows = Message.objects.filter(run=run, seq__gte=first, seq__lte=last,
+                                  ledger_index__isnull=False).order_by("seq")
+    found: set[int] = set()
+    for message in rows[:last - first + 1 + 1000].iterator():
+        if message.seq not in found and not not_the_gateways(message) \
+                and _on_the_ledger(message):
+            found.add(message.seq)
+    return len(found)
 
 
 # How long the status keeps alerting on records reported missing (their ledger entries
