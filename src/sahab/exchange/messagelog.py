@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -46,12 +47,14 @@ import itertools
 import json
 import logging
 import math
+import operator
 import time
 import uuid
 from concurrent.futures import Executor
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sahab.core.errors import DomainError
@@ -262,6 +265,8 @@ class MessageLog:
         self.failures = 0
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.flushing = False  # a write is in flight: stopping must wait for it
+        self.stopping = False
 
     @property
     def strict(self) -> bool:
@@ -292,9 +297,13 @@ class MessageLog:
             self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopping:
             await asyncio.sleep(settings.EXCHANGE_LOG_BATCH_SECONDS)
-            await self.flush()
+            self.flushing = True
+            try:
+                await self.flush()
+            finally:
+                self.flushing = False
 
     async def flush(self) -> None:
         if not self.pending:
@@ -313,7 +322,13 @@ class MessageLog:
 
     async def close(self) -> None:
         if self.task is not None:
-            self.task.cancel()
+            # a write in flight is awaited, never cancelled: cancelled, its records would
+            # be lost if it failed (and the next ones would leave a hole in the numbers)
+            self.stopping = True
+            if not self.flushing:
+                self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
             self.task = None
         for _ in range(50):
             if not self.pending:
@@ -380,6 +395,21 @@ def _backlog():
                                                       ledger_failed_at__isnull=True)
 
 
+def _below_the_batch(batch: list[Message], runs: set[str], limit: int) -> list[Message]:
+    """The waiting records of ``runs`` numbered below their highest in ``batch``, lowest
+    first, at most ``limit``: those the batch's records wait for. Rows another worker
+    holds are skipped (its batch logs them; taking them in order would deadlock)."""
+    highest: dict[str, int] = {}
+    for message in batch:
+        if message.run in runs:
+            highest[message.run] = max(highest.get(message.run, 0), message.seq)
+    below = functools.reduce(operator.or_, (Q(run=run, seq__lt=seq)
+                                            for run, seq in highest.items()))
+    return list(Message.objects.select_for_update(skip_locked=True)
+                .filter(below, ledger_index__isnull=True, ledger_failed_at__isnull=True)
+                .exclude(pk__in=[m.pk for m in batch]).order_by("run", "seq")[:limit])
+
+
 def _flush_batch(limit: int) -> tuple[int, bool]:
     with transaction.atomic():
         batch = list(_backlog().order_by("started_at", "pk")[:limit])
@@ -390,9 +420,7 @@ def _flush_batch(limit: int) -> tuple[int, bool]:
         now = timezone.now()
         ready, missing, behind = _in_order(batch, now)
         if behind:  # records wait for lower numbers outside the batch: bring those in
-            taken = [m.pk for m in batch]
-            batch += [m for run in behind for m in _backlog().filter(run=run)
-                      .exclude(pk__in=taken).order_by("seq")[:limit] if not _forged(m)]
+            batch += [m for m in _below_the_batch(batch, behind, limit) if not _forged(m)]
             ready, missing, _ = _in_order(batch, now)
         batch = ready
         if not batch:  # every record waits for a hole to settle: no use reading them again
