@@ -139,6 +139,8 @@ def test_stopping_during_a_failing_write_keeps_its_records(settings, monkeypatch
         release.set()
         await closing
 
-    asyncio.run(main())
+    # on a thread of its own: a test before may have left an event loop running here
+    with ThreadPoolExecutor(1) as runner:
+        runner.submit(asyncio.run, main()).result(timeout=30)
     executor.shutdown(wait=True)
     assert sorted(written) == [1, 2, 3, 4]
