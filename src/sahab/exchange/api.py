@@ -111,7 +111,8 @@ class LogStatusOut(Schema):
                                               "their ledger entry")
     missing: int = Field(..., description="Records the worker reported missing from a "
                                           "gateway process's numbering in the last 7 days "
-                                          "(deleted before they reached the ledger)")
+                                          "(deleted in the database, or never written "
+                                          "there)")
     alert: bool
     alert_reasons: list[str]
     alert_after_seconds: int

@@ -66,7 +66,8 @@ def cmd_verify_log(args) -> int:
         print(_("gateway process %(run)s: record %(number)d is on the ledger twice") % {
             "run": run, "number": number}, file=sys.stderr)
     if holes or twice:
-        print(_("Records missing from the ledger (deleted before they reached it): "
+        print(_("Records missing from the ledger (deleted in the database, or never "
+                "written there): "
                 "%(n)d; logged twice: %(twice)d.") % {
             "n": sum(last - first + 1 for _run, first, last in holes),
             "twice": len(twice)}, file=sys.stderr)

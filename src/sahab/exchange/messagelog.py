@@ -253,8 +253,9 @@ def _set_aside(row: dict, exc: Exception) -> None:
 
 class MessageLog:
     """The gateway's side of the log (one per process, on its event loop). It numbers
-    the records it keeps, from 1, under a random id of its own (``run``): the ledger
-    then shows a hole where a record was deleted before reaching it (``gaps``)."""
+    the records it keeps, from 1, under a random id of its own (``run``): the worker
+    logs each process's records in number order and reports a number that no record
+    fills (``_in_order``); ``gaps`` finds every such hole on the ledger."""
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
