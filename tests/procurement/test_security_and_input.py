@@ -146,6 +146,33 @@ def test_bad_envelopes_are_refused_and_change_nothing(world, published):
     assert not Bid.objects.exists()
 
 
+def test_a_bid_reaches_only_a_tender_its_sender_may_see_and_bid_on(world, published):
+    """The service reads the tender once, under its lock, and decides there: a draft is
+    not found for a company, as a reference that does not exist; an agent (even the
+    buyer's) is no bidder; a late bid is refused as late whatever its envelope holds."""
+    (atlas, a), (carthage, c), _ = world["companies"]
+    draft = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    envelope = factories.sealed(published, a.user, {"1": "100"}).decode()
+
+    for reference in (draft, "MF-1999-0404"):
+        r = a.call("post", f"/tenders/{reference}/bids", {"envelope": envelope})
+        assert r.status_code == 404 and reference in r.json()["detail"], r.content
+    r = world["officer"].call("post", f"/tenders/{published.reference}/bids",
+                              {"envelope": envelope})
+    assert r.status_code == 403, r.content
+    # Carthage's registered key, named in an envelope of Atlas: not Atlas's key
+    factories.signing_key(c.user)
+    theirs = bidder.seal_bid(factories.tender_detail(published), company_id=atlas.pk,
+                             key=factories._signing_keys[carthage.pk], prices={"1": "1"})
+    r = a.call("post", f"/tenders/{published.reference}/bids", {"envelope": theirs})
+    assert r.status_code == 422 and "not registered" in r.json()["detail"], r.content
+    with time_machine.travel(published.submission_deadline + dt.timedelta(seconds=1)):
+        r = a.call("post", f"/tenders/{published.reference}/bids",
+                   {"envelope": "not an envelope"})
+    assert r.status_code == 409 and "late" in r.json()["detail"], r.content
+    assert not Bid.objects.exists()
+
+
 @pytest.mark.parametrize(("name", "content", "why"), [
     ("virus.pdf", b"MZ\x90\x00" + b"\x00" * 100, "not a real .pdf"),
     ("notes.exe", PDF, "only"), ("../../etc/passwd.pdf", PDF, "plain file name"),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db import connections, router
 from django.db.models import Q, QuerySet
 
+from sahab.core.prebuilt import Join, JoinedRead
 from sahab.directory.models import Administration, Agent, ApiToken, Company, Role
 
 
@@ -171,91 +170,30 @@ def user_by_username(username: str):
 # Every API call reads its bearer token with the user, the user's agent and administration
 # or company membership and company. Through the ORM that five-join query is compiled
 # anew on each call, which was a seventh of a sealed bid's time; its SQL is the same on
-# every call, so it is built once per database, from the models' own fields (a field added to
-# one of them is read too), and the rows go through the fields' own converters, as the
-# ORM's would.
-
-# alias, model (None: the user model), join condition (alias, field = alias, field); the
-# user is always there, an agent or a company membership may not be (left joins)
-_HOLDER_JOINS = (
-    ("t", "directory.ApiToken", None),
-    ("u", None, ("u", "pk", "t", "user")),
-    ("a", "directory.Agent", ("a", "user", "u", "pk")),
-    ("ad", "directory.Administration", ("ad", "pk", "a", "administration")),
-    ("m", "directory.CompanyMember", ("m", "user", "u", "pk")),
-    ("c", "directory.Company", ("c", "pk", "m", "company")),
-)
-
-
-class _HolderQuery:
-    """The SQL of the token read on one database, and each column's converters."""
-
-    def __init__(self, connection) -> None:
-        quote = connection.ops.quote_name
-        self.models = {alias: apps.get_model(label) if label else get_user_model()
-                       for alias, label, _join in _HOLDER_JOINS}
-
-        def column(alias: str, name: str) -> str:
-            meta = self.models[alias]._meta
-            field = meta.pk if name == "pk" else meta.get_field(name)
-            return f"{alias}.{quote(field.column)}"
-
-        columns, tables = [], []
-        self.parts = []  # (model, attribute names, (column, converters) per field)
-        for alias, _label, join in _HOLDER_JOINS:
-            model = self.models[alias]
-            fields = model._meta.concrete_fields
-            columns += [f"{alias}.{quote(f.column)}" for f in fields]
-            table = f"{quote(model._meta.db_table)} {alias}"
-            if join is None:
-                tables.append(f"FROM {table}")
-            else:
-                kind = "INNER" if alias == "u" else "LEFT"
-                tables.append(f"{kind} JOIN {table} ON {column(*join[:2])} = "
-                              f"{column(*join[2:])}")
-            self.parts.append((model, [f.attname for f in fields], [
-                (f.get_col(alias), connection.ops.get_db_converters(f.get_col(alias))
-                 + f.get_db_converters(connection)) for f in fields]))
-        self.sql = (f"SELECT {', '.join(columns)} {' '.join(tables)}"
-                    f" WHERE {column('t', 'digest')} = %s")
-
-    def instances(self, row, connection, db: str) -> list:
-        """One instance per model of the join (None where a left join found no row)."""
-        found, start = [], 0
-        for model, names, converters in self.parts:
-            values = list(row[start:start + len(names)])
-            start += len(names)
-            if values[0] is None:  # no primary key: no such row
-                found.append(None)
-                continue
-            for i, (column, functions) in enumerate(converters):
-                for convert in functions:
-                    values[i] = convert(values[i], column, connection)
-            found.append(model.from_db(db, names, values))
-        return found
-
-
-_holder_queries: dict[tuple[str, str], _HolderQuery] = {}
+# every call, so it is built once per database (``JoinedRead``). The user is always there,
+# an agent or a company membership may not be (left joins).
+_TOKEN_WITH_HOLDER = JoinedRead([
+    Join("t", "directory.ApiToken"),
+    Join("u", None, "{u.pk} = {t.user}", inner=True),
+    Join("a", "directory.Agent", "{a.user} = {u.pk}"),
+    Join("ad", "directory.Administration", "{ad.pk} = {a.administration}"),
+    Join("m", "directory.CompanyMember", "{m.user} = {u.pk}"),
+    Join("c", "directory.Company", "{c.pk} = {m.company}"),
+], where="{t.digest} = %s")
 
 
 def token_with_holder(digest: str) -> ApiToken | None:
     """The API token of ``digest`` with its user, and the user's agent (with its
     administration) or company membership (with its company) already at hand: asking
     for them makes no further query, as after ``select_related``."""
-    db = router.db_for_read(ApiToken)
-    connection = connections[db]
-    query = _holder_queries.get((db, connection.vendor))
-    if query is None:
-        query = _holder_queries[db, connection.vendor] = _HolderQuery(connection)
-    with connection.cursor() as cursor:
-        cursor.execute(query.sql, [digest])
-        row = cursor.fetchone()
-    if row is None:
+    (token, user, agent, administration, member, company), _ = \
+        _TOKEN_WITH_HOLDER.fetch([digest])
+    if token is None:
         return None
-    token, user, agent, administration, member, company = query.instances(row, connection, db)
     token.user = user
-    _attach(user, query.models["a"], agent, "administration", administration)
-    _attach(user, query.models["m"], member, "company", company)
+    models = _TOKEN_WITH_HOLDER.models
+    _attach(user, models["a"], agent, "administration", administration)
+    _attach(user, models["m"], member, "company", company)
     return token
 
 

@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from sahab.core import dbrouting
 from sahab.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sahab.core.prebuilt import Insert
 from sahab.ledger import merkle, note
 from sahab.ledger.errors import LedgerError
 from sahab.ledger.events import LedgerOwnEvent
@@ -383,6 +384,10 @@ class Promise:
         return f"{text}\n{signer().signature_line(text.encode())}"
 
 
+# every pillar's writes go through it: built once, not compiled on each
+_PENDING_INSERT = Insert("ledger.PendingEntry")
+
+
 def enqueue(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None = None,
             **fields: Any) -> Promise:
     """Record one event as ``record`` does, but as a pending entry: written in the
@@ -395,9 +400,9 @@ def enqueue(event: LedgerEvent, subject: str, actor, data: dict[str, Any] | None
     body = encode_entry(entry, at)
     leaf = merkle.leaf_hash(body)
     nonce = secrets.token_bytes(PENDING_NONCE_BYTES)
-    row = PendingEntry.objects.create(body=body, leaf_hash=leaf, type=entry.type,
-                                      subject=entry.subject, actor=entry.actor, at=at,
-                                      nonce=nonce, mac=entry_mac(body, nonce=nonce))
+    row = _PENDING_INSERT.create(body=body, leaf_hash=leaf, type=entry.type,
+                                 subject=entry.subject, actor=entry.actor, at=at,
+                                 nonce=nonce, mac=entry_mac(body, nonce=nonce))
     return Promise(row.pk, leaf, at)
 
 

@@ -349,13 +349,9 @@ def _detail(tender: Tender) -> dict:
     }
 
 
-def _tender(request, reference: str, *, key_only: bool = False) -> Tender:
-    """The tender the caller may see. ``key_only`` reads its key alone, for a write whose
-    service reads the row again under its lock (a bid's hot path)."""
-    tenders = selectors.tenders_visible_to(request.user).filter(reference=reference)
-    if key_only:
-        tenders = tenders.select_related(None).only("pk")
-    tender = tenders.first()
+def _tender(request, reference: str) -> Tender:
+    """The tender the caller may see."""
+    tender = selectors.tenders_visible_to(request.user).filter(reference=reference).first()
     if tender is None:
         raise NotFound(ProcurementError.NO_TENDER, reference=reference)
     return tender
@@ -582,9 +578,9 @@ def submit_bid(request, payload: BidIn, reference: str = Path(..., max_length=40
         envelope = payload.envelope.encode("ascii")
     except UnicodeEncodeError:
         raise InvalidInput(ProcurementError.ENVELOPE_NOT_ASCII) from None
-    bid = services.submit_bid(actor=request.user,
-                              tender=_tender(request, reference, key_only=True),
-                              envelope=envelope)
+    # the service reads the tender once, under its lock, and checks that the caller may
+    # see it (a bid's hot path)
+    bid = services.submit_bid(actor=request.user, tender=reference, envelope=envelope)
     return Status(201, _receipt(request, bid))
 
 

@@ -41,6 +41,15 @@ def tenders_visible_to(user) -> QuerySet[Tender]:
     return qs.filter(state__in=PUBLIC_STATES)
 
 
+def may_see_tender(user, tender: Tender) -> bool:
+    """Whether ``tender`` is one of ``tenders_visible_to(user)`` (for a tender already
+    read: a draft asks for its buyer, a published tender for nothing)."""
+    if tender.state in PUBLIC_STATES:
+        return True
+    agent = directory.agent_of(user)
+    return agent is not None and tender.buyer.path.startswith(agent.administration.path)
+
+
 def public_tenders(*, q: str = "", state: str = "", buyer: str = "", procedure: str = "",
                    cpv: str = "", min_value=None, max_value=None, published_from=None,
                    published_to=None, references=None) -> QuerySet[Tender]:

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import rfc8785
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from sahab.core.errors import (
 )
 from sahab.core.inputs import money as _money
 from sahab.core.inputs import text as _text
+from sahab.core.prebuilt import Insert, Join, JoinedRead
 from sahab.directory import rules
 from sahab.directory import selectors as directory
 from sahab.directory.models import Administration, Company, Role
@@ -1160,6 +1161,39 @@ def _sha(text: str) -> str:
 
 # --- sealed bids ------------------------------------------------------------------------
 
+# The tender a bid goes to, read in one statement with the size of its opening committee
+# (which every envelope is checked against) and the signing key the envelope names: three
+# ORM queries before, compiled anew on each bid. On PostgreSQL the tender is locked FOR
+# SHARE (see ``_share_lock``); SQLite runs one writing transaction at a time anyway.
+_BID_TARGET = JoinedRead(
+    [Join("t", "procurement.Tender"),
+     Join("k", "procurement.SigningKey", "{k.fingerprint} = %s")],
+    where="{t.reference} = %s",
+    extra={"committee_size": "(SELECT COUNT(*) FROM {m} WHERE {m.tender} = {t.pk})"},
+    refer={"m": "procurement.CommitteeMember"},
+    lock={"postgresql": "FOR SHARE OF t"},
+)
+
+
+# One read for both: the same envelope sent before (by anyone), and the company's bid
+# that this one replaces
+_EARLIER_BIDS = JoinedRead(
+    [Join("b", "procurement.Bid", fields=("commitment",))],
+    where="{b.tender} = %s AND ({b.commitment} = %s OR ({b.company} = %s AND {b.status} = %s))")
+
+
+_BID_INSERT = Insert("procurement.Bid")
+
+
+def _locked_tender(reference: str, key_fingerprint: str | None = None
+                   ) -> tuple[Tender | None, SigningKey | None]:
+    """The tender of ``reference`` (None if there is none), share-locked and read with
+    ``committee_size``, and the signing key of ``key_fingerprint`` (None if none)."""
+    (tender, key), _ = _BID_TARGET.fetch([key_fingerprint, reference],
+                                         using=router.db_for_write(Tender))
+    return tender, key
+
+
 def _share_lock(tender: Tender) -> Tender:
     """The tender, locked so that it cannot be opened (or suspended, or cancelled) while
     this transaction runs, yet other bids can go in at the same time; read with the size
@@ -1170,14 +1204,10 @@ def _share_lock(tender: Tender) -> Tender:
     waits for every bid in flight, so no bid committed before the deadline is missed by the
     opening); SQLite runs one writing transaction at a time anyway.
     """
-    if connection.vendor == "postgresql":
-        # Django's ORM knows FOR UPDATE and FOR NO KEY UPDATE but not FOR SHARE; one
-        # query locks and reads the row, and counts the committee (a bid's hot path)
-        return next(iter(Tender.objects.raw(
-            "SELECT t.*, (SELECT COUNT(*) FROM procurement_committeemember m"
-            " WHERE m.tender_id = t.id) AS committee_size"
-            " FROM procurement_tender t WHERE t.id = %s FOR SHARE", [tender.pk])))
-    return Tender.objects.annotate(committee_size=models.Count("committee")).get(pk=tender.pk)
+    locked, _ = _locked_tender(tender.reference)
+    if locked is None:
+        raise NotFound(ProcurementError.NO_TENDER, reference=tender.reference)
+    return locked
 
 
 def _bid_subject(tender: Tender) -> str:
@@ -1190,8 +1220,8 @@ def _bid_subject_of(bid_tag: str) -> str:
     return f"sealed-bids:{bid_tag}"
 
 
-def _registered_key(fingerprint: str, company: Company) -> SigningKey:
-    key = SigningKey.objects.filter(fingerprint=fingerprint).first()
+def _usable_key(key: SigningKey | None, company: Company) -> SigningKey:
+    """``key``, the one the envelope names, if it is the company's and not revoked."""
     if key is None or key.company_id != company.pk:
         raise InvalidInput(ProcurementError.BID_KEY_NOT_REGISTERED)
     if key.revoked_at is not None:
@@ -1200,14 +1230,32 @@ def _registered_key(fingerprint: str, company: Company) -> SigningKey:
     return key
 
 
+def _parsed(data: bytes) -> sealing.Envelope | InvalidInput:
+    """The envelope, or the error to raise if it is malformed (raised when its turn comes
+    among the checks: a late bid is refused as late, whatever it holds)."""
+    try:
+        return sealing.parse(data)
+    except sealing.SealError as exc:
+        return InvalidInput(ProcurementError.BID_MALFORMED, error=str(exc))
+
+
 def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
+    """What a submission checks of one envelope, on its own (the benchmarks time it): the
+    tender's committee and the key the envelope names are read here. Returns the key."""
+    parsed = _parsed(data)
+    locked, key = _locked_tender(
+        tender.reference, parsed.key if isinstance(parsed, sealing.Envelope) else None)
+    return _check_envelope(locked, company, parsed, key)
+
+
+def _check_envelope(tender: Tender, company: Company, envelope: sealing.Envelope | InvalidInput,
+                    key: SigningKey | None) -> SigningKey:
     """Refuse at submission what could never open: another tender or company, wraps that
     do not match the committee, an unregistered or revoked key, a bad signature.
-    ``tender`` is read by ``_share_lock``, with its committee's size."""
-    try:
-        envelope = sealing.parse(data)
-    except sealing.SealError as exc:
-        raise InvalidInput(ProcurementError.BID_MALFORMED, error=str(exc)) from None
+    ``tender`` is read by ``_locked_tender``, with its committee's size, and ``key`` is
+    the key the envelope names (None if none has its fingerprint)."""
+    if isinstance(envelope, InvalidInput):
+        raise envelope
     if envelope.tender != tender.reference:
         raise InvalidInput(ProcurementError.ENVELOPE_OTHER_TENDER, sealed_for=envelope.tender,
                            reference=tender.reference)
@@ -1216,7 +1264,7 @@ def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
     if [w[0] for w in envelope.wraps] != sealing.subsets(tender.committee_size,
                                                           tender.committee_threshold):
         raise InvalidInput(ProcurementError.ENVELOPE_OTHER_COMMITTEE)
-    key = _registered_key(envelope.key, company)
+    key = _usable_key(key, company)
     try:
         envelope.verify(bytes(key.public_key))
     except sealing.SealError as exc:
@@ -1224,10 +1272,12 @@ def check_envelope(tender: Tender, company: Company, data: bytes) -> SigningKey:
     return key
 
 
-def submit_bid(*, actor, tender: Tender, envelope: bytes,
+def submit_bid(*, actor, tender: Tender | str, envelope: bytes,
                now: dt.datetime | None = None) -> Bid:
     """Store a company's sealed, signed envelope; a previous bid of the company is
-    replaced. The platform never sees the bid itself before the opening.
+    replaced. The platform never sees the bid itself before the opening. ``tender`` is
+    the tender or its reference (the API's): either way it is read again, once, under
+    its lock, and must be one the actor may see.
 
     The bid's ledger entry is written pending, in the bid's transaction, which holds the
     tender's shared lock but not the ledger's: bids (and every other write) do not wait
@@ -1250,25 +1300,29 @@ def _sequence(bid: Bid) -> int | None:
     return Bid.objects.filter(pk=bid.pk).values_list("ledger_index", flat=True).get()
 
 
-def _store_bid(actor, tender: Tender, envelope: bytes, now: dt.datetime) -> Bid:
+def _store_bid(actor, tender: Tender | str, envelope: bytes, now: dt.datetime) -> Bid:
+    reference = tender if isinstance(tender, str) else tender.reference
+    data = bytes(envelope) if isinstance(envelope, bytes | bytearray) else b""
+    parsed = _parsed(data) if data else None
+    named_key = parsed.key if isinstance(parsed, sealing.Envelope) else None
+    tender, key = _locked_tender(reference, named_key)
+    if tender is None or not selectors.may_see_tender(actor, tender):
+        raise NotFound(ProcurementError.NO_TENDER, reference=reference)
     company = _company_user(actor)
-    tender = _share_lock(tender)
     if tender.state not in (S.ENQUIRIES, S.TENDERING) or now >= tender.submission_deadline:
         raise Conflict(ProcurementError.BID_LATE if now >= tender.submission_deadline else
                        ProcurementError.NOT_TAKING_BIDS, reference=tender.reference,
                        deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
     if not may_bid(tender, company):
         raise PermissionDenied(ProcurementError.BIDDER_NOT_ADMITTED)
-    if not isinstance(envelope, bytes | bytearray) or not envelope:
+    if parsed is None:
         raise InvalidInput(ProcurementError.ENVELOPE_REQUIRED)
     _check_bid_tag(tender)  # the entry goes under the tag; never under another one
-    key = check_envelope(tender, company, bytes(envelope))
-    commitment = sealing.commitment(bytes(envelope))
-    # one read for both: the same envelope sent before (by anyone), and the company's
-    # bid that this one replaces
-    earlier = list(Bid.objects.filter(
-        Q(commitment=commitment) | Q(company=company, status=Bid.Status.SUBMITTED),
-        tender=tender).only("pk", "commitment"))
+    key = _check_envelope(tender, company, parsed, key)
+    commitment = sealing.commitment(data)
+    earlier = [bid for (bid,), _ in _EARLIER_BIDS.fetch_all(
+        [tender.pk, commitment, company.pk, Bid.Status.SUBMITTED.value],
+        using=router.db_for_write(Bid))]
     if any(b.commitment == commitment for b in earlier):
         raise Conflict(ProcurementError.ENVELOPE_SUBMITTED_ALREADY)
     replaced = earlier
@@ -1281,10 +1335,9 @@ def _store_bid(actor, tender: Tender, envelope: bytes, now: dt.datetime) -> Bid:
         "system",
         {"commitment": commitment, "replaces": [b.commitment for b in replaced]},
     )
-    bid = Bid.objects.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
-                             envelope=bytes(envelope), commitment=commitment,
-                             signing_key=key, submitted_at=now,
-                             ledger_pending=promise.pending)
+    bid = _BID_INSERT.create(tender=tender, company=company, status=Bid.Status.SUBMITTED,
+                             envelope=data, commitment=commitment, signing_key=key,
+                             submitted_at=now, ledger_pending=promise.pending)
     bid.promise = promise
     return bid
 
