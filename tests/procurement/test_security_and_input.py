@@ -173,6 +173,82 @@ def test_a_bid_reaches_only_a_tender_its_sender_may_see_and_bid_on(world, publis
     assert not Bid.objects.exists()
 
 
+@pytest.mark.parametrize("name", ["\x00" * 64, "Z" * 64, "ab" * 5000, "a" * 63, "A" * 64])
+def test_an_envelope_naming_its_key_by_anything_but_a_fingerprint_is_refused(
+        world, published, name):
+    """From the review: the key line's text went, as the key's name, into the SQL of the
+    tender's read, whatever it held (NUL characters, which PostgreSQL refuses in text, are
+    refused earlier by the API's input check: 400). The key line must be a fingerprint,
+    or nothing is read by it and the envelope is refused as malformed; a draft still
+    answers 404 and a late tender 409."""
+    (_atlas, a), _, _ = world["companies"]
+    good = factories.sealed(published, a.user, {"1": "100"}).decode()
+    fingerprint = good.split("\n")[3].removeprefix("key ")
+    crafted = good.replace(f"key {fingerprint}\n", f"key {name}\n")
+    draft = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+
+    r = a.call("post", f"/tenders/{published.reference}/bids", {"envelope": crafted})
+    assert r.status_code in (400, 422), r.content
+    if "\x00" not in name:
+        assert r.status_code == 422 and "fingerprint" in r.json()["detail"], r.content
+    assert a.call("post", f"/tenders/{draft}/bids", {"envelope": crafted}).status_code in (
+        400, 404)
+    with time_machine.travel(published.submission_deadline + dt.timedelta(seconds=1)):
+        r = a.call("post", f"/tenders/{published.reference}/bids", {"envelope": crafted})
+    assert r.status_code in (400, 409), r.content
+    assert not Bid.objects.exists()
+    assert sealing.named_key(crafted.encode("utf-8")) is None
+
+
+def test_an_envelope_is_parsed_only_after_the_checks_that_cost_nothing(
+        world, published, monkeypatch):
+    """Replayed from the review: a 37 MB envelope of 440,000 wraps cost 2.6 s of parsing
+    before the answer "no such tender" (and before "too late", "not a company"). Now a
+    refusal that needs no envelope parses none, and an envelope has at most 126 wraps."""
+    (_atlas, a), _, _ = world["companies"]
+    good = factories.sealed(published, a.user, {"1": "100"})
+    parsed = []
+    real_parse = sealing.parse
+    monkeypatch.setattr(sealing, "parse", lambda data: parsed.append(len(data)) or
+                        real_parse(data))
+    body = {"envelope": good.decode()}
+    assert a.call("post", "/tenders/MF-1999-0404/bids", body).status_code == 404
+    assert world["officer"].call("post", f"/tenders/{published.reference}/bids",
+                                 body).status_code == 403
+    with time_machine.travel(published.submission_deadline + dt.timedelta(seconds=1)):
+        assert a.call("post", f"/tenders/{published.reference}/bids", body).status_code == 409
+    assert parsed == []
+
+    lines = good.decode().split("\n")
+    wrap = next(line for line in lines if line.startswith("wrap "))
+    at = lines.index(wrap)
+    many = "\n".join(lines[:at] + [wrap] * (sealing.MAX_WRAPS + 1) + lines[at + 1:])
+    r = a.call("post", f"/tenders/{published.reference}/bids", {"envelope": many})
+    assert r.status_code == 422 and "at most 126 wraps" in r.json()["detail"], r.content
+    assert not Bid.objects.exists()
+
+
+def test_a_draft_answers_a_company_as_a_missing_reference_does(world, published):
+    """Replayed from the review: for a company, a draft's reference cost one query more
+    than a missing one (the check of who may see the draft), and on PostgreSQL the draft
+    was share-locked before that check. A draft is now left out by the read itself."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    (_atlas, a), _, _ = world["companies"]
+    draft = world["officer"].call("post", "/tenders", tender_payload()).json()["reference"]
+    envelope = factories.sealed(published, a.user, {"1": "100"}).decode()
+    answers = {}
+    for reference in (draft, "MF-1999-0404"):
+        a.call("post", f"/tenders/{reference}/bids", {"envelope": envelope})  # warm
+        with CaptureQueriesContext(connection) as queries:
+            r = a.call("post", f"/tenders/{reference}/bids", {"envelope": envelope})
+        detail = r.json()["detail"].replace(reference, "<reference>")
+        answers[reference] = (r.status_code, detail, len(queries.captured_queries))
+    assert answers[draft] == answers["MF-1999-0404"], answers
+    assert answers[draft][0] == 404
+
+
 @pytest.mark.parametrize(("name", "content", "why"), [
     ("virus.pdf", b"MZ\x90\x00" + b"\x00" * 100, "not a real .pdf"),
     ("notes.exe", PDF, "only"), ("../../etc/passwd.pdf", PDF, "plain file name"),

@@ -121,6 +121,9 @@ class _Built:
         #                  (column, converters) per field)
         for join in read.joins:
             model = models[join.alias]
+            if model._meta.parents:  # its fields are in its parents' tables too
+                raise ValueError(f"{model._meta.label} inherits another model's table: "
+                                 "read it through the ORM")
             fields = _fields(model, join.fields)
             columns += [f"{join.alias}.{quote(f.column)}" for f in fields]
             table = sql(f"{{{join.alias}}}")
@@ -195,9 +198,11 @@ class Insert:
 
 
 def _plain(model: type[Model]) -> bool:
-    """Whether ``model.objects.create`` would only write the row: no ``save`` of the
-    model's own, no receivers of its save signals, no default left to the database."""
-    return (model.save is Model.save and model.save_base is Model.save_base
+    """Whether ``model.objects.create`` would only write the row: one table (no parent
+    model's), no ``save`` of the model's own, no receivers of its save signals, no
+    default left to the database."""
+    return (not model._meta.parents
+            and model.save is Model.save and model.save_base is Model.save_base
             and not signals.pre_save.has_listeners(model)
             and not signals.post_save.has_listeners(model)
             and all(f.db_default is NOT_PROVIDED for f in model._meta.concrete_fields))

@@ -24,7 +24,9 @@ import binascii
 import hashlib
 import itertools
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -40,6 +42,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 FORMAT = "sahab-bid/2"
 MAX_MEMBERS = 9
 MAX_ENVELOPE_BYTES = 40 * 1024 * 1024
+# the most wraps a committee needs: one per set of t members, at most C(9, 4) = 126
+MAX_WRAPS = max(math.comb(MAX_MEMBERS, t) for t in range(1, MAX_MEMBERS + 1))
+# a key's name: the SHA-256 of its raw public key, in lower-case hexadecimal
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 class SealError(Exception):
@@ -137,6 +143,18 @@ class Envelope:
             raise SealError("the company's signature does not verify") from None
 
 
+def named_key(data: bytes) -> str | None:
+    """The fingerprint on an envelope's key line, read from its first lines alone, so
+    that a submission reads the key with the tender and parses the whole envelope only
+    after the checks that cost nothing (its deadline, who sends it). None when the
+    fourth line is no key line; ``parse`` decides whether the envelope is one."""
+    lines = data[:512].split(b"\n", 4)
+    if len(lines) < 5 or lines[0] != FORMAT.encode() or not lines[3].startswith(b"key "):
+        return None
+    name = lines[3][4:].decode("ascii", "replace")
+    return name if FINGERPRINT.fullmatch(name) else None
+
+
 def parse(data: bytes) -> Envelope:
     """An envelope from its bytes; only the one canonical encoding is accepted."""
     if len(data) > MAX_ENVELOPE_BYTES:
@@ -159,6 +177,8 @@ def parse(data: bytes) -> Envelope:
                 raise SealError("a wrap names its members by number") from None
             wraps.append((positions, unb64(nonce, "a wrap nonce", 12),
                           unb64(wrapped, "a wrapped key", 48)))
+            if len(wraps) > MAX_WRAPS:
+                raise SealError(f"an envelope has at most {MAX_WRAPS} wraps")
         elif name in fields or not value:
             raise SealError(f"the line '{name}' is repeated or empty")
         else:
@@ -168,6 +188,8 @@ def parse(data: bytes) -> Envelope:
         raise SealError("the envelope lacks a line or has an unknown one")
     if not fields["company"].isdigit() or len(fields["company"]) > 18:
         raise SealError("the company is named by its number")
+    if not FINGERPRINT.fullmatch(fields["key"]):
+        raise SealError("the key is named by its fingerprint (64 hexadecimal digits)")
     envelope = Envelope(
         tender=fields["tender"], company=int(fields["company"]), key=fields["key"],
         ephemeral=unb64(fields["ephemeral"], "the ephemeral key", 32),

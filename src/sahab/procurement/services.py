@@ -1168,7 +1168,7 @@ def _sha(text: str) -> str:
 _BID_TARGET = JoinedRead(
     [Join("t", "procurement.Tender"),
      Join("k", "procurement.SigningKey", "{k.fingerprint} = %s")],
-    where="{t.reference} = %s",
+    where="{t.reference} = %s AND ({t.state} <> %s OR %s)",
     extra={"committee_size": "(SELECT COUNT(*) FROM {m} WHERE {m.tender} = {t.pk})"},
     refer={"m": "procurement.CommitteeMember"},
     lock={"postgresql": "FOR SHARE OF t"},
@@ -1185,11 +1185,12 @@ _EARLIER_BIDS = JoinedRead(
 _BID_INSERT = Insert("procurement.Bid")
 
 
-def _locked_tender(reference: str, key_fingerprint: str | None = None
-                   ) -> tuple[Tender | None, SigningKey | None]:
-    """The tender of ``reference`` (None if there is none), share-locked and read with
-    ``committee_size``, and the signing key of ``key_fingerprint`` (None if none)."""
-    (tender, key), _ = _BID_TARGET.fetch([key_fingerprint, reference],
+def _locked_tender(reference: str, key_fingerprint: str | None = None, *,
+                   drafts: bool = True) -> tuple[Tender | None, SigningKey | None]:
+    """The tender of ``reference`` (None if there is none, or if it is a draft and not
+    ``drafts``), share-locked and read with ``committee_size``, and the signing key of
+    ``key_fingerprint`` (None if none)."""
+    (tender, key), _ = _BID_TARGET.fetch([key_fingerprint, reference, S.DRAFT.value, drafts],
                                          using=router.db_for_write(Tender))
     return tender, key
 
@@ -1264,7 +1265,9 @@ def _check_envelope(tender: Tender, company: Company, envelope: sealing.Envelope
     if [w[0] for w in envelope.wraps] != sealing.subsets(tender.committee_size,
                                                           tender.committee_threshold):
         raise InvalidInput(ProcurementError.ENVELOPE_OTHER_COMMITTEE)
-    key = _usable_key(key, company)
+    # the key read with the tender is the one on the envelope's key line (named_key)
+    key = _usable_key(key if key is not None and key.fingerprint == envelope.key else None,
+                      company)
     try:
         envelope.verify(bytes(key.public_key))
     except sealing.SealError as exc:
@@ -1303,9 +1306,10 @@ def _sequence(bid: Bid) -> int | None:
 def _store_bid(actor, tender: Tender | str, envelope: bytes, now: dt.datetime) -> Bid:
     reference = tender if isinstance(tender, str) else tender.reference
     data = bytes(envelope) if isinstance(envelope, bytes | bytearray) else b""
-    parsed = _parsed(data) if data else None
-    named_key = parsed.key if isinstance(parsed, sealing.Envelope) else None
-    tender, key = _locked_tender(reference, named_key)
+    # only an agent may see a draft (of its own administration: may_see_tender); for
+    # anyone else a draft is not even read, so that it answers as a missing reference
+    tender, key = _locked_tender(reference, sealing.named_key(data),
+                                 drafts=directory.agent_of(actor) is not None)
     if tender is None or not selectors.may_see_tender(actor, tender):
         raise NotFound(ProcurementError.NO_TENDER, reference=reference)
     company = _company_user(actor)
@@ -1315,10 +1319,10 @@ def _store_bid(actor, tender: Tender | str, envelope: bytes, now: dt.datetime) -
                        deadline=f"{tender.submission_deadline:%Y-%m-%d %H:%M}")
     if not may_bid(tender, company):
         raise PermissionDenied(ProcurementError.BIDDER_NOT_ADMITTED)
-    if parsed is None:
+    if not data:
         raise InvalidInput(ProcurementError.ENVELOPE_REQUIRED)
     _check_bid_tag(tender)  # the entry goes under the tag; never under another one
-    key = _check_envelope(tender, company, parsed, key)
+    key = _check_envelope(tender, company, _parsed(data), key)
     commitment = sealing.commitment(data)
     earlier = [bid for (bid,), _ in _EARLIER_BIDS.fetch_all(
         [tender.pk, commitment, company.pk, Bid.Status.SUBMITTED.value],
